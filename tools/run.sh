@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The course's two entry points, each working on a fresh clone:
+#   bash tools/run.sh main   set up, prepare Tiny Shakespeare, train a small model on the CPU, print a sample
+#   bash tools/run.sh test   set up, run the whole test suite (package, notebooks, book)
+# Set-up creates .venv (CPU build of torch first, then the package with its dev extras) once.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+VENV=${LLMCOURSE_VENV:-$ROOT/.venv}
+
+stage_start=0
+stage() { stage_start=$(date +%s); echo "=== [$(date +%H:%M:%S)] $*"; }
+stage_end() { echo "=== stage took $(( $(date +%s) - stage_start ))s"; }
+
+setup() {
+  stage "set-up: virtual environment in $VENV"
+  if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+  fi
+  # shellcheck disable=SC1091
+  . "$VENV/bin/activate"
+  if ! python -c "import torch" 2>/dev/null; then
+    # The CPU build first: an unpinned torch would pull several GB of CUDA packages.
+    python -m pip install -q "torch==2.13.0"
+  fi
+  python -m pip install -q -e ".[dev]"
+  stage_end
+}
+
+main_job() {
+  setup
+  stage "main job: prepare Tiny Shakespeare, train on the CPU, sample"
+  out=${LLMCOURSE_OUT:-$ROOT/out/shakespeare-char-cpu}
+  llmcourse prepare shakespeare --tokenizer char
+  llmcourse train --preset shakespeare-char-cpu --set out_dir="$out"
+  llmcourse sample --checkpoint "$out" --max-new-tokens 300 --seed 1337
+  stage_end
+}
+
+test_job() {
+  setup
+  export MPLBACKEND=Agg
+  stage "tests: package (pytest)"
+  python -m pytest -q -n 2 --dist loadfile tests
+  stage_end
+  if [ -x tools/test_notebooks.sh ]; then
+    bash tools/test_notebooks.sh
+  fi
+}
+
+case "${1:-}" in
+  main) main_job ;;
+  test) test_job ;;
+  *) echo "usage: bash tools/run.sh main|test" >&2; exit 2 ;;
+esac

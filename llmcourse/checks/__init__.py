@@ -1,0 +1,42 @@
+"""Exercise checks for the course's lessons.
+
+Each lesson ``solutions/dayNN_slug.md`` has a module ``llmcourse.checks.dayNN`` whose
+``check_<exercise>(...)`` functions print one line - a pass, a specific hint, or "not done
+yet" - and return ``True`` on a pass; they never raise. Import the module you need::
+
+    from llmcourse.checks import day01
+    day01.check_vocabulary(chars, vocab_size, text)
+
+The shared helpers for writing checks live in :mod:`llmcourse.checks._core` and are
+re-exported here.
+"""
+
+from llmcourse.checks._core import (
+    NOT_DONE,
+    CheckFailed,
+    assert_close,
+    assert_equal,
+    assert_shape,
+    assert_type,
+    check,
+    describe,
+    first_difference,
+    require,
+    run_check,
+    to_numpy,
+)
+
+__all__ = [
+    "NOT_DONE",
+    "CheckFailed",
+    "assert_close",
+    "assert_equal",
+    "assert_shape",
+    "assert_type",
+    "check",
+    "describe",
+    "first_difference",
+    "require",
+    "run_check",
+    "to_numpy",
+]

@@ -1,0 +1,453 @@
+"""Download with resume, retries and checksums; find a dataset's files on disk.
+
+:func:`download` fetches one URL into a file the safe way:
+
+1. bytes go to ``<dest>.part``; an existing ``.part`` left by an interrupted run is resumed with
+   an HTTP ``Range`` request (a server that ignores ``Range`` makes it start over);
+2. network errors and server errors (5xx, 429) are retried with exponential backoff, each retry
+   resuming where the last one stopped;
+3. the finished ``.part`` is checked: its size against the expected size (or the size the
+   server announced) and its sha256 against the expected hash. A file that fails is deleted and
+   :class:`ChecksumError` is raised; an existing file at ``dest`` is left untouched;
+4. only then is it renamed onto ``dest`` (atomic on one file system), so ``dest`` never holds a
+   partial file, and its sha256 is recorded next to it in ``<dest>.sha256``.
+
+:func:`dataset_path` and :func:`load_text` are what the lessons use:
+
+    >>> from llmcourse.data import load_text
+    >>> text = load_text("shakespeare")        # doctest: +SKIP
+    >>> text[:14]                              # doctest: +SKIP
+    'First Citizen:'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import socket
+import time
+import urllib.error
+import urllib.request
+import warnings
+from pathlib import Path
+
+from llmcourse.data.registry import (
+    CACHE_ENV,
+    DATASETS,
+    DATA_ENV,
+    DatasetFile,
+    cache_dir,
+    get_dataset_info,
+    normalize_split,
+    offline_data_dir,
+)
+
+__all__ = [
+    "DownloadError",
+    "ChecksumError",
+    "sha256_file",
+    "download",
+    "dataset_path",
+    "load_text",
+]
+
+_CHUNK = 1 << 20  # bytes per read
+#: Retries after a transient failure, and the first backoff in seconds (doubled each retry),
+#: used when :func:`download` is called without them (e.g. by :func:`dataset_path`).
+DEFAULT_RETRIES = 4
+DEFAULT_BACKOFF = 1.0
+_USER_AGENT = "llmcourse-data/1 (+urllib)"
+
+
+class DownloadError(RuntimeError):
+    """A file could not be downloaded (offline, not found, server kept failing)."""
+
+
+class ChecksumError(RuntimeError):
+    """A file's size or sha256 is not what was expected (a corrupted or changed file)."""
+
+
+def sha256_file(path: str | os.PathLike[str], chunk_size: int = _CHUNK) -> str:
+    """The hex sha256 of a file, read in chunks (bounded memory).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.txt"; _ = p.write_bytes(b"abc")
+        >>> sha256_file(p)[:16]
+        'ba7816bf8f01cfea'
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk_size):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _sidecar(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".sha256")
+
+
+def _part(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".part")
+
+
+def _read_sidecar(dest: Path) -> str | None:
+    side = _sidecar(dest)
+    try:
+        text = side.read_text(encoding="utf-8").split()
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None
+    if text and len(text[0]) == 64 and all(c in "0123456789abcdef" for c in text[0].lower()):
+        return text[0].lower()
+    return None
+
+
+def _write_sidecar(dest: Path, digest: str) -> None:
+    """Record ``digest`` in ``<dest>.sha256`` (``sha256sum -c`` format); skip a read-only folder."""
+    side = _sidecar(dest)
+    tmp = side.with_name(side.name + ".tmp")
+    try:
+        tmp.write_text(f"{digest}  {dest.name}\n", encoding="utf-8")
+        os.replace(tmp, side)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
+def _check_file(path: Path, size: int | None, sha256: str | None) -> str | None:
+    """Return ``None`` when ``path`` matches ``size``/``sha256``, else a description of the fault."""
+    actual_size = path.stat().st_size
+    if size is not None and actual_size != size:
+        return f"its size is {actual_size:,} bytes, expected {size:,}"
+    if sha256 is not None:
+        actual = sha256_file(path)
+        if actual != sha256.lower():
+            return f"its sha256 is {actual}, expected {sha256.lower()}"
+    return None
+
+
+def _manual_help(url: str, dest: Path, offline_name: str | None = None) -> str:
+    lines = [
+        f"Download it yourself from {url}",
+        f"and save it as {dest}",
+    ]
+    if offline_name is not None:
+        lines.append(
+            f"or put a copy named {offline_name!r} in a folder and set {DATA_ENV} to that folder."
+        )
+    return "\n  ".join(lines)
+
+
+def _is_transient_http(code: int) -> bool:
+    return code == 429 or code == 408 or 500 <= code < 600
+
+
+def _fetch_once(
+    url: str, part: Path, timeout: float, progress: bool, desc: str
+) -> int | None:
+    """One attempt: append the rest of ``url`` to ``part``. Return the announced total size.
+
+    Raises the network's exceptions unchanged; the caller decides what to retry.
+    """
+    offset = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
+    if offset > 0:
+        request.add_header("Range", f"bytes={offset}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and offset > 0:
+            # Range not satisfiable: the part file already holds the whole file (or is
+            # longer than it). Let the caller's checks decide; report the part's size.
+            err.close()
+            return offset
+        raise
+    with response:
+        status = getattr(response, "status", 200)
+        length = response.headers.get("Content-Length")
+        total: int | None = None
+        mode = "ab"
+        if offset > 0 and status == 206:
+            content_range = response.headers.get("Content-Range", "")
+            # "bytes START-END/TOTAL"
+            try:
+                span, _, total_text = content_range.partition(" ")[2].partition("/")
+                start = int(span.split("-")[0])
+                total = int(total_text) if total_text not in ("", "*") else None
+            except ValueError:
+                start = -1
+            if start != offset:  # the server resumed from elsewhere: start over
+                response.close()
+                part.unlink(missing_ok=True)
+                return _fetch_once(url, part, timeout, progress, desc)
+        else:
+            # 200: the whole file from byte 0 (a server without Range support).
+            offset = 0
+            mode = "wb"
+            total = int(length) if length is not None else None
+        expected_body = None if length is None else int(length)
+
+        from tqdm.auto import tqdm
+
+        received = 0
+        with open(part, mode) as f, tqdm(
+            total=total,
+            initial=offset,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=desc,
+            disable=not progress,
+            leave=False,
+        ) as bar:
+            while block := response.read(_CHUNK):
+                f.write(block)
+                received += len(block)
+                bar.update(len(block))
+        if expected_body is not None and received < expected_body:
+            raise http.client.IncompleteRead(b"", expected_body - received)
+        return total
+
+
+def download(
+    url: str,
+    dest: str | os.PathLike[str],
+    *,
+    sha256: str | None = None,
+    size: int | None = None,
+    retries: int | None = None,
+    backoff: float | None = None,
+    timeout: float = 60.0,
+    progress: bool = True,
+    force: bool = False,
+    desc: str | None = None,
+    help_text: str | None = None,
+) -> Path:
+    """Download ``url`` to ``dest`` with resume, retries, verification and an atomic rename.
+
+    Args:
+        url: what to fetch (``http``, ``https`` or ``file`` URL).
+        dest: the final path. Its folder is created.
+        sha256: expected hex sha256, or ``None``. Without it, a hash recorded earlier in
+            ``<dest>.sha256`` is used to check an existing ``dest``.
+        size: expected size in bytes, or ``None`` (then the size the server announces is used).
+        retries: how many times to retry after a transient failure (so ``retries + 1`` tries);
+            default :data:`DEFAULT_RETRIES`.
+        backoff: seconds before the first retry, doubled on each later one; default
+            :data:`DEFAULT_BACKOFF`.
+        timeout: socket timeout per request, in seconds.
+        progress: show a tqdm progress bar.
+        force: download even if ``dest`` exists and verifies. ``dest`` is replaced only by a
+            complete, verified download.
+        desc: label for the progress bar (defaults to the file name).
+        help_text: extra advice appended to a :class:`DownloadError`.
+
+    Returns:
+        ``dest`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        DownloadError: the file could not be fetched (offline, HTTP 404, retries exhausted).
+        ChecksumError: the download's size or sha256 is wrong; the bad data is deleted.
+    """
+    dest = Path(dest)
+    retries = DEFAULT_RETRIES if retries is None else int(retries)
+    backoff = DEFAULT_BACKOFF if backoff is None else float(backoff)
+    if retries < 0:
+        raise ValueError(f"retries must be >= 0, got {retries}")
+    expected_sha = sha256.lower() if sha256 else None
+
+    if dest.exists() and not force:
+        recorded = _read_sidecar(dest)
+        fault = _check_file(dest, size, expected_sha or recorded)
+        if fault is None:
+            if recorded is None or (expected_sha is not None and recorded != expected_sha):
+                # A file put there by hand (or an old cache): record its hash from now on, so
+                # that later corruption is detected.
+                _write_sidecar(dest, expected_sha or sha256_file(dest))
+            return dest
+        warnings.warn(
+            f"the cached file {dest} is corrupted ({fault}); downloading it again. "
+            "It is replaced only once the new download has been verified.",
+            stacklevel=2,
+        )
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = _part(dest)
+    help_text = help_text or _manual_help(url, dest)
+    label = desc or dest.name
+
+    announced: int | None = None
+    last_error: BaseException | None = None
+    for attempt in range(retries + 1):
+        if attempt > 0:
+            time.sleep(backoff * (2 ** (attempt - 1)))
+        try:
+            announced = _fetch_once(url, part, timeout, progress, label)
+            last_error = None
+            break
+        except urllib.error.HTTPError as err:
+            if not _is_transient_http(err.code):
+                raise DownloadError(
+                    f"could not download {url}: HTTP {err.code} {err.reason}.\n  {help_text}"
+                ) from err
+            last_error = err
+        except (urllib.error.URLError, http.client.HTTPException, socket.timeout,
+                ConnectionError, TimeoutError) as err:
+            last_error = err
+        except OSError as err:  # e.g. connection reset while reading
+            if isinstance(err, (FileNotFoundError, PermissionError, IsADirectoryError)):
+                raise
+            last_error = err
+    if last_error is not None:
+        reason = getattr(last_error, "reason", None) or last_error
+        kept = (
+            f" The {part.stat().st_size:,} bytes received so far are kept in {part} and the "
+            "next attempt resumes from there."
+            if part.exists() and part.stat().st_size > 0
+            else ""
+        )
+        raise DownloadError(
+            f"could not download {url} after {retries + 1} attempts (last error: {reason}). "
+            f"Are you offline?{kept}\n  {help_text}"
+        ) from last_error
+
+    want_size = size if size is not None else announced
+    fault = _check_file(part, want_size, None)
+    if fault is None:
+        actual_sha = sha256_file(part)
+        if expected_sha is not None and actual_sha != expected_sha:
+            fault = f"its sha256 is {actual_sha}, expected {expected_sha}"
+    if fault is not None:
+        part.unlink(missing_ok=True)
+        kept = (
+            f" The existing file at {dest} was left as it was."
+            if dest.exists()
+            else ""
+        )
+        raise ChecksumError(
+            f"the download of {url} is corrupted: {fault}. The bad download was deleted.{kept} "
+            "Try again; if it keeps failing the file on the server has changed or a proxy is "
+            f"altering it.\n  {help_text}"
+        )
+    os.replace(part, dest)
+    _write_sidecar(dest, actual_sha)
+    return dest
+
+
+_download_file = download  # dataset_path's ``download`` flag shadows the function's name
+
+
+def _resolve_file(name: str, split: str) -> tuple[str, str, DatasetFile]:
+    info = get_dataset_info(name)
+    split = normalize_split(split)
+    if split not in info.files:
+        raise ValueError(
+            f"dataset {info.name!r} has no separate {split!r} file (its files: "
+            f"{', '.join(info.splits)}). Its validation split is cut from the end of the train "
+            "text by prepare(..., val_fraction=...)."
+        )
+    return info.name, split, info.files[split]
+
+
+def dataset_path(
+    name: str,
+    split: str = "train",
+    *,
+    download: bool = True,
+    verify: bool = True,
+    progress: bool = True,
+) -> Path:
+    """The local path of one file of a registered dataset, downloading it on first use.
+
+    With ``LLMCOURSE_DATA_DIR`` set the offline copy in that folder is used (and checked against
+    its recorded size and sha256); otherwise the file is cached under
+    ``<cache>/datasets/<name>/``.
+
+    Args:
+        name: a registered dataset (see :func:`llmcourse.data.list_datasets`).
+        split: ``"train"`` or ``"val"`` (``"valid"``/``"validation"`` are accepted).
+        download: fetch a missing file (set ``False`` to only look).
+        verify: check the file's size and sha256 (cheap for the small files; for the full
+            TinyStories it hashes about 2 GB).
+        progress: show a progress bar while downloading.
+
+    Raises:
+        KeyError: unknown dataset name.
+        ValueError: the dataset has no file for that split.
+        FileNotFoundError: the file is missing and cannot be downloaded here.
+        DownloadError, ChecksumError: see :func:`download`.
+
+    Example:
+        >>> dataset_path("shakespeare").name  # doctest: +SKIP
+        'tinyshakespeare.txt'
+    """
+    ds_name, split, spec = _resolve_file(name, split)
+    offline = offline_data_dir()
+    if offline is not None:
+        path = offline / spec.offline_name
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{DATA_ENV} is set to {offline}, but the {ds_name} {split} file "
+                f"{spec.offline_name!r} is not there. Put the file at {path} (its full version "
+                f"is at {spec.url}), or unset {DATA_ENV} to download into the cache."
+            )
+        if verify:
+            fault = _check_file(path, spec.offline_size, spec.offline_sha256)
+            if fault is not None:
+                raise ChecksumError(
+                    f"the offline copy {path} is not the expected file: {fault}. Replace it with "
+                    f"a good copy (from {spec.url}) or unset {DATA_ENV}."
+                )
+        return path
+
+    dest = cache_dir() / "datasets" / ds_name / spec.filename
+    help_text = (
+        _manual_help(spec.url, dest, spec.offline_name)
+        + f"\n  (The cache folder is set by {CACHE_ENV}.)"
+    )
+    if not download:
+        if not dest.is_file():
+            raise FileNotFoundError(
+                f"the {ds_name} {split} file is not in the cache ({dest}) and download=False.\n  "
+                + help_text
+            )
+        if verify:
+            fault = _check_file(dest, spec.size, spec.sha256 or _read_sidecar(dest))
+            if fault is not None:
+                raise ChecksumError(f"the cached file {dest} is corrupted: {fault}. "
+                                    "Delete it and call again with download=True.")
+        return dest
+    if dest.is_file() and not verify:
+        return dest
+    return _download_file(
+        spec.url,
+        dest,
+        sha256=spec.sha256,
+        size=spec.size,
+        progress=progress,
+        desc=f"{ds_name} {split}",
+        help_text=help_text,
+    )
+
+
+def load_text(name: str | os.PathLike[str], split: str = "train", **kw: object) -> str:
+    """The whole text of a registered dataset's file (or of a text file path), as one string.
+
+    Example:
+        >>> text = load_text("shakespeare")  # doctest: +SKIP
+        >>> len(text)                        # doctest: +SKIP
+        1115394
+    """
+    if isinstance(name, str) and (
+        name.strip().lower() in DATASETS or not _looks_like_path(name)
+    ):
+        path = dataset_path(name, split, **kw)  # type: ignore[arg-type]
+    else:
+        path = Path(name)
+        if not path.is_file():
+            raise FileNotFoundError(f"no text file at {path}")
+    return path.read_text(encoding="utf-8")
+
+
+def _looks_like_path(name: str) -> bool:
+    return os.sep in name or "/" in name or name.endswith(".txt") or Path(name).is_file()

@@ -1,0 +1,590 @@
+"""Tokenize a text corpus once into ``train.bin`` / ``val.bin`` token files.
+
+Training reads random windows from the token files through ``np.memmap``, so a dataset of any
+size costs no RAM. :func:`prepare` writes, into one directory:
+
+- ``train.bin``, ``val.bin``: the token ids back to back, raw ``uint16`` when the vocabulary has
+  at most 65,536 entries (the GPT-2 tokenizer has 50,257), ``uint32`` otherwise;
+- ``meta.json``: the tokenizer's spec, vocabulary size, dtype, token counts per split, the split
+  rule, the source files with their size and sha256, a fingerprint of all inputs and the format
+  version;
+- ``tokenizer.json``: the tokenizer, saved (for a character or trained BPE tokenizer this is the
+  only record of its vocabulary; for a tiktoken encoding it is just its name).
+
+The split: TinyStories ships an official validation file, which becomes ``val.bin``. Any other
+source is split by tokens: the last ``val_fraction`` of its tokens is the validation split (the
+end of the text, so no training window overlaps a validation one).
+
+Running :func:`prepare` again with the same inputs finds the matching fingerprint and does
+nothing. With different inputs the directory is rebuilt next to the old one and swapped in only
+when complete: a crash never leaves a half-written dataset, nor destroys the previous one.
+
+Example:
+    >>> prep = prepare("shakespeare", "char")            # doctest: +SKIP
+    >>> prep.meta["vocab_size"], prep.meta["counts"]     # doctest: +SKIP
+    (65, {'train': 1003854, 'val': 111540})
+    >>> train = prep.load("train")                       # np.memmap of uint16  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llmcourse.data.fetch import _read_sidecar, dataset_path, sha256_file
+from llmcourse.data.registry import (
+    DATASETS,
+    UnknownDatasetError,
+    cache_dir,
+    get_dataset_info,
+    list_datasets,
+    normalize_split,
+)
+
+__all__ = ["FORMAT_VERSION", "PreparedData", "prepare", "token_dtype", "open_prepared"]
+
+#: Version of the prepared-directory layout; bumped when ``meta.json`` or the files change.
+FORMAT_VERSION = 1
+
+_OUR_FILES = {"train.bin", "val.bin", "meta.json", "tokenizer.json"}
+_CHUNK_CHARS = 1 << 22  # characters per read when collecting a character vocabulary
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    """The smallest unsigned dtype that holds every id of a vocabulary.
+
+    Example:
+        >>> token_dtype(50257), token_dtype(65536), token_dtype(65537)
+        (dtype('uint16'), dtype('uint16'), dtype('uint32'))
+    """
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)):
+        raise TypeError(f"vocab_size must be an int, got {vocab_size!r}")
+    if vocab_size < 1:
+        raise ValueError(f"vocab_size must be at least 1, got {vocab_size}")
+    if vocab_size <= 1 << 16:
+        return np.dtype(np.uint16)
+    if vocab_size <= 1 << 32:
+        return np.dtype(np.uint32)
+    raise ValueError(
+        f"vocab_size {vocab_size:,} is too large for the token files: ids are stored as uint32, "
+        f"which holds at most {1 << 32:,} distinct ids. Use a smaller vocabulary."
+    )
+
+
+@dataclass
+class PreparedData:
+    """A prepared dataset directory: its path, its ``meta.json``, and accessors.
+
+    Attributes:
+        path: the directory.
+        meta: the parsed ``meta.json``.
+        reused: ``True`` when :func:`prepare` found it up to date and did nothing.
+    """
+
+    path: Path
+    meta: dict[str, Any] = field(repr=False)
+    reused: bool = False
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> PreparedData:
+        """Open an existing prepared directory (one holding ``meta.json``)."""
+        path = Path(path)
+        meta_path = path / "meta.json"
+        if not meta_path.is_file():
+            raise FileNotFoundError(
+                f"{path} is not a prepared dataset: it has no meta.json. "
+                "Create it with llmcourse.data.prepare(dataset, tokenizer, out_dir=...)."
+            )
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        version = meta.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ValueError(
+                f"{path} was prepared in format version {version}, this llmcourse reads version "
+                f"{FORMAT_VERSION}. Run prepare(...) again to rebuild it."
+            )
+        return cls(path, meta)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The dtype of the token files (``uint16`` or ``uint32``)."""
+        return np.dtype(self.meta["dtype"])
+
+    @property
+    def vocab_size(self) -> int:
+        """The tokenizer's vocabulary size."""
+        return int(self.meta["vocab_size"])
+
+    def split_path(self, split: str) -> Path:
+        """The ``.bin`` file of a split (``"train"`` or ``"val"``)."""
+        return self.path / f"{normalize_split(split)}.bin"
+
+    @property
+    def train_path(self) -> Path:
+        return self.split_path("train")
+
+    @property
+    def val_path(self) -> Path:
+        return self.split_path("val")
+
+    def load(self, split: str) -> np.ndarray:
+        """The tokens of a split as a read-only ``np.memmap`` (1-D, ``self.dtype``).
+
+        An empty split (``val_fraction=0``) is returned as an empty array.
+        """
+        split = normalize_split(split)
+        path = self.split_path(split)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"the {split} split file {path} is missing; the prepared dataset is incomplete. "
+                "Run prepare(..., force=True) to rebuild it."
+            )
+        expected = int(self.meta["counts"][split]) * self.dtype.itemsize
+        actual = path.stat().st_size
+        if actual != expected:
+            raise ValueError(
+                f"{path} holds {actual:,} bytes but meta.json records "
+                f"{self.meta['counts'][split]:,} {self.dtype} tokens ({expected:,} bytes): the "
+                "file is damaged. Run prepare(..., force=True) to rebuild it."
+            )
+        if actual == 0:
+            return np.zeros(0, dtype=self.dtype)
+        return np.memmap(path, dtype=self.dtype, mode="r")
+
+    def tokenizer(self) -> Any:
+        """Rebuild the tokenizer the data was encoded with."""
+        from llmcourse.tokenizers import get_tokenizer
+
+        tok_file = self.meta.get("tokenizer_file")
+        if tok_file:
+            return get_tokenizer(str(self.path / tok_file))
+        return get_tokenizer(self.meta["tokenizer"])
+
+    def get_batch_fn(
+        self,
+        batch_size: int,
+        block_size: int,
+        device: Any = "cpu",
+        generator: Any = None,
+    ) -> Any:
+        """A ``get_batch(split) -> (x, y)`` function over this data, as the Trainer expects.
+
+        Example:
+            >>> get_batch = prep.get_batch_fn(batch_size=12, block_size=64)  # doctest: +SKIP
+            >>> x, y = get_batch("train")                                    # doctest: +SKIP
+        """
+        from llmcourse.data.batch import get_batch
+
+        splits: dict[str, np.ndarray] = {}
+
+        def batch(split: str) -> tuple[Any, Any]:
+            key = normalize_split(split)
+            if key not in splits:
+                splits[key] = self.load(key)
+            return get_batch(splits[key], batch_size, block_size, device, generator)
+
+        return batch
+
+
+def open_prepared(path: str | os.PathLike[str]) -> PreparedData:
+    """Open a prepared dataset directory; same as :meth:`PreparedData.open`."""
+    return PreparedData.open(path)
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs
+
+
+@dataclass(frozen=True)
+class _Source:
+    role: str  # "train", "val" or "all" (split by val_fraction)
+    path: Path
+    size: int
+    sha256: str
+
+
+def _file_sha256(path: Path) -> str:
+    """The file's sha256: recorded next to it by a verified download, else computed."""
+    recorded = _read_sidecar(path)
+    return recorded if recorded is not None else sha256_file(path)
+
+
+def _looks_like_path(text: str) -> bool:
+    return any(sep in text for sep in ("/", "\\")) or "." in Path(text).name
+
+
+def _resolve_sources(dataset: str | os.PathLike[str], progress: bool) -> tuple[str, list[_Source]]:
+    """Return (label, sources) for a registry name or a text file path."""
+    files: dict[str, Path]
+    registered = isinstance(dataset, str) and dataset.strip().lower() in DATASETS
+    if isinstance(dataset, os.PathLike) or (
+        isinstance(dataset, str)
+        and not registered
+        and (Path(dataset).is_file() or _looks_like_path(dataset))
+    ):
+        path = Path(dataset).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"no text file at {path}. Pass an existing UTF-8 text file or one of the "
+                f"registered datasets: {', '.join(list_datasets())}."
+            )
+        label, files = path.stem, {"all": path}
+    elif isinstance(dataset, str):
+        try:
+            info = get_dataset_info(dataset)
+        except UnknownDatasetError as err:
+            raise UnknownDatasetError(
+                f"{err} (No file named {dataset!r} exists either.)"
+            ) from None
+        label = info.name
+        if info.has_official_val:
+            files = {s: dataset_path(info.name, s, progress=progress) for s in ("train", "val")}
+        else:
+            files = {"all": dataset_path(info.name, "train", progress=progress)}
+    else:
+        raise TypeError(
+            f"dataset must be a registered name or a path, got {type(dataset).__name__}"
+        )
+    sources = []
+    for role, path in files.items():
+        size = path.stat().st_size
+        if size == 0:
+            raise ValueError(
+                f"the text file {path} is empty: there is nothing to tokenize. "
+                "Check the file (an interrupted copy?) or pass another one."
+            )
+        sources.append(_Source(role, path.resolve(), size, _file_sha256(path)))
+    return label, sources
+
+
+def _is_tokenizer_instance(obj: Any) -> bool:
+    return hasattr(obj, "encode") and hasattr(obj, "vocab_size") and not isinstance(obj, Mapping)
+
+
+def _tokenizer_request(tokenizer: Any) -> tuple[Any, str, Any]:
+    """Return ``(fingerprint_part, display_name, instance_or_None)``.
+
+    A ``"char"`` request is built later from the data (the vocabulary depends on it); its
+    fingerprint part is the request itself, which together with the source hashes fixes it.
+    """
+    if _is_tokenizer_instance(tokenizer):
+        spec = tokenizer.spec() if callable(getattr(tokenizer, "spec", None)) else None
+        name = str(getattr(tokenizer, "name", type(tokenizer).__name__))
+        return (spec if spec is not None else {"name": name}), name, tokenizer
+    if isinstance(tokenizer, str) and tokenizer.strip().lower() == "char":
+        return {"build": "char"}, "char", None
+    if isinstance(tokenizer, (str, os.PathLike, Mapping)):
+        from llmcourse.tokenizers import get_tokenizer
+
+        tok = get_tokenizer(tokenizer if not isinstance(tokenizer, os.PathLike) else str(tokenizer))
+        spec = tok.spec() if callable(getattr(tok, "spec", None)) else {"name": tok.name}
+        return spec, str(tok.name), tok
+    raise TypeError(
+        "tokenizer must be a name ('char', 'gpt2', 'cl100k_base', ...), a path to a saved "
+        f"tokenizer, a spec dict or a tokenizer object; got {type(tokenizer).__name__}"
+    )
+
+
+def _fingerprint(sources: list[_Source], tok_part: Any, split_rule: Mapping[str, Any],
+                 allowed_special: Any) -> str:
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "sources": [{"role": s.role, "sha256": s.sha256, "size": s.size} for s in sources],
+        "tokenizer": tok_part,
+        "split": dict(split_rule),
+        "allowed_special": sorted(allowed_special)
+        if isinstance(allowed_special, (set, frozenset, list, tuple))
+        else allowed_special,
+    }
+    blob = json.dumps(payload, sort_keys=True, default=str).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", text).strip("._") or "tokenizer"
+
+
+# --------------------------------------------------------------------------------------------
+# Building
+
+
+def _build_char_tokenizer(sources: list[_Source]) -> Any:
+    """A character tokenizer over every character of every source, read in bounded memory."""
+    from llmcourse.tokenizers import get_tokenizer
+
+    chars: set[str] = set()
+    for src in sources:
+        # newline="" keeps "\r" characters, so the vocabulary is a superset whatever the
+        # tokenizer's reader does with line endings.
+        with open(src.path, encoding="utf-8", newline="") as f:
+            while chunk := f.read(_CHUNK_CHARS):
+                chars.update(chunk)
+    if not chars:
+        raise ValueError("the text is empty: a character vocabulary needs at least one character")
+    return get_tokenizer("char", text="".join(sorted(chars)))
+
+
+def _encode_chunks(path: Path, tok: Any, allowed_special: Any) -> Iterator[np.ndarray]:
+    from llmcourse.tokenizers import encode_file
+
+    params = inspect.signature(encode_file).parameters
+    kwargs: dict[str, Any] = {}
+    if "allowed_special" in params and allowed_special is not None:
+        kwargs["allowed_special"] = allowed_special
+    if "progress" in params:
+        kwargs["progress"] = False  # prepare shows its own bar
+    for ids in encode_file(path, tok, **kwargs):
+        yield np.asarray(ids)
+
+
+def _write_tokens(
+    path: Path,
+    sources: list[_Source],
+    tok: Any,
+    dtype: np.dtype,
+    allowed_special: Any,
+    progress: bool,
+    desc: str,
+) -> int:
+    """Encode ``sources`` in order into the raw token file ``path``; return the token count."""
+    from tqdm.auto import tqdm
+
+    vocab_size = int(tok.vocab_size)
+    count = 0
+    with open(path, "wb") as out, tqdm(
+        desc=desc, unit="tok", unit_scale=True, disable=not progress, leave=False
+    ) as bar:
+        for src in sources:
+            for ids in _encode_chunks(src.path, tok, allowed_special):
+                if ids.size == 0:
+                    continue
+                lo, hi = int(ids.min()), int(ids.max())
+                if lo < 0 or hi >= vocab_size:
+                    raise ValueError(
+                        f"the tokenizer {getattr(tok, 'name', tok)!r} produced id "
+                        f"{hi if hi >= vocab_size else lo} outside its vocabulary "
+                        f"[0, {vocab_size}) while encoding {src.path}; its vocab_size is wrong."
+                    )
+                out.write(ids.astype(dtype, copy=False).tobytes())
+                count += int(ids.size)
+                bar.update(int(ids.size))
+    return count
+
+
+def _split_tail(all_path: Path, val_path: Path, n: int, n_val: int, dtype: np.dtype) -> None:
+    """Move the last ``n_val`` tokens of ``all_path`` into ``val_path``; truncate the rest."""
+    itemsize = dtype.itemsize
+    n_train = n - n_val
+    block = 1 << 24  # bytes per copy
+    with open(all_path, "rb") as src, open(val_path, "wb") as dst:
+        src.seek(n_train * itemsize)
+        while data := src.read(block):
+            dst.write(data)
+    with open(all_path, "r+b") as f:
+        f.truncate(n_train * itemsize)
+
+
+def _has_only_our_files(path: Path) -> bool:
+    return all(p.name in _OUR_FILES for p in path.iterdir())
+
+
+def _up_to_date(out_dir: Path, fingerprint: str) -> PreparedData | None:
+    try:
+        prep = PreparedData.open(out_dir)
+    except (FileNotFoundError, ValueError, json.JSONDecodeError):
+        return None
+    if prep.meta.get("fingerprint") != fingerprint:
+        return None
+    try:
+        prep.load("train")
+        prep.load("val")
+    except (FileNotFoundError, ValueError):
+        return None
+    tok_file = prep.meta.get("tokenizer_file")
+    if tok_file and not (out_dir / tok_file).is_file():
+        return None
+    prep.reused = True
+    return prep
+
+
+def _install(tmp: Path, out_dir: Path) -> None:
+    """Put the complete directory ``tmp`` at ``out_dir``, replacing an old one last."""
+    if not out_dir.exists():
+        os.replace(tmp, out_dir)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+    old.rmdir()
+    os.replace(out_dir, old)  # the old dataset stays whole until the new one is in place
+    try:
+        os.replace(tmp, out_dir)
+    except BaseException:
+        os.replace(old, out_dir)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def prepare(
+    dataset: str | os.PathLike[str],
+    tokenizer: Any = "gpt2",
+    out_dir: str | os.PathLike[str] | None = None,
+    val_fraction: float = 0.1,
+    *,
+    force: bool = False,
+    allowed_special: Any = "all",
+    progress: bool = True,
+    verbose: bool = True,
+) -> PreparedData:
+    """Tokenize a dataset into ``train.bin`` / ``val.bin`` / ``meta.json`` (once).
+
+    Args:
+        dataset: a registered name (``"shakespeare"``, ``"tinystories"``) or the path of a UTF-8
+            text file. Registered files are downloaded on first use (or read from
+            ``LLMCOURSE_DATA_DIR``).
+        tokenizer: ``"char"`` (a character tokenizer built from the whole dataset and saved as
+            ``tokenizer.json``), a tokenizer name (``"gpt2"``, ``"cl100k_base"``, ...), a path
+            to a saved tokenizer, a spec dict, or a tokenizer object.
+        out_dir: where to write; default ``<cache>/prepared/<dataset>-<tokenizer name>``.
+        val_fraction: for a dataset without an official validation file, the fraction of
+            tokens, taken from the end, that forms the validation split (``0 <= f < 1``;
+            ``0`` gives an empty ``val.bin``). Ignored when the dataset has a validation file.
+        force: rebuild even when the directory is up to date.
+        allowed_special: which special-token texts in the data (e.g. TinyStories'
+            ``<|endoftext|>`` separators) become special tokens; passed to the tokenizer.
+        progress: show progress bars.
+        verbose: print what was done (or that nothing needed doing).
+
+    Returns:
+        A :class:`PreparedData` for the directory.
+
+    Raises:
+        UnknownDatasetError: ``dataset`` is neither a registered name nor a file.
+        ValueError: empty text, bad ``val_fraction``, too little text for the split, vocabulary
+            too large for uint32, or ``out_dir`` holding files that are not a prepared dataset.
+    """
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)):
+        raise TypeError(f"val_fraction must be a number, got {val_fraction!r}")
+    if not 0.0 <= float(val_fraction) < 1.0:
+        raise ValueError(
+            f"val_fraction must be in [0, 1), got {val_fraction}: it is the share of the tokens "
+            "kept for validation, e.g. 0.1"
+        )
+    label, sources = _resolve_sources(dataset, progress)
+    tok_part, tok_name, tok = _tokenizer_request(tokenizer)
+    official = [s.role for s in sources] == ["train", "val"]
+    split_rule: dict[str, Any] = (
+        {"rule": "official_files"}
+        if official
+        else {"rule": "tail_fraction", "val_fraction": float(val_fraction)}
+    )
+    fingerprint = _fingerprint(sources, tok_part, split_rule, allowed_special)
+
+    out = (
+        Path(out_dir).expanduser()
+        if out_dir is not None
+        else cache_dir() / "prepared" / f"{_safe_name(label)}-{_safe_name(tok_name)}"
+    )
+    if not force:
+        existing = _up_to_date(out, fingerprint)
+        if existing is not None:
+            if verbose:
+                print(f"prepare: {out} is up to date (same inputs); nothing to do.")
+            return existing
+    if out.exists():
+        if not out.is_dir():
+            raise ValueError(f"out_dir {out} exists and is a file; pass a directory path")
+        if not _has_only_our_files(out):
+            extra = sorted(p.name for p in out.iterdir() if p.name not in _OUR_FILES)
+            raise ValueError(
+                f"out_dir {out} already holds files that are not part of a prepared dataset "
+                f"({', '.join(extra[:5])}{', ...' if len(extra) > 5 else ''}); prepare would "
+                "replace the whole folder. Choose an empty or new out_dir."
+            )
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    started = time.perf_counter()
+    try:
+        if tok is None:
+            tok = _build_char_tokenizer(sources)
+            tok_name = str(getattr(tok, "name", tok_name))
+        vocab_size = int(tok.vocab_size)
+        dtype = token_dtype(vocab_size)
+
+        if official:
+            train_src = [s for s in sources if s.role == "train"]
+            val_src = [s for s in sources if s.role == "val"]
+            n_train = _write_tokens(tmp / "train.bin", train_src, tok, dtype, allowed_special,
+                                    progress, f"{label} train")
+            n_val = _write_tokens(tmp / "val.bin", val_src, tok, dtype, allowed_special,
+                                  progress, f"{label} val")
+        else:
+            n = _write_tokens(tmp / "train.bin", sources, tok, dtype, allowed_special, progress,
+                              f"{label}")
+            n_val = int(n * float(val_fraction))
+            if val_fraction > 0 and n_val == 0:
+                raise ValueError(
+                    f"the text has only {n:,} tokens, so val_fraction={val_fraction} leaves no "
+                    "validation token. Use more text, a larger val_fraction, or val_fraction=0."
+                )
+            n_train = n - n_val
+            _split_tail(tmp / "train.bin", tmp / "val.bin", n, n_val, dtype)
+        if n_train < 2:
+            raise ValueError(
+                f"the training split has only {n_train} token(s); at least 2 are needed for one "
+                "(input, target) pair. Use a longer text."
+            )
+
+        tokenizer_file = None
+        if callable(getattr(tok, "save", None)):
+            tok.save(tmp / "tokenizer.json")
+            tokenizer_file = "tokenizer.json"
+        spec = tok.spec() if callable(getattr(tok, "spec", None)) else {"name": tok_name}
+
+        from llmcourse import __version__
+
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "dataset": label,
+            "sources": [
+                {"role": s.role, "path": str(s.path), "size": s.size, "sha256": s.sha256}
+                for s in sources
+            ],
+            "tokenizer": spec,
+            "tokenizer_name": tok_name,
+            "tokenizer_file": tokenizer_file,
+            "vocab_size": vocab_size,
+            "eot_token": getattr(tok, "eot_token", None),
+            "dtype": dtype.name,
+            "counts": {"train": n_train, "val": n_val},
+            "split": split_rule,
+            "allowed_special": sorted(allowed_special)
+            if isinstance(allowed_special, (set, frozenset, list, tuple))
+            else allowed_special,
+            "fingerprint": fingerprint,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "llmcourse_version": __version__,
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n",
+                                       encoding="utf-8")
+        _install(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if verbose:
+        print(
+            f"prepare: wrote {out} ({n_train:,} train + {n_val:,} val tokens, {dtype.name}, "
+            f"vocab {vocab_size:,}) in {time.perf_counter() - started:.1f}s"
+        )
+    return PreparedData(out, meta)
+

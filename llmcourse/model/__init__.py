@@ -1,0 +1,58 @@
+"""Language models: the GPT with its modern variants, its KV cache, and pre-attention baselines.
+
+- :class:`GPTConfig`, :class:`GPT` - GPT-2 architecture with one-switch variants (RMSNorm,
+  RoPE, SwiGLU, grouped-query attention, no bias); GPT-2 parameter names.
+- :class:`KVCache` - preallocated keys/values for fast decoding (``GPT.new_kv_cache``).
+- :func:`count_params_formula`, :func:`flops_per_token`, :func:`estimate_mfu` - the arithmetic
+  of model size and training cost.
+- :class:`BigramLM`, :class:`MLPLM`, :class:`WaveNetLM` - baselines with the same interface.
+- :func:`load_gpt2_weights`, :meth:`GPT.from_hf_state_dict`, :meth:`GPT.from_pretrained` -
+  OpenAI's GPT-2 weights in our model.
+
+Every model: ``forward(idx, targets=None, *, kv_cache=None) -> (logits, loss)`` with ``idx``
+``(B, T)`` and ``logits`` ``(B, T, vocab_size)``, ``generate(idx, max_new_tokens, **sampling)``
+and a ``config`` with ``vocab_size`` and ``block_size``.
+"""
+
+from .baselines import BigramConfig, BigramLM, MLPConfig, MLPLM, WaveNetConfig, WaveNetLM
+from .config import GPTConfig
+from .gpt import GPT, PEAK_FLOPS, count_params_formula, estimate_mfu, flops_per_token
+from .hf import from_hf_state_dict, gpt2_config, load_gpt2_weights
+from .kv_cache import KVCache
+from .layers import (
+    MLP,
+    Block,
+    CausalSelfAttention,
+    RMSNorm,
+    RotaryEmbedding,
+    SwiGLU,
+    apply_rotary,
+    causal_mask,
+)
+
+__all__ = [
+    "GPT",
+    "GPTConfig",
+    "KVCache",
+    "BigramLM",
+    "BigramConfig",
+    "MLPLM",
+    "MLPConfig",
+    "WaveNetLM",
+    "WaveNetConfig",
+    "count_params_formula",
+    "flops_per_token",
+    "estimate_mfu",
+    "PEAK_FLOPS",
+    "load_gpt2_weights",
+    "from_hf_state_dict",
+    "gpt2_config",
+    "Block",
+    "CausalSelfAttention",
+    "MLP",
+    "SwiGLU",
+    "RMSNorm",
+    "RotaryEmbedding",
+    "apply_rotary",
+    "causal_mask",
+]

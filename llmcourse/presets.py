@@ -1,0 +1,151 @@
+"""Named run configurations ("presets") for the CLI and the lessons.
+
+A preset bundles three things: which data to train on, the model's shape and the trainer's
+settings. ``llmcourse train --preset NAME --set key=value`` starts from one and overrides single
+fields; keys are looked up in the sections ``data``, ``model`` and ``train`` (in that order of
+precedence for a bare key: train, then model, then data), or addressed explicitly as
+``model.n_layer=8``.
+
+Example:
+    >>> p = get_preset("shakespeare-char-cpu")
+    >>> p["model"]["n_layer"], p["train"]["batch_size"], p["model"]["block_size"]
+    (4, 12, 64)
+    >>> p = apply_overrides(p, ["max_iters=10", "model.dropout=0.1"])
+    >>> p["train"]["max_iters"], p["model"]["dropout"]
+    (10, 0.1)
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+from typing import Any
+
+Preset = dict[str, dict[str, Any]]
+
+_PRESETS: dict[str, Preset] = {
+    # nanoGPT's CPU recipe for character-level Tiny Shakespeare: a few minutes on a laptop.
+    "shakespeare-char-cpu": {
+        "data": {"dataset": "shakespeare", "tokenizer": "char"},
+        "model": {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 64, "dropout": 0.0},
+        "train": {
+            "batch_size": 12, "max_iters": 2000, "learning_rate": 1e-3, "min_lr": 1e-4,
+            "lr_decay_iters": 2000, "warmup_iters": 100, "eval_interval": 250, "eval_iters": 20,
+            "log_interval": 50, "weight_decay": 0.1, "beta2": 0.99, "grad_clip": 1.0,
+            "out_dir": "out/shakespeare-char-cpu",
+        },
+    },
+    # The real character-level run (nanoGPT's shakespeare_char config): for a GPU.
+    "shakespeare-char": {
+        "data": {"dataset": "shakespeare", "tokenizer": "char"},
+        "model": {"n_layer": 6, "n_head": 6, "n_embd": 384, "block_size": 256, "dropout": 0.2},
+        "train": {
+            "batch_size": 64, "max_iters": 5000, "learning_rate": 1e-3, "min_lr": 1e-4,
+            "lr_decay_iters": 5000, "warmup_iters": 100, "eval_interval": 250, "eval_iters": 200,
+            "log_interval": 10, "weight_decay": 0.1, "beta2": 0.99, "grad_clip": 1.0,
+            "out_dir": "out/shakespeare-char",
+        },
+    },
+    # A ~30M-parameter model on TinyStories with the GPT-2 tokenizer (about 2 hours on a T4).
+    "tinystories": {
+        "data": {"dataset": "tinystories", "tokenizer": "gpt2"},
+        "model": {"n_layer": 6, "n_head": 6, "n_embd": 384, "block_size": 256, "dropout": 0.0},
+        "train": {
+            "batch_size": 64, "max_iters": 5000, "learning_rate": 6e-4, "min_lr": 6e-5,
+            "lr_decay_iters": 5000, "warmup_iters": 200, "eval_interval": 500, "eval_iters": 100,
+            "log_interval": 10, "weight_decay": 0.1, "beta2": 0.95, "grad_clip": 1.0,
+            "out_dir": "out/tinystories",
+        },
+    },
+    # GPT-2 small's shape (124M parameters) with its published training hyperparameters.
+    "gpt2-124m": {
+        "data": {"dataset": "tinystories", "tokenizer": "gpt2"},
+        "model": {
+            "n_layer": 12, "n_head": 12, "n_embd": 768, "block_size": 1024, "dropout": 0.0,
+            "vocab_size": 50304,
+        },
+        "train": {
+            "batch_size": 12, "grad_accum_steps": 40, "max_iters": 600000,
+            "learning_rate": 6e-4, "min_lr": 6e-5, "lr_decay_iters": 600000,
+            "warmup_iters": 2000, "eval_interval": 1000, "eval_iters": 200, "log_interval": 10,
+            "weight_decay": 0.1, "beta2": 0.95, "grad_clip": 1.0, "out_dir": "out/gpt2-124m",
+        },
+    },
+}
+
+SECTIONS = ("data", "model", "train")
+
+
+def list_presets() -> list[str]:
+    """Names of the presets, sorted."""
+    return sorted(_PRESETS)
+
+
+def get_preset(name: str) -> Preset:
+    """A deep copy of the preset called ``name``.
+
+    Raises:
+        KeyError: for an unknown name; the message lists the known ones.
+    """
+    try:
+        return copy.deepcopy(_PRESETS[name])
+    except KeyError:
+        raise KeyError(
+            f"unknown preset {name!r}; choose one of: {', '.join(list_presets())}"
+        ) from None
+
+
+def parse_value(text: str) -> Any:
+    """Turn the text of ``--set key=value`` into a Python value.
+
+    Numbers, booleans (``true``/``false`` too), ``None`` and quoted strings are parsed; anything
+    else stays a string.
+
+    >>> parse_value("3e-4"), parse_value("true"), parse_value("none"), parse_value("out/x")
+    (0.0003, True, None, 'out/x')
+    """
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def apply_overrides(preset: Preset, overrides: list[str]) -> Preset:
+    """Return a copy of ``preset`` with ``key=value`` overrides applied.
+
+    A bare key must already exist in exactly one place it is looked for (train, model, data,
+    in that order); ``section.key`` may add a new key to that section.
+
+    Raises:
+        ValueError: for text without ``=``, an unknown section, or an unknown bare key.
+    """
+    out = copy.deepcopy(preset)
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not of the form key=value (e.g. max_iters=500)")
+        key, _, raw = item.partition("=")
+        key = key.strip()
+        value = parse_value(raw)
+        if "." in key:
+            section, _, field = key.partition(".")
+            if section not in SECTIONS:
+                raise ValueError(
+                    f"override {item!r}: unknown section {section!r}; use one of {', '.join(SECTIONS)}"
+                )
+            out.setdefault(section, {})[field] = value
+            continue
+        for section in ("train", "model", "data"):
+            if key in out.get(section, {}):
+                out[section][key] = value
+                break
+        else:
+            raise ValueError(
+                f"override {item!r}: {key!r} is not a setting of this preset; name its section "
+                f"explicitly to add it (e.g. train.{key}=... or model.{key}=...)"
+            )
+    return out

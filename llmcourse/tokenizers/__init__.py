@@ -1,0 +1,42 @@
+"""Tokenizers: text to integer ids and back.
+
+- :class:`CharTokenizer` - one id per character (lesson 1).
+- :class:`BPETokenizer` - byte-level BPE written from scratch: fast incremental training, regex
+  pre-splitting (:data:`GPT2_SPLIT_PATTERN`, :data:`GPT4_SPLIT_PATTERN`), special tokens, export to
+  tiktoken, and GPT-2 / cl100k vocabularies loaded from tiktoken's ranks (lessons 2-3).
+- :class:`TiktokenTokenizer` - tiktoken's encodings behind the same interface.
+- :func:`get_tokenizer` - by name (``"gpt2"``, ``"cl100k_base"``, ``"char"``), file or spec.
+- :func:`encode_file` - stream a large file into arrays of ids in bounded memory.
+
+>>> from llmcourse.tokenizers import BPETokenizer
+>>> tok = BPETokenizer.train("the cat sat on the mat " * 20, vocab_size=265)
+>>> tok.decode(tok.encode("the mat"))
+'the mat'
+"""
+
+from .base import ENDOFTEXT, SpecialTokenError, Tokenizer
+from .bpe import BPETokenizer
+from .char import CharTokenizer, UnknownCharacterError
+from .patterns import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN
+from .pretrained import bytes_to_unicode, load_gpt2_files, merges_from_ranks, write_gpt2_files
+from .registry import get_tokenizer
+from .stream import encode_file
+from .tiktoken_bridge import TiktokenTokenizer
+
+__all__ = [
+    "ENDOFTEXT",
+    "GPT2_SPLIT_PATTERN",
+    "GPT4_SPLIT_PATTERN",
+    "BPETokenizer",
+    "CharTokenizer",
+    "SpecialTokenError",
+    "TiktokenTokenizer",
+    "Tokenizer",
+    "UnknownCharacterError",
+    "bytes_to_unicode",
+    "encode_file",
+    "get_tokenizer",
+    "load_gpt2_files",
+    "merges_from_ranks",
+    "write_gpt2_files",
+]

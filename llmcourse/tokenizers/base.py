@@ -1,0 +1,202 @@
+"""The interface every tokenizer of the package follows, and the special-token rules they share.
+
+A tokenizer maps text to a list of integer ids and back. All of ours (character, byte-level BPE,
+and the thin wrapper around tiktoken) expose the same small surface, so the data pipeline and the
+lessons never need to know which one they hold:
+
+- ``name`` and ``vocab_size``;
+- ``encode(text, *, allowed_special=...) -> list[int]`` and ``decode(ids) -> str``;
+- ``eot_token``: the id of ``<|endoftext|>`` (or ``None`` when the tokenizer has none);
+- ``spec() -> dict``: a JSON-serialisable description that ``get_tokenizer(spec)`` rebuilds.
+
+Special tokens follow tiktoken's conventions. ``allowed_special`` decides what happens when a
+special token's *string* (say ``"<|endoftext|>"``) appears in the text to encode:
+
+=================  ==========================================================================
+``"none_raise"``   (default) raise :class:`SpecialTokenError`: such text usually comes from
+                   untrusted data, and silently turning it into a control token is a classic bug.
+``"none"``         encode the string as ordinary text, byte by byte, like any other characters.
+``"all"``          encode every special token string as its single id.
+a set of strings   encode those as their ids; any *other* special token string still raises.
+=================  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Iterator, Sequence
+from typing import Any, Literal, Union
+
+import regex
+
+AllowedSpecial = Union[Literal["none_raise", "none", "all"], Collection[str]]
+
+#: The end-of-text marker used by GPT-2, tiktoken and most public corpora.
+ENDOFTEXT = "<|endoftext|>"
+
+
+class SpecialTokenError(ValueError):
+    """Text to encode holds a special token string that the caller did not allow."""
+
+
+class Tokenizer(ABC):
+    """Base class: the shared interface plus special-token handling.
+
+    Subclasses set ``name`` and ``special_tokens`` (string -> id) and implement
+    :meth:`encode_ordinary`, :meth:`decode`, :attr:`vocab_size` and :meth:`spec`.
+    """
+
+    name: str
+    special_tokens: dict[str, int]
+
+    # ------------------------------------------------------------------ interface
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int:
+        """Number of ids the tokenizer can produce (ordinary and special): ids are ``0..vocab_size-1``."""
+
+    @abstractmethod
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Encode ``text`` treating every character as ordinary text (special strings included)."""
+
+    @abstractmethod
+    def decode(self, ids: Sequence[int]) -> str:
+        """Turn ids back into text."""
+
+    @abstractmethod
+    def spec(self) -> dict[str, Any]:
+        """A JSON-serialisable description; ``get_tokenizer(tok.spec())`` rebuilds the tokenizer."""
+
+    # ------------------------------------------------------------------ shared behaviour
+    @property
+    def eot_token(self) -> int | None:
+        """Id of ``<|endoftext|>``, or ``None`` when this tokenizer has no such token."""
+        return self.special_tokens.get(ENDOFTEXT)
+
+    def encode(self, text: str, *, allowed_special: AllowedSpecial = "none_raise") -> list[int]:
+        """Encode ``text`` to ids; see the module docstring for ``allowed_special``.
+
+        >>> from llmcourse.tokenizers import CharTokenizer
+        >>> CharTokenizer.from_text("hello").encode("hell")
+        [1, 0, 2, 2]
+        """
+        _check_text(text)
+        allowed = self._resolve_allowed(allowed_special)
+        if allowed is None:  # "none": specials are plain text
+            return self.encode_ordinary(text)
+        if not self.special_tokens:
+            return self.encode_ordinary(text)
+        out: list[int] = []
+        for piece, special_id in self._split_on_special(text, allowed):
+            if special_id is None:
+                out.extend(self.encode_ordinary(piece))
+            else:
+                out.append(special_id)
+        return out
+
+    def __call__(self, text: str, **kwargs: Any) -> list[int]:
+        return self.encode(text, **kwargs)
+
+    def __len__(self) -> int:
+        return self.vocab_size
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, vocab_size={self.vocab_size})"
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write :meth:`spec` as indented, human-readable JSON (UTF-8)."""
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(self.spec(), f, ensure_ascii=False, indent=1)
+            f.write("\n")
+
+    # ------------------------------------------------------------------ helpers
+    def _resolve_allowed(self, allowed_special: AllowedSpecial) -> frozenset[str] | None:
+        """Return the set of special strings to encode as ids, or ``None`` for "as ordinary text"."""
+        if isinstance(allowed_special, str):
+            if allowed_special == "none_raise":
+                return frozenset()
+            if allowed_special == "none":
+                return None
+            if allowed_special == "all":
+                return frozenset(self.special_tokens)
+            raise ValueError(
+                f"allowed_special={allowed_special!r} is not understood; use 'none_raise' (default), "
+                "'none' (special strings are ordinary text), 'all', or a set of special token strings"
+            )
+        allowed = frozenset(allowed_special)
+        unknown = sorted(allowed - set(self.special_tokens))
+        if unknown:
+            known = sorted(self.special_tokens) or "none"
+            raise ValueError(
+                f"allowed_special names {unknown}, which {'is' if len(unknown) == 1 else 'are'} not a "
+                f"special token of {self.name!r} (its special tokens: {known})"
+            )
+        return allowed
+
+    def _special_regex(self) -> regex.Pattern[str]:
+        cached = getattr(self, "_special_re", None)
+        key = tuple(sorted(self.special_tokens))
+        if cached is None or cached[0] != key:
+            # Longest first so that a token that is a prefix of another never wins.
+            alts = sorted(self.special_tokens, key=lambda s: (-len(s), s))
+            cached = (key, regex.compile("|".join(regex.escape(s) for s in alts)))
+            self._special_re = cached
+        return cached[1]
+
+    def _disallowed_error(self, tok: str, pos: int) -> SpecialTokenError:
+        return SpecialTokenError(
+            f"the text holds the special token {tok!r} at character {pos}, which is not allowed. "
+            f"To encode it as its id ({self.special_tokens[tok]}) pass "
+            f"allowed_special={{{tok!r}}} (or 'all'); to encode it as ordinary text pass "
+            "allowed_special='none'"
+        )
+
+    def _check_allowed(self, text: str, allowed: frozenset[str]) -> None:
+        """Raise :class:`SpecialTokenError` if ``text`` holds a special string not in ``allowed``."""
+        if not self.special_tokens or allowed.issuperset(self.special_tokens):
+            return
+        for m in self._special_regex().finditer(text):
+            if m.group() not in allowed:
+                raise self._disallowed_error(m.group(), m.start())
+
+    def _split_on_special(
+        self, text: str, allowed: frozenset[str]
+    ) -> Iterator[tuple[str, int | None]]:
+        """Yield ``(piece, None)`` for ordinary text and ``("", id)`` for each allowed special token.
+
+        Raises :class:`SpecialTokenError` on the first special string that is not allowed.
+        """
+        start = 0
+        for m in self._special_regex().finditer(text):
+            tok = m.group()
+            if tok not in allowed:
+                raise self._disallowed_error(tok, m.start())
+            if m.start() > start:
+                yield text[start : m.start()], None
+            yield "", self.special_tokens[tok]
+            start = m.end()
+        if start < len(text):
+            yield text[start:], None
+
+
+def _check_text(text: object) -> None:
+    if not isinstance(text, str):
+        raise TypeError(
+            f"encode expects a str, got {type(text).__name__}; decode bytes first "
+            "(e.g. data.decode('utf-8'))"
+        )
+
+
+def check_special_tokens(special_tokens: dict[str, int]) -> None:
+    """Validate a ``{string: id}`` mapping of special tokens (non-empty strings, distinct ids)."""
+    seen: dict[int, str] = {}
+    for s, i in special_tokens.items():
+        if not isinstance(s, str) or not s:
+            raise ValueError(f"special token {s!r} must be a non-empty string")
+        if not isinstance(i, int) or i < 0:
+            raise ValueError(f"special token {s!r} has id {i!r}; ids must be non-negative ints")
+        if i in seen:
+            raise ValueError(f"special tokens {seen[i]!r} and {s!r} share the id {i}")
+        seen[i] = s

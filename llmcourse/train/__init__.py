@@ -1,0 +1,55 @@
+"""The trainer: configuration, schedule, optimizer set-up, checkpoints, DDP and the loop.
+
+Typical use::
+
+    from llmcourse.train import Trainer, TrainConfig
+    cfg = TrainConfig(out_dir="out/run1", max_iters=2000, learning_rate=1e-3)
+    history = Trainer(model, cfg, get_batch).fit()
+
+Modules:
+
+- :mod:`~llmcourse.train.config` - :class:`TrainConfig`;
+- :mod:`~llmcourse.train.schedule` - :func:`get_lr` (warmup + cosine);
+- :mod:`~llmcourse.train.optim` - AdamW with weight-decay groups;
+- :mod:`~llmcourse.train.checkpoint` - atomic, code-free checkpoints and RNG states;
+- :mod:`~llmcourse.train.metrics` - ``metrics.jsonl``, tokens/s and MFU;
+- :mod:`~llmcourse.train.ddp` - ``torchrun`` / DistributedDataParallel helpers;
+- :mod:`~llmcourse.train.trainer` - :class:`Trainer`, :class:`TrainingDiverged`.
+"""
+
+from llmcourse.train.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_model_state,
+    model_state_dict,
+    save_checkpoint,
+    strip_prefixes,
+    unwrap_model,
+)
+from llmcourse.train.config import TrainConfig
+from llmcourse.train.ddp import DistInfo, cleanup_distributed, dist_info_from_env
+from llmcourse.train.metrics import read_metrics
+from llmcourse.train.optim import configure_optimizer, param_groups
+from llmcourse.train.schedule import cosine_lr, get_lr
+from llmcourse.train.trainer import Trainer, TrainingDiverged
+
+__all__ = [
+    "Trainer",
+    "TrainConfig",
+    "TrainingDiverged",
+    "CheckpointError",
+    "get_lr",
+    "cosine_lr",
+    "param_groups",
+    "configure_optimizer",
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_model_state",
+    "model_state_dict",
+    "strip_prefixes",
+    "unwrap_model",
+    "read_metrics",
+    "DistInfo",
+    "dist_info_from_env",
+    "cleanup_distributed",
+]

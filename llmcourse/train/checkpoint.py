@@ -1,0 +1,319 @@
+"""Checkpoints that survive crashes and cannot run code.
+
+Writing: :func:`save_checkpoint` writes to a temporary file *in the same directory*, flushes it
+and ``fsync``s it to disk, then renames it over the target with :func:`os.replace` (atomic on
+POSIX and Windows) and finally ``fsync``s the directory so the rename itself is durable. A
+crash at any moment leaves either the old checkpoint or the new one, never a half-written file;
+a stray temporary file (``ckpt.pt.tmp-...``) is ignored by the loader and removed on the next
+successful save.
+
+Reading: :func:`load_checkpoint` uses ``torch.load(weights_only=True)``, PyTorch's restricted
+unpickler, which only rebuilds tensors, dicts, lists, tuples, numbers, strings and a few other
+plain types. A file containing any other object (which an ordinary pickle could use to run
+arbitrary code) is refused with :class:`CheckpointError`. Everything we store is therefore
+plain data, including the random-number-generator states (see :func:`capture_rng_state`).
+
+Layout of a trainer checkpoint (a dict):
+
+``format``/``version``, ``model`` (state dict, never with ``_orig_mod.``/``module.`` prefixes),
+``optimizer``, ``scaler`` (or ``None``), ``model_config`` (dict or ``None``), ``train_config``
+(dict), ``iter_num``, ``best_val_loss``, ``evals_since_improvement``, ``last_eval_iter``,
+``rng`` (one state per process rank), ``world_size``, ``torch_version``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import random
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "CheckpointError",
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_VERSION",
+    "save_checkpoint",
+    "load_checkpoint",
+    "strip_prefixes",
+    "unwrap_model",
+    "model_state_dict",
+    "load_model_state",
+    "capture_rng_state",
+    "restore_rng_state",
+    "config_to_dict",
+    "remove_stale_temp_files",
+]
+
+CHECKPOINT_FORMAT = "llmcourse-checkpoint"
+CHECKPOINT_VERSION = 1
+_TMP_MARK = ".tmp-"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be read (missing, truncated, unsafe or not ours)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Atomic write / safe read
+# --------------------------------------------------------------------------------------------
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (no-op where directories cannot be opened)."""
+    if os.name == "nt":  # pragma: no cover - Windows has no directory fsync
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temp_files(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete leftover temporary files of earlier, interrupted saves of ``path``."""
+    target = Path(path)
+    removed = []
+    if target.parent.is_dir():
+        for stale in target.parent.glob(f"{target.name}{_TMP_MARK}*"):
+            try:
+                stale.unlink()
+                removed.append(stale)
+            except OSError:
+                pass
+    return removed
+
+
+def save_checkpoint(obj: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Write ``obj`` to ``path`` atomically and durably (see the module docstring).
+
+    ``obj`` should hold only plain data (tensors, dicts, lists, numbers, strings, ``None``)
+    so that :func:`load_checkpoint` can read it back with ``weights_only=True``.
+
+    Returns the final path.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f"{target.name}{_TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(dict(obj), fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        # Leave the previous checkpoint untouched and clean up our partial file.
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
+    _fsync_dir(target.parent)
+    remove_stale_temp_files(target)
+    return target
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], map_location: str | torch.device | None = "cpu"
+) -> dict[str, Any]:
+    """Read a checkpoint safely with ``torch.load(weights_only=True)``.
+
+    Raises:
+        CheckpointError: if the file is missing, truncated/corrupt, or contains objects other
+            than plain data (a pickle that could execute code).
+    """
+    src = Path(path)
+    if not src.is_file():
+        hint = ""
+        if src.parent.is_dir():
+            found = sorted(p.name for p in src.parent.glob("*.pt"))
+            hint = f" (*.pt files in {src.parent}: {found or 'none'})"
+        raise CheckpointError(f"no checkpoint at {src}{hint}")
+    try:
+        data = torch.load(src, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"refusing to load {src}: it contains objects that are not plain data (tensors, "
+            "dicts, lists, numbers, strings), and loading those could run arbitrary code. "
+            "llmcourse checkpoints never contain such objects, so this file was written by "
+            "something else. Only if you wrote it yourself and trust it, load it with "
+            f"torch.load(path, weights_only=False) and re-save the plain parts. Details: {exc}"
+        ) from exc
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"could not read checkpoint {src}: the file is truncated or not a PyTorch "
+            f"checkpoint ({type(exc).__name__}: {exc})"
+        ) from exc
+    if not isinstance(data, dict):
+        raise CheckpointError(
+            f"{src} holds a {type(data).__name__}, not a checkpoint dict"
+        )
+    return data
+
+
+# --------------------------------------------------------------------------------------------
+# Model state (compile / DDP wrappers)
+# --------------------------------------------------------------------------------------------
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The plain module under ``DistributedDataParallel`` and ``torch.compile`` wrappers."""
+    while True:
+        if isinstance(model, nn.parallel.DistributedDataParallel):
+            model = model.module
+        elif hasattr(model, "_orig_mod") and isinstance(model._orig_mod, nn.Module):
+            model = model._orig_mod  # torch.compile's OptimizedModule
+        else:
+            return model
+
+
+def strip_prefixes(state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """Remove the ``_orig_mod.`` (torch.compile) and leading ``module.`` (DDP) key parts.
+
+    >>> strip_prefixes({"_orig_mod.wte.weight": 1, "module.h.0._orig_mod.w": 2})
+    {'wte.weight': 1, 'h.0.w': 2}
+    """
+    out: dict[str, Any] = {}
+    for key, value in state_dict.items():
+        new = key
+        while new.startswith("module."):
+            new = new[len("module."):]
+        new = new.replace("_orig_mod.", "")
+        if new in out:
+            raise ValueError(f"state dict keys {key!r} and another map to the same name {new!r}")
+        out[new] = value
+    return out
+
+
+def model_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict of the unwrapped model: no ``_orig_mod.`` or ``module.`` prefixes."""
+    return strip_prefixes(unwrap_model(model).state_dict())
+
+
+def load_model_state(
+    model: nn.Module, state_dict: Mapping[str, Any], strict: bool = True
+) -> Any:
+    """Load a state dict into ``model`` (wrapped or not), stripping wrapper prefixes first."""
+    return unwrap_model(model).load_state_dict(strip_prefixes(state_dict), strict=strict)
+
+
+def config_to_dict(config: Any) -> dict[str, Any] | None:
+    """A model/train config as a plain dict, or ``None`` if there is none.
+
+    Uses ``config.to_dict()`` when present, else :func:`dataclasses.asdict`, else ``vars``.
+    Values that are not plain data are converted to strings so the checkpoint stays loadable
+    with ``weights_only=True``.
+    """
+    if config is None:
+        return None
+    if hasattr(config, "to_dict"):
+        data = config.to_dict()
+    elif dataclasses.is_dataclass(config) and not isinstance(config, type):
+        data = dataclasses.asdict(config)
+    elif isinstance(config, Mapping):
+        data = dict(config)
+    else:
+        data = dict(vars(config))
+    return {str(k): _plain(v) for k, v in data.items()}
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return str(value)
+
+
+# --------------------------------------------------------------------------------------------
+# RNG state as plain data
+# --------------------------------------------------------------------------------------------
+
+
+def capture_rng_state(generators: Mapping[str, torch.Generator] | None = None) -> dict[str, Any]:
+    """Every random state a training step can touch, as plain data.
+
+    Covers PyTorch's CPU generator (dropout and ``torch.rand*`` on the CPU), every CUDA
+    device's generator (when CUDA has been initialised), the MPS generator, NumPy's global
+    ``RandomState``, Python's :mod:`random`, and the named :class:`torch.Generator` objects
+    passed in (such as the trainer's batch sampler).
+    """
+    np_state = np.random.get_state()
+    py_version, py_internal, py_gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch_cpu": torch.get_rng_state(),
+        "cuda": (
+            torch.cuda.get_rng_state_all()
+            if torch.cuda.is_available() and torch.cuda.is_initialized()
+            else []
+        ),
+        "mps": None,
+        "numpy": {
+            "bit_generator": str(np_state[0]),
+            "keys": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "python": {
+            "version": int(py_version),
+            "internal": [int(v) for v in py_internal],
+            "gauss_next": py_gauss,
+        },
+        "generators": {name: g.get_state() for name, g in (generators or {}).items()},
+    }
+    mps = getattr(torch, "mps", None)
+    backend = getattr(torch.backends, "mps", None)
+    if mps is not None and backend is not None and backend.is_available():
+        state["mps"] = mps.get_rng_state()
+    return state
+
+
+def restore_rng_state(
+    state: Mapping[str, Any], generators: Mapping[str, torch.Generator] | None = None
+) -> None:
+    """Put back a state made by :func:`capture_rng_state`.
+
+    CUDA states are restored for as many devices as both the checkpoint and this machine
+    have; a generator named in ``generators`` but missing from ``state`` raises.
+    """
+    torch.set_rng_state(state["torch_cpu"].cpu())
+    cuda_states = state.get("cuda") or []
+    if cuda_states and torch.cuda.is_available():
+        n = min(len(cuda_states), torch.cuda.device_count())
+        for i in range(n):
+            torch.cuda.set_rng_state(cuda_states[i].cpu(), i)
+    if state.get("mps") is not None:
+        mps = getattr(torch, "mps", None)
+        backend = getattr(torch.backends, "mps", None)
+        if mps is not None and backend is not None and backend.is_available():
+            mps.set_rng_state(state["mps"].cpu())
+    npd = state["numpy"]
+    np.random.set_state(
+        (
+            npd["bit_generator"],
+            npd["keys"].cpu().numpy().astype(np.uint32),
+            int(npd["pos"]),
+            int(npd["has_gauss"]),
+            float(npd["cached_gaussian"]),
+        )
+    )
+    pyd = state["python"]
+    random.setstate((int(pyd["version"]), tuple(int(v) for v in pyd["internal"]), pyd["gauss_next"]))
+    saved = state.get("generators", {})
+    for name, gen in (generators or {}).items():
+        if name not in saved:
+            raise CheckpointError(
+                f"the checkpoint has no state for the random generator {name!r} (it has "
+                f"{sorted(saved)}); it was written by a different set-up"
+            )
+        gen.set_state(saved[name].cpu())

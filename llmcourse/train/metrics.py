@@ -1,0 +1,148 @@
+"""Training metrics: a JSON-lines log and the throughput / MFU arithmetic.
+
+``metrics.jsonl`` holds one JSON object per line, each with a ``"type"``:
+
+- ``"train"``: ``iter`` (0-based index of the optimizer step), ``loss`` (mean training loss
+  of that step's micro-batches, averaged over processes), ``lr``, ``grad_norm`` (global norm
+  *before* clipping; ``null`` when clipping is off), ``tokens_per_s`` and ``ms_per_iter``
+  (averaged since the previous record), ``mfu`` (fraction of the hardware's peak FLOP/s, or
+  ``null`` when the model's FLOPs or the peak are unknown);
+- ``"eval"``: ``iter`` (steps completed), ``train_loss``, ``val_loss``, ``best_val_loss``,
+  ``lr``;
+- ``"diverged"``: ``iter`` and ``loss`` (``null`` if not finite) of the first bad step.
+
+Non-finite numbers are written as ``null`` so that every line is valid JSON.
+
+Example:
+    >>> import tempfile, os
+    >>> d = tempfile.mkdtemp()
+    >>> log = MetricsLogger(os.path.join(d, "metrics.jsonl"))
+    >>> log.write({"type": "train", "iter": 0, "loss": float("nan")})
+    >>> read_metrics(os.path.join(d, "metrics.jsonl"))
+    [{'type': 'train', 'iter': 0, 'loss': None}]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+__all__ = ["MetricsLogger", "read_metrics", "flops_per_token", "mfu"]
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+class MetricsLogger:
+    """Append records to a JSON-lines file (a no-op when ``enabled`` is False)."""
+
+    def __init__(self, path: str | os.PathLike[str], enabled: bool = True) -> None:
+        self.path = Path(path)
+        self.enabled = enabled
+        if enabled:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append one record and flush it (a crash loses at most the line being written)."""
+        if not self.enabled:
+            return
+        line = json.dumps(_clean(record), allow_nan=False)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+    def truncate_after(self, iter_num: int) -> None:
+        """Drop records a resumed run is about to redo.
+
+        Keeps training records of steps ``< iter_num`` and evaluation records at
+        ``<= iter_num``; a half-written last line (crash mid-write) is dropped too.
+        """
+        if not self.enabled or not self.path.is_file():
+            return
+        kept = []
+        for rec in read_metrics(self.path, skip_bad_lines=True):
+            it = rec.get("iter", -1)
+            if (rec.get("type") == "eval" and it <= iter_num) or it < iter_num:
+                kept.append(rec)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for rec in kept:
+                fh.write(json.dumps(rec, allow_nan=False) + "\n")
+        os.replace(tmp, self.path)
+
+
+def read_metrics(
+    path: str | os.PathLike[str], *, skip_bad_lines: bool = False
+) -> list[dict[str, Any]]:
+    """Read a ``metrics.jsonl`` file into a list of dicts."""
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                if skip_bad_lines:
+                    continue
+                raise ValueError(f"{path}:{n} is not valid JSON: {line[:80]!r}") from None
+    return out
+
+
+def flops_per_token(model: nn.Module, seq_len: int | None = None) -> float | None:
+    """Training FLOPs (forward + backward) per token, or ``None`` when unknown.
+
+    Uses the model's own ``flops_per_token`` (a number, or a method taking an optional
+    sequence length) when it has one. Otherwise, for a GPT-like ``config`` with ``n_layer`` and
+    ``n_embd``, the standard estimate ``6 N + 12 L d T``: 6 FLOPs per parameter per token (2
+    forward, 4 backward) plus the attention score and weighted-sum matmuls over a context of
+    ``T`` tokens. ``N`` counts every parameter once (the tied output projection is a real
+    matmul; the small position table is a slight over-count).
+    """
+    own = getattr(model, "flops_per_token", None)
+    if own is not None:
+        if callable(own):
+            try:
+                value = own(seq_len) if seq_len is not None else own()
+            except TypeError:
+                value = own()
+        else:
+            value = own
+        return float(value) if value is not None else None
+    cfg = getattr(model, "config", None)
+    n_layer = getattr(cfg, "n_layer", None)
+    n_embd = getattr(cfg, "n_embd", None)
+    if not (isinstance(n_layer, int) and isinstance(n_embd, int)):
+        return None
+    if seq_len is None:
+        seq_len = getattr(cfg, "block_size", None)
+        if not isinstance(seq_len, int):
+            return None
+    n_params = sum(p.numel() for p in model.parameters())
+    return float(6 * n_params + 12 * n_layer * n_embd * seq_len)
+
+
+def mfu(
+    flops_per_tok: float | None,
+    tokens_per_s: float,
+    peak_flops_total: float | None,
+) -> float | None:
+    """Model FLOPs utilisation: achieved FLOP/s divided by the peak (``None`` if unknown).
+
+    >>> mfu(6e6, 1e6, 12e12)
+    0.5
+    """
+    if not flops_per_tok or not peak_flops_total or tokens_per_s <= 0:
+        return None
+    return flops_per_tok * tokens_per_s / peak_flops_total

@@ -115,11 +115,14 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def apply_overrides(preset: Preset, overrides: list[str]) -> Preset:
+def apply_overrides(preset: Preset, overrides: list[str],
+                    known: dict[str, set[str]] | None = None) -> Preset:
     """Return a copy of ``preset`` with ``key=value`` overrides applied.
 
-    A bare key must already exist in exactly one place it is looked for (train, model, data,
-    in that order); ``section.key`` may add a new key to that section.
+    A bare key is looked for in the sections train, model, data (in that order): first among
+    the keys the preset sets, then among ``known[section]`` (all valid settings of that
+    section, e.g. the fields of ``TrainConfig``). ``section.key`` addresses one section
+    explicitly and may add a new key to it.
 
     Raises:
         ValueError: for text without ``=``, an unknown section, or an unknown bare key.
@@ -140,8 +143,8 @@ def apply_overrides(preset: Preset, overrides: list[str]) -> Preset:
             out.setdefault(section, {})[field] = value
             continue
         for section in ("train", "model", "data"):
-            if key in out.get(section, {}):
-                out[section][key] = value
+            if key in out.get(section, {}) or (known and key in known.get(section, ())):
+                out.setdefault(section, {})[key] = value
                 break
         else:
             raise ValueError(

@@ -394,9 +394,29 @@ def test_prepare_tinystories_uses_the_official_val_file(cache: Path) -> None:
     prep = prepare("tinystories", "gpt2", progress=False, verbose=False)
     meta = prep.meta
     assert meta["split"] == {"rule": "official_files"}
+    assert meta["separator"] == "<|endoftext|>" and meta["eot_token"] == 50_256
+    assert int(prep.load("val")[-1]) == 50_256  # each file ends its last document
     assert meta["dtype"] == "uint16" and meta["vocab_size"] == 50_257
     assert [s["role"] for s in meta["sources"]] == ["train", "val"]
     val_text = (SHARED / "tinystories_valid_head.txt").read_text(encoding="utf-8")
     tok = prep.tokenizer()
     assert tok.decode(prep.load("val")[:200].tolist()) == tok.decode(
         tok.encode(val_text)[:200])
+
+
+def test_prepare_document_separator(cache: Path, tmp_path: Path) -> None:
+    from llmcourse.tokenizers import get_tokenizer
+
+    path = tmp_path / "stories.txt"
+    path.write_text("Once upon a time.\n<|endoftext|>\nThe end.\n<|endoftext|>\n" * 30)
+    tok = get_tokenizer("gpt2")
+    prep = prepare(path, "gpt2", val_fraction=0.0, separator="<|endoftext|>", progress=False,
+                   verbose=False)
+    doc = tok.encode("Once upon a time.") + [50_256] + tok.encode("The end.") + [50_256]
+    assert prep.load("train").tolist() == doc * 30
+    assert prep.meta["counts"]["val"] == 0 and len(prep.load("val")) == 0
+    # Without a separator the marker lines are encoded as they stand (allowed_special="all").
+    plain = prepare(path, "gpt2", out_dir=tmp_path / "plain", val_fraction=0.0, progress=False,
+                    verbose=False)
+    assert plain.meta["separator"] is None
+    assert plain.load("train").tolist() == tok.encode(path.read_text(), allowed_special="all")

@@ -36,7 +36,8 @@ from train_helpers import TinyLM
 
 def test_config_roundtrip_and_defaults():
     cfg = TrainConfig(max_iters=300, learning_rate=1e-3, dtype="bf16")
-    assert cfg.lr_decay_iters == 300
+    assert cfg.lr_decay_iters is None and cfg.decay_iters == 300
+    assert TrainConfig(max_iters=10, warmup_iters=100).decay_iters == 100
     assert cfg.dtype == "bfloat16"  # normalised
     d = cfg.to_dict()
     assert isinstance(d, dict) and d["max_iters"] == 300
@@ -47,9 +48,11 @@ def test_config_roundtrip_and_defaults():
 def test_config_replace_keeps_whole_run_decay():
     cfg = TrainConfig(max_iters=100, warmup_iters=10)
     longer = cfg.replace(max_iters=400)
-    assert longer.lr_decay_iters == 400
+    assert longer.decay_iters == 400 and longer.max_iters == 400 and longer.warmup_iters == 10
     fixed = TrainConfig(max_iters=100, lr_decay_iters=80, warmup_iters=10).replace(max_iters=400)
-    assert fixed.lr_decay_iters == 80
+    assert fixed.decay_iters == 80
+    with pytest.raises(ValueError, match="max_iters"):
+        cfg.replace(max_iters=-1)
 
 
 @pytest.mark.parametrize(
@@ -324,3 +327,13 @@ def test_dist_info_from_env():
     assert not dist_info_from_env({"RANK": "0", "WORLD_SIZE": "1"}).enabled
     with pytest.raises(ValueError, match="inconsistent"):
         dist_info_from_env({"RANK": "2", "WORLD_SIZE": "2"})
+
+
+def test_save_refuses_non_plain_objects_before_touching_the_file(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint({"iter": 1}, path)
+    with pytest.raises(TypeError, match=r"checkpoint\['meta'\]\['x'\] is a numpy.float64"):
+        save_checkpoint({"meta": {"x": np.float64(1.0)}}, path)
+    with pytest.raises(TypeError, match="TorchVersion"):
+        save_checkpoint({"v": torch.__version__}, path)
+    assert load_checkpoint(path) == {"iter": 1}

@@ -73,7 +73,7 @@ def random_batch_fn(tokens: torch.Tensor, batch_size: int = 4, block_size: int =
     def get_batch(split: str, generator: torch.Generator | None = None):
         data = splits[split]
         hi = len(data) - block_size - 3
-        ix = torch.randint(0, hi, (batch_size,), generator=generator)
+        ix = torch.randint(0, hi, (batch_size,), generator=generator)  # (B,)
         if use_global_rngs:
             ix = ix + int(np.random.randint(0, 2)) + random.randint(0, 1)
         x = torch.stack([data[i:i + block_size] for i in ix.tolist()])
@@ -83,24 +83,34 @@ def random_batch_fn(tokens: torch.Tensor, batch_size: int = 4, block_size: int =
     return get_batch
 
 
-def sequential_batch_fn(tokens: torch.Tensor, batch_size: int, block_size: int,
-                        rank: int = 0, world_size: int = 1):
+def stepped_batch_fn(tokens: torch.Tensor, batch_size: int, block_size: int, *,
+                     rank: int, world_size: int, accum: int, holder: dict):
     """Deterministic batches for the DDP equivalence test.
 
-    Global sample number ``k`` (0, 1, 2, ...) is a fixed window. A process with ``world_size``
-    ranks takes sample ``c * world_size + rank`` on its ``c``-th call, so per optimizer step
-    ``world 2 x accum 1`` and ``world 1 x accum 2`` see exactly the same samples.
+    A training batch is a fixed function of the global sample number
+    ``step * world_size * accum + rank * accum + micro_step``, so per optimizer step
+    ``world 2 x accum 1`` and ``world 1 x accum 2`` see exactly the same samples. The step is
+    read from ``holder["trainer"]`` (set after the trainer is built); calls made while the model
+    is in eval mode (evaluations) get their own fixed windows and do not disturb the count.
     """
-    calls = {"train": 0, "val": 0}
     n_windows = (len(tokens) - 1) // block_size
+    state = {"step": -1, "micro": 0, "eval": 0}
 
-    def get_batch(split: str):
-        k = calls[split] * world_size + rank
-        calls[split] += 1
-        rows = [((k * batch_size + b) * 7 + (split == "val")) % (n_windows - 1)
-                for b in range(batch_size)]
+    def window_batch(sample: int):
+        rows = [(sample * batch_size + b) * 7 % (n_windows - 1) for b in range(batch_size)]
         x = torch.stack([tokens[r * block_size:(r + 1) * block_size] for r in rows])
         y = torch.stack([tokens[r * block_size + 1:(r + 1) * block_size + 1] for r in rows])
         return x, y
+
+    def get_batch(split: str):
+        trainer = holder["trainer"]
+        if split != "train" or not trainer.raw_model.training:
+            state["eval"] += 1
+            return window_batch(10_000 + state["eval"])
+        if trainer.iter_num != state["step"]:
+            state["step"], state["micro"] = trainer.iter_num, 0
+        sample = state["step"] * world_size * accum + rank * accum + state["micro"]
+        state["micro"] += 1
+        return window_batch(sample)
 
     return get_batch

@@ -573,34 +573,88 @@ def lesson_sources(layout: Layout) -> list[Path]:
     return sorted(p for p in layout.solutions.glob("day*.md") if LESSON_RE.match(p.stem))
 
 
+def _is_public_module(path: Path) -> bool:
+    return not path.name.startswith("_") and (
+        (path.is_dir() and (path / "__init__.py").exists()) or path.suffix == ".py"
+    )
+
+
 def public_modules(root: Path) -> list[str]:
-    """Public modules and sub-packages of ``llmcourse`` from the file system, sorted."""
+    """Public modules and sub-packages directly under ``llmcourse``, from the file system, sorted."""
     package = root / "llmcourse"
     names = ["llmcourse"]
     for path in sorted(package.iterdir()) if package.is_dir() else []:
-        if path.name.startswith("_"):
-            continue
-        if path.is_dir() and (path / "__init__.py").exists():
-            names.append(f"llmcourse.{path.name}")
-        elif path.suffix == ".py":
+        if _is_public_module(path):
             names.append(f"llmcourse.{path.stem}")
     return names
 
 
+def submodules(root: Path, module: str) -> list[str]:
+    """Public modules inside a sub-package (recursively), sorted; the lessons' check modules
+    ``llmcourse.checks.dayNN`` are left out of the API reference."""
+    if module == "llmcourse":
+        return []
+    folder = root.joinpath(*module.split("."))
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.iterdir()):
+        if not _is_public_module(path) or (module == "llmcourse.checks" and re.match(r"day\d+$", path.stem)):
+            continue
+        name = f"{module}.{path.stem}"
+        found.append(name)
+        if path.is_dir():
+            found += submodules(root, name)
+    return found
+
+
+def _declared_all(root: Path, module: str) -> list[str]:
+    """The names in a package's ``__all__`` list, read statically (nothing is imported)."""
+    import ast
+
+    init = root.joinpath(*module.split("."), "__init__.py")
+    if not init.exists():
+        return []
+    try:
+        tree = ast.parse(init.read_text(encoding="utf-8"))
+    except SyntaxError:
+        return []
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets) and node.value is not None:
+            try:
+                return sorted(str(n) for n in ast.literal_eval(node.value))
+            except ValueError:
+                return []
+    return []
+
+
+def _automodule(module: str, exclude: Sequence[str] = (), all_aware: bool = True) -> str:
+    lines = ["```{eval-rst}", f".. automodule:: {module}", "   :members:", "   :show-inheritance:"]
+    if not all_aware:
+        lines.append("   :ignore-module-all:")
+    if exclude:
+        lines.append("   :exclude-members: " + ", ".join(exclude))
+    return "\n".join(lines) + "\n```\n"
+
+
 def api_pages(root: Path) -> dict[str, str]:
-    """The API reference pages: ``book/api/index.md`` plus one page per public module."""
+    """The API reference: ``book/api/index.md`` and one page per sub-package of ``llmcourse``.
+
+    A sub-package's page documents the package's public names (its ``__all__``) under their
+    public path, ``llmcourse.data.get_batch``, then each public module for what the package
+    does not re-export (so that ``llmcourse.train.checkpoint`` and its helpers resolve too).
+    Docstrings should refer to re-exported names by their public path.
+    """
     modules = public_modules(root)
     pages = {}
     for module in modules:
-        title = f"`{module}`"
-        pages[f"book/api/{module}.md"] = (
-            f"# {title}\n\n"
-            "```{eval-rst}\n"
-            f".. automodule:: {module}\n"
-            "   :members:\n"
-            "   :show-inheritance:\n"
-            "```\n"
-        )
+        exported = _declared_all(root, module)
+        parts = [f"# `{module}`\n\n", _automodule(module)]
+        for sub in submodules(root, module):
+            hidden = sorted(set(exported) | set(_declared_all(root, sub.rsplit(".", 1)[0])))
+            parts.append(f"\n## `{sub}`\n\n" + _automodule(sub, hidden, all_aware=False))
+        pages[f"book/api/{module}.md"] = "".join(parts)
     listing = "\n".join(f"- [`{m}`]({m}.md)" for m in modules)
     pages["book/api/index.md"] = (
         "# API reference\n\n"

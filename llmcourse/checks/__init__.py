@@ -7,7 +7,7 @@ yet" - and return ``True`` on a pass; they never raise. Import the module you ne
     from llmcourse.checks import day01
     day01.check_vocabulary(chars, vocab_size, text)
 
-The shared helpers for writing checks live in :mod:`llmcourse.checks._core` and are
+The shared helpers for writing checks live in ``llmcourse/checks/_core.py`` and are
 re-exported here.
 """
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 __all__ = [
     "CheckFailed",
@@ -57,8 +57,6 @@ __all__ = [
 
 NOT_DONE = "not done yet — write your code in the cell above, run it, then run this check again"
 """What a check prints after the exercise name while the exercise is still a stub."""
-
-_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 class CheckFailed(AssertionError):
@@ -119,7 +117,7 @@ def run_check(exercise: str, body: Callable[[], Any], hint: Optional[str] = None
     return True
 
 
-def check(exercise: str, hint: Optional[str] = None) -> Callable[[_F], Callable[..., bool]]:
+def check(exercise: str, hint: Optional[str] = None) -> Callable[[Callable[..., Any]], Callable[..., bool]]:
     """Decorator form of :func:`run_check`.
 
     The decorated function takes the learner's objects as arguments and raises like a
@@ -138,7 +136,7 @@ def check(exercise: str, hint: Optional[str] = None) -> Callable[[_F], Callable[
         False
     """
 
-    def decorate(fn: _F) -> Callable[..., bool]:
+    def decorate(fn: Callable[..., Any]) -> Callable[..., bool]:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> bool:
             return run_check(exercise, lambda: fn(*args, **kwargs), hint=hint)

@@ -116,6 +116,12 @@ def get_batch(
     """
     batch_size = _check_positive_int(batch_size, "batch_size")
     block_size = _check_positive_int(block_size, "block_size")
+    if isinstance(device, torch.Generator):
+        raise TypeError(
+            "get_batch's 4th positional argument is the device; pass the generator by keyword: "
+            "get_batch(data, batch_size, block_size, generator=g)"
+        )
+    device = torch.device(device)
     arr = _as_token_array(data)
     n = len(arr)
     check_block_size(n, block_size)
@@ -136,17 +142,15 @@ def get_batch(
         index_np = offsets.numpy()[:, None] + np.arange(block_size + 1)  # (B, T + 1)
         window = torch.from_numpy(arr[index_np].astype(np.int64, copy=False))  # (B, T + 1)
 
+    if device.type == "cuda":
+        # Copy straight into page-locked buffers so the host-to-device copies can run
+        # asynchronously (the caching host allocator keeps them alive until the copies finish).
+        shape = (batch_size, block_size)
+        x = torch.empty(shape, dtype=torch.int64, pin_memory=True).copy_(window[:, :-1])
+        y = torch.empty(shape, dtype=torch.int64, pin_memory=True).copy_(window[:, 1:])
+        return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
     x = window[:, :-1].contiguous()  # (B, T)
     y = window[:, 1:].contiguous()  # (B, T)
-    if isinstance(device, torch.Generator):
-        raise TypeError(
-            "get_batch's 4th positional argument is the device; pass the generator by keyword: "
-            "get_batch(data, batch_size, block_size, generator=g)"
-        )
-    device = torch.device(device)
-    if device.type == "cuda":
-        x = x.pin_memory().to(device, non_blocking=True)
-        y = y.pin_memory().to(device, non_blocking=True)
-    elif device.type != "cpu":
+    if device.type != "cpu":
         x, y = x.to(device), y.to(device)
     return x, y

@@ -29,7 +29,6 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import os
 import re
@@ -224,9 +223,12 @@ def _looks_like_path(text: str) -> bool:
     return any(sep in text for sep in ("/", "\\")) or "." in Path(text).name
 
 
-def _resolve_sources(dataset: str | os.PathLike[str], progress: bool) -> tuple[str, list[_Source]]:
-    """Return (label, sources) for a registry name or a text file path."""
+def _resolve_sources(
+    dataset: str | os.PathLike[str], progress: bool
+) -> tuple[str, list[_Source], str | None]:
+    """Return (label, sources, document separator) for a registry name or a text file path."""
     files: dict[str, Path]
+    separator = None
     registered = isinstance(dataset, str) and dataset.strip().lower() in DATASETS
     if isinstance(dataset, os.PathLike) or (
         isinstance(dataset, str)
@@ -247,7 +249,7 @@ def _resolve_sources(dataset: str | os.PathLike[str], progress: bool) -> tuple[s
             raise UnknownDatasetError(
                 f"{err} (No file named {dataset!r} exists either.)"
             ) from None
-        label = info.name
+        label, separator = info.name, info.separator
         if info.has_official_val:
             files = {s: dataset_path(info.name, s, progress=progress) for s in ("train", "val")}
         else:
@@ -265,7 +267,7 @@ def _resolve_sources(dataset: str | os.PathLike[str], progress: bool) -> tuple[s
                 "Check the file (an interrupted copy?) or pass another one."
             )
         sources.append(_Source(role, path.resolve(), size, _file_sha256(path)))
-    return label, sources
+    return label, sources, separator
 
 
 def _is_tokenizer_instance(obj: Any) -> bool:
@@ -297,8 +299,9 @@ def _tokenizer_request(tokenizer: Any) -> tuple[Any, str, Any]:
 
 
 def _fingerprint(sources: list[_Source], tok_part: Any, split_rule: Mapping[str, Any],
-                 allowed_special: Any) -> str:
+                 allowed_special: Any, separator: str | None) -> str:
     payload = {
+        "separator": separator,
         "format_version": FORMAT_VERSION,
         "sources": [{"role": s.role, "sha256": s.sha256, "size": s.size} for s in sources],
         "tokenizer": tok_part,
@@ -335,15 +338,14 @@ def _build_char_tokenizer(sources: list[_Source]) -> Any:
     return get_tokenizer("char", text="".join(sorted(chars)))
 
 
-def _encode_chunks(path: Path, tok: Any, allowed_special: Any) -> Iterator[np.ndarray]:
+def _encode_chunks(
+    path: Path, tok: Any, allowed_special: Any, separator: str | None
+) -> Iterator[np.ndarray]:
     from llmcourse.tokenizers import encode_file
 
-    params = inspect.signature(encode_file).parameters
-    kwargs: dict[str, Any] = {}
-    if "allowed_special" in params and allowed_special is not None:
-        kwargs["allowed_special"] = allowed_special
-    if "progress" in params:
-        kwargs["progress"] = False  # prepare shows its own bar
+    kwargs: dict[str, Any] = {"allowed_special": allowed_special}
+    if separator is not None:
+        kwargs["separator"] = separator
     for ids in encode_file(path, tok, **kwargs):
         yield np.asarray(ids)
 
@@ -354,6 +356,7 @@ def _write_tokens(
     tok: Any,
     dtype: np.dtype,
     allowed_special: Any,
+    separator: str | None,
     progress: bool,
     desc: str,
 ) -> int:
@@ -366,7 +369,7 @@ def _write_tokens(
         desc=desc, unit="tok", unit_scale=True, disable=not progress, leave=False
     ) as bar:
         for src in sources:
-            for ids in _encode_chunks(src.path, tok, allowed_special):
+            for ids in _encode_chunks(src.path, tok, allowed_special, separator):
                 if ids.size == 0:
                     continue
                 lo, hi = int(ids.min()), int(ids.max())
@@ -442,6 +445,7 @@ def prepare(
     *,
     force: bool = False,
     allowed_special: Any = "all",
+    separator: str | None = "auto",
     progress: bool = True,
     verbose: bool = True,
 ) -> PreparedData:
@@ -461,6 +465,11 @@ def prepare(
         force: rebuild even when the directory is up to date.
         allowed_special: which special-token texts in the data (e.g. TinyStories'
             ``<|endoftext|>`` separators) become special tokens; passed to the tokenizer.
+        separator: a line that ends a document; each document is then followed by the
+            tokenizer's end-of-text id and the separator lines are dropped (see
+            :func:`llmcourse.tokenizers.encode_file`). ``"auto"``: the dataset's own separator
+            (``<|endoftext|>`` for TinyStories) when the tokenizer has an end-of-text token,
+            else none; ``None``: never.
         progress: show progress bars.
         verbose: print what was done (or that nothing needed doing).
 
@@ -479,15 +488,18 @@ def prepare(
             f"val_fraction must be in [0, 1), got {val_fraction}: it is the share of the tokens "
             "kept for validation, e.g. 0.1"
         )
-    label, sources = _resolve_sources(dataset, progress)
+    label, sources, dataset_separator = _resolve_sources(dataset, progress)
     tok_part, tok_name, tok = _tokenizer_request(tokenizer)
+    if separator == "auto":
+        has_eot = tok is not None and getattr(tok, "eot_token", None) is not None
+        separator = dataset_separator if has_eot else None
     official = [s.role for s in sources] == ["train", "val"]
     split_rule: dict[str, Any] = (
         {"rule": "official_files"}
         if official
         else {"rule": "tail_fraction", "val_fraction": float(val_fraction)}
     )
-    fingerprint = _fingerprint(sources, tok_part, split_rule, allowed_special)
+    fingerprint = _fingerprint(sources, tok_part, split_rule, allowed_special, separator)
 
     out = (
         Path(out_dir).expanduser()
@@ -525,12 +537,12 @@ def prepare(
             train_src = [s for s in sources if s.role == "train"]
             val_src = [s for s in sources if s.role == "val"]
             n_train = _write_tokens(tmp / "train.bin", train_src, tok, dtype, allowed_special,
-                                    progress, f"{label} train")
+                                    separator, progress, f"{label} train")
             n_val = _write_tokens(tmp / "val.bin", val_src, tok, dtype, allowed_special,
-                                  progress, f"{label} val")
+                                  separator, progress, f"{label} val")
         else:
-            n = _write_tokens(tmp / "train.bin", sources, tok, dtype, allowed_special, progress,
-                              f"{label}")
+            n = _write_tokens(tmp / "train.bin", sources, tok, dtype, allowed_special,
+                              separator, progress, label)
             n_val = int(n * float(val_fraction))
             if val_fraction > 0 and n_val == 0:
                 raise ValueError(
@@ -571,6 +583,7 @@ def prepare(
             "allowed_special": sorted(allowed_special)
             if isinstance(allowed_special, (set, frozenset, list, tuple))
             else allowed_special,
+            "separator": separator,
             "fingerprint": fingerprint,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "llmcourse_version": __version__,

@@ -97,12 +97,15 @@ class DatasetFile:
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """A named dataset: a description and its files by split (``"train"``, maybe ``"val"``)."""
+    """A named dataset: a description, its files by split (``"train"``, maybe ``"val"``) and
+    the line, if any, that separates its documents."""
 
     name: str
     description: str
     license: str
     files: dict[str, DatasetFile] = field(default_factory=dict)
+    #: A line that separates documents in the full release (``None``: no such line).
+    separator: str | None = None
 
     @property
     def splits(self) -> tuple[str, ...]:
@@ -162,6 +165,8 @@ DATASETS: dict[str, DatasetInfo] = {
                 offline_sha256="5fc1fb0113df62b567fb271806cd645ce8d75f59c58ca0b764c03d3b6ff34ca6",
             ),
         },
+        # The offline samples have no such lines (blank lines separate paragraphs and stories).
+        separator="<|endoftext|>",
     ),
 }
 

@@ -1,8 +1,9 @@
 """The GPT language model, plus parameter, FLOP and MFU arithmetic.
 
 Architecture (pre-norm GPT-2): token embedding ``wte`` (+ learned position embedding ``wpe``
-unless RoPE is used), dropout, ``n_layer`` :class:`~llmcourse.model.layers.Block`\\ s, a final
-norm ``ln_f`` and a linear ``lm_head`` whose weight is, by default, the same tensor as ``wte``'s.
+unless RoPE is used), dropout, ``n_layer`` blocks (:class:`~llmcourse.model.layers.Block`), a
+final norm ``ln_f`` and a linear ``lm_head`` whose weight is, by default, the same tensor as
+``wte``'s.
 
 Example:
     >>> import math, torch
@@ -28,7 +29,7 @@ import torch.nn.functional as F
 
 from .config import GPTConfig
 from .kv_cache import KVCache
-from .layers import Block, RotaryEmbedding, make_norm
+from .layers import Block, RMSNorm, RotaryEmbedding, make_norm
 
 # Dense (no sparsity) peak throughput from the vendors' datasheets, in FLOP/s, for
 # estimate_mfu(peak_flops=...). These are published specifications, not measurements.
@@ -96,7 +97,7 @@ class GPT(nn.Module):
                 nn.init.normal_(module.weight, mean=0.0, std=std)
                 if getattr(module, "bias", None) is not None:
                     nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.LayerNorm) or type(module).__name__ == "RMSNorm":
+            elif isinstance(module, (nn.LayerNorm, RMSNorm)):
                 nn.init.ones_(module.weight)
                 if getattr(module, "bias", None) is not None:
                     nn.init.zeros_(module.bias)

@@ -6,7 +6,11 @@ lowest rank. Our tokenizer stores *merges* instead (``(a, b) -> new id``). The m
 token of rank ``r`` is recovered by running that same procedure on the token's own bytes while
 only allowing tokens of rank ``< r``: it stops at exactly two parts, and those are the pair.
 With those merges, our encoder reproduces tiktoken's ids (tested on the whole of Tiny
-Shakespeare and on hand-picked tricky strings).
+Shakespeare, hand-picked tricky strings and random Unicode text). One caveat: the pre-split regex
+runs on the ``regex`` module here and on Rust's regex in tiktoken, and each carries its own
+Unicode tables; a code point that only the newer one has assigned (say a letter of a CJK
+extension added in the latest Unicode version) can be split differently. Characters assigned in
+both versions agree.
 
 GPT-2's original release instead has ``encoder.json`` (token string -> id) and ``vocab.bpe`` (one
 merge per line) whose strings are bytes disguised as printable characters by

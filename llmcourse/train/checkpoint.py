@@ -28,6 +28,7 @@ import os
 import pickle
 import random
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "CHECKPOINT_VERSION",
     "save_checkpoint",
+    "check_plain_data",
     "load_checkpoint",
     "strip_prefixes",
     "unwrap_model",
@@ -91,14 +93,47 @@ def remove_stale_temp_files(path: str | os.PathLike[str]) -> list[Path]:
     return removed
 
 
+_PLAIN_SCALARS = (type(None), bool, int, float, str, torch.dtype, torch.device)
+
+
+def check_plain_data(obj: Any, where: str = "checkpoint") -> None:
+    """Raise :class:`TypeError` (naming the key path) if ``obj`` holds anything but plain data.
+
+    Plain data is what ``torch.load(weights_only=True)`` rebuilds: tensors, dicts (including
+    ``OrderedDict``), lists, tuples, ``None``, booleans, numbers, strings, dtypes and devices.
+    Subclasses of these (``numpy.float64``, ``torch.torch_version.TorchVersion``...) are not.
+    """
+    if isinstance(obj, torch.Tensor):
+        return
+    kind = type(obj)
+    if kind in _PLAIN_SCALARS or kind is torch.Size:
+        return
+    if kind in (dict, OrderedDict):
+        for key, value in obj.items():
+            if type(key) not in (str, int):
+                raise TypeError(f"{where}: key {key!r} is a {type(key).__name__}, not str/int")
+            check_plain_data(value, f"{where}[{key!r}]")
+        return
+    if kind in (list, tuple):
+        for i, value in enumerate(obj):
+            check_plain_data(value, f"{where}[{i}]")
+        return
+    raise TypeError(
+        f"{where} is a {kind.__module__}.{kind.__qualname__}, which a weights-only checkpoint "
+        "cannot hold; convert it to a tensor, number, string, list or dict first"
+    )
+
+
 def save_checkpoint(obj: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
     """Write ``obj`` to ``path`` atomically and durably (see the module docstring).
 
-    ``obj`` should hold only plain data (tensors, dicts, lists, numbers, strings, ``None``)
-    so that :func:`load_checkpoint` can read it back with ``weights_only=True``.
+    ``obj`` must hold only plain data (see :func:`check_plain_data`) so that
+    :func:`load_checkpoint` can read it back with ``weights_only=True``; anything else raises
+    :class:`TypeError` before the file is touched.
 
     Returns the final path.
     """
+    check_plain_data(dict(obj))
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f"{target.name}{_TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")

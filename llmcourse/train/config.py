@@ -6,8 +6,8 @@ describe a run the same way. It round-trips through plain dicts (:meth:`TrainCon
 
 Example:
     >>> cfg = TrainConfig(max_iters=200, learning_rate=1e-3, warmup_iters=20)
-    >>> cfg.lr_decay_iters    # None means "decay over the whole run"
-    200
+    >>> cfg.lr_decay_iters is None, cfg.decay_iters   # None: decay over the whole run
+    (True, 200)
     >>> cfg.tokens_per_iter(world_size=1) == cfg.batch_size * cfg.block_size
     True
     >>> TrainConfig.from_dict(cfg.to_dict()) == cfg
@@ -46,7 +46,8 @@ class TrainConfig:
         min_lr: learning rate at and after ``lr_decay_iters``.
         warmup_iters: steps of linear warmup.
         lr_decay_iters: step at which the cosine decay reaches ``min_lr``; ``None`` means
-            ``max_iters``.
+            ``max_iters`` (or ``warmup_iters`` if the run is shorter than the warmup); see
+            :attr:`decay_iters`.
         decay_lr: ``False`` keeps the learning rate constant at ``learning_rate``.
         weight_decay: AdamW decoupled weight decay, applied to parameters with ``dim >= 2``.
         beta1, beta2, eps: AdamW's moment coefficients and epsilon.
@@ -103,9 +104,15 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.lr_decay_iters is None:
-            self.lr_decay_iters = self.max_iters
         self.validate()
+
+    @property
+    def decay_iters(self) -> int:
+        """The step where the cosine ends: ``lr_decay_iters``, or by default ``max_iters``
+        (at least ``warmup_iters``)."""
+        if self.lr_decay_iters is not None:
+            return self.lr_decay_iters
+        return max(self.max_iters, self.warmup_iters)
 
     # ----------------------------------------------------------------------------------------
     def validate(self) -> None:
@@ -141,7 +148,8 @@ class TrainConfig:
         check_int("block_size", 1)
         check_int("grad_accum_steps", 1)
         check_int("warmup_iters", 0)
-        check_int("lr_decay_iters", 0)
+        if self.lr_decay_iters is not None:
+            check_int("lr_decay_iters", 0)
         check_int("eval_interval", 1)
         check_int("eval_iters", 1)
         check_int("log_interval", 1)
@@ -159,8 +167,11 @@ class TrainConfig:
                 0.0 <= value < 1.0
             ):
                 raise bad(name, "must be a number in [0, 1)")
-        assert self.lr_decay_iters is not None
-        if self.decay_lr and self.lr_decay_iters < self.warmup_iters:
+        if (
+            self.decay_lr
+            and self.lr_decay_iters is not None
+            and self.lr_decay_iters < self.warmup_iters
+        ):
             raise bad(
                 "lr_decay_iters",
                 f"must be >= warmup_iters={self.warmup_iters} (the cosine starts after warmup)",
@@ -213,9 +224,5 @@ class TrainConfig:
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with some fields changed (validated again)."""
         data = self.to_dict()
-        if "max_iters" in changes and "lr_decay_iters" not in changes:
-            # Keep "decay over the whole run" meaning when the run length changes.
-            if data["lr_decay_iters"] == data["max_iters"]:
-                data["lr_decay_iters"] = None
         data.update(changes)
         return TrainConfig.from_dict(data)

@@ -62,13 +62,14 @@ def get_lr(it: int, cfg: Any) -> float:
     with ``learning_rate``, ``min_lr``, ``warmup_iters``, ``lr_decay_iters`` and optionally
     ``decay_lr``, ``max_iters``).
 
-    With ``decay_lr=False`` the rate is constant. ``lr_decay_iters=None`` means ``max_iters``.
+    With ``decay_lr=False`` the rate is constant. ``lr_decay_iters=None`` means ``max_iters``
+    (or ``warmup_iters`` when that is longer).
     """
     if not getattr(cfg, "decay_lr", True):
         return float(cfg.learning_rate)
     decay_iters = cfg.lr_decay_iters
-    if decay_iters is None:
-        decay_iters = cfg.max_iters
+    if decay_iters is None:  # the whole run, but never shorter than the warmup
+        decay_iters = max(int(cfg.max_iters), int(cfg.warmup_iters))
     return cosine_lr(
         it,
         learning_rate=float(cfg.learning_rate),

@@ -340,7 +340,7 @@ class Trainer:
             "rng": self._gather_rng(),
             "world_size": self.dist.world_size,
             "precision": self.precision.dtype_name,
-            "torch_version": torch.__version__,
+            "torch_version": str(torch.__version__),
         }
 
     def save(self, path: str | Path | None = None) -> Path | None:

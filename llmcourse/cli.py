@@ -1,0 +1,282 @@
+"""The ``llmcourse`` command: prepare data, train, sample, evaluate and benchmark.
+
+::
+
+    llmcourse prepare shakespeare --tokenizer char
+    llmcourse train --preset shakespeare-char-cpu --set max_iters=500
+    llmcourse sample --checkpoint out/shakespeare-char-cpu --prompt "ROMEO:" --num-samples 2
+    llmcourse eval --checkpoint out/shakespeare-char-cpu
+    llmcourse bench matmul
+
+Every subcommand has ``--help``. Errors a user can fix (an unknown preset, a bad override, a
+missing checkpoint) print one line saying what to do and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any, Sequence
+
+import torch
+
+
+class UserError(Exception):
+    """An error in what the user asked for: printed without a traceback."""
+
+
+# --------------------------------------------------------------------------------------------
+# prepare
+# --------------------------------------------------------------------------------------------
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from llmcourse.data import prepare
+
+    prep = prepare(args.dataset, args.tokenizer, out_dir=args.out_dir,
+                   val_fraction=args.val_fraction, force=args.force,
+                   progress=not args.no_progress)
+    meta = prep.meta
+    counts = meta.get("counts") or meta.get("num_tokens") or {}
+    print(f"prepared {args.dataset} with tokenizer {args.tokenizer!r} in {prep.path}")
+    print(f"vocab_size={prep.vocab_size} dtype={prep.dtype} tokens={json.dumps(counts)}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# train
+# --------------------------------------------------------------------------------------------
+
+
+def _resolved_preset(args: argparse.Namespace) -> dict[str, Any]:
+    from llmcourse.presets import apply_overrides, get_preset
+
+    try:
+        preset = get_preset(args.preset)
+    except KeyError as exc:
+        raise UserError(exc.args[0]) from None
+    try:
+        return apply_overrides(preset, args.set or [], known=_known_fields())
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _known_fields() -> dict[str, set[str]]:
+    from dataclasses import fields
+
+    from llmcourse.model import GPTConfig
+    from llmcourse.train import TrainConfig
+
+    return {
+        "train": {f.name for f in fields(TrainConfig)},
+        "model": {f.name for f in fields(GPTConfig)},
+        "data": {"dataset", "tokenizer", "out_dir", "val_fraction", "prepared_dir"},
+    }
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from llmcourse.runs import train_preset
+
+    preset = _resolved_preset(args)
+    if args.print_config:
+        print(json.dumps(preset, indent=2, sort_keys=True))
+        return 0
+    history = train_preset(preset, resume=args.resume, progress=not args.no_progress)
+    evals = [h for h in history if "val_loss" in h]
+    if evals:
+        last = evals[-1]
+        print(f"done: iter {last.get('iter')} train loss {last.get('train_loss'):.4f} "
+              f"val loss {last.get('val_loss'):.4f}; checkpoints in {preset['train']['out_dir']}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# sample
+# --------------------------------------------------------------------------------------------
+
+
+def _load(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    from llmcourse.device import pick_device
+    from llmcourse.runs import load_trained
+
+    try:
+        return load_trained(args.checkpoint, device=pick_device(args.device))
+    except FileNotFoundError as exc:
+        raise UserError(str(exc)) from None
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from llmcourse.generate import generate, stream
+
+    model, tok, info = _load(args)
+    device = next(model.parameters()).device
+    prompt = args.prompt if args.prompt is not None else "\n"
+    if prompt == "":
+        raise UserError("--prompt is empty: give at least one character, e.g. --prompt 'ROMEO:'")
+    ids = tok.encode(prompt)
+    if not ids:
+        raise UserError(f"--prompt {prompt!r} encodes to no tokens; give some text")
+    eos = getattr(tok, "eot_token", None) if args.stop_at_eos else None
+    idx = torch.tensor([ids], dtype=torch.long, device=device)
+    sampling = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                    eos_id=eos, use_cache=not args.no_cache)
+    print(f"# {info.checkpoint} (iter {info.iter_num}), seed {args.seed}", file=sys.stderr)
+    if args.stream:
+        for s in range(args.num_samples):
+            if args.num_samples > 1:
+                print(f"--- sample {s + 1} ---")
+            sys.stdout.write(prompt)
+            pieces = stream(model, idx, args.max_new_tokens, seed=args.seed + s,
+                            decode=tok.decode, **sampling)
+            for piece in pieces:
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+            sys.stdout.write("\n")
+        return 0
+    out = generate(model, idx, args.max_new_tokens, num_samples=args.num_samples,
+                   seed=args.seed, **sampling)
+    for s, row in enumerate(out.tolist()):
+        if args.num_samples > 1:
+            print(f"--- sample {s + 1} ---")
+        print(tok.decode(row))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# eval
+# --------------------------------------------------------------------------------------------
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from llmcourse.data import get_batch, open_prepared
+
+    model, tok, info = _load(args)
+    device = next(model.parameters()).device
+    prep = open_prepared(info.run["prepared_dir"])
+    data = prep.load(args.split)
+    block = model.config.block_size
+    gen = torch.Generator().manual_seed(args.seed)
+    losses = []
+    with torch.no_grad():
+        for _ in range(args.iters):
+            x, y = get_batch(data, args.batch_size, block, device=device, generator=gen)
+            _, loss = model(x, y)
+            losses.append(loss.item())
+    mean = sum(losses) / len(losses)
+    print(json.dumps({
+        "checkpoint": str(info.checkpoint), "split": args.split, "batches": args.iters,
+        "loss": round(mean, 4), "perplexity": round(math.exp(mean), 3),
+        "bits_per_token": round(mean / math.log(2), 4),
+    }))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# bench
+# --------------------------------------------------------------------------------------------
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from llmcourse import bench
+
+    if args.what == "matmul":
+        for dtype in (torch.float32, torch.bfloat16):
+            peak = bench.matmul_peak_flops(n=args.size, dtype=dtype)
+            print(f"matmul {args.size}x{args.size} {str(dtype):15s} {peak / 1e9:8.1f} GFLOP/s")
+        return 0
+    if args.what == "train":
+        result = bench.bench_train_preset(args.preset, iters=args.iters, dtype=args.dtype,
+                                          compile=args.compile)
+        print(result)
+        return 0
+    if args.what == "generate":
+        print(bench.bench_generate(max_new_tokens=args.iters))
+        return 0
+    raise UserError(f"unknown benchmark {args.what!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# parser
+# --------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from llmcourse.presets import list_presets
+
+    parser = argparse.ArgumentParser(
+        prog="llmcourse", description="Prepare data, train, sample from and evaluate GPT models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prepare", help="tokenize a dataset into train.bin/val.bin/meta.json")
+    p.add_argument("dataset", help="a registered dataset (shakespeare, tinystories) or a text file")
+    p.add_argument("--tokenizer", default="char",
+                   help="char, gpt2, cl100k_base, or a saved tokenizer file (default: char)")
+    p.add_argument("--out-dir", default=None, help="where to write (default: in the cache)")
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="share of tokens kept for validation when there is no official split")
+    p.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("train", help="train a GPT from a preset")
+    p.add_argument("--preset", default="shakespeare-char-cpu", choices=list_presets(),
+                   help="starting configuration (default: shakespeare-char-cpu)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a setting, e.g. --set max_iters=500 --set model.n_layer=2")
+    p.add_argument("--resume", action="store_true", help="continue from out_dir/ckpt.pt")
+    p.add_argument("--print-config", action="store_true", help="print the resolved preset and exit")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=cmd_train)
+
+    def add_checkpoint(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--checkpoint", required=True,
+                       help="a run directory (best.pt or ckpt.pt inside) or a .pt file")
+        q.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+        q.add_argument("--seed", type=int, default=1337, help="random seed")
+
+    p = sub.add_parser("sample", help="generate text from a trained checkpoint")
+    add_checkpoint(p)
+    p.add_argument("--prompt", default=None, help="text to continue (default: a newline)")
+    p.add_argument("--num-samples", type=int, default=1, help="samples to draw")
+    p.add_argument("--max-new-tokens", type=int, default=500, help="tokens to generate per sample")
+    p.add_argument("--temperature", type=float, default=0.8, help="0 means greedy")
+    p.add_argument("--top-k", type=int, default=None, help="keep the k most likely tokens")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling threshold in (0, 1]")
+    p.add_argument("--stream", action="store_true", help="print tokens as they are generated")
+    p.add_argument("--no-cache", action="store_true", help="recompute instead of using the KV cache")
+    p.add_argument("--stop-at-eos", action="store_true",
+                   help="stop a sample at the tokenizer's end-of-text token")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("eval", help="loss, perplexity and bits per token of a checkpoint")
+    add_checkpoint(p)
+    p.add_argument("--split", default="val", choices=["train", "val"])
+    p.add_argument("--iters", type=int, default=50, help="batches to average")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("bench", help="measure matmul peak, training or generation speed")
+    p.add_argument("what", choices=["matmul", "train", "generate"])
+    p.add_argument("--preset", default="shakespeare-char-cpu", choices=list_presets())
+    p.add_argument("--iters", type=int, default=20, help="timed iterations (train) or tokens (generate)")
+    p.add_argument("--size", type=int, default=1024, help="matrix size for the matmul benchmark")
+    p.add_argument("--dtype", default="float32", help="float32 or bfloat16 autocast")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"llmcourse {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -92,3 +92,71 @@ def train_throughput(step: Callable[[], object], tokens_per_iter: int, flops_per
     flops_per_s = tokens_per_s * flops_per_token
     mfu = None if not peak_flops else flops_per_s / peak_flops
     return ThroughputResult(1000 * dt, tokens_per_s, flops_per_s, mfu)
+
+
+def bench_train_preset(preset_name: str = "shakespeare-char-cpu", iters: int = 20,
+                       dtype: str = "float32", compile: bool = False,
+                       vocab_size: int = 65) -> str:
+    """Time training steps of a preset's model on random tokens; a one-line report.
+
+    Random token ids cost exactly what real ones cost, so no data needs preparing. MFU is
+    reported against the measured matmul peak of the CPU, or the datasheet peak on a known GPU.
+    """
+    from llmcourse.device import pick_device, pick_dtype
+    from llmcourse.model import GPT, flops_per_token
+    from llmcourse.presets import get_preset
+    from llmcourse.runs import build_configs
+
+    preset = get_preset(preset_name)
+    model_cfg, train_cfg = build_configs(preset, vocab_size)
+    device = pick_device("auto")
+    precision = pick_dtype(device, requested=dtype)
+    torch.manual_seed(0)
+    model = GPT(model_cfg).to(device)
+    fwd = torch.compile(model) if compile else model
+    opt = torch.optim.AdamW(model.parameters(), lr=train_cfg.learning_rate)
+    B, T = train_cfg.batch_size, model_cfg.block_size
+    x = torch.randint(0, model_cfg.vocab_size, (B, T), device=device)
+    y = torch.randint(0, model_cfg.vocab_size, (B, T), device=device)
+    scaler = precision.make_grad_scaler()
+
+    def step() -> None:
+        with precision.autocast():
+            _, loss = fwd(x, y)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        opt.zero_grad(set_to_none=True)
+
+    if device.type == "cpu":
+        peak = matmul_peak_flops(dtype=torch.bfloat16 if precision.dtype_name == "bfloat16"
+                                 else torch.float32)
+    else:
+        from llmcourse.device import peak_flops as table_peak  # datasheet table
+
+        peak = table_peak(torch.cuda.get_device_name(device), precision.dtype_name)
+    res = train_throughput(step, B * T, flops_per_token(model_cfg), peak, device=device,
+                           iters=iters)
+    return (f"{preset_name} on {device} ({precision.dtype_name}{', compiled' if compile else ''}): "
+            + res.as_row())
+
+
+def bench_generate(max_new_tokens: int = 200, vocab_size: int = 65) -> str:
+    """ms per generated token with and without the KV cache for the 6/6/384 block-256 model."""
+    from llmcourse.generate import generate
+    from llmcourse.model import GPT, GPTConfig
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=vocab_size, block_size=256, n_layer=6, n_head=6,
+                          n_embd=384, dropout=0.0)).eval()
+    idx = torch.zeros((1, 1), dtype=torch.long)
+    rows = []
+    results = {}
+    for use_cache in (True, False):
+        t = time_it(lambda: generate(model, idx, max_new_tokens, temperature=0.0,
+                                     use_cache=use_cache), warmup=1, repeats=1)
+        results[use_cache] = t
+        rows.append(f"{'with' if use_cache else 'without'} KV cache: "
+                    f"{1000 * t / max_new_tokens:.2f} ms/token")
+    rows.append(f"speed-up: {results[False] / results[True]:.1f}x")
+    return "\n".join(rows)

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -88,7 +89,7 @@ def _check_logits(logits: Tensor, fn: str) -> None:
 
 
 def _check_temperature(temperature: float) -> None:
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
         raise ValueError(f"temperature must be a number >= 0, got {temperature!r}")
     if not math.isfinite(temperature) or temperature < 0:
         raise ValueError(
@@ -100,7 +101,7 @@ def _check_temperature(temperature: float) -> None:
 def _check_top_k(top_k: int | None) -> None:
     if top_k is None:
         return
-    if isinstance(top_k, bool) or not isinstance(top_k, int):
+    if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral):
         raise ValueError(f"top_k must be an int >= 1 or None (no top-k), got {top_k!r}")
     if top_k < 1:
         raise ValueError(
@@ -112,7 +113,7 @@ def _check_top_k(top_k: int | None) -> None:
 def _check_top_p(top_p: float | None) -> None:
     if top_p is None:
         return
-    if isinstance(top_p, bool) or not isinstance(top_p, (int, float)):
+    if isinstance(top_p, bool) or not isinstance(top_p, numbers.Real):
         raise ValueError(f"top_p must be a number in (0, 1] or None (no top-p), got {top_p!r}")
     if not (0.0 < top_p <= 1.0):
         raise ValueError(
@@ -177,7 +178,7 @@ def top_k_filter(logits: Tensor, k: int) -> Tensor:
     # A stable descending sort lists equal logits by increasing token id, so slicing the first k
     # keeps the lower ids on ties (torch.topk does not promise an order among equal values).
     order = torch.sort(logits, dim=-1, descending=True, stable=True).indices  # (..., V)
-    keep = order[..., :k]  # (..., k)
+    keep = order[..., : int(k)]  # (..., k)
     out = torch.full_like(logits, float("-inf"))
     return out.scatter(-1, keep, logits.gather(-1, keep))
 
@@ -294,14 +295,17 @@ def _model_device(model: nn.Module, fallback: torch.device) -> torch.device:
     return fallback
 
 
-def _check_count(name: str, value: Any, minimum: int, meaning: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
+def _check_count(name: str, value: Any, minimum: int, meaning: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name} must be an int >= {minimum} ({meaning}), got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum} ({meaning}), got {value}")
+    return int(value)
 
 
-def _prepare_prompt(idx: Tensor | Sequence[int], vocab_size: int | None, device: torch.device) -> Tensor:
+def _prepare_prompt(
+    idx: Tensor | Sequence[int], vocab_size: int | None, device: torch.device
+) -> Tensor:
     """Validate a prompt and return it as a ``(B, T)`` int64 tensor on ``device``."""
     if not isinstance(idx, Tensor):
         if not isinstance(idx, (list, tuple)):
@@ -349,9 +353,9 @@ def _make_generator(
     if generator is not None and seed is not None:
         raise ValueError("give either generator or seed, not both")
     if seed is not None:
-        if isinstance(seed, bool) or not isinstance(seed, int):
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
             raise ValueError(f"seed must be an int, got {seed!r}")
-        return torch.Generator(device=device).manual_seed(seed)
+        return torch.Generator(device=device).manual_seed(int(seed))
     return generator
 
 
@@ -360,14 +364,14 @@ def _resolve_keep(keep_on_rebuild: int | None, block_size: int | None) -> int | 
         return None
     if keep_on_rebuild is None:
         return max(1, block_size // 2)
-    if isinstance(keep_on_rebuild, bool) or not isinstance(keep_on_rebuild, int):
+    if isinstance(keep_on_rebuild, bool) or not isinstance(keep_on_rebuild, numbers.Integral):
         raise ValueError(f"keep_on_rebuild must be an int or None, got {keep_on_rebuild!r}")
     if not 1 <= keep_on_rebuild <= block_size:
         raise ValueError(
             f"keep_on_rebuild must be in [1, block_size={block_size}] (block_size gives the "
             f"same tokens as recomputing without a cache), got {keep_on_rebuild}"
         )
-    return keep_on_rebuild
+    return int(keep_on_rebuild)
 
 
 def _accepts_keyword(model: nn.Module, name: str) -> bool:
@@ -397,9 +401,10 @@ class _Context:
     With a cache, :meth:`prefill` runs the prompt (its last ``block_size`` tokens) once and each
     later step feeds only the newest token (``T == 1``). When the cache already holds
     ``block_size`` positions it cannot take another one; it is then reset and re-prefilled with
-    the last ``keep`` tokens. That rebuild is one forward over ``keep`` tokens, so with the
-    default ``keep = block_size // 2`` it happens once every ``block_size // 2`` new tokens:
-    about one extra token-forward per generated token, amortised, instead of a full
+    the last ``keep`` tokens. That rebuild is one forward over ``keep`` tokens, once every
+    ``block_size - keep + 1`` new tokens; with the default ``keep = block_size // 2`` that is
+    about one extra token's worth of work per generated token (amortised, and a forward over
+    many tokens at once is cheaper per token than single steps), instead of a full
     ``block_size`` forward per token. ``keep = block_size`` reproduces the recompute path exactly
     (the model always sees the last ``block_size`` tokens) at the recompute path's cost.
 
@@ -426,7 +431,6 @@ class _Context:
         self.tokens[:, :length] = prompt
         self.length = length  # tokens written so far
         self.cache_start = 0  # the token held at the cache's position 0
-        self.rebuilds = 0  # how many times a full cache was rebuilt (tests, benchmarks)
         # Models that can skip the output layer for all but the last position (GPT's
         # `only_last=True`) are asked to: only the last position's logits are ever used.
         self.extra = {"only_last": True} if _accepts_keyword(model, "only_last") else {}
@@ -470,7 +474,6 @@ class _Context:
         pos = int(self.cache.pos)
         if self.block_size is not None and self.length - self.cache_start > self.block_size:
             # The cache cannot hold the newest token: restart it from the last `keep` tokens.
-            self.rebuilds += 1
             return self._refill(self.keep)
         return self._run(self.cache_start + pos)  # normally just the newest token
 
@@ -505,14 +508,15 @@ class _EvalMode:
             module.training = training
 
 
-def _check_eos(eos_id: int | None, vocab_size: int | None) -> None:
+def _check_eos(eos_id: int | None, vocab_size: int | None) -> int | None:
     if eos_id is None:
-        return
-    if isinstance(eos_id, bool) or not isinstance(eos_id, int):
+        return None
+    if isinstance(eos_id, bool) or not isinstance(eos_id, numbers.Integral):
         raise ValueError(f"eos_id must be an int token id or None, got {eos_id!r}")
     if eos_id < 0 or (vocab_size is not None and eos_id >= vocab_size):
         valid = f"[0, {vocab_size - 1}]" if vocab_size is not None else ">= 0"
         raise ValueError(f"eos_id must be a token id in {valid}, got {eos_id}")
+    return int(eos_id)
 
 
 def _decode_steps(
@@ -598,7 +602,8 @@ def generate(
     Args:
         model: a language model following the package contract (see the module docstring).
         idx: prompt token ids: an int tensor ``(B, T)``, or ``(T,)`` for one prompt, or the
-            same as (nested) lists of ints; moved to the model's device. Must be non-empty, ids in ``[0, vocab_size)``.
+            same as (nested) lists of ints; moved to the model's device. Non-empty, with ids in
+            ``[0, vocab_size)``.
         max_new_tokens: number of tokens to add, ``>= 0``.
         temperature, top_k, top_p: see :func:`sample_next`.
         eos_id: end-of-text id to stop at, or None to always produce ``max_new_tokens``.
@@ -620,12 +625,12 @@ def generate(
         torch.Size([1, 21])
     """
     vocab_size, block_size = _model_limits(model)
-    _check_count("max_new_tokens", max_new_tokens, 0, "the number of tokens to generate")
-    _check_count("num_samples", num_samples, 1, "samples per prompt")
+    max_new_tokens = _check_count("max_new_tokens", max_new_tokens, 0, "tokens to generate")
+    num_samples = _check_count("num_samples", num_samples, 1, "samples per prompt")
     _check_temperature(temperature)
     _check_top_k(top_k)
     _check_top_p(top_p)
-    _check_eos(eos_id, vocab_size)
+    eos_id = _check_eos(eos_id, vocab_size)
     keep = _resolve_keep(keep_on_rebuild, block_size)
     device = _model_device(model, idx.device if isinstance(idx, Tensor) else torch.device("cpu"))
     prompt = _prepare_prompt(idx, vocab_size, device)
@@ -683,11 +688,11 @@ def stream(
         ...     print(piece, end="", flush=True)
     """
     vocab_size, block_size = _model_limits(model)
-    _check_count("max_new_tokens", max_new_tokens, 0, "the number of tokens to generate")
+    max_new_tokens = _check_count("max_new_tokens", max_new_tokens, 0, "tokens to generate")
     _check_temperature(temperature)
     _check_top_k(top_k)
     _check_top_p(top_p)
-    _check_eos(eos_id, vocab_size)
+    eos_id = _check_eos(eos_id, vocab_size)
     if decode is not None and not callable(decode):
         raise ValueError(f"decode must be a function from a list of ids to str, got {decode!r}")
     keep = _resolve_keep(keep_on_rebuild, block_size)
@@ -843,9 +848,9 @@ def beam_search(
         >>> best.tokens, best.score   # doctest: +SKIP
     """
     vocab_size, block_size = _model_limits(model)
-    _check_count("beam_width", beam_width, 1, "the number of beams")
-    _check_count("max_new_tokens", max_new_tokens, 0, "the most tokens to generate")
-    _check_count("num_return", num_return, 1, "hypotheses to return")
+    beam_width = _check_count("beam_width", beam_width, 1, "the number of beams")
+    max_new_tokens = _check_count("max_new_tokens", max_new_tokens, 0, "most tokens to add")
+    num_return = _check_count("num_return", num_return, 1, "hypotheses to return")
     if num_return > beam_width:
         raise ValueError(
             f"num_return must be <= beam_width={beam_width} (beam search keeps only that many), "
@@ -853,14 +858,14 @@ def beam_search(
         )
     if (
         isinstance(length_penalty, bool)
-        or not isinstance(length_penalty, (int, float))
+        or not isinstance(length_penalty, numbers.Real)
         or not math.isfinite(length_penalty)
     ):
         raise ValueError(
             f"length_penalty must be a finite number (GNMT alpha, e.g. 0.6-1.0; 0 = none), got "
             f"{length_penalty!r}"
         )
-    _check_eos(eos_id, vocab_size)
+    eos_id = _check_eos(eos_id, vocab_size)
     keep = _resolve_keep(keep_on_rebuild, block_size)
     device = _model_device(model, idx.device if isinstance(idx, Tensor) else torch.device("cpu"))
     prompt = _prepare_prompt(idx, vocab_size, device)

@@ -714,3 +714,11 @@ def test_primitives_and_beam_search_reject_bad_settings():
         beam_search(model, [0], 2, 3, num_return=3)
     with pytest.raises(ValueError, match="length_penalty"):
         beam_search(model, [0], 2, 3, length_penalty=float("inf"))
+
+
+def test_numpy_integers_are_accepted():
+    np = pytest.importorskip("numpy")
+    model = TableLM(random_table(4, 0))
+    a = generate(model, [0], np.int64(5), top_k=np.int64(2), eos_id=np.int64(3), seed=np.int64(1))
+    b = generate(model, [0], 5, top_k=2, eos_id=3, seed=1)
+    assert torch.equal(a, b)

@@ -410,3 +410,30 @@ def test_trains_the_course_gpt(tmp_path):
     resumed = Trainer(rebuilt, cfg.replace(init_from="resume", max_iters=40), get_batch)
     assert resumed.iter_num == 30
     assert resumed.fit()[-1]["iter"] == 40
+
+
+def test_gradient_accumulation_equals_one_big_batch(tmp_path, monkeypatch):
+    """accum 2 x batch 4 produces the gradient of one batch of 8 with the same rows."""
+    x, y = random_batch_fn(TOKENS, batch_size=8, use_global_rngs=False)("train",
+                                                                       torch.Generator())
+    halves = iter([(x[:4], y[:4]), (x[4:], y[4:])])
+    grads = {}
+
+    def capture(trainer, key):
+        def step(*a, **k):
+            grads[key] = [p.grad.clone() for p in trainer._params]
+        monkeypatch.setattr(trainer.optimizer, "step", step)
+
+    big = Trainer(TinyLM(), make_cfg(tmp_path, "big", grad_accum_steps=1, grad_clip=0.0),
+                  lambda split: (x, y))
+    capture(big, "big")
+    big._train_step(need_norm=True)
+    small = Trainer(TinyLM(), make_cfg(tmp_path, "small", grad_accum_steps=2, grad_clip=0.0),
+                    lambda split: next(halves))
+    capture(small, "small")
+    loss, norm, tokens = small._train_step(need_norm=True)
+    assert tokens == 64
+    for a, b in zip(grads["big"], grads["small"]):
+        assert torch.allclose(a, b, atol=1e-6)
+    full_loss = TinyLM()(x, y)[1]
+    assert loss.item() == pytest.approx(full_loss.item(), abs=1e-6)

@@ -314,23 +314,23 @@ def _cell_id(name: str, index: int) -> str:
     return f"{hashlib.sha1(name.encode()).hexdigest()[:8]}-{index:03d}"
 
 
-def _badge_svg() -> str:
-    """A small self-made 'Open in Colab' badge as a data URI (no remote image is fetched)."""
+def _badge_data_uri(root: Path) -> str:
+    """The "Open in Colab" badge (``book/_static/open-in-colab.png``) as a data URI.
+
+    Inlined so that the notebook shows it anywhere (Colab, Jupyter, GitHub, the book) without
+    fetching a remote image; PNG because Markdown renderers refuse SVG data URIs.
+    """
     import base64
 
-    svg = (
-        '<svg xmlns="http://www.w3.org/2000/svg" width="117" height="20" role="img" aria-label="Open in Colab">'
-        '<rect width="117" height="20" rx="3" fill="#555"/><rect x="44" width="73" height="20" rx="3" fill="#f9ab00"/>'
-        '<rect x="44" width="6" height="20" fill="#f9ab00"/>'
-        '<g fill="#fff" font-family="Verdana,DejaVu Sans,sans-serif" font-size="11">'
-        '<text x="7" y="14">Open</text><text x="51" y="14" fill="#222">in Colab</text></g></svg>'
-    )
-    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("ascii")).decode("ascii")
+    path = root / "book" / "_static" / "open-in-colab.png"
+    if not path.exists():
+        raise PipelineError(f"{path} is missing; it is the Colab badge every notebook starts with")
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
 def preamble_cells(layout: Layout, name: str, kind: str) -> list[tuple[str, str, list[str]]]:
     """The cells every generated notebook starts with: the Colab badge and the setup cell."""
-    badge = f"[![Open in Colab]({_badge_svg()})]({layout.colab_url('lessons', name)})"
+    badge = f"[![Open in Colab]({_badge_data_uri(layout.root)})]({layout.colab_url('lessons', name)})"
     if kind == "lesson":
         markdown = f"{badge} Run this lesson in Google Colab (choose a T4 GPU runtime for the real-size runs)."
     else:
@@ -684,7 +684,7 @@ def toc_text(layout: Layout) -> str:
         "      - file: book/exercises",
     ]
     for week, title in WEEKS.items():
-        lines += [f'  - caption: "{title}"', "    chapters:", f"      - file: book/week{week}"]
+        lines += [f'  - caption: "Week {week}"', "    chapters:", f"      - file: book/week{week}"]
         if by_week[week]:
             lines.append("        sections:")
             lines += [f"          - file: {doc}" for doc in by_week[week]]

@@ -3,6 +3,8 @@
 - Drops sphinx-thebe's scripts: the book has no live-code button, and sphinx-thebe 0.3 adds its
   inline ``const THEBE_JS_URL`` script twice under Sphinx 7, which is a JavaScript error on
   every page (and it names a CDN URL).
+- Adds ``_static/widgets-offline.js`` before every other script, so that saved widgets
+  render with the vendored widget manager and MathJax 3 (see that file).
 """
 
 from __future__ import annotations
@@ -24,4 +26,5 @@ def _drop_thebe(app, pagename: str, templatename: str, context: dict, doctree) -
 
 def setup(app) -> dict:
     app.connect("html-page-context", _drop_thebe, priority=900)
+    app.add_js_file("widgets-offline.js", priority=100)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

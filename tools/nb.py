@@ -50,7 +50,7 @@ BEGIN_RE = re.compile(r"^(?P<indent>[ \t]*)#\s*BEGIN SOLUTION\s*$")
 END_RE = re.compile(r"^[ \t]*#\s*END SOLUTION\s*$")
 STUB_RE = re.compile(r"^[ \t]*#\s*STUB:(?: (?P<text>.*)|(?P<empty>\s*))$")
 # Anything that looks like a mark but is not exactly one (typos must not pass silently).
-LOOKALIKE_RE = re.compile(r"^[ \t]*#\s*(BEGIN|END)[ _-]*SOLUTIONS?\b|^[ \t]*#\s*STUB\b", re.IGNORECASE)
+LOOKALIKE_RE = re.compile(r"^[ \t]*#\s*(BEGIN|END)[ _-]*SOL\w*\s*$|^[ \t]*#\s*STUB\b", re.IGNORECASE)
 CODE_FENCE_RE = re.compile(r"^(?P<fence>`{3,}|~{3,})\{code-cell\}(?P<rest>.*)$")
 
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}

@@ -120,8 +120,13 @@ def encode_file(
             if separator is not None:
                 while True:
                     m = sep_re.search(buf)
-                    if m is None or (m.end() == len(buf) and not final and not m.group().endswith("\n")):
-                        break  # no separator line, or its line may continue in the next read
+                    if m is None:
+                        break
+                    if not m.group().endswith("\n") and not (final and separator):
+                        # A separator at the very end without a line end: it may continue in
+                        # the next read; at the end of the file, only a non-empty one counts
+                        # (the "empty line" after a final newline is no blank line).
+                        break
                     tail = buf[: m.start()]
                     if tail.endswith("\n"):
                         tail = tail[:-2] if tail.endswith("\r\n") else tail[:-1]

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The notebooks and the book as regression tests (called by `bash tools/run.sh test` after
+# pytest; runs on its own too, from the repository root, inside the project's venv):
+#   1. the generated files are current        python -m tools.nb check
+#   2. solved notebooks reproduce their stored outputs   pytest --nbval solutions/*.ipynb
+#   3. lesson notebooks (stubs) run without errors       pytest --nbval-lax lessons/*.ipynb
+#   4. the book builds with no warning         jupyter-book build . -W -n --keep-going
+#   5. the built book works in a browser       python -m tools.browser_test
+# Every stage prints its wall time. Stages 2-3 are skipped, with a message, while no lesson exists.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -z "${VIRTUAL_ENV:-}" ] && [ -x .venv/bin/python ]; then
+  # shellcheck disable=SC1091
+  . .venv/bin/activate
+fi
+# The kernels draw plots inline (as when the outputs were stored) and hash strings alike.
+export MPLBACKEND=module://matplotlib_inline.backend_inline
+export PYTHONHASHSEED=0
+export CUDA_VISIBLE_DEVICES=""
+JOBS=${LLMCOURSE_NB_JOBS:-2}
+
+total_start=$(date +%s)
+stage_start=0
+stage() { stage_start=$(date +%s); echo "=== [$(date +%H:%M:%S)] notebooks: $*"; }
+stage_end() { echo "=== stage took $(( $(date +%s) - stage_start ))s"; }
+
+# pytest exits 5 when it collected nothing; that is not a failure here.
+pytest_ok() { local rc=0; "$@" || rc=$?; if [ "$rc" -eq 5 ]; then echo "(no notebook tests collected)"; return 0; fi; return "$rc"; }
+
+shopt -s nullglob
+solutions=(solutions/day*.ipynb)
+lessons=(lessons/day*.ipynb)
+
+stage "1/5 generated files are current (python -m tools.nb check)"
+python -m tools.nb check
+stage_end
+
+stage "2/5 solved notebooks reproduce their stored outputs (nbval, ${#solutions[@]} notebooks)"
+if [ ${#solutions[@]} -eq 0 ]; then
+  echo "no solutions/day*.ipynb yet: skipped"
+else
+  pytest_ok python -m pytest -q -p no:cacheprovider --nbval --nbval-current-env -n "$JOBS" --dist loadfile \
+    --nbval-sanitize-with tools/sanitize.cfg --nbval-cell-timeout 900 "${solutions[@]}"
+fi
+stage_end
+
+stage "3/5 lesson notebooks run with their stubs (nbval-lax, ${#lessons[@]} notebooks)"
+if [ ${#lessons[@]} -eq 0 ]; then
+  echo "no lessons/day*.ipynb yet: skipped"
+else
+  pytest_ok python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env -n "$JOBS" --dist loadfile \
+    --nbval-cell-timeout 900 "${lessons[@]}"
+fi
+stage_end
+
+stage "4/5 book: vendored JavaScript, then jupyter-book build -W -n"
+python -m tools.vendor
+# --all: a full build, so that warnings of unchanged pages are not hidden by the cache.
+jupyter-book build . --all -W -n --keep-going
+stage_end
+
+stage "5/5 browser test of the built book"
+if [ ! -x /usr/bin/chromium ]; then
+  echo "installing Debian's chromium (needs root and the Debian package mirror)"
+  if [ "$(id -u)" -eq 0 ]; then
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+  else
+    sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+  fi
+fi
+python -m tools.browser_test
+stage_end
+
+echo "=== notebooks and book: all stages passed in $(( $(date +%s) - total_start ))s"

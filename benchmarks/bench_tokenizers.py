@@ -29,6 +29,7 @@ from typing import Any, Callable
 import regex
 
 from llmcourse.tokenizers import ENDOFTEXT, GPT2_SPLIT_PATTERN, BPETokenizer, get_tokenizer
+from llmcourse.tokenizers.stream import _split_safe
 
 
 def find_shakespeare(arg: str | None) -> Path:
@@ -155,9 +156,11 @@ def main() -> None:
     assert enc.encode_ordinary(text) == tok.encode(text), "tiktoken export disagrees"
     t, _ = best_of(args.repeats, lambda: enc.encode_ordinary(text))
     add("encode, vocab 4096", "tok.to_tiktoken(), 1 thread", f"{mb / t:.2f} MB/s ({t:.3f} s)")
-    lines = text.splitlines(keepends=True)
-    t, _ = best_of(args.repeats, lambda: enc.encode_ordinary_batch(lines, num_threads=os.cpu_count() or 1))
-    add("encode, vocab 4096", f"tok.to_tiktoken(), batch of lines, {os.cpu_count()} threads",
+    threads = os.cpu_count() or 1
+    parts = _split_safe(text, 4 * threads)  # cut at safe points, as encode_file does
+    assert "".join(parts) == text
+    t, _ = best_of(args.repeats, lambda: enc.encode_ordinary_batch(parts, num_threads=threads))
+    add("encode, vocab 4096", f"tok.to_tiktoken(), {len(parts)} pieces, {threads} threads",
         f"{mb / t:.2f} MB/s ({t:.3f} s)")
     gpt2 = get_tokenizer("gpt2")
     t, _ = best_of(args.repeats, lambda: gpt2.encode(text))

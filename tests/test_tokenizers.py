@@ -415,3 +415,18 @@ def test_named_tiktoken_tokenizers():
     cl = get_tokenizer("cl100k_base")
     assert cl.eot_token == 100257 and cl.vocab_size == 100277
     assert get_tokenizer("r50k_base").encode("Hello world") == [15496, 995]
+
+
+# ================================================================ documentation examples
+@pytest.mark.parametrize(
+    "module", ["__init__", "base", "char", "bpe", "patterns", "pretrained", "registry"]
+)
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    mod = importlib.import_module(
+        "llmcourse.tokenizers" + ("" if module == "__init__" else f".{module}")
+    )
+    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0

@@ -481,7 +481,8 @@ def _learn_merges(
             n = len(w)
             # Rebuild the word with (a, b) -> new_id, left to right, non-overlapping.
             new_w: list[int] = []
-            old_sites: list[int] = []
+            old_sites: list[int] = []  # positions of the merged pairs in w
+            new_sites: list[int] = []  # positions of new_id in new_w
             start = 0
             while True:
                 try:
@@ -490,6 +491,7 @@ def _learn_merges(
                     break
                 if i + 1 < n and w[i + 1] == b:
                     new_w.extend(w[start:i])
+                    new_sites.append(len(new_w))
                     new_w.append(new_id)
                     old_sites.append(i)
                     start = i + 2
@@ -509,9 +511,8 @@ def _learn_merges(
                     delta[(w[j], w[j + 1])] -= f
             m = len(new_w)
             touched_new = set()
-            for k, t in enumerate(new_w):
-                if t == new_id:
-                    touched_new.update((k - 1, k))
+            for k in new_sites:
+                touched_new.update((k - 1, k))
             for j in touched_new:
                 if 0 <= j < m - 1:
                     q = (new_w[j], new_w[j + 1])

@@ -11,7 +11,10 @@ weights, which cost the same as trained ones), and prints milliseconds per token
   256 tokens at every step past the block, which gives the same tokens as ``recompute``.
 
 Each mode is timed ``--repeats`` times (interleaved) and the fastest run is reported, because
-on a shared machine the slower runs measure the neighbours. Run::
+on a shared machine the slower runs measure the neighbours. The load average is printed with
+the results: when it is above the number of cores, several CPU threads per process slow
+single-token decoding down far more than big forwards (the threads wait for each other at every
+small operation), so compare with ``--threads 1``. Run::
 
     python benchmarks/bench_generate.py                 # CPU, fp32, all cores
     python benchmarks/bench_generate.py --threads 2 --repeats 3
@@ -21,6 +24,7 @@ on a shared machine the slower runs measure the neighbours. Run::
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 
@@ -89,6 +93,8 @@ def main() -> None:
     print(f"{args.tokens} new tokens from a 1-token prompt, batch 1, {args.dtype} on {device} "
           f"({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
           f"torch {torch.__version__}); best of {args.repeats}")
+    if hasattr(os, "getloadavg"):
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} logical CPUs")
     base = best["recompute"]
     for name, seconds in best.items():
         ms = 1000 * seconds / args.tokens

@@ -6,14 +6,10 @@ makes both, in one place, so that the lessons, the trainer and the CLI agree.
 
 Precision rules (the "precision plan"):
 
-======================  =====================  =============  ======================================
-device                  ``requested="auto"``   GradScaler     notes
-======================  =====================  =============  ======================================
-CUDA, capability >= 8.0 bfloat16 autocast      no             Ampere (A100, RTX 30xx), Ada, Hopper
-CUDA, capability < 8.0  float16 autocast       yes            e.g. a T4 (7.5) or a V100 (7.0)
-CPU                     float32                no             ``requested="bfloat16"`` is allowed
-MPS                     float32                no             ``requested="float16"`` is allowed
-======================  =====================  =============  ======================================
+- CUDA, compute capability >= 8.0 (Ampere, Ada, Hopper): bfloat16 autocast, no GradScaler.
+- CUDA, compute capability < 8.0 (a T4 is 7.5, a V100 7.0): float16 autocast with a GradScaler.
+- CPU: float32; ``requested="bfloat16"`` gives bfloat16 autocast.
+- MPS: float32; ``requested="float16"`` gives float16 autocast.
 
 Why the *compute capability* and not :func:`torch.cuda.is_bf16_supported`: on a T4 (7.5) that
 function answers ``True`` because bfloat16 can be *emulated*, but there is no bfloat16 tensor

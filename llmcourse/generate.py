@@ -617,12 +617,16 @@ def generate(
         (``n < max_new_tokens`` only when every row reached ``eos_id``). Always 2-D.
 
     Example:
-        >>> from llmcourse.model import GPT, GPTConfig   # doctest: +SKIP
-        >>> model = GPT(GPTConfig(vocab_size=65, block_size=64))   # doctest: +SKIP
+        >>> from llmcourse.model import GPT, GPTConfig
+        >>> cfg = GPTConfig(vocab_size=65, block_size=16, n_layer=2, n_head=2, n_embd=32)
+        >>> model = GPT(cfg)
         >>> out = generate(model, torch.zeros(1, 1, dtype=torch.long), 20, top_k=10, seed=0)
-        ... # doctest: +SKIP
-        >>> out.shape   # doctest: +SKIP
+        >>> out.shape
         torch.Size([1, 21])
+        >>> torch.equal(out, generate(model, [0], 20, top_k=10, seed=0))
+        True
+        >>> generate(model, [[0], [1]], 5, num_samples=3).shape
+        torch.Size([6, 6])
     """
     vocab_size, block_size = _model_limits(model)
     max_new_tokens = _check_count("max_new_tokens", max_new_tokens, 0, "tokens to generate")

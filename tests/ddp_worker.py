@@ -35,7 +35,8 @@ def main() -> None:
         eval_interval=max_iters // 2, eval_iters=2, log_interval=1, device="cpu",
         progress=False, ddp_backend="gloo", always_save_checkpoint=True, seed=7,
     )
-    trainer = Trainer(TinyLM(seed=0), cfg, get_batch)
+    # The same user generator on every rank: the trainer must re-seed it per rank.
+    trainer = Trainer(TinyLM(seed=0), cfg, get_batch, generator=torch.Generator().manual_seed(0))
     holder["trainer"] = trainer
     probe = torch.Generator()
     probe.set_state(trainer.generator.get_state())  # what this rank's batch sampler would draw

@@ -113,7 +113,6 @@ class ScriptLM(nn.Module):
         super().__init__()
         self.script = script
         self.config = SimpleNamespace(vocab_size=vocab_size, block_size=block_size)
-        self.n_prompt = 1
 
     def forward(self, idx, targets=None, *, kv_cache=None):
         B, T = idx.shape
@@ -258,6 +257,17 @@ def test_top_p_draws_stay_in_the_nucleus():
     g = torch.Generator().manual_seed(3)
     draws = sample_next(probs.log().expand(3000, -1), top_p=0.8, generator=g)
     assert set(draws[:, 0].tolist()) == {1, 2, 3}
+
+
+def test_temperature_is_applied_before_top_p():
+    # At temperature 0.2 the top token has ~93% of the mass, so top_p=0.6 keeps it alone. Were
+    # top-p applied first (to the untempered 0.5/0.3/0.2), token 1 would survive (~7% of draws).
+    logits = torch.tensor([[0.5, 0.3, 0.2]]).log()
+    g = torch.Generator().manual_seed(0)
+    draws = sample_next(logits.expand(4000, -1), temperature=0.2, top_p=0.6, generator=g)
+    assert set(draws[:, 0].tolist()) == {0}
+    draws = sample_next(logits.expand(4000, -1), temperature=1.0, top_p=0.6, generator=g)
+    assert set(draws[:, 0].tolist()) == {0, 1}
 
 
 def test_sampling_follows_the_distribution():

@@ -429,4 +429,4 @@ def test_docstring_examples(module):
         "llmcourse.tokenizers" + ("" if module == "__init__" else f".{module}")
     )
     result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0
+    assert result.attempted > 0 and result.failed == 0

@@ -28,8 +28,20 @@ from llmcourse.train import (
 )
 from llmcourse.train.checkpoint import capture_rng_state, config_to_dict, restore_rng_state
 from llmcourse.train.ddp import dist_info_from_env
+from llmcourse.train.optim import fused_adamw_available
 from llmcourse.train.metrics import MetricsLogger, flops_per_token, mfu, read_metrics
 from train_helpers import TinyLM
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These models are tiny: one intra-op thread is faster and avoids oversubscribing a
+    shared CI machine. Restored after each test."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 
 # ============================================================================ TrainConfig
@@ -145,7 +157,9 @@ def test_configure_optimizer_applies_decay_only_to_matrices():
     opt = configure_optimizer(model, learning_rate=1.0, weight_decay=0.5, betas=(0.9, 0.95))
     assert isinstance(opt, torch.optim.AdamW)
     assert [g["weight_decay"] for g in opt.param_groups] == [0.5, 0.0]
-    assert not opt.param_groups[0].get("fused")  # CPU default: not fused
+    assert bool(opt.param_groups[0].get("fused")) == fused_adamw_available("cpu")
+    assert not configure_optimizer(model, learning_rate=1.0, weight_decay=0.0,
+                                   fused=False).param_groups[0].get("fused")
     # Zero gradients: the only change is decoupled weight decay, so 1-D params stay put.
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     for p in model.parameters():

@@ -1,5 +1,5 @@
-"""DDP through torchrun: 2 CPU processes (Gloo) x accumulation 1 take the same steps as
-1 process x accumulation 2 fed the same samples."""
+"""DDP through torchrun: 2 CPU processes (Gloo) x accumulation 2 take the same steps as
+1 process x accumulation 4 fed the same samples (this also runs the no_sync micro-steps)."""
 
 from __future__ import annotations
 
@@ -44,11 +44,11 @@ def test_ddp_two_processes_match_one_process_with_accumulation(tmp_path):
     ref_dir.mkdir()
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--nnodes=1",
            "--master_addr=127.0.0.1", f"--master_port={_free_port()}",
-           str(WORKER), str(ddp_dir), "1", str(iters)]
+           str(WORKER), str(ddp_dir), "2", str(iters)]
     ddp = subprocess.Popen(cmd, env=_env(), cwd=REPO, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True)
-    # The one-process reference (world 1, accumulation 2) runs while torchrun starts up.
-    ref = subprocess.run([sys.executable, str(WORKER), str(ref_dir), "2", str(iters)],
+    # The one-process reference (world 1, accumulation 4) runs while torchrun starts up.
+    ref = subprocess.run([sys.executable, str(WORKER), str(ref_dir), "4", str(iters)],
                          env=_env(), cwd=REPO, capture_output=True, text=True, timeout=120)
     assert ref.returncode == 0, ref.stdout + ref.stderr
     try:

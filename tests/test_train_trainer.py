@@ -21,6 +21,17 @@ from llmcourse.train import (
 from llmcourse.train import checkpoint as ckpt_mod
 from train_helpers import TinyConfig, TinyLM, make_tokens, random_batch_fn
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These models are tiny: one intra-op thread is faster and avoids oversubscribing a
+    shared CI machine. Restored after each test."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 TOKENS = make_tokens()
 
 
@@ -331,6 +342,9 @@ def test_metrics_file_and_history(tmp_path):
     for r in evals:
         assert math.isfinite(r["train_loss"]) and math.isfinite(r["val_loss"])
         assert r["best_val_loss"] <= r["val_loss"]
+    # a new run from scratch in the same directory starts a new log
+    Trainer(TinyLM(), cfg.replace(max_iters=1), random_batch_fn(TOKENS)).fit()
+    assert [r["iter"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl")] == [0, 0, 1]
     # without clipping the norm is still reported on logged steps; MFU unknown -> null
     cfg2 = make_cfg(tmp_path, "b", max_iters=3, grad_clip=0.0, grad_accum_steps=1)
     h2 = Trainer(TinyLM(), cfg2, random_batch_fn(TOKENS)).fit()

@@ -300,7 +300,7 @@ class GPT(nn.Module):
     # ------------------------------------------------------------------ GPT-2 weights
     @classmethod
     def from_hf_state_dict(cls, sd: dict[str, torch.Tensor], config: GPTConfig | None = None) -> "GPT":
-        """Build a GPT from a Hugging Face GPT-2 state dict; see :func:`llmcourse.model.hf.from_hf_state_dict`."""
+        """Build a GPT from a Hugging Face GPT-2 state dict; see :func:`llmcourse.model.from_hf_state_dict`."""
         from .hf import from_hf_state_dict
 
         return from_hf_state_dict(sd, config=config)

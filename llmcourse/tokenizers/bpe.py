@@ -430,7 +430,7 @@ class BPETokenizer(Tokenizer):
     ) -> BPETokenizer:
         """Load GPT-2's original ``encoder.json`` + ``vocab.bpe``.
 
-        See :func:`llmcourse.tokenizers.pretrained.load_gpt2_files`.
+        See :func:`llmcourse.tokenizers.load_gpt2_files`.
         """
         from .pretrained import load_gpt2_files
 

@@ -343,7 +343,8 @@ def restore_rng_state(
         )
     )
     pyd = state["python"]
-    random.setstate((int(pyd["version"]), tuple(int(v) for v in pyd["internal"]), pyd["gauss_next"]))
+    internal = tuple(int(v) for v in pyd["internal"])
+    random.setstate((int(pyd["version"]), internal, pyd["gauss_next"]))
     saved = state.get("generators", {})
     for name, gen in (generators or {}).items():
         if name not in saved:

@@ -65,7 +65,8 @@ class TrainConfig:
             (see :func:`llmcourse.device.pick_dtype`).
         compile: run the model through :func:`torch.compile`.
         seed: base seed; process ``rank`` uses ``seed + rank``.
-        fused_adamw: ``None`` uses the fused AdamW kernel on CUDA; ``True``/``False`` force it.
+        fused_adamw: ``None`` uses the fused AdamW kernel where PyTorch has one (CUDA; CPU from
+            PyTorch 2.4); ``True``/``False`` force it.
         ddp_backend: ``"auto"`` (NCCL on CUDA, Gloo otherwise), ``"nccl"`` or ``"gloo"``.
         peak_flops: peak FLOP/s of one device for the MFU figure; ``None`` looks the GPU up in
             a small table (and reports no MFU when it is unknown).

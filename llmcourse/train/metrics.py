@@ -8,7 +8,7 @@
   (averaged since the previous record), ``mfu`` (fraction of the hardware's peak FLOP/s, or
   ``null`` when the model's FLOPs or the peak are unknown);
 - ``"eval"``: ``iter`` (steps completed), ``train_loss``, ``val_loss``, ``best_val_loss``,
-  ``lr``;
+  ``lr`` (of the next step) and ``improved`` (a new best validation loss);
 - ``"diverged"``: ``iter`` and ``loss`` (``null`` if not finite) of the first bad step.
 
 Non-finite numbers are written as ``null`` so that every line is valid JSON.
@@ -61,6 +61,11 @@ class MetricsLogger:
         line = json.dumps(_clean(record), allow_nan=False)
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(line + "\n")
+
+    def reset(self) -> None:
+        """Start an empty log (a new run from scratch in the same directory)."""
+        if self.enabled and self.path.exists():
+            self.path.unlink()
 
     def truncate_after(self, iter_num: int) -> None:
         """Drop records a resumed run is about to redo.

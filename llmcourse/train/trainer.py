@@ -152,7 +152,8 @@ class Trainer:
             in checkpoints so that a resumed run draws exactly the same batches. Tensors are
             moved to the device if they are not there yet.
         generator: use this generator (instead of a new one) for batch sampling; its state is
-            checkpointed. Useful when ``get_batch`` closes over its own generator.
+            checkpointed. Useful when ``get_batch`` closes over its own generator. Under DDP it
+            is re-seeded with ``seed + rank`` so that every rank draws different batches.
         model_config: the model's configuration to store in checkpoints; by default
             ``model.config`` (via its ``to_dict()`` or as a dataclass).
 
@@ -214,6 +215,9 @@ class Trainer:
         if generator is None:
             generator = torch.Generator()
             generator.manual_seed(seed)
+        elif self.dist.enabled:
+            # Identical generators on every rank would make all ranks draw the same batches.
+            generator.manual_seed(seed)
         self.generator = generator
         self._pass_generator = _accepts_generator(get_batch)
 
@@ -253,6 +257,7 @@ class Trainer:
         self.stop_reason: str | None = None
         self.history: list[dict[str, Any]] = []
         self.metrics = MetricsLogger(self.out_dir / METRICS_NAME, enabled=self.dist.is_main)
+        self._fresh_log = True  # a run from scratch starts a new metrics.jsonl
         self._flops_per_token = flops_per_token(self.raw_model, config.block_size)
         peak = config.peak_flops
         if peak is None and device.type == "cuda":
@@ -414,6 +419,7 @@ class Trainer:
                 stacklevel=2,
             )
         self.metrics.truncate_after(self.iter_num)
+        self._fresh_log = False
         return ckpt
 
     # ========================================================================================
@@ -482,7 +488,8 @@ class Trainer:
         norms: list[float | None] = [None] * len(pending)
         with_norm = [i for i, p in enumerate(pending) if p[2] is not None]
         if with_norm:
-            vals = torch.stack([pending[i][2].float() for i in with_norm]).tolist()  # type: ignore[union-attr]
+            norm_tensors = [pending[i][2] for i in with_norm]
+            vals = torch.stack([n.float() for n in norm_tensors if n is not None]).tolist()
             for i, v in zip(with_norm, vals):
                 norms[i] = v
         check_norms = not self.scaler.is_enabled()  # float16 overflow is the scaler's job
@@ -508,7 +515,8 @@ class Trainer:
 
     def _evaluate(self, it: int) -> dict[str, Any]:
         losses = self.estimate_loss()
-        for split, what in (("val", "validation loss"), ("train", "training-split evaluation loss")):
+        checks = (("val", "validation loss"), ("train", "training-split evaluation loss"))
+        for split, what in checks:
             if not math.isfinite(losses[split]):
                 self.metrics.write({"type": "diverged", "iter": it, "loss": losses[split]})
                 raise TrainingDiverged(it, losses[split], what)
@@ -566,11 +574,15 @@ class Trainer:
             self.history.append(record)
             self.metrics.write(record)
 
+        if self._fresh_log:
+            self.metrics.reset()
+            self._fresh_log = False
         self.model.train()
         self.stop_reason = None
         world = self.dist.world_size
         peak_total = self.peak_flops * world if self.peak_flops else None
         saved_at: int | None = None
+        start_iter, evaluated = self.iter_num, False
         window_start = time.perf_counter()
         window_tokens = 0
         window_steps = 0
@@ -580,6 +592,7 @@ class Trainer:
                 if self._should_eval(it):
                     self._flush(pending)
                     record = self._evaluate(it)
+                    evaluated = True
                     if it > 0 and (record["improved"] or cfg.always_save_checkpoint):
                         saved_at = it
                     emit(record)
@@ -618,7 +631,8 @@ class Trainer:
 
             # Final check of the last steps, then the resume point (after the final evaluation).
             self._flush(pending)
-            if self.iter_num > 0 and saved_at != self.iter_num:
+            worked = evaluated or self.iter_num != start_iter
+            if worked and self.iter_num > 0 and saved_at != self.iter_num:
                 self.save(self.out_dir / CKPT_NAME)
         finally:
             pbar.close()

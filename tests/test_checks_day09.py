@@ -1,0 +1,226 @@
+"""The day-09 checks pass the solutions, catch plausible mistakes, and say "not done yet" for stubs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from llmcourse.checks import day09
+
+
+def _line(capsys: pytest.CaptureFixture[str]) -> str:
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1, out
+    return out[0]
+
+
+def _stub(*args, **kwargs):
+    raise NotImplementedError
+
+
+# ---- the lesson's solutions ------------------------------------------------------------------
+
+
+def good_scores(q, k):
+    return q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+
+
+def good_causal_attention(q, k, v):
+    T = q.shape[-2]
+    scores = good_scores(q, k)
+    scores = scores.masked_fill(torch.tril(torch.ones(T, T)) == 0, float("-inf"))
+    weights = F.softmax(scores, dim=-1)
+    return weights @ v, weights
+
+
+class GoodHead(nn.Module):
+    def __init__(self, n_embd, head_size):
+        super().__init__()
+        self.query = nn.Linear(n_embd, head_size, bias=False)
+        self.key = nn.Linear(n_embd, head_size, bias=False)
+        self.value = nn.Linear(n_embd, head_size, bias=False)
+
+    def forward(self, x):
+        out, _ = good_causal_attention(self.query(x), self.key(x), self.value(x))
+        return out
+
+
+def good_is_causal(fn, T=8, C=4):
+    x = torch.randn(2, T, C)
+    base = fn(x)
+    for t in range(T - 1):
+        x2 = x.clone()
+        x2[:, t + 1:] = torch.randn(2, T - t - 1, C)
+        if not torch.allclose(fn(x2)[:, : t + 1], base[:, : t + 1], atol=1e-6):
+            return False
+    return True
+
+
+def test_solutions_pass(capsys):
+    assert day09.check_attention_scores(good_scores)
+    assert day09.check_causal_attention(good_causal_attention)
+    assert day09.check_causal_attention(day09.reference_causal_attention)
+    assert day09.check_head(GoodHead)
+    assert day09.check_is_causal(good_is_causal)
+    assert day09.check_is_causal(day09.reference_is_causal)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 6 and all("passed" in line for line in lines), lines
+
+
+@pytest.mark.parametrize("fn", ["check_attention_scores", "check_causal_attention", "check_is_causal"])
+def test_stub_functions_are_not_done(capsys, fn):
+    assert not getattr(day09, fn)(_stub)
+    assert "not done yet" in _line(capsys)
+
+
+def test_stub_head_is_not_done(capsys):
+    class StubHead(nn.Module):
+        def __init__(self, n_embd, head_size):
+            super().__init__()
+            raise NotImplementedError
+
+    assert not day09.check_head(StubHead)
+    assert "not done yet" in _line(capsys)
+
+    class StubForward(GoodHead):
+        def forward(self, x):
+            raise NotImplementedError
+
+    assert not day09.check_head(StubForward)
+    assert "not done yet" in _line(capsys)
+
+
+# ---- plausible mistakes ----------------------------------------------------------------------
+
+
+def test_scores_mistakes(capsys):
+    assert not day09.check_attention_scores(lambda q, k: q @ k.transpose(-2, -1))
+    assert "not scaled" in _line(capsys)
+    assert not day09.check_attention_scores(lambda q, k: q @ k.transpose(-2, -1) / q.shape[-1])
+    assert "square root" in _line(capsys)
+    assert not day09.check_attention_scores(lambda q, k: good_scores(k, q))
+    assert "swapped" in _line(capsys)
+
+
+def test_causal_attention_mistakes(capsys):
+    def no_mask(q, k, v):
+        w = good_scores(q, k).softmax(-1)
+        return w @ v, w
+
+    assert not day09.check_causal_attention(no_mask)
+    assert "not masked" in _line(capsys)
+
+    def zero_mask(q, k, v):
+        T = q.shape[-2]
+        w = good_scores(q, k).masked_fill(torch.tril(torch.ones(T, T)) == 0, 0.0).softmax(-1)
+        return w @ v, w
+
+    assert not day09.check_causal_attention(zero_mask)
+    assert "-inf" in _line(capsys)
+
+    def unscaled(q, k, v):
+        return good_causal_attention(q * math.sqrt(q.shape[-1]), k, v)
+
+    assert not day09.check_causal_attention(unscaled)
+    assert "not scaled" in _line(capsys)
+
+    def no_diagonal(q, k, v):
+        T = q.shape[-2]
+        s = good_scores(q, k).masked_fill(torch.tril(torch.ones(T, T), -1) == 0, float("-inf"))
+        w = s.softmax(-1)
+        return w @ v, w
+
+    assert not day09.check_causal_attention(no_diagonal)
+    assert "NaN" in _line(capsys)
+
+    assert not day09.check_causal_attention(lambda q, k, v: good_causal_attention(q, k, v)[0])
+    assert "pair" in _line(capsys)
+
+
+def test_head_mistakes(capsys):
+    class Unscaled(GoodHead):
+        def forward(self, x):
+            q, k, v = self.query(x), self.key(x), self.value(x)
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1.0)
+
+    assert not day09.check_head(Unscaled)
+    assert "CausalSelfAttention" in _line(capsys)
+
+    class ScaleByEmbd(GoodHead):
+        def forward(self, x):
+            q, k, v = self.query(x), self.key(x), self.value(x)
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1 / math.sqrt(x.shape[-1]))
+
+    assert not day09.check_head(ScaleByEmbd)
+    assert "head_size" in _line(capsys)
+
+    class NoMask(GoodHead):
+        def forward(self, x):
+            return F.scaled_dot_product_attention(self.query(x), self.key(x), self.value(x))
+
+    assert not day09.check_head(NoMask)
+    assert "not masked" in _line(capsys)
+
+    class WithBias(GoodHead):
+        def __init__(self, n_embd, head_size):
+            super().__init__(n_embd, head_size)
+            self.key = nn.Linear(n_embd, head_size)
+
+    assert not day09.check_head(WithBias)
+    assert "bias=False" in _line(capsys)
+
+    class Swapped(GoodHead):
+        def forward(self, x):
+            return F.scaled_dot_product_attention(self.key(x), self.query(x), self.value(x), is_causal=True)
+
+    assert not day09.check_head(Swapped)
+    assert "swapped" in _line(capsys)
+
+
+def test_is_causal_mistakes(capsys):
+    def only_last_token(fn, T=8, C=4):
+        x = torch.randn(2, T, C)
+        x2 = x.clone()
+        x2[:, -1] = torch.randn(2, C)
+        return torch.allclose(fn(x)[:, :-1], fn(x2)[:, :-1])
+
+    assert not day09.check_is_causal(only_last_token)
+    assert "every cut" in _line(capsys)
+
+    def only_first_position(fn, T=8, C=4):
+        x = torch.randn(2, T, C)
+        x2 = x.clone()
+        x2[:, 1:] = torch.randn(2, T - 1, C)
+        return torch.allclose(fn(x)[:, 0], fn(x2)[:, 0])
+
+    assert not day09.check_is_causal(only_first_position)
+    assert "leaks the future" in _line(capsys)
+
+    def compares_everything(fn, T=8, C=4):
+        x = torch.randn(2, T, C)
+        x2 = x.clone()
+        x2[:, -1] += 1
+        return torch.allclose(fn(x), fn(x2))
+
+    assert not day09.check_is_causal(compares_everything)
+    assert "but it is" in _line(capsys)
+
+    assert not day09.check_is_causal(lambda fn, T=8, C=4: True)
+    assert "leaks the future" in _line(capsys)
+
+    assert not day09.check_is_causal(lambda fn, T=8, C=4: torch.tensor([True, False]))
+    assert "one True or False" in _line(capsys)
+
+
+def test_one_head_attention_matches_manual():
+    attn = day09.one_head_attention(8)
+    x = torch.randn(1, 5, 8)
+    y, att = attn(x, need_weights=True)
+    q, k, v = attn.c_attn(x).split(8, dim=-1)
+    out, w = day09.reference_causal_attention(q, k, v)
+    torch.testing.assert_close(y, out, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(att[:, 0], w, atol=1e-5, rtol=1e-5)

@@ -37,7 +37,7 @@ from llmcourse.bench import matmul_peak_flops
 from llmcourse.data import get_batch, prepare
 from llmcourse.model import GPT, GPTConfig, flops_per_token
 from llmcourse.presets import apply_overrides, get_preset
-from llmcourse.runs import build_configs
+from llmcourse.runs import build_configs, known_fields
 from llmcourse.train import Trainer
 
 RECIPE = dict(n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0)
@@ -154,7 +154,7 @@ class TimedTrainer(Trainer):
 
 
 def race(args) -> dict[str, Any]:
-    preset = apply_overrides(get_preset(args.preset), args.set or [])
+    preset = apply_overrides(get_preset(args.preset), args.set or [], known=known_fields())
     prep = shakespeare_char()
     with tempfile.TemporaryDirectory() as out:
         preset["train"]["out_dir"] = out

@@ -58,22 +58,11 @@ def _resolved_preset(args: argparse.Namespace) -> dict[str, Any]:
     except KeyError as exc:
         raise UserError(exc.args[0]) from None
     try:
-        return apply_overrides(preset, args.set or [], known=_known_fields())
+        from llmcourse.runs import known_fields
+
+        return apply_overrides(preset, args.set or [], known=known_fields())
     except ValueError as exc:
         raise UserError(str(exc)) from None
-
-
-def _known_fields() -> dict[str, set[str]]:
-    from dataclasses import fields
-
-    from llmcourse.model import GPTConfig
-    from llmcourse.train import TrainConfig
-
-    return {
-        "train": {f.name for f in fields(TrainConfig)},
-        "model": {f.name for f in fields(GPTConfig)},
-        "data": {"dataset", "tokenizer", "out_dir", "val_fraction", "prepared_dir"},
-    }
 
 
 def cmd_train(args: argparse.Namespace) -> int:

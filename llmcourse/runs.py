@@ -49,6 +49,18 @@ def _check_fields(section: str, values: dict[str, Any], cls: type) -> None:
         )
 
 
+def known_fields() -> dict[str, set[str]]:
+    """Every setting a preset section can hold: for ``--set`` with a bare key."""
+    from llmcourse.model import GPTConfig
+    from llmcourse.train import TrainConfig
+
+    return {
+        "train": {f.name for f in fields(TrainConfig)},
+        "model": {f.name for f in fields(GPTConfig)},
+        "data": {"dataset", "tokenizer", "out_dir", "val_fraction", "prepared_dir"},
+    }
+
+
 def build_configs(preset: dict[str, dict[str, Any]], vocab_size: int) -> tuple[Any, Any]:
     """``(GPTConfig, TrainConfig)`` from a preset, with the data's vocabulary size.
 

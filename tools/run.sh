@@ -30,9 +30,9 @@ setup() {
 main_job() {
   setup
   stage "main job: prepare Tiny Shakespeare, train on the CPU, sample"
-  out=${LLMCOURSE_OUT:-$ROOT/out/shakespeare-char-cpu}
+  out=${LLMCOURSE_OUT:-$ROOT/out/shakespeare-char-fast}
   llmcourse prepare shakespeare --tokenizer char
-  llmcourse train --preset shakespeare-char-cpu --set out_dir="$out"
+  llmcourse train --preset shakespeare-char-fast --set out_dir="$out"
   llmcourse sample --checkpoint "$out" --max-new-tokens 300 --seed 1337
   stage_end
 }
@@ -44,7 +44,7 @@ test_job() {
   # (measured: a small model's step went from 1.6 ms to 38 ms under oversubscription).
   export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
   stage "tests: package (pytest)"
-  python -m pytest -q -n 2 --dist loadfile tests
+  python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile tests
   stage_end
   if [ -x tools/test_notebooks.sh ]; then
     bash tools/test_notebooks.sh

@@ -42,6 +42,7 @@ import contextlib
 import inspect
 import math
 import random
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -565,6 +566,8 @@ class Trainer:
             disable=not (cfg.progress and self.dist.is_main),
             desc="train",
             dynamic_ncols=True,
+            # In a log file (CI, nohup) a redraw every 0.1 s floods it; update rarely there.
+            mininterval=0.1 if (sys.stderr.isatty() or "ipykernel" in sys.modules) else 15.0,
         )
 
         def emit(record: dict[str, Any] | None) -> None:

@@ -72,7 +72,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.print_config:
         print(json.dumps(preset, indent=2, sort_keys=True))
         return 0
-    history = train_preset(preset, resume=args.resume, progress=not args.no_progress)
+    try:
+        history = train_preset(preset, resume=args.resume, progress=not args.no_progress)
+    except FileExistsError as exc:  # an earlier run's checkpoints are in out_dir
+        raise UserError(str(exc)) from None
     evals = [h for h in history if "val_loss" in h]
     if evals:
         last = evals[-1]

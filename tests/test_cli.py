@@ -130,6 +130,21 @@ def test_cli_resume_continues(env, capsys):
     assert load_trained(out, prefer="ckpt")[2].iter_num == 18
 
 
+def test_cli_refuses_to_overwrite_an_earlier_run(env, capsys):
+    out = env / "run"
+    base = ["train", "--no-progress", "--set", f"out_dir={out}"]
+    for o in TINY:
+        base += ["--set", o]
+    assert cli.main(base) == 0
+    before = (out / "ckpt.pt").read_bytes()
+    capsys.readouterr()
+    assert cli.main(base) == 2
+    err = capsys.readouterr().err
+    assert "--resume" in err and "overwrite" in err
+    assert (out / "ckpt.pt").read_bytes() == before
+    assert cli.main(base + ["--set", "overwrite=true"]) == 0
+
+
 def test_cli_missing_checkpoint_is_a_clear_error(env, capsys):
     code = cli.main(["sample", "--checkpoint", str(env / "nothing"), "--device", "cpu"])
     assert code == 2

@@ -342,8 +342,13 @@ def test_metrics_file_and_history(tmp_path):
     for r in evals:
         assert math.isfinite(r["train_loss"]) and math.isfinite(r["val_loss"])
         assert r["best_val_loss"] <= r["val_loss"]
-    # a new run from scratch in the same directory starts a new log
-    Trainer(TinyLM(), cfg.replace(max_iters=1), random_batch_fn(TOKENS)).fit()
+    # a new run from scratch in the same directory is refused, the checkpoints kept ...
+    before = (tmp_path / "run" / "ckpt.pt").read_bytes()
+    with pytest.raises(FileExistsError, match="init_from='resume'"):
+        Trainer(TinyLM(), cfg.replace(max_iters=1), random_batch_fn(TOKENS))
+    assert (tmp_path / "run" / "ckpt.pt").read_bytes() == before
+    # ... unless asked to overwrite; it then starts a new log
+    Trainer(TinyLM(), cfg.replace(max_iters=1, overwrite=True), random_batch_fn(TOKENS)).fit()
     assert [r["iter"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl")] == [0, 0, 1]
     # without clipping the norm is still reported on logged steps; MFU unknown -> null
     cfg2 = make_cfg(tmp_path, "b", max_iters=3, grad_clip=0.0, grad_accum_steps=1)

@@ -32,7 +32,7 @@ main_job() {
   stage "main job: prepare Tiny Shakespeare, train on the CPU, sample"
   out=${LLMCOURSE_OUT:-$ROOT/out/shakespeare-char-fast}
   llmcourse prepare shakespeare --tokenizer char
-  llmcourse train --preset shakespeare-char-fast --set out_dir="$out"
+  llmcourse train --preset shakespeare-char-fast --set out_dir="$out" --set overwrite=true
   llmcourse sample --checkpoint "$out" --max-new-tokens 300 --seed 1337
   stage_end
 }

@@ -71,6 +71,9 @@ class TrainConfig:
         peak_flops: peak FLOP/s of one device for the MFU figure; ``None`` looks the GPU up in
             a small table (and reports no MFU when it is unknown).
         progress: show a tqdm progress bar (rank 0 only).
+        overwrite: allow a run from scratch to replace the checkpoints of an earlier run in
+            ``out_dir``; without it such a run stops before training with an error, so that no
+            trained checkpoint is lost by accident.
     """
 
     out_dir: str = "out"
@@ -103,6 +106,7 @@ class TrainConfig:
     ddp_backend: str = "auto"
     peak_flops: float | None = None
     progress: bool = True
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         self.validate()

@@ -195,6 +195,15 @@ class Trainer:
         self.config = config
         self.get_batch = get_batch
         self.out_dir = Path(config.out_dir)
+        if config.init_from == "scratch" and not config.overwrite:
+            earlier = [n for n in (CKPT_NAME, BEST_NAME) if (self.out_dir / n).is_file()]
+            if earlier:
+                raise FileExistsError(
+                    f"{self.out_dir} already holds {' and '.join(earlier)} from an earlier run, "
+                    "which a new run from scratch would replace. Continue that run with "
+                    "init_from='resume' (CLI: --resume), pick another out_dir, or set "
+                    "overwrite=True (CLI: --set overwrite=true) to replace it."
+                )
 
         # ---- where and how -----------------------------------------------------------------
         device = pick_device(config.device)

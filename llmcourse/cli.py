@@ -263,10 +263,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from llmcourse.data import ChecksumError, DownloadError
+    from llmcourse.train import CheckpointError
+
     try:
         return int(args.func(args) or 0)
-    except UserError as exc:
-        print(f"llmcourse {args.command}: error: {exc}", file=sys.stderr)
+    except (UserError, ValueError, KeyError, FileNotFoundError, FileExistsError,
+            CheckpointError, DownloadError, ChecksumError) as exc:
+        # Errors about what was asked for (bad settings, missing files, offline downloads):
+        # their messages say what to do, so print the message alone, without a traceback.
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"llmcourse {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -152,6 +152,31 @@ def test_cli_missing_checkpoint_is_a_clear_error(env, capsys):
     assert "no checkpoint" in err and "llmcourse train" in err
 
 
+@pytest.mark.parametrize("flags, words", [
+    (["--top-p", "1.5"], "top_p"),
+    (["--temperature", "-1"], "temperature"),
+    (["--top-k", "0"], "top_k"),
+])
+def test_cli_bad_sampling_settings_are_clear_errors(env, capsys, flags, words):
+    out = env / "run"
+    base = ["train", "--no-progress", "--set", f"out_dir={out}"]
+    for o in TINY[:5] + ["max_iters=2", "eval_interval=2", "eval_iters=1", "warmup_iters=0",
+                         "lr_decay_iters=2"]:
+        base += ["--set", o]
+    assert cli.main(base) == 0
+    capsys.readouterr()
+    code = cli.main(["sample", "--checkpoint", str(out), "--device", "cpu",
+                     "--max-new-tokens", "3"] + flags)
+    assert code == 2
+    assert words in capsys.readouterr().err
+
+
+def test_cli_unknown_dataset_is_a_clear_error(env, capsys):
+    assert cli.main(["prepare", "no-such-dataset", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "shakespeare" in err and "Traceback" not in err
+
+
 def test_cli_bad_override_is_a_clear_error(capsys):
     assert cli.main(["train", "--set", "max_iters"]) == 2
     assert "key=value" in capsys.readouterr().err

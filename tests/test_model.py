@@ -23,13 +23,7 @@ from llmcourse.model import (
     flops_per_token,
 )
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny models run faster on one thread, and stay fast on a busy 2-core CI machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 BASE = dict(vocab_size=50, block_size=16, n_layer=2, n_head=4, n_embd=32)

@@ -18,13 +18,7 @@ from llmcourse.model import (
     WaveNetLM,
 )
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny models run faster on one thread, and stay fast on a busy 2-core CI machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 V = 30

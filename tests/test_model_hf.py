@@ -10,13 +10,7 @@ transformers = pytest.importorskip("transformers")
 from llmcourse.model import GPT, GPTConfig, load_gpt2_weights  # noqa: E402
 from llmcourse.model import hf as hf_module  # noqa: E402
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny models run faster on one thread, and stay fast on a busy 2-core CI machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 SIZES = dict(n_layer=2, n_head=2, n_embd=32, vocab_size=100, n_positions=16)

@@ -33,14 +33,7 @@ from llmcourse.train.metrics import MetricsLogger, flops_per_token, mfu, read_me
 from train_helpers import TinyLM
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These models are tiny: one intra-op thread is faster and avoids oversubscribing a
-    shared CI machine. Restored after each test."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 

@@ -22,14 +22,7 @@ from llmcourse.train import checkpoint as ckpt_mod
 from train_helpers import TinyConfig, TinyLM, make_tokens, random_batch_fn
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These models are tiny: one intra-op thread is faster and avoids oversubscribing a
-    shared CI machine. Restored after each test."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TOKENS = make_tokens()

@@ -29,7 +29,7 @@ def one_line(capsys) -> str:
 
 
 def test_pass(capsys):
-    assert run_check("ex", lambda: None) is True
+    assert bool(run_check("ex", lambda: None)) is True
     assert one_line(capsys) == "✅ ex: passed"
 
 
@@ -37,7 +37,7 @@ def test_not_done(capsys):
     def body():
         raise NotImplementedError("exercise: write this part")
 
-    assert run_check("ex", body) is False
+    assert bool(run_check("ex", body)) is False
     line = one_line(capsys)
     assert line.startswith("⏳ ex: not done yet")
 
@@ -46,7 +46,7 @@ def test_assertion_hint_multiline_is_one_line(capsys):
     def body():
         raise CheckFailed("first line\nsecond   line")
 
-    assert run_check("ex", body) is False
+    assert bool(run_check("ex", body)) is False
     assert one_line(capsys) == "❌ ex: first line second line"
 
 
@@ -54,7 +54,7 @@ def test_plain_assert_without_message(capsys):
     def body():
         raise AssertionError()
 
-    assert run_check("ex", body) is False
+    assert bool(run_check("ex", body)) is False
     assert "the check gave no detail" in one_line(capsys)
 
 
@@ -63,7 +63,7 @@ def test_other_exception_names_type_and_hint(capsys, exc):
     def body():
         raise exc
 
-    assert run_check("ex", body, hint="look at the indices") is False
+    assert bool(run_check("ex", body, hint="look at the indices")) is False
     line = one_line(capsys)
     assert line.startswith(f"❌ ex: your code raised {type(exc).__name__}")
     assert "hint: look at the indices" in line
@@ -73,7 +73,7 @@ def test_system_exit_is_caught(capsys):
     def body():
         raise SystemExit(3)
 
-    assert run_check("ex", body) is False
+    assert bool(run_check("ex", body)) is False
     assert "SystemExit" in one_line(capsys)
 
 
@@ -90,11 +90,11 @@ def test_decorator_passes_arguments(capsys):
     def check_double(fn, x):
         assert_equal(fn(x), 2 * x, f"double({x})")
 
-    assert check_double(lambda v: v * 2, 4) is True
+    assert bool(check_double(lambda v: v * 2, 4)) is True
     assert one_line(capsys) == "✅ double: passed"
-    assert check_double(lambda v: v + 2, 4) is False
+    assert bool(check_double(lambda v: v + 2, 4)) is False
     assert one_line(capsys) == "❌ double: double(4) should be 8, got 6"
-    assert check_double(lambda v: v.nope, 4) is False
+    assert bool(check_double(lambda v: v.nope, 4)) is False
     assert "AttributeError" in one_line(capsys)
     assert check_double.__name__ == "check_double"
 

@@ -76,16 +76,16 @@ def verdict(capsys) -> str:
     ],
 )
 def test_solutions_pass_and_stubs_are_not_done(capsys, check, solution):
-    assert check(solution) is True
+    assert bool(check(solution)) is True
     assert verdict(capsys).startswith("✅")
-    assert check(todo) is False
+    assert bool(check(todo)) is False
     assert "not done yet" in verdict(capsys)
 
 
 # ---- plausible mistakes --------------------------------------------------------------------
 def test_pair_counts_set_of_pairs(capsys):
     bad = lambda ids: {p: 1 for p in zip(ids, ids[1:])}  # noqa: E731 - presence, not counts
-    assert day02.check_get_pair_counts(bad) is False
+    assert bool(day02.check_get_pair_counts(bad)) is False
     assert "add one each time" in verdict(capsys)
 
 
@@ -98,13 +98,13 @@ def test_pair_counts_no_overlap(capsys):
             i += 2 if ids[i] == ids[i + 1] else 1
         return counts
 
-    assert day02.check_get_pair_counts(bad) is False
+    assert bool(day02.check_get_pair_counts(bad)) is False
     assert "overlapping" in verdict(capsys)
 
 
 def test_pair_counts_wraps_around(capsys):
     bad = lambda ids: get_pair_counts(ids + ids[:1]) if ids else {}  # noqa: E731
-    assert day02.check_get_pair_counts(bad) is False
+    assert bool(day02.check_get_pair_counts(bad)) is False
     assert "wraps around" in verdict(capsys)
 
 
@@ -119,7 +119,7 @@ def test_merge_overlapping(capsys):
             i += 1
         return out
 
-    assert day02.check_merge(bad) is False
+    assert bool(day02.check_merge(bad)) is False
     assert "i += 2" in verdict(capsys)
 
 
@@ -135,7 +135,7 @@ def test_merge_drops_last(capsys):
                 i += 1
         return out
 
-    assert day02.check_merge(bad) is False
+    assert bool(day02.check_merge(bad)) is False
     assert "expected" in verdict(capsys)
 
 
@@ -146,12 +146,12 @@ def test_train_counts_only_once(capsys):
         ranked = sorted(counts, key=counts.get, reverse=True)
         return {p: 256 + k for k, p in enumerate(ranked[: vocab_size - 256])}
 
-    assert day02.check_train_bpe(bad) is False
+    assert bool(day02.check_train_bpe(bad)) is False
     assert "current" in verdict(capsys)
 
 
 def test_train_too_many_merges(capsys):
-    assert day02.check_train_bpe(lambda t, v: train_bpe(t, v + 256)) is False
+    assert bool(day02.check_train_bpe(lambda t, v: train_bpe(t, v + 256))) is False
     assert "vocab_size - 256" in verdict(capsys)
 
 
@@ -165,24 +165,24 @@ def test_train_least_frequent(capsys):
             merges[pair] = new_id
         return merges
 
-    assert day02.check_train_bpe(bad) is False
+    assert bool(day02.check_train_bpe(bad)) is False
     assert "most frequent" in verdict(capsys)
 
 
 def test_decode_per_token(capsys):
     bad = lambda ids, vocab: "".join(vocab[i].decode("utf-8", errors="replace") for i in ids)  # noqa: E731
-    assert day02.check_decode(bad) is False
+    assert bool(day02.check_decode(bad)) is False
     assert "join the bytes" in verdict(capsys)
 
 
 def test_decode_strict(capsys):
     bad = lambda ids, vocab: b"".join(vocab[i] for i in ids).decode("utf-8")  # noqa: E731
-    assert day02.check_decode(bad) is False
+    assert bool(day02.check_decode(bad)) is False
     assert "errors='replace'" in verdict(capsys)
 
 
 def test_decode_returns_bytes(capsys):
-    assert day02.check_decode(lambda ids, vocab: b"".join(vocab[i] for i in ids)) is False
+    assert bool(day02.check_decode(lambda ids, vocab: b"".join(vocab[i] for i in ids))) is False
     assert "returned bytes" in verdict(capsys)
 
 
@@ -196,7 +196,7 @@ def test_encode_by_frequency(capsys):
             pair = max(counts, key=counts.get)
             ids = merge(ids, pair, merges[pair])
 
-    assert day02.check_encode(bad) is False
+    assert bool(day02.check_encode(bad)) is False
     assert "lowest rank" in verdict(capsys)
 
 
@@ -207,10 +207,10 @@ def test_encode_single_pass(capsys):
         pair = min(pairs, key=lambda p: merges.get(p, float("inf"))) if pairs else None
         return merge(ids, pair, merges[pair]) if pair in merges else ids
 
-    assert day02.check_encode(bad) is False
+    assert bool(day02.check_encode(bad)) is False
     assert "not applied" in verdict(capsys)
 
 
 def test_encode_no_merges(capsys):
-    assert day02.check_encode(lambda text, merges: list(text.encode("utf-8"))) is False
+    assert bool(day02.check_encode(lambda text, merges: list(text.encode("utf-8")))) is False
     assert "no merge was applied" in verdict(capsys)

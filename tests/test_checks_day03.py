@@ -62,35 +62,35 @@ def test_solutions_pass_and_stubs_not_done(capsys, tok):
         (day03.check_join_documents, (join_documents, tok)),
         (day03.check_pad_batch, (pad_batch,)),
     ]:
-        assert check(*args) is True
+        assert bool(check(*args)) is True
         assert verdict(capsys).startswith("✅")
-        assert check(todo, *args[1:]) is False
+        assert bool(check(todo, *args[1:])) is False
         assert "not done yet" in verdict(capsys)
 
 
 # ---- plausible mistakes --------------------------------------------------------------------
 def test_pretokenize_with_re(capsys):
-    assert day03.check_pretokenize(lambda text, pattern: re.findall(pattern, text)) is False
+    assert bool(day03.check_pretokenize(lambda text, pattern: re.findall(pattern, text))) is False
     assert "raised error" in verdict(capsys)  # `re` rejects \p{L}: reported, never raised
 
 
 def test_pretokenize_split(capsys):
-    assert day03.check_pretokenize(lambda text, pattern: text.split()) is False
+    assert bool(day03.check_pretokenize(lambda text, pattern: text.split())) is False
     assert "str.split()" in verdict(capsys)
 
 
 def test_pretokenize_match_objects(capsys):
-    assert day03.check_pretokenize(lambda text, p: list(regex.finditer(p, text))) is False
+    assert bool(day03.check_pretokenize(lambda text, p: list(regex.finditer(p, text)))) is False
     assert ".group()" in verdict(capsys)
 
 
 def test_token_pieces_ids(capsys, tok):
-    assert day03.check_token_pieces(lambda t, s: t.encode(s), tok) is False
+    assert bool(day03.check_token_pieces(lambda t, s: t.encode(s), tok)) is False
     assert "returned the ids" in verdict(capsys)
 
 
 def test_token_pieces_whole_decode(capsys, tok):
-    assert day03.check_token_pieces(lambda t, s: [t.decode(t.encode(s))], tok) is False
+    assert bool(day03.check_token_pieces(lambda t, s: [t.decode(t.encode(s))], tok)) is False
     assert "decode" in verdict(capsys)
 
 
@@ -103,7 +103,7 @@ def test_join_documents_no_final_eot(capsys, tok):
             ids += t.encode(d, allowed_special="none")
         return ids
 
-    assert day03.check_join_documents(bad, tok) is False
+    assert bool(day03.check_join_documents(bad, tok)) is False
     assert "last document" in verdict(capsys)
 
 
@@ -114,7 +114,7 @@ def test_join_documents_eot_first(capsys, tok):
             ids += [t.eot_token] + t.encode(d, allowed_special="none")
         return ids
 
-    assert day03.check_join_documents(bad, tok) is False
+    assert bool(day03.check_join_documents(bad, tok)) is False
     assert "not before" in verdict(capsys)
 
 
@@ -125,7 +125,7 @@ def test_join_documents_allows_special_in_text(capsys, tok):
             ids += t.encode(d, allowed_special="all") + [t.eot_token]
         return ids
 
-    assert day03.check_join_documents(bad, tok) is False
+    assert bool(day03.check_join_documents(bad, tok)) is False
     assert "ordinary text" in verdict(capsys)
 
 
@@ -136,13 +136,13 @@ def test_join_documents_default_encode_raises_is_reported(capsys, tok):
             ids += t.encode(d) + [t.eot_token]
         return ids
 
-    assert day03.check_join_documents(bad, tok) is False
+    assert bool(day03.check_join_documents(bad, tok)) is False
     assert "SpecialTokenError" in verdict(capsys)
 
 
 def test_join_documents_nested(capsys, tok):
     bad = lambda docs, t: [t.encode(d, allowed_special="none") + [t.eot_token] for d in docs]  # noqa: E731
-    assert day03.check_join_documents(bad, tok) is False
+    assert bool(day03.check_join_documents(bad, tok)) is False
     assert "flat" in verdict(capsys)
 
 
@@ -151,7 +151,7 @@ def test_pad_left(capsys):
         ids, mask = pad_batch([s[::-1] for s in seqs], pad_id)
         return ids.flip(1), mask.flip(1)
 
-    assert day03.check_pad_batch(bad) is False
+    assert bool(day03.check_pad_batch(bad)) is False
     assert "left" in verdict(capsys)
 
 
@@ -160,7 +160,7 @@ def test_pad_mask_inverted(capsys):
         ids, mask = pad_batch(seqs, pad_id)
         return ids, ~mask
 
-    assert day03.check_pad_batch(bad) is False
+    assert bool(day03.check_pad_batch(bad)) is False
     assert "inverted" in verdict(capsys)
 
 
@@ -169,7 +169,7 @@ def test_pad_mask_from_ids(capsys):
         ids, _ = pad_batch(seqs, pad_id)
         return ids, ids != pad_id
 
-    assert day03.check_pad_batch(bad) is False
+    assert bool(day03.check_pad_batch(bad)) is False
     assert "lengths" in verdict(capsys)
 
 
@@ -178,7 +178,7 @@ def test_pad_float_ids(capsys):
         ids, mask = pad_batch(seqs, pad_id)
         return ids.float(), mask
 
-    assert day03.check_pad_batch(bad) is False
+    assert bool(day03.check_pad_batch(bad)) is False
     assert "int64" in verdict(capsys)
 
 
@@ -187,5 +187,5 @@ def test_pad_returns_lists(capsys):
         ids, mask = pad_batch(seqs, pad_id)
         return ids.tolist(), mask.tolist()
 
-    assert day03.check_pad_batch(bad) is False
+    assert bool(day03.check_pad_batch(bad)) is False
     assert "torch tensors" in verdict(capsys)

@@ -2,7 +2,8 @@
 
 Each lesson ``solutions/dayNN_slug.md`` has a module ``llmcourse.checks.dayNN`` whose
 ``check_<exercise>(...)`` functions print one line - a pass, a specific hint, or "not done
-yet" - and return ``True`` on a pass; they never raise. Import the module you need::
+yet" - and return a ``Verdict`` (true on a pass, shown as nothing in a notebook); they
+never raise. Import the module you need::
 
     from llmcourse.checks import day01
     day01.check_vocabulary(chars, vocab_size, text)
@@ -14,6 +15,7 @@ re-exported here.
 from llmcourse.checks._core import (
     NOT_DONE,
     CheckFailed,
+    Verdict,
     assert_close,
     assert_equal,
     assert_shape,
@@ -29,6 +31,7 @@ from llmcourse.checks._core import (
 __all__ = [
     "NOT_DONE",
     "CheckFailed",
+    "Verdict",
     "assert_close",
     "assert_equal",
     "assert_shape",

@@ -1,7 +1,8 @@
 """Shared machinery for the lessons' exercise checks (``llmcourse.checks.dayNN``).
 
 A check runs the learner's code (or inspects a value they built), prints exactly one line and
-returns ``True`` on a pass. It never raises, so a check cell never stops a notebook:
+returns a :class:`Verdict`, true on a pass. It never raises, so a check cell never stops a
+notebook, and the verdict shows nothing as a cell's result, so the cell shows only the line:
 
 - ``✅ <exercise>: passed``
 - ``⏳ <exercise>: not done yet — ...`` while the exercise is still a stub (the stub raised
@@ -20,12 +21,13 @@ Writing a check::
     ...     x = torch.tensor([[1.0, 2.0, 3.0]])
     ...     assert_close(softmax(x), torch.softmax(x, dim=-1), "softmax(x)")
     >>> import torch
-    >>> check_softmax(lambda x: torch.softmax(x, dim=-1))
+    >>> ok = check_softmax(lambda x: torch.softmax(x, dim=-1))
     ✅ softmax: passed
+    >>> bool(ok)
     True
     >>> def stub(x):
     ...     raise NotImplementedError
-    >>> check_softmax(stub)
+    >>> bool(check_softmax(stub))
     ⏳ softmax: not done yet — write your code in the cell above, run it, then run this check again
     False
 
@@ -42,6 +44,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 __all__ = [
     "CheckFailed",
+    "Verdict",
     "NOT_DONE",
     "run_check",
     "check",
@@ -72,7 +75,55 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def run_check(exercise: str, body: Callable[[], Any], hint: Optional[str] = None) -> bool:
+class Verdict:
+    """What a check returns: true on a pass, and invisible as a notebook cell's result.
+
+    The check has already printed its one line; a bare ``True`` or ``False`` echoed under it
+    would only add noise, so in Jupyter the verdict displays nothing. Scripts read it with
+    ``bool(verdict)``, ``if verdict:`` or ``verdict.passed``; ``verdict.line`` is the line printed.
+
+    Example::
+
+        >>> v = Verdict("add", True, "✅ add: passed")
+        >>> bool(v), v.passed, v == True
+        (True, True, True)
+        >>> v
+        Verdict('add', passed=True)
+    """
+
+    __slots__ = ("exercise", "passed", "line")
+
+    def __init__(self, exercise: str, passed: bool, line: str) -> None:
+        self.exercise = exercise
+        self.passed = bool(passed)
+        self.line = line
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Verdict):
+            return (self.exercise, self.passed) == (other.exercise, other.passed)
+        if isinstance(other, bool):
+            return self.passed is other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self.exercise, self.passed))
+
+    def __repr__(self) -> str:
+        return f"Verdict({self.exercise!r}, passed={self.passed})"
+
+    def _ipython_display_(self) -> None:
+        """Show nothing: the check's printed line is the whole output of its cell."""
+
+
+def _verdict(exercise: str, passed: bool, line: str) -> Verdict:
+    print(line)
+    return Verdict(exercise, passed, line)
+
+
+def run_check(exercise: str, body: Callable[[], Any], hint: Optional[str] = None) -> Verdict:
     """Run ``body`` and print one verdict line for ``exercise``; never raise.
 
     Args:
@@ -83,62 +134,59 @@ def run_check(exercise: str, body: Callable[[], Any], hint: Optional[str] = None
         hint: a general hint appended when the learner's code raises an unexpected exception.
 
     Returns:
-        ``True`` if the check passed, ``False`` otherwise.
+        a :class:`Verdict`: true if the check passed, false otherwise.
 
     Example::
 
-        >>> run_check("add", lambda: None)
+        >>> bool(run_check("add", lambda: None))
         ✅ add: passed
         True
         >>> def body():
         ...     assert 1 + 1 == 3, "1 + 1 should be 3 in this odd world"
-        >>> run_check("add", body)
+        >>> bool(run_check("add", body))
         ❌ add: 1 + 1 should be 3 in this odd world
         False
     """
     try:
         body()
     except NotImplementedError:
-        print(f"⏳ {exercise}: {NOT_DONE}")
-        return False
+        return _verdict(exercise, False, f"⏳ {exercise}: {NOT_DONE}")
     except AssertionError as exc:
         message = _one_line(str(exc)) or "the result is not right (the check gave no detail)"
-        print(f"❌ {exercise}: {message}")
-        return False
+        return _verdict(exercise, False, f"❌ {exercise}: {message}")
     except KeyboardInterrupt:  # let the learner stop a long-running check
         raise
     except BaseException as exc:  # noqa: BLE001 - a check must never raise
         message = f"your code raised {type(exc).__name__}: {_one_line(str(exc))}".rstrip(": ")
         if hint:
             message += f" (hint: {_one_line(hint)})"
-        print(f"❌ {exercise}: {message}")
-        return False
-    print(f"✅ {exercise}: passed")
-    return True
+        return _verdict(exercise, False, f"❌ {exercise}: {message}")
+    return _verdict(exercise, True, f"✅ {exercise}: passed")
 
 
-def check(exercise: str, hint: Optional[str] = None) -> Callable[[Callable[..., Any]], Callable[..., bool]]:
+def check(exercise: str, hint: Optional[str] = None) -> Callable[[Callable[..., Any]], Callable[..., Verdict]]:
     """Decorator form of :func:`run_check`.
 
     The decorated function takes the learner's objects as arguments and raises like a
-    ``body`` of :func:`run_check`; the wrapper prints the verdict and returns ``True``/``False``.
+    ``body`` of :func:`run_check`; the wrapper prints the verdict line and returns a
+    :class:`Verdict`.
 
     Example::
 
         >>> @check("double")
         ... def check_double(double):
         ...     assert_equal(double(21), 42, "double(21)")
-        >>> check_double(lambda x: 2 * x)
+        >>> bool(check_double(lambda x: 2 * x))
         ✅ double: passed
         True
-        >>> check_double(lambda x: x + 2)
+        >>> bool(check_double(lambda x: x + 2))
         ❌ double: double(21) should be 42, got 23
         False
     """
 
-    def decorate(fn: Callable[..., Any]) -> Callable[..., bool]:
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Verdict]:
         @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> bool:
+        def wrapper(*args: Any, **kwargs: Any) -> Verdict:
             return run_check(exercise, lambda: fn(*args, **kwargs), hint=hint)
 
         return wrapper

@@ -56,6 +56,18 @@ __all__ = [
     "describe",
     "first_difference",
     "to_numpy",
+    "kind_of",
+    "as_list",
+    "as_int_list",
+    "as_pair",
+    "as_tensor",
+    "as_bool",
+    "as_int",
+    "assert_dtype",
+    "layer",
+    "EarlierNotDone",
+    "needs_earlier",
+    "call",
 ]
 
 NOT_DONE = "not done yet — write your code in the cell above, run it, then run this check again"
@@ -428,3 +440,418 @@ def assert_equal(got: Any, expected: Any, name: str) -> None:
     if isinstance(expected, (list, tuple)) and isinstance(got, (list, tuple)):
         raise CheckFailed(f"{name} is not right: {first_difference(got, expected)}")
     raise CheckFailed(f"{name} should be {describe(expected)}, got {describe(got)}")
+
+
+# ---- inspecting what the learner returned ---------------------------------------------------
+#
+# Every day's checks start by looking at what the learner's code returned: is it a list or a
+# tensor, a pair, of the right shape and dtype? These helpers do that once, with a message that
+# says what was returned instead (``make_windows should return a pair (X, Y), got a list of 3
+# items``), so that a check body can go straight to the specific hints of its exercise.
+
+
+def kind_of(value: Any) -> str:
+    """Say in a few words what ``value`` is: its type and, for containers, its size.
+
+    Example::
+
+        >>> kind_of([1, 2, 3])
+        'a list of 3 items'
+        >>> import torch
+        >>> kind_of(torch.zeros(2, 3, dtype=torch.long))
+        'a tensor of shape (2, 3) and dtype int64'
+        >>> kind_of(None)
+        'None'
+        >>> kind_of(2.5)
+        'a float (2.5)'
+    """
+    if value is None:
+        return "None"
+    if _is_torch_tensor(value) or _is_numpy_array(value):
+        return describe(value)
+    if isinstance(value, (list, tuple, dict, set)):
+        n = len(value)
+        return f"a {type(value).__name__} of {n} item{'' if n == 1 else 's'}"
+    if isinstance(value, (bool, int, float, str, bytes)):
+        return f"a {type(value).__name__} ({describe(value, 30)})"
+    article = "an" if type(value).__name__[:1].lower() in "aeiou" else "a"
+    return f"{article} {type(value).__name__}"
+
+
+def _none_hint(name: str, what: str) -> CheckFailed:
+    return CheckFailed(f"{name} returned None; did you forget the `return`? It should return {what}")
+
+
+def _dtype_name(dtype: Any) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+def as_list(value: Any, name: str, *, of: type | tuple[type, ...] | None = None) -> list[Any]:
+    """Read what ``name`` returned as a flat Python list (from a list, tuple, tensor or array).
+
+    ``None`` (a missing ``return``), a string or a dict fail with a hint. With ``of=int``, every
+    item must be an integer (numpy and tensor integers count; ``bool`` and ``float`` do not) and
+    the items come back as Python ``int``.
+
+    Example::
+
+        >>> import torch
+        >>> as_list(torch.tensor([3, 1, 4]), "encode", of=int)
+        [3, 1, 4]
+        >>> as_list("abc", "encode")
+        Traceback (most recent call last):
+        ...
+        llmcourse.checks._core.CheckFailed: encode should return a list, got a str ('abc')
+    """
+    if value is None:
+        raise _none_hint(name, "a list")
+    if _is_torch_tensor(value) or _is_numpy_array(value):
+        items = to_numpy(value, name).tolist()
+        items = items if isinstance(items, list) else [items]
+    elif isinstance(value, (str, bytes, dict, Mapping)) or not hasattr(value, "__iter__"):
+        raise CheckFailed(f"{name} should return a list, got {kind_of(value)}")
+    else:
+        items = list(value)
+    if of is None:
+        return items
+    wanted = of if isinstance(of, tuple) else (of,)
+    out: list[Any] = []
+    for i, item in enumerate(items):
+        if _is_torch_tensor(item) or _is_numpy_array(item):
+            if getattr(item, "ndim", 1) != 0:
+                raise CheckFailed(f"{name} should return a flat list, but item {i} is {kind_of(item)}")
+            item = item.item()
+        if int in wanted and not isinstance(item, bool):
+            try:
+                import numpy as np
+
+                if isinstance(item, np.integer):
+                    item = int(item)
+            except ImportError:  # pragma: no cover - numpy is a dependency
+                pass
+        if not isinstance(item, wanted) or (isinstance(item, bool) and bool not in wanted):
+            names = " or ".join(t.__name__ for t in wanted)
+            raise CheckFailed(f"{name} should return a list of {names}s, but item {i} is {kind_of(item)}")
+        out.append(item)
+    return out
+
+
+def as_int_list(value: Any, name: str) -> list[int]:
+    """``as_list(value, name, of=int)``: a flat list of Python ints.
+
+    Example::
+
+        >>> as_int_list([1, 2.0], "merge")
+        Traceback (most recent call last):
+        ...
+        llmcourse.checks._core.CheckFailed: merge should return a list of ints, but item 1 is a float (2.0)
+    """
+    return as_list(value, name, of=int)
+
+
+def as_pair(value: Any, name: str, names: tuple[str, str] = ("x", "y")) -> tuple[Any, Any]:
+    """Unpack what ``name`` returned as a pair, e.g. ``(x, y)``; fail with what it was instead.
+
+    Example::
+
+        >>> as_pair((1, 2), "get_batch")
+        (1, 2)
+        >>> as_pair([1, 2, 3], "get_batch")
+        Traceback (most recent call last):
+        ...
+        llmcourse.checks._core.CheckFailed: get_batch should return a pair (x, y), got a list of 3 items
+    """
+    shown = f"({names[0]}, {names[1]})"
+    if value is None:
+        raise CheckFailed(f"{name} returned None; did you forget `return {names[0]}, {names[1]}`?")
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise CheckFailed(f"{name} should return a pair {shown}, got {kind_of(value)}")
+    return value[0], value[1]
+
+
+def as_tensor(
+    value: Any,
+    name: str,
+    *,
+    shape: Sequence[Optional[int]] | None = None,
+    dtype: Any = None,
+) -> Any:
+    """Check that ``value`` is a torch tensor (optionally of ``shape`` and ``dtype``) and return it.
+
+    A list, a numpy array, a tuple (``return out, weights`` where only ``out`` was asked for)
+    or ``None`` each get their own hint. ``dtype`` is a ``torch.dtype`` or a tuple of them.
+
+    Example::
+
+        >>> import torch
+        >>> as_tensor([1, 2], "ids")
+        Traceback (most recent call last):
+        ...
+        llmcourse.checks._core.CheckFailed: ids should be a torch tensor, got a list of 2 items; build it with torch.tensor(...) (or torch.stack for a list of tensors)
+        >>> as_tensor(torch.zeros(2, dtype=torch.int32), "ids", dtype=torch.long)
+        Traceback (most recent call last):
+        ...
+        llmcourse.checks._core.CheckFailed: ids should have dtype int64, got int32
+    """
+    if value is None:
+        raise _none_hint(name, "a tensor")
+    if not _is_torch_tensor(value):
+        got = kind_of(value)
+        if isinstance(value, tuple) and value and _is_torch_tensor(value[0]):
+            fix = "; return the tensor only, not a tuple"
+        elif isinstance(value, (list, tuple)):
+            fix = "; build it with torch.tensor(...) (or torch.stack for a list of tensors)"
+        elif _is_numpy_array(value):
+            fix = "; convert it with torch.from_numpy(...)"
+        else:
+            fix = ""
+        raise CheckFailed(f"{name} should be a torch tensor, got {got}{fix}")
+    if shape is not None:
+        assert_shape(value, shape, name)
+    if dtype is not None:
+        assert_dtype(value, dtype, name)
+    return value
+
+
+def assert_dtype(value: Any, dtype: Any, name: str, hint: str = "") -> None:
+    """Fail with "<name> should have dtype int64, got uint16" (plus ``hint``) on a mismatch.
+
+    ``dtype`` is a torch or numpy dtype, or a tuple of the dtypes allowed.
+
+    Example::
+
+        >>> import torch
+        >>> assert_dtype(torch.zeros(2, dtype=torch.bool), torch.bool, "mask")
+        >>> assert_dtype(torch.zeros(2), torch.bool, "mask", "compare with ==, or build it with dtype=torch.bool")
+        Traceback (most recent call last):
+        ...
+        llmcourse.checks._core.CheckFailed: mask should have dtype bool, got float32: compare with ==, or build it with dtype=torch.bool
+    """
+    allowed = dtype if isinstance(dtype, tuple) else (dtype,)
+    got = getattr(value, "dtype", None)
+    if any(got == d for d in allowed):
+        return
+    want = " or ".join(_dtype_name(d) for d in allowed)
+    message = f"{name} should have dtype {want}, got {_dtype_name(got) if got is not None else kind_of(value)}"
+    raise CheckFailed(message + (f": {hint}" if hint else ""))
+
+
+def as_bool(value: Any, name: str) -> bool:
+    """Read a Python ``bool`` (or a one-element tensor holding one) that ``name`` returned.
+
+    Example::
+
+        >>> import torch
+        >>> as_bool(torch.tensor(True), "is_causal")
+        True
+        >>> as_bool(1, "is_causal")
+        Traceback (most recent call last):
+        ...
+        llmcourse.checks._core.CheckFailed: is_causal should return True or False, got an int (1)
+    """
+    if value is None:
+        raise _none_hint(name, "True or False")
+    if _is_torch_tensor(value) or _is_numpy_array(value):
+        if int(getattr(value, "size", 1) if _is_numpy_array(value) else value.numel()) != 1:
+            raise CheckFailed(f"{name} returned {kind_of(value)}; return one True or False "
+                              "(e.g. bool(tensor.all()))")
+        value = value.item()
+    if not isinstance(value, bool):
+        article = "an" if type(value).__name__[:1] in "aeiou" else "a"
+        raise CheckFailed(f"{name} should return True or False, got {article} "
+                          f"{type(value).__name__} ({describe(value, 30)})")
+    return value
+
+
+def as_int(value: Any, name: str) -> int:
+    """Read a Python ``int`` that ``name`` returned (a float like ``12.0`` or a 0-d tensor counts).
+
+    Example::
+
+        >>> as_int(12.0, "count_params")
+        12
+        >>> as_int("12", "count_params")
+        Traceback (most recent call last):
+        ...
+        llmcourse.checks._core.CheckFailed: count_params should return an int, got a str ('12')
+    """
+    if value is None:
+        raise _none_hint(name, "an int")
+    if (_is_torch_tensor(value) or _is_numpy_array(value)) and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    try:
+        import numpy as np
+
+        if isinstance(value, np.integer):
+            value = int(value)
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise CheckFailed(f"{name} should return an int, got {kind_of(value)}")
+    return value
+
+
+def layer(
+    module: Any,
+    attr: str,
+    cls: type | tuple[type, ...] | None = None,
+    *,
+    shape: Sequence[Optional[int]] | None = None,
+    bias: Optional[bool] = None,
+    owner: str = "the module",
+) -> Any:
+    """Return ``module.<attr>`` (dots allowed: ``"transformer.wte"``), checking class and weight shape.
+
+    A missing attribute, the wrong class (an ``nn.Linear`` where one was asked for), a weight of
+    the wrong shape, or a bias where ``bias=False`` (or none where ``bias=True``) fail with a hint
+    that names ``owner.attr``.
+
+    Example::
+
+        >>> import torch.nn as nn
+        >>> head = nn.Module()
+        >>> head.query = nn.Linear(16, 4, bias=False)
+        >>> layer(head, "query", nn.Linear, shape=(4, 16), bias=False, owner="head")
+        Linear(in_features=16, out_features=4, bias=False)
+        >>> layer(head, "key", nn.Linear, owner="head")
+        Traceback (most recent call last):
+        ...
+        llmcourse.checks._core.CheckFailed: head has no attribute `key`; it should be a Linear (create it in __init__: self.key = ...)
+    """
+    names = (
+        " or ".join(t.__name__ for t in cls) if isinstance(cls, tuple) else cls.__name__
+    ) if cls is not None else "a layer"
+    obj = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise CheckFailed(f"{owner} has no attribute `{attr}`; it should be a {names} "
+                              f"(create it in __init__: self.{attr} = ...)")
+        obj = getattr(obj, part)
+    if cls is not None and not isinstance(obj, cls):
+        raise CheckFailed(f"{owner}.{attr} should be a {names}, got {kind_of(obj)}")
+    weight = getattr(obj, "weight", None)
+    if shape is not None:
+        if weight is None:
+            raise CheckFailed(f"{owner}.{attr} has no weight")
+        assert_shape(weight, shape, f"{owner}.{attr}.weight")
+    if bias is not None:
+        has_bias = getattr(obj, "bias", None) is not None
+        if has_bias and not bias:
+            raise CheckFailed(f"{owner}.{attr} has a bias: create it with bias=False")
+        if bias and not has_bias:
+            raise CheckFailed(f"{owner}.{attr} has no bias: create it with bias=True")
+    return obj
+
+
+# ---- the learner's code: inputs in error messages, earlier exercises -------------------------
+
+
+class EarlierNotDone(CheckFailed):
+    """An earlier exercise that this one uses is still a stub.
+
+    Raised by :func:`needs_earlier`; the message names that function and its exercise, e.g.
+    ``causal_attention: not done yet — finish exercise 2 first``. ``function`` and
+    ``exercise`` hold the two. It is a :class:`CheckFailed`, so :func:`run_check` prints the
+    message as the verdict (the exercise under test itself may be fine).
+    """
+
+    def __init__(self, function: str, exercise: Any = None) -> None:
+        self.function = function
+        self.exercise = exercise
+        which = f"exercise {exercise}" if exercise is not None else "that exercise"
+        super().__init__(f"{function}: not done yet — finish {which} first, run its cell, then "
+                         "run this check again")
+
+
+def _raising_function(exc: BaseException) -> Optional[str]:
+    """The name of the function in which ``exc`` was raised (the innermost traceback frame)."""
+    tb = exc.__traceback__
+    if tb is None:
+        return None
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code.co_name
+
+
+class needs_earlier:
+    """Name the earlier exercise that is unfinished when a stub of it raises ``NotImplementedError``.
+
+    Use it as a context manager around the learner's call, or as a decorator under
+    :func:`check`, with the learner's earlier functions and their exercise numbers. A
+    ``NotImplementedError`` raised *inside one of those functions* becomes
+    :class:`EarlierNotDone` ("causal_attention: not done yet — finish exercise 2 first"); one
+    raised by the exercise under test stays "not done yet".
+
+    Example::
+
+        >>> def causal_attention(q, k, v):
+        ...     raise NotImplementedError
+        >>> class Head:
+        ...     def __call__(self, x):
+        ...         return causal_attention(x, x, x)
+        >>> @check("Head")
+        ... @needs_earlier(causal_attention=2)
+        ... def check_head(head):
+        ...     head(1)
+        >>> ok = check_head(Head())
+        ❌ Head: causal_attention: not done yet — finish exercise 2 first, run its cell, then run this check again
+    """
+
+    def __init__(self, **exercises: Any) -> None:
+        self.exercises = exercises
+
+    def __enter__(self) -> "needs_earlier":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> bool:
+        if exc is None or not isinstance(exc, NotImplementedError):
+            return False
+        function = _raising_function(exc)
+        if function in self.exercises:
+            raise EarlierNotDone(function, self.exercises[function]) from exc
+        return False
+
+    def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with needs_earlier(**self.exercises):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+def call(fn: Callable[..., Any], *args: Any, shown: Optional[str] = None, hint: Optional[str] = None,
+         **kwargs: Any) -> Any:
+    """Call the learner's ``fn(*args, **kwargs)``; if it crashes, say on which input.
+
+    ``NotImplementedError`` (a stub) and ``AssertionError`` (a check's own hint) pass through.
+    Any other exception becomes :class:`CheckFailed` with the message ``your code raised
+    <Type>: <message> on <shown>``, where ``shown`` describes the input (by default the call
+    with its arguments, shortened), plus ``hint``.
+
+    Example::
+
+        >>> def encode(text):
+        ...     return [{"a": 0}[c] for c in text]
+        >>> call(encode, "ab")
+        Traceback (most recent call last):
+        ...
+        llmcourse.checks._core.CheckFailed: your code raised KeyError: 'b' on encode('ab')
+    """
+    try:
+        return fn(*args, **kwargs)
+    except (NotImplementedError, AssertionError):
+        raise
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - turned into a verdict
+        if shown is None:
+            parts = [describe(a, 40) for a in args] + [f"{k}={describe(v, 40)}" for k, v in kwargs.items()]
+            shown = f"{getattr(fn, '__name__', 'your function')}({', '.join(parts)})"
+        message = f"your code raised {type(exc).__name__}: {_one_line(str(exc))}".rstrip(": ")
+        message += f" on {shown}"
+        if hint:
+            message += f" (hint: {_one_line(hint)})"
+        raise CheckFailed(message) from exc

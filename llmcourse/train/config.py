@@ -26,6 +26,8 @@ from llmcourse.device import normalize_dtype_name
 __all__ = ["TrainConfig"]
 
 _INIT_FROM = ("scratch", "resume")
+_LR_SCHEDULES = ("cosine", "linear", "constant", "wsd")
+_OPTIMIZERS = ("torch", "llmcourse")
 
 
 @dataclass
@@ -49,6 +51,11 @@ class TrainConfig:
             ``max_iters`` (or ``warmup_iters`` if the run is shorter than the warmup); see
             :attr:`decay_iters`.
         decay_lr: ``False`` keeps the learning rate constant at ``learning_rate``.
+        lr_schedule: the shape after the warmup (see :mod:`llmcourse.train.schedule`):
+            ``"cosine"`` (default), ``"linear"``, ``"constant"`` or ``"wsd"``
+            (warmup-stable-decay).
+        cooldown_frac: for ``"wsd"``, the fraction of ``decay_iters`` spent in the final
+            linear decay to ``min_lr``.
         weight_decay: AdamW decoupled weight decay, applied to parameters with ``dim >= 2``.
         beta1, beta2, eps: AdamW's moment coefficients and epsilon.
         grad_clip: clip the global gradient norm to this value; ``0`` disables clipping.
@@ -67,6 +74,8 @@ class TrainConfig:
         seed: base seed; process ``rank`` uses ``seed + rank``.
         fused_adamw: ``None`` uses the fused AdamW kernel where PyTorch has one (CUDA; CPU from
             PyTorch 2.4); ``True``/``False`` force it.
+        optimizer: ``"torch"`` (``torch.optim.AdamW``, the default) or ``"llmcourse"`` (the
+            from-scratch :class:`llmcourse.train.optim.AdamW`; same maths, slower).
         ddp_backend: ``"auto"`` (NCCL on CUDA, Gloo otherwise), ``"nccl"`` or ``"gloo"``.
         peak_flops: peak FLOP/s of one device for the MFU figure; ``None`` looks the GPU up in
             a small table (and reports no MFU when it is unknown).
@@ -87,6 +96,8 @@ class TrainConfig:
     warmup_iters: int = 100
     lr_decay_iters: int | None = None
     decay_lr: bool = True
+    lr_schedule: str = "cosine"
+    cooldown_frac: float = 0.2
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.95
@@ -103,6 +114,7 @@ class TrainConfig:
     compile: bool = False
     seed: int = 1337
     fused_adamw: bool | None = None
+    optimizer: str = "torch"
     ddp_backend: str = "auto"
     peak_flops: float | None = None
     progress: bool = True
@@ -187,6 +199,16 @@ class TrainConfig:
             check_float("peak_flops", 0.0, strict=True)
         if self.fused_adamw is not None and not isinstance(self.fused_adamw, bool):
             raise bad("fused_adamw", "use None (automatic), True or False")
+        if self.lr_schedule not in _LR_SCHEDULES:
+            raise bad("lr_schedule", f"use one of {_LR_SCHEDULES}")
+        check_float("cooldown_frac", 0.0)
+        if self.cooldown_frac > 1.0:
+            raise bad("cooldown_frac", "must be a fraction in [0, 1]")
+        if self.optimizer not in _OPTIMIZERS:
+            raise bad("optimizer", f"use one of {_OPTIMIZERS}")
+        if self.optimizer != "torch" and self.fused_adamw:
+            raise bad("fused_adamw", "the fused kernel is torch's; use optimizer='torch' "
+                      "or leave fused_adamw=None")
         if self.ddp_backend not in ("auto", "nccl", "gloo"):
             raise bad("ddp_backend", "use 'auto', 'nccl' or 'gloo'")
         if not isinstance(self.device, str) or not self.device:

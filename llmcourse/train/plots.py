@@ -1,0 +1,169 @@
+"""Reading a run's ``metrics.jsonl`` back as curves, and plotting them.
+
+The :class:`~llmcourse.train.Trainer` appends one JSON record per logging step and per
+evaluation (see :mod:`llmcourse.train.metrics`). After the run these two helpers turn the
+log into something to look at:
+
+- :func:`metrics_curves` - the columns of the log as plain lists: the training loss of the
+  logged steps, the evaluated train and validation losses, the learning rate, and the best
+  evaluation (the one ``best.pt`` holds);
+- :func:`plot_metrics` - loss curves (training steps faint, evaluations bold, the best
+  evaluation marked, the train/val gap visible) and optionally the learning rate on a second
+  axis.
+
+Example:
+    >>> records = [
+    ...     {"type": "train", "iter": 0, "loss": 4.2, "lr": 1e-4},
+    ...     {"type": "eval", "iter": 0, "train_loss": 4.17, "val_loss": 4.18},
+    ...     {"type": "train", "iter": 10, "loss": 3.1, "lr": 1e-3},
+    ...     {"type": "eval", "iter": 20, "train_loss": 2.5, "val_loss": 2.6},
+    ...     {"type": "eval", "iter": 40, "train_loss": 2.1, "val_loss": 2.7},
+    ... ]
+    >>> c = metrics_curves(records)
+    >>> c.eval_iter, c.val_loss, c.best
+    ([0, 20, 40], [4.18, 2.6, 2.7], (20, 2.6))
+    >>> [round(g, 2) for g in c.gap]          # val - train at each evaluation
+    [0.01, 0.1, 0.6]
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from llmcourse.train.metrics import read_metrics
+
+__all__ = ["MetricsCurves", "metrics_curves", "plot_metrics"]
+
+
+@dataclass
+class MetricsCurves:
+    """The columns of a metrics log (lists of equal length within each group).
+
+    Attributes:
+        train_iter, train_loss, lr: the logged training steps, their loss and learning rate.
+        eval_iter, eval_train_loss, val_loss: the evaluations (steps completed, mean losses).
+        best: ``(iter, val_loss)`` of the lowest validation loss, or ``None`` without
+            evaluations.
+    """
+
+    train_iter: list[int] = field(default_factory=list)
+    train_loss: list[float | None] = field(default_factory=list)
+    lr: list[float | None] = field(default_factory=list)
+    eval_iter: list[int] = field(default_factory=list)
+    eval_train_loss: list[float | None] = field(default_factory=list)
+    val_loss: list[float | None] = field(default_factory=list)
+    best: tuple[int, float] | None = None
+
+    @property
+    def gap(self) -> list[float | None]:
+        """Validation minus training loss at each evaluation (the generalisation gap)."""
+        return [None if v is None or t is None else v - t
+                for t, v in zip(self.eval_train_loss, self.val_loss)]
+
+
+def _records(source: str | os.PathLike[str] | Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if os.path.isdir(path):
+            path = os.path.join(path, "metrics.jsonl")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"no metrics log at {path}; pass a run's out_dir, its metrics.jsonl, or the "
+                "records returned by Trainer.fit()"
+            )
+        return read_metrics(path, skip_bad_lines=True)
+    records = list(source)
+    if not all(isinstance(r, dict) for r in records):
+        raise TypeError("records must be dicts such as Trainer.fit() returns")
+    return records
+
+
+def metrics_curves(source: str | os.PathLike[str] | Iterable[dict[str, Any]]) -> MetricsCurves:
+    """Split a metrics log into curves.
+
+    Args:
+        source: a run directory (holding ``metrics.jsonl``), the path of a log, or the list
+            of records :meth:`Trainer.fit` returned.
+
+    Records are sorted by ``iter``; a step logged twice (possible only in a hand-edited log)
+    keeps its last record. Lines of other types (``"diverged"``) are ignored.
+    """
+    train: dict[int, dict[str, Any]] = {}
+    evals: dict[int, dict[str, Any]] = {}
+    for rec in _records(source):
+        kind = rec.get("type")
+        if kind == "train":
+            train[int(rec["iter"])] = rec
+        elif kind == "eval":
+            evals[int(rec["iter"])] = rec
+    c = MetricsCurves()
+    for it in sorted(train):
+        c.train_iter.append(it)
+        c.train_loss.append(train[it].get("loss"))
+        c.lr.append(train[it].get("lr"))
+    for it in sorted(evals):
+        c.eval_iter.append(it)
+        c.eval_train_loss.append(evals[it].get("train_loss"))
+        c.val_loss.append(evals[it].get("val_loss"))
+    finite = [(v, it) for it, v in zip(c.eval_iter, c.val_loss) if v is not None]
+    if finite:
+        v, it = min(finite)
+        c.best = (it, v)
+    return c
+
+
+def plot_metrics(
+    source: str | os.PathLike[str] | Iterable[dict[str, Any]] | MetricsCurves,
+    *,
+    ax: Any = None,
+    title: str | None = None,
+    show_lr: bool = False,
+    logy: bool = False,
+) -> Any:
+    """Plot a run's losses; returns the matplotlib ``Axes``.
+
+    Draws the logged training-step losses (thin, noisy), the evaluated train and validation
+    losses (markers), and a star at the best validation loss. With ``show_lr`` the learning
+    rate goes on a second y axis. Call ``plt.show()`` (or save the figure) afterwards.
+
+    Args:
+        source: what :func:`metrics_curves` accepts, or a :class:`MetricsCurves`.
+        ax: draw into this ``Axes`` (default: a new figure).
+        title: the axes title.
+        show_lr: also plot the learning rate (right axis).
+        logy: logarithmic loss axis.
+    """
+    import matplotlib.pyplot as plt
+
+    c = source if isinstance(source, MetricsCurves) else metrics_curves(source)
+    if not c.train_iter and not c.eval_iter:
+        raise ValueError("the metrics log holds no training or evaluation records to plot")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 3.5))
+    if c.train_iter:
+        ax.plot(c.train_iter, c.train_loss, color="tab:blue", alpha=0.35, lw=1,
+                label="training step loss")
+    if c.eval_iter:
+        ax.plot(c.eval_iter, c.eval_train_loss, "o-", color="tab:blue", ms=4,
+                label="train (evaluated)")
+        ax.plot(c.eval_iter, c.val_loss, "o-", color="tab:orange", ms=4, label="validation")
+    if c.best is not None:
+        ax.plot([c.best[0]], [c.best[1]], "*", color="k", ms=12,
+                label=f"best val {c.best[1]:.3f} @ {c.best[0]}")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("loss")
+    if logy:
+        ax.set_yscale("log")
+    if title:
+        ax.set_title(title)
+    handles, labels = ax.get_legend_handles_labels()
+    if show_lr and c.train_iter:
+        ax2 = ax.twinx()
+        ax2.plot(c.train_iter, c.lr, color="tab:green", lw=1, ls="--", label="learning rate")
+        ax2.set_ylabel("learning rate")
+        h2, l2 = ax2.get_legend_handles_labels()
+        handles, labels = handles + h2, labels + l2
+    ax.legend(handles, labels, fontsize=8, loc="upper right")
+    return ax

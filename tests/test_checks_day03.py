@@ -71,7 +71,9 @@ def test_solutions_pass_and_stubs_not_done(capsys, tok):
 # ---- plausible mistakes --------------------------------------------------------------------
 def test_pretokenize_with_re(capsys):
     assert bool(day03.check_pretokenize(lambda text, pattern: re.findall(pattern, text))) is False
-    assert "raised error" in verdict(capsys)  # `re` rejects \p{L}: reported, never raised
+    out = verdict(capsys)  # `re` rejects \p{L}: reported, never raised
+    assert "raised error" in out and "bad escape" in out
+    assert "`regex` module" in out and "\\p{L}" in out  # says why, and what to use instead
 
 
 def test_pretokenize_split(capsys):
@@ -189,3 +191,50 @@ def test_pad_returns_lists(capsys):
 
     assert bool(day03.check_pad_batch(bad)) is False
     assert "torch tensors" in verdict(capsys)
+
+
+def test_pad_hard_coded_zero(capsys):
+    """Padding with 0 instead of pad_id (the check's pad id is 50256, not 0)."""
+    def bad(seqs, pad_id):
+        return pad_batch(seqs, 0)
+
+    assert bool(day03.check_pad_batch(bad)) is False
+    assert "padding is 0 although pad_id is 50256" in verdict(capsys)
+
+
+@pytest.mark.parametrize("dtype", [torch.long, torch.float32, torch.uint8])
+def test_pad_mask_not_bool(capsys, dtype):
+    def bad(seqs, pad_id):
+        ids, mask = pad_batch(seqs, pad_id)
+        return ids, mask.to(dtype)
+
+    assert bool(day03.check_pad_batch(bad)) is False
+    out = verdict(capsys)
+    assert "mask should be a bool tensor" in out and "dtype=torch.bool" in out
+
+
+def test_pad_transposed(capsys):
+    def bad(seqs, pad_id):
+        ids, mask = pad_batch(seqs, pad_id)
+        return ids.T, mask.T
+
+    assert bool(day03.check_pad_batch(bad)) is False
+    assert "shape (4, 5) but should have shape (5, 4)" in verdict(capsys)
+
+
+def test_pad_crash_shows_input(capsys):
+    def bad(seqs, pad_id):
+        return torch.tensor(seqs), None  # ragged lists: ValueError
+
+    assert bool(day03.check_pad_batch(bad)) is False
+    out = verdict(capsys)
+    assert "your code raised ValueError" in out and "pad_batch([[5, 6, 7], [9]" in out
+
+
+def test_token_pieces_crash_shows_input(capsys, tok):
+    def bad(t, text):
+        return [t.decode(i) for i in t.encode(text)]  # decode(int) instead of decode([i])
+
+    assert bool(day03.check_token_pieces(bad, tok)) is False
+    out = verdict(capsys)
+    assert "your code raised" in out and "token_pieces(tok, 'strawberry')" in out

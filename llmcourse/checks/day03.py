@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 
 import regex
 
-from llmcourse.checks._core import CheckFailed, run_check
+from llmcourse.checks._core import CheckFailed, as_list, as_pair, as_tensor, assert_dtype, call, run_check
 from llmcourse.tokenizers.patterns import GPT2_SPLIT_PATTERN as _GPT2
 from llmcourse.tokenizers.patterns import GPT4_SPLIT_PATTERN as _GPT4
 
@@ -31,12 +31,21 @@ _SAMPLES = [
 ]
 
 
-def _as_list(value: Any, what: str) -> list[Any]:
-    if value is None:
-        raise CheckFailed(f"{what} returned None; did you forget `return`?")
-    if isinstance(value, (str, bytes)):
-        raise CheckFailed(f"{what} should return a list, got a {type(value).__name__}")
-    return list(value)
+def _pretokenize_call(pretokenize: Callable[[str, str], Any], sample: str, pattern: str,
+                      label: str) -> Any:
+    try:
+        return pretokenize(sample, pattern)
+    except (NotImplementedError, AssertionError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - turned into a verdict
+        if "bad escape" in str(exc) and "\\p" in str(exc):
+            raise CheckFailed(
+                f"pretokenize({sample!r}, <{label} pattern>) raised {type(exc).__name__}: {exc}. "
+                "Python's `re` module does not know \\p{L} (any letter) or \\p{N} (any digit): "
+                "use the `regex` module instead (import regex; regex.findall(pattern, text))"
+            ) from exc
+        raise CheckFailed(f"your code raised {type(exc).__name__}: {exc} on pretokenize({sample!r}, "
+                          f"<{label} pattern>)") from exc
 
 
 def check_pretokenize(pretokenize: Callable[[str, str], Any]) -> bool:
@@ -46,7 +55,7 @@ def check_pretokenize(pretokenize: Callable[[str, str], Any]) -> bool:
         for pattern, label in ((_GPT2, "GPT-2"), (_GPT4, "GPT-4")):
             for sample in _SAMPLES:
                 expected = regex.findall(pattern, sample)
-                got = _as_list(pretokenize(sample, pattern), "pretokenize")
+                got = as_list(_pretokenize_call(pretokenize, sample, pattern, label), "pretokenize")
                 if got and not all(isinstance(g, str) for g in got):
                     raise CheckFailed(
                         "pretokenize should return a list of strings; regex.findall(pattern, "
@@ -73,7 +82,8 @@ def check_token_pieces(token_pieces: Callable[[Any, str], Any], tok: Any) -> boo
         for sample in ["strawberry", " Strawberry fields", "Hello, world!"]:
             ids = tok.encode(sample)
             expected = [tok.decode([i]) for i in ids]
-            got = _as_list(token_pieces(tok, sample), "token_pieces")
+            got = as_list(call(token_pieces, tok, sample, shown=f"token_pieces(tok, {sample!r})"),
+                          "token_pieces")
             if got == ids:
                 raise CheckFailed("you returned the ids; decode each one: tok.decode([i])")
             if "".join(map(str, got)) == sample and len(got) == len(sample) != len(ids):
@@ -98,7 +108,8 @@ def check_join_documents(join_documents: Callable[[Sequence[str], Any], Any], to
         expected: list[int] = []
         for d in docs:
             expected += tok.encode(d, allowed_special="none") + [eot]
-        got = _as_list(join_documents(docs, tok), "join_documents")
+        got = as_list(call(join_documents, docs, tok, shown=f"join_documents({docs!r}, tok)"),
+                      "join_documents")
         if got and isinstance(got[0], list):
             raise CheckFailed("return one flat list of ids, not a list per document (use +=)")
         got = [int(i) for i in got]
@@ -125,43 +136,57 @@ def check_join_documents(join_documents: Callable[[Sequence[str], Any], Any], to
 
 
 def check_pad_batch(pad_batch: Callable[[Sequence[Sequence[int]], int], Any]) -> bool:
-    """Exercise 4: right-pad to the longest sequence; return ``(ids, mask)``, both ``(B, T)``."""
+    """Exercise 3: right-pad to the longest sequence; return ``(ids, mask)``, both ``(B, T)``.
+
+    The check uses a pad id that is not 0 (GPT-2 pads with its end-of-text id, 50256) and a
+    batch whose size differs from its length, so that neither a hard-coded 0 nor swapped
+    dimensions pass.
+    """
 
     def body() -> None:
         import torch
 
-        seqs = [[5, 6, 7], [8], [9, 10]]
-        pad_id = 0
-        result = pad_batch([list(s) for s in seqs], pad_id)
-        if not isinstance(result, tuple) or len(result) != 2:
-            raise CheckFailed("pad_batch should return a tuple (ids, mask)")
-        ids, mask = result
-        if not isinstance(ids, torch.Tensor) or not isinstance(mask, torch.Tensor):
-            raise CheckFailed("both ids and mask should be torch tensors (torch.tensor(...))")
-        expected_ids = torch.tensor([[5, 6, 7], [8, 0, 0], [9, 10, 0]])
-        expected_mask = torch.tensor([[1, 1, 1], [1, 0, 0], [1, 1, 0]], dtype=torch.bool)
-        if tuple(ids.shape) != (3, 3):
-            raise CheckFailed(
-                f"ids has shape {tuple(ids.shape)}, expected (3, 3): (batch, longest length)"
-            )
-        if ids.dtype != torch.long:
-            raise CheckFailed(f"ids should be int64 (torch.long), got {ids.dtype}")
-        if torch.equal(ids, torch.tensor([[5, 6, 7], [0, 0, 8], [0, 9, 10]])):
+        seqs = [[5, 6, 7], [9], [10, 11], [12, 13, 14, 16], [17, 18]]  # B = 5, longest T = 4
+        pad_id = 50256
+        shown = f"pad_batch({seqs}, pad_id={pad_id})"
+        result = call(pad_batch, [list(s) for s in seqs], pad_id, shown=shown)
+        ids, mask = as_pair(result, "pad_batch", ("ids", "mask"))
+        for name, value in (("ids", ids), ("mask", mask)):
+            if not isinstance(value, torch.Tensor):
+                raise CheckFailed(f"{name} should be a torch tensor (torch.tensor(...) or torch.full), "
+                                  f"got {type(value).__name__}; both ids and mask should be torch tensors")
+        P = pad_id
+        expected_ids = torch.tensor([[5, 6, 7, P], [9, P, P, P], [10, 11, P, P], [12, 13, 14, 16],
+                                     [17, 18, P, P]])
+        expected_mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 1],
+                                      [1, 1, 0, 0]], dtype=torch.bool)
+        as_tensor(ids, "ids for 5 sequences of at most 4 ids (B, T)", shape=(5, 4))
+        assert_dtype(ids, torch.long, "ids", "token ids must be int64 (dtype=torch.long), as "
+                     "embedding layers and cross_entropy need")
+        if torch.equal(ids, torch.where(expected_mask, expected_ids, torch.zeros_like(expected_ids))):
+            raise CheckFailed(f"the padding is 0 although pad_id is {pad_id}: fill with pad_id "
+                              "(e.g. torch.full((B, T), pad_id, dtype=torch.long))")
+        left = torch.stack([torch.cat([torch.full((4 - len(s),), P), torch.tensor(s)]) for s in seqs])
+        if torch.equal(ids, left):
             raise CheckFailed("you padded on the left; pad on the right (after the tokens)")
         if not torch.equal(ids, expected_ids):
-            raise CheckFailed(f"ids should be {expected_ids.tolist()}, got {ids.tolist()}")
-        if tuple(mask.shape) != (3, 3):
-            raise CheckFailed(f"mask has shape {tuple(mask.shape)}, expected (3, 3)")
-        if torch.equal(mask.bool(), ~expected_mask):
+            raise CheckFailed(f"{shown}: ids should be {expected_ids.tolist()}, got {ids.tolist()}")
+        as_tensor(mask, "mask for 5 sequences of at most 4 ids (B, T)", shape=(5, 4))
+        if mask.dtype == torch.bool and torch.equal(mask, ~expected_mask):
             raise CheckFailed("the mask is inverted: it should be True on real tokens")
-        if not torch.equal(mask.bool(), expected_mask):
+        if mask.dtype != torch.bool:
+            raise CheckFailed(f"mask should be a bool tensor (True on real tokens), got dtype "
+                              f"{str(mask.dtype).replace('torch.', '')}: create it with "
+                              "dtype=torch.bool (a float or int mask breaks masked_fill and ~mask)")
+        if not torch.equal(mask, expected_mask):
             raise CheckFailed(
                 f"mask should be {expected_mask.int().tolist()} (1 = real token), got "
                 f"{mask.int().tolist()}"
             )
         # A pad id that also occurs as a real token must not confuse the mask.
-        ids2, mask2 = pad_batch([[3, 0], [0]], 0)
-        if mask2.bool().tolist() != [[True, True], [True, False]]:
+        ids2, mask2 = as_pair(call(pad_batch, [[3, 7], [7]], 7, shown="pad_batch([[3, 7], [7]], pad_id=7)"),
+                              "pad_batch", ("ids", "mask"))
+        if as_tensor(mask2, "mask").tolist() != [[True, True], [True, False]]:
             raise CheckFailed(
                 "the mask must come from the lengths, not from comparing ids with pad_id: "
                 "a real token can have the same id as the padding"

@@ -838,6 +838,8 @@ def check(layout: Layout) -> list[str]:
             problems.append(f"{rel}: not executed (no stored outputs)")
         elif _cells_signature(stored) != _cells_signature(gen.solution_nb):
             problems.append(f"{rel}: its cells differ from what {_rel(source, layout.root)} generates")
+        else:
+            problems.extend(fragile_outputs(stored, rel))
     for folder, pattern in ((layout.lessons, "*.md"), (layout.lessons, "*.ipynb"), (layout.solutions, "*.ipynb")):
         for path in sorted(folder.glob(pattern)) if folder.is_dir() else []:
             if LESSON_RE.match(path.stem) and path.stem not in names:
@@ -854,6 +856,67 @@ def check(layout: Layout) -> list[str]:
         for path in sorted(api_dir.glob("*.md")) if api_dir.is_dir() else []:
             if path.name not in wanted:
                 problems.append(f"{_rel(path, layout.root)}: no such module any more; delete it")
+    return problems
+
+
+# ---- outputs that would not reproduce on another CPU ---------------------------------------
+
+# A decimal with six or more digits after the point (`2.4468231201`): an unrounded float.
+_UNROUNDED = re.compile(r"(?<![\w.])[-+]?\d+\.\d{6,}(?![\d\w])")
+# A number in scientific notation of size 1e-6 or below (`4.8e-07`, `1.1921e-07`): round-off.
+_ROUNDOFF = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?[eE]-(?:0*[6-9]|0*[1-9]\d)(?![\d\w])")
+FRAGILE_MARK = ": prints the "
+FRAGILE_OK = "# output-ok: "
+"""A comment that lets one code line's output through (with the reason), e.g. a tiny learning rate."""
+
+
+def fragile_outputs(nb, rel: str) -> list[str]:
+    """Cells of an executed solution whose compared text output depends on the CPU.
+
+    The regression tests compare decimals with a tolerance (``tools/nbtolerance.py``), which
+    holds for rounded results, not for round-off: a raw error magnitude (``4.8e-07``) or an
+    unrounded float (``2.4468231201``) changes from one instruction set to another. Cells tagged
+    ``nbval-ignore-output`` or ``nbval-skip`` are not compared and not looked at; a cell whose
+    source holds ``# output-ok: <reason>`` is let through.
+
+    Example::
+
+        >>> import nbformat
+        >>> nb = nbformat.v4.new_notebook()
+        >>> cell = nbformat.v4.new_code_cell("print(d)")
+        >>> cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="max diff 4.8e-07\\n")]
+        >>> nb.cells = [cell]
+        >>> print(*fragile_outputs(nb, "x.ipynb"))  # doctest: +ELLIPSIS
+        x.ipynb cell 0: prints the round-off magnitude '4.8e-07'; print a statement instead ...
+    """
+    problems = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        tags = set(cell.metadata.get("tags", []))
+        if tags & {"nbval-ignore-output", "nbval-skip"} or FRAGILE_OK in cell.source:
+            continue
+        for output in cell.get("outputs", []):
+            texts = [output.get("text", "")] if output.get("output_type") == "stream" else []
+            texts.append(output.get("data", {}).get("text/plain", ""))
+            for text in texts:
+                found = _ROUNDOFF.search(text)
+                if found:
+                    problems.append(
+                        f"{rel} cell {index}: prints the round-off magnitude {found.group()!r}; print a "
+                        f"statement instead (f\"max |difference| < 1e-5: {{diff < 1e-5}}\")"
+                    )
+                    break
+                found = _UNROUNDED.search(text)
+                if found:
+                    problems.append(
+                        f"{rel} cell {index}: prints the unrounded float {found.group()!r}; round it "
+                        f"(f\"{{x:.4f}}\") so that it reproduces on another CPU"
+                    )
+                    break
+            else:
+                continue
+            break
     return problems
 
 
@@ -877,10 +940,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"build: {len(select(layout, args.names))} lesson(s), {len(errors)} error(s), {time.time() - start:.1f}s")
             return 1 if errors else 0
         problems = check(layout)
-        for problem in problems:
+        fragile = [p for p in problems if FRAGILE_MARK in p]
+        stale = [p for p in problems if FRAGILE_MARK not in p]
+        for problem in stale:
             print(f"stale: {problem}")
+        for problem in fragile:
+            print(f"fragile output: {problem}")
+        if stale:
+            print(f"{len(stale)} stale generated file(s); run: python -m tools.nb build --execute", file=sys.stderr)
+        if fragile:
+            print(
+                f"{len(fragile)} output(s) would not reproduce on another CPU; fix the print in the "
+                "solution's source (see CONTRIBUTING.md, 'Outputs are regression tests')",
+                file=sys.stderr,
+            )
         if problems:
-            print(f"{len(problems)} stale generated file(s); run: python -m tools.nb build --execute", file=sys.stderr)
             return 1
         print(f"check: all generated files are current ({len(lesson_sources(layout))} lesson(s))")
         return 0

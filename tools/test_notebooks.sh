@@ -2,11 +2,16 @@
 # The notebooks and the book as regression tests (called by `bash tools/run.sh test` after
 # pytest; runs on its own too, from the repository root, inside the project's venv):
 #   1. the generated files are current        python -m tools.nb check
-#   2. solved notebooks reproduce their stored outputs   pytest --nbval solutions/*.ipynb
+#   2. solved notebooks reproduce their stored outputs   pytest --nbval -p tools.nbtolerance solutions/*.ipynb
+#      2b. the same once more on another instruction set (ATEN_CPU_CAPABILITY=avx2, or default
+#          where the CPU's own is avx2), so that an output that only reproduces on the CPU that
+#          stored it fails the day it is written (LLMCOURSE_NB_EMULATE=0 skips this pass)
 #   3. lesson notebooks (stubs) run without errors       pytest --nbval-lax lessons/*.ipynb
 #   4. the book builds with no warning         jupyter-book build . -W -n --keep-going
 #   5. the built book works in a browser       python -m tools.browser_test
 # Every stage prints its wall time. Stages 2-3 are skipped, with a message, while no lesson exists.
+# Outputs are compared as CONTRIBUTING.md ("Outputs are regression tests") says: text and
+# integers exactly, decimals within 1% or two units of the last digit (tools/nbtolerance.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,14 +41,26 @@ stage "1/5 generated files are current (python -m tools.nb check)"
 python -m tools.nb check
 stage_end
 
-stage "2/5 solved notebooks reproduce their stored outputs (nbval, ${#solutions[@]} notebooks)"
+nbval_solutions() {
+  pytest_ok python -m pytest -q -p no:cacheprovider -p tools.nbtolerance --nbval --nbval-current-env \
+    -n "$JOBS" --dist loadfile --nbval-sanitize-with tools/sanitize.cfg --nbval-cell-timeout 900 "${solutions[@]}"
+}
+
+native=$(python -c "import torch; print(torch.backends.cpu.get_cpu_capability())")
+stage "2/5 solved notebooks reproduce their stored outputs (nbval, ${#solutions[@]} notebooks, CPU capability $native, ${OMP_NUM_THREADS:-all} torch thread(s))"
 if [ ${#solutions[@]} -eq 0 ]; then
   echo "no solutions/day*.ipynb yet: skipped"
 else
-  pytest_ok python -m pytest -q -p no:cacheprovider --nbval --nbval-current-env -n "$JOBS" --dist loadfile \
-    --nbval-sanitize-with tools/sanitize.cfg --nbval-cell-timeout 900 "${solutions[@]}"
+  nbval_solutions
 fi
 stage_end
+
+if [ "${LLMCOURSE_NB_EMULATE:-1}" != "0" ] && [ ${#solutions[@]} -gt 0 ]; then
+  if [ "$native" = "AVX2" ]; then emulate=default; else emulate=avx2; fi
+  stage "2b/5 solved notebooks again as on another CPU (ATEN_CPU_CAPABILITY=$emulate)"
+  ATEN_CPU_CAPABILITY=$emulate nbval_solutions
+  stage_end
+fi
 
 stage "3/5 lesson notebooks run with their stubs (nbval-lax, ${#lessons[@]} notebooks)"
 if [ ${#lessons[@]} -eq 0 ]; then

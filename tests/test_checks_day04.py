@@ -196,3 +196,79 @@ def test_write_tokens_mistakes(capsys):
 
     assert not day04.check_write_tokens(accepts_negative)
     assert "ValueError" in _last_line(capsys)
+
+
+# ---- holes found by a learner's walk-through (issue 11) ------------------------------------
+
+
+def test_get_batch_without_long(capsys):
+    """Forgetting .long(): the check feeds uint16 data, as a token file gives."""
+
+    def no_long(data, batch_size, block_size, generator=None):
+        ix = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
+        x = torch.stack([data[i : i + block_size] for i in ix])
+        y = torch.stack([data[i + 1 : i + 1 + block_size] for i in ix])
+        return x, y
+
+    assert bool(day04.check_get_batch(no_long)) is False
+    out = _last_line(capsys)
+    assert "uint16" in out and "x.long(), y.long()" in out
+
+
+def test_get_batch_arithmetic_on_uint16_is_not_not_done(capsys):
+    """torch's NotImplementedError for a uint16 kernel is not the stub's."""
+
+    def gather_then_add(data, batch_size, block_size, generator=None):
+        ix = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
+        x = torch.stack([data[i : i + block_size] for i in ix])
+        return x, x + 1
+
+    assert bool(day04.check_get_batch(gather_then_add)) is False
+    out = _last_line(capsys)
+    assert "not done yet" not in out and ".long()" in out and "uint16" in out
+
+
+def test_get_batch_crash_shows_input(capsys):
+    def crash(data, batch_size, block_size, generator=None):
+        raise TypeError("oops")
+
+    assert bool(day04.check_get_batch(crash)) is False
+    out = _last_line(capsys)
+    assert "your code raised TypeError: oops on get_batch(data, batch_size=8, block_size=5)" in out
+
+
+def test_window_dataset_negative_index_must_raise(capsys):
+    class NoNegativeCheck(GoodWindows):
+        def __getitem__(self, k):
+            if k >= len(self):
+                raise IndexError(k)
+            i = k * self.stride
+            return self.data[i : i + self.block_size], self.data[i + 1 : i + 1 + self.block_size]
+
+    assert bool(day04.check_window_dataset(NoNegativeCheck)) is False
+    out = _last_line(capsys)
+    assert "ds[-1]" in out and "IndexError" in out and "negative" in out
+
+
+def test_window_dataset_lists_get_a_tensor_hint(capsys):
+    class Lists(GoodWindows):
+        def __getitem__(self, k):
+            x, y = super().__getitem__(k)
+            return x.tolist(), y.tolist()
+
+    assert bool(day04.check_window_dataset(Lists)) is False
+    out = _last_line(capsys)
+    assert "should be a torch tensor, got a list of 4 items" in out
+    assert "transpose" not in out
+
+
+def test_write_tokens_np_save_names_the_npy_suffix(capsys):
+    def saves(ids, path):
+        arr = np.asarray(ids, dtype=np.int64)
+        dtype = np.uint16 if arr.max() < 2**16 else np.uint32
+        np.save(path, arr.astype(dtype))
+        return np.dtype(dtype)
+
+    assert bool(day04.check_write_tokens(saves)) is False
+    out = _last_line(capsys)
+    assert "case0.bin.npy" in out and "appends .npy" in out

@@ -9,9 +9,8 @@ Example (in the lesson)::
     >>> import torch
     >>> from llmcourse.checks import day04
     >>> chunk = torch.arange(9)
-    >>> day04.check_shift(chunk[:-1], chunk[1:], chunk)
+    >>> ok = day04.check_shift(chunk[:-1], chunk[1:], chunk)
     ✅ shift by one: passed
-    True
 """
 
 from __future__ import annotations
@@ -23,19 +22,10 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from llmcourse.checks._core import CheckFailed, assert_equal, assert_shape, check, require
+from llmcourse.checks._core import (CheckFailed, as_list, as_pair, as_tensor, assert_dtype, assert_equal,
+                                    assert_shape, call, check, require)
 
 __all__ = ["check_shift", "check_get_batch", "check_window_dataset", "check_write_tokens"]
-
-
-def _as_list(value: Any, name: str) -> list[int]:
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().flatten().tolist() if value.ndim == 1 else value.tolist()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    raise CheckFailed(f"{name} should be a tensor, got {type(value).__name__}")
 
 
 @check("shift by one")
@@ -43,7 +33,7 @@ def check_shift(x: Any, y: Any, chunk: Any) -> None:
     """Exercise 1: ``x = chunk[:-1]`` and ``y = chunk[1:]``."""
     require(x, "x")
     require(y, "y")
-    xs, ys, cs = _as_list(x, "x"), _as_list(y, "y"), _as_list(chunk, "chunk")
+    xs, ys, cs = as_list(x, "x"), as_list(y, "y"), as_list(chunk, "chunk")
     n = len(cs) - 1
     if xs == cs[1:] and ys == cs[:-1]:
         raise CheckFailed("x and y are swapped: x is the input (the first T tokens), y the targets "
@@ -59,22 +49,29 @@ def check_shift(x: Any, y: Any, chunk: Any) -> None:
 
 def _call_batch(fn: Callable[..., Any], data: torch.Tensor, b: int, t: int,
                 g: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    shown = (f"get_batch(data, batch_size={b}, block_size={t}) with data of length {len(data)} and "
+             f"dtype {str(data.dtype).replace('torch.', '')}")
     try:
         out = fn(data, b, t, generator=g)
-    except (NotImplementedError, AssertionError):
+    except NotImplementedError as exc:
+        if "not implemented for" in str(exc):  # torch has no such kernel for this dtype
+            raise CheckFailed(
+                f"on {shown} your code raised NotImplementedError: {exc}. Token files are uint16, "
+                "which supports little arithmetic in torch: slice the windows first, then convert "
+                "them with .long()"
+            ) from exc
+        raise
+    except AssertionError:
         raise
     except (RuntimeError, IndexError) as exc:  # a too-large offset makes a short window
         raise CheckFailed(
-            f"on data of length {len(data)} with block_size {t} your get_batch raised "
-            f"{type(exc).__name__}: {exc}. Offsets up to len(data) - block_size are one too "
-            "many: the window of y runs past the end. Draw them with "
-            "torch.randint(len(data) - block_size, ...)"
+            f"on {shown} your code raised {type(exc).__name__}: {exc}. Offsets up to "
+            "len(data) - block_size are one too many: the window of y runs past the end. Draw "
+            "them with torch.randint(len(data) - block_size, ...)"
         ) from exc
-    if out is None:
-        raise CheckFailed("get_batch returned None; did you forget `return x, y`?")
-    if not isinstance(out, (tuple, list)) or len(out) != 2:
-        raise CheckFailed(f"get_batch should return a pair (x, y), got {type(out).__name__}")
-    x, y = out
+    except Exception as exc:  # noqa: BLE001 - turned into a verdict
+        raise CheckFailed(f"your code raised {type(exc).__name__}: {exc} on {shown}") from exc
+    x, y = as_pair(out, "get_batch")
     for name, v in (("x", x), ("y", y)):
         if not isinstance(v, torch.Tensor):
             raise CheckFailed(f"{name} should be a torch tensor, got {type(v).__name__}; "
@@ -84,14 +81,21 @@ def _call_batch(fn: Callable[..., Any], data: torch.Tensor, b: int, t: int,
 
 @check("get_batch", hint="offsets must stay in 0 .. len(data) - block_size - 1 so that y fits")
 def check_get_batch(get_batch: Callable[..., Any]) -> None:
-    """Exercise 2: random-offset batches of shape ``(B, T)``, ``y`` shifted by one."""
-    data = torch.arange(50)
+    """Exercise 2: random-offset batches of shape ``(B, T)``, ``y`` shifted by one.
+
+    The data are ``uint16``, as a memory-mapped ``train.bin`` gives them (``torch.from_numpy``
+    of the memmap), so a ``get_batch`` that forgets ``.long()`` fails here rather than in the
+    embedding layer.
+    """
+    data = torch.from_numpy(np.arange(50, dtype=np.uint16))
     x, y = _call_batch(get_batch, data, 8, 5, torch.Generator().manual_seed(0))
-    assert_shape(x, (8, 5), "x")
-    assert_shape(y, (8, 5), "y")
+    assert_shape(x, (8, 5), "x for batch_size=8, block_size=5")
+    assert_shape(y, (8, 5), "y for batch_size=8, block_size=5")
     if x.dtype != torch.long or y.dtype != torch.long:
-        raise CheckFailed(f"x and y should be torch.long (int64), got {x.dtype} and {y.dtype}; "
-                          "embedding layers and cross_entropy need int64 ids (use .long())")
+        raise CheckFailed(f"on uint16 data (what a token file holds) x and y should be torch.long "
+                          f"(int64), got {str(x.dtype).replace('torch.', '')} and "
+                          f"{str(y.dtype).replace('torch.', '')}; embedding layers and cross_entropy "
+                          "need int64 ids: return x.long(), y.long()")
     if torch.equal(x, y):
         raise CheckFailed("y equals x: y must be the window one token later, data[i+1 : i+T+1]")
     if not bool((x[:, 1:] - x[:, :-1] == 1).all()):
@@ -104,7 +108,7 @@ def check_get_batch(get_batch: Callable[..., Any]) -> None:
                           "x = data[i : i + T], y = data[i + 1 : i + T + 1]")
 
     # Every offset 0 .. N - T - 1 must be possible, and none beyond.
-    small = torch.arange(12)
+    small = torch.arange(12, dtype=torch.int32)
     g = torch.Generator().manual_seed(1)
     starts: set[int] = set()
     for _ in range(40):
@@ -122,6 +126,7 @@ def check_get_batch(get_batch: Callable[..., Any]) -> None:
         raise CheckFailed("offset 0 is never drawn: the first window of the data must be possible")
 
     # Reproducible with a generator.
+    data = torch.arange(50)
     a, _ = _call_batch(get_batch, data, 8, 5, torch.Generator().manual_seed(123))
     b, _ = _call_batch(get_batch, data, 8, 5, torch.Generator().manual_seed(123))
     if not torch.equal(a, b):
@@ -147,23 +152,31 @@ def check_window_dataset(dataset_cls: Any) -> None:
                               f"{(expected - 1) * s} still fits with its target")
         assert_equal(n, expected, label)
         for k in (0, expected - 1):
-            item = ds[k]
-            if not isinstance(item, (tuple, list)) or len(item) != 2:
-                raise CheckFailed(f"ds[{k}] should be a pair (x, y), got {type(item).__name__}")
-            x, y = item
+            x, y = as_pair(ds[k], f"ds[{k}]")
             start = k * s
-            assert_equal(_as_list(x, "x"), list(range(start, start + block)),
-                         f"x of window {k} (block_size={block}, stride={s})")
-            assert_equal(_as_list(y, "y"), list(range(start + 1, start + block + 1)),
-                         f"y of window {k} (block_size={block}, stride={s})")
+            where = f"of window {k} (block_size={block}, stride={s})"
+            as_tensor(x, f"x {where}", shape=(block,))
+            as_tensor(y, f"y {where}", shape=(block,))
+            assert_equal(as_list(x, "x"), list(range(start, start + block)), f"x {where}")
+            assert_equal(as_list(y, "y"), list(range(start + 1, start + block + 1)), f"y {where}")
     ds = dataset_cls(data, 4)
-    try:
-        ds[len(ds)]
-    except IndexError:
-        pass
-    else:
-        raise CheckFailed(f"ds[len(ds)] (= ds[{len(ds)}]) should raise IndexError; a for loop over "
-                          "the dataset stops only on IndexError")
+    n = len(ds)
+    for k, why in ((n, "a for loop over the dataset stops only on IndexError"),
+                   (n + 3, "every k outside 0 .. len(ds) - 1 is out of range"),
+                   (-1, "a negative k is outside 0 .. len(ds) - 1 too (or, like a Python list, "
+                        "ds[-1] may be the last window); without the test, slicing with a "
+                        "negative start quietly returns an empty or wrong window")):
+        try:
+            item = ds[k]
+        except IndexError:
+            continue
+        if k < 0:  # reading a negative k from the end, as a Python list does, is fine too
+            got, last = as_pair(item, f"ds[{k}]"), ds[n + k]
+            if all(isinstance(t, torch.Tensor) and t.shape == u.shape and torch.equal(t, u)
+                   for t, u in zip(got, last)):
+                continue
+        raise CheckFailed(f"ds[{k}] (len(ds) = {n}) should raise IndexError: {why}. Test "
+                          "`if not 0 <= k < len(self): raise IndexError(...)`")
     loader = torch.utils.data.DataLoader(ds, batch_size=2)
     xb, yb = next(iter(loader))
     assert_shape(xb, (2, 4), "a DataLoader batch of x")
@@ -176,11 +189,12 @@ def check_write_tokens(write_tokens: Callable[[Any, Any], Any]) -> None:
         ([0, 5, 64, 65_535], np.uint16, "ids up to 65,535"),
         ([0, 65_536, 100_276], np.uint32, "ids above 65,535"),
         (np.array([3, 1, 4, 1, 5], dtype=np.int64), np.uint16, "a numpy array of small ids"),
+        (np.array([7, 70_000], dtype=np.uint32), np.uint32, "a uint32 numpy array"),
     ]
     with tempfile.TemporaryDirectory() as tmp:
         for i, (ids, dtype, what) in enumerate(cases):
             path = Path(tmp) / f"case{i}.bin"
-            got = write_tokens(ids, path)
+            got = call(write_tokens, ids, path, shown=f"write_tokens({what}, path)")
             if got is None:
                 raise CheckFailed("write_tokens returned None; return the dtype you used")
             try:
@@ -193,6 +207,11 @@ def check_write_tokens(write_tokens: Callable[[Any, Any], Any]) -> None:
                          if want == np.uint16 and max(list(ids)) == 65_535 else "")
                 raise CheckFailed(f"for {what} the dtype should be {want}, got {got_dtype}{extra}")
             if not path.is_file():
+                if path.with_name(path.name + ".npy").is_file():
+                    raise CheckFailed(
+                        f"write_tokens(ids, {path.name!r}) wrote {path.name}.npy instead: np.save "
+                        "appends .npy to the name and writes a header before the ids. Write the "
+                        "raw ids with array.astype(dtype).tofile(path)")
                 raise CheckFailed(f"write_tokens did not create the file {path.name}")
             size = path.stat().st_size
             n = len(list(ids))

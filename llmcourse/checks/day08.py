@@ -9,9 +9,8 @@ Example::
 
     >>> import torch
     >>> from llmcourse.checks import day08
-    >>> day08.check_averaging_matrix(day08.reference_averaging_matrix)
+    >>> ok = day08.check_averaging_matrix(day08.reference_averaging_matrix)
     ✅ averaging_matrix: passed
-    True
 """
 
 from __future__ import annotations

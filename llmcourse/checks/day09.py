@@ -11,9 +11,8 @@ Example::
 
     >>> import math, torch
     >>> from llmcourse.checks import day09
-    >>> day09.check_attention_scores(lambda q, k: q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]))
+    >>> ok = day09.check_attention_scores(lambda q, k: q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]))
     ✅ attention_scores: passed
-    True
 """
 
 from __future__ import annotations

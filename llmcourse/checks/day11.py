@@ -11,9 +11,8 @@ Example::
 
     >>> import torch, torch.nn.functional as F
     >>> from llmcourse.checks import day11
-    >>> day11.check_gelu_tanh(lambda x: F.gelu(x, approximate="tanh"))
+    >>> ok = day11.check_gelu_tanh(lambda x: F.gelu(x, approximate="tanh"))
     ✅ GELU (tanh): passed
-    True
 """
 
 from __future__ import annotations

@@ -172,3 +172,26 @@ def test_assert_type_and_first_difference():
 def test_docstring_examples():
     result = doctest.testmod(_core, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 5 and result.failed == 0
+
+
+def test_verdict_reads_as_a_bool_and_shows_nothing_in_a_notebook() -> None:
+    """A check cell's output is the check's line alone: no bare True/False under it."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from llmcourse.checks import Verdict
+
+    passed, failed = Verdict("ex", True, "✅ ex: passed"), Verdict("ex", False, "❌ ex: no")
+    assert bool(passed) and not failed and passed.passed and passed == True  # noqa: E712
+    assert failed == False and failed.line == "❌ ex: no"  # noqa: E712
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("from llmcourse.checks import run_check\nrun_check('ex', lambda: None)"),
+        nbformat.v4.new_code_cell("def body():\n    assert False, 'wrong'\nrun_check('ex', body)"),
+        nbformat.v4.new_code_cell("v = run_check('ex', lambda: None)\nbool(v), v.passed"),
+    ]
+    NotebookClient(nb, kernel_name="python3", timeout=120).execute()
+    outputs = [[(o.output_type, o.get("text") or o.get("data", {}).get("text/plain")) for o in c.outputs] for c in nb.cells]
+    assert outputs[0] == [("stream", "✅ ex: passed\n")]
+    assert outputs[1] == [("stream", "❌ ex: wrong\n")]
+    assert outputs[2] == [("stream", "✅ ex: passed\n"), ("execute_result", "(True, True)")]

@@ -224,3 +224,107 @@ def test_one_head_attention_matches_manual():
     out, w = day09.reference_causal_attention(q, k, v)
     torch.testing.assert_close(y, out, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(att[:, 0], w, atol=1e-5, rtol=1e-5)
+
+
+# ---- holes found by a learner's walk-through (issue 11) ------------------------------------
+
+
+@pytest.mark.parametrize("scale", [4.0, math.sqrt(16)])
+def test_scores_scaled_by_a_global_or_a_typed_number(capsys, scale):
+    """The lesson's head_size is 16: dividing by its root (or by 4) must not pass."""
+    assert bool(day09.check_attention_scores(lambda q, k: q @ k.transpose(-2, -1) / scale)) is False
+    out = _line(capsys)
+    assert "sqrt(16)" in out and "q.shape[-1]" in out
+
+
+def test_scores_with_k_T_on_a_batch(capsys):
+    assert bool(day09.check_attention_scores(lambda q, k: q @ k.T / math.sqrt(q.shape[-1]))) is False
+    out = _line(capsys)
+    assert "k.T reverses" in out and "k.transpose(-2, -1)" in out
+    assert "(3, 5, 12)" in out  # the failing input is shown
+
+
+def _attention_with(allowed_fn, fill=float("-inf")):
+    def fn(q, k, v):
+        T = q.shape[-2]
+        scores = good_scores(q, k).masked_fill(~allowed_fn(torch.ones(T, T).bool()), fill)
+        w = scores.softmax(-1)
+        return w @ v, w
+
+    return fn
+
+
+@pytest.mark.parametrize("allowed, hint", [
+    (lambda m: m.tril(1), "diagonal=1"),
+    (lambda m: m.triu(), "wrong side"),
+])
+def test_causal_attention_mask_on_the_wrong_side(capsys, allowed, hint):
+    assert bool(day09.check_causal_attention(_attention_with(allowed))) is False
+    out = _line(capsys)
+    assert hint in out and "mask with float('-inf')" not in out
+
+
+def test_causal_attention_masked_with_zero(capsys):
+    assert bool(day09.check_causal_attention(_attention_with(lambda m: m.tril(), fill=0.0))) is False
+    assert "mask with float('-inf')" in _line(capsys)
+
+
+def test_causal_attention_other_stub_is_plain_not_done(capsys):
+    def uses_stub(q, k, v):
+        return attention_scores_stub(q, k)  # not an earlier exercise's name: plain "not done yet"
+
+    assert bool(day09.check_causal_attention(uses_stub)) is False
+    out = _line(capsys)
+    assert out.startswith("⏳") and "finish exercise" not in out
+
+
+def attention_scores(q, k):  # the lesson's name, still a stub
+    raise NotImplementedError
+
+
+def attention_scores_stub(q, k):
+    raise NotImplementedError
+
+
+def causal_attention(q, k, v):  # the lesson's name, still a stub
+    raise NotImplementedError
+
+
+def test_causal_attention_stub_of_exercise_1_is_named(capsys):
+    def calls_exercise_1(q, k, v):
+        scores = attention_scores(q, k)
+        return scores, scores
+
+    assert bool(day09.check_causal_attention(calls_exercise_1)) is False
+    assert "attention_scores: not done yet — finish exercise 1 first" in _line(capsys)
+
+
+def test_head_names_unfinished_causal_attention(capsys):
+    class Head(GoodHead):
+        def forward(self, x):
+            out, _ = causal_attention(self.query(x), self.key(x), self.value(x))
+            return out
+
+    assert bool(day09.check_head(Head)) is False
+    out = _line(capsys)
+    assert "causal_attention: not done yet — finish exercise 2 first" in out
+    assert "write your code in the cell above" not in out
+
+
+def test_head_scaled_by_n_embd(capsys):
+    class Head(GoodHead):
+        def forward(self, x):
+            q, k, v = self.query(x), self.key(x), self.value(x)
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1 / math.sqrt(x.shape[-1]))
+
+    assert bool(day09.check_head(Head)) is False
+    assert "sqrt(head_size)" in _line(capsys)
+
+
+def test_is_causal_ignoring_its_arguments(capsys):
+    def uses_defaults(fn, T=8, C=4):
+        return good_is_causal(fn)  # always T=8, C=4
+
+    assert bool(day09.check_is_causal(uses_defaults)) is False
+    out = _line(capsys)
+    assert "T=7, C=3" in out

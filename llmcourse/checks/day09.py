@@ -24,7 +24,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from llmcourse.checks._core import CheckFailed, assert_close, assert_shape, check
+import warnings
+
+from llmcourse.checks._core import (CheckFailed, as_bool, as_pair, as_tensor, assert_close, assert_shape,
+                                    call, check, layer, needs_earlier)
 from llmcourse.model import CausalSelfAttention, GPTConfig, causal_mask
 
 __all__ = [
@@ -71,56 +74,109 @@ def _random(*shape: int, seed: int) -> torch.Tensor:
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
 
 
+def _scores_call(attention_scores: Callable[..., Any], q: torch.Tensor, k: torch.Tensor) -> Any:
+    shown = f"attention_scores(q, k) with q, k of shape {tuple(q.shape)}"
+    try:
+        with warnings.catch_warnings():  # k.T on a 3-D tensor warns; the verdict says it instead
+            warnings.simplefilter("ignore")
+            return attention_scores(q.clone(), k.clone())
+    except (NotImplementedError, AssertionError):
+        raise
+    except RuntimeError as exc:
+        try:  # does it work on one (T, d_k) matrix? Then it is the batch dimension: k.T
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                attention_scores(q[0].clone(), k[0].clone())
+        except Exception:  # noqa: BLE001
+            pass
+        else:
+            raise CheckFailed(
+                f"{shown} raised RuntimeError: {exc}. It works on one (T, d_k) matrix but not on "
+                "a batch: k.T reverses *all* the dimensions of a 3-D tensor. Swap only the last "
+                "two: k.transpose(-2, -1)"
+            ) from exc
+        raise CheckFailed(f"your code raised RuntimeError: {exc} on {shown}") from exc
+    except Exception as exc:  # noqa: BLE001
+        raise CheckFailed(f"your code raised {type(exc).__name__}: {exc} on {shown}") from exc
+
+
 @check("attention_scores")
 def check_attention_scores(attention_scores: Callable[..., Any]) -> None:
-    """Exercise 1: ``q @ k^T / sqrt(d_k)``."""
-    q, k = _random(2, 5, 16, seed=0), _random(2, 5, 16, seed=1)
-    got = attention_scores(q.clone(), k.clone())
-    if got is None:
-        raise CheckFailed("attention_scores returned None; did you forget the `return`?")
-    assert_shape(got, (2, 5, 5), "attention_scores(q, k) for q, k of shape (2, 5, 16)")
-    got = torch.as_tensor(got)
+    """Exercise 1: ``q @ k^T / sqrt(d_k)``.
+
+    ``d_k = 12`` and ``T = 5``, unlike the lesson's ``head_size = 16`` and ``T = 8``, so that a
+    scale read from a global (``math.sqrt(head_size)``) or typed in (``/ 4``) fails.
+    """
+    d_k = 12
+    q, k = _random(3, 5, d_k, seed=0), _random(3, 5, d_k, seed=1)
+    got = as_tensor(_scores_call(attention_scores, q, k), "attention_scores(q, k)")
+    assert_shape(got, (3, 5, 5), f"attention_scores(q, k) for q, k of shape (3, 5, {d_k})")
     raw = q @ k.transpose(-2, -1)
     if torch.allclose(got, raw, atol=1e-5):
         raise CheckFailed("the scores are not scaled: divide by math.sqrt(d_k), d_k = q.shape[-1]")
-    if torch.allclose(got, raw / 16, atol=1e-5):
+    if torch.allclose(got, raw / d_k, atol=1e-5):
         raise CheckFailed("divided by d_k; divide by its square root, math.sqrt(d_k)")
-    if torch.allclose(got, (k @ q.transpose(-2, -1)) / 4, atol=1e-5):
+    for wrong in (16, 32, 8, 64):
+        if torch.allclose(got, raw / math.sqrt(wrong), atol=1e-5):
+            raise CheckFailed(
+                f"for q, k of shape (3, 5, {d_k}) the scores were divided by sqrt({wrong}) = "
+                f"{math.sqrt(wrong):g}, not sqrt({d_k}): read d_k from the q you are given, "
+                "d_k = q.shape[-1], not from a global such as head_size or a typed-in number"
+            )
+    if torch.allclose(got, (k @ q.transpose(-2, -1)) / math.sqrt(d_k), atol=1e-5):
         raise CheckFailed("rows and columns are swapped: row t should hold the query at t against "
                           "every key, q @ k.transpose(-2, -1)")
     if torch.isinf(got).any():
         raise CheckFailed("no masking in this function yet (that is exercise 2): return the scaled "
                           "scores only")
-    assert_close(got, raw / math.sqrt(16), "attention_scores(q, k)", atol=1e-5)
+    assert_close(got, raw / math.sqrt(d_k), "attention_scores(q, k)", atol=1e-5)
 
 
-def _as_pair(out: Any) -> tuple[Any, Any]:
-    if out is None:
-        raise CheckFailed("causal_attention returned None; return (out, weights)")
-    if not isinstance(out, (tuple, list)) or len(out) != 2:
-        raise CheckFailed(f"causal_attention should return a pair (out, weights), got "
-                          f"{type(out).__name__}")
-    return out[0], out[1]
+def _weights_with(q: torch.Tensor, k: torch.Tensor, allowed: torch.Tensor,
+                  fill: float = float("-inf")) -> torch.Tensor:
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    return scores.masked_fill(~allowed, fill).softmax(dim=-1)
 
 
 @check("causal_attention")
+@needs_earlier(attention_scores=1)
 def check_causal_attention(causal_attention: Callable[..., Any]) -> None:
     """Exercise 2: masked, scaled attention, against ``F.scaled_dot_product_attention``."""
     q, k, v = _random(2, 6, 8, seed=2) * 2, _random(2, 6, 8, seed=3) * 2, _random(2, 6, 5, seed=4)
-    out, weights = _as_pair(causal_attention(q.clone(), k.clone(), v.clone()))
-    assert_shape(out, (2, 6, 5), "out for v of shape (2, 6, 5)")
-    assert_shape(weights, (2, 6, 6), "weights")
-    out, weights = torch.as_tensor(out), torch.as_tensor(weights)
+    shown = "causal_attention(q, k, v) with q, k of shape (2, 6, 8) and v of shape (2, 6, 5)"
+    out, weights = as_pair(call(causal_attention, q.clone(), k.clone(), v.clone(), shown=shown),
+                           "causal_attention", ("out", "weights"))
+    out = as_tensor(out, "out", shape=(2, 6, 5))
+    weights = as_tensor(weights, "weights", shape=(2, 6, 6))
     want = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, T, d_v)
-    if torch.isnan(out).any():
-        raise CheckFailed("the output has NaN: keep the diagonal in the mask (torch.tril), so every "
-                          "query can see at least itself")
-    if torch.allclose(out, F.scaled_dot_product_attention(q, k, v), atol=1e-5):
-        raise CheckFailed("the future is not masked: set the scores where the key comes after the "
-                          "query to float('-inf') before the softmax")
+    T = 6
+    tril = torch.ones(T, T).tril().bool()
+    if torch.isnan(out).any() or torch.isnan(weights).any():
+        raise CheckFailed("the output has NaN: some query has every key masked. Mask only the keys "
+                          "after the query (where torch.tril(...) == 0), which keeps the diagonal, "
+                          "so every query sees at least itself")
     if (weights.triu(1).abs() > 1e-6).any():
-        raise CheckFailed("the weights above the diagonal are not 0: mask with float('-inf') "
-                          "(masking with 0 still gives the future weight)")
+        ones = torch.ones(T, T).bool()
+        if torch.allclose(weights, _weights_with(q, k, ones.tril(1)), atol=1e-5):
+            raise CheckFailed("each query also sees the next key: the mask is torch.tril(..., "
+                              "diagonal=1), one diagonal too many; torch.tril(ones(T, T)) keeps "
+                              "exactly the keys at or before the query")
+        if torch.allclose(weights, _weights_with(q, k, ones.triu()), atol=1e-5):
+            raise CheckFailed("the mask is on the wrong side: it hides the past and keeps the future "
+                              "(torch.triu). Keep the keys at or before the query: masked_fill("
+                              "torch.tril(ones(T, T)) == 0, float('-inf'))")
+        if torch.allclose(weights, _weights_with(q, k, tril, fill=0.0), atol=1e-5):
+            raise CheckFailed("the future scores were set to 0, which still gives them weight "
+                              "exp(0) / sum: mask with float('-inf')")
+        if torch.allclose(out, F.scaled_dot_product_attention(q, k, v), atol=1e-5):
+            raise CheckFailed("the future is not masked: set the scores where the key comes after "
+                              "the query to float('-inf') before the softmax")
+        raise CheckFailed("the weights above the diagonal (keys after the query) are not 0: set "
+                          "those scores to float('-inf') before the softmax, with the mask "
+                          "torch.tril(torch.ones(T, T)) == 0")
+    if (weights.tril(-1).abs() < 1e-12).all():
+        raise CheckFailed("every weight below the diagonal is 0: the mask hides the past too; keep "
+                          "the keys at or before the query (torch.tril, not torch.eye)")
     if torch.allclose(out, F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1.0), atol=1e-5):
         raise CheckFailed("the scores are not scaled: divide q @ k^T by math.sqrt(d_k)")
     rows = weights.sum(-1)
@@ -133,29 +189,27 @@ def check_causal_attention(causal_attention: Callable[..., Any]) -> None:
 
 
 @check("Head")
+@needs_earlier(attention_scores=1, causal_attention=2)
 def check_head(Head: Callable[..., Any]) -> None:
-    """Exercise 3: a single attention head, against the package's one-head attention."""
+    """Exercise 3: a single attention head, against the package's one-head attention.
+
+    ``Head(12, 12)`` and ``Head(12, 5)`` on ``x`` of shape ``(3, 7, 12)``: sizes unlike the
+    lesson's ``C = 32``, ``head_size = 16``, ``T = 8``. The package's module is
+    :func:`one_head_attention`, whose output projection ``c_proj`` is the identity.
+    """
+    C = 12
     torch.manual_seed(0)
-    head = Head(16, 16)
+    head = Head(C, C)
     for name in ("query", "key", "value"):
-        layer = getattr(head, name, None)
-        if not isinstance(layer, nn.Linear):
-            raise CheckFailed(f"Head needs an attribute `{name}` that is an nn.Linear(n_embd, "
-                              f"head_size, bias=False); got {type(layer).__name__}")
-        if layer.bias is not None:
-            raise CheckFailed(f"head.{name} has a bias: create it with bias=False")
-        if tuple(layer.weight.shape) != (16, 16):
-            raise CheckFailed(f"head.{name}.weight has shape {tuple(layer.weight.shape)}; for "
-                              "Head(16, 16) it should be (16, 16), i.e. nn.Linear(n_embd, head_size)")
-    x = _random(2, 7, 16, seed=5)
+        layer(head, name, nn.Linear, shape=(C, C), bias=False, owner="head")
+    x = _random(3, 7, C, seed=5)
     with torch.no_grad():
-        got = head(x)
-    if got is None:
-        raise CheckFailed("Head.forward returned None; did you forget the `return`?")
+        got = call(head, x, shown=f"Head({C}, {C})(x) with x of shape (3, 7, {C})")
     if isinstance(got, (tuple, list)):
         raise CheckFailed("Head.forward should return the output tensor only, not a tuple")
-    assert_shape(got, (2, 7, 16), "Head(16, 16)(x) for x of shape (2, 7, 16)")
-    package = one_head_attention(16)
+    got = as_tensor(got, "Head.forward(x)")
+    assert_shape(got, (3, 7, C), f"Head({C}, {C})(x) for x of shape (3, 7, {C})")
+    package = one_head_attention(C)
     with torch.no_grad():
         package.c_attn.weight.copy_(torch.cat([head.query.weight, head.key.weight, head.value.weight]))
         want, _ = package(x)
@@ -165,18 +219,21 @@ def check_head(Head: Callable[..., Any]) -> None:
     if torch.allclose(got, F.scaled_dot_product_attention(k, q, v, is_causal=True), atol=1e-5):
         raise CheckFailed("queries and keys are swapped: scores = q @ k.transpose(-2, -1), with q "
                           "from self.query")
-    assert_close(got, want, "Head(16, 16)(x) compared with the package's one-head "
-                 "CausalSelfAttention (same weights)", atol=1e-5)
-    head = Head(16, 4)  # head_size != n_embd: the scale must use head_size
+    assert_close(got, want, f"Head({C}, {C})(x) compared with the package's one-head "
+                 "CausalSelfAttention (same weights, c_proj = identity)", atol=1e-5)
+    hs = 5
+    head = Head(C, hs)  # head_size != n_embd: the scale must use head_size
+    for name in ("query", "key", "value"):
+        layer(head, name, nn.Linear, shape=(hs, C), bias=False, owner=f"Head({C}, {hs})")
     with torch.no_grad():
-        got = head(x)
+        got = as_tensor(call(head, x, shown=f"Head({C}, {hs})(x)"), f"Head({C}, {hs})(x)")
         q, k, v = head.query(x), head.key(x), head.value(x)
-    assert_shape(got, (2, 7, 4), "Head(16, 4)(x)")
-    if torch.allclose(got, F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1 / 4.0),
-                      atol=1e-5):
-        raise CheckFailed("Head(16, 4) scales by sqrt(n_embd); scale by sqrt(head_size), the size "
-                          "of the vectors in each dot product")
-    assert_close(got, F.scaled_dot_product_attention(q, k, v, is_causal=True), "Head(16, 4)(x)",
+    assert_shape(got, (3, 7, hs), f"Head({C}, {hs})(x)")
+    if torch.allclose(got, F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                                          scale=1 / math.sqrt(C)), atol=1e-5):
+        raise CheckFailed(f"Head({C}, {hs}) scales by sqrt(n_embd); scale by sqrt(head_size), the "
+                          "size of the vectors in each dot product")
+    assert_close(got, F.scaled_dot_product_attention(q, k, v, is_causal=True), f"Head({C}, {hs})(x)",
                  atol=1e-5)
 
 
@@ -210,23 +267,14 @@ def _masked_attention(allowed: torch.Tensor) -> Callable[[torch.Tensor], torch.T
     return fn
 
 
-def _as_bool(value: Any, what: str) -> bool:
-    if value is None:
-        raise CheckFailed(f"is_causal returned None for {what}; return True or False")
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            raise CheckFailed(f"is_causal returned a tensor of shape {tuple(value.shape)}; return one "
-                              "True or False (e.g. all(...) or bool(tensor.all()))")
-        value = value.item()
-    if not isinstance(value, bool):
-        raise CheckFailed(f"is_causal should return True or False, got {type(value).__name__}")
-    return value
-
-
 @check("is_causal")
 def check_is_causal(is_causal: Callable[..., Any]) -> None:
-    """Exercise 4: the learner's causality test tells causal and leaking functions apart."""
-    T = 8
+    """Exercise 4: the learner's causality test tells causal and leaking functions apart.
+
+    It is called with ``T = 7`` and ``C = 3`` (not its defaults 8 and 4), so a test that
+    ignores its arguments fails.
+    """
+    T, C = 7, 3
     ok = causal_mask(T, T)
     cases = [
         ("causal attention", _masked_attention(ok), True),
@@ -244,7 +292,8 @@ def check_is_causal(is_causal: Callable[..., Any]) -> None:
     cases.append(("a reversed running mean",
                   lambda x: x.flip(1).cumsum(1).flip(1) / torch.arange(x.shape[1], 0, -1).view(1, -1, 1), False))
     for what, fn, expected in cases:
-        got = _as_bool(is_causal(fn, T, 4), what)
+        got = as_bool(call(is_causal, fn, T, C, shown=f"is_causal(<{what}>, T={T}, C={C})"),
+                      f"is_causal(<{what}>, T={T}, C={C})")
         if got != expected:
             if expected:
                 raise CheckFailed(f"is_causal says {what} is not causal, but it is. Compare only the "

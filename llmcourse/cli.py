@@ -8,16 +8,22 @@
     llmcourse eval --checkpoint out/shakespeare-char-cpu
     llmcourse bench matmul
 
-Every subcommand has ``--help``. Errors a user can fix (an unknown preset, a bad override, a
-missing checkpoint) print one line saying what to do and exit with status 2.
+Every subcommand has ``--help``. Every expected failure prints one line on stderr saying what
+happened and what to do: a user's mistake (an unknown preset or setting, a bad count, a missing
+checkpoint, data that changed under a run, a diverged run) exits with status 2; a fault of the
+machine (a full disk, a read-only folder, a missing permission) exits with status 1 and names
+the path. Anything else is a bug: its traceback is shown, followed by one line asking for a
+report. No failed or refused command changes an earlier run or a prepared dataset (see the
+book's page on faults, ``book/faults.md``).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
-import math
 import sys
+import traceback
 from typing import Any, Sequence
 
 import torch
@@ -72,10 +78,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.print_config:
         print(json.dumps(preset, indent=2, sort_keys=True))
         return 0
+    from llmcourse.runs import NothingToDo
+
     try:
         history = train_preset(preset, resume=args.resume, progress=not args.no_progress)
     except FileExistsError as exc:  # an earlier run's checkpoints are in out_dir
         raise UserError(str(exc)) from None
+    except NothingToDo as exc:  # --resume to an iteration already reached: nothing written
+        print(str(exc))
+        return 0
     evals = [h for h in history if "val_loss" in h]
     if evals:
         last = evals[-1]
@@ -102,14 +113,28 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 def cmd_sample(args: argparse.Namespace) -> int:
     from llmcourse.generate import generate, stream
 
+    from llmcourse.runs import check_run_data
+
     model, tok, info = _load(args)
+    check_run_data(info.run, "sample", need=False)  # refuses data changed under the run
     device = next(model.parameters()).device
     prompt = args.prompt if args.prompt is not None else "\n"
     if prompt == "":
         raise UserError("--prompt is empty: give at least one character, e.g. --prompt 'ROMEO:'")
-    ids = tok.encode(prompt)
+    try:
+        ids = tok.encode(prompt)
+    except (KeyError, ValueError) as exc:  # e.g. a character the char tokenizer never saw
+        detail = exc.args[0] if exc.args else exc
+        raise UserError(f"--prompt {prompt!r} cannot be encoded by the run's tokenizer "
+                        f"{tok.name!r}: {detail}") from None
     if not ids:
         raise UserError(f"--prompt {prompt!r} encodes to no tokens; give some text")
+    vocab = model.config.vocab_size
+    bad = [i for i in ids if not 0 <= i < vocab]
+    if bad:
+        raise UserError(f"--prompt {prompt!r} encodes to token id {bad[0]}, outside the "
+                        f"model's vocabulary [0, {vocab}): run.json's tokenizer does not match "
+                        "the checkpoint")
     eos = getattr(tok, "eot_token", None) if args.stop_at_eos else None
     idx = torch.tensor([ids], dtype=torch.long, device=device)
     sampling = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
@@ -142,25 +167,28 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from llmcourse.data import get_batch, open_prepared
+    from llmcourse.data import get_batch
+    from llmcourse.train import (bits_per_byte, bits_per_token, bytes_per_token, estimate_loss,
+                                 perplexity)
+
+    from llmcourse.runs import check_run_data
 
     model, tok, info = _load(args)
     device = next(model.parameters()).device
-    prep = open_prepared(info.run["prepared_dir"])
+    prep = check_run_data(info.run, "eval")  # the run's own data, unchanged, or a clear error
     data = prep.load(args.split)
     block = model.config.block_size
     gen = torch.Generator().manual_seed(args.seed)
-    losses = []
-    with torch.no_grad():
-        for _ in range(args.iters):
-            x, y = get_batch(data, args.batch_size, block, device=device, generator=gen)
-            _, loss = model(x, y)
-            losses.append(loss.item())
-    mean = sum(losses) / len(losses)
+    batch = lambda split: get_batch(data, args.batch_size, block, device=device, generator=gen)
+    mean = estimate_loss(model, batch, args.iters, splits=(args.split,))[args.split]
+    # Bytes of text per token, from the split's first million tokens: the per-byte loss
+    # compares models whatever their tokenizer.
+    per_token = bytes_per_token(data[: 1_000_000], tok)
     print(json.dumps({
         "checkpoint": str(info.checkpoint), "split": args.split, "batches": args.iters,
-        "loss": round(mean, 4), "perplexity": round(math.exp(mean), 3),
-        "bits_per_token": round(mean / math.log(2), 4),
+        "loss": round(mean, 4), "perplexity": round(perplexity(mean), 3),
+        "bits_per_token": round(bits_per_token(mean), 4),
+        "bits_per_byte": round(bits_per_byte(mean, per_token), 4),
     }))
     return 0
 
@@ -242,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop a sample at the tokenizer's end-of-text token")
     p.set_defaults(func=cmd_sample)
 
-    p = sub.add_parser("eval", help="loss, perplexity and bits per token of a checkpoint")
+    p = sub.add_parser("eval", help="loss, perplexity, bits per token and per byte of a checkpoint")
     add_checkpoint(p)
     p.add_argument("--split", default="val", choices=["train", "val"])
     p.add_argument("--iters", type=int, default=50, help="batches to average")

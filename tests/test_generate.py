@@ -403,9 +403,11 @@ def test_cache_rebuilt_with_full_window_matches_recompute_past_block_size(temper
     assert torch.equal(cached, recomputed)
 
 
-def test_default_rebuild_keeps_half_the_block():
+def test_rebuild_from_half_the_block():
     model = StatefulLM(vocab_size=5, block_size=8, seed=2)
-    out = generate(model, [0], 20, temperature=0)
+    out = generate(model, [0], 20, temperature=0, keep_on_rebuild=4)
+    assert torch.equal(out, generate(model, [0], 20, temperature=0, keep_on_rebuild=4,
+                                     use_cache=False))
     (cache,) = model.caches
     assert cache.max_len == 8
     # Tokens 1..8 fill the cache; token 9 triggers a rebuild from the last 4 tokens, and so on:

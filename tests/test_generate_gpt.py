@@ -67,11 +67,29 @@ def test_greedy_with_and_without_cache_is_identical(variant):
 
 @pytest.mark.parametrize("pos", ["learned", "rope"])
 @pytest.mark.parametrize("prompt_len", [1, 5, BLOCK, BLOCK + 3])
-def test_default_rebuild_schedule_past_block_size(pos, prompt_len):
+@pytest.mark.parametrize("keep", [BLOCK // 2, 1, BLOCK])
+def test_one_window_rule_past_block_size_with_and_without_cache(pos, prompt_len, keep):
+    """The cache and recomputation follow the same window rule, over twice block_size."""
     model = tiny_gpt(pos, seed=1)
     prompt = torch.randint(0, VOCAB, (prompt_len,), generator=torch.Generator().manual_seed(2))
-    out = generate(model, prompt, 2 * BLOCK + 3, temperature=0)
-    assert out[0].tolist() == window_reference(model, prompt.tolist(), 2 * BLOCK + 3, BLOCK // 2)
+    n = 2 * BLOCK + 3
+    ref = window_reference(model, prompt.tolist(), n, keep)
+    cached = generate(model, prompt, n, temperature=0, keep_on_rebuild=keep)
+    recomputed = generate(model, prompt, n, temperature=0, keep_on_rebuild=keep, use_cache=False)
+    assert cached[0].tolist() == ref
+    assert recomputed[0].tolist() == ref
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=["learned", "rope", "rope-gqa-modern"])
+def test_default_is_a_sliding_window_and_cache_equals_recompute(variant):
+    """The default: the last block_size tokens (nanoGPT's crop), cache or not, sampled too."""
+    model = tiny_gpt(**variant, seed=7)
+    n = 2 * BLOCK + 5
+    greedy = generate(model, [1, 2], n, temperature=0)
+    assert greedy[0].tolist() == window_reference(model, [1, 2], n, BLOCK)
+    assert torch.equal(greedy, generate(model, [1, 2], n, temperature=0, use_cache=False))
+    kw = dict(temperature=1.0, top_k=6, num_samples=3, seed=5)
+    assert torch.equal(generate(model, [3], n, **kw), generate(model, [3], n, use_cache=False, **kw))
 
 
 def test_sampling_with_and_without_cache_agree_with_a_seed():

@@ -204,3 +204,81 @@ def test_model_tests_mistakes(capsys):
 
     assert not day12.check_gradients_test(crashes)
     assert "fails a correct GPT" in _last_line(capsys)
+
+
+# ---- holes found by a learner's walk-through (issue 11) ------------------------------------
+
+
+def test_tied_by_replacing_the_module(capsys):
+    model = _untied()
+    model.lm_head = model.transformer.wte  # shares the weight, but the forward breaks
+    assert bool(day12.check_tied(model)) is False
+    out = _last_line(capsys)
+    assert "not an nn.Linear" in out and "model.lm_head.weight = model.transformer.wte.weight" in out
+
+
+def test_tied_by_setting_the_config(capsys):
+    model = _untied()
+    model.config.tie_weights = True
+    assert bool(day12.check_tied(model)) is False
+    out = _last_line(capsys)
+    assert "not done yet" not in out
+    assert "read once, when GPT(config) builds the model" in out
+
+
+def _causality_returning_bool(model):
+    V_, T_ = model.config.vocab_size, model.config.block_size
+    idx = torch.randint(V_, (2, T_))
+    t = T_ // 2
+    idx2 = idx.clone()
+    idx2[:, t + 1:] = torch.randint(V_, (2, T_ - t - 1))
+    model.eval()
+    with torch.no_grad():
+        a, _ = model(idx)
+        b, _ = model(idx2)
+    return torch.allclose(a[:, : t + 1], b[:, : t + 1], atol=1e-5)
+
+
+def _gradients_returning_bool(model):
+    V_, T_ = model.config.vocab_size, model.config.block_size
+    _, loss = model(torch.randint(V_, (2, T_)), torch.randint(V_, (2, T_)))
+    loss.backward()
+    return all(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in model.parameters())
+
+
+@pytest.mark.parametrize("check, test_fn", [
+    (day12.check_causality_test, _causality_returning_bool),
+    (day12.check_gradients_test, _gradients_returning_bool),
+])
+def test_model_test_returning_false_is_rejected(capsys, check, test_fn):
+    assert bool(check(test_fn)) is False
+    out = _last_line(capsys)
+    assert "returned False" in out and "AssertionError" in out
+
+
+def test_causality_test_without_eval(capsys):
+    """The check's models have dropout on: a test that forgets model.eval() fails a correct GPT."""
+
+    def no_eval(model):
+        V_, T_ = model.config.vocab_size, model.config.block_size
+        idx = torch.randint(V_, (2, T_))
+        t = T_ // 2
+        idx2 = idx.clone()
+        idx2[:, t + 1:] = torch.randint(V_, (2, T_ - t - 1))
+        with torch.no_grad():
+            a, _ = model(idx)
+            b, _ = model(idx2)
+        assert torch.allclose(a[:, : t + 1], b[:, : t + 1], atol=1e-5), "the future leaks"
+
+    assert bool(day12.check_causality_test(no_eval)) is False
+    out = _last_line(capsys)
+    assert "dropout" in out and "model.eval()" in out
+
+
+def test_count_params_crash_shows_the_config(capsys):
+    def crash(cfg):
+        return cfg.n_embed * 2  # a typo: AttributeError
+
+    assert bool(day12.check_count_params(crash)) is False
+    out = _last_line(capsys)
+    assert "your code raised AttributeError" in out and "count_params(GPTConfig(vocab_size=65" in out

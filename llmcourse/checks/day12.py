@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from llmcourse.checks._core import CheckFailed, check
+from llmcourse.checks._core import CheckFailed, as_int, call, check
 from llmcourse.model import GPT, CausalSelfAttention, GPTConfig, count_params_formula
 
 __all__ = [
@@ -142,20 +142,42 @@ def reference_test_gradients(model: nn.Module) -> None:
 # ---------------------------------------------------------------------------- exercise 1
 @check("weight tying")
 def check_tied(model: Any) -> None:
-    """Exercise 1: ``lm_head.weight`` and ``transformer.wte.weight`` are one and the same tensor."""
+    """Exercise 1: ``lm_head.weight`` and ``transformer.wte.weight`` are one and the same tensor.
+
+    The model must also still run: replacing the ``lm_head`` module by the embedding module
+    shares the weight, but the forward then feeds float vectors to an ``nn.Embedding``.
+    """
     if not isinstance(model, GPT):
         raise CheckFailed(f"pass the GPT you tied, got {type(model).__name__}")
-    head, wte = model.lm_head.weight, model.transformer.wte.weight
+    wte_module = model.transformer.wte
+    if model.lm_head is wte_module or not isinstance(model.lm_head, nn.Linear):
+        raise CheckFailed(
+            f"lm_head is now {'the embedding module itself' if model.lm_head is wte_module else type(model.lm_head).__name__}, "
+            "not an nn.Linear: the forward would call an Embedding on float vectors. Keep both "
+            "modules and share their weight: model.lm_head.weight = model.transformer.wte.weight")
+    head, wte = model.lm_head.weight, wte_module.weight
     if head is wte:
         n_unique = sum(p.numel() for p in model.parameters())
         n_listed = sum(p.numel() for _, p in model.named_parameters(remove_duplicate=False))
         if n_unique == n_listed:
             raise CheckFailed("the weights are shared but parameters() lists them twice")
+        V, T = model.config.vocab_size, min(4, model.config.block_size)
+        idx = torch.arange(T).remainder(V).view(1, T)
+        with torch.no_grad():
+            logits, _ = call(model, idx, shown=f"the tied model on ids of shape (1, {T})")
+        if tuple(logits.shape) != (1, T, V):
+            raise CheckFailed(f"the tied model gives logits of shape {tuple(logits.shape)} for ids of "
+                              f"shape (1, {T}); expected (1, {T}, {V})")
         return
     if head.shape == wte.shape and torch.equal(head.detach(), wte.detach()):
         raise CheckFailed("lm_head.weight holds a copy of the embedding's values, but it is a "
                           "different tensor: training would update them separately. Assign the "
                           "Parameter itself: model.lm_head.weight = model.transformer.wte.weight")
+    if getattr(model.config, "tie_weights", False):
+        raise CheckFailed("model.config.tie_weights is True, but the weights are still two matrices: "
+                          "the config is read once, when GPT(config) builds the model, so changing it "
+                          "afterwards changes nothing. Assign the Parameter itself: "
+                          "model.lm_head.weight = model.transformer.wte.weight")
     raise NotImplementedError("lm_head.weight is still its own matrix")
 
 
@@ -205,13 +227,9 @@ def _count_hint(cfg: GPTConfig, got: int, want: int) -> str:
 def check_count_params(count_fn: Callable[[GPTConfig], Any]) -> None:
     """Exercise 2: the learner's formula equals ``count_params_formula(cfg, non_embedding=False)``."""
     for cfg in _count_configs():
-        got = count_fn(cfg)
-        if got is None:
-            raise CheckFailed("count_params returned None; did you forget the `return`?")
-        if isinstance(got, float) and got.is_integer():
-            got = int(got)
-        if not isinstance(got, int) or isinstance(got, bool):
-            raise CheckFailed(f"count_params should return an int, got {type(got).__name__}")
+        shown = (f"count_params(GPTConfig(vocab_size={cfg.vocab_size}, n_layer={cfg.n_layer}, "
+                 f"n_embd={cfg.n_embd}, bias={cfg.bias}, tie_weights={cfg.tie_weights}))")
+        got = as_int(call(count_fn, cfg, shown=shown), "count_params")
         want = count_params_formula(cfg, non_embedding=False)
         if got == want:
             continue
@@ -224,21 +242,25 @@ def check_count_params(count_fn: Callable[[GPTConfig], Any]) -> None:
 
 # ---------------------------------------------------------------------------- exercises 3 and 4
 def _tiny_config() -> GPTConfig:
-    return GPTConfig(vocab_size=13, block_size=12, n_layer=2, n_head=2, n_embd=16)
+    # Sizes unlike the lesson's (V = 65, block_size = 16, n_embd = 32), and dropout on, so that a
+    # test that forgets model.eval() sees two different outputs on a correct model.
+    return GPTConfig(vocab_size=13, block_size=12, n_layer=2, n_head=2, n_embd=16, dropout=0.2)
 
 
 def _run_learner_test(test_fn: Callable[[nn.Module], Any], model: nn.Module) -> str | None:
     """Run the learner's test on ``model``: ``None`` if it passed, else the failure message.
 
-    ``NotImplementedError`` propagates (the exercise is a stub). Any other exception is reported
-    as a crash, so the check can tell "failed an assert" from "crashed".
+    A test fails by raising ``AssertionError`` (pytest ignores what a test returns).
+    ``NotImplementedError`` propagates (the exercise is a stub). A test that returns ``False``
+    is reported as ``"returned False"`` and any other exception as a crash, so the check can
+    tell "failed an assert" from "returned False" from "crashed".
     """
     try:
         result = test_fn(model)
     except NotImplementedError:
         raise
     except AssertionError as exc:
-        return f"AssertionError: {exc}".strip()
+        return f"AssertionError: {exc}".strip().rstrip(":")
     except Exception as exc:  # noqa: BLE001 - reported to the learner as a crash
         return f"crash: {type(exc).__name__}: {exc}"
     if result is False:
@@ -246,18 +268,32 @@ def _run_learner_test(test_fn: Callable[[nn.Module], Any], model: nn.Module) -> 
     return None
 
 
+_RETURNED_FALSE = ("your test returned False on {what} instead of raising AssertionError: pytest "
+                   "(and this check) ignore a test's return value, so a failing test must fail an "
+                   "assert: assert condition, \"message\"")
+
+
 def _check_model_test(test_fn: Callable[[nn.Module], Any], bug: str, harmless_bug: str,
                       what: str) -> None:
     cfg = _tiny_config()
     torch.manual_seed(0)
-    outcome = _run_learner_test(test_fn, GPT(cfg))
+    outcome = _run_learner_test(test_fn, GPT(cfg))  # a fresh GPT is in training mode: dropout on
+    if outcome == "returned False":
+        raise CheckFailed(_RETURNED_FALSE.format(what="a correct GPT"))
     if outcome is not None:
+        torch.manual_seed(0)
+        if _run_learner_test(test_fn, GPT(dataclasses.replace(cfg, dropout=0.0))) is None:
+            raise CheckFailed(f"your test fails a correct GPT that has dropout ({outcome}) but passes "
+                              "it without dropout: call model.eval() before the forward passes, so "
+                              "that dropout is off and two runs give the same logits")
         raise CheckFailed(f"your test fails a correct GPT ({outcome}); it should pass it")
     torch.manual_seed(0)
     outcome = _run_learner_test(test_fn, broken_model(bug, cfg))
     if outcome is None:
         raise CheckFailed(f"your test passed a model with a planted bug ({BROKEN_KINDS[bug]}); "
                           f"it should fail with an AssertionError: {what}")
+    if outcome == "returned False":
+        raise CheckFailed(_RETURNED_FALSE.format(what=f"the broken model ({BROKEN_KINDS[bug]})"))
     if outcome.startswith("crash"):
         raise CheckFailed(f"on the broken model ({BROKEN_KINDS[bug]}) your test crashed "
                           f"({outcome[7:]}) instead of failing an assert")

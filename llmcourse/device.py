@@ -21,6 +21,22 @@ divides the gradients back before the optimizer step, skipping steps whose gradi
 MPS defaults to float32 because float16 autocast there is newer and less tested; the memory
 and speed gain on Apple GPUs is modest for the model sizes of this course.
 
+What falls back to the CPU on MPS. Not every PyTorch operator has an MPS kernel (PyTorch's
+"General MPS op coverage tracking issue", #77764, lists the missing ones; the list shrinks with
+each release). Calling a missing one raises ``NotImplementedError`` naming the operator, unless
+the environment variable ``PYTORCH_ENABLE_MPS_FALLBACK=1`` was set before ``import torch``: then
+the operator *silently* runs on the CPU - its inputs are copied to the CPU and its result back
+- and the only sign is a ``UserWarning`` ("... will fall back to run on the CPU. This may have
+performance implications"), which Python shows once per call site. A training step with such an
+operator in its hot loop can end up slower than a pure CPU run. To find them, run a few steps
+with ``warnings.simplefilter("error")`` (or without the variable) and read what is named.
+float64 has no MPS support at all (an error, never a fallback), which is one reason the course
+keeps everything float32. Pinned memory and ``non_blocking`` copies matter only for CUDA: an
+Apple GPU shares the memory of the CPU.
+
+Why a device was chosen: :func:`pick_device_with_reason` returns the device and one sentence
+saying why. What a copy to the device costs: :func:`time_host_to_device`.
+
 Example:
     >>> plan = pick_dtype("cuda", capability=(7, 5))
     >>> plan.autocast_dtype, plan.use_grad_scaler
@@ -45,6 +61,9 @@ import torch
 __all__ = [
     "PrecisionPlan",
     "pick_device",
+    "pick_device_with_reason",
+    "time_host_to_device",
+    "CopyTiming",
     "pick_dtype",
     "describe_device",
     "enable_tf32",
@@ -155,6 +174,90 @@ def pick_device(preference: str | torch.device = "auto") -> torch.device:
     if isinstance(preference, torch.device):
         preference = str(preference)
     return _resolve_device(preference, torch.cuda.is_available(), _mps_available())
+
+
+def _device_reason(preference: str, dev: torch.device, has_cuda: bool, has_mps: bool,
+                   cuda_build: bool = True) -> str:
+    """Pure text behind :func:`pick_device_with_reason` (testable without the hardware)."""
+    if str(preference).strip().lower() != "auto":
+        return f"{dev} was requested explicitly (and is available)"
+    if dev.type == "cuda":
+        return "a CUDA GPU is visible: CUDA comes first (the fastest, best-supported backend)"
+    if dev.type == "mps":
+        return ("no CUDA GPU, but Apple's MPS backend is available (the GPU of an Apple-silicon "
+                "Mac); operators without an MPS kernel raise or, with "
+                "PYTORCH_ENABLE_MPS_FALLBACK=1, run on the CPU")
+    why = ("this PyTorch build has no CUDA support (a CPU-only wheel)" if not cuda_build
+           else "no CUDA GPU is visible (no GPU, no driver, or CUDA_VISIBLE_DEVICES hides it)")
+    return f"{why} and MPS is not available, so the CPU (on Colab: Runtime > Change runtime type > GPU)"
+
+
+def pick_device_with_reason(preference: str | torch.device = "auto") -> tuple[torch.device, str]:
+    """:func:`pick_device`, and one sentence saying why that device.
+
+    >>> dev, why = pick_device_with_reason("cpu")
+    >>> dev, why
+    (device(type='cpu'), 'cpu was requested explicitly (and is available)')
+    """
+    if isinstance(preference, torch.device):
+        preference = str(preference)
+    has_cuda, has_mps = torch.cuda.is_available(), _mps_available()
+    dev = _resolve_device(preference, has_cuda, has_mps)
+    reason = _device_reason(preference, dev, has_cuda, has_mps, torch.version.cuda is not None)
+    return dev, reason
+
+
+@dataclass(frozen=True)
+class CopyTiming:
+    """One measured copy of ``nbytes`` from host memory to ``device`` (median of repeats)."""
+
+    device: str
+    nbytes: int
+    pinned: bool
+    seconds: float
+
+    @property
+    def gb_per_s(self) -> float:
+        """Bandwidth in GB/s (1e9 bytes per second)."""
+        return self.nbytes / self.seconds / 1e9
+
+    def __str__(self) -> str:
+        memory = "pinned" if self.pinned else "pageable"
+        return (f"{self.nbytes / 2**20:.0f} MiB {memory} host -> {self.device}: "
+                f"{self.seconds * 1e3:.2f} ms, {self.gb_per_s:.1f} GB/s")
+
+
+def time_host_to_device(
+    nbytes: int = 16 * 2**20,
+    device: str | torch.device | None = None,
+    pinned: bool | None = None,
+    repeats: int = 5,
+) -> CopyTiming:
+    """Measure copying ``nbytes`` from a CPU tensor to ``device`` (default: :func:`pick_device`).
+
+    On CUDA the source is page-locked ("pinned") by default and the copy ``non_blocking``:
+    the GPU's copy engine reads pinned memory directly, while a pageable source is first
+    staged through a pinned buffer by the driver. ``pinned=False`` measures that slower path.
+    On the CPU the "copy" is a plain memory copy, the baseline. Pinning needs CUDA.
+
+    >>> t = time_host_to_device(2**20, "cpu", repeats=2)
+    >>> t.device, t.nbytes, t.pinned, t.seconds > 0
+    ('cpu', 1048576, False, True)
+    """
+    from llmcourse.bench import time_it
+
+    dev = pick_device(device if device is not None else "auto")
+    if pinned is None:
+        pinned = dev.type == "cuda"
+    if pinned and dev.type != "cuda":
+        raise ValueError(f"pinned memory only speeds up copies to CUDA; use pinned=False on {dev}")
+    if nbytes < 1 or repeats < 1:
+        raise ValueError(f"nbytes and repeats must be >= 1, got {nbytes} and {repeats}")
+    src = torch.empty(nbytes, dtype=torch.uint8, pin_memory=pinned).fill_(1)  # (nbytes,)
+    dst = torch.empty(nbytes, dtype=torch.uint8, device=dev)
+    seconds = time_it(lambda: dst.copy_(src, non_blocking=pinned), device=dev, warmup=1,
+                      repeats=repeats)
+    return CopyTiming(str(dev), nbytes, pinned, seconds)
 
 
 # --------------------------------------------------------------------------------------------

@@ -139,3 +139,49 @@ def test_peak_flops_table():
     assert peak_flops("Tesla T4", "float16") == 65e12
     assert peak_flops("Tesla T4", "bfloat16") is None
     assert peak_flops("Some Future GPU", "bfloat16") is None
+
+
+# ---------------------------------------------------------------- reasons and copy timing (day 14)
+
+@pytest.mark.parametrize("has_cuda,has_mps,cuda_build,expected,words", [
+    (True, True, True, "cuda", "CUDA GPU is visible"),
+    (False, True, True, "mps", "MPS"),
+    (False, False, True, "cpu", "no CUDA GPU is visible"),
+    (False, False, False, "cpu", "CPU-only"),
+])
+def test_device_reason_says_why(has_cuda, has_mps, cuda_build, expected, words):
+    from llmcourse.device import _device_reason
+
+    dev = _resolve_device("auto", has_cuda, has_mps)
+    assert dev.type == expected
+    assert words in _device_reason("auto", dev, has_cuda, has_mps, cuda_build)
+    assert "explicitly" in _device_reason("cpu", torch.device("cpu"), has_cuda, has_mps)
+
+
+def test_pick_device_with_reason_matches_pick_device():
+    from llmcourse.device import pick_device_with_reason
+
+    dev, why = pick_device_with_reason()
+    assert dev == pick_device() and why
+    assert pick_device_with_reason(torch.device("cpu"))[0] == torch.device("cpu")
+
+
+def test_time_host_to_device_cpu_and_errors():
+    from llmcourse.device import time_host_to_device
+
+    t = time_host_to_device(1 << 16, "cpu", repeats=2)
+    assert t.device == "cpu" and not t.pinned and t.seconds > 0 and t.gb_per_s > 0
+    assert "pageable host -> cpu" in str(t)
+    with pytest.raises(ValueError, match="pinned memory only"):
+        time_host_to_device(1 << 10, "cpu", pinned=True)
+    with pytest.raises(ValueError, match=">= 1"):
+        time_host_to_device(0, "cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_time_host_to_device_cuda_pinned_default():
+    from llmcourse.device import time_host_to_device
+
+    pinned = time_host_to_device(1 << 22, "cuda")
+    pageable = time_host_to_device(1 << 22, "cuda", pinned=False)
+    assert pinned.pinned and not pageable.pinned and pinned.device.startswith("cuda")

@@ -222,10 +222,33 @@ def cmd_bench(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (and the subcommand's help hint)."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _count(minimum: int) -> Any:
+    """An argparse type: an integer >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     from llmcourse.presets import list_presets
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="llmcourse", description="Prepare data, train, sample from and evaluate GPT models.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -254,13 +277,14 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--checkpoint", required=True,
                        help="a run directory (best.pt or ckpt.pt inside) or a .pt file")
         q.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-        q.add_argument("--seed", type=int, default=1337, help="random seed")
+        q.add_argument("--seed", type=_count(0), default=1337, help="random seed")
 
     p = sub.add_parser("sample", help="generate text from a trained checkpoint")
     add_checkpoint(p)
     p.add_argument("--prompt", default=None, help="text to continue (default: a newline)")
-    p.add_argument("--num-samples", type=int, default=1, help="samples to draw")
-    p.add_argument("--max-new-tokens", type=int, default=500, help="tokens to generate per sample")
+    p.add_argument("--num-samples", type=_count(1), default=1, help="samples to draw")
+    p.add_argument("--max-new-tokens", type=_count(1), default=500,
+                   help="tokens to generate per sample")
     p.add_argument("--temperature", type=float, default=0.8, help="0 means greedy")
     p.add_argument("--top-k", type=int, default=None, help="keep the k most likely tokens")
     p.add_argument("--top-p", type=float, default=None, help="nucleus sampling threshold in (0, 1]")
@@ -273,36 +297,72 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="loss, perplexity, bits per token and per byte of a checkpoint")
     add_checkpoint(p)
     p.add_argument("--split", default="val", choices=["train", "val"])
-    p.add_argument("--iters", type=int, default=50, help="batches to average")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--iters", type=_count(1), default=50, help="batches to average")
+    p.add_argument("--batch-size", type=_count(1), default=16)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("bench", help="measure matmul peak, training or generation speed")
     p.add_argument("what", choices=["matmul", "train", "generate"])
     p.add_argument("--preset", default="shakespeare-char-cpu", choices=list_presets())
-    p.add_argument("--iters", type=int, default=20, help="timed iterations (train) or tokens (generate)")
-    p.add_argument("--size", type=int, default=1024, help="matrix size for the matmul benchmark")
+    p.add_argument("--iters", type=_count(1), default=20,
+                   help="timed iterations (train) or tokens (generate)")
+    p.add_argument("--size", type=_count(1), default=1024,
+                   help="matrix size for the matmul benchmark")
     p.add_argument("--dtype", default="float32", help="float32 or bfloat16 autocast")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.set_defaults(func=cmd_bench)
+
+    from llmcourse import learner  # llmcourse diff / llmcourse check, for learners and teachers
+
+    learner.add_parsers(sub)
     return parser
+
+
+def _os_message(exc: OSError) -> str:
+    """One line for a fault of the machine, naming the path and what to do."""
+    where = exc.filename or "a file"
+    if exc.errno == errno.ENOSPC:
+        return f"no space left on the device while writing {where}: free some space or " \
+               "choose a folder on another disk (out_dir / --out-dir)"
+    if exc.errno == errno.EROFS:
+        return f"{where} is on a read-only file system: choose a writable folder"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"permission denied for {where}: choose a folder you can write to, or fix its " \
+               "permissions"
+    if exc.errno == errno.EDQUOT:
+        return f"disk quota exceeded while writing {where}: free some space"
+    return f"{exc.strerror or exc} ({where})"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from llmcourse.data import ChecksumError, DownloadError
-    from llmcourse.train import CheckpointError
+    from llmcourse.train import CheckpointError, TrainingDiverged
+
+    def fail(message: Any) -> None:
+        print(f"llmcourse {args.command}: error: {message}", file=sys.stderr)
 
     try:
         return int(args.func(args) or 0)
     except (UserError, ValueError, KeyError, FileNotFoundError, FileExistsError,
-            CheckpointError, DownloadError, ChecksumError) as exc:
-        # Errors about what was asked for (bad settings, missing files, offline downloads):
-        # their messages say what to do, so print the message alone, without a traceback.
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"llmcourse {args.command}: error: {message}", file=sys.stderr)
+            NotADirectoryError, IsADirectoryError, CheckpointError, DownloadError,
+            ChecksumError, TrainingDiverged) as exc:
+        # Errors about what was asked for (bad settings, missing files, offline downloads, a
+        # diverged run): their messages say what to do, so print the message alone.
+        fail(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
         return 2
+    except OSError as exc:  # a full disk, a read-only folder, a permission
+        fail(_os_message(exc))
+        return 1
+    except KeyboardInterrupt:
+        fail("interrupted; checkpoints and prepared data already written are complete")
+        return 130
+    except Exception:
+        traceback.print_exc()
+        fail("this is a bug in llmcourse, not in what you asked for: please report it with the "
+             "command you ran and the traceback above")
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,9 +2,9 @@
 
 A preset bundles three things: which data to train on, the model's shape and the trainer's
 settings. ``llmcourse train --preset NAME --set key=value`` starts from one and overrides single
-fields; keys are looked up in the sections ``data``, ``model`` and ``train`` (in that order of
-precedence for a bare key: train, then model, then data), or addressed explicitly as
-``model.n_layer=8``.
+fields; a bare key is looked up in the sections ``data``, ``model`` and ``train`` and must
+belong to exactly one of them, or is addressed explicitly as ``model.n_layer=8``. A key that
+no section has is an error with a did-you-mean.
 
 Example:
     >>> p = get_preset("shakespeare-char-cpu")
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import difflib
 from typing import Any
 
 Preset = dict[str, dict[str, Any]]
@@ -131,19 +132,39 @@ def parse_value(text: str) -> Any:
         return text
 
 
+def _did_you_mean(word: str, candidates: Any) -> str:
+    close = difflib.get_close_matches(word, sorted(candidates), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def apply_overrides(preset: Preset, overrides: list[str],
                     known: dict[str, set[str]] | None = None) -> Preset:
     """Return a copy of ``preset`` with ``key=value`` overrides applied.
 
-    A bare key is looked for in the sections train, model, data (in that order): first among
-    the keys the preset sets, then among ``known[section]`` (all valid settings of that
-    section, e.g. the fields of ``TrainConfig``). ``section.key`` addresses one section
-    explicitly and may add a new key to it.
+    ``section.key`` addresses one section (``data``, ``model`` or ``train``). A bare key is
+    looked up in every section: among ``known[section]`` (all valid settings of the section,
+    e.g. the fields of ``TrainConfig``; see :func:`llmcourse.runs.known_fields`) when ``known``
+    is given, else among the keys the preset sets. It must match exactly one section.
 
     Raises:
-        ValueError: for text without ``=``, an unknown section, or an unknown bare key.
+        ValueError: for text without ``=``, an unknown section, a key no section has (with a
+            did-you-mean) or, for a bare key, one that several sections have.
+
+    >>> known = {"train": {"max_iters", "out_dir"}, "model": {"n_layer"}, "data": {"tokenizer"}}
+    >>> apply_overrides({"train": {}}, ["n_layer=2"], known)["model"]
+    {'n_layer': 2}
+    >>> apply_overrides({}, ["data.tokeniser=gpt2"], known)
+    Traceback (most recent call last):
+    ...
+    ValueError: --set data.tokeniser=gpt2: data has no setting 'tokeniser'; did you mean 'tokenizer'?
     """
     out = copy.deepcopy(preset)
+
+    def keys_of(section: str) -> set[str]:
+        if known is not None:
+            return set(known.get(section, ()))
+        return set(out.get(section, {}))
+
     for item in overrides:
         if "=" not in item:
             raise ValueError(f"override {item!r} is not of the form key=value (e.g. max_iters=500)")
@@ -151,20 +172,31 @@ def apply_overrides(preset: Preset, overrides: list[str],
         key = key.strip()
         value = parse_value(raw)
         if "." in key:
-            section, _, field = key.partition(".")
+            section, _, name = key.partition(".")
             if section not in SECTIONS:
                 raise ValueError(
-                    f"override {item!r}: unknown section {section!r}; use one of {', '.join(SECTIONS)}"
+                    f"--set {item}: unknown section {section!r}; use one of "
+                    f"{', '.join(SECTIONS)}{_did_you_mean(section, SECTIONS)}"
                 )
-            out.setdefault(section, {})[field] = value
+            if known is not None and name not in keys_of(section):
+                elsewhere = [s for s in SECTIONS if name in keys_of(s)]
+                hint = (f"; it is a {elsewhere[0]} setting: --set {elsewhere[0]}.{name}=..."
+                        if elsewhere else _did_you_mean(name, keys_of(section)))
+                raise ValueError(f"--set {item}: {section} has no setting {name!r}{hint}")
+            out.setdefault(section, {})[name] = value
             continue
-        for section in ("train", "model", "data"):
-            if key in out.get(section, {}) or (known and key in known.get(section, ())):
-                out.setdefault(section, {})[key] = value
-                break
-        else:
+        matches = [s for s in SECTIONS if key in keys_of(s)]
+        if len(matches) > 1:
             raise ValueError(
-                f"override {item!r}: {key!r} is not a setting of this preset; name its section "
-                f"explicitly to add it (e.g. train.{key}=... or model.{key}=...)"
+                f"--set {item}: {key!r} is a setting of {' and '.join(matches)}; name the "
+                f"section: " + " or ".join(f"--set {s}.{key}=..." for s in matches)
             )
+        if not matches:
+            every = set().union(*(keys_of(s) for s in SECTIONS))
+            raise ValueError(
+                f"--set {item}: no section has a setting {key!r}{_did_you_mean(key, every)}"
+                + ("" if known is not None else
+                   f" (name its section to add it, e.g. train.{key}=...)")
+            )
+        out.setdefault(matches[0], {})[key] = value
     return out

@@ -18,8 +18,10 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,19 @@ from typing import Any
 import torch
 
 RUN_FILE = "run.json"
+#: Settings of the ``data`` section of a preset.
+DATA_FIELDS = ("dataset", "tokenizer", "val_fraction", "prepared_dir")
+#: ``TrainConfig`` fields a preset does not set: ``block_size`` is the model's
+#: (``model.block_size``, one source of truth for the model and its batches).
+_DERIVED_TRAIN_FIELDS = {"block_size"}
+
+
+class NothingToDo(Exception):
+    """The run asked for is already done (``--resume`` to an iteration already reached)."""
+
+
+class DataChanged(ValueError):
+    """The prepared data under a run is not the data the run was trained on."""
 
 
 @dataclass
@@ -39,25 +54,30 @@ class TrainedRun:
     run: dict[str, Any]
 
 
-def _check_fields(section: str, values: dict[str, Any], cls: type) -> None:
-    known = {f.name for f in fields(cls)}
+def _check_fields(section: str, values: dict[str, Any], known: set[str]) -> None:
     unknown = sorted(set(values) - known)
     if unknown:
+        import difflib
+
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+            hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise ValueError(
-            f"unknown {section} setting(s) {unknown}; valid {section} settings are: "
+            f"unknown {section} setting(s) {', '.join(hints)}; valid {section} settings are: "
             f"{', '.join(sorted(known))}"
         )
 
 
 def known_fields() -> dict[str, set[str]]:
-    """Every setting a preset section can hold: for ``--set`` with a bare key."""
+    """Every setting a preset section can hold: for ``--set``, bare or ``section.key``."""
     from llmcourse.model import GPTConfig
     from llmcourse.train import TrainConfig
 
     return {
-        "train": {f.name for f in fields(TrainConfig)},
+        "train": {f.name for f in fields(TrainConfig)} - _DERIVED_TRAIN_FIELDS,
         "model": {f.name for f in fields(GPTConfig)},
-        "data": {"dataset", "tokenizer", "out_dir", "val_fraction", "prepared_dir"},
+        "data": set(DATA_FIELDS),
     }
 
 
@@ -65,89 +85,268 @@ def build_configs(preset: dict[str, dict[str, Any]], vocab_size: int) -> tuple[A
     """``(GPTConfig, TrainConfig)`` from a preset, with the data's vocabulary size.
 
     The model's ``vocab_size`` may be set larger than the tokenizer's (GPT-2 pads 50257 to
-    50304 for speed); smaller is an error, since some ids could not be embedded.
+    50304 for speed); smaller is an error, since some ids could not be embedded. The
+    trainer's ``block_size`` is the model's: ``model.block_size`` is the one setting of the
+    context length.
     """
     from llmcourse.model import GPTConfig
     from llmcourse.train import TrainConfig
 
+    known = known_fields()
     model_kw = dict(preset.get("model", {}))
     train_kw = dict(preset.get("train", {}))
-    _check_fields("model", model_kw, GPTConfig)
-    _check_fields("train", train_kw, TrainConfig)
+    if "block_size" in train_kw:
+        raise ValueError(
+            "train.block_size is not a setting of its own: the batches use the model's context "
+            "length. Set model.block_size (or a bare block_size) instead."
+        )
+    _check_fields("model", model_kw, known["model"])
+    _check_fields("train", train_kw, known["train"])
+    _check_fields("data", dict(preset.get("data", {})), known["data"])
     model_kw.setdefault("vocab_size", vocab_size)
     if model_kw["vocab_size"] < vocab_size:
         raise ValueError(
             f"model.vocab_size={model_kw['vocab_size']} is smaller than the tokenizer's "
             f"vocabulary ({vocab_size}); remove the override or make it >= {vocab_size}"
         )
-    train_kw["block_size"] = model_kw.get("block_size", train_kw.get("block_size"))
-    return GPTConfig(**model_kw), TrainConfig(**train_kw)
+    model_cfg = GPTConfig(**model_kw)
+    train_kw["block_size"] = model_cfg.block_size
+    return model_cfg, TrainConfig(**train_kw)
 
 
 def prepare_preset_data(preset: dict[str, dict[str, Any]], progress: bool = True) -> Any:
-    """Prepare (or reuse) the token files named by the preset's ``data`` section."""
-    from llmcourse.data import open_prepared, prepare
+    """Prepare (or reuse) the token files named by the preset's ``data`` section.
+
+    ``data.prepared_dir`` chooses the folder (default: one per dataset, tokenizer and split
+    in the cache); a folder holding data prepared with other settings is refused.
+    """
+    from llmcourse.data import prepare
 
     data = dict(preset.get("data", {}))
-    if data.get("prepared_dir"):
-        return open_prepared(data["prepared_dir"])
+    _check_fields("data", data, set(DATA_FIELDS))
     if "dataset" not in data:
         raise ValueError("the preset's data section needs a 'dataset' (e.g. data.dataset=shakespeare)")
     return prepare(
         data["dataset"],
         data.get("tokenizer", "gpt2"),
-        out_dir=data.get("out_dir"),
+        out_dir=data.get("prepared_dir"),
         val_fraction=data.get("val_fraction", 0.1),
         progress=progress,
     )
 
 
+# --------------------------------------------------------------------------------------------
+# The data a run trained on
+
+
+def data_record(prep: Any) -> dict[str, Any]:
+    """The fingerprint of a prepared dataset that a run records in ``run.json``.
+
+    The tokenizer, the split rule, the token counts, the inputs' fingerprint and the sha256
+    of ``meta.json`` (its content without the creation time, so that re-making the same
+    data gives the same record).
+    """
+    meta = dict(prep.meta)
+    content = {k: v for k, v in meta.items() if k not in ("created", "llmcourse_version")}
+    blob = json.dumps(content, sort_keys=True, default=str).encode("utf-8")
+    return {
+        "path": str(prep.path),
+        "dataset": meta.get("dataset"),
+        "tokenizer": meta.get("tokenizer_name"),
+        "vocab_size": meta.get("vocab_size"),
+        "split": meta.get("split"),
+        "counts": meta.get("counts"),
+        "fingerprint": meta.get("fingerprint"),
+        "meta_sha256": hashlib.sha256(blob).hexdigest(),
+    }
+
+
+def data_changes(recorded: dict[str, Any], prep: Any) -> list[str]:
+    """What differs between a run's recorded data and the prepared folder now (``[]``: none)."""
+    now = data_record(prep)
+    changes = [
+        f"{key} {recorded.get(key)!r} -> {now[key]!r}"
+        for key in ("dataset", "tokenizer", "vocab_size", "split", "counts")
+        if recorded.get(key) != now[key]
+    ]
+    if not changes and recorded.get("meta_sha256") not in (None, now["meta_sha256"]):
+        changes.append("meta.json (same sizes, other content: another text or tokenizer file)")
+    return changes
+
+
+def check_run_data(run: dict[str, Any], what: str, need: bool = True) -> Any:
+    """Open the prepared data a run trained on, refusing when it changed under the run.
+
+    Returns the :class:`~llmcourse.data.PreparedData`, or ``None`` when the folder is gone
+    and ``need`` is false (sampling needs only the tokenizer, which ``run.json`` holds).
+
+    Raises:
+        DataChanged: the folder now holds other data; the message says what changed.
+        FileNotFoundError: the folder is gone (and ``need``).
+    """
+    from llmcourse.data import open_prepared
+
+    path = run.get("prepared_dir")
+    if not path or not (Path(path) / "meta.json").is_file():
+        if not need:
+            return None
+        raise FileNotFoundError(
+            f"the prepared data this run trained on ({path}) is gone; {what} needs it. "
+            "Prepare it again with the run's settings (see data in its run.json)."
+        )
+    prep = open_prepared(path)
+    recorded = run.get("data")
+    if isinstance(recorded, dict):
+        changes = data_changes(recorded, prep)
+        if changes:
+            raise DataChanged(
+                f"the prepared data in {path} changed since this run trained on it "
+                f"({'; '.join(changes)}), so {what} would not measure the run on its own "
+                "data. Prepare the run's data again (its settings are in run.json) into "
+                "another folder, or train a new run on the new data."
+            )
+    return prep
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+
+
+def _note(message: str) -> None:
+    print(f"llmcourse: {message}", file=sys.stderr)
+
+
+def _remove_stale_files(out_dir: Path) -> None:
+    """Temporary files of an earlier, killed run (checkpoints, run.json, metrics)."""
+    for pattern in ("*.pt.tmp-*", f"{RUN_FILE}.tmp*", "metrics.jsonl.tmp*"):
+        for stale in out_dir.glob(pattern):
+            try:
+                stale.unlink()
+            except OSError:
+                pass
+
+
 def train_preset(preset: dict[str, dict[str, Any]], *, resume: bool = False,
                  progress: bool = True) -> list[dict[str, Any]]:
-    """Prepare data, build a GPT and train it as the preset says; return the history."""
+    """Prepare data, build a GPT and train it as the preset says; return the history.
+
+    Every check comes first (settings, data, an earlier run in ``out_dir``, the resume
+    checkpoint and the data it trained on); only then is ``run.json`` written (atomically)
+    and training started, so a refused command leaves ``out_dir`` as it was.
+
+    Raises:
+        NothingToDo: ``resume`` and the checkpoint already reached ``max_iters``.
+        DataChanged: ``resume`` and the prepared data is not the data the run trained on.
+        FileExistsError: a run from scratch into a folder holding an earlier run.
+        FileNotFoundError: ``resume`` without a checkpoint.
+        ValueError: bad settings (including ``max_iters`` < 1).
+    """
+    from llmcourse.device import pick_device
     from llmcourse.model import GPT
     from llmcourse.train import Trainer
+    from llmcourse.train.trainer import BEST_NAME, CKPT_NAME
+
+    out_dir = Path(preset.get("train", {}).get("out_dir", "out"))
+    run_file = out_dir / RUN_FILE
+    has_ckpt = any((out_dir / n).is_file() for n in (CKPT_NAME, BEST_NAME))
+    earlier = read_json(run_file, "run") if resume and has_ckpt and run_file.is_file() else None
+    if earlier is not None:  # a resumed run keeps its data and its model
+        before = (earlier.get("preset") or {}).get("data", {})
+        now = preset.get("data", {})
+        changed = [f"data.{k} {before.get(k)!r} -> {now.get(k)!r}"
+                   for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
+        if changed:
+            raise DataChanged(
+                f"--resume keeps the data the run trained on, but the settings change it "
+                f"({'; '.join(changed)}); drop those --set options, or train a new run "
+                "into another out_dir"
+            )
 
     prep = prepare_preset_data(preset, progress=progress)
     model_cfg, train_cfg = build_configs(preset, prep.vocab_size)
+    if earlier is not None:
+        before = earlier.get("model_config") or {}
+        changed = [f"model.{k} {before.get(k)!r} -> {v!r}" for k, v in model_cfg.to_dict().items()
+                   if k in before and before[k] != v and k != "dropout"]
+        if changed:
+            raise ValueError(
+                f"--resume continues the model in {out_dir}, but the settings change it "
+                f"({'; '.join(changed)}); drop those --set options, or train a new run "
+                "into another out_dir"
+            )
+        check_run_data(dict(earlier, prepared_dir=str(prep.path)), "--resume")
+    if train_cfg.max_iters < 1:
+        raise ValueError(
+            f"max_iters={train_cfg.max_iters} trains nothing and would write no checkpoint; "
+            "set max_iters >= 1 (e.g. --set max_iters=100)"
+        )
     if resume:
         train_cfg.init_from = "resume"
     train_cfg.progress = progress
-    out_dir = Path(train_cfg.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
 
     generator = torch.Generator()
     generator.manual_seed(train_cfg.seed)
-    from llmcourse.device import pick_device
-
     device = pick_device(train_cfg.device)  # batches are made where the trainer will train
     get_batch = prep.get_batch_fn(train_cfg.batch_size, model_cfg.block_size, device=device,
                                   generator=generator)
-
     tokenizer = prep.tokenizer()
+
+    torch.manual_seed(train_cfg.seed)
+    model = GPT(model_cfg)
+    # Refuses an earlier run's checkpoints (from scratch) or loads the resume point; the
+    # trainer writes nothing before fit().
+    trainer = Trainer(model, train_cfg, get_batch, generator=generator)
+    if resume and trainer.iter_num >= train_cfg.max_iters:
+        raise NothingToDo(
+            f"nothing to do: {trainer.resumed_from} is at iteration {trainer.iter_num} and "
+            f"max_iters={train_cfg.max_iters}; raise max_iters (e.g. --set "
+            f"max_iters={trainer.iter_num + max(train_cfg.eval_interval, 1)}) to train further"
+        )
+    if trainer.resumed_from is not None and trainer.resumed_from.name == BEST_NAME:
+        _note(f"{out_dir / CKPT_NAME} is missing (the first save was interrupted); resuming "
+              f"from {trainer.resumed_from} at iteration {trainer.iter_num}")
+    if not resume and not has_ckpt and run_file.is_file():
+        _note(f"{out_dir} holds an earlier run that stopped before its first checkpoint; "
+              "starting it over")
+
+    _remove_stale_files(out_dir)
     run_info = {
         "preset": preset,
         "prepared_dir": str(prep.path),
+        "data": data_record(prep),
         "tokenizer": tokenizer.spec(),
         "model_config": model_cfg.to_dict(),
         "train_config": train_cfg.to_dict(),
     }
-    _write_json_atomic(out_dir / RUN_FILE, run_info)
-
-    torch.manual_seed(train_cfg.seed)
-    model = GPT(model_cfg)
-    trainer = Trainer(model, train_cfg, get_batch, generator=generator)
+    _write_json_atomic(run_file, run_info)
     return trainer.fit()
 
 
+def read_json(path: Path, what: str) -> Any:
+    """Parse a JSON file; a damaged one raises :class:`ValueError` naming it."""
+    from llmcourse.data.prepared import read_json as _read
+
+    return _read(path, what)
+
+
 def _write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+            exc.filename = str(path)
+        raise
 
 
 def find_checkpoint(path: str | os.PathLike[str], prefer: str = "best") -> Path:
@@ -194,8 +393,16 @@ def load_trained(path: str | os.PathLike[str], device: str | torch.device = "cpu
             f"{run_file} is missing: it records the tokenizer the model was trained with. "
             "Runs started with `llmcourse train` write it; copy it next to the checkpoint."
         )
-    run = json.loads(run_file.read_text(encoding="utf-8"))
+    run = read_json(run_file, "run")
+    if not isinstance(run, dict) or "tokenizer" not in run:
+        raise ValueError(f"{run_file} records no tokenizer; it was not written by llmcourse train")
     tokenizer = get_tokenizer(run["tokenizer"])
+    if tokenizer.vocab_size > model.config.vocab_size:
+        raise ValueError(
+            f"{run_file} names a tokenizer of {tokenizer.vocab_size} ids but the model in "
+            f"{ckpt_path} embeds only {model.config.vocab_size}: run.json does not belong to "
+            "this checkpoint"
+        )
     best = ckpt.get("best_val_loss")
     info = TrainedRun(ckpt_path, int(ckpt.get("iter_num", 0)),
                       None if best is None else float(best), run)

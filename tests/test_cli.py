@@ -62,7 +62,7 @@ def test_override_of_known_field_not_in_preset():
 
 @pytest.mark.parametrize("bad, words", [
     ("max_iters", "key=value"),
-    ("nosuchkey=3", "not a setting"),
+    ("nosuchkey=3", "no section has a setting"),
     ("wrong.section=3", "unknown section"),
 ])
 def test_bad_overrides_say_what_to_do(bad, words):

@@ -255,7 +255,7 @@ def text_file(tmp_path: Path) -> Path:
 
 def test_prepare_char_on_a_text_file(cache: Path, text_file: Path) -> None:
     prep = prepare(text_file, "char", val_fraction=0.25, progress=False, verbose=False)
-    assert prep.path == cache / "prepared" / "corpus-char"
+    assert prep.path == cache / "prepared" / "corpus-char-val0.25"  # not the default split
     assert sorted(p.name for p in prep.path.iterdir()) == [
         "meta.json", "tokenizer.json", "train.bin", "val.bin"]
     meta = json.loads((prep.path / "meta.json").read_text())
@@ -283,15 +283,27 @@ def test_prepare_is_idempotent(cache: Path, text_file: Path, capsys: pytest.Capt
     assert second.meta["fingerprint"] == first.meta["fingerprint"]
 
 
-def test_prepare_rebuilds_when_inputs_change(cache: Path, text_file: Path) -> None:
+def test_prepare_never_silently_replaces_other_settings(cache: Path, text_file: Path) -> None:
     first = prepare(text_file, "char", val_fraction=0.1, progress=False, verbose=False)
+    before = {p.name: p.read_bytes() for p in first.path.iterdir()}
+    # another split: another folder, the first one untouched
     second = prepare(text_file, "char", val_fraction=0.5, progress=False, verbose=False)
-    assert second.path == first.path and not second.reused
+    assert second.path == first.path.with_name("corpus-char-val0.5") and not second.reused
     assert second.meta["counts"]["val"] == len(TEXT) // 2
+    assert {p.name: p.read_bytes() for p in first.path.iterdir()} == before
+    # the same folder with other inputs: refused, saying what differs, unless force=True
     text_file.write_text(TEXT + "new text!", encoding="utf-8")
-    third = prepare(text_file, "char", val_fraction=0.5, progress=False, verbose=False)
+    with pytest.raises(FileExistsError, match="other settings.*the text.*force=True"):
+        prepare(text_file, "char", val_fraction=0.1, progress=False, verbose=False)
+    with pytest.raises(FileExistsError, match="split"):
+        prepare(text_file, "char", out_dir=first.path, val_fraction=0.2, progress=False,
+                verbose=False)
+    assert {p.name: p.read_bytes() for p in first.path.iterdir()} == before
+    third = prepare(text_file, "char", val_fraction=0.1, force=True, progress=False,
+                    verbose=False)
     assert sum(third.meta["counts"].values()) == len(TEXT) + 9
-    assert sorted(p.name for p in third.path.parent.iterdir()) == ["corpus-char"]  # no leftovers
+    assert sorted(p.name for p in third.path.parent.iterdir()) == [
+        "corpus-char", "corpus-char-val0.5"]  # no leftovers, no lock files
 
 
 def test_failed_rebuild_keeps_the_old_dataset(
@@ -307,7 +319,7 @@ def test_failed_rebuild_keeps_the_old_dataset(
 
     monkeypatch.setattr(prepare_module, "_write_tokens", crash)
     with pytest.raises(KeyboardInterrupt):
-        prepare(text_file, "char", val_fraction=0.3, progress=False, verbose=False)
+        prepare(text_file, "char", val_fraction=0.1, force=True, progress=False, verbose=False)
     assert {p.name: p.read_bytes() for p in good.path.iterdir()} == before
     assert sorted(p.name for p in good.path.parent.iterdir()) == ["corpus-char"]
     assert PreparedData.open(good.path).meta["counts"] == good.meta["counts"]

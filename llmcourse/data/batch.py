@@ -88,12 +88,29 @@ def check_block_size(n_tokens: int, block_size: int, what: str = "data") -> None
         )
 
 
+def _check_window(window: torch.Tensor, offsets: torch.Tensor, vocab_size: int | None) -> None:
+    """Refuse ids an embedding cannot look up, naming the id and where it is in ``data``."""
+    bad = window < 0
+    if vocab_size is not None:
+        bad |= window >= vocab_size
+    if bool(bad.any()):
+        b, t = (int(i) for i in bad.nonzero()[0])
+        rule = f"[0, {vocab_size})" if vocab_size is not None else "non-negative"
+        raise ValueError(
+            f"get_batch: data holds token id {int(window[b, t])} at position "
+            f"{int(offsets[b]) + t:,}, which is not a valid token id ({rule}); the data was "
+            "made with another tokenizer or is damaged"
+        )
+
+
 def get_batch(
     data: TokenData,
     batch_size: int,
     block_size: int,
     device: str | torch.device = "cpu",
     generator: torch.Generator | None = None,
+    *,
+    vocab_size: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw ``batch_size`` random windows from ``data``: inputs ``x`` and targets ``y``.
 
@@ -105,6 +122,8 @@ def get_batch(
         device: where the tensors go. For CUDA the batch is copied from pinned memory with
             ``non_blocking=True``, so the copy overlaps with work already queued on the GPU.
         generator: a ``torch.Generator`` for reproducible offsets.
+        vocab_size: when given, every id drawn must lie in ``[0, vocab_size)``. Negative ids
+            (from a signed array) are refused in any case: an embedding cannot look them up.
 
     Returns:
         ``(x, y)``, both ``(B, T)`` int64 on ``device``, with ``y[b, t] == data[i_b + t + 1]``
@@ -135,13 +154,14 @@ def get_batch(
     if isinstance(arr, torch.Tensor):
         index = offsets.to(arr.device)[:, None] + torch.arange(block_size + 1, device=arr.device)
         window = arr[index].to(torch.int64)  # (B, T + 1)
-        if window.device.type != "cpu":  # data already on an accelerator: stay there
+        if window.device.type != "cpu":  # (not checked here: that would wait for the device)  # data already on an accelerator: stay there
             x, y = window[:, :-1].contiguous(), window[:, 1:].contiguous()
             return x.to(device), y.to(device)
     else:
         index_np = offsets.numpy()[:, None] + np.arange(block_size + 1)  # (B, T + 1)
         window = torch.from_numpy(arr[index_np].astype(np.int64, copy=False))  # (B, T + 1)
 
+    _check_window(window, offsets, vocab_size)
     if device.type == "cuda":
         # Copy straight into page-locked buffers so the host-to-device copies can run
         # asynchronously (the caching host allocator keeps them alive until the copies finish).

@@ -16,8 +16,14 @@ source is split by tokens: the last ``val_fraction`` of its tokens is the valida
 end of the text, so no training window overlaps a validation one).
 
 Running :func:`prepare` again with the same inputs finds the matching fingerprint and does
-nothing. With different inputs the directory is rebuilt next to the old one and swapped in only
-when complete: a crash never leaves a half-written dataset, nor destroys the previous one.
+nothing. A folder is never silently replaced by data made with other settings: the default
+folder's name holds the settings that pick the data (``shakespeare-char``,
+``shakespeare-char-val0.5``), and a folder holding data made otherwise (another text, tokenizer
+or split) is refused, saying what differs, unless ``force=True``. A rebuild is written next to
+the old folder and swapped in only when complete: a crash never leaves a half-written dataset,
+nor destroys the previous one. A lock file (``.<folder>.lock``) serialises concurrent
+``prepare`` calls for one folder: the second waits, then finds the data ready. Leftovers of a
+killed ``prepare`` (``.<folder>.tmp-*``) are removed by the next one.
 
 Example:
     >>> prep = prepare("shakespeare", "char")            # doctest: +SKIP
@@ -28,9 +34,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import sys
 import re
 import shutil
 import tempfile
@@ -41,6 +49,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+try:  # POSIX; on Windows concurrent prepare calls are not serialised
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
 
 from llmcourse.data.fetch import _read_sidecar, dataset_path, sha256_file
 from llmcourse.data.registry import (
@@ -106,7 +119,7 @@ class PreparedData:
                 f"{path} is not a prepared dataset: it has no meta.json. "
                 "Create it with llmcourse.data.prepare(dataset, tokenizer, out_dir=...)."
             )
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta = read_json(meta_path, "prepared dataset")
         version = meta.get("format_version")
         if version != FORMAT_VERSION:
             raise ValueError(
@@ -137,10 +150,13 @@ class PreparedData:
     def val_path(self) -> Path:
         return self.split_path("val")
 
-    def load(self, split: str) -> np.ndarray:
+    def load(self, split: str, check_ids: bool = True) -> np.ndarray:
         """The tokens of a split as a read-only ``np.memmap`` (1-D, ``self.dtype``).
 
-        An empty split (``val_fraction=0``) is returned as an empty array.
+        An empty split (``val_fraction=0``) is returned as an empty array. With ``check_ids``
+        every id is checked to lie in ``[0, vocab_size)`` (one pass over the file), so a
+        damaged file or one made with another tokenizer is refused here, naming the file
+        and the id, rather than failing inside the model's embedding.
         """
         split = normalize_split(split)
         path = self.split_path(split)
@@ -159,7 +175,13 @@ class PreparedData:
             )
         if actual == 0:
             return np.zeros(0, dtype=self.dtype)
-        return np.memmap(path, dtype=self.dtype, mode="r")
+        data = np.memmap(path, dtype=self.dtype, mode="r")
+        if check_ids:
+            try:
+                check_token_ids(data, self.vocab_size, str(path))
+            except ValueError as exc:
+                raise ValueError(f"{exc}. Run prepare(..., force=True) to rebuild it.") from None
+        return data
 
     def tokenizer(self) -> Any:
         """Rebuild the tokenizer the data was encoded with."""
@@ -191,9 +213,46 @@ class PreparedData:
             key = normalize_split(split)
             if key not in splits:
                 splits[key] = self.load(key)
-            return get_batch(splits[key], batch_size, block_size, device, generator)
+            return get_batch(splits[key], batch_size, block_size, device, generator,
+                             vocab_size=self.vocab_size)
 
         return batch
+
+
+def read_json(path: Path, what: str) -> Any:
+    """Parse a JSON file; a damaged one raises :class:`ValueError` naming the file."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(
+            f"{path} (the {what}'s record) is not valid JSON ({exc}): the file is damaged or "
+            "was edited by hand. Restore it, or make it again."
+        ) from None
+
+
+def check_token_ids(ids: Any, vocab_size: int, where: str) -> None:
+    """Raise :class:`ValueError` naming ``where`` and the first id outside ``[0, vocab_size)``.
+
+    Works in chunks, so a memmap of any size is checked in bounded memory.
+
+    >>> check_token_ids(np.array([1, 2, 70], dtype=np.uint16), 65, "train.bin")
+    Traceback (most recent call last):
+    ...
+    ValueError: train.bin holds token id 70 at position 2, outside the vocabulary [0, 65): it was made with another tokenizer or is damaged
+    """
+    step = 1 << 24
+    for start in range(0, len(ids), step):
+        chunk = np.asarray(ids[start:start + step])
+        if chunk.size == 0:
+            continue
+        lo, hi = chunk.min(), chunk.max()
+        if lo < 0 or hi >= vocab_size:
+            pos = int(np.flatnonzero((chunk < 0) | (chunk >= vocab_size))[0])
+            raise ValueError(
+                f"{where} holds token id {int(chunk[pos])} at position {start + pos:,}, outside "
+                f"the vocabulary [0, {vocab_size}): it was made with another tokenizer or is "
+                "damaged"
+            )
 
 
 def open_prepared(path: str | os.PathLike[str]) -> PreparedData:
@@ -299,7 +358,8 @@ def _tokenizer_request(tokenizer: Any) -> tuple[Any, str, Any]:
 
 
 def _fingerprint(sources: list[_Source], tok_part: Any, split_rule: Mapping[str, Any],
-                 allowed_special: Any, separator: str | None) -> str:
+                 allowed_special: Any, separator: str | None) -> tuple[str, dict[str, Any]]:
+    """The sha256 of every input that decides the token files, and those inputs."""
     payload = {
         "separator": separator,
         "format_version": FORMAT_VERSION,
@@ -310,8 +370,108 @@ def _fingerprint(sources: list[_Source], tok_part: Any, split_rule: Mapping[str,
         if isinstance(allowed_special, (set, frozenset, list, tuple))
         else allowed_special,
     }
-    blob = json.dumps(payload, sort_keys=True, default=str).encode("utf-8")
-    return hashlib.sha256(blob).hexdigest()
+    payload = json.loads(json.dumps(payload, default=str))  # as meta.json will hold it
+    blob = json.dumps(payload, sort_keys=True).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest(), payload
+
+
+def _describe_change(key: str, old: Any, new: Any) -> str:
+    if key == "sources":
+        return "the text (another file or changed content)"
+    if key == "tokenizer":
+        def name(part: Any) -> str:
+            if isinstance(part, dict):
+                return str(part.get("name") or part.get("build") or part.get("type") or part)
+            return str(part)
+        return f"tokenizer {name(old)!r} -> {name(new)!r}"
+    return f"{key} {json.dumps(old, sort_keys=True)} -> {json.dumps(new, sort_keys=True)}"
+
+
+def _other_settings(out: Path, fingerprint: str, inputs: dict[str, Any]) -> str | None:
+    """Why ``out`` holds data made with other settings, or ``None`` when it does not.
+
+    ``None`` also for an empty folder, and for data with these very settings (damaged
+    files are rebuilt: nothing of value is lost).
+    """
+    if not out.is_dir() or not any(out.iterdir()):
+        return None
+    meta_path = out / "meta.json"
+    if not meta_path.is_file():
+        return f"it holds {', '.join(sorted(p.name for p in out.iterdir()))} without a meta.json"
+    try:
+        meta = read_json(meta_path, "prepared dataset")
+    except ValueError as exc:
+        return str(exc)
+    if meta.get("fingerprint") == fingerprint:
+        return None
+    old = meta.get("inputs")
+    if not isinstance(old, dict):
+        return f"it holds {meta.get('dataset')!r} prepared by an older llmcourse"
+    changes = [_describe_change(k, old.get(k), v) for k, v in inputs.items() if old.get(k) != v]
+    return (f"it holds {meta.get('dataset')!r} prepared otherwise: "
+            + "; ".join(changes or ["other inputs"]))
+
+
+@contextlib.contextmanager
+def _folder_lock(out: Path, verbose: bool) -> Iterator[None]:
+    """Hold ``.<name>.lock`` next to ``out``: one ``prepare`` of a folder at a time.
+
+    The holder deletes the lock file when done; a waiter that then wakes up on the deleted
+    file sees that it is no longer the one at the path and locks afresh.
+    """
+    if fcntl is None:  # pragma: no cover - Windows
+        yield
+        return
+    path = out.parent / f".{out.name}.lock"
+    waited = False
+    while True:
+        fh = open(path, "a+b")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if verbose and not waited:
+                print(f"prepare: waiting for another prepare of {out} to finish ...",
+                      file=sys.stderr)
+            waited = True
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            same = os.stat(path).st_ino == os.fstat(fh.fileno()).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        fh.close()  # the holder removed that file: lock the new one
+    try:
+        yield
+    finally:
+        try:
+            path.unlink()
+        except OSError:
+            pass
+        fh.close()
+
+
+def _clean_leftovers(out: Path, verbose: bool) -> None:
+    """Remove what a killed ``prepare`` of ``out`` left (call with the folder's lock held).
+
+    ``.<name>.tmp-*`` are unfinished builds. ``.<name>.old-*`` is the previous dataset while
+    a new one was being swapped in; if the swap was cut between its two renames (no ``out``),
+    the old dataset is put back.
+    """
+    olds = sorted(out.parent.glob(f".{out.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    if olds and not out.exists():
+        os.replace(olds.pop(), out)
+        if verbose:
+            print(f"prepare: restored {out} from an interrupted replacement", file=sys.stderr)
+    stale = [p for p in out.parent.glob(f".{out.name}.tmp-*") if p.is_dir()] + olds
+    if not stale:
+        return
+    size = sum(f.stat().st_size for p in stale for f in p.rglob("*") if f.is_file())
+    for p in stale:
+        shutil.rmtree(p, ignore_errors=True)
+    if verbose:
+        print(f"prepare: removed {len(stale)} leftover folder(s) of an interrupted prepare of "
+              f"{out} ({size / 1e6:.1f} MB)", file=sys.stderr)
 
 
 def _safe_name(text: str) -> str:
@@ -322,6 +482,19 @@ def _safe_name(text: str) -> str:
 # Building
 
 
+@contextlib.contextmanager
+def _utf8_errors(path: Path) -> Iterator[None]:
+    """Turn a ``UnicodeDecodeError`` while reading ``path`` into an error naming the file."""
+    try:
+        yield
+    except UnicodeDecodeError as exc:
+        bad = exc.object[exc.start:exc.start + 1].hex()
+        raise ValueError(
+            f"{path} is not UTF-8 text (byte 0x{bad}: {exc.reason}). Convert it to UTF-8 "
+            f"first, e.g. `iconv -f latin1 -t utf-8 {path.name} > {path.stem}.utf8.txt`."
+        ) from None
+
+
 def _build_char_tokenizer(sources: list[_Source]) -> Any:
     """A character tokenizer over every character of every source, read in bounded memory."""
     from llmcourse.tokenizers import get_tokenizer
@@ -330,7 +503,7 @@ def _build_char_tokenizer(sources: list[_Source]) -> Any:
     for src in sources:
         # newline="" keeps "\r" characters, so the vocabulary is a superset whatever the
         # tokenizer's reader does with line endings.
-        with open(src.path, encoding="utf-8", newline="") as f:
+        with open(src.path, encoding="utf-8", newline="") as f, _utf8_errors(src.path):
             while chunk := f.read(_CHUNK_CHARS):
                 chars.update(chunk)
     if not chars:
@@ -369,19 +542,20 @@ def _write_tokens(
         desc=desc, unit="tok", unit_scale=True, disable=not progress, leave=False
     ) as bar:
         for src in sources:
-            for ids in _encode_chunks(src.path, tok, allowed_special, separator):
-                if ids.size == 0:
-                    continue
-                lo, hi = int(ids.min()), int(ids.max())
-                if lo < 0 or hi >= vocab_size:
-                    raise ValueError(
-                        f"the tokenizer {getattr(tok, 'name', tok)!r} produced id "
-                        f"{hi if hi >= vocab_size else lo} outside its vocabulary "
-                        f"[0, {vocab_size}) while encoding {src.path}; its vocab_size is wrong."
-                    )
-                out.write(ids.astype(dtype, copy=False).tobytes())
-                count += int(ids.size)
-                bar.update(int(ids.size))
+            with _utf8_errors(src.path):
+                for ids in _encode_chunks(src.path, tok, allowed_special, separator):
+                    if ids.size == 0:
+                        continue
+                    lo, hi = int(ids.min()), int(ids.max())
+                    if lo < 0 or hi >= vocab_size:
+                        raise ValueError(
+                            f"the tokenizer {getattr(tok, 'name', tok)!r} produced id "
+                            f"{hi if hi >= vocab_size else lo} outside its vocabulary "
+                            f"[0, {vocab_size}) while encoding {src.path}; its vocab_size is wrong."
+                        )
+                    out.write(ids.astype(dtype, copy=False).tobytes())
+                    count += int(ids.size)
+                    bar.update(int(ids.size))
     return count
 
 
@@ -499,18 +673,41 @@ def prepare(
         if official
         else {"rule": "tail_fraction", "val_fraction": float(val_fraction)}
     )
-    fingerprint = _fingerprint(sources, tok_part, split_rule, allowed_special, separator)
+    fingerprint, inputs = _fingerprint(sources, tok_part, split_rule, allowed_special,
+                                       separator)
 
-    out = (
-        Path(out_dir).expanduser()
-        if out_dir is not None
-        else cache_dir() / "prepared" / f"{_safe_name(label)}-{_safe_name(tok_name)}"
-    )
-    if not force:
+    if out_dir is not None:
+        out = Path(out_dir).expanduser()
+    else:  # one folder per choice of data: dataset, tokenizer and a non-default split
+        name = f"{_safe_name(label)}-{_safe_name(tok_name)}"
+        if not official and float(val_fraction) != 0.1:
+            name += f"-val{float(val_fraction):g}"
+        out = cache_dir() / "prepared" / name
+    if not force:  # fast path, without the lock (works in a read-only cache too)
         existing = _up_to_date(out, fingerprint)
         if existing is not None:
             if verbose:
                 print(f"prepare: {out} is up to date (same inputs); nothing to do.")
+            return existing
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _folder_lock(out, verbose):
+        return _prepare_locked(out, label, sources, tok, tok_name, official, val_fraction,
+                               split_rule, allowed_special, separator, fingerprint, inputs,
+                               force, progress, verbose)
+
+
+def _prepare_locked(out: Path, label: str, sources: list[_Source], tok: Any, tok_name: str,
+                    official: bool, val_fraction: float, split_rule: dict[str, Any],
+                    allowed_special: Any, separator: str | None, fingerprint: str,
+                    inputs: dict[str, Any], force: bool, progress: bool,
+                    verbose: bool) -> PreparedData:
+    """The part of :func:`prepare` that runs with the folder's lock held."""
+    _clean_leftovers(out, verbose)
+    if not force:  # another prepare may have finished it while we waited
+        existing = _up_to_date(out, fingerprint)
+        if existing is not None:
+            if verbose:
+                print(f"prepare: {out} is ready (prepared by another process); nothing to do.")
             return existing
     if out.exists():
         if not out.is_dir():
@@ -522,8 +719,15 @@ def prepare(
                 f"({', '.join(extra[:5])}{', ...' if len(extra) > 5 else ''}); prepare would "
                 "replace the whole folder. Choose an empty or new out_dir."
             )
+        why = None if force else _other_settings(out, fingerprint, inputs)
+        if why is not None:
+            raise FileExistsError(
+                f"{out} already holds a prepared dataset made with other settings ({why}); "
+                "runs trained on it would see different data. Choose another folder "
+                "(prepare --out-dir, or --set data.prepared_dir=... for train), or replace it "
+                "with force=True (prepare --force)."
+            )
 
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     started = time.perf_counter()
     try:
@@ -585,14 +789,17 @@ def prepare(
             else allowed_special,
             "separator": separator,
             "fingerprint": fingerprint,
+            "inputs": inputs,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "llmcourse_version": __version__,
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n",
                                        encoding="utf-8")
         _install(tmp, out)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+            exc.filename = str(out)
         raise
     if verbose:
         print(

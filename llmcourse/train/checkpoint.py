@@ -28,6 +28,7 @@ import os
 import pickle
 import random
 import uuid
+import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
@@ -124,6 +125,24 @@ def check_plain_data(obj: Any, where: str = "checkpoint") -> None:
     )
 
 
+class _Writer:
+    """A file wrapper that keeps the ``OSError`` of a failed write (torch hides it)."""
+
+    def __init__(self, fh: Any) -> None:
+        self.fh = fh
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.fh.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+
 def save_checkpoint(obj: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
     """Write ``obj`` to ``path`` atomically and durably (see the module docstring).
 
@@ -131,24 +150,33 @@ def save_checkpoint(obj: Mapping[str, Any], path: str | os.PathLike[str]) -> Pat
     :func:`load_checkpoint` can read it back with ``weights_only=True``; anything else raises
     :class:`TypeError` before the file is touched.
 
-    Returns the final path.
+    Returns the final path. A failed write (a full disk, a read-only folder) raises
+    :class:`OSError` naming ``path``, and the previous file at ``path`` is left as it was.
     """
     check_plain_data(dict(obj))
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f"{target.name}{_TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    writer = None
     try:
         with open(tmp, "wb") as fh:
-            torch.save(dict(obj), fh)
+            writer = _Writer(fh)
+            torch.save(dict(obj), writer)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         # Leave the previous checkpoint untouched and clean up our partial file.
         try:
             tmp.unlink()
         except OSError:
             pass
+        failed = writer.error if writer is not None else None
+        if isinstance(exc, RuntimeError) and failed is not None:
+            # torch reports a failed write (disk full...) as a RuntimeError: give the OSError.
+            raise OSError(failed.errno, failed.strerror, str(target)) from None
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+            exc.filename = str(target)
         raise
     _fsync_dir(target.parent)
     remove_stale_temp_files(target)
@@ -161,8 +189,9 @@ def load_checkpoint(
     """Read a checkpoint safely with ``torch.load(weights_only=True)``.
 
     Raises:
-        CheckpointError: if the file is missing, truncated/corrupt, or contains objects other
-            than plain data (a pickle that could execute code).
+        CheckpointError: if the file is missing, not a zip archive (random bytes, cut short),
+            unreadable, or contains objects other than plain data (a pickle that could
+            execute code).
     """
     src = Path(path)
     if not src.is_file():
@@ -171,6 +200,12 @@ def load_checkpoint(
             found = sorted(p.name for p in src.parent.glob("*.pt"))
             hint = f" (*.pt files in {src.parent}: {found or 'none'})"
         raise CheckpointError(f"no checkpoint at {src}{hint}")
+    if not zipfile.is_zipfile(src):
+        raise CheckpointError(
+            f"could not read checkpoint {src}: it is not a PyTorch checkpoint (torch.save "
+            f"writes a zip archive; these {src.stat().st_size:,} bytes are not one, or the "
+            "file was cut short). Use another checkpoint, e.g. the run's best.pt or ckpt.pt."
+        )
     try:
         data = torch.load(src, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -234,6 +234,7 @@ class Trainer:
             eps=config.eps,
             device_type=device.type,
             fused=config.fused_adamw,
+            optimizer=config.optimizer,
         )
         self.scaler = self.precision.make_grad_scaler()
         self._params = [p for p in self.raw_model.parameters() if p.requires_grad]

@@ -504,3 +504,77 @@ def test_flops_and_mfu():
     assert make().estimate_mfu(1e6, peak_flops=1e12) == pytest.approx(mfu)
     with pytest.raises(ValueError, match="peak_flops"):
         estimate_mfu(cfg, 1.0, peak_flops=0)
+
+
+# ---------------------------------------------------------------------------- references
+def test_split_and_merge_heads_match_the_day10_references():
+    from llmcourse.checks import day10
+    from llmcourse.model import merge_heads, split_heads
+
+    x = torch.randn(3, 5, 12)
+    for nh in (1, 3, 4):
+        torch.testing.assert_close(split_heads(x, nh), day10.split_heads(x, nh), rtol=0, atol=0)
+        assert torch.equal(merge_heads(split_heads(x, nh)), x)
+
+
+def test_repeat_kv_serves_consecutive_query_heads():
+    from llmcourse.model import repeat_kv
+
+    kv = torch.randn(2, 3, 4, 5)
+    out = repeat_kv(kv, 2)
+    assert out.shape == (2, 6, 4, 5)
+    for h in range(6):
+        assert torch.equal(out[:, h], kv[:, h // 2])
+    assert repeat_kv(kv, 1) is kv
+
+
+def test_sinusoidal_table_matches_the_day05_reference():
+    from llmcourse.checks import day05
+    from llmcourse.model import sinusoidal_table
+
+    for T, C in ((1, 2), (7, 16), (50, 6)):
+        torch.testing.assert_close(sinusoidal_table(T, C), day05.sinusoidal_table(T, C))
+    with pytest.raises(ValueError, match="even"):
+        sinusoidal_table(4, 7)
+
+
+@pytest.mark.parametrize("variant", ["gpt2", "gqa", "rope"])
+def test_manual_attention_is_the_from_scratch_function(variant, monkeypatch):
+    """The manual path calls llmcourse.model.functional, also with a cache (explicit mask)."""
+    from llmcourse.model import functional
+
+    calls = []
+    real = functional.scaled_dot_product_attention
+
+    def spy(*args, **kwargs):
+        calls.append(args[3] is None)  # no mask: is_causal
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(functional, "scaled_dot_product_attention", spy)
+    model = make(**VARIANTS[variant]).eval()
+    randomize_(model, seed=5)
+    x = tokens(2, 10)
+    fused, _ = model(x)
+    cache = model.new_kv_cache(2)
+    with torch.no_grad():
+        model(x[:, :4], kv_cache=cache)
+        sdpa_chunk, _ = model(x[:, 4:], kv_cache=cache)  # a chunk after a cached past
+    assert not calls
+    model.set_attention_impl("manual")
+    cache.reset()
+    with torch.no_grad():
+        manual_full, _ = model(x)
+        model(x[:, :4], kv_cache=cache)
+        manual_chunk, _ = model(x[:, 4:], kv_cache=cache)
+    assert calls == [True] * BASE["n_layer"] * 2 + [False] * BASE["n_layer"]
+    torch.testing.assert_close(manual_full, fused, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(manual_chunk, sdpa_chunk, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(manual_chunk, fused[:, 4:], atol=1e-5, rtol=1e-5)
+
+
+def test_attention_does_not_override_module_internals():
+    from llmcourse.model import CausalSelfAttention
+
+    assert "_apply" not in vars(RotaryEmbedding) and "_apply" not in vars(CausalSelfAttention)
+    model = make(pos="rope").half()
+    assert model.rotary.cos.dtype == torch.float32 and model.rotary.cos.device.type == "cpu"

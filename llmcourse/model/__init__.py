@@ -2,6 +2,9 @@
 
 - :class:`GPTConfig`, :class:`GPT` - GPT-2 architecture with one-switch variants (RMSNorm,
   RoPE, SwiGLU, grouped-query attention, no bias); GPT-2 parameter names.
+- :func:`split_heads`, :func:`merge_heads`, :func:`repeat_kv`, :func:`causal_mask`,
+  :func:`sinusoidal_table` - the pieces of attention and positions, as the lessons write them;
+  :mod:`llmcourse.model.functional` - softmax, cross-entropy, GELU and attention from scratch.
 - :class:`KVCache` - preallocated keys/values for fast decoding (``GPT.new_kv_cache``).
 - :func:`count_params_formula`, :func:`flops_per_token`, :func:`estimate_mfu` - the arithmetic
   of model size and training cost.
@@ -28,6 +31,10 @@ from .layers import (
     SwiGLU,
     apply_rotary,
     causal_mask,
+    merge_heads,
+    repeat_kv,
+    sinusoidal_table,
+    split_heads,
 )
 
 __all__ = [
@@ -55,4 +62,8 @@ __all__ = [
     "RotaryEmbedding",
     "apply_rotary",
     "causal_mask",
+    "split_heads",
+    "merge_heads",
+    "repeat_kv",
+    "sinusoidal_table",
 ]

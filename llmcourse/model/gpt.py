@@ -132,64 +132,32 @@ class GPT(nn.Module):
             ``(logits, loss)``: logits ``(B, T, vocab_size)`` (``(B, 1, V)`` with
             ``only_last``); loss the mean cross-entropy, or ``None`` without targets.
         """
-        x, _ = self._trunk(idx, kv_cache=kv_cache, need_weights=False)
-        if targets is not None:
-            if only_last:
-                raise ValueError("only_last=True drops positions the loss needs; pass targets=None")
-            if targets.shape != idx.shape:
-                raise ValueError(
-                    f"targets must have the shape of idx {tuple(idx.shape)}, got {tuple(targets.shape)}"
-                )
-            logits = self.lm_head(x)  # (B, T, V)
-            loss = F.cross_entropy(
-                logits.view(-1, logits.size(-1)).float(), targets.reshape(-1).long(), ignore_index=-1
-            )
-            return logits, loss
-        if only_last:
-            x = x[:, -1:, :]  # (B, 1, C)
-        return self.lm_head(x), None
+        _check_input(idx, targets, kv_cache, only_last, self.config.block_size)
+        x, _ = self._trunk(idx, kv_cache, need_weights=False)  # (B, T, C)
+        if targets is None:
+            return self.lm_head(x[:, -1:, :] if only_last else x), None  # (B, T or 1, V)
+        logits = self.lm_head(x)  # (B, T, V)
+        loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.reshape(-1).long(),
+                               ignore_index=-1)
+        return logits, loss
 
-    def _trunk(
-        self, idx: torch.Tensor, *, kv_cache: KVCache | None, need_weights: bool
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def _trunk(self, idx: torch.Tensor, kv_cache: KVCache | None,
+               need_weights: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Embeddings, blocks and the final norm: ``(B, T, C)`` and the attention maps."""
-        if not isinstance(idx, torch.Tensor) or idx.ndim != 2:
-            shape = tuple(idx.shape) if isinstance(idx, torch.Tensor) else type(idx).__name__
-            raise ValueError(
-                f"idx must be a (batch, time) tensor of token ids, got {shape}; "
-                f"for one sequence use idx[None] (or idx.unsqueeze(0))"
-            )
-        if idx.dtype.is_floating_point or idx.dtype == torch.bool or idx.dtype.is_complex:
-            raise TypeError(f"idx must hold integer token ids (torch.long), got dtype {idx.dtype}")
-        B, T = idx.shape
-        if T == 0:
-            raise ValueError("idx has no positions (T == 0); pass at least one token")
-        start = 0
-        if kv_cache is not None:
-            kv_cache.check_room(B, T)
-            start = kv_cache.pos
-        if start + T > self.config.block_size:
-            where = f"positions {start}..{start + T - 1}" if kv_cache is not None else f"{T} tokens"
-            raise ValueError(
-                f"cannot run {where}: the model's block_size is {self.config.block_size}. "
-                f"Crop the context to its last {self.config.block_size} tokens "
-                f"(idx[:, -block_size:]), resetting and re-filling the KV cache if you use one"
-            )
+        T = idx.shape[1]
+        start = 0 if kv_cache is None else kv_cache.pos  # the position of idx[:, 0]
         x = self.transformer.wte(idx)  # (B, T, C)
-        if self.config.pos == "learned":
-            positions = torch.arange(start, start + T, device=idx.device)
-            x = x + self.transformer.wpe(positions)  # (T, C) broadcast over B
+        if self.rotary is None:  # learned positions, (T, C) broadcast over B
+            x = x + self.transformer.wpe(torch.arange(start, start + T, device=idx.device))
+        rope = None if self.rotary is None else self.rotary(start, T, idx.device)
         x = self.transformer.drop(x)
-        rope = self.rotary(start, T) if self.rotary is not None else None
-        maps: list[torch.Tensor] = []
+        maps = []
         for i, block in enumerate(self.transformer.h):
             x, att = block(x, rope=rope, kv_cache=kv_cache, layer_idx=i, need_weights=need_weights)
-            if need_weights:
-                maps.append(att)
-        x = self.transformer.ln_f(x)
+            maps.append(att)
         if kv_cache is not None:
             kv_cache.advance(T)
-        return x, maps
+        return self.transformer.ln_f(x), maps
 
     def attention_maps(
         self, idx: torch.Tensor, *, kv_cache: KVCache | None = None
@@ -206,8 +174,8 @@ class GPT(nn.Module):
         >>> len(maps), tuple(maps[0].shape), bool(maps[0][0, 0, 0, 1] == 0)  # causal
         (2, (1, 2, 5, 5), True)
         """
-        _, maps = self._trunk(idx, kv_cache=kv_cache, need_weights=True)
-        return maps
+        _check_input(idx, None, kv_cache, False, self.config.block_size)
+        return self._trunk(idx, kv_cache, need_weights=True)[1]
 
     def set_attention_impl(self, impl: str) -> None:
         """Use ``"sdpa"`` (fused kernel, default) or ``"manual"`` attention in every layer."""
@@ -312,6 +280,35 @@ class GPT(nn.Module):
         from .hf import from_pretrained
 
         return from_pretrained(model_type, path=path, **kwargs)
+
+
+def _check_input(idx: torch.Tensor, targets: torch.Tensor | None, kv_cache: KVCache | None,
+                 only_last: bool, block_size: int) -> None:
+    """The checks of GPT's public entry (``forward``, ``attention_maps``); the layers trust it."""
+    if not isinstance(idx, torch.Tensor) or idx.ndim != 2:
+        shape = tuple(idx.shape) if isinstance(idx, torch.Tensor) else type(idx).__name__
+        raise ValueError(f"idx must be a (batch, time) tensor of token ids, got {shape}; "
+                         f"for one sequence use idx[None] (or idx.unsqueeze(0))")
+    if idx.dtype.is_floating_point or idx.dtype == torch.bool or idx.dtype.is_complex:
+        raise TypeError(f"idx must hold integer token ids (torch.long), got dtype {idx.dtype}")
+    B, T = idx.shape
+    if T == 0:
+        raise ValueError("idx has no positions (T == 0); pass at least one token")
+    start = 0
+    if kv_cache is not None:
+        kv_cache.check_room(B, T)
+        start = kv_cache.pos
+    if start + T > block_size:
+        where = f"positions {start}..{start + T - 1}" if kv_cache is not None else f"{T} tokens"
+        raise ValueError(f"cannot run {where}: the model's block_size is {block_size}. Crop the "
+                         f"context to its last {block_size} tokens (idx[:, -block_size:]), "
+                         f"resetting and re-filling the KV cache if you use one")
+    if targets is not None:
+        if only_last:
+            raise ValueError("only_last=True drops positions the loss needs; pass targets=None")
+        if targets.shape != idx.shape:
+            raise ValueError(f"targets must have the shape of idx {tuple(idx.shape)}, got "
+                             f"{tuple(targets.shape)}")
 
 
 # ---------------------------------------------------------------------------- arithmetic

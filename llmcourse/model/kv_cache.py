@@ -136,20 +136,17 @@ class KVCache:
 
         Returns:
             ``(k, v)``, views of shape ``(B, n_kv_head, pos + T, head_size)``. ``pos`` itself is
-            only advanced by :meth:`advance`, once every layer has been updated.
+            only advanced by :meth:`advance`, once every layer has been updated. The model has
+            checked the room first (:meth:`check_room`).
         """
-        T = k_new.shape[2]
-        end = self.pos + T
-        if end > self.max_len:
-            self.check_room(k_new.shape[0], T)
+        end = self.pos + k_new.shape[2]
         self.k[layer][:, :, self.pos:end] = k_new
         self.v[layer][:, :, self.pos:end] = v_new
-        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+        # In the chunk's dtype: under autocast an fp32 cache meets bf16 queries (no-op otherwise).
+        return self.k[layer][:, :, :end].to(k_new.dtype), self.v[layer][:, :, :end].to(v_new.dtype)
 
     def advance(self, n: int) -> None:
         """Mark ``n`` more positions as filled (called by the model after its last layer)."""
-        if self.pos + n > self.max_len:
-            raise ValueError(f"cannot advance the KV cache past max_len={self.max_len}")
         self.pos += n
 
     # ------------------------------------------------------------------ used by generators

@@ -12,13 +12,13 @@ positions (``T`` without a cache, ``pos + T`` with one), ``C`` ``n_embd``, ``nh`
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import functional
 from .config import GPTConfig
 
 if TYPE_CHECKING:
@@ -117,52 +117,34 @@ class RotaryEmbedding(nn.Module):
     pairing (as GPT-NeoX and Hugging Face's LLaMA do), not the interleaved ``(2i, 2i+1)`` one;
     both are equivalent up to a fixed permutation of the head dimensions.
 
-    The tables are non-persistent buffers (not in the state dict) of shape
-    ``(max_len, hs / 2)`` and are always kept in float32, even after ``model.half()``, because
-    half-precision angles lose accuracy at large positions.
-    """
+    The tables ``cos`` and ``sin``, ``(max_len, hs / 2)``, are plain attributes, not buffers:
+    they are not in the state dict, and ``model.half()`` or ``model.to(torch.bfloat16)`` leaves
+    them in float32 (half-precision angles lose accuracy at large positions). They follow the
+    device of the positions asked for, moved once on the first call there.
 
-    cos: torch.Tensor
-    sin: torch.Tensor
+    >>> cos, sin = RotaryEmbedding(4, max_len=8)(0, 3)
+    >>> tuple(cos.shape), cos.dtype, cos[0].tolist()   # position 0: no rotation
+    ((3, 2), torch.float32, [1.0, 1.0])
+    """
 
     def __init__(self, head_size: int, max_len: int, theta: float = 10000.0) -> None:
         super().__init__()
-        if head_size % 2:
-            raise ValueError(f"rotary embeddings need an even head size, got {head_size}")
-        self.head_size = head_size
-        self.max_len = max_len
-        self.theta = theta
-        self.register_buffer("cos", torch.empty(0), persistent=False)
-        self.register_buffer("sin", torch.empty(0), persistent=False)
-        self._build(torch.device("cpu"))
-
-    def _build(self, device: torch.device) -> None:
-        half = self.head_size // 2
-        inv_freq = self.theta ** (-torch.arange(half, device=device, dtype=torch.float64) / half)
-        t = torch.arange(self.max_len, device=device, dtype=torch.float64)
-        angles = torch.outer(t, inv_freq)  # (max_len, hs/2), float64 for exact angles
-        self.cos = angles.cos().float()
-        self.sin = angles.sin().float()
-
-    def _apply(self, fn, *args, **kwargs):  # type: ignore[override]
-        # .to(device)/.half()/... : follow the device but rebuild the tables in float32.
-        super()._apply(fn, *args, **kwargs)
-        if self.cos.dtype != torch.float32 and self.cos.device.type != "meta":
-            self._build(self.cos.device)
-        return self
+        self.head_size, self.theta = head_size, theta
+        self.resize(max_len)
 
     def resize(self, max_len: int) -> None:
-        """Recompute the tables for a new maximum length (used by ``crop_block_size``)."""
+        """Compute the tables for ``max_len`` positions (used by ``crop_block_size``)."""
+        half = self.head_size // 2
+        inv_freq = self.theta ** (-torch.arange(half, dtype=torch.float64) / half)  # (hs/2,)
+        angles = torch.outer(torch.arange(max_len, dtype=torch.float64), inv_freq)  # exact angles
         self.max_len = max_len
-        self._build(self.cos.device)
+        self.cos, self.sin = angles.cos().float(), angles.sin().float()  # (max_len, hs/2)
 
-    def forward(self, start: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, start: int, length: int,
+                device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(cos, sin)`` for positions ``start .. start + length - 1``, each ``(length, hs/2)``."""
-        if start + length > self.max_len:
-            raise ValueError(
-                f"positions up to {start + length - 1} requested but the rotary tables stop at "
-                f"{self.max_len - 1}"
-            )
+        if device is not None and self.cos.device != device:
+            self.cos, self.sin = self.cos.to(device), self.sin.to(device)
         return self.cos[start:start + length], self.sin[start:start + length]
 
     def extra_repr(self) -> str:
@@ -190,7 +172,61 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return out.to(x.dtype)
 
 
+# ---------------------------------------------------------------------------- positions
+def sinusoidal_table(T: int, C: int, base: float = 10000.0) -> torch.Tensor:
+    """The fixed position table of Vaswani et al. (2017), ``(T, C)`` float32.
+
+    ``PE[p, 2i] = sin(p / base**(2i/C))`` and ``PE[p, 2i+1] = cos(p / base**(2i/C))`` for
+    positions ``p = 0 .. T-1`` and column pairs ``i = 0 .. C/2 - 1``; ``C`` must be even.
+
+    >>> pe = sinusoidal_table(3, 4)
+    >>> [round(v, 4) for v in pe[1].tolist()]   # sin(1), cos(1), sin(0.01), cos(0.01)
+    [0.8415, 0.5403, 0.01, 1.0]
+    """
+    if T < 1 or C < 1 or C % 2:
+        raise ValueError(f"T and C must be positive and C even (columns come in sin/cos pairs), "
+                         f"got T={T}, C={C}")
+    pos = torch.arange(T, dtype=torch.float64)[:, None]  # (T, 1)
+    freq = base ** (-torch.arange(0, C, 2, dtype=torch.float64) / C)  # (C/2,)
+    pe = torch.empty(T, C, dtype=torch.float64)
+    pe[:, 0::2], pe[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq)  # (T, C/2) each
+    return pe.float()
+
+
 # ---------------------------------------------------------------------------- attention
+def split_heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
+    """``(B, T, C)`` -> ``(B, n_head, T, C // n_head)``: head ``h`` holds channels ``h*hs .. (h+1)*hs - 1``.
+
+    >>> x = torch.arange(12.0).view(1, 2, 6)     # B=1, T=2, C=6
+    >>> split_heads(x, 3)[0, 1].tolist()         # head 1: channels 2, 3 of both positions
+    [[2.0, 3.0], [8.0, 9.0]]
+    >>> torch.equal(merge_heads(split_heads(x, 3)), x)
+    True
+    """
+    B, T, C = x.shape
+    return x.view(B, T, n_head, C // n_head).transpose(1, 2)
+
+
+def merge_heads(y: torch.Tensor) -> torch.Tensor:
+    """``(B, nh, T, hs)`` -> ``(B, T, nh * hs)``, the inverse of :func:`split_heads`."""
+    B, nh, T, hs = y.shape
+    return y.transpose(1, 2).contiguous().view(B, T, nh * hs)
+
+
+def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
+    """Grouped-query attention: ``(B, nkv, L, hs)`` -> ``(B, nkv * n_rep, L, hs)``.
+
+    Every key/value head is repeated for the ``n_rep`` consecutive query heads it serves.
+
+    >>> repeat_kv(torch.tensor([[[[1.0]], [[2.0]]]]), 2).flatten().tolist()
+    [1.0, 1.0, 2.0, 2.0]
+    """
+    if n_rep == 1:
+        return x
+    B, nkv, L, hs = x.shape
+    return x[:, :, None].expand(B, nkv, n_rep, L, hs).reshape(B, nkv * n_rep, L, hs)
+
+
 def causal_mask(n_query: int, n_key: int, device: torch.device | None = None) -> torch.Tensor:
     """Boolean ``(n_query, n_key)`` mask, ``True`` where attention is allowed.
 
@@ -210,26 +246,24 @@ class CausalSelfAttention(nn.Module):
 
     ``c_attn`` projects the input to queries (``C``), keys and values (``nkv * hs`` each) in one
     matrix multiply; with ``n_kv_head == n_head`` that is GPT-2's ``(3C, C)`` weight. Each K/V
-    head serves ``n_head / n_kv_head`` consecutive query heads.
+    head serves ``n_head / n_kv_head`` consecutive query heads (:func:`repeat_kv`).
 
-    Two interchangeable computations:
+    Two interchangeable computations of ``softmax(q k^T / sqrt(hs) + mask) v``:
 
     - ``impl="sdpa"`` (default): :func:`torch.nn.functional.scaled_dot_product_attention`, which
       picks a fused kernel (Flash / memory-efficient) where one is available;
-    - ``impl="manual"``: the explicit ``softmax(q k^T / sqrt(hs) + mask) v``, which can also
-      return the attention weights (for plots). Used automatically when weights are requested.
+    - ``impl="manual"``: the from-scratch
+      :func:`llmcourse.model.functional.scaled_dot_product_attention`, which can also return
+      the attention weights (for plots). Used automatically when weights are requested.
     """
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
-        self.n_head = config.n_head
-        self.n_kv_head = config.kv_heads
-        self.head_size = config.head_size
-        self.n_embd = config.n_embd
-        kv_dim = self.n_kv_head * self.head_size
-        self.c_attn = nn.Linear(config.n_embd, config.n_embd + 2 * kv_dim, bias=config.bias)
+        self.n_head, self.n_kv_head = config.n_head, config.kv_heads
+        self.n_rep = config.n_head // config.kv_heads  # query heads per K/V head
+        self.kv_dim = config.kv_heads * config.head_size
+        self.c_attn = nn.Linear(config.n_embd, config.n_embd + 2 * self.kv_dim, bias=config.bias)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
-        self.attn_dropout = nn.Dropout(config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)
         self.dropout = config.dropout
         self.impl = "sdpa"
@@ -256,43 +290,30 @@ class CausalSelfAttention(nn.Module):
             ``(y, att)``: ``y`` ``(B, T, C)``; ``att`` ``(B, nh, T, L)`` or ``None``.
         """
         B, T, C = x.shape
-        hs, nh, nkv = self.head_size, self.n_head, self.n_kv_head
-        q, k, v = self.c_attn(x).split([C, nkv * hs, nkv * hs], dim=-1)
-        q = q.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, nkv, hs).transpose(1, 2)  # (B, nkv, T, hs)
-        v = v.view(B, T, nkv, hs).transpose(1, 2)  # (B, nkv, T, hs)
+        q, k, v = self.c_attn(x).split([C, self.kv_dim, self.kv_dim], dim=-1)
+        q = split_heads(q, self.n_head)  # (B, nh, T, hs)
+        k = split_heads(k, self.n_kv_head)  # (B, nkv, T, hs)
+        v = split_heads(v, self.n_kv_head)  # (B, nkv, T, hs)
         if rope is not None:
-            cos, sin = rope
-            q = apply_rotary(q, cos, sin)
-            k = apply_rotary(k, cos, sin)
+            q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
         if kv_cache is not None:
-            k, v = kv_cache.update(layer_idx, k, v)  # (B, nkv, L, hs), L = pos + T
-            if k.dtype != q.dtype:  # e.g. an fp32 cache under autocast
-                k, v = k.to(q.dtype), v.to(q.dtype)
+            k, v = kv_cache.update(layer_idx, k, v)  # (B, nkv, L, hs), L = cached + T
+        k, v = repeat_kv(k, self.n_rep), repeat_kv(v, self.n_rep)  # (B, nh, L, hs)
         L = k.shape[2]
-        if nkv != nh:  # grouped-query: every K/V head serves nh // nkv query heads
-            rep = nh // nkv
-            k = k[:, :, None].expand(B, nkv, rep, L, hs).reshape(B, nh, L, hs)
-            v = v[:, :, None].expand(B, nkv, rep, L, hs).reshape(B, nh, L, hs)
-
+        # No cached past: plain causal. After a cached past: query i sees keys 0 .. L - T + i
+        # (an explicit mask; a single new token sees every key, so it needs none).
+        is_causal = L == T
+        mask = None if is_causal or T == 1 else causal_mask(T, L, device=x.device)
+        dropout_p = self.dropout if self.training else 0.0
         att = None
         if self.impl == "sdpa" and not need_weights:
-            dropout_p = self.dropout if self.training else 0.0
-            if T == L:  # no cached past: plain causal attention
-                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
-            elif T == 1:  # one new token sees everything cached
-                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
-            else:  # a chunk after a cached past: causal inside the chunk
-                mask = causal_mask(T, L, device=q.device)
-                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p,
+                                               is_causal=is_causal)
         else:
-            scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hs))  # (B, nh, T, L)
-            scores = scores.masked_fill(~causal_mask(T, L, device=q.device), float("-inf"))
-            att = F.softmax(scores.float(), dim=-1).to(q.dtype)
-            y = self.attn_dropout(att) @ v  # (B, nh, T, hs)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble the heads
-        y = self.resid_dropout(self.c_proj(y))
-        return y, (att if need_weights else None)
+            y, att = functional.scaled_dot_product_attention(
+                q, k, v, mask, is_causal, dropout_p=dropout_p, return_weights=True)
+        y = self.resid_dropout(self.c_proj(merge_heads(y)))  # (B, T, C)
+        return y, att
 
 
 class Block(nn.Module):

@@ -9,11 +9,11 @@ Typical use::
 Modules:
 
 - :mod:`~llmcourse.train.config` - :class:`TrainConfig`;
-- :mod:`~llmcourse.train.schedule` - :func:`get_lr` (warmup + cosine);
-- :mod:`~llmcourse.train.optim` - AdamW with weight-decay groups;
+- :mod:`~llmcourse.train.schedule` - :func:`get_lr` (warmup + cosine, linear, constant, WSD);
+- :mod:`~llmcourse.train.optim` - from-scratch SGD, Adam, AdamW, :func:`clip_grad_norm`,
+  weight-decay groups;
 - :mod:`~llmcourse.train.checkpoint` - atomic, code-free checkpoints and RNG states;
 - :mod:`~llmcourse.train.metrics` - ``metrics.jsonl``, tokens/s and MFU;
-- :mod:`~llmcourse.train.evaluate` - :func:`estimate_loss`, perplexity, bits per token and byte;
 - :mod:`~llmcourse.train.ddp` - ``torchrun`` / DistributedDataParallel helpers;
 - :mod:`~llmcourse.train.trainer` - :class:`Trainer`, :class:`TrainingDiverged`.
 """
@@ -29,18 +29,24 @@ from llmcourse.train.checkpoint import (
 )
 from llmcourse.train.config import TrainConfig
 from llmcourse.train.ddp import DistInfo, cleanup_distributed, dist_info_from_env
-from llmcourse.train.evaluate import (
-    SHAKESPEARE_CHAR_MILESTONES,
-    bits_per_byte,
-    bits_per_token,
-    bytes_per_token,
-    estimate_loss,
-    milestone_table,
-    perplexity,
-)
 from llmcourse.train.metrics import read_metrics
-from llmcourse.train.optim import configure_optimizer, param_groups
-from llmcourse.train.schedule import cosine_lr, get_lr
+from llmcourse.train.optim import (
+    SGD,
+    Adam,
+    AdamW,
+    clip_grad_norm,
+    configure_optimizer,
+    param_groups,
+)
+from llmcourse.train.schedule import (
+    SCHEDULES,
+    constant_lr,
+    cosine_lr,
+    get_lr,
+    linear_lr,
+    warmup_lr,
+    wsd_lr,
+)
 from llmcourse.train.trainer import Trainer, TrainingDiverged
 
 __all__ = [
@@ -50,8 +56,17 @@ __all__ = [
     "CheckpointError",
     "get_lr",
     "cosine_lr",
+    "linear_lr",
+    "constant_lr",
+    "wsd_lr",
+    "warmup_lr",
+    "SCHEDULES",
     "param_groups",
     "configure_optimizer",
+    "AdamW",
+    "Adam",
+    "SGD",
+    "clip_grad_norm",
     "save_checkpoint",
     "load_checkpoint",
     "load_model_state",
@@ -59,13 +74,6 @@ __all__ = [
     "strip_prefixes",
     "unwrap_model",
     "read_metrics",
-    "estimate_loss",
-    "perplexity",
-    "bits_per_token",
-    "bits_per_byte",
-    "bytes_per_token",
-    "milestone_table",
-    "SHAKESPEARE_CHAR_MILESTONES",
     "DistInfo",
     "dist_info_from_env",
     "cleanup_distributed",

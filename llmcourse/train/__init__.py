@@ -14,6 +14,7 @@ Modules:
   weight-decay groups;
 - :mod:`~llmcourse.train.checkpoint` - atomic, code-free checkpoints and RNG states;
 - :mod:`~llmcourse.train.metrics` - ``metrics.jsonl``, tokens/s and MFU;
+- :mod:`~llmcourse.train.evaluate` - :func:`estimate_loss`, perplexity, bits per token and byte;
 - :mod:`~llmcourse.train.ddp` - ``torchrun`` / DistributedDataParallel helpers;
 - :mod:`~llmcourse.train.trainer` - :class:`Trainer`, :class:`TrainingDiverged`.
 """
@@ -29,6 +30,15 @@ from llmcourse.train.checkpoint import (
 )
 from llmcourse.train.config import TrainConfig
 from llmcourse.train.ddp import DistInfo, cleanup_distributed, dist_info_from_env
+from llmcourse.train.evaluate import (
+    SHAKESPEARE_CHAR_MILESTONES,
+    bits_per_byte,
+    bits_per_token,
+    bytes_per_token,
+    estimate_loss,
+    milestone_table,
+    perplexity,
+)
 from llmcourse.train.metrics import read_metrics
 from llmcourse.train.optim import (
     SGD,
@@ -74,6 +84,13 @@ __all__ = [
     "strip_prefixes",
     "unwrap_model",
     "read_metrics",
+    "estimate_loss",
+    "perplexity",
+    "bits_per_token",
+    "bits_per_byte",
+    "bytes_per_token",
+    "milestone_table",
+    "SHAKESPEARE_CHAR_MILESTONES",
     "DistInfo",
     "dist_info_from_env",
     "cleanup_distributed",

@@ -71,6 +71,7 @@ from llmcourse.train.checkpoint import (
 )
 from llmcourse.train.config import TrainConfig
 from llmcourse.train.ddp import DistInfo, all_reduce_mean, setup_distributed
+from llmcourse.train.evaluate import estimate_loss, loss_from_output as _extract_loss
 from llmcourse.train.metrics import MetricsLogger, flops_per_token, mfu
 from llmcourse.train.optim import configure_optimizer
 from llmcourse.train.schedule import get_lr
@@ -99,16 +100,22 @@ class TrainingDiverged(RuntimeError):
             ``"training-split evaluation loss"`` or ``"weights"``.
     """
 
-    def __init__(self, iteration: int, value: float | None, what: str = "training loss"):
+    def __init__(self, iteration: int, value: float | None, what: str = "training loss",
+                 kept: tuple[Path, int] | None = None, settings: str = ""):
         self.iteration = iteration
         self.value = value
         self.what = what
+        self.kept = kept  # (path, iteration) of the newest checkpoint on disk, if any
         shown = "" if value is None else f" ({value})"
+        if kept is None:
+            on_disk = "No checkpoint was written."
+        else:
+            on_disk = f"Kept {kept[0]} (iteration {kept[1]}) as it was."
         super().__init__(
             f"training diverged: the {what} is not finite{shown} at iteration {iteration}. "
-            "The last good checkpoint on disk was kept. Usual fixes: lower learning_rate, "
-            "keep grad_clip > 0 (e.g. 1.0), use a longer warmup, or dtype='float32' / "
-            "'bfloat16' instead of float16."
+            f"{on_disk} Usual fixes: lower learning_rate, keep grad_clip > 0 (e.g. 1.0), use "
+            "a longer warmup, or dtype='float32' / 'bfloat16' instead of float16"
+            + (f" (this run: {settings})." if settings else ".")
         )
 
 
@@ -119,24 +126,6 @@ def _accepts_generator(fn: Callable[..., Any]) -> bool:
         return False
     return "generator" in params or any(
         p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
-    )
-
-
-def _extract_loss(out: Any) -> torch.Tensor:
-    """The loss from a model output: ``(logits, loss)`` or a scalar tensor."""
-    if isinstance(out, torch.Tensor) and out.dim() == 0:
-        return out
-    if isinstance(out, (tuple, list)) and len(out) >= 2:
-        loss = out[1]
-        if isinstance(loss, torch.Tensor):
-            return loss
-        raise TypeError(
-            "model(x, y) returned no loss (second element is "
-            f"{type(loss).__name__}); the model must compute the loss when targets are given"
-        )
-    raise TypeError(
-        "model(x, y) must return (logits, loss) or a scalar loss tensor, got "
-        f"{type(out).__name__}"
     )
 
 
@@ -275,8 +264,25 @@ class Trainer:
             peak = peak_flops(torch.cuda.get_device_name(device), self.precision.dtype_name)
         self.peak_flops = peak
 
+        # The newest checkpoint this run has on disk: (path, iteration); named on divergence.
+        self.last_checkpoint: tuple[Path, int] | None = None
+        self.resumed_from: Path | None = None
+        self._truncate_metrics_at: int | None = None
+        self._final_resume_state: dict[str, Any] | None = None
+
         if config.init_from == "resume":
-            self.resume(self.out_dir / CKPT_NAME)
+            src = self.out_dir / CKPT_NAME
+            if not src.is_file() and (self.out_dir / BEST_NAME).is_file():
+                # Killed during the first save (best.pt done, ckpt.pt not): best.pt holds the
+                # same full state, so it is a resume point too.
+                src = self.out_dir / BEST_NAME
+            if not src.is_file():
+                raise FileNotFoundError(
+                    f"nothing to resume in {self.out_dir}: it holds no ckpt.pt or best.pt (an "
+                    "earlier run that stopped before its first checkpoint leaves none). Start "
+                    "the run again without --resume (init_from='scratch')."
+                )
+            self.resume(src)
 
     # ========================================================================================
     # Batches and evaluation
@@ -304,24 +310,9 @@ class Trainer:
         n = self.config.eval_iters if eval_iters is None else int(eval_iters)
         if n < 1:
             raise ValueError(f"eval_iters must be >= 1, got {n}")
-        model = self._eval_model
-        was_training = model.training
-        model.eval()
-        try:
-            means = []
-            for split in ("train", "val"):
-                total = torch.zeros((), device=self.device, dtype=torch.float32)
-                for _ in range(n):
-                    x, y = self._batch(split)
-                    with self.precision.autocast():
-                        loss = _extract_loss(model(x, y))
-                    total += loss.detach().float()
-                means.append(total / n)
-            stacked = all_reduce_mean(torch.stack(means), self.dist)
-            train_loss, val_loss = stacked.tolist()  # one device sync
-        finally:
-            model.train(was_training)
-        return {"train": train_loss, "val": val_loss}
+        return estimate_loss(self._eval_model, self._batch, n, ("train", "val"),
+                             autocast=self.precision.autocast,
+                             reduce=lambda t: all_reduce_mean(t, self.dist))
 
     # ========================================================================================
     # Checkpoints
@@ -354,6 +345,12 @@ class Trainer:
             "evals_since_improvement": self.evals_since_improvement,
             "last_eval_iter": self.last_eval_iter,
             "rng": self._gather_rng(),
+            # After a final evaluation off the eval_interval grid: the state from before it,
+            # so that a resume continues exactly as a run that never stopped here.
+            "resume_state": (self._final_resume_state
+                             if self._final_resume_state is not None
+                             and self._final_resume_state["iter_num"] == self.iter_num
+                             else None),
             "world_size": self.dist.world_size,
             "precision": self.precision.dtype_name,
             "torch_version": str(torch.__version__),
@@ -377,7 +374,9 @@ class Trainer:
         state = self.checkpoint_state()
         if not self.dist.is_main:
             return []
-        return [save_checkpoint(state, t) for t in targets]
+        written = [save_checkpoint(state, t) for t in targets]
+        self.last_checkpoint = (written[0], self.iter_num)
+        return written
 
     def resume(self, path: str | Path | None = None) -> dict[str, Any]:
         """Continue from a checkpoint written by :meth:`save` (default ``out_dir/ckpt.pt``).
@@ -387,6 +386,10 @@ class Trainer:
         CPU run reproduces the uninterrupted one bit for bit. The :class:`TrainConfig` given
         to the trainer is kept (so ``max_iters`` can be raised to train longer). Records of
         ``metrics.jsonl`` after the checkpoint are dropped, as they are about to be redone.
+
+        A checkpoint written after a final evaluation that is not on the ``eval_interval``
+        grid carries the random states and bookkeeping from *before* that evaluation
+        (``resume_state``), so resuming from any checkpoint the trainer writes is exact.
 
         Returns the loaded checkpoint dict.
         """
@@ -412,11 +415,12 @@ class Trainer:
         if ckpt.get("scaler") is not None and self.scaler.is_enabled():
             self.scaler.load_state_dict(ckpt["scaler"])
         self.iter_num = int(ckpt["iter_num"])
-        self.best_val_loss = float(ckpt["best_val_loss"])
-        self.evals_since_improvement = int(ckpt.get("evals_since_improvement", 0))
-        last = ckpt.get("last_eval_iter")
+        state = ckpt.get("resume_state") or ckpt
+        self.best_val_loss = float(state["best_val_loss"])
+        self.evals_since_improvement = int(state.get("evals_since_improvement", 0))
+        last = state.get("last_eval_iter")
         self.last_eval_iter = None if last is None else int(last)
-        rng_states = ckpt.get("rng") or []
+        rng_states = state.get("rng") or []
         if len(rng_states) == self.dist.world_size:
             restore_rng_state(rng_states[self.dist.rank], {"batch": self.generator})
         else:
@@ -429,8 +433,10 @@ class Trainer:
                 "correctly but not bit-identically",
                 stacklevel=2,
             )
-        self.metrics.truncate_after(self.iter_num)
+        self._truncate_metrics_at = self.iter_num  # done by fit(): resuming alone writes nothing
         self._fresh_log = False
+        self.resumed_from = src
+        self.last_checkpoint = (src, self.iter_num)
         return ckpt
 
     # ========================================================================================
@@ -548,11 +554,12 @@ class Trainer:
             "improved": improved,
         }
         if it > 0:
+            # ckpt.pt first: a kill between the two writes leaves a resume point.
             targets = []
-            if improved and self.config.save_best:
-                targets.append(self.out_dir / BEST_NAME)
             if improved or self.config.always_save_checkpoint:
                 targets.append(self.out_dir / CKPT_NAME)
+            if improved and self.config.save_best:
+                targets.append(self.out_dir / BEST_NAME)
             if targets:
                 self._save_to(targets)
         return record
@@ -587,9 +594,16 @@ class Trainer:
             self.history.append(record)
             self.metrics.write(record)
 
+        if self.iter_num > 0 and self.iter_num >= cfg.max_iters:
+            # A resumed run already at (or past) its target: nothing to do, nothing written.
+            self.stop_reason = "max_iters"
+            return history
         if self._fresh_log:
             self.metrics.reset()
             self._fresh_log = False
+        if self._truncate_metrics_at is not None:
+            self.metrics.truncate_after(self._truncate_metrics_at)
+            self._truncate_metrics_at = None
         self.model.train()
         self.stop_reason = None
         world = self.dist.world_size
@@ -604,6 +618,16 @@ class Trainer:
                 it = self.iter_num
                 if self._should_eval(it):
                     self._flush(pending)
+                    if it > 0 and it % cfg.eval_interval != 0:
+                        # The final evaluation, off the grid: an uninterrupted longer run would
+                        # not make it, so the resume point keeps the state from before it.
+                        self._final_resume_state = {
+                            "iter_num": it,
+                            "best_val_loss": self.best_val_loss,
+                            "evals_since_improvement": self.evals_since_improvement,
+                            "last_eval_iter": self.last_eval_iter,
+                            "rng": self._gather_rng(),
+                        }
                     record = self._evaluate(it)
                     evaluated = True
                     if it > 0 and (record["improved"] or cfg.always_save_checkpoint):
@@ -647,6 +671,10 @@ class Trainer:
             worked = evaluated or self.iter_num != start_iter
             if worked and self.iter_num > 0 and saved_at != self.iter_num:
                 self.save(self.out_dir / CKPT_NAME)
+        except TrainingDiverged as exc:
+            cfg_text = f"learning_rate={cfg.learning_rate:g}, grad_clip={cfg.grad_clip:g}"
+            raise TrainingDiverged(exc.iteration, exc.value, exc.what, self.last_checkpoint,
+                                   cfg_text) from None
         finally:
             pbar.close()
         return history

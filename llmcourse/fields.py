@@ -2,7 +2,8 @@
 
 Every configuration (:class:`~llmcourse.model.GPTConfig`, :class:`~llmcourse.train.TrainConfig`,
 the generation settings) checks its fields once, when it is made, with :func:`check_field`; the
-code behind them trusts what it is given. The error names the field, the rule and the value::
+code behind them trusts what it is given. The configs share :class:`DictConfig`, the one
+``to_dict`` / ``from_dict`` / ``replace``. The error names the field, the rule and the value::
 
     GPTConfig.vocab_size must be a positive integer, got 0
 
@@ -21,13 +22,15 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["check_field"]
+__all__ = ["check_field", "DictConfig"]
 
-_KIND_NAMES = {int: "an integer", float: "a number", bool: "True or False", str: "a string"}
+_KIND_NAMES = {int: "an integer", float: "a finite number", bool: "True or False",
+               str: "a non-empty string"}
 
 
 def _range_text(low: Any, high: Any, low_open: bool, high_open: bool) -> str:
@@ -49,6 +52,8 @@ def _is_kind(value: Any, kind: type) -> bool:
         return isinstance(value, numbers.Integral)
     if kind is float:
         return isinstance(value, numbers.Real) and math.isfinite(value)
+    if kind is str:
+        return isinstance(value, str) and value != ""
     return isinstance(value, kind)
 
 
@@ -106,3 +111,44 @@ def check_field(
     if kind is float:
         return float(value)
     return value
+
+
+C = TypeVar("C", bound="DictConfig")
+
+
+class DictConfig:
+    """``to_dict`` / ``from_dict`` / ``replace`` for a dataclass config (validated when made).
+
+    >>> from llmcourse.model import GPTConfig
+    >>> cfg = GPTConfig(vocab_size=65, block_size=32, n_layer=2, n_head=2, n_embd=16)
+    >>> GPTConfig.from_dict(cfg.to_dict()) == cfg, cfg.replace(n_layer=4).n_layer
+    (True, 4)
+    >>> GPTConfig.from_dict({"n_layers": 4})
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown GPTConfig field(s) ['n_layers']; known fields are [...] (pass strict=False to ignore extra keys)
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain ``dict`` of the fields (JSON- and checkpoint-safe)."""
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[C], data: dict[str, Any], *, strict: bool = True) -> C:
+        """Build a config from a dict such as :meth:`to_dict` made; missing keys take defaults.
+
+        An unknown key raises ``ValueError`` (usually a typo); with ``strict=False`` unknown
+        keys are ignored (a checkpoint from a newer version, a dict holding other settings).
+        """
+        if not isinstance(data, dict):
+            raise TypeError(f"{cls.__name__}.from_dict expects a dict, got {type(data).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - names)
+        if unknown and strict:
+            raise ValueError(f"unknown {cls.__name__} field(s) {unknown}; known fields are "
+                             f"{sorted(names)} (pass strict=False to ignore extra keys)")
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def replace(self: C, **changes: Any) -> C:
+        """A copy with some fields changed (checked again)."""
+        return type(self).from_dict({**self.to_dict(), **changes})

@@ -30,10 +30,11 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
+
+from llmcourse.fields import DictConfig, check_field
 
 NORMS = ("layernorm", "rmsnorm")
 POSITIONS = ("learned", "rope")
@@ -42,7 +43,7 @@ GELU_APPROXIMATIONS = ("tanh", "none")
 
 
 @dataclass
-class GPTConfig:
+class GPTConfig(DictConfig):
     """Shape and variant switches of a GPT.
 
     Attributes:
@@ -98,18 +99,15 @@ class GPTConfig:
     init_std: float = 0.02
 
     def __post_init__(self) -> None:
+        def field(name: str, kind: type | None = None, **rule: Any) -> None:
+            check_field(name, getattr(self, name), kind, owner="GPTConfig", **rule)
+
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "mlp_multiple_of"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
-        if not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
-            raise ValueError(
-                f"GPTConfig.dropout must be in [0, 1), got {self.dropout!r}; 0.0 turns dropout off"
-            )
-        _check_choice("norm", self.norm, NORMS)
-        _check_choice("pos", self.pos, POSITIONS)
-        _check_choice("mlp", self.mlp, MLPS)
-        _check_choice("gelu_approximate", self.gelu_approximate, GELU_APPROXIMATIONS)
+            field(name, int, low=1, rule="a positive integer")
+        field("dropout", float, low=0, high=1, high_open=True, what="0.0 turns dropout off")
+        for name, choices in (("norm", NORMS), ("pos", POSITIONS), ("mlp", MLPS),
+                              ("gelu_approximate", GELU_APPROXIMATIONS)):
+            field(name, choices=choices)
         if self.n_embd % self.n_head != 0:
             divisors = [h for h in range(1, min(self.n_embd, 64) + 1) if self.n_embd % h == 0]
             raise ValueError(
@@ -117,42 +115,23 @@ class GPTConfig:
                 f"head gets n_embd / n_head dimensions; choose n_head from {divisors} or change "
                 f"n_embd to a multiple of {self.n_head}"
             )
-        if self.n_kv_head is not None:
-            if isinstance(self.n_kv_head, bool) or not isinstance(self.n_kv_head, int) or not (
-                1 <= self.n_kv_head <= self.n_head
-            ):
-                raise ValueError(
-                    f"n_kv_head must be None or an integer in [1, n_head={self.n_head}], "
-                    f"got {self.n_kv_head!r}"
-                )
-            if self.n_head % self.n_kv_head != 0:
-                options = [k for k in range(1, self.n_head + 1) if self.n_head % k == 0]
-                raise ValueError(
-                    f"n_head ({self.n_head}) must be a multiple of n_kv_head ({self.n_kv_head}): "
-                    f"each key/value head serves the same number of query heads; "
-                    f"choose n_kv_head from {options}"
-                )
-        if self.pos == "rope":
-            if self.head_size % 2 != 0:
-                raise ValueError(
-                    f"pos='rope' rotates pairs of dimensions, so the head size must be even; "
-                    f"n_embd / n_head = {self.n_embd} / {self.n_head} = {self.head_size} is odd. "
-                    f"Change n_embd or n_head, or use pos='learned'"
-                )
-            if not (self.rope_theta > 0):
-                raise ValueError(f"rope_theta must be positive, got {self.rope_theta!r}")
-        if self.mlp_hidden is not None and (
-            isinstance(self.mlp_hidden, bool) or not isinstance(self.mlp_hidden, int)
-            or self.mlp_hidden < 1
-        ):
+        field("n_kv_head", int, low=1, high=self.n_head, optional=True)
+        if self.n_kv_head is not None and self.n_head % self.n_kv_head != 0:
+            options = [k for k in range(1, self.n_head + 1) if self.n_head % k == 0]
             raise ValueError(
-                f"mlp_hidden must be None (use the default rule) or a positive integer, "
-                f"got {self.mlp_hidden!r}"
+                f"n_head ({self.n_head}) must be a multiple of n_kv_head ({self.n_kv_head}): "
+                f"each key/value head serves the same number of query heads; "
+                f"choose n_kv_head from {options}"
             )
-        if not (self.norm_eps > 0):
-            raise ValueError(f"norm_eps must be positive, got {self.norm_eps!r}")
-        if not (self.init_std > 0):
-            raise ValueError(f"init_std must be positive, got {self.init_std!r}")
+        if self.pos == "rope" and self.head_size % 2 != 0:
+            raise ValueError(
+                f"pos='rope' rotates pairs of dimensions, so the head size must be even; "
+                f"n_embd / n_head = {self.n_embd} / {self.n_head} = {self.head_size} is odd. "
+                f"Change n_embd or n_head, or use pos='learned'"
+            )
+        field("mlp_hidden", int, low=1, optional=True, what="None uses the default rule")
+        for name in ("rope_theta", "norm_eps", "init_std"):
+            field(name, float, low=0, low_open=True)
 
     # ------------------------------------------------------------------ derived sizes
     @property
@@ -181,33 +160,3 @@ class GPTConfig:
         hidden = int(8 * self.n_embd / 3)
         m = self.mlp_multiple_of
         return m * math.ceil(hidden / m)
-
-    # ------------------------------------------------------------------ (de)serialisation
-    def to_dict(self) -> dict[str, Any]:
-        """A plain ``dict`` of the fields (JSON-friendly), for checkpoints."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any], *, strict: bool = True) -> "GPTConfig":
-        """Rebuild a config from :meth:`to_dict`'s output.
-
-        Missing keys take their defaults. Unknown keys raise a ``ValueError`` (with
-        ``strict=False`` they are ignored, e.g. for a dict that also holds trainer settings).
-        """
-        if not isinstance(d, dict):
-            raise TypeError(f"GPTConfig.from_dict expects a dict, got {type(d).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown and strict:
-            raise ValueError(
-                f"unknown GPTConfig field(s) {unknown}; known fields are {sorted(names)} "
-                f"(pass strict=False to ignore extra keys)"
-            )
-        return cls(**{k: v for k, v in d.items() if k in names})
-
-
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(
-            f"GPTConfig.{name} must be one of {', '.join(repr(c) for c in choices)}; got {value!r}"
-        )

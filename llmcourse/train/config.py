@@ -16,22 +16,22 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from llmcourse.device import normalize_dtype_name
+from llmcourse.fields import DictConfig, check_field
 
 __all__ = ["TrainConfig"]
 
 _INIT_FROM = ("scratch", "resume")
 _LR_SCHEDULES = ("cosine", "linear", "constant", "wsd")
 _OPTIMIZERS = ("torch", "llmcourse")
+_DDP_BACKENDS = ("auto", "nccl", "gloo")
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(DictConfig):
     """Everything the :class:`~llmcourse.train.Trainer` needs to know about a run.
 
     Iterations count optimizer steps; one step sees
@@ -133,123 +133,48 @@ class TrainConfig:
 
     # ----------------------------------------------------------------------------------------
     def validate(self) -> None:
-        """Check every field; raise :class:`ValueError` naming the field and a fix."""
+        """Check every field; raise :class:`ValueError` naming the field, the rule and the value."""
 
-        def bad(name: str, why: str) -> ValueError:
-            return ValueError(
-                f"TrainConfig.{name}={getattr(self, name)!r} is invalid: {why}"
-            )
+        def field(name: str, kind: type | None = None, **rule: Any) -> None:
+            check_field(name, getattr(self, name), kind, owner="TrainConfig", **rule)
 
-        def check_int(name: str, minimum: int) -> None:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise bad(name, f"expected an integer >= {minimum}")
-            if value < minimum:
-                raise bad(name, f"must be >= {minimum}")
-
-        def check_float(name: str, minimum: float, strict: bool = False) -> None:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise bad(name, "expected a number")
-            if not math.isfinite(value):
-                raise bad(name, "must be finite")
-            if value < minimum or (strict and value == minimum):
-                raise bad(name, f"must be {'>' if strict else '>='} {minimum}")
-
-        if self.init_from not in _INIT_FROM:
-            raise bad("init_from", f"use one of {_INIT_FROM}")
-        if not isinstance(self.out_dir, str) or not self.out_dir:
-            raise bad("out_dir", "give a directory path as a non-empty string")
-        check_int("max_iters", 0)
-        check_int("batch_size", 1)
-        check_int("block_size", 1)
-        check_int("grad_accum_steps", 1)
-        check_int("warmup_iters", 0)
-        if self.lr_decay_iters is not None:
-            check_int("lr_decay_iters", 0)
-        check_int("eval_interval", 1)
-        check_int("eval_iters", 1)
-        check_int("log_interval", 1)
-        check_int("seed", 0)
-        check_float("learning_rate", 0.0, strict=True)
-        check_float("min_lr", 0.0)
-        check_float("weight_decay", 0.0)
-        check_float("grad_clip", 0.0)
-        check_float("eps", 0.0, strict=True)
-        if self.min_lr > self.learning_rate:
-            raise bad("min_lr", f"must not exceed learning_rate={self.learning_rate}")
+        field("out_dir", str, rule="a directory path (a non-empty string)")
+        for name, choices in (("init_from", _INIT_FROM), ("lr_schedule", _LR_SCHEDULES),
+                              ("optimizer", _OPTIMIZERS), ("ddp_backend", _DDP_BACKENDS)):
+            field(name, choices=choices)
+        for name, low in (("max_iters", 0), ("batch_size", 1), ("block_size", 1),
+                          ("grad_accum_steps", 1), ("warmup_iters", 0), ("eval_interval", 1),
+                          ("eval_iters", 1), ("log_interval", 1), ("seed", 0)):
+            field(name, int, low=low)
+        field("lr_decay_iters", int, low=0, optional=True)
+        field("patience", int, low=1, optional=True, what="None disables early stopping")
+        for name in ("learning_rate", "eps"):
+            field(name, float, low=0, low_open=True)
+        field("peak_flops", float, low=0, low_open=True, optional=True)
+        for name in ("min_lr", "weight_decay", "grad_clip"):
+            field(name, float, low=0)
+        field("min_lr", float, high=self.learning_rate,
+              rule=f"<= learning_rate={self.learning_rate}")
         for name in ("beta1", "beta2"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-                0.0 <= value < 1.0
-            ):
-                raise bad(name, "must be a number in [0, 1)")
-        if (
-            self.decay_lr
-            and self.lr_decay_iters is not None
-            and self.lr_decay_iters < self.warmup_iters
-        ):
-            raise bad(
-                "lr_decay_iters",
-                f"must be >= warmup_iters={self.warmup_iters} (the cosine starts after warmup)",
-            )
-        if self.patience is not None:
-            check_int("patience", 1)
-        if self.peak_flops is not None:
-            check_float("peak_flops", 0.0, strict=True)
-        if self.fused_adamw is not None and not isinstance(self.fused_adamw, bool):
-            raise bad("fused_adamw", "use None (automatic), True or False")
-        if self.lr_schedule not in _LR_SCHEDULES:
-            raise bad("lr_schedule", f"use one of {_LR_SCHEDULES}")
-        check_float("cooldown_frac", 0.0)
-        if self.cooldown_frac > 1.0:
-            raise bad("cooldown_frac", "must be a fraction in [0, 1]")
-        if self.optimizer not in _OPTIMIZERS:
-            raise bad("optimizer", f"use one of {_OPTIMIZERS}")
+            field(name, float, low=0, high=1, high_open=True)
+        field("cooldown_frac", float, low=0, high=1, what="a fraction of the run")
+        if self.decay_lr and self.lr_decay_iters is not None:
+            field("lr_decay_iters", int, low=self.warmup_iters,
+                  rule=f">= warmup_iters={self.warmup_iters} (the cosine starts after warmup)")
+        field("fused_adamw", bool, optional=True, what="None: automatic")
         if self.optimizer != "torch" and self.fused_adamw:
-            raise bad("fused_adamw", "the fused kernel is torch's; use optimizer='torch' "
-                      "or leave fused_adamw=None")
-        if self.ddp_backend not in ("auto", "nccl", "gloo"):
-            raise bad("ddp_backend", "use 'auto', 'nccl' or 'gloo'")
-        if not isinstance(self.device, str) or not self.device:
-            raise bad("device", "use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+            raise ValueError("TrainConfig.fused_adamw=True needs optimizer='torch' (the fused "
+                             "kernel is torch's); leave fused_adamw=None")
+        field("device", str, rule="'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+        for name in ("save_best", "always_save_checkpoint", "compile", "decay_lr", "progress",
+                     "overwrite"):
+            field(name, bool)
         try:
             self.dtype = normalize_dtype_name(self.dtype)
         except ValueError as exc:
-            raise bad("dtype", str(exc)) from None
-        for name in ("save_best", "always_save_checkpoint", "compile", "decay_lr", "progress"):
-            if not isinstance(getattr(self, name), bool):
-                raise bad(name, "expected True or False")
+            raise ValueError(f"TrainConfig.dtype={self.dtype!r} is invalid: {exc}") from None
 
     # ----------------------------------------------------------------------------------------
     def tokens_per_iter(self, world_size: int = 1) -> int:
         """Tokens that one optimizer step consumes across all processes."""
         return self.batch_size * self.block_size * self.grad_accum_steps * world_size
-
-    def to_dict(self) -> dict[str, Any]:
-        """A plain dict of the fields (JSON- and checkpoint-safe)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], *, strict: bool = True) -> TrainConfig:
-        """Build a config from a dict such as :meth:`to_dict` made.
-
-        With ``strict=True`` an unknown key raises (it is usually a typo); with
-        ``strict=False`` unknown keys are ignored, which is what loading a checkpoint written
-        by a newer version wants.
-        """
-        if not isinstance(data, dict):
-            raise TypeError(f"TrainConfig.from_dict expects a dict, got {type(data).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown and strict:
-            raise ValueError(
-                f"unknown TrainConfig field(s) {unknown}; valid fields are {sorted(names)}"
-            )
-        return cls(**{k: v for k, v in data.items() if k in names})
-
-    def replace(self, **changes: Any) -> TrainConfig:
-        """A copy with some fields changed (validated again)."""
-        data = self.to_dict()
-        data.update(changes)
-        return TrainConfig.from_dict(data)

@@ -181,7 +181,7 @@ def sinusoidal_table(T: int, C: int, base: float = 10000.0) -> torch.Tensor:
 
     >>> pe = sinusoidal_table(3, 4)
     >>> [round(v, 4) for v in pe[1].tolist()]   # sin(1), cos(1), sin(0.01), cos(0.01)
-    [0.8415, 0.5403, 0.01, 1.0]
+    [0.8415, 0.5403, 0.01, 0.9999]
     """
     if T < 1 or C < 1 or C % 2:
         raise ValueError(f"T and C must be positive and C even (columns come in sin/cos pairs), "
@@ -259,7 +259,8 @@ class CausalSelfAttention(nn.Module):
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
-        self.n_head, self.n_kv_head = config.n_head, config.kv_heads
+        self.n_head, self.n_kv_head, self.head_size = config.n_head, config.kv_heads, config.head_size
+        self.n_embd = config.n_embd
         self.n_rep = config.n_head // config.kv_heads  # query heads per K/V head
         self.kv_dim = config.kv_heads * config.head_size
         self.c_attn = nn.Linear(config.n_embd, config.n_embd + 2 * self.kv_dim, bias=config.bias)

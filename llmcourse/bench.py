@@ -16,6 +16,8 @@ from typing import Callable
 
 import torch
 
+from llmcourse.model.gpt import mfu
+
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
@@ -90,8 +92,8 @@ def train_throughput(step: Callable[[], object], tokens_per_iter: int, flops_per
     dt = (time.perf_counter() - t0) / iters
     tokens_per_s = tokens_per_iter / dt
     flops_per_s = tokens_per_s * flops_per_token
-    mfu = None if not peak_flops else flops_per_s / peak_flops
-    return ThroughputResult(1000 * dt, tokens_per_s, flops_per_s, mfu)
+    return ThroughputResult(1000 * dt, tokens_per_s, flops_per_s,
+                            mfu(flops_per_token, tokens_per_s, peak_flops))
 
 
 def bench_train_preset(preset_name: str = "shakespeare-char-cpu", iters: int = 20,

@@ -578,3 +578,28 @@ def test_attention_does_not_override_module_internals():
     assert "_apply" not in vars(RotaryEmbedding) and "_apply" not in vars(CausalSelfAttention)
     model = make(pos="rope").half()
     assert model.rotary.cos.dtype == torch.float32 and model.rotary.cos.device.type == "cpu"
+
+
+@pytest.mark.parametrize("variant", ["gpt2", "untied", "rope", "modern"])
+def test_one_flops_formula_for_any_model(variant):
+    """The trainer's fallback for models without flops_per_token counts as the GPT formula."""
+    from torch import nn
+
+    from llmcourse.model import PEAK_FLOPS, mfu
+    from llmcourse.device import peak_flops
+    from llmcourse.train.metrics import flops_per_token as model_flops
+    from llmcourse.train.metrics import mfu as metrics_mfu
+
+    cfg = GPTConfig(**BASE, **VARIANTS[variant])
+
+    class Wrapped(nn.Module):  # a GPT inside a module that does not know the formula
+        def __init__(self):
+            super().__init__()
+            self.config, self.inner = cfg, GPT(cfg)
+
+    assert model_flops(Wrapped()) == flops_per_token(cfg)
+    assert model_flops(Wrapped(), 5) == flops_per_token(cfg, seq_len=5)
+    assert model_flops(GPT(cfg), 5) == flops_per_token(cfg, seq_len=5)
+    assert metrics_mfu is mfu
+    assert PEAK_FLOPS["A100-bf16"] == peak_flops("NVIDIA A100-SXM4-40GB", "bfloat16")
+    assert estimate_mfu(cfg, 1e6, peak_flops=1e12) == mfu(flops_per_token(cfg), 1e6, 1e12)

@@ -6,7 +6,7 @@
   :func:`sinusoidal_table` - the pieces of attention and positions, as the lessons write them;
   :mod:`llmcourse.model.functional` - softmax, cross-entropy, GELU and attention from scratch.
 - :class:`KVCache` - preallocated keys/values for fast decoding (``GPT.new_kv_cache``).
-- :func:`count_params_formula`, :func:`flops_per_token`, :func:`estimate_mfu` - the arithmetic
+- :func:`count_params_formula`, :func:`flops_per_token`, :func:`mfu`, :func:`estimate_mfu` - the arithmetic
   of model size and training cost.
 - :class:`BigramLM`, :class:`MLPLM`, :class:`WaveNetLM` - baselines with the same interface.
 - :func:`load_gpt2_weights`, :meth:`GPT.from_hf_state_dict`, :meth:`GPT.from_pretrained` -
@@ -19,7 +19,7 @@ and a ``config`` with ``vocab_size`` and ``block_size``.
 
 from .baselines import BigramConfig, BigramLM, MLPConfig, MLPLM, WaveNetConfig, WaveNetLM
 from .config import GPTConfig
-from .gpt import GPT, PEAK_FLOPS, count_params_formula, estimate_mfu, flops_per_token
+from .gpt import GPT, PEAK_FLOPS, count_params_formula, estimate_mfu, flops_per_token, mfu
 from .hf import from_hf_state_dict, gpt2_config, load_gpt2_weights
 from .kv_cache import KVCache
 from .layers import (
@@ -50,6 +50,7 @@ __all__ = [
     "count_params_formula",
     "flops_per_token",
     "estimate_mfu",
+    "mfu",
     "PEAK_FLOPS",
     "load_gpt2_weights",
     "from_hf_state_dict",

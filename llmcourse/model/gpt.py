@@ -27,17 +27,19 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from llmcourse.device import peak_flops
+
 from .config import GPTConfig
 from .kv_cache import KVCache
 from .layers import Block, RMSNorm, RotaryEmbedding, make_norm
 
-# Dense (no sparsity) peak throughput from the vendors' datasheets, in FLOP/s, for
-# estimate_mfu(peak_flops=...). These are published specifications, not measurements.
+# Datasheet peaks (dense, FLOP/s) for estimate_mfu(peak_flops=...), named by GPU and precision;
+# the numbers come from the one table in llmcourse.device.
 PEAK_FLOPS = {
-    "A100-bf16": 312e12,
-    "H100-SXM-bf16": 989e12,
-    "T4-fp16": 65e12,
-    "V100-fp16": 125e12,
+    "A100-bf16": peak_flops("A100", "bfloat16"),
+    "H100-SXM-bf16": peak_flops("H100", "bfloat16"),
+    "T4-fp16": peak_flops("T4", "float16"),
+    "V100-fp16": peak_flops("V100", "float16"),
 }
 
 
@@ -375,13 +377,29 @@ def flops_per_token(config: GPTConfig, seq_len: int | None = None, training: boo
     return float(6 * N + 12 * attn) if training else float(2 * N + 4 * attn)
 
 
+def mfu(flops_per_tok: float | None, tokens_per_s: float, peak: float | None) -> float | None:
+    """Model FLOPs utilisation: achieved FLOP/s over the hardware's peak (``None`` if unknown).
+
+    ``flops_per_tok * tokens_per_s / peak`` (PaLM, Appendix B). The one MFU of the package:
+    the Trainer's log, the benchmarks and :func:`estimate_mfu` all use it.
+
+    >>> mfu(6e6, 1e6, 12e12)
+    0.5
+    >>> mfu(None, 1e6, 12e12) is None
+    True
+    """
+    if not flops_per_tok or not peak or tokens_per_s <= 0:
+        return None
+    return flops_per_tok * tokens_per_s / peak
+
+
 def estimate_mfu(config: GPTConfig, tokens_per_second: float,
                  peak_flops: float = PEAK_FLOPS["A100-bf16"], seq_len: int | None = None) -> float:
-    """Model FLOPs utilisation: the fraction of the hardware's peak a training run achieves.
+    """The MFU of a training run of ``GPT(config)``: :func:`mfu` of :func:`flops_per_token`.
 
-    ``flops_per_token(config) * tokens_per_second / peak_flops`` (PaLM, Appendix B). Pass the
-    peak of your device and precision (see ``PEAK_FLOPS`` for datasheet values); for a
-    multi-GPU run use the total throughput and the summed peak.
+    Pass the peak of your device and precision (see ``PEAK_FLOPS`` and
+    :func:`llmcourse.device.peak_flops` for datasheet values); for a multi-GPU run use the
+    total throughput and the summed peak.
 
     >>> cfg = GPTConfig(vocab_size=50257)
     >>> round(estimate_mfu(cfg, tokens_per_second=150_000, peak_flops=312e12), 3)
@@ -389,4 +407,5 @@ def estimate_mfu(config: GPTConfig, tokens_per_second: float,
     """
     if peak_flops <= 0:
         raise ValueError(f"peak_flops must be positive, got {peak_flops}")
-    return flops_per_token(config, seq_len=seq_len, training=True) * tokens_per_second / peak_flops
+    return mfu(flops_per_token(config, seq_len=seq_len, training=True), tokens_per_second,
+               peak_flops) or 0.0

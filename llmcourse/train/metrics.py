@@ -32,6 +32,8 @@ from typing import Any
 
 from torch import nn
 
+from llmcourse.model.gpt import mfu
+
 __all__ = ["MetricsLogger", "read_metrics", "flops_per_token", "mfu"]
 
 
@@ -106,48 +108,33 @@ def read_metrics(
 
 
 def flops_per_token(model: nn.Module, seq_len: int | None = None) -> float | None:
-    """Training FLOPs (forward + backward) per token, or ``None`` when unknown.
+    """Training FLOPs (forward + backward) per token of ``model``, or ``None`` when unknown.
 
-    Uses the model's own ``flops_per_token`` (a number, or a method taking an optional
-    sequence length) when it has one. Otherwise, for a GPT-like ``config`` with ``n_layer`` and
-    ``n_embd``, the standard estimate ``6 N + 12 L d T``: 6 FLOPs per parameter per token (2
-    forward, 4 backward) plus the attention score and weighted-sum matmuls over a context of
-    ``T`` tokens. ``N`` counts every parameter once (the tied output projection is a real
-    matmul; the small position table is a slight over-count).
+    The model's own ``flops_per_token`` (a number, or a method taking an optional sequence
+    length) when it has one, as :class:`~llmcourse.model.GPT` does. Otherwise, for a model
+    whose ``config`` has ``n_layer`` and ``n_embd``, the same formula as
+    :func:`llmcourse.model.flops_per_token`, ``6 N + 12 n_layer n_embd T``, with ``N`` the
+    non-embedding parameters counted the same way (lookup tables left out, a table that is
+    also an output layer's weight kept).
     """
     own = getattr(model, "flops_per_token", None)
     if own is not None:
-        if callable(own):
-            try:
-                value = own(seq_len) if seq_len is not None else own()
-            except TypeError:
-                value = own()
-        else:
-            value = own
+        if not callable(own):
+            return float(own)
+        try:
+            value = own(seq_len) if seq_len is not None else own()
+        except TypeError:
+            value = own()
         return float(value) if value is not None else None
     cfg = getattr(model, "config", None)
-    n_layer = getattr(cfg, "n_layer", None)
-    n_embd = getattr(cfg, "n_embd", None)
-    if not (isinstance(n_layer, int) and isinstance(n_embd, int)):
+    n_layer, n_embd = getattr(cfg, "n_layer", None), getattr(cfg, "n_embd", None)
+    seq_len = getattr(cfg, "block_size", None) if seq_len is None else seq_len
+    if not all(isinstance(v, int) for v in (n_layer, n_embd, seq_len)):
         return None
-    if seq_len is None:
-        seq_len = getattr(cfg, "block_size", None)
-        if not isinstance(seq_len, int):
-            return None
-    n_params = sum(p.numel() for p in model.parameters())
-    return float(6 * n_params + 12 * n_layer * n_embd * seq_len)
+    return float(6 * _non_embedding_params(model) + 12 * n_layer * n_embd * seq_len)
 
 
-def mfu(
-    flops_per_tok: float | None,
-    tokens_per_s: float,
-    peak_flops_total: float | None,
-) -> float | None:
-    """Model FLOPs utilisation: achieved FLOP/s divided by the peak (``None`` if unknown).
-
-    >>> mfu(6e6, 1e6, 12e12)
-    0.5
-    """
-    if not flops_per_tok or not peak_flops_total or tokens_per_s <= 0:
-        return None
-    return flops_per_tok * tokens_per_s / peak_flops_total
+def _non_embedding_params(model: nn.Module) -> int:
+    linear = {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear)}
+    lookup = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)} - linear
+    return sum(p.numel() for p in model.parameters() if id(p) not in lookup)

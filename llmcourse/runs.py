@@ -244,11 +244,13 @@ def train_preset(preset: dict[str, dict[str, Any]], *, resume: bool = False,
     from llmcourse.device import pick_device
     from llmcourse.model import GPT
     from llmcourse.train import Trainer
-    from llmcourse.train.trainer import BEST_NAME, CKPT_NAME
+    from llmcourse.train.trainer import BEST_NAME, CKPT_NAME, METRICS_NAME, refuse_earlier_run
 
     out_dir = Path(preset.get("train", {}).get("out_dir", "out"))
     run_file = out_dir / RUN_FILE
     has_ckpt = any((out_dir / n).is_file() for n in (CKPT_NAME, BEST_NAME))
+    if not resume and not preset.get("train", {}).get("overwrite", False):
+        refuse_earlier_run(out_dir)  # before any work: a refused run changes nothing
     earlier = read_json(run_file, "run") if resume and has_ckpt and run_file.is_file() else None
     if earlier is not None:  # a resumed run keeps its data and its model
         before = (earlier.get("preset") or {}).get("data", {})
@@ -318,8 +320,18 @@ def train_preset(preset: dict[str, dict[str, Any]], *, resume: bool = False,
         "model_config": model_cfg.to_dict(),
         "train_config": train_cfg.to_dict(),
     }
+    # What a failed command must give back: the run's records as they were, unless the
+    # command got as far as a new checkpoint (then they describe that checkpoint).
+    before = {p: p.read_bytes() for p in (run_file, out_dir / METRICS_NAME) if p.is_file()}
+    start = trainer.last_checkpoint
     _write_json_atomic(run_file, run_info)
-    return trainer.fit()
+    try:
+        return trainer.fit()
+    except BaseException:
+        if trainer.last_checkpoint == start:
+            for path, data in before.items():
+                _write_bytes_atomic(path, data)
+        raise
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -330,12 +342,15 @@ def read_json(path: Path, what: str) -> Any:
 
 
 def _write_json_atomic(path: Path, obj: Any) -> None:
+    _write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+
+
+def _write_bytes_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
-            f.write("\n")
+        with open(tmp, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -105,6 +105,37 @@ def test_resume_reproduces_uninterrupted_run_bitwise(tmp_path):
     assert [r["iter"] for r in recs if r["type"] == "eval"] == [0, 4, 8, 12]
 
 
+@pytest.mark.parametrize("stop_at", [7, 8, 5])
+def test_resume_is_exact_from_every_checkpoint_even_off_the_eval_grid(tmp_path, stop_at):
+    """A run stopped at ``stop_at`` (7 and 5: not evaluation steps, so the stop adds a final
+    evaluation an uninterrupted run does not make) and resumed to 12 equals one 12-step run:
+    every loss, evaluation, the weights, and early stopping's bookkeeping."""
+    model_cfg = TinyConfig(dropout=0.3)
+    get_batch = random_batch_fn(TOKENS)
+    common = dict(lr_decay_iters=12, patience=3, always_save_checkpoint=False)
+    straight = Trainer(TinyLM(model_cfg, seed=0), make_cfg(tmp_path, "straight", **common),
+                       get_batch)
+    h_straight = straight.fit()
+
+    first = Trainer(TinyLM(model_cfg, seed=0),
+                    make_cfg(tmp_path, "stop", max_iters=stop_at, **common), get_batch)
+    first.fit()
+    ckpt = load_checkpoint(tmp_path / "stop" / "ckpt.pt")
+    assert ckpt["iter_num"] == stop_at
+    assert (ckpt["resume_state"] is None) == (stop_at % 4 == 0)  # off the grid: pre-eval state
+    resumed = Trainer(TinyLM(model_cfg, seed=3),
+                      make_cfg(tmp_path, "stop", init_from="resume", **common), get_batch)
+    h_resumed = resumed.fit()
+    ref, got = train_losses(h_straight), train_losses(h_resumed)
+    assert got == {i: ref[i] for i in range(stop_at, 12)}
+    evals = lambda h: [(r["iter"], r["val_loss"], r["best_val_loss"]) for r in h
+                       if r["type"] == "eval"]
+    assert evals(h_resumed) == [e for e in evals(h_straight) if e[0] > stop_at]
+    assert resumed.evals_since_improvement == straight.evals_since_improvement
+    for k, v in straight.raw_model.state_dict().items():
+        assert torch.equal(resumed.raw_model.state_dict()[k], v), k
+
+
 def test_checkpoint_contents_are_plain_and_complete(tmp_path):
     cfg = make_cfg(tmp_path, max_iters=4, eval_interval=2, grad_accum_steps=1)
     trainer = Trainer(TinyLM(), cfg, random_batch_fn(TOKENS))

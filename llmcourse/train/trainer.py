@@ -119,6 +119,19 @@ class TrainingDiverged(RuntimeError):
         )
 
 
+def refuse_earlier_run(out_dir: str | Path) -> None:
+    """Raise :class:`FileExistsError` if ``out_dir`` holds an earlier run's checkpoints."""
+    out_dir = Path(out_dir)
+    earlier = [n for n in (CKPT_NAME, BEST_NAME) if (out_dir / n).is_file()]
+    if earlier:
+        raise FileExistsError(
+            f"{out_dir} already holds {' and '.join(earlier)} from an earlier run, "
+            "which a new run from scratch would replace. Continue that run with "
+            "init_from='resume' (CLI: --resume), pick another out_dir, or set "
+            "overwrite=True (CLI: --set overwrite=true) to replace it."
+        )
+
+
 def _accepts_generator(fn: Callable[..., Any]) -> bool:
     try:
         params = inspect.signature(fn).parameters
@@ -185,14 +198,7 @@ class Trainer:
         self.get_batch = get_batch
         self.out_dir = Path(config.out_dir)
         if config.init_from == "scratch" and not config.overwrite:
-            earlier = [n for n in (CKPT_NAME, BEST_NAME) if (self.out_dir / n).is_file()]
-            if earlier:
-                raise FileExistsError(
-                    f"{self.out_dir} already holds {' and '.join(earlier)} from an earlier run, "
-                    "which a new run from scratch would replace. Continue that run with "
-                    "init_from='resume' (CLI: --resume), pick another out_dir, or set "
-                    "overwrite=True (CLI: --set overwrite=true) to replace it."
-                )
+            refuse_earlier_run(self.out_dir)
 
         # ---- where and how -----------------------------------------------------------------
         device = pick_device(config.device)

@@ -122,6 +122,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if prompt == "":
         raise UserError("--prompt is empty: give at least one character, e.g. --prompt 'ROMEO:'")
     try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as exc:  # bytes the terminal passed that are not UTF-8
+        raise UserError(f"--prompt holds {exc.object[exc.start:exc.end]!r}, which is not "
+                        "UTF-8 text; give the prompt in UTF-8") from None
+    try:
         ids = tok.encode(prompt)
     except (KeyError, ValueError) as exc:  # e.g. a character the char tokenizer never saw
         detail = exc.args[0] if exc.args else exc

@@ -222,6 +222,13 @@ def test_full_disk_on_a_real_tmpfs(world, tmp_path, monkeypatch, capsys):
         line = one_error_line(capsys, "train")
         assert "no space left on the device" in line and str(disk) in line
         assert not [p.name for p in disk.iterdir() if ".tmp" in p.name]
+        big = tmp_path / "big.txt"
+        big.write_text(TEXT * 40, encoding="utf-8")  # 2 bytes a token: more than the disk
+        code = cli.main(["prepare", str(big), "--out-dir", str(disk / "prep"), "--no-progress"])
+        assert code == 1
+        line = one_error_line(capsys, "prepare")
+        assert "no space left on the device" in line and str(disk / "prep") in line
+        assert not [p.name for p in disk.iterdir() if p.name.startswith(".")]
     finally:
         subprocess.run(["umount", str(disk)], check=False)
 
@@ -302,6 +309,26 @@ def test_a_corrupted_token_file_is_named_with_the_bad_id(world, tmp_path, monkey
                      "--device", "cpu"]) == 2
     assert "token id 999" in one_error_line(capsys, "eval")
     assert snapshot(out) == before
+
+
+def test_a_prompt_that_is_not_utf8_is_one_line(run, capsys):
+    out, _ = run
+    capsys.readouterr()
+    # a terminal passing undecodable bytes gives Python lone surrogates in sys.argv
+    assert cli.main(["sample", "--checkpoint", str(out), "--device", "cpu",
+                     "--prompt", "caf\udce9"]) == 2
+    assert "not UTF-8 text" in one_error_line(capsys, "sample")
+
+
+def test_gpt2_decode_of_a_negative_id_names_it():
+    from llmcourse.tokenizers import get_tokenizer
+
+    try:
+        tok = get_tokenizer("gpt2")
+    except Exception as exc:  # pragma: no cover - no tiktoken files offline
+        pytest.skip(f"gpt2 encoding unavailable: {exc}")
+    with pytest.raises(ValueError, match="id -1 is not in the vocabulary of 'gpt2'"):
+        tok.decode([5, -1])
 
 
 def test_get_batch_refuses_negative_and_too_large_ids():

@@ -89,6 +89,11 @@ class TiktokenTokenizer(Tokenizer):
             raise ValueError(
                 f"id {e.args[0]} is not in the vocabulary of {self.name!r} (size {self.vocab_size})"
             ) from None
+        except OverflowError:  # a negative or huge id
+            bad = next(i for i in ids if not 0 <= int(i) < self.vocab_size)
+            raise ValueError(
+                f"id {bad} is not in the vocabulary of {self.name!r} (size {self.vocab_size})"
+            ) from None
 
     def decode_bytes(self, ids: Sequence[int]) -> bytes:
         return self.encoding.decode_bytes([int(i) for i in ids])

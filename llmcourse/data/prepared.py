@@ -64,6 +64,7 @@ from llmcourse.data.registry import (
     list_datasets,
     normalize_split,
 )
+from llmcourse.tokenizers import token_dtype  # the one dtype rule, shared with encode_file
 
 __all__ = ["FORMAT_VERSION", "PreparedData", "prepare", "token_dtype", "open_prepared"]
 
@@ -72,27 +73,6 @@ FORMAT_VERSION = 1
 
 _OUR_FILES = {"train.bin", "val.bin", "meta.json", "tokenizer.json"}
 _CHUNK_CHARS = 1 << 22  # characters per read when collecting a character vocabulary
-
-
-def token_dtype(vocab_size: int) -> np.dtype:
-    """The smallest unsigned dtype that holds every id of a vocabulary.
-
-    Example:
-        >>> token_dtype(50257), token_dtype(65536), token_dtype(65537)
-        (dtype('uint16'), dtype('uint16'), dtype('uint32'))
-    """
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)):
-        raise TypeError(f"vocab_size must be an int, got {vocab_size!r}")
-    if vocab_size < 1:
-        raise ValueError(f"vocab_size must be at least 1, got {vocab_size}")
-    if vocab_size <= 1 << 16:
-        return np.dtype(np.uint16)
-    if vocab_size <= 1 << 32:
-        return np.dtype(np.uint32)
-    raise ValueError(
-        f"vocab_size {vocab_size:,} is too large for the token files: ids are stored as uint32, "
-        f"which holds at most {1 << 32:,} distinct ids. Use a smaller vocabulary."
-    )
 
 
 @dataclass

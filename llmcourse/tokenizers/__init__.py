@@ -14,7 +14,7 @@
 'the mat'
 """
 
-from .base import ENDOFTEXT, SpecialTokenError, Tokenizer
+from .base import ENDOFTEXT, SpecialTokenError, Tokenizer, token_dtype
 from .bpe import BPETokenizer
 from .char import CharTokenizer, UnknownCharacterError
 from .patterns import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN
@@ -24,6 +24,7 @@ from .stream import encode_file
 from .tiktoken_bridge import TiktokenTokenizer
 
 __all__ = [
+    "token_dtype",
     "ENDOFTEXT",
     "GPT2_SPLIT_PATTERN",
     "GPT4_SPLIT_PATTERN",

@@ -29,6 +29,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator, Sequence
 from typing import Any, Literal, Union
 
+import numpy as np
 import regex
 
 AllowedSpecial = Union[Literal["none_raise", "none", "all"], Collection[str]]
@@ -189,8 +190,17 @@ def _check_text(text: object) -> None:
         )
 
 
-def check_special_tokens(special_tokens: dict[str, int]) -> None:
-    """Validate a ``{string: id}`` mapping of special tokens (non-empty strings, distinct ids)."""
+def check_special_tokens(special_tokens: dict[str, int], ordinary: Sequence[Any] = ()) -> None:
+    """Validate a ``{string: id}`` mapping of special tokens (non-empty strings, distinct ids).
+
+    ``ordinary`` lists the tokenizer's ordinary tokens (characters, byte strings): their ids
+    ``0 .. len(ordinary) - 1`` are taken, so a special id among them is an error.
+
+    >>> check_special_tokens({"<|end|>": 1}, ordinary=["a", "b"])
+    Traceback (most recent call last):
+    ...
+    ValueError: special token '<|end|>' has id 1, which is already the ordinary token 'b'; special ids must be >= 2
+    """
     seen: dict[int, str] = {}
     for s, i in special_tokens.items():
         if not isinstance(s, str) or not s:
@@ -199,4 +209,28 @@ def check_special_tokens(special_tokens: dict[str, int]) -> None:
             raise ValueError(f"special token {s!r} has id {i!r}; ids must be non-negative ints")
         if i in seen:
             raise ValueError(f"special tokens {seen[i]!r} and {s!r} share the id {i}")
+        if i < len(ordinary):
+            raise ValueError(f"special token {s!r} has id {i}, which is already the ordinary token "
+                             f"{ordinary[i]!r}; special ids must be >= {len(ordinary)}")
         seen[i] = s
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    """The smallest unsigned dtype that holds every id of a vocabulary (token files, streams).
+
+    Example:
+        >>> token_dtype(50257), token_dtype(65536), token_dtype(65537)
+        (dtype('uint16'), dtype('uint16'), dtype('uint32'))
+    """
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)):
+        raise TypeError(f"vocab_size must be an int, got {vocab_size!r}")
+    if vocab_size < 1:
+        raise ValueError(f"vocab_size must be at least 1, got {vocab_size}")
+    if vocab_size <= 1 << 16:
+        return np.dtype(np.uint16)
+    if vocab_size <= 1 << 32:
+        return np.dtype(np.uint32)
+    raise ValueError(
+        f"vocab_size {vocab_size:,} is too large for the token files: ids are stored as uint32, "
+        f"which holds at most {1 << 32:,} distinct ids. Use a smaller vocabulary."
+    )

@@ -102,13 +102,7 @@ class BPETokenizer(Tokenizer):
         self.vocab: list[bytes] = vocab
 
         specials = dict(special_tokens or {})
-        check_special_tokens(specials)
-        for s, i in specials.items():
-            if i < len(vocab):
-                raise ValueError(
-                    f"special token {s!r} has id {i}, which is already the ordinary token "
-                    f"{vocab[i]!r}; special ids must be >= {len(vocab)}"
-                )
+        check_special_tokens(specials, ordinary=vocab)
         self.special_tokens: dict[str, int] = specials
         self._special_bytes = {i: s.encode("utf-8") for s, i in specials.items()}
         self._size = max([len(vocab) - 1, *specials.values()]) + 1

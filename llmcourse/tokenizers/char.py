@@ -66,13 +66,7 @@ class CharTokenizer(Tokenizer):
             specials = dict(special_tokens)
         else:
             specials = {s: len(chars) + k for k, s in enumerate(special_tokens)}
-        check_special_tokens(specials)
-        for s, i in specials.items():
-            if i < len(chars):
-                raise ValueError(
-                    f"special token {s!r} has id {i}, which belongs to character {chars[i]!r}; "
-                    f"special ids must be >= {len(chars)}"
-                )
+        check_special_tokens(specials, ordinary=chars)
         self.special_tokens = specials
         # Decoding table: id -> string (characters, then special tokens).
         self._itos: dict[int, str] = dict(enumerate(chars))

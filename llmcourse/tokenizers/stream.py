@@ -39,7 +39,7 @@ from typing import Any, Callable
 import numpy as np
 import regex
 
-from .base import AllowedSpecial, Tokenizer
+from .base import AllowedSpecial, Tokenizer, token_dtype
 from .bpe import BPETokenizer
 from .char import CharTokenizer
 from .tiktoken_bridge import TiktokenTokenizer
@@ -172,7 +172,7 @@ def encode_file(
 def _pick_dtype(tokenizer: Tokenizer, dtype: Any) -> np.dtype[Any]:
     top = tokenizer.vocab_size - 1
     if dtype is None:
-        return np.dtype(np.uint16 if top <= np.iinfo(np.uint16).max else np.uint32)
+        return token_dtype(tokenizer.vocab_size)
     dtype = np.dtype(dtype)
     if dtype.kind not in "iu" or top > np.iinfo(dtype).max:
         raise ValueError(f"dtype {dtype} cannot hold ids up to {top}; use uint32 or int64")

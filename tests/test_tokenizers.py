@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -22,7 +23,9 @@ from llmcourse.tokenizers import (
     SpecialTokenError,
     TiktokenTokenizer,
     UnknownCharacterError,
+    basic,
     get_tokenizer,
+    token_dtype,
 )
 
 _SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -42,50 +45,55 @@ def shakespeare() -> str:
 
 # ---------------------------------------------------------------- reference implementations
 def textbook_train(text: str, num_merges: int, pattern: str | None) -> list[tuple[int, int]]:
-    """The lesson's slow loop: recount every pair after every merge (same tie-break rule)."""
-    chunks = regex.findall(pattern, text) if pattern else [text]
-    seqs = [list(c.encode("utf-8")) for c in chunks]
+    """The package's textbook loop (tokenizers.basic), over regex chunks when there is a pattern."""
+    if pattern is None:
+        return list(basic.train(text, 256 + num_merges))
+    seqs = [list(c.encode("utf-8")) for c in regex.findall(pattern, text)]
     merges = []
     for k in range(num_merges):
         counts: Counter[tuple[int, int]] = Counter()
         for s in seqs:
-            counts.update(zip(s, s[1:]))
+            counts.update(basic.get_stats(s))
         if not counts:
             break
         pair = min(counts, key=lambda p: (-counts[p], p))
         merges.append(pair)
-        new = 256 + k
-        for n, s in enumerate(seqs):
-            out, i = [], 0
-            while i < len(s):
-                if i + 1 < len(s) and (s[i], s[i + 1]) == pair:
-                    out.append(new)
-                    i += 2
-                else:
-                    out.append(s[i])
-                    i += 1
-            seqs[n] = out
+        seqs = [basic.merge(s, pair, 256 + k) for s in seqs]
     return merges
 
 
 def reference_encode(tok: BPETokenizer, data: bytes) -> list[int]:
-    """Lowest-rank pair first, all its occurrences left to right."""
+    """Lowest-rank pair first, all its occurrences left to right (basic.merge)."""
     ids = [tok.byte_ids[b] for b in data]
     while len(ids) > 1:
         ranked = [(tok.merges[p], p) for p in zip(ids, ids[1:]) if p in tok.merges]
         if not ranked:
             break
         new, pair = min(ranked)
-        out, i = [], 0
-        while i < len(ids):
-            if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:
-                out.append(new)
-                i += 2
-            else:
-                out.append(ids[i])
-                i += 1
-        ids = out
+        ids = basic.merge(ids, pair, new)
     return ids
+
+
+def test_textbook_bpe_makes_the_fast_trainers_merges(small_corpus):
+    text = small_corpus[:5000]
+    merges = basic.train(text, 256 + 60)
+    fast = BPETokenizer.train(text, 256 + 60, pattern=None)
+    assert list(merges) == fast.merge_list
+    assert list(merges.values()) == list(range(256, 316))
+    sample = small_corpus[5000:5600]
+    assert basic.encode(sample, merges) == fast.encode(sample)
+    assert basic.decode(basic.encode(sample, merges), merges) == sample
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.text(alphabet="ab c\u00e9", max_size=60), st.integers(0, 25))
+def test_textbook_bpe_matches_the_fast_trainer_on_random_text(text, n):
+    if not text:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # short texts run out of pairs: fewer merges, warned
+        fast = BPETokenizer.train(text, 256 + n, pattern=None)
+    assert list(basic.train(text, 256 + n)) == fast.merge_list
 
 
 # ---------------------------------------------------------------- fixtures
@@ -430,3 +438,25 @@ def test_docstring_examples(module):
     )
     result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_special_ids_may_not_take_ordinary_ids():
+    with pytest.raises(ValueError, match="already the ordinary token 'b'"):
+        CharTokenizer(["a", "b"], special_tokens={"<|x|>": 1})
+    with pytest.raises(ValueError, match=r"already the ordinary token b'\\x05'"):
+        BPETokenizer([], special_tokens={"<|x|>": 5})
+    assert CharTokenizer(["a"], special_tokens={"<|x|>": 1}).vocab_size == 2
+
+
+def test_one_token_dtype_for_files_and_streams(tmp_path):
+    import numpy as np
+
+    from llmcourse.data import token_dtype as data_token_dtype
+    from llmcourse.tokenizers import encode_file
+
+    assert data_token_dtype is token_dtype
+    path = tmp_path / "t.txt"
+    path.write_text("abcabc")
+    tok = CharTokenizer.from_text("abc")
+    (arr,) = list(encode_file(path, tok))
+    assert arr.dtype == token_dtype(tok.vocab_size) == np.uint16

@@ -1,6 +1,8 @@
 """Tokenizers: text to integer ids and back.
 
 - :class:`CharTokenizer` - one id per character (lesson 1).
+- :mod:`~llmcourse.tokenizers.basic` - the textbook BPE (:func:`get_stats`, :func:`merge`,
+  ``basic.train`` / ``basic.encode`` / ``basic.decode``), the reference of lesson 2.
 - :class:`BPETokenizer` - byte-level BPE written from scratch: fast incremental training, regex
   pre-splitting (:data:`GPT2_SPLIT_PATTERN`, :data:`GPT4_SPLIT_PATTERN`), special tokens, export to
   tiktoken, and GPT-2 / cl100k vocabularies loaded from tiktoken's ranks (lessons 2-3).
@@ -15,6 +17,8 @@
 """
 
 from .base import ENDOFTEXT, SpecialTokenError, Tokenizer, token_dtype
+from . import basic
+from .basic import get_stats, merge
 from .bpe import BPETokenizer
 from .char import CharTokenizer, UnknownCharacterError
 from .patterns import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN
@@ -25,6 +29,9 @@ from .tiktoken_bridge import TiktokenTokenizer
 
 __all__ = [
     "token_dtype",
+    "basic",
+    "get_stats",
+    "merge",
     "ENDOFTEXT",
     "GPT2_SPLIT_PATTERN",
     "GPT4_SPLIT_PATTERN",

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .base import Tokenizer, check_special_tokens
+from .basic import merge
 from .patterns import GPT2_SPLIT_PATTERN, compile_pattern, resolve_pattern
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -250,17 +251,7 @@ class BPETokenizer(Tokenizer):
             new_id = get(best)
             if new_id is None:
                 break
-            a, b = best
-            merged: list[int] = []
-            i, n = 0, len(ids)
-            while i < n:
-                if i < n - 1 and ids[i] == a and ids[i + 1] == b:
-                    merged.append(new_id)
-                    i += 2
-                else:
-                    merged.append(ids[i])
-                    i += 1
-            ids = merged
+            ids = merge(ids, best, new_id)  # the textbook step (tokenizers.basic)
         return ids
 
     def _encode_long(self, ids: list[int]) -> list[int]:

@@ -141,8 +141,17 @@ def stream(
     concatenation (character, byte-level BPE, tiktoken).
 
     Example:
-        >>> for piece in stream(model, tok.encode("Once"), 50, decode=tok.decode):  # doctest: +SKIP
-        ...     print(piece, end="", flush=True)
+        >>> from llmcourse.model import GPT, GPTConfig
+        >>> from llmcourse.tokenizers import CharTokenizer
+        >>> tok = CharTokenizer.from_text("abcdefgh ")
+        >>> model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=8, n_layer=1, n_head=1,
+        ...                       n_embd=8))
+        >>> pieces = list(stream(model, tok.encode("ab"), 12, decode=tok.decode, seed=0))
+        >>> len("".join(pieces)), all(isinstance(p, str) for p in pieces)
+        (12, True)
+        >>> ids = list(stream(model, tok.encode("ab"), 12, seed=0))   # past block_size too
+        >>> ids == generate(model, tok.encode("ab"), 12, seed=0)[0, 2:].tolist()
+        True
     """
     settings = Settings.for_model(model, max_new_tokens, temperature, top_k, top_p, eos_id,
                                   use_cache, keep_on_rebuild)

@@ -108,8 +108,15 @@ def beam_search(
         ``num_return`` :class:`BeamHypothesis`, best first.
 
     Example:
-        >>> best = beam_search(model, prompt, beam_width=4, max_new_tokens=20)[0]  # doctest: +SKIP
-        >>> best.tokens, best.score   # doctest: +SKIP
+        >>> from llmcourse.generate import generate
+        >>> from llmcourse.model import GPT, GPTConfig
+        >>> model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=1, n_embd=8))
+        >>> best, second = beam_search(model, [1, 2], beam_width=4, max_new_tokens=10, num_return=2)
+        >>> best.tokens.shape, best.finished, best.score >= second.score
+        (torch.Size([12]), False, True)
+        >>> (h,) = beam_search(model, [1, 2], beam_width=1, max_new_tokens=10)   # greedy
+        >>> torch.equal(h.tokens, generate(model, [1, 2], 10, temperature=0)[0])
+        True
     """
     settings = Settings.for_model(model, max_new_tokens, eos_id=eos_id, use_cache=use_cache,
                                   keep_on_rebuild=keep_on_rebuild)

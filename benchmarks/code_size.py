@@ -14,6 +14,7 @@ no longer exists is skipped, so the script keeps working as the code is reorgani
 
     python benchmarks/code_size.py
     python benchmarks/code_size.py --json out/code_size.json
+    python benchmarks/code_size.py --root /tmp/old/llmcourse     # an older checkout
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import ast
 import json
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1] / "llmcourse"
+ROOT = Path(__file__).resolve().parents[1] / "llmcourse"  # --root measures another checkout
 
 # concept -> candidate "module:Qualified.name" entries (those that exist are summed)
 CONCEPTS = {
@@ -33,7 +34,13 @@ CONCEPTS = {
     "BPE trainer": ["tokenizers/bpe.py:BPETokenizer.train", "tokenizers/bpe.py:_learn_merges",
                     "tokenizers/bpe_train.py:learn_merges"],
     "Trainer.fit": ["train/trainer.py:Trainer.fit"],
+    "textbook BPE train": ["tokenizers/basic.py:train"],
 }
+
+# modules whose size is printed on their own (those that exist)
+WATCHED = ["generate.py", "generate/__init__.py", "generate/sampling.py", "generate/settings.py",
+           "generate/decoding.py", "generate/api.py", "generate/beam.py", "model/layers.py",
+           "model/config.py", "train/config.py", "tokenizers/basic.py", "fields.py"]
 
 
 def modules() -> list[Path]:
@@ -85,7 +92,8 @@ def measure() -> dict:
             if fn is not None:
                 parts[entry] = body_lines(fn, text.splitlines())
         concepts[concept] = {"total": sum(parts.values()), "parts": parts}
-    return {"lines": sum(sizes.values()), "modules": len(mods),
+    watched = {m: sizes[m] for m in WATCHED if m in sizes}
+    return {"lines": sum(sizes.values()), "modules": len(mods), "watched": watched,
             "longest": {"module": longest, "lines": sizes[longest]},
             "raise": raises, "concepts": concepts}
 
@@ -93,11 +101,17 @@ def measure() -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--json", help="also write the figures to this file")
+    p.add_argument("--root", help="the llmcourse/ folder to measure (default: this checkout's); "
+                   "e.g. of `git archive <commit> llmcourse | tar -x -C /tmp/old`")
     args = p.parse_args()
+    if args.root:
+        global ROOT
+        ROOT = Path(args.root).resolve()
     m = measure()
     print(f"llmcourse/ outside checks/: {m['lines']} lines in {m['modules']} modules")
     print(f"longest module: {m['longest']['module']} ({m['longest']['lines']} lines)")
     print(f"raise statements: {m['raise']}")
+    print("modules: " + ", ".join(f"{k} {v}" for k, v in m["watched"].items()))
     for concept, c in m["concepts"].items():
         parts = ", ".join(f"{k.split(':')[1]} {v}" for k, v in c["parts"].items())
         print(f"body lines of {concept}: {c['total']}  ({parts})")

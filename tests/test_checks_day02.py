@@ -214,3 +214,28 @@ def test_encode_single_pass(capsys):
 def test_encode_no_merges(capsys):
     assert bool(day02.check_encode(lambda text, merges: list(text.encode("utf-8")))) is False
     assert "no merge was applied" in verdict(capsys)
+
+
+# ---- an unfinished earlier exercise is named (issue 11) -------------------------------------
+
+
+def test_train_bpe_names_unfinished_merge(capsys):
+    notebook = {}  # the learner's namespace: a finished train_bpe calling a stubbed merge
+    exec("def merge(ids, pair, new_id):\n    raise NotImplementedError\n\n"
+         "def train_bpe(text, vocab_size):\n    return merge(list(text.encode()), (1, 2), 256)\n",
+         notebook)
+    train_bpe = notebook["train_bpe"]
+
+    assert bool(day02.check_train_bpe(train_bpe)) is False
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    assert "merge: not done yet — finish exercise 2 first" in out
+
+
+def test_merge_crash_shows_the_input(capsys):
+    def crash(ids, pair, new_id):
+        return [ids[i + 1] for i in range(len(ids))]  # IndexError at the end
+
+    assert bool(day02.check_merge(crash)) is False
+    out = capsys.readouterr().out
+    assert "your code raised IndexError" in out and "merge([1, 2, 3, 1, 2], (1, 2), 99)" in out

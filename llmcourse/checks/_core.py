@@ -765,14 +765,25 @@ class EarlierNotDone(CheckFailed):
                          "run this check again")
 
 
-def _raising_function(exc: BaseException) -> Optional[str]:
-    """The name of the function in which ``exc`` was raised (the innermost traceback frame)."""
+def _raising_names(exc: BaseException) -> list[str]:
+    """Where ``exc`` was raised: the innermost frame's function name and, for a method, its class.
+
+    ``raise NotImplementedError`` in ``MyMLP.__init__`` gives ``["__init__", "MyMLP"]``.
+    """
     tb = exc.__traceback__
     if tb is None:
-        return None
+        return []
     while tb.tb_next is not None:
         tb = tb.tb_next
-    return tb.tb_frame.f_code.co_name
+    code = tb.tb_frame.f_code
+    names = [code.co_name]
+    qualname = getattr(code, "co_qualname", code.co_name)
+    if "." in qualname:
+        names.append(qualname.split(".")[-2])
+    owner = tb.tb_frame.f_locals.get("self")
+    if owner is not None:
+        names.append(type(owner).__name__)
+    return names
 
 
 class needs_earlier:
@@ -808,9 +819,9 @@ class needs_earlier:
     def __exit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> bool:
         if exc is None or not isinstance(exc, NotImplementedError):
             return False
-        function = _raising_function(exc)
-        if function in self.exercises:
-            raise EarlierNotDone(function, self.exercises[function]) from exc
+        for function in _raising_names(exc):
+            if function in self.exercises:
+                raise EarlierNotDone(function, self.exercises[function]) from exc
         return False
 
     def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Sequence
 
-from llmcourse.checks._core import CheckFailed, first_difference, run_check
+from llmcourse.checks._core import CheckFailed, as_int_list, call, first_difference, needs_earlier, run_check
 
 __all__ = [
     "check_get_pair_counts",
@@ -92,24 +92,13 @@ def _encode(text: str, merges: Mapping[tuple[int, int], int]) -> list[int]:
     return ids
 
 
-def _as_int_list(value: Any, what: str) -> list[int]:
-    if value is None:
-        raise CheckFailed(f"{what} returned None; did you forget `return`?")
-    try:
-        return [int(v) for v in value]
-    except (TypeError, ValueError):
-        raise CheckFailed(
-            f"{what} should return a list of ints, got {type(value).__name__}"
-        ) from None
-
-
 # ---- exercise 1 ----------------------------------------------------------------------------
 def check_get_pair_counts(get_pair_counts: Callable[[list[int]], Any]) -> bool:
     """``get_pair_counts(ids)`` returns ``{(a, b): count}`` over adjacent pairs."""
 
     def body() -> None:
         ids = [1, 2, 3, 1, 2, 2, 2]
-        got = get_pair_counts(list(ids))
+        got = call(get_pair_counts, list(ids), shown=f"get_pair_counts({ids})")
         if got is None:
             raise CheckFailed("get_pair_counts returned None; did you forget `return`?")
         got = dict(got)
@@ -158,7 +147,8 @@ def check_merge(merge: Callable[[list[int], tuple[int, int], int], Any]) -> bool
         ]
         for ids, pair, new_id in cases:
             original = list(ids)
-            got = _as_int_list(merge(list(ids), pair, new_id), "merge")
+            got = as_int_list(call(merge, list(ids), pair, new_id, shown=f"merge({ids}, {pair}, {new_id})"),
+                              f"merge({ids}, {pair}, {new_id})")
             expected = _merge(ids, pair, new_id)
             if got != expected:
                 hint = ""
@@ -182,9 +172,10 @@ def check_merge(merge: Callable[[list[int], tuple[int, int], int], Any]) -> bool
 def check_train_bpe(train_bpe: Callable[[str, int], Any]) -> bool:
     """``train_bpe(text, vocab_size)`` returns ``{(a, b): new_id}`` with ids 256, 257, ..."""
 
+    @needs_earlier(get_pair_counts=1, merge=2)
     def body() -> None:
         vocab_size = 256 + 12
-        merges = train_bpe(_CORPUS, vocab_size)
+        merges = call(train_bpe, _CORPUS, vocab_size, shown=f"train_bpe(text, {vocab_size})")
         if merges is None:
             raise CheckFailed("train_bpe returned None; did you forget `return merges`?")
         merges = dict(merges)
@@ -225,7 +216,7 @@ def check_decode(decode: Callable[[Sequence[int], Mapping[int, bytes]], Any]) ->
         merges = _train(_CORPUS, 256 + 20)
         vocab = _vocab(merges)
         ids = _encode(_CORPUS, merges)
-        got = decode(ids, vocab)
+        got = call(decode, ids, vocab, shown=f"decode(ids, vocab) with {len(ids)} ids")
         if isinstance(got, (bytes, bytearray)):
             raise CheckFailed("decode returned bytes; finish with .decode('utf-8', errors='replace')")
         if not isinstance(got, str):
@@ -255,10 +246,12 @@ def check_decode(decode: Callable[[Sequence[int], Mapping[int, bytes]], Any]) ->
 def check_encode(encode: Callable[[str, Mapping[tuple[int, int], int]], Any]) -> bool:
     """``encode(text, merges)`` applies merges by rank (lowest new id first) until none applies."""
 
+    @needs_earlier(get_pair_counts=1, merge=2)
     def body() -> None:
         merges = _train(_CORPUS, 256 + 30)
         for sample in ["the cat sat on the mat.", "the hat", "ça", "", "x", "🥞 thé"]:
-            got = _as_int_list(encode(sample, merges), "encode")
+            got = as_int_list(call(encode, sample, merges, shown=f"encode({sample!r}, merges)"),
+                              f"encode({sample!r}, merges)")
             expected = _encode(sample, merges)
             if got != expected:
                 hint = ""
@@ -272,7 +265,7 @@ def check_encode(encode: Callable[[str, Mapping[tuple[int, int], int]], Any]) ->
         # Merge order matters: with merges a+b -> 256 (rank 0) then b+c -> 257 (rank 1),
         # "abc" must become [256, c], never [a, 257], even though (b, c) comes second.
         toy = {(ord("b"), ord("c")): 257, (ord("a"), ord("b")): 256}
-        got = _as_int_list(encode("abcbc", toy), "encode")
+        got = as_int_list(call(encode, "abcbc", toy, shown="encode('abcbc', merges)"), "encode")
         if got != [256, ord("c"), 257]:
             raise CheckFailed(
                 f"with merges {{(a,b): 256, (b,c): 257}}, 'abcbc' should encode to "

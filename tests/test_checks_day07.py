@@ -187,3 +187,22 @@ def test_batchnorm_mistakes(capsys):
 
     assert not day07.check_batchnorm(running_in_training)
     assert "statistics of the batch" in _line(capsys)
+
+
+def test_make_windows_returns_three_things(capsys):
+    def bad(ids, block_size):
+        X, Y = good_make_windows(ids, block_size)
+        return X, Y, len(Y)
+
+    assert bool(day07.check_make_windows(bad)) is False
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "should return a pair (X, Y), got a tuple of 3 items" in out
+
+
+def test_make_windows_crash_shows_the_input(capsys):
+    def crash(ids, block_size):
+        return torch.stack([ids[i:i + block_size] for i in range(len(ids))]), ids  # ragged
+
+    assert bool(day07.check_make_windows(crash)) is False
+    out = capsys.readouterr().out
+    assert "your code raised RuntimeError" in out and "make_windows([5, 1, 4, 1, 5, 9, 2, 6], block_size=3)" in out

@@ -145,3 +145,11 @@ def test_similarity_average_mistakes(capsys):
     assert "sqrt" in _line(capsys)
     assert not day08.check_similarity_average(lambda x: good_causal_softmax(x @ x.transpose(-2, -1)))
     assert "shape" in _line(capsys)
+
+
+def test_similarity_average_names_unfinished_causal_softmax(capsys):
+    notebook = {}
+    exec("def causal_softmax(scores):\n    raise NotImplementedError\n\n"
+         "def similarity_average(x):\n    return causal_softmax(x @ x.transpose(-2, -1)) @ x\n", notebook)
+    assert bool(day08.check_similarity_average(notebook["similarity_average"])) is False
+    assert "causal_softmax: not done yet — finish exercise 3 first" in _line(capsys)

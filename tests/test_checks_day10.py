@@ -189,3 +189,25 @@ def test_attention_module_structure_mistakes(capsys):
 
     assert not day10.check_attention_module(NoValidation)
     assert "ValueError" in _last_line(capsys)
+
+
+# ---- an unfinished earlier exercise is named (issue 11) -------------------------------------
+
+
+def test_attention_module_names_unfinished_split_heads(capsys):
+    notebook = {"torch": torch}  # the learner's namespace: split_heads is still a stub
+    exec("def split_heads(t, n_head):\n    raise NotImplementedError\n", notebook)
+
+    class UsesSplitHeads(GoodAttention):
+        def forward(self, x):
+            q, k, v = self.c_attn(x).split(x.shape[-1], dim=-1)
+            notebook["split_heads"](q, self.n_head)
+
+    assert bool(day10.check_attention_module(UsesSplitHeads)) is False
+    assert "split_heads: not done yet — finish exercise 1 first" in _last_line(capsys)
+
+
+def test_split_heads_returns_a_list(capsys):
+    assert bool(day10.check_split_heads(lambda x, nh: list(x.unbind(-1)))) is False
+    out = _last_line(capsys)
+    assert "should be a torch tensor, got a list" in out

@@ -221,3 +221,31 @@ def test_block_forgot_tuple(capsys):
 
     assert not day11.check_block(Tuple)
     assert "take [0]" in _last_line(capsys)
+
+
+# ---- an unfinished earlier exercise is named (issue 11) -------------------------------------
+
+
+def test_block_names_unfinished_mlp(capsys):
+    class MyMLP(nn.Module):  # exercise 2, still a stub
+        def __init__(self, config):
+            super().__init__()
+            raise NotImplementedError
+
+    class UsesMyMLP(GoodBlock):
+        def __init__(self, config):
+            super().__init__(config)
+            self.mlp = MyMLP(config)
+
+    assert bool(day11.check_block(UsesMyMLP)) is False
+    assert "MyMLP: not done yet — finish exercise 2 first" in _last_line(capsys)
+
+
+def test_block_own_stub_is_plain_not_done(capsys):
+    class MyBlock(GoodBlock):
+        def forward(self, x):
+            raise NotImplementedError
+
+    assert bool(day11.check_block(MyBlock)) is False
+    out = _last_line(capsys)
+    assert out.startswith("⏳") and "finish exercise" not in out

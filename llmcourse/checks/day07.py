@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from llmcourse.checks._core import CheckFailed, assert_close, assert_shape, check
+from llmcourse.checks._core import CheckFailed, as_pair, assert_close, assert_shape, call, check
 from llmcourse.model import MLPConfig, MLPLM, WaveNetConfig, WaveNetLM
 
 __all__ = [
@@ -35,19 +35,12 @@ __all__ = [
 ]
 
 
-def _as_pair(out: Any, name: str) -> tuple[Any, Any]:
-    if out is None:
-        raise CheckFailed(f"{name} returned None; did you forget `return X, Y`?")
-    if not isinstance(out, (tuple, list)) or len(out) != 2:
-        raise CheckFailed(f"{name} should return a pair (X, Y), got {type(out).__name__}")
-    return out[0], out[1]
-
-
 @check("make_windows")
 def check_make_windows(make_windows: Callable[..., Any]) -> None:
     """Exercise 1: every window of ``block_size`` ids and the id that follows it."""
     ids = torch.tensor([5, 1, 4, 1, 5, 9, 2, 6])
-    X, Y = _as_pair(make_windows(ids, 3), "make_windows")
+    X, Y = as_pair(call(make_windows, ids, 3, shown=f"make_windows({ids.tolist()}, block_size=3)"),
+                   "make_windows", ("X", "Y"))
     if not isinstance(X, torch.Tensor) or not isinstance(Y, torch.Tensor):
         raise CheckFailed("make_windows should return two tensors (X, Y)")
     want_X = torch.tensor([[5, 1, 4], [1, 4, 1], [4, 1, 5], [1, 5, 9], [5, 9, 2]])
@@ -66,7 +59,8 @@ def check_make_windows(make_windows: Callable[..., Any]) -> None:
         raise CheckFailed(f"Y should be {want_Y.tolist()}, got {Y.tolist()}")
     g = torch.Generator().manual_seed(7)
     ids = torch.randint(0, 65, (50,), generator=g)
-    X, Y = _as_pair(make_windows(ids, 8), "make_windows")
+    X, Y = as_pair(call(make_windows, ids, 8, shown="make_windows(50 random ids, block_size=8)"),
+                   "make_windows", ("X", "Y"))
     assert_shape(X, (42, 8), "X for 50 ids and block_size=8")
     for i in (0, 17, 41):
         if not torch.equal(X[i], ids[i:i + 8]) or int(Y[i]) != int(ids[i + 8]):

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from llmcourse.checks._core import CheckFailed, assert_close, assert_shape, check
+from llmcourse.checks._core import CheckFailed, assert_close, assert_shape, check, needs_earlier
 from llmcourse.model import causal_mask
 
 __all__ = [
@@ -143,6 +143,7 @@ def check_causal_softmax(causal_softmax: Callable[[torch.Tensor], Any]) -> None:
 
 
 @check("similarity_average")
+@needs_earlier(causal_softmax=3)
 def check_similarity_average(similarity_average: Callable[[torch.Tensor], Any]) -> None:
     """Exercise 4: attention with ``q = k = v = x`` and no scaling, against PyTorch's SDPA."""
     x = _random_x(B=2, T=7, C=4, seed=3)

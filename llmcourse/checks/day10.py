@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from llmcourse.checks._core import CheckFailed, assert_close, assert_shape, check
+from llmcourse.checks._core import CheckFailed, as_tensor, assert_close, assert_shape, check, needs_earlier
 from llmcourse.model import CausalSelfAttention, GPTConfig
 
 __all__ = [
@@ -56,21 +56,13 @@ def merge_heads(y: torch.Tensor) -> torch.Tensor:
     return y.transpose(1, 2).contiguous().view(B, T, nh * hs)
 
 
-def _as_tensor(value: Any, name: str) -> torch.Tensor:
-    if value is None:
-        raise CheckFailed(f"{name} returned None; did you forget the `return`?")
-    if not isinstance(value, torch.Tensor):
-        raise CheckFailed(f"{name} should return a tensor, got {type(value).__name__}")
-    return value
-
-
 @check("split_heads", hint="view the last axis as (n_head, C // n_head), then transpose(1, 2)")
 def check_split_heads(split_heads_fn: Callable[[torch.Tensor, int], Any]) -> None:
     """Exercise 1: ``t.view(B, T, nh, hs).transpose(1, 2)``."""
     g = torch.Generator().manual_seed(0)
     for B, T, C, nh in ((2, 5, 12, 3), (1, 7, 8, 1), (3, 4, 16, 8)):
         x = torch.randn(B, T, C, generator=g)
-        got = _as_tensor(split_heads_fn(x, nh), "split_heads")
+        got = as_tensor(split_heads_fn(x, nh), "split_heads")
         want = split_heads(x, nh)
         name = f"split_heads(x of shape {(B, T, C)}, n_head={nh})"
         if tuple(got.shape) == (B, T, nh, C // nh) and (T != nh):
@@ -92,7 +84,7 @@ def check_merge_heads(merge_heads_fn: Callable[[torch.Tensor], Any]) -> None:
     g = torch.Generator().manual_seed(1)
     for B, nh, T, hs in ((2, 3, 5, 4), (1, 1, 6, 8), (2, 4, 3, 2)):
         y = torch.randn(B, nh, T, hs, generator=g)
-        got = _as_tensor(merge_heads_fn(y), "merge_heads")
+        got = as_tensor(merge_heads_fn(y), "merge_heads")
         want = merge_heads(y)
         name = f"merge_heads(y of shape {(B, nh, T, hs)})"
         assert_shape(got, want.shape, name)
@@ -102,7 +94,7 @@ def check_merge_heads(merge_heads_fn: Callable[[torch.Tensor], Any]) -> None:
                                   "transpose(1, 2) to (B, T, nh, hs) first, then .contiguous().view")
             assert_close(got, want, name)
     x = torch.randn(2, 5, 12, generator=g)
-    back = _as_tensor(merge_heads_fn(split_heads(x, 3)), "merge_heads")
+    back = as_tensor(merge_heads_fn(split_heads(x, 3)), "merge_heads")
     if not torch.equal(back, x):
         raise CheckFailed("merge_heads(split_heads(x, 3)) does not give x back")
 
@@ -135,6 +127,7 @@ def _reference_variants(ref: CausalSelfAttention, x: torch.Tensor) -> dict[str, 
 @check("CausalSelfAttention",
        hint="follow the steps: c_attn, split into q, k, v, split heads, attention with the "
             "causal mask, merge heads, c_proj")
+@needs_earlier(split_heads=1, merge_heads=2)
 def check_attention_module(module_cls: Callable[[int, int], nn.Module]) -> None:
     """Exercise 3: the learner's module computes the package's ``CausalSelfAttention``.
 
@@ -169,7 +162,7 @@ def check_attention_module(module_cls: Callable[[int, int], nn.Module]) -> None:
             out = mine(x)
             if isinstance(out, tuple):  # allow the package's (y, weights) convention
                 out = out[0]
-            out = _as_tensor(out, "forward")
+            out = as_tensor(out, "forward")
             assert_shape(out, (2, T, C), f"forward(x of shape {(2, T, C)})")
             want, _ = ref(x)
             if torch.allclose(out, want, atol=1e-5, rtol=1e-4):

@@ -24,19 +24,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from llmcourse.checks._core import CheckFailed, assert_close, assert_shape, check
+from llmcourse.checks._core import CheckFailed, as_tensor, assert_close, assert_shape, check, needs_earlier
 from llmcourse.model import MLP, Block, GPTConfig
 
 __all__ = ["check_gelu_tanh", "check_mlp", "check_layer_norm", "check_block"]
 
 
-def _as_tensor(value: Any, name: str) -> torch.Tensor:
-    if value is None:
-        raise CheckFailed(f"{name} returned None; did you forget the `return`?")
+def _output(value: Any) -> Any:
+    """A module may return ``(y, extra)`` like the package's ``Block``; keep ``y``."""
     if isinstance(value, tuple) and value and isinstance(value[0], torch.Tensor):
-        value = value[0]
-    if not isinstance(value, torch.Tensor):
-        raise CheckFailed(f"{name} should return a tensor, got {type(value).__name__}")
+        return value[0]
     return value
 
 
@@ -44,7 +41,7 @@ def _as_tensor(value: Any, name: str) -> torch.Tensor:
 def check_gelu_tanh(gelu_fn: Callable[[torch.Tensor], Any]) -> None:
     """Exercise 1: ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``."""
     x = torch.linspace(-6, 6, 241, dtype=torch.float64)
-    got = _as_tensor(gelu_fn(x.clone()), "gelu_tanh")
+    got = as_tensor(gelu_fn(x.clone()), "gelu_tanh")
     assert_shape(got, x.shape, "gelu_tanh(x)")
     want = F.gelu(x, approximate="tanh")
     if torch.allclose(got.double(), want, atol=1e-6):
@@ -101,7 +98,7 @@ def check_mlp(mlp_cls: Callable[[int], nn.Module]) -> None:
         mine.eval()
         x = torch.randn(2, 5, C)
         with torch.no_grad():
-            got = _as_tensor(mine(x), "forward")
+            got = as_tensor(_output(mine(x)), "forward")
             assert_shape(got, (2, 5, C), f"forward(x of shape {(2, 5, C)})")
             want = ref(x)
             if torch.allclose(got, want, atol=1e-5, rtol=1e-4):
@@ -127,7 +124,7 @@ def check_layer_norm(layer_norm_fn: Callable[..., Any]) -> None:
         C = shape[-1]
         x = torch.randn(*shape, generator=g) * 3 + 1
         w, b = torch.randn(C, generator=g), torch.randn(C, generator=g)
-        got = _as_tensor(layer_norm_fn(x, w, b), "layer_norm")
+        got = as_tensor(layer_norm_fn(x, w, b), "layer_norm")
         assert_shape(got, shape, f"layer_norm(x of shape {shape})")
         want = F.layer_norm(x, (C,), w, b, eps=1e-5)
         if torch.allclose(got, want, atol=1e-4):
@@ -148,7 +145,7 @@ def check_layer_norm(layer_norm_fn: Callable[..., Any]) -> None:
                                   "BatchNorm); LayerNorm uses the last axis: dim=-1, keepdim=True")
         assert_close(got, want, f"layer_norm(x of shape {shape})", atol=1e-4)
     x = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
-    got = _as_tensor(layer_norm_fn(x, torch.ones(4), torch.zeros(4)), "layer_norm")
+    got = as_tensor(layer_norm_fn(x, torch.ones(4), torch.zeros(4)), "layer_norm")
     assert_shape(got, (1, 4), "layer_norm([[1, 2, 3, 4]])")
     want = F.layer_norm(x, (4,))
     if not torch.allclose(got, want, atol=1e-4):
@@ -159,12 +156,12 @@ def check_layer_norm(layer_norm_fn: Callable[..., Any]) -> None:
         assert_close(got, want, "layer_norm([[1, 2, 3, 4]]) with weight 1, bias 0", atol=1e-4)
     # eps must sit inside the square root: visible on a constant row.
     x = torch.full((1, 4), 2.0)
-    got = _as_tensor(layer_norm_fn(x, torch.ones(4), torch.zeros(4), eps=1e-5), "layer_norm")
+    got = as_tensor(layer_norm_fn(x, torch.ones(4), torch.zeros(4), eps=1e-5), "layer_norm")
     if not torch.isfinite(got).all():
         raise CheckFailed("a constant row gives NaN or inf: add eps to the variance before the "
                           "square root, sqrt(var + eps)")
     x = torch.tensor([[0.0, 0.0, 0.0, 0.02]])
-    got = _as_tensor(layer_norm_fn(x, torch.ones(4), torch.zeros(4), eps=1e-3), "layer_norm")
+    got = as_tensor(layer_norm_fn(x, torch.ones(4), torch.zeros(4), eps=1e-3), "layer_norm")
     want = F.layer_norm(x, (4,), eps=1e-3)
     if not torch.allclose(got, want, atol=1e-4):
         raise CheckFailed("with eps=1e-3 the result is off: eps goes inside the square root, "
@@ -201,6 +198,7 @@ def _block_variants(ref: Block, x: torch.Tensor) -> dict[str, torch.Tensor]:
 
 @check("Block", hint="x = x + self.attn(self.ln_1(x))[0]; x = x + self.mlp(self.ln_2(x)); "
                      "the package's attention returns a pair, take [0]")
+@needs_earlier(gelu_tanh=1, MyMLP=2, layer_norm=3)
 def check_block(block_cls: Callable[[GPTConfig], nn.Module]) -> None:
     """Exercise 4: a pre-norm block equal to :class:`llmcourse.model.Block`."""
     for C, nh, T in ((32, 4, 6), (48, 6, 9)):
@@ -222,7 +220,7 @@ def check_block(block_cls: Callable[[GPTConfig], nn.Module]) -> None:
         mine.eval()
         x = torch.randn(2, T, C) * 2
         with torch.no_grad():
-            got = _as_tensor(mine(x), "forward")
+            got = as_tensor(_output(mine(x)), "forward")
             assert_shape(got, (2, T, C), f"forward(x of shape {(2, T, C)})")
             want, _ = ref(x)
             if torch.allclose(got, want, atol=1e-5, rtol=1e-4):

@@ -265,6 +265,7 @@ class CausalSelfAttention(nn.Module):
         self.kv_dim = config.kv_heads * config.head_size
         self.c_attn = nn.Linear(config.n_embd, config.n_embd + 2 * self.kv_dim, bias=config.bias)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.attn_dropout = nn.Dropout(config.dropout)  # on the weights, inside the SDPA call
         self.resid_dropout = nn.Dropout(config.dropout)
         self.dropout = config.dropout
         self.impl = "sdpa"
@@ -305,7 +306,7 @@ class CausalSelfAttention(nn.Module):
         # (an explicit mask; a single new token sees every key, so it needs none).
         is_causal = L == T
         mask = None if is_causal or T == 1 else causal_mask(T, L, device=x.device)
-        dropout_p = self.dropout if self.training else 0.0
+        dropout_p = self.attn_dropout.p if self.training else 0.0
         att = None
         if self.impl == "sdpa" and not need_weights:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p,

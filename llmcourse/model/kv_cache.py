@@ -15,6 +15,8 @@ recomputing later.
 
 Example:
     >>> import torch
+
+from llmcourse.fields import check_field
     >>> from llmcourse.model import GPT, GPTConfig
     >>> model = GPT(GPTConfig(vocab_size=11, block_size=16, n_layer=2, n_head=2, n_embd=8)).eval()
     >>> idx = torch.randint(0, 11, (1, 6))
@@ -66,8 +68,7 @@ class KVCache:
         for name, value in (("n_layer", n_layer), ("batch_size", batch_size),
                             ("n_kv_head", n_kv_head), ("max_len", max_len),
                             ("head_size", head_size)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"KVCache {name} must be a positive integer, got {value!r}")
+            check_field(name, value, int, low=1, owner="KVCache", rule="a positive integer")
         self.n_layer = n_layer
         self.n_kv_head = n_kv_head
         self.max_len = max_len

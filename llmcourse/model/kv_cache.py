@@ -15,8 +15,6 @@ recomputing later.
 
 Example:
     >>> import torch
-
-from llmcourse.fields import check_field
     >>> from llmcourse.model import GPT, GPTConfig
     >>> model = GPT(GPTConfig(vocab_size=11, block_size=16, n_layer=2, n_head=2, n_embd=8)).eval()
     >>> idx = torch.randint(0, 11, (1, 6))
@@ -35,6 +33,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+
+from llmcourse.fields import check_field
 
 
 class KVCache:

@@ -249,6 +249,8 @@ def train_preset(preset: dict[str, dict[str, Any]], *, resume: bool = False,
     out_dir = Path(preset.get("train", {}).get("out_dir", "out"))
     run_file = out_dir / RUN_FILE
     has_ckpt = any((out_dir / n).is_file() for n in (CKPT_NAME, BEST_NAME))
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"out_dir {out_dir} is a file; give a folder for the run")
     if not resume and not preset.get("train", {}).get("overwrite", False):
         refuse_earlier_run(out_dir)  # before any work: a refused run changes nothing
     earlier = read_json(run_file, "run") if resume and has_ckpt and run_file.is_file() else None

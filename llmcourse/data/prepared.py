@@ -381,7 +381,10 @@ def _other_settings(out: Path, fingerprint: str, inputs: dict[str, Any]) -> str 
     try:
         meta = read_json(meta_path, "prepared dataset")
     except ValueError as exc:
-        return str(exc)
+        raise ValueError(
+            f"{exc} prepare cannot tell what {out} holds, so it will not replace it: replace "
+            "it with force=True (prepare --force) or choose another folder."
+        ) from None
     if meta.get("fingerprint") == fingerprint:
         return None
     old = meta.get("inputs")
@@ -405,7 +408,11 @@ def _folder_lock(out: Path, verbose: bool) -> Iterator[None]:
     path = out.parent / f".{out.name}.lock"
     waited = False
     while True:
-        fh = open(path, "a+b")
+        try:
+            fh = open(path, "a+b")
+        except OSError as exc:  # a read-only or forbidden folder: name the dataset's folder
+            exc.filename = str(out)
+            raise
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -429,6 +436,11 @@ def _folder_lock(out: Path, verbose: bool) -> Iterator[None]:
         except OSError:
             pass
         fh.close()
+
+
+def _leftovers(out: Path) -> list[Path]:
+    return [p for pattern in (f".{out.name}.tmp-*", f".{out.name}.old-*")
+            for p in out.parent.glob(pattern) if p.is_dir()]
 
 
 def _clean_leftovers(out: Path, verbose: bool) -> None:
@@ -666,6 +678,12 @@ def prepare(
     if not force:  # fast path, without the lock (works in a read-only cache too)
         existing = _up_to_date(out, fingerprint)
         if existing is not None:
+            if _leftovers(out):
+                try:
+                    with _folder_lock(out, verbose):
+                        _clean_leftovers(out, verbose)
+                except OSError:  # a read-only cache: leave them
+                    pass
             if verbose:
                 print(f"prepare: {out} is up to date (same inputs); nothing to do.")
             return existing

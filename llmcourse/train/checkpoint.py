@@ -183,6 +183,15 @@ def save_checkpoint(obj: Mapping[str, Any], path: str | os.PathLike[str]) -> Pat
     return target
 
 
+def _first_reason(text: str) -> str:
+    """The line of torch's long unpickling message that names the refused object."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in lines:
+        if "Unsupported global" in line or "Unsupported operand" in line:
+            return line
+    return lines[0] if lines else text
+
+
 def load_checkpoint(
     path: str | os.PathLike[str], map_location: str | torch.device | None = "cpu"
 ) -> dict[str, Any]:
@@ -214,7 +223,8 @@ def load_checkpoint(
             "dicts, lists, numbers, strings), and loading those could run arbitrary code. "
             "llmcourse checkpoints never contain such objects, so this file was written by "
             "something else. Only if you wrote it yourself and trust it, load it with "
-            f"torch.load(path, weights_only=False) and re-save the plain parts. Details: {exc}"
+            f"torch.load(path, weights_only=False) and re-save the plain parts. Details: "
+            f"{_first_reason(str(exc))}"
         ) from exc
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise CheckpointError(

@@ -152,3 +152,23 @@ def test_unk_missing_return(capsys):
 def test_unk_stub(capsys):
     assert bool(day01.check_encode_with_unk(todo, STOI)) is False
     assert "not done yet" in verdict(capsys)
+
+
+def test_encode_with_unfinished_tables_names_exercise_2(capsys):
+    stoi = None  # exercise 2 still a stub
+
+    def encode(s):
+        return [stoi[c] for c in s]
+
+    assert bool(day01.check_encode_decode(encode, lambda ids: "", "hello")) is False
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "stoi / itos: not done yet — finish exercise 2 first" in out
+
+
+def test_encode_with_unk_crash_shows_the_input(capsys):
+    def crash(text, stoi, unk_id):
+        return [stoi[c] for c in text]  # KeyError on 'é'
+
+    assert bool(day01.check_encode_with_unk(crash, {c: i for i, c in enumerate("Romeo")})) is False
+    out = capsys.readouterr().out
+    assert "your code raised KeyError" in out and "encode_with_unk('Romeo" in out

@@ -176,3 +176,21 @@ def test_embedding_module_mistakes(capsys):
 
     assert not day05.check_embedding_module(NoLengthCheck)
     assert "ValueError" in _last_line(capsys)
+
+
+def test_sinusoidal_crash_shows_the_sizes(capsys):
+    def crash(T, C):
+        return torch.zeros(T, C // 2).repeat_interleave(3, dim=0).view(T, C)  # a wrong view
+
+    assert bool(day05.check_sinusoidal(crash)) is False
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "your code raised RuntimeError" in out
+    assert "on sinusoidal_positions(10, 8)" in out
+
+
+def test_sinusoidal_returns_numpy(capsys):
+    def numpy_table(T, C):
+        return day05.sinusoidal_table(T, C).numpy()
+
+    assert bool(day05.check_sinusoidal(numpy_table)) is False
+    assert "torch.from_numpy" in capsys.readouterr().out

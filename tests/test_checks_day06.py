@@ -205,3 +205,13 @@ def test_reference_estimate_loss_restores_eval_mode():
     batch = lambda: (torch.zeros(1), torch.zeros(1))
     assert day06.reference_estimate_loss(m, batch, 3) == pytest.approx(2.0)
     assert not m.training
+
+
+def test_cross_entropy_crash_shows_the_shapes(capsys):
+    def crash(logits, targets):
+        return F.cross_entropy(logits, targets)  # (B, T, V) directly: a shape error
+
+    assert bool(day06.check_cross_entropy(crash)) is False
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "your code raised RuntimeError" in out
+    assert "cross_entropy(logits of shape (3, 5, 11), targets of shape (3, 5))" in out

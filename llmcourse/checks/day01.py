@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Sequence
 
-from llmcourse.checks._core import CheckFailed, require, run_check
+from llmcourse.checks._core import CheckFailed, EarlierNotDone, as_int_list, call, require, run_check
 
 __all__ = [
     "check_vocabulary",
@@ -31,6 +31,20 @@ _SAMPLE = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:
 
 def _reference_vocab(text: str) -> list[str]:
     return sorted(set(text))
+
+
+def _call_with_tables(fn: Callable[..., Any], *args: Any, shown: str) -> Any:
+    """Call ``encode``/``decode``; a still-``None`` ``stoi``/``itos`` (exercise 2) is named."""
+    try:
+        return fn(*args)
+    except TypeError as exc:
+        if "NoneType" in str(exc):
+            raise EarlierNotDone("stoi / itos", 2) from exc
+        raise CheckFailed(f"your code raised TypeError: {exc} on {shown}") from exc
+    except (NotImplementedError, AssertionError):
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise CheckFailed(f"your code raised {type(exc).__name__}: {exc} on {shown}") from exc
 
 
 def check_vocabulary(chars: Any, vocab_size: Any, text: str) -> bool:
@@ -130,15 +144,11 @@ def check_encode_decode(
         stoi = {ch: i for i, ch in enumerate(chars)}
         sample = "".join(ch for ch in _SAMPLE if ch in stoi) or chars[0]
         expected = [stoi[ch] for ch in sample]
-        got = encode(sample)
+        shown = f"encode({sample[:20]!r}...)"
+        got = _call_with_tables(encode, sample, shown=shown)
         if isinstance(got, str):
             raise CheckFailed("encode returned a string; it should return a list of ints")
-        try:
-            got_list = [int(i) for i in got]
-        except (TypeError, ValueError):
-            raise CheckFailed(
-                f"encode should return a list of ints, got {type(got).__name__}"
-            ) from None
+        got_list = as_int_list(got, "encode")
         if len(got_list) != len(sample):
             raise CheckFailed(
                 f"encode({sample[:20]!r}...) gave {len(got_list)} ids for {len(sample)} "
@@ -152,7 +162,7 @@ def check_encode_decode(
             )
         if encode("") not in ([], ()) and len(list(encode(""))) != 0:
             raise CheckFailed("encode('') should give an empty list")
-        back = decode(expected)
+        back = _call_with_tables(decode, expected, shown=f"decode({expected[:5]}...)")
         if not isinstance(back, str):
             raise CheckFailed(
                 f"decode returned a {type(back).__name__}; join the characters into one "
@@ -178,7 +188,8 @@ def check_encode_with_unk(
         known = [ch for ch in "Romeo" if ch in stoi]
         sample = "".join(known) + "é" + "".join(known[:2]) + "👋"
         expected = [stoi[ch] if ch in stoi else unk_id for ch in sample]
-        got = encode_with_unk(sample, stoi, unk_id)
+        got = call(encode_with_unk, sample, stoi, unk_id,
+                   shown=f"encode_with_unk({sample!r}, stoi, unk_id={unk_id})")
         if got is None:
             raise CheckFailed("encode_with_unk returned None; did you forget `return`?")
         got_list = list(got)

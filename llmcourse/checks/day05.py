@@ -22,7 +22,8 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
-from llmcourse.checks._core import CheckFailed, assert_close, assert_shape, check, require
+from llmcourse.checks._core import (CheckFailed, as_tensor, assert_close, assert_shape, call, check, layer,
+                                    require)
 
 __all__ = ["sinusoidal_table", "check_one_hot_lookup", "check_sinusoidal", "check_embedding_module"]
 
@@ -53,8 +54,7 @@ def sinusoidal_table(T: int, C: int, base: float = 10000.0) -> torch.Tensor:
 def check_one_hot_lookup(emb: Any, idx: torch.Tensor, W: torch.Tensor) -> None:
     """Exercise 1: ``emb = F.one_hot(idx, V).float() @ W`` equals ``W[idx]``."""
     require(emb, "emb")
-    if not isinstance(emb, torch.Tensor):
-        raise CheckFailed(f"emb should be a tensor, got {type(emb).__name__}")
+    as_tensor(emb, "emb")
     V, C = W.shape
     if tuple(emb.shape) == (len(idx), V):
         raise CheckFailed(f"emb has shape {tuple(emb.shape)}: that is the one-hot matrix itself; "
@@ -92,12 +92,8 @@ def _variants(T: int, C: int) -> dict[str, torch.Tensor]:
 def check_sinusoidal(sinusoidal_positions: Callable[[int, int], Any]) -> None:
     """Exercise 2: the ``(T, C)`` sinusoidal table, sin in even columns, cos in odd ones."""
     for T, C in ((10, 8), (50, 16), (3, 2)):
-        got = sinusoidal_positions(T, C)
-        if got is None:
-            raise CheckFailed("sinusoidal_positions returned None; did you forget `return pe`?")
-        if not isinstance(got, torch.Tensor):
-            raise CheckFailed(f"sinusoidal_positions should return a tensor, got {type(got).__name__}")
-        assert_shape(got, (T, C), f"sinusoidal_positions({T}, {C})")
+        shown = f"sinusoidal_positions({T}, {C})"
+        got = as_tensor(call(sinusoidal_positions, T, C, shown=shown), shown, shape=(T, C))
         if not got.is_floating_point():
             raise CheckFailed(f"the table has dtype {got.dtype}; it should hold floats (float32)")
         ref = sinusoidal_table(T, C)
@@ -121,12 +117,9 @@ def check_embedding_module(module_cls: Any) -> None:
     torch.manual_seed(0)
     m = module_cls(100, 16, 32)
     for name, shape in (("wte", (100, 32)), ("wpe", (16, 32))):
-        layer = getattr(m, name, None)
-        if layer is None:
+        if getattr(m, name, None) is None:
             raise NotImplementedError(f"self.{name} is missing")
-        if not isinstance(layer, nn.Embedding):
-            raise CheckFailed(f"self.{name} should be an nn.Embedding, got {type(layer).__name__}")
-        assert_shape(layer.weight, shape, f"self.{name}.weight")
+        layer(m, name, nn.Embedding, shape=shape, owner="TokenAndPositionEmbedding(100, 16, 32)")
     big = module_cls(2000, 64, 64)
     for name in ("wte", "wpe"):
         std = getattr(big, name).weight.detach().std().item()
@@ -137,9 +130,7 @@ def check_embedding_module(module_cls: Any) -> None:
             raise CheckFailed(f"self.{name}.weight has std {std:.4f}, expected 0.02: use "
                               "nn.init.normal_(weight, mean=0.0, std=0.02)")
     idx = torch.randint(100, (2, 10))
-    out = m(idx)
-    if out is None:
-        raise CheckFailed("forward returned None; did you forget the `return`?")
+    out = as_tensor(call(m, idx, shown="forward(idx) for idx of shape (2, 10)"), "forward(idx)")
     assert_shape(out, (2, 10, 32), "forward(idx) for idx of shape (2, 10)")
     tok_only = m.wte(idx)
     if torch.allclose(out, tok_only):

@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from llmcourse.checks._core import CheckFailed, assert_close, check, require
+from llmcourse.checks._core import CheckFailed, as_tensor, assert_close, call, check, require
 from llmcourse.train.evaluate import estimate_loss
 
 __all__ = [
@@ -79,12 +79,12 @@ def check_cross_entropy(cross_entropy: Callable[[torch.Tensor, torch.Tensor], An
     B, T, V = 3, 5, 11
     logits = torch.randn(B, T, V, generator=g) * 3
     targets = torch.randint(V, (B, T), generator=g)
-    got = cross_entropy(logits, targets)
-    if got is None:
-        raise CheckFailed("cross_entropy returned None; did you forget the `return`?")
-    if not isinstance(got, torch.Tensor):
+    got = call(cross_entropy, logits, targets,
+               shown=f"cross_entropy(logits of shape {(B, T, V)}, targets of shape {(B, T)})")
+    if got is not None and not isinstance(got, torch.Tensor):
         raise CheckFailed(f"cross_entropy should return a tensor (so that .backward() works), got "
                           f"{type(got).__name__}")
+    as_tensor(got, "cross_entropy(logits, targets)")
     if got.numel() != 1:
         raise CheckFailed(f"cross_entropy returned shape {tuple(got.shape)}; it should be a single "
                           "number, the mean over all B * T positions (use .mean())")
@@ -102,7 +102,8 @@ def check_cross_entropy(cross_entropy: Callable[[torch.Tensor, torch.Tensor], An
     # Stability: a confident wrong prediction must give a large but finite loss.
     big = torch.tensor([[[0.0, 200.0, -200.0]]])
     tgt = torch.tensor([[0]])
-    stable = cross_entropy(big, tgt)
+    stable = as_tensor(call(cross_entropy, big, tgt, shown="cross_entropy on logits [0, 200, -200]"),
+                       "cross_entropy(logits, targets)")
     if not torch.isfinite(stable).all():
         raise CheckFailed("with logits [0, 200, -200] and target 0 your loss is not finite: "
                           "softmax underflows to 0 and log(0) = -inf; use F.log_softmax instead")

@@ -384,7 +384,7 @@ def main():  # noqa: C901 - one long list of probes
     section("bench")
     for argv in (["bench", "train", "--iters", "0"], ["bench", "matmul", "--size", "0"],
                  ["bench", "generate", "--iters", "0"], ["bench", "nothing"]):
-        row(f"`llmcourse {' '.join(argv[1:])}`", *call(argv))
+        row(f"`llmcourse {' '.join(argv)}`", *call(argv))
 
     section("full disk, read-only folder (real tmpfs mounts)")
     disk = ROOT / "disk"

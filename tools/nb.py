@@ -689,6 +689,8 @@ def toc_text(layout: Layout) -> str:
             lines.append("        sections:")
             lines += [f"          - file: {doc}" for doc in by_week[week]]
     lines += ["  - caption: Reference", "    chapters:", "      - file: book/glossary", "      - file: book/references"]
+    if (root / "book" / "faults.md").is_file():  # the faults and bad inputs tried, with their errors
+        lines.append("      - file: book/faults")
     performance = sorted(p.stem for p in (root / "book").glob("performance_*.md"))
     lines.append("      - file: book/performance")
     if performance:

@@ -734,3 +734,28 @@ def test_numpy_integers_are_accepted():
     a = generate(model, [0], np.int64(5), top_k=np.int64(2), eos_id=np.int64(3), seed=np.int64(1))
     b = generate(model, [0], 5, top_k=2, eos_id=3, seed=1)
     assert torch.equal(a, b)
+
+
+def test_settings_are_checked_once_not_per_token(monkeypatch):
+    """The arguments are checked at the entry; the loop trusts the frozen settings."""
+    import llmcourse.fields
+    from llmcourse.generate import api, sampling, settings
+
+    calls = []
+    real = llmcourse.fields.check_field
+
+    def counting(*args, **kwargs):
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    for module in (api, sampling, settings):
+        monkeypatch.setattr(module, "check_field", counting)
+    model = StatefulLM(vocab_size=5, block_size=8, seed=1)
+    counts = []
+    for n in (2, 40):
+        calls.clear()
+        generate(model, [0], n, temperature=0.8, top_k=3, top_p=0.9, eos_id=4, seed=0)
+        counts.append(len(calls))
+    assert counts[0] == counts[1] and "top_k" in calls
+    with pytest.raises(ValueError, match="top_k"):
+        generate(model, [0], 3, top_k=0)

@@ -473,9 +473,13 @@ def kind_of(value: Any) -> str:
         n = len(value)
         return f"a {type(value).__name__} of {n} item{'' if n == 1 else 's'}"
     if isinstance(value, (bool, int, float, str, bytes)):
-        return f"a {type(value).__name__} ({describe(value, 30)})"
-    article = "an" if type(value).__name__[:1].lower() in "aeiou" else "a"
-    return f"{article} {type(value).__name__}"
+        return f"{_a(type(value).__name__)} ({describe(value, 30)})"
+    return _a(type(value).__name__)
+
+
+def _a(noun: str) -> str:
+    """``noun`` with its indefinite article: ``"an int"``, ``"a Linear"``."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
 def _none_hint(name: str, what: str) -> CheckFailed:
@@ -657,9 +661,7 @@ def as_bool(value: Any, name: str) -> bool:
                               "(e.g. bool(tensor.all()))")
         value = value.item()
     if not isinstance(value, bool):
-        article = "an" if type(value).__name__[:1] in "aeiou" else "a"
-        raise CheckFailed(f"{name} should return True or False, got {article} "
-                          f"{type(value).__name__} ({describe(value, 30)})")
+        raise CheckFailed(f"{name} should return True or False, got {kind_of(value)}")
     return value
 
 
@@ -721,16 +723,16 @@ def layer(
         llmcourse.checks._core.CheckFailed: head has no attribute `key`; it should be a Linear (create it in __init__: self.key = ...)
     """
     names = (
-        " or ".join(t.__name__ for t in cls) if isinstance(cls, tuple) else cls.__name__
+        " or ".join(_a(t.__name__) for t in cls) if isinstance(cls, tuple) else _a(cls.__name__)
     ) if cls is not None else "a layer"
     obj = module
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise CheckFailed(f"{owner} has no attribute `{attr}`; it should be a {names} "
+            raise CheckFailed(f"{owner} has no attribute `{attr}`; it should be {names} "
                               f"(create it in __init__: self.{attr} = ...)")
         obj = getattr(obj, part)
     if cls is not None and not isinstance(obj, cls):
-        raise CheckFailed(f"{owner}.{attr} should be a {names}, got {kind_of(obj)}")
+        raise CheckFailed(f"{owner}.{attr} should be {names}, got {kind_of(obj)}")
     weight = getattr(obj, "weight", None)
     if shape is not None:
         if weight is None:

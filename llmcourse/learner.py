@@ -475,7 +475,7 @@ def print_table(rows: Sequence[Row], out: Any = None) -> None:
             else r.message
         if len(message) > 160:
             message = message[:157] + "..."
-        print(f"{r.exercise:<{width}}  {r.verdict:<10}  {message}", file=out)
+        print(f"{r.exercise:<{width}}  {r.verdict:<10}  {message}".rstrip(), file=out)
     passed = sum(r.verdict == "passed" for r in rows)
     print(f"{passed} of {len(rows)} checks passed", file=out)
 

@@ -201,3 +201,55 @@ def test_every_subcommand_has_help(command, capsys):
         cli.main([command, "--help"])
     assert exc.value.code == 0
     assert "usage: llmcourse" in capsys.readouterr().out
+
+
+def test_bare_block_size_is_the_models_one_setting():
+    from llmcourse.runs import known_fields
+
+    p = apply_overrides(get_preset("shakespeare-char-cpu"), ["block_size=128"], known=known_fields())
+    assert p["model"]["block_size"] == 128 and "block_size" not in p["train"]
+    model_cfg, train_cfg = build_configs(p, vocab_size=65)
+    assert model_cfg.block_size == train_cfg.block_size == 128
+
+
+def test_train_block_size_in_a_preset_is_refused():
+    p = get_preset("shakespeare-char-cpu")
+    p["train"]["block_size"] = 32
+    with pytest.raises(ValueError, match="Set model.block_size"):
+        build_configs(p, vocab_size=65)
+
+
+def test_unknown_keys_in_a_preset_have_a_did_you_mean():
+    p = get_preset("shakespeare-char-cpu")
+    p["data"]["tokeniser"] = "gpt2"
+    with pytest.raises(ValueError, match=r"'tokeniser' \(did you mean 'tokenizer'\?\)"):
+        build_configs(p, vocab_size=65)
+
+
+@pytest.mark.parametrize("item, words", [
+    ("data.tokeniser=gpt2", "did you mean 'tokenizer'?"),
+    ("n_layerz=2", "did you mean 'n_layer'?"),
+    ("train.block_size=8", "it is a model setting"),
+])
+def test_cli_unknown_keys_in_every_section(capsys, item, words):
+    assert cli.main(["train", "--print-config", "--set", item]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0]
+
+
+def test_cli_errors_of_the_machine_exit_1_naming_the_path(monkeypatch, capsys):
+    import errno
+
+    def full(args):
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/out/ckpt.pt")
+
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    for sub in parser._subparsers._group_actions[0].choices.values():
+        if sub.prog.endswith("bench"):
+            sub.set_defaults(func=full)
+    assert cli.main(["bench", "matmul"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["llmcourse bench: error: no space left on the device while writing "
+                   "/data/out/ckpt.pt: free some space or choose a folder on another disk "
+                   "(out_dir / --out-dir)"]

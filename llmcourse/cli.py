@@ -350,11 +350,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return int(args.func(args) or 0)
-    except (UserError, ValueError, KeyError, FileNotFoundError, FileExistsError,
+    except (UserError, ValueError, FileNotFoundError, FileExistsError,
             NotADirectoryError, IsADirectoryError, CheckpointError, DownloadError,
             ChecksumError, TrainingDiverged) as exc:
         # Errors about what was asked for (bad settings, missing files, offline downloads, a
-        # diverged run): their messages say what to do, so print the message alone.
+        # diverged run): their messages say what to do, so print the message alone. (A bare
+        # KeyError is not among them: ours are ValueErrors too, so a KeyError is a bug.)
         fail(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
         return 2
     except OSError as exc:  # a full disk, a read-only folder, a permission

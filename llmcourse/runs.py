@@ -7,7 +7,12 @@ from Python:
   :class:`~llmcourse.train.Trainer`, and write ``run.json`` (what was trained on what) next to
   the checkpoints;
 - :func:`load_trained` - rebuild the model and its tokenizer from a run directory or a
-  checkpoint file, loading the file with ``weights_only=True``.
+  checkpoint file, loading the file with ``weights_only=True``;
+- :func:`check_run_data` - the prepared data a run trained on, refused when it changed
+  under the run (``run.json`` records its fingerprint, :func:`data_record`).
+
+No refused or failed call changes an earlier run: :func:`train_preset` makes every check
+before it writes anything (see the book's page on faults).
 
 Example:
     >>> from llmcourse.presets import get_preset, apply_overrides           # doctest: +SKIP
@@ -269,9 +274,9 @@ def train_preset(preset: dict[str, dict[str, Any]], *, resume: bool = False,
     prep = prepare_preset_data(preset, progress=progress)
     model_cfg, train_cfg = build_configs(preset, prep.vocab_size)
     if earlier is not None:
-        before = earlier.get("model_config") or {}
-        changed = [f"model.{k} {before.get(k)!r} -> {v!r}" for k, v in model_cfg.to_dict().items()
-                   if k in before and before[k] != v and k != "dropout"]
+        trained = earlier.get("model_config") or {}
+        changed = [f"model.{k} {trained[k]!r} -> {v!r}" for k, v in model_cfg.to_dict().items()
+                   if k in trained and trained[k] != v and k != "dropout"]
         if changed:
             raise ValueError(
                 f"--resume continues the model in {out_dir}, but the settings change it "
@@ -324,14 +329,14 @@ def train_preset(preset: dict[str, dict[str, Any]], *, resume: bool = False,
     }
     # What a failed command must give back: the run's records as they were, unless the
     # command got as far as a new checkpoint (then they describe that checkpoint).
-    before = {p: p.read_bytes() for p in (run_file, out_dir / METRICS_NAME) if p.is_file()}
+    records = {p: p.read_bytes() for p in (run_file, out_dir / METRICS_NAME) if p.is_file()}
     start = trainer.last_checkpoint
     _write_json_atomic(run_file, run_info)
     try:
         return trainer.fit()
     except BaseException:
         if trainer.last_checkpoint == start:
-            for path, data in before.items():
+            for path, data in records.items():
                 _write_bytes_atomic(path, data)
         raise
 

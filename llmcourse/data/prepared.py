@@ -624,11 +624,13 @@ def prepare(
         tokenizer: ``"char"`` (a character tokenizer built from the whole dataset and saved as
             ``tokenizer.json``), a tokenizer name (``"gpt2"``, ``"cl100k_base"``, ...), a path
             to a saved tokenizer, a spec dict, or a tokenizer object.
-        out_dir: where to write; default ``<cache>/prepared/<dataset>-<tokenizer name>``.
+        out_dir: where to write; default ``<cache>/prepared/<dataset>-<tokenizer name>``,
+            with ``-val<fraction>`` appended for a ``val_fraction`` other than 0.1.
         val_fraction: for a dataset without an official validation file, the fraction of
             tokens, taken from the end, that forms the validation split (``0 <= f < 1``;
             ``0`` gives an empty ``val.bin``). Ignored when the dataset has a validation file.
-        force: rebuild even when the directory is up to date.
+        force: rebuild even when the directory is up to date, and replace a directory holding
+            data prepared with other settings (refused without it).
         allowed_special: which special-token texts in the data (e.g. TinyStories'
             ``<|endoftext|>`` separators) become special tokens; passed to the tokenizer.
         separator: a line that ends a document; each document is then followed by the
@@ -644,8 +646,12 @@ def prepare(
 
     Raises:
         UnknownDatasetError: ``dataset`` is neither a registered name nor a file.
-        ValueError: empty text, bad ``val_fraction``, too little text for the split, vocabulary
-            too large for uint32, or ``out_dir`` holding files that are not a prepared dataset.
+        ValueError: empty text, text that is not UTF-8, bad ``val_fraction``, too little text
+            for the split, vocabulary too large for uint32, ``out_dir`` holding files that are
+            not a prepared dataset, or a damaged ``meta.json`` there.
+        FileExistsError: ``out_dir`` holds data prepared with other settings (the message
+            says which); pass ``force=True`` to replace it.
+        OSError: a full disk or a read-only folder, naming the folder; nothing is left behind.
     """
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)):
         raise TypeError(f"val_fraction must be a number, got {val_fraction!r}")

@@ -154,7 +154,9 @@ def get_batch(
     if isinstance(arr, torch.Tensor):
         index = offsets.to(arr.device)[:, None] + torch.arange(block_size + 1, device=arr.device)
         window = arr[index].to(torch.int64)  # (B, T + 1)
-        if window.device.type != "cpu":  # (not checked here: that would wait for the device)  # data already on an accelerator: stay there
+        # Data already on an accelerator stays there; its ids are not checked (that would
+        # wait for the device on every batch).
+        if window.device.type != "cpu":
             x, y = window[:, :-1].contiguous(), window[:, 1:].contiguous()
             return x.to(device), y.to(device)
     else:

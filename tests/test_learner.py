@@ -238,3 +238,10 @@ def test_check_on_a_lesson_and_its_solved_copy(offline_env, capsys):
     assert main(["check", str(ROOT / "solutions" / "day01_characters_to_numbers.ipynb")]) == 0
     out = capsys.readouterr().out
     assert out.strip().splitlines()[-1] == f"{len(rows)} of {len(rows)} checks passed"
+
+
+def test_check_runs_a_myst_md_notebook(course):
+    root, _ = course
+    rows = learner.run_checks(root / "solutions" / "day99_demo.md")  # the solved source itself
+    assert [(r.exercise, r.verdict) for r in rows] == [("double", "passed"), ("square", "passed"),
+                                                       ("halve", "passed")]

@@ -90,10 +90,9 @@ def check_block_size(n_tokens: int, block_size: int, what: str = "data") -> None
 
 def _check_window(window: torch.Tensor, offsets: torch.Tensor, vocab_size: int | None) -> None:
     """Refuse ids an embedding cannot look up, naming the id and where it is in ``data``."""
-    bad = window < 0
-    if vocab_size is not None:
-        bad |= window >= vocab_size
-    if bool(bad.any()):
+    lo, hi = (int(v) for v in torch.aminmax(window))
+    if lo < 0 or (vocab_size is not None and hi >= vocab_size):
+        bad = (window < 0) | (window >= (vocab_size if vocab_size is not None else hi + 1))
         b, t = (int(i) for i in bad.nonzero()[0])
         rule = f"[0, {vocab_size})" if vocab_size is not None else "non-negative"
         raise ValueError(

@@ -421,7 +421,16 @@ def run_checks(notebook: Path, *, timeout: int = 600, kernel: str = "python3") -
         with tempfile.TemporaryDirectory(prefix="llmcourse-check-") as cwd:
             client = NotebookClient(nb, timeout=timeout, kernel_name=kernel, allow_errors=True,
                                     resources={"metadata": {"path": cwd}})
-            client.execute()
+            try:
+                client.execute()
+            except Exception as exc:  # noqa: BLE001 - no kernel, a cell over the timeout, ...
+                name = type(exc).__name__
+                if name == "NoSuchKernel":
+                    raise LearnerError(f"no Jupyter kernel named {kernel!r}: pip install ipykernel") from exc
+                if "Timeout" in name:
+                    raise LearnerError(f"a cell ran longer than {timeout} s; pass --timeout SECONDS "
+                                       "to allow more") from exc
+                raise
     finally:
         if saved is None:
             os.environ.pop("CUDA_VISIBLE_DEVICES", None)

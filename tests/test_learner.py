@@ -245,3 +245,10 @@ def test_check_runs_a_myst_md_notebook(course):
     rows = learner.run_checks(root / "solutions" / "day99_demo.md")  # the solved source itself
     assert [(r.exercise, r.verdict) for r in rows] == [("double", "passed"), ("square", "passed"),
                                                        ("halve", "passed")]
+
+
+def test_check_timeout_is_one_clear_error(tmp_path, capsys):
+    nb = _notebook(tmp_path / "day99_slow.ipynb", ["import time\ntime.sleep(30)"])
+    assert main(["check", str(nb), "--timeout", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "longer than 1 s" in err and "--timeout" in err

@@ -18,7 +18,9 @@ Layout of a trainer checkpoint (a dict):
 ``format``/``version``, ``model`` (state dict, never with ``_orig_mod.``/``module.`` prefixes),
 ``optimizer``, ``scaler`` (or ``None``), ``model_config`` (dict or ``None``), ``train_config``
 (dict), ``iter_num``, ``best_val_loss``, ``evals_since_improvement``, ``last_eval_iter``,
-``rng`` (one state per process rank), ``world_size``, ``torch_version``.
+``rng`` (one state per process rank), ``resume_state`` (``None``, or after a final evaluation
+off the ``eval_interval`` grid the bookkeeping and random states from before it, which a resume
+uses), ``world_size``, ``torch_version``.
 """
 
 from __future__ import annotations

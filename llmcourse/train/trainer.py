@@ -169,7 +169,12 @@ class Trainer:
     - ``ckpt.pt``: the resume point, written after an evaluation with a new best validation
       loss (or after every evaluation with ``always_save_checkpoint``) and at the end of
       :meth:`fit`;
-    - ``best.pt``: the lowest validation loss so far (with ``save_best``).
+    - ``best.pt``: the lowest validation loss so far (with ``save_best``), written after
+      ``ckpt.pt`` so that a kill between the two leaves a resume point. ``init_from="resume"``
+      continues from ``ckpt.pt``, or from ``best.pt`` when only that one exists.
+
+    Resuming from any checkpoint the trainer writes continues exactly as the uninterrupted
+    run would (bitwise on the CPU), also from a run that stopped off the evaluation grid.
 
     Non-finite losses raise :class:`TrainingDiverged` at the next check (every
     ``log_interval`` steps, before each evaluation and at the end), naming the first bad

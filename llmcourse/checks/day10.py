@@ -26,7 +26,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from llmcourse.checks._core import CheckFailed, as_tensor, assert_close, assert_shape, check, needs_earlier
+from llmcourse.checks._core import (CheckFailed, as_tensor, assert_close, assert_shape, check, layer,
+                                    needs_earlier)
 from llmcourse.model import CausalSelfAttention, GPTConfig
 
 __all__ = [
@@ -138,14 +139,9 @@ def check_attention_module(module_cls: Callable[[int, int], nn.Module]) -> None:
         torch.manual_seed(C)
         mine = module_cls(C, nh)
         for name, shape in (("c_attn", (3 * C, C)), ("c_proj", (C, C))):
-            layer = getattr(mine, name, None)
-            if layer is None:
+            if getattr(mine, name, None) is None:
                 raise NotImplementedError(f"self.{name} is missing")
-            if not isinstance(layer, nn.Linear):
-                raise CheckFailed(f"self.{name} should be an nn.Linear, got {type(layer).__name__}")
-            assert_shape(layer.weight, shape, f"self.{name}.weight (out_features, in_features)")
-            if layer.bias is None:
-                raise CheckFailed(f"self.{name} has no bias; GPT-2's layers have one (bias=True)")
+            layer(mine, name, nn.Linear, shape=shape, bias=True, owner=f"self (n_embd={C}, n_head={nh})")
         cfg = GPTConfig(vocab_size=2, block_size=max(T, 2), n_layer=1, n_head=nh, n_embd=C)
         ref = CausalSelfAttention(cfg).eval()
         state = {k: v for k, v in mine.state_dict().items()}

@@ -24,7 +24,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from llmcourse.checks._core import CheckFailed, as_tensor, assert_close, assert_shape, check, needs_earlier
+from llmcourse.checks._core import (CheckFailed, as_tensor, assert_close, assert_shape, check, layer,
+                                    needs_earlier)
 from llmcourse.model import MLP, Block, GPTConfig
 
 __all__ = ["check_gelu_tanh", "check_mlp", "check_layer_norm", "check_block"]
@@ -87,8 +88,7 @@ def check_mlp(mlp_cls: Callable[[int], nn.Module]) -> None:
         for name in ("c_fc", "c_proj"):
             if getattr(mine, name, None) is None:
                 raise NotImplementedError(f"self.{name} is missing")
-            if not isinstance(getattr(mine, name), nn.Linear):
-                raise CheckFailed(f"self.{name} should be an nn.Linear")
+            layer(mine, name, nn.Linear, owner=f"self (n_embd={C})")
         if mine.c_fc.out_features != 4 * C:
             raise CheckFailed(f"the hidden layer has {mine.c_fc.out_features} units for n_embd={C}; "
                               f"GPT-2 uses 4 * n_embd = {4 * C}")

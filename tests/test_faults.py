@@ -201,13 +201,32 @@ def test_full_disk_during_prepare(world, tmp_path, monkeypatch, capsys):
     assert not any((tmp_path / "cache" / "prepared").iterdir())  # no leftovers
 
 
-def _can_mount_tmpfs(where: Path) -> bool:
+def _can_mount_tmpfs(where: Path, options: str = "size=256k") -> bool:
     if not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("mount") is None:
         return False
     where.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(where)],
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
                           capture_output=True)
     return done.returncode == 0
+
+
+def test_a_real_read_only_folder(world, tmp_path, monkeypatch, capsys):
+    ro = tmp_path / "ro"
+    if not _can_mount_tmpfs(ro, "ro,size=64k"):
+        pytest.skip("needs root and mount to make a read-only tmpfs")
+    try:
+        monkeypatch.setenv("LLMCOURSE_CACHE_DIR", str(world["cache"]))
+        code = cli.main(["train", "--no-progress"] + sets(
+            TINY + [f"data.dataset={world['text']}", f"out_dir={ro / 'run'}"]))
+        assert code == 1
+        line = one_error_line(capsys, "train")
+        assert f"{ro / 'run'} is on a read-only file system" in line
+        code = cli.main(["prepare", str(world["text"]), "--out-dir", str(ro / "p"),
+                         "--no-progress"])
+        assert code == 1
+        assert f"{ro / 'p'} is on a read-only file system" in one_error_line(capsys, "prepare")
+    finally:
+        subprocess.run(["umount", str(ro)], check=False)
 
 
 def test_full_disk_on_a_real_tmpfs(world, tmp_path, monkeypatch, capsys):

@@ -5,7 +5,8 @@ run's files (``run.json``, checkpoints, ``metrics.jsonl``) and the prepared data
 byte-identical afterwards. The page ``book/faults.md`` lists these cases with their messages.
 
 A full disk is simulated by making the write fail with ``ENOSPC`` (monkeypatching), and, where
-the tests run as root and may mount one, also on a real 256 KiB tmpfs.
+the tests run as root and may mount one, also made real with a 256 KiB tmpfs; a read-only
+folder likewise (a patched ``open``, since root ignores permissions, and a read-only tmpfs).
 """
 
 from __future__ import annotations

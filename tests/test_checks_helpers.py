@@ -149,7 +149,7 @@ def test_needs_earlier_names_only_the_listed_functions(capsys):
 
     assert bool(check_uses(lambda: notebook["merge"]([1], (1, 2), 3))) is False
     assert capsys.readouterr().out == (
-        "❌ train_bpe: merge: not done yet — finish exercise 2 first, run its cell, then run "
+        "⏳ train_bpe: merge: not done yet — finish exercise 2 first, run its cell, then run "
         "this check again\n")
     assert bool(check_uses(lambda: notebook["MyMLP"]())) is False
     assert "MyMLP: not done yet — finish exercise 3 first" in capsys.readouterr().out

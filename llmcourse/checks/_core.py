@@ -163,6 +163,8 @@ def run_check(exercise: str, body: Callable[[], Any], hint: Optional[str] = None
         body()
     except NotImplementedError:
         return _verdict(exercise, False, f"⏳ {exercise}: {NOT_DONE}")
+    except EarlierNotDone as exc:  # this exercise may be fine; an earlier one it uses is a stub
+        return _verdict(exercise, False, f"⏳ {exercise}: {_one_line(str(exc))}")
     except AssertionError as exc:
         message = _one_line(str(exc)) or "the result is not right (the check gave no detail)"
         return _verdict(exercise, False, f"❌ {exercise}: {message}")
@@ -755,8 +757,8 @@ class EarlierNotDone(CheckFailed):
 
     Raised by :func:`needs_earlier`; the message names that function and its exercise, e.g.
     ``causal_attention: not done yet — finish exercise 2 first``. ``function`` and
-    ``exercise`` hold the two. It is a :class:`CheckFailed`, so :func:`run_check` prints the
-    message as the verdict (the exercise under test itself may be fine).
+    ``exercise`` hold the two. :func:`run_check` prints it as a "not done yet" verdict (⏳),
+    as the exercise under test itself may be fine.
     """
 
     def __init__(self, function: str, exercise: Any = None) -> None:
@@ -809,7 +811,7 @@ class needs_earlier:
         ... def check_head(head):
         ...     head(1)
         >>> ok = check_head(Head())
-        ❌ Head: causal_attention: not done yet — finish exercise 2 first, run its cell, then run this check again
+        ⏳ Head: causal_attention: not done yet — finish exercise 2 first, run its cell, then run this check again
     """
 
     def __init__(self, **exercises: Any) -> None:

@@ -429,3 +429,45 @@ def load_trained(path: str | os.PathLike[str], device: str | torch.device = "cpu
     info = TrainedRun(ckpt_path, int(ckpt.get("iter_num", 0)),
                       None if best is None else float(best), run)
     return model, tokenizer, info
+
+
+def train_or_load(preset_name: str, out_dir: str | os.PathLike[str], *,
+                  overrides: dict[str, dict[str, Any]] | None = None,
+                  device: str = "cpu", progress: bool = False) -> tuple[Any, Any, TrainedRun]:
+    """A model to work with: the run in ``out_dir`` if it is this preset's, else trained now.
+
+    The lessons of Weeks 4-6 sample from, fine-tune or distil a model trained earlier; this
+    loads it when an earlier lesson (or ``llmcourse train``) left the same run in ``out_dir``,
+    and trains it there otherwise. ``overrides`` maps sections to settings, as ``--set``
+    does: ``{"train": {"max_iters": 300}, "model": {"n_layer": 2}}``.
+
+    Raises:
+        FileExistsError: ``out_dir`` holds a run made with other settings (it is never
+            replaced; give another ``out_dir``).
+
+    Returns:
+        ``(model, tokenizer, info)`` as :func:`load_trained` gives them (the model in eval mode).
+    """
+    from llmcourse.presets import get_preset
+
+    preset = get_preset(preset_name)
+    for section, values in (overrides or {}).items():
+        preset.setdefault(section, {}).update(values)
+    out = Path(out_dir)
+    preset.setdefault("train", {})["out_dir"] = str(out)
+    preset["train"].setdefault("device", device)
+    run_file = out / RUN_FILE
+    if run_file.is_file():
+        earlier = read_json(run_file, "run")
+        if isinstance(earlier, dict) and earlier.get("preset") == preset:
+            try:
+                return load_trained(out, device=device)
+            except FileNotFoundError:
+                pass  # the earlier run stopped before its first checkpoint: train it again
+        else:
+            raise FileExistsError(
+                f"{out} holds a run made with other settings than preset {preset_name!r} with "
+                f"{overrides or {}}; give another out_dir (it is never replaced)"
+            )
+    train_preset(preset, progress=progress)
+    return load_trained(out, device=device)

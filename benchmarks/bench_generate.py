@@ -21,6 +21,7 @@ small operation), so compare with ``--threads 1``. Run::
 
     python benchmarks/bench_generate.py                 # CPU, fp32, all cores
     python benchmarks/bench_generate.py --threads 2 --repeats 3
+    python benchmarks/bench_generate.py --threads 1 --cpu-time     # on a busy machine
     python benchmarks/bench_generate.py --device cuda
 """
 
@@ -47,6 +48,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--exact-window", action="store_true",
                    help="also time the cache rebuilt from a full window at every step")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cpu-time", action="store_true",
+                   help="time with the process's CPU time instead of the wall clock: steadier on "
+                        "a busy shared machine (with --threads 1; not meaningful on a GPU)")
     return p.parse_args()
 
 
@@ -74,13 +78,15 @@ def main() -> None:
     if args.exact_window:
         modes["kv-cache, exact window"] = dict(use_cache=True, keep_on_rebuild=config.block_size)
 
+    clock = time.process_time if args.cpu_time else time.perf_counter
+
     def run(kwargs: dict) -> float:
         sync(device)
-        t0 = time.perf_counter()
+        t0 = clock()
         out = generate(model, prompt, args.tokens, seed=args.seed, **kwargs)
         sync(device)
         assert out.shape == (1, 1 + args.tokens)
-        return time.perf_counter() - t0
+        return clock() - t0
 
     # Warm-up: first calls pay for allocator growth, kernel selection and lazy initialisation.
     for kwargs in modes.values():
@@ -95,7 +101,8 @@ def main() -> None:
           f"{model.num_params() / 1e6:.2f}M parameters")
     print(f"{args.tokens} new tokens from a 1-token prompt, batch 1, {args.dtype} on {device} "
           f"({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}); best of {args.repeats}")
+          f"torch {torch.__version__}); best of {args.repeats}"
+          + (", CPU time" if args.cpu_time else ", wall time"))
     if hasattr(os, "getloadavg"):
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} logical CPUs")
     base = best["recompute"]

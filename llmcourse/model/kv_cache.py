@@ -143,8 +143,10 @@ class KVCache:
         end = self.pos + k_new.shape[2]
         self.k[layer][:, :, self.pos:end] = k_new
         self.v[layer][:, :, self.pos:end] = v_new
-        # In the chunk's dtype: under autocast an fp32 cache meets bf16 queries (no-op otherwise).
-        return self.k[layer][:, :, :end].to(k_new.dtype), self.v[layer][:, :, :end].to(v_new.dtype)
+        k, v = self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+        if k.dtype != k_new.dtype:  # under autocast an fp32 cache meets bf16 queries
+            k, v = k.to(k_new.dtype), v.to(v_new.dtype)
+        return k, v
 
     def advance(self, n: int) -> None:
         """Mark ``n`` more positions as filled (called by the model after its last layer)."""

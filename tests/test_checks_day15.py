@@ -165,3 +165,18 @@ def _wsd_variant(start_fn=None, end_early=False, floor=True, clamp=True):
 def test_wsd_mistakes(capsys, wrong, hint):
     assert bool(day15.check_wsd(wrong)) is False
     assert hint in _line(capsys)
+
+
+def test_blocked_by_unfinished_warmup(capsys):
+    def warmup_lr(it, learning_rate, warmup_iters):   # the learner's stub of exercise 1
+        raise NotImplementedError
+
+    def cosine_using_warmup(it, lr, lo, w, d):
+        if it < w:
+            return warmup_lr(it, lr, w)
+        return cosine_lr(it, lr, lo, w, d)
+
+    assert bool(day15.check_cosine(cosine_using_warmup)) is False
+    assert "finish exercise 1" in _line(capsys)
+    assert bool(day15.check_warmup(warmup_lr)) is False
+    assert "not done yet" in _line(capsys)

@@ -313,3 +313,16 @@ def test_clip_mistakes(capsys):
 
     assert bool(day16.check_clip_grad_norm(lambda ps, m: None)) is False
     assert "returned None" in _line(capsys)
+
+
+def test_adamw_blocked_by_unfinished_adam(capsys):
+    def adam_step(p, g, m, v, t, lr, beta1, beta2, eps):   # the learner's stub of exercise 1
+        raise NotImplementedError
+
+    def adamw_step(p, g, m, v, t, lr, beta1, beta2, eps, weight_decay):
+        return adam_step(p * (1 - lr * weight_decay), g, m, v, t, lr, beta1, beta2, eps)
+
+    assert bool(day16.check_adamw_step(adamw_step)) is False
+    assert "finish exercise 1" in _line(capsys)
+    assert bool(day16.check_adam_step(adam_step)) is False
+    assert "not done yet" in _line(capsys)

@@ -143,6 +143,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     eos = getattr(tok, "eot_token", None) if args.stop_at_eos else None
     idx = torch.tensor([ids], dtype=torch.long, device=device)
     sampling = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                    min_p=args.min_p, repetition_penalty=args.repetition_penalty,
                     eos_id=eos, use_cache=not args.no_cache)
     print(f"# {info.checkpoint} (iter {info.iter_num}), seed {args.seed}", file=sys.stderr)
     if args.stream:
@@ -293,6 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=0.8, help="0 means greedy")
     p.add_argument("--top-k", type=int, default=None, help="keep the k most likely tokens")
     p.add_argument("--top-p", type=float, default=None, help="nucleus sampling threshold in (0, 1]")
+    p.add_argument("--min-p", type=float, default=None,
+                   help="keep tokens with probability >= min_p times the top one's, in [0, 1]")
+    p.add_argument("--repetition-penalty", type=float, default=1.0,
+                   help="CTRL penalty for tokens already in the text, > 0 (1 = off)")
     p.add_argument("--stream", action="store_true", help="print tokens as they are generated")
     p.add_argument("--no-cache", action="store_true", help="recompute instead of using the KV cache")
     p.add_argument("--stop-at-eos", action="store_true",

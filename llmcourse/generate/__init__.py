@@ -5,7 +5,8 @@ turn the logits of the last position into one next token, append it and run the 
 One concept a module:
 
 - :mod:`~llmcourse.generate.sampling` - :func:`apply_temperature`, :func:`top_k_filter`,
-  :func:`top_p_filter`, :func:`sample_next` (temperature, then top-k, then top-p, then a draw);
+  :func:`top_p_filter`, :func:`min_p_filter`, :func:`apply_repetition_penalty`,
+  :func:`sample_next` (penalty, temperature, top-k, top-p, min-p, then a draw);
 - :mod:`~llmcourse.generate.decoding` - the loop, with the model's KV cache when it has one,
   and the one rule for the context window past ``block_size``;
 - :mod:`~llmcourse.generate.api` - :func:`generate` (a batch, several samples per prompt,
@@ -27,12 +28,15 @@ Example:
 
 from .api import generate, stream
 from .beam import BeamHypothesis, beam_search, gnmt_length_penalty
-from .sampling import Sampling, apply_temperature, sample_next, top_k_filter, top_p_filter
+from .sampling import (Sampling, apply_repetition_penalty, apply_temperature, min_p_filter,
+                       sample_next, top_k_filter, top_p_filter)
 
 __all__ = [
     "apply_temperature",
     "top_k_filter",
     "top_p_filter",
+    "min_p_filter",
+    "apply_repetition_penalty",
     "sample_next",
     "Sampling",
     "generate",

@@ -36,6 +36,8 @@ def generate(
     seed: int | None = None,
     *,
     keep_on_rebuild: int | None = None,
+    min_p: float | None = None,
+    repetition_penalty: float = 1.0,
 ) -> Tensor:
     """Continue each prompt with up to ``max_new_tokens`` sampled tokens.
 
@@ -70,7 +72,9 @@ def generate(
             same as (nested) lists of ints; moved to the model's device. Non-empty, with ids in
             ``[0, vocab_size)``.
         max_new_tokens: number of tokens to add, ``>= 0``.
-        temperature, top_k, top_p: see :func:`sample_next`.
+        temperature, top_k, top_p, min_p: see :func:`sample_next` (applied in that order).
+        repetition_penalty: the CTRL penalty (see :func:`sample_next`) on every id of the
+            row so far, prompt included; 1 is off.
         eos_id: end-of-text id to stop at, or None to always produce ``max_new_tokens``.
         num_samples: samples per prompt, ``>= 1``.
         use_cache: use the model's KV cache when it has one.
@@ -95,7 +99,8 @@ def generate(
         torch.Size([6, 6])
     """
     settings = Settings.for_model(model, max_new_tokens, temperature, top_k, top_p, eos_id,
-                                  use_cache, keep_on_rebuild)
+                                  use_cache, keep_on_rebuild, min_p=min_p,
+                                  repetition_penalty=repetition_penalty)
     num_samples = check_field("num_samples", num_samples, int, low=1, what="samples per prompt")
     prompt = prepare_prompt(idx, model)
     rng = make_generator(generator, seed, prompt.device)
@@ -121,6 +126,8 @@ def stream(
     decode: Callable[[list[int]], str] | None = None,
     *,
     keep_on_rebuild: int | None = None,
+    min_p: float | None = None,
+    repetition_penalty: float = 1.0,
 ) -> Iterator[int] | Iterator[str]:
     """Generate token by token, yielding each new token as soon as it is sampled.
 
@@ -154,7 +161,8 @@ def stream(
         True
     """
     settings = Settings.for_model(model, max_new_tokens, temperature, top_k, top_p, eos_id,
-                                  use_cache, keep_on_rebuild)
+                                  use_cache, keep_on_rebuild, min_p=min_p,
+                                  repetition_penalty=repetition_penalty)
     if decode is not None and not callable(decode):
         raise ValueError(f"decode must be a function from a list of ids to str, got {decode!r}")
     prompt = prepare_prompt(idx, model)

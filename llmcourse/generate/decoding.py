@@ -108,7 +108,8 @@ def decode_steps(model: nn.Module, prompt: Tensor, settings: Settings,
     finished = torch.zeros(prompt.shape[0], dtype=torch.bool, device=prompt.device)
     for step in range(settings.max_new_tokens):
         with torch.no_grad():
-            next_ids = settings.sampling(decoder.next_logits(), generator)[:, 0]  # (B,)
+            context = decoder.tokens[:, :decoder.length]  # (B, t): for the repetition penalty
+            next_ids = settings.sampling(decoder.next_logits(), generator, context)[:, 0]  # (B,)
             if eos_id is not None:
                 next_ids = next_ids.masked_fill(finished, eos_id)
                 finished |= next_ids == eos_id

@@ -61,6 +61,9 @@ class Settings:
         eos_id: int | None = None,
         use_cache: bool = True,
         keep_on_rebuild: int | None = None,
+        *,
+        min_p: float | None = None,
+        repetition_penalty: float = 1.0,
     ) -> "Settings":
         """Check the arguments of a public entry against ``model.config``; see :func:`generate`."""
         vocab, block = model_limits(model)
@@ -74,8 +77,8 @@ class Settings:
             window = check_field("keep_on_rebuild", block if keep_on_rebuild is None else keep_on_rebuild,
                                  int, low=1, high=block, what="tokens kept when the context passes "
                                  "block_size; block_size = a sliding window")
-        return cls(max_new_tokens, Sampling(temperature, top_k, top_p), eos_id, bool(use_cache),
-                   block, window)
+        sampling = Sampling(temperature, top_k, top_p, min_p, repetition_penalty)
+        return cls(max_new_tokens, sampling, eos_id, bool(use_cache), block, window)
 
 
 def model_limits(model: nn.Module) -> tuple[int | None, int | None]:

@@ -111,16 +111,15 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from llmcourse.generate import generate, stream
+    from llmcourse.generate import stream
 
     from llmcourse.runs import check_run_data
 
+    prompt = _read_prompt(args)  # before any work: a bad prompt or output path costs nothing
+    _check_output(args.output)
     model, tok, info = _load(args)
     check_run_data(info.run, "sample", need=False)  # refuses data changed under the run
     device = next(model.parameters()).device
-    prompt = args.prompt if args.prompt is not None else "\n"
-    if prompt == "":
-        raise UserError("--prompt is empty: give at least one character, e.g. --prompt 'ROMEO:'")
     try:
         prompt.encode("utf-8")
     except UnicodeEncodeError as exc:  # bytes the terminal passed that are not UTF-8
@@ -146,25 +145,132 @@ def cmd_sample(args: argparse.Namespace) -> int:
                     min_p=args.min_p, repetition_penalty=args.repetition_penalty,
                     eos_id=eos, use_cache=not args.no_cache)
     print(f"# {info.checkpoint} (iter {info.iter_num}), seed {args.seed}", file=sys.stderr)
-    if args.stream:
+    # Sample s is drawn with seed + s, one at a time, by the same loop with and without
+    # --stream: `--seed 5 --num-samples 3` repeats, and its sample 2 is `--seed 6`'s sample 1.
+    with _Destination(args.output) as dest:
         for s in range(args.num_samples):
             if args.num_samples > 1:
-                print(f"--- sample {s + 1} ---")
-            sys.stdout.write(prompt)
+                dest.write(f"--- sample {s + 1} ---\n")
+            dest.write(prompt)
             pieces = stream(model, idx, args.max_new_tokens, seed=args.seed + s,
                             decode=tok.decode, **sampling)
-            for piece in pieces:
-                sys.stdout.write(piece)
-                sys.stdout.flush()
-            sys.stdout.write("\n")
-        return 0
-    out = generate(model, idx, args.max_new_tokens, num_samples=args.num_samples,
-                   seed=args.seed, **sampling)
-    for s, row in enumerate(out.tolist()):
-        if args.num_samples > 1:
-            print(f"--- sample {s + 1} ---")
-        print(tok.decode(row))
+            for piece in until_stop(pieces, args.stop or []):
+                dest.write(piece, flush=args.stream)
+            dest.write("\n", flush=True)
+    if args.output:
+        print(f"# wrote {args.num_samples} sample(s) to {args.output}", file=sys.stderr)
     return 0
+
+
+def _read_prompt(args: argparse.Namespace) -> str:
+    """The prompt: ``--prompt``, the text of ``--prompt-file`` (``-``: standard input), or a newline."""
+    if args.prompt_file is None:
+        prompt = args.prompt if args.prompt is not None else "\n"
+        if prompt == "":
+            raise UserError("--prompt is empty: give at least one character, e.g. --prompt 'ROMEO:'")
+        return prompt
+    name = "standard input" if args.prompt_file == "-" else args.prompt_file
+    try:
+        if args.prompt_file == "-":
+            prompt = sys.stdin.buffer.read().decode("utf-8")
+        else:
+            with open(args.prompt_file, "rb") as f:
+                prompt = f.read().decode("utf-8")
+    except FileNotFoundError:
+        raise UserError(f"--prompt-file {name} does not exist; give a text file, or - to read "
+                        "standard input") from None
+    except IsADirectoryError:
+        raise UserError(f"--prompt-file {name} is a folder; give a text file") from None
+    except UnicodeDecodeError:
+        raise UserError(f"--prompt-file {name} is not UTF-8 text; save it as UTF-8") from None
+    if prompt == "":
+        raise UserError(f"--prompt-file {name} is empty: give at least one character")
+    return prompt
+
+
+def _check_output(path: str | None) -> None:
+    """Refuse an ``--output`` that would replace a file or cannot be made, before any work."""
+    import os
+
+    if path is None:
+        return
+    if os.path.exists(path):
+        raise UserError(f"--output {path} already exists and is never replaced; give a new file "
+                        "name or remove it first")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UserError(f"--output {path}: the folder {folder} does not exist; create it first")
+
+
+class _Destination:
+    """Standard output, or ``--output``: written to a temporary file renamed when complete."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path, self.file, self.tmp = path, sys.stdout, None
+
+    def __enter__(self) -> "_Destination":
+        if self.path is not None:
+            import os
+            import tempfile
+
+            fd, self.tmp = tempfile.mkstemp(prefix=".llmcourse-sample-",
+                                            dir=os.path.dirname(os.path.abspath(self.path)))
+            self.file = os.fdopen(fd, "w", encoding="utf-8")
+        return self
+
+    def write(self, text: str, flush: bool = False) -> None:
+        self.file.write(text)
+        if flush:
+            self.file.flush()
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if self.tmp is None:
+            return
+        import os
+
+        self.file.close()
+        if exc_type is None and not os.path.exists(self.path):
+            os.replace(self.tmp, self.path)
+        else:  # a failed or interrupted command leaves no half-written output
+            os.unlink(self.tmp)
+            if exc_type is None:
+                raise UserError(f"--output {self.path} appeared while sampling and is not "
+                                "replaced; the samples were not written")
+
+
+def until_stop(pieces: Any, stops: Sequence[str]) -> Any:
+    r"""Yield the text of ``pieces`` up to (not including) the first of the ``stops`` strings.
+
+    Text that could be the start of a stop string is held back until it is known not to be;
+    at a stop the iterator ``pieces`` is closed, so generation ends there.
+
+    >>> "".join(until_stop(iter(["ab", "c\nd", "e"]), ["\nd"]))
+    'abc'
+    >>> "".join(until_stop(iter(["a", "b"]), ["bc"]))
+    'ab'
+    """
+    held = ""
+    longest = max((len(stop) for stop in stops), default=0)
+    try:
+        for piece in pieces:
+            held += piece
+            hits = [i for i in (held.find(stop) for stop in stops) if i >= 0]
+            if hits:
+                if min(hits):
+                    yield held[:min(hits)]
+                return
+            # keep the longest tail that is the start of some stop string
+            keep = next((k for k in range(min(longest - 1, len(held)), 0, -1)
+                         if any(stop.startswith(held[-k:]) for stop in stops)), 0)
+            if len(held) > keep:
+                yield held[:len(held) - keep]
+                held = held[len(held) - keep:]
+        if held:
+            yield held
+    finally:
+        close = getattr(pieces, "close", None)
+        if close is not None:
+            close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -251,6 +357,14 @@ def _count(minimum: int) -> Any:
     return parse
 
 
+def _stop_string(text: str) -> str:
+    """An argparse type: a non-empty stop string; ``\\n`` and ``\\t`` mean newline and tab."""
+    if text == "":
+        raise argparse.ArgumentTypeError("is empty; give the text that ends a sample, e.g. "
+                                         "--stop '\\n\\n'")
+    return text.replace("\\n", "\n").replace("\\t", "\t")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from llmcourse.presets import list_presets
 
@@ -287,7 +401,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", help="generate text from a trained checkpoint")
     add_checkpoint(p)
-    p.add_argument("--prompt", default=None, help="text to continue (default: a newline)")
+    given = p.add_mutually_exclusive_group()
+    given.add_argument("--prompt", default=None, help="text to continue (default: a newline)")
+    given.add_argument("--prompt-file", default=None, metavar="PATH",
+                       help="read the prompt from a UTF-8 file; - reads standard input")
+    p.add_argument("--stop", action="append", type=_stop_string, metavar="TEXT",
+                   help="end a sample at the first TEXT it writes (not printed); repeatable")
+    p.add_argument("--output", default=None, metavar="PATH",
+                   help="write the samples to a new file PATH (never replaced) instead of stdout")
     p.add_argument("--num-samples", type=_count(1), default=1, help="samples to draw")
     p.add_argument("--max-new-tokens", type=_count(1), default=500,
                    help="tokens to generate per sample")

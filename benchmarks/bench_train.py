@@ -17,7 +17,11 @@ Run::
     python benchmarks/bench_train.py race --preset shakespeare-char-cpu   # nanoGPT's recipe
     python benchmarks/bench_train.py all --json out/bench_train.json
 
-Nothing here asserts a speed: run it on a quiet machine and read the numbers.
+Nothing here asserts a speed: run it on a quiet machine and read the numbers. The load average
+is printed at the start and at the end (and stored with ``--json``), with a warning when other
+processes competed for the cores. The losses of a race do not depend on the load (same seed,
+same batches), only its times do; on a busy machine prefer ``--threads 1``, as two threads that
+have to wait for each other slow down far more than one.
 """
 
 from __future__ import annotations
@@ -199,13 +203,22 @@ def main() -> None:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    load_start = os.getloadavg()[0]
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores, {torch.get_num_threads()} threads")
-    results: dict[str, Any] = {}
+          f"{os.cpu_count()} cores, {torch.get_num_threads()} threads, "
+          f"load average {load_start:.2f}")
+    results: dict[str, Any] = {"threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+                               "loadavg_start": load_start}
     if args.what in ("throughput", "all"):
         results["throughput"] = throughput(args)
     if args.what in ("race", "all"):
         results["race"] = race(args)
+    results["loadavg_end"] = os.getloadavg()[0]
+    if max(load_start, results["loadavg_end"]) > (os.cpu_count() or 1):
+        print(f"warning: the load average ({load_start:.2f} at the start, "
+              f"{results['loadavg_end']:.2f} at the end) exceeded the {os.cpu_count()} cores: "
+              "other processes shared the CPU, so the times above are too long; the losses are "
+              "unaffected")
     if args.json:
         os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
         with open(args.json, "w") as f:

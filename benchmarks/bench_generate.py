@@ -10,8 +10,21 @@ weights, which cost the same as trained ones), and prints milliseconds per token
 - ``kv-cache, exact window`` (with ``--exact-window``): the cache rebuilt from the full last
   256 tokens at every step past the block (``generate``'s default sliding window).
 
+- ``kv-cache, batch 8``: the same for 8 one-token prompts decoded together (ms per step;
+  tokens/s counts all 8 rows);
+- ``kv-cache, bf16 weights`` (with ``--bf16``): the cached decode of a bfloat16 copy of the
+  model (``model.to(torch.bfloat16)``, the one switch; its cache is bf16 too).
+
 ``recompute`` slides the window by one token (the default), like nanoGPT; with
 ``keep_on_rebuild=128`` it would follow the cache's rule and decode the same tokens.
+
+**The bandwidth bound.** A decoding step with batch 1 multiplies one vector by every weight
+matrix, so it must read every weight once: the step cannot be faster than the weights' bytes
+divided by the speed at which this machine reads memory. The script measures that speed on
+the spot, with the same threads and clock, as the best of 20 ``sum`` over a buffer as large as
+the weights (read again and again, as the decode reads its weights, so the CPU caches help both
+alike), and prints the bound, each mode's distance from it, and for reference the read speed of
+a 512 MB buffer (main memory, far larger than the caches).
 
 Each mode is timed ``--repeats`` times (interleaved) and the fastest run is reported, because
 on a shared machine the slower runs measure the neighbours. The load average is printed with
@@ -28,6 +41,7 @@ small operation), so compare with ``--threads 1``. Run::
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import platform
 import time
@@ -47,6 +61,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--exact-window", action="store_true",
                    help="also time the cache rebuilt from a full window at every step")
+    p.add_argument("--bf16", action="store_true",
+                   help="also time the cached decode with bfloat16 weights")
+    p.add_argument("--no-batch", action="store_true", help="skip the batch-8 run")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cpu-time", action="store_true",
                    help="time with the process's CPU time instead of the wall clock: steadier on "
@@ -57,6 +74,20 @@ def parse_args() -> argparse.Namespace:
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def read_speed(clock, device: torch.device, nbytes: int, repeats: int) -> float:
+    """Bytes per second at which this machine reads ``nbytes``: best of ``repeats`` ``sum``."""
+    buf = torch.ones(nbytes // 4, device=device)
+    buf.sum()
+    best = float("inf")
+    for _ in range(repeats):
+        sync(device)
+        t0 = clock()
+        buf.sum()
+        sync(device)
+        best = min(best, clock() - t0)
+    return nbytes / best
 
 
 def main() -> None:
@@ -70,46 +101,78 @@ def main() -> None:
                        dropout=0.0)
     model = GPT(config).to(device=device, dtype=dtype).eval()
     prompt = torch.zeros(1, 1, dtype=torch.long, device=device)
+    keep = dict(use_cache=True, keep_on_rebuild=config.block_size // 2)
 
+    # name: (model, prompt, generate's arguments)
     modes = {
-        "kv-cache": dict(use_cache=True, keep_on_rebuild=config.block_size // 2),
-        "recompute": dict(use_cache=False),
+        "kv-cache": (model, prompt, keep),
+        "recompute": (model, prompt, dict(use_cache=False)),
     }
     if args.exact_window:
-        modes["kv-cache, exact window"] = dict(use_cache=True, keep_on_rebuild=config.block_size)
+        modes["kv-cache, exact window"] = (model, prompt,
+                                           dict(use_cache=True, keep_on_rebuild=config.block_size))
+    if not args.no_batch:
+        batch = torch.arange(8, device=device)[:, None]  # 8 different one-token prompts
+        modes["kv-cache, batch 8"] = (model, batch, keep)
+    if args.bf16:
+        modes["kv-cache, bf16 weights"] = (copy.deepcopy(model).to(torch.bfloat16), prompt, keep)
 
     clock = time.process_time if args.cpu_time else time.perf_counter
 
-    def run(kwargs: dict) -> float:
+    def run(m: GPT, idx: torch.Tensor, kwargs: dict) -> float:
         sync(device)
         t0 = clock()
-        out = generate(model, prompt, args.tokens, seed=args.seed, **kwargs)
+        out = generate(m, idx, args.tokens, seed=args.seed, **kwargs)
         sync(device)
-        assert out.shape == (1, 1 + args.tokens)
+        assert out.shape == (idx.shape[0], 1 + args.tokens)
         return clock() - t0
 
     # Warm-up: first calls pay for allocator growth, kernel selection and lazy initialisation.
-    for kwargs in modes.values():
-        generate(model, prompt, min(args.tokens, 2 * config.block_size // 4), seed=0, **kwargs)
+    for m, idx, kwargs in modes.values():
+        generate(m, idx, min(args.tokens, 2 * config.block_size // 4), seed=0, **kwargs)
 
-    best = {name: float("inf") for name in modes}
+    times: dict[str, list[float]] = {name: [] for name in modes}
     for _ in range(args.repeats):
-        for name, kwargs in modes.items():
-            best[name] = min(best[name], run(kwargs))
+        for name, (m, idx, kwargs) in modes.items():
+            times[name].append(run(m, idx, kwargs))
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())  # tied: once
+    speed = read_speed(clock, device, weight_bytes, repeats=20)
+    dram = read_speed(clock, device, 512 * 2**20, repeats=5)
+    bound_ms = 1000 * weight_bytes / speed
 
     print(f"GPT 6 layers / 6 heads / 384 wide, block {config.block_size}, vocab 65, "
-          f"{model.num_params() / 1e6:.2f}M parameters")
-    print(f"{args.tokens} new tokens from a 1-token prompt, batch 1, {args.dtype} on {device} "
-          f"({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}); best of {args.repeats}"
+          f"{model.num_params() / 1e6:.2f}M parameters, {weight_bytes / 1e6:.1f} MB of "
+          f"{args.dtype} weights")
+    print(f"{args.tokens} new tokens from a 1-token prompt, {args.dtype} on {device} "
+          f"({cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}); "
+          f"best of {args.repeats} (range in brackets)"
           + (", CPU time" if args.cpu_time else ", wall time"))
     if hasattr(os, "getloadavg"):
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} logical CPUs")
-    base = best["recompute"]
-    for name, seconds in best.items():
-        ms = 1000 * seconds / args.tokens
-        print(f"  {name:<24s} {ms:8.2f} ms/token  {args.tokens / seconds:8.1f} tokens/s  "
-              f"speed-up vs recompute {base / seconds:5.1f}x")
+    print(f"read speed of {weight_bytes / 1e6:.0f} MB (the weights' size) {speed / 1e9:.1f} GB/s: "
+          f"bandwidth bound {bound_ms:.2f} ms/token (every weight read once per step); "
+          f"512 MB read at {dram / 1e9:.1f} GB/s")
+    base = min(times["recompute"])
+    for name, runs in times.items():
+        best, worst = min(runs), max(runs)
+        ms = 1000 * best / args.tokens
+        rows = modes[name][1].shape[0]
+        bound = bound_ms * (0.5 if "bf16" in name else 1.0)
+        print(f"  {name:<24s} {ms:8.2f} ms/step [{ms:.2f}-{1000 * worst / args.tokens:.2f}]  "
+              f"{rows * args.tokens / best:8.1f} tokens/s  speed-up vs recompute "
+              f"{base / best:5.1f}x  {ms / bound:5.1f}x the bound")
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``lscpu``'s "Model name") where /proc/cpuinfo has it."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

@@ -137,6 +137,7 @@ def prepare_preset_data(preset: dict[str, dict[str, Any]], progress: bool = True
         out_dir=data.get("prepared_dir"),
         val_fraction=data.get("val_fraction", 0.1),
         progress=progress,
+        verbose=progress,  # quiet runs (lessons, tests) print the same whatever the cache holds
     )
 
 

@@ -133,6 +133,14 @@ def test_kv_cache_stub(capsys):
     assert bool(day19.check_kv_cache(Stub)) is False
     assert "not done yet" in _line(capsys)
 
+    class InitStub(Cache):  # update and advance written, __init__'s fill-in left as None
+        def __init__(self, *args):
+            super().__init__(*args)
+            self.k = self.v = None
+
+    assert bool(day19.check_kv_cache(InitStub)) is False
+    assert "not done yet" in _line(capsys)
+
 
 # ---- exercise 3: the cached loop -------------------------------------------------------------
 

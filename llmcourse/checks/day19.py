@@ -19,7 +19,8 @@ from typing import Any
 
 import torch
 
-from llmcourse.checks._core import CheckFailed, as_pair, as_tensor, call, check, needs_earlier
+from llmcourse.checks._core import (CheckFailed, as_pair, as_tensor, call, check, needs_earlier,
+                                    require)
 from llmcourse.model import GPT, GPTConfig
 
 __all__ = ["check_generate_greedy", "check_kv_cache", "check_generate_cached"]
@@ -137,6 +138,8 @@ def check_kv_cache(KVCache) -> None:
         shown = (f"KVCache(n_layer={cfg.n_layer}, batch_size=2, n_head={cfg.n_head}, max_len=16, "
                  f"head_size={cfg.head_size})")
         cache = call(KVCache, cfg.n_layer, 2, cfg.n_head, 16, cfg.head_size, shown=shown)
+        require(getattr(cache, "k", None), "self.k")  # the __init__ fill-in, still None
+        require(getattr(cache, "v", None), "self.v")
         spy = _Spy(cache)
         expected, expected_logits = _recomputed(model, prompt, 8)
         with torch.no_grad():

@@ -8,7 +8,9 @@ Playwright (no browser download). Every page of the table of contents must:
 - show every image (``naturalWidth > 0``);
 
 and, in addition: each lesson page has its "Open in Colab" link; a page with math has MathJax
-output; ``search.html?q=attention`` lists results. A screenshot of one lesson page is saved to
+output; a page with saved ipywidgets state (day 23's sampling explorer, day 10's heatmap box)
+renders every saved widget view, visibly, with the images its output areas hold;
+``search.html?q=attention`` lists results. A screenshot of one lesson page is saved to
 ``_build/screenshots/`` and its path printed.
 
 Usage::
@@ -102,7 +104,7 @@ def run(html: Path, chromium: str, screenshot_dir: Path) -> list[str]:
             page.on("requestfailed", lambda r: urlparse(r.url).hostname == "127.0.0.1" and problems.append(
                 f"{current['page']}: request failed: {r.url} ({r.failure})"))
             page.on("response", lambda r: r.status >= 400 and problems.append(f"{current['page']}: HTTP {r.status} for {r.url}"))
-            math_pages = 0
+            math_pages = widget_pages = 0
             for doc in pages:
                 current["page"] = f"{doc}.html"
                 response = page.goto(base + f"{doc}.html", wait_until="load")
@@ -122,6 +124,10 @@ def run(html: Path, chromium: str, screenshot_dir: Path) -> list[str]:
                         page.wait_for_selector("mjx-container", timeout=10_000)
                     except Exception:  # noqa: BLE001 - reported as a problem
                         problems.append(f"{doc}.html: has math but MathJax rendered none")
+                views = page.locator("script[type='application/vnd.jupyter.widget-view+json']").count()
+                if views:
+                    widget_pages += 1
+                    problems.extend(f"{doc}.html: {p}" for p in _check_widgets(page, views))
                 if doc in lessons:
                     if page.locator("a[href*='colab.research.google.com']").count() == 0:
                         problems.append(f"{doc}.html: no Open in Colab link")
@@ -142,10 +148,40 @@ def run(html: Path, chromium: str, screenshot_dir: Path) -> list[str]:
                 print(f"search for 'attention': {hits} result(s)")
             except Exception:  # noqa: BLE001
                 problems.append("search.html?q=attention: no results")
-            print(f"checked {len(pages)} page(s), {len(lessons)} lesson(s), {math_pages} with math")
+            print(f"checked {len(pages)} page(s), {len(lessons)} lesson(s), {math_pages} with math, "
+                  f"{widget_pages} with saved widgets")
             browser.close()
     finally:
         server.shutdown()
+    return problems
+
+
+def _check_widgets(page, views: int) -> list[str]:
+    """Problems with the saved widgets of the open page: ``views`` saved views must render.
+
+    The html-manager (vendored, see tools/vendor.py) draws each saved view as a
+    ``.jupyter-widgets`` element beside its script tag; each must be visible, and the images
+    inside (an Output widget's saved figure) must have pixels.
+    """
+    try:
+        page.wait_for_function(
+            "n => document.querySelectorAll('.widget-subarea .jupyter-widgets').length >= n",
+            arg=views, timeout=20_000)
+    except Exception:  # noqa: BLE001 - reported as a problem
+        return [f"{views} saved widget view(s), but the widget manager rendered none"]
+    shown = page.evaluate(
+        "() => Array.from(document.querySelectorAll('script[type=\"application/vnd.jupyter.widget-view+json\"]'))"
+        ".map(s => { const v = s.parentElement.querySelector('.jupyter-widgets');"
+        " if (!v) return false; const r = v.getBoundingClientRect(); return r.width > 0 && r.height > 0; })"
+    )
+    problems = [f"saved widget view {i + 1} of {views} is not visible" for i, ok in enumerate(shown) if not ok]
+    page.wait_for_timeout(500)  # images inside output widgets are decoded after insertion
+    broken = page.evaluate(
+        "() => Array.from(document.querySelectorAll('.jupyter-widgets img'))"
+        ".filter(i => !(i.complete && i.naturalWidth > 0)).length"
+    )
+    if broken:
+        problems.append(f"{broken} image(s) inside saved widgets have no pixels")
     return problems
 
 

@@ -102,15 +102,15 @@ def explorer(model: nn.Module, tokenizer: Any, prompt: str = "ROMEO:", max_new_t
     from IPython.display import display
 
     vocab = int(model.config.vocab_size)
+    wide = {"style": {"description_width": "initial"}, "continuous_update": False}
     controls = {
         "temperature": widgets.FloatSlider(value=temperature, min=0.0, max=2.0, step=0.05,
-                                           description="temperature", continuous_update=False),
+                                           description="temperature", **wide),
         "top_k": widgets.IntSlider(value=top_k, min=0, max=vocab, step=1,
-                                   description="top-k (0 off)", continuous_update=False),
+                                   description="top-k (0 off)", **wide),
         "top_p": widgets.FloatSlider(value=top_p, min=0.05, max=1.0, step=0.05,
-                                     description="top-p (1 off)", continuous_update=False),
-        "seed": widgets.IntSlider(value=seed, min=0, max=100, description="seed",
-                                  continuous_update=False),
+                                     description="top-p (1 off)", **wide),
+        "seed": widgets.IntSlider(value=seed, min=0, max=100, description="seed", **wide),
         "prompt": widgets.Textarea(value=prompt, description="prompt", continuous_update=False),
     }
     out = widgets.Output()

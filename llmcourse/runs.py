@@ -449,6 +449,7 @@ def train_or_load(preset_name: str, out_dir: str | os.PathLike[str], *,
     Returns:
         ``(model, tokenizer, info)`` as :func:`load_trained` gives them (the model in eval mode).
     """
+    from llmcourse.data.prepared import _folder_lock
     from llmcourse.presets import get_preset
 
     preset = get_preset(preset_name)
@@ -457,18 +458,22 @@ def train_or_load(preset_name: str, out_dir: str | os.PathLike[str], *,
     out = Path(out_dir)
     preset.setdefault("train", {})["out_dir"] = str(out)
     preset["train"].setdefault("device", device)
-    run_file = out / RUN_FILE
-    if run_file.is_file():
-        earlier = read_json(run_file, "run")
-        if isinstance(earlier, dict) and earlier.get("preset") == preset:
-            try:
-                return load_trained(out, device=device)
-            except FileNotFoundError:
-                pass  # the earlier run stopped before its first checkpoint: train it again
-        else:
-            raise FileExistsError(
-                f"{out} holds a run made with other settings than preset {preset_name!r} with "
-                f"{overrides or {}}; give another out_dir (it is never replaced)"
-            )
-    train_preset(preset, progress=progress)
-    return load_trained(out, device=device)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Two notebooks that share a run may start at once (the tests run two at a time): the
+    # second waits for the first to finish training, then loads what it wrote.
+    with _folder_lock(out, verbose=False):
+        run_file = out / RUN_FILE
+        if run_file.is_file():
+            earlier = read_json(run_file, "run")
+            if isinstance(earlier, dict) and earlier.get("preset") == preset:
+                try:
+                    return load_trained(out, device=device)
+                except FileNotFoundError:
+                    pass  # the earlier run stopped before its first checkpoint: train it again
+            else:
+                raise FileExistsError(
+                    f"{out} holds a run made with other settings than preset {preset_name!r} "
+                    f"with {overrides or {}}; give another out_dir (it is never replaced)"
+                )
+        train_preset(preset, progress=progress)
+        return load_trained(out, device=device)

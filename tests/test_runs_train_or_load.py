@@ -22,3 +22,20 @@ def test_train_or_load_trains_once_then_loads(tmp_path):
         train_or_load("shakespeare-char-cpu", tmp_path / "run", overrides=other)
     after = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
     assert after == before
+
+
+def test_two_notebooks_sharing_a_run_train_it_once(tmp_path):
+    """Two processes at once (as two notebook workers): one trains, the other waits and loads."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from llmcourse.runs import train_or_load; "
+        f"o = {dict(TINY, data={'prepared_dir': str(tmp_path / 'data')})!r}; "
+        f"m, t, i = train_or_load('shakespeare-char-cpu', {str(tmp_path / 'run')!r}, overrides=o); "
+        "print(i.iter_num, i.checkpoint.stat().st_mtime_ns)"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300)[0].split() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert outs[0] == outs[1] and outs[0][0] == "4"  # the same checkpoint, trained once

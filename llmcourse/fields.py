@@ -113,7 +113,7 @@ def check_field(
     return value
 
 
-C = TypeVar("C", bound="DictConfig")
+_C = TypeVar("_C", bound="DictConfig")
 
 
 class DictConfig:
@@ -134,7 +134,7 @@ class DictConfig:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
 
     @classmethod
-    def from_dict(cls: type[C], data: dict[str, Any], *, strict: bool = True) -> C:
+    def from_dict(cls: type[_C], data: dict[str, Any], *, strict: bool = True) -> _C:
         """Build a config from a dict such as :meth:`to_dict` made; missing keys take defaults.
 
         An unknown key raises ``ValueError`` (usually a typo); with ``strict=False`` unknown
@@ -149,6 +149,6 @@ class DictConfig:
                              f"{sorted(names)} (pass strict=False to ignore extra keys)")
         return cls(**{k: v for k, v in data.items() if k in names})
 
-    def replace(self: C, **changes: Any) -> C:
+    def replace(self: _C, **changes: Any) -> _C:
         """A copy with some fields changed (checked again)."""
         return type(self).from_dict({**self.to_dict(), **changes})

@@ -39,6 +39,8 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 __all__ = [
+    "Cell",
+    "Row",
     "Exercise",
     "Pairing",
     "LearnerError",

@@ -84,8 +84,8 @@ def cross_entropy(
 
     Args:
         logits: ``(..., V)`` unnormalised scores; the classes are the *last* dimension (the
-            ``(B, T, V)`` layout of a language model), unlike :func:`torch.nn.functional
-            .cross_entropy`, which wants them in dimension 1.
+            ``(B, T, V)`` layout of a language model), unlike
+            :func:`torch.nn.functional.cross_entropy`, which wants them in dimension 1.
         targets: ``(...)`` int64 class ids, one per row of ``logits``.
         ignore_index: targets equal to it (padding) add nothing to the loss and are not
             counted in the mean.

@@ -32,7 +32,7 @@ def test_reference_split_merge_by_hand():
     assert h[0, 0].tolist() == [[0.0, 1.0], [4.0, 5.0]]   # head 0: channels 0-1 of both positions
     assert h[0, 1].tolist() == [[2.0, 3.0], [6.0, 7.0]]
     assert torch.equal(day10.merge_heads(h), x)
-    with pytest.raises(ValueError, match="divisible"):
+    with pytest.raises(RuntimeError):  # the package's reference trusts its caller: view() refuses
         day10.split_heads(x, 3)
 
 

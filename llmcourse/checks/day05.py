@@ -22,32 +22,14 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
+from llmcourse.model.layers import sinusoidal_table
 from llmcourse.checks._core import (CheckFailed, as_tensor, assert_close, assert_shape, call, check, layer,
                                     require)
 
 __all__ = ["sinusoidal_table", "check_one_hot_lookup", "check_sinusoidal", "check_embedding_module"]
 
 
-def sinusoidal_table(T: int, C: int, base: float = 10000.0) -> torch.Tensor:
-    """The fixed position table of Vaswani et al. (2017), shape ``(T, C)``, float32.
-
-    ``PE[p, 2i] = sin(p / base**(2i/C))`` and ``PE[p, 2i+1] = cos(p / base**(2i/C))`` for
-    positions ``p = 0 .. T-1`` and column pairs ``i = 0 .. C/2 - 1``.
-
-    Raises:
-        ValueError: ``C`` is odd (sines and cosines come in pairs) or ``T``/``C`` not positive.
-    """
-    if T < 1 or C < 1:
-        raise ValueError(f"T and C must be positive, got T={T}, C={C}")
-    if C % 2:
-        raise ValueError(f"C must be even (columns come in sin/cos pairs), got C={C}")
-    pos = torch.arange(T, dtype=torch.float64)[:, None]                       # (T, 1)
-    freq = base ** (-torch.arange(0, C, 2, dtype=torch.float64) / C)          # (C/2,)
-    angles = pos * freq                                                       # (T, C/2)
-    pe = torch.empty(T, C, dtype=torch.float64)
-    pe[:, 0::2] = torch.sin(angles)
-    pe[:, 1::2] = torch.cos(angles)
-    return pe.float()
+# The reference is the package's own (llmcourse.model.layers.sinusoidal_table).
 
 
 @check("one-hot lookup")

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from llmcourse.checks._core import (CheckFailed, as_tensor, assert_close, assert_shape, check, layer,
                                     needs_earlier)
 from llmcourse.model import CausalSelfAttention, GPTConfig
+from llmcourse.model.layers import merge_heads, split_heads
 
 __all__ = [
     "split_heads",
@@ -39,22 +40,8 @@ __all__ = [
 ]
 
 
-def split_heads(t: torch.Tensor, n_head: int) -> torch.Tensor:
-    """``(B, T, C)`` -> ``(B, n_head, T, C // n_head)``; head ``h`` holds channels ``h*hs .. (h+1)*hs-1``.
-
-    Raises:
-        ValueError: ``C`` is not divisible by ``n_head``.
-    """
-    B, T, C = t.shape
-    if C % n_head:
-        raise ValueError(f"C ({C}) must be divisible by n_head ({n_head})")
-    return t.view(B, T, n_head, C // n_head).transpose(1, 2)
-
-
-def merge_heads(y: torch.Tensor) -> torch.Tensor:
-    """``(B, nh, T, hs)`` -> ``(B, T, nh * hs)``, the inverse of :func:`split_heads`."""
-    B, nh, T, hs = y.shape
-    return y.transpose(1, 2).contiguous().view(B, T, nh * hs)
+# The references are the package's own (llmcourse.model.layers.split_heads / merge_heads),
+# which the attention module itself uses.
 
 
 @check("split_heads", hint="view the last axis as (n_head, C // n_head), then transpose(1, 2)")

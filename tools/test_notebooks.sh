@@ -41,8 +41,15 @@ stage "1/5 generated files are current (python -m tools.nb check)"
 python -m tools.nb check
 stage_end
 
+# Each notebook stage gets a temporary folder of its own: lessons that share a trained model
+# through tempfile.gettempdir() (days 19-20) train it afresh in every stage, under that stage's
+# CPU settings, and nothing left in /tmp by an earlier run is read.
+NB_TMP=$(mktemp -d "${TMPDIR:-/tmp}/llmcourse-nb.XXXXXX")
+trap 'rm -rf "$NB_TMP"' EXIT
+fresh_tmp() { mktemp -d "$NB_TMP/stage.XXXXXX"; }
+
 nbval_solutions() {
-  pytest_ok python -m pytest -q -p no:cacheprovider -p tools.nbtolerance --nbval --nbval-current-env \
+  TMPDIR=$(fresh_tmp) pytest_ok python -m pytest -q -p no:cacheprovider -p tools.nbtolerance --nbval --nbval-current-env \
     -n "$JOBS" --dist loadfile --nbval-sanitize-with tools/sanitize.cfg --nbval-cell-timeout 900 "${solutions[@]}"
 }
 
@@ -66,7 +73,7 @@ stage "3/5 lesson notebooks run with their stubs (nbval-lax, ${#lessons[@]} note
 if [ ${#lessons[@]} -eq 0 ]; then
   echo "no lessons/day*.ipynb yet: skipped"
 else
-  pytest_ok python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env -n "$JOBS" --dist loadfile \
+  TMPDIR=$(fresh_tmp) pytest_ok python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env -n "$JOBS" --dist loadfile \
     --nbval-cell-timeout 900 "${lessons[@]}"
 fi
 stage_end

@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping, Sequence
 
 from llmcourse.checks._core import CheckFailed, as_int_list, call, first_difference, needs_earlier, run_check
+from llmcourse.tokenizers import basic
 
 __all__ = [
     "check_get_pair_counts",
@@ -41,25 +42,13 @@ _CORPUS = (
 )
 
 
-# ---- private reference pieces (the checks compare against these) ---------------------------
-def _pair_counts(ids: Sequence[int]) -> dict[tuple[int, int], int]:
-    counts: dict[tuple[int, int], int] = {}
-    for pair in zip(ids, ids[1:]):
-        counts[pair] = counts.get(pair, 0) + 1
-    return counts
-
-
-def _merge(ids: Sequence[int], pair: tuple[int, int], new_id: int) -> list[int]:
-    out: list[int] = []
-    i = 0
-    while i < len(ids):
-        if i + 1 < len(ids) and ids[i] == pair[0] and ids[i + 1] == pair[1]:
-            out.append(new_id)
-            i += 2
-        else:
-            out.append(ids[i])
-            i += 1
-    return out
+# ---- reference pieces (the checks compare against these) -----------------------------------
+# The textbook BPE is the package's own (llmcourse.tokenizers.basic); only the training loop is
+# kept here, because the lesson breaks ties between equally frequent pairs with `max(counts,
+# key=counts.get)` (the first pair seen), as the learner writes it.
+_pair_counts = basic.get_stats
+_merge = basic.merge
+_encode = basic.encode
 
 
 def _train(text: str, vocab_size: int) -> dict[tuple[int, int], int]:
@@ -80,16 +69,6 @@ def _vocab(merges: Mapping[tuple[int, int], int]) -> dict[int, bytes]:
     for (a, b), idx in sorted(merges.items(), key=lambda kv: kv[1]):
         vocab[idx] = vocab[a] + vocab[b]
     return vocab
-
-
-def _encode(text: str, merges: Mapping[tuple[int, int], int]) -> list[int]:
-    ids = list(text.encode("utf-8"))
-    while len(ids) >= 2:
-        pair = min(_pair_counts(ids), key=lambda p: merges.get(p, float("inf")))
-        if pair not in merges:
-            break
-        ids = _merge(ids, pair, merges[pair])
-    return ids
 
 
 # ---- exercise 1 ----------------------------------------------------------------------------

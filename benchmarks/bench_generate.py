@@ -13,7 +13,12 @@ weights, which cost the same as trained ones), and prints milliseconds per token
 - ``kv-cache, batch 8``: the same for 8 one-token prompts decoded together (ms per step;
   tokens/s counts all 8 rows);
 - ``kv-cache, bf16 weights`` (with ``--bf16``): the cached decode of a bfloat16 copy of the
-  model (``model.to(torch.bfloat16)``, the one switch; its cache is bf16 too).
+  model (``model.to(torch.bfloat16)``, the one switch; its cache is bf16 too);
+- ``kv-cache, 1 thread`` (on a CPU, when more threads are in use): the cached decode with
+  ``torch.set_num_threads(1)``. A batch-1 step is ~30 tiny parallel regions (24 matrix-vector
+  products, 6 attentions); when the machine has more runnable threads than cores, every region
+  waits for a descheduled partner thread, and on a busy 2-core machine one thread decodes more
+  than 10x faster than two.
 
 ``recompute`` slides the window by one token (the default), like nanoGPT; with
 ``keep_on_rebuild=128`` it would follow the cache's rule and decode the same tokens.
@@ -21,10 +26,16 @@ weights, which cost the same as trained ones), and prints milliseconds per token
 **The bandwidth bound.** A decoding step with batch 1 multiplies one vector by every weight
 matrix, so it must read every weight once: the step cannot be faster than the weights' bytes
 divided by the speed at which this machine reads memory. The script measures that speed on
-the spot, with the same threads and clock, as the best of 20 ``sum`` over a buffer as large as
-the weights (read again and again, as the decode reads its weights, so the CPU caches help both
+the spot, with one thread (on the run's clock) and every core (wall clock), and the faster
+counts: the machine's bound, whatever ``--threads`` says, as the best of 20 ``sum`` over a buffer as large as the weights (read again and again, as the decode reads its weights, so the CPU caches help both
 alike), and prints the bound, each mode's distance from it, and for reference the read speed of
 a 512 MB buffer (main memory, far larger than the caches).
+
+**Where the rest goes.** ``matrix-vector products alone`` times the model's 24 block matrices
+(plus the output layer) as the decode step calls them, ``F.linear`` on one ``(1, 1, C)`` row,
+and nothing else: the floor of an eager step with these kernels. The step's time above it is
+the ~25 other small operations per layer (norms, views, cache writes, attention), each a few
+microseconds of dispatch; only fusing them (a compiled step) removes that part.
 
 Each mode is timed ``--repeats`` times (interleaved) and the fastest run is reported, because
 on a shared machine the slower runs measure the neighbours. The load average is printed with
@@ -116,6 +127,11 @@ def main() -> None:
         modes["kv-cache, batch 8"] = (model, batch, keep)
     if args.bf16:
         modes["kv-cache, bf16 weights"] = (copy.deepcopy(model).to(torch.bfloat16), prompt, keep)
+    threads = torch.get_num_threads()
+    mode_threads = {name: threads for name in modes}
+    if device.type == "cpu" and threads > 1:  # the same decode on one thread, for comparison
+        modes["kv-cache, 1 thread"] = (model, prompt, keep)
+        mode_threads["kv-cache, 1 thread"] = 1
 
     clock = time.process_time if args.cpu_time else time.perf_counter
 
@@ -128,30 +144,49 @@ def main() -> None:
         return clock() - t0
 
     # Warm-up: first calls pay for allocator growth, kernel selection and lazy initialisation.
-    for m, idx, kwargs in modes.values():
+    for name, (m, idx, kwargs) in modes.items():
+        torch.set_num_threads(mode_threads[name])
         generate(m, idx, min(args.tokens, 2 * config.block_size // 4), seed=0, **kwargs)
 
     times: dict[str, list[float]] = {name: [] for name in modes}
     for _ in range(args.repeats):
         for name, (m, idx, kwargs) in modes.items():
+            torch.set_num_threads(mode_threads[name])
             times[name].append(run(m, idx, kwargs))
+    torch.set_num_threads(threads)
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())  # tied: once
-    speed = read_speed(clock, device, weight_bytes, repeats=20)
-    dram = read_speed(clock, device, 512 * 2**20, repeats=5)
+    matvec_s, matvec_bytes = matvec_time(clock, device, model, repeats=20)
+    # The machine's bound, whatever --threads says: the faster of one thread and every core
+    # (on a busy machine several threads can read far slower than one, as they decode slower).
+    reads = {}
+    for n in sorted({1, os.cpu_count() or threads}) if device.type == "cpu" else [threads]:
+        torch.set_num_threads(n)
+        how = clock if n == 1 else time.perf_counter  # CPU time only means the time with 1 thread
+        reads[n] = (read_speed(how, device, weight_bytes, repeats=20),
+                    read_speed(how, device, 512 * 2**20, repeats=5))
+    torch.set_num_threads(threads)
+    read_threads = max(reads, key=lambda n: reads[n][0])
+    speed, dram = reads[read_threads]
     bound_ms = 1000 * weight_bytes / speed
 
     print(f"GPT 6 layers / 6 heads / 384 wide, block {config.block_size}, vocab 65, "
           f"{model.num_params() / 1e6:.2f}M parameters, {weight_bytes / 1e6:.1f} MB of "
           f"{args.dtype} weights")
     print(f"{args.tokens} new tokens from a 1-token prompt, {args.dtype} on {device} "
-          f"({cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}); "
+          f"({cpu_name()}, {threads} threads, torch {torch.__version__}); "
           f"best of {args.repeats} (range in brackets)"
           + (", CPU time" if args.cpu_time else ", wall time"))
     if hasattr(os, "getloadavg"):
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} logical CPUs")
-    print(f"read speed of {weight_bytes / 1e6:.0f} MB (the weights' size) {speed / 1e9:.1f} GB/s: "
+    print("read speed of the weights' size: " + ", ".join(
+        f"{n} thread{'s' if n > 1 else ''} {r[0] / 1e9:.1f} GB/s" for n, r in reads.items()))
+    print(f"read speed of {weight_bytes / 1e6:.0f} MB (the weights' size, {read_threads} "
+          f"thread{'s' if read_threads > 1 else ''}, the faster) {speed / 1e9:.1f} GB/s: "
           f"bandwidth bound {bound_ms:.2f} ms/token (every weight read once per step); "
           f"512 MB read at {dram / 1e9:.1f} GB/s")
+    print(f"matrix-vector products alone (F.linear, one row, {n_linears(model)} matrices, "
+          f"{matvec_bytes / 1e6:.1f} MB) {1000 * matvec_s:.2f} ms/step: "
+          f"{matvec_bytes / matvec_s / 1e9:.1f} GB/s")
     base = min(times["recompute"])
     for name, runs in times.items():
         best, worst = min(runs), max(runs)
@@ -160,7 +195,36 @@ def main() -> None:
         bound = bound_ms * (0.5 if "bf16" in name else 1.0)
         print(f"  {name:<24s} {ms:8.2f} ms/step [{ms:.2f}-{1000 * worst / args.tokens:.2f}]  "
               f"{rows * args.tokens / best:8.1f} tokens/s  speed-up vs recompute "
-              f"{base / best:5.1f}x  {ms / bound:5.1f}x the bound")
+              f"{base / best:5.1f}x  {ms / bound:5.1f}x the bound ({bound / ms:4.0%} of its speed)")
+
+
+def n_linears(model: GPT) -> int:
+    return sum(isinstance(m, torch.nn.Linear) for m in model.modules())
+
+
+def matvec_time(clock, device: torch.device, model: GPT, repeats: int) -> tuple[float, int]:
+    """Seconds for one row through every ``nn.Linear`` of ``model``, as a decode step runs them.
+
+    Best of ``repeats`` passes (after one warm-up pass), under ``torch.no_grad()``; and the
+    bytes of those layers' weights and biases.
+    """
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    weight = linears[0].weight
+    rows = {m.in_features: torch.randn(1, 1, m.in_features, device=device, dtype=weight.dtype)
+            for m in linears}  # (1, 1, in): batch 1, one position
+    best = float("inf")
+    with torch.no_grad():
+        for i in range(repeats + 1):
+            sync(device)
+            t0 = clock()
+            for m in linears:
+                torch.nn.functional.linear(rows[m.in_features], m.weight, m.bias)
+            sync(device)
+            if i:
+                best = min(best, clock() - t0)
+    nbytes = sum(t.numel() * t.element_size() for m in linears
+                 for t in (m.weight, m.bias) if t is not None)
+    return best, nbytes
 
 
 def cpu_name() -> str:

@@ -1,4 +1,4 @@
-"""The ``llmcourse`` command: prepare data, train, sample, evaluate and benchmark.
+"""The ``llmcourse`` command: prepare data, train, sample, evaluate, benchmark, plot and sweep.
 
 ::
 
@@ -7,6 +7,8 @@
     llmcourse sample --checkpoint out/shakespeare-char-cpu --prompt "ROMEO:" --num-samples 2
     llmcourse eval --checkpoint out/shakespeare-char-cpu
     llmcourse bench matmul
+    llmcourse plot out/run-a out/run-b --out curves.png
+    llmcourse sweep --preset shakespeare-char-cpu --grid model.n_embd=64,128 --seeds 3 --out-dir out/sweep
 
 Every subcommand has ``--help``. Every expected failure prints one line on stderr saying what
 happened and what to do: a user's mistake (an unknown preset or setting, a bad count, a missing
@@ -443,9 +445,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.set_defaults(func=cmd_bench)
 
-    from llmcourse import learner  # llmcourse diff / llmcourse check, for learners and teachers
+    # Subcommands that live beside the code they drive:
+    from llmcourse import learner, sweep
+    from llmcourse.train.plots import add_plot_parser
 
-    learner.add_parsers(sub)
+    add_plot_parser(sub)     # llmcourse plot RUN ... --out curves.png
+    learner.add_parsers(sub)  # llmcourse diff / llmcourse check, for learners and teachers
+    sweep.add_parser(sub)     # llmcourse sweep: a grid of settings times seeds
     return parser
 
 

@@ -494,6 +494,10 @@ def execute_solution(nb, name: str, cwd: Path, timeout: int = 900):
     env = dict(os.environ, **KERNEL_ENV)
     env.pop("CUDA_VISIBLE_DEVICES", None)
     env["CUDA_VISIBLE_DEVICES"] = ""  # the stored outputs are always the CPU run
+    # One torch thread per kernel unless asked otherwise, as in CI: with `-j 2` on two cores,
+    # two kernels of two threads each wait on each other and run many times slower.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(var, "1")
     client = NotebookClient(
         nb,
         timeout=timeout,

@@ -11,6 +11,10 @@ The path from text to training batches:
    from the memory-mapped token file; or :class:`TokenDataset` / :func:`make_dataloader` for
    a ``torch.utils.data`` pipeline.
 
+Before step 2, a raw corpus can be cleaned: :func:`clean_corpus` strips boilerplate lines,
+filters by length and removes exact and near duplicates (``llmcourse.data.clean``, with MinHash
+and LSH in ``llmcourse.data.minhash``).
+
 Example:
     >>> from llmcourse.data import prepare, get_batch          # doctest: +SKIP
     >>> prep = prepare("shakespeare", "char")                  # doctest: +SKIP
@@ -22,6 +26,15 @@ Example:
 from __future__ import annotations
 
 from llmcourse.data.batch import check_block_size, get_batch
+from llmcourse.data.clean import (
+    clean_corpus,
+    corpus_stats,
+    exact_dedup,
+    length_filter,
+    make_dirty_corpus,
+    split_documents,
+    strip_boilerplate,
+)
 from llmcourse.data.dataset import TokenDataset, make_dataloader
 from llmcourse.data.fetch import (
     ChecksumError,
@@ -31,6 +44,7 @@ from llmcourse.data.fetch import (
     load_text,
     sha256_file,
 )
+from llmcourse.data.minhash import MinHasher, dedup_near, near_duplicates
 from llmcourse.data.prepared import (
     FORMAT_VERSION,
     PreparedData,
@@ -55,20 +69,30 @@ __all__ = [
     "DatasetInfo",
     "DownloadError",
     "FORMAT_VERSION",
+    "MinHasher",
     "PreparedData",
     "TokenDataset",
     "UnknownDatasetError",
     "cache_dir",
     "check_block_size",
+    "clean_corpus",
+    "corpus_stats",
     "dataset_path",
+    "dedup_near",
     "download",
+    "exact_dedup",
     "get_batch",
     "get_dataset_info",
+    "length_filter",
     "list_datasets",
     "load_text",
     "make_dataloader",
+    "make_dirty_corpus",
+    "near_duplicates",
     "open_prepared",
     "prepare",
     "sha256_file",
+    "split_documents",
+    "strip_boilerplate",
     "token_dtype",
 ]

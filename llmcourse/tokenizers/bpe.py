@@ -129,6 +129,8 @@ class BPETokenizer(Tokenizer):
         special_tokens: Iterable[str] = (),
         pattern: str | None = GPT2_SPLIT_PATTERN,
         name: str = "bpe",
+        max_token_length: int | None = None,
+        character_coverage: float = 1.0,
     ) -> BPETokenizer:
         """Learn ``vocab_size - 256 - len(special_tokens)`` merges from ``text``.
 
@@ -143,6 +145,15 @@ class BPETokenizer(Tokenizer):
                 ``None`` to treat each document as one byte sequence (merges may then cross
                 spaces and punctuation; slower on long texts).
             name: a label for the tokenizer.
+            max_token_length: the longest token, in bytes, a merge may make (sentencepiece's
+                ``max_sentencepiece_length`` counts characters instead); ``None`` (default)
+                means no limit. A merge that would exceed it is skipped and the next most
+                frequent pair is taken.
+            character_coverage: the share of the corpus' characters (counted with repeats)
+                that the merges are learned from, as in sentencepiece: the most frequent
+                characters are kept until they cover this share, and the rarer ones take no
+                part in training - no merge is spent on them, and they are encoded as their
+                UTF-8 bytes (byte fallback). ``1.0`` (default) keeps every character.
 
         Tie-breaking is deterministic: among pairs of equal frequency the smallest pair
         ``(a, b)`` (by first id, then second id) is merged first. The result depends only on
@@ -163,6 +174,14 @@ class BPETokenizer(Tokenizer):
             if not isinstance(d, str):
                 raise TypeError(f"text must be a str or an iterable of str, got an item {type(d).__name__}")
         pattern = resolve_pattern(pattern)
+        if max_token_length is not None and (
+                not isinstance(max_token_length, int) or max_token_length < 2):
+            raise ValueError(f"max_token_length must be an int >= 2 (bytes) or None, got "
+                             f"{max_token_length!r}")
+        if not 0.0 < character_coverage <= 1.0:
+            raise ValueError(f"character_coverage must be in (0, 1], got {character_coverage!r}; "
+                             "1.0 keeps every character, sentencepiece uses 0.9995 for large "
+                             "character sets")
 
         # 1. Count distinct pre-tokens once.
         counts: Counter[str] = Counter()
@@ -184,10 +203,12 @@ class BPETokenizer(Tokenizer):
                 counts.update(compiled.findall(d))
         if not counts:
             raise ValueError("cannot train BPE on empty text; pass a non-empty corpus")
+        if character_coverage < 1.0:
+            counts = _drop_rare_characters(counts, character_coverage)
 
         # 2. Learn the merges.
         num_merges = vocab_size - 256 - len(specials)
-        merges, merge_counts = _learn_merges(counts, num_merges)
+        merges, merge_counts = _learn_merges(counts, num_merges, max_token_length)
         if len(merges) < num_merges:
             warnings.warn(
                 f"the corpus only supports {len(merges)} merges ({num_merges} requested); the "
@@ -423,13 +444,56 @@ class BPETokenizer(Tokenizer):
 
 
 # ====================================================================== training core
+def rare_characters(counts: dict[str, int], coverage: float) -> set[str]:
+    """The characters outside the most frequent ones that cover ``coverage`` of all characters.
+
+    ``counts`` maps pieces of text to how often they occur. Characters are ranked by frequency
+    (ties: by code point), and kept until their total reaches ``coverage`` of the whole.
+
+    >>> sorted(rare_characters({"aaaaaaaab": 1, "c": 1}, 0.8))
+    ['b', 'c']
+    """
+    chars: Counter[str] = Counter()
+    for piece, f in counts.items():
+        for ch, n in Counter(piece).items():
+            chars[ch] += n * f
+    total = sum(chars.values())
+    kept, covered = set(), 0
+    for ch, n in sorted(chars.items(), key=lambda kv: (-kv[1], kv[0])):
+        if covered >= coverage * total:
+            break
+        kept.add(ch)
+        covered += n
+    return set(chars) - kept
+
+
+def _drop_rare_characters(counts: dict[str, int], coverage: float) -> Counter[str]:
+    """Cut every pre-token at its rare characters; the pieces between them are counted."""
+    rare = rare_characters(counts, coverage)
+    if not rare:
+        return Counter(counts)
+    out: Counter[str] = Counter()
+    for piece, f in counts.items():
+        start = 0
+        for i, ch in enumerate(piece):
+            if ch in rare:
+                if i > start:
+                    out[piece[start:i]] += f
+                start = i + 1
+        if start < len(piece):
+            out[piece[start:]] += f
+    return out
+
+
 def _learn_merges(
-    counts: dict[str, int], num_merges: int
+    counts: dict[str, int], num_merges: int, max_token_length: int | None = None
 ) -> tuple[list[tuple[int, int]], list[int]]:
     """Learn up to ``num_merges`` merges from ``{pre-token: frequency}`` (byte ids are identity).
 
-    Returns the merges and the pair frequency each was chosen at.
+    Returns the merges and the pair frequency each was chosen at. With ``max_token_length``,
+    a pair whose token would be longer (in bytes) is never merged.
     """
+    lengths = [1] * 256  # bytes per id, for max_token_length
     words: list[list[int]] = []
     freqs: list[int] = []
     for chunk, f in counts.items():
@@ -456,6 +520,10 @@ def _learn_merges(
         neg, pair = heapq.heappop(heap)
         if pair_counts.get(pair, 0) != -neg or neg == 0:
             continue
+        if max_token_length is not None:
+            if lengths[pair[0]] + lengths[pair[1]] > max_token_length:
+                continue  # too long: this entry is dropped; later pushes of the pair are too
+            lengths.append(lengths[pair[0]] + lengths[pair[1]])
         new_id = 256 + len(merges)
         merges.append(pair)
         chosen_counts.append(-neg)

@@ -28,6 +28,7 @@ _INIT_FROM = ("scratch", "resume")
 _LR_SCHEDULES = ("cosine", "linear", "constant", "wsd")
 _OPTIMIZERS = ("torch", "llmcourse")
 _DDP_BACKENDS = ("auto", "nccl", "gloo")
+_LOGS = ("jsonl", "tensorboard")
 
 
 @dataclass
@@ -83,6 +84,12 @@ class TrainConfig(DictConfig):
         overwrite: allow a run from scratch to replace the checkpoints of an earlier run in
             ``out_dir``; without it such a run stops before training with an error, so that no
             trained checkpoint is lost by accident.
+        monitor_interval: every this many steps, record activation, gradient and
+            update-to-data statistics (a ``"monitor"`` record, see
+            :mod:`llmcourse.train.monitor`); ``None`` (default) records none and costs nothing.
+        log: where records go besides ``metrics.jsonl``: ``"jsonl"`` (only there) or
+            ``"tensorboard"`` (also TensorBoard event files in ``out_dir/tensorboard``; needs
+            the ``tensorboard`` package).
     """
 
     out_dir: str = "out"
@@ -119,6 +126,8 @@ class TrainConfig(DictConfig):
     peak_flops: float | None = None
     progress: bool = True
     overwrite: bool = False
+    monitor_interval: int | None = None
+    log: str = "jsonl"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -140,13 +149,15 @@ class TrainConfig(DictConfig):
 
         field("out_dir", str, rule="a directory path (a non-empty string)")
         for name, choices in (("init_from", _INIT_FROM), ("lr_schedule", _LR_SCHEDULES),
-                              ("optimizer", _OPTIMIZERS), ("ddp_backend", _DDP_BACKENDS)):
+                              ("optimizer", _OPTIMIZERS), ("ddp_backend", _DDP_BACKENDS),
+                              ("log", _LOGS)):
             field(name, choices=choices)
         for name, low in (("max_iters", 0), ("batch_size", 1), ("block_size", 1),
                           ("grad_accum_steps", 1), ("warmup_iters", 0), ("eval_interval", 1),
                           ("eval_iters", 1), ("log_interval", 1), ("seed", 0)):
             field(name, int, low=low)
         field("lr_decay_iters", int, low=0, optional=True)
+        field("monitor_interval", int, low=1, optional=True, what="None switches monitors off")
         field("patience", int, low=1, optional=True, what="None disables early stopping")
         for name in ("learning_rate", "eps"):
             field(name, float, low=0, low_open=True)

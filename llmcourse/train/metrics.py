@@ -9,7 +9,13 @@
   ``null`` when the model's FLOPs or the peak are unknown);
 - ``"eval"``: ``iter`` (steps completed), ``train_loss``, ``val_loss``, ``best_val_loss``,
   ``lr`` (of the next step) and ``improved`` (a new best validation loss);
-- ``"diverged"``: ``iter`` and ``loss`` (``null`` if not finite) of the first bad step.
+- ``"diverged"``: ``iter`` and ``loss`` (``null`` if not finite) of the first bad step;
+- ``"monitor"`` (with ``monitor_interval`` set): ``iter`` and the activation (``act``),
+  gradient-norm (``grad``), update-to-data (``update``) and histogram (``hist``) statistics
+  of that step (see :mod:`llmcourse.train.monitor`).
+
+With ``log="tensorboard"`` the same records also go to TensorBoard event files
+(:class:`TensorBoardLogger`).
 
 Non-finite numbers are written as ``null`` so that every line is valid JSON.
 
@@ -34,7 +40,7 @@ from torch import nn
 
 from llmcourse.model.gpt import mfu
 
-__all__ = ["MetricsLogger", "read_metrics", "flops_per_token", "mfu"]
+__all__ = ["MetricsLogger", "TensorBoardLogger", "read_metrics", "flops_per_token", "mfu"]
 
 
 def _clean(value: Any) -> Any:
@@ -87,6 +93,85 @@ class MetricsLogger:
             for rec in kept:
                 fh.write(json.dumps(rec, allow_nan=False) + "\n")
         os.replace(tmp, self.path)
+
+
+class TensorBoardLogger:
+    """Write the trainer's records as TensorBoard scalars and histograms.
+
+    Tags: ``train/loss``, ``train/lr``, ``train/grad_norm``, ``train/tokens_per_s``,
+    ``eval/train_loss``, ``eval/val_loss``, and for monitor records ``act/<layer>/<stat>``,
+    ``grad_norm/<parameter>``, ``update_log10/<parameter>`` and histograms
+    ``gelu_input/<layer>``. The step is the record's ``iter``.
+
+    Args:
+        log_dir: the folder for the event files (``out_dir/tensorboard`` for the trainer).
+        purge_step: on a resumed run, the step it continues from: TensorBoard hides the
+            events at and after it from the earlier run.
+
+    Raises:
+        ValueError: when the ``tensorboard`` package is not installed (one line saying how
+            to install it).
+    """
+
+    def __init__(self, log_dir: str | os.PathLike[str], purge_step: int | None = None) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise ValueError(
+                "log='tensorboard' needs the tensorboard package, which is not installed: "
+                "pip install tensorboard (or pip install 'llmcourse[dev]'), or leave log='jsonl'"
+            ) from None
+        self.log_dir = Path(log_dir)
+        self.writer = SummaryWriter(log_dir=str(self.log_dir), purge_step=purge_step)
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Add one trainer record (records of other types are ignored)."""
+        kind, step = record.get("type"), record.get("iter")
+        if step is None:
+            return
+
+        def scalar(tag: str, value: Any) -> None:
+            if isinstance(value, (int, float)) and not isinstance(value, bool) \
+                    and math.isfinite(value):
+                self.writer.add_scalar(tag, value, step)
+
+        if kind == "train":
+            for key in ("loss", "lr", "grad_norm", "tokens_per_s", "mfu"):
+                scalar(f"train/{key}", record.get(key))
+        elif kind == "eval":
+            for key in ("train_loss", "val_loss"):
+                scalar(f"eval/{key}", record.get(key))
+        elif kind == "monitor":
+            for layer, stats in record.get("act", {}).items():
+                for stat, value in stats.items():
+                    scalar(f"act/{layer}/{stat}", value)
+            for name, value in record.get("grad", {}).items():
+                scalar(f"grad_norm/{name}", value)
+            for name, value in record.get("update", {}).items():
+                scalar(f"update_log10/{name}", value)
+            for layer, h in record.get("hist", {}).items():
+                self._histogram(f"gelu_input/{layer}", h, step)
+
+    def _histogram(self, tag: str, h: dict[str, Any], step: int) -> None:
+        counts = [float(c) for c in h["counts"]]
+        total = sum(counts)
+        if total == 0:
+            return
+        lo, hi, n = float(h["lo"]), float(h["hi"]), len(counts)
+        width = (hi - lo) / n
+        edges = [lo + width * (i + 1) for i in range(n)]  # right edge of each bin
+        centers = [lo + width * (i + 0.5) for i in range(n)]
+        self.writer.add_histogram_raw(
+            tag, min=lo, max=hi, num=total,
+            sum=sum(c * x for c, x in zip(counts, centers)),
+            sum_squares=sum(c * x * x for c, x in zip(counts, centers)),
+            bucket_limits=edges, bucket_counts=counts, global_step=step)
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
 
 
 def read_metrics(

@@ -9,7 +9,11 @@ log into something to look at:
   evaluation (the one ``best.pt`` holds);
 - :func:`plot_metrics` - loss curves (training steps faint, evaluations bold, the best
   evaluation marked, the train/val gap visible) and optionally the learning rate on a second
-  axis.
+  axis;
+- :func:`plot_runs` - the curves of several runs on one axes (what ``llmcourse plot RUN ...``
+  draws);
+- :func:`plot_monitor` - the monitor records (``monitor_interval``) of a run: activation
+  spread, dead fraction, update-to-data ratios and gradient norms per layer.
 
 Example:
     >>> records = [
@@ -34,7 +38,7 @@ from typing import Any, Iterable
 
 from llmcourse.train.metrics import read_metrics
 
-__all__ = ["MetricsCurves", "metrics_curves", "plot_metrics"]
+__all__ = ["MetricsCurves", "metrics_curves", "plot_metrics", "plot_runs", "plot_monitor"]
 
 
 @dataclass
@@ -167,3 +171,170 @@ def plot_metrics(
         handles, labels = handles + h2, labels + l2
     ax.legend(handles, labels, fontsize=8, loc="upper right")
     return ax
+
+
+def plot_runs(
+    sources: Iterable[str | os.PathLike[str] | Iterable[dict[str, Any]]],
+    *,
+    labels: Iterable[str] | None = None,
+    ax: Any = None,
+    title: str | None = None,
+    logy: bool = False,
+    train_steps: bool = True,
+) -> Any:
+    """Loss curves of several runs on one axes (one colour per run); returns the ``Axes``.
+
+    Each run draws its validation loss (solid, markers) and evaluated training loss
+    (dashed); with ``train_steps`` also its logged training-step losses (faint).
+
+    Args:
+        sources: run directories, ``metrics.jsonl`` paths or record lists.
+        labels: a legend label per run (default: the folder's name, or ``run N``).
+
+    Raises:
+        FileNotFoundError: a folder without ``metrics.jsonl``.
+        ValueError: a log without training or evaluation records, or labels that do not
+            match the runs in number.
+    """
+    import matplotlib.pyplot as plt
+
+    sources = list(sources)
+    if not sources:
+        raise ValueError("plot_runs needs at least one run")
+    names = list(labels) if labels is not None else [
+        os.path.basename(os.path.normpath(os.fspath(s))) if isinstance(s, (str, os.PathLike))
+        else f"run {i + 1}" for i, s in enumerate(sources)]
+    if len(names) != len(sources):
+        raise ValueError(f"got {len(names)} labels for {len(sources)} runs; give one per run")
+    curves = []
+    for src, name in zip(sources, names):
+        c = metrics_curves(src)
+        if not c.train_iter and not c.eval_iter:
+            where = os.fspath(src) if isinstance(src, (str, os.PathLike)) else name
+            raise ValueError(f"{where}: its metrics log holds no training or evaluation "
+                             "records yet (has the run logged a step?)")
+        curves.append(c)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 3.5))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (c, name) in enumerate(zip(curves, names)):
+        color = colors[i % len(colors)]
+        if train_steps and c.train_iter:
+            ax.plot(c.train_iter, c.train_loss, color=color, alpha=0.25, lw=1)
+        if c.eval_iter:
+            ax.plot(c.eval_iter, c.val_loss, "o-", color=color, ms=3, label=f"{name} val")
+            ax.plot(c.eval_iter, c.eval_train_loss, "--", color=color, lw=1,
+                    label=f"{name} train")
+        else:
+            ax.plot(c.train_iter, c.train_loss, color=color, lw=1, label=f"{name} train")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("loss")
+    if logy:
+        ax.set_yscale("log")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=7, loc="upper right")
+    return ax
+
+
+def plot_monitor(source: str | os.PathLike[str] | Iterable[dict[str, Any]], *,
+                 axes: Any = None, title: str | None = None) -> Any:
+    """Four panels from a run's monitor records; returns the array of ``Axes``.
+
+    Top left: the standard deviation of each MLP's GELU input; top right: the dead fraction
+    (GELU inputs below -3); bottom left: ``log10`` update-to-data ratio of every 2-D weight
+    (the dotted line at -3 is the usual healthy level); bottom right: gradient norm of every
+    2-D weight (log scale). One line per layer or weight, over the monitored steps.
+
+    Raises:
+        ValueError: the log holds no monitor records (train with ``monitor_interval`` set).
+    """
+    import matplotlib.pyplot as plt
+
+    from llmcourse.train.monitor import monitor_curves
+
+    m = monitor_curves(source)
+    if not m["iter"]:
+        raise ValueError("the metrics log holds no monitor records: train with "
+                         "monitor_interval set (CLI: --set monitor_interval=100)")
+    if axes is None:
+        fig, axes = plt.subplots(2, 2, figsize=(10, 6))
+        if title:
+            fig.suptitle(title)
+    flat = list(getattr(axes, "flat", axes))
+    it = m["iter"]
+
+    def lines(ax: Any, series: dict[str, list[Any]], ylabel: str) -> None:
+        for name, ys in series.items():
+            ax.plot(it, [float("nan") if y is None else y for y in ys], lw=1,
+                    label=name.replace("transformer.", ""))
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(ylabel)
+
+    lines(flat[0], {k.split("/")[0]: v for k, v in m["act"].items()
+                    if k.endswith("/in_std")}, "GELU input std")
+    flat[0].legend(fontsize=6)
+    lines(flat[1], {k.split("/")[0]: v for k, v in m["act"].items()
+                    if k.endswith("/dead_frac")}, "dead fraction (input < -3)")
+    weights = [k for k in m["update"] if k.endswith(".weight") and ".ln_" not in k
+               and not k.endswith("ln_f.weight")]
+    lines(flat[2], {k: m["update"][k] for k in weights}, "log10 update / weight")
+    flat[2].axhline(-3, color="k", ls=":", lw=1)
+    lines(flat[3], {k: m["grad"][k] for k in weights if k in m["grad"]}, "gradient norm")
+    flat[3].set_yscale("log")
+    return axes
+
+
+# --------------------------------------------------------------------------------------------
+# llmcourse plot RUN [RUN ...] --out curves.png
+# --------------------------------------------------------------------------------------------
+
+_IMAGE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
+def cmd_plot(args: Any) -> int:
+    """``llmcourse plot``: the loss curves (or, with ``--monitor``, the monitors) as an image."""
+    from matplotlib.figure import Figure  # no pyplot: works without a display
+
+    out = os.fspath(args.out)
+    if not out.lower().endswith(_IMAGE_SUFFIXES):
+        raise ValueError(f"--out {out}: give an image file name ending in "
+                         f"{', '.join(_IMAGE_SUFFIXES)} (e.g. --out curves.png)")
+    if os.path.isdir(out):
+        raise IsADirectoryError(f"--out {out} is a folder; give a file name such as curves.png")
+    labels = args.labels.split(",") if args.labels else None
+    if args.monitor:
+        if len(args.runs) != 1:
+            raise ValueError("--monitor plots one run; give a single RUN folder")
+        fig = Figure(figsize=(10, 6), layout="constrained")
+        plot_monitor(args.runs[0], axes=fig.subplots(2, 2), title=args.title)
+        if args.title:
+            fig.suptitle(args.title)
+    else:
+        fig = Figure(figsize=(7, 4), layout="constrained")
+        plot_runs(args.runs, labels=labels, ax=fig.subplots(), title=args.title,
+                  logy=args.logy, train_steps=not args.no_train_steps)
+    parent = os.path.dirname(os.path.abspath(out))
+    os.makedirs(parent, exist_ok=True)
+    fig.savefig(out, dpi=args.dpi)
+    what = "monitors of 1 run" if args.monitor else \
+        f"loss curves of {len(args.runs)} run{'s' if len(args.runs) > 1 else ''}"
+    print(f"wrote {out} ({what})")
+    return 0
+
+
+def add_plot_parser(sub: Any) -> None:
+    """Register ``llmcourse plot`` on the CLI's sub-parsers."""
+    p = sub.add_parser("plot", help="draw the loss curves of one or more runs into an image")
+    p.add_argument("runs", nargs="+", metavar="RUN",
+                   help="run folders (out_dir, holding metrics.jsonl) or metrics.jsonl files")
+    p.add_argument("--out", default="curves.png", help="image to write (default: curves.png)")
+    p.add_argument("--labels", help="comma-separated legend labels, one per run")
+    p.add_argument("--title", help="title of the plot")
+    p.add_argument("--logy", action="store_true", help="logarithmic loss axis")
+    p.add_argument("--no-train-steps", action="store_true",
+                   help="draw only the evaluations, not every logged training step")
+    p.add_argument("--monitor", action="store_true",
+                   help="draw the monitors of one run (trained with --set monitor_interval=N)")
+    p.add_argument("--dpi", type=int, default=120, help="resolution (default: 120)")
+    p.set_defaults(func=cmd_plot)

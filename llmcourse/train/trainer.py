@@ -8,7 +8,9 @@ the AdamW step with the scheduled learning rate and frees the gradients.
 
 Around that: periodic evaluation over many batches, ``best.pt`` and ``ckpt.pt`` checkpoints
 written atomically with every random state needed for an exact resume, early stopping,
-a non-finite-loss guard, ``metrics.jsonl`` and a progress bar.
+a non-finite-loss guard, ``metrics.jsonl`` and a progress bar. Optionally, every
+``monitor_interval`` steps, activation / gradient / update statistics
+(:mod:`llmcourse.train.monitor`), and TensorBoard event files (``log="tensorboard"``).
 
 Example (a toy model; any ``nn.Module`` whose ``forward(x, y)`` returns ``(logits, loss)``
 works, the course's GPT included):
@@ -72,7 +74,8 @@ from llmcourse.train.checkpoint import (
 from llmcourse.train.config import TrainConfig
 from llmcourse.train.ddp import DistInfo, all_reduce_mean, setup_distributed
 from llmcourse.train.evaluate import estimate_loss, loss_from_output as _extract_loss
-from llmcourse.train.metrics import MetricsLogger, flops_per_token, mfu
+from llmcourse.train.metrics import MetricsLogger, TensorBoardLogger, flops_per_token, mfu
+from llmcourse.train.monitor import TrainingMonitor
 from llmcourse.train.optim import configure_optimizer
 from llmcourse.train.schedule import get_lr
 
@@ -295,6 +298,18 @@ class Trainer:
                 )
             self.resume(src)
 
+        # ---- optional monitors and TensorBoard (rank 0); none at all when not asked for ------
+        self.monitor: TrainingMonitor | None = None
+        if config.monitor_interval is not None and self.dist.is_main:
+            self.monitor = TrainingMonitor(self.raw_model, config.monitor_interval,
+                                           activations=not config.compile)
+        self._monitor_record: dict[str, Any] | None = None
+        self.tensorboard: TensorBoardLogger | None = None
+        if config.log == "tensorboard" and self.dist.is_main:
+            self.tensorboard = TensorBoardLogger(
+                self.out_dir / "tensorboard",
+                purge_step=self.iter_num if self.resumed_from is not None else None)
+
     # ========================================================================================
     # Batches and evaluation
     # ========================================================================================
@@ -459,13 +474,19 @@ class Trainer:
             return False
         return it % self.config.eval_interval == 0 or it >= self.config.max_iters
 
-    def _train_step(self, need_norm: bool) -> tuple[torch.Tensor, torch.Tensor | None, int]:
-        """One optimizer step; returns (mean loss tensor, pre-clip grad norm or None, tokens)."""
+    def _train_step(
+        self, need_norm: bool, it: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+        """One optimizer step; returns (mean loss tensor, pre-clip grad norm or None, tokens).
+
+        With ``it`` given (a monitored step), the monitor's record of that step is left in
+        ``self._monitor_record``."""
         cfg = self.config
         accum = cfg.grad_accum_steps
         model = self.model
         scaler_on = self.scaler.is_enabled()
         ddp = self.dist.enabled
+        mon = self.monitor if it is not None else None
         loss_sum: torch.Tensor | None = None
         tokens = 0
         for micro in range(accum):
@@ -473,8 +494,10 @@ class Trainer:
             tokens += x.numel()
             # Under DDP, all-reduce gradients only on the last micro-batch.
             sync = model.no_sync() if ddp and micro < accum - 1 else contextlib.nullcontext()
+            # Monitored step: forward hooks on for the first micro-batch only.
+            watch = mon.watch() if mon is not None and micro == 0 else contextlib.nullcontext()
             with sync:
-                with self.precision.autocast():
+                with watch, self.precision.autocast():
                     loss = _extract_loss(model(x, y))
                 scaled = loss / accum if accum > 1 else loss
                 if scaler_on:
@@ -488,6 +511,9 @@ class Trainer:
 
         if scaler_on:
             self.scaler.unscale_(self.optimizer)
+        if mon is not None:
+            mon.read_gradients()  # before clipping
+            mon.before_update()
         grad_norm: torch.Tensor | None = None
         if cfg.grad_clip > 0:
             grad_norm = nn.utils.clip_grad_norm_(self._params, cfg.grad_clip)
@@ -499,6 +525,8 @@ class Trainer:
             self.scaler.update()
         else:
             self.optimizer.step()
+        if mon is not None and it is not None:
+            self._monitor_record = mon.after_update(it)
         self.optimizer.zero_grad(set_to_none=True)
         return mean_loss, grad_norm, tokens
 
@@ -604,6 +632,8 @@ class Trainer:
             history.append(record)
             self.history.append(record)
             self.metrics.write(record)
+            if self.tensorboard is not None:
+                self.tensorboard.write(record)
 
         if self.iter_num > 0 and self.iter_num >= cfg.max_iters:
             # A resumed run already at (or past) its target: nothing to do, nothing written.
@@ -658,8 +688,13 @@ class Trainer:
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
                 log_now = it % cfg.log_interval == 0
-                loss, grad_norm, tokens = self._train_step(need_norm=log_now)
+                monitored = self.monitor is not None and self.monitor.wants(it)
+                loss, grad_norm, tokens = self._train_step(
+                    need_norm=log_now, it=it if monitored else None)
                 self.iter_num = it + 1
+                if monitored:
+                    emit(self._monitor_record)
+                    self._monitor_record = None
                 pending.append((it, loss, grad_norm, lr))
                 window_tokens += tokens
                 window_steps += 1
@@ -688,4 +723,6 @@ class Trainer:
                                    cfg_text) from None
         finally:
             pbar.close()
+            if self.tensorboard is not None:
+                self.tensorboard.flush()
         return history

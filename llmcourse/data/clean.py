@@ -6,7 +6,7 @@ A corpus is a list of documents (strings). The steps, in the order a pipeline ru
    metadata rather than text (:data:`BOILERPLATE_PATTERNS`, one regular expression a kind).
 2. :func:`length_filter` - drop documents with too few (or too many) words.
 3. :func:`exact_dedup` - keep the first of documents equal after :func:`normalize`.
-4. near duplicates - :func:`llmcourse.data.minhash.dedup_near` (MinHash and LSH).
+4. near duplicates - :func:`llmcourse.data.dedup_near` (MinHash and LSH).
 
 :func:`clean_corpus` runs them all and reports what each removed; :func:`corpus_stats` gives
 before/after numbers. :func:`make_dirty_corpus` adds known dirt to a clean corpus, so that a
@@ -163,7 +163,7 @@ def clean_corpus(docs: Sequence[str], *, min_words: int = 5, max_words: int | No
     """Strip boilerplate, filter by length, remove exact then near duplicates.
 
     ``near_threshold=None`` skips the near-duplicate step; ``minhash`` goes to
-    :func:`~llmcourse.data.minhash.dedup_near` (``k``, ``num_perm``, ``bands``, ``seed``).
+    :func:`~llmcourse.data.dedup_near` (``k``, ``num_perm``, ``bands``, ``seed``).
     """
     report = CleanReport(steps=[("input", len(docs))])
     stripped = []

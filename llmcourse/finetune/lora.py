@@ -64,9 +64,9 @@ class LoRALinear(nn.Module):
             ``r`` keeps the size of the update roughly the same.
         dropout: dropout on the adapter's input only (the base path sees ``x`` as it is).
 
-    Attributes:
-        base, r, alpha, scaling (``alpha / r``), lora_A ``(r, in)``, lora_B ``(out, r)``,
-        merged (``True`` after :meth:`merge`).
+    The layer keeps ``base``, ``r``, ``alpha`` and ``scaling`` (``alpha / r``), the trainable
+    ``lora_A`` of shape ``(r, in)`` and ``lora_B`` of shape ``(out, r)``, and ``merged``
+    (``True`` after :meth:`merge`).
     """
 
     def __init__(self, base: nn.Linear, r: int, alpha: float, dropout: float = 0.0) -> None:

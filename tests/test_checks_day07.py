@@ -7,16 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from llmcourse.checks import day07
-
-
-def _line(capsys: pytest.CaptureFixture[str]) -> str:
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out
-    return out[0]
-
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError
+from checklines import one_line, stub
 
 
 # ---- exercise 1: windows ---------------------------------------------------------------------
@@ -29,20 +20,20 @@ def good_make_windows(ids, block_size):
 
 def test_make_windows(capsys):
     assert day07.check_make_windows(good_make_windows)
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
     assert day07.check_make_windows(lambda ids, bs: (ids.unfold(0, bs, 1)[:-1], ids[bs:]))
-    assert "passed" in _line(capsys)
-    assert not day07.check_make_windows(_stub)
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert not day07.check_make_windows(stub)
+    assert "not done yet" in one_line(capsys)
 
 
 def test_make_windows_mistakes(capsys):
     assert not day07.check_make_windows(lambda ids, bs: (ids.unfold(0, bs, 1)[:-1], ids[bs - 1:-1]))
-    assert "off by one" in _line(capsys)
+    assert "off by one" in one_line(capsys)
     assert not day07.check_make_windows(lambda ids, bs: (ids.unfold(0, bs, 1), ids[bs:]))
-    assert "no next token" in _line(capsys)
+    assert "no next token" in one_line(capsys)
     assert not day07.check_make_windows(lambda ids, bs: None)
-    assert "None" in _line(capsys)
+    assert "None" in one_line(capsys)
 
 
 # ---- exercise 2: the MLP ---------------------------------------------------------------------
@@ -56,9 +47,9 @@ def good_mlp_forward(X, C, W1, b1, W2, b2):
 
 def test_mlp_forward(capsys):
     assert day07.check_mlp_forward(good_mlp_forward)
-    assert "passed" in _line(capsys)
-    assert not day07.check_mlp_forward(_stub)
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert not day07.check_mlp_forward(stub)
+    assert "not done yet" in one_line(capsys)
 
 
 def test_mlp_forward_mistakes(capsys):
@@ -66,25 +57,25 @@ def test_mlp_forward_mistakes(capsys):
         return (C[X].view(X.shape[0], -1) @ W1 + b1) @ W2 + b2
 
     assert not day07.check_mlp_forward(no_tanh)
-    assert "tanh" in _line(capsys)
+    assert "tanh" in one_line(capsys)
 
     def wrong_flatten(X, C, W1, b1, W2, b2):
         return torch.tanh(C[X].transpose(1, 2).reshape(X.shape[0], -1) @ W1 + b1) @ W2 + b2
 
     assert not day07.check_mlp_forward(wrong_flatten)
-    assert "wrong order" in _line(capsys)
+    assert "wrong order" in one_line(capsys)
 
     def no_bias(X, C, W1, b1, W2, b2):
         return torch.tanh(C[X].view(X.shape[0], -1) @ W1) @ W2 + b2
 
     assert not day07.check_mlp_forward(no_bias)
-    assert "MLPLM" in _line(capsys)
+    assert "MLPLM" in one_line(capsys)
 
     def probs(X, C, W1, b1, W2, b2):
         return good_mlp_forward(X, C, W1, b1, W2, b2).softmax(-1)
 
     assert not day07.check_mlp_forward(probs)
-    assert "softmax" in _line(capsys)
+    assert "softmax" in one_line(capsys)
 
 
 # ---- exercise 3: dilated causal convolution --------------------------------------------------
@@ -97,11 +88,11 @@ def good_causal_conv(x, weight, bias, dilation):
 
 def test_causal_conv(capsys):
     assert day07.check_causal_conv(good_causal_conv)
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
     assert day07.check_causal_conv(day07.reference_causal_conv)
-    assert "passed" in _line(capsys)
-    assert not day07.check_causal_conv(_stub)
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert not day07.check_causal_conv(stub)
+    assert "not done yet" in one_line(capsys)
 
 
 def test_causal_conv_mistakes(capsys):
@@ -109,31 +100,31 @@ def test_causal_conv_mistakes(capsys):
         return F.conv1d(x, w, b, dilation=d, padding="same")
 
     assert not day07.check_causal_conv(symmetric)
-    assert "not causal" in _line(capsys)
+    assert "not causal" in one_line(capsys)
 
     def right_pad(x, w, b, d):
         return F.conv1d(F.pad(x, (0, (w.shape[-1] - 1) * d)), w, b, dilation=d)
 
     assert not day07.check_causal_conv(right_pad)
-    assert "not causal" in _line(capsys)
+    assert "not causal" in one_line(capsys)
 
     def no_padding(x, w, b, d):
         return F.conv1d(x, w, b, dilation=d)
 
     assert not day07.check_causal_conv(no_padding)
-    assert "time steps" in _line(capsys)
+    assert "time steps" in one_line(capsys)
 
     def no_dilation(x, w, b, d):
         return F.conv1d(F.pad(x, ((w.shape[-1] - 1) * d, 0)), w, b)
 
     assert not day07.check_causal_conv(no_dilation)
-    assert "time steps" in _line(capsys)  # padded for the dilation but convolved without it
+    assert "time steps" in one_line(capsys)  # padded for the dilation but convolved without it
 
     def dilation_wrong_pad(x, w, b, d):
         return F.conv1d(F.pad(x, (w.shape[-1] - 1, 0)), w, b)
 
     assert not day07.check_causal_conv(dilation_wrong_pad)
-    assert "dilation is ignored" in _line(capsys)
+    assert "dilation is ignored" in one_line(capsys)
 
 
 # ---- exercise 4: BatchNorm -------------------------------------------------------------------
@@ -153,9 +144,9 @@ def good_batchnorm(x, gamma, beta, running_mean, running_var, training, momentum
 
 def test_batchnorm(capsys):
     assert day07.check_batchnorm(good_batchnorm)
-    assert "passed" in _line(capsys)
-    assert not day07.check_batchnorm(_stub)
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert not day07.check_batchnorm(stub)
+    assert "not done yet" in one_line(capsys)
 
 
 def test_batchnorm_mistakes(capsys):
@@ -164,14 +155,14 @@ def test_batchnorm_mistakes(capsys):
         return (x - x.mean(0)) / torch.sqrt(x.var(0, unbiased=False) + eps) * gamma + beta
 
     assert not day07.check_batchnorm(always_batch_stats)
-    assert "eval" in _line(capsys)
+    assert "eval" in one_line(capsys)
 
     def never_updates(x, gamma, beta, rm, rv, training, momentum=0.1, eps=1e-5):
         mean, var = (x.mean(0), x.var(0, unbiased=False)) if training else (rm, rv)
         return (x - mean) / torch.sqrt(var + eps) * gamma + beta
 
     assert not day07.check_batchnorm(never_updates)
-    assert "running_mean did not change" in _line(capsys)
+    assert "running_mean did not change" in one_line(capsys)
 
     def unbiased(x, gamma, beta, rm, rv, training, momentum=0.1, eps=1e-5):
         if training:
@@ -180,13 +171,13 @@ def test_batchnorm_mistakes(capsys):
         return (x - rm) / torch.sqrt(rv + eps) * gamma + beta
 
     assert not day07.check_batchnorm(unbiased)
-    assert "biased variance" in _line(capsys)
+    assert "biased variance" in one_line(capsys)
 
     def running_in_training(x, gamma, beta, rm, rv, training, momentum=0.1, eps=1e-5):
         return (x - rm) / torch.sqrt(rv + eps) * gamma + beta
 
     assert not day07.check_batchnorm(running_in_training)
-    assert "statistics of the batch" in _line(capsys)
+    assert "statistics of the batch" in one_line(capsys)
 
 
 def test_make_windows_returns_three_things(capsys):

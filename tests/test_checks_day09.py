@@ -10,16 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from llmcourse.checks import day09
-
-
-def _line(capsys: pytest.CaptureFixture[str]) -> str:
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out
-    return out[0]
-
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError
+from checklines import one_line, stub
 
 
 # ---- the lesson's solutions ------------------------------------------------------------------
@@ -73,8 +64,8 @@ def test_solutions_pass(capsys):
 
 @pytest.mark.parametrize("fn", ["check_attention_scores", "check_causal_attention", "check_is_causal"])
 def test_stub_functions_are_not_done(capsys, fn):
-    assert not getattr(day09, fn)(_stub)
-    assert "not done yet" in _line(capsys)
+    assert not getattr(day09, fn)(stub)
+    assert "not done yet" in one_line(capsys)
 
 
 def test_stub_head_is_not_done(capsys):
@@ -84,14 +75,14 @@ def test_stub_head_is_not_done(capsys):
             raise NotImplementedError
 
     assert not day09.check_head(StubHead)
-    assert "not done yet" in _line(capsys)
+    assert "not done yet" in one_line(capsys)
 
     class StubForward(GoodHead):
         def forward(self, x):
             raise NotImplementedError
 
     assert not day09.check_head(StubForward)
-    assert "not done yet" in _line(capsys)
+    assert "not done yet" in one_line(capsys)
 
 
 # ---- plausible mistakes ----------------------------------------------------------------------
@@ -99,11 +90,11 @@ def test_stub_head_is_not_done(capsys):
 
 def test_scores_mistakes(capsys):
     assert not day09.check_attention_scores(lambda q, k: q @ k.transpose(-2, -1))
-    assert "not scaled" in _line(capsys)
+    assert "not scaled" in one_line(capsys)
     assert not day09.check_attention_scores(lambda q, k: q @ k.transpose(-2, -1) / q.shape[-1])
-    assert "square root" in _line(capsys)
+    assert "square root" in one_line(capsys)
     assert not day09.check_attention_scores(lambda q, k: good_scores(k, q))
-    assert "swapped" in _line(capsys)
+    assert "swapped" in one_line(capsys)
 
 
 def test_causal_attention_mistakes(capsys):
@@ -112,7 +103,7 @@ def test_causal_attention_mistakes(capsys):
         return w @ v, w
 
     assert not day09.check_causal_attention(no_mask)
-    assert "not masked" in _line(capsys)
+    assert "not masked" in one_line(capsys)
 
     def zero_mask(q, k, v):
         T = q.shape[-2]
@@ -120,13 +111,13 @@ def test_causal_attention_mistakes(capsys):
         return w @ v, w
 
     assert not day09.check_causal_attention(zero_mask)
-    assert "-inf" in _line(capsys)
+    assert "-inf" in one_line(capsys)
 
     def unscaled(q, k, v):
         return good_causal_attention(q * math.sqrt(q.shape[-1]), k, v)
 
     assert not day09.check_causal_attention(unscaled)
-    assert "not scaled" in _line(capsys)
+    assert "not scaled" in one_line(capsys)
 
     def no_diagonal(q, k, v):
         T = q.shape[-2]
@@ -135,10 +126,10 @@ def test_causal_attention_mistakes(capsys):
         return w @ v, w
 
     assert not day09.check_causal_attention(no_diagonal)
-    assert "NaN" in _line(capsys)
+    assert "NaN" in one_line(capsys)
 
     assert not day09.check_causal_attention(lambda q, k, v: good_causal_attention(q, k, v)[0])
-    assert "pair" in _line(capsys)
+    assert "pair" in one_line(capsys)
 
 
 def test_head_mistakes(capsys):
@@ -148,7 +139,7 @@ def test_head_mistakes(capsys):
             return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1.0)
 
     assert not day09.check_head(Unscaled)
-    assert "CausalSelfAttention" in _line(capsys)
+    assert "CausalSelfAttention" in one_line(capsys)
 
     class ScaleByEmbd(GoodHead):
         def forward(self, x):
@@ -156,14 +147,14 @@ def test_head_mistakes(capsys):
             return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1 / math.sqrt(x.shape[-1]))
 
     assert not day09.check_head(ScaleByEmbd)
-    assert "head_size" in _line(capsys)
+    assert "head_size" in one_line(capsys)
 
     class NoMask(GoodHead):
         def forward(self, x):
             return F.scaled_dot_product_attention(self.query(x), self.key(x), self.value(x))
 
     assert not day09.check_head(NoMask)
-    assert "not masked" in _line(capsys)
+    assert "not masked" in one_line(capsys)
 
     class WithBias(GoodHead):
         def __init__(self, n_embd, head_size):
@@ -171,14 +162,14 @@ def test_head_mistakes(capsys):
             self.key = nn.Linear(n_embd, head_size)
 
     assert not day09.check_head(WithBias)
-    assert "bias=False" in _line(capsys)
+    assert "bias=False" in one_line(capsys)
 
     class Swapped(GoodHead):
         def forward(self, x):
             return F.scaled_dot_product_attention(self.key(x), self.query(x), self.value(x), is_causal=True)
 
     assert not day09.check_head(Swapped)
-    assert "swapped" in _line(capsys)
+    assert "swapped" in one_line(capsys)
 
 
 def test_is_causal_mistakes(capsys):
@@ -189,7 +180,7 @@ def test_is_causal_mistakes(capsys):
         return torch.allclose(fn(x)[:, :-1], fn(x2)[:, :-1])
 
     assert not day09.check_is_causal(only_last_token)
-    assert "every cut" in _line(capsys)
+    assert "every cut" in one_line(capsys)
 
     def only_first_position(fn, T=8, C=4):
         x = torch.randn(2, T, C)
@@ -198,7 +189,7 @@ def test_is_causal_mistakes(capsys):
         return torch.allclose(fn(x)[:, 0], fn(x2)[:, 0])
 
     assert not day09.check_is_causal(only_first_position)
-    assert "leaks the future" in _line(capsys)
+    assert "leaks the future" in one_line(capsys)
 
     def compares_everything(fn, T=8, C=4):
         x = torch.randn(2, T, C)
@@ -207,13 +198,13 @@ def test_is_causal_mistakes(capsys):
         return torch.allclose(fn(x), fn(x2))
 
     assert not day09.check_is_causal(compares_everything)
-    assert "but it is" in _line(capsys)
+    assert "but it is" in one_line(capsys)
 
     assert not day09.check_is_causal(lambda fn, T=8, C=4: True)
-    assert "leaks the future" in _line(capsys)
+    assert "leaks the future" in one_line(capsys)
 
     assert not day09.check_is_causal(lambda fn, T=8, C=4: torch.tensor([True, False]))
-    assert "one True or False" in _line(capsys)
+    assert "one True or False" in one_line(capsys)
 
 
 def test_one_head_attention_matches_manual():
@@ -233,13 +224,13 @@ def test_one_head_attention_matches_manual():
 def test_scores_scaled_by_a_global_or_a_typed_number(capsys, scale):
     """The lesson's head_size is 16: dividing by its root (or by 4) must not pass."""
     assert bool(day09.check_attention_scores(lambda q, k: q @ k.transpose(-2, -1) / scale)) is False
-    out = _line(capsys)
+    out = one_line(capsys)
     assert "sqrt(16)" in out and "q.shape[-1]" in out
 
 
 def test_scores_with_k_T_on_a_batch(capsys):
     assert bool(day09.check_attention_scores(lambda q, k: q @ k.T / math.sqrt(q.shape[-1]))) is False
-    out = _line(capsys)
+    out = one_line(capsys)
     assert "k.T reverses" in out and "k.transpose(-2, -1)" in out
     assert "(3, 5, 12)" in out  # the failing input is shown
 
@@ -260,13 +251,13 @@ def _attention_with(allowed_fn, fill=float("-inf")):
 ])
 def test_causal_attention_mask_on_the_wrong_side(capsys, allowed, hint):
     assert bool(day09.check_causal_attention(_attention_with(allowed))) is False
-    out = _line(capsys)
+    out = one_line(capsys)
     assert hint in out and "mask with float('-inf')" not in out
 
 
 def test_causal_attention_masked_with_zero(capsys):
     assert bool(day09.check_causal_attention(_attention_with(lambda m: m.tril(), fill=0.0))) is False
-    assert "mask with float('-inf')" in _line(capsys)
+    assert "mask with float('-inf')" in one_line(capsys)
 
 
 def test_causal_attention_other_stub_is_plain_not_done(capsys):
@@ -274,7 +265,7 @@ def test_causal_attention_other_stub_is_plain_not_done(capsys):
         return attention_scores_stub(q, k)  # not an earlier exercise's name: plain "not done yet"
 
     assert bool(day09.check_causal_attention(uses_stub)) is False
-    out = _line(capsys)
+    out = one_line(capsys)
     assert out.startswith("⏳") and "finish exercise" not in out
 
 
@@ -296,7 +287,7 @@ def test_causal_attention_stub_of_exercise_1_is_named(capsys):
         return scores, scores
 
     assert bool(day09.check_causal_attention(calls_exercise_1)) is False
-    assert "attention_scores: not done yet — finish exercise 1 first" in _line(capsys)
+    assert "attention_scores: not done yet — finish exercise 1 first" in one_line(capsys)
 
 
 def test_head_names_unfinished_causal_attention(capsys):
@@ -306,7 +297,7 @@ def test_head_names_unfinished_causal_attention(capsys):
             return out
 
     assert bool(day09.check_head(Head)) is False
-    out = _line(capsys)
+    out = one_line(capsys)
     assert "causal_attention: not done yet — finish exercise 2 first" in out
     assert "write your code in the cell above" not in out
 
@@ -318,7 +309,7 @@ def test_head_scaled_by_n_embd(capsys):
             return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1 / math.sqrt(x.shape[-1]))
 
     assert bool(day09.check_head(Head)) is False
-    assert "sqrt(head_size)" in _line(capsys)
+    assert "sqrt(head_size)" in one_line(capsys)
 
 
 def test_is_causal_ignoring_its_arguments(capsys):
@@ -326,5 +317,5 @@ def test_is_causal_ignoring_its_arguments(capsys):
         return good_is_causal(fn)  # always T=8, C=4
 
     assert bool(day09.check_is_causal(uses_defaults)) is False
-    out = _line(capsys)
+    out = one_line(capsys)
     assert "T=7, C=3" in out

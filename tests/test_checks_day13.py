@@ -11,21 +11,12 @@ import torch.nn.functional as F
 from llmcourse.checks import day13
 from llmcourse.model import functional as LF
 from llmcourse.train import evaluate
-
-
-def _line(capsys: pytest.CaptureFixture[str]) -> str:
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out
-    return out[0]
-
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError
+from checklines import one_line, stub
 
 
 def _expect(capsys, verdict, passed, words):
     assert bool(verdict) is passed
-    line = _line(capsys)
+    line = one_line(capsys)
     for w in words if isinstance(words, (list, tuple)) else [words]:
         assert w in line, line
     return line
@@ -44,7 +35,7 @@ def test_log_softmax_passes_and_stub(capsys):
     _expect(capsys, day13.check_log_softmax(LF.log_softmax), True, "passed")
     _expect(capsys, day13.check_log_softmax(lambda x: x - torch.logsumexp(x, -1, keepdim=True)),
             True, "passed")
-    _expect(capsys, day13.check_log_softmax(_stub), False, "not done yet")
+    _expect(capsys, day13.check_log_softmax(stub), False, "not done yet")
 
 
 def test_log_softmax_mistakes(capsys):
@@ -102,7 +93,7 @@ def good_cross_entropy(logits, targets, ignore_index=-100):
 def test_cross_entropy_passes_and_stub(capsys):
     _expect(capsys, day13.check_cross_entropy(good_cross_entropy), True, "passed")
     _expect(capsys, day13.check_cross_entropy(LF.cross_entropy), True, "passed")
-    _expect(capsys, day13.check_cross_entropy(_stub), False, "not done yet")
+    _expect(capsys, day13.check_cross_entropy(stub), False, "not done yet")
 
 
 def test_cross_entropy_names_the_unfinished_log_softmax(capsys):
@@ -192,8 +183,8 @@ def test_units_passes_and_stub(capsys):
     pkg_bpb = lambda loss, n_tokens, n_bytes: evaluate.bits_per_byte(loss, n_bytes / n_tokens)
     _expect(capsys, day13.check_units(evaluate.perplexity, pkg_bpb), True, "passed")
     _expect(capsys, day13.check_units(lambda l: torch.exp(torch.tensor(l)), good_bpb), True, "passed")
-    _expect(capsys, day13.check_units(_stub, good_bpb), False, "not done yet")
-    _expect(capsys, day13.check_units(good_perplexity, _stub), False, "not done yet")
+    _expect(capsys, day13.check_units(stub, good_bpb), False, "not done yet")
+    _expect(capsys, day13.check_units(good_perplexity, stub), False, "not done yet")
 
 
 @pytest.mark.parametrize("ppl,bpb,words", [
@@ -221,7 +212,7 @@ def good_loss_by_position(logits, targets):
 
 def test_loss_by_position(capsys):
     _expect(capsys, day13.check_loss_by_position(good_loss_by_position), True, "passed")
-    _expect(capsys, day13.check_loss_by_position(_stub), False, "not done yet")
+    _expect(capsys, day13.check_loss_by_position(stub), False, "not done yet")
 
     def per_seq(logits, targets):
         B, T, V = logits.shape

@@ -10,21 +10,12 @@ import torch
 from llmcourse.bench import time_it
 from llmcourse.checks import day14
 from llmcourse.device import _resolve_device
-
-
-def _line(capsys: pytest.CaptureFixture[str]) -> str:
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out
-    return out[0]
-
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError
+from checklines import one_line, stub
 
 
 def _expect(capsys, verdict, passed, words):
     assert bool(verdict) is passed
-    line = _line(capsys)
+    line = one_line(capsys)
     for w in words if isinstance(words, (list, tuple)) else [words]:
         assert w in line, line
     return line
@@ -45,7 +36,7 @@ def good_pick_device(preference, has_cuda, has_mps):
 def test_pick_device_passes_and_stub(capsys):
     _expect(capsys, day14.check_pick_device(good_pick_device), True, "passed")
     _expect(capsys, day14.check_pick_device(_resolve_device), True, "passed")
-    _expect(capsys, day14.check_pick_device(_stub), False, "not done yet")
+    _expect(capsys, day14.check_pick_device(stub), False, "not done yet")
 
 
 @pytest.mark.parametrize("fn,words", [
@@ -86,7 +77,7 @@ def good_batch_to(x, y, device):
 
 def test_batch_to_passes_and_stub(capsys):
     _expect(capsys, day14.check_batch_to(good_batch_to), True, "passed")
-    _expect(capsys, day14.check_batch_to(_stub), False, "not done yet")
+    _expect(capsys, day14.check_batch_to(stub), False, "not done yet")
 
 
 def test_batch_to_restores_tensor_methods(capsys):
@@ -151,7 +142,7 @@ def good_time_fn(fn, device, warmup=2, repeats=5):
 def test_time_fn_passes_and_stub(capsys):
     _expect(capsys, day14.check_time_fn(good_time_fn), True, "passed")
     _expect(capsys, day14.check_time_fn(time_it), True, "passed")
-    _expect(capsys, day14.check_time_fn(_stub), False, "not done yet")
+    _expect(capsys, day14.check_time_fn(stub), False, "not done yet")
     assert torch.cuda.synchronize.__name__ == "synchronize"
 
 

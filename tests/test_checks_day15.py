@@ -8,16 +8,7 @@ import math
 import pytest
 
 from llmcourse.checks import day15
-
-
-def _line(capsys: pytest.CaptureFixture[str]) -> str:
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out
-    return out[0]
-
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError
+from checklines import one_line, stub
 
 
 # ---- solutions as a learner writes them ------------------------------------------------------
@@ -55,9 +46,9 @@ def wsd_lr(it, learning_rate, min_lr, warmup_iters, lr_decay_iters, cooldown_fra
 
 def test_warmup_passes_and_stub(capsys):
     assert bool(day15.check_warmup(warmup_lr)) is True
-    assert "passed" in _line(capsys)
-    assert bool(day15.check_warmup(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert bool(day15.check_warmup(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 @pytest.mark.parametrize("wrong,hint", [
@@ -71,12 +62,12 @@ def test_warmup_passes_and_stub(capsys):
 ])
 def test_warmup_mistakes(capsys, wrong, hint):
     assert bool(day15.check_warmup(wrong)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 def test_warmup_division_by_zero_is_reported(capsys):
     assert bool(day15.check_warmup(lambda it, lr, w: lr * min(1.0, it / (w - 8)))) is False
-    assert "ZeroDivisionError" in _line(capsys)
+    assert "ZeroDivisionError" in one_line(capsys)
 
 
 # ---- exercise 2 ------------------------------------------------------------------------------
@@ -84,9 +75,9 @@ def test_warmup_division_by_zero_is_reported(capsys):
 
 def test_cosine_passes_and_stub(capsys):
     assert bool(day15.check_cosine(cosine_lr)) is True
-    assert "passed" in _line(capsys)
-    assert bool(day15.check_cosine(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert bool(day15.check_cosine(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 def _cos(floor_term, scale_term, progress_fn, clamp=True):
@@ -120,7 +111,7 @@ good_progress = lambda it, w, d: (it - w) / (d - w)
 ])
 def test_cosine_mistakes(capsys, wrong, hint):
     assert bool(day15.check_cosine(wrong)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 # ---- exercise 3 ------------------------------------------------------------------------------
@@ -128,9 +119,9 @@ def test_cosine_mistakes(capsys, wrong, hint):
 
 def test_wsd_passes_and_stub(capsys):
     assert bool(day15.check_wsd(wsd_lr)) is True
-    assert "passed" in _line(capsys)
-    assert bool(day15.check_wsd(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert bool(day15.check_wsd(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 def _wsd_variant(start_fn=None, end_early=False, floor=True, clamp=True):
@@ -164,7 +155,7 @@ def _wsd_variant(start_fn=None, end_early=False, floor=True, clamp=True):
 ])
 def test_wsd_mistakes(capsys, wrong, hint):
     assert bool(day15.check_wsd(wrong)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 def test_blocked_by_unfinished_warmup(capsys):
@@ -177,6 +168,6 @@ def test_blocked_by_unfinished_warmup(capsys):
         return cosine_lr(it, lr, lo, w, d)
 
     assert bool(day15.check_cosine(cosine_using_warmup)) is False
-    assert "finish exercise 1" in _line(capsys)
+    assert "finish exercise 1" in one_line(capsys)
     assert bool(day15.check_warmup(warmup_lr)) is False
-    assert "not done yet" in _line(capsys)
+    assert "not done yet" in one_line(capsys)

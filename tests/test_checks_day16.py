@@ -9,16 +9,7 @@ from torch import nn
 
 from llmcourse.checks import day16
 from llmcourse.train import clip_grad_norm, param_groups
-
-
-def _line(capsys: pytest.CaptureFixture[str]) -> str:
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out
-    return out[0]
-
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError
+from checklines import one_line, stub
 
 
 # ---- exercise 1: adam_step --------------------------------------------------------------------
@@ -63,11 +54,11 @@ def test_reference_adamw_equals_torch():
 
 def test_adam_passes_and_stub(capsys):
     assert bool(day16.check_adam_step(adam_step)) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
     assert bool(day16.check_adam_step(day16.reference_adam_step)) is True
-    assert "passed" in _line(capsys)
-    assert bool(day16.check_adam_step(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert bool(day16.check_adam_step(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 def _in_place(p, g, m, v, t, lr, beta1, beta2, eps):
@@ -80,7 +71,7 @@ def _in_place(p, g, m, v, t, lr, beta1, beta2, eps):
 
 def test_adam_in_place_passes(capsys):
     assert bool(day16.check_adam_step(_in_place)) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
 
 
 @pytest.mark.parametrize("kind,hint", [
@@ -94,7 +85,7 @@ def test_adam_in_place_passes(capsys):
 ])
 def test_adam_mistakes(capsys, kind, hint):
     assert bool(day16.check_adam_step(day16._adam_variant(kind))) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 def test_adam_other_mistakes(capsys):
@@ -102,7 +93,7 @@ def test_adam_other_mistakes(capsys):
         return adam_step(p, g, m, v, t - 1, lr, b1, b2, eps)
 
     assert bool(day16.check_adam_step(t_minus_one)) is False
-    assert "1 - beta**t" in _line(capsys) or "ZeroDivision" in _line(capsys)
+    assert "1 - beta**t" in one_line(capsys) or "ZeroDivision" in one_line(capsys)
 
     def swapped(p, g, m, v, t, lr, b1, b2, eps):
         m = b1 * g + (1 - b1) * m
@@ -110,12 +101,12 @@ def test_adam_other_mistakes(capsys):
         return p - lr * (m / (1 - b1**t)) / ((v / (1 - b2**t)).sqrt() + eps), m, v
 
     assert bool(day16.check_adam_step(swapped)) is False
-    assert "differ from Adam's" in _line(capsys)
+    assert "differ from Adam's" in one_line(capsys)
 
     assert bool(day16.check_adam_step(lambda *a: None)) is False
-    assert "returned None" in _line(capsys)
+    assert "returned None" in one_line(capsys)
     assert bool(day16.check_adam_step(lambda p, *a: p)) is False
-    assert "tuple (p, m, v)" in _line(capsys)
+    assert "tuple (p, m, v)" in one_line(capsys)
 
 
 # ---- exercise 2: adamw_step -------------------------------------------------------------------
@@ -128,9 +119,9 @@ def adamw_step(p, g, m, v, t, lr, beta1, beta2, eps, weight_decay):
 
 def test_adamw_passes_and_stub(capsys):
     assert bool(day16.check_adamw_step(adamw_step)) is True
-    assert "passed" in _line(capsys)
-    assert bool(day16.check_adamw_step(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert bool(day16.check_adamw_step(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 @pytest.mark.parametrize("kind,hint", [
@@ -142,7 +133,7 @@ def test_adamw_passes_and_stub(capsys):
 ])
 def test_adamw_mistakes(capsys, kind, hint):
     assert bool(day16.check_adamw_step(day16._adamw_variant(kind))) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 def test_adamw_with_broken_adam_part(capsys):
@@ -150,7 +141,7 @@ def test_adamw_with_broken_adam_part(capsys):
         return day16._adam_variant("no correction")(p * (1 - lr * wd), g, m, v, t, lr, b1, b2, eps)
 
     assert bool(day16.check_adamw_step(broken)) is False
-    assert "exercise 1" in _line(capsys)
+    assert "exercise 1" in one_line(capsys)
 
 
 # ---- exercise 3: param_groups -----------------------------------------------------------------
@@ -168,11 +159,11 @@ def good_groups(model, weight_decay):
 
 def test_param_groups_passes_and_stub(capsys):
     assert bool(day16.check_param_groups(good_groups)) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
     assert bool(day16.check_param_groups(param_groups)) is True      # the package's (with names)
-    assert "passed" in _line(capsys)
-    assert bool(day16.check_param_groups(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert bool(day16.check_param_groups(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 def test_param_groups_mistakes(capsys):
@@ -181,7 +172,7 @@ def test_param_groups_mistakes(capsys):
         return [{"params": ps, "weight_decay": wd}, {"params": [], "weight_decay": 0.0}]
 
     assert bool(day16.check_param_groups(everything_decayed)) is False
-    assert "biases" in _line(capsys)
+    assert "biases" in one_line(capsys)
 
     def biases_excluded_only(model, wd):
         d = [p for n, p in model.named_parameters() if p.requires_grad and not n.endswith("bias")]
@@ -189,7 +180,7 @@ def test_param_groups_mistakes(capsys):
         return [{"params": d, "weight_decay": wd}, {"params": n, "weight_decay": 0.0}]
 
     assert bool(day16.check_param_groups(biases_excluded_only)) is False
-    assert "norm and gain" in _line(capsys)
+    assert "norm and gain" in one_line(capsys)
 
     def with_frozen(model, wd):
         d = [p for p in model.parameters() if p.dim() >= 2]
@@ -197,7 +188,7 @@ def test_param_groups_mistakes(capsys):
         return [{"params": d, "weight_decay": wd}, {"params": n, "weight_decay": 0.0}]
 
     assert bool(day16.check_param_groups(with_frozen)) is False
-    assert "frozen" in _line(capsys)
+    assert "frozen" in one_line(capsys)
 
     def by_module(model, wd):   # walks modules: the tied matrix is collected twice
         d, n = [], []
@@ -209,7 +200,7 @@ def test_param_groups_mistakes(capsys):
         return [{"params": d, "weight_decay": wd}, {"params": n, "weight_decay": 0.0}]
 
     assert bool(day16.check_param_groups(by_module)) is False
-    assert "more than once" in _line(capsys)
+    assert "more than once" in one_line(capsys)
 
     def no_embedding_decay(model, wd):
         d, n = [], []
@@ -219,7 +210,7 @@ def test_param_groups_mistakes(capsys):
         return [{"params": d, "weight_decay": wd}, {"params": n, "weight_decay": 0.0}]
 
     assert bool(day16.check_param_groups(no_embedding_decay)) is False
-    assert "embedding" in _line(capsys)
+    assert "embedding" in one_line(capsys)
 
     def wrong_values(model, wd):
         groups = good_groups(model, wd)
@@ -227,12 +218,12 @@ def test_param_groups_mistakes(capsys):
         return groups
 
     assert bool(day16.check_param_groups(wrong_values)) is False
-    assert "weight_decay values" in _line(capsys)
+    assert "weight_decay values" in one_line(capsys)
 
     assert bool(day16.check_param_groups(lambda m, wd: list(m.parameters()))) is False
-    assert "list of dicts" in _line(capsys)
+    assert "list of dicts" in one_line(capsys)
     assert bool(day16.check_param_groups(lambda m, wd: None)) is False
-    assert "returned None" in _line(capsys)
+    assert "returned None" in one_line(capsys)
 
 
 # ---- exercise 4: clip_grad_norm ---------------------------------------------------------------
@@ -249,13 +240,13 @@ def good_clip(params, max_norm):
 
 def test_clip_passes_and_stub(capsys):
     assert bool(day16.check_clip_grad_norm(good_clip)) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
     assert bool(day16.check_clip_grad_norm(clip_grad_norm)) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
     assert bool(day16.check_clip_grad_norm(torch.nn.utils.clip_grad_norm_)) is True
-    assert "passed" in _line(capsys)
-    assert bool(day16.check_clip_grad_norm(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert bool(day16.check_clip_grad_norm(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 def test_clip_mistakes(capsys):
@@ -264,7 +255,7 @@ def test_clip_mistakes(capsys):
         return torch.sqrt(sum((p.grad**2).sum() for p in params if p.grad is not None))
 
     assert bool(day16.check_clip_grad_norm(after)) is False
-    assert "after clipping" in _line(capsys)
+    assert "after clipping" in one_line(capsys)
 
     def per_tensor(params, max_norm):
         total = torch.sqrt(sum((p.grad**2).sum() for p in params if p.grad is not None))
@@ -276,7 +267,7 @@ def test_clip_mistakes(capsys):
         return total
 
     assert bool(day16.check_clip_grad_norm(per_tensor)) is False
-    assert "on its own" in _line(capsys)
+    assert "on its own" in one_line(capsys)
 
     def always_scale(params, max_norm):
         grads = [p.grad for p in params if p.grad is not None]
@@ -286,14 +277,14 @@ def test_clip_mistakes(capsys):
         return total
 
     assert bool(day16.check_clip_grad_norm(always_scale)) is False
-    assert "scaled up" in _line(capsys)
+    assert "scaled up" in one_line(capsys)
 
     def squared(params, max_norm):
         total = good_clip(params, max_norm)
         return total**2
 
     assert bool(day16.check_clip_grad_norm(squared)) is False
-    assert "squared norm" in _line(capsys)
+    assert "squared norm" in one_line(capsys)
 
     def copies(params, max_norm):
         grads = [p.grad for p in params if p.grad is not None]
@@ -302,17 +293,17 @@ def test_clip_mistakes(capsys):
         return total
 
     assert bool(day16.check_clip_grad_norm(copies)) is False
-    assert "in place" in _line(capsys)
+    assert "in place" in one_line(capsys)
 
     def no_skip(params, max_norm):
         total = torch.sqrt(sum((p.grad**2).sum() for p in params))
         return total
 
     assert bool(day16.check_clip_grad_norm(no_skip)) is False
-    assert "p.grad is None" in _line(capsys)
+    assert "p.grad is None" in one_line(capsys)
 
     assert bool(day16.check_clip_grad_norm(lambda ps, m: None)) is False
-    assert "returned None" in _line(capsys)
+    assert "returned None" in one_line(capsys)
 
 
 def test_adamw_blocked_by_unfinished_adam(capsys):
@@ -323,6 +314,6 @@ def test_adamw_blocked_by_unfinished_adam(capsys):
         return adam_step(p * (1 - lr * weight_decay), g, m, v, t, lr, beta1, beta2, eps)
 
     assert bool(day16.check_adamw_step(adamw_step)) is False
-    assert "finish exercise 1" in _line(capsys)
+    assert "finish exercise 1" in one_line(capsys)
     assert bool(day16.check_adam_step(adam_step)) is False
-    assert "not done yet" in _line(capsys)
+    assert "not done yet" in one_line(capsys)

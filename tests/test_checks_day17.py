@@ -10,18 +10,9 @@ import pytest
 import torch
 
 from llmcourse.checks import day17
+from checklines import one_line, stub
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def _line(capsys: pytest.CaptureFixture[str]) -> str:
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out
-    return out[0]
-
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError
 
 
 # ---- exercise 1: evaluate --------------------------------------------------------------------
@@ -29,9 +20,9 @@ def _stub(*args, **kwargs):
 
 def test_evaluate(capsys):
     assert bool(day17.check_evaluate(day17.reference_evaluate)) is True
-    assert "passed" in _line(capsys)
-    assert bool(day17.check_evaluate(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert bool(day17.check_evaluate(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 def _loop(model, batches):
@@ -48,7 +39,7 @@ def _loop(model, batches):
 ])
 def test_evaluate_mistakes(capsys, wrong, hint):
     assert bool(day17.check_evaluate(wrong)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 def _loop_no_grad(m, b):
@@ -97,9 +88,9 @@ def _eval_last(m, b):
 
 def test_save_atomic(capsys):
     assert bool(day17.check_save_atomic(day17.reference_save_atomic)) is True
-    assert "passed" in _line(capsys)
-    assert bool(day17.check_save_atomic(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert bool(day17.check_save_atomic(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
     def with_path_replace(obj, path):  # Path.replace is os.replace
         path = Path(path)
@@ -112,7 +103,7 @@ def test_save_atomic(capsys):
         tmp.replace(path)
 
     assert bool(day17.check_save_atomic(with_path_replace)) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
 
 
 def test_save_atomic_mistakes(capsys, tmp_path):
@@ -120,7 +111,7 @@ def test_save_atomic_mistakes(capsys, tmp_path):
         torch.save(obj, path)
 
     assert bool(day17.check_save_atomic(direct)) is False
-    assert "destroyed the previous checkpoint" in _line(capsys)
+    assert "destroyed the previous checkpoint" in one_line(capsys)
 
     def leaves_tmp(obj, path):
         tmp = str(path) + ".tmp"
@@ -128,7 +119,7 @@ def test_save_atomic_mistakes(capsys, tmp_path):
         os.replace(tmp, path)
 
     assert bool(day17.check_save_atomic(leaves_tmp)) is False
-    assert "left ['ckpt.pt.tmp'] behind" in _line(capsys)
+    assert "left ['ckpt.pt.tmp'] behind" in one_line(capsys)
 
     def elsewhere(obj, path, _dir=tmp_path):
         tmp = _dir / "elsewhere.tmp"
@@ -140,7 +131,7 @@ def test_save_atomic_mistakes(capsys, tmp_path):
         os.replace(tmp, path)
 
     assert bool(day17.check_save_atomic(elsewhere)) is False
-    assert "same directory" in _line(capsys)
+    assert "same directory" in one_line(capsys)
 
     def swallows(obj, path):
         try:
@@ -149,7 +140,7 @@ def test_save_atomic_mistakes(capsys, tmp_path):
             pass
 
     assert bool(day17.check_save_atomic(swallows)) is False
-    assert "re-raise" in _line(capsys)
+    assert "re-raise" in one_line(capsys)
 
     def renames(obj, path):
         tmp = str(path) + ".tmp"
@@ -163,13 +154,13 @@ def test_save_atomic_mistakes(capsys, tmp_path):
         os.rename(tmp, path)
 
     assert bool(day17.check_save_atomic(renames)) is False
-    assert "os.replace, not os.rename" in _line(capsys)
+    assert "os.replace, not os.rename" in one_line(capsys)
 
     def wrong_place(obj, path):
         day17.reference_save_atomic(obj, str(path) + ".new")
 
     assert bool(day17.check_save_atomic(wrong_place)) is False
-    assert "must be at `path`" in _line(capsys)
+    assert "must be at `path`" in one_line(capsys)
 
 
 # ---- exercise 3: save_state / load_state -------------------------------------------------------
@@ -177,11 +168,11 @@ def test_save_atomic_mistakes(capsys, tmp_path):
 
 def test_resume(capsys):
     assert bool(day17.check_resume(day17.reference_save_state, day17.reference_load_state)) is True
-    assert "passed" in _line(capsys)
-    assert bool(day17.check_resume(_stub, day17.reference_load_state)) is False
-    assert "not done yet" in _line(capsys)
-    assert bool(day17.check_resume(day17.reference_save_state, _stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert bool(day17.check_resume(stub, day17.reference_load_state)) is False
+    assert "not done yet" in one_line(capsys)
+    assert bool(day17.check_resume(day17.reference_save_state, stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 def _save(path, model, optimizer, generator, step, *, opt=True, gen=True, rng=True):
@@ -215,7 +206,7 @@ def _load(path, model, optimizer, generator):
 def test_resume_missing_state(capsys, kwargs, hint):
     save = lambda *a: _save(*a, **kwargs)
     assert bool(day17.check_resume(save, _load)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 def test_resume_other_mistakes(capsys):
@@ -223,7 +214,7 @@ def test_resume_other_mistakes(capsys):
         _load(path, model, optimizer, generator)
 
     assert bool(day17.check_resume(_save, no_return)) is False
-    assert "returned None" in _line(capsys)
+    assert "returned None" in one_line(capsys)
 
     def no_weights(path, model, optimizer, generator):
         state = torch.load(path, weights_only=True)
@@ -233,13 +224,13 @@ def test_resume_other_mistakes(capsys):
         return state["step"]
 
     assert bool(day17.check_resume(_save, no_weights)) is False
-    assert "weights" in _line(capsys)
+    assert "weights" in one_line(capsys)
 
     def off_by_one(path, model, optimizer, generator):
         return _load(path, model, optimizer, generator) + 1
 
     assert bool(day17.check_resume(_save, off_by_one)) is False
-    assert "should return 7" in _line(capsys)
+    assert "should return 7" in one_line(capsys)
 
     def rng_before_init(path, model, optimizer, generator):
         # Restores everything, then draws a random number (as re-initialising a layer would).
@@ -248,7 +239,7 @@ def test_resume_other_mistakes(capsys):
         return step
 
     assert bool(day17.check_resume(_save, rng_before_init)) is False
-    assert "torch.get_rng_state()" in _line(capsys)
+    assert "torch.get_rng_state()" in one_line(capsys)
 
 
 # ---- exercise 4: EarlyStopping ---------------------------------------------------------------
@@ -256,7 +247,7 @@ def test_resume_other_mistakes(capsys):
 
 def test_early_stopping(capsys):
     assert bool(day17.check_early_stopping(day17.ReferenceEarlyStopping)) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
 
     class Stub:
         def __init__(self, patience):
@@ -266,7 +257,7 @@ def test_early_stopping(capsys):
             raise NotImplementedError
 
     assert bool(day17.check_early_stopping(Stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "not done yet" in one_line(capsys)
 
 
 class _Base:
@@ -329,15 +320,15 @@ class ReturnsNone(_Base):
 ])
 def test_early_stopping_mistakes(capsys, cls, hint):
     assert bool(day17.check_early_stopping(cls)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 def test_checks_never_raise_on_garbage(capsys):
     assert bool(day17.check_evaluate(lambda m, b: "x")) is False
-    assert "should return a float" in _line(capsys)
+    assert "should return a float" in one_line(capsys)
     assert bool(day17.check_save_atomic(lambda o, p: 1 / 0)) is False
-    assert "ZeroDivisionError" in _line(capsys)
+    assert "ZeroDivisionError" in one_line(capsys)
     assert bool(day17.check_resume(lambda *a: None, lambda *a: 7)) is False
-    assert "wrote no file" in _line(capsys)
+    assert "wrote no file" in one_line(capsys)
     assert bool(day17.check_early_stopping(42)) is False
-    assert "raised TypeError" in _line(capsys)
+    assert "raised TypeError" in one_line(capsys)

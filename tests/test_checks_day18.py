@@ -7,18 +7,9 @@ import torch
 from torch import nn
 
 from llmcourse.checks import day18
+from checklines import one_line, stub
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def _line(capsys: pytest.CaptureFixture[str]) -> str:
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out
-    return out[0]
-
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError
 
 
 # ---- exercise 1: precision_for ---------------------------------------------------------------
@@ -26,9 +17,9 @@ def _stub(*args, **kwargs):
 
 def test_precision_for(capsys):
     assert bool(day18.check_precision_for(day18.reference_precision_for)) is True
-    assert "passed" in _line(capsys)
-    assert bool(day18.check_precision_for(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert bool(day18.check_precision_for(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
     from llmcourse.device import pick_dtype
 
@@ -37,7 +28,7 @@ def test_precision_for(capsys):
         return plan.autocast_dtype, plan.use_grad_scaler
 
     assert bool(day18.check_precision_for(from_package)) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
 
 
 @pytest.mark.parametrize("wrong, hint", [
@@ -50,7 +41,7 @@ def test_precision_for(capsys):
 ])
 def test_precision_for_mistakes(capsys, wrong, hint):
     assert bool(day18.check_precision_for(wrong)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 # ---- exercise 2: mfu -------------------------------------------------------------------------
@@ -58,9 +49,9 @@ def test_precision_for_mistakes(capsys, wrong, hint):
 
 def test_mfu(capsys):
     assert bool(day18.check_mfu(day18.reference_mfu)) is True
-    assert "passed" in _line(capsys)
-    assert bool(day18.check_mfu(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert bool(day18.check_mfu(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 @pytest.mark.parametrize("wrong, hint", [
@@ -73,7 +64,7 @@ def test_mfu(capsys):
 ])
 def test_mfu_mistakes(capsys, wrong, hint):
     assert bool(day18.check_mfu(wrong)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 # ---- exercise 3: accumulate_grads --------------------------------------------------------------
@@ -81,9 +72,9 @@ def test_mfu_mistakes(capsys, wrong, hint):
 
 def test_accumulate_grads(capsys):
     assert bool(day18.check_accumulate_grads(day18.reference_accumulate_grads)) is True
-    assert "passed" in _line(capsys)
-    assert bool(day18.check_accumulate_grads(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert bool(day18.check_accumulate_grads(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 def _no_divide(model, micro):
@@ -130,7 +121,7 @@ def _only_first(model, micro):
 ])
 def test_accumulate_grads_mistakes(capsys, wrong, hint):
     assert bool(day18.check_accumulate_grads(wrong)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 def test_accumulate_grads_missing_return(capsys):
@@ -138,7 +129,7 @@ def test_accumulate_grads_missing_return(capsys):
         day18.reference_accumulate_grads(model, micro)
 
     assert bool(day18.check_accumulate_grads(no_return)) is False
-    assert "returned None" in _line(capsys)
+    assert "returned None" in one_line(capsys)
 
 
 # ---- exercise 4: scaled_step -------------------------------------------------------------------
@@ -146,9 +137,9 @@ def test_accumulate_grads_missing_return(capsys):
 
 def test_scaled_step(capsys):
     assert bool(day18.check_scaled_step(day18.reference_scaled_step)) is True
-    assert "passed" in _line(capsys)
-    assert bool(day18.check_scaled_step(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert bool(day18.check_scaled_step(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 def _clip_before_unscale(model, optimizer, scaler, x, y, max_norm):
@@ -238,5 +229,5 @@ def _optimizer_step_and_scaler_step_skipped(model, optimizer, scaler, x, y, max_
 ])
 def test_scaled_step_mistakes(capsys, wrong, hint):
     assert bool(day18.check_scaled_step(wrong)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 

@@ -8,16 +8,7 @@ import torch
 from llmcourse.checks import day19
 from llmcourse.generate import generate
 from llmcourse.model import KVCache as PackageKVCache
-
-
-def _line(capsys: pytest.CaptureFixture[str]) -> str:
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out
-    return out[0]
-
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError
+from checklines import one_line, stub
 
 
 # ---- exercise 1: the loop --------------------------------------------------------------------
@@ -37,9 +28,9 @@ def greedy(model, idx, n, *, crop=True, eval_mode=True, no_grad=True, first=Fals
 
 def test_generate_greedy_passes_solution_and_package(capsys):
     assert bool(day19.check_generate_greedy(greedy)) is True
-    assert _line(capsys) == "✅ generate_greedy: passed"
+    assert one_line(capsys) == "✅ generate_greedy: passed"
     assert bool(day19.check_generate_greedy(lambda m, i, n: generate(m, i, n, temperature=0))) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
 
 
 @pytest.mark.parametrize("wrong, hint", [
@@ -50,15 +41,15 @@ def test_generate_greedy_passes_solution_and_package(capsys):
 ])
 def test_generate_greedy_catches_mistakes(capsys, wrong, hint):
     assert bool(day19.check_generate_greedy(lambda m, i, n: greedy(m, i, n, **wrong))) is False
-    line = _line(capsys)
+    line = one_line(capsys)
     assert line.startswith("❌") and hint in line, line
 
 
 def test_generate_greedy_new_tokens_only_and_stub(capsys):
     assert bool(day19.check_generate_greedy(lambda m, i, n: greedy(m, i, n)[:, i.shape[1]:])) is False
-    assert "(2, 20)" in _line(capsys)
-    assert bool(day19.check_generate_greedy(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "(2, 20)" in one_line(capsys)
+    assert bool(day19.check_generate_greedy(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 # ---- exercise 2: the cache -------------------------------------------------------------------
@@ -107,9 +98,9 @@ def _variant(mistake):
 
 def test_kv_cache_passes_solution_and_package(capsys):
     assert bool(day19.check_kv_cache(Cache)) is True
-    assert _line(capsys) == "✅ KVCache: passed"
+    assert one_line(capsys) == "✅ KVCache: passed"
     assert bool(day19.check_kv_cache(PackageKVCache)) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
 
 
 @pytest.mark.parametrize("mistake, hint", [
@@ -121,7 +112,7 @@ def test_kv_cache_passes_solution_and_package(capsys):
 ])
 def test_kv_cache_catches_mistakes(capsys, mistake, hint):
     assert bool(day19.check_kv_cache(_variant(mistake))) is False
-    line = _line(capsys)
+    line = one_line(capsys)
     assert line.startswith("❌") and hint in line, line
 
 
@@ -131,7 +122,7 @@ def test_kv_cache_stub(capsys):
             raise NotImplementedError
 
     assert bool(day19.check_kv_cache(Stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "not done yet" in one_line(capsys)
 
     class InitStub(Cache):  # update and advance written, __init__'s fill-in left as None
         def __init__(self, *args):
@@ -139,7 +130,7 @@ def test_kv_cache_stub(capsys):
             self.k = self.v = None
 
     assert bool(day19.check_kv_cache(InitStub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "not done yet" in one_line(capsys)
 
 
 # ---- exercise 3: the cached loop -------------------------------------------------------------
@@ -172,7 +163,7 @@ def cached(model, idx, n, *, mistake=None):
 
 def test_generate_cached_passes_solution(capsys):
     assert bool(day19.check_generate_cached(cached)) is True
-    assert _line(capsys) == "✅ generate_cached: passed"
+    assert one_line(capsys) == "✅ generate_cached: passed"
 
 
 @pytest.mark.parametrize("mistake, hint", [
@@ -183,13 +174,13 @@ def test_generate_cached_passes_solution(capsys):
 ])
 def test_generate_cached_catches_mistakes(capsys, mistake, hint):
     assert bool(day19.check_generate_cached(lambda m, i, n: cached(m, i, n, mistake=mistake))) is False
-    line = _line(capsys)
+    line = one_line(capsys)
     assert line.startswith("❌") and hint in line, line
 
 
 def test_generate_cached_stub_and_earlier(capsys):
-    assert bool(day19.check_generate_cached(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert bool(day19.check_generate_cached(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
     class KVCache(Cache):  # the learner's own cache, still a stub
         def update(self, layer, k, v):
@@ -201,9 +192,9 @@ def test_generate_cached_stub_and_earlier(capsys):
         model(idx, kv_cache=cache)
 
     assert bool(day19.check_generate_cached(uses_own_cache)) is False
-    assert "finish exercise 2 first" in _line(capsys)
+    assert "finish exercise 2 first" in one_line(capsys)
 
 
 def test_generate_cached_wrong_return(capsys):
     assert bool(day19.check_generate_cached(lambda m, i, n: cached(m, i, n)[0])) is False
-    assert "generate_cached" in _line(capsys)
+    assert "generate_cached" in one_line(capsys)

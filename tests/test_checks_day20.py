@@ -7,16 +7,7 @@ import torch
 
 from llmcourse.checks import day20
 from llmcourse.generate import gnmt_length_penalty
-
-
-def _line(capsys: pytest.CaptureFixture[str]) -> str:
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out
-    return out[0]
-
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError
+from checklines import one_line, stub
 
 
 # ---- exercise 1 ------------------------------------------------------------------------------
@@ -46,9 +37,9 @@ def log_prob(model, prompt, continuation, *, mistake=None):
 
 def test_sequence_log_prob_passes_solution(capsys):
     assert bool(day20.check_sequence_log_prob(log_prob)) is True
-    assert _line(capsys) == "✅ sequence_log_prob: passed"
+    assert one_line(capsys) == "✅ sequence_log_prob: passed"
     assert bool(day20.check_sequence_log_prob(lambda *a: float(log_prob(*a)))) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
 
 
 @pytest.mark.parametrize("mistake, hint", [
@@ -62,15 +53,15 @@ def test_sequence_log_prob_passes_solution(capsys):
 def test_sequence_log_prob_catches_mistakes(capsys, mistake, hint):
     assert bool(day20.check_sequence_log_prob(
         lambda m, p, c: log_prob(m, p, c, mistake=mistake))) is False
-    line = _line(capsys)
+    line = one_line(capsys)
     assert line.startswith("❌") and hint in line, line
 
 
 def test_sequence_log_prob_stub_and_vector(capsys):
-    assert bool(day20.check_sequence_log_prob(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert bool(day20.check_sequence_log_prob(stub)) is False
+    assert "not done yet" in one_line(capsys)
     assert bool(day20.check_sequence_log_prob(lambda m, p, c: torch.zeros(3))) is False
-    assert "one number" in _line(capsys)
+    assert "one number" in one_line(capsys)
 
 
 # ---- exercise 2 ------------------------------------------------------------------------------
@@ -100,7 +91,7 @@ def beam_step(beam_logp, logits, width, *, mistake=None):
 
 def test_beam_step_passes_solution(capsys):
     assert bool(day20.check_beam_step(beam_step)) is True
-    assert _line(capsys) == "✅ beam_step: passed"
+    assert one_line(capsys) == "✅ beam_step: passed"
 
 
 @pytest.mark.parametrize("mistake, hint", [
@@ -113,13 +104,13 @@ def test_beam_step_passes_solution(capsys):
 ])
 def test_beam_step_catches_mistakes(capsys, mistake, hint):
     assert bool(day20.check_beam_step(lambda b, l, w: beam_step(b, l, w, mistake=mistake))) is False
-    line = _line(capsys)
+    line = one_line(capsys)
     assert line.startswith("❌") and hint in line, line
 
 
 def test_beam_step_stub(capsys):
-    assert bool(day20.check_beam_step(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert bool(day20.check_beam_step(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 # ---- exercise 3 ------------------------------------------------------------------------------
@@ -134,14 +125,14 @@ def test_beam_step_stub(capsys):
 ])
 def test_gnmt_score_catches_mistakes(capsys, fn, hint):
     assert bool(day20.check_gnmt_score(fn)) is False
-    line = _line(capsys)
+    line = one_line(capsys)
     assert line.startswith("❌") and hint in line, line
 
 
 def test_gnmt_score_passes_and_stub(capsys):
     assert bool(day20.check_gnmt_score(lambda lp, n, a: lp / ((5 + n) / 6) ** a)) is True
-    assert _line(capsys) == "✅ gnmt_score: passed"
+    assert one_line(capsys) == "✅ gnmt_score: passed"
     assert bool(day20.check_gnmt_score(lambda lp, n, a: lp / gnmt_length_penalty(n, a))) is True
-    assert "passed" in _line(capsys)
-    assert bool(day20.check_gnmt_score(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert bool(day20.check_gnmt_score(stub)) is False
+    assert "not done yet" in one_line(capsys)

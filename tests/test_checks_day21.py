@@ -10,16 +10,7 @@ import torch
 
 from llmcourse.checks import day21
 from llmcourse.generate import apply_temperature as package_temperature
-
-
-def _line(capsys: pytest.CaptureFixture[str]) -> str:
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out
-    return out[0]
-
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError
+from checklines import one_line, stub
 
 
 # ---- exercise 1: apply_temperature --------------------------------------------------------------
@@ -30,7 +21,7 @@ def _stub(*args, **kwargs):
                          ids=["solution", "package", "shifted"])
 def test_apply_temperature_passes(fn, capsys):
     assert bool(day21.check_apply_temperature(fn)) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
 
 
 @pytest.mark.parametrize("fn, hint", [
@@ -45,13 +36,13 @@ def test_apply_temperature_passes(fn, capsys):
 ])
 def test_apply_temperature_hints(fn, hint, capsys):
     assert bool(day21.check_apply_temperature(fn)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 def test_apply_temperature_fails_a_learner_who_ignored_the_batch_dims(capsys):
     # softmax over dim 0 instead of the last dimension, then scaled: caught as wrong values
     assert bool(day21.check_apply_temperature(lambda l, t: torch.log_softmax(l, 0) / t)) is False
-    assert "❌" in _line(capsys)
+    assert "❌" in one_line(capsys)
 
 
 # ---- exercise 2: entropy -------------------------------------------------------------------------
@@ -59,10 +50,10 @@ def test_apply_temperature_fails_a_learner_who_ignored_the_batch_dims(capsys):
 
 def test_entropy_passes(capsys):
     assert bool(day21.check_entropy(day21.reference_entropy)) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
     safe = lambda p: -(p * p.clamp_min(1e-30).log()).sum(-1)  # another correct way with zeros
     assert bool(day21.check_entropy(safe)) is True
-    _line(capsys)
+    one_line(capsys)
 
 
 @pytest.mark.parametrize("fn, hint", [
@@ -76,7 +67,7 @@ def test_entropy_passes(capsys):
 ])
 def test_entropy_hints(fn, hint, capsys):
     assert bool(day21.check_entropy(fn)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 # ---- exercise 3: sample ----------------------------------------------------------------------------
@@ -84,13 +75,13 @@ def test_entropy_hints(fn, hint, capsys):
 
 def test_sample_passes(capsys):
     assert bool(day21.check_sample(day21.reference_sample)) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
 
     def keepdim(logits, t, generator=None):  # (B, 1) is accepted too
         return day21.reference_sample(logits, t, generator)[:, None]
 
     assert bool(day21.check_sample(keepdim)) is True
-    _line(capsys)
+    one_line(capsys)
 
 
 def _times(logits, t, generator=None):
@@ -133,12 +124,12 @@ def _first_row_only(logits, t, generator=None):
 ])
 def test_sample_hints(fn, hint, capsys):
     assert bool(day21.check_sample(fn)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 def test_divide_by_zero_shows_the_failing_input(capsys):
     day21.check_sample(_divides_by_zero)
-    line = _line(capsys)
+    line = one_line(capsys)
     assert "sample(logits of shape (2, 6), 0.0, generator)" in line
 
 
@@ -148,8 +139,8 @@ def test_divide_by_zero_shows_the_failing_input(capsys):
 @pytest.mark.parametrize("check", [day21.check_apply_temperature, day21.check_entropy,
                                    day21.check_sample])
 def test_stub_is_not_done_yet(check, capsys):
-    assert bool(check(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert bool(check(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 @pytest.mark.parametrize("check", [day21.check_apply_temperature, day21.check_entropy,
@@ -157,4 +148,4 @@ def test_stub_is_not_done_yet(check, capsys):
 def test_garbage_never_raises(check, capsys):
     for bad in (lambda *a: 1 / 0, lambda *a: "text", lambda *a: torch.zeros(0)):
         assert bool(check(bad)) is False
-        assert _line(capsys).startswith("❌")
+        assert one_line(capsys).startswith("❌")

@@ -9,18 +9,9 @@ import torch
 
 from llmcourse.checks import day22
 from llmcourse.generate import min_p_filter, top_k_filter, top_p_filter
+from checklines import one_line, stub
 
 NEG = float("-inf")
-
-
-def _line(capsys: pytest.CaptureFixture[str]) -> str:
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out
-    return out[0]
-
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError
 
 
 # ---- exercise 1: top_k_filter --------------------------------------------------------------------
@@ -72,7 +63,7 @@ def topk_mask(logits, k):
 @pytest.mark.parametrize("fn", [topk_solution, top_k_filter], ids=["solution", "package"])
 def test_top_k_passes(fn, capsys):
     assert bool(day22.check_top_k_filter(fn)) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
 
 
 @pytest.mark.parametrize("fn, hint", [
@@ -86,7 +77,7 @@ def test_top_k_passes(fn, capsys):
 ])
 def test_top_k_hints(fn, hint, capsys):
     assert bool(day22.check_top_k_filter(fn)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 # ---- exercise 2: top_p_filter --------------------------------------------------------------------
@@ -143,7 +134,7 @@ def topp_too_many(logits, p):  # one token more than needed
 @pytest.mark.parametrize("fn", [topp_solution, top_p_filter], ids=["solution", "package"])
 def test_top_p_passes(fn, capsys):
     assert bool(day22.check_top_p_filter(fn)) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
 
 
 @pytest.mark.parametrize("fn, hint", [
@@ -157,7 +148,7 @@ def test_top_p_passes(fn, capsys):
 ])
 def test_top_p_hints(fn, hint, capsys):
     assert bool(day22.check_top_p_filter(fn)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 # ---- exercise 3: min_p_filter --------------------------------------------------------------------
@@ -194,7 +185,7 @@ def minp_wrong_way(logits, p):
 @pytest.mark.parametrize("fn", [minp_solution, min_p_filter], ids=["solution", "package"])
 def test_min_p_passes(fn, capsys):
     assert bool(day22.check_min_p_filter(fn)) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
 
 
 @pytest.mark.parametrize("fn, hint", [
@@ -206,7 +197,7 @@ def test_min_p_passes(fn, capsys):
 ])
 def test_min_p_hints(fn, hint, capsys):
     assert bool(day22.check_min_p_filter(fn)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 # ---- exercise 4: next_token_probs ----------------------------------------------------------------
@@ -272,7 +263,7 @@ def top_k_stub(logits, k):
                          ids=["solution", "reference"])
 def test_next_token_probs_passes(fn, capsys):
     assert bool(day22.check_next_token_probs(fn)) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
 
 
 @pytest.mark.parametrize("fn, hint", [
@@ -284,7 +275,7 @@ def test_next_token_probs_passes(fn, capsys):
 ])
 def test_next_token_probs_hints(fn, hint, capsys):
     assert bool(day22.check_next_token_probs(fn)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 def test_next_token_probs_names_the_unfinished_top_k(capsys):
@@ -295,7 +286,7 @@ def test_next_token_probs_names_the_unfinished_top_k(capsys):
         return torch.softmax(top_k_filter(logits / temperature, top_k or 3), -1)
 
     assert bool(day22.check_next_token_probs(next_token_probs)) is False
-    line = _line(capsys)
+    line = one_line(capsys)
     assert "not done yet" in line and "exercise 1" in line
 
 
@@ -307,8 +298,8 @@ CHECKS = [day22.check_top_k_filter, day22.check_top_p_filter, day22.check_min_p_
 
 @pytest.mark.parametrize("check", CHECKS)
 def test_stub_is_not_done_yet(check, capsys):
-    assert bool(check(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert bool(check(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 @pytest.mark.parametrize("check", CHECKS)
@@ -316,4 +307,4 @@ def test_garbage_never_raises(check, capsys):
     for bad in (lambda *a: 1 / 0, lambda *a: "text", lambda *a: torch.zeros(0),
                 lambda *a: torch.full((2, 3, 11), float("nan"))):
         assert bool(check(bad)) is False
-        assert _line(capsys).startswith("❌")
+        assert one_line(capsys).startswith("❌")

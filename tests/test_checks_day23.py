@@ -10,16 +10,7 @@ import torch.nn.functional as F
 
 from llmcourse.checks import day23
 from llmcourse.generate.experiments import sample_loss
-
-
-def _line(capsys: pytest.CaptureFixture[str]) -> str:
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out
-    return out[0]
-
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError
+from checklines import one_line, stub
 
 
 # ---- exercise 1: distinct_n ------------------------------------------------------------------
@@ -32,9 +23,9 @@ def good_distinct(samples, n):
 
 def test_distinct_n_passes_and_stub(capsys):
     assert bool(day23.check_distinct_n(good_distinct)) is True
-    assert "passed" in _line(capsys)
-    assert bool(day23.check_distinct_n(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert bool(day23.check_distinct_n(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 def test_distinct_n_over_tokens_not_ngrams(capsys):
@@ -43,7 +34,7 @@ def test_distinct_n_over_tokens_not_ngrams(capsys):
         return len(set(flat)) / len(flat)
 
     assert bool(day23.check_distinct_n(tokens)) is False
-    assert "single tokens" in _line(capsys)
+    assert "single tokens" in one_line(capsys)
 
 
 def test_distinct_n_across_sample_boundaries(capsys):
@@ -53,7 +44,7 @@ def test_distinct_n_across_sample_boundaries(capsys):
         return len(set(grams)) / len(grams)
 
     assert bool(day23.check_distinct_n(joined)) is False
-    assert "across the end of one sample" in _line(capsys)
+    assert "across the end of one sample" in one_line(capsys)
 
 
 def test_distinct_n_divides_by_tokens(capsys):
@@ -62,7 +53,7 @@ def test_distinct_n_divides_by_tokens(capsys):
         return len(set(grams)) / sum(len(s) for s in samples)
 
     assert bool(day23.check_distinct_n(by_tokens)) is False
-    assert "divides by the number of tokens" in _line(capsys)
+    assert "divides by the number of tokens" in one_line(capsys)
 
 
 def test_distinct_n_mean_of_samples(capsys):
@@ -75,21 +66,21 @@ def test_distinct_n_mean_of_samples(capsys):
         return sum(vals) / len(vals)
 
     assert bool(day23.check_distinct_n(mean)) is False
-    assert "pool the n-grams" in _line(capsys)
+    assert "pool the n-grams" in one_line(capsys)
 
 
 def test_distinct_n_upside_down_and_crash_and_empty(capsys):
     assert bool(day23.check_distinct_n(lambda s, n: 1 / good_distinct(s, n))) is False
-    assert "all / different" in _line(capsys)
+    assert "all / different" in one_line(capsys)
 
     def crashes_on_short(samples, n):
         grams = [tuple(s[i:i + n]) for s in samples for i in range(len(s) - n + 1)]
         return len(set(grams)) / len(grams)   # ZeroDivisionError with no n-grams
 
     assert bool(day23.check_distinct_n(crashes_on_short)) is False
-    assert "ZeroDivisionError" in _line(capsys)
+    assert "ZeroDivisionError" in one_line(capsys)
     assert bool(day23.check_distinct_n(lambda s, n: None)) is False
-    assert "should return a number" in _line(capsys)
+    assert "should return a number" in one_line(capsys)
 
 
 # ---- exercise 2: repeated_ngram_rate ----------------------------------------------------------
@@ -109,9 +100,9 @@ def good_rate(samples, n):
 
 def test_rate_passes_and_stub(capsys):
     assert bool(day23.check_repeated_ngram_rate(good_rate)) is True
-    assert "passed" in _line(capsys)
-    assert bool(day23.check_repeated_ngram_rate(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert bool(day23.check_repeated_ngram_rate(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 def test_rate_counts_repeats_across_samples(capsys):
@@ -126,12 +117,12 @@ def test_rate_counts_repeats_across_samples(capsys):
         return repeats / total
 
     assert bool(day23.check_repeated_ngram_rate(across)) is False
-    assert "same* sample" in _line(capsys)
+    assert "same* sample" in one_line(capsys)
 
 
 def test_rate_wrong_totals_and_counts(capsys):
     assert bool(day23.check_repeated_ngram_rate(lambda s, n: 1 - good_rate(s, n))) is False
-    assert "first time" in _line(capsys)
+    assert "first time" in one_line(capsys)
 
     def by_tokens(samples, n):
         r = sum(len(s) - n + 1 - len({tuple(s[i:i + n]) for i in range(len(s) - n + 1)})
@@ -139,7 +130,7 @@ def test_rate_wrong_totals_and_counts(capsys):
         return r / sum(len(s) for s in samples)
 
     assert bool(day23.check_repeated_ngram_rate(by_tokens)) is False
-    assert "divides by the number of tokens" in _line(capsys)
+    assert "divides by the number of tokens" in one_line(capsys)
 
     def once_each(samples, n):
         rep = total = 0
@@ -150,7 +141,7 @@ def test_rate_wrong_totals_and_counts(capsys):
         return rep / total
 
     assert bool(day23.check_repeated_ngram_rate(once_each)) is False
-    assert "three times is two repeats" in _line(capsys)
+    assert "three times is two repeats" in one_line(capsys)
 
 
 # ---- exercise 3: sample_loss -------------------------------------------------------------------
@@ -165,11 +156,11 @@ def good_loss(model, rows, prompt_len):
 
 def test_sample_loss_passes_and_stub(capsys):
     assert bool(day23.check_sample_loss(good_loss)) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
     assert bool(day23.check_sample_loss(sample_loss)) is True
-    assert "passed" in _line(capsys)
-    assert bool(day23.check_sample_loss(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert bool(day23.check_sample_loss(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 def test_sample_loss_mistakes(capsys):
@@ -178,7 +169,7 @@ def test_sample_loss_mistakes(capsys):
         return loss.item()
 
     assert bool(day23.check_sample_loss(every_token)) is False
-    assert "every token" in _line(capsys)
+    assert "every token" in one_line(capsys)
 
     def unshifted(model, rows, prompt_len):
         logits, _ = model(rows)
@@ -186,10 +177,10 @@ def test_sample_loss_mistakes(capsys):
         return F.cross_entropy(pred.reshape(-1, pred.shape[-1]), rows[:, prompt_len:].reshape(-1)).item()
 
     assert bool(day23.check_sample_loss(unshifted)) is False
-    assert "predicts token t + 1" in _line(capsys)
+    assert "predicts token t + 1" in one_line(capsys)
 
     assert bool(day23.check_sample_loss(lambda m, r, p: math.exp(good_loss(m, r, p)))) is False
-    assert "perplexity" in _line(capsys)
+    assert "perplexity" in one_line(capsys)
 
     assert bool(day23.check_sample_loss(lambda m, r, p: torch.tensor([1.0, 2.0]))) is False
-    assert "should return a number" in _line(capsys)
+    assert "should return a number" in one_line(capsys)

@@ -10,16 +10,7 @@ import pytest
 from llmcourse import cli
 from llmcourse.checks import day24
 from llmcourse.generate import generate
-
-
-def _line(capsys: pytest.CaptureFixture[str]) -> str:
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out
-    return out[0]
-
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError
+from checklines import one_line, stub
 
 
 # ---- exercise 1: build_parser -----------------------------------------------------------------
@@ -50,15 +41,15 @@ def make_parser(num_type=positive_int, seed_type=int, temp_type=float, seed_defa
 
 def test_build_parser_passes_and_stub(capsys):
     assert bool(day24.check_build_parser(make_parser)) is True
-    assert "passed" in _line(capsys)
-    assert bool(day24.check_build_parser(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert bool(day24.check_build_parser(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
     def stub_type(text):
         raise NotImplementedError
 
     assert bool(day24.check_build_parser(lambda: make_parser(num_type=stub_type))) is False
-    assert "not done yet" in _line(capsys)
+    assert "not done yet" in one_line(capsys)
 
 
 @pytest.mark.parametrize("parser, words", [
@@ -74,7 +65,7 @@ def test_build_parser_passes_and_stub(capsys):
 ])
 def test_build_parser_mistakes(capsys, parser, words):
     assert bool(day24.check_build_parser(parser)) is False
-    assert words in _line(capsys)
+    assert words in one_line(capsys)
 
 
 # ---- exercise 2: generate_samples -------------------------------------------------------------
@@ -88,11 +79,11 @@ def good_samples(model, tokenizer, prompt, num_samples, max_new_tokens, temperat
 
 def test_generate_samples_passes_and_stub(capsys):
     assert bool(day24.check_generate_samples(good_samples)) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
     assert bool(day24.check_generate_samples(day24.reference_samples)) is True
-    assert "passed" in _line(capsys)
-    assert bool(day24.check_generate_samples(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert bool(day24.check_generate_samples(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 def test_generate_samples_mistakes(capsys):
@@ -102,19 +93,19 @@ def test_generate_samples_mistakes(capsys):
                 for _ in range(num_samples)]
 
     assert bool(day24.check_generate_samples(no_seed)) is False
-    assert "seed is not applied" in _line(capsys)
+    assert "seed is not applied" in one_line(capsys)
 
     def one_sample(model, tokenizer, prompt, num_samples, max_new_tokens, temperature, seed):
         return good_samples(model, tokenizer, prompt, 1, max_new_tokens, temperature, seed)
 
     assert bool(day24.check_generate_samples(one_sample)) is False
-    assert "returned 1 sample(s)" in _line(capsys)
+    assert "returned 1 sample(s)" in one_line(capsys)
 
     def same_seed(model, tokenizer, prompt, num_samples, max_new_tokens, temperature, seed):
         return good_samples(model, tokenizer, prompt, 1, max_new_tokens, temperature, seed) * num_samples
 
     assert bool(day24.check_generate_samples(same_seed)) is False
-    assert "3 identical samples" in _line(capsys)
+    assert "3 identical samples" in one_line(capsys)
 
     def batched(model, tokenizer, prompt, num_samples, max_new_tokens, temperature, seed):
         out = generate(model, tokenizer.encode(prompt), max_new_tokens, temperature=temperature,
@@ -122,23 +113,23 @@ def test_generate_samples_mistakes(capsys):
         return [tokenizer.decode(r) for r in out.tolist()]
 
     assert bool(day24.check_generate_samples(batched)) is False
-    assert "one batched call" in _line(capsys)
+    assert "one batched call" in one_line(capsys)
 
     def no_temperature(model, tokenizer, prompt, num_samples, max_new_tokens, temperature, seed):
         return good_samples(model, tokenizer, prompt, num_samples, max_new_tokens, 1.0, seed)
 
     assert bool(day24.check_generate_samples(no_temperature)) is False
-    assert "ignore the temperature" in _line(capsys)
+    assert "ignore the temperature" in one_line(capsys)
 
     def no_prompt(model, tokenizer, prompt, num_samples, max_new_tokens, temperature, seed):
         return [s[len(prompt):] for s in good_samples(model, tokenizer, prompt, num_samples,
                                                       max_new_tokens, temperature, seed)]
 
     assert bool(day24.check_generate_samples(no_prompt)) is False
-    assert "start with the prompt" in _line(capsys)
+    assert "start with the prompt" in one_line(capsys)
 
     assert bool(day24.check_generate_samples(lambda *a, **k: "text")) is False
-    assert "generate_samples" in _line(capsys)
+    assert "generate_samples" in one_line(capsys)
 
 
 # ---- exercise 3: the script, run in a subprocess ----------------------------------------------
@@ -222,53 +213,53 @@ def script(tmp_path, *parts):
 def test_script_passes(run_dir, tmp_path, capsys):
     path = script(tmp_path, POSITIVE_INT, PARSER, SAMPLES, MAIN)
     assert bool(day24.check_script(path, run_dir)) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
 
 
 def test_script_stubs_name_the_exercise(run_dir, tmp_path, capsys):
     stub_main = "\ndef main(argv=None):\n    raise NotImplementedError\n"
     assert bool(day24.check_script(script(tmp_path, POSITIVE_INT, PARSER, SAMPLES, stub_main),
                                    run_dir)) is False
-    line = _line(capsys)
+    line = one_line(capsys)
     assert "⏳" in line and "not done yet" in line and "exercise" not in line
     stub_samples = "\ndef generate_samples(*args):\n    raise NotImplementedError\n"
     assert bool(day24.check_script(script(tmp_path, POSITIVE_INT, PARSER, stub_samples, MAIN),
                                    run_dir)) is False
-    assert "generate_samples: not done yet — finish exercise 2" in _line(capsys)
+    assert "generate_samples: not done yet — finish exercise 2" in one_line(capsys)
     stub_parser = "\ndef build_parser():\n    raise NotImplementedError\n"
     assert bool(day24.check_script(script(tmp_path, POSITIVE_INT, stub_parser, SAMPLES, MAIN),
                                    run_dir)) is False
-    assert "finish exercise 1" in _line(capsys)
+    assert "finish exercise 1" in one_line(capsys)
 
 
 def test_script_mistakes(run_dir, tmp_path, capsys):
     ignores_n = MAIN.replace("args.num_samples", "1")
     assert bool(day24.check_script(script(tmp_path, POSITIVE_INT, PARSER, SAMPLES, ignores_n),
                                    run_dir)) is False
-    assert "printed 1 sample" in _line(capsys)
+    assert "printed 1 sample" in one_line(capsys)
 
     no_seed = MAIN.replace("args.seed)", "None)")
     no_seed_samples = SAMPLES.replace("seed=seed + s", "seed=None if seed is None else seed + s")
     assert bool(day24.check_script(script(tmp_path, POSITIVE_INT, PARSER, no_seed_samples, no_seed),
                                    run_dir)) is False
-    assert "--seed is not applied" in _line(capsys)
+    assert "--seed is not applied" in one_line(capsys)
 
     no_dashes = MAIN.replace('        print("---")\n', "")
     assert bool(day24.check_script(script(tmp_path, POSITIVE_INT, PARSER, SAMPLES, no_dashes),
                                    run_dir)) is False
-    assert "no --- lines" in _line(capsys)
+    assert "no --- lines" in one_line(capsys)
 
     lax = PARSER.replace('"--num-samples", type=positive_int', '"--num-samples", type=int')
     assert bool(day24.check_script(script(tmp_path, POSITIVE_INT, lax, SAMPLES, MAIN), run_dir)) is False
-    assert "--num-samples 0" in _line(capsys)
+    assert "--num-samples 0" in one_line(capsys)
 
     crashes = MAIN.replace("load_trained(args.checkpoint)", "load_trained(args.checkpoint + 'x')")
     assert bool(day24.check_script(script(tmp_path, POSITIVE_INT, PARSER, SAMPLES, crashes),
                                    run_dir)) is False
-    assert "exited with status 1" in _line(capsys)
+    assert "exited with status 1" in one_line(capsys)
 
     assert bool(day24.check_script(tmp_path / "missing.py", run_dir)) is False
-    assert "does not exist" in _line(capsys)
+    assert "does not exist" in one_line(capsys)
 
 
 def test_sample_cli_follows_the_same_seed_rule(run_dir, capsys):

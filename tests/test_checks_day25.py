@@ -9,19 +9,10 @@ import pytest
 
 from llmcourse import tour
 from llmcourse.checks import day25
+from checklines import one_line, stub
 
 GOOD = ["n_layer=2", "n_embd=64", "block_size=32", "max_iters=150", "lr_decay_iters=150",
         "warmup_iters=15", "learning_rate=3e-3"]
-
-
-def _line(capsys: pytest.CaptureFixture[str]) -> str:
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out
-    return out[0]
-
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError
 
 
 # ---- overrides ------------------------------------------------------------------------------
@@ -29,13 +20,13 @@ def _stub(*args, **kwargs):
 
 def test_overrides(capsys):
     assert bool(day25.check_overrides(GOOD)) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
     explicit = ["model.n_layer=2", "model.n_embd=64", "model.block_size=32", "train.max_iters=150",
                 "train.lr_decay_iters=150", "train.warmup_iters=15", "train.learning_rate=0.003"]
     assert bool(day25.check_overrides(explicit)) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
     assert bool(day25.check_overrides(None)) is False
-    assert "not done yet" in _line(capsys)
+    assert "not done yet" in one_line(capsys)
 
 
 @pytest.mark.parametrize("items, hint", [
@@ -52,7 +43,7 @@ def test_overrides(capsys):
 ])
 def test_overrides_mistakes(capsys, items, hint):
     assert bool(day25.check_overrides(items)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 # ---- imports_of -----------------------------------------------------------------------------
@@ -60,9 +51,9 @@ def test_overrides_mistakes(capsys, items, hint):
 
 def test_imports_of(capsys):
     assert bool(day25.check_imports_of(tour.imports_of)) is True
-    assert "passed" in _line(capsys)
-    assert bool(day25.check_imports_of(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert bool(day25.check_imports_of(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 def _collect(source, *, walk=True, first_alias=False, asname=False, prefix_only=False,
@@ -99,16 +90,16 @@ def _collect(source, *, walk=True, first_alias=False, asname=False, prefix_only=
 ])
 def test_imports_of_mistakes(capsys, kwargs, hint):
     assert bool(day25.check_imports_of(lambda s: _collect(s, **kwargs))) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 def test_imports_of_set_and_garbage(capsys):
     assert bool(day25.check_imports_of(lambda s: set(tour.imports_of(s)))) is False
-    assert "sorted list" in _line(capsys)
+    assert "sorted list" in one_line(capsys)
     assert bool(day25.check_imports_of(lambda s: None)) is False
-    assert "None" in _line(capsys)
+    assert "None" in one_line(capsys)
     assert bool(day25.check_imports_of(lambda s: 1 / 0)) is False
-    assert "ZeroDivisionError" in _line(capsys)
+    assert "ZeroDivisionError" in one_line(capsys)
 
 
 # ---- find_definition ------------------------------------------------------------------------
@@ -116,9 +107,9 @@ def test_imports_of_set_and_garbage(capsys):
 
 def test_find_definition(capsys):
     assert bool(day25.check_find_definition(tour.find_definition)) is True
-    assert "passed" in _line(capsys)
-    assert bool(day25.check_find_definition(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert bool(day25.check_find_definition(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 def _finder(*, walk=False, kinds=(ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef),
@@ -150,9 +141,9 @@ def _finder(*, walk=False, kinds=(ast.ClassDef, ast.FunctionDef, ast.AsyncFuncti
 ])
 def test_find_definition_mistakes(capsys, kwargs, hint):
     assert bool(day25.check_find_definition(_finder(**kwargs))) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 def test_find_definition_garbage(capsys):
     assert bool(day25.check_find_definition(lambda n, d: 42)) is False
-    assert "expected 'shop.till.core'" in _line(capsys)
+    assert "expected 'shop.till.core'" in one_line(capsys)

@@ -6,16 +6,7 @@ import pytest
 
 from llmcourse.checks import day26
 from llmcourse.presets import get_preset
-
-
-def _line(capsys: pytest.CaptureFixture[str]) -> str:
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out
-    return out[0]
-
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError
+from checklines import one_line, stub
 
 
 def test_references_on_the_presets():
@@ -26,9 +17,9 @@ def test_references_on_the_presets():
 
 def test_tokens_seen(capsys):
     assert bool(day26.check_tokens_seen(day26.reference_tokens_seen)) is True
-    assert "passed" in _line(capsys)
-    assert bool(day26.check_tokens_seen(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert bool(day26.check_tokens_seen(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 @pytest.mark.parametrize("wrong, hint", [
@@ -42,14 +33,14 @@ def test_tokens_seen(capsys):
 ])
 def test_tokens_seen_mistakes(capsys, wrong, hint):
     assert bool(day26.check_tokens_seen(wrong)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 def test_estimate_seconds(capsys):
     assert bool(day26.check_estimate_seconds(day26.reference_estimate_seconds)) is True
-    assert "passed" in _line(capsys)
-    assert bool(day26.check_estimate_seconds(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert bool(day26.check_estimate_seconds(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 @pytest.mark.parametrize("wrong, hint", [
@@ -62,14 +53,14 @@ def test_estimate_seconds(capsys):
 ])
 def test_estimate_seconds_mistakes(capsys, wrong, hint):
     assert bool(day26.check_estimate_seconds(wrong)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 def test_first_reaching(capsys):
     assert bool(day26.check_first_reaching(day26.reference_first_reaching)) is True
-    assert "passed" in _line(capsys)
-    assert bool(day26.check_first_reaching(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert bool(day26.check_first_reaching(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 def _any_row(history, target):
@@ -128,4 +119,4 @@ def _falsy(history, target):
 ])
 def test_first_reaching_mistakes(capsys, wrong, hint):
     assert bool(day26.check_first_reaching(wrong)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)

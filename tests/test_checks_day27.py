@@ -6,25 +6,16 @@ import numpy as np
 import pytest
 
 from llmcourse.checks import day27
-
-
-def _line(capsys: pytest.CaptureFixture[str]) -> str:
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out
-    return out[0]
-
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError
+from checklines import one_line, stub
 
 
 @pytest.mark.parametrize("name", ["write_tokens", "story_lengths", "compact_vocab", "t4_hours"])
 def test_reference_passes_and_stub_is_not_done(capsys, name):
     check = getattr(day27, f"check_{name}")
     assert bool(check(getattr(day27, f"reference_{name}"))) is True
-    assert "passed" in _line(capsys)
-    assert bool(check(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert bool(check(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 # ---- exercise 1: write_tokens ----------------------------------------------------------------
@@ -99,7 +90,7 @@ def _write_int16(chunks, path):
 ])
 def test_write_tokens_mistakes(capsys, wrong, hint):
     assert bool(day27.check_write_tokens(wrong)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 # ---- exercise 2: story_lengths ---------------------------------------------------------------
@@ -141,7 +132,7 @@ def _lengths_gpt2_eot(ids, eot):
 ])
 def test_story_lengths_mistakes(capsys, wrong, hint):
     assert bool(day27.check_story_lengths(wrong)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 # ---- exercise 3: compact_vocab ---------------------------------------------------------------
@@ -176,7 +167,7 @@ def _compact_not_unique(ids):
 ])
 def test_compact_vocab_mistakes(capsys, wrong, hint):
     assert bool(day27.check_compact_vocab(wrong)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 # ---- exercise 4: t4_hours --------------------------------------------------------------------
@@ -194,12 +185,12 @@ def test_compact_vocab_mistakes(capsys, wrong, hint):
 ])
 def test_t4_hours_mistakes(capsys, wrong, hint):
     assert bool(day27.check_t4_hours(wrong)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 def test_crash_shows_input(capsys):
     def crash(ids, eot):
         raise IndexError("boom")
     assert bool(day27.check_story_lengths(crash)) is False
-    line = _line(capsys)
+    line = one_line(capsys)
     assert "IndexError: boom" in line and "story_lengths(ids, eot=41000)" in line

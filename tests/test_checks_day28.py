@@ -12,16 +12,7 @@ import torch
 
 from llmcourse.checks import day28
 from llmcourse.sweep import difference_with_error, mean_std
-
-
-def _line(capsys: pytest.CaptureFixture[str]) -> str:
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out
-    return out[0]
-
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError
+from checklines import one_line, stub
 
 
 # ---- exercise 1: mean_std ----------------------------------------------------------------------
@@ -40,28 +31,28 @@ def test_mean_std_passes_and_stub(capsys):
                lambda v: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0),
                lambda v: (torch.tensor(v).mean(), torch.tensor(v).std() if len(v) > 1 else 0.0)):
         assert bool(day28.check_mean_std(fn)) is True
-        assert "passed" in _line(capsys)
-    assert bool(day28.check_mean_std(_stub)) is False
-    assert "not done yet" in _line(capsys)
+        assert "passed" in one_line(capsys)
+    assert bool(day28.check_mean_std(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 def test_mean_std_mistakes(capsys):
     assert bool(day28.check_mean_std(lambda v: (statistics.mean(v), statistics.pstdev(v)))) is False
-    assert "divides by n" in _line(capsys)
+    assert "divides by n" in one_line(capsys)
     assert bool(day28.check_mean_std(lambda v: (statistics.mean(v), statistics.variance(v)))) is False
-    assert "the variance" in _line(capsys)
+    assert "the variance" in one_line(capsys)
     assert bool(day28.check_mean_std(
         lambda v: (statistics.mean(v), statistics.stdev(v) / math.sqrt(len(v))))) is False
-    assert "standard error" in _line(capsys)
+    assert "standard error" in one_line(capsys)
     assert bool(day28.check_mean_std(lambda v: (statistics.mean(v), statistics.stdev(v)))) is False
-    line = _line(capsys)
+    line = one_line(capsys)
     assert "StatisticsError" in line and "mean_std([2.5])" in line and "return 0.0" in line
     assert bool(day28.check_mean_std(lambda v: (sum(v), 0.0))) is False
-    assert "divided by how many" in _line(capsys)
+    assert "divided by how many" in one_line(capsys)
     assert bool(day28.check_mean_std(lambda v: statistics.stdev(v))) is False
-    assert "should return a pair (mean, std)" in _line(capsys)
+    assert "should return a pair (mean, std)" in one_line(capsys)
     assert bool(day28.check_mean_std(lambda v: (statistics.mean(v), None))) is False
-    assert "should be a number" in _line(capsys)
+    assert "should be a number" in one_line(capsys)
 
 
 # ---- exercise 2: expand_grid -------------------------------------------------------------------
@@ -74,38 +65,38 @@ def good_grid(grid):
 
 def test_expand_grid_passes_and_stub(capsys):
     assert bool(day28.check_expand_grid(good_grid)) is True
-    assert "passed" in _line(capsys)
-    assert bool(day28.check_expand_grid(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert bool(day28.check_expand_grid(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 def test_expand_grid_mistakes(capsys):
     assert bool(day28.check_expand_grid(
         lambda g: [dict(zip(g, c)) for c in zip(*g.values())])) is False
-    assert "zip" in _line(capsys)
+    assert "zip" in one_line(capsys)
 
     def last_slowest(grid):
         keys = list(grid)[::-1]
         return [dict(zip(keys, c)) for c in itertools.product(*(grid[k] for k in keys))]
 
     assert bool(day28.check_expand_grid(last_slowest)) is False
-    assert "the last key changes slowest" in _line(capsys)
+    assert "the last key changes slowest" in one_line(capsys)
     assert bool(day28.check_expand_grid(lambda g: list(itertools.product(*g.values())))) is False
-    assert "list of dicts" in _line(capsys)
+    assert "list of dicts" in one_line(capsys)
     assert bool(day28.check_expand_grid(lambda g: good_grid(g) if g else [])) is False
-    assert "[{}]" in _line(capsys)
+    assert "[{}]" in one_line(capsys)
     assert bool(day28.check_expand_grid(lambda g: (dict(zip(g, c)) for c in
                                                    itertools.product(*g.values())))) is False
-    assert "return a list" in _line(capsys)
+    assert "return a list" in one_line(capsys)
     assert bool(day28.check_expand_grid(lambda g: None)) is False
-    assert "forget the `return`" in _line(capsys)
+    assert "forget the `return`" in one_line(capsys)
 
     def nested_two(grid):  # only the first two keys looped
         k = list(grid)
         return [{k[0]: a, k[1]: b} for a in grid[k[0]] for b in grid[k[1]]]
 
     assert bool(day28.check_expand_grid(nested_two)) is False
-    assert "every setting holds every key" in _line(capsys)
+    assert "every setting holds every key" in one_line(capsys)
 
 
 # ---- exercise 3: difference_with_error ---------------------------------------------------------
@@ -120,9 +111,9 @@ def good_diff(a, b):
 def test_difference_passes_stub_and_earlier(capsys):
     for fn in (good_diff, difference_with_error):
         assert bool(day28.check_difference_with_error(fn)) is True
-        assert "passed" in _line(capsys)
-    assert bool(day28.check_difference_with_error(_stub)) is False
-    assert "not done yet" in _line(capsys)
+        assert "passed" in one_line(capsys)
+    assert bool(day28.check_difference_with_error(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
     def uses_stubbed_mean_std(a, b):
         def mean_std(values):
@@ -130,7 +121,7 @@ def test_difference_passes_stub_and_earlier(capsys):
         mean_std(a)
 
     assert bool(day28.check_difference_with_error(uses_stubbed_mean_std)) is False
-    assert "finish exercise 1 first" in _line(capsys)
+    assert "finish exercise 1 first" in one_line(capsys)
 
 
 def test_difference_mistakes(capsys):
@@ -155,12 +146,12 @@ def test_difference_mistakes(capsys):
     ]
     for fn, words in cases:
         assert bool(day28.check_difference_with_error(fn)) is False
-        assert words in _line(capsys), words
+        assert words in one_line(capsys), words
 
 
 def test_checks_never_raise(capsys):
     for check in (day28.check_mean_std, day28.check_expand_grid, day28.check_difference_with_error):
         assert bool(check(lambda *a: 1 / 0)) is False
-        assert "ZeroDivisionError" in _line(capsys)
+        assert "ZeroDivisionError" in one_line(capsys)
         assert bool(check("not a function")) is False
-        _line(capsys)
+        one_line(capsys)

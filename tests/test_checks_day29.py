@@ -8,23 +8,14 @@ import pytest
 import torch
 
 from llmcourse.checks import day29
+from checklines import one_line, stub
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _line(capsys: pytest.CaptureFixture[str]) -> str:
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out
-    return out[0]
-
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError
-
-
 def _fails(check, fn, capsys, words):
     assert bool(check(fn)) is False
-    line = _line(capsys)
+    line = one_line(capsys)
     assert words in line, line
 
 
@@ -39,12 +30,12 @@ def good_update_ratio(before, after):
 
 def test_update_ratio_passes_and_stub(capsys):
     assert bool(day29.check_update_ratio(good_update_ratio)) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
     assert bool(day29.check_update_ratio(day29.reference_update_ratio)) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
     assert bool(day29.check_update_ratio(lambda b, a: torch.log10((a - b).norm() / a.norm())))
-    assert "passed" in _line(capsys)  # a 0-d tensor is accepted
-    _fails(day29.check_update_ratio, _stub, capsys, "not done yet")
+    assert "passed" in one_line(capsys)  # a 0-d tensor is accepted
+    _fails(day29.check_update_ratio, stub, capsys, "not done yet")
 
 
 @pytest.mark.parametrize("wrong, words", [
@@ -75,8 +66,8 @@ def good_dead_fraction(pre, threshold=-3.0):
 def test_dead_fraction_passes_and_stub(capsys):
     for fn in (good_dead_fraction, day29.reference_dead_fraction):
         assert bool(day29.check_dead_fraction(fn)) is True
-        assert "passed" in _line(capsys)
-    _fails(day29.check_dead_fraction, _stub, capsys, "not done yet")
+        assert "passed" in one_line(capsys)
+    _fails(day29.check_dead_fraction, stub, capsys, "not done yet")
 
 
 def at_or_below(pre, threshold=-3.0):
@@ -120,8 +111,8 @@ def test_dead_fraction_mistakes(capsys, wrong, words):
 
 def test_diagnose_passes_and_stub(capsys):
     assert bool(day29.check_diagnose(day29.reference_diagnose)) is True
-    assert "passed" in _line(capsys)
-    _fails(day29.check_diagnose, _stub, capsys, "not done yet")
+    assert "passed" in one_line(capsys)
+    _fails(day29.check_diagnose, stub, capsys, "not done yet")
 
 
 def lr_first(s):

@@ -9,16 +9,7 @@ import pytest
 
 from llmcourse import scaling
 from llmcourse.checks import day30
-
-
-def _line(capsys: pytest.CaptureFixture[str]) -> str:
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out
-    return out[0]
-
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError
+from checklines import one_line, stub
 
 
 def _polyfit(x, y):
@@ -38,9 +29,9 @@ def _polyfit(x, y):
 ])
 def test_solutions_pass_and_stubs_are_not_done(capsys, check, solution):
     assert bool(check(solution)) is True
-    assert "passed" in _line(capsys)
-    assert bool(check(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert bool(check(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 @pytest.mark.parametrize("wrong, hint", [
@@ -53,7 +44,7 @@ def test_solutions_pass_and_stubs_are_not_done(capsys, check, solution):
 ])
 def test_tokens_for_budget_mistakes(capsys, wrong, hint):
     assert bool(day30.check_tokens_for_budget(wrong)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 def _opt(n_of):
@@ -73,7 +64,7 @@ def _opt(n_of):
 ])
 def test_compute_optimal_mistakes(capsys, wrong, hint):
     assert bool(day30.check_compute_optimal(wrong)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 def _fit_log_coef(x, y):
@@ -108,4 +99,4 @@ def _fit_inverse(x, y):
 ])
 def test_fit_power_law_mistakes(capsys, wrong, hint):
     assert bool(day30.check_fit_power_law(wrong)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)

@@ -10,21 +10,12 @@ import pytest
 
 from llmcourse.checks import day31
 from llmcourse.data.clean import exact_dedup, length_filter, normalize
-
-
-def _line(capsys: pytest.CaptureFixture[str]) -> str:
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out
-    return out[0]
-
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError
+from checklines import one_line, stub
 
 
 def _fails(capsys, check, fn, hint):
     assert bool(check(fn)) is False
-    line = _line(capsys)
+    line = one_line(capsys)
     assert hint in line, line
 
 
@@ -37,10 +28,10 @@ def good_length(docs, min_words, max_words):
 
 def test_length_filter_passes_and_stub(capsys):
     assert bool(day31.check_length_filter(good_length)) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
     assert bool(day31.check_length_filter(length_filter)) is True
-    assert "passed" in _line(capsys)
-    _fails(capsys, day31.check_length_filter, _stub, "not done yet")
+    assert "passed" in one_line(capsys)
+    _fails(capsys, day31.check_length_filter, stub, "not done yet")
 
 
 @pytest.mark.parametrize("fn, hint", [
@@ -65,8 +56,8 @@ def good_strip(doc, patterns):
 
 def test_strip_passes_and_stub(capsys):
     assert bool(day31.check_strip_boilerplate(good_strip)) is True
-    assert "passed" in _line(capsys)
-    _fails(capsys, day31.check_strip_boilerplate, _stub, "not done yet")
+    assert "passed" in one_line(capsys)
+    _fails(capsys, day31.check_strip_boilerplate, stub, "not done yet")
 
 
 @pytest.mark.parametrize("fn, hint", [
@@ -104,10 +95,10 @@ def good_dedup(docs):
 
 def test_dedup_passes_and_stub(capsys):
     assert bool(day31.check_exact_dedup(good_dedup)) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
     assert bool(day31.check_exact_dedup(exact_dedup)) is True
-    assert "passed" in _line(capsys)
-    _fails(capsys, day31.check_exact_dedup, _stub, "not done yet")
+    assert "passed" in one_line(capsys)
+    _fails(capsys, day31.check_exact_dedup, stub, "not done yet")
 
 
 def _keep_last(docs):
@@ -137,10 +128,10 @@ def good_sig(x, a, b, p):
 
 def test_minhash_passes_and_stub(capsys):
     assert bool(day31.check_minhash_signature(good_sig)) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
     assert bool(day31.check_minhash_signature(lambda *a: good_sig(*a).tolist())) is True
-    assert "passed" in _line(capsys)
-    _fails(capsys, day31.check_minhash_signature, _stub, "not done yet")
+    assert "passed" in one_line(capsys)
+    _fails(capsys, day31.check_minhash_signature, stub, "not done yet")
 
 
 @pytest.mark.parametrize("fn, hint", [

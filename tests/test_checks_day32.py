@@ -10,26 +10,17 @@ import pytest
 from llmcourse.checks import day32
 from llmcourse.tokenizers.bpe import rare_characters as package_rare_characters
 from llmcourse.train.evaluate import bits_per_byte as package_bpb
-
-
-def _line(capsys: pytest.CaptureFixture[str]) -> str:
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out
-    return out[0]
-
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError
+from checklines import one_line, stub
 
 
 def _passes(capsys, check, fn):
     assert bool(check(fn)) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
 
 
 def _fails(capsys, check, fn, hint):
     assert bool(check(fn)) is False
-    line = _line(capsys)
+    line = one_line(capsys)
     assert hint in line, line
 
 
@@ -39,7 +30,7 @@ def _fails(capsys, check, fn, hint):
 def test_tokens_per_char(capsys):
     _passes(capsys, day32.check_tokens_per_char, lambda tok, text: len(tok.encode(text)) / len(text))
     _passes(capsys, day32.check_tokens_per_char, day32.reference_tokens_per_char)
-    _fails(capsys, day32.check_tokens_per_char, _stub, "not done yet")
+    _fails(capsys, day32.check_tokens_per_char, stub, "not done yet")
 
 
 @pytest.mark.parametrize("fn, hint", [
@@ -61,7 +52,7 @@ def test_bits_per_byte(capsys):
             lambda loss, n_tokens, n_bytes: loss * n_tokens / (math.log(2) * n_bytes))
     _passes(capsys, day32.check_bits_per_byte,
             lambda loss, n_tokens, n_bytes: package_bpb(loss, n_bytes / n_tokens))
-    _fails(capsys, day32.check_bits_per_byte, _stub, "not done yet")
+    _fails(capsys, day32.check_bits_per_byte, stub, "not done yet")
 
 
 @pytest.mark.parametrize("fn, hint", [
@@ -86,7 +77,7 @@ def test_rare_characters(capsys):
             lambda text, c: package_rare_characters({text: 1}, c))
     _passes(capsys, day32.check_rare_characters,
             lambda text, c: sorted(day32.reference_rare_characters(text, c)))   # a list is fine
-    _fails(capsys, day32.check_rare_characters, _stub, "not done yet")
+    _fails(capsys, day32.check_rare_characters, stub, "not done yet")
 
 
 def _kept(text, coverage):

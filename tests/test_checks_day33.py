@@ -7,18 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from llmcourse.checks import day33
+from checklines import one_line, stub
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def _line(capsys: pytest.CaptureFixture[str]) -> str:
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out
-    return out[0]
-
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError
 
 
 @pytest.mark.parametrize("check, reference", [
@@ -29,9 +20,9 @@ def _stub(*args, **kwargs):
 ])
 def test_references_pass_and_stubs_are_not_done(capsys, check, reference):
     assert bool(check(reference)) is True
-    assert "passed" in _line(capsys)
-    assert bool(check(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert bool(check(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 def test_solutions_as_written_in_the_lesson(capsys):
@@ -57,7 +48,7 @@ def _ms(x):
 ])
 def test_rms_norm_mistakes(capsys, wrong, hint):
     assert bool(day33.check_rms_norm(wrong)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 def _halves(x):
@@ -90,7 +81,7 @@ def _sign(x, cos, sin):
 ])
 def test_apply_rope_mistakes(capsys, wrong, hint):
     assert bool(day33.check_apply_rope(wrong)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 @pytest.mark.parametrize("wrong, hint", [
@@ -103,7 +94,7 @@ def test_apply_rope_mistakes(capsys, wrong, hint):
 ])
 def test_swiglu_mistakes(capsys, wrong, hint):
     assert bool(day33.check_swiglu(wrong)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 @pytest.mark.parametrize("wrong, hint", [
@@ -114,10 +105,10 @@ def test_swiglu_mistakes(capsys, wrong, hint):
 ])
 def test_repeat_kv_mistakes(capsys, wrong, hint):
     assert bool(day33.check_repeat_kv(wrong)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 def test_swiglu_crash_shows_the_input(capsys):
     assert bool(day33.check_swiglu(lambda x, g, u, d: x @ d)) is False
-    line = _line(capsys)
+    line = one_line(capsys)
     assert "raised RuntimeError" in line and "w_down (20, 12)" in line

@@ -10,18 +10,9 @@ import torch.nn as nn
 
 from llmcourse.checks import day34
 from llmcourse.finetune import LoRALinear
+from checklines import one_line, stub
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def _line(capsys: pytest.CaptureFixture[str]) -> str:
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out
-    return out[0]
-
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError
 
 
 # ---- exercise 1: instruction_pair ------------------------------------------------------------
@@ -29,9 +20,9 @@ def _stub(*args, **kwargs):
 
 def test_instruction_pair(capsys):
     assert bool(day34.check_instruction_pair(day34.reference_instruction_pair)) is True
-    assert "passed" in _line(capsys)
-    assert bool(day34.check_instruction_pair(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert bool(day34.check_instruction_pair(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 def _pair(mask, shift=True, fill=-1):
@@ -58,7 +49,7 @@ def _pair(mask, shift=True, fill=-1):
 ])
 def test_instruction_pair_mistakes(capsys, wrong, hint):
     assert bool(day34.check_instruction_pair(wrong)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 # ---- exercise 2: LoRALinear -------------------------------------------------------------------
@@ -94,9 +85,9 @@ class _LoRA(nn.Module):
 
 def test_lora_linear(capsys):
     assert bool(day34.check_lora_linear(LoRALinear)) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
     assert bool(day34.check_lora_linear(_LoRA)) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
 
 
 class _StubLoRA(nn.Module):
@@ -107,7 +98,7 @@ class _StubLoRA(nn.Module):
 
 def test_lora_linear_stub(capsys):
     assert bool(day34.check_lora_linear(_StubLoRA)) is False
-    assert "not done yet" in _line(capsys)
+    assert "not done yet" in one_line(capsys)
 
 
 def _variant(**kw):
@@ -129,7 +120,7 @@ def _variant(**kw):
 ])
 def test_lora_linear_mistakes(capsys, wrong, hint):
     assert bool(day34.check_lora_linear(wrong)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 # ---- exercise 3: training_bytes ---------------------------------------------------------------
@@ -137,9 +128,9 @@ def test_lora_linear_mistakes(capsys, wrong, hint):
 
 def test_training_bytes(capsys):
     assert bool(day34.check_training_bytes(day34.reference_training_bytes)) is True
-    assert "passed" in _line(capsys)
-    assert bool(day34.check_training_bytes(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert bool(day34.check_training_bytes(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 def _bytes(params=1, extra=3, only_trainable=True, per=None):
@@ -164,4 +155,4 @@ def _bytes(params=1, extra=3, only_trainable=True, per=None):
 ])
 def test_training_bytes_mistakes(capsys, wrong, hint):
     assert bool(day34.check_training_bytes(wrong)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)

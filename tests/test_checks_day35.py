@@ -8,16 +8,7 @@ import torch.nn.functional as F
 
 from llmcourse.checks import day35
 from llmcourse.finetune import distillation_loss, soften
-
-
-def _line(capsys: pytest.CaptureFixture[str]) -> str:
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out
-    return out[0]
-
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError
+from checklines import one_line, stub
 
 
 # ---- exercise 1: soften ----------------------------------------------------------------------
@@ -25,11 +16,11 @@ def _stub(*args, **kwargs):
 
 def test_soften_passes_and_stub(capsys):
     assert bool(day35.check_soften(lambda x, T: torch.softmax(x / T, dim=-1))) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
     assert bool(day35.check_soften(soften)) is True
-    _line(capsys)
-    assert bool(day35.check_soften(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    one_line(capsys)
+    assert bool(day35.check_soften(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 @pytest.mark.parametrize("wrong, hint", [
@@ -41,7 +32,7 @@ def test_soften_passes_and_stub(capsys):
 ])
 def test_soften_mistakes(capsys, wrong, hint):
     assert bool(day35.check_soften(wrong)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 # ---- exercise 2: distillation_loss -------------------------------------------------------------
@@ -70,11 +61,11 @@ def _make(kind):
 
 def test_distillation_loss_passes_and_stub(capsys):
     assert bool(day35.check_distillation_loss(distillation_loss)) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
     assert bool(day35.check_distillation_loss(_make("right"))) is True
-    _line(capsys)
-    assert bool(day35.check_distillation_loss(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    one_line(capsys)
+    assert bool(day35.check_distillation_loss(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 def test_distillation_loss_names_an_unfinished_soften(capsys):
@@ -83,7 +74,7 @@ def test_distillation_loss_names_an_unfinished_soften(capsys):
             raise NotImplementedError
         return soften(t, T)
     assert bool(day35.check_distillation_loss(uses_soften)) is False
-    assert "exercise 1" in _line(capsys)
+    assert "exercise 1" in one_line(capsys)
 
 
 @pytest.mark.parametrize("kind, hint", [
@@ -98,14 +89,14 @@ def test_distillation_loss_names_an_unfinished_soften(capsys):
 ])
 def test_distillation_loss_mistakes(capsys, kind, hint):
     assert bool(day35.check_distillation_loss(_make(kind))) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 def test_distillation_loss_targets_not_ignored(capsys):
     def no_ignore(s, t, y, T, alpha):
         return F.cross_entropy(s.reshape(-1, s.shape[-1]), y.reshape(-1))
     assert bool(day35.check_distillation_loss(no_ignore)) is False
-    assert "ignore_index=-1" in _line(capsys)
+    assert "ignore_index=-1" in one_line(capsys)
 
 
 # ---- exercise 3: gap_closed ----------------------------------------------------------------------
@@ -113,9 +104,9 @@ def test_distillation_loss_targets_not_ignored(capsys):
 
 def test_gap_closed_passes_and_stub(capsys):
     assert bool(day35.check_gap_closed(lambda t, s, d: (s - d) / (s - t))) is True
-    assert "passed" in _line(capsys)
-    assert bool(day35.check_gap_closed(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert bool(day35.check_gap_closed(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 @pytest.mark.parametrize("wrong, hint", [
@@ -127,4 +118,4 @@ def test_gap_closed_passes_and_stub(capsys):
 ])
 def test_gap_closed_mistakes(capsys, wrong, hint):
     assert bool(day35.check_gap_closed(wrong)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)

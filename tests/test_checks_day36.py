@@ -10,16 +10,7 @@ import torch.nn.functional as F
 
 from llmcourse.checks import day36
 from llmcourse.finetune import dpo_loss, sequence_logps
-
-
-def _line(capsys: pytest.CaptureFixture[str]) -> str:
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out
-    return out[0]
-
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError
+from checklines import one_line, stub
 
 
 # ---- exercise 1: sequence_logps ------------------------------------------------------------------
@@ -42,11 +33,11 @@ def _logps(kind):
 
 def test_sequence_logps_passes_and_stub(capsys):
     assert bool(day36.check_sequence_logps(_logps("right"))) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
     assert bool(day36.check_sequence_logps(sequence_logps)) is True
-    _line(capsys)
-    assert bool(day36.check_sequence_logps(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    one_line(capsys)
+    assert bool(day36.check_sequence_logps(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 @pytest.mark.parametrize("kind, hint", [
@@ -58,7 +49,7 @@ def test_sequence_logps_passes_and_stub(capsys):
 ])
 def test_sequence_logps_mistakes(capsys, kind, hint):
     assert bool(day36.check_sequence_logps(_logps(kind))) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 def test_sequence_logps_wrong_shape_and_probabilities(capsys):
@@ -66,9 +57,9 @@ def test_sequence_logps_wrong_shape_and_probabilities(capsys):
         tok = F.log_softmax(logits, -1)[:, :-1].gather(-1, ids[:, 1:, None]).squeeze(-1)
         return tok[:, P - 1:]
     assert bool(day36.check_sequence_logps(no_sum)) is False
-    assert "shape (B,)" in _line(capsys)
+    assert "shape (B,)" in one_line(capsys)
     assert bool(day36.check_sequence_logps(lambda l, i, P: sequence_logps(l, i, P).exp())) is False
-    assert "probabilities" in _line(capsys)
+    assert "probabilities" in one_line(capsys)
 
 
 # ---- exercise 2: dpo_loss --------------------------------------------------------------------------
@@ -98,11 +89,11 @@ def _dpo(kind):
 
 def test_dpo_loss_passes_and_stub(capsys):
     assert bool(day36.check_dpo_loss(dpo_loss)) is True
-    assert "passed" in _line(capsys)
+    assert "passed" in one_line(capsys)
     assert bool(day36.check_dpo_loss(_dpo("right"))) is True
-    _line(capsys)
-    assert bool(day36.check_dpo_loss(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    one_line(capsys)
+    assert bool(day36.check_dpo_loss(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 @pytest.mark.parametrize("kind, hint", [
@@ -119,7 +110,7 @@ def test_dpo_loss_passes_and_stub(capsys):
 ])
 def test_dpo_loss_mistakes(capsys, kind, hint):
     assert bool(day36.check_dpo_loss(_dpo(kind))) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)
 
 
 # ---- exercise 3: frozen_copy -------------------------------------------------------------------------
@@ -127,9 +118,9 @@ def test_dpo_loss_mistakes(capsys, kind, hint):
 
 def test_frozen_copy_passes_and_stub(capsys):
     assert bool(day36.check_frozen_copy(day36.frozen_copy)) is True
-    assert "passed" in _line(capsys)
-    assert bool(day36.check_frozen_copy(_stub)) is False
-    assert "not done yet" in _line(capsys)
+    assert "passed" in one_line(capsys)
+    assert bool(day36.check_frozen_copy(stub)) is False
+    assert "not done yet" in one_line(capsys)
 
 
 def _freeze_in_place(m):
@@ -149,4 +140,4 @@ def _freeze_in_place(m):
 ])
 def test_frozen_copy_mistakes(capsys, wrong, hint):
     assert bool(day36.check_frozen_copy(wrong)) is False
-    assert hint in _line(capsys)
+    assert hint in one_line(capsys)

@@ -14,6 +14,11 @@ weights, which cost the same as trained ones), and prints milliseconds per token
   tokens/s counts all 8 rows);
 - ``kv-cache, bf16 weights`` (with ``--bf16``): the cached decode of a bfloat16 copy of the
   model (``model.to(torch.bfloat16)``, the one switch; its cache is bf16 too);
+- ``kv-cache, compiled`` (and ``compiled, batch 8``, ``compiled, bf16 weights`` with
+  ``--bf16``, ``compiled, 1 thread``; none with ``--no-compile``): the same decodes with
+  ``generate(..., compile=True)``, whose one-token steps run the compiled forward of
+  :mod:`llmcourse.generate.compiled`. The first decode of each compiled mode (the warm-up, not
+  timed) includes the compilation; its wall time is printed;
 - ``kv-cache, 1 thread`` (on a CPU, when more threads are in use): the cached decode with
   ``torch.set_num_threads(1)``. A batch-1 step is ~30 tiny parallel regions (24 matrix-vector
   products, 6 attentions); when the machine has more runnable threads than cores, every region
@@ -35,7 +40,8 @@ a 512 MB buffer (main memory, far larger than the caches).
 (plus the output layer) as the decode step calls them, ``F.linear`` on one ``(1, 1, C)`` row,
 and nothing else: the floor of an eager step with these kernels. The step's time above it is
 the ~25 other small operations per layer (norms, views, cache writes, attention), each a few
-microseconds of dispatch; only fusing them (a compiled step) removes that part.
+microseconds of dispatch; the compiled step fuses them, and computes the products with its own
+loops instead of these kernels, so it can go below this line.
 
 Each mode is timed ``--repeats`` times (interleaved) and the fastest run is reported, because
 on a shared machine the slower runs measure the neighbours. The load average is printed with
@@ -45,6 +51,7 @@ small operation), so compare with ``--threads 1``. Run::
 
     python benchmarks/bench_generate.py                 # CPU, fp32, all cores
     python benchmarks/bench_generate.py --threads 2 --repeats 3
+    python benchmarks/bench_generate.py --threads 2 --repeats 3 --bf16   # the book's table
     python benchmarks/bench_generate.py --threads 1 --cpu-time     # on a busy machine
     python benchmarks/bench_generate.py --device cuda
 """
@@ -74,7 +81,9 @@ def parse_args() -> argparse.Namespace:
                    help="also time the cache rebuilt from a full window at every step")
     p.add_argument("--bf16", action="store_true",
                    help="also time the cached decode with bfloat16 weights")
-    p.add_argument("--no-batch", action="store_true", help="skip the batch-8 run")
+    p.add_argument("--no-batch", action="store_true", help="skip the batch-8 runs")
+    p.add_argument("--no-compile", action="store_true",
+                   help="skip the compiled modes (generate(..., compile=True))")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cpu-time", action="store_true",
                    help="time with the process's CPU time instead of the wall clock: steadier on "
@@ -127,11 +136,21 @@ def main() -> None:
         modes["kv-cache, batch 8"] = (model, batch, keep)
     if args.bf16:
         modes["kv-cache, bf16 weights"] = (copy.deepcopy(model).to(torch.bfloat16), prompt, keep)
+    if not args.no_compile:  # generate(..., compile=True): llmcourse.generate.compiled
+        fast = dict(keep, compile=True)
+        modes["kv-cache, compiled"] = (model, prompt, fast)
+        if not args.no_batch:
+            modes["compiled, batch 8"] = (model, batch, fast)
+        if args.bf16:
+            modes["compiled, bf16 weights"] = (modes["kv-cache, bf16 weights"][0], prompt, fast)
     threads = torch.get_num_threads()
     mode_threads = {name: threads for name in modes}
-    if device.type == "cpu" and threads > 1:  # the same decode on one thread, for comparison
+    if device.type == "cpu" and threads > 1:  # the same decodes on one thread, for comparison
         modes["kv-cache, 1 thread"] = (model, prompt, keep)
         mode_threads["kv-cache, 1 thread"] = 1
+        if not args.no_compile:
+            modes["compiled, 1 thread"] = (model, prompt, dict(keep, compile=True))
+            mode_threads["compiled, 1 thread"] = 1
 
     clock = time.process_time if args.cpu_time else time.perf_counter
 
@@ -143,10 +162,14 @@ def main() -> None:
         assert out.shape == (idx.shape[0], 1 + args.tokens)
         return clock() - t0
 
-    # Warm-up: first calls pay for allocator growth, kernel selection and lazy initialisation.
+    # Warm-up: first calls pay for allocator growth, kernel selection and lazy initialisation,
+    # and the compiled modes for compiling (timed: a learner waits that long once per model).
+    warm = {}
     for name, (m, idx, kwargs) in modes.items():
         torch.set_num_threads(mode_threads[name])
+        t0 = time.perf_counter()
         generate(m, idx, min(args.tokens, 2 * config.block_size // 4), seed=0, **kwargs)
+        warm[name] = time.perf_counter() - t0
 
     times: dict[str, list[float]] = {name: [] for name in modes}
     for _ in range(args.repeats):
@@ -187,6 +210,11 @@ def main() -> None:
     print(f"matrix-vector products alone (F.linear, one row, {n_linears(model)} matrices, "
           f"{matvec_bytes / 1e6:.1f} MB) {1000 * matvec_s:.2f} ms/step: "
           f"{matvec_bytes / matvec_s / 1e9:.1f} GB/s")
+    compiled = [name for name in modes if "compiled" in name]
+    if compiled:
+        print("compile + warm-up run (first decode of each compiled mode, "
+              f"{min(args.tokens, 2 * config.block_size // 4)} tokens): " +
+              ", ".join(f"{name} {warm[name]:.1f} s" for name in compiled))
     base = min(times["recompute"])
     for name, runs in times.items():
         best, worst = min(runs), max(runs)

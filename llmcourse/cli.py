@@ -114,9 +114,13 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     from llmcourse.generate import stream
+    from llmcourse.generate.compiled import CompileError
 
     from llmcourse.runs import check_run_data
 
+    if args.compile and args.no_cache:
+        raise UserError("--compile compiles the KV-cached decoding step; drop --no-cache (or "
+                        "--compile)")
     prompt = _read_prompt(args)  # before any work: a bad prompt or output path costs nothing
     _check_output(args.output)
     model, tok, info = _load(args)
@@ -145,7 +149,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     idx = torch.tensor([ids], dtype=torch.long, device=device)
     sampling = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                     min_p=args.min_p, repetition_penalty=args.repetition_penalty,
-                    eos_id=eos, use_cache=not args.no_cache)
+                    eos_id=eos, use_cache=not args.no_cache, compile=args.compile)
     print(f"# {info.checkpoint} (iter {info.iter_num}), seed {args.seed}", file=sys.stderr)
     # Sample s is drawn with seed + s, one at a time, by the same loop with and without
     # --stream: `--seed 5 --num-samples 3` repeats, and its sample 2 is `--seed 6`'s sample 1.
@@ -156,8 +160,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
             dest.write(prompt)
             pieces = stream(model, idx, args.max_new_tokens, seed=args.seed + s,
                             decode=tok.decode, **sampling)
-            for piece in until_stop(pieces, args.stop or []):
-                dest.write(piece, flush=args.stream)
+            try:
+                for piece in until_stop(pieces, args.stop or []):
+                    dest.write(piece, flush=args.stream)
+            except CompileError as exc:  # --compile on a machine that cannot compile
+                raise UserError(str(exc).replace("compile=True", "--compile")) from None
             dest.write("\n", flush=True)
     if args.output:
         print(f"# wrote {args.num_samples} sample(s) to {args.output}", file=sys.stderr)
@@ -423,6 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CTRL penalty for tokens already in the text, > 0 (1 = off)")
     p.add_argument("--stream", action="store_true", help="print tokens as they are generated")
     p.add_argument("--no-cache", action="store_true", help="recompute instead of using the KV cache")
+    p.add_argument("--compile", action="store_true",
+                   help="compile the decoding step with torch.compile: faster per token after "
+                        "some seconds of compiling (needs a C++ compiler on a CPU)")
     p.add_argument("--stop-at-eos", action="store_true",
                    help="stop a sample at the tokenizer's end-of-text token")
     p.set_defaults(func=cmd_sample)

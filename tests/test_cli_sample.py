@@ -135,6 +135,38 @@ def test_empty_stop_is_refused(run_dir, capsys):
     assert len(err.splitlines()) == 1 and "--stop" in err and "empty" in err
 
 
+# ---- --compile -------------------------------------------------------------------------------
+
+
+def test_compile_writes_the_same_greedy_text_as_without(run_dir, capsys):
+    flags = ("--temperature", "0", "--prompt", "RO", "--max-new-tokens", "60")  # past the block
+    code, out, err = sample(run_dir, capsys, *flags, "--compile")
+    assert code == 0 and out == sample(run_dir, capsys, *flags)[1]
+
+
+def test_compile_with_no_cache_is_refused_before_any_work(run_dir, capsys, tmp_path):
+    target = tmp_path / "out.txt"
+    code, out, err = sample(run_dir, capsys, "--compile", "--no-cache", "--output", str(target))
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "--no-cache" in err and "--compile" in err
+    assert not target.exists()
+
+
+def test_a_failed_compile_is_one_line_and_writes_no_output(run_dir, capsys, tmp_path, monkeypatch):
+    from llmcourse.generate import compiled
+
+    def no_compiler(gm, example_inputs):
+        raise RuntimeError("no working C++ compiler")
+
+    monkeypatch.setattr(compiled, "_backend", no_compiler)  # each sample loads a new model
+    target = tmp_path / "out.txt"
+    code, out, err = sample(run_dir, capsys, "--compile", "--output", str(target))
+    lines = err.strip().splitlines()
+    assert code == 2 and out == "" and lines[-1].count("--compile") == 2, err
+    assert "could not compile" in lines[-1] and "compile=True" not in lines[-1]
+    assert list(tmp_path.iterdir()) == []  # no half-written output
+
+
 # ---- prompt from a file or standard input ----------------------------------------------------
 
 

@@ -89,5 +89,6 @@ def test_bench_generate_runs_on_tiny_settings():
         capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     for needle in ("bandwidth bound", "matrix-vector products alone", "kv-cache", "recompute",
-                   "speed-up vs recompute", "of its speed"):
+                   "speed-up vs recompute", "of its speed", "kv-cache, compiled",
+                   "compile + warm-up run"):
         assert needle in out.stdout, (needle, out.stdout)

@@ -11,7 +11,9 @@ One concept a module:
   and the one rule for the context window past ``block_size``;
 - :mod:`~llmcourse.generate.api` - :func:`generate` (a batch, several samples per prompt,
   stopping at an end-of-text id, reproducible with a seed) and :func:`stream` (token by token);
-- :mod:`~llmcourse.generate.beam` - :func:`beam_search` with GNMT length normalisation.
+- :mod:`~llmcourse.generate.beam` - :func:`beam_search` with GNMT length normalisation;
+- :mod:`~llmcourse.generate.compiled` - ``compile=True``: the cached one-token step compiled
+  with ``torch.compile``, for speed.
 
 Arguments are checked once, at these public functions (:mod:`~llmcourse.generate.settings`).
 Any model that follows the package's model contract works: ``model(idx) -> (logits, loss)``

@@ -38,6 +38,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .compiled import compiled_step, run_step
 from .settings import Settings
 
 
@@ -46,7 +47,8 @@ class Decoder:
 
     :meth:`next_logits` returns the ``(B, V)`` logits of the token after the current last one,
     running only what the model has not seen yet; :meth:`append` writes the chosen tokens;
-    :meth:`reorder` keeps, copies or permutes rows (beam search).
+    :meth:`reorder` keeps, copies or permutes rows (beam search). With ``compile=True`` the
+    one-token steps run the model's compiled forward (:mod:`llmcourse.generate.compiled`).
 
     Attributes:
         tokens: ``(B, T + max_new_tokens)`` buffer; ``tokens[:, :length]`` are written.
@@ -54,7 +56,8 @@ class Decoder:
     """
 
     def __init__(self, model: nn.Module, prompt: Tensor, max_new_tokens: int, *,
-                 use_cache: bool, block_size: int | None, window: int | None) -> None:
+                 use_cache: bool, block_size: int | None, window: int | None,
+                 compile: bool = False) -> None:
         self.model, self.block_size, self.window = model, block_size, window
         batch, self.length = prompt.shape
         self.tokens = prompt.new_empty(batch, self.length + max_new_tokens)  # (B, T + n)
@@ -68,6 +71,9 @@ class Decoder:
             self.cache = model.new_kv_cache(batch, max_len=min(need, block_size or need),
                                             device=prompt.device)
         self.cache_start = self.start  # the token at the cache's position 0
+        # compile=True: one-token steps run the compiled forward (llmcourse.generate.compiled).
+        self.step = compiled_step(model) if compile and self.cache is not None else None
+        self.stepped = False  # whether the compiled step has run (and checked its guards) yet
 
     def append(self, next_ids: Tensor) -> None:
         """Write ``next_ids`` ``(B,)`` after the last tokens; move the window if it is full."""
@@ -84,6 +90,12 @@ class Decoder:
             self.cache.reset()
             self.cache_start = self.start
         new = self.tokens[:, self.cache_start + self.cache.pos:self.length]  # usually 1 token
+        # Compiled: one-token steps, except at the cache's first and last position, whose views
+        # (the whole tensor or one row) would each cost the compiler a graph of their own.
+        if self.step is not None and new.shape[1] == 1 and 0 < self.cache.pos < self.cache.max_len - 1:
+            logits = run_step(self.step, new, kv_cache=self.cache, first=not self.stepped, **self.extra)
+            self.stepped = True
+            return _last_logits(logits)
         return _last_logits(self.model(new, kv_cache=self.cache, **self.extra))
 
     def reorder(self, index: Tensor) -> None:
@@ -91,6 +103,7 @@ class Decoder:
         self.tokens = self.tokens.index_select(0, index)
         if self.cache is not None:
             self.cache.reorder(index)
+            self.stepped = False  # a new batch size: the compiled step checks its guards again
 
 
 def decode_steps(model: nn.Module, prompt: Tensor, settings: Settings,
@@ -104,7 +117,8 @@ def decode_steps(model: nn.Module, prompt: Tensor, settings: Settings,
         return
     eos_id = settings.eos_id
     decoder = Decoder(model, prompt, settings.max_new_tokens, use_cache=settings.use_cache,
-                      block_size=settings.block_size, window=settings.window)
+                      block_size=settings.block_size, window=settings.window,
+                      compile=settings.compile)
     finished = torch.zeros(prompt.shape[0], dtype=torch.bool, device=prompt.device)
     for step in range(settings.max_new_tokens):
         with torch.no_grad():

@@ -41,6 +41,8 @@ class Settings:
         block_size: the model's longest context, or None (no limit).
         window: the context kept when it would pass ``block_size`` (``keep_on_rebuild``);
             the same rule with and without a cache. None without a ``block_size``.
+        compile: run the cached one-token steps through the compiled forward
+            (:mod:`llmcourse.generate.compiled`).
     """
 
     max_new_tokens: int
@@ -49,6 +51,7 @@ class Settings:
     use_cache: bool
     block_size: int | None
     window: int | None
+    compile: bool = False
 
     @classmethod
     def for_model(
@@ -64,6 +67,7 @@ class Settings:
         *,
         min_p: float | None = None,
         repetition_penalty: float = 1.0,
+        compile: bool = False,
     ) -> "Settings":
         """Check the arguments of a public entry against ``model.config``; see :func:`generate`."""
         vocab, block = model_limits(model)
@@ -78,7 +82,11 @@ class Settings:
                                  int, low=1, high=block, what="tokens kept when the context passes "
                                  "block_size; block_size = a sliding window")
         sampling = Sampling(temperature, top_k, top_p, min_p, repetition_penalty)
-        return cls(max_new_tokens, sampling, eos_id, bool(use_cache), block, window)
+        compile = check_field("compile", compile, bool, what="compile the decoding step")
+        if compile and not use_cache:
+            raise ValueError("compile=True compiles the KV-cached decoding step; it needs "
+                             "use_cache=True (or drop compile=True to recompute every step)")
+        return cls(max_new_tokens, sampling, eos_id, bool(use_cache), block, window, compile)
 
 
 def model_limits(model: nn.Module) -> tuple[int | None, int | None]:

@@ -304,7 +304,7 @@ class CausalSelfAttention(nn.Module):
         L = k.shape[2]
         # No cached past: plain causal. After a cached past: query i sees keys 0 .. L - T + i
         # (an explicit mask; a single new token sees every key, so it needs none).
-        is_causal = L == T
+        is_causal = T > 1 and L == T  # (T is tested first: it is fixed while L grows)
         mask = None if is_causal or T == 1 else causal_mask(T, L, device=x.device)
         dropout_p = self.attn_dropout.p if self.training else 0.0
         att = None

@@ -19,3 +19,16 @@ def one_line(capsys: pytest.CaptureFixture[str]) -> str:
 def stub(*args, **kwargs):
     """An exercise left as its stub: it raises ``NotImplementedError``."""
     raise NotImplementedError
+
+
+def fails(capsys: pytest.CaptureFixture[str], check, fn, words: str) -> None:
+    """``check(fn)`` fails, and its one line contains ``words``."""
+    assert bool(check(fn)) is False
+    line = one_line(capsys)
+    assert words in line, line
+
+
+def passes(capsys: pytest.CaptureFixture[str], check, fn) -> None:
+    """``check(fn)`` passes and says so in its one line."""
+    assert bool(check(fn)) is True
+    assert "passed" in one_line(capsys)

@@ -8,15 +8,9 @@ import pytest
 import torch
 
 from llmcourse.checks import day29
-from checklines import one_line, stub
+from checklines import fails, one_line, stub
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def _fails(check, fn, capsys, words):
-    assert bool(check(fn)) is False
-    line = one_line(capsys)
-    assert words in line, line
 
 
 # ---- exercise 1: update_ratio ----------------------------------------------------------------
@@ -35,7 +29,7 @@ def test_update_ratio_passes_and_stub(capsys):
     assert "passed" in one_line(capsys)
     assert bool(day29.check_update_ratio(lambda b, a: torch.log10((a - b).norm() / a.norm())))
     assert "passed" in one_line(capsys)  # a 0-d tensor is accepted
-    _fails(day29.check_update_ratio, stub, capsys, "not done yet")
+    fails(capsys, day29.check_update_ratio, stub, "not done yet")
 
 
 @pytest.mark.parametrize("wrong, words", [
@@ -52,7 +46,7 @@ def test_update_ratio_passes_and_stub(capsys):
     (lambda b, a: math.log10((a - b).norm() / a.norm()), "return -math.inf"),
 ])
 def test_update_ratio_mistakes(capsys, wrong, words):
-    _fails(day29.check_update_ratio, wrong, capsys, words)
+    fails(capsys, day29.check_update_ratio, wrong, words)
 
 
 # ---- exercise 2: dead_fraction ---------------------------------------------------------------
@@ -67,7 +61,7 @@ def test_dead_fraction_passes_and_stub(capsys):
     for fn in (good_dead_fraction, day29.reference_dead_fraction):
         assert bool(day29.check_dead_fraction(fn)) is True
         assert "passed" in one_line(capsys)
-    _fails(day29.check_dead_fraction, stub, capsys, "not done yet")
+    fails(capsys, day29.check_dead_fraction, stub, "not done yet")
 
 
 def at_or_below(pre, threshold=-3.0):
@@ -103,7 +97,7 @@ def output_zero(pre, threshold=-3.0):
     (lambda pre, threshold=-3.0: (pre < threshold).float().mean().item(), "a pair"),
 ])
 def test_dead_fraction_mistakes(capsys, wrong, words):
-    _fails(day29.check_dead_fraction, wrong, capsys, words)
+    fails(capsys, day29.check_dead_fraction, wrong, words)
 
 
 # ---- exercise 3: diagnose --------------------------------------------------------------------
@@ -112,7 +106,7 @@ def test_dead_fraction_mistakes(capsys, wrong, words):
 def test_diagnose_passes_and_stub(capsys):
     assert bool(day29.check_diagnose(day29.reference_diagnose)) is True
     assert "passed" in one_line(capsys)
-    _fails(day29.check_diagnose, stub, capsys, "not done yet")
+    fails(capsys, day29.check_diagnose, stub, "not done yet")
 
 
 def lr_first(s):
@@ -156,4 +150,4 @@ def dead_before_lr(s):
     (lambda s: s["loss"], "raised KeyError"),
 ])
 def test_diagnose_mistakes(capsys, wrong, words):
-    _fails(day29.check_diagnose, wrong, capsys, words)
+    fails(capsys, day29.check_diagnose, wrong, words)

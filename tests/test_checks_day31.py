@@ -10,13 +10,7 @@ import pytest
 
 from llmcourse.checks import day31
 from llmcourse.data.clean import exact_dedup, length_filter, normalize
-from checklines import one_line, stub
-
-
-def _fails(capsys, check, fn, hint):
-    assert bool(check(fn)) is False
-    line = one_line(capsys)
-    assert hint in line, line
+from checklines import fails, one_line, stub
 
 
 # ---- exercise 1 ------------------------------------------------------------------------------
@@ -31,7 +25,7 @@ def test_length_filter_passes_and_stub(capsys):
     assert "passed" in one_line(capsys)
     assert bool(day31.check_length_filter(length_filter)) is True
     assert "passed" in one_line(capsys)
-    _fails(capsys, day31.check_length_filter, stub, "not done yet")
+    fails(capsys, day31.check_length_filter, stub, "not done yet")
 
 
 @pytest.mark.parametrize("fn, hint", [
@@ -43,7 +37,7 @@ def test_length_filter_passes_and_stub(capsys):
     (lambda docs, lo, hi: None, "return"),
 ])
 def test_length_filter_mistakes(capsys, fn, hint):
-    _fails(capsys, day31.check_length_filter, fn, hint)
+    fails(capsys, day31.check_length_filter, fn, hint)
 
 
 # ---- exercise 2 ------------------------------------------------------------------------------
@@ -57,7 +51,7 @@ def good_strip(doc, patterns):
 def test_strip_passes_and_stub(capsys):
     assert bool(day31.check_strip_boilerplate(good_strip)) is True
     assert "passed" in one_line(capsys)
-    _fails(capsys, day31.check_strip_boilerplate, stub, "not done yet")
+    fails(capsys, day31.check_strip_boilerplate, stub, "not done yet")
 
 
 @pytest.mark.parametrize("fn, hint", [
@@ -77,7 +71,7 @@ def test_strip_passes_and_stub(capsys):
                                 if l.strip() and not any(re.search(p, l) for p in pats)), "expected"),
 ])
 def test_strip_mistakes(capsys, fn, hint):
-    _fails(capsys, day31.check_strip_boilerplate, fn, hint)
+    fails(capsys, day31.check_strip_boilerplate, fn, hint)
 
 
 # ---- exercise 3 ------------------------------------------------------------------------------
@@ -98,7 +92,7 @@ def test_dedup_passes_and_stub(capsys):
     assert "passed" in one_line(capsys)
     assert bool(day31.check_exact_dedup(exact_dedup)) is True
     assert "passed" in one_line(capsys)
-    _fails(capsys, day31.check_exact_dedup, stub, "not done yet")
+    fails(capsys, day31.check_exact_dedup, stub, "not done yet")
 
 
 def _keep_last(docs):
@@ -115,7 +109,7 @@ def _keep_last(docs):
     (lambda docs: None, "return"),
 ])
 def test_dedup_mistakes(capsys, fn, hint):
-    _fails(capsys, day31.check_exact_dedup, fn, hint)
+    fails(capsys, day31.check_exact_dedup, fn, hint)
 
 
 # ---- exercise 4 ------------------------------------------------------------------------------
@@ -131,7 +125,7 @@ def test_minhash_passes_and_stub(capsys):
     assert "passed" in one_line(capsys)
     assert bool(day31.check_minhash_signature(lambda *a: good_sig(*a).tolist())) is True
     assert "passed" in one_line(capsys)
-    _fails(capsys, day31.check_minhash_signature, stub, "not done yet")
+    fails(capsys, day31.check_minhash_signature, stub, "not done yet")
 
 
 @pytest.mark.parametrize("fn, hint", [
@@ -143,4 +137,4 @@ def test_minhash_passes_and_stub(capsys):
     (lambda x, a, b, p: ((a[:, None] * x[None, :] + b[:, None]) % p)[:, :3].min(axis=1), "got"),
 ])
 def test_minhash_mistakes(capsys, fn, hint):
-    _fails(capsys, day31.check_minhash_signature, fn, hint)
+    fails(capsys, day31.check_minhash_signature, fn, hint)

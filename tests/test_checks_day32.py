@@ -10,27 +10,16 @@ import pytest
 from llmcourse.checks import day32
 from llmcourse.tokenizers.bpe import rare_characters as package_rare_characters
 from llmcourse.train.evaluate import bits_per_byte as package_bpb
-from checklines import one_line, stub
-
-
-def _passes(capsys, check, fn):
-    assert bool(check(fn)) is True
-    assert "passed" in one_line(capsys)
-
-
-def _fails(capsys, check, fn, hint):
-    assert bool(check(fn)) is False
-    line = one_line(capsys)
-    assert hint in line, line
+from checklines import fails, passes, stub
 
 
 # ---- exercise 1 ------------------------------------------------------------------------------
 
 
 def test_tokens_per_char(capsys):
-    _passes(capsys, day32.check_tokens_per_char, lambda tok, text: len(tok.encode(text)) / len(text))
-    _passes(capsys, day32.check_tokens_per_char, day32.reference_tokens_per_char)
-    _fails(capsys, day32.check_tokens_per_char, stub, "not done yet")
+    passes(capsys, day32.check_tokens_per_char, lambda tok, text: len(tok.encode(text)) / len(text))
+    passes(capsys, day32.check_tokens_per_char, day32.reference_tokens_per_char)
+    fails(capsys, day32.check_tokens_per_char, stub, "not done yet")
 
 
 @pytest.mark.parametrize("fn, hint", [
@@ -41,18 +30,18 @@ def test_tokens_per_char(capsys):
     (lambda tok, text: tok.decode(text), "your code raised"),
 ])
 def test_tokens_per_char_mistakes(capsys, fn, hint):
-    _fails(capsys, day32.check_tokens_per_char, fn, hint)
+    fails(capsys, day32.check_tokens_per_char, fn, hint)
 
 
 # ---- exercise 2 ------------------------------------------------------------------------------
 
 
 def test_bits_per_byte(capsys):
-    _passes(capsys, day32.check_bits_per_byte,
+    passes(capsys, day32.check_bits_per_byte,
             lambda loss, n_tokens, n_bytes: loss * n_tokens / (math.log(2) * n_bytes))
-    _passes(capsys, day32.check_bits_per_byte,
+    passes(capsys, day32.check_bits_per_byte,
             lambda loss, n_tokens, n_bytes: package_bpb(loss, n_bytes / n_tokens))
-    _fails(capsys, day32.check_bits_per_byte, stub, "not done yet")
+    fails(capsys, day32.check_bits_per_byte, stub, "not done yet")
 
 
 @pytest.mark.parametrize("fn, hint", [
@@ -65,19 +54,19 @@ def test_bits_per_byte(capsys):
     (lambda l, t, b: l, "expected"),
 ])
 def test_bits_per_byte_mistakes(capsys, fn, hint):
-    _fails(capsys, day32.check_bits_per_byte, fn, hint)
+    fails(capsys, day32.check_bits_per_byte, fn, hint)
 
 
 # ---- exercise 3 ------------------------------------------------------------------------------
 
 
 def test_rare_characters(capsys):
-    _passes(capsys, day32.check_rare_characters, day32.reference_rare_characters)
-    _passes(capsys, day32.check_rare_characters,
+    passes(capsys, day32.check_rare_characters, day32.reference_rare_characters)
+    passes(capsys, day32.check_rare_characters,
             lambda text, c: package_rare_characters({text: 1}, c))
-    _passes(capsys, day32.check_rare_characters,
+    passes(capsys, day32.check_rare_characters,
             lambda text, c: sorted(day32.reference_rare_characters(text, c)))   # a list is fine
-    _fails(capsys, day32.check_rare_characters, stub, "not done yet")
+    fails(capsys, day32.check_rare_characters, stub, "not done yet")
 
 
 def _kept(text, coverage):
@@ -118,7 +107,7 @@ def _ascending(text, coverage):
     (lambda text, c: None, "return"),
 ])
 def test_rare_characters_mistakes(capsys, fn, hint):
-    _fails(capsys, day32.check_rare_characters, fn, hint)
+    fails(capsys, day32.check_rare_characters, fn, hint)
 
 
 def test_reference_matches_package():

@@ -78,6 +78,8 @@ def run_step(step: Callable[..., Any], *args: Any, first: bool, **kwargs: Any) -
     (dtypes, shapes, module attributes): about 0.25 ms per step for a 6-layer model, a tenth of
     the step. Within one decode nothing but the cache's fill level changes between steps, and
     that is a symbol of the graph, so the first step checks everything and the others do not.
+    (So, between the tokens of a ``stream``, change the weights' values if you like, but not
+    their dtype, device or shapes: the next decode, which checks again, is the place for that.)
     Compiling, the sizes that happen to be equal (say a cache of 129 positions and a token
     buffer 129 wide) are kept apart, or the graph would hold only while they stay equal.
     A failed compilation (no C++ compiler, for example) is one clear error.

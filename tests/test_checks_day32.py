@@ -38,9 +38,9 @@ def test_tokens_per_char_mistakes(capsys, fn, hint):
 
 def test_bits_per_byte(capsys):
     passes(capsys, day32.check_bits_per_byte,
-            lambda loss, n_tokens, n_bytes: loss * n_tokens / (math.log(2) * n_bytes))
+           lambda loss, n_tokens, n_bytes: loss * n_tokens / (math.log(2) * n_bytes))
     passes(capsys, day32.check_bits_per_byte,
-            lambda loss, n_tokens, n_bytes: package_bpb(loss, n_bytes / n_tokens))
+           lambda loss, n_tokens, n_bytes: package_bpb(loss, n_bytes / n_tokens))
     fails(capsys, day32.check_bits_per_byte, stub, "not done yet")
 
 
@@ -63,9 +63,9 @@ def test_bits_per_byte_mistakes(capsys, fn, hint):
 def test_rare_characters(capsys):
     passes(capsys, day32.check_rare_characters, day32.reference_rare_characters)
     passes(capsys, day32.check_rare_characters,
-            lambda text, c: package_rare_characters({text: 1}, c))
+           lambda text, c: package_rare_characters({text: 1}, c))
     passes(capsys, day32.check_rare_characters,
-            lambda text, c: sorted(day32.reference_rare_characters(text, c)))   # a list is fine
+           lambda text, c: sorted(day32.reference_rare_characters(text, c)))   # a list is fine
     fails(capsys, day32.check_rare_characters, stub, "not done yet")
 
 

@@ -92,8 +92,10 @@ class Decoder:
         new = self.tokens[:, self.cache_start + self.cache.pos:self.length]  # usually 1 token
         # Compiled: one-token steps, except at the cache's first and last position, whose views
         # (the whole tensor or one row) would each cost the compiler a graph of their own.
-        if self.step is not None and new.shape[1] == 1 and 0 < self.cache.pos < self.cache.max_len - 1:
-            logits = run_step(self.step, new, kv_cache=self.cache, first=not self.stepped, **self.extra)
+        inside = 0 < self.cache.pos < self.cache.max_len - 1
+        if self.step is not None and new.shape[1] == 1 and inside:
+            logits = run_step(self.step, new, kv_cache=self.cache, first=not self.stepped,
+                              **self.extra)
             self.stepped = True
             return _last_logits(logits)
         return _last_logits(self.model(new, kv_cache=self.cache, **self.extra))

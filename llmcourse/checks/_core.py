@@ -38,9 +38,15 @@ shape (3, 1) but should have shape (1, 3)``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import inspect
+import json
 import math
-from typing import Any, Callable, Mapping, Optional, Sequence
+import os
+import sys
+import time
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 __all__ = [
     "CheckFailed",
@@ -68,6 +74,16 @@ __all__ = [
     "EarlierNotDone",
     "needs_earlier",
     "call",
+    "refuse_reference",
+    "Case",
+    "Mistake",
+    "Raised",
+    "same",
+    "is_close",
+    "as_float",
+    "none_hint",
+    "compare",
+    "outputs_and_grads",
 ]
 
 NOT_DONE = "not done yet — write your code in the cell above, run it, then run this check again"
@@ -138,6 +154,10 @@ def _verdict(exercise: str, passed: bool, line: str) -> Verdict:
 def run_check(exercise: str, body: Callable[[], Any], hint: Optional[str] = None) -> Verdict:
     """Run ``body`` and print one verdict line for ``exercise``; never raise.
 
+    The body runs with the random number generators (torch's, Python's, numpy's) and torch's
+    grad mode saved and restored around it: running a check never changes what the notebook
+    draws or computes afterwards, and a check draws its inputs from seeds of its own.
+
     Args:
         exercise: the exercise's short name as the learner sees it (``"encode/decode"``).
         body: a function of no arguments that raises :class:`NotImplementedError` while the
@@ -159,31 +179,150 @@ def run_check(exercise: str, body: Callable[[], Any], hint: Optional[str] = None
         ❌ add: 1 + 1 should be 3 in this odd world
         False
     """
+    start = time.process_time()
     try:
-        body()
+        with _isolated():
+            body()
     except NotImplementedError:
-        return _verdict(exercise, False, f"⏳ {exercise}: {NOT_DONE}")
+        line = f"⏳ {exercise}: {NOT_DONE}"
+        passed = False
     except EarlierNotDone as exc:  # this exercise may be fine; an earlier one it uses is a stub
-        return _verdict(exercise, False, f"⏳ {exercise}: {_one_line(str(exc))}")
+        line = f"⏳ {exercise}: {_one_line(str(exc))}"
+        passed = False
     except AssertionError as exc:
         message = _one_line(str(exc)) or "the result is not right (the check gave no detail)"
-        return _verdict(exercise, False, f"❌ {exercise}: {message}")
+        line = f"❌ {exercise}: {message}"
+        passed = False
     except KeyboardInterrupt:  # let the learner stop a long-running check
         raise
     except BaseException as exc:  # noqa: BLE001 - a check must never raise
         message = f"your code raised {type(exc).__name__}: {_one_line(str(exc))}".rstrip(": ")
         if hint:
             message += f" (hint: {_one_line(hint)})"
-        return _verdict(exercise, False, f"❌ {exercise}: {message}")
-    return _verdict(exercise, True, f"✅ {exercise}: passed")
+        line = f"❌ {exercise}: {message}"
+        passed = False
+    else:
+        line = f"✅ {exercise}: passed"
+        passed = True
+    _record(exercise, passed, line, time.process_time() - start)
+    return _verdict(exercise, passed, line)
 
 
-def check(exercise: str, hint: Optional[str] = None) -> Callable[[Callable[..., Any]], Callable[..., Verdict]]:
+@contextlib.contextmanager
+def _isolated() -> Iterator[None]:
+    """Save and restore the random generators and torch's grad mode around a check."""
+    import random
+
+    state: dict[str, Any] = {"random": random.getstate()}
+    try:
+        import numpy as np
+
+        state["numpy"] = np.random.get_state()
+    except ImportError:  # pragma: no cover - numpy is a dependency
+        np = None  # type: ignore[assignment]
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        torch = None  # type: ignore[assignment]
+    if torch is not None:
+        state["torch"] = torch.get_rng_state()
+        state["grad"] = torch.is_grad_enabled()
+    try:
+        yield
+    finally:
+        random.setstate(state["random"])
+        if np is not None and "numpy" in state:
+            np.random.set_state(state["numpy"])
+        if torch is not None:
+            torch.set_rng_state(state["torch"])
+            torch.set_grad_enabled(state["grad"])
+
+
+CHECK_LOG_ENV = "LLMCOURSE_CHECK_LOG"
+"""Environment variable: a file to which every check appends one JSON line (its verdict record)."""
+
+
+def _record(exercise: str, passed: bool, line: str, cpu_s: float) -> None:
+    """Append the verdict to the file named by ``$LLMCOURSE_CHECK_LOG``, if it is set.
+
+    The record (exercise, passed, line, CPU seconds) is written by the check itself, not read
+    back from what the notebook printed, so tools (``llmcourse check``, the timing benchmark)
+    get each verdict and its cost without parsing output.
+    """
+    path = os.environ.get(CHECK_LOG_ENV)
+    if not path:
+        return
+    record = {"exercise": exercise, "passed": passed, "line": line, "cpu_s": round(cpu_s, 4)}
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    except OSError:  # a check never raises; the printed line still says the verdict
+        pass
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _package_object(value: Any) -> Optional[str]:
+    """``"module.name"`` when ``value`` is a function or class of this package (not a mistake).
+
+    Only what is written in the package's own files counts (a doctest's function does not), and
+    lambdas and the wrong answers of the checks' tables (:class:`Mistake`) never do.
+    """
+    if inspect.ismethod(value):
+        value = value.__func__
+    if not (inspect.isfunction(value) or inspect.isclass(value)):
+        return None
+    if getattr(value, "__llmcourse_mistake__", False) or getattr(value, "__name__", "") == "<lambda>":
+        return None
+    module = getattr(value, "__module__", "") or ""
+    if not (module == "llmcourse" or module.startswith("llmcourse.")):
+        return None
+    if inspect.isfunction(value):
+        if not os.path.abspath(value.__code__.co_filename).startswith(_PACKAGE_DIR + os.sep):
+            return None
+    else:
+        obj: Any = sys.modules.get(module)
+        for part in getattr(value, "__qualname__", "").split("."):
+            obj = getattr(obj, part, None)
+        if obj is not value:
+            return None
+    return f"{module}.{getattr(value, '__qualname__', getattr(value, '__name__', '?'))}"
+
+
+def refuse_reference(value: Any, name: str = "the argument") -> None:
+    """Fail when ``value`` is the package's (or the checks') own function or class.
+
+    A later cell may rebind the learner's name (``from llmcourse.generate import top_k_filter``);
+    re-running an earlier check cell must then say so instead of passing with no learner code.
+    :func:`check` calls this on every argument it is given (all of them, or the ``learner``
+    ones it names).
+
+    Example::
+
+        >>> from llmcourse.checks._core import as_int
+        >>> refuse_reference(as_int, "count")
+        Traceback (most recent call last):
+        ...
+        llmcourse.checks._core.CheckFailed: count is the course's own reference (llmcourse.checks._core.as_int), not your code: a later cell rebound the name; run your exercise cell again, then this check
+    """
+    where = _package_object(value)
+    if where is not None:
+        raise CheckFailed(f"{name} is the course's own reference ({where}), not your code: a later "
+                          "cell rebound the name; run your exercise cell again, then this check")
+
+
+def check(exercise: str, hint: Optional[str] = None, *, mistakes: Sequence["Mistake"] = (),
+          learner: Optional[Sequence[str]] = None) -> Callable[[Callable[..., Any]], Callable[..., Verdict]]:
     """Decorator form of :func:`run_check`.
 
     The decorated function takes the learner's objects as arguments and raises like a
     ``body`` of :func:`run_check`; the wrapper prints the verdict line and returns a
-    :class:`Verdict`.
+    :class:`Verdict`. Before the body runs, every argument (or only the parameters named in
+    ``learner``) that is a function or class of the package itself is refused
+    (:func:`refuse_reference`). ``mistakes`` is the exercise's table of typical mistakes
+    (:class:`Mistake`); it is kept on the wrapper as ``.mistakes``, where :func:`compare` can
+    be given it and the tests read it.
 
     Example::
 
@@ -199,10 +338,24 @@ def check(exercise: str, hint: Optional[str] = None) -> Callable[[Callable[..., 
     """
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Verdict]:
+        signature = inspect.signature(fn)
+
+        def body(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            try:
+                bound = signature.bind(*args, **kwargs).arguments
+            except TypeError:
+                bound = {}
+            for param, value in bound.items():
+                if learner is None or param in learner:
+                    refuse_reference(value, param)
+            fn(*args, **kwargs)
+
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Verdict:
-            return run_check(exercise, lambda: fn(*args, **kwargs), hint=hint)
+            return run_check(exercise, lambda: body(args, kwargs), hint=hint)
 
+        wrapper.mistakes = tuple(mistakes)  # type: ignore[attr-defined]
+        wrapper.exercise = exercise  # type: ignore[attr-defined]
         return wrapper
 
     return decorate
@@ -359,7 +512,7 @@ def assert_close(
     """Fail with a readable hint unless ``got`` is numerically close to ``expected``.
 
     Works for torch tensors (any device, any float dtype), numpy arrays, Python numbers and
-    nested lists. The hint names the first position that differs and the largest difference.
+    nested lists. The hint names the largest difference and where it is.
 
     Example::
 
@@ -367,7 +520,7 @@ def assert_close(
         >>> assert_close([1.0, 2.0], [1.0, 2.5], "scores")
         Traceback (most recent call last):
         ...
-        llmcourse.checks._core.CheckFailed: scores differs from the expected value at index (1,): got 2.0, expected 2.5 (largest difference 0.5; tolerance atol=1e-05, rtol=0.0001)
+        llmcourse.checks._core.CheckFailed: scores differs from the expected value by up to 0.5 at index (1,): got 2.0, expected 2.5 (tolerance atol=1e-05, rtol=0.0001)
     """
     import numpy as np
 
@@ -387,13 +540,13 @@ def assert_close(
     close = np.isclose(have, want, atol=atol, rtol=rtol, equal_nan=True)
     if close.all():
         return
-    bad = tuple(int(i) for i in np.argwhere(~close)[0])
-    diff = np.abs(have - want)
-    largest = float(np.nanmax(np.where(np.isnan(diff), 0.0, diff)))
+    diff = np.where(close, 0.0, np.abs(have - want))
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    bad = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape))
     where = f" at index {bad}" if have.ndim else ""
     raise CheckFailed(
-        f"{name} differs from the expected value{where}: got {_fmt(have[bad])}, expected "
-        f"{_fmt(want[bad])} (largest difference {_fmt(largest)}; tolerance atol={atol:g}, rtol={rtol:g})"
+        f"{name} differs from the expected value by up to {_fmt(diff[bad])}{where}: got "
+        f"{_fmt(have[bad])}, expected {_fmt(want[bad])} (tolerance atol={atol:g}, rtol={rtol:g})"
     )
 
 
@@ -870,3 +1023,438 @@ def call(fn: Callable[..., Any], *args: Any, shown: Optional[str] = None, hint: 
         if hint:
             message += f" (hint: {_one_line(hint)})"
         raise CheckFailed(message) from exc
+
+
+# ---- differential checks: the learner's code against the reference on a seeded battery -------------
+#
+# A check written with these compares the learner's function (or class) with the reference on
+# several inputs drawn for the exercise (``Case``), so that a mistake hidden by one input (a
+# size equal to a notebook global, a kernel size of 2, no ties, no tied weights) shows on
+# another. What is compared is an *observation*: what ``run(impl, case)`` returns, which may hold
+# the output, the gradients (:func:`outputs_and_grads`) or the transcript of a sequence of calls.
+# When the learner's observation differs, the exercise's table of typical mistakes (``Mistake``)
+# is consulted: if a known wrong implementation gives the learner's observation on that input,
+# its hint is shown; otherwise a generic line names the input and the largest difference.
+
+
+class Case:
+    """One labelled input of a battery: ``Case("top_k(logits (2, 3, 11), k=4)", logits, 4)``.
+
+    ``label`` is shown in every message about this input (a crash, a mismatch); ``args`` and
+    ``kwargs`` are what ``run`` passes on (by default ``impl(*args, **kwargs)``). Tensors in
+    the arguments are cloned for each call, so an implementation that writes into its input
+    cannot change what the reference sees.
+
+    Example::
+
+        >>> Case("double(21)", 21)
+        Case('double(21)')
+    """
+
+    __slots__ = ("label", "args", "kwargs")
+
+    def __init__(self, label: str, *args: Any, **kwargs: Any) -> None:
+        self.label = label
+        self.args = args
+        self.kwargs = kwargs
+
+    def __repr__(self) -> str:
+        return f"Case({self.label!r})"
+
+    def fresh(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The arguments, with every tensor (also inside lists, tuples and dicts) cloned."""
+        return _clone(self.args), _clone(self.kwargs)
+
+
+def _clone(value: Any) -> Any:
+    if _is_torch_tensor(value):
+        return value.detach().clone().requires_grad_(value.requires_grad) if value.is_leaf else value
+    if _is_numpy_array(value):
+        return value.copy()
+    if isinstance(value, tuple):
+        return tuple(_clone(v) for v in value)
+    if isinstance(value, list):
+        return [_clone(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _clone(v) for k, v in value.items()}
+    return value
+
+
+class Mistake:
+    """A typical wrong answer to an exercise, and the words the check's line must contain for it.
+
+    Args:
+        name: a short id (``"global stoi"``), used as the test's id.
+        wrong: the wrong implementation, written as a learner would; it is what the test hands
+            the check. For a check that takes several objects, pass them all as ``args``.
+        hint: the hint shown when the learner's answer behaves like ``wrong`` on the first input
+            where it differs from the reference (:func:`compare` finds this by running ``wrong``
+            on that input). Leave it out when the check's own logic or a generic message already
+            names the mistake; then give ``expect``.
+        expect: the words the check's one line must contain for this mistake (default: ``hint``).
+        args: the complete arguments of the check, when it takes more than one object.
+
+    Every exercise keeps such a table next to its check (``@check(..., mistakes=TABLE)``); the
+    check's hints and the tests in ``tests/test_checks_dayNN.py`` both come from it.
+
+    Example::
+
+        >>> m = Mistake("adds", lambda x: x + 2, hint="double: multiply by 2, do not add 2")
+        >>> m.expect
+        'double: multiply by 2, do not add 2'
+    """
+
+    __slots__ = ("name", "wrong", "hint", "expect", "args")
+
+    def __init__(self, name: str, wrong: Any = None, *, hint: Optional[str] = None,
+                 expect: Optional[str] = None, args: Optional[tuple[Any, ...]] = None) -> None:
+        if hint is None and expect is None:
+            raise ValueError(f"mistake {name!r}: give a hint, or the words the line must contain (expect=)")
+        self.name = name
+        self.wrong = wrong
+        self.hint = hint
+        self.expect = expect if expect is not None else hint
+        self.args = args if args is not None else (wrong,)
+        for item in (wrong, *self.args):
+            if inspect.isfunction(item) or inspect.isclass(item):
+                try:
+                    item.__llmcourse_mistake__ = True  # not refused as "the course's reference"
+                except (AttributeError, TypeError):  # pragma: no cover - builtins
+                    pass
+
+    def __repr__(self) -> str:
+        return f"Mistake({self.name!r})"
+
+
+class Raised:
+    """What an implementation did instead of returning: raised an exception of type ``kind``."""
+
+    __slots__ = ("kind", "message")
+
+    def __init__(self, exc: BaseException) -> None:
+        self.kind = type(exc).__name__
+        self.message = _one_line(str(exc))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Raised) and other.kind == self.kind
+
+    def __hash__(self) -> int:
+        return hash(self.kind)
+
+    def __repr__(self) -> str:
+        return f"raised {self.kind}: {self.message}"
+
+
+def _observe(run: Callable[[Any, Case], Any], impl: Any, case: Case) -> Any:
+    """``run(impl, case)``, or a :class:`Raised` for any exception (used for references and mistakes)."""
+    try:
+        return run(impl, case)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a mistake may crash; that is its observation
+        return Raised(exc)
+
+
+def _default_run(impl: Any, case: Case) -> Any:
+    args, kwargs = case.fresh()
+    return impl(*args, **kwargs)
+
+
+def same(got: Any, expected: Any, name: str = "the result", *, atol: float = 1e-5,
+         rtol: float = 1e-4) -> Optional[str]:
+    """Why ``got`` is not ``expected`` (``None`` when they agree), in words for a hint.
+
+    Tensors and arrays must have the same dtype and shape; integer and bool values must be
+    equal, float values close (``atol``, ``rtol``), and the message names the *largest*
+    difference and where it is. Lists, tuples and dicts are compared item by item (the message
+    names the item, ``out[1]`` or ``grads['weight']``); ``None`` where a tensor was expected is
+    named as such (a gradient that never arrived). :class:`Raised` values compare by exception type.
+
+    Example::
+
+        >>> import torch
+        >>> same(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, 2.5, 3.0]), "y")
+        'y differs by up to 0.5 (at index (1,): got 2.0, expected 2.5)'
+        >>> same(torch.zeros(2, dtype=torch.int32), torch.zeros(2, dtype=torch.long), "ids")
+        'ids has dtype int32, expected int64'
+        >>> same([1, 2], [1, 2, 3], "ids")
+        'ids has 2 items, expected 3 (the first 2 agree)'
+    """
+    if isinstance(expected, Raised) or isinstance(got, Raised):
+        if got == expected:
+            return None
+        if isinstance(got, Raised):
+            return f"{name}: {got!r}"
+        return f"{name} should have raised {expected.kind}, but it returned {kind_of(got)}"
+    if _is_torch_tensor(expected) or _is_numpy_array(expected):
+        return _same_array(got, expected, name, atol, rtol)
+    if expected is None:
+        return None if got is None else f"{name} should be None, got {kind_of(got)}"
+    if got is None:
+        what = "a tensor" if _is_torch_tensor(expected) else kind_of(expected)
+        return f"{name} is None, expected {what}"
+    if isinstance(expected, Mapping):
+        if not isinstance(got, Mapping):
+            return f"{name} should be a dict, got {kind_of(got)}"
+        missing = [k for k in expected if k not in got]
+        if missing:
+            return f"{name} misses the key {missing[0]!r}"
+        extra = [k for k in got if k not in expected]
+        if extra:
+            return f"{name} has an unexpected key {extra[0]!r}"
+        for key in expected:
+            why = same(got[key], expected[key], f"{name}[{key!r}]", atol=atol, rtol=rtol)
+            if why:
+                return why
+        return None
+    if isinstance(expected, (list, tuple)):
+        if _is_torch_tensor(got) or _is_numpy_array(got):
+            got = to_numpy(got, name).tolist()
+        if not isinstance(got, (list, tuple)):
+            return f"{name} should be a {type(expected).__name__}, got {kind_of(got)}"
+        if len(got) != len(expected):
+            n = sum(1 for _ in zip(got, expected))
+            agree = all(same(g, e, name, atol=atol, rtol=rtol) is None for g, e in zip(got, expected))
+            tail = f" (the first {n} agree)" if agree else ""
+            return f"{name} has {len(got)} items, expected {len(expected)}{tail}"
+        for i, (g, e) in enumerate(zip(got, expected)):
+            why = same(g, e, f"{name}[{i}]", atol=atol, rtol=rtol)
+            if why:
+                return why
+        return None
+    if isinstance(expected, bool) or isinstance(got, bool):
+        return None if got is expected or (isinstance(got, bool) and got == expected) \
+            else f"{name} should be {expected!r}, got {describe(got)}"
+    if isinstance(expected, (int, float)) and not isinstance(expected, bool):
+        if _is_torch_tensor(got) or _is_numpy_array(got):
+            if int(getattr(got, "size", 1) if _is_numpy_array(got) else got.numel()) != 1:
+                return f"{name} should be a number, got {kind_of(got)}"
+            got = got.item()
+        if not isinstance(got, (int, float)):
+            return f"{name} should be a number, got {kind_of(got)}"
+        if isinstance(expected, int) and not isinstance(got, float):
+            return None if got == expected else f"{name} should be {expected}, got {got}"
+        if is_close(got, expected, atol=atol, rtol=rtol):
+            return None
+        return f"{name} should be {_fmt(expected)}, got {_fmt(got)}"
+    if got == expected:
+        return None
+    if isinstance(expected, str) and isinstance(got, str):
+        i = next((i for i, (a, b) in enumerate(zip(got, expected)) if a != b), min(len(got), len(expected)))
+        return (f"{name} differs from {describe(expected, 40)} at character {i}: got "
+                f"{got[i:i + 12]!r}, expected {expected[i:i + 12]!r}")
+    return f"{name} should be {describe(expected)}, got {describe(got)}"
+
+
+def _same_array(got: Any, expected: Any, name: str, atol: float, rtol: float) -> Optional[str]:
+    import numpy as np
+
+    if got is None:
+        return f"{name} is None, expected {describe(expected)}"
+    if not (_is_torch_tensor(got) or _is_numpy_array(got)):
+        return f"{name} should be {'a torch tensor' if _is_torch_tensor(expected) else 'an array'}, got {kind_of(got)}"
+    if _is_torch_tensor(expected) and not _is_torch_tensor(got):
+        return f"{name} should be a torch tensor, got {kind_of(got)}"
+    if getattr(got, "dtype", None) != getattr(expected, "dtype", None):
+        return f"{name} has dtype {_dtype_name(got.dtype)}, expected {_dtype_name(expected.dtype)}"
+    g_shape, e_shape = _shape_of(got), _shape_of(expected)
+    if g_shape != e_shape:
+        return f"{name} has shape {g_shape}, expected {e_shape}"
+    if _is_torch_tensor(expected) and bool(expected.requires_grad) != bool(got.requires_grad):
+        if expected.requires_grad:
+            return (f"{name} does not carry gradients (requires_grad=False): something in its "
+                    "computation is detached or under torch.no_grad()")
+    have, want = to_numpy(got, name), to_numpy(expected)
+    if have.size == 0:
+        return None
+    if want.dtype.kind in "biu":
+        if np.array_equal(have, want):
+            return None
+        bad = np.argwhere(have != want)
+        index = tuple(int(i) for i in bad[0])
+        return (f"{name} differs in {len(bad)} of {want.size} places (first at index {index}: got "
+                f"{have[index].item()!r}, expected {want[index].item()!r})")
+    have, want = have.astype(np.float64), want.astype(np.float64)
+    close = np.isclose(have, want, atol=atol, rtol=rtol, equal_nan=True)
+    if close.all():
+        return None
+    if np.isnan(have).any() and not np.isnan(want).any():
+        index = tuple(int(i) for i in np.argwhere(np.isnan(have))[0])
+        return f"{name} contains NaN (first at index {index}); look for a division by zero or log(0)"
+    diff = np.where(close, 0.0, np.abs(have - want))
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    index = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape))
+    at = f"at index {index}: " if have.ndim else ""
+    return (f"{name} differs by up to {_fmt(diff[index])} ({at}got {_fmt(have[index])}, expected "
+            f"{_fmt(want[index])})")
+
+
+def is_close(got: float, expected: float, *, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
+    """``|got - expected| <= atol + rtol * |expected|`` for Python numbers (NaN equals NaN).
+
+    Example::
+
+        >>> is_close(0.1 + 0.2, 0.3), is_close(1.0, 1.1)
+        (True, False)
+    """
+    if math.isnan(got) or math.isnan(expected):
+        return math.isnan(got) and math.isnan(expected)
+    if math.isinf(expected):
+        return got == expected
+    return abs(got - expected) <= atol + rtol * abs(expected)
+
+
+def as_float(value: Any, name: str) -> float:
+    """Read one number that ``name`` returned (a float, an int or a one-element tensor) as a float.
+
+    Example::
+
+        >>> import torch
+        >>> as_float(torch.tensor(2.5), "loss")
+        2.5
+        >>> as_float([2.5], "loss")
+        Traceback (most recent call last):
+        ...
+        llmcourse.checks._core.CheckFailed: loss should return one number, got a list of 1 item
+    """
+    if value is None:
+        raise none_hint(name, "a number")
+    if _is_torch_tensor(value) or _is_numpy_array(value):
+        n = int(getattr(value, "size", 1) if _is_numpy_array(value) else value.numel())
+        if n != 1:
+            raise CheckFailed(f"{name} should return one number, got {kind_of(value)}")
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            import numpy as np
+
+            if isinstance(value, (np.floating, np.integer)):
+                return float(value)
+        except ImportError:  # pragma: no cover
+            pass
+        raise CheckFailed(f"{name} should return one number, got {kind_of(value)}")
+    return float(value)
+
+
+def none_hint(name: str, what: str) -> CheckFailed:
+    """The one hint for a function that returned ``None``: a missing ``return``.
+
+    Example::
+
+        >>> str(none_hint("encode", "a list of ints"))
+        'encode returned None; did you forget the `return`? It should return a list of ints'
+    """
+    return _none_hint(name, what)
+
+
+def compare(
+    learner: Any,
+    reference: Any,
+    cases: Sequence[Case],
+    *,
+    name: str,
+    run: Optional[Callable[[Any, Case], Any]] = None,
+    mistakes: Sequence[Mistake] = (),
+    read: Optional[Callable[[Any, Case], Any]] = None,
+    atol: float = 1e-5,
+    rtol: float = 1e-4,
+) -> None:
+    """The differential check: ``learner`` must behave like ``reference`` on every case.
+
+    For each case, ``run(impl, case)`` is called with the learner's implementation and with
+    the reference (default ``run``: ``impl(*case.args, **case.kwargs)`` on fresh copies of the
+    inputs); ``read(observation, case)``, if given, turns the learner's raw result into a
+    comparable one and raises the shape-and-type hints (``as_int_list``, ``as_tensor``...). The
+    two observations are compared with :func:`same`.
+
+    On the first case where they differ, each :class:`Mistake` of the table that has a ``hint``
+    is run on the same case: if its observation equals the learner's, its hint is the message.
+    Otherwise the message says which input it was and what differs (the largest difference for
+    floats). A learner's crash names the input (``your code raised ... on <label>``), unless a
+    mistake of the table crashes the same way.
+
+    Example::
+
+        >>> TABLE = [Mistake("adds", lambda x: x + 2, hint="multiply by 2, do not add 2")]
+        >>> cases = [Case("double(3)", 3), Case("double(-1)", -1)]
+        >>> @check("double", mistakes=TABLE)
+        ... def check_double(double):
+        ...     compare(double, lambda x: 2 * x, cases, name="double(x)", mistakes=TABLE)
+        >>> bool(check_double(lambda x: x + 2))
+        ❌ double: multiply by 2, do not add 2 (on double(3))
+        False
+        >>> bool(check_double(lambda x: x * x))
+        ❌ double: double(x) should be 6, got 9 (on double(3))
+        False
+    """
+    run = run or _default_run
+    for case in cases:
+        try:
+            got = run(learner, case)
+        except (NotImplementedError, AssertionError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - compared with the mistakes, then reported
+            got = Raised(exc)
+        if read is not None and not isinstance(got, Raised):
+            got = read(got, case)
+        expected = run(reference, case)
+        if read is not None:
+            expected = read(expected, case)
+        why = same(got, expected, name, atol=atol, rtol=rtol)
+        if why is None:
+            continue
+        for mistake in mistakes:
+            if mistake.hint is None or mistake.wrong is None:
+                continue
+            theirs = _observe(run, mistake.wrong, case)
+            if read is not None and not isinstance(theirs, Raised):
+                try:
+                    theirs = read(theirs, case)
+                except AssertionError:
+                    continue
+            if same(got, theirs, name, atol=atol, rtol=rtol) is None:
+                raise CheckFailed(f"{mistake.hint} (on {case.label})")
+        if isinstance(got, Raised):
+            raise CheckFailed(f"your code raised {got.kind}: {got.message} on {case.label}".replace(": on", " on"))
+        raise CheckFailed(f"{why} (on {case.label})")
+
+
+def outputs_and_grads(output: Any, wrt: Mapping[str, Any], *, seed: int = 0) -> dict[str, Any]:
+    """An observation of a differentiable result: the output, and the gradient of each of ``wrt``.
+
+    ``output`` is a tensor computed from the tensors in ``wrt`` (inputs made with
+    ``requires_grad=True``, a module's parameters by name); a fixed random upstream gradient
+    (from ``seed``) is back-propagated through it, so every element's gradient counts. The
+    result maps ``"output"`` and ``"grad of <name>"`` (``None`` when none arrived: a frozen
+    parameter, or one cut off by ``.detach()`` / ``torch.no_grad()``) and compares with
+    :func:`same` against the reference's observation of the same seed: an output that does not
+    carry gradients, a gradient that never arrives, or a wrong one are each named.
+
+    Example::
+
+        >>> import torch
+        >>> x = torch.tensor([1.0, 2.0], requires_grad=True)
+        >>> obs = outputs_and_grads(x * 3, {"x": x})
+        >>> sorted(obs)
+        ['grad of x', 'output']
+        >>> x = torch.tensor([1.0, 2.0], requires_grad=True)
+        >>> same(outputs_and_grads((x * 3).detach(), {"x": x}), obs, "f(x)")
+        "f(x)['output'] does not carry gradients (requires_grad=False): something in its computation is detached or under torch.no_grad()"
+    """
+    import torch
+
+    if not _is_torch_tensor(output):
+        return {"output": output}
+    observation: dict[str, Any] = {"output": output.detach().clone().requires_grad_(output.requires_grad)}
+    tensors = dict(wrt)
+    for t in tensors.values():
+        if _is_torch_tensor(t):
+            t.grad = None
+    if output.requires_grad and output.is_floating_point():
+        upstream = torch.randn(output.shape, generator=torch.Generator().manual_seed(seed),
+                               dtype=torch.float32).to(output.dtype)
+        output.backward(upstream)
+    for key, t in tensors.items():
+        grad = getattr(t, "grad", None)
+        observation[f"grad of {key}"] = None if grad is None else grad.detach().clone()
+    return observation

@@ -473,20 +473,31 @@ def run_checks(notebook: Path, *, timeout: int = 600, kernel: str = "python3") -
     return rows
 
 
-def print_table(rows: Sequence[Row], out: Any = None) -> None:
-    """Print the rows as an aligned table and a closing count line."""
+def print_table(rows: Sequence[Row], out: Any = None, *, width: Optional[int] = None) -> None:
+    """Print the rows as an aligned table and a closing count line.
+
+    A hint is never cut: a long one wraps at word boundaries onto continuation lines under the
+    message column, within ``width`` characters (default: the terminal's width, at least 100).
+    """
+    import shutil
+    import textwrap
+
     out = out or sys.stdout
     if not rows:
         print("no check cell printed a verdict (is this a lesson notebook?)", file=out)
         return
-    width = max(len("exercise"), *(len(r.exercise) for r in rows))
-    print(f"{'exercise':<{width}}  {'verdict':<10}  message", file=out)
+    total = width or max(100, shutil.get_terminal_size((100, 24)).columns)
+    name_width = max(len("exercise"), *(len(r.exercise) for r in rows))
+    indent = name_width + 2 + 10 + 2
+    print(f"{'exercise':<{name_width}}  {'verdict':<10}  message", file=out)
     for r in rows:
         message = "" if r.verdict == "passed" or r.message.startswith("not done yet — write your code") \
             else r.message
-        if len(message) > 160:
-            message = message[:157] + "..."
-        print(f"{r.exercise:<{width}}  {r.verdict:<10}  {message}".rstrip(), file=out)
+        lines = textwrap.wrap(message, width=max(40, total - indent), break_long_words=False,
+                              break_on_hyphens=False) or [""]
+        print(f"{r.exercise:<{name_width}}  {r.verdict:<10}  {lines[0]}".rstrip(), file=out)
+        for more in lines[1:]:
+            print(" " * indent + more, file=out)
     passed = sum(r.verdict == "passed" for r in rows)
     print(f"{passed} of {len(rows)} checks passed", file=out)
 

@@ -195,3 +195,175 @@ def test_verdict_reads_as_a_bool_and_shows_nothing_in_a_notebook() -> None:
     assert outputs[0] == [("stream", "✅ ex: passed\n")]
     assert outputs[1] == [("stream", "❌ ex: wrong\n")]
     assert outputs[2] == [("stream", "✅ ex: passed\n"), ("execute_result", "(True, True)")]
+
+
+# ---- differential checks ----------------------------------------------------------------------
+
+from llmcourse.checks._core import (Case, Mistake, Raised, as_float, compare, is_close,  # noqa: E402
+                                    outputs_and_grads, refuse_reference, same)
+
+
+def _double(x):
+    return 2 * x
+
+
+def _adds(x):
+    return x + 2
+
+
+TABLE = [Mistake("adds", _adds, hint="multiply by 2, do not add 2"),
+         Mistake("crashes", lambda x: x.nope, hint="x has no attribute nope"),
+         Mistake("squares", lambda x: x * x, expect="should be 6, got 9")]
+
+
+@check("double", mistakes=TABLE)
+def check_double(fn):
+    compare(fn, _double, [Case("double(3)", 3), Case("double(-1)", -1)], name="double(x)", mistakes=TABLE)
+
+
+def test_compare_pass_and_table(capsys):
+    assert bool(check_double(lambda x: x * 2)) is True
+    assert one_line(capsys) == "✅ double: passed"
+    assert check_double.mistakes == tuple(TABLE)
+    assert bool(check_double(_adds)) is False
+    assert one_line(capsys) == "❌ double: multiply by 2, do not add 2 (on double(3))"
+
+
+def test_compare_generic_names_the_case(capsys):
+    assert bool(check_double(lambda x: abs(2 * x))) is False  # right on 3, wrong on -1
+    assert one_line(capsys) == "❌ double: double(x) should be -2, got 2 (on double(-1))"
+
+
+def test_compare_crash_matches_a_mistake_that_crashes_alike(capsys):
+    def crash(x):
+        raise AttributeError("other words")
+
+    assert bool(check_double(crash)) is False
+    assert one_line(capsys) == "❌ double: x has no attribute nope (on double(3))"
+
+    def crash_type(x):
+        raise KeyError("k")
+
+    assert bool(check_double(crash_type)) is False
+    assert one_line(capsys) == "❌ double: your code raised KeyError: 'k' on double(3)"
+
+
+def test_compare_clones_tensor_inputs():
+    def writes(x):
+        x.add_(1)
+        return x
+
+    seen = []
+
+    def reference(x):
+        seen.append(x.clone())
+        return x + 1
+
+    x = torch.zeros(3)
+    compare(writes, reference, [Case("x", x)], name="f")
+    assert torch.equal(seen[0], torch.zeros(3)) and torch.equal(x, torch.zeros(3))
+
+
+def test_same_reports_largest_difference_and_dtype():
+    a = torch.zeros(2, 3)
+    b = a.clone()
+    b[0, 1], b[1, 2] = 0.01, -3.0
+    assert same(b, a, "y") == "y differs by up to 3.0 (at index (1, 2): got -3.0, expected 0.0)"
+    assert same(a.int(), a.long(), "y") == "y has dtype int32, expected int64"
+    assert same(a, a.T, "y") == "y has shape (2, 3), expected (3, 2)"
+    assert same({"w": None}, {"w": a}, "grads") == "grads['w'] is None, expected a tensor of shape (2, 3) and dtype float32"
+    assert same([1, 2], [1, 2, 3], "ids") == "ids has 2 items, expected 3 (the first 2 agree)"
+    assert same("abd", "abc", "s").startswith("s differs from 'abc' at character 2")
+    assert same(Raised(ValueError("a")), Raised(ValueError("b")), "f") is None
+    assert same(torch.tensor([1, 2]), torch.tensor([1, 3]), "ids").startswith("ids differs in 1 of 2 places")
+
+
+def test_outputs_and_grads_names_a_cut_gradient():
+    w = torch.randn(3, 2, generator=torch.Generator().manual_seed(0))
+
+    def observe(detach):
+        x = torch.ones(4, 3, requires_grad=True)
+        weight = w.clone().requires_grad_(True)
+        h = x @ weight
+        out = h.detach() * 2 if detach == "output" else (x @ weight.detach() if detach == "weight" else h)
+        return outputs_and_grads(out, {"x": x, "weight": weight})
+
+    want = observe(None)
+    assert set(want) == {"output", "grad of x", "grad of weight"}
+    assert "does not carry gradients" in same(observe("output"), want, "f(x)")
+    assert "['grad of weight'] is None: no gradient reached it" in same(observe("weight"), want, "f(x)")
+    assert "should be None (it is frozen" in same(want, observe("weight"), "f(x)")
+
+
+def test_refuse_reference_only_package_objects(capsys):
+    from llmcourse.generate import top_k_filter
+
+    with pytest.raises(CheckFailed, match="the course's own reference"):
+        refuse_reference(top_k_filter, "top_k_filter")
+    refuse_reference(_double, "x")  # a test's (a learner's) function
+    refuse_reference(lambda x: x, "x")
+    refuse_reference(_adds, "x")  # a mistake of a table is no reference
+
+    @check("k")
+    def check_k(fn):
+        pass
+
+    assert bool(check_k(top_k_filter)) is False
+    assert "fn is the course's own reference (llmcourse.generate.sampling.top_k_filter)" in one_line(capsys)
+
+    @check("k", learner=("fn",))
+    def check_k2(fn, helper):
+        pass
+
+    assert bool(check_k2(_double, top_k_filter)) is True
+    one_line(capsys)
+
+
+def test_check_isolates_rng_and_grad_mode(capsys):
+    import random
+
+    @check("noisy")
+    def check_noisy():
+        torch.manual_seed(123)
+        torch.randn(5)
+        random.random()
+        np.random.rand()
+        torch.set_grad_enabled(False)
+
+    torch.manual_seed(7)
+    random.seed(7)
+    np.random.seed(7)
+    expected = (torch.randn(2), random.random(), np.random.rand())
+    torch.manual_seed(7)
+    random.seed(7)
+    np.random.seed(7)
+    check_noisy()
+    got = (torch.randn(2), random.random(), np.random.rand())
+    assert torch.equal(got[0], expected[0]) and got[1:] == expected[1:]
+    assert torch.is_grad_enabled()
+    one_line(capsys)
+
+
+def test_check_log_records_each_verdict(tmp_path, monkeypatch, capsys):
+    import json
+
+    log = tmp_path / "log.jsonl"
+    monkeypatch.setenv("LLMCOURSE_CHECK_LOG", str(log))
+    check_double(_double)
+    check_double(_adds)
+    records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    assert [(r["exercise"], r["passed"]) for r in records] == [("double", True), ("double", False)]
+    assert all(r["cpu_s"] >= 0 for r in records) and records[1]["line"].startswith("❌ double:")
+    capsys.readouterr()
+
+
+def test_mistake_needs_a_hint_or_expect():
+    with pytest.raises(ValueError, match="give a hint"):
+        Mistake("x", _adds)
+
+
+def test_as_float_and_is_close():
+    assert as_float(np.float32(2.5), "loss") == 2.5
+    with pytest.raises(CheckFailed, match="returned None"):
+        as_float(None, "loss")
+    assert is_close(float("nan"), float("nan")) and not is_close(1.0, 1.001)

@@ -252,3 +252,15 @@ def test_check_timeout_is_one_clear_error(tmp_path, capsys):
     assert main(["check", str(nb), "--timeout", "1"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "longer than 1 s" in err and "--timeout" in err
+
+
+def test_check_table_wraps_long_hints_whole(capsys):
+    hint = ("kept every logit tied with the k-th largest (logits < kth_value keeps ties); keep exactly k: "
+            "scatter the values of torch.topk back at its indices, and say which row it was in")
+    rows = [learner.Row("top_k_filter", "hint", hint), learner.Row("top_p_filter", "passed", "passed")]
+    learner.print_table(rows, width=80)
+    out = capsys.readouterr().out.splitlines()
+    assert all(len(line) <= 80 for line in out), out
+    words = " ".join(line[len("top_k_filter") + 14:].strip() for line in out[1:-2])
+    assert words == hint  # nothing cut, every word kept in order
+    assert out[-1] == "1 of 2 checks passed"

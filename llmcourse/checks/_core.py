@@ -1189,7 +1189,12 @@ def same(got: Any, expected: Any, name: str = "the result", *, atol: float = 1e-
     if _is_torch_tensor(expected) or _is_numpy_array(expected):
         return _same_array(got, expected, name, atol, rtol)
     if expected is None:
-        return None if got is None else f"{name} should be None, got {kind_of(got)}"
+        if got is None:
+            return None
+        if "grad of " in name:
+            return (f"{name} should be None (it is frozen and gets no gradient), but it got one: "
+                    "set requires_grad=False on it")
+        return f"{name} should be None, got {kind_of(got)}"
     if got is None:
         what = "a tensor" if _is_torch_tensor(expected) else kind_of(expected)
         return f"{name} is None, expected {what}"
@@ -1250,6 +1255,9 @@ def _same_array(got: Any, expected: Any, name: str, atol: float, rtol: float) ->
     import numpy as np
 
     if got is None:
+        if "grad of " in name:
+            return (f"{name} is None: no gradient reached it (a .detach(), torch.no_grad() or a "
+                    "frozen parameter on its path?)")
         return f"{name} is None, expected {describe(expected)}"
     if not (_is_torch_tensor(got) or _is_numpy_array(got)):
         return f"{name} should be {'a torch tensor' if _is_torch_tensor(expected) else 'an array'}, got {kind_of(got)}"

@@ -4,8 +4,9 @@ A learner works in a copy of ``lessons/dayNN_slug.ipynb`` (Jupyter, Colab) or of
 ``lessons/dayNN_slug.md``. Two commands look at that work from outside the notebook:
 
 - ``llmcourse diff NOTEBOOK`` pairs each exercise cell of the notebook with the solution's and
-  prints a unified diff per exercise (code only, outputs ignored), then one line counting the
-  exercises that are the same as the solution, still stubs, or different.
+  prints a unified diff per exercise (code only, outputs, comments and whitespace ignored), then
+  one line counting the exercises identical to the solution, still a stub, or different; its
+  exit status is ``diff``'s: 0 all identical, 1 some differ, 2 trouble.
 - ``llmcourse check NOTEBOOK`` executes the notebook headless on the CPU (the learner's file is
   not changed) and prints the verdict of every check cell in a table; it exits with 0 only when
   every check passed.
@@ -49,6 +50,7 @@ __all__ = [
     "find_solution",
     "solution_exercises",
     "pair_exercises",
+    "code_tokens",
     "diff_notebook",
     "run_checks",
     "add_parsers",
@@ -273,7 +275,23 @@ class Pairing:
 
     @property
     def status(self) -> str:
-        """``"same"`` as the solution, ``"stub"`` (still the lesson's stub), ``"different"`` or ``"missing"``."""
+        """``"same"`` as the solution, ``"stub"`` (still the lesson's stub), ``"different"`` or ``"missing"``.
+
+        Comments and whitespace do not count (see :func:`code_tokens`); :meth:`status_exact`
+        compares the lines as written.
+        """
+        if self.mine is None:
+            return "missing"
+        mine = code_tokens(self.mine)
+        if mine == code_tokens(self.exercise.solution):
+            return "same"
+        if mine == code_tokens(self.exercise.stub):
+            return "stub"
+        return "different"
+
+    @property
+    def status_exact(self) -> str:
+        """Like :attr:`status`, but a comment or a space counts as a difference."""
         if self.mine is None:
             return "missing"
         if self.mine == self.exercise.solution:
@@ -281,6 +299,33 @@ class Pairing:
         if self.mine == self.exercise.stub:
             return "stub"
         return "different"
+
+
+def code_tokens(lines: Sequence[str]) -> list[tuple[int, str]]:
+    """The Python tokens of ``lines`` without comments, blank lines or spacing inside a line.
+
+    Two cells with the same tokens differ only in comments or whitespace (indentation still
+    counts, as it is code). A cell that does not tokenize (a syntax error) is compared by its
+    stripped, non-blank, non-comment lines instead.
+
+    Example::
+
+        >>> code_tokens(["x = 1  # one"]) == code_tokens(["x=1", "", "# a note"])
+        True
+        >>> code_tokens(["x = 1"]) == code_tokens(["x = 2"])
+        False
+    """
+    import io
+    import tokenize
+
+    text = "\n".join(lines) + "\n"
+    skip = {tokenize.COMMENT, tokenize.NL, tokenize.ENCODING, tokenize.ENDMARKER}
+    try:
+        return [(t.type, t.string) for t in tokenize.generate_tokens(io.StringIO(text).readline)
+                if t.type not in skip]
+    except (tokenize.TokenError, SyntaxError):
+        return [(0, " ".join(line.split())) for line in lines
+                if line.strip() and not line.strip().startswith("#")]
 
 
 def pair_exercises(exercises: Sequence[Exercise], cells: Sequence[Cell]) -> list[Pairing]:
@@ -325,8 +370,13 @@ def _paint(line: str, colour: bool) -> str:
 
 
 def diff_notebook(notebook: Path, solution: Optional[Path] = None, *, colour: bool = False,
-                  solutions_dir: Optional[Path] = None, out: Any = None) -> dict[str, int]:
+                  solutions_dir: Optional[Path] = None, out: Any = None,
+                  exact: bool = False) -> dict[str, int]:
     """Print, exercise by exercise, a unified diff of the learner's code against the solution.
+
+    Exercises are named by their titles in the lesson. An exercise that differs from the
+    solution only in comments or whitespace counts as identical (``exact=True`` counts those
+    differences too, and shows them).
 
     Returns:
         the counts ``{"same": ..., "stub": ..., "different": ..., "missing": ...}``.
@@ -338,22 +388,24 @@ def diff_notebook(notebook: Path, solution: Optional[Path] = None, *, colour: bo
     solution = Path(solution) if solution else find_solution(notebook, solutions_dir)
     pairings = pair_exercises(solution_exercises(solution), read_code_cells(notebook))
     counts = {"same": 0, "stub": 0, "different": 0, "missing": 0}
-    words = {"same": "same as the solution", "stub": "still the stub",
-             "missing": "not found in your notebook", "different": "differs from the solution"}
+    words = {"same": "identical to the solution", "stub": "still a stub",
+             "missing": "not found in your notebook", "different": "different"}
     for p in pairings:
-        status = p.status
+        status = p.status_exact if exact else p.status
         counts[status] += 1
         title = p.exercise.title or f"exercise {p.exercise.number}"
-        where = f" (code cell {p.cell_index + 1})" if p.cell_index is not None else ""
-        header = f"== {title}{where}: {words[status]}"
+        note = ""
+        if status == "same" and not exact and p.status_exact != "same":
+            note = " (apart from comments or whitespace; --exact shows them)"
+        header = f"== {title}: {words[status]}{note}"
         print(_COLOURS["head"] + header + _COLOURS["off"] if colour else header, file=out)
         if status == "different":
             for line in difflib.unified_diff(p.mine or [], p.exercise.solution, "your notebook",
                                              f"solution ({solution.name})", lineterm="", n=2):
                 print(_paint(line, colour), file=out)
     n = len(pairings)
-    summary = (f"{n} exercise{'s' if n != 1 else ''}: {counts['same']} unchanged from the solution, "
-               f"{counts['stub']} still stubbed, {counts['different']} different")
+    summary = (f"{n} exercise{'s' if n != 1 else ''}: {counts['same']} identical to the solution, "
+               f"{counts['stub']} still a stub, {counts['different']} different")
     if counts["missing"]:
         summary += f", {counts['missing']} not found"
     print(summary, file=out)
@@ -514,10 +566,16 @@ def _colour_wanted(choice: str) -> bool:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    """``llmcourse diff NOTEBOOK``: exit 0 when every exercise equals the solution, else 1."""
+    """``llmcourse diff NOTEBOOK``: exit codes as ``diff``'s: 0 identical, 1 different, 2 trouble.
+
+    0 when every exercise is identical to the solution (comments and whitespace aside, unless
+    ``--exact``), 1 when any is a stub, different or missing; 2 (from the command line's error
+    handling) when the notebook or the solution cannot be read.
+    """
     counts = diff_notebook(Path(args.notebook), Path(args.solution) if args.solution else None,
                            colour=_colour_wanted(args.color),
-                           solutions_dir=Path(args.solutions) if args.solutions else None)
+                           solutions_dir=Path(args.solutions) if args.solutions else None,
+                           exact=args.exact)
     return 0 if counts["same"] == sum(counts.values()) else 1
 
 
@@ -539,6 +597,9 @@ def add_parsers(sub: Any) -> None:
                    help="the solutions/ folder of a clone of the course (default: searched)")
     p.add_argument("--color", choices=["auto", "always", "never"], default="auto",
                    help="colour the diff (default: on a terminal)")
+    p.add_argument("--exact", action="store_true",
+                   help="count and show differences in comments and whitespace too (default: ignored)")
+    p.epilog = "exit status: 0 every exercise identical to the solution, 1 some differ, 2 trouble"
     p.set_defaults(func=cmd_diff)
 
     p = sub.add_parser("check", help="run a lesson notebook headless and list its checks' verdicts")

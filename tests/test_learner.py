@@ -126,12 +126,13 @@ def test_diff_pairs_each_exercise(course, capsys):
     counts = learner.diff_notebook(mine, out=out)
     assert counts == {"same": 1, "stub": 1, "different": 1, "missing": 0}
     text = out.getvalue()
-    assert "Exercise 1 - double (code cell 2): same as the solution" in text
-    assert "Exercise 2 - square (code cell 5): differs from the solution" in text
+    assert "== Exercise 1 - double: identical to the solution\n" in text
+    assert "== Exercise 2 - square: different\n" in text
     assert "-    return x + x  # wrong" in text and "+    return x * x" in text
-    assert "Exercise 3 - halve (code cell 7): still the stub" in text
+    assert "== Exercise 3 - halve: still a stub\n" in text
+    assert "code cell" not in text  # exercises are named by their titles, not cell numbers
     assert "scratch" not in text  # cells that are not exercises are left out
-    assert text.rstrip().splitlines()[-1] == "3 exercises: 1 unchanged from the solution, 1 still stubbed, 1 different"
+    assert text.rstrip().splitlines()[-1] == "3 exercises: 1 identical to the solution, 1 still a stub, 1 different"
     assert "\033[" not in text  # no colour unless asked for or on a terminal
 
 
@@ -264,3 +265,30 @@ def test_check_table_wraps_long_hints_whole(capsys):
     words = " ".join(line[len("top_k_filter") + 14:].strip() for line in out[1:-2])
     assert words == hint  # nothing cut, every word kept in order
     assert out[-1] == "1 of 2 checks passed"
+
+
+def test_diff_ignores_comments_and_whitespace_unless_exact(tmp_path, capsys):
+    (tmp_path / "solutions").mkdir()
+    (tmp_path / "solutions" / "day99_demo.md").write_text(SOURCE, encoding="utf-8")
+    mine = _notebook(tmp_path / "day99_demo.ipynb", [
+        SETUP,
+        "def double(x):\n    # twice x, as asked\n\n    return 2*x   ",  # only comments and spaces differ
+        "check_double(double)",
+        "def square(x):\n    return x * x",
+        "check_square(square)",
+        "def halve(x):\n    return x // 2",
+        "check_halve(halve)",
+    ])
+    assert main(["diff", str(mine), "--color", "never"]) == 0  # diff's convention: 0 identical
+    out = capsys.readouterr().out
+    assert "Exercise 1 - double: identical to the solution (apart from comments or whitespace" in out
+    assert out.rstrip().splitlines()[-1] == "3 exercises: 3 identical to the solution, 0 still a stub, 0 different"
+    assert main(["diff", str(mine), "--color", "never", "--exact"]) == 1
+    out = capsys.readouterr().out
+    assert "Exercise 1 - double: different" in out and "+    return 2 * x" in out
+
+
+def test_code_tokens_keeps_code_that_differs():
+    assert learner.code_tokens(["s = 'a # b'"]) != learner.code_tokens(["s = 'a'"])  # '#' in a string is code
+    assert learner.code_tokens(["if x:", "    y = 1"]) != learner.code_tokens(["if x:", "y = 1"])
+    assert learner.code_tokens(["def f(:"]) == learner.code_tokens(["def  f(:", "", "# broken"])

@@ -151,7 +151,8 @@ def _verdict(exercise: str, passed: bool, line: str) -> Verdict:
     return Verdict(exercise, passed, line)
 
 
-def run_check(exercise: str, body: Callable[[], Any], hint: Optional[str] = None) -> Verdict:
+def run_check(exercise: str, body: Callable[[], Any], hint: Optional[str] = None, *,
+              source: Optional[str] = None) -> Verdict:
     """Run ``body`` and print one verdict line for ``exercise``; never raise.
 
     The body runs with the random number generators (torch's, Python's, numpy's) and torch's
@@ -164,6 +165,7 @@ def run_check(exercise: str, body: Callable[[], Any], hint: Optional[str] = None
             exercise is a stub, an ``AssertionError`` (e.g. :class:`CheckFailed`) with a hint
             when the answer is wrong, and returns normally when it is right.
         hint: a general hint appended when the learner's code raises an unexpected exception.
+        source: where the check is written (``"llmcourse.checks.day07"``), for the verdict record.
 
     Returns:
         a :class:`Verdict`: true if the check passed, false otherwise.
@@ -204,7 +206,7 @@ def run_check(exercise: str, body: Callable[[], Any], hint: Optional[str] = None
     else:
         line = f"✅ {exercise}: passed"
         passed = True
-    _record(exercise, passed, line, time.process_time() - start)
+    _record(exercise, passed, line, time.process_time() - start, source)
     return _verdict(exercise, passed, line)
 
 
@@ -242,7 +244,7 @@ CHECK_LOG_ENV = "LLMCOURSE_CHECK_LOG"
 """Environment variable: a file to which every check appends one JSON line (its verdict record)."""
 
 
-def _record(exercise: str, passed: bool, line: str, cpu_s: float) -> None:
+def _record(exercise: str, passed: bool, line: str, cpu_s: float, source: Optional[str]) -> None:
     """Append the verdict to the file named by ``$LLMCOURSE_CHECK_LOG``, if it is set.
 
     The record (exercise, passed, line, CPU seconds) is written by the check itself, not read
@@ -252,7 +254,8 @@ def _record(exercise: str, passed: bool, line: str, cpu_s: float) -> None:
     path = os.environ.get(CHECK_LOG_ENV)
     if not path:
         return
-    record = {"exercise": exercise, "passed": passed, "line": line, "cpu_s": round(cpu_s, 4)}
+    record = {"exercise": exercise, "passed": passed, "line": line, "cpu_s": round(cpu_s, 4),
+              "source": source}
     try:
         with open(path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -352,7 +355,7 @@ def check(exercise: str, hint: Optional[str] = None, *, mistakes: Sequence["Mist
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Verdict:
-            return run_check(exercise, lambda: body(args, kwargs), hint=hint)
+            return run_check(exercise, lambda: body(args, kwargs), hint=hint, source=fn.__module__)
 
         wrapper.mistakes = tuple(mistakes)  # type: ignore[attr-defined]
         wrapper.exercise = exercise  # type: ignore[attr-defined]

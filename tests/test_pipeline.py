@@ -106,6 +106,8 @@ def demo_root(tmp_path) -> nb.Layout:
     (tmp_path / "solutions").mkdir()
     shutil.copy(DEMO, tmp_path / "solutions" / DEMO.name)
     shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
+    (tmp_path / "llmcourse").mkdir()
+    shutil.copy(ROOT / "llmcourse" / "__init__.py", tmp_path / "llmcourse")  # the version
     (tmp_path / "book" / "_static").mkdir(parents=True)
     shutil.copy(ROOT / "book" / "_static" / "open-in-colab.png", tmp_path / "book" / "_static")
     return nb.Layout.from_root(tmp_path)
@@ -133,7 +135,8 @@ def test_demo_lesson_generated_without_execution(demo_root):
     first_cell, setup = lesson_nb["cells"][0], lesson_nb["cells"][1]
     assert first_cell["cell_type"] == "markdown" and "colab.research.google.com/github/llmcourse/llmcourse/blob/main/lessons/day00_pipeline_demo.ipynb" in "".join(first_cell["source"])
     assert '"google.colab" in sys.modules' in "".join(setup["source"])
-    assert "git+https://github.com/llmcourse/llmcourse@main" in "".join(setup["source"])
+    import llmcourse
+    assert f"git+https://github.com/llmcourse/llmcourse@v{llmcourse.__version__}" in "".join(setup["source"])
     assert all(c.get("outputs", []) == [] for c in lesson_nb["cells"])
     ids = [c["id"] for c in lesson_nb["cells"]]
     assert len(set(ids)) == len(ids)

@@ -328,6 +328,39 @@ def _badge_data_uri(root: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
+SETUP_HEADER = "# Setup: in Google Colab this installs the course package; elsewhere it does nothing."
+_VERSION_RE = re.compile(r'^__version__ = "(?P<version>[^"]+)"$', re.M)
+_FOOTER_RE = re.compile(r'^  extra_footer: .*$', re.M)
+
+
+def package_version(root: Path = ROOT) -> str:
+    """The course's one version: ``__version__`` in ``llmcourse/__init__.py``.
+
+    ``pyproject.toml`` reads it from there (``dynamic = ["version"]``), every notebook's set-up
+    cell installs the release tagged ``v<version>``, and the book's footer shows it.
+    """
+    text = (root / "llmcourse" / "__init__.py").read_text(encoding="utf-8")
+    match = _VERSION_RE.search(text)
+    if not match:
+        raise PipelineError("llmcourse/__init__.py has no `__version__ = \"X.Y.Z\"` line")
+    return match.group("version")
+
+
+def release_tag(root: Path = ROOT) -> str:
+    """The git tag of the version the notebooks install, ``v<version>``."""
+    return f"v{package_version(root)}"
+
+
+def config_text(root: Path = ROOT) -> str:
+    """``_config.yml`` with its footer line naming the current version (the book's version)."""
+    text = (root / "_config.yml").read_text(encoding="utf-8")
+    footer = (f'  extra_footer: "llmcourse {package_version(root)}: the notebooks install the release '
+              f'{release_tag(root)} of the package"')
+    if not _FOOTER_RE.search(text):
+        raise PipelineError("_config.yml has no `  extra_footer:` line under html: (the book's version)")
+    return _FOOTER_RE.sub(lambda _: footer, text, count=1)
+
+
 def preamble_cells(layout: Layout, name: str, kind: str) -> list[tuple[str, str, list[str]]]:
     """The cells every generated notebook starts with: the Colab badge and the setup cell."""
     badge = f"[![Open in Colab]({_badge_data_uri(layout.root)})]({layout.colab_url('lessons', name)})"
@@ -339,13 +372,15 @@ def preamble_cells(layout: Layout, name: str, kind: str) -> list[tuple[str, str,
             f"[this solved notebook]({layout.colab_url('solutions', name)}) there."
         )
     setup = (
-        "# Setup: in Google Colab this installs the course package; elsewhere it does nothing.\n"
+        f"{SETUP_HEADER}\n"
+        f"# It installs the release this notebook was written for ({release_tag(layout.root)}), not\n"
+        "# whatever the repository holds today.\n"
         "import subprocess\n"
         "import sys\n"
         "\n"
         'if "google.colab" in sys.modules:\n'
         "    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\",\n"
-        f'                    "git+{layout.repo_url}@{layout.branch}"], check=True)'
+        f'                    "git+{layout.repo_url}@{release_tag(layout.root)}"], check=True)'
     )
     setup_tags = ["remove-cell"] if kind == "solution" else []
     return [("markdown", markdown, []), ("code", setup, setup_tags)]
@@ -440,8 +475,11 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def _cells_signature(nb) -> list[tuple]:
+    """What must be unchanged for stored outputs to be reused: every cell but the set-up cell's
+    text (it does nothing outside Colab, so a new release tag in it changes no output)."""
     return [
-        (c["cell_type"], c["source"], tuple(c.get("metadata", {}).get("tags", [])), c.get("id"))
+        (c["cell_type"], SETUP_HEADER if str(c["source"]).startswith(SETUP_HEADER) else c["source"],
+         tuple(c.get("metadata", {}).get("tags", [])), c.get("id"))
         for c in nb["cells"]
     ]
 
@@ -806,7 +844,7 @@ def build(layout: Layout, names: Sequence[str] = (), *, execute: bool = False, f
 
 
 def _book_files(layout: Layout) -> dict[str, str]:
-    files = {"_toc.yml": toc_text(layout)}
+    files = {"_toc.yml": toc_text(layout), "_config.yml": config_text(layout.root)}
     files.update(api_pages(layout.root))
     return files
 

@@ -21,7 +21,9 @@ setup() {
   . "$VENV/bin/activate"
   if ! python -c "import torch" 2>/dev/null; then
     # The CPU build first: an unpinned torch would pull several GB of CUDA packages.
-    python -m pip install -q "torch==2.13.0"
+    # LLMCOURSE_TORCH_INDEX (e.g. https://download.pytorch.org/whl/cpu, as the GitHub workflows
+    # set it) names the index that holds that build where PyPI's default is a CUDA one.
+    python -m pip install -q "torch==2.13.0" ${LLMCOURSE_TORCH_INDEX:+--index-url "$LLMCOURSE_TORCH_INDEX"}
   fi
   python -m pip install -q -e ".[dev]"
   stage_end
@@ -54,5 +56,6 @@ test_job() {
 case "${1:-}" in
   main) main_job ;;
   test) test_job ;;
-  *) echo "usage: bash tools/run.sh main|test" >&2; exit 2 ;;
+  setup) setup ;;  # only the virtual environment (the book workflow's first step)
+  *) echo "usage: bash tools/run.sh main|test|setup" >&2; exit 2 ;;
 esac

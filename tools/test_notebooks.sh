@@ -78,10 +78,8 @@ else
 fi
 stage_end
 
-stage "4/5 book: vendored JavaScript, then jupyter-book build -W -n"
-python -m tools.vendor
-# --all: a full build, so that warnings of unchanged pages are not hidden by the cache.
-jupyter-book build . --all -W -n --keep-going
+stage "4/5 book: vendored JavaScript, then jupyter-book build -W -n (tools/build_book.sh)"
+bash tools/build_book.sh
 stage_end
 
 stage "5/5 browser test of the built book"

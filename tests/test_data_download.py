@@ -57,9 +57,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if body is None:
             self.send_error(404, "not found")
             return
-        start = 0
+        start, end = 0, len(body) - 1
         if rng and srv.support_range:
-            start = int(rng.split("=")[1].split("-")[0])
+            first, _, last = rng.split("=")[1].partition("-")
+            start = int(first)
+            end = min(int(last), len(body) - 1) if last else len(body) - 1
             if start >= len(body):
                 self.send_response(416)
                 self.send_header("Content-Range", f"bytes */{len(body)}")
@@ -67,10 +69,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.end_headers()
                 return
             self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+            self.send_header("Content-Range", f"bytes {start}-{end}/{len(body)}")
         else:
             self.send_response(200)
-        chunk = body[start:]
+        chunk = body[start:end + 1]
         self.send_header("Content-Length", str(len(chunk)))
         self.send_header("Connection", "close")
         self.end_headers()
@@ -306,3 +308,66 @@ def test_no_warning_on_plain_cached_use(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         dataset_path("shakespeare", progress=False)
+
+
+# ---- sizes stated before a download, and heads of large files (Range requests) --------------
+
+LINES = b"".join(b"line %05d of a long text file\n" % i for i in range(2000))  # 62,000 bytes
+
+
+def test_download_states_its_size_before_the_first_byte(server: _Server, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    _get(server, tmp_path / "a.txt", progress=True, desc="demo train")
+    err = capsys.readouterr().err
+    assert f"downloading demo train: 51.2 kB from 127.0.0.1:{server.server_address[1]}" in err
+
+
+def test_head_downloads_only_the_first_bytes_cut_at_a_line(server: _Server, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    server.files["/lines.txt"] = LINES
+    dest = tmp_path / "lines.first.txt"
+    download(f"{server.base}/lines.txt", dest, head=10_000, progress=True, desc="lines", backoff=0.0)
+    data = dest.read_bytes()
+    assert LINES.startswith(data) and data.endswith(b"\n") and 10_000 - 31 < len(data) <= 10_000
+    assert server.requests[-1] == ("/lines.txt", "bytes=0-9999")  # only the head was asked for
+    assert "downloading the first 10.0 kB of lines (62.0 kB in all)" in capsys.readouterr().err
+    assert dl._read_sidecar(dest) == hashlib.sha256(data).hexdigest()
+
+
+def test_head_from_a_server_that_ignores_range(server: _Server, tmp_path: Path) -> None:
+    server.files["/lines.txt"] = LINES
+    server.support_range = False  # answers 200 with the whole file: reading stops at the head
+    dest = tmp_path / "lines.first.txt"
+    download(f"{server.base}/lines.txt", dest, head=5_000, progress=False, backoff=0.0)
+    data = dest.read_bytes()
+    assert LINES.startswith(data) and data.endswith(b"\n") and 5_000 - 31 < len(data) <= 5_000
+
+
+def test_head_larger_than_the_file_is_the_whole_file(server: _Server, tmp_path: Path) -> None:
+    server.files["/lines.txt"] = LINES
+    dest = tmp_path / "all.txt"
+    download(f"{server.base}/lines.txt", dest, head=10**9, progress=False, backoff=0.0)
+    assert dest.read_bytes() == LINES
+
+
+def test_bad_head_is_refused_before_any_request(server: _Server, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="head must be a positive number of bytes"):
+        download(f"{server.base}/lines.txt", tmp_path / "x.txt", head=0)
+    assert server.requests == []
+
+
+def test_dataset_path_max_bytes_caches_a_head(server: _Server, cache: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    server.files["/TinyStories-train.txt"] = LINES
+    info = registry.DATASETS["tinystories"]
+    files = dict(info.files)
+    files["train"] = dataclasses.replace(files["train"], url=f"{server.base}/TinyStories-train.txt")
+    monkeypatch.setitem(registry.DATASETS, "tinystories", dataclasses.replace(info, files=files))
+    path = dataset_path("tinystories", "train", max_bytes=20_000, progress=False)
+    assert path == cache / "datasets" / "tinystories" / "TinyStories-train.first-20000.txt"
+    assert LINES.startswith(path.read_bytes()) and path.stat().st_size <= 20_000
+    assert server.requests == [("/TinyStories-train.txt", "bytes=0-19999")]
+    assert dataset_path("tinystories", "train", max_bytes=20_000, progress=False) == path
+    assert len(server.requests) == 1  # cached, and checked against its recorded hash
+    with pytest.raises(ValueError, match="max_bytes must be a positive number of bytes"):
+        dataset_path("tinystories", "train", max_bytes=-5)

@@ -100,3 +100,16 @@ def test_damaged_file_is_detected(tinystories: _Server, cache: Path) -> None:
         fresh = dataset_path("tinystories", "val", progress=False)   # downloaded again
     assert fresh.read_bytes() == tinystories.files["/TinyStories-valid.txt"]
     assert len(tinystories.requests) > before
+
+
+def test_prepare_a_head_fetches_only_the_first_bytes(tinystories: _Server, cache: Path) -> None:
+    train = tinystories.files["/TinyStories-train.txt"]
+    head = train.index(b"<|endoftext|>\n") + len(b"<|endoftext|>\n") + 5  # the first story and a bit
+    prep = prepare("tinystories", "gpt2", progress=False, verbose=False, max_bytes=head)
+    assert prep.path.name == f"tinystories-gpt2-first{head}"  # never mixed with a full preparation
+    ranges = {path: rng for path, rng in tinystories.requests}
+    assert ranges["/TinyStories-train.txt"] == f"bytes=0-{head - 1}"
+    assert ranges["/TinyStories-valid.txt"] == f"bytes=0-{head - 1}"
+    tok = get_tokenizer("gpt2")
+    assert prep.load("train").tolist() == tok.encode(TRAIN_STORIES[0]) + [tok.eot_token]  # cut at a line
+    assert not (cache / "datasets" / "tinystories" / "TinyStories-train.txt").exists()

@@ -537,6 +537,16 @@ def assert_close(
         raise CheckFailed(f"{name} has {have.size} values but should have {want.size}")
     have = have.reshape(want.shape).astype(np.float64)
     want = want.astype(np.float64)
+    np_state = np.seterr(invalid="ignore", over="ignore")
+    try:
+        _assert_close_values(have, want, name, atol, rtol)
+    finally:
+        np.seterr(**np_state)
+
+
+def _assert_close_values(have: Any, want: Any, name: str, atol: float, rtol: float) -> None:
+    import numpy as np
+
     if np.isnan(have).any() and not np.isnan(want).any():
         index = tuple(int(i) for i in np.argwhere(np.isnan(have))[0])
         raise CheckFailed(f"{name} contains NaN (first at index {index}); look for a division by zero or log(0)")
@@ -1286,13 +1296,14 @@ def _same_array(got: Any, expected: Any, name: str, atol: float, rtol: float) ->
         return (f"{name} differs in {len(bad)} of {want.size} places (first at index {index}: got "
                 f"{have[index].item()!r}, expected {want[index].item()!r})")
     have, want = have.astype(np.float64), want.astype(np.float64)
-    close = np.isclose(have, want, atol=atol, rtol=rtol, equal_nan=True)
-    if close.all():
-        return None
-    if np.isnan(have).any() and not np.isnan(want).any():
-        index = tuple(int(i) for i in np.argwhere(np.isnan(have))[0])
-        return f"{name} contains NaN (first at index {index}); look for a division by zero or log(0)"
-    diff = np.where(close, 0.0, np.abs(have - want))
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is a difference, not a warning
+        close = np.isclose(have, want, atol=atol, rtol=rtol, equal_nan=True)
+        if close.all():
+            return None
+        if np.isnan(have).any() and not np.isnan(want).any():
+            index = tuple(int(i) for i in np.argwhere(np.isnan(have))[0])
+            return f"{name} contains NaN (first at index {index}); look for a division by zero or log(0)"
+        diff = np.where(close, 0.0, np.abs(have - want))
     diff = np.where(np.isnan(diff), np.inf, diff)
     index = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape))
     at = f"at index {index}: " if have.ndim else ""
@@ -1408,8 +1419,8 @@ def compare(
             got = Raised(exc)
         if read is not None and not isinstance(got, Raised):
             got = read(got, case)
-        expected = run(reference, case)
-        if read is not None:
+        expected = _observe(run, reference, case)  # a reference may raise on purpose (bad input)
+        if read is not None and not isinstance(expected, Raised):
             expected = read(expected, case)
         why = same(got, expected, name, atol=atol, rtol=rtol)
         if why is None:

@@ -26,8 +26,10 @@ import hashlib
 import http.client
 import os
 import socket
+import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import warnings
 from pathlib import Path
@@ -47,6 +49,7 @@ __all__ = [
     "DownloadError",
     "ChecksumError",
     "sha256_file",
+    "human_size",
     "download",
     "dataset_path",
     "load_text",
@@ -142,16 +145,57 @@ def _is_transient_http(code: int) -> bool:
     return code == 429 or code == 408 or 500 <= code < 600
 
 
+def human_size(n: int | None) -> str:
+    """``1536`` -> ``'1.5 kB'``, ``None`` -> ``'an unknown size'`` (decimal units, as servers state them).
+
+    Example:
+        >>> human_size(1_915_000_000), human_size(999), human_size(None)
+        ('1.9 GB', '999 bytes', 'an unknown size')
+    """
+    if n is None:
+        return "an unknown size"
+    if n < 1000:
+        return f"{n} bytes"
+    for unit in ("kB", "MB", "GB", "TB"):
+        n_units = n / 1000.0
+        if n_units < 1000 or unit == "TB":
+            return f"{n_units:.1f} {unit}"
+        n = int(n_units)
+    return f"{n} bytes"  # pragma: no cover
+
+
+def _announce(desc: str, url: str, total: int | None, head: int | None, offset: int) -> None:
+    """Say how much is about to be downloaded, before the first byte (on stderr)."""
+    host = urllib.parse.urlsplit(url).netloc or url
+    if head is not None:
+        whole = f" ({human_size(total)} in all)" if total is not None else ""
+        what = f"the first {human_size(head)} of {desc}{whole}"
+    else:
+        what = f"{desc}: {human_size(total)}"
+    resume = f", resuming after {human_size(offset)}" if offset else ""
+    print(f"downloading {what} from {host}{resume}", file=sys.stderr, flush=True)
+
+
 def _fetch_once(
-    url: str, part: Path, timeout: float, progress: bool, desc: str
+    url: str, part: Path, timeout: float, progress: bool, desc: str, head: int | None = None,
+    size: int | None = None,
 ) -> int | None:
     """One attempt: append the rest of ``url`` to ``part``. Return the announced total size.
+
+    With ``head``, only the file's first ``head`` bytes are fetched (an HTTP ``Range`` request;
+    from a server that ignores it, the reading stops after ``head`` bytes). With ``progress``,
+    the size is stated on stderr before the first byte (``size``, the registry's, or the server's
+    answer) and a progress bar follows.
 
     Raises the network's exceptions unchanged; the caller decides what to retry.
     """
     offset = part.stat().st_size if part.exists() else 0
+    if head is not None and offset >= head:
+        return None
     request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-    if offset > 0:
+    if head is not None:
+        request.add_header("Range", f"bytes={offset}-{head - 1}")
+    elif offset > 0:
         request.add_header("Range", f"bytes={offset}-")
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
@@ -179,19 +223,28 @@ def _fetch_once(
             if start != offset:  # the server resumed from elsewhere: start over
                 response.close()
                 part.unlink(missing_ok=True)
-                return _fetch_once(url, part, timeout, progress, desc)
+                return _fetch_once(url, part, timeout, progress, desc, head, size)
+        elif head is not None and status == 206:
+            offset, mode = 0, "wb"
+            total_text = response.headers.get("Content-Range", "").rpartition("/")[2]
+            total = int(total_text) if total_text.isdigit() else None
         else:
             # 200: the whole file from byte 0 (a server without Range support).
             offset = 0
             mode = "wb"
             total = int(length) if length is not None else None
         expected_body = None if length is None else int(length)
+        limit = None if head is None else head - offset  # bytes still wanted of a head
+        if head is not None and status != 206:
+            expected_body = None if expected_body is None else min(expected_body, limit)
+        if progress:
+            _announce(desc, url, size if size is not None else total, head, offset)
 
         from tqdm.auto import tqdm
 
         received = 0
         with open(part, mode) as f, tqdm(
-            total=total,
+            total=total if head is None else min(head, total or head),
             initial=offset,
             unit="B",
             unit_scale=True,
@@ -200,10 +253,12 @@ def _fetch_once(
             disable=not progress,
             leave=False,
         ) as bar:
-            while block := response.read(_CHUNK):
+            while block := response.read(_CHUNK if limit is None else min(_CHUNK, limit - received)):
                 f.write(block)
                 received += len(block)
                 bar.update(len(block))
+                if limit is not None and received >= limit:
+                    break
         if expected_body is not None and received < expected_body:
             raise http.client.IncompleteRead(b"", expected_body - received)
         return total
@@ -222,8 +277,14 @@ def download(
     force: bool = False,
     desc: str | None = None,
     help_text: str | None = None,
+    head: int | None = None,
 ) -> Path:
     """Download ``url`` to ``dest`` with resume, retries, verification and an atomic rename.
+
+    With ``progress``, the size is stated (on stderr) before the first byte: the registry's
+    ``size`` or the server's answer, and a progress bar follows. With ``head=N`` only the first
+    ``N`` bytes are fetched (an HTTP ``Range`` request, so a 2 GB file is not read to use its
+    start), cut back to the last complete line so that a text file ends cleanly.
 
     Args:
         url: what to fetch (``http``, ``https`` or ``file`` URL).
@@ -241,6 +302,8 @@ def download(
             complete, verified download.
         desc: label for the progress bar (defaults to the file name).
         help_text: extra advice appended to a :class:`DownloadError`.
+        head: fetch only the first ``head`` bytes (``size`` and ``sha256`` then describe that
+            sample, if given).
 
     Returns:
         ``dest`` as a :class:`~pathlib.Path`.
@@ -254,6 +317,8 @@ def download(
     backoff = DEFAULT_BACKOFF if backoff is None else float(backoff)
     if retries < 0:
         raise ValueError(f"retries must be >= 0, got {retries}")
+    if head is not None and (isinstance(head, bool) or not isinstance(head, int) or head < 1):
+        raise ValueError(f"head must be a positive number of bytes, got {head!r}")
     expected_sha = sha256.lower() if sha256 else None
 
     if dest.exists() and not force:
@@ -282,7 +347,7 @@ def download(
         if attempt > 0:
             time.sleep(backoff * (2 ** (attempt - 1)))
         try:
-            announced = _fetch_once(url, part, timeout, progress, label)
+            announced = _fetch_once(url, part, timeout, progress, label, head, size)
             last_error = None
             break
         except urllib.error.HTTPError as err:
@@ -311,6 +376,9 @@ def download(
             f"Are you offline?{kept}\n  {help_text}"
         ) from last_error
 
+    if head is not None:
+        _cut_to_last_line(part, head, announced)
+        announced = None  # the server announced the whole file's size, not the sample's
     want_size = size if size is not None else announced
     fault = _check_file(part, want_size, None)
     if fault is None:
@@ -332,6 +400,19 @@ def download(
     os.replace(part, dest)
     _write_sidecar(dest, actual_sha)
     return dest
+
+
+def _cut_to_last_line(part: Path, head: int, total: int | None) -> None:
+    """Cut a head sample back to its last complete line (unless it holds the whole file)."""
+    size = part.stat().st_size
+    if size < head or (total is not None and size >= total):
+        return  # the whole file: nothing was cut
+    with open(part, "rb+") as f:
+        f.seek(max(0, size - (1 << 20)))
+        tail = f.read()
+        cut = tail.rfind(b"\n")
+        if cut >= 0:
+            f.truncate(size - len(tail) + cut + 1)
 
 
 _download_file = download  # dataset_path's ``download`` flag shadows the function's name
@@ -356,8 +437,14 @@ def dataset_path(
     download: bool = True,
     verify: bool = True,
     progress: bool = True,
+    max_bytes: int | None = None,
 ) -> Path:
     """The local path of one file of a registered dataset, downloading it on first use.
+
+    ``max_bytes=N`` asks for the file's first ``N`` bytes only (cut at a line end), downloaded
+    with an HTTP ``Range`` request and cached as ``<name>.first-<N>.txt``: what a lesson on a
+    CPU uses of TinyStories' 2 GB training file. The offline copies are samples already and are
+    returned as they are.
 
     With ``LLMCOURSE_DATA_DIR`` set the offline copy in that folder is used (and checked against
     its recorded size and sha256); otherwise the file is cached under
@@ -369,7 +456,8 @@ def dataset_path(
         download: fetch a missing file (set ``False`` to only look).
         verify: check the file's size and sha256 (cheap for the small files; for the full
             TinyStories it hashes about 2 GB).
-        progress: show a progress bar while downloading.
+        progress: state the size, then show a progress bar while downloading.
+        max_bytes: only the first ``max_bytes`` bytes of the file (``None``: all of it).
 
     Raises:
         KeyError: unknown dataset name.
@@ -400,7 +488,16 @@ def dataset_path(
                 )
         return path
 
-    dest = cache_dir() / "datasets" / ds_name / spec.filename
+    if max_bytes is not None:
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+            raise ValueError(f"max_bytes must be a positive number of bytes, got {max_bytes!r}")
+        if spec.size is not None and max_bytes >= spec.size:
+            max_bytes = None  # the whole file is asked for
+    filename = spec.filename
+    if max_bytes is not None:
+        stem, dot, suffix = spec.filename.rpartition(".")
+        filename = f"{stem}.first-{max_bytes}.{suffix}" if dot else f"{spec.filename}.first-{max_bytes}"
+    dest = cache_dir() / "datasets" / ds_name / filename
     help_text = (
         _manual_help(spec.url, dest, spec.offline_name)
         + f"\n  (The cache folder is set by {CACHE_ENV}.)"
@@ -412,7 +509,8 @@ def dataset_path(
                 + help_text
             )
         if verify:
-            fault = _check_file(dest, spec.size, spec.sha256 or _read_sidecar(dest))
+            fault = _check_file(dest, None if max_bytes else spec.size,
+                                (None if max_bytes else spec.sha256) or _read_sidecar(dest))
             if fault is not None:
                 raise ChecksumError(f"the cached file {dest} is corrupted: {fault}. "
                                     "Delete it and call again with download=True.")
@@ -422,11 +520,12 @@ def dataset_path(
     return _download_file(
         spec.url,
         dest,
-        sha256=spec.sha256,
-        size=spec.size,
+        sha256=None if max_bytes else spec.sha256,
+        size=None if max_bytes else spec.size,
         progress=progress,
         desc=f"{ds_name} {split}",
         help_text=help_text,
+        head=max_bytes,
     )
 
 

@@ -263,7 +263,7 @@ def _looks_like_path(text: str) -> bool:
 
 
 def _resolve_sources(
-    dataset: str | os.PathLike[str], progress: bool
+    dataset: str | os.PathLike[str], progress: bool, max_bytes: int | None = None
 ) -> tuple[str, list[_Source], str | None]:
     """Return (label, sources, document separator) for a registry name or a text file path."""
     files: dict[str, Path]
@@ -290,9 +290,10 @@ def _resolve_sources(
             ) from None
         label, separator = info.name, info.separator
         if info.has_official_val:
-            files = {s: dataset_path(info.name, s, progress=progress) for s in ("train", "val")}
+            files = {s: dataset_path(info.name, s, progress=progress, max_bytes=max_bytes)
+                     for s in ("train", "val")}
         else:
-            files = {"all": dataset_path(info.name, "train", progress=progress)}
+            files = {"all": dataset_path(info.name, "train", progress=progress, max_bytes=max_bytes)}
     else:
         raise TypeError(
             f"dataset must be a registered name or a path, got {type(dataset).__name__}"
@@ -614,6 +615,7 @@ def prepare(
     separator: str | None = "auto",
     progress: bool = True,
     verbose: bool = True,
+    max_bytes: int | None = None,
 ) -> PreparedData:
     """Tokenize a dataset into ``train.bin`` / ``val.bin`` / ``meta.json`` (once).
 
@@ -640,6 +642,10 @@ def prepare(
             else none; ``None``: never.
         progress: show progress bars.
         verbose: print what was done (or that nothing needed doing).
+        max_bytes: for a registered dataset, use only the first ``max_bytes`` bytes of each
+            of its files (downloaded with an HTTP ``Range`` request, cut at a line end; see
+            :func:`llmcourse.data.dataset_path`): a sample for a CPU, where the full TinyStories
+            would be a 2 GB download. The default folder name then ends in ``-first<N>``.
 
     Returns:
         A :class:`PreparedData` for the directory.
@@ -660,7 +666,7 @@ def prepare(
             f"val_fraction must be in [0, 1), got {val_fraction}: it is the share of the tokens "
             "kept for validation, e.g. 0.1"
         )
-    label, sources, dataset_separator = _resolve_sources(dataset, progress)
+    label, sources, dataset_separator = _resolve_sources(dataset, progress, max_bytes)
     tok_part, tok_name, tok = _tokenizer_request(tokenizer)
     if separator == "auto":
         has_eot = tok is not None and getattr(tok, "eot_token", None) is not None
@@ -680,6 +686,8 @@ def prepare(
         name = f"{_safe_name(label)}-{_safe_name(tok_name)}"
         if not official and float(val_fraction) != 0.1:
             name += f"-val{float(val_fraction):g}"
+        if max_bytes is not None:
+            name += f"-first{max_bytes}"
         out = cache_dir() / "prepared" / name
     if not force:  # fast path, without the lock (works in a read-only cache too)
         existing = _up_to_date(out, fingerprint)

@@ -236,10 +236,16 @@ def test_compare_generic_names_the_case(capsys):
 
 def test_compare_crash_matches_a_mistake_that_crashes_alike(capsys):
     def crash(x):
-        raise AttributeError("other words")
+        return x.nope + 1  # the same crash as the table's mistake
 
     assert bool(check_double(crash)) is False
     assert one_line(capsys) == "❌ double: x has no attribute nope (on double(3))"
+
+    def other_crash(x):
+        raise AttributeError("other words")  # the same type, another fault: no hint of the table
+
+    assert bool(check_double(other_crash)) is False
+    assert one_line(capsys) == "❌ double: your code raised AttributeError: other words on double(3)"
 
     def crash_type(x):
         raise KeyError("k")

@@ -371,3 +371,12 @@ def test_dataset_path_max_bytes_caches_a_head(server: _Server, cache: Path,
     assert len(server.requests) == 1  # cached, and checked against its recorded hash
     with pytest.raises(ValueError, match="max_bytes must be a positive number of bytes"):
         dataset_path("tinystories", "train", max_bytes=-5)
+
+
+def test_data_mirror_replaces_the_download_address(server: _Server, cache: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    server.files["/TinyStories-valid.txt"] = LINES
+    monkeypatch.setenv(registry.MIRROR_ENV, server.base + "/")
+    path = dataset_path("tinystories", "val", progress=False)  # the registered URL is on the hub
+    assert path.read_bytes() == LINES
+    assert server.requests == [("/TinyStories-valid.txt", None)]

@@ -40,6 +40,7 @@ from llmcourse.data.registry import (
     DATA_ENV,
     DatasetFile,
     cache_dir,
+    download_url,
     get_dataset_info,
     normalize_split,
     offline_data_dir,
@@ -518,7 +519,7 @@ def dataset_path(
     if dest.is_file() and not verify:
         return dest
     return _download_file(
-        spec.url,
+        download_url(spec.url),
         dest,
         sha256=None if max_bytes else spec.sha256,
         size=None if max_bytes else spec.size,

@@ -51,6 +51,8 @@ __all__ = [
     "CACHE_ENV",
     "DATA_ENV",
     "cache_dir",
+    "download_url",
+    "MIRROR_ENV",
     "offline_data_dir",
     "get_dataset_info",
     "list_datasets",
@@ -59,6 +61,9 @@ __all__ = [
 
 #: Environment variable naming the download/preparation cache (default ``~/.cache/llmcourse``).
 CACHE_ENV = "LLMCOURSE_CACHE_DIR"
+MIRROR_ENV = "LLMCOURSE_DATA_MIRROR"
+"""A base URL that replaces every registered download address's folder (same file names): a
+local mirror, a classroom server, or ``tools/colab_rehearsal.py``'s local HTTP server."""
 #: Environment variable naming a folder of offline copies; when set, nothing is downloaded.
 DATA_ENV = "LLMCOURSE_DATA_DIR"
 
@@ -216,6 +221,19 @@ def cache_dir() -> Path:
     if env:
         return Path(env).expanduser()
     return Path.home() / ".cache" / "llmcourse"
+
+
+def download_url(url: str) -> str:
+    """``url``, or the same file name under ``$LLMCOURSE_DATA_MIRROR`` when that is set.
+
+    Example:
+        >>> download_url("https://example.org/data/input.txt")  # doctest: +SKIP
+        'http://127.0.0.1:8000/input.txt'
+    """
+    mirror = os.environ.get(MIRROR_ENV)
+    if not mirror:
+        return url
+    return mirror.rstrip("/") + "/" + url.rstrip("/").rsplit("/", 1)[-1]
 
 
 def offline_data_dir() -> Path | None:

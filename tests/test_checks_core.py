@@ -373,3 +373,17 @@ def test_as_float_and_is_close():
     with pytest.raises(CheckFailed, match="returned None"):
         as_float(None, "loss")
     assert is_close(float("nan"), float("nan")) and not is_close(1.0, 1.001)
+
+
+def test_refuse_reference_sees_through_decorators():
+    import functools
+
+    from llmcourse.checks._core import _package_object
+    from llmcourse.generate import top_k_filter
+
+    @functools.wraps(top_k_filter)
+    def wrapped(*a, **k):
+        return top_k_filter(*a, **k)
+
+    assert _package_object(wrapped) == "llmcourse.generate.sampling.top_k_filter"
+    assert _package_object(torch.no_grad()(_double)) is None  # a learner's function, decorated

@@ -9,6 +9,9 @@
 #   3. lesson notebooks (stubs) run without errors       pytest --nbval-lax lessons/*.ipynb
 #   4. the book builds with no warning         jupyter-book build . -W -n --keep-going
 #   5. the built book works in a browser       python -m tools.browser_test
+#   6. a Colab rehearsal of one lesson a week  python -m tools.colab_rehearsal --sample
+#      (a fresh venv, the set-up cell's pip install from a local clone at the release tag, the
+#      lesson copied out of the repository, data from a local HTTP server; LLMCOURSE_NB_REHEARSAL=0 skips it)
 # Every stage prints its wall time. Stages 2-3 are skipped, with a message, while no lesson exists.
 # Outputs are compared as CONTRIBUTING.md ("Outputs are regression tests") says: text and
 # integers exactly, decimals within 1% or two units of the last digit (tools/nbtolerance.py).
@@ -37,7 +40,7 @@ shopt -s nullglob
 solutions=(solutions/day*.ipynb)
 lessons=(lessons/day*.ipynb)
 
-stage "1/5 generated files are current (python -m tools.nb check)"
+stage "1/6 generated files are current (python -m tools.nb check)"
 python -m tools.nb check
 stage_end
 
@@ -54,7 +57,7 @@ nbval_solutions() {
 }
 
 native=$(python -c "import torch; print(torch.backends.cpu.get_cpu_capability())")
-stage "2/5 solved notebooks reproduce their stored outputs (nbval, ${#solutions[@]} notebooks, CPU capability $native, ${OMP_NUM_THREADS:-all} torch thread(s))"
+stage "2/6 solved notebooks reproduce their stored outputs (nbval, ${#solutions[@]} notebooks, CPU capability $native, ${OMP_NUM_THREADS:-all} torch thread(s))"
 if [ ${#solutions[@]} -eq 0 ]; then
   echo "no solutions/day*.ipynb yet: skipped"
 else
@@ -64,12 +67,12 @@ stage_end
 
 if [ "${LLMCOURSE_NB_EMULATE:-1}" != "0" ] && [ ${#solutions[@]} -gt 0 ]; then
   if [ "$native" = "AVX2" ]; then emulate=default; else emulate=avx2; fi
-  stage "2b/5 solved notebooks again as on another CPU (ATEN_CPU_CAPABILITY=$emulate)"
+  stage "2b/6 solved notebooks again as on another CPU (ATEN_CPU_CAPABILITY=$emulate)"
   ATEN_CPU_CAPABILITY=$emulate nbval_solutions
   stage_end
 fi
 
-stage "3/5 lesson notebooks run with their stubs (nbval-lax, ${#lessons[@]} notebooks)"
+stage "3/6 lesson notebooks run with their stubs (nbval-lax, ${#lessons[@]} notebooks)"
 if [ ${#lessons[@]} -eq 0 ]; then
   echo "no lessons/day*.ipynb yet: skipped"
 else
@@ -78,11 +81,11 @@ else
 fi
 stage_end
 
-stage "4/5 book: vendored JavaScript, then jupyter-book build -W -n (tools/build_book.sh)"
+stage "4/6 book: vendored JavaScript, then jupyter-book build -W -n (tools/build_book.sh)"
 bash tools/build_book.sh
 stage_end
 
-stage "5/5 browser test of the built book"
+stage "5/6 browser test of the built book"
 if [ ! -x /usr/bin/chromium ]; then
   echo "installing Debian's chromium (needs root and the Debian package mirror)"
   if [ "$(id -u)" -eq 0 ]; then
@@ -93,5 +96,11 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 python -m tools.browser_test
 stage_end
+
+if [ "${LLMCOURSE_NB_REHEARSAL:-1}" != "0" ]; then
+  stage "6/6 Colab rehearsal: one lesson a week, installed and run as in Colab (python -m tools.colab_rehearsal --sample)"
+  TMPDIR=$(fresh_tmp) python -m tools.colab_rehearsal --sample -j "$JOBS"
+  stage_end
+fi
 
 echo "=== notebooks and book: all stages passed in $(( $(date +%s) - total_start ))s"

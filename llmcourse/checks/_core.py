@@ -274,6 +274,11 @@ def _package_object(value: Any) -> Optional[str]:
     """
     if inspect.ismethod(value):
         value = value.__func__
+    if callable(value) and hasattr(value, "__wrapped__"):  # @torch.no_grad(), functools.wraps
+        try:
+            value = inspect.unwrap(value)
+        except ValueError:  # pragma: no cover - a cycle of __wrapped__
+            pass
     if not (inspect.isfunction(value) or inspect.isclass(value)):
         return None
     if getattr(value, "__llmcourse_mistake__", False) or getattr(value, "__name__", "") == "<lambda>":

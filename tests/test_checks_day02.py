@@ -1,22 +1,25 @@
-"""The day 02 checks pass on the solutions, catch plausible mistakes, and never raise."""
+"""The day 02 checks pass on the solutions, reject every mistake of their tables, and never raise."""
 
 from __future__ import annotations
 
 import pytest
 
+from checklines import fails, mistake_params, one_line, passes, rejects, stub
 from llmcourse.checks import day02
+from llmcourse.tokenizers import basic
 
 
-# ---- the lesson's solutions ----------------------------------------------------------------
-def get_pair_counts(ids):
-    counts = {}
+# ---- the lesson's solutions (solutions/day02_bpe_from_scratch.md) ---------------------------
+def get_pair_counts(ids: list[int]) -> dict[tuple[int, int], int]:
+    counts: dict[tuple[int, int], int] = {}
     for pair in zip(ids, ids[1:]):
         counts[pair] = counts.get(pair, 0) + 1
     return counts
 
 
-def merge(ids, pair, new_id):
-    out, i = [], 0
+def merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
+    out = []
+    i = 0
     while i < len(ids):
         if i + 1 < len(ids) and ids[i] == pair[0] and ids[i + 1] == pair[1]:
             out.append(new_id)
@@ -27,9 +30,9 @@ def merge(ids, pair, new_id):
     return out
 
 
-def train_bpe(text, vocab_size):
+def train_bpe(text: str, vocab_size: int) -> dict[tuple[int, int], int]:
     ids = list(text.encode("utf-8"))
-    merges = {}
+    merges: dict[tuple[int, int], int] = {}
     for new_id in range(256, vocab_size):
         counts = get_pair_counts(ids)
         if not counts:
@@ -40,11 +43,11 @@ def train_bpe(text, vocab_size):
     return merges
 
 
-def decode(ids, vocab):
-    return b"".join(vocab[i] for i in ids).decode("utf-8", errors="replace")
+def decode(ids, vocab: dict[int, bytes]) -> str:
+    return b"".join(vocab[int(i)] for i in ids).decode("utf-8", errors="replace")
 
 
-def encode(text, merges):
+def encode(text: str, merges: dict[tuple[int, int], int]) -> list[int]:
     ids = list(text.encode("utf-8"))
     while len(ids) >= 2:
         pairs = get_pair_counts(ids)
@@ -55,181 +58,100 @@ def encode(text, merges):
     return ids
 
 
-def todo(*args, **kwargs):
-    raise NotImplementedError
+# ---- other correct variants ----------------------------------------------------------------
+def counter_pair_counts(ids):
+    import collections
+
+    return collections.Counter(zip(ids, ids[1:]))
 
 
-def verdict(capsys) -> str:
-    out = capsys.readouterr().out
-    assert out.count("\n") == 1, out
-    return out
-
-
-@pytest.mark.parametrize(
-    "check, solution",
-    [
-        (day02.check_get_pair_counts, get_pair_counts),
-        (day02.check_merge, merge),
-        (day02.check_train_bpe, train_bpe),
-        (day02.check_decode, decode),
-        (day02.check_encode, encode),
-    ],
-)
-def test_solutions_pass_and_stubs_are_not_done(capsys, check, solution):
-    assert bool(check(solution)) is True
-    assert verdict(capsys).startswith("✅")
-    assert bool(check(todo)) is False
-    assert "not done yet" in verdict(capsys)
-
-
-# ---- plausible mistakes --------------------------------------------------------------------
-def test_pair_counts_set_of_pairs(capsys):
-    bad = lambda ids: {p: 1 for p in zip(ids, ids[1:])}  # noqa: E731 - presence, not counts
-    assert bool(day02.check_get_pair_counts(bad)) is False
-    assert "add one each time" in verdict(capsys)
-
-
-def test_pair_counts_no_overlap(capsys):
-    def bad(ids):  # skips past a counted pair, so overlapping pairs count once
-        counts, i = {}, 0
-        while i + 1 < len(ids):
-            pair = (ids[i], ids[i + 1])
-            counts[pair] = counts.get(pair, 0) + 1
-            i += 2 if ids[i] == ids[i + 1] else 1
-        return counts
-
-    assert bool(day02.check_get_pair_counts(bad)) is False
-    assert "overlapping" in verdict(capsys)
-
-
-def test_pair_counts_wraps_around(capsys):
-    bad = lambda ids: get_pair_counts(ids + ids[:1]) if ids else {}  # noqa: E731
-    assert bool(day02.check_get_pair_counts(bad)) is False
-    assert "wraps around" in verdict(capsys)
-
-
-def test_merge_overlapping(capsys):
-    def bad(ids, pair, new_id):  # merges (i, i+1) but only moves one step
-        out, i = [], 0
-        while i < len(ids):
-            if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:
-                out.append(new_id)
-            else:
-                out.append(ids[i])
-            i += 1
-        return out
-
-    assert bool(day02.check_merge(bad)) is False
-    assert "i += 2" in verdict(capsys)
-
-
-def test_merge_drops_last(capsys):
-    def bad(ids, pair, new_id):
-        out, i = [], 0
-        while i < len(ids) - 1:
-            if (ids[i], ids[i + 1]) == pair:
-                out.append(new_id)
-                i += 2
-            else:
-                out.append(ids[i])
-                i += 1
-        return out
-
-    assert bool(day02.check_merge(bad)) is False
-    assert "expected" in verdict(capsys)
-
-
-def test_train_counts_only_once(capsys):
-    def bad(text, vocab_size):  # ranks pairs by their counts in the raw bytes only
-        ids = list(text.encode("utf-8"))
+def train_bpe_last_tie(text, vocab_size):  # breaks ties the other way: still right
+    ids, merges = list(text.encode("utf-8")), {}
+    for new_id in range(256, vocab_size):
         counts = get_pair_counts(ids)
-        ranked = sorted(counts, key=counts.get, reverse=True)
-        return {p: 256 + k for k, p in enumerate(ranked[: vocab_size - 256])}
-
-    assert bool(day02.check_train_bpe(bad)) is False
-    assert "current" in verdict(capsys)
-
-
-def test_train_too_many_merges(capsys):
-    assert bool(day02.check_train_bpe(lambda t, v: train_bpe(t, v + 256))) is False
-    assert "vocab_size - 256" in verdict(capsys)
+        if not counts:
+            break
+        best = max(counts.values())
+        pair = [p for p, c in counts.items() if c == best][-1]
+        ids = merge(ids, pair, new_id)
+        merges[pair] = new_id
+    return merges
 
 
-def test_train_least_frequent(capsys):
-    def bad(text, vocab_size):
-        ids, merges = list(text.encode("utf-8")), {}
-        for new_id in range(256, vocab_size):
-            counts = get_pair_counts(ids)
-            pair = min(counts, key=counts.get)
-            ids = merge(ids, pair, new_id)
-            merges[pair] = new_id
-        return merges
-
-    assert bool(day02.check_train_bpe(bad)) is False
-    assert "most frequent" in verdict(capsys)
-
-
-def test_decode_per_token(capsys):
-    bad = lambda ids, vocab: "".join(vocab[i].decode("utf-8", errors="replace") for i in ids)  # noqa: E731
-    assert bool(day02.check_decode(bad)) is False
-    assert "join the bytes" in verdict(capsys)
+SOLUTIONS = [
+    (day02.check_get_pair_counts, get_pair_counts),
+    (day02.check_get_pair_counts, counter_pair_counts),
+    (day02.check_merge, merge),
+    (day02.check_train_bpe, train_bpe),
+    (day02.check_train_bpe, train_bpe_last_tie),
+    (day02.check_decode, decode),
+    (day02.check_encode, encode),
+]
+REFERENCES = [
+    (day02.check_get_pair_counts, basic.get_stats),
+    (day02.check_merge, basic.merge),
+    (day02.check_train_bpe, basic.train),
+    (day02.check_decode, day02._decode),
+    (day02.check_encode, basic.encode),
+]
 
 
-def test_decode_strict(capsys):
-    bad = lambda ids, vocab: b"".join(vocab[i] for i in ids).decode("utf-8")  # noqa: E731
-    assert bool(day02.check_decode(bad)) is False
-    assert "errors='replace'" in verdict(capsys)
+@pytest.mark.parametrize("check_fn, mistake", mistake_params(day02))
+def test_mistake_rejected(check_fn, mistake, capsys):
+    rejects(capsys, check_fn, mistake)
 
 
-def test_decode_returns_bytes(capsys):
-    assert bool(day02.check_decode(lambda ids, vocab: b"".join(vocab[i] for i in ids))) is False
-    assert "returned bytes" in verdict(capsys)
+@pytest.mark.parametrize("check_fn, solution", SOLUTIONS)
+def test_solution_passes(check_fn, solution, capsys):
+    passes(capsys, check_fn, solution)
 
 
-def test_encode_by_frequency(capsys):
-    def bad(text, merges):  # merges the most frequent known pair of the new text
-        ids = list(text.encode("utf-8"))
-        while True:
-            counts = {p: c for p, c in get_pair_counts(ids).items() if p in merges}
-            if not counts:
-                return ids
-            pair = max(counts, key=counts.get)
-            ids = merge(ids, pair, merges[pair])
-
-    assert bool(day02.check_encode(bad)) is False
-    assert "lowest rank" in verdict(capsys)
+@pytest.mark.parametrize("check_fn, reference", REFERENCES)
+def test_package_reference_refused(check_fn, reference, capsys):
+    fails(capsys, check_fn, reference, "the course's own reference")
 
 
-def test_encode_single_pass(capsys):
-    def bad(text, merges):  # applies each merge once in dict order, which is fine... once
-        ids = list(text.encode("utf-8"))
-        pairs = get_pair_counts(ids)
-        pair = min(pairs, key=lambda p: merges.get(p, float("inf"))) if pairs else None
-        return merge(ids, pair, merges[pair]) if pair in merges else ids
-
-    assert bool(day02.check_encode(bad)) is False
-    assert "not applied" in verdict(capsys)
+@pytest.mark.parametrize("check_fn", [c for c, _ in REFERENCES])
+def test_stub_not_done(check_fn, capsys):
+    fails(capsys, check_fn, stub, "not done yet")
 
 
-def test_encode_no_merges(capsys):
-    assert bool(day02.check_encode(lambda text, merges: list(text.encode("utf-8")))) is False
-    assert "no merge was applied" in verdict(capsys)
+@pytest.mark.parametrize("check_fn", [c for c, _ in REFERENCES])
+@pytest.mark.parametrize("odd", [None, 3, "abc", [1, 2]])
+def test_odd_return_values_fail_in_one_line(check_fn, odd, capsys):
+    assert bool(check_fn(lambda *a: odd)) is False
+    assert one_line(capsys).startswith("❌")
+
+
+def test_every_exercise_has_three_mistakes():
+    for check_fn, _ in REFERENCES:
+        assert len(check_fn.mistakes) >= 3
+
+
+def test_merge_worked_examples_by_hand(capsys):
+    # the lesson's examples, worked by hand
+    assert merge([1, 2, 3, 1, 2], (1, 2), 99) == [99, 3, 99]
+    assert merge([5, 5, 5], (5, 5), 7) == [7, 5]
+    one_line_pairs = get_pair_counts([1, 2, 3, 1, 2, 2, 2])
+    assert one_line_pairs == {(1, 2): 2, (2, 3): 1, (3, 1): 1, (2, 2): 2}
 
 
 # ---- an unfinished earlier exercise is named (issue 11) -------------------------------------
-
-
 def test_train_bpe_names_unfinished_merge(capsys):
     notebook = {}  # the learner's namespace: a finished train_bpe calling a stubbed merge
     exec("def merge(ids, pair, new_id):\n    raise NotImplementedError\n\n"
          "def train_bpe(text, vocab_size):\n    return merge(list(text.encode()), (1, 2), 256)\n",
          notebook)
-    train_bpe = notebook["train_bpe"]
+    assert bool(day02.check_train_bpe(notebook["train_bpe"])) is False
+    assert "merge: not done yet — finish exercise 2 first" in one_line(capsys)
 
-    assert bool(day02.check_train_bpe(train_bpe)) is False
-    out = capsys.readouterr().out
-    assert out.count("\n") == 1
-    assert "merge: not done yet — finish exercise 2 first" in out
+
+def test_encode_names_unfinished_get_pair_counts(capsys):
+    notebook = {}
+    exec("def get_pair_counts(ids):\n    raise NotImplementedError\n\n"
+         "def encode(text, merges):\n    return get_pair_counts(list(text.encode()))\n", notebook)
+    assert bool(day02.check_encode(notebook["encode"])) is False
+    assert "get_pair_counts: not done yet — finish exercise 1 first" in one_line(capsys)
 
 
 def test_merge_crash_shows_the_input(capsys):
@@ -237,5 +159,5 @@ def test_merge_crash_shows_the_input(capsys):
         return [ids[i + 1] for i in range(len(ids))]  # IndexError at the end
 
     assert bool(day02.check_merge(crash)) is False
-    out = capsys.readouterr().out
-    assert "your code raised IndexError" in out and "merge([1, 2, 3, 1, 2], (1, 2), 99)" in out
+    line = one_line(capsys)
+    assert "your code raised IndexError" in line and "merge([1, 2, 3, 1, 2], (1, 2), 99)" in line

@@ -1,14 +1,14 @@
-"""The day 03 checks pass on the solutions, catch plausible mistakes, and never raise."""
+"""The day 03 checks pass on the solutions, reject every mistake of their tables, and never raise."""
 
 from __future__ import annotations
-
-import re
 
 import pytest
 import regex
 import torch
 
+from checklines import fails, mistake_params, one_line, passes, rejects, stub
 from llmcourse.checks import day03
+from llmcourse.tokenizers import BPETokenizer
 from llmcourse.tokenizers.char import CharTokenizer
 
 
@@ -19,222 +19,123 @@ def tok():
     return CharTokenizer.from_text(text, special_tokens=["<|endoftext|>"])
 
 
-# ---- the lesson's solutions ----------------------------------------------------------------
-def pretokenize(text, pattern):
+# ---- the lesson's solutions (solutions/day03_tokenizers_in_the_wild.md) ---------------------
+def pretokenize(text: str, pattern: str) -> list[str]:
     return regex.findall(pattern, text)
 
 
-def token_pieces(tok, text):
-    return [tok.decode([i]) for i in tok.encode(text)]
-
-
-def join_documents(docs, tok):
-    ids = []
+def join_documents(docs: list[str], tok) -> list[int]:
+    ids: list[int] = []
     for doc in docs:
         ids += tok.encode(doc, allowed_special="none") + [tok.eot_token]
     return ids
 
 
-def pad_batch(seqs, pad_id):
+def pad_batch(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     T = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), T), dtype=torch.bool)
+    ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)  # (B, T)
+    mask = torch.zeros((len(seqs), T), dtype=torch.bool)  # (B, T)
     for b, s in enumerate(seqs):
         ids[b, : len(s)] = torch.tensor(s, dtype=torch.long)
         mask[b, : len(s)] = True
     return ids, mask
 
 
-def todo(*args, **kwargs):
-    raise NotImplementedError
+def token_pieces(tok, text: str) -> list[str]:
+    return [tok.decode([i]) for i in tok.encode(text)]
 
 
-def verdict(capsys) -> str:
-    out = capsys.readouterr().out
-    assert out.count("\n") == 1, out
-    return out
+# ---- other correct variants ----------------------------------------------------------------
+def pad_batch_with_lengths(seqs, pad_id):
+    lengths = torch.tensor([len(s) for s in seqs])
+    T = int(lengths.max())
+    mask = torch.arange(T)[None, :] < lengths[:, None]
+    ids = torch.tensor([list(s) + [pad_id] * (T - len(s)) for s in seqs], dtype=torch.long)
+    return ids, mask
 
 
-def test_solutions_pass_and_stubs_not_done(capsys, tok):
-    for check, args in [
-        (day03.check_pretokenize, (pretokenize,)),
-        (day03.check_token_pieces, (token_pieces, tok)),
-        (day03.check_join_documents, (join_documents, tok)),
-        (day03.check_pad_batch, (pad_batch,)),
-    ]:
-        assert bool(check(*args)) is True
-        assert verdict(capsys).startswith("✅")
-        assert bool(check(todo, *args[1:])) is False
-        assert "not done yet" in verdict(capsys)
+def join_documents_extend(docs, tok):
+    ids = []
+    for doc in docs:
+        ids.extend(tok.encode(doc, allowed_special="none"))
+        ids.append(tok.eot_token)
+    return ids
 
 
-# ---- plausible mistakes --------------------------------------------------------------------
-def test_pretokenize_with_re(capsys):
-    assert bool(day03.check_pretokenize(lambda text, pattern: re.findall(pattern, text))) is False
-    out = verdict(capsys)  # `re` rejects \p{L}: reported, never raised
-    assert "raised error" in out and "bad escape" in out
-    assert "`regex` module" in out and "\\p{L}" in out  # says why, and what to use instead
+@pytest.mark.parametrize("check_fn, mistake", mistake_params(day03))
+def test_mistake_rejected(check_fn, mistake, capsys):
+    rejects(capsys, check_fn, mistake)
 
 
-def test_pretokenize_split(capsys):
-    assert bool(day03.check_pretokenize(lambda text, pattern: text.split())) is False
-    assert "str.split()" in verdict(capsys)
+def test_every_exercise_has_three_mistakes():
+    for fn in (day03.check_pretokenize, day03.check_token_pieces, day03.check_join_documents, day03.check_pad_batch):
+        assert len(fn.mistakes) >= 3
 
 
-def test_pretokenize_match_objects(capsys):
-    assert bool(day03.check_pretokenize(lambda text, p: list(regex.finditer(p, text)))) is False
-    assert ".group()" in verdict(capsys)
+def test_solutions_pass(capsys, tok):
+    passes(capsys, day03.check_pretokenize, pretokenize)
+    passes(capsys, lambda f: day03.check_token_pieces(f, tok), token_pieces)
+    passes(capsys, lambda f: day03.check_join_documents(f, tok), join_documents)
+    passes(capsys, lambda f: day03.check_join_documents(f, tok), join_documents_extend)
+    passes(capsys, day03.check_pad_batch, pad_batch)
+    passes(capsys, day03.check_pad_batch, pad_batch_with_lengths)
 
 
-def test_token_pieces_ids(capsys, tok):
-    assert bool(day03.check_token_pieces(lambda t, s: t.encode(s), tok)) is False
-    assert "returned the ids" in verdict(capsys)
+def test_solutions_pass_with_a_bpe_tokenizer(capsys):
+    text = "Once upon a time, a cat sat on the mat. The end. Hello there, strawberry fields! " * 3
+    bpe = BPETokenizer.train(text, 270, special_tokens=["<|endoftext|>"])
+    passes(capsys, lambda f: day03.check_token_pieces(f, bpe), token_pieces)
+    passes(capsys, lambda f: day03.check_join_documents(f, bpe), join_documents)
 
 
-def test_token_pieces_whole_decode(capsys, tok):
-    assert bool(day03.check_token_pieces(lambda t, s: [t.decode(t.encode(s))], tok)) is False
-    assert "decode" in verdict(capsys)
+def test_stubs_not_done(capsys, tok):
+    fails(capsys, day03.check_pretokenize, stub, "not done yet")
+    fails(capsys, lambda f: day03.check_token_pieces(f, tok), stub, "not done yet")
+    fails(capsys, lambda f: day03.check_join_documents(f, tok), stub, "not done yet")
+    fails(capsys, day03.check_pad_batch, stub, "not done yet")
 
 
-def test_join_documents_no_final_eot(capsys, tok):
-    def bad(docs, t):
-        ids = []
-        for k, d in enumerate(docs):
-            if k:
-                ids.append(t.eot_token)
-            ids += t.encode(d, allowed_special="none")
-        return ids
-
-    assert bool(day03.check_join_documents(bad, tok)) is False
-    assert "last document" in verdict(capsys)
+def test_package_and_check_references_refused(capsys, tok):
+    ref = "the course's own reference"
+    fails(capsys, day03.check_pretokenize, day03._read_chunks, ref)
+    fails(capsys, lambda f: day03.check_token_pieces(f, tok), CharTokenizer, ref)
+    fails(capsys, lambda f: day03.check_join_documents(f, tok), day03._join, ref)
+    fails(capsys, day03.check_pad_batch, day03._pad, ref)
 
 
-def test_join_documents_eot_first(capsys, tok):
-    def bad(docs, t):
-        ids = []
-        for d in docs:
-            ids += [t.eot_token] + t.encode(d, allowed_special="none")
-        return ids
-
-    assert bool(day03.check_join_documents(bad, tok)) is False
-    assert "not before" in verdict(capsys)
+def test_mistakes_with_the_lessons_tokenizer(capsys, tok):
+    """The table's wrong answers, run with a package tokenizer as the notebook passes it."""
+    for mistake in day03.JOIN_DOCUMENTS:
+        rejects(capsys, day03.check_join_documents, type(mistake)(mistake.name, mistake.wrong, hint=mistake.hint,
+                                                                  expect=mistake.expect, args=(mistake.wrong, tok)))
 
 
-def test_join_documents_allows_special_in_text(capsys, tok):
-    def bad(docs, t):
-        ids = []
-        for d in docs:
-            ids += t.encode(d, allowed_special="all") + [t.eot_token]
-        return ids
-
-    assert bool(day03.check_join_documents(bad, tok)) is False
-    assert "ordinary text" in verdict(capsys)
-
-
-def test_join_documents_default_encode_raises_is_reported(capsys, tok):
-    def bad(docs, t):
-        ids = []
-        for d in docs:
-            ids += t.encode(d) + [t.eot_token]
-        return ids
-
-    assert bool(day03.check_join_documents(bad, tok)) is False
-    assert "SpecialTokenError" in verdict(capsys)
-
-
-def test_join_documents_nested(capsys, tok):
-    bad = lambda docs, t: [t.encode(d, allowed_special="none") + [t.eot_token] for d in docs]  # noqa: E731
-    assert bool(day03.check_join_documents(bad, tok)) is False
-    assert "flat" in verdict(capsys)
-
-
-def test_pad_left(capsys):
-    def bad(seqs, pad_id):
-        ids, mask = pad_batch([s[::-1] for s in seqs], pad_id)
-        return ids.flip(1), mask.flip(1)
-
-    assert bool(day03.check_pad_batch(bad)) is False
-    assert "left" in verdict(capsys)
-
-
-def test_pad_mask_inverted(capsys):
-    def bad(seqs, pad_id):
-        ids, mask = pad_batch(seqs, pad_id)
-        return ids, ~mask
-
-    assert bool(day03.check_pad_batch(bad)) is False
-    assert "inverted" in verdict(capsys)
-
-
-def test_pad_mask_from_ids(capsys):
-    def bad(seqs, pad_id):
-        ids, _ = pad_batch(seqs, pad_id)
-        return ids, ids != pad_id
-
-    assert bool(day03.check_pad_batch(bad)) is False
-    assert "lengths" in verdict(capsys)
-
-
-def test_pad_float_ids(capsys):
-    def bad(seqs, pad_id):
-        ids, mask = pad_batch(seqs, pad_id)
-        return ids.float(), mask
-
-    assert bool(day03.check_pad_batch(bad)) is False
-    assert "int64" in verdict(capsys)
-
-
-def test_pad_returns_lists(capsys):
-    def bad(seqs, pad_id):
-        ids, mask = pad_batch(seqs, pad_id)
-        return ids.tolist(), mask.tolist()
-
-    assert bool(day03.check_pad_batch(bad)) is False
-    assert "torch tensors" in verdict(capsys)
-
-
-def test_pad_hard_coded_zero(capsys):
-    """Padding with 0 instead of pad_id (the check's pad id is 50256, not 0)."""
-    def bad(seqs, pad_id):
-        return pad_batch(seqs, 0)
-
-    assert bool(day03.check_pad_batch(bad)) is False
-    assert "padding is 0 although pad_id is 50256" in verdict(capsys)
-
-
-@pytest.mark.parametrize("dtype", [torch.long, torch.float32, torch.uint8])
-def test_pad_mask_not_bool(capsys, dtype):
-    def bad(seqs, pad_id):
-        ids, mask = pad_batch(seqs, pad_id)
-        return ids, mask.to(dtype)
-
-    assert bool(day03.check_pad_batch(bad)) is False
-    out = verdict(capsys)
-    assert "mask should be a bool tensor" in out and "dtype=torch.bool" in out
-
-
-def test_pad_transposed(capsys):
-    def bad(seqs, pad_id):
-        ids, mask = pad_batch(seqs, pad_id)
-        return ids.T, mask.T
-
-    assert bool(day03.check_pad_batch(bad)) is False
-    assert "shape (4, 5) but should have shape (5, 4)" in verdict(capsys)
+@pytest.mark.parametrize("odd", [None, 3, "ab", [1, 2], (torch.zeros(2), None)])
+def test_odd_returns_fail_in_one_line(odd, capsys, tok):
+    for check in (day03.check_pretokenize, lambda f: day03.check_token_pieces(f, tok),
+                  lambda f: day03.check_join_documents(f, tok), day03.check_pad_batch):
+        assert bool(check(lambda *a: odd)) is False
+        assert one_line(capsys).startswith("❌")
 
 
 def test_pad_crash_shows_input(capsys):
     def bad(seqs, pad_id):
-        return torch.tensor(seqs), None  # ragged lists: ValueError
+        raise ValueError("nope")
 
     assert bool(day03.check_pad_batch(bad)) is False
-    out = verdict(capsys)
-    assert "your code raised ValueError" in out and "pad_batch([[5, 6, 7], [9]" in out
+    line = one_line(capsys)
+    assert "your code raised ValueError" in line and "pad_batch([[5, 6, 7], [9]" in line
 
 
 def test_token_pieces_crash_shows_input(capsys, tok):
     def bad(t, text):
-        return [t.decode(i) for i in t.encode(text)]  # decode(int) instead of decode([i])
+        raise KeyError(text)
 
     assert bool(day03.check_token_pieces(bad, tok)) is False
-    out = verdict(capsys)
-    assert "your code raised" in out and "token_pieces(tok, 'strawberry')" in out
+    line = one_line(capsys)
+    assert "your code raised" in line and "token_pieces(tok, 'strawberry')" in line
+
+
+def test_pad_batch_by_hand():
+    ids, mask = pad_batch([[3, 7], [7]], 7)
+    assert ids.tolist() == [[3, 7], [7, 7]] and mask.tolist() == [[True, True], [True, False]]

@@ -1,4 +1,4 @@
-"""The day-04 checks pass the solutions, catch plausible mistakes, and say "not done yet" for stubs."""
+"""The day 04 checks pass on the solutions, reject every mistake of their tables, and never raise."""
 
 from __future__ import annotations
 
@@ -6,32 +6,23 @@ import numpy as np
 import pytest
 import torch
 
+from checklines import fails, mistake_params, one_line, passes, rejects, stub
 from llmcourse.checks import day04
+from llmcourse.data import TokenDataset, get_batch
 
 
-def _last_line(capsys: pytest.CaptureFixture[str]) -> str:
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out  # a check prints exactly one line
-    return out[0]
-
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError
-
-
-# ---- reference solutions (what the lesson's solution cells contain) ------------------------
-
-
-def good_get_batch(data, batch_size, block_size, generator=None):
-    ix = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
-    x = torch.stack([data[i : i + block_size] for i in ix])
-    y = torch.stack([data[i + 1 : i + 1 + block_size] for i in ix])
+# ---- the lesson's solutions (solutions/day04_datasets_and_batches.md) -----------------------
+def my_get_batch(data, batch_size, block_size, generator=None):
+    ix = torch.randint(len(data) - block_size, (batch_size,), generator=generator)  # (B,)
+    x = torch.stack([data[i : i + block_size] for i in ix])            # (B, T)
+    y = torch.stack([data[i + 1 : i + 1 + block_size] for i in ix])    # (B, T)
     return x.long(), y.long()
 
 
-class GoodWindows(torch.utils.data.Dataset):
+class WindowDataset(torch.utils.data.Dataset):
     def __init__(self, data, block_size, stride=None):
-        self.data, self.block_size = data, block_size
+        self.data = data
+        self.block_size = block_size
         self.stride = block_size if stride is None else stride
 
     def __len__(self):
@@ -39,171 +30,84 @@ class GoodWindows(torch.utils.data.Dataset):
 
     def __getitem__(self, k):
         if not 0 <= k < len(self):
-            raise IndexError(k)
+            raise IndexError(f"window {k} out of range 0..{len(self) - 1}")
         i = k * self.stride
-        return self.data[i : i + self.block_size], self.data[i + 1 : i + 1 + self.block_size]
+        x = self.data[i : i + self.block_size]
+        y = self.data[i + 1 : i + 1 + self.block_size]
+        return x, y
 
 
-def good_write_tokens(ids, path):
+def write_tokens(ids, path):
     arr = np.asarray(ids, dtype=np.int64)
     if arr.size and arr.min() < 0:
-        raise ValueError("negative id")
+        raise ValueError(f"token ids must be >= 0, got {arr.min()}")
     dtype = np.uint16 if arr.size == 0 or arr.max() < 2**16 else np.uint32
     arr.astype(dtype).tofile(path)
     return np.dtype(dtype)
 
 
-# ---- exercise 1: shift ----------------------------------------------------------------------
+# ---- other correct variants ----------------------------------------------------------------
+def vectorised_get_batch(data, batch_size, block_size, generator=None):
+    ix = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
+    rows = ix[:, None] + torch.arange(block_size)  # (B, T)
+    return data[rows].long(), data[rows + 1].long()
 
 
-def test_shift(capsys):
+class LongWindows(WindowDataset):  # converts to int64, like the package's TokenDataset
+    def __getitem__(self, k):
+        x, y = super().__getitem__(k)
+        return x.long(), y.long()
+
+
+class ListLikeNegative(WindowDataset):  # ds[-1] is the last window, as for a Python list
+    def __getitem__(self, k):
+        if -len(self) <= k < 0:
+            k += len(self)
+        return super().__getitem__(k)
+
+
+@pytest.mark.parametrize("check_fn, mistake", mistake_params(day04))
+def test_mistake_rejected(check_fn, mistake, capsys):
+    rejects(capsys, check_fn, mistake)
+
+
+def test_every_exercise_has_three_mistakes():
+    for fn in (day04.check_shift, day04.check_get_batch, day04.check_window_dataset, day04.check_write_tokens):
+        assert len(fn.mistakes) >= 3
+
+
+# ---- exercise 1 -----------------------------------------------------------------------------
+def test_shift_passes(capsys):
     chunk = torch.arange(10, 19)
     assert day04.check_shift(chunk[:-1], chunk[1:], chunk)
-    assert "passed" in _last_line(capsys)
-    assert not day04.check_shift(chunk[1:], chunk[:-1], chunk)
-    assert "swapped" in _last_line(capsys)
-    assert not day04.check_shift(chunk[:-1], chunk[:-1], chunk)
-    assert "equal" in _last_line(capsys)
-    assert not day04.check_shift(chunk, chunk[1:], chunk)
-    assert "T = len(chunk) - 1" in _last_line(capsys)
+    assert "passed" in one_line(capsys)
+    data = torch.tensor([5, 3, 9, 3, 1, 0, 7, 7, 2], dtype=torch.long)  # repeated ids
+    assert day04.check_shift(data[:-1], data[1:], data)
+    assert "passed" in one_line(capsys)
+
+
+def test_shift_stub(capsys):
+    chunk = torch.arange(9)
     assert not day04.check_shift(None, None, chunk)
-    assert "not done yet" in _last_line(capsys)
+    assert "not done yet" in one_line(capsys)
 
 
-# ---- exercise 2: get_batch ------------------------------------------------------------------
+# ---- exercise 2 -----------------------------------------------------------------------------
+@pytest.mark.parametrize("solution", [my_get_batch, vectorised_get_batch])
+def test_get_batch_passes(solution, capsys):
+    passes(capsys, day04.check_get_batch, solution)
 
 
-def test_get_batch_passes_solution_and_package(capsys):
-    assert day04.check_get_batch(good_get_batch)
-    assert "passed" in _last_line(capsys)
-    from llmcourse.data import get_batch
-
-    assert day04.check_get_batch(get_batch)
-    assert "passed" in _last_line(capsys)
+def test_get_batch_refuses_the_package_reference(capsys):
+    fails(capsys, day04.check_get_batch, get_batch, "the course's own reference")
+    fails(capsys, day04.check_get_batch, day04._get_batch, "the course's own reference")
 
 
 def test_get_batch_not_done(capsys):
-    assert not day04.check_get_batch(_stub)
-    assert "not done yet" in _last_line(capsys)
+    fails(capsys, day04.check_get_batch, stub, "not done yet")
 
 
-def test_get_batch_too_many_offsets(capsys):
-    def off_by_one(data, batch_size, block_size, generator=None):
-        ix = torch.randint(len(data) - block_size + 1, (batch_size,), generator=generator)
-        x = torch.stack([data[i : i + block_size] for i in ix])
-        y = torch.stack([data[i + 1 : i + 1 + block_size] for i in ix])
-        return x, y
-
-    assert not day04.check_get_batch(off_by_one)
-    assert "torch.randint(len(data) - block_size" in _last_line(capsys)
-
-
-def test_get_batch_too_few_offsets(capsys):
-    def never_last(data, batch_size, block_size, generator=None):
-        return good_get_batch(data[:-1], batch_size, block_size, generator)
-
-    assert not day04.check_get_batch(never_last)
-    assert "never reached 7" in _last_line(capsys)
-
-
-def test_get_batch_no_shift_and_no_generator(capsys):
-    def no_shift(data, batch_size, block_size, generator=None):
-        x, _ = good_get_batch(data, batch_size, block_size, generator)
-        return x, x
-
-    assert not day04.check_get_batch(no_shift)
-    assert "y equals x" in _last_line(capsys)
-
-    def ignores_generator(data, batch_size, block_size, generator=None):
-        return good_get_batch(data, batch_size, block_size, None)
-
-    assert not day04.check_get_batch(ignores_generator)
-    assert "generator" in _last_line(capsys)
-
-
-# ---- exercise 3: WindowDataset ---------------------------------------------------------------
-
-
-def test_window_dataset(capsys):
-    assert day04.check_window_dataset(GoodWindows)
-    assert "passed" in _last_line(capsys)
-    from llmcourse.data import TokenDataset
-
-    assert day04.check_window_dataset(TokenDataset)
-    assert "passed" in _last_line(capsys)
-
-
-def test_window_dataset_off_by_one_length(capsys):
-    class TooMany(GoodWindows):
-        def __len__(self):
-            return (len(self.data) - self.block_size) // self.stride + 1
-
-    assert not day04.check_window_dataset(TooMany)
-    assert "one too many" in _last_line(capsys)
-
-
-def test_window_dataset_not_done(capsys):
-    class Stub(GoodWindows):
-        def __len__(self):
-            raise NotImplementedError
-
-    assert not day04.check_window_dataset(Stub)
-    assert "not done yet" in _last_line(capsys)
-
-
-# ---- exercise 4: write_tokens -----------------------------------------------------------------
-
-
-def test_write_tokens(capsys):
-    assert day04.check_write_tokens(good_write_tokens)
-    assert "passed" in _last_line(capsys)
-    assert not day04.check_write_tokens(_stub)
-    assert "not done yet" in _last_line(capsys)
-
-
-def test_write_tokens_mistakes(capsys):
-    def always_uint16(ids, path):
-        np.asarray(ids).astype(np.uint16).tofile(path)
-        return np.dtype(np.uint16)
-
-    assert not day04.check_write_tokens(always_uint16)
-    assert "should be uint32" in _last_line(capsys)
-
-    def strict_boundary(ids, path):
-        arr = np.asarray(ids, dtype=np.int64)
-        dtype = np.uint16 if arr.max() < 65_535 else np.uint32
-        arr.astype(dtype).tofile(path)
-        return np.dtype(dtype)
-
-    assert not day04.check_write_tokens(strict_boundary)
-    assert "65,535 is the largest" in _last_line(capsys)
-
-    def with_header(ids, path):
-        arr = np.asarray(ids, dtype=np.int64)
-        dtype = np.uint16 if arr.max() < 2**16 else np.uint32
-        with open(path, "wb") as f:
-            np.save(f, arr.astype(dtype))
-        return np.dtype(dtype)
-
-    assert not day04.check_write_tokens(with_header)
-    assert "np.save adds a header" in _last_line(capsys)
-
-    def accepts_negative(ids, path):
-        arr = np.asarray(ids, dtype=np.int64)
-        dtype = np.uint16 if arr.max() < 2**16 else np.uint32
-        arr.astype(dtype).tofile(path)
-        return np.dtype(dtype)
-
-    assert not day04.check_write_tokens(accepts_negative)
-    assert "ValueError" in _last_line(capsys)
-
-
-# ---- holes found by a learner's walk-through (issue 11) ------------------------------------
-
-
-def test_get_batch_without_long(capsys):
-    """Forgetting .long(): the check feeds uint16 data, as a token file gives."""
-
+def test_get_batch_without_long_fails_on_uint16_memmap(capsys):
     def no_long(data, batch_size, block_size, generator=None):
         ix = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
         x = torch.stack([data[i : i + block_size] for i in ix])
@@ -211,8 +115,18 @@ def test_get_batch_without_long(capsys):
         return x, y
 
     assert bool(day04.check_get_batch(no_long)) is False
-    out = _last_line(capsys)
-    assert "uint16" in out and "x.long(), y.long()" in out
+    line = one_line(capsys)
+    assert "uint16" in line and "x.long(), y.long()" in line and "memory-mapped" in line
+
+
+def test_get_batch_int32_without_long(capsys):
+    def long_only_for_uint16(data, batch_size, block_size, generator=None):
+        x, y = my_get_batch(data, batch_size, block_size, generator)
+        return (x, y) if data.dtype == torch.uint16 else (x.to(data.dtype), y.to(data.dtype))
+
+    assert bool(day04.check_get_batch(long_only_for_uint16)) is False
+    line = one_line(capsys)
+    assert "int32" in line and "x.long(), y.long()" in line
 
 
 def test_get_batch_arithmetic_on_uint16_is_not_not_done(capsys):
@@ -224,8 +138,8 @@ def test_get_batch_arithmetic_on_uint16_is_not_not_done(capsys):
         return x, x + 1
 
     assert bool(day04.check_get_batch(gather_then_add)) is False
-    out = _last_line(capsys)
-    assert "not done yet" not in out and ".long()" in out and "uint16" in out
+    line = one_line(capsys)
+    assert "not done yet" not in line and ".long()" in line and "uint16" in line
 
 
 def test_get_batch_crash_shows_input(capsys):
@@ -233,42 +147,65 @@ def test_get_batch_crash_shows_input(capsys):
         raise TypeError("oops")
 
     assert bool(day04.check_get_batch(crash)) is False
-    out = _last_line(capsys)
-    assert "your code raised TypeError: oops on get_batch(data, batch_size=8, block_size=5)" in out
+    assert "your code raised TypeError: oops on get_batch(data, batch_size=8, block_size=5)" in one_line(capsys)
 
 
-def test_window_dataset_negative_index_must_raise(capsys):
-    class NoNegativeCheck(GoodWindows):
-        def __getitem__(self, k):
-            if k >= len(self):
-                raise IndexError(k)
-            i = k * self.stride
-            return self.data[i : i + self.block_size], self.data[i + 1 : i + 1 + self.block_size]
-
-    assert bool(day04.check_window_dataset(NoNegativeCheck)) is False
-    out = _last_line(capsys)
-    assert "ds[-1]" in out and "IndexError" in out and "negative" in out
+@pytest.mark.parametrize("odd", [None, 3, (1, 2), [torch.zeros(2, 2)]])
+def test_get_batch_odd_returns(odd, capsys):
+    assert bool(day04.check_get_batch(lambda *a, **k: odd)) is False
+    assert one_line(capsys).startswith("❌")
 
 
-def test_window_dataset_lists_get_a_tensor_hint(capsys):
-    class Lists(GoodWindows):
-        def __getitem__(self, k):
-            x, y = super().__getitem__(k)
-            return x.tolist(), y.tolist()
+# ---- exercise 3 -----------------------------------------------------------------------------
+@pytest.mark.parametrize("solution", [WindowDataset, LongWindows, ListLikeNegative])
+def test_window_dataset_passes(solution, capsys):
+    passes(capsys, day04.check_window_dataset, solution)
 
-    assert bool(day04.check_window_dataset(Lists)) is False
-    out = _last_line(capsys)
-    assert "should be a torch tensor, got a list of 4 items" in out
-    assert "transpose" not in out
+
+def test_window_dataset_refuses_the_package_reference(capsys):
+    fails(capsys, day04.check_window_dataset, TokenDataset, "the course's own reference")
+
+
+def test_window_dataset_not_done(capsys):
+    class Stub(WindowDataset):
+        def __len__(self):
+            raise NotImplementedError
+
+    fails(capsys, day04.check_window_dataset, Stub, "not done yet")
+
+
+def test_window_dataset_count_by_hand():
+    # N = 20, T = 4, stride = 4: 15 // 4 + 1 = 4 windows at 0, 4, 8, 12 (the lesson's example)
+    ds = WindowDataset(torch.arange(20), 4)
+    assert len(ds) == 4 and ds[3][0].tolist() == [12, 13, 14, 15] and ds[3][1].tolist() == [13, 14, 15, 16]
+    assert len(WindowDataset(torch.arange(10), 10)) == 0
+
+
+# ---- exercise 4 -----------------------------------------------------------------------------
+def test_write_tokens_passes(capsys):
+    passes(capsys, day04.check_write_tokens, write_tokens)
+
+
+def test_write_tokens_not_done(capsys):
+    fails(capsys, day04.check_write_tokens, stub, "not done yet")
 
 
 def test_write_tokens_np_save_names_the_npy_suffix(capsys):
-    def saves(ids, path):
-        arr = np.asarray(ids, dtype=np.int64)
-        dtype = np.uint16 if arr.max() < 2**16 else np.uint32
-        np.save(path, arr.astype(dtype))
-        return np.dtype(dtype)
+    rejects(capsys, day04.check_write_tokens, next(m for m in day04.WRITE_TOKENS if m.name == "np.save(path)"))
+    capsys.readouterr()
+    day04.check_write_tokens(day04._wt_np_save)
+    assert "case0.bin.npy" in one_line(capsys)
 
-    assert bool(day04.check_write_tokens(saves)) is False
-    out = _last_line(capsys)
-    assert "case0.bin.npy" in out and "appends .npy" in out
+
+def test_write_tokens_refuses_the_checks_reference(capsys):
+    fails(capsys, day04.check_write_tokens, day04._write, "the course's own reference")
+
+
+def test_window_dataset_half_done_names_getitem(capsys):
+    class LenOnly(WindowDataset):
+        def __getitem__(self, k):
+            raise NotImplementedError
+
+    assert bool(day04.check_window_dataset(LenOnly)) is False
+    line = one_line(capsys)
+    assert line.startswith("⏳") and "__getitem__ is not done yet" in line

@@ -1,28 +1,129 @@
-"""The day-05 checks pass the solutions, catch plausible mistakes, and say "not done yet" for stubs."""
+"""The day-05 checks pass the solutions, reject every mistake of their tables, and say "not done yet" for stubs."""
 
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from checklines import fails, mistake_params, one_line, passes, rejects, stub
 from llmcourse.checks import day05
+from llmcourse.model.layers import sinusoidal_table as package_sinusoidal_table
 
 
-def _last_line(capsys: pytest.CaptureFixture[str]) -> str:
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out
-    return out[0]
+# ---- the lesson's solutions (copied from solutions/day05_embeddings_and_positions.md) ----------
 
 
-def _stub(*args, **kwargs):
-    raise NotImplementedError
+def solution_emb(idx, W):
+    V = W.shape[0]
+    return F.one_hot(idx, V).float() @ W
 
 
-# ---- the reference table itself -------------------------------------------------------------
+def sinusoidal_positions(T, C):
+    if C % 2:
+        raise ValueError(f"the width C must be even, got {C}")
+    pos = torch.arange(T, dtype=torch.float32)[:, None]                      # (T, 1)
+    freq = 10000.0 ** (-torch.arange(0, C, 2, dtype=torch.float32) / C)      # (C/2,)
+    pe = torch.zeros(T, C)
+    pe[:, 0::2] = torch.sin(pos * freq)                                      # (T, C/2)
+    pe[:, 1::2] = torch.cos(pos * freq)
+    return pe
+
+
+class TokenAndPositionEmbedding(nn.Module):
+    def __init__(self, vocab_size, block_size, n_embd):
+        super().__init__()
+        self.block_size = block_size
+        self.wte = nn.Embedding(vocab_size, n_embd)
+        self.wpe = nn.Embedding(block_size, n_embd)
+        nn.init.normal_(self.wte.weight, mean=0.0, std=0.02)
+        nn.init.normal_(self.wpe.weight, mean=0.0, std=0.02)
+
+    def forward(self, idx):
+        B, T = idx.shape
+        if T > self.block_size:
+            raise ValueError(
+                f"sequence of length {T} is longer than block_size={self.block_size}: "
+                f"crop the input to its last {self.block_size} tokens"
+            )
+        pos = torch.arange(T, device=idx.device)           # (T,)
+        return self.wte(idx) + self.wpe(pos)               # (B, T, C) + (T, C) -> (B, T, C)
+
+
+# ---- other correct variants -------------------------------------------------------------------
+
+
+def sinusoidal_exp_log(T, C):  # exp(-log(10000) * 2i / C), the "annotated transformer" way
+    if C % 2:
+        raise ValueError("odd C")
+    pos = torch.arange(T).unsqueeze(1).float()
+    div = torch.exp(torch.arange(0, C, 2).float() * (-math.log(10000.0) / C))
+    pe = torch.zeros(T, C)
+    pe[:, 0::2] = torch.sin(pos * div)
+    pe[:, 1::2] = torch.cos(pos * div)
+    return pe
+
+
+class EmbeddingWithParameterSlice(nn.Module):
+    def __init__(self, vocab_size, block_size, n_embd):
+        super().__init__()
+        self.block_size = block_size
+        self.wpe = nn.Embedding(block_size, n_embd)
+        self.wte = nn.Embedding(vocab_size, n_embd)
+        for e in (self.wte, self.wpe):
+            nn.init.normal_(e.weight, std=0.02)
+
+    def forward(self, idx):
+        if idx.size(1) > self.block_size:
+            raise ValueError("crop idx to its last block_size tokens")
+        return self.wte(idx) + self.wpe.weight[: idx.size(1)]
+
+
+@pytest.mark.parametrize("check_fn, mistake", mistake_params(day05))
+def test_mistake_rejected(check_fn, mistake, capsys):
+    rejects(capsys, check_fn, mistake)
+
+
+# ---- exercise 1 ------------------------------------------------------------------------------
+
+
+def test_one_hot_passes_the_solution(capsys):
+    W = torch.arange(15, dtype=torch.float32).reshape(5, 3)
+    idx = torch.tensor([3, 0, 3])
+    passes(capsys, lambda emb: day05.check_one_hot_lookup(emb, idx, W), solution_emb(idx, W))
+    g = torch.Generator().manual_seed(0)
+    W2, idx2 = torch.randn(7, 4, generator=g), torch.tensor([6, 6, 1, 0, 2])
+    passes(capsys, lambda emb: day05.check_one_hot_lookup(emb, idx2, W2), solution_emb(idx2, W2))
+
+
+def test_one_hot_not_done(capsys):
+    W = torch.arange(15, dtype=torch.float32).reshape(5, 3)
+    fails(capsys, lambda emb: day05.check_one_hot_lookup(emb, torch.tensor([3, 0, 3]), W), None,
+          "not done yet")
+
+
+def test_one_hot_mistakes_on_other_inputs(capsys):
+    g = torch.Generator().manual_seed(1)
+    W, idx = torch.randn(7, 4, generator=g), torch.tensor([6, 6, 1, 0, 2])
+    day05.check_one_hot_lookup(F.one_hot(idx, 7).float(), idx, W)
+    assert "one-hot matrix itself" in one_line(capsys)
+    day05.check_one_hot_lookup(W.T @ F.one_hot(idx, 7).float().T, idx, W)
+    assert "transpose" in one_line(capsys)
+    day05.check_one_hot_lookup(W[idx] + 0.5, idx, W)
+    assert "differs by up to 0.5" in one_line(capsys)
+
+
+def test_one_hot_refuses_a_function(capsys):
+    W = torch.arange(15, dtype=torch.float32).reshape(5, 3)
+    fails(capsys, lambda emb: day05.check_one_hot_lookup(emb, torch.tensor([3, 0, 3]), W),
+          package_sinusoidal_table, "the course's own reference")
+
+
+# ---- exercise 2 ------------------------------------------------------------------------------
 
 
 def test_sinusoidal_table_by_hand():
@@ -43,101 +144,37 @@ def test_sinusoidal_similarity_depends_on_distance_only():
     assert sim[10, 15].item() == pytest.approx(sim[40, 45].item(), abs=1e-4)
 
 
-# ---- exercise 1 ------------------------------------------------------------------------------
+@pytest.mark.parametrize("fn", [sinusoidal_positions, sinusoidal_exp_log])
+def test_sinusoidal_passes(fn, capsys):
+    passes(capsys, day05.check_sinusoidal, fn)
 
 
-def test_one_hot_lookup(capsys):
-    W = torch.arange(15, dtype=torch.float32).reshape(5, 3)
-    idx = torch.tensor([3, 0, 3])
-    assert day05.check_one_hot_lookup(F.one_hot(idx, 5).float() @ W, idx, W)
-    assert "passed" in _last_line(capsys)
-    assert not day05.check_one_hot_lookup(None, idx, W)
-    assert "not done yet" in _last_line(capsys)
-    assert not day05.check_one_hot_lookup(F.one_hot(idx, 5).float(), idx, W)
-    assert "one-hot matrix itself" in _last_line(capsys)
-    assert not day05.check_one_hot_lookup(W[:3], idx, W)
-    assert "differs" in _last_line(capsys)
+def test_sinusoidal_stub(capsys):
+    fails(capsys, day05.check_sinusoidal, stub, "not done yet")
 
 
-# ---- exercise 2 ------------------------------------------------------------------------------
+def test_sinusoidal_refuses_the_package_reference(capsys):
+    fails(capsys, day05.check_sinusoidal, day05.sinusoidal_table, "the course's own reference")
 
 
-def good_sinusoidal(T, C):
-    if C % 2:
-        raise ValueError("C must be even")
-    pos = torch.arange(T, dtype=torch.float32)[:, None]
-    freq = 10000.0 ** (-torch.arange(0, C, 2, dtype=torch.float32) / C)
-    pe = torch.zeros(T, C)
-    pe[:, 0::2] = torch.sin(pos * freq)
-    pe[:, 1::2] = torch.cos(pos * freq)
-    return pe
+def test_sinusoidal_crash_shows_the_sizes(capsys):
+    def crash(T, C):
+        return torch.zeros(T, C // 2).repeat_interleave(3, dim=0).view(T, C)  # a wrong view
+
+    fails(capsys, day05.check_sinusoidal, crash, "your code raised RuntimeError")
 
 
-def test_sinusoidal_passes_solution(capsys):
-    assert day05.check_sinusoidal(good_sinusoidal)
-    assert "passed" in _last_line(capsys)
-    assert day05.check_sinusoidal(day05.sinusoidal_table)
-    assert "passed" in _last_line(capsys)
-    assert not day05.check_sinusoidal(_stub)
-    assert "not done yet" in _last_line(capsys)
-
-
-def test_sinusoidal_mistakes(capsys):
-    def halves(T, C):
-        pe = good_sinusoidal(T, C)
-        return torch.cat([pe[:, 0::2], pe[:, 1::2]], dim=1)
-
-    assert not day05.check_sinusoidal(halves)
-    assert "interleave" in _last_line(capsys)
-
-    def swapped(T, C):
-        pe = good_sinusoidal(T, C)
-        out = torch.empty_like(pe)
-        out[:, 0::2], out[:, 1::2] = pe[:, 1::2], pe[:, 0::2]
-        return out
-
-    assert not day05.check_sinusoidal(swapped)
-    assert "swapped" in _last_line(capsys)
-
-    def wrong_exponent(T, C):
-        pos = torch.arange(T, dtype=torch.float32)[:, None]
-        freq = 10000.0 ** (-torch.arange(C // 2, dtype=torch.float32) / C)   # i/C, not 2i/C
-        pe = torch.zeros(T, C)
-        pe[:, 0::2], pe[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq)
-        return pe
-
-    assert not day05.check_sinusoidal(wrong_exponent)
-    assert "frequencies" in _last_line(capsys)
-
-    def no_odd_check(T, C):
-        return good_sinusoidal(T, C) if C % 2 == 0 else torch.zeros(T, C)
-
-    assert not day05.check_sinusoidal(no_odd_check)
-    assert "ValueError" in _last_line(capsys)
+def test_sinusoidal_returns_numpy(capsys):
+    fails(capsys, day05.check_sinusoidal, lambda T, C: sinusoidal_positions(T, C).numpy(),
+          "torch.from_numpy")
 
 
 # ---- exercise 3 ------------------------------------------------------------------------------
 
 
-class GoodEmbedding(nn.Module):
-    def __init__(self, vocab_size, block_size, n_embd):
-        super().__init__()
-        self.block_size = block_size
-        self.wte = nn.Embedding(vocab_size, n_embd)
-        self.wpe = nn.Embedding(block_size, n_embd)
-        nn.init.normal_(self.wte.weight, std=0.02)
-        nn.init.normal_(self.wpe.weight, std=0.02)
-
-    def forward(self, idx):
-        T = idx.shape[1]
-        if T > self.block_size:
-            raise ValueError("too long")
-        return self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))
-
-
-def test_embedding_module(capsys):
-    assert day05.check_embedding_module(GoodEmbedding)
-    assert "passed" in _last_line(capsys)
+@pytest.mark.parametrize("cls", [TokenAndPositionEmbedding, EmbeddingWithParameterSlice])
+def test_embedding_module_passes(cls, capsys):
+    passes(capsys, day05.check_embedding_module, cls)
 
 
 def test_embedding_module_not_done(capsys):
@@ -148,49 +185,34 @@ def test_embedding_module_not_done(capsys):
         def forward(self, idx):
             raise NotImplementedError
 
-    assert not day05.check_embedding_module(Stub)
-    assert "not done yet" in _last_line(capsys)
+    fails(capsys, day05.check_embedding_module, Stub, "not done yet")
 
 
-def test_embedding_module_mistakes(capsys):
-    class DefaultInit(GoodEmbedding):
-        def __init__(self, vocab_size, block_size, n_embd):
-            nn.Module.__init__(self)
-            self.block_size = block_size
-            self.wte = nn.Embedding(vocab_size, n_embd)
-            self.wpe = nn.Embedding(block_size, n_embd)
-
-    assert not day05.check_embedding_module(DefaultInit)
-    assert "default initialisation" in _last_line(capsys)
-
-    class NoPositions(GoodEmbedding):
+def test_embedding_module_forward_stub(capsys):
+    class HalfDone(TokenAndPositionEmbedding):
         def forward(self, idx):
-            return self.wte(idx)
+            raise NotImplementedError
 
-    assert not day05.check_embedding_module(NoPositions)
-    assert "position vectors" in _last_line(capsys)
+    fails(capsys, day05.check_embedding_module, HalfDone, "not done yet")
 
-    class NoLengthCheck(GoodEmbedding):
+
+def test_embedding_module_refuses_the_reference(capsys):
+    fails(capsys, day05.check_embedding_module, day05._ReferenceEmbedding, "the course's own reference")
+
+
+def test_embedding_module_detached_positions(capsys):
+    class Detached(TokenAndPositionEmbedding):
         def forward(self, idx):
-            return self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+            return self.wte(idx) + self.wpe.weight[: idx.shape[1]].detach()
 
-    assert not day05.check_embedding_module(NoLengthCheck)
-    assert "ValueError" in _last_line(capsys)
-
-
-def test_sinusoidal_crash_shows_the_sizes(capsys):
-    def crash(T, C):
-        return torch.zeros(T, C // 2).repeat_interleave(3, dim=0).view(T, C)  # a wrong view
-
-    assert bool(day05.check_sinusoidal(crash)) is False
-    out = capsys.readouterr().out
-    assert out.count("\n") == 1 and "your code raised RuntimeError" in out
-    assert "on sinusoidal_positions(10, 8)" in out
+    fails(capsys, day05.check_embedding_module, Detached, "grad of wpe.weight")
 
 
-def test_sinusoidal_returns_numpy(capsys):
-    def numpy_table(T, C):
-        return day05.sinusoidal_table(T, C).numpy()
-
-    assert bool(day05.check_sinusoidal(numpy_table)) is False
-    assert "torch.from_numpy" in capsys.readouterr().out
+def test_checks_are_fast(capsys):
+    W = torch.arange(15, dtype=torch.float32).reshape(5, 3)
+    idx = torch.tensor([3, 0, 3])
+    start = time.process_time()
+    assert day05.check_one_hot_lookup(solution_emb(idx, W), idx, W)
+    assert day05.check_sinusoidal(sinusoidal_positions)
+    assert day05.check_embedding_module(TokenAndPositionEmbedding)
+    assert time.process_time() - start < 2.0

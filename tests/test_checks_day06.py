@@ -1,97 +1,28 @@
-"""The day-06 checks pass the solutions, catch plausible mistakes, and say "not done yet" for stubs."""
+"""The day-06 checks pass the solutions, reject every mistake of their tables, and say "not done yet" for stubs."""
 
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from checklines import fails, mistake_params, passes, rejects, stub
 from llmcourse.checks import day06
 
 
-def _last_line(capsys: pytest.CaptureFixture[str]) -> str:
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out
-    return out[0]
+# ---- the lesson's solutions (copied from solutions/day06_first_language_model.md) --------------
 
 
-def _stub(*args, **kwargs):
-    raise NotImplementedError
+def cross_entropy(logits, targets):
+    logp = F.log_softmax(logits, dim=-1)                             # (B, T, V)
+    picked = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)      # (B, T)
+    return -picked.mean()
 
 
-# ---- exercise 1 ------------------------------------------------------------------------------
-
-
-def test_baseline(capsys):
-    assert day06.check_baseline(math.log(65), 65)
-    assert "passed" in _last_line(capsys)
-    assert not day06.check_baseline(None, 65)
-    assert "not done yet" in _last_line(capsys)
-    assert not day06.check_baseline(1 / 65, 65)
-    assert "probability" in _last_line(capsys)
-    assert not day06.check_baseline(math.log2(65), 65)
-    assert "base 2" in _last_line(capsys)
-    assert not day06.check_baseline(-math.log(65), 65)
-    assert "sign" in _last_line(capsys)
-
-
-# ---- exercise 2 ------------------------------------------------------------------------------
-
-
-def good_cross_entropy(logits, targets):
-    logp = F.log_softmax(logits, dim=-1)
-    return -logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1).mean()
-
-
-def test_cross_entropy_passes(capsys):
-    assert day06.check_cross_entropy(good_cross_entropy)
-    assert "passed" in _last_line(capsys)
-    reference = lambda lg, t: F.cross_entropy(lg.reshape(-1, lg.size(-1)), t.reshape(-1))
-    assert day06.check_cross_entropy(reference)
-    assert "passed" in _last_line(capsys)
-    assert not day06.check_cross_entropy(_stub)
-    assert "not done yet" in _last_line(capsys)
-
-
-def test_cross_entropy_mistakes(capsys):
-    def unstable(logits, targets):
-        p = F.softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1))
-        return -torch.log(p).mean()
-
-    assert not day06.check_cross_entropy(unstable)
-    assert "log_softmax" in _last_line(capsys)
-
-    def summed(logits, targets):
-        return -F.log_softmax(logits, -1).gather(-1, targets.unsqueeze(-1)).sum()
-
-    assert not day06.check_cross_entropy(summed)
-    assert "sum" in _last_line(capsys)
-
-    def positive(logits, targets):
-        return -good_cross_entropy(logits, targets)
-
-    assert not day06.check_cross_entropy(positive)
-    assert "sign" in _last_line(capsys)
-
-    def per_position(logits, targets):
-        return -F.log_softmax(logits, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-
-    assert not day06.check_cross_entropy(per_position)
-    assert "single number" in _last_line(capsys)
-
-    def wrong_dim(logits, targets):
-        return -F.log_softmax(logits, dim=1).gather(-1, targets.unsqueeze(-1)).mean()
-
-    assert not day06.check_cross_entropy(wrong_dim)
-    assert "wrong dimension" in _last_line(capsys)
-
-
-# ---- exercise 3 ------------------------------------------------------------------------------
-
-
-def good_train_step(model, optimizer, x, y):
+def train_step(model, optimizer, x, y):
     optimizer.zero_grad(set_to_none=True)
     _, loss = model(x, y)
     loss.backward()
@@ -99,47 +30,7 @@ def good_train_step(model, optimizer, x, y):
     return loss.item()
 
 
-def test_train_step_passes(capsys):
-    assert day06.check_train_step(good_train_step)
-    assert "passed" in _last_line(capsys)
-    assert not day06.check_train_step(_stub)
-    assert "not done yet" in _last_line(capsys)
-
-
-def test_train_step_mistakes(capsys):
-    def no_zero_grad(model, optimizer, x, y):
-        _, loss = model(x, y)
-        loss.backward()
-        optimizer.step()
-        return loss.item()
-
-    assert not day06.check_train_step(no_zero_grad)
-    assert "zero_grad" in _last_line(capsys)
-
-    def no_step(model, optimizer, x, y):
-        optimizer.zero_grad()
-        _, loss = model(x, y)
-        loss.backward()
-        return loss.item()
-
-    assert not day06.check_train_step(no_step)
-    assert "optimizer.step()" in _last_line(capsys)
-
-    def returns_tensor(model, optimizer, x, y):
-        optimizer.zero_grad()
-        _, loss = model(x, y)
-        loss.backward()
-        optimizer.step()
-        return loss
-
-    assert not day06.check_train_step(returns_tensor)
-    assert ".item()" in _last_line(capsys)
-
-
-# ---- exercise 4 ------------------------------------------------------------------------------
-
-
-def good_estimate_loss(model, get_batch_fn, eval_iters):
+def estimate_loss(model, get_batch_fn, eval_iters):
     model.eval()
     with torch.no_grad():
         losses = torch.zeros(eval_iters)
@@ -151,49 +42,126 @@ def good_estimate_loss(model, get_batch_fn, eval_iters):
     return losses.mean().item()
 
 
-def test_estimate_loss_passes(capsys):
-    assert day06.check_estimate_loss(good_estimate_loss)
-    assert "passed" in _last_line(capsys)
-    assert day06.check_estimate_loss(day06.reference_estimate_loss)
-    assert "passed" in _last_line(capsys)
-    assert not day06.check_estimate_loss(_stub)
-    assert "not done yet" in _last_line(capsys)
+# ---- other correct variants -------------------------------------------------------------------
 
 
-def test_estimate_loss_mistakes(capsys):
-    def no_eval(model, get_batch_fn, eval_iters):
-        with torch.no_grad():
-            return sum(model(*get_batch_fn())[1].item() for _ in range(eval_iters)) / eval_iters
+def cross_entropy_indexing(logits, targets):
+    B, T, V = logits.shape
+    logp = F.log_softmax(logits.view(B * T, V), dim=-1)
+    return -logp[torch.arange(B * T), targets.view(-1)].mean()
 
-    assert not day06.check_estimate_loss(no_eval)
-    assert "model.eval()" in _last_line(capsys)
 
-    def with_grad(model, get_batch_fn, eval_iters):
-        model.eval()
-        out = sum(model(*get_batch_fn())[1].item() for _ in range(eval_iters)) / eval_iters
-        model.train()
-        return out
+def cross_entropy_logsumexp(logits, targets):
+    picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return (torch.logsumexp(logits, dim=-1) - picked).mean()
 
-    assert not day06.check_estimate_loss(with_grad)
-    assert "no_grad" in _last_line(capsys)
 
-    def stays_in_eval(model, get_batch_fn, eval_iters):
-        model.eval()
-        with torch.no_grad():
-            return sum(model(*get_batch_fn())[1].item() for _ in range(eval_iters)) / eval_iters
+def train_step_zero_grad_plain(model, optimizer, x, y):
+    _, loss = model(x, y)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
 
-    assert not day06.check_estimate_loss(stays_in_eval)
-    assert "model.train()" in _last_line(capsys)
 
-    def summed(model, get_batch_fn, eval_iters):
-        model.eval()
-        with torch.no_grad():
-            out = sum(model(*get_batch_fn())[1].item() for _ in range(eval_iters))
-        model.train()
-        return out
+def estimate_loss_list(model, get_batch_fn, eval_iters):
+    model.eval()
+    losses = []
+    with torch.no_grad():
+        for _ in range(eval_iters):
+            losses.append(model(*get_batch_fn())[1].item())
+    model.train()
+    return sum(losses) / len(losses)
 
-    assert not day06.check_estimate_loss(summed)
-    assert "sum" in _last_line(capsys)
+
+@pytest.mark.parametrize("check_fn, mistake", mistake_params(day06))
+def test_mistake_rejected(check_fn, mistake, capsys):
+    rejects(capsys, check_fn, mistake)
+
+
+@pytest.mark.parametrize("check_fn, fn", [
+    (day06.check_cross_entropy, cross_entropy),
+    (day06.check_cross_entropy, cross_entropy_indexing),
+    (day06.check_cross_entropy, cross_entropy_logsumexp),
+    (day06.check_train_step, train_step),
+    (day06.check_train_step, train_step_zero_grad_plain),
+    (day06.check_estimate_loss, estimate_loss),
+    (day06.check_estimate_loss, estimate_loss_list),
+])
+def test_solution_passes(check_fn, fn, capsys):
+    passes(capsys, check_fn, fn)
+
+
+@pytest.mark.parametrize("check_fn", [day06.check_cross_entropy, day06.check_train_step,
+                                      day06.check_estimate_loss])
+def test_stub_not_done(check_fn, capsys):
+    fails(capsys, check_fn, stub, "not done yet")
+
+
+@pytest.mark.parametrize("check_fn, reference", [
+    (day06.check_cross_entropy, day06._ref_cross_entropy),
+    (day06.check_train_step, day06._ref_step),
+    (day06.check_estimate_loss, day06.reference_estimate_loss),
+    (day06.check_estimate_loss, day06._reference_el),
+])
+def test_reference_refused(check_fn, reference, capsys):
+    fails(capsys, check_fn, reference, "the course's own reference")
+
+
+# ---- exercise 1 ------------------------------------------------------------------------------
+
+
+def test_baseline(capsys):
+    passes(capsys, lambda b: day06.check_baseline(b, 65), math.log(65))
+    passes(capsys, lambda b: day06.check_baseline(b, 65), torch.log(torch.tensor(65.0)))
+    passes(capsys, lambda b: day06.check_baseline(b, 7), 1.9459101090932196)  # ln 7 by hand
+    fails(capsys, lambda b: day06.check_baseline(b, 65), None, "not done yet")
+
+
+def test_baseline_mistakes_for_another_vocabulary(capsys):
+    fails(capsys, lambda b: day06.check_baseline(b, 7), 1 / 7, "probability 1/V")
+    fails(capsys, lambda b: day06.check_baseline(b, 7), math.log2(7), "base 2")
+    fails(capsys, lambda b: day06.check_baseline(b, 7), math.log(65), "V = 7")
+
+
+def test_baseline_refuses_a_function(capsys):
+    fails(capsys, lambda b: day06.check_baseline(b, 65), day06.reference_estimate_loss,
+          "the course's own reference")
+
+
+# ---- exercise 2 ------------------------------------------------------------------------------
+
+
+def test_reference_cross_entropy_by_hand():
+    # logits [2, 1, 0], target 0: -ln(e^2 / (e^2 + e + 1)) = 0.4076
+    got = day06._ref_cross_entropy(torch.tensor([[[2.0, 1.0, 0.0]]]), torch.tensor([[0]]))
+    assert got.item() == pytest.approx(-math.log(math.e ** 2 / (math.e ** 2 + math.e + 1)), abs=1e-6)
+
+
+def test_cross_entropy_crash_shows_the_shapes(capsys):
+    def crash(logits, targets):
+        return F.cross_entropy(logits, targets)  # (B, T, V) directly: a shape error
+
+    fails(capsys, day06.check_cross_entropy, crash,
+          "your code raised RuntimeError")
+
+
+def test_cross_entropy_small_error_names_the_case(capsys):
+    fails(capsys, day06.check_cross_entropy, lambda lg, t: cross_entropy(lg, t) * 1.01,
+          "(on cross_entropy(logits of shape (3, 5, 11), targets of shape (3, 5)))")
+
+
+# ---- exercise 3 ------------------------------------------------------------------------------
+
+
+def test_train_step_returns_none(capsys):
+    def no_return(model, optimizer, x, y):
+        train_step(model, optimizer, x, y)
+
+    fails(capsys, day06.check_train_step, no_return, "train_step returned None")
+
+
+# ---- exercise 4 ------------------------------------------------------------------------------
 
 
 def test_reference_estimate_loss_restores_eval_mode():
@@ -207,11 +175,18 @@ def test_reference_estimate_loss_restores_eval_mode():
     assert not m.training
 
 
-def test_cross_entropy_crash_shows_the_shapes(capsys):
-    def crash(logits, targets):
-        return F.cross_entropy(logits, targets)  # (B, T, V) directly: a shape error
+def test_estimate_loss_mean_by_hand(capsys):
+    # the first case's losses are 1, 2, 4, 5: mean 3; a wrong mean names the value
+    def off(model, get_batch_fn, eval_iters):
+        return estimate_loss(model, get_batch_fn, eval_iters) + 0.5
 
-    assert bool(day06.check_cross_entropy(crash)) is False
-    out = capsys.readouterr().out
-    assert out.count("\n") == 1 and "your code raised RuntimeError" in out
-    assert "cross_entropy(logits of shape (3, 5, 11), targets of shape (3, 5))" in out
+    fails(capsys, day06.check_estimate_loss, off, "should be 3.0, got 3.5")
+
+
+def test_checks_are_fast(capsys):
+    start = time.process_time()
+    assert day06.check_baseline(math.log(65), 65)
+    assert day06.check_cross_entropy(cross_entropy)
+    assert day06.check_train_step(train_step)
+    assert day06.check_estimate_loss(estimate_loss)
+    assert time.process_time() - start < 2.0

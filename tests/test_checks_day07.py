@@ -1,4 +1,4 @@
-"""The day-07 checks pass the solutions, catch plausible mistakes, and say "not done yet" for stubs."""
+"""The day-07 checks pass the solutions, reject every mistake of their tables, and say "not done yet" for stubs."""
 
 from __future__ import annotations
 
@@ -6,194 +6,191 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from checklines import fails, mistake_params, passes, rejects, stub
 from llmcourse.checks import day07
-from checklines import one_line, stub
 
 
-# ---- exercise 1: windows ---------------------------------------------------------------------
+# ---- the lesson's solutions (copied from solutions/day07_mlp_and_wavenet.md) ------------------
 
 
-def good_make_windows(ids, block_size):
-    X = torch.stack([ids[i:i + block_size] for i in range(len(ids) - block_size)])
-    return X, ids[block_size:]
+def solution_make_windows(ids, block_size):
+    X = ids.unfold(0, block_size, 1)[:-1]  # (N - block_size, block_size)
+    Y = ids[block_size:]                   # (N - block_size,)
+    return X, Y
 
 
-def test_make_windows(capsys):
-    assert day07.check_make_windows(good_make_windows)
-    assert "passed" in one_line(capsys)
-    assert day07.check_make_windows(lambda ids, bs: (ids.unfold(0, bs, 1)[:-1], ids[bs:]))
-    assert "passed" in one_line(capsys)
-    assert not day07.check_make_windows(stub)
-    assert "not done yet" in one_line(capsys)
+def solution_mlp_forward(X, C, W1, b1, W2, b2):
+    emb = C[X]                                   # (N, bs, E)
+    h = torch.tanh(emb.view(X.shape[0], -1) @ W1 + b1)  # (N, H)
+    return h @ W2 + b2                           # (N, V)
 
 
-def test_make_windows_mistakes(capsys):
-    assert not day07.check_make_windows(lambda ids, bs: (ids.unfold(0, bs, 1)[:-1], ids[bs - 1:-1]))
-    assert "off by one" in one_line(capsys)
-    assert not day07.check_make_windows(lambda ids, bs: (ids.unfold(0, bs, 1), ids[bs:]))
-    assert "no next token" in one_line(capsys)
-    assert not day07.check_make_windows(lambda ids, bs: None)
-    assert "None" in one_line(capsys)
-
-
-# ---- exercise 2: the MLP ---------------------------------------------------------------------
-
-
-def good_mlp_forward(X, C, W1, b1, W2, b2):
-    emb = C[X]  # (N, bs, E)
-    h = torch.tanh(emb.view(X.shape[0], -1) @ W1 + b1)
-    return h @ W2 + b2
-
-
-def test_mlp_forward(capsys):
-    assert day07.check_mlp_forward(good_mlp_forward)
-    assert "passed" in one_line(capsys)
-    assert not day07.check_mlp_forward(stub)
-    assert "not done yet" in one_line(capsys)
-
-
-def test_mlp_forward_mistakes(capsys):
-    def no_tanh(X, C, W1, b1, W2, b2):
-        return (C[X].view(X.shape[0], -1) @ W1 + b1) @ W2 + b2
-
-    assert not day07.check_mlp_forward(no_tanh)
-    assert "tanh" in one_line(capsys)
-
-    def wrong_flatten(X, C, W1, b1, W2, b2):
-        return torch.tanh(C[X].transpose(1, 2).reshape(X.shape[0], -1) @ W1 + b1) @ W2 + b2
-
-    assert not day07.check_mlp_forward(wrong_flatten)
-    assert "wrong order" in one_line(capsys)
-
-    def no_bias(X, C, W1, b1, W2, b2):
-        return torch.tanh(C[X].view(X.shape[0], -1) @ W1) @ W2 + b2
-
-    assert not day07.check_mlp_forward(no_bias)
-    assert "MLPLM" in one_line(capsys)
-
-    def probs(X, C, W1, b1, W2, b2):
-        return good_mlp_forward(X, C, W1, b1, W2, b2).softmax(-1)
-
-    assert not day07.check_mlp_forward(probs)
-    assert "softmax" in one_line(capsys)
-
-
-# ---- exercise 3: dilated causal convolution --------------------------------------------------
-
-
-def good_causal_conv(x, weight, bias, dilation):
+def solution_causal_conv(x, weight, bias, dilation):
     k = weight.shape[-1]
-    return F.conv1d(F.pad(x, ((k - 1) * dilation, 0)), weight, bias, dilation=dilation)
+    x = F.pad(x, ((k - 1) * dilation, 0))                       # (B, C_in, T + (k-1)d)
+    return F.conv1d(x, weight, bias, dilation=dilation)         # (B, C_out, T)
 
 
-def test_causal_conv(capsys):
-    assert day07.check_causal_conv(good_causal_conv)
-    assert "passed" in one_line(capsys)
-    assert day07.check_causal_conv(day07.reference_causal_conv)
-    assert "passed" in one_line(capsys)
-    assert not day07.check_causal_conv(stub)
-    assert "not done yet" in one_line(capsys)
-
-
-def test_causal_conv_mistakes(capsys):
-    def symmetric(x, w, b, d):
-        return F.conv1d(x, w, b, dilation=d, padding="same")
-
-    assert not day07.check_causal_conv(symmetric)
-    assert "not causal" in one_line(capsys)
-
-    def right_pad(x, w, b, d):
-        return F.conv1d(F.pad(x, (0, (w.shape[-1] - 1) * d)), w, b, dilation=d)
-
-    assert not day07.check_causal_conv(right_pad)
-    assert "not causal" in one_line(capsys)
-
-    def no_padding(x, w, b, d):
-        return F.conv1d(x, w, b, dilation=d)
-
-    assert not day07.check_causal_conv(no_padding)
-    assert "time steps" in one_line(capsys)
-
-    def no_dilation(x, w, b, d):
-        return F.conv1d(F.pad(x, ((w.shape[-1] - 1) * d, 0)), w, b)
-
-    assert not day07.check_causal_conv(no_dilation)
-    assert "time steps" in one_line(capsys)  # padded for the dilation but convolved without it
-
-    def dilation_wrong_pad(x, w, b, d):
-        return F.conv1d(F.pad(x, (w.shape[-1] - 1, 0)), w, b)
-
-    assert not day07.check_causal_conv(dilation_wrong_pad)
-    assert "dilation is ignored" in one_line(capsys)
-
-
-# ---- exercise 4: BatchNorm -------------------------------------------------------------------
-
-
-def good_batchnorm(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5):
+def solution_batchnorm(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5):
     if training:
-        mean = x.mean(0)
-        var = x.var(0, unbiased=False)
+        mean = x.mean(0)                          # (C,)
+        var = x.var(0, unbiased=False)            # (C,)
         with torch.no_grad():
             running_mean.mul_(1 - momentum).add_(momentum * mean)
             running_var.mul_(1 - momentum).add_(momentum * x.var(0, unbiased=True))
     else:
         mean, var = running_mean, running_var
-    return (x - mean) / torch.sqrt(var + eps) * gamma + beta
+    return (x - mean) / torch.sqrt(var + eps) * gamma + beta   # (N, C)
 
 
-def test_batchnorm(capsys):
-    assert day07.check_batchnorm(good_batchnorm)
-    assert "passed" in one_line(capsys)
-    assert not day07.check_batchnorm(stub)
-    assert "not done yet" in one_line(capsys)
+# ---- other correct variants -------------------------------------------------------------------
 
 
-def test_batchnorm_mistakes(capsys):
-    def always_batch_stats(x, gamma, beta, rm, rv, training, momentum=0.1, eps=1e-5):
-        good_batchnorm(x, gamma, beta, rm, rv, True, momentum, eps) if training else None
-        return (x - x.mean(0)) / torch.sqrt(x.var(0, unbiased=False) + eps) * gamma + beta
+def stack_make_windows(ids, block_size):
+    X = torch.stack([ids[i:i + block_size] for i in range(len(ids) - block_size)])
+    return X, ids[block_size:]
 
-    assert not day07.check_batchnorm(always_batch_stats)
-    assert "eval" in one_line(capsys)
 
-    def never_updates(x, gamma, beta, rm, rv, training, momentum=0.1, eps=1e-5):
-        mean, var = (x.mean(0), x.var(0, unbiased=False)) if training else (rm, rv)
-        return (x - mean) / torch.sqrt(var + eps) * gamma + beta
+def cat_mlp_forward(X, C, W1, b1, W2, b2):
+    emb = torch.cat([C[X[:, j]] for j in range(X.shape[1])], dim=1)
+    return torch.tanh(emb @ W1 + b1) @ W2 + b2
 
-    assert not day07.check_batchnorm(never_updates)
-    assert "running_mean did not change" in one_line(capsys)
 
-    def unbiased(x, gamma, beta, rm, rv, training, momentum=0.1, eps=1e-5):
-        if training:
-            good_batchnorm(x, gamma, beta, rm, rv, True, momentum, eps)
-            return (x - x.mean(0)) / torch.sqrt(x.var(0, unbiased=True) + eps) * gamma + beta
-        return (x - rm) / torch.sqrt(rv + eps) * gamma + beta
+def unfold_causal_conv(x, weight, bias, dilation):  # by hand: windows of the padded input
+    k = weight.shape[-1]
+    xp = F.pad(x, ((k - 1) * dilation, 0))
+    taps = torch.stack([xp[..., j * dilation: j * dilation + x.shape[-1]] for j in range(k)], -1)
+    out = torch.einsum("bitk,oik->bot", taps, weight)
+    return out if bias is None else out + bias[:, None]
 
-    assert not day07.check_batchnorm(unbiased)
-    assert "biased variance" in one_line(capsys)
 
-    def running_in_training(x, gamma, beta, rm, rv, training, momentum=0.1, eps=1e-5):
-        return (x - rm) / torch.sqrt(rv + eps) * gamma + beta
+def detached_update_batchnorm(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5):
+    if training:
+        mean, var = x.mean(0), x.var(0, unbiased=False)
+        running_mean.copy_((1 - momentum) * running_mean + momentum * mean.detach())
+        running_var.copy_((1 - momentum) * running_var + momentum * x.detach().var(0, unbiased=True))
+    else:
+        mean, var = running_mean, running_var
+    return gamma * (x - mean) * torch.rsqrt(var + eps) + beta
 
-    assert not day07.check_batchnorm(running_in_training)
-    assert "statistics of the batch" in one_line(capsys)
+
+@pytest.mark.parametrize("check_fn, mistake", mistake_params(day07))
+def test_mistake_rejected(check_fn, mistake, capsys):
+    rejects(capsys, check_fn, mistake)
+
+
+@pytest.mark.parametrize("check_fn, fn", [
+    (day07.check_make_windows, solution_make_windows),
+    (day07.check_make_windows, stack_make_windows),
+    (day07.check_mlp_forward, solution_mlp_forward),
+    (day07.check_mlp_forward, cat_mlp_forward),
+    (day07.check_causal_conv, solution_causal_conv),
+    (day07.check_causal_conv, unfold_causal_conv),
+    (day07.check_batchnorm, solution_batchnorm),
+    (day07.check_batchnorm, detached_update_batchnorm),
+])
+def test_solution_passes(check_fn, fn, capsys):
+    passes(capsys, check_fn, fn)
+
+
+@pytest.mark.parametrize("check_fn", [day07.check_make_windows, day07.check_mlp_forward,
+                                      day07.check_causal_conv, day07.check_batchnorm])
+def test_stub_not_done(check_fn, capsys):
+    fails(capsys, check_fn, stub, "not done yet")
+
+
+@pytest.mark.parametrize("check_fn, reference", [
+    (day07.check_make_windows, day07._ref_make_windows),
+    (day07.check_mlp_forward, day07._ref_mlp),
+    (day07.check_causal_conv, day07.reference_causal_conv),
+    (day07.check_batchnorm, day07._ref_batchnorm),
+])
+def test_reference_refused(check_fn, reference, capsys):
+    fails(capsys, check_fn, reference, "the course's own reference")
+
+
+# ---- the references, against hand-worked values -------------------------------------------------
+
+
+def test_reference_causal_conv_by_hand():
+    # weights [1, 10], dilation 2: y[t] = x[t - 2] + 10 x[t], zeros before the start
+    x = torch.arange(1.0, 7.0).view(1, 1, 6)
+    w = torch.tensor([[[1.0, 10.0]]])
+    assert day07.reference_causal_conv(x, w, None, 2).view(-1).tolist() == [10, 20, 31, 42, 53, 64]
+    assert day07._ref_conv_by_taps(x, w, None, 2).view(-1).tolist() == [10, 20, 31, 42, 53, 64]
+    # kernel 3, dilation 1, bias 0.5: y[t] = x[t-2] + 2 x[t-1] + 3 x[t] + 0.5
+    w3 = torch.tensor([[[1.0, 2.0, 3.0]]])
+    want = [3.5, 8.5, 14.5, 20.5, 26.5, 32.5]
+    assert day07._ref_conv_by_taps(x, w3, torch.tensor([0.5]), 1).view(-1).tolist() == want
+
+
+def test_reference_batchnorm_by_hand():
+    x = torch.tensor([[1.0], [3.0]])  # mean 2, biased var 1, unbiased var 2
+    rm, rv = torch.zeros(1), torch.ones(1)
+    y = day07._ref_batchnorm(x, torch.ones(1), torch.zeros(1), rm, rv, True, momentum=0.5, eps=1e-12)
+    assert y.view(-1).tolist() == pytest.approx([-1.0, 1.0])
+    assert rm.tolist() == [1.0] and rv.tolist() == [1.5]
+    y = day07._ref_batchnorm(torch.tensor([[2.5]]), torch.ones(1), torch.zeros(1), rm, rv, False, eps=1e-12)
+    assert y.item() == pytest.approx(1.5 / 1.5 ** 0.5)
+
+
+def test_make_windows_reference_by_hand():
+    X, Y = day07._ref_make_windows(torch.tensor([5, 1, 4, 1, 5, 9, 2, 6]), 3)
+    assert X.tolist() == [[5, 1, 4], [1, 4, 1], [4, 1, 5], [1, 5, 9], [5, 9, 2]]
+    assert Y.tolist() == [1, 5, 9, 2, 6]
+
+
+# ---- behaviours other than the tables' mistakes --------------------------------------------------
 
 
 def test_make_windows_returns_three_things(capsys):
     def bad(ids, block_size):
-        X, Y = good_make_windows(ids, block_size)
+        X, Y = solution_make_windows(ids, block_size)
         return X, Y, len(Y)
 
-    assert bool(day07.check_make_windows(bad)) is False
-    out = capsys.readouterr().out
-    assert out.count("\n") == 1 and "should return a pair (X, Y), got a tuple of 3 items" in out
+    fails(capsys, day07.check_make_windows, bad, "should return a pair (X, Y), got a tuple of 3 items")
 
 
 def test_make_windows_crash_shows_the_input(capsys):
     def crash(ids, block_size):
         return torch.stack([ids[i:i + block_size] for i in range(len(ids))]), ids  # ragged
 
-    assert bool(day07.check_make_windows(crash)) is False
-    out = capsys.readouterr().out
-    assert "your code raised RuntimeError" in out and "make_windows([5, 1, 4, 1, 5, 9, 2, 6], block_size=3)" in out
+    fails(capsys, day07.check_make_windows, crash,
+          "your code raised RuntimeError")
+
+
+def test_mlp_forward_returns_a_list(capsys):
+    fails(capsys, day07.check_mlp_forward, lambda *a: solution_mlp_forward(*a).tolist(),
+          "should be a torch tensor")
+
+
+def test_causal_conv_kernel_3_mismatch_names_the_case(capsys):
+    def off(x, w, b, d):  # right for k = 2, slightly wrong weights for k = 3
+        out = solution_causal_conv(x, w, b, d)
+        return out * 1.5 if w.shape[-1] == 3 else out
+
+    fails(capsys, day07.check_causal_conv, off, "weight (5, 3, 3)")
+
+
+def test_batchnorm_mismatch_names_the_call(capsys):
+    def off_in_eval(x, gamma, beta, rm, rv, training, momentum=0.1, eps=1e-5):
+        y = solution_batchnorm(x, gamma, beta, rm, rv, training, momentum, eps)
+        return y if training else y + 0.01
+
+    fails(capsys, day07.check_batchnorm, off_in_eval, "call 4 (eval")
+
+
+def test_batchnorm_returns_none(capsys):
+    fails(capsys, day07.check_batchnorm, lambda *a, **k: None, "returned None")
+
+
+def test_checks_are_fast():
+    import time
+
+    start = time.process_time()
+    for check_fn, fn in ((day07.check_make_windows, solution_make_windows),
+                         (day07.check_mlp_forward, solution_mlp_forward),
+                         (day07.check_causal_conv, solution_causal_conv),
+                         (day07.check_batchnorm, solution_batchnorm)):
+        assert check_fn(fn)
+    assert time.process_time() - start < 2.0

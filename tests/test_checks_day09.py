@@ -1,4 +1,5 @@
-"""The day-09 checks pass the solutions, catch plausible mistakes, and say "not done yet" for stubs."""
+"""The day-09 checks pass the lesson's solutions, reject every mistake of their tables with its
+hint, refuse the package's own references, and say "not done yet" for stubs."""
 
 from __future__ import annotations
 
@@ -10,25 +11,26 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from llmcourse.checks import day09
-from checklines import one_line, stub
+from llmcourse.model import CausalSelfAttention
+from checklines import fails, mistake_params, one_line, passes, rejects, stub
 
 
-# ---- the lesson's solutions ------------------------------------------------------------------
+# ---- the lesson's solutions (solutions/day09_scaled_dot_product_attention.md) ----------------
 
 
-def good_scores(q, k):
-    return q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+def attention_scores(q, k):
+    return q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])   # (..., T, T)
 
 
-def good_causal_attention(q, k, v):
+def causal_attention(q, k, v):
     T = q.shape[-2]
-    scores = good_scores(q, k)
-    scores = scores.masked_fill(torch.tril(torch.ones(T, T)) == 0, float("-inf"))
-    weights = F.softmax(scores, dim=-1)
-    return weights @ v, weights
+    scores = attention_scores(q, k)                                     # (..., T, T)
+    tril = torch.tril(torch.ones(T, T, device=q.device))
+    weights = scores.masked_fill(tril == 0, float("-inf")).softmax(dim=-1)
+    return weights @ v, weights                                         # (..., T, d_v), (..., T, T)
 
 
-class GoodHead(nn.Module):
+class Head(nn.Module):
     def __init__(self, n_embd, head_size):
         super().__init__()
         self.query = nn.Linear(n_embd, head_size, bias=False)
@@ -36,36 +38,92 @@ class GoodHead(nn.Module):
         self.value = nn.Linear(n_embd, head_size, bias=False)
 
     def forward(self, x):
-        out, _ = good_causal_attention(self.query(x), self.key(x), self.value(x))
+        out, _ = causal_attention(self.query(x), self.key(x), self.value(x))   # (B, T, hs)
         return out
 
 
-def good_is_causal(fn, T=8, C=4):
+def is_causal(fn, T=8, C=4):
     x = torch.randn(2, T, C)
-    base = fn(x)
-    for t in range(T - 1):
-        x2 = x.clone()
-        x2[:, t + 1:] = torch.randn(2, T - t - 1, C)
-        if not torch.allclose(fn(x2)[:, : t + 1], base[:, : t + 1], atol=1e-6):
-            return False
+    with torch.no_grad():
+        base = fn(x)
+        for t in range(T - 1):
+            x2 = x.clone()
+            x2[:, t + 1:] = torch.randn(2, T - t - 1, C)     # a different future
+            if not torch.allclose(fn(x2)[:, : t + 1], base[:, : t + 1], atol=1e-6):
+                return False
     return True
 
 
-def test_solutions_pass(capsys):
-    assert day09.check_attention_scores(good_scores)
-    assert day09.check_causal_attention(good_causal_attention)
-    assert day09.check_causal_attention(day09.reference_causal_attention)
-    assert day09.check_head(GoodHead)
-    assert day09.check_is_causal(good_is_causal)
-    assert day09.check_is_causal(day09.reference_is_causal)
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 6 and all("passed" in line for line in lines), lines
+# ---- other correct variants a learner may write ----------------------------------------------
 
 
-@pytest.mark.parametrize("fn", ["check_attention_scores", "check_causal_attention", "check_is_causal"])
-def test_stub_functions_are_not_done(capsys, fn):
-    assert not getattr(day09, fn)(stub)
-    assert "not done yet" in one_line(capsys)
+def scores_with_matmul(q, k):
+    return torch.matmul(q, k.transpose(-1, -2)) * q.size(-1) ** -0.5
+
+
+def causal_attention_bool_mask(q, k, v):
+    T = q.shape[-2]
+    mask = torch.ones(T, T, dtype=torch.bool).tril()
+    w = F.softmax((q @ k.mT) / math.sqrt(q.shape[-1]) + torch.zeros(T, T).masked_fill(~mask, float("-inf")), dim=-1)
+    return w @ v, w
+
+
+class HeadWithSDPA(Head):
+    def forward(self, x):
+        return F.scaled_dot_product_attention(self.query(x), self.key(x), self.value(x), is_causal=True)
+
+
+class HeadWithBuffer(Head):
+    def __init__(self, n_embd, head_size, block_size=32):
+        super().__init__(n_embd, head_size)
+        self.register_buffer("tril", torch.tril(torch.ones(block_size, block_size)))
+
+    def forward(self, x):
+        T = x.shape[1]
+        q, k, v = self.query(x), self.key(x), self.value(x)
+        wei = q @ k.transpose(-2, -1) * k.shape[-1] ** -0.5
+        wei = wei.masked_fill(self.tril[:T, :T] == 0, float("-inf")).softmax(-1)
+        return wei @ v
+
+
+@pytest.mark.parametrize("check_fn, answer", [
+    (day09.check_attention_scores, attention_scores),
+    (day09.check_attention_scores, scores_with_matmul),
+    (day09.check_causal_attention, causal_attention),
+    (day09.check_causal_attention, causal_attention_bool_mask),
+    (day09.check_head, Head),
+    (day09.check_head, HeadWithSDPA),
+    (day09.check_head, HeadWithBuffer),
+    (day09.check_is_causal, is_causal),
+])
+def test_solutions_pass(capsys, check_fn, answer):
+    passes(capsys, check_fn, answer)
+
+
+@pytest.mark.parametrize("check_fn, mistake", mistake_params(day09))
+def test_mistake_rejected(check_fn, mistake, capsys):
+    rejects(capsys, check_fn, mistake)
+
+
+def test_every_check_has_three_mistakes():
+    for name in ("check_attention_scores", "check_causal_attention", "check_head", "check_is_causal"):
+        assert len(getattr(day09, name).mistakes) >= 3, name
+
+
+@pytest.mark.parametrize("check_fn, reference", [
+    (day09.check_attention_scores, day09._reference_scores),
+    (day09.check_causal_attention, day09.reference_causal_attention),
+    (day09.check_head, CausalSelfAttention),
+    (day09.check_is_causal, day09.reference_is_causal),
+])
+def test_the_package_reference_is_refused(capsys, check_fn, reference):
+    fails(capsys, check_fn, reference, "the course's own reference")
+
+
+@pytest.mark.parametrize("check_fn", [day09.check_attention_scores, day09.check_causal_attention,
+                                      day09.check_is_causal])
+def test_stub_functions_are_not_done(capsys, check_fn):
+    fails(capsys, check_fn, stub, "not done yet")
 
 
 def test_stub_head_is_not_done(capsys):
@@ -74,190 +132,52 @@ def test_stub_head_is_not_done(capsys):
             super().__init__()
             raise NotImplementedError
 
-    assert not day09.check_head(StubHead)
-    assert "not done yet" in one_line(capsys)
+    fails(capsys, day09.check_head, StubHead, "not done yet")
 
-    class StubForward(GoodHead):
+    class StubForward(Head):
         def forward(self, x):
             raise NotImplementedError
 
-    assert not day09.check_head(StubForward)
-    assert "not done yet" in one_line(capsys)
+    fails(capsys, day09.check_head, StubForward, "not done yet")
 
 
-# ---- plausible mistakes ----------------------------------------------------------------------
+# ---- messages: the failing input, the largest difference, an unfinished earlier exercise -----
 
 
-def test_scores_mistakes(capsys):
-    assert not day09.check_attention_scores(lambda q, k: q @ k.transpose(-2, -1))
-    assert "not scaled" in one_line(capsys)
-    assert not day09.check_attention_scores(lambda q, k: q @ k.transpose(-2, -1) / q.shape[-1])
-    assert "square root" in one_line(capsys)
-    assert not day09.check_attention_scores(lambda q, k: good_scores(k, q))
-    assert "swapped" in one_line(capsys)
+def test_scores_message_names_the_input(capsys):
+    fails(capsys, day09.check_attention_scores, lambda q, k: attention_scores(q, k) + 0.1,
+          "(on attention_scores(q, k) with q, k of shape (3, 5, 12))")
 
 
-def test_causal_attention_mistakes(capsys):
-    def no_mask(q, k, v):
-        w = good_scores(q, k).softmax(-1)
-        return w @ v, w
+def test_scores_wrong_only_on_uneven_lengths(capsys):
+    def square_only(q, k):  # builds the (T, T) matrix from q's length
+        return (q @ k[..., : q.shape[-2], :].transpose(-2, -1)) / math.sqrt(q.shape[-1])
 
-    assert not day09.check_causal_attention(no_mask)
-    assert "not masked" in one_line(capsys)
-
-    def zero_mask(q, k, v):
-        T = q.shape[-2]
-        w = good_scores(q, k).masked_fill(torch.tril(torch.ones(T, T)) == 0, 0.0).softmax(-1)
-        return w @ v, w
-
-    assert not day09.check_causal_attention(zero_mask)
-    assert "-inf" in one_line(capsys)
-
-    def unscaled(q, k, v):
-        return good_causal_attention(q * math.sqrt(q.shape[-1]), k, v)
-
-    assert not day09.check_causal_attention(unscaled)
-    assert "not scaled" in one_line(capsys)
-
-    def no_diagonal(q, k, v):
-        T = q.shape[-2]
-        s = good_scores(q, k).masked_fill(torch.tril(torch.ones(T, T), -1) == 0, float("-inf"))
-        w = s.softmax(-1)
-        return w @ v, w
-
-    assert not day09.check_causal_attention(no_diagonal)
-    assert "NaN" in one_line(capsys)
-
-    assert not day09.check_causal_attention(lambda q, k, v: good_causal_attention(q, k, v)[0])
-    assert "pair" in one_line(capsys)
+    assert bool(day09.check_attention_scores(square_only)) is False
+    line = one_line(capsys)
+    assert "(2, 3, 8)" in line and "(2, 6, 8)" in line, line
 
 
-def test_head_mistakes(capsys):
-    class Unscaled(GoodHead):
-        def forward(self, x):
-            q, k, v = self.query(x), self.key(x), self.value(x)
-            return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1.0)
+def test_causal_attention_wrong_gradient_is_named(capsys):
+    class Leaky(torch.autograd.Function):  # right values, a gradient that skips v
+        @staticmethod
+        def forward(ctx, w, v):
+            return w @ v
 
-    assert not day09.check_head(Unscaled)
-    assert "CausalSelfAttention" in one_line(capsys)
+        @staticmethod
+        def backward(ctx, g):
+            return None, None
 
-    class ScaleByEmbd(GoodHead):
-        def forward(self, x):
-            q, k, v = self.query(x), self.key(x), self.value(x)
-            return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1 / math.sqrt(x.shape[-1]))
+    def wrong_grad(q, k, v):
+        _, w = causal_attention(q, k, v)
+        return Leaky.apply(w, v), w
 
-    assert not day09.check_head(ScaleByEmbd)
-    assert "head_size" in one_line(capsys)
-
-    class NoMask(GoodHead):
-        def forward(self, x):
-            return F.scaled_dot_product_attention(self.query(x), self.key(x), self.value(x))
-
-    assert not day09.check_head(NoMask)
-    assert "not masked" in one_line(capsys)
-
-    class WithBias(GoodHead):
-        def __init__(self, n_embd, head_size):
-            super().__init__(n_embd, head_size)
-            self.key = nn.Linear(n_embd, head_size)
-
-    assert not day09.check_head(WithBias)
-    assert "bias=False" in one_line(capsys)
-
-    class Swapped(GoodHead):
-        def forward(self, x):
-            return F.scaled_dot_product_attention(self.key(x), self.query(x), self.value(x), is_causal=True)
-
-    assert not day09.check_head(Swapped)
-    assert "swapped" in one_line(capsys)
+    assert bool(day09.check_causal_attention(wrong_grad)) is False
+    assert "grad of" in one_line(capsys)
 
 
-def test_is_causal_mistakes(capsys):
-    def only_last_token(fn, T=8, C=4):
-        x = torch.randn(2, T, C)
-        x2 = x.clone()
-        x2[:, -1] = torch.randn(2, C)
-        return torch.allclose(fn(x)[:, :-1], fn(x2)[:, :-1])
-
-    assert not day09.check_is_causal(only_last_token)
-    assert "every cut" in one_line(capsys)
-
-    def only_first_position(fn, T=8, C=4):
-        x = torch.randn(2, T, C)
-        x2 = x.clone()
-        x2[:, 1:] = torch.randn(2, T - 1, C)
-        return torch.allclose(fn(x)[:, 0], fn(x2)[:, 0])
-
-    assert not day09.check_is_causal(only_first_position)
-    assert "leaks the future" in one_line(capsys)
-
-    def compares_everything(fn, T=8, C=4):
-        x = torch.randn(2, T, C)
-        x2 = x.clone()
-        x2[:, -1] += 1
-        return torch.allclose(fn(x), fn(x2))
-
-    assert not day09.check_is_causal(compares_everything)
-    assert "but it is" in one_line(capsys)
-
-    assert not day09.check_is_causal(lambda fn, T=8, C=4: True)
-    assert "leaks the future" in one_line(capsys)
-
-    assert not day09.check_is_causal(lambda fn, T=8, C=4: torch.tensor([True, False]))
-    assert "one True or False" in one_line(capsys)
-
-
-def test_one_head_attention_matches_manual():
-    attn = day09.one_head_attention(8)
-    x = torch.randn(1, 5, 8)
-    y, att = attn(x, need_weights=True)
-    q, k, v = attn.c_attn(x).split(8, dim=-1)
-    out, w = day09.reference_causal_attention(q, k, v)
-    torch.testing.assert_close(y, out, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(att[:, 0], w, atol=1e-5, rtol=1e-5)
-
-
-# ---- holes found by a learner's walk-through (issue 11) ------------------------------------
-
-
-@pytest.mark.parametrize("scale", [4.0, math.sqrt(16)])
-def test_scores_scaled_by_a_global_or_a_typed_number(capsys, scale):
-    """The lesson's head_size is 16: dividing by its root (or by 4) must not pass."""
-    assert bool(day09.check_attention_scores(lambda q, k: q @ k.transpose(-2, -1) / scale)) is False
-    out = one_line(capsys)
-    assert "sqrt(16)" in out and "q.shape[-1]" in out
-
-
-def test_scores_with_k_T_on_a_batch(capsys):
-    assert bool(day09.check_attention_scores(lambda q, k: q @ k.T / math.sqrt(q.shape[-1]))) is False
-    out = one_line(capsys)
-    assert "k.T reverses" in out and "k.transpose(-2, -1)" in out
-    assert "(3, 5, 12)" in out  # the failing input is shown
-
-
-def _attention_with(allowed_fn, fill=float("-inf")):
-    def fn(q, k, v):
-        T = q.shape[-2]
-        scores = good_scores(q, k).masked_fill(~allowed_fn(torch.ones(T, T).bool()), fill)
-        w = scores.softmax(-1)
-        return w @ v, w
-
-    return fn
-
-
-@pytest.mark.parametrize("allowed, hint", [
-    (lambda m: m.tril(1), "diagonal=1"),
-    (lambda m: m.triu(), "wrong side"),
-])
-def test_causal_attention_mask_on_the_wrong_side(capsys, allowed, hint):
-    assert bool(day09.check_causal_attention(_attention_with(allowed))) is False
-    out = one_line(capsys)
-    assert hint in out and "mask with float('-inf')" not in out
-
-
-def test_causal_attention_masked_with_zero(capsys):
-    assert bool(day09.check_causal_attention(_attention_with(lambda m: m.tril(), fill=0.0))) is False
-    assert "mask with float('-inf')" in one_line(capsys)
+def attention_scores_stub(q, k):
+    raise NotImplementedError
 
 
 def test_causal_attention_other_stub_is_plain_not_done(capsys):
@@ -269,53 +189,74 @@ def test_causal_attention_other_stub_is_plain_not_done(capsys):
     assert out.startswith("⏳") and "finish exercise" not in out
 
 
-def attention_scores(q, k):  # the lesson's name, still a stub
-    raise NotImplementedError
-
-
-def attention_scores_stub(q, k):
-    raise NotImplementedError
-
-
-def causal_attention(q, k, v):  # the lesson's name, still a stub
-    raise NotImplementedError
-
-
 def test_causal_attention_stub_of_exercise_1_is_named(capsys):
+    def attention_scores(q, k):  # the lesson's name, still a stub
+        raise NotImplementedError
+
     def calls_exercise_1(q, k, v):
         scores = attention_scores(q, k)
         return scores, scores
 
-    assert bool(day09.check_causal_attention(calls_exercise_1)) is False
-    assert "attention_scores: not done yet — finish exercise 1 first" in one_line(capsys)
+    fails(capsys, day09.check_causal_attention, calls_exercise_1,
+          "attention_scores: not done yet — finish exercise 1 first")
 
 
 def test_head_names_unfinished_causal_attention(capsys):
-    class Head(GoodHead):
+    def causal_attention(q, k, v):  # the lesson's name, still a stub
+        raise NotImplementedError
+
+    class Unfinished(Head):
         def forward(self, x):
             out, _ = causal_attention(self.query(x), self.key(x), self.value(x))
             return out
 
-    assert bool(day09.check_head(Head)) is False
+    assert bool(day09.check_head(Unfinished)) is False
     out = one_line(capsys)
     assert "causal_attention: not done yet — finish exercise 2 first" in out
     assert "write your code in the cell above" not in out
 
 
-def test_head_scaled_by_n_embd(capsys):
-    class Head(GoodHead):
-        def forward(self, x):
-            q, k, v = self.query(x), self.key(x), self.value(x)
-            return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1 / math.sqrt(x.shape[-1]))
+def test_head_frozen_weight_gets_no_gradient(capsys):
+    class Frozen(Head):
+        def __init__(self, n_embd, head_size):
+            super().__init__(n_embd, head_size)
+            self.value.weight.requires_grad_(False)
 
-    assert bool(day09.check_head(Head)) is False
-    assert "sqrt(head_size)" in one_line(capsys)
+    fails(capsys, day09.check_head, Frozen, "grad of value.weight")
 
 
-def test_is_causal_ignoring_its_arguments(capsys):
-    def uses_defaults(fn, T=8, C=4):
-        return good_is_causal(fn)  # always T=8, C=4
+@pytest.mark.parametrize("value", [None, [True], "yes"])
+def test_is_causal_odd_return_values(capsys, value):
+    assert bool(day09.check_is_causal(lambda fn, T=8, C=4: value)) is False
+    assert one_line(capsys).startswith("❌")
 
-    assert bool(day09.check_is_causal(uses_defaults)) is False
-    out = one_line(capsys)
-    assert "T=7, C=3" in out
+
+def test_is_causal_message_names_the_sizes(capsys):
+    fails(capsys, day09.check_is_causal, lambda fn, T=8, C=4: is_causal(fn), "T=7, C=3")
+
+
+# ---- the references, against hand-worked values -----------------------------------------------
+
+
+def test_reference_causal_attention_by_hand():
+    q = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    k = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    out, w = day09.reference_causal_attention(q, k, torch.eye(3))
+    s = 1 / math.sqrt(2)
+    row1 = torch.softmax(torch.tensor([0.0, s]), 0)  # query 1 against keys 0, 1
+    assert torch.allclose(w[1], torch.cat([row1, torch.zeros(1)]), atol=1e-6)
+    assert torch.equal(w[0], torch.tensor([1.0, 0.0, 0.0]))
+    assert torch.allclose(out, w)  # one-hot values: the output is the weights
+
+
+def test_one_head_attention_matches_sdpa():
+    attn = day09.one_head_attention(8)
+    x = torch.randn(1, 5, 8)
+    y, _ = attn(x)
+    q, k, v = attn.c_attn(x).split(8, dim=-1)
+    torch.testing.assert_close(y, F.scaled_dot_product_attention(q, k, v, is_causal=True), atol=1e-5, rtol=1e-5)
+
+
+def test_reference_is_causal_tells_apart():
+    assert day09.reference_is_causal(lambda x: x.cumsum(1))
+    assert not day09.reference_is_causal(lambda x: x.flip(1).cumsum(1))

@@ -1,4 +1,5 @@
-"""The day-10 checks pass the solutions, catch plausible mistakes, and say "not done yet" for stubs."""
+"""The day-10 checks pass the lesson's solutions, reject every mistake of their tables with its
+hint, refuse the package's own references, and say "not done yet" for stubs."""
 
 from __future__ import annotations
 
@@ -10,19 +11,169 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from llmcourse.checks import day10
+from llmcourse.model import CausalSelfAttention
+from llmcourse.model import layers as package_layers
+from checklines import fails, mistake_params, one_line, passes, rejects, stub
 
 
-def _last_line(capsys: pytest.CaptureFixture[str]) -> str:
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out
-    return out[0]
+# ---- the lesson's solutions (solutions/day10_multi_head_attention.md) ------------------------
 
 
-def _stub(*args, **kwargs):
-    raise NotImplementedError
+def split_heads(t: torch.Tensor, n_head: int) -> torch.Tensor:
+    """(B, T, C) -> (B, n_head, T, C // n_head)."""
+    B, T, C = t.shape
+    return t.view(B, T, n_head, C // n_head).transpose(1, 2)
 
 
-# ---- references ------------------------------------------------------------------------------
+def merge_heads(y: torch.Tensor) -> torch.Tensor:
+    """(B, nh, T, hs) -> (B, T, nh * hs)."""
+    B, nh, T, hs = y.shape
+    return y.transpose(1, 2).contiguous().view(B, T, nh * hs)
+
+
+def manual_attention(q, k, v):  # the lesson's worked example (not an exercise)
+    T, hs = q.shape[-2], q.shape[-1]
+    scores = q @ k.transpose(-2, -1) / math.sqrt(hs)
+    mask = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
+    scores = scores.masked_fill(~mask, float("-inf"))
+    weights = F.softmax(scores, dim=-1)
+    return weights @ v, weights
+
+
+class MyCausalSelfAttention(nn.Module):
+    def __init__(self, n_embd: int, n_head: int):
+        super().__init__()
+        if n_embd % n_head != 0:
+            raise ValueError(f"n_embd ({n_embd}) must be divisible by n_head ({n_head})")
+        self.n_head = n_head
+        self.c_attn = nn.Linear(n_embd, 3 * n_embd)
+        self.c_proj = nn.Linear(n_embd, n_embd)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=-1)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        y, _ = manual_attention(q, k, v)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        return self.c_proj(y)
+
+
+# ---- other correct variants -------------------------------------------------------------------
+
+
+def split_heads_reshape(t, n_head):
+    B, T, C = t.shape
+    return t.reshape(B, T, n_head, -1).permute(0, 2, 1, 3)
+
+
+def merge_heads_reshape(y):
+    B, nh, T, hs = y.shape
+    return y.transpose(1, 2).reshape(B, T, nh * hs)
+
+
+class WithSDPA(MyCausalSelfAttention):
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = (split_heads(t, self.n_head) for t in self.c_attn(x).split(C, dim=-1))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.c_proj(merge_heads(y)), None   # the package's (y, weights) form
+
+
+@pytest.mark.parametrize("check_fn, answer", [
+    (day10.check_split_heads, split_heads),
+    (day10.check_split_heads, split_heads_reshape),
+    (day10.check_merge_heads, merge_heads),
+    (day10.check_merge_heads, merge_heads_reshape),
+    (day10.check_attention_module, MyCausalSelfAttention),
+    (day10.check_attention_module, WithSDPA),
+])
+def test_solutions_pass(capsys, check_fn, answer):
+    passes(capsys, check_fn, answer)
+
+
+@pytest.mark.parametrize("check_fn, mistake", mistake_params(day10))
+def test_mistake_rejected(check_fn, mistake, capsys):
+    rejects(capsys, check_fn, mistake)
+
+
+def test_every_check_has_three_mistakes():
+    for name in ("check_split_heads", "check_merge_heads", "check_attention_module"):
+        assert len(getattr(day10, name).mistakes) >= 3, name
+
+
+@pytest.mark.parametrize("check_fn, reference", [
+    (day10.check_split_heads, day10.split_heads),
+    (day10.check_split_heads, package_layers.split_heads),
+    (day10.check_merge_heads, day10.merge_heads),
+    (day10.check_attention_module, CausalSelfAttention),
+])
+def test_the_package_reference_is_refused(capsys, check_fn, reference):
+    fails(capsys, check_fn, reference, "the course's own reference")
+
+
+@pytest.mark.parametrize("check_fn", [day10.check_split_heads, day10.check_merge_heads])
+def test_stub_functions_are_not_done(capsys, check_fn):
+    fails(capsys, check_fn, stub, "not done yet")
+
+
+def test_attention_module_not_done(capsys):
+    class Stub(nn.Module):
+        def __init__(self, n_embd, n_head):
+            super().__init__()
+            raise NotImplementedError
+
+    fails(capsys, day10.check_attention_module, Stub, "not done yet")
+
+    class StubForward(MyCausalSelfAttention):
+        def forward(self, x):
+            raise NotImplementedError
+
+    fails(capsys, day10.check_attention_module, StubForward, "not done yet")
+
+
+def test_attention_module_names_unfinished_split_heads(capsys):
+    notebook = {"torch": torch}  # the learner's namespace: split_heads is still a stub
+    exec("def split_heads(t, n_head):\n    raise NotImplementedError\n", notebook)
+
+    class UsesSplitHeads(MyCausalSelfAttention):
+        def forward(self, x):
+            q, k, v = self.c_attn(x).split(x.shape[-1], dim=-1)
+            notebook["split_heads"](q, self.n_head)
+
+    fails(capsys, day10.check_attention_module, UsesSplitHeads,
+          "split_heads: not done yet — finish exercise 1 first")
+
+
+def test_split_heads_returns_a_list(capsys):
+    fails(capsys, day10.check_split_heads, lambda x, nh: list(x.unbind(-1)),
+          "should be a torch tensor, got a list")
+
+
+def test_split_heads_detached(capsys):
+    fails(capsys, day10.check_split_heads, lambda t, n: split_heads(t, n).detach(),
+          "does not carry gradients")
+
+
+def test_attention_generic_mismatch_names_the_input(capsys):
+    class Off(MyCausalSelfAttention):
+        def forward(self, x):
+            return super().forward(x) * 1.01
+
+    assert bool(day10.check_attention_module(Off)) is False
+    line = one_line(capsys)
+    assert "(on MyCausalSelfAttention(24, 4) on x of shape (2, 7, 24))" in line and "differs by up to" in line
+
+
+def test_attention_frozen_projection_gets_no_gradient(capsys):
+    class Frozen(MyCausalSelfAttention):
+        def __init__(self, n_embd, n_head):
+            super().__init__(n_embd, n_head)
+            self.c_proj.requires_grad_(False)
+
+    fails(capsys, day10.check_attention_module, Frozen, "grad of c_proj.weight")
+
+
+# ---- the references, against hand-worked values -----------------------------------------------
 
 
 def test_reference_split_merge_by_hand():
@@ -32,182 +183,3 @@ def test_reference_split_merge_by_hand():
     assert h[0, 0].tolist() == [[0.0, 1.0], [4.0, 5.0]]   # head 0: channels 0-1 of both positions
     assert h[0, 1].tolist() == [[2.0, 3.0], [6.0, 7.0]]
     assert torch.equal(day10.merge_heads(h), x)
-    with pytest.raises(RuntimeError):  # the package's reference trusts its caller: view() refuses
-        day10.split_heads(x, 3)
-
-
-# ---- exercise 1 ------------------------------------------------------------------------------
-
-
-def test_split_heads(capsys):
-    def good(t, n_head):
-        B, T, C = t.shape
-        return t.view(B, T, n_head, C // n_head).transpose(1, 2)
-
-    assert day10.check_split_heads(good)
-    assert "passed" in _last_line(capsys)
-    assert not day10.check_split_heads(_stub)
-    assert "not done yet" in _last_line(capsys)
-
-    def no_transpose(t, n_head):
-        B, T, C = t.shape
-        return t.view(B, T, n_head, C // n_head)
-
-    assert not day10.check_split_heads(no_transpose)
-    assert "transpose(1, 2)" in _last_line(capsys)
-
-    def flat_view(t, n_head):
-        B, T, C = t.shape
-        return t.view(B, n_head, T, C // n_head)
-
-    assert not day10.check_split_heads(flat_view)
-    assert "mixes positions" in _last_line(capsys)
-
-
-# ---- exercise 2 ------------------------------------------------------------------------------
-
-
-def test_merge_heads(capsys):
-    def good(y):
-        B, nh, T, hs = y.shape
-        return y.transpose(1, 2).reshape(B, T, nh * hs)
-
-    assert day10.check_merge_heads(good)
-    assert "passed" in _last_line(capsys)
-    assert not day10.check_merge_heads(_stub)
-    assert "not done yet" in _last_line(capsys)
-
-    def no_transpose(y):
-        B, nh, T, hs = y.shape
-        return y.reshape(B, T, nh * hs)
-
-    assert not day10.check_merge_heads(no_transpose)
-    assert "head axis back" in _last_line(capsys)
-
-    def no_contiguous(y):
-        B, nh, T, hs = y.shape
-        return y.transpose(1, 2).view(B, T, nh * hs)
-
-    assert not day10.check_merge_heads(no_contiguous)
-    assert ".contiguous()" in _last_line(capsys)
-
-
-# ---- exercise 3 ------------------------------------------------------------------------------
-
-
-class GoodAttention(nn.Module):
-    """The lesson's solution, with knobs for the mistakes the check must catch."""
-
-    scale_by = "hs"
-    causal = True
-    project = True
-
-    def __init__(self, n_embd, n_head):
-        super().__init__()
-        if n_embd % n_head:
-            raise ValueError("n_embd must be divisible by n_head")
-        self.n_head = n_head
-        self.c_attn = nn.Linear(n_embd, 3 * n_embd)
-        self.c_proj = nn.Linear(n_embd, n_embd)
-
-    def forward(self, x):
-        B, T, C = x.shape
-        hs = C // self.n_head
-        q, k, v = self.c_attn(x).split(C, dim=-1)
-        q, k, v = (t.view(B, T, self.n_head, hs).transpose(1, 2) for t in (q, k, v))
-        scale = {"hs": 1 / math.sqrt(hs), "C": 1 / math.sqrt(C), "none": 1.0}[self.scale_by]
-        att = q @ k.transpose(-2, -1) * scale
-        if self.causal:
-            att = att.masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf"))
-        y = F.softmax(att, dim=-1) @ v
-        y = y.transpose(1, 2).contiguous().view(B, T, C)
-        return self.c_proj(y) if self.project else y
-
-
-def test_attention_module_passes(capsys):
-    assert day10.check_attention_module(GoodAttention)
-    assert "passed" in _last_line(capsys)
-
-    class WithSDPA(GoodAttention):
-        def forward(self, x):
-            B, T, C = x.shape
-            q, k, v = (day10.split_heads(t, self.n_head) for t in self.c_attn(x).split(C, dim=-1))
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-            return self.c_proj(day10.merge_heads(y)), None   # the package's (y, weights) form
-
-    assert day10.check_attention_module(WithSDPA)
-    assert "passed" in _last_line(capsys)
-
-
-def test_attention_module_not_done(capsys):
-    class Stub(nn.Module):
-        def __init__(self, n_embd, n_head):
-            super().__init__()
-            raise NotImplementedError
-
-    assert not day10.check_attention_module(Stub)
-    assert "not done yet" in _last_line(capsys)
-
-    class StubForward(GoodAttention):
-        def forward(self, x):
-            raise NotImplementedError
-
-    assert not day10.check_attention_module(StubForward)
-    assert "not done yet" in _last_line(capsys)
-
-
-@pytest.mark.parametrize(
-    "knob, value, expected",
-    [
-        ("causal", False, "causal mask"),
-        ("scale_by", "none", "not scaled"),
-        ("scale_by", "C", "head size"),
-        ("project", False, "c_proj"),
-    ],
-)
-def test_attention_module_mistakes(capsys, knob, value, expected):
-    Wrong = type("Wrong", (GoodAttention,), {knob: value})
-    assert not day10.check_attention_module(Wrong)
-    assert expected in _last_line(capsys)
-
-
-def test_attention_module_structure_mistakes(capsys):
-    class NoBias(GoodAttention):
-        def __init__(self, n_embd, n_head):
-            super().__init__(n_embd, n_head)
-            self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=False)
-
-    assert not day10.check_attention_module(NoBias)
-    assert "bias" in _last_line(capsys)
-
-    class NoValidation(GoodAttention):
-        def __init__(self, n_embd, n_head):
-            nn.Module.__init__(self)
-            self.n_head = n_head
-            self.c_attn = nn.Linear(n_embd, 3 * n_embd)
-            self.c_proj = nn.Linear(n_embd, n_embd)
-
-    assert not day10.check_attention_module(NoValidation)
-    assert "ValueError" in _last_line(capsys)
-
-
-# ---- an unfinished earlier exercise is named (issue 11) -------------------------------------
-
-
-def test_attention_module_names_unfinished_split_heads(capsys):
-    notebook = {"torch": torch}  # the learner's namespace: split_heads is still a stub
-    exec("def split_heads(t, n_head):\n    raise NotImplementedError\n", notebook)
-
-    class UsesSplitHeads(GoodAttention):
-        def forward(self, x):
-            q, k, v = self.c_attn(x).split(x.shape[-1], dim=-1)
-            notebook["split_heads"](q, self.n_head)
-
-    assert bool(day10.check_attention_module(UsesSplitHeads)) is False
-    assert "split_heads: not done yet — finish exercise 1 first" in _last_line(capsys)
-
-
-def test_split_heads_returns_a_list(capsys):
-    assert bool(day10.check_split_heads(lambda x, nh: list(x.unbind(-1)))) is False
-    out = _last_line(capsys)
-    assert "should be a torch tensor, got a list" in out

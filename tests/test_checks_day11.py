@@ -1,4 +1,5 @@
-"""The day-11 checks pass the solutions, catch plausible mistakes, and say "not done yet" for stubs."""
+"""The day-11 checks pass the lesson's solutions, reject every mistake of their tables with its
+hint, refuse the package's own references, and say "not done yet" for stubs."""
 
 from __future__ import annotations
 
@@ -10,220 +11,191 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from llmcourse.checks import day11
-from llmcourse.model import MLP, CausalSelfAttention
+from llmcourse.model import MLP, Block, CausalSelfAttention, GPTConfig
+from llmcourse.model import functional as package_functional
+from checklines import fails, mistake_params, one_line, passes, rejects, stub
 
 
-def _last_line(capsys: pytest.CaptureFixture[str]) -> str:
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out
-    return out[0]
+# ---- the lesson's solutions (solutions/day11_transformer_block.md) ---------------------------
 
 
-def _stub(*args, **kwargs):
-    raise NotImplementedError
-
-
-# ---- exercise 1 ------------------------------------------------------------------------------
-
-
-def good_gelu(x):
+def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
 
 
-def test_gelu(capsys):
-    assert day11.check_gelu_tanh(good_gelu)
-    assert "passed" in _last_line(capsys)
-    assert not day11.check_gelu_tanh(_stub)
-    assert "not done yet" in _last_line(capsys)
-
-
-@pytest.mark.parametrize(
-    "fn, expected",
-    [
-        (F.gelu, "exact (erf) GELU"),
-        (F.relu, "ReLU"),
-        (lambda x: 2 * good_gelu(x), "twice too large"),
-        (lambda x: 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 2))), "x ** 3"),
-        (lambda x: 0.5 * x * (1 + torch.tanh((2 / math.pi) * (x + 0.044715 * x ** 3))), "square root"),
-        (lambda x: None, "None"),
-    ],
-)
-def test_gelu_mistakes(capsys, fn, expected):
-    assert not day11.check_gelu_tanh(fn)
-    assert expected in _last_line(capsys)
-
-
-# ---- exercise 2 ------------------------------------------------------------------------------
-
-
-class GoodMLP(nn.Module):
-    act = staticmethod(lambda h: F.gelu(h, approximate="tanh"))
-    hidden = 4
-
-    def __init__(self, n_embd):
+class MyMLP(nn.Module):
+    def __init__(self, n_embd: int):
         super().__init__()
-        self.c_fc = nn.Linear(n_embd, self.hidden * n_embd)
-        self.c_proj = nn.Linear(self.hidden * n_embd, n_embd)
+        self.c_fc = nn.Linear(n_embd, 4 * n_embd)
+        self.c_proj = nn.Linear(4 * n_embd, n_embd)
 
-    def forward(self, x):
-        return self.c_proj(self.act(self.c_fc(x)))
-
-
-def test_mlp(capsys):
-    assert day11.check_mlp(GoodMLP)
-    assert "passed" in _last_line(capsys)
-
-    class Stub(nn.Module):
-        def __init__(self, n_embd):
-            super().__init__()
-            raise NotImplementedError
-
-    assert not day11.check_mlp(Stub)
-    assert "not done yet" in _last_line(capsys)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c_proj(F.gelu(self.c_fc(x), approximate="tanh"))  # (B, T, 4C) -> (B, T, C)
 
 
-@pytest.mark.parametrize(
-    "attrs, expected",
-    [
-        ({"act": staticmethod(F.gelu)}, "exact GELU"),
-        ({"act": staticmethod(F.relu)}, "ReLU"),
-        ({"act": staticmethod(lambda h: h)}, "activation is missing"),
-        ({"hidden": 2}, "4 * n_embd"),
-    ],
-)
-def test_mlp_mistakes(capsys, attrs, expected):
-    Wrong = type("Wrong", (GoodMLP,), attrs)
-    assert not day11.check_mlp(Wrong)
-    assert expected in _last_line(capsys)
-
-
-# ---- exercise 3 ------------------------------------------------------------------------------
-
-
-def good_layer_norm(x, weight, bias, eps=1e-5):
-    mean = x.mean(-1, keepdim=True)
-    var = x.var(-1, keepdim=True, unbiased=False)
+def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    mean = x.mean(dim=-1, keepdim=True)                      # (..., 1)
+    var = x.var(dim=-1, keepdim=True, unbiased=False)        # (..., 1)
     return (x - mean) / torch.sqrt(var + eps) * weight + bias
 
 
-def test_layer_norm(capsys):
-    assert day11.check_layer_norm(good_layer_norm)
-    assert "passed" in _last_line(capsys)
-    assert day11.check_layer_norm(lambda x, w, b, eps=1e-5: F.layer_norm(x, (x.shape[-1],), w, b, eps))
-    assert "passed" in _last_line(capsys)
-    assert not day11.check_layer_norm(_stub)
-    assert "not done yet" in _last_line(capsys)
-
-
-def test_layer_norm_mistakes(capsys):
-    def unbiased(x, weight, bias, eps=1e-5):
-        return (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, keepdim=True) + eps) * weight + bias
-
-    assert not day11.check_layer_norm(unbiased)
-    assert "unbiased" in _last_line(capsys)
-
-    def no_affine(x, weight, bias, eps=1e-5):
-        return good_layer_norm(x, torch.ones_like(weight), torch.zeros_like(bias), eps)
-
-    assert not day11.check_layer_norm(no_affine)
-    assert "not applied" in _last_line(capsys)
-
-    def swapped(x, weight, bias, eps=1e-5):
-        return good_layer_norm(x, bias, weight, eps)
-
-    assert not day11.check_layer_norm(swapped)
-    assert "swapped" in _last_line(capsys)
-
-    def batch_axis(x, weight, bias, eps=1e-5):
-        if x.shape == (1, 4):                      # pass the worked example, fail on batches
-            return good_layer_norm(x, weight, bias, eps)
-        mean = x.mean(0, keepdim=True)
-        var = x.var(0, keepdim=True, unbiased=False)
-        return (x - mean) / torch.sqrt(var + eps) * weight + bias
-
-    assert not day11.check_layer_norm(batch_axis)
-    assert "dim=-1" in _last_line(capsys)
-
-    def eps_outside(x, weight, bias, eps=1e-5):
-        return (x - x.mean(-1, keepdim=True)) / (x.std(-1, keepdim=True, unbiased=False) + eps) * weight + bias
-
-    assert not day11.check_layer_norm(eps_outside)
-    assert "inside the square root" in _last_line(capsys)
-
-    def eps_ignored(x, weight, bias, eps=1e-5):
-        return good_layer_norm(x, weight, bias, 1e-5)
-
-    assert not day11.check_layer_norm(eps_ignored)
-    assert "eps" in _last_line(capsys)
-
-
-# ---- exercise 4 ------------------------------------------------------------------------------
-
-
-class GoodBlock(nn.Module):
-    def __init__(self, config):
+class MyBlock(nn.Module):
+    def __init__(self, config: GPTConfig):
         super().__init__()
         self.ln_1 = nn.LayerNorm(config.n_embd)
         self.attn = CausalSelfAttention(config)
         self.ln_2 = nn.LayerNorm(config.n_embd)
         self.mlp = MLP(config)
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x))[0]     # communicate
+        x = x + self.mlp(self.ln_2(x))         # compute
+        return x
+
+
+# ---- other correct variants -------------------------------------------------------------------
+
+
+class MLPWithOwnGelu(MyMLP):
     def forward(self, x):
-        x = x + self.attn(self.ln_1(x))[0]
-        return x + self.mlp(self.ln_2(x))
+        return self.c_proj(gelu_tanh(self.c_fc(x)))
 
 
-def test_block(capsys):
-    assert day11.check_block(GoodBlock)
-    assert "passed" in _last_line(capsys)
+class MLPSequential(nn.Module):  # a learner who keeps the GELU as a module
+    def __init__(self, n_embd):
+        super().__init__()
+        self.c_fc = nn.Linear(n_embd, 4 * n_embd)
+        self.gelu = nn.GELU(approximate="tanh")
+        self.c_proj = nn.Linear(4 * n_embd, n_embd)
 
+    def forward(self, x):
+        return self.c_proj(self.gelu(self.c_fc(x)))
+
+
+def layer_norm_rsqrt(x, weight, bias, eps=1e-5):
+    xc = x - x.mean(-1, keepdim=True)
+    return xc * torch.rsqrt(xc.pow(2).mean(-1, keepdim=True) + eps) * weight + bias
+
+
+class BlockReturningPair(MyBlock):  # the package's (x, weights) convention
+    def forward(self, x):
+        a, att = self.attn(self.ln_1(x))
+        x = x + a
+        return x + self.mlp(self.ln_2(x)), att
+
+
+@pytest.mark.parametrize("check_fn, answer", [
+    (day11.check_gelu_tanh, gelu_tanh),
+    (day11.check_gelu_tanh, lambda x: F.gelu(x, approximate="tanh")),
+    (day11.check_mlp, MyMLP),
+    (day11.check_mlp, MLPWithOwnGelu),
+    (day11.check_mlp, MLPSequential),
+    (day11.check_layer_norm, layer_norm),
+    (day11.check_layer_norm, layer_norm_rsqrt),
+    (day11.check_layer_norm, lambda x, w, b, eps=1e-5: F.layer_norm(x, (x.shape[-1],), w, b, eps)),
+    (day11.check_block, MyBlock),
+    (day11.check_block, BlockReturningPair),
+])
+def test_solutions_pass(capsys, check_fn, answer):
+    passes(capsys, check_fn, answer)
+
+
+@pytest.mark.parametrize("check_fn, mistake", mistake_params(day11))
+def test_mistake_rejected(check_fn, mistake, capsys):
+    rejects(capsys, check_fn, mistake)
+
+
+def test_every_check_has_three_mistakes():
+    for name in ("check_gelu_tanh", "check_mlp", "check_layer_norm", "check_block"):
+        assert len(getattr(day11, name).mistakes) >= 3, name
+
+
+@pytest.mark.parametrize("check_fn, reference", [
+    (day11.check_mlp, MLP),
+    (day11.check_block, Block),
+    (day11.check_layer_norm, day11._reference_layer_norm),
+    (day11.check_gelu_tanh, day11._gelu_formula),
+    (day11.check_gelu_tanh, package_functional.gelu),
+])
+def test_the_package_reference_is_refused(capsys, check_fn, reference):
+    fails(capsys, check_fn, reference, "the course's own reference")
+
+
+@pytest.mark.parametrize("check_fn", [day11.check_gelu_tanh, day11.check_layer_norm])
+def test_stub_functions_are_not_done(capsys, check_fn):
+    fails(capsys, check_fn, stub, "not done yet")
+
+
+@pytest.mark.parametrize("check_fn, base", [(day11.check_mlp, MyMLP), (day11.check_block, MyBlock)])
+def test_stub_modules_are_not_done(capsys, check_fn, base):
     class Stub(nn.Module):
-        def __init__(self, config):
+        def __init__(self, arg):
             super().__init__()
             raise NotImplementedError
 
-    assert not day11.check_block(Stub)
-    assert "not done yet" in _last_line(capsys)
+    fails(capsys, check_fn, Stub, "not done yet")
 
-    class StubForward(GoodBlock):
+    class StubForward(base):
         def forward(self, x):
             raise NotImplementedError
 
-    assert not day11.check_block(StubForward)
-    assert "not done yet" in _last_line(capsys)
+    fails(capsys, check_fn, StubForward, "not done yet")
 
 
-def _attn(self, t):
-    return self.attn(t)[0]
+# ---- gradients, dropout and train/eval mode ---------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "forward, expected",
-    [
-        (lambda s, x: (lambda y: s.ln_2(y + s.mlp(y)))(s.ln_1(x + _attn(s, x))), "post-norm"),
-        (lambda s, x: (lambda y: y + s.mlp(s.ln_2(y)))(_attn(s, s.ln_1(x))), "attention branch"),
-        (lambda s, x: s.mlp(s.ln_2(x + _attn(s, s.ln_1(x)))), "MLP branch"),
-        (lambda s, x: (lambda y: y + s.mlp(s.ln_1(y)))(x + _attn(s, s.ln_1(x))), "ln_2"),
-        (lambda s, x: x + _attn(s, s.ln_1(x)) + s.mlp(s.ln_2(x)), "update x first"),
-    ],
-)
-def test_block_mistakes(capsys, forward, expected):
-    Wrong = type("Wrong", (GoodBlock,), {"forward": forward})
-    assert not day11.check_block(Wrong)
-    assert expected in _last_line(capsys)
+def test_layer_norm_detached_statistics(capsys):
+    def detached(x, weight, bias, eps=1e-5):  # right values, wrong gradient w.r.t. x
+        mean = x.mean(-1, keepdim=True).detach()
+        var = x.var(-1, keepdim=True, unbiased=False).detach()
+        return (x - mean) / torch.sqrt(var + eps) * weight + bias
+
+    fails(capsys, day11.check_layer_norm, detached, "['grad of x'] differs")
 
 
-def test_block_forgot_tuple(capsys):
-    class Tuple(GoodBlock):
+def test_mlp_frozen_layer_gets_no_gradient(capsys):
+    class Frozen(MyMLP):
+        def __init__(self, n_embd):
+            super().__init__(n_embd)
+            self.c_fc.requires_grad_(False)
+
+    fails(capsys, day11.check_mlp, Frozen, "grad of c_fc.weight")
+
+
+def test_block_own_dropout_on_branches_in_eval_is_harmless_but_in_train_is_not(capsys):
+    class ExtraBranchDropout(MyBlock):  # a second dropout on each branch: differs in train mode
+        def __init__(self, config):
+            super().__init__(config)
+            self.drop = nn.Dropout(config.dropout)
+
         def forward(self, x):
-            x = x + self.attn(self.ln_1(x))
-            return x + self.mlp(self.ln_2(x))
+            x = x + self.drop(self.attn(self.ln_1(x))[0])
+            return x + self.drop(self.mlp(self.ln_2(x)))
 
-    assert not day11.check_block(Tuple)
-    assert "take [0]" in _last_line(capsys)
+    assert bool(day11.check_block(ExtraBranchDropout)) is False
+    assert "train() mode" in one_line(capsys)
 
 
-# ---- an unfinished earlier exercise is named (issue 11) -------------------------------------
+def test_block_always_in_train_mode(capsys):
+    class IgnoresEval(MyBlock):
+        def forward(self, x):
+            self.train()  # dropout stays on in eval mode
+            return super().forward(x)
+
+    assert bool(day11.check_block(IgnoresEval)) is False
+    assert "eval() mode" in one_line(capsys)
+
+
+def test_gelu_message_names_the_input(capsys):
+    fails(capsys, day11.check_gelu_tanh, lambda x: gelu_tanh(x) + 1e-3, "(on gelu_tanh(x of shape (4, 7), float32))")
+
+
+def test_gelu_odd_return(capsys):
+    fails(capsys, day11.check_gelu_tanh, lambda x: x.tolist(), "should be a torch tensor")
+
+
+# ---- an unfinished earlier exercise is named --------------------------------------------------
 
 
 def test_block_names_unfinished_mlp(capsys):
@@ -232,20 +204,33 @@ def test_block_names_unfinished_mlp(capsys):
             super().__init__()
             raise NotImplementedError
 
-    class UsesMyMLP(GoodBlock):
+    class UsesMyMLP(MyBlock):
         def __init__(self, config):
             super().__init__(config)
             self.mlp = MyMLP(config)
 
-    assert bool(day11.check_block(UsesMyMLP)) is False
-    assert "MyMLP: not done yet — finish exercise 2 first" in _last_line(capsys)
+    fails(capsys, day11.check_block, UsesMyMLP, "MyMLP: not done yet — finish exercise 2 first")
 
 
 def test_block_own_stub_is_plain_not_done(capsys):
-    class MyBlock(GoodBlock):
+    class MyBlockStub(MyBlock):
         def forward(self, x):
             raise NotImplementedError
 
-    assert bool(day11.check_block(MyBlock)) is False
-    out = _last_line(capsys)
+    assert bool(day11.check_block(MyBlockStub)) is False
+    out = one_line(capsys)
     assert out.startswith("⏳") and "finish exercise" not in out
+
+
+# ---- hand-worked values -----------------------------------------------------------------------
+
+
+def test_layer_norm_worked_example():
+    x = torch.tensor([[1.0, 2.0, 3.0, 4.0]])  # mean 2.5, biased variance 1.25
+    want = (x - 2.5) / math.sqrt(1.25 + 1e-5)
+    assert torch.allclose(layer_norm(x, torch.ones(4), torch.zeros(4)), want, atol=1e-6)
+
+
+def test_gelu_hand_values():
+    assert abs(gelu_tanh(torch.tensor(0.0)).item()) < 1e-12
+    assert abs(gelu_tanh(torch.tensor(1.0)).item() - 0.5 * (1 + math.tanh(math.sqrt(2 / math.pi) * 1.044715))) < 1e-6

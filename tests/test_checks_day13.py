@@ -1,4 +1,6 @@
-"""The day-13 checks pass the solutions, catch typical mistakes, say "not done yet" for stubs."""
+"""The day-13 checks pass the solutions (and correct variants), catch the mistakes of the tables
+in ``llmcourse/checks/day13.py``, refuse the package's own functions, say "not done yet" for
+stubs, print exactly one line and never raise."""
 
 from __future__ import annotations
 
@@ -11,89 +13,116 @@ import torch.nn.functional as F
 from llmcourse.checks import day13
 from llmcourse.model import functional as LF
 from llmcourse.train import evaluate
-from checklines import one_line, stub
+from checklines import fails, mistake_params, passes, rejects, stub
 
 
-def _expect(capsys, verdict, passed, words):
-    assert bool(verdict) is passed
-    line = one_line(capsys)
-    for w in words if isinstance(words, (list, tuple)) else [words]:
-        assert w in line, line
-    return line
+# ---- the lesson's solutions (solutions/day13_reading_the_loss.md) ----------------------------
 
 
-# ---- exercise 1: log_softmax -----------------------------------------------------------------
+def log_softmax(x):
+    m = x.amax(dim=-1, keepdim=True)                          # (..., 1)
+    shifted = x - m                                           # (..., V), all <= 0
+    return shifted - torch.log(torch.exp(shifted).sum(dim=-1, keepdim=True))
 
 
-def good_log_softmax(x):
-    m = x.amax(dim=-1, keepdim=True)
-    return (x - m) - torch.log(torch.exp(x - m).sum(dim=-1, keepdim=True))
-
-
-def test_log_softmax_passes_and_stub(capsys):
-    _expect(capsys, day13.check_log_softmax(good_log_softmax), True, "passed")
-    _expect(capsys, day13.check_log_softmax(LF.log_softmax), True, "passed")
-    _expect(capsys, day13.check_log_softmax(lambda x: x - torch.logsumexp(x, -1, keepdim=True)),
-            True, "passed")
-    _expect(capsys, day13.check_log_softmax(stub), False, "not done yet")
-
-
-def test_log_softmax_mistakes(capsys):
-    def no_max(x):
-        return x - torch.log(torch.exp(x).sum(-1, keepdim=True))
-
-    _expect(capsys, day13.check_log_softmax(no_max), False, "Subtract the row maximum")
-
-    def log_of_softmax(x):
-        m = x.amax(-1, keepdim=True)
-        e = torch.exp(x - m)
-        return torch.log(e / e.sum(-1, keepdim=True))
-
-    _expect(capsys, day13.check_log_softmax(log_of_softmax), False, "never the log of the softmax")
-
-    def wrong_dim(x):
-        m = x.amax(0, keepdim=True)
-        return (x - m) - torch.log(torch.exp(x - m).sum(0, keepdim=True))
-
-    _expect(capsys, day13.check_log_softmax(wrong_dim), False, "wrong dimension")
-
-    def just_softmax(x):
-        m = x.amax(-1, keepdim=True)
-        e = torch.exp(x - m)
-        return e / e.sum(-1, keepdim=True)
-
-    _expect(capsys, day13.check_log_softmax(just_softmax), False, "softmax itself")
-    _expect(capsys, day13.check_log_softmax(lambda x: F.log_softmax(x, dim=-1)), False,
-            "do not call F.log_softmax")
-    _expect(capsys, day13.check_log_softmax(lambda x: x.log_softmax(-1)), False, "yourself")
-    _expect(capsys, day13.check_log_softmax(lambda x: None), False, "None")
-    # the builtins are restored after the check
-    assert torch.allclose(F.softmax(torch.zeros(2), dim=-1), torch.full((2,), 0.5))
-    assert torch.zeros(2).log_softmax(-1).shape == (2,)
-
-
-def test_log_softmax_crash_shows_the_input(capsys):
-    def crashes(x):
-        return x.view(-1, 4)
-
-    _expect(capsys, day13.check_log_softmax(crashes), False,
-            ["your code raised RuntimeError", "shape (3, 7)"])
-
-
-# ---- exercise 2: cross_entropy ---------------------------------------------------------------
-
-
-def good_cross_entropy(logits, targets, ignore_index=-100):
-    logp = good_log_softmax(logits)
-    keep = targets != ignore_index
-    picked = logp.gather(-1, targets.masked_fill(~keep, 0).unsqueeze(-1)).squeeze(-1)
+def cross_entropy(logits, targets, ignore_index=-100):
+    logp = log_softmax(logits)                                        # (..., V)
+    keep = targets != ignore_index                                    # (...)
+    safe = targets.masked_fill(~keep, 0)                              # valid ids everywhere
+    picked = logp.gather(-1, safe.unsqueeze(-1)).squeeze(-1)          # (...)
     return -(picked * keep).sum() / keep.sum()
 
 
-def test_cross_entropy_passes_and_stub(capsys):
-    _expect(capsys, day13.check_cross_entropy(good_cross_entropy), True, "passed")
-    _expect(capsys, day13.check_cross_entropy(LF.cross_entropy), True, "passed")
-    _expect(capsys, day13.check_cross_entropy(stub), False, "not done yet")
+def perplexity_of(loss):
+    return math.exp(loss)
+
+
+def bits_per_byte_of(loss, n_tokens, n_bytes):
+    return loss / math.log(2) * n_tokens / n_bytes
+
+
+def loss_by_position(logits, targets):
+    B, T, V = logits.shape
+    per_token = F.cross_entropy(logits.reshape(B * T, V), targets.reshape(B * T),
+                                reduction="none")                     # (B * T,)
+    return per_token.view(B, T).mean(dim=0)                           # (T,)
+
+
+# ---- other correct variants ------------------------------------------------------------------
+
+
+def log_softmax_logsumexp(x):
+    return x - torch.logsumexp(x, -1, keepdim=True)
+
+
+def log_softmax_max_detached(x):
+    m = x.max(dim=-1, keepdim=True).values.detach()
+    return x - m - (x - m).exp().sum(-1, keepdim=True).log()
+
+
+def cross_entropy_where(logits, targets, ignore_index=-100):
+    logp = log_softmax(logits)
+    keep = targets != ignore_index
+    nll = -logp.gather(-1, torch.where(keep, targets, 0).unsqueeze(-1)).squeeze(-1)
+    return torch.where(keep, nll, torch.zeros_like(nll)).sum() / keep.sum()
+
+
+def loss_by_position_with_package(logits, targets):
+    return LF.cross_entropy(logits, targets, reduction="none").mean(0)
+
+
+@pytest.mark.parametrize("check_fn, args", [
+    (day13.check_log_softmax, (log_softmax,)),
+    (day13.check_log_softmax, (log_softmax_logsumexp,)),
+    (day13.check_log_softmax, (log_softmax_max_detached,)),
+    (day13.check_cross_entropy, (cross_entropy,)),
+    (day13.check_cross_entropy, (cross_entropy_where,)),
+    (day13.check_units, (perplexity_of, bits_per_byte_of)),
+    (day13.check_units, (lambda loss: torch.exp(torch.tensor(loss)), bits_per_byte_of)),
+    (day13.check_loss_by_position, (loss_by_position,)),
+    (day13.check_loss_by_position, (loss_by_position_with_package,)),
+])
+def test_solutions_pass(capsys, check_fn, args):
+    assert bool(check_fn(*args)) is True
+    passes_line = capsys.readouterr().out.strip().splitlines()
+    assert len(passes_line) == 1 and "passed" in passes_line[0], passes_line
+
+
+@pytest.mark.parametrize("check_fn, mistake", mistake_params(day13))
+def test_mistake_rejected(check_fn, mistake, capsys):
+    rejects(capsys, check_fn, mistake)
+
+
+def test_tables_have_three_mistakes():
+    for fn in (day13.check_log_softmax, day13.check_cross_entropy, day13.check_units,
+               day13.check_loss_by_position):
+        assert len(fn.mistakes) >= 3
+
+
+# ---- the package's functions are refused -----------------------------------------------------
+
+
+def test_refuses_the_package_reference(capsys):
+    fails(capsys, day13.check_log_softmax, LF.log_softmax, "the course's own reference")
+    fails(capsys, day13.check_log_softmax, day13._reference_log_softmax,
+          "the course's own reference")
+    fails(capsys, day13.check_cross_entropy, LF.cross_entropy, "the course's own reference")
+    fails(capsys, day13.check_loss_by_position, day13._reference_loss_by_position,
+          "the course's own reference")
+    assert bool(day13.check_units(evaluate.perplexity, bits_per_byte_of)) is False
+    assert "the course's own reference" in capsys.readouterr().out
+
+
+# ---- stubs, earlier exercises, odd values ----------------------------------------------------
+
+
+def test_stubs(capsys):
+    fails(capsys, day13.check_log_softmax, stub, "not done yet")
+    fails(capsys, day13.check_cross_entropy, stub, "not done yet")
+    fails(capsys, day13.check_loss_by_position, stub, "not done yet")
+    for args in ((stub, bits_per_byte_of), (perplexity_of, stub)):
+        assert bool(day13.check_units(*args)) is False
+        assert "not done yet" in capsys.readouterr().out
 
 
 def test_cross_entropy_names_the_unfinished_log_softmax(capsys):
@@ -103,136 +132,48 @@ def test_cross_entropy_names_the_unfinished_log_softmax(capsys):
     def uses_it(logits, targets, ignore_index=-100):
         return log_softmax(logits).sum()
 
-    _expect(capsys, day13.check_cross_entropy(uses_it), False, "finish exercise 1 first")
+    fails(capsys, day13.check_cross_entropy, uses_it, "finish exercise 1 first")
 
 
-def test_cross_entropy_mistakes(capsys):
-    def all_positions(logits, targets, ignore_index=-100):
-        logp = good_log_softmax(logits)
-        keep = targets != ignore_index
-        picked = logp.gather(-1, targets.masked_fill(~keep, 0).unsqueeze(-1)).squeeze(-1)
-        return -(picked * keep).mean()
-
-    _expect(capsys, day13.check_cross_entropy(all_positions), False, "counted targets")
-
-    def no_ignore(logits, targets, ignore_index=-100):
-        logp = good_log_softmax(logits)
-        return -logp.gather(-1, targets.unsqueeze(-1)).mean()
-
-    _expect(capsys, day13.check_cross_entropy(no_ignore), False,
-            ["your code raised", "ignore_index are not class ids", "-100"])
-
-    def fixed_minus_100(logits, targets, ignore_index=-100):
-        return good_cross_entropy(logits, targets, -100)
-
-    _expect(capsys, day13.check_cross_entropy(fixed_minus_100), False, "ignore_index=0 was not used")
-
-    def summed(logits, targets, ignore_index=-100):
-        logp = good_log_softmax(logits)
-        keep = targets != ignore_index
-        picked = logp.gather(-1, targets.masked_fill(~keep, 0).unsqueeze(-1)).squeeze(-1)
-        return -(picked * keep).sum()
-
-    _expect(capsys, day13.check_cross_entropy(summed), False, "sum")
-    _expect(capsys, day13.check_cross_entropy(lambda lg, t, ignore_index=-100: -good_cross_entropy(lg, t, ignore_index)),
-            False, "sign")
-    _expect(capsys, day13.check_cross_entropy(
-        lambda lg, t, ignore_index=-100: good_cross_entropy(lg, t, ignore_index) / math.log(2)),
-        False, "bits")
-
-    def unstable(logits, targets, ignore_index=-100):
-        p = torch.exp(logits) / torch.exp(logits).sum(-1, keepdim=True)
-        keep = targets != ignore_index
-        picked = torch.log(p.gather(-1, targets.masked_fill(~keep, 0).unsqueeze(-1)).squeeze(-1))
-        return -(picked * keep).sum() / keep.sum()
-
-    _expect(capsys, day13.check_cross_entropy(unstable), False, "non-finite")
-
-    def nan_pad(logits, targets, ignore_index=-100):
-        logp = good_log_softmax(logits)
-        keep = targets != ignore_index
-        picked = logp.gather(-1, targets.masked_fill(~keep, 0).unsqueeze(-1)).squeeze(-1)
-        picked = torch.where(keep, picked, torch.tensor(float("nan")))
-        return -picked.nansum() / keep.sum() if keep.all() else -(picked * keep).sum() / keep.sum()
-
-    _expect(capsys, day13.check_cross_entropy(nan_pad), False, "ignored")
-
-    def detached(logits, targets, ignore_index=-100):
-        return torch.tensor(good_cross_entropy(logits, targets, ignore_index).item())
-
-    _expect(capsys, day13.check_cross_entropy(detached), False, "autograd")
-    _expect(capsys, day13.check_cross_entropy(
-        lambda lg, t, ignore_index=-100: F.cross_entropy(lg.reshape(-1, lg.size(-1)), t.reshape(-1),
-                                                         reduction="none")),
-        False, "one number")
+def test_log_softmax_crash_shows_the_input(capsys):
+    fails(capsys, day13.check_log_softmax, lambda x: x.view(-1, 4), "shape (3, 7)")
 
 
-# ---- exercise 3: units -----------------------------------------------------------------------
+def test_builtins_restored_after_the_check(capsys):
+    day13.check_log_softmax(lambda x: F.log_softmax(x, dim=-1))
+    capsys.readouterr()
+    assert torch.allclose(F.softmax(torch.zeros(2), dim=-1), torch.full((2,), 0.5))
+    assert torch.zeros(2).log_softmax(-1).shape == (2,)
 
 
-def good_perplexity(loss):
-    return math.exp(loss)
-
-
-def good_bpb(loss, n_tokens, n_bytes):
-    return loss / math.log(2) * n_tokens / n_bytes
-
-
-def test_units_passes_and_stub(capsys):
-    _expect(capsys, day13.check_units(good_perplexity, good_bpb), True, "passed")
-    pkg_bpb = lambda loss, n_tokens, n_bytes: evaluate.bits_per_byte(loss, n_bytes / n_tokens)
-    _expect(capsys, day13.check_units(evaluate.perplexity, pkg_bpb), True, "passed")
-    _expect(capsys, day13.check_units(lambda l: torch.exp(torch.tensor(l)), good_bpb), True, "passed")
-    _expect(capsys, day13.check_units(stub, good_bpb), False, "not done yet")
-    _expect(capsys, day13.check_units(good_perplexity, stub), False, "not done yet")
-
-
-@pytest.mark.parametrize("ppl,bpb,words", [
-    (lambda l: 2 ** l, good_bpb, "e ** loss"),
-    (lambda l: 10 ** l, good_bpb, "math.exp"),
-    (lambda l: None, good_bpb, "None"),
-    (good_perplexity, lambda l, t, b: l * t / b, "divide by ln 2"),
-    (good_perplexity, lambda l, t, b: l * math.log(2) * t / b, "multiplied by ln 2"),
-    (good_perplexity, lambda l, t, b: l / math.log(2) * b / t, "upside down"),
-    (good_perplexity, lambda l, t, b: l / math.log(2), "bits per token"),
-    (good_perplexity, lambda l, t, b: math.log2(l) * t / b, "not a change of unit"),
+@pytest.mark.parametrize("check_fn, fn, words", [
+    (day13.check_log_softmax, lambda x: None, "None"),
+    (day13.check_log_softmax, lambda x: log_softmax(x).tolist(), "tensor"),
+    (day13.check_cross_entropy, lambda lg, t, ignore_index=-100: None, "None"),
+    (day13.check_cross_entropy, lambda lg, t, ignore_index=-100: cross_entropy(lg, t, ignore_index)
+     .reshape(1), "has shape (1,)"),
+    (day13.check_loss_by_position, lambda lg, t: loss_by_position(lg, t).tolist(), "tensor"),
+    (day13.check_loss_by_position, lambda lg, t: loss_by_position(lg, t).detach(),
+     "does not carry gradients"),
 ])
-def test_units_mistakes(capsys, ppl, bpb, words):
-    _expect(capsys, day13.check_units(ppl, bpb), False, words)
+def test_odd_return_values(capsys, check_fn, fn, words):
+    fails(capsys, check_fn, fn, words)
 
 
-# ---- exercise 4: loss by position ------------------------------------------------------------
+def test_units_odd_values(capsys):
+    assert bool(day13.check_units(lambda loss: None, bits_per_byte_of)) is False
+    assert "None" in capsys.readouterr().out
+    assert bool(day13.check_units(perplexity_of, lambda l, t, b: [l])) is False
+    assert "one number" in capsys.readouterr().out
 
 
-def good_loss_by_position(logits, targets):
-    B, T, V = logits.shape
-    per = F.cross_entropy(logits.reshape(B * T, V), targets.reshape(B * T), reduction="none")
-    return per.view(B, T).mean(dim=0)
-
-
-def test_loss_by_position(capsys):
-    _expect(capsys, day13.check_loss_by_position(good_loss_by_position), True, "passed")
-    _expect(capsys, day13.check_loss_by_position(stub), False, "not done yet")
-
-    def per_seq(logits, targets):
-        B, T, V = logits.shape
-        return F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1),
-                               reduction="none").view(B, T).mean(1)
-
-    _expect(capsys, day13.check_loss_by_position(per_seq), False, "Average over the batch")
-
-    def wrong_view(logits, targets):
-        B, T, V = logits.shape
-        return F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1),
-                               reduction="none").view(T, B).mean(1)
-
-    _expect(capsys, day13.check_loss_by_position(wrong_view), False, "(B, T), not (T, B)")
-
-    def summed(logits, targets):
-        return good_loss_by_position(logits, targets) * logits.shape[0]
-
-    _expect(capsys, day13.check_loss_by_position(summed), False, "sum over the batch")
-    _expect(capsys, day13.check_loss_by_position(
-        lambda lg, t: F.cross_entropy(lg.reshape(-1, lg.size(-1)), t.reshape(-1))), False, "one number")
-    _expect(capsys, day13.check_loss_by_position(
-        lambda lg, t: good_loss_by_position(lg, t).tolist()), False, "torch tensor")
+def test_hand_worked_values():
+    # the lesson's example: scores [1000, 1001, 1002] -> [-2.408, -1.408, -0.408]
+    got = log_softmax(torch.tensor([1000.0, 1001.0, 1002.0]))
+    assert torch.allclose(got, torch.tensor([-2.4076, -1.4076, -0.4076]), atol=1e-3)
+    # losses 0.408 and 2.408 give 1.408; with the second ignored 0.408
+    lg = torch.tensor([[2.0, 1.0, 0.0], [2.0, 1.0, 0.0]])
+    assert cross_entropy(lg, torch.tensor([0, 2])).item() == pytest.approx(1.408, abs=1e-3)
+    assert cross_entropy(lg, torch.tensor([0, -100])).item() == pytest.approx(0.408, abs=1e-3)
+    assert perplexity_of(math.log(65)) == pytest.approx(65.0)
+    assert bits_per_byte_of(math.log(2), 1, 4) == pytest.approx(0.25)

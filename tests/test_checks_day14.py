@@ -1,8 +1,12 @@
-"""The day-14 checks pass the solutions, catch wrong device handling, say "not done yet" for stubs."""
+"""The day-14 checks pass the solutions (and correct variants), catch the mistakes of the tables
+in ``llmcourse/checks/day14.py``, refuse the package's own functions, say "not done yet" for
+stubs, restore what they patch, print exactly one line and never raise. No GPU is used."""
 
 from __future__ import annotations
 
+import statistics
 import time
+import timeit
 
 import pytest
 import torch
@@ -10,47 +14,119 @@ import torch
 from llmcourse.bench import time_it
 from llmcourse.checks import day14
 from llmcourse.device import _resolve_device
-from checklines import one_line, stub
+from checklines import fails, mistake_params, passes, rejects, stub
 
 
-def _expect(capsys, verdict, passed, words):
-    assert bool(verdict) is passed
-    line = one_line(capsys)
-    for w in words if isinstance(words, (list, tuple)) else [words]:
-        assert w in line, line
-    return line
+# ---- the lesson's solutions (solutions/day14_devices.md) -------------------------------------
 
 
-# ---- exercise 1: pick_device -----------------------------------------------------------------
-
-
-def good_pick_device(preference, has_cuda, has_mps):
+def my_pick_device(preference, has_cuda, has_mps):
     if preference == "auto":
-        return "cuda" if has_cuda else "mps" if has_mps else "cpu"
+        return torch.device("cuda" if has_cuda else "mps" if has_mps else "cpu")
     dev = torch.device(preference)
-    if (dev.type == "cuda" and not has_cuda) or (dev.type == "mps" and not has_mps):
-        raise ValueError(f"{preference} is not available here")
+    if dev.type == "cuda" and not has_cuda:
+        raise ValueError(f"{preference!r} was requested but there is no CUDA GPU")
+    if dev.type == "mps" and not has_mps:
+        raise ValueError(f"{preference!r} was requested but MPS is not available")
     return dev
 
 
-def test_pick_device_passes_and_stub(capsys):
-    _expect(capsys, day14.check_pick_device(good_pick_device), True, "passed")
-    _expect(capsys, day14.check_pick_device(_resolve_device), True, "passed")
-    _expect(capsys, day14.check_pick_device(stub), False, "not done yet")
+def batch_to(x, y, device):
+    device = torch.device(device)
+    if device.type == "cuda":
+        return (x.pin_memory().to(device, non_blocking=True),
+                y.pin_memory().to(device, non_blocking=True))
+    return x.to(device), y.to(device)
 
 
-@pytest.mark.parametrize("fn,words", [
-    (lambda p, c, m: "mps" if m else "cuda" if c else "cpu", "CUDA comes first"),
-    (lambda p, c, m: "cuda" if c else "mps" if m else "cpu", "must be obeyed"),
-    (lambda p, c, m: (p.split(":")[0] if p != "auto" else "cuda" if c else "mps" if m else "cpu"),
-     "keep the GPU index"),
-    (lambda p, c, m: ("cuda" if c else "mps" if m else "cpu") if p == "auto" or
-     (p.startswith("cuda") and not c) or (p == "mps" and not m) else p, "silent fallback"),
-    (lambda p, c, m: None, "None"),
-    (lambda p, c, m: 3, "device string"),
+def time_fn(fn, device, warmup=2, repeats=5):
+    is_cuda = torch.device(device).type == "cuda"
+    for _ in range(warmup):
+        fn()
+    if is_cuda:
+        torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        if is_cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
+# ---- other correct variants ------------------------------------------------------------------
+
+
+def pick_device_strings(preference, has_cuda, has_mps):
+    if preference == "auto":
+        return "cuda" if has_cuda else "mps" if has_mps else "cpu"
+    kind = preference.split(":")[0]
+    if (kind == "cuda" and not has_cuda) or (kind == "mps" and not has_mps):
+        raise ValueError(f"{preference} is not available here")
+    return preference
+
+
+def batch_to_cuda_method(x, y, device):
+    device = torch.device(device)
+    if device.type == "cuda":
+        return x.pin_memory().cuda(device.index, non_blocking=True), \
+            y.pin_memory().cuda(device.index, non_blocking=True)
+    return x.to(device), y.to(device)
+
+
+def time_fn_statistics(fn, device, warmup=2, repeats=5):
+    device = torch.device(device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        fn()
+        sync()                                   # after every warmup call: also fine
+    times = []
+    for _ in range(repeats):
+        sync()                                   # before starting the clock: also fine
+        t0 = timeit.default_timer()
+        fn()
+        sync()
+        times.append(timeit.default_timer() - t0)
+    return statistics.median(times)
+
+
+@pytest.mark.parametrize("check_fn, fn", [
+    (day14.check_pick_device, my_pick_device), (day14.check_pick_device, pick_device_strings),
+    (day14.check_batch_to, batch_to), (day14.check_batch_to, batch_to_cuda_method),
+    (day14.check_time_fn, time_fn), (day14.check_time_fn, time_fn_statistics),
 ])
-def test_pick_device_mistakes(capsys, fn, words):
-    _expect(capsys, day14.check_pick_device(fn), False, words)
+def test_solutions_pass(capsys, check_fn, fn):
+    passes(capsys, check_fn, fn)
+
+
+@pytest.mark.parametrize("check_fn, mistake", mistake_params(day14))
+def test_mistake_rejected(check_fn, mistake, capsys):
+    rejects(capsys, check_fn, mistake)
+
+
+def test_tables_have_three_mistakes():
+    for fn in (day14.check_pick_device, day14.check_batch_to, day14.check_time_fn):
+        assert len(fn.mistakes) >= 3
+
+
+@pytest.mark.parametrize("check_fn, fn", [
+    (day14.check_pick_device, _resolve_device), (day14.check_time_fn, time_it),
+    (day14.check_pick_device, day14._reference_pick_device),
+    (day14.check_batch_to, day14._reference_batch_to),
+    (day14.check_time_fn, day14._reference_time_fn),
+])
+def test_refuses_the_package_reference(capsys, check_fn, fn):
+    fails(capsys, check_fn, fn, "the course's own reference")
+
+
+@pytest.mark.parametrize("check_fn", [day14.check_pick_device, day14.check_batch_to,
+                                      day14.check_time_fn])
+def test_stub(capsys, check_fn):
+    fails(capsys, check_fn, stub, "not done yet")
+
+
+# ---- other behaviours ------------------------------------------------------------------------
 
 
 def test_pick_device_not_implemented_for_unavailable(capsys):
@@ -62,151 +138,61 @@ def test_pick_device_not_implemented_for_unavailable(capsys):
             raise NotImplementedError
         return dev
 
-    _expect(capsys, day14.check_pick_device(lazy), False, "raise a ValueError")
+    fails(capsys, day14.check_pick_device, lazy, "raise a ValueError")
 
 
-# ---- exercise 2: batch_to --------------------------------------------------------------------
-
-
-def good_batch_to(x, y, device):
-    device = torch.device(device)
-    if device.type == "cuda":
-        return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
-    return x.to(device), y.to(device)
-
-
-def test_batch_to_passes_and_stub(capsys):
-    _expect(capsys, day14.check_batch_to(good_batch_to), True, "passed")
-    _expect(capsys, day14.check_batch_to(stub), False, "not done yet")
+@pytest.mark.parametrize("fn, words", [
+    (lambda p, c, m: None, "None"),
+    (lambda p, c, m: 3, "device string"),
+])
+def test_pick_device_odd_returns(capsys, fn, words):
+    fails(capsys, day14.check_pick_device, fn, words)
 
 
 def test_batch_to_restores_tensor_methods(capsys):
     before = (torch.Tensor.to, torch.Tensor.pin_memory, torch.Tensor.cuda)
-    day14.check_batch_to(good_batch_to)
+    day14.check_batch_to(batch_to)
     day14.check_batch_to(lambda x, y, d: 1 / 0)
     capsys.readouterr()
     assert (torch.Tensor.to, torch.Tensor.pin_memory, torch.Tensor.cuda) == before
 
 
-def test_batch_to_mistakes(capsys):
-    def not_assigned(x, y, device):
-        x.to(device)
-        y.to(device)
-        return x, y
-
-    def blocking(x, y, device):
-        return x.to(device), y.to(device)
-
-    def always_pin(x, y, device):
-        return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
-
-    def no_pin(x, y, device):
-        return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-
-    def swapped(x, y, device):
-        a, b = good_batch_to(x, y, device)
-        return b, a
-
-    def floats(x, y, device):
-        a, b = good_batch_to(x, y, device)
-        return a.float(), b
-
-    _expect(capsys, day14.check_batch_to(not_assigned), False, "returns a NEW tensor")
-    _expect(capsys, day14.check_batch_to(always_pin), False, "pin")
-    _expect(capsys, day14.check_batch_to(swapped), False, "swapped")
-    _expect(capsys, day14.check_batch_to(floats), False, "int64")
-    _expect(capsys, day14.check_batch_to(lambda x, y, d: good_batch_to(x, y, d)[0]), False, "pair")
-    if not torch.cuda.is_available():  # on a GPU machine both of these really run
-        _expect(capsys, day14.check_batch_to(blocking), False, "non_blocking=True")
-        _expect(capsys, day14.check_batch_to(no_pin), False, "pin_memory()")
+def test_batch_to_returns_one_tensor(capsys):
+    fails(capsys, day14.check_batch_to, lambda x, y, d: batch_to(x, y, d)[0], "pair")
 
 
-# ---- exercise 3: time_fn ---------------------------------------------------------------------
+def test_time_fn_restores_the_clock(capsys):
+    before = (time.perf_counter, time.time, timeit.default_timer, torch.cuda.synchronize)
+    day14.check_time_fn(time_fn)
+    day14.check_time_fn(lambda fn, d, warmup=2, repeats=5: 1 / 0)
+    capsys.readouterr()
+    assert (time.perf_counter, time.time, timeit.default_timer, torch.cuda.synchronize) == before
 
 
-def good_time_fn(fn, device, warmup=2, repeats=5):
-    device = torch.device(device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for _ in range(warmup):
-        fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
+def test_time_fn_crash_names_the_input(capsys):
+    fails(capsys, day14.check_time_fn, lambda fn, d, warmup=2, repeats=5: 1 / 0,
+          "ZeroDivisionError")
 
 
-def test_time_fn_passes_and_stub(capsys):
-    _expect(capsys, day14.check_time_fn(good_time_fn), True, "passed")
-    _expect(capsys, day14.check_time_fn(time_it), True, "passed")
-    _expect(capsys, day14.check_time_fn(stub), False, "not done yet")
-    assert torch.cuda.synchronize.__name__ == "synchronize"
+def test_time_fn_is_fast(capsys):
+    # the scripted clock: no real sleeping, whatever the durations say
+    t0 = time.perf_counter()
+    day14.check_time_fn(time_fn)
+    capsys.readouterr()
+    assert time.perf_counter() - t0 < 1.0
 
 
-def test_time_fn_mistakes(capsys):
-    def no_warmup(fn, device, warmup=2, repeats=5):
-        return good_time_fn(fn, device, 0, repeats)
+def test_time_fn_clock_imported_by_name(capsys):
+    from time import perf_counter as pc
 
-    def mean_no_warmup(fn, device, warmup=2, repeats=5):
-        times = []
-        for _ in range(warmup + repeats):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        return sum(times) / len(times)
-
-    def never_syncs(fn, device, warmup=2, repeats=5):
-        return good_time_fn(fn, "cpu", warmup, repeats)
-
-    def always_syncs(fn, device, warmup=2, repeats=5):
+    def by_name(fn, device, warmup=2, repeats=5):
         for _ in range(warmup):
             fn()
         times = []
         for _ in range(repeats):
-            t0 = time.perf_counter()
+            t0 = pc()
             fn()
-            torch.cuda.synchronize()
-            times.append(time.perf_counter() - t0)
+            times.append(pc() - t0)
         return sorted(times)[len(times) // 2]
 
-    def sync_once_at_end(fn, device, warmup=2, repeats=5):
-        for _ in range(warmup):
-            fn()
-        t0 = time.perf_counter()
-        for _ in range(repeats):
-            fn()
-        if torch.device(device).type == "cuda":
-            torch.cuda.synchronize()
-        return (time.perf_counter() - t0) / repeats
-
-    def sync_not_after_warmup(fn, device, warmup=2, repeats=5):
-        sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
-        for _ in range(warmup):
-            fn()
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            sync()
-            times.append(time.perf_counter() - t0)
-        return sorted(times)[len(times) // 2]
-
-    def all_times(fn, device, warmup=2, repeats=5):
-        return [good_time_fn(fn, device, warmup, 1)] * repeats
-
-    def milliseconds(fn, device, warmup=2, repeats=5):
-        return good_time_fn(fn, device, warmup, repeats) * 1000
-
-    _expect(capsys, day14.check_time_fn(no_warmup), False, "warmup")
-    _expect(capsys, day14.check_time_fn(mean_no_warmup), False, "slow first call was timed")
-    _expect(capsys, day14.check_time_fn(never_syncs), False, "torch.cuda.synchronize() after each")
-    if not torch.cuda.is_available():
-        _expect(capsys, day14.check_time_fn(always_syncs), False, "Synchronize only when device is CUDA")
-    _expect(capsys, day14.check_time_fn(sync_once_at_end), False, "EVERY timed call")
-    _expect(capsys, day14.check_time_fn(sync_not_after_warmup), False, "after the warmup too")
-    _expect(capsys, day14.check_time_fn(all_times), False, "one number")
-    _expect(capsys, day14.check_time_fn(milliseconds), False, "seconds")
-    assert torch.cuda.synchronize.__name__ == "synchronize"
+    fails(capsys, day14.check_time_fn, by_name, "time.perf_counter()")

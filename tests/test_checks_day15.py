@@ -1,5 +1,6 @@
-"""The day-15 checks pass the solutions, catch the usual schedule mistakes, say "not done yet"
-for stubs, print exactly one line and never raise."""
+"""The day-15 checks pass the solutions, catch the usual schedule mistakes (from the tables in
+``llmcourse/checks/day15.py``), refuse the package's own schedules, say "not done yet" for stubs,
+print exactly one line and never raise."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ import math
 import pytest
 
 from llmcourse.checks import day15
-from checklines import one_line, stub
+from llmcourse.train.schedule import cosine_lr as package_cosine
+from llmcourse.train.schedule import warmup_lr as package_warmup
+from llmcourse.train.schedule import wsd_lr as package_wsd
+from checklines import fails, mistake_params, passes, rejects, stub
 
 
-# ---- solutions as a learner writes them ------------------------------------------------------
+# ---- the lesson's solutions (solutions/day15_learning_rate_schedules.md) ---------------------
 
 
 def warmup_lr(it, learning_rate, warmup_iters):
@@ -22,16 +26,17 @@ def warmup_lr(it, learning_rate, warmup_iters):
 
 def cosine_lr(it, learning_rate, min_lr, warmup_iters, lr_decay_iters):
     if it < warmup_iters:
-        return warmup_lr(it, learning_rate, warmup_iters)
+        return learning_rate * (it + 1) / (warmup_iters + 1)
     if it >= lr_decay_iters:
         return min_lr
     progress = (it - warmup_iters) / (lr_decay_iters - warmup_iters)
-    return min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (learning_rate - min_lr)
+    coeff = 0.5 * (1.0 + math.cos(math.pi * progress))
+    return min_lr + coeff * (learning_rate - min_lr)
 
 
 def wsd_lr(it, learning_rate, min_lr, warmup_iters, lr_decay_iters, cooldown_frac):
     if it < warmup_iters:
-        return warmup_lr(it, learning_rate, warmup_iters)
+        return learning_rate * (it + 1) / (warmup_iters + 1)
     if it >= lr_decay_iters:
         return min_lr
     start = max(warmup_iters, lr_decay_iters - round(cooldown_frac * lr_decay_iters))
@@ -41,121 +46,91 @@ def wsd_lr(it, learning_rate, min_lr, warmup_iters, lr_decay_iters, cooldown_fra
     return learning_rate + progress * (min_lr - learning_rate)
 
 
-# ---- exercise 1 ------------------------------------------------------------------------------
+# ---- other correct variants ------------------------------------------------------------------
 
 
-def test_warmup_passes_and_stub(capsys):
-    assert bool(day15.check_warmup(warmup_lr)) is True
-    assert "passed" in one_line(capsys)
-    assert bool(day15.check_warmup(stub)) is False
-    assert "not done yet" in one_line(capsys)
+def cosine_calling_warmup(it, learning_rate, min_lr, warmup_iters, lr_decay_iters):
+    if it < warmup_iters:
+        return warmup_lr(it, learning_rate, warmup_iters)
+    if it > lr_decay_iters:
+        return min_lr          # > instead of >=: at lr_decay_iters the cosine is min_lr anyway
+    progress = (it - warmup_iters) / (lr_decay_iters - warmup_iters)
+    return min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (learning_rate - min_lr)
 
 
-@pytest.mark.parametrize("wrong,hint", [
-    (lambda it, lr, w: lr * min(1.0, it / w) if w else lr, "it / warmup_iters variant"),
-    (lambda it, lr, w: lr * min(1.0, (it + 1) / w) if w else lr, "one step early"),
-    (lambda it, lr, w: lr * (it + 1) / (w + 1), "stay at learning_rate"),
-    (lambda it, lr, w: lr * (it + 1) / (w + 1) if it < w else lr / 2, "should be learning_rate"),
-    (lambda it, lr, w: lr * (it + 1) / (w + 1) if it < w - 1 else lr, "during the warmup"),
-    (lambda it, lr, w: None, "return"),
-    (lambda it, lr, w: lr * (it + 1) / (w + 1) if it < w else lr if w else 0.0, "warmup_iters=0"),
+def warmup_with_min(it, learning_rate, warmup_iters):
+    return learning_rate * min(1.0, (it + 1) / (warmup_iters + 1))
+
+
+@pytest.mark.parametrize("check_fn, mistake", mistake_params(day15))
+def test_mistake_rejected(check_fn, mistake, capsys):
+    rejects(capsys, check_fn, mistake)
+
+
+@pytest.mark.parametrize("check_fn, fn", [
+    (day15.check_warmup, warmup_lr), (day15.check_warmup, warmup_with_min),
+    (day15.check_cosine, cosine_lr), (day15.check_cosine, cosine_calling_warmup),
+    (day15.check_wsd, wsd_lr),
 ])
-def test_warmup_mistakes(capsys, wrong, hint):
-    assert bool(day15.check_warmup(wrong)) is False
-    assert hint in one_line(capsys)
+def test_solutions_pass(capsys, check_fn, fn):
+    passes(capsys, check_fn, fn)
 
 
-def test_warmup_division_by_zero_is_reported(capsys):
-    assert bool(day15.check_warmup(lambda it, lr, w: lr * min(1.0, it / (w - 8)))) is False
-    assert "ZeroDivisionError" in one_line(capsys)
-
-
-# ---- exercise 2 ------------------------------------------------------------------------------
-
-
-def test_cosine_passes_and_stub(capsys):
-    assert bool(day15.check_cosine(cosine_lr)) is True
-    assert "passed" in one_line(capsys)
-    assert bool(day15.check_cosine(stub)) is False
-    assert "not done yet" in one_line(capsys)
-
-
-def _cos(floor_term, scale_term, progress_fn, clamp=True):
-    def fn(it, lr, lo, warm, decay):
-        if it < warm:
-            return warmup_lr(it, lr, warm)
-        if clamp and it >= decay:
-            return lo
-        p = progress_fn(it, warm, decay)
-        return floor_term(lo) + 0.5 * (1 + math.cos(math.pi * p)) * scale_term(lr, lo)
-    return fn
-
-
-good_progress = lambda it, w, d: (it - w) / (d - w)
-
-
-@pytest.mark.parametrize("wrong,hint", [
-    (_cos(lambda lo: 0.0, lambda lr, lo: lr, good_progress), "ends at 0"),
-    (_cos(lambda lo: lo, lambda lr, lo: lr, good_progress), "above learning_rate"),
-    (_cos(lambda lo: lo, lambda lr, lo: lr - lo, lambda it, w, d: it / d), "starts at step 0"),
-    (_cos(lambda lo: lo, lambda lr, lo: lr - lo, good_progress, clamp=False), "climbs back up"),
-    (lambda it, lr, lo, w, d: cosine_lr(it, lr, lo, w, d) if it < d else 0.0, "below min_lr"),
-    (lambda it, lr, lo, w, d: (lr * it / w if it < w else cosine_lr(it, lr, lo, w, d)),
-     "warmup part"),
-    (lambda it, lr, lo, w, d: (warmup_lr(it, lr, w) if it < w else
-                               lo + math.cos(math.pi * (it - w) / (d - w)) * (lr - lo)
-                               if it < d else lo), "phase"),
-    (lambda it, lr, lo, w, d: (warmup_lr(it, lr, w) if it < w else
-                               lo + math.cos(0.5 * math.pi * (it - w) / (d - w)) * (lr - lo)
-                               if it < d else lo), "the decay between"),
+@pytest.mark.parametrize("check_fn, fn", [
+    (day15.check_warmup, package_warmup), (day15.check_cosine, package_cosine),
+    (day15.check_wsd, package_wsd), (day15.check_warmup, day15._reference_warmup),
+    (day15.check_cosine, day15._reference_cosine), (day15.check_wsd, day15._reference_wsd),
 ])
-def test_cosine_mistakes(capsys, wrong, hint):
-    assert bool(day15.check_cosine(wrong)) is False
-    assert hint in one_line(capsys)
+def test_refuses_the_package_reference(capsys, check_fn, fn):
+    fails(capsys, check_fn, fn, "the course's own reference")
 
 
-# ---- exercise 3 ------------------------------------------------------------------------------
+@pytest.mark.parametrize("check_fn", [day15.check_warmup, day15.check_cosine, day15.check_wsd])
+def test_stub(capsys, check_fn):
+    fails(capsys, check_fn, stub, "not done yet")
 
 
-def test_wsd_passes_and_stub(capsys):
-    assert bool(day15.check_wsd(wsd_lr)) is True
-    assert "passed" in one_line(capsys)
-    assert bool(day15.check_wsd(stub)) is False
-    assert "not done yet" in one_line(capsys)
+def test_tables_have_three_mistakes():
+    for fn in (day15.check_warmup, day15.check_cosine, day15.check_wsd):
+        assert len(fn.mistakes) >= 3
 
 
-def _wsd_variant(start_fn=None, end_early=False, floor=True, clamp=True):
-    def fn(it, lr, lo, warm, decay, frac):
-        if it < warm:
-            return warmup_lr(it, lr, warm)
-        if clamp and it >= decay:
-            return lo
-        start = (start_fn or (lambda: max(warm, decay - round(frac * decay))))()
-        if it < start:
-            return lr
-        span = decay - start - (1 if end_early else 0)
-        progress = (it - start) / span if not clamp else min(1.0, (it - start) / span)
-        return lr + progress * ((lo if floor else 0.0) - lr)
-    return fn
+# ---- behaviours other than the tables' mistakes ----------------------------------------------
 
 
-@pytest.mark.parametrize("wrong,hint", [
-    (_wsd_variant(end_early=True), "one step early"),
-    (_wsd_variant(floor=False), "below min_lr"),
-    (_wsd_variant(clamp=False, floor=True), "stay at min_lr"),
-    (lambda it, lr, lo, w, d, f: (warmup_lr(it, lr, w) if it < w else lo if it >= d else lr
-                                  if it < d - round(f * (d - w)) else
-                                  lr + (it - (d - round(f * (d - w)))) / round(f * (d - w))
-                                  * (lo - lr)), "from learning_rate at step 48"),
-    (lambda it, lr, lo, w, d, f: (warmup_lr(it, lr, w) if it < w else lo if it >= d else lr
-                                  if it < d - round(f * d) else
-                                  lr + (it - (d - round(f * d))) / round(f * d) * (lo - lr)),
-     "inside the warmup"),
-    (lambda it, lr, lo, w, d, f: cosine_lr(it, lr, lo, w, d), "stable phase"),
-])
-def test_wsd_mistakes(capsys, wrong, hint):
-    assert bool(day15.check_wsd(wrong)) is False
-    assert hint in one_line(capsys)
+def test_hand_worked_values():
+    # warmup_iters=3, lr=0.8: steps 0, 1, 2 get 0.2, 0.4, 0.6, then 0.8
+    assert [warmup_lr(i, 0.8, 3) for i in range(5)] == pytest.approx([0.2, 0.4, 0.6, 0.8, 0.8])
+    # cosine halfway between warmup 2 and decay 6 (step 4): min + 0.5 * (lr - min)
+    assert cosine_lr(4, 1.0, 0.2, 2, 6) == pytest.approx(0.6)
+    # wsd: 30 * 0.25 = 7.5 rounds to 8, cooldown from step 22 to 30
+    assert wsd_lr(22, 1.0, 0.1, 3, 30, 0.25) == pytest.approx(1.0)
+    assert wsd_lr(26, 1.0, 0.1, 3, 30, 0.25) == pytest.approx(0.55)
+
+
+def test_no_warmup_case_is_named(capsys):
+    def zero_without_warmup(it, lr, w):
+        return lr * (it + 1) / (w + 1) if it < w else lr if w else 0.0
+
+    fails(capsys, day15.check_warmup, zero_without_warmup, "(no warmup)")
+
+
+def test_hard_coded_settings_fail(capsys):
+    def notebook_cosine(it, learning_rate, min_lr, warmup_iters, lr_decay_iters):
+        return cosine_lr(it, 6e-4, 6e-5, 7, 57)
+
+    fails(capsys, day15.check_cosine, notebook_cosine, "lr[")
+
+
+@pytest.mark.parametrize("value, words", [(None, "return"), ("0.1", "one number"),
+                                          ([0.1], "one number")])
+def test_odd_return_values(capsys, value, words):
+    fails(capsys, day15.check_warmup, lambda it, lr, w: value, words)
+
+
+def test_division_by_zero_is_reported(capsys):
+    fails(capsys, day15.check_warmup, lambda it, lr, w: lr * min(1.0, it / (w - 8)),
+          "ZeroDivisionError")
 
 
 def test_blocked_by_unfinished_warmup(capsys):
@@ -167,7 +142,5 @@ def test_blocked_by_unfinished_warmup(capsys):
             return warmup_lr(it, lr, w)
         return cosine_lr(it, lr, lo, w, d)
 
-    assert bool(day15.check_cosine(cosine_using_warmup)) is False
-    assert "finish exercise 1" in one_line(capsys)
-    assert bool(day15.check_warmup(warmup_lr)) is False
-    assert "not done yet" in one_line(capsys)
+    fails(capsys, day15.check_cosine, cosine_using_warmup, "finish exercise 1")
+    fails(capsys, day15.check_warmup, warmup_lr, "not done yet")

@@ -1,254 +1,247 @@
-"""The day-17 checks pass the solutions, catch plausible mistakes, and say "not done yet" for stubs."""
+"""The day-17 checks pass the solutions, reject the mistakes of their tables, and say "not done
+yet" for stubs."""
 
 from __future__ import annotations
 
 import math
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 
 from llmcourse.checks import day17
-from checklines import one_line, stub
+from llmcourse.train import checkpoint as package_checkpoint
+from checklines import fails, mistake_params, one_line, passes, rejects, stub
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
+atomic_save = day17.reference_save_atomic  # what the notebook's save_state calls
+
+
+# ---- the lesson's solutions (solutions/day17_the_training_loop.md) ------------------------------
+
+
+def evaluate(model, batches):
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        losses = [model(xb, yb)[1].item() for xb, yb in batches]
+    model.train(was_training)
+    return sum(losses) / len(losses)
+
+
+def save_atomic(obj, path):
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def save_state(path, model, optimizer, generator, step):
+    atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+                 "step": step}, path)
+
+
+def load_state(path, model, optimizer, generator):
+    state = torch.load(path, weights_only=True)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    return state["step"]
+
+
+class EarlyStopping:
+    def __init__(self, patience):
+        self.patience = patience
+        self.best = math.inf
+        self.bad_evals = 0
+
+    def step(self, val_loss):
+        if val_loss < self.best:
+            self.best = val_loss
+            self.bad_evals = 0
+        else:
+            self.bad_evals += 1
+        return self.bad_evals >= self.patience
+
+
+# ---- other correct variants ----------------------------------------------------------------------
+
+
+def evaluate_try_finally(model, batches):
+    was = model.training
+    model.eval()
+    total = torch.zeros(())
+    try:
+        with torch.no_grad():
+            for x, y in batches:
+                total += model(x, y)[1]
+    finally:
+        model.train(was)
+    return total / len(batches)  # a 0-d tensor is fine
+
+
+@torch.no_grad()
+def evaluate_decorated(model, batches):
+    was = model.training
+    model.eval()
+    out = sum(model(x, y)[1].item() for x, y in batches) / len(batches)
+    if was:
+        model.train()
+    return out
+
+
+def save_atomic_path_replace(obj, path):  # Path.replace is os.replace; another temporary name
+    path = Path(path)
+    tmp = path.parent / (path.name + ".partial")
+    try:
+        torch.save(obj, tmp)
+    except BaseException:
+        tmp.unlink()
+        raise
+    tmp.replace(path)
+
+
+def save_atomic_mkstemp_same_dir(obj, path):  # a unique temporary name next to the target
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+class EarlyStoppingCounter:
+    def __init__(self, patience):
+        self.patience, self.best, self.wait = patience, float("inf"), 0
+
+    def step(self, val_loss):
+        self.wait = 0 if val_loss < self.best else self.wait + 1
+        self.best = min(self.best, val_loss)
+        return self.wait >= self.patience
+
+
+# ---- every mistake of the tables is rejected with its hint ----------------------------------------
+
+
+@pytest.mark.parametrize("check_fn, mistake", mistake_params(day17))
+def test_mistake_rejected(check_fn, mistake, capsys):
+    rejects(capsys, check_fn, mistake)
+
+
+def test_every_exercise_has_at_least_three_mistakes():
+    for fn in (day17.check_evaluate, day17.check_save_atomic, day17.check_resume,
+               day17.check_early_stopping):
+        assert len(fn.mistakes) >= 3, fn.__name__
 
 
 # ---- exercise 1: evaluate --------------------------------------------------------------------
 
 
-def test_evaluate(capsys):
-    assert bool(day17.check_evaluate(day17.reference_evaluate)) is True
-    assert "passed" in one_line(capsys)
-    assert bool(day17.check_evaluate(stub)) is False
-    assert "not done yet" in one_line(capsys)
+@pytest.mark.parametrize("fn", [evaluate, evaluate_try_finally, evaluate_decorated])
+def test_evaluate_passes_correct_answers(capsys, fn):
+    passes(capsys, day17.check_evaluate, fn)
 
 
-def _loop(model, batches):
-    return [model(x, y)[1].item() for x, y in batches]
+def test_evaluate_refuses_the_reference(capsys):
+    fails(capsys, day17.check_evaluate, day17.reference_evaluate, "the course's own reference")
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (lambda m, b: (lambda r: sum(r) / len(r))(_loop_no_grad(m, b)), "model.eval()"),
-    (lambda m, b: _eval_with_grad(m, b), "no_grad"),
-    (lambda m, b: _eval_stays_eval(m, b), "left in eval mode"),
-    (lambda m, b: _eval_forces_train(m, b), "was_training"),
-    (lambda m, b: _eval_sum(m, b), "sum"),
-    (lambda m, b: _eval_last(m, b), "last batch"),
-])
-def test_evaluate_mistakes(capsys, wrong, hint):
-    assert bool(day17.check_evaluate(wrong)) is False
-    assert hint in one_line(capsys)
+def test_evaluate_stub_and_garbage(capsys):
+    fails(capsys, day17.check_evaluate, stub, "not done yet")
+    fails(capsys, day17.check_evaluate, lambda m, b: "x", "one number")
+    fails(capsys, day17.check_evaluate, lambda m, b: None, "returned None")
 
 
-def _loop_no_grad(m, b):
-    with torch.no_grad():
-        return _loop(m, b)
+def test_evaluate_mean_from_the_batches(capsys):
+    # hand-worked: the recorder's losses 1.5 and 0.25 average to 0.875; 0.8 is off by 0.075
+    def off(model, batches):
+        return evaluate(model, batches) - (0.075 if len(batches) == 2 else 0.0)
 
-
-def _eval_with_grad(m, b):
-    m.eval()
-    r = _loop(m, b)
-    m.train()
-    return sum(r) / len(r)
-
-
-def _eval_stays_eval(m, b):
-    m.eval()
-    r = _loop_no_grad(m, b)
-    return sum(r) / len(r)
-
-
-def _eval_forces_train(m, b):
-    m.eval()
-    r = _loop_no_grad(m, b)
-    m.train()
-    return sum(r) / len(r)
-
-
-def _eval_sum(m, b):
-    was = m.training
-    m.eval()
-    r = _loop_no_grad(m, b)
-    m.train(was)
-    return sum(r)
-
-
-def _eval_last(m, b):
-    was = m.training
-    m.eval()
-    r = _loop_no_grad(m, b)
-    m.train(was)
-    return r[-1]
+    fails(capsys, day17.check_evaluate, off, "should be 0.875")
 
 
 # ---- exercise 2: save_atomic -----------------------------------------------------------------
 
 
-def test_save_atomic(capsys):
-    assert bool(day17.check_save_atomic(day17.reference_save_atomic)) is True
-    assert "passed" in one_line(capsys)
-    assert bool(day17.check_save_atomic(stub)) is False
-    assert "not done yet" in one_line(capsys)
-
-    def with_path_replace(obj, path):  # Path.replace is os.replace
-        path = Path(path)
-        tmp = path.parent / (path.name + ".partial")
-        try:
-            torch.save(obj, tmp)
-        except BaseException:
-            tmp.unlink()
-            raise
-        tmp.replace(path)
-
-    assert bool(day17.check_save_atomic(with_path_replace)) is True
-    assert "passed" in one_line(capsys)
+@pytest.mark.parametrize("fn", [save_atomic, save_atomic_path_replace, save_atomic_mkstemp_same_dir])
+def test_save_atomic_passes_correct_answers(capsys, fn):
+    passes(capsys, day17.check_save_atomic, fn)
 
 
-def test_save_atomic_mistakes(capsys, tmp_path):
-    def direct(obj, path):
-        torch.save(obj, path)
+def test_save_atomic_refuses_the_references(capsys):
+    fails(capsys, day17.check_save_atomic, day17.reference_save_atomic, "the course's own reference")
+    fails(capsys, day17.check_save_atomic, package_checkpoint.save_checkpoint,
+          "the course's own reference")
 
-    assert bool(day17.check_save_atomic(direct)) is False
-    assert "destroyed the previous checkpoint" in one_line(capsys)
 
-    def leaves_tmp(obj, path):
-        tmp = str(path) + ".tmp"
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
+def test_save_atomic_stub_and_crash(capsys):
+    fails(capsys, day17.check_save_atomic, stub, "not done yet")
+    fails(capsys, day17.check_save_atomic, lambda o, p: 1 / 0, "ZeroDivisionError")
 
-    assert bool(day17.check_save_atomic(leaves_tmp)) is False
-    assert "left ['ckpt.pt.tmp'] behind" in one_line(capsys)
 
-    def elsewhere(obj, path, _dir=tmp_path):
-        tmp = _dir / "elsewhere.tmp"
-        try:
-            torch.save(obj, tmp)
-        except BaseException:
-            tmp.unlink()
-            raise
-        os.replace(tmp, path)
-
-    assert bool(day17.check_save_atomic(elsewhere)) is False
-    assert "same directory" in one_line(capsys)
-
-    def swallows(obj, path):
-        try:
-            day17.reference_save_atomic(obj, path)
-        except RuntimeError:
-            pass
-
-    assert bool(day17.check_save_atomic(swallows)) is False
-    assert "re-raise" in one_line(capsys)
-
-    def renames(obj, path):
-        tmp = str(path) + ".tmp"
-        try:
-            torch.save(obj, tmp)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-        if os.path.exists(path):
-            os.unlink(path)  # os.rename cannot overwrite on Windows
-        os.rename(tmp, path)
-
-    assert bool(day17.check_save_atomic(renames)) is False
-    assert "os.replace, not os.rename" in one_line(capsys)
-
-    def wrong_place(obj, path):
-        day17.reference_save_atomic(obj, str(path) + ".new")
-
-    assert bool(day17.check_save_atomic(wrong_place)) is False
-    assert "must be at `path`" in one_line(capsys)
+def test_save_atomic_leaves_the_check_folder_alone(capsys):
+    before = set(os.listdir(tempfile.gettempdir()))
+    passes(capsys, day17.check_save_atomic, save_atomic)
+    assert not {n for n in set(os.listdir(tempfile.gettempdir())) - before if "check_day17" in n}
 
 
 # ---- exercise 3: save_state / load_state -------------------------------------------------------
 
 
-def test_resume(capsys):
-    assert bool(day17.check_resume(day17.reference_save_state, day17.reference_load_state)) is True
-    assert "passed" in one_line(capsys)
-    assert bool(day17.check_resume(stub, day17.reference_load_state)) is False
-    assert "not done yet" in one_line(capsys)
-    assert bool(day17.check_resume(day17.reference_save_state, stub)) is False
-    assert "not done yet" in one_line(capsys)
+def _resume_line(capsys, save, load):
+    verdict = day17.check_resume(save, load)
+    return bool(verdict), one_line(capsys)
 
 
-def _save(path, model, optimizer, generator, step, *, opt=True, gen=True, rng=True):
-    state = {"model": model.state_dict(), "step": step}
-    if opt:
-        state["optimizer"] = optimizer.state_dict()
-    if gen:
-        state["generator"] = generator.get_state()
-    if rng:
-        state["torch_rng"] = torch.get_rng_state()
-    torch.save(state, path)
+def test_resume_passes_the_solution(capsys):
+    ok, line = _resume_line(capsys, save_state, load_state)
+    assert ok and "passed" in line, line
 
 
-def _load(path, model, optimizer, generator):
-    state = torch.load(path, weights_only=True)
-    model.load_state_dict(state["model"])
-    if "optimizer" in state:
-        optimizer.load_state_dict(state["optimizer"])
-    if "generator" in state:
-        generator.set_state(state["generator"])
-    if "torch_rng" in state:
-        torch.set_rng_state(state["torch_rng"])
-    return state["step"]
+@pytest.mark.parametrize("save, load", [(day17.reference_save_state, load_state),
+                                        (save_state, day17.reference_load_state)])
+def test_resume_refuses_the_references(capsys, save, load):
+    ok, line = _resume_line(capsys, save, load)
+    assert not ok and "the course's own reference" in line, line
 
 
-@pytest.mark.parametrize("kwargs, hint", [
-    ({"opt": False}, "optimizer.state_dict()"),
-    ({"gen": False}, "generator.get_state()"),
-    ({"rng": False}, "torch.get_rng_state()"),
-])
-def test_resume_missing_state(capsys, kwargs, hint):
-    save = lambda *a: _save(*a, **kwargs)
-    assert bool(day17.check_resume(save, _load)) is False
-    assert hint in one_line(capsys)
+@pytest.mark.parametrize("save, load", [(stub, load_state), (save_state, stub)])
+def test_resume_stubs(capsys, save, load):
+    ok, line = _resume_line(capsys, save, load)
+    assert not ok and "not done yet" in line, line
 
 
-def test_resume_other_mistakes(capsys):
-    def no_return(path, model, optimizer, generator):
-        _load(path, model, optimizer, generator)
-
-    assert bool(day17.check_resume(_save, no_return)) is False
-    assert "returned None" in one_line(capsys)
-
-    def no_weights(path, model, optimizer, generator):
-        state = torch.load(path, weights_only=True)
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        return state["step"]
-
-    assert bool(day17.check_resume(_save, no_weights)) is False
-    assert "weights" in one_line(capsys)
-
-    def off_by_one(path, model, optimizer, generator):
-        return _load(path, model, optimizer, generator) + 1
-
-    assert bool(day17.check_resume(_save, off_by_one)) is False
-    assert "should return 7" in one_line(capsys)
-
-    def rng_before_init(path, model, optimizer, generator):
-        # Restores everything, then draws a random number (as re-initialising a layer would).
-        step = _load(path, model, optimizer, generator)
-        torch.rand(1)
-        return step
-
-    assert bool(day17.check_resume(_save, rng_before_init)) is False
-    assert "torch.get_rng_state()" in one_line(capsys)
+def test_resume_never_raises_on_garbage(capsys):
+    ok, line = _resume_line(capsys, lambda *a: None, lambda *a: 7)
+    assert not ok and "wrote no file" in line, line
 
 
 # ---- exercise 4: EarlyStopping ---------------------------------------------------------------
 
 
-def test_early_stopping(capsys):
-    assert bool(day17.check_early_stopping(day17.ReferenceEarlyStopping)) is True
-    assert "passed" in one_line(capsys)
+@pytest.mark.parametrize("cls", [EarlyStopping, EarlyStoppingCounter])
+def test_early_stopping_passes_correct_answers(capsys, cls):
+    passes(capsys, day17.check_early_stopping, cls)
 
+
+def test_early_stopping_refuses_the_reference(capsys):
+    fails(capsys, day17.check_early_stopping, day17.ReferenceEarlyStopping,
+          "the course's own reference")
+
+
+def test_early_stopping_stub_and_garbage(capsys):
     class Stub:
         def __init__(self, patience):
             self.patience = patience
@@ -256,79 +249,22 @@ def test_early_stopping(capsys):
         def step(self, val_loss):
             raise NotImplementedError
 
-    assert bool(day17.check_early_stopping(Stub)) is False
-    assert "not done yet" in one_line(capsys)
+    fails(capsys, day17.check_early_stopping, Stub, "not done yet")
+    fails(capsys, day17.check_early_stopping, 42, "raised TypeError")
 
 
-class _Base:
-    def __init__(self, patience):
-        self.patience, self.best, self.bad_evals, self.last = patience, math.inf, 0, math.inf
+def test_early_stopping_scripted_sequence_by_hand(capsys):
+    # patience 2 over 2.0, 2.1, 2.2: the third evaluation is the second without a new best.
+    stopper = EarlyStopping(2)
+    assert [stopper.step(v) for v in (2.0, 2.1, 2.2)] == [False, False, True]
 
+    class StopsAtThird:  # right on that sequence, wrong on ties
+        def __init__(self, patience):
+            self.patience, self.best, self.n = patience, math.inf, 0
 
-class VsPrevious(_Base):
-    def step(self, v):
-        if v < self.last:
-            self.bad_evals = 0
-        else:
-            self.bad_evals += 1
-        self.last = v
-        self.best = min(self.best, v)
-        return self.bad_evals >= self.patience
+        def step(self, v):
+            self.n = 0 if v <= self.best else self.n + 1
+            self.best = min(self.best, v)
+            return self.n >= self.patience
 
-
-class TooEarly(_Base):
-    def step(self, v):
-        if v < self.best:
-            self.best, self.bad_evals = v, 0
-        else:
-            self.bad_evals += 1
-        return self.bad_evals >= self.patience - 1 and self.bad_evals > 0
-
-
-class TiesCount(_Base):
-    def step(self, v):
-        if v <= self.best:
-            self.best, self.bad_evals = v, 0
-        else:
-            self.bad_evals += 1
-        return self.bad_evals >= self.patience
-
-
-class NoBest(_Base):
-    def __init__(self, patience):
-        self.patience, self.low, self.bad_evals = patience, math.inf, 0
-
-    def step(self, v):
-        if v < self.low:
-            self.low, self.bad_evals = v, 0
-        else:
-            self.bad_evals += 1
-        return self.bad_evals >= self.patience
-
-
-class ReturnsNone(_Base):
-    def step(self, v):
-        self.best = min(self.best, v)
-
-
-@pytest.mark.parametrize("cls, hint", [
-    (VsPrevious, "not with the last one"),
-    (TooEarly, "too early"),
-    (TiesCount, "use <, not <="),
-    (NoBest, "stopper.best should be 2.5"),
-    (ReturnsNone, "True or False"),
-])
-def test_early_stopping_mistakes(capsys, cls, hint):
-    assert bool(day17.check_early_stopping(cls)) is False
-    assert hint in one_line(capsys)
-
-
-def test_checks_never_raise_on_garbage(capsys):
-    assert bool(day17.check_evaluate(lambda m, b: "x")) is False
-    assert "should return a float" in one_line(capsys)
-    assert bool(day17.check_save_atomic(lambda o, p: 1 / 0)) is False
-    assert "ZeroDivisionError" in one_line(capsys)
-    assert bool(day17.check_resume(lambda *a: None, lambda *a: 7)) is False
-    assert "wrote no file" in one_line(capsys)
-    assert bool(day17.check_early_stopping(42)) is False
-    assert "raised TypeError" in one_line(capsys)
+    fails(capsys, day17.check_early_stopping, StopsAtThird, "use <, not <=")

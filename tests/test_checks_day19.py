@@ -1,4 +1,5 @@
-"""The day-19 checks pass the solutions, catch plausible mistakes, and say "not done yet" for stubs."""
+"""The day-19 checks pass the solutions, reject the mistakes of their tables, and say "not done
+yet" for stubs."""
 
 from __future__ import annotations
 
@@ -7,182 +8,208 @@ import torch
 
 from llmcourse.checks import day19
 from llmcourse.generate import generate
-from llmcourse.model import KVCache as PackageKVCache
-from checklines import one_line, stub
+from llmcourse.model.kv_cache import KVCache as PackageKVCache
+from checklines import fails, mistake_params, passes, rejects, stub
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-# ---- exercise 1: the loop --------------------------------------------------------------------
+# ---- the lesson's solutions (solutions/day19_autoregressive_generation.md) ----------------------
 
 
-def greedy(model, idx, n, *, crop=True, eval_mode=True, no_grad=True, first=False):
-    bs = model.config.block_size
-    if eval_mode:
-        model.eval()
-    with torch.set_grad_enabled(not no_grad):
-        for _ in range(n):
-            logits, _ = model(idx[:, -bs:] if crop else idx)
-            pick = logits[:, 0 if first else -1].argmax(-1, keepdim=True)
-            idx = torch.cat([idx, pick], dim=1)
+def generate_greedy(model, idx, max_new_tokens):
+    block_size = model.config.block_size
+    model.eval()
+    with torch.no_grad():
+        for _ in range(max_new_tokens):
+            logits, _ = model(idx[:, -block_size:])                      # (B, T, V)
+            next_id = logits[:, -1, :].argmax(dim=-1, keepdim=True)      # (B, 1)
+            idx = torch.cat([idx, next_id], dim=1)                       # (B, T + 1)
     return idx
 
 
-def test_generate_greedy_passes_solution_and_package(capsys):
-    assert bool(day19.check_generate_greedy(greedy)) is True
-    assert one_line(capsys) == "✅ generate_greedy: passed"
-    assert bool(day19.check_generate_greedy(lambda m, i, n: generate(m, i, n, temperature=0))) is True
-    assert "passed" in one_line(capsys)
+class KVCache:
+    def __init__(self, n_layer, batch_size, n_head, max_len, head_size):
+        self.max_len = max_len
+        self.pos = 0
+        shape = (batch_size, n_head, max_len, head_size)
+        self.k = [torch.zeros(shape) for _ in range(n_layer)]
+        self.v = [torch.zeros(shape) for _ in range(n_layer)]
+
+    def check_room(self, batch_size, n_new):
+        if self.pos + n_new > self.max_len:
+            raise ValueError(f"KV cache overflow: {self.pos} + {n_new} > {self.max_len}")
+
+    def update(self, layer, k, v):
+        end = self.pos + k.shape[2]
+        self.k[layer][:, :, self.pos:end] = k
+        self.v[layer][:, :, self.pos:end] = v
+        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]   # (B, nh, pos + T, hs)
+
+    def advance(self, n):
+        self.pos += n
+
+    def reset(self):
+        self.pos = 0
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (dict(crop=False), "crop the context to its last block_size tokens"),
-    (dict(eval_mode=False), "model.eval()"),
-    (dict(no_grad=False), "torch.no_grad()"),
-    (dict(first=True), "logits[:, -1, :]"),
-])
-def test_generate_greedy_catches_mistakes(capsys, wrong, hint):
-    assert bool(day19.check_generate_greedy(lambda m, i, n: greedy(m, i, n, **wrong))) is False
-    line = one_line(capsys)
-    assert line.startswith("❌") and hint in line, line
+def generate_cached(model, idx, max_new_tokens):
+    block_size = model.config.block_size
+    model.eval()
+    step_logits = []
+    with torch.no_grad():
+        cache = model.new_kv_cache(batch_size=idx.shape[0])
+        logits, _ = model(idx[:, -block_size:], kv_cache=cache)          # prefill
+        for _ in range(max_new_tokens):
+            last = logits[:, -1, :]                                      # (B, V)
+            step_logits.append(last)
+            idx = torch.cat([idx, last.argmax(dim=-1, keepdim=True)], dim=1)
+            if cache.pos == block_size:                                  # full: refill
+                cache.reset()
+                logits, _ = model(idx[:, -block_size:], kv_cache=cache)
+            else:
+                logits, _ = model(idx[:, -1:], kv_cache=cache)           # (B, 1, V)
+    return idx, torch.stack(step_logits, dim=1)                          # (B, T + n), (B, n, V)
 
 
-def test_generate_greedy_new_tokens_only_and_stub(capsys):
-    assert bool(day19.check_generate_greedy(lambda m, i, n: greedy(m, i, n)[:, i.shape[1]:])) is False
-    assert "(2, 20)" in one_line(capsys)
-    assert bool(day19.check_generate_greedy(stub)) is False
-    assert "not done yet" in one_line(capsys)
+# ---- other correct variants ----------------------------------------------------------------------
 
 
-# ---- exercise 2: the cache -------------------------------------------------------------------
+def greedy_via_package(model, idx, n):
+    return generate(model, idx, n, temperature=0)
 
 
-class Cache:
-    """The solution, with switches for the typical mistakes."""
-
-    mistake = None
-
+class KVCacheCat:  # grows by torch.cat instead of writing into preallocated tensors
     def __init__(self, n_layer, batch_size, n_head, max_len, head_size):
         self.max_len, self.pos = max_len, 0
-        shape = (batch_size, n_head, max_len, head_size)
-        shared = self.mistake == "shared"
-        k0 = torch.zeros(shape)
-        self.k = [k0 if shared else torch.zeros(shape) for _ in range(n_layer)]
-        self.v = [torch.zeros(shape) for _ in range(n_layer)]
+        self.k = [torch.zeros(batch_size, n_head, 0, head_size) for _ in range(n_layer)]
+        self.v = [torch.zeros(batch_size, n_head, 0, head_size) for _ in range(n_layer)]
 
     def check_room(self, batch_size, n_new):
         if self.pos + n_new > self.max_len:
             raise ValueError("KV cache overflow")
 
     def update(self, layer, k, v):
-        end = self.pos + k.shape[2]
-        self.k[layer][:, :, self.pos:end] = k
-        if self.mistake != "no_values":
-            self.v[layer][:, :, self.pos:end] = v
-        if self.mistake == "advance_in_update":
-            self.pos_after = end
-            self.pos += k.shape[2]
-            return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
-        if self.mistake == "only_new":
-            return k, v
-        if self.mistake == "no_values":
-            return self.k[layer][:, :, :end], v
-        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+        self.k[layer] = torch.cat([self.k[layer][:, :, :self.pos], k], dim=2)
+        self.v[layer] = torch.cat([self.v[layer][:, :, :self.pos], v], dim=2)
+        return self.k[layer], self.v[layer]
 
     def advance(self, n):
-        if self.mistake not in ("no_advance", "advance_in_update"):
-            self.pos += n
+        self.pos += n
+
+    def reset(self):
+        self.pos = 0
 
 
-def _variant(mistake):
-    return type(f"Cache_{mistake}", (Cache,), {"mistake": mistake})
-
-
-def test_kv_cache_passes_solution_and_package(capsys):
-    assert bool(day19.check_kv_cache(Cache)) is True
-    assert one_line(capsys) == "✅ KVCache: passed"
-    assert bool(day19.check_kv_cache(PackageKVCache)) is True
-    assert "passed" in one_line(capsys)
-
-
-@pytest.mark.parametrize("mistake, hint", [
-    ("no_advance", "still 0"),
-    ("advance_in_update", "update must not move pos"),
-    ("only_new", "only the new token's keys"),
-    ("no_values", "store the new values"),
-    ("shared", "this* layer's tensors"),
-])
-def test_kv_cache_catches_mistakes(capsys, mistake, hint):
-    assert bool(day19.check_kv_cache(_variant(mistake))) is False
-    line = one_line(capsys)
-    assert line.startswith("❌") and hint in line, line
-
-
-def test_kv_cache_stub(capsys):
-    class Stub(Cache):
-        def update(self, layer, k, v):
-            raise NotImplementedError
-
-    assert bool(day19.check_kv_cache(Stub)) is False
-    assert "not done yet" in one_line(capsys)
-
-    class InitStub(Cache):  # update and advance written, __init__'s fill-in left as None
-        def __init__(self, *args):
-            super().__init__(*args)
-            self.k = self.v = None
-
-    assert bool(day19.check_kv_cache(InitStub)) is False
-    assert "not done yet" in one_line(capsys)
-
-
-# ---- exercise 3: the cached loop -------------------------------------------------------------
-
-
-def cached(model, idx, n, *, mistake=None):
+def generate_cached_no_last_forward(model, idx, n):  # skips the forward after the last token
     bs = model.config.block_size
     model.eval()
     out = []
     with torch.no_grad():
         cache = model.new_kv_cache(batch_size=idx.shape[0])
-        logits, _ = model(idx[:, -bs:], kv_cache=cache)
-        for _ in range(n):
-            last = logits[:, -1]
-            out.append(last)
-            idx = torch.cat([idx, last.argmax(-1, keepdim=True)], 1)
-            if mistake == "recompute":
-                logits, _ = model(idx[:, -bs:])
-            elif mistake == "whole":
-                logits, _ = model(idx[:, -bs:], kv_cache=cache)
-            elif cache.pos == bs and mistake != "no_reset":
+        logits = model(idx[:, -bs:], kv_cache=cache)[0][:, -1]
+        for i in range(n):
+            out.append(logits)
+            idx = torch.cat([idx, logits.argmax(-1, keepdim=True)], 1)
+            if i == n - 1:
+                break
+            if cache.pos == bs:
                 cache.reset()
-                logits, _ = model(idx[:, -bs:], kv_cache=cache)
+                logits = model(idx[:, -bs:], kv_cache=cache)[0][:, -1]
             else:
-                logits, _ = model(idx[:, -1:], kv_cache=cache)
-    if mistake == "late_logits":
-        out = out[1:] + [logits[:, -1]]
+                logits = model(idx[:, -1:], kv_cache=cache)[0][:, -1]
     return idx, torch.stack(out, 1)
 
 
-def test_generate_cached_passes_solution(capsys):
-    assert bool(day19.check_generate_cached(cached)) is True
-    assert one_line(capsys) == "✅ generate_cached: passed"
+# ---- every mistake of the tables is rejected with its hint ----------------------------------------
 
 
-@pytest.mark.parametrize("mistake, hint", [
-    ("no_reset", "the cache overflowed"),
-    ("whole", "the cache overflowed"),
-    ("recompute", "forwards ran a single token"),
-    ("late_logits", "logits[:, s] should be"),
+@pytest.mark.parametrize("check_fn, mistake", mistake_params(day19))
+def test_mistake_rejected(check_fn, mistake, capsys):
+    rejects(capsys, check_fn, mistake)
+
+
+@pytest.mark.parametrize("check_fn, fn", [
+    (day19.check_generate_greedy, generate_greedy),
+    (day19.check_generate_greedy, greedy_via_package),
+    (day19.check_kv_cache, KVCache),
+    (day19.check_kv_cache, KVCacheCat),
+    (day19.check_generate_cached, generate_cached),
+    (day19.check_generate_cached, generate_cached_no_last_forward),
 ])
-def test_generate_cached_catches_mistakes(capsys, mistake, hint):
-    assert bool(day19.check_generate_cached(lambda m, i, n: cached(m, i, n, mistake=mistake))) is False
-    line = one_line(capsys)
-    assert line.startswith("❌") and hint in line, line
+def test_passes_correct_answers(capsys, check_fn, fn):
+    passes(capsys, check_fn, fn)
 
 
-def test_generate_cached_stub_and_earlier(capsys):
-    assert bool(day19.check_generate_cached(stub)) is False
-    assert "not done yet" in one_line(capsys)
+@pytest.mark.parametrize("check_fn, reference", [
+    (day19.check_generate_greedy, generate),
+    (day19.check_kv_cache, PackageKVCache),
+    (day19.check_generate_cached, day19._reference_cached),
+])
+def test_refuses_the_package_reference(capsys, check_fn, reference):
+    assert len(check_fn.mistakes) >= 3
+    fails(capsys, check_fn, reference, "the course's own reference")
 
-    class KVCache(Cache):  # the learner's own cache, still a stub
+
+@pytest.mark.parametrize("check_fn", [day19.check_generate_greedy, day19.check_kv_cache,
+                                      day19.check_generate_cached])
+def test_stub(capsys, check_fn):
+    fails(capsys, check_fn, stub, "not done yet")
+
+
+# ---- exercise 1 ---------------------------------------------------------------------------------
+
+
+def test_greedy_tokens_by_hand(capsys):
+    # independent of the check: each token is the argmax of a full forward over the cropped window
+    model = day19._model().eval()
+    idx = torch.tensor([[1, 2, 3]])
+    out = generate_greedy(model, idx, 12)
+    with torch.no_grad():
+        for t in range(3, 15):
+            logits = model(out[:, max(0, t - 10):t])[0]
+            assert out[0, t] == logits[0, -1].argmax()
+    fails(capsys, day19.check_generate_greedy, lambda m, i, n: None, "returned None")
+
+
+# ---- exercise 2 ---------------------------------------------------------------------------------
+
+
+def test_kv_cache_stubs(capsys):
+    class Stub(KVCache):
+        def update(self, layer, k, v):
+            raise NotImplementedError
+
+    fails(capsys, day19.check_kv_cache, Stub, "not done yet")
+
+    class InitStub(KVCache):  # update and advance written, __init__'s fill-in left as None
+        def __init__(self, *args):
+            super().__init__(*args)
+            self.k = self.v = None
+
+    fails(capsys, day19.check_kv_cache, InitStub, "not done yet")
+
+
+def test_kv_cache_garbage(capsys):
+    class ReturnsOne(KVCache):
+        def update(self, layer, k, v):
+            super().update(layer, k, v)
+            return k
+
+    fails(capsys, day19.check_kv_cache, ReturnsOne, "should return a pair")
+
+
+# ---- exercise 3 ---------------------------------------------------------------------------------
+
+
+def test_generate_cached_names_the_unfinished_cache(capsys):
+    class KVCache:  # the learner's own cache, still a stub
+        def __init__(self, *args):
+            self.pos = 0
+
+        def check_room(self, *args):
+            pass
+
         def update(self, layer, k, v):
             raise NotImplementedError
 
@@ -191,10 +218,4 @@ def test_generate_cached_stub_and_earlier(capsys):
         cache = KVCache(cfg.n_layer, idx.shape[0], cfg.n_head, cfg.block_size, cfg.head_size)
         model(idx, kv_cache=cache)
 
-    assert bool(day19.check_generate_cached(uses_own_cache)) is False
-    assert "finish exercise 2 first" in one_line(capsys)
-
-
-def test_generate_cached_wrong_return(capsys):
-    assert bool(day19.check_generate_cached(lambda m, i, n: cached(m, i, n)[0])) is False
-    assert "generate_cached" in one_line(capsys)
+    fails(capsys, day19.check_generate_cached, uses_own_cache, "finish exercise 2 first")

@@ -1,5 +1,6 @@
-"""The day-21 checks pass the solutions, catch the usual temperature / entropy / sampling
-mistakes, say "not done yet" for stubs, print exactly one line and never raise."""
+"""The day-21 checks pass the lesson's solutions (and other correct variants), reject every
+typical mistake of their tables with its hint, refuse the package's own functions, say "not
+done yet" for stubs, print exactly one line and never raise."""
 
 from __future__ import annotations
 
@@ -10,142 +11,146 @@ import torch
 
 from llmcourse.checks import day21
 from llmcourse.generate import apply_temperature as package_temperature
-from checklines import one_line, stub
+from checklines import fails, mistake_params, one_line, passes, rejects, stub
 
 
-# ---- exercise 1: apply_temperature --------------------------------------------------------------
+# ---- the lesson's solutions, copied from solutions/day21_temperature.md --------------------------
 
 
-@pytest.mark.parametrize("fn", [lambda l, t: l / t, package_temperature,
-                                lambda l, t: (l - l.amax(-1, keepdim=True)) / t],
-                         ids=["solution", "package", "shifted"])
-def test_apply_temperature_passes(fn, capsys):
-    assert bool(day21.check_apply_temperature(fn)) is True
-    assert "passed" in one_line(capsys)
+def solution_apply_temperature(logits, temperature):
+    return logits / temperature
 
 
-@pytest.mark.parametrize("fn, hint", [
-    (lambda l, t: l * t, "multiplied the logits by the temperature"),
-    (lambda l, t: torch.softmax(l / t, -1), "returned probabilities"),
-    (lambda l, t: torch.softmax(l, -1) / t, "softmax before scaling"),
-    (lambda l, t: l.clone(), "left the logits unchanged"),
-    (lambda l, t: l.div_(t), "changed its input in place"),
-    (lambda l, t: l[0] / t, "shape"),
-    (lambda l, t: (l / t).tolist(), "should be a torch tensor"),
-    (lambda l, t: l / (t * t), "differs from the expected value"),
-])
-def test_apply_temperature_hints(fn, hint, capsys):
-    assert bool(day21.check_apply_temperature(fn)) is False
-    assert hint in one_line(capsys)
+def solution_entropy(probs):
+    return -torch.special.xlogy(probs, probs).sum(dim=-1)
 
 
-def test_apply_temperature_fails_a_learner_who_ignored_the_batch_dims(capsys):
-    # softmax over dim 0 instead of the last dimension, then scaled: caught as wrong values
-    assert bool(day21.check_apply_temperature(lambda l, t: torch.log_softmax(l, 0) / t)) is False
-    assert "❌" in one_line(capsys)
+def solution_sample(logits, temperature, generator=None):
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(logits / temperature, dim=-1)  # (B, V)
+    return torch.multinomial(probs, num_samples=1, generator=generator)[:, 0]  # (B,)
 
 
-# ---- exercise 2: entropy -------------------------------------------------------------------------
+# ---- other correct variants ----------------------------------------------------------------------
 
 
-def test_entropy_passes(capsys):
-    assert bool(day21.check_entropy(day21.reference_entropy)) is True
-    assert "passed" in one_line(capsys)
-    safe = lambda p: -(p * p.clamp_min(1e-30).log()).sum(-1)  # another correct way with zeros
-    assert bool(day21.check_entropy(safe)) is True
-    one_line(capsys)
+def temperature_shifted(logits, t):  # a shift of a row does not change the softmax
+    return (logits - logits.amax(-1, keepdim=True)) / t
 
 
-@pytest.mark.parametrize("fn, hint", [
-    (lambda p: -(p * p.log()).sum(-1), "gave nan where a probability is 0"),
-    (lambda p: torch.special.xlogy(p, p).sum(-1), "the entropy is negative"),
-    (lambda p: -(torch.special.xlogy(p, p) / math.log(2)).sum(-1), "in bits"),
-    (lambda p: -torch.special.xlogy(p, p).mean(-1), "averaged over the vocabulary"),
-    (lambda p: -torch.special.xlogy(p, p).sum(), "returned one number"),
-    (lambda p: -torch.special.xlogy(p, p).sum(0), "expected (2, 3)"),
-    (lambda p: None, "None"),
-])
-def test_entropy_hints(fn, hint, capsys):
-    assert bool(day21.check_entropy(fn)) is False
-    assert hint in one_line(capsys)
+def temperature_times_inverse(logits, t):
+    return logits * (1.0 / t)
 
 
-# ---- exercise 3: sample ----------------------------------------------------------------------------
+def entropy_clamped(p):
+    return -(p * p.clamp_min(1e-30).log()).sum(-1)
 
 
-def test_sample_passes(capsys):
-    assert bool(day21.check_sample(day21.reference_sample)) is True
-    assert "passed" in one_line(capsys)
-
-    def keepdim(logits, t, generator=None):  # (B, 1) is accepted too
-        return day21.reference_sample(logits, t, generator)[:, None]
-
-    assert bool(day21.check_sample(keepdim)) is True
-    one_line(capsys)
+def entropy_where(p):
+    return -torch.where(p > 0, p * torch.log(p), torch.zeros_like(p)).sum(dim=-1)
 
 
-def _times(logits, t, generator=None):
-    if t == 0:
+def sample_view(logits, temperature, generator=None):
+    if temperature == 0:
+        return torch.argmax(logits, dim=-1)
+    probs = torch.nn.functional.softmax(logits / temperature, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).view(-1)
+
+
+def sample_log_softmax(logits, temperature, generator=None):  # other probabilities' last bits
+    if temperature == 0:
         return logits.argmax(-1)
-    return torch.multinomial(torch.softmax(logits * t, -1), 1, generator=generator)[:, 0]
+    probs = torch.log_softmax(logits / temperature, -1).exp()
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
-def _no_temperature(logits, t, generator=None):
-    if t == 0:
-        return logits.argmax(-1)
-    return torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)[:, 0]
+@pytest.mark.parametrize("check_fn, fn", [
+    (day21.check_apply_temperature, solution_apply_temperature),
+    (day21.check_apply_temperature, temperature_shifted),
+    (day21.check_apply_temperature, temperature_times_inverse),
+    (day21.check_entropy, solution_entropy),
+    (day21.check_entropy, entropy_clamped),
+    (day21.check_entropy, entropy_where),
+    (day21.check_sample, solution_sample),
+    (day21.check_sample, sample_view),
+    (day21.check_sample, sample_log_softmax),
+], ids=["temperature", "temperature shifted", "temperature 1/T", "entropy", "entropy clamped",
+        "entropy where", "sample", "sample view", "sample log_softmax"])
+def test_the_solutions_pass(check_fn, fn, capsys):
+    passes(capsys, check_fn, fn)
 
 
-def _divides_by_zero(logits, t, generator=None):
-    return torch.multinomial(torch.softmax(logits / t, -1), 1, generator=generator)[:, 0]
+@pytest.mark.parametrize("check_fn, mistake", mistake_params(day21))
+def test_mistake_rejected(check_fn, mistake, capsys):
+    rejects(capsys, check_fn, mistake)
 
 
-def _raw_logits(logits, t, generator=None):
-    if t == 0:
-        return logits.argmax(-1)
-    return torch.multinomial(logits / t, 1, generator=generator)[:, 0]
+# ---- hand-worked values (not the checks' references) ---------------------------------------------
 
 
-def _always_argmax(logits, t, generator=None):
-    return logits.argmax(-1)
+def test_hand_worked_entropy():
+    assert abs(float(solution_entropy(torch.tensor([0.5, 0.5, 0.0]))) - math.log(2)) < 1e-6
+    assert float(solution_entropy(torch.tensor([0.0, 1.0, 0.0]))) == 0.0
+    assert abs(float(solution_entropy(torch.full((7,), 1 / 7))) - math.log(7)) < 1e-5
 
 
-def _first_row_only(logits, t, generator=None):
-    return day21.reference_sample(logits, t, generator)[:1]
+def test_temperature_zero_gives_the_argmax_without_a_random_number():
+    g = torch.Generator().manual_seed(0)
+    state = g.get_state()
+    ids = solution_sample(torch.tensor([[1.5, 0.0, 2.0], [3.0, 0.2, 1.0]]), 0.0, g)
+    assert ids.tolist() == [2, 0] and torch.equal(g.get_state(), state)
 
 
-@pytest.mark.parametrize("fn, hint", [
-    (_times, "softmax(logits * T)"),
-    (_no_temperature, "the temperature has no effect"),
-    (_divides_by_zero, "your code raised"),
-    (_raw_logits, "torch.multinomial needs probabilities"),
-    (_always_argmax, "that is greedy decoding"),
-    (_first_row_only, "one id per row"),
+def test_a_hard_coded_temperature_fails(capsys):
+    line = rejects(capsys, day21.check_apply_temperature,
+                   next(m for m in day21.APPLY_TEMPERATURE if m.name == "fixed T"))
+    assert "temperature argument" in line
+
+
+def test_divide_by_zero_names_the_temperature_0_input(capsys):
+    line = rejects(capsys, day21.check_sample,
+                   next(m for m in day21.SAMPLE if m.name == "divides by zero"))
+    assert "temperature=0" in line
+
+
+def test_a_wrong_entropy_gets_a_generic_line_with_the_case(capsys):
+    fails(capsys, day21.check_entropy, lambda p: solution_entropy(p) * 1.1,
+          "(on entropy(probs (4, 6), no zeros))")
+
+
+def test_sample_with_ids_outside_the_vocabulary_fails(capsys):
+    def shifted(logits, t, generator=None):
+        return solution_sample(logits, t, generator) + 1
+
+    fails(capsys, day21.check_sample, shifted, "❌")
+
+
+# ---- the package's own functions are refused -----------------------------------------------------
+
+
+@pytest.mark.parametrize("check_fn, package_fn", [
+    (day21.check_apply_temperature, package_temperature),
+    (day21.check_entropy, day21.reference_entropy),
+    (day21.check_sample, day21.reference_sample),
 ])
-def test_sample_hints(fn, hint, capsys):
-    assert bool(day21.check_sample(fn)) is False
-    assert hint in one_line(capsys)
+def test_the_package_reference_is_refused(check_fn, package_fn, capsys):
+    fails(capsys, check_fn, package_fn, "the course's own reference")
 
 
-def test_divide_by_zero_shows_the_failing_input(capsys):
-    day21.check_sample(_divides_by_zero)
-    line = one_line(capsys)
-    assert "sample(logits of shape (2, 6), 0.0, generator)" in line
+# ---- stubs, one line, never raises ---------------------------------------------------------------
+
+CHECKS = [day21.check_apply_temperature, day21.check_entropy, day21.check_sample]
 
 
-# ---- stubs, one line, never raises --------------------------------------------------------------
-
-
-@pytest.mark.parametrize("check", [day21.check_apply_temperature, day21.check_entropy,
-                                   day21.check_sample])
+@pytest.mark.parametrize("check", CHECKS)
 def test_stub_is_not_done_yet(check, capsys):
-    assert bool(check(stub)) is False
-    assert "not done yet" in one_line(capsys)
+    fails(capsys, check, stub, "not done yet")
 
 
-@pytest.mark.parametrize("check", [day21.check_apply_temperature, day21.check_entropy,
-                                   day21.check_sample])
+@pytest.mark.parametrize("check", CHECKS)
 def test_garbage_never_raises(check, capsys):
-    for bad in (lambda *a: 1 / 0, lambda *a: "text", lambda *a: torch.zeros(0)):
+    for bad in (lambda *a: 1 / 0, lambda *a: "text", lambda *a: torch.zeros(0), lambda *a: None,
+                lambda *a: [0, 1], lambda *a: torch.full((2,), float("nan"))):
         assert bool(check(bad)) is False
         assert one_line(capsys).startswith("❌")

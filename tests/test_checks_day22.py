@@ -1,6 +1,6 @@
-"""The day-22 checks pass the solutions and the package, catch the usual top-k / top-p / min-p
-mistakes and the wrong order with temperature, say "not done yet" for stubs (naming the earlier
-exercise), print exactly one line and never raise."""
+"""The day-22 checks pass the lesson's solutions (and other correct variants), reject every
+typical mistake of their tables with its hint, refuse the package's own functions, say "not
+done yet" for stubs (naming the earlier exercise), print exactly one line and never raise."""
 
 from __future__ import annotations
 
@@ -8,289 +8,169 @@ import pytest
 import torch
 
 from llmcourse.checks import day22
-from llmcourse.generate import min_p_filter, top_k_filter, top_p_filter
-from checklines import one_line, stub
+from llmcourse.generate import apply_temperature, min_p_filter, top_k_filter, top_p_filter
+from checklines import fails, mistake_params, one_line, passes, rejects, stub
 
-NEG = float("-inf")
-
-
-# ---- exercise 1: top_k_filter --------------------------------------------------------------------
+NEG_INF = float("-inf")
 
 
-def topk_solution(logits, k):
+# ---- the lesson's solutions, copied from solutions/day22_top_k_and_top_p.md ----------------------
+
+
+def solution_top_k(logits, k):
     k = min(k, logits.shape[-1])
-    values, indices = torch.topk(logits, k, dim=-1)
-    return torch.full_like(logits, NEG).scatter(-1, indices, values)
+    values, indices = torch.topk(logits, k, dim=-1)  # (..., k) each
+    return torch.full_like(logits, NEG_INF).scatter(-1, indices, values)
 
 
-def topk_keeps_ties(logits, k):  # the nanoGPT one-liner: every logit equal to the k-th is kept
-    k = min(k, logits.shape[-1])
-    kth = torch.topk(logits, k, dim=-1).values[..., -1:]
-    return logits.masked_fill(logits < kth, NEG)
-
-
-def topk_wrong_end(logits, k):
-    k = min(k, logits.shape[-1])
-    values, indices = torch.topk(logits, k, dim=-1, largest=False)
-    return logits.scatter(-1, indices, NEG)
-
-
-def topk_zero(logits, k):
-    k = min(k, logits.shape[-1])
-    values, indices = torch.topk(logits, k, dim=-1)
-    return torch.zeros_like(logits).scatter(-1, indices, values)
-
-
-def topk_probs(logits, k):
-    return torch.softmax(topk_solution(logits, k), -1)
-
-
-def topk_wrong_dim(logits, k):
-    values, indices = torch.topk(logits, min(k, logits.shape[0]), dim=0)
-    return torch.full_like(logits, NEG).scatter(0, indices, values)
-
-
-def topk_no_clamp(logits, k):
-    values, indices = torch.topk(logits, k, dim=-1)  # raises for k > V
-    return torch.full_like(logits, NEG).scatter(-1, indices, values)
-
-
-def topk_mask(logits, k):
-    values, indices = torch.topk(logits, min(k, logits.shape[-1]), dim=-1)
-    return torch.zeros_like(logits, dtype=torch.bool).scatter(-1, indices, True)
-
-
-@pytest.mark.parametrize("fn", [topk_solution, top_k_filter], ids=["solution", "package"])
-def test_top_k_passes(fn, capsys):
-    assert bool(day22.check_top_k_filter(fn)) is True
-    assert "passed" in one_line(capsys)
-
-
-@pytest.mark.parametrize("fn, hint", [
-    (topk_keeps_ties, "keep exactly k"),
-    (topk_wrong_end, "the wrong end"),
-    (topk_zero, "set the removed logits to 0"),
-    (topk_probs, "returned probabilities"),
-    (topk_wrong_dim, "expected exactly k = 4"),
-    (topk_no_clamp, "your code raised"),
-    (topk_mask, "not a mask"),
-])
-def test_top_k_hints(fn, hint, capsys):
-    assert bool(day22.check_top_k_filter(fn)) is False
-    assert hint in one_line(capsys)
-
-
-# ---- exercise 2: top_p_filter --------------------------------------------------------------------
-
-
-def topp_solution(logits, p):
-    probs, order = torch.sort(torch.softmax(logits, -1), dim=-1, descending=True)
-    before = probs.cumsum(-1) - probs
+def solution_top_p(logits, p):
+    sorted_probs, order = torch.sort(torch.softmax(logits, dim=-1), dim=-1, descending=True)
+    before = torch.cumsum(sorted_probs, dim=-1) - sorted_probs  # (..., V)
     keep = torch.zeros_like(before, dtype=torch.bool).scatter(-1, order, before < p)
-    return logits.masked_fill(~keep, NEG)
+    return logits.masked_fill(~keep, NEG_INF)
 
 
-def topp_excludes_crossing(logits, p):  # keeps only tokens whose cumulative sum is <= p
-    probs, order = torch.sort(torch.softmax(logits, -1), dim=-1, descending=True)
-    keep = torch.zeros_like(probs, dtype=torch.bool).scatter(-1, order, probs.cumsum(-1) <= p)
-    return logits.masked_fill(~keep, NEG)
+def solution_min_p(logits, p):
+    probs = torch.softmax(logits, dim=-1)  # (..., V)
+    return logits.masked_fill(probs < p * probs.amax(dim=-1, keepdim=True), NEG_INF)
 
 
-def topp_crossing_but_empty_ok(logits, p):  # same, but forces the top token: still drops the crossing one
-    out = topp_excludes_crossing(logits, p)
-    top = logits.argmax(-1, keepdim=True)
-    return out.scatter(-1, top, logits.gather(-1, top))
+def solution_next_token_probs(logits, temperature, top_k=None, top_p=None):
+    # in the notebook these names are the package's by now (it imports them after each check)
+    logits = apply_temperature(logits, temperature)
+    if top_k is not None:
+        logits = top_k_filter(logits, top_k)
+    if top_p is not None:
+        logits = top_p_filter(logits, top_p)
+    return torch.softmax(logits, dim=-1)  # (B, V), renormalised over the kept tokens
 
 
-def topp_unsorted(logits, p):  # cumsum in vocabulary order
+# ---- other correct variants ----------------------------------------------------------------------
+
+
+def top_k_stable_sort(logits, k):  # keeps the other one of the tied logits than torch.topk may
+    keep = torch.sort(logits, dim=-1, descending=True, stable=True).indices[..., :k]
+    return torch.full_like(logits, NEG_INF).scatter(-1, keep, logits.gather(-1, keep))
+
+
+def top_k_last_of_ties(logits, k):  # keeps the higher ids on a tie
+    flipped = logits.flip(-1)
+    return solution_top_k(flipped, k).flip(-1) if k < logits.shape[-1] else logits.clone()
+
+
+def top_p_mask_then_where(logits, p):
     probs = torch.softmax(logits, -1)
-    before = probs.cumsum(-1) - probs
-    return logits.masked_fill(before >= p, NEG)
+    sorted_probs, order = probs.sort(-1, descending=True)
+    mass = sorted_probs.cumsum(-1)
+    remove = (mass - sorted_probs) >= p
+    remove = remove.scatter(-1, order, remove)
+    return torch.where(remove, torch.full_like(logits, NEG_INF), logits)
 
 
-def topp_sorted_mask_not_scattered(logits, p):
-    probs, order = torch.sort(torch.softmax(logits, -1), dim=-1, descending=True)
-    before = probs.cumsum(-1) - probs
-    return logits.masked_fill(before >= p, NEG)  # the sorted mask applied in vocabulary order
+def min_p_in_log_space(logits, p):
+    return logits.masked_fill(torch.log_softmax(logits, -1) < torch.log_softmax(logits, -1)
+                              .amax(-1, keepdim=True) + torch.log(torch.tensor(p)), NEG_INF) \
+        if p > 0 else logits.clone()
 
 
-def topp_zero(logits, p):
-    out = topp_solution(logits, p)
-    return torch.where(torch.isinf(out), torch.zeros_like(out), out)
-
-
-def topp_renormalised(logits, p):
-    return torch.softmax(topp_solution(logits, p), -1)
-
-
-def topp_too_many(logits, p):  # one token more than needed
-    probs, order = torch.sort(torch.softmax(logits, -1), dim=-1, descending=True)
-    before = probs.cumsum(-1) - probs
-    before = torch.cat([torch.zeros_like(before[..., :1]), before[..., :-1]], -1)
-    keep = torch.zeros_like(before, dtype=torch.bool).scatter(-1, order, before < p)
-    return logits.masked_fill(~keep, NEG)
-
-
-@pytest.mark.parametrize("fn", [topp_solution, top_p_filter], ids=["solution", "package"])
-def test_top_p_passes(fn, capsys):
-    assert bool(day22.check_top_p_filter(fn)) is True
-    assert "passed" in one_line(capsys)
-
-
-@pytest.mark.parametrize("fn, hint", [
-    (topp_excludes_crossing, "removed every token of a row"),
-    (topp_crossing_but_empty_ok, "dropped the token that crosses p"),
-    (topp_sorted_mask_not_scattered, "wrong places"),
-    (topp_zero, "set the removed logits to 0"),
-    (topp_renormalised, "returned probabilities"),
-    (topp_too_many, "kept more tokens than needed"),
-    (topp_unsorted, "❌"),
-])
-def test_top_p_hints(fn, hint, capsys):
-    assert bool(day22.check_top_p_filter(fn)) is False
-    assert hint in one_line(capsys)
-
-
-# ---- exercise 3: min_p_filter --------------------------------------------------------------------
-
-
-def minp_solution(logits, p):
-    probs = torch.softmax(logits, -1)
-    return logits.masked_fill(probs < p * probs.amax(-1, keepdim=True), NEG)
-
-
-def minp_absolute(logits, p):  # relative to 1 instead of the top probability
-    return logits.masked_fill(torch.softmax(logits, -1) < p, NEG)
-
-
-def minp_logits(logits, p):
-    return logits.masked_fill(logits < p * logits.amax(-1, keepdim=True), NEG)
-
-
-def minp_global_max(logits, p):
-    probs = torch.softmax(logits, -1)
-    return logits.masked_fill(probs < p * probs.amax(), NEG)
-
-
-def minp_zero(logits, p):
-    probs = torch.softmax(logits, -1)
-    return logits.masked_fill(probs < p * probs.amax(-1, keepdim=True), 0.0)
-
-
-def minp_wrong_way(logits, p):
-    probs = torch.softmax(logits, -1)
-    return logits.masked_fill(probs >= p * probs.amax(-1, keepdim=True), NEG)
-
-
-@pytest.mark.parametrize("fn", [minp_solution, min_p_filter], ids=["solution", "package"])
-def test_min_p_passes(fn, capsys):
-    assert bool(day22.check_min_p_filter(fn)) is True
-    assert "passed" in one_line(capsys)
-
-
-@pytest.mark.parametrize("fn, hint", [
-    (minp_absolute, "relative to the most likely token"),
-    (minp_logits, "compared the logits"),
-    (minp_global_max, "one maximum for the whole batch"),
-    (minp_zero, "set the removed logits to 0"),
-    (minp_wrong_way, "❌"),
-])
-def test_min_p_hints(fn, hint, capsys):
-    assert bool(day22.check_min_p_filter(fn)) is False
-    assert hint in one_line(capsys)
-
-
-# ---- exercise 4: next_token_probs ----------------------------------------------------------------
-
-
-def ntp_solution(logits, temperature, top_k, top_p):
+def next_token_probs_with_own_filters(logits, temperature, top_k=None, top_p=None):
     logits = logits / temperature
     if top_k is not None:
-        logits = topk_solution(logits, top_k)
+        logits = solution_top_k(logits, top_k)
     if top_p is not None:
-        logits = topp_solution(logits, top_p)
-    return torch.softmax(logits, -1)
+        logits = solution_top_p(logits, top_p)
+    return torch.softmax(logits, dim=-1)
 
 
-def ntp_not_renormalised(logits, temperature, top_k, top_p):
-    probs = torch.softmax(logits / temperature, -1)
-    kept = torch.isfinite(ntp_filters(logits / temperature, top_k, top_p))
-    return probs * kept
+@pytest.mark.parametrize("check_fn, fn", [
+    (day22.check_top_k_filter, solution_top_k),
+    (day22.check_top_k_filter, top_k_stable_sort),
+    (day22.check_top_k_filter, top_k_last_of_ties),
+    (day22.check_top_p_filter, solution_top_p),
+    (day22.check_top_p_filter, top_p_mask_then_where),
+    (day22.check_min_p_filter, solution_min_p),
+    (day22.check_min_p_filter, min_p_in_log_space),
+    (day22.check_next_token_probs, solution_next_token_probs),
+    (day22.check_next_token_probs, next_token_probs_with_own_filters),
+], ids=["top_k", "top_k stable sort", "top_k other tie", "top_p", "top_p where", "min_p",
+        "min_p log space", "next_token_probs", "next_token_probs own filters"])
+def test_the_solutions_pass(check_fn, fn, capsys):
+    passes(capsys, check_fn, fn)
 
 
-def ntp_filters(logits, top_k, top_p):
-    if top_k is not None:
-        logits = topk_solution(logits, top_k)
-    if top_p is not None:
-        logits = topp_solution(logits, top_p)
-    return logits
+@pytest.mark.parametrize("check_fn, mistake", mistake_params(day22))
+def test_mistake_rejected(check_fn, mistake, capsys):
+    rejects(capsys, check_fn, mistake)
 
 
-def ntp_top_p_first(logits, temperature, top_k, top_p):
-    return torch.softmax(ntp_filters(logits, top_k, top_p) / temperature, -1)
+# ---- the mistakes the issue names, on the inputs it names ----------------------------------------
 
 
-def ntp_top_p_before_top_k(logits, temperature, top_k, top_p):
-    logits = logits / temperature
-    if top_p is not None:
-        logits = topp_solution(logits, top_p)
-    if top_k is not None:
-        logits = topk_solution(logits, top_k)
-    return torch.softmax(logits, -1)
+def test_top_p_at_most_fails_on_the_exact_mass_case(capsys):
+    line = rejects(capsys, day22.check_top_p_filter,
+                   next(m for m in day22.TOP_P if m.name == "mass_before <= p"))
+    assert "[.5, .25, .125, .125], p=0.75" in line
 
 
-def ntp_times(logits, temperature, top_k, top_p):
-    return torch.softmax(ntp_filters(logits * temperature, top_k, top_p), -1)
+def test_top_p_hand_worked_cases():
+    # [.5, .25, .125, .125] with p = 0.75: .5 + .25 reaches p, so exactly 2 are kept
+    out = solution_top_p(torch.tensor([0.5, 0.25, 0.125, 0.125]).log(), 0.75)
+    assert torch.isfinite(out).tolist() == [True, True, False, False]
+    logits = torch.tensor([[0.3, -1.0, 2.0, 0.0]])
+    assert torch.equal(solution_top_p(logits, 1.0), logits)           # p = 1 keeps all
+    assert torch.isfinite(solution_top_p(logits, 1e-4)).sum() == 1    # tiny p keeps one
 
 
-def ntp_none_crashes(logits, temperature, top_k, top_p):
-    return torch.softmax(topp_solution(topk_solution(logits / temperature, top_k), top_p), -1)
+def test_min_p_strict_fails_at_p_1(capsys):
+    line = rejects(capsys, day22.check_min_p_filter,
+                   next(m for m in day22.MIN_P if m.name == "probs > p * max"))
+    assert "p=1" in line
 
 
-def ntp_uses_stub_top_k(logits, temperature, top_k, top_p):
-    return torch.softmax(top_k_stub(logits / temperature, top_k or 1), -1)
+def test_top_k_minus_1e9_says_use_inf(capsys):
+    line = rejects(capsys, day22.check_top_k_filter,
+                   next(m for m in day22.TOP_K if m.name == "-1e9"))
+    assert "float('-inf')" in line and "changed the logits it kept" not in line
 
 
-def top_k_filter_stub(logits, k):  # named like the learner's unfinished exercise 1
-    raise NotImplementedError
+def test_top_p_dim0_says_last_dimension(capsys):
+    line = rejects(capsys, day22.check_top_p_filter,
+                   next(m for m in day22.TOP_P if m.name == "sort along dim 0"))
+    assert "last dimension" in line
 
 
-def top_k_stub(logits, k):
-    return top_k_filter_stub(logits, k)
+def test_softmax_over_t_says_where_t_goes(capsys):
+    line = rejects(capsys, day22.check_next_token_probs,
+                   next(m for m in day22.NEXT_TOKEN_PROBS if m.name == "softmax(z) / T"))
+    assert "divide the logits by T before the softmax" in line
 
 
-@pytest.mark.parametrize("fn", [ntp_solution, day22.reference_next_token_probs],
-                         ids=["solution", "reference"])
-def test_next_token_probs_passes(fn, capsys):
-    assert bool(day22.check_next_token_probs(fn)) is True
-    assert "passed" in one_line(capsys)
+def test_top_k_keeps_ties_is_caught_on_the_tie(capsys):
+    line = rejects(capsys, day22.check_top_k_filter,
+                   next(m for m in day22.TOP_K if m.name == "keeps ties"))
+    assert "tie at the k-th" in line
 
 
-@pytest.mark.parametrize("fn, hint", [
-    (ntp_not_renormalised, "renormalise"),
-    (ntp_top_p_first, "applied top-p before the temperature"),
-    (ntp_top_p_before_top_k, "applied top-p before top-k"),
-    (ntp_times, "multiplied the logits by the temperature"),
-    (ntp_none_crashes, "your code raised"),
+def test_top_k_wrong_values_get_a_generic_line_with_the_case(capsys):
+    def adds_one(logits, k):
+        return solution_top_k(logits, k) + 1.0
+
+    fails(capsys, day22.check_top_k_filter, adds_one, "(on top_k_filter(logits (5, 7), k=2))")
+
+
+# ---- the package's own functions are refused -----------------------------------------------------
+
+
+@pytest.mark.parametrize("check_fn, package_fn", [
+    (day22.check_top_k_filter, top_k_filter), (day22.check_top_p_filter, top_p_filter),
+    (day22.check_min_p_filter, min_p_filter),
+    (day22.check_next_token_probs, day22.reference_next_token_probs),
 ])
-def test_next_token_probs_hints(fn, hint, capsys):
-    assert bool(day22.check_next_token_probs(fn)) is False
-    assert hint in one_line(capsys)
+def test_the_package_reference_is_refused(check_fn, package_fn, capsys):
+    fails(capsys, check_fn, package_fn, "the course's own reference")
 
 
-def test_next_token_probs_names_the_unfinished_top_k(capsys):
-    def top_k_filter(logits, k):
-        raise NotImplementedError
-
-    def next_token_probs(logits, temperature, top_k, top_p):
-        return torch.softmax(top_k_filter(logits / temperature, top_k or 3), -1)
-
-    assert bool(day22.check_next_token_probs(next_token_probs)) is False
-    line = one_line(capsys)
-    assert "not done yet" in line and "exercise 1" in line
-
-
-# ---- stubs, one line, never raises --------------------------------------------------------------
+# ---- stubs, the unfinished earlier exercise, one line, never raises ------------------------------
 
 CHECKS = [day22.check_top_k_filter, day22.check_top_p_filter, day22.check_min_p_filter,
           day22.check_next_token_probs]
@@ -298,13 +178,25 @@ CHECKS = [day22.check_top_k_filter, day22.check_top_p_filter, day22.check_min_p_
 
 @pytest.mark.parametrize("check", CHECKS)
 def test_stub_is_not_done_yet(check, capsys):
-    assert bool(check(stub)) is False
-    assert "not done yet" in one_line(capsys)
+    fails(capsys, check, stub, "not done yet")
+
+
+def test_next_token_probs_names_the_unfinished_top_k(capsys):
+    def top_k_filter(logits, k):
+        raise NotImplementedError
+
+    def next_token_probs(logits, temperature, top_k=None, top_p=None):
+        return torch.softmax(top_k_filter(logits / temperature, top_k or 3), -1)
+
+    assert bool(day22.check_next_token_probs(next_token_probs)) is False
+    line = one_line(capsys)
+    assert "not done yet" in line and "exercise 1" in line
 
 
 @pytest.mark.parametrize("check", CHECKS)
 def test_garbage_never_raises(check, capsys):
-    for bad in (lambda *a: 1 / 0, lambda *a: "text", lambda *a: torch.zeros(0),
-                lambda *a: torch.full((2, 3, 11), float("nan"))):
+    for bad in (lambda *a, **k: 1 / 0, lambda *a, **k: "text", lambda *a, **k: torch.zeros(0),
+                lambda *a, **k: None, lambda *a, **k: [1.0, 2.0],
+                lambda *a, **k: torch.full((2, 3, 11), float("nan"))):
         assert bool(check(bad)) is False
         assert one_line(capsys).startswith("❌")

@@ -1,186 +1,139 @@
-"""The day-23 checks pass the solutions, catch plausible mistakes, and say "not done yet" for stubs."""
+"""The day-23 checks pass the lesson's solutions (and other correct variants), reject every
+typical mistake of their tables with its hint, refuse the package's own functions, say "not
+done yet" for stubs, print exactly one line and never raise."""
 
 from __future__ import annotations
 
-import math
+from collections import Counter
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from llmcourse.checks import day23
-from llmcourse.generate.experiments import sample_loss
-from checklines import one_line, stub
+from llmcourse.generate.experiments import distinct_n, repeated_ngram_rate, sample_loss
+from checklines import fails, mistake_params, one_line, passes, rejects, stub
 
 
-# ---- exercise 1: distinct_n ------------------------------------------------------------------
+# ---- the lesson's solutions, copied from solutions/day23_sampling_experiments.md -----------------
 
 
-def good_distinct(samples, n):
+def solution_distinct_n(samples, n):
+    """Different n-grams / all n-grams; n-grams taken inside each sample, then pooled."""
     grams = [tuple(s[i:i + n]) for s in samples for i in range(len(s) - n + 1)]
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
-def test_distinct_n_passes_and_stub(capsys):
-    assert bool(day23.check_distinct_n(good_distinct)) is True
-    assert "passed" in one_line(capsys)
-    assert bool(day23.check_distinct_n(stub)) is False
-    assert "not done yet" in one_line(capsys)
-
-
-def test_distinct_n_over_tokens_not_ngrams(capsys):
-    def tokens(samples, n):
-        flat = [t for s in samples for t in s]
-        return len(set(flat)) / len(flat)
-
-    assert bool(day23.check_distinct_n(tokens)) is False
-    assert "single tokens" in one_line(capsys)
-
-
-def test_distinct_n_across_sample_boundaries(capsys):
-    def joined(samples, n):
-        flat = [t for s in samples for t in s]
-        grams = [tuple(flat[i:i + n]) for i in range(len(flat) - n + 1)]
-        return len(set(grams)) / len(grams)
-
-    assert bool(day23.check_distinct_n(joined)) is False
-    assert "across the end of one sample" in one_line(capsys)
-
-
-def test_distinct_n_divides_by_tokens(capsys):
-    def by_tokens(samples, n):
-        grams = [tuple(s[i:i + n]) for s in samples for i in range(len(s) - n + 1)]
-        return len(set(grams)) / sum(len(s) for s in samples)
-
-    assert bool(day23.check_distinct_n(by_tokens)) is False
-    assert "divides by the number of tokens" in one_line(capsys)
-
-
-def test_distinct_n_mean_of_samples(capsys):
-    def mean(samples, n):
-        vals = []
-        for s in samples:
-            g = [tuple(s[i:i + n]) for i in range(len(s) - n + 1)]
-            if g:
-                vals.append(len(set(g)) / len(g))
-        return sum(vals) / len(vals)
-
-    assert bool(day23.check_distinct_n(mean)) is False
-    assert "pool the n-grams" in one_line(capsys)
-
-
-def test_distinct_n_upside_down_and_crash_and_empty(capsys):
-    assert bool(day23.check_distinct_n(lambda s, n: 1 / good_distinct(s, n))) is False
-    assert "all / different" in one_line(capsys)
-
-    def crashes_on_short(samples, n):
-        grams = [tuple(s[i:i + n]) for s in samples for i in range(len(s) - n + 1)]
-        return len(set(grams)) / len(grams)   # ZeroDivisionError with no n-grams
-
-    assert bool(day23.check_distinct_n(crashes_on_short)) is False
-    assert "ZeroDivisionError" in one_line(capsys)
-    assert bool(day23.check_distinct_n(lambda s, n: None)) is False
-    assert "should return a number" in one_line(capsys)
-
-
-# ---- exercise 2: repeated_ngram_rate ----------------------------------------------------------
-
-
-def good_rate(samples, n):
+def solution_repeated_ngram_rate(samples, n):
+    """The share of n-grams already seen earlier in the same sample."""
     repeats = total = 0
     for s in samples:
         seen = set()
         for i in range(len(s) - n + 1):
-            g = tuple(s[i:i + n])
-            repeats += g in seen
-            seen.add(g)
+            gram = tuple(s[i:i + n])
+            repeats += gram in seen
+            seen.add(gram)
             total += 1
     return repeats / total if total else 0.0
 
 
-def test_rate_passes_and_stub(capsys):
-    assert bool(day23.check_repeated_ngram_rate(good_rate)) is True
-    assert "passed" in one_line(capsys)
-    assert bool(day23.check_repeated_ngram_rate(stub)) is False
-    assert "not done yet" in one_line(capsys)
-
-
-def test_rate_counts_repeats_across_samples(capsys):
-    def across(samples, n):
-        seen, repeats, total = set(), 0, 0
-        for s in samples:
-            for i in range(len(s) - n + 1):
-                g = tuple(s[i:i + n])
-                repeats += g in seen
-                seen.add(g)
-                total += 1
-        return repeats / total
-
-    assert bool(day23.check_repeated_ngram_rate(across)) is False
-    assert "same* sample" in one_line(capsys)
-
-
-def test_rate_wrong_totals_and_counts(capsys):
-    assert bool(day23.check_repeated_ngram_rate(lambda s, n: 1 - good_rate(s, n))) is False
-    assert "first time" in one_line(capsys)
-
-    def by_tokens(samples, n):
-        r = sum(len(s) - n + 1 - len({tuple(s[i:i + n]) for i in range(len(s) - n + 1)})
-                for s in samples if len(s) >= n)
-        return r / sum(len(s) for s in samples)
-
-    assert bool(day23.check_repeated_ngram_rate(by_tokens)) is False
-    assert "divides by the number of tokens" in one_line(capsys)
-
-    def once_each(samples, n):
-        rep = total = 0
-        for s in samples:
-            g = [tuple(s[i:i + n]) for i in range(len(s) - n + 1)]
-            rep += len({x for x in g if g.count(x) > 1})
-            total += len(g)
-        return rep / total
-
-    assert bool(day23.check_repeated_ngram_rate(once_each)) is False
-    assert "three times is two repeats" in one_line(capsys)
-
-
-# ---- exercise 3: sample_loss -------------------------------------------------------------------
-
-
-def good_loss(model, rows, prompt_len):
+def solution_sample_loss(model, rows, prompt_len):
+    """Mean cross-entropy of rows[:, prompt_len:] under the model."""
     with torch.no_grad():
-        logits, _ = model(rows)
-    pred = logits[:, prompt_len - 1:-1]
-    return F.cross_entropy(pred.reshape(-1, pred.shape[-1]), rows[:, prompt_len:].reshape(-1)).item()
+        logits, _ = model(rows)                       # (B, T, V)
+    pred = logits[:, prompt_len - 1:-1]               # (B, T - prompt_len, V)
+    targets = rows[:, prompt_len:]                    # (B, T - prompt_len)
+    return F.cross_entropy(pred.reshape(-1, pred.shape[-1]), targets.reshape(-1)).item()
 
 
-def test_sample_loss_passes_and_stub(capsys):
-    assert bool(day23.check_sample_loss(good_loss)) is True
-    assert "passed" in one_line(capsys)
-    assert bool(day23.check_sample_loss(sample_loss)) is True
-    assert "passed" in one_line(capsys)
-    assert bool(day23.check_sample_loss(stub)) is False
-    assert "not done yet" in one_line(capsys)
+# ---- other correct variants ----------------------------------------------------------------------
 
 
-def test_sample_loss_mistakes(capsys):
-    def every_token(model, rows, prompt_len):
-        _, loss = model(rows[:, :-1], rows[:, 1:])
-        return loss.item()
+def distinct_n_rounded(samples, n):  # rounded to 4 digits, as the package prints it
+    return round(solution_distinct_n(samples, n), 4)
 
-    assert bool(day23.check_sample_loss(every_token)) is False
-    assert "every token" in one_line(capsys)
 
-    def unshifted(model, rows, prompt_len):
-        logits, _ = model(rows)
-        pred = logits[:, prompt_len:]
-        return F.cross_entropy(pred.reshape(-1, pred.shape[-1]), rows[:, prompt_len:].reshape(-1)).item()
+def distinct_n_counter(samples, n):
+    counts = Counter(tuple(s[i:i + n]) for s in samples for i in range(len(s) - n + 1))
+    return len(counts) / sum(counts.values()) if counts else 0.0
 
-    assert bool(day23.check_sample_loss(unshifted)) is False
-    assert "predicts token t + 1" in one_line(capsys)
 
-    assert bool(day23.check_sample_loss(lambda m, r, p: math.exp(good_loss(m, r, p)))) is False
-    assert "perplexity" in one_line(capsys)
+def rate_by_counts(samples, n):
+    grams = [[tuple(s[i:i + n]) for i in range(len(s) - n + 1)] for s in samples]
+    total = sum(len(g) for g in grams)
+    return sum(len(g) - len(set(g)) for g in grams) / total if total else 0.0
 
-    assert bool(day23.check_sample_loss(lambda m, r, p: torch.tensor([1.0, 2.0]))) is False
-    assert "should return a number" in one_line(capsys)
+
+def sample_loss_tensor(model, rows, prompt_len):  # a one-element tensor, not a float
+    with torch.no_grad():
+        logits, _ = model(rows[:, :-1])
+    return F.cross_entropy(logits[:, prompt_len - 1:].transpose(1, 2), rows[:, prompt_len:])
+
+
+@pytest.mark.parametrize("check_fn, fn", [
+    (day23.check_distinct_n, solution_distinct_n),
+    (day23.check_distinct_n, distinct_n_rounded),
+    (day23.check_distinct_n, distinct_n_counter),
+    (day23.check_repeated_ngram_rate, solution_repeated_ngram_rate),
+    (day23.check_repeated_ngram_rate, rate_by_counts),
+    (day23.check_sample_loss, solution_sample_loss),
+    (day23.check_sample_loss, sample_loss_tensor),
+], ids=["distinct_n", "distinct_n rounded", "distinct_n counter", "rate", "rate by counts",
+        "sample_loss", "sample_loss tensor"])
+def test_the_solutions_pass(check_fn, fn, capsys):
+    passes(capsys, check_fn, fn)
+
+
+@pytest.mark.parametrize("check_fn, mistake", mistake_params(day23))
+def test_mistake_rejected(check_fn, mistake, capsys):
+    rejects(capsys, check_fn, mistake)
+
+
+# ---- hand-worked values (not the checks' references) ---------------------------------------------
+
+
+def test_hand_worked_values():
+    samples = [["to", "be", "or", "not", "to", "be"], ["to", "be", "sure"]]
+    assert solution_distinct_n(samples, 2) == 5 / 7       # to-be x3, be-or, or-not, not-to, be-sure
+    assert solution_distinct_n(samples, 1) == 5 / 9
+    assert solution_distinct_n([["a"], ["b"]], 2) == 0.0
+    assert solution_repeated_ngram_rate([list("ababa")], 2) == 0.5      # ab ba ab ba
+    assert solution_repeated_ngram_rate([["to", "be"], ["to", "be"]], 2) == 0.0
+    assert solution_repeated_ngram_rate([list("abababa")], 2) == 4 / 6  # ab three times: 2 repeats
+
+
+def test_a_wrong_number_gets_a_generic_line_with_the_case(capsys):
+    fails(capsys, day23.check_distinct_n, lambda s, n: 0.5, "(on distinct_n(4 word samples")
+
+
+def test_a_list_is_not_a_number(capsys):
+    fails(capsys, day23.check_sample_loss, lambda m, r, p: [1.0, 2.0], "should return one number")
+
+
+# ---- the package's own functions are refused -----------------------------------------------------
+
+
+@pytest.mark.parametrize("check_fn, package_fn", [
+    (day23.check_distinct_n, distinct_n), (day23.check_repeated_ngram_rate, repeated_ngram_rate),
+    (day23.check_sample_loss, sample_loss),
+])
+def test_the_package_reference_is_refused(check_fn, package_fn, capsys):
+    fails(capsys, check_fn, package_fn, "the course's own reference")
+
+
+# ---- stubs, one line, never raises ---------------------------------------------------------------
+
+CHECKS = [day23.check_distinct_n, day23.check_repeated_ngram_rate, day23.check_sample_loss]
+
+
+@pytest.mark.parametrize("check", CHECKS)
+def test_stub_is_not_done_yet(check, capsys):
+    fails(capsys, check, stub, "not done yet")
+
+
+@pytest.mark.parametrize("check", CHECKS)
+def test_garbage_never_raises(check, capsys):
+    for bad in (lambda *a: 1 / 0, lambda *a: "text", lambda *a: None, lambda *a: torch.zeros(2),
+                lambda *a: float("nan")):
+        assert bool(check(bad)) is False
+        assert one_line(capsys).startswith("❌")

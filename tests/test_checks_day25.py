@@ -1,4 +1,6 @@
-"""The day-25 checks pass the references, catch plausible mistakes, and say "not done yet" for stubs."""
+"""The day-25 checks pass the lesson's solutions (and other correct variants), reject every
+typical mistake of their tables with its hint, refuse the package's own functions, say "not
+done yet" for stubs, print exactly one line and never raise."""
 
 from __future__ import annotations
 
@@ -9,141 +11,146 @@ import pytest
 
 from llmcourse import tour
 from llmcourse.checks import day25
-from checklines import one_line, stub
-
-GOOD = ["n_layer=2", "n_embd=64", "block_size=32", "max_iters=150", "lr_decay_iters=150",
-        "warmup_iters=15", "learning_rate=3e-3"]
+from checklines import fails, mistake_params, one_line, passes, rejects, stub
 
 
-# ---- overrides ------------------------------------------------------------------------------
+# ---- the lesson's solutions, copied from solutions/day25_tour_of_the_package.md ------------------
 
 
-def test_overrides(capsys):
-    assert bool(day25.check_overrides(GOOD)) is True
-    assert "passed" in one_line(capsys)
-    explicit = ["model.n_layer=2", "model.n_embd=64", "model.block_size=32", "train.max_iters=150",
-                "train.lr_decay_iters=150", "train.warmup_iters=15", "train.learning_rate=0.003"]
-    assert bool(day25.check_overrides(explicit)) is True
-    assert "passed" in one_line(capsys)
-    assert bool(day25.check_overrides(None)) is False
-    assert "not done yet" in one_line(capsys)
-
-
-@pytest.mark.parametrize("items, hint", [
-    ([i for i in GOOD if not i.startswith("lr_decay")], "lr_decay_iters=150 too"),
-    ([i if i != "block_size=32" else "train.block_size=32" for i in GOOD], "model setting"),
-    ([i if i != "n_layer=2" else "n_layers=2" for i in GOOD], "did you mean 'n_layer'"),
-    ([i if i != "max_iters=150" else "max_iters 150" for i in GOOD], "has no '='"),
-    ([i if i != "n_embd=64" else "n_embd=66" for i in GOOD], "divisible by n_head"),
-    ([i if i != "learning_rate=3e-3" else "learning_rate=1e-3" for i in GOOD], "learning_rate is 0.001"),
-    ([i if i != "max_iters=150" else "max_iters='150'" for i in GOOD], "max_iters must be an integer"),
-    ([i for i in GOOD if not i.startswith("warmup")], "warmup_iters is 100"),
-    (GOOD + ["dropout=0.1"], "also changes model.dropout"),
-    ("n_layer=2", "should return a list"),
-])
-def test_overrides_mistakes(capsys, items, hint):
-    assert bool(day25.check_overrides(items)) is False
-    assert hint in one_line(capsys)
-
-
-# ---- imports_of -----------------------------------------------------------------------------
-
-
-def test_imports_of(capsys):
-    assert bool(day25.check_imports_of(tour.imports_of)) is True
-    assert "passed" in one_line(capsys)
-    assert bool(day25.check_imports_of(stub)) is False
-    assert "not done yet" in one_line(capsys)
-
-
-def _collect(source, *, walk=True, first_alias=False, asname=False, prefix_only=False,
-             relative=False, join=False, sort=True, dedupe=True):
-    tree = ast.parse(source)
-    found = []
-    for node in (ast.walk(tree) if walk else tree.body):
+def imports_of(source):
+    found = set()
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
-            aliases = node.names[:1] if first_alias else node.names
-            names = [(a.asname or a.name) if asname else a.name for a in aliases]
-        elif isinstance(node, ast.ImportFrom) and (relative or node.level == 0):
-            names = ([f"{node.module}.{a.name}" for a in node.names] if join
-                     else [node.module])
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names = [node.module]
         else:
             continue
-        for n in names:
-            if n is None or (n.startswith("llmcourse") if prefix_only
-                             else (n == "llmcourse" or n.startswith("llmcourse."))):
-                found.append(n)
-    if dedupe:
-        found = list(dict.fromkeys(found))
-    return sorted(found, key=str) if sort else found
+        found.update(n for n in names if n == "llmcourse" or n.startswith("llmcourse."))
+    return sorted(found)
 
 
-@pytest.mark.parametrize("kwargs, hint", [
-    ({"walk": False}, "ast.walk(tree)"),
-    ({"first_alias": True}, "every alias in node.names"),
-    ({"asname": True}, "alias.asname"),
-    ({"prefix_only": True}, "'llmcoursework' is another package"),
-    ({"relative": True}, "relative import"),
-    ({"join": True}, "not module + name"),
-    ({"sort": False}, "return sorted"),
-    ({"dedupe": False}, "appears twice"),
-])
-def test_imports_of_mistakes(capsys, kwargs, hint):
-    assert bool(day25.check_imports_of(lambda s: _collect(s, **kwargs))) is False
-    assert hint in one_line(capsys)
-
-
-def test_imports_of_set_and_garbage(capsys):
-    assert bool(day25.check_imports_of(lambda s: set(tour.imports_of(s)))) is False
-    assert "sorted list" in one_line(capsys)
-    assert bool(day25.check_imports_of(lambda s: None)) is False
-    assert "None" in one_line(capsys)
-    assert bool(day25.check_imports_of(lambda s: 1 / 0)) is False
-    assert "ZeroDivisionError" in one_line(capsys)
-
-
-# ---- find_definition ------------------------------------------------------------------------
-
-
-def test_find_definition(capsys):
-    assert bool(day25.check_find_definition(tour.find_definition)) is True
-    assert "passed" in one_line(capsys)
-    assert bool(day25.check_find_definition(stub)) is False
-    assert "not done yet" in one_line(capsys)
-
-
-def _finder(*, walk=False, kinds=(ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef),
-            by_name=False, keep_init=False, as_path=False):
-    def find(name, package_dir):
-        for path in sorted(Path(package_dir).rglob("*.py")):
-            source = path.read_text()
-            tree = ast.parse(source)
-            hit = name in source if by_name else any(
-                isinstance(n, kinds) and n.name == name
-                for n in (ast.walk(tree) if walk else tree.body))
-            if hit:
-                if as_path:
-                    return str(path)
-                if keep_init:
-                    rel = path.relative_to(Path(package_dir).parent).with_suffix("")
-                    return ".".join(rel.parts)
+def find_definition(name, package_dir):
+    for path in sorted(Path(package_dir).rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body:
+            if (isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                    and node.name == name):
                 return tour.module_name(path, package_dir)
-        return None
-    return find
+    return None
 
 
-@pytest.mark.parametrize("kwargs, hint", [
-    ({"by_name": True}, "only imports Receipt"),
-    ({"walk": True}, "tree.body"),
-    ({"kinds": (ast.ClassDef, ast.FunctionDef)}, "async def"),
-    ({"keep_init": True}, "__init__.py is the package itself"),
-    ({"as_path": True}, "the dotted module name"),
+my_overrides = ["n_layer=2", "n_embd=64", "block_size=32", "max_iters=150", "lr_decay_iters=150",
+                "warmup_iters=15", "learning_rate=3e-3"]
+
+
+# ---- other correct variants ----------------------------------------------------------------------
+
+
+def imports_of_node_visitor(source):
+    found = set()
+
+    class Visitor(ast.NodeVisitor):
+        def visit_Import(self, node):
+            found.update(a.name for a in node.names)
+
+        def visit_ImportFrom(self, node):
+            if not node.level:
+                found.add(node.module)
+
+    Visitor().visit(ast.parse(source))
+    return sorted(n for n in found if n.split(".")[0] == "llmcourse")
+
+
+def find_definition_path_object(name, package_dir):  # returns a str made by hand
+    package_dir = Path(package_dir)
+    for path in sorted(package_dir.rglob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if getattr(node, "name", None) == name and not isinstance(node, ast.alias):
+                parts = path.relative_to(package_dir.parent).with_suffix("").parts
+                return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+    return None
+
+
+EXPLICIT = ["model.n_layer=2", "model.n_embd=64", "model.block_size=32", "train.max_iters=150",
+            "train.lr_decay_iters=150", "train.warmup_iters=15", "train.learning_rate=0.003"]
+
+
+@pytest.mark.parametrize("check_fn, value", [
+    (day25.check_imports_of, imports_of),
+    (day25.check_imports_of, imports_of_node_visitor),
+    (day25.check_find_definition, find_definition),
+    (day25.check_find_definition, find_definition_path_object),
+    (day25.check_overrides, my_overrides),
+    (day25.check_overrides, EXPLICIT),
+    (day25.check_overrides, list(reversed(my_overrides))),
+], ids=["imports_of", "imports_of visitor", "find_definition", "find_definition by hand",
+        "overrides", "overrides with sections", "overrides reversed"])
+def test_the_solutions_pass(check_fn, value, capsys):
+    passes(capsys, check_fn, value)
+
+
+@pytest.mark.parametrize("check_fn, mistake", mistake_params(day25))
+def test_mistake_rejected(check_fn, mistake, capsys):
+    rejects(capsys, check_fn, mistake)
+
+
+# ---- hand-worked values (not the checks' references) ---------------------------------------------
+
+
+def test_hand_worked_imports():
+    assert imports_of(day25._SOURCE) == ["llmcourse", "llmcourse.data", "llmcourse.model.gpt",
+                                         "llmcourse.tokenizers.bpe", "llmcourse.train"]
+    assert imports_of(day25._SOURCE_2) == ["llmcourse", "llmcourse.generate.api",
+                                           "llmcourse.runs", "llmcourse.tour"]
+    assert imports_of("") == []
+
+
+def test_hand_worked_definitions(tmp_path):
+    garden = day25._second_package(tmp_path)
+    assert find_definition("dig", garden) == "garden.beds.soil"
+    assert find_definition("water", garden) == "garden.beds.zz"
+    assert find_definition("outer", garden) == "garden.a_tools"
+
+
+def test_a_wrong_list_gets_a_generic_line_with_the_case(capsys):
+    fails(capsys, day25.check_imports_of, lambda s: [], "(on imports_of(source) on a module of 11")
+
+
+def test_a_wrong_module_gets_a_generic_line_with_the_case(capsys):
+    fails(capsys, day25.check_find_definition, lambda n, d: 42,
+          "(on find_definition('Receipt', package_dir) on a small package 'shop')")
+
+
+# ---- the package's own functions are refused -----------------------------------------------------
+
+
+@pytest.mark.parametrize("check_fn, package_fn", [
+    (day25.check_imports_of, tour.imports_of), (day25.check_find_definition, tour.find_definition),
 ])
-def test_find_definition_mistakes(capsys, kwargs, hint):
-    assert bool(day25.check_find_definition(_finder(**kwargs))) is False
-    assert hint in one_line(capsys)
+def test_the_package_reference_is_refused(check_fn, package_fn, capsys):
+    fails(capsys, check_fn, package_fn, "the course's own reference")
 
 
-def test_find_definition_garbage(capsys):
-    assert bool(day25.check_find_definition(lambda n, d: 42)) is False
-    assert "expected 'shop.till.core'" in one_line(capsys)
+# ---- stubs, one line, never raises ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("check, value", [(day25.check_imports_of, stub),
+                                          (day25.check_find_definition, stub),
+                                          (day25.check_overrides, None)])
+def test_stub_is_not_done_yet(check, value, capsys):
+    fails(capsys, check, value, "not done yet")
+
+
+@pytest.mark.parametrize("check", [day25.check_imports_of, day25.check_find_definition])
+def test_garbage_never_raises(check, capsys):
+    for bad in (lambda *a: 1 / 0, lambda *a: "text", lambda *a: None, lambda *a: [None],
+                lambda *a: {"a": 1}, lambda *a: Path("x.py")):
+        assert bool(check(bad)) is False
+        assert one_line(capsys).startswith("❌")
+
+
+def test_overrides_garbage_never_raises(capsys):
+    for bad in (42, ["n_layer=two"], [1, 2], {"n_layer": 2}, ["="]):
+        assert bool(day25.check_overrides(bad)) is False
+        assert one_line(capsys).startswith("❌")

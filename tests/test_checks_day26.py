@@ -1,4 +1,5 @@
-"""The day-26 checks pass the references, catch plausible mistakes, and say "not done yet" for stubs."""
+"""The day-26 checks pass the lesson's solutions, reject every mistake of their tables, refuse the
+course's own references, and say "not done yet" for stubs."""
 
 from __future__ import annotations
 
@@ -6,117 +7,102 @@ import pytest
 
 from llmcourse.checks import day26
 from llmcourse.presets import get_preset
-from checklines import one_line, stub
+from checklines import fails, mistake_params, one_line, passes, rejects, stub
+
+
+# ---- the lesson's solutions (solutions/day26_reproducing_nanogpt.md) -----------------------------
+
+
+def solution_tokens_seen(preset):
+    train = preset["train"]
+    return (train["max_iters"] * train["batch_size"] * preset["model"]["block_size"]
+            * train.get("grad_accum_steps", 1))
+
+
+def solution_estimate_seconds(flops_per_token, tokens, peak_flops, mfu):
+    return flops_per_token * tokens / (peak_flops * mfu)
+
+
+def solution_first_reaching(history, target):
+    for row in history:
+        if row["type"] == "eval" and row["val_loss"] <= target:
+            return row["iter"]
+    return None
+
+
+CHECKS = [
+    (day26.check_tokens_seen, solution_tokens_seen, day26.reference_tokens_seen),
+    (day26.check_estimate_seconds, solution_estimate_seconds, day26.reference_estimate_seconds),
+    (day26.check_first_reaching, solution_first_reaching, day26.reference_first_reaching),
+]
+
+
+@pytest.mark.parametrize("check_fn, mistake", mistake_params(day26))
+def test_mistake_rejected(check_fn, mistake, capsys):
+    rejects(capsys, check_fn, mistake)
+
+
+@pytest.mark.parametrize("check_fn, solution, reference", CHECKS)
+def test_solution_passes(check_fn, solution, reference, capsys):
+    passes(capsys, check_fn, solution)
+
+
+@pytest.mark.parametrize("check_fn, solution, reference", CHECKS)
+def test_reference_is_refused(check_fn, solution, reference, capsys):
+    fails(capsys, check_fn, reference, "the course's own reference")
+
+
+@pytest.mark.parametrize("check_fn, solution, reference", CHECKS)
+def test_stub_is_not_done(check_fn, solution, reference, capsys):
+    fails(capsys, check_fn, stub, "not done yet")
+
+
+@pytest.mark.parametrize("check_fn, solution, reference", CHECKS)
+def test_never_raises_on_odd_values(check_fn, solution, reference, capsys):
+    for odd in (lambda *a: None, lambda *a: [1, 2], lambda *a: 1 / 0):
+        assert bool(check_fn(odd)) is False
+        assert one_line(capsys).startswith("❌")
+
+
+# ---- variants a learner may write ------------------------------------------------------------
+
+
+def test_tokens_seen_variants_pass(capsys):
+    def with_get(preset):
+        import math
+        t = preset["train"]
+        return math.prod([t["max_iters"], t["batch_size"], preset["model"]["block_size"],
+                          t.get("grad_accum_steps", 1)])
+    passes(capsys, day26.check_tokens_seen, with_get)
+
+
+def test_first_reaching_variants_pass(capsys):
+    def with_next(history, target):
+        return next((r["iter"] for r in history
+                     if r.get("type") == "eval" and r["val_loss"] <= target), None)
+    passes(capsys, day26.check_first_reaching, with_next)
+
+
+def test_first_reaching_numpy_iteration_passes(capsys):
+    import numpy as np
+    passes(capsys, day26.check_first_reaching,
+           lambda h, t: (lambda v: None if v is None else np.int64(v))(solution_first_reaching(h, t)))
+
+
+def test_tokens_seen_generic_message_names_the_preset(capsys):
+    fails(capsys, day26.check_tokens_seen, lambda p: solution_tokens_seen(p) + 1,
+          "block 40, batch 6, 300 steps")
+
+
+# ---- hand-worked values of the references, independent of the checks -----------------------------
 
 
 def test_references_on_the_presets():
     assert day26.reference_tokens_seen(get_preset("shakespeare-char")) == 5000 * 64 * 256
     assert day26.reference_tokens_seen(get_preset("gpt2-124m")) == 600000 * 12 * 1024 * 40
     assert day26.reference_estimate_seconds(1e6, 1e6, 1e12, 0.5) == pytest.approx(2.0)
-
-
-def test_tokens_seen(capsys):
-    assert bool(day26.check_tokens_seen(day26.reference_tokens_seen)) is True
-    assert "passed" in one_line(capsys)
-    assert bool(day26.check_tokens_seen(stub)) is False
-    assert "not done yet" in one_line(capsys)
-
-
-@pytest.mark.parametrize("wrong, hint", [
-    (lambda p: p["train"]["max_iters"] * p["train"]["batch_size"], "counted sequences"),
-    (lambda p: p["train"]["max_iters"] * p["train"]["batch_size"] * p["model"]["block_size"],
-     "grad_accum_steps"),
-    (lambda p: p["train"]["max_iters"] * p["train"]["batch_size"] * p["train"]["block_size"],
-     "KeyError"),
-    (lambda p: None, "None"),
-    (lambda p: p["train"]["max_iters"] * p["model"]["block_size"], "expected 33600"),
-])
-def test_tokens_seen_mistakes(capsys, wrong, hint):
-    assert bool(day26.check_tokens_seen(wrong)) is False
-    assert hint in one_line(capsys)
-
-
-def test_estimate_seconds(capsys):
-    assert bool(day26.check_estimate_seconds(day26.reference_estimate_seconds)) is True
-    assert "passed" in one_line(capsys)
-    assert bool(day26.check_estimate_seconds(stub)) is False
-    assert "not done yet" in one_line(capsys)
-
-
-@pytest.mark.parametrize("wrong, hint", [
-    (lambda f, d, p, m: f * d / (p / m), "peak_flops * mfu, not by peak_flops / mfu"),
-    (lambda f, d, p, m: f * d / p, "100% of the peak"),
-    (lambda f, d, p, m: f * d / (p * m) / 60, "seconds, not minutes"),
-    (lambda f, d, p, m: f * d / (p * 1e-12 * m), "already in FLOP/s"),
-    (lambda f, d, p, m: f / (p * m), "expected"),
-    (lambda f, d, p, m: "1 hour", "should return a number"),
-])
-def test_estimate_seconds_mistakes(capsys, wrong, hint):
-    assert bool(day26.check_estimate_seconds(wrong)) is False
-    assert hint in one_line(capsys)
-
-
-def test_first_reaching(capsys):
-    assert bool(day26.check_first_reaching(day26.reference_first_reaching)) is True
-    assert "passed" in one_line(capsys)
-    assert bool(day26.check_first_reaching(stub)) is False
-    assert "not done yet" in one_line(capsys)
-
-
-def _any_row(history, target):
-    for row in history:
-        if row.get("val_loss", row.get("loss")) <= target:
-            return row["iter"]
-    return None
-
-
-def _best(history, target):
-    rows = [r for r in history if r["type"] == "eval" and r["val_loss"] <= target]
-    return min(rows, key=lambda r: r["val_loss"])["iter"] if rows else None
-
-
-def _strict(history, target):
-    for row in history:
-        if row["type"] == "eval" and row["val_loss"] < target:
-            return row["iter"]
-    return None
-
-
-def _loss(history, target):
-    for row in history:
-        if row["type"] == "eval" and row["val_loss"] <= target:
-            return row["val_loss"]
-    return None
-
-
-def _row(history, target):
-    for row in history:
-        if row["type"] == "eval" and row["val_loss"] <= target:
-            return row
-    return None
-
-
-def _minus_one(history, target):
-    for row in history:
-        if row["type"] == "eval" and row["val_loss"] <= target:
-            return row["iter"]
-    return -1
-
-
-def _falsy(history, target):
-    return day26.reference_first_reaching(history, target) or None
-
-
-@pytest.mark.parametrize("wrong, hint", [
-    (_any_row, "a training line"),
-    (_best, "the best evaluation"),
-    (_strict, "use <=, not <"),
-    (_loss, "returned the loss"),
-    (_row, "the whole row"),
-    (_minus_one, "return None"),
-    (_falsy, "is None"),
-    (lambda h, t: h[0]["loss"], "KeyError"),
-])
-def test_first_reaching_mistakes(capsys, wrong, hint):
-    assert bool(day26.check_first_reaching(wrong)) is False
-    assert hint in one_line(capsys)
+    log = day26._log()
+    assert day26.reference_first_reaching(log, 2.0) == 200      # val 2.0 at 200 (train at 100)
+    assert day26.reference_first_reaching(log, 2.4) == 200
+    assert day26.reference_first_reaching(log, 1.8) is None
+    assert day26.reference_first_reaching(log, 5.0) == 0

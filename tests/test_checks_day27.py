@@ -1,4 +1,5 @@
-"""The day-27 checks pass the solutions, catch plausible mistakes, and say "not done yet" for stubs."""
+"""The day-27 checks pass the lesson's solutions, reject every mistake of their tables, refuse the
+course's own references, and say "not done yet" for stubs."""
 
 from __future__ import annotations
 
@@ -6,191 +7,152 @@ import numpy as np
 import pytest
 
 from llmcourse.checks import day27
-from checklines import one_line, stub
+from checklines import fails, mistake_params, one_line, passes, rejects, stub
 
 
-@pytest.mark.parametrize("name", ["write_tokens", "story_lengths", "compact_vocab", "t4_hours"])
-def test_reference_passes_and_stub_is_not_done(capsys, name):
-    check = getattr(day27, f"check_{name}")
-    assert bool(check(getattr(day27, f"reference_{name}"))) is True
-    assert "passed" in one_line(capsys)
-    assert bool(check(stub)) is False
-    assert "not done yet" in one_line(capsys)
+# ---- the lesson's solutions (solutions/day27_tinystories.md) ---------------------------------
 
 
-# ---- exercise 1: write_tokens ----------------------------------------------------------------
-
-
-def _write_int64(chunks, path):
-    n = 0
+def solution_write_tokens(chunks, path):
+    total = 0
     with open(path, "wb") as f:
-        for c in chunks:
-            np.asarray(c).tofile(f)
-            n += len(c)
-    return n
+        for chunk in chunks:
+            chunk = np.asarray(chunk)
+            if chunk.size and (chunk.min() < 0 or chunk.max() > 65535):
+                raise ValueError(f"id {int(chunk.max())} does not fit in uint16")
+            chunk.astype(np.uint16).tofile(f)
+            total += chunk.size
+    return total
 
 
-def _write_reopening(chunks, path):
-    n = 0
-    for c in chunks:
+def solution_story_lengths(ids, eot):
+    ends = np.flatnonzero(np.asarray(ids) == eot)
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    return [int(e - s) for s, e in zip(starts, ends)]
+
+
+def solution_compact_vocab(ids):
+    used = np.unique(np.asarray(ids)).astype(np.int64)
+    new_ids = np.searchsorted(used, np.asarray(ids).astype(np.int64)).astype(np.int64)
+    return new_ids, used
+
+
+def solution_t4_hours(n_params, n_tokens, mfu, peak_flops=65e12):
+    return 6 * n_params * n_tokens / (mfu * peak_flops) / 3600
+
+
+CHECKS = [
+    (day27.check_write_tokens, solution_write_tokens, day27.reference_write_tokens),
+    (day27.check_story_lengths, solution_story_lengths, day27.reference_story_lengths),
+    (day27.check_compact_vocab, solution_compact_vocab, day27.reference_compact_vocab),
+    (day27.check_t4_hours, solution_t4_hours, day27.reference_t4_hours),
+]
+
+
+@pytest.mark.parametrize("check_fn, mistake", mistake_params(day27))
+def test_mistake_rejected(check_fn, mistake, capsys):
+    rejects(capsys, check_fn, mistake)
+
+
+@pytest.mark.parametrize("check_fn, solution, reference", CHECKS)
+def test_solution_passes(check_fn, solution, reference, capsys):
+    passes(capsys, check_fn, solution)
+
+
+@pytest.mark.parametrize("check_fn, solution, reference", CHECKS)
+def test_reference_is_refused(check_fn, solution, reference, capsys):
+    fails(capsys, check_fn, reference, "the course's own reference")
+
+
+@pytest.mark.parametrize("check_fn, solution, reference", CHECKS)
+def test_stub_is_not_done(check_fn, solution, reference, capsys):
+    fails(capsys, check_fn, stub, "not done yet")
+
+
+@pytest.mark.parametrize("check_fn, solution, reference", CHECKS)
+def test_never_raises_on_odd_values(check_fn, solution, reference, capsys):
+    for odd in (lambda *a, **k: None, lambda *a, **k: "x", lambda *a, **k: 1 / 0):
+        assert bool(check_fn(odd)) is False
+        assert one_line(capsys).startswith("❌")
+
+
+# ---- other correct answers -------------------------------------------------------------------
+
+
+def test_write_tokens_variants_pass(capsys):
+    def per_item_check(chunks, path):            # checks with np.any, counts with len
+        n = 0
         with open(path, "wb") as f:
-            np.asarray(c).astype(np.uint16).tofile(f)
-        n += len(c)
-    return n
+            for c in chunks:
+                a = np.asarray(c, dtype=np.int64)
+                if np.any((a < 0) | (a > 65535)):
+                    raise ValueError("id out of range")
+                f.write(a.astype(np.uint16).tobytes())
+                n += len(a)
+        return n
+    passes(capsys, day27.check_write_tokens, per_item_check)
 
 
-def _write_no_range_check(chunks, path):
-    n = 0
-    with open(path, "wb") as f:
-        for c in chunks:
-            np.asarray(c).astype(np.uint16).tofile(f)
-            n += len(c)
-    return n
+def test_story_lengths_variants_pass(capsys):
+    def loop(ids, eot):
+        out, n = [], 0
+        for t in np.asarray(ids).tolist():
+            if t == eot:
+                out.append(n)
+                n = 0
+            else:
+                n += 1
+        return out
+    passes(capsys, day27.check_story_lengths, loop)
+    passes(capsys, day27.check_story_lengths,
+           lambda ids, eot: np.diff(np.concatenate([[-1], np.flatnonzero(np.asarray(ids) == eot)])) - 1)
 
 
-def _write_no_return(chunks, path):
-    day27.reference_write_tokens(chunks, path)
+def test_compact_vocab_return_inverse_passes(capsys):
+    def inverse(ids):
+        used, new = np.unique(np.asarray(ids), return_inverse=True)
+        return new.astype(np.int64).reshape(-1), used
+    passes(capsys, day27.check_compact_vocab, inverse)
 
 
-def _write_uint32(chunks, path):
-    n = 0
-    with open(path, "wb") as f:
-        for c in chunks:
-            np.asarray(c).astype(np.uint32).tofile(f)
-            n += len(c)
-    return n
+def test_t4_hours_keyword_order_passes(capsys):
+    passes(capsys, day27.check_t4_hours,
+           lambda n_params, n_tokens, mfu, peak_flops=65e12: n_params * n_tokens * 6 / 3600
+           / (peak_flops * mfu))
 
 
-def _write_twice_iterated(chunks, path):
-    n = sum(len(c) for c in chunks)       # uses up the generator
-    day27.reference_write_tokens(chunks, path)
-    return n
-
-
-def _write_int16(chunks, path):
-    n = 0
-    with open(path, "wb") as f:
-        for c in chunks:
-            a = np.asarray(c)
-            if a.max() > 32767:
-                raise ValueError("too big")
-            a.astype(np.int16).tofile(f)
-            n += len(c)
-    return n
-
-
-@pytest.mark.parametrize("wrong, hint", [
-    (_write_int64, "8 bytes per id"),
-    (_write_uint32, "4 bytes per id"),
-    (_write_reopening, "only the last chunk"),
-    (_write_no_range_check, "wraps it around"),
-    (_write_no_return, "returned None"),
-    (_write_twice_iterated, "expected the 61 ids"),
-    (_write_int16, "raised ValueError: too big"),
-])
-def test_write_tokens_mistakes(capsys, wrong, hint):
-    assert bool(day27.check_write_tokens(wrong)) is False
-    assert hint in one_line(capsys)
-
-
-# ---- exercise 2: story_lengths ---------------------------------------------------------------
-
-
-def _lengths_with_eot(ids, eot):
-    return [n + 1 for n in day27.reference_story_lengths(ids, eot)]
-
-
-def _lengths_with_tail(ids, eot):
-    out, n = [], 0
-    for t in np.asarray(ids).tolist():
-        if t == eot:
-            out.append(n)
-            n = 0
-        else:
-            n += 1
-    return out + [n]
-
-
-def _lengths_diff(ids, eot):
-    return np.diff(np.flatnonzero(np.asarray(ids) == eot)).tolist()
-
-
-def _lengths_split_text(ids, eot):
-    return [n for n in day27.reference_story_lengths(ids, eot) if n]
-
-
-def _lengths_gpt2_eot(ids, eot):
-    return day27.reference_story_lengths(ids, 50256)
-
-
-@pytest.mark.parametrize("wrong, hint", [
-    (_lengths_with_eot, "counts the end-of-text token"),
-    (_lengths_with_tail, "unfinished"),
-    (_lengths_diff, "first story is missing"),
-    (_lengths_split_text, "empty story"),
-    (_lengths_gpt2_eot, "story_lengths returned []"),
-])
-def test_story_lengths_mistakes(capsys, wrong, hint):
-    assert bool(day27.check_story_lengths(wrong)) is False
-    assert hint in one_line(capsys)
-
-
-# ---- exercise 3: compact_vocab ---------------------------------------------------------------
-
-
-def _compact_first_seen(ids):
-    order = list(dict.fromkeys(np.asarray(ids).tolist()))
-    index = {t: i for i, t in enumerate(order)}
-    return np.array([index[t] for t in np.asarray(ids).tolist()], dtype=np.int64), np.array(order)
-
-
-def _compact_uint16(ids):
-    new, used = day27.reference_compact_vocab(ids)
-    return new.astype(np.uint16), used
-
-
-def _compact_swapped(ids):
-    new, used = day27.reference_compact_vocab(ids)
-    return used, new
-
-
-def _compact_not_unique(ids):
-    return np.arange(len(ids)), np.sort(np.asarray(ids))
-
-
-@pytest.mark.parametrize("wrong, hint", [
-    (_compact_first_seen, "should be sorted"),
-    (_compact_uint16, "should be int64"),
-    (_compact_swapped, "each distinct id once"),
-    (_compact_not_unique, "each distinct id once"),
-    (lambda ids: np.unique(ids), "compact_vocab"),
-])
-def test_compact_vocab_mistakes(capsys, wrong, hint):
-    assert bool(day27.check_compact_vocab(wrong)) is False
-    assert hint in one_line(capsys)
-
-
-# ---- exercise 4: t4_hours --------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("wrong, hint", [
-    (lambda n, d, mfu, peak_flops=65e12: 6 * n * d / (mfu * peak_flops), "seconds"),
-    (lambda n, d, mfu, peak_flops=65e12: 6 * n * d / (mfu * peak_flops) / 60, "minutes"),
-    (lambda n, d, mfu, peak_flops=65e12: 2 * n * d / (mfu * peak_flops) / 3600, "6ND"),
-    (lambda n, d, mfu, peak_flops=65e12: 6 * n * d * mfu / peak_flops / 3600, "mfu should divide"),
-    (lambda n, d, mfu, peak_flops=65e12: 6 * n * d / (mfu * 100 * peak_flops) / 3600, "percentage"),
-    (lambda n, d, mfu, peak_flops=65e12: 6 * n * d / (mfu * 65e12) / 3600, "should be"),
-    (lambda n, d, mfu, peak_flops=1e12: 6 * n * d / (mfu * peak_flops) / 3600, "default"),
-    (lambda n, d, mfu, peak_flops=65e12: None, "returned None"),
-])
-def test_t4_hours_mistakes(capsys, wrong, hint):
-    assert bool(day27.check_t4_hours(wrong)) is False
-    assert hint in one_line(capsys)
+# ---- messages --------------------------------------------------------------------------------
 
 
 def test_crash_shows_input(capsys):
     def crash(ids, eot):
         raise IndexError("boom")
-    assert bool(day27.check_story_lengths(crash)) is False
-    line = one_line(capsys)
-    assert "IndexError: boom" in line and "story_lengths(ids, eot=41000)" in line
+    fails(capsys, day27.check_story_lengths, crash, "IndexError: boom on story_lengths(uint16 ids")
+
+
+def test_no_file_written(capsys):
+    fails(capsys, day27.check_write_tokens, lambda chunks, path: 61, "no file was written")
+
+
+def test_generic_mismatch_names_the_case(capsys):
+    fails(capsys, day27.check_t4_hours,
+          lambda n_params, n_tokens, mfu, peak_flops=65e12: 1.0, "t4_hours(1.25e7, 2e8")
+
+
+def test_new_ids_as_a_list_is_refused(capsys):
+    fails(capsys, day27.check_compact_vocab,
+          lambda ids: (solution_compact_vocab(ids)[0].tolist(), solution_compact_vocab(ids)[1]),
+          "numpy array of dtype int64")
+
+
+# ---- hand-worked values ----------------------------------------------------------------------
+
+
+def test_references_by_hand(tmp_path):
+    assert day27.reference_story_lengths([5, 6, 9, 7, 9, 9, 4], 9) == [2, 1, 0]
+    assert day27.reference_story_lengths([0, 4, 4, 0, 0, 4], 0) == [0, 2, 0]
+    new, used = day27.reference_compact_vocab(np.array([50, 7, 50, 300], dtype=np.uint16))
+    assert new.tolist() == [1, 0, 1, 2] and used.tolist() == [7, 50, 300] and new.dtype == np.int64
+    assert day27.reference_t4_hours(1e6, 65e6, 1.0) == pytest.approx(6e12 / 65e12 / 3600 * 65)
+    n = day27.reference_write_tokens(iter([[1, 65535], [], [2]]), tmp_path / "t.bin")
+    assert n == 3 and (tmp_path / "t.bin").read_bytes() == bytes([1, 0, 255, 255, 2, 0])

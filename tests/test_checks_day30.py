@@ -1,4 +1,5 @@
-"""The day-30 checks pass the solutions, catch plausible mistakes, and say "not done yet" for stubs."""
+"""The day-30 checks pass the lesson's solutions, reject every mistake of their tables, refuse the
+course's own references, and say "not done yet" for stubs."""
 
 from __future__ import annotations
 
@@ -9,94 +10,96 @@ import pytest
 
 from llmcourse import scaling
 from llmcourse.checks import day30
-from checklines import one_line, stub
+from checklines import fails, mistake_params, one_line, passes, rejects, stub
 
 
-def _polyfit(x, y):
+# ---- the lesson's solutions (solutions/day30_scaling_at_small_scale.md) ---------------------------
+
+
+def tokens_for_budget(flops, n_params):
+    return flops / (6 * n_params)
+
+
+def compute_optimal(flops, tokens_per_param=20):
+    n = math.sqrt(flops / (6 * tokens_per_param))
+    return n, tokens_per_param * n
+
+
+def fit_power_law(x, y):
     slope, intercept = np.polyfit(np.log(x), np.log(y), 1)
     return math.exp(intercept), slope
 
 
-@pytest.mark.parametrize("check, solution", [
-    (day30.check_tokens_for_budget, scaling.tokens_for_budget),
-    (day30.check_tokens_for_budget, lambda c, n: c / (6 * n)),
-    (day30.check_compute_optimal, scaling.compute_optimal),
-    (day30.check_compute_optimal,
-     lambda c, tokens_per_param=20: ((c / (6 * tokens_per_param)) ** 0.5,
-                                     tokens_per_param * (c / (6 * tokens_per_param)) ** 0.5)),
-    (day30.check_fit_power_law, day30.reference_fit_power_law),
-    (day30.check_fit_power_law, _polyfit),
-])
-def test_solutions_pass_and_stubs_are_not_done(capsys, check, solution):
-    assert bool(check(solution)) is True
-    assert "passed" in one_line(capsys)
-    assert bool(check(stub)) is False
-    assert "not done yet" in one_line(capsys)
+CHECKS = [
+    (day30.check_tokens_for_budget, tokens_for_budget, scaling.tokens_for_budget),
+    (day30.check_compute_optimal, compute_optimal, scaling.compute_optimal),
+    (day30.check_fit_power_law, fit_power_law, day30.reference_fit_power_law),
+]
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (lambda c, n: c / (2 * n), "C / (2 N)"),
-    (lambda c, n: c / n, "that is C / N"),
-    (lambda c, n: 6 * n * c, "fewer tokens"),
-    (lambda c, n: c / 6 * n, "precedence"),
-    (lambda c, n: None, "None"),
-    (lambda c, n: c / (6 * n) + 1000, "should be"),
-])
-def test_tokens_for_budget_mistakes(capsys, wrong, hint):
-    assert bool(day30.check_tokens_for_budget(wrong)) is False
-    assert hint in one_line(capsys)
+@pytest.mark.parametrize("check_fn, mistake", mistake_params(day30))
+def test_mistake_rejected(check_fn, mistake, capsys):
+    rejects(capsys, check_fn, mistake)
 
 
-def _opt(n_of):
-    def f(c, tokens_per_param=20):
-        n = n_of(c, tokens_per_param)
-        return n, tokens_per_param * n
-    return f
+@pytest.mark.parametrize("check_fn, solution, reference", CHECKS)
+def test_solution_passes(check_fn, solution, reference, capsys):
+    passes(capsys, check_fn, solution)
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (lambda c, tokens_per_param=20: scaling.compute_optimal(c, tokens_per_param)[::-1], "swapped"),
-    (_opt(lambda c, r: math.sqrt(c / 120)), "written in"),
-    (_opt(lambda c, r: math.sqrt(c / 6)), "ignores the tokens per parameter"),
-    (_opt(lambda c, r: math.sqrt(c / (2 * r))), "6 N D"),
-    (lambda c, tokens_per_param=20: (math.sqrt(c / (6 * tokens_per_param)), c / 6), "n_tokens should be"),
-    (lambda c, tokens_per_param=20: math.sqrt(c), "compute_optimal"),
-])
-def test_compute_optimal_mistakes(capsys, wrong, hint):
-    assert bool(day30.check_compute_optimal(wrong)) is False
-    assert hint in one_line(capsys)
+@pytest.mark.parametrize("check_fn, solution, reference", CHECKS)
+def test_reference_is_refused(check_fn, solution, reference, capsys):
+    fails(capsys, check_fn, reference, "the course's own reference")
 
 
-def _fit_log_coef(x, y):
-    slope, intercept = np.polyfit(np.log(x), np.log(y), 1)
-    return intercept, slope
+def test_package_fit_is_refused(capsys):
+    fails(capsys, day30.check_fit_power_law, scaling.fit_power_law, "the course's own reference")
 
 
-def _fit_log10_coef(x, y):
-    slope, intercept = np.polyfit(np.log10(x), np.log10(y), 1)
-    return intercept, slope
+@pytest.mark.parametrize("check_fn, solution, reference", CHECKS)
+def test_stub_is_not_done(check_fn, solution, reference, capsys):
+    fails(capsys, check_fn, stub, "not done yet")
 
 
-def _fit_linear(x, y):
-    slope, intercept = np.polyfit(x, y, 1)
-    return intercept, slope
+@pytest.mark.parametrize("check_fn, solution, reference", CHECKS)
+def test_never_raises(check_fn, solution, reference, capsys):
+    for odd in (lambda *a, **k: 1 / 0, lambda *a, **k: "x", lambda *a, **k: [1.0, 2.0, 3.0]):
+        assert bool(check_fn(odd)) is False
+        assert one_line(capsys).startswith("❌")
 
 
-def _fit_inverse(x, y):
-    slope, intercept = np.polyfit(np.log(y), np.log(x), 1)
-    return math.exp(intercept), slope
+# ---- other correct answers -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (lambda x, y: _polyfit(x, y)[::-1], "swapped"),
-    (_fit_log_coef, "still a logarithm"),
-    (_fit_log10_coef, "log10"),
-    (lambda x, y: (_polyfit(x, y)[0], -_polyfit(x, y)[1]), "wrong sign"),
-    (_fit_linear, "slope of y against x"),
-    (_fit_inverse, "log x against log y"),
-    (lambda x, y: (1.0, (math.log(y[-1]) - math.log(y[0])) / (math.log(x[-1]) - math.log(x[0]))),
-     "least-squares fit"),
-])
-def test_fit_power_law_mistakes(capsys, wrong, hint):
-    assert bool(day30.check_fit_power_law(wrong)) is False
-    assert hint in one_line(capsys)
+def test_other_correct_answers_pass(capsys):
+    passes(capsys, day30.check_compute_optimal,
+           lambda c, tokens_per_param=20: ((c / (6 * tokens_per_param)) ** 0.5,
+                                           tokens_per_param * (c / (6 * tokens_per_param)) ** 0.5))
+    passes(capsys, day30.check_tokens_for_budget, lambda flops, n_params: flops / 6 / n_params)
+
+    def by_hand(x, y):                       # least squares written out, in log10
+        lx, ly = np.log10(np.asarray(x, float)), np.log10(np.asarray(y, float))
+        b = ((lx - lx.mean()) * (ly - ly.mean())).sum() / ((lx - lx.mean()) ** 2).sum()
+        return 10 ** (ly.mean() - b * lx.mean()), b
+    passes(capsys, day30.check_fit_power_law, by_hand)
+
+
+# ---- messages --------------------------------------------------------------------------------
+
+
+def test_generic_mismatch_names_the_case(capsys):
+    fails(capsys, day30.check_tokens_for_budget, lambda c, n: c / (6 * n) + 1000,
+          "tokens_for_budget(7.2e13, 3e5)")
+
+
+# ---- hand-worked values ----------------------------------------------------------------------
+
+
+def test_references_by_hand():
+    assert scaling.tokens_for_budget(1.2e14, 1e6) == pytest.approx(2e7)
+    n, d = scaling.compute_optimal(1.2e14)
+    assert n == pytest.approx(1e6) and d == pytest.approx(2e7)
+    a, b = day30.reference_fit_power_law([10, 100, 1000], [5.0, 2.5, 1.25])
+    assert a == pytest.approx(10.0) and b == pytest.approx(-math.log10(2))
+    a, b = day30.reference_fit_power_law([3.0, 30.0], [0.5 * 3 ** 0.75, 0.5 * 30 ** 0.75])
+    assert a == pytest.approx(0.5) and b == pytest.approx(0.75)

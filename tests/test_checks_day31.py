@@ -1,4 +1,5 @@
-"""The day-31 checks pass the solutions, catch plausible mistakes, and say "not done yet" for stubs."""
+"""The day-31 checks pass the solutions, reject every mistake of their tables with its hint, say
+"not done yet" for stubs and refuse the package's own reference."""
 
 from __future__ import annotations
 
@@ -9,75 +10,43 @@ import numpy as np
 import pytest
 
 from llmcourse.checks import day31
-from llmcourse.data.clean import exact_dedup, length_filter, normalize
-from checklines import fails, one_line, stub
+from llmcourse.data.clean import exact_dedup as package_dedup, length_filter as package_length
+from llmcourse.data.clean import normalize, strip_boilerplate as package_strip
+from checklines import fails, mistake_params, one_line, passes, rejects, stub
+
+CHECKS = (day31.check_length_filter, day31.check_strip_boilerplate, day31.check_exact_dedup,
+          day31.check_minhash_signature)
 
 
-# ---- exercise 1 ------------------------------------------------------------------------------
+# ---- the lesson's solutions (solutions/day31_data_quality.md) and other correct variants ----
 
 
-def good_length(docs, min_words, max_words):
+def length_filter(docs, min_words, max_words):
     return [i for i, d in enumerate(docs) if min_words <= len(d.split()) <= max_words]
 
 
-def test_length_filter_passes_and_stub(capsys):
-    assert bool(day31.check_length_filter(good_length)) is True
-    assert "passed" in one_line(capsys)
-    assert bool(day31.check_length_filter(length_filter)) is True
-    assert "passed" in one_line(capsys)
-    fails(capsys, day31.check_length_filter, stub, "not done yet")
+def strip_boilerplate(doc, patterns):
+    return "\n".join(line for line in doc.split("\n")
+                     if line.strip() and not any(re.search(p, line) for p in patterns))
 
 
-@pytest.mark.parametrize("fn, hint", [
-    (lambda docs, lo, hi: [i for i, d in enumerate(docs) if len(d.split()) >= lo], "more than max_words"),
-    (lambda docs, lo, hi: [i for i, d in enumerate(docs) if lo <= len(d.split(" ")) <= hi], "doc.split()"),
-    (lambda docs, lo, hi: [i for i, d in enumerate(docs) if lo <= len(d.split()) < hi], "max_words is"),
-    (lambda docs, lo, hi: [i for i, d in enumerate(docs) if len(d.split()) <= hi], "fewer than min_words"),
-    (lambda docs, lo, hi: [d for d in docs if lo <= len(d.split()) <= hi], "int"),
-    (lambda docs, lo, hi: None, "return"),
-])
-def test_length_filter_mistakes(capsys, fn, hint):
-    fails(capsys, day31.check_length_filter, fn, hint)
+def strip_compiled(doc, patterns):  # one compiled alternation; (?i) moved into each branch
+    kept = [l for l in doc.splitlines() if l.strip()]
+    regs = [re.compile(p) for p in patterns]
+    return "\n".join(l for l in kept if not any(r.search(l) for r in regs))
 
 
-# ---- exercise 2 ------------------------------------------------------------------------------
+def exact_dedup(docs):
+    seen, keep = set(), []
+    for i, d in enumerate(docs):
+        key = normalize(d)
+        if key not in seen:
+            seen.add(key)
+            keep.append(i)
+    return keep
 
 
-def good_strip(doc, patterns):
-    return "\n".join(l for l in doc.split("\n")
-                     if l.strip() and not any(re.search(p, l) for p in patterns))
-
-
-def test_strip_passes_and_stub(capsys):
-    assert bool(day31.check_strip_boilerplate(good_strip)) is True
-    assert "passed" in one_line(capsys)
-    fails(capsys, day31.check_strip_boilerplate, stub, "not done yet")
-
-
-@pytest.mark.parametrize("fn, hint", [
-    (lambda doc, pats: "\n".join(l for l in doc.split("\n")
-                                 if l.strip() and not any(re.match(p, l) for p in pats)), "re.search"),
-    (lambda doc, pats: "\n".join(l for l in doc.split("\n")
-                                 if not any(re.search(p, l) for p in pats)), "blank lines"),
-    (lambda doc, pats: [l for l in doc.split("\n")
-                        if l.strip() and not any(re.search(p, l) for p in pats)], "join"),
-    (lambda doc, pats: "\n".join(l for l in doc.split("\n")
-                                 if l.strip() and not any(re.search(p.lstrip("^"), l) for p in pats)),
-     "only matches at the start"),
-    (lambda doc, pats: "\n".join(l for l in doc.split("\n")
-                                 if l.strip() and not any(re.search(p, l) for p in pats[:1] + pats[2:])),
-     "was kept"),
-    (lambda doc, pats: " ".join(l for l in doc.split("\n")
-                                if l.strip() and not any(re.search(p, l) for p in pats)), "expected"),
-])
-def test_strip_mistakes(capsys, fn, hint):
-    fails(capsys, day31.check_strip_boilerplate, fn, hint)
-
-
-# ---- exercise 3 ------------------------------------------------------------------------------
-
-
-def good_dedup(docs):
+def dedup_sha1(docs):
     seen, keep = set(), []
     for i, d in enumerate(docs):
         h = hashlib.sha1(normalize(d).encode()).hexdigest()
@@ -87,54 +56,68 @@ def good_dedup(docs):
     return keep
 
 
-def test_dedup_passes_and_stub(capsys):
-    assert bool(day31.check_exact_dedup(good_dedup)) is True
-    assert "passed" in one_line(capsys)
-    assert bool(day31.check_exact_dedup(exact_dedup)) is True
-    assert "passed" in one_line(capsys)
-    fails(capsys, day31.check_exact_dedup, stub, "not done yet")
-
-
-def _keep_last(docs):
-    last = {normalize(d): i for i, d in enumerate(docs)}
-    return sorted(last.values())
-
-
-@pytest.mark.parametrize("fn, hint", [
-    (lambda docs: [i for i, d in enumerate(docs) if d not in docs[:i]], "case or white space"),
-    (_keep_last, "last copy"),
-    (lambda docs: sorted({normalize(d): i for i, d in reversed(list(enumerate(docs)))}.values(),
-                         key=lambda i: -i), "original order"),
-    (lambda docs: list(dict.fromkeys(normalize(d) for d in docs)), "indices"),
-    (lambda docs: None, "return"),
-])
-def test_dedup_mistakes(capsys, fn, hint):
-    fails(capsys, day31.check_exact_dedup, fn, hint)
-
-
-# ---- exercise 4 ------------------------------------------------------------------------------
-
-
-def good_sig(x, a, b, p):
-    x, a, b = (np.asarray(v, dtype=np.int64) for v in (x, a, b))
+def minhash_signature(x, a, b, p):
     return ((a[:, None] * x[None, :] + b[:, None]) % p).min(axis=1)
 
 
-def test_minhash_passes_and_stub(capsys):
-    assert bool(day31.check_minhash_signature(good_sig)) is True
-    assert "passed" in one_line(capsys)
-    assert bool(day31.check_minhash_signature(lambda *a: good_sig(*a).tolist())) is True
-    assert "passed" in one_line(capsys)
-    fails(capsys, day31.check_minhash_signature, stub, "not done yet")
+def minhash_loop(x, a, b, p):
+    return [min(int((ai * xi + bi) % p) for xi in x) for ai, bi in zip(a, b)]
 
 
-@pytest.mark.parametrize("fn, hint", [
-    (lambda x, a, b, p: ((a[:, None] * x[None, :] + b[:, None]) % p).max(axis=1), "maximum"),
-    (lambda x, a, b, p: (a[:, None] * x[None, :] + b[:, None]).min(axis=1), "modulo p"),
-    (lambda x, a, b, p: ((a[:, None] * x[None, :]) % p).min(axis=1), "b is missing"),
-    (lambda x, a, b, p: ((a[:, None] * x[None, :] + b[:, None]) % p).min(axis=0), "one per hash"),
-    (lambda x, a, b, p: ((a[:, None] * x[None, :] + b[:, None]) % p)[:, 0], "got"),
-    (lambda x, a, b, p: ((a[:, None] * x[None, :] + b[:, None]) % p)[:, :3].min(axis=1), "got"),
+@pytest.mark.parametrize("check_fn, mistake", mistake_params(day31))
+def test_mistake_rejected(check_fn, mistake, capsys):
+    rejects(capsys, check_fn, mistake)
+
+
+def test_every_table_has_three_mistakes():
+    assert all(len(fn.mistakes) >= 3 for fn in CHECKS)
+
+
+@pytest.mark.parametrize("check_fn, fn", [
+    (day31.check_length_filter, length_filter),
+    (day31.check_strip_boilerplate, strip_boilerplate),
+    (day31.check_strip_boilerplate, strip_compiled),
+    (day31.check_exact_dedup, exact_dedup),
+    (day31.check_exact_dedup, dedup_sha1),
+    (day31.check_minhash_signature, minhash_signature),
+    (day31.check_minhash_signature, minhash_loop),
 ])
-def test_minhash_mistakes(capsys, fn, hint):
-    fails(capsys, day31.check_minhash_signature, fn, hint)
+def test_solutions_pass(check_fn, fn, capsys):
+    passes(capsys, check_fn, fn)
+
+
+@pytest.mark.parametrize("check_fn, fn", [
+    (day31.check_length_filter, package_length),
+    (day31.check_strip_boilerplate, package_strip),
+    (day31.check_exact_dedup, package_dedup),
+    (day31.check_minhash_signature, day31._minhash),
+])
+def test_package_reference_refused(check_fn, fn, capsys):
+    fails(capsys, check_fn, fn, "the course's own reference")
+
+
+@pytest.mark.parametrize("check_fn", CHECKS)
+def test_stub(check_fn, capsys):
+    fails(capsys, check_fn, stub, "not done yet")
+
+
+@pytest.mark.parametrize("check_fn", CHECKS)
+def test_odd_return_is_one_line(check_fn, capsys):
+    assert bool(check_fn(lambda *a: {"a": 1})) is False
+    assert one_line(capsys).startswith("❌")
+
+
+def test_hand_worked():
+    assert length_filter(["a b\nc\td", "x"], 4, 6) == [0]
+    assert exact_dedup(["The cat.", "the  cat.", "A dog"]) == [0, 2]
+    x, a, b = np.array([3, 10]), np.array([2, 5]), np.array([1, 0])
+    # (2*3+1, 2*10+1) % 7 = (0, 0); (5*3, 5*10) % 7 = (1, 1)
+    assert minhash_signature(x, a, b, 7).tolist() == [0, 1]
+
+
+def test_checks_are_fast():
+    import time
+    t = time.process_time()
+    for check_fn, fn in zip(CHECKS, (length_filter, strip_boilerplate, exact_dedup, minhash_signature)):
+        check_fn(fn)
+    assert time.process_time() - t < 2.0

@@ -1,4 +1,5 @@
-"""The day-32 checks pass the solutions, catch plausible mistakes, and say "not done yet" for stubs."""
+"""The day-32 checks pass the solutions, reject every mistake of their tables with its hint, say
+"not done yet" for stubs and refuse the package's own reference."""
 
 from __future__ import annotations
 
@@ -10,107 +11,94 @@ import pytest
 from llmcourse.checks import day32
 from llmcourse.tokenizers.bpe import rare_characters as package_rare_characters
 from llmcourse.train.evaluate import bits_per_byte as package_bpb
-from checklines import fails, passes, stub
+from checklines import fails, mistake_params, one_line, passes, rejects, stub
+
+CHECKS = (day32.check_tokens_per_char, day32.check_bits_per_byte, day32.check_rare_characters)
 
 
-# ---- exercise 1 ------------------------------------------------------------------------------
+# ---- the lesson's solutions (solutions/day32_choosing_a_tokenizer.md) and variants -----------
 
 
-def test_tokens_per_char(capsys):
-    passes(capsys, day32.check_tokens_per_char, lambda tok, text: len(tok.encode(text)) / len(text))
-    passes(capsys, day32.check_tokens_per_char, day32.reference_tokens_per_char)
-    fails(capsys, day32.check_tokens_per_char, stub, "not done yet")
+def tokens_per_char(tok, text):
+    return len(tok.encode(text)) / len(text)
 
 
-@pytest.mark.parametrize("fn, hint", [
-    (lambda tok, text: len(text) / len(tok.encode(text)), "characters per token"),
-    (lambda tok, text: len(tok.encode(text)) / len(text.encode("utf-8")), "UTF-8 bytes"),
-    (lambda tok, text: len(tok.encode(text)), "expected"),
-    (lambda tok, text: None, "return"),
-    (lambda tok, text: tok.decode(text), "your code raised"),
-])
-def test_tokens_per_char_mistakes(capsys, fn, hint):
-    fails(capsys, day32.check_tokens_per_char, fn, hint)
+def bits_per_byte(loss, n_tokens, n_bytes):
+    return loss * n_tokens / (math.log(2) * n_bytes)
 
 
-# ---- exercise 2 ------------------------------------------------------------------------------
-
-
-def test_bits_per_byte(capsys):
-    passes(capsys, day32.check_bits_per_byte,
-           lambda loss, n_tokens, n_bytes: loss * n_tokens / (math.log(2) * n_bytes))
-    passes(capsys, day32.check_bits_per_byte,
-           lambda loss, n_tokens, n_bytes: package_bpb(loss, n_bytes / n_tokens))
-    fails(capsys, day32.check_bits_per_byte, stub, "not done yet")
-
-
-@pytest.mark.parametrize("fn, hint", [
-    (lambda l, t, b: l * t / b, "nats per byte"),
-    (lambda l, t, b: l / math.log(2), "bits per token"),
-    (lambda l, t, b: l * t / (math.log(10) * b), "math.log(10)"),
-    (lambda l, t, b: l * b / (math.log(2) * t), "swapped"),
-    (lambda l, t, b: l * t * math.log(2) / b, "multiplied by ln 2"),
-    (lambda l, t, b: str(l), "float"),
-    (lambda l, t, b: l, "expected"),
-])
-def test_bits_per_byte_mistakes(capsys, fn, hint):
-    fails(capsys, day32.check_bits_per_byte, fn, hint)
-
-
-# ---- exercise 3 ------------------------------------------------------------------------------
-
-
-def test_rare_characters(capsys):
-    passes(capsys, day32.check_rare_characters, day32.reference_rare_characters)
-    passes(capsys, day32.check_rare_characters,
-           lambda text, c: package_rare_characters({text: 1}, c))
-    passes(capsys, day32.check_rare_characters,
-           lambda text, c: sorted(day32.reference_rare_characters(text, c)))   # a list is fine
-    fails(capsys, day32.check_rare_characters, stub, "not done yet")
-
-
-def _kept(text, coverage):
-    return set(Counter(text)) - day32.reference_rare_characters(text, coverage)
-
-
-def _strict(text, coverage):                     # drops the character that crosses the line
+def rare_characters(text, coverage):
+    counts = Counter(text)
     kept, covered = set(), 0
-    for ch, n in Counter(text).most_common():
-        if covered + n > coverage * len(text):
-            break
-        kept.add(ch)
-        covered += n
-    return set(text) - kept
-
-
-def _distinct(text, coverage):
-    ranked = [ch for ch, _ in Counter(text).most_common()]
-    return set(ranked[int(coverage * len(ranked)):])
-
-
-def _ascending(text, coverage):
-    ranked = sorted(Counter(text).items(), key=lambda kv: kv[1])
-    kept, covered = set(), 0
-    for ch, n in ranked:
+    for ch, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
         if covered >= coverage * len(text):
             break
         kept.add(ch)
         covered += n
-    return set(text) - kept
+    return set(counts) - kept
 
 
-@pytest.mark.parametrize("fn, hint", [
-    (_kept, "kept (frequent)"),
-    (_strict, "crosses 90%"),
-    (_distinct, "distinct characters"),
-    (_ascending, "most frequent first"),
-    (lambda text, c: None, "return"),
+@pytest.mark.parametrize("check_fn, mistake", mistake_params(day32))
+def test_mistake_rejected(check_fn, mistake, capsys):
+    rejects(capsys, check_fn, mistake)
+
+
+def test_every_table_has_three_mistakes():
+    assert all(len(fn.mistakes) >= 3 for fn in CHECKS)
+
+
+@pytest.mark.parametrize("check_fn, fn", [
+    (day32.check_tokens_per_char, tokens_per_char),
+    (day32.check_bits_per_byte, bits_per_byte),
+    (day32.check_bits_per_byte, lambda loss, n_tokens, n_bytes: package_bpb(loss, n_bytes / n_tokens)),
+    (day32.check_bits_per_byte, lambda loss, t, b: loss / math.log(2) * t / b),
+    (day32.check_rare_characters, rare_characters),
+    (day32.check_rare_characters, lambda text, c: package_rare_characters({text: 1}, c)),
+    (day32.check_rare_characters, lambda text, c: sorted(rare_characters(text, c))),  # a list is fine
 ])
-def test_rare_characters_mistakes(capsys, fn, hint):
-    fails(capsys, day32.check_rare_characters, fn, hint)
+def test_solutions_pass(check_fn, fn, capsys):
+    passes(capsys, check_fn, fn)
+
+
+@pytest.mark.parametrize("check_fn, fn", [
+    (day32.check_tokens_per_char, day32.reference_tokens_per_char),
+    (day32.check_rare_characters, day32.reference_rare_characters),
+    (day32.check_rare_characters, package_rare_characters),
+])
+def test_package_reference_refused(check_fn, fn, capsys):
+    fails(capsys, check_fn, fn, "the course's own reference")
+
+
+@pytest.mark.parametrize("check_fn", CHECKS)
+def test_stub(check_fn, capsys):
+    fails(capsys, check_fn, stub, "not done yet")
+
+
+@pytest.mark.parametrize("check_fn", CHECKS)
+def test_odd_return_is_one_line(check_fn, capsys):
+    assert bool(check_fn(lambda *a: [1, 2])) is False
+    assert one_line(capsys).startswith("❌")
+
+
+def test_raises_names_the_input(capsys):
+    fails(capsys, day32.check_tokens_per_char, lambda tok, text: tok.decode(text), "your code raised")
+
+
+def test_hand_worked():
+    assert rare_characters("zzzzyyyxxxw", 0.6) == {"y", "w"}      # z (4), then x (ties y, x < y)
+    assert math.isclose(bits_per_byte(math.log(2), 4, 2), 2.0)     # 1 bit a token, 2 tokens a byte
+    assert day32.reference_rare_characters("aaab", 1.0) == set()
 
 
 def test_reference_matches_package():
-    for text in ["aaab", "hello world, hello there!", "x"]:
-        for c in (0.5, 0.9, 0.99, 1.0):
+    for text in ["aaab", "hello world, hello there!", "x", "zzzzyyyxxxw"]:
+        for c in (0.5, 0.6, 0.9, 0.99, 1.0):
             assert day32.reference_rare_characters(text, c) == package_rare_characters({text: 1}, c)
+
+
+def test_checks_are_fast():
+    import time
+    t = time.process_time()
+    for check_fn, fn in zip(CHECKS, (tokens_per_char, bits_per_byte, rare_characters)):
+        check_fn(fn)
+    assert time.process_time() - t < 2.0

@@ -1,4 +1,5 @@
-"""The day-34 checks pass the solutions, catch plausible mistakes, and say "not done yet" for stubs."""
+"""The day-34 checks pass the solutions, reject every mistake of their tables with its hint, say
+"not done yet" for stubs and refuse the package's own reference."""
 
 from __future__ import annotations
 
@@ -9,85 +10,132 @@ import torch
 import torch.nn as nn
 
 from llmcourse.checks import day34
-from llmcourse.finetune import LoRALinear
-from checklines import one_line, stub
+from llmcourse.finetune import LoRALinear as package_lora
+from checklines import fails, mistake_params, one_line, passes, rejects, stub
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+# ---- the lesson's solutions (solutions/day34_fine_tuning.md) --------------------------------
+
+
+def solution_instruction_pair(prompt_ids, response_ids):
+    # The lesson's code with the empty-prompt fix (max(..., 0)); see test_lesson_solution_empty_prompt.
+    ids = list(prompt_ids) + list(response_ids)
+    x = torch.tensor(ids[:-1], dtype=torch.long)
+    y = torch.tensor(ids[1:], dtype=torch.long)
+    y[: max(len(prompt_ids) - 1, 0)] = -1
+    return x, y
+
+
+def lesson_instruction_pair(prompt_ids, response_ids):  # as written in the lesson today
+    ids = list(prompt_ids) + list(response_ids)
+    x = torch.tensor(ids[:-1], dtype=torch.long)
+    y = torch.tensor(ids[1:], dtype=torch.long)
+    y[: len(prompt_ids) - 1] = -1
+    return x, y
+
+
+def clone_variant(prompt_ids, response_ids):  # one tensor, sliced and cloned
+    ids = torch.tensor(list(prompt_ids) + list(response_ids))
+    x, y = ids[:-1].clone(), ids[1:].clone()
+    if len(prompt_ids) > 1:
+        y[: len(prompt_ids) - 1] = -1
+    return x, y
+
+
+class SolutionLoRA(nn.Module):
+    def __init__(self, base, r, alpha):
+        super().__init__()
+        self.base = base
+        base.requires_grad_(False)
+        self.lora_A = nn.Parameter(torch.empty(r, base.in_features))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r))
+        self.scaling = alpha / r
+
+    def forward(self, x):
+        return self.base(x) + self.scaling * (x @ self.lora_A.T) @ self.lora_B.T
+
+
+class MergedProductLoRA(SolutionLoRA):  # x @ (B A).T: the same function, another order
+    def forward(self, x):
+        return self.base(x) + self.scaling * x @ (self.lora_B @ self.lora_A).T
+
+
+def solution_training_bytes(model):
+    total = 0
+    for p in model.parameters():
+        size = p.numel() * p.element_size()
+        total += size + (3 * size if p.requires_grad else 0)
+    return total
+
+
+def sum_variant(model):
+    return sum(4 * p.numel() * p.element_size() if p.requires_grad else p.numel() * p.element_size()
+               for p in model.parameters())
+
+
+# ---- every mistake of the tables ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("check_fn, mistake", mistake_params(day34))
+def test_mistake_rejected(check_fn, mistake, capsys):
+    rejects(capsys, check_fn, mistake)
+
+
+def test_named_mistakes_are_in_the_tables():
+    names = {m.name for fn in (day34.check_instruction_pair, day34.check_lora_linear,
+                               day34.check_training_bytes) for m in fn.mistakes}
+    assert {"masks by token value", "-100", "y a view of x", "empty prompt", "tied counted twice",
+            "base detached", "update under no_grad", "A detached", "A std 1"} <= names
+    for fn in (day34.check_instruction_pair, day34.check_lora_linear, day34.check_training_bytes):
+        assert len(fn.mistakes) >= 3
 
 
 # ---- exercise 1: instruction_pair ------------------------------------------------------------
 
 
-def test_instruction_pair(capsys):
-    assert bool(day34.check_instruction_pair(day34.reference_instruction_pair)) is True
-    assert "passed" in one_line(capsys)
-    assert bool(day34.check_instruction_pair(stub)) is False
-    assert "not done yet" in one_line(capsys)
+@pytest.mark.parametrize("fn", [solution_instruction_pair, clone_variant])
+def test_instruction_pair_passes(fn, capsys):
+    passes(capsys, day34.check_instruction_pair, fn)
 
 
-def _pair(mask, shift=True, fill=-1):
-    def fn(p, r):
-        ids = list(p) + list(r)
-        x = torch.tensor(ids[:-1] if shift else ids)
-        y = torch.tensor(ids[1:] if shift else ids[1:] + [0])
-        y[mask(len(p), len(ids))] = fill
-        return x, y
-    return fn
+def test_lesson_solution_empty_prompt(capsys):
+    """The lesson's y[:len(prompt) - 1] masks all but the last target of an empty prompt."""
+    fails(capsys, day34.check_instruction_pair, lesson_instruction_pair,
+          "with an empty prompt len(prompt) - 1 is -1")
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (_pair(lambda n, L: slice(0, 0)), "nothing is masked"),
-    (_pair(lambda n, L: slice(0, n - 1), fill=0), "are 0"),
-    (_pair(lambda n, L: slice(0, n)), "one target too many"),
-    (_pair(lambda n, L: slice(0, n - 2)), "one prompt target is left"),
-    (_pair(lambda n, L: slice(n - 1, L)), "the response is masked"),
-    (_pair(lambda n, L: slice(0, n - 1), shift=False), "ids[:-1]"),
-    (lambda p, r: (torch.tensor(p + r)[:-1].float(), torch.tensor(p + r)[1:]), "int64"),
-    (lambda p, r: ((p + r)[:-1], (p + r)[1:]), "torch tensor"),
-    (lambda p, r: torch.tensor(p + r), "pair"),
-    (_pair(lambda n, L: slice(1, n - 1)), "should be"),
-])
-def test_instruction_pair_mistakes(capsys, wrong, hint):
-    assert bool(day34.check_instruction_pair(wrong)) is False
-    assert hint in one_line(capsys)
+def test_instruction_pair_hand_worked():
+    x, y = day34.reference_instruction_pair([7, 3, 9], [3, 12])
+    assert x.tolist() == [7, 3, 9, 3] and y.tolist() == [-1, -1, 3, 12]
+    x, y = day34.reference_instruction_pair([], [5, 8, 2])
+    assert x.tolist() == [5, 8] and y.tolist() == [8, 2]
+
+
+def test_instruction_pair_stub_and_reference(capsys):
+    fails(capsys, day34.check_instruction_pair, stub, "not done yet")
+    fails(capsys, day34.check_instruction_pair, day34.reference_instruction_pair,
+          "the course's own reference")
+
+
+@pytest.mark.parametrize("odd", [lambda p, r: None, lambda p, r: (None, None), lambda p, r: 3])
+def test_instruction_pair_odd_returns(odd, capsys):
+    assert bool(day34.check_instruction_pair(odd)) is False
+    assert one_line(capsys).startswith("❌")
 
 
 # ---- exercise 2: LoRALinear -------------------------------------------------------------------
 
 
-class _LoRA(nn.Module):
-    """A configurable LoRA layer for the mistakes."""
-
-    def __init__(self, base, r, alpha, *, factor=None, transpose=False, a_zero=False,
-                 b_random=False, freeze=True, param=True, merge_in_forward=False):
-        super().__init__()
-        self.base = base
-        if freeze:
-            base.requires_grad_(False)
-        a = torch.zeros(r, base.in_features)
-        if not a_zero:
-            nn.init.kaiming_uniform_(a, a=math.sqrt(5))
-        b = torch.randn(base.out_features, r) if b_random else torch.zeros(base.out_features, r)
-        if transpose:
-            a, b = a.T.contiguous(), b.T.contiguous()
-        self.lora_A = nn.Parameter(a) if param else a
-        self.lora_B = nn.Parameter(b) if param else b
-        self.factor = alpha / r if factor is None else factor(alpha, r)
-        self.merge_in_forward = merge_in_forward
-
-    def forward(self, x):
-        if self.merge_in_forward:
-            with torch.no_grad():
-                self.base.weight += self.factor * self.lora_B @ self.lora_A
-            return self.base(x)
-        return self.base(x) + self.factor * x @ self.lora_A.T @ self.lora_B.T
+@pytest.mark.parametrize("cls", [SolutionLoRA, MergedProductLoRA])
+def test_lora_linear_passes(cls, capsys):
+    passes(capsys, day34.check_lora_linear, cls)
 
 
-def test_lora_linear(capsys):
-    assert bool(day34.check_lora_linear(LoRALinear)) is True
-    assert "passed" in one_line(capsys)
-    assert bool(day34.check_lora_linear(_LoRA)) is True
-    assert "passed" in one_line(capsys)
+def test_lora_linear_refuses_the_package_reference(capsys):
+    fails(capsys, day34.check_lora_linear, package_lora, "the course's own reference")
 
 
 class _StubLoRA(nn.Module):
@@ -96,63 +144,50 @@ class _StubLoRA(nn.Module):
         raise NotImplementedError
 
 
+class _HalfLoRA(SolutionLoRA):  # __init__ written, forward still the stub
+    def forward(self, x):
+        raise NotImplementedError
+
+
 def test_lora_linear_stub(capsys):
-    assert bool(day34.check_lora_linear(_StubLoRA)) is False
-    assert "not done yet" in one_line(capsys)
+    fails(capsys, day34.check_lora_linear, _StubLoRA, "not done yet")
+    assert bool(day34.check_lora_linear(_HalfLoRA)) is False
+    line = one_line(capsys)
+    assert line.startswith("⏳") and "forward is not done yet" in line, line
 
 
-def _variant(**kw):
-    return lambda base, r, alpha: _LoRA(base, r, alpha, **kw)
-
-
-@pytest.mark.parametrize("wrong, hint", [
-    (_variant(transpose=True), "transposed"),
-    (_variant(a_zero=True), "all zeros"),
-    (_variant(b_random=True), "start at zero"),
-    (_variant(freeze=False), "still trains"),
-    (_variant(param=False), "nn.Parameter"),
-    (_variant(factor=lambda a, r: 1.0), "not scaled"),
-    (_variant(factor=lambda a, r: a), "scaled by alpha"),
-    (_variant(factor=lambda a, r: r / a), "r / alpha"),
-    (_variant(factor=lambda a, r: 0.0), "not added"),
-    (_variant(merge_in_forward=True), "changed the base weight"),
-    (lambda base, r, alpha: _LoRA(nn.Linear(10, 6), r, alpha), "passed in"),
-])
-def test_lora_linear_mistakes(capsys, wrong, hint):
-    assert bool(day34.check_lora_linear(wrong)) is False
-    assert hint in one_line(capsys)
+def test_lora_kaiming_bound_hand_worked():
+    a = torch.empty(4, 48)
+    nn.init.kaiming_uniform_(a, a=math.sqrt(5))
+    assert a.abs().max() <= 1 / math.sqrt(48)
 
 
 # ---- exercise 3: training_bytes ---------------------------------------------------------------
 
 
-def test_training_bytes(capsys):
-    assert bool(day34.check_training_bytes(day34.reference_training_bytes)) is True
-    assert "passed" in one_line(capsys)
-    assert bool(day34.check_training_bytes(stub)) is False
-    assert "not done yet" in one_line(capsys)
+@pytest.mark.parametrize("fn", [solution_training_bytes, sum_variant])
+def test_training_bytes_passes(fn, capsys):
+    passes(capsys, day34.check_training_bytes, fn)
 
 
-def _bytes(params=1, extra=3, only_trainable=True, per=None):
-    def fn(model):
-        total = 0
-        for p in model.parameters():
-            size = p.numel() * (p.element_size() if per is None else per)
-            total += params * size + (extra * size if (p.requires_grad or not only_trainable) else 0)
-        return total
-    return fn
+def test_training_bytes_stub_and_reference(capsys):
+    fails(capsys, day34.check_training_bytes, stub, "not done yet")
+    fails(capsys, day34.check_training_bytes, day34.reference_training_bytes,
+          "the course's own reference")
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (_bytes(per=1), "not bytes"),
-    (_bytes(only_trainable=False), "frozen parameters"),
-    (_bytes(per=4), "bfloat16"),
-    (_bytes(extra=1), "AdamW's state is missing"),
-    (_bytes(extra=2), "one copy short"),
-    (_bytes(extra=0), "only the parameters"),
-    (_bytes(extra=4), "expected"),
-    (lambda m: "12", "should return an int"),
-])
-def test_training_bytes_mistakes(capsys, wrong, hint):
-    assert bool(day34.check_training_bytes(wrong)) is False
-    assert hint in one_line(capsys)
+def test_training_bytes_hand_worked():
+    # Embedding(13, 6) tied with the head (78 floats, trainable) + LayerNorm(6) (12 floats):
+    # 90 float32 parameters, all trainable, 4 copies of 4 bytes each.
+    assert day34.reference_training_bytes(day34._Tied(13, 6)) == 90 * 4 * 4
+    # Frozen: Linear(7, 5) 40 x 4 bytes, Embedding(11, 4) bf16 44 x 2; trainable Linear(5, 3) 15 x 4 x 4.
+    assert day34.reference_training_bytes(day34._Mixed()) == 160 + 88 + 240
+
+
+def test_checks_are_fast():
+    import time
+    t = time.process_time()
+    day34.check_instruction_pair(solution_instruction_pair)
+    day34.check_lora_linear(SolutionLoRA)
+    day34.check_training_bytes(solution_training_bytes)
+    assert time.process_time() - t < 2.0

@@ -1,143 +1,120 @@
-"""The day-36 checks pass the solutions, catch plausible mistakes, and say "not done yet" for stubs."""
+"""The day-36 checks pass the solutions, reject every mistake of their tables with its hint (values
+and gradients), say "not done yet" for stubs and refuse the package's own reference."""
 
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from llmcourse.checks import day36
-from llmcourse.finetune import dpo_loss, sequence_logps
-from checklines import one_line, stub
+from llmcourse.finetune import dpo_loss as package_dpo, sequence_logps as package_logps
+from checklines import fails, mistake_params, one_line, passes, rejects, stub
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+CHECKS = (day36.check_sequence_logps, day36.check_dpo_loss, day36.check_frozen_copy)
 
 
-# ---- exercise 1: sequence_logps ------------------------------------------------------------------
+# ---- the lesson's solutions (solutions/day36_preferences_and_what_comes_next.md) and variants ----
 
 
-def _logps(kind):
-    def fn(logits, ids, P):
-        logp = F.log_softmax(logits, -1)
-        if kind == "unshifted":
-            return logp.gather(-1, ids[..., None]).squeeze(-1)[:, P:].sum(-1)
-        tok = logp[:, :-1].gather(-1, ids[:, 1:, None]).squeeze(-1)     # tok[:, t-1] is token t
-        start = {"right": P - 1, "prompt": 0, "early": P - 2, "late": P}[kind] if kind != "mean" else P - 1
-        if kind == "mean":
-            return tok[:, start:].mean(-1)
-        if kind == "no_sum":
-            return tok[:, P - 1:]
-        return tok[:, start:].sum(-1)
-    return fn
+def sequence_logps(logits, input_ids, prompt_len):
+    logp = F.log_softmax(logits[:, prompt_len - 1:-1], dim=-1)
+    targets = input_ids[:, prompt_len:]
+    return logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1).sum(-1)
 
 
-def test_sequence_logps_passes_and_stub(capsys):
-    assert bool(day36.check_sequence_logps(_logps("right"))) is True
-    assert "passed" in one_line(capsys)
-    assert bool(day36.check_sequence_logps(sequence_logps)) is True
-    one_line(capsys)
-    assert bool(day36.check_sequence_logps(stub)) is False
-    assert "not done yet" in one_line(capsys)
+def sequence_logps_ce(logits, input_ids, prompt_len):
+    lg = logits[:, prompt_len - 1:-1]
+    ce = F.cross_entropy(lg.reshape(-1, lg.shape[-1]), input_ids[:, prompt_len:].reshape(-1),
+                         reduction="none")
+    return -ce.view(lg.shape[0], -1).sum(-1)
 
 
-@pytest.mark.parametrize("kind, hint", [
-    ("unshifted", "predicts token t + 1"),
-    ("prompt", "sums the prompt tokens too"),
-    ("early", "starts one token early"),
-    ("late", "starts one token late"),
-    ("mean", "averages over the response"),
-])
-def test_sequence_logps_mistakes(capsys, kind, hint):
-    assert bool(day36.check_sequence_logps(_logps(kind))) is False
-    assert hint in one_line(capsys)
+def dpo_loss(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps, beta):
+    chosen_rewards = beta * (policy_chosen_logps - ref_chosen_logps)
+    rejected_rewards = beta * (policy_rejected_logps - ref_rejected_logps)
+    loss = -F.logsigmoid(chosen_rewards - rejected_rewards).mean()
+    return loss, chosen_rewards.detach(), rejected_rewards.detach()
 
 
-def test_sequence_logps_wrong_shape_and_probabilities(capsys):
-    def no_sum(logits, ids, P):
-        tok = F.log_softmax(logits, -1)[:, :-1].gather(-1, ids[:, 1:, None]).squeeze(-1)
-        return tok[:, P - 1:]
-    assert bool(day36.check_sequence_logps(no_sum)) is False
-    assert "shape (B,)" in one_line(capsys)
-    assert bool(day36.check_sequence_logps(lambda l, i, P: sequence_logps(l, i, P).exp())) is False
-    assert "probabilities" in one_line(capsys)
+def dpo_loss_softplus(pc, pr, rc, rr, beta):  # -logsigmoid(m) = softplus(-m); rewards not detached
+    c, r = beta * (pc - rc), beta * (pr - rr)
+    return F.softplus(-(c - r)).mean(), c, r
 
 
-# ---- exercise 2: dpo_loss --------------------------------------------------------------------------
-
-
-def _dpo(kind):
-    def fn(pc, pr, rc, rr, beta):
-        b = 1.0 if kind == "no_beta" else beta
-        c = b * (pc - (0 if kind == "no_ref" else rc))
-        r = b * (pr - (0 if kind == "no_ref" else rr))
-        m = c - r
-        loss = {
-            "swapped": lambda: -F.logsigmoid(-m).mean(),
-            "sum": lambda: -F.logsigmoid(m).sum(),
-            "no_minus": lambda: F.logsigmoid(m).mean(),
-            "beta_outside": lambda: -beta * F.logsigmoid(m / beta).mean(),
-            "no_log": lambda: -torch.sigmoid(m).mean(),
-            "item": lambda: torch.tensor((-F.logsigmoid(m).mean()).item()),
-        }.get(kind, lambda: -F.logsigmoid(m).mean())()
-        if kind == "pair":
-            return loss, c
-        if kind == "per_pair":
-            return -F.logsigmoid(m), c, r
-        return loss, c, r
-    return fn
-
-
-def test_dpo_loss_passes_and_stub(capsys):
-    assert bool(day36.check_dpo_loss(dpo_loss)) is True
-    assert "passed" in one_line(capsys)
-    assert bool(day36.check_dpo_loss(_dpo("right"))) is True
-    one_line(capsys)
-    assert bool(day36.check_dpo_loss(stub)) is False
-    assert "not done yet" in one_line(capsys)
-
-
-@pytest.mark.parametrize("kind, hint", [
-    ("no_beta", "leave out beta"),
-    ("no_ref", "leave out the reference"),
-    ("swapped", "sign swapped"),
-    ("sum", "sums over the pairs"),
-    ("no_minus", "missing the minus sign"),
-    ("beta_outside", "beta outside the log-sigmoid"),
-    ("no_log", "leaves out the log"),
-    ("item", "no gradient"),
-    ("pair", "three things"),
-    ("per_pair", "mean over the pairs"),
-])
-def test_dpo_loss_mistakes(capsys, kind, hint):
-    assert bool(day36.check_dpo_loss(_dpo(kind))) is False
-    assert hint in one_line(capsys)
-
-
-# ---- exercise 3: frozen_copy -------------------------------------------------------------------------
-
-
-def test_frozen_copy_passes_and_stub(capsys):
-    assert bool(day36.check_frozen_copy(day36.frozen_copy)) is True
-    assert "passed" in one_line(capsys)
-    assert bool(day36.check_frozen_copy(stub)) is False
-    assert "not done yet" in one_line(capsys)
-
-
-def _freeze_in_place(m):
-    m.eval()
-    for p in m.parameters():
+def frozen_copy(model):
+    ref = copy.deepcopy(model).eval()
+    for p in ref.parameters():
         p.requires_grad_(False)
-    return m
+    return ref
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (_freeze_in_place, "the policy itself"),
-    (lambda m: copy.copy(m), "shares its weights"),
-    (lambda m: copy.deepcopy(m).eval(), "still require gradients"),
-    (lambda m: _freeze_in_place(copy.deepcopy(m)).train(), "training mode"),
-    (lambda m: (m.eval(), day36.frozen_copy(m))[1], "changed the policy"),
-    (lambda m: "ref", "should return a model"),
+@pytest.mark.parametrize("check_fn, mistake", mistake_params(day36))
+def test_mistake_rejected(check_fn, mistake, capsys):
+    rejects(capsys, check_fn, mistake)
+
+
+def test_every_table_has_three_mistakes():
+    assert all(len(fn.mistakes) >= 3 for fn in CHECKS)
+
+
+@pytest.mark.parametrize("check_fn, fn", [
+    (day36.check_sequence_logps, sequence_logps),
+    (day36.check_sequence_logps, sequence_logps_ce),
+    (day36.check_dpo_loss, dpo_loss),
+    (day36.check_dpo_loss, dpo_loss_softplus),
+    (day36.check_frozen_copy, frozen_copy),
+    (day36.check_frozen_copy, lambda m: copy.deepcopy(m).requires_grad_(False).eval()),
 ])
-def test_frozen_copy_mistakes(capsys, wrong, hint):
-    assert bool(day36.check_frozen_copy(wrong)) is False
-    assert hint in one_line(capsys)
+def test_solutions_pass(check_fn, fn, capsys):
+    passes(capsys, check_fn, fn)
+
+
+@pytest.mark.parametrize("check_fn, fn", [
+    (day36.check_sequence_logps, package_logps),
+    (day36.check_dpo_loss, package_dpo),
+    (day36.check_frozen_copy, day36.frozen_copy),
+])
+def test_package_reference_refused(check_fn, fn, capsys):
+    fails(capsys, check_fn, fn, "the course's own reference")
+
+
+@pytest.mark.parametrize("check_fn", CHECKS)
+def test_stub(check_fn, capsys):
+    fails(capsys, check_fn, stub, "not done yet")
+
+
+@pytest.mark.parametrize("check_fn", CHECKS)
+def test_odd_return_is_one_line(check_fn, capsys):
+    assert bool(check_fn(lambda *a: None)) is False
+    assert one_line(capsys).startswith("❌")
+
+
+def test_dpo_loss_two_things(capsys):
+    fails(capsys, day36.check_dpo_loss, lambda *a: dpo_loss(*a)[0], "should return three things")
+
+
+def test_hand_worked():
+    logits = torch.zeros(1, 4, 2)                      # uniform over 2 tokens: log p = -log 2 each
+    ids = torch.tensor([[0, 1, 1, 0]])
+    assert math.isclose(sequence_logps(logits, ids, 2).item(), -2 * math.log(2), rel_tol=1e-6)
+    one = torch.tensor([0.0])
+    loss, c, r = dpo_loss(one, one, one, one, 0.3)     # margin 0: -log sigmoid(0) = log 2
+    assert math.isclose(loss.item(), math.log(2), rel_tol=1e-6)
+    m = nn.Linear(2, 2)
+    ref = frozen_copy(m)
+    assert ref is not m and not ref.training and not any(p.requires_grad for p in ref.parameters())
+
+
+def test_checks_are_fast():
+    import time
+    t = time.process_time()
+    for check_fn, fn in zip(CHECKS, (sequence_logps, dpo_loss, frozen_copy)):
+        check_fn(fn)
+    assert time.process_time() - t < 2.0

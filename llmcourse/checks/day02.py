@@ -1,8 +1,12 @@
 """Checks for day 02, "Byte Pair Encoding from scratch".
 
-The learner writes five pieces of a byte-level BPE tokenizer; each check below runs one of
-them on small inputs whose answer can be worked out by hand, prints one line (pass, specific
-hint, or "not done yet") and returns ``True`` on a pass. None of them raises.
+The learner writes five pieces of a byte-level BPE tokenizer; each check below compares one of
+them with the package's textbook BPE (``llmcourse.tokenizers.basic``) on a small seeded
+battery (empty and one-id inputs, overlapping pairs, ids above 255, the lesson's worked
+example, texts with multi-byte characters), prints one line (pass, specific hint, or "not done
+yet") and returns ``True`` on a pass. None of them raises. Every exercise has a table of
+typical mistakes (``GET_PAIR_COUNTS``, ``MERGE``, ``TRAIN_BPE``, ``DECODE``, ``ENCODE``) from
+which the hints and the tests come.
 
 The checks accept any tie-breaking rule in training: a merge is right when, at its step, no
 other pair was more frequent.
@@ -21,9 +25,11 @@ Example::
 
 from __future__ import annotations
 
+import random
 from typing import Any, Callable, Mapping, Sequence
 
-from llmcourse.checks._core import CheckFailed, as_int_list, call, first_difference, needs_earlier, run_check
+from llmcourse.checks._core import (Case, CheckFailed, Mistake, as_int_list, check, compare, kind_of,
+                                    needs_earlier, none_hint)
 from llmcourse.tokenizers import basic
 
 __all__ = [
@@ -32,6 +38,11 @@ __all__ = [
     "check_train_bpe",
     "check_decode",
     "check_encode",
+    "GET_PAIR_COUNTS",
+    "MERGE",
+    "TRAIN_BPE",
+    "DECODE",
+    "ENCODE",
 ]
 
 # Small corpora for the checks. The first is the lesson's worked example.
@@ -40,6 +51,17 @@ _CORPUS = (
     "the cat sat on the mat. the cat ate the rat; then the rat sat on the hat.\n"
     "Thé café servait des crêpes 🥞 - ça sent bon!\n"
 )
+
+def _labelled(read: Callable[[Any, Case], Any]) -> Callable[[Any, Case], Any]:
+    """``read``, with the case's label added to its hint (what was returned, on which input)."""
+
+    def wrapped(value: Any, case: Case) -> Any:
+        try:
+            return read(value, case)
+        except CheckFailed as exc:
+            raise CheckFailed(f"{exc} (on {case.label})") from None
+
+    return wrapped
 
 
 # ---- reference pieces (the checks compare against these) -----------------------------------
@@ -71,185 +93,406 @@ def _vocab(merges: Mapping[tuple[int, int], int]) -> dict[int, bytes]:
     return vocab
 
 
-# ---- exercise 1 ----------------------------------------------------------------------------
-def check_get_pair_counts(get_pair_counts: Callable[[list[int]], Any]) -> bool:
+# ---- exercise 1: get_pair_counts -------------------------------------------------------------
+def _counts_all_ones(ids):
+    return {p: 1 for p in zip(ids, ids[1:])}
+
+
+def _counts_no_overlap(ids):  # skips past a counted pair, so overlapping pairs count once
+    counts, i = {}, 0
+    while i + 1 < len(ids):
+        pair = (ids[i], ids[i + 1])
+        counts[pair] = counts.get(pair, 0) + 1
+        i += 2 if ids[i] == ids[i + 1] else 1
+    return counts
+
+
+def _counts_wrap(ids):
+    ids = list(ids)
+    counts = {}
+    for pair in zip(ids, ids[1:] + ids[:1]):
+        counts[pair] = counts.get(pair, 0) + 1
+    return counts
+
+
+def _counts_str_keys(ids):
+    counts = {}
+    for a, b in zip(ids, ids[1:]):
+        counts[f"{a},{b}"] = counts.get(f"{a},{b}", 0) + 1
+    return counts
+
+
+GET_PAIR_COUNTS = [
+    Mistake("every count 1", _counts_all_ones,
+            hint="every count is 1: add one each time a pair is seen, e.g. counts[pair] = counts.get(pair, 0) + 1"),
+    Mistake("no overlap", _counts_no_overlap,
+            hint="overlapping pairs are counted once: in [2, 2, 2] the pair (2, 2) occurs twice "
+                 "(positions 0-1 and 1-2); count every adjacent pair"),
+    Mistake("wraps around", _counts_wrap,
+            hint="you counted a pair that wraps around from the last id to the first; zip(ids, ids[1:]) "
+                 "stops at the last adjacent pair"),
+    Mistake("string keys", _counts_str_keys, expect="the keys should be tuples (a, b) of two ids"),
+]
+
+
+def _read_counts(value: Any, case: Case) -> dict[Any, Any]:
+    if value is None:
+        raise none_hint("get_pair_counts", "a dict {(a, b): count}")
+    if not isinstance(value, Mapping):
+        raise CheckFailed(f"get_pair_counts should return a dict {{(a, b): count}}, got {kind_of(value)}")
+    if any(not (isinstance(k, tuple) and len(k) == 2) for k in value):
+        raise CheckFailed(f"the keys should be tuples (a, b) of two ids, got {next(iter(value))!r}")
+    return {tuple(int(x) for x in k): v for k, v in value.items()}
+
+
+def _pair_cases() -> list[Case]:
+    rng = random.Random(2)
+    noisy = [rng.randrange(4) for _ in range(200)]
+    return [Case("get_pair_counts([1, 2, 3, 1, 2, 2, 2])", [1, 2, 3, 1, 2, 2, 2]),
+            Case("get_pair_counts([])", []),
+            Case("get_pair_counts([7])", [7]),
+            Case("get_pair_counts(the bytes of 'banana bandana')", list(_BANANA.encode("utf-8"))),
+            Case("get_pair_counts([256, 300, 256, 300, 300, 300]) (ids above 255)", [256, 300, 256, 300, 300, 300]),
+            Case("get_pair_counts(200 random ids in 0..3)", noisy)]
+
+
+@check("get_pair_counts", mistakes=GET_PAIR_COUNTS)
+def check_get_pair_counts(get_pair_counts: Callable[[list[int]], Any]) -> None:
     """``get_pair_counts(ids)`` returns ``{(a, b): count}`` over adjacent pairs."""
-
-    def body() -> None:
-        ids = [1, 2, 3, 1, 2, 2, 2]
-        got = call(get_pair_counts, list(ids), shown=f"get_pair_counts({ids})")
-        if got is None:
-            raise CheckFailed("get_pair_counts returned None; did you forget `return`?")
-        got = dict(got)
-        expected = _pair_counts(ids)
-        if set(got) == set(expected) and all(v == 1 for v in got.values()):
-            raise CheckFailed(
-                "every count is 1: add one each time a pair is seen, e.g. "
-                "counts[pair] = counts.get(pair, 0) + 1"
-            )
-        if got == {**expected, (2, 2): 1}:
-            raise CheckFailed(
-                "overlapping pairs are counted once: in [2, 2, 2] the pair (2, 2) occurs "
-                "twice (positions 0-1 and 1-2); count every adjacent pair"
-            )
-        if (ids[-1], ids[0]) in got and (ids[-1], ids[0]) not in expected:
-            raise CheckFailed(
-                "you counted a pair that wraps around from the last id to the first; "
-                "zip(ids, ids[1:]) stops at the last adjacent pair"
-            )
-        if any(not isinstance(k, tuple) for k in got):
-            raise CheckFailed("the keys should be tuples (a, b) of two ids")
-        if got != expected:
-            raise CheckFailed(
-                f"get_pair_counts({ids}) gave {got}, expected {expected}"
-            )
-        if dict(get_pair_counts([7])) != {} or dict(get_pair_counts([])) != {}:
-            raise CheckFailed("a list with fewer than two ids has no pairs: return {}")
-        banana = list(_BANANA.encode("utf-8"))
-        if dict(get_pair_counts(banana)) != _pair_counts(banana):
-            raise CheckFailed("wrong counts on the bytes of 'banana bandana'")
-
-    return run_check("get_pair_counts", body)
+    compare(get_pair_counts, _pair_counts, _pair_cases(), name="get_pair_counts(ids)",
+            mistakes=GET_PAIR_COUNTS, read=_labelled(_read_counts))
 
 
-# ---- exercise 2 ----------------------------------------------------------------------------
-def check_merge(merge: Callable[[list[int], tuple[int, int], int], Any]) -> bool:
+# ---- exercise 2: merge -----------------------------------------------------------------------
+def _merge_step_one(ids, pair, new_id):  # merges (i, i+1) but only moves one step
+    out, i = [], 0
+    while i < len(ids):
+        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == tuple(pair):
+            out.append(new_id)
+        else:
+            out.append(ids[i])
+        i += 1
+    return out
+
+
+def _merge_drops_last(ids, pair, new_id):
+    out, i = [], 0
+    while i < len(ids) - 1:
+        if (ids[i], ids[i + 1]) == tuple(pair):
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+def _merge_first_only(ids, pair, new_id):
+    ids = list(ids)
+    for i in range(len(ids) - 1):
+        if (ids[i], ids[i + 1]) == tuple(pair):
+            return ids[:i] + [new_id] + ids[i + 2:]
+    return ids
+
+
+MERGE = [
+    Mistake("i += 1 after a merge", _merge_step_one,
+            hint="after a merge, skip past both ids of the pair (i += 2): the second id of the pair "
+                 "is part of the new token"),
+    Mistake("drops the last id", _merge_drops_last,
+            hint="the last id is lost: the loop must run while i < len(ids) and copy a last id "
+                 "that is not part of a pair"),
+    Mistake("first occurrence only", _merge_first_only,
+            hint="only the first occurrence was replaced: walk the whole list and replace every "
+                 "non-overlapping occurrence"),
+]
+
+
+def _merge_cases() -> list[Case]:
+    rng = random.Random(3)
+    noisy = [rng.choice([1, 2, 2, 3]) for _ in range(120)]
+    return [Case("merge([1, 2, 3, 1, 2], (1, 2), 99)", [1, 2, 3, 1, 2], (1, 2), 99),
+            Case("merge([5, 5, 5], (5, 5), 7) (overlapping occurrences)", [5, 5, 5], (5, 5), 7),
+            Case("merge([1, 2], (2, 1), 9) (nothing to merge)", [1, 2], (2, 1), 9),
+            Case("merge([], (1, 2), 9)", [], (1, 2), 9),
+            Case("merge([1, 2, 1], (1, 2), 256)", [1, 2, 1], (1, 2), 256),
+            Case("merge([7, 300, 300, 300, 300, 7], (300, 300), 301)", [7, 300, 300, 300, 300, 7], (300, 300), 301),
+            Case("merge(120 random ids in 1..3, (2, 2), 260)", noisy, (2, 2), 260)]
+
+
+@check("merge", mistakes=MERGE)
+def check_merge(merge: Callable[[list[int], tuple[int, int], int], Any]) -> None:
     """``merge(ids, pair, new_id)`` replaces every non-overlapping occurrence, left to right."""
-
-    def body() -> None:
-        cases = [
-            ([1, 2, 3, 1, 2], (1, 2), 99),
-            ([5, 5, 5], (5, 5), 7),  # overlap: only the first two merge
-            ([1, 2], (2, 1), 9),  # nothing to merge
-            ([], (1, 2), 9),
-            ([1, 2, 1], (1, 2), 256),
-        ]
-        for ids, pair, new_id in cases:
-            original = list(ids)
-            got = as_int_list(call(merge, list(ids), pair, new_id, shown=f"merge({ids}, {pair}, {new_id})"),
-                              f"merge({ids}, {pair}, {new_id})")
-            expected = _merge(ids, pair, new_id)
-            if got != expected:
-                hint = ""
-                if new_id in got and len(got) == len(ids) or ids == [5, 5, 5]:
-                    hint = (
-                        " - after a merge, skip past both ids of the pair (i += 2): the "
-                        "second id of the pair is part of the new token"
-                    )
-                elif new_id not in got and new_id in expected:
-                    hint = " - nothing was replaced; compare ids[i] and ids[i + 1] with the pair"
-                elif ids and ids[-1] != expected[-1:][0]:
-                    hint = " - check the end of the list: is the last id kept?"
-                raise CheckFailed(
-                    f"merge({original}, {pair}, {new_id}) gave {got}, expected {expected}{hint}"
-                )
-
-    return run_check("merge", body)
+    compare(merge, _merge, _merge_cases(), name="merge(ids, pair, new_id)", mistakes=MERGE,
+            read=_labelled(lambda v, case: as_int_list(v, "merge")))
 
 
-# ---- exercise 3 ----------------------------------------------------------------------------
-def check_train_bpe(train_bpe: Callable[[str, int], Any]) -> bool:
+# ---- exercise 3: train_bpe -------------------------------------------------------------------
+def _train_once(text, vocab_size):  # ranks pairs by their counts in the raw bytes only
+    ids = list(text.encode("utf-8"))
+    counts = _pair_counts(ids)
+    ranked = sorted(counts, key=counts.get, reverse=True)
+    return {p: 256 + k for k, p in enumerate(ranked[: vocab_size - 256])}
+
+
+def _train_too_many(text, vocab_size):
+    return _train(text, vocab_size + 256)
+
+
+def _train_least(text, vocab_size):
+    ids, merges = list(text.encode("utf-8")), {}
+    for new_id in range(256, vocab_size):
+        counts = _pair_counts(ids)
+        if not counts:
+            break
+        pair = min(counts, key=counts.get)
+        ids = _merge(ids, pair, new_id)
+        merges[pair] = new_id
+    return merges
+
+
+def _train_no_update(text, vocab_size):  # forgets ids = merge(...)
+    ids, merges = list(text.encode("utf-8")), {}
+    for new_id in range(256, vocab_size):
+        counts = _pair_counts(ids)
+        if not counts:
+            break
+        pair = max(counts, key=counts.get)
+        _merge(ids, pair, new_id)
+        merges[pair] = new_id
+    return merges
+
+
+def _train_no_stop(text, vocab_size):  # max() of an empty dict once no pair is left
+    ids, merges = list(text.encode("utf-8")), {}
+    for new_id in range(256, vocab_size):
+        counts = _pair_counts(ids)
+        pair = max(counts, key=counts.get)
+        ids = _merge(ids, pair, new_id)
+        merges[pair] = new_id
+    return merges
+
+
+def _train_from_zero(text, vocab_size):
+    ids, merges = list(text.encode("utf-8")), {}
+    for new_id in range(vocab_size - 256):
+        counts = _pair_counts(ids)
+        if not counts:
+            break
+        pair = max(counts, key=counts.get)
+        ids = _merge(ids, pair, new_id)
+        merges[pair] = new_id
+    return merges
+
+
+TRAIN_BPE = [
+    Mistake("counts once", _train_once,
+            hint="count the pairs of the *current* ids (after the earlier merges) at every step"),
+    Mistake("too many merges", _train_too_many,
+            hint="vocab_size - 256 merges: the 256 bytes are already in the vocabulary"),
+    Mistake("least frequent", _train_least,
+            hint="take the most frequent pair at every step (max(counts, key=counts.get))"),
+    Mistake("ids not updated", _train_no_update,
+            hint="the ids are never updated: assign the merged list back, ids = merge(ids, pair, new_id)"),
+    Mistake("no early stop", _train_no_stop,
+            hint="stop when no pair is left (if not counts: break): a short text runs out of pairs"),
+    Mistake("ids from 0", _train_from_zero,
+            hint="the new ids should be 256, 257, ... (range(256, vocab_size)): 0-255 are the bytes"),
+]
+_T_ONCE, _T_MANY, _T_LEAST, _T_UPDATE, _T_STOP, _T_ZERO = TRAIN_BPE
+
+
+def _check_training(train_bpe: Any, text: str, vocab_size: int, label: str) -> None:
+    shown = f"train_bpe({label}, {vocab_size})"
+    try:
+        merges = train_bpe(text, vocab_size)
+    except (NotImplementedError, AssertionError):
+        raise
+    except ValueError as exc:
+        if "empty" in str(exc) or "arg is an empty sequence" in str(exc):
+            raise CheckFailed(f"{_T_STOP.hint} (your code raised ValueError: {exc} on {shown})") from exc
+        raise CheckFailed(f"your code raised ValueError: {exc} on {shown}") from exc
+    except Exception as exc:  # noqa: BLE001 - turned into a verdict
+        raise CheckFailed(f"your code raised {type(exc).__name__}: {exc} on {shown}") from exc
+    if merges is None:
+        raise none_hint("train_bpe", "the dict merges {(a, b): new_id}")
+    if not isinstance(merges, Mapping):
+        raise CheckFailed(f"train_bpe should return a dict {{(a, b): new_id}}, got {kind_of(merges)}")
+    merges = dict(merges)
+    n_merges = len(_train(text, vocab_size))
+    if len(merges) == 1 and n_merges > 1:
+        raise CheckFailed(f"{_T_UPDATE.hint} (on {shown}: 1 merge learned)")
+    if len(merges) != n_merges:
+        why = _T_MANY.hint if len(merges) > n_merges else "some merges are missing"
+        raise CheckFailed(f"{shown} learned {len(merges)} merges, expected {n_merges}: {why}")
+    ordered = sorted(merges.items(), key=lambda kv: kv[1])
+    new_ids = [idx for _, idx in ordered]
+    if new_ids != list(range(256, 256 + n_merges)):
+        raise CheckFailed(f"{_T_ZERO.hint}; got {new_ids[:4]}... on {shown}")
+    ids = list(text.encode("utf-8"))
+    for step, (pair, idx) in enumerate(ordered):
+        counts = _pair_counts(ids)
+        best = max(counts.values())
+        seen = counts.get(tuple(pair), 0)
+        if seen != best:
+            hint = _T_LEAST.hint if seen and seen == min(counts.values()) and step == 0 else _T_ONCE.hint
+            raise CheckFailed(f"merge number {step} is {tuple(pair)} (seen {seen} time{'' if seen == 1 else 's'}), "
+                              f"but the most frequent pair at that step is seen {best} times: {hint} (on {shown})")
+        ids = _merge(ids, tuple(pair), idx)
+
+
+@check("train_bpe", mistakes=TRAIN_BPE)
+@needs_earlier(get_pair_counts=1, merge=2)
+def check_train_bpe(train_bpe: Callable[[str, int], Any]) -> None:
     """``train_bpe(text, vocab_size)`` returns ``{(a, b): new_id}`` with ids 256, 257, ..."""
-
-    @needs_earlier(get_pair_counts=1, merge=2)
-    def body() -> None:
-        vocab_size = 256 + 12
-        merges = call(train_bpe, _CORPUS, vocab_size, shown=f"train_bpe(text, {vocab_size})")
-        if merges is None:
-            raise CheckFailed("train_bpe returned None; did you forget `return merges`?")
-        merges = dict(merges)
-        n_merges = vocab_size - 256
-        if len(merges) != n_merges:
-            raise CheckFailed(
-                f"train_bpe(text, {vocab_size}) learned {len(merges)} merges, expected "
-                f"{n_merges} (vocab_size - 256: the 256 bytes are already in the vocabulary)"
-            )
-        ordered = sorted(merges.items(), key=lambda kv: kv[1])
-        new_ids = [idx for _, idx in ordered]
-        if new_ids != list(range(256, vocab_size)):
-            raise CheckFailed(
-                f"the new ids should be 256, 257, ..., {vocab_size - 1} in order; got "
-                f"{new_ids[:4]}..."
-            )
-        # Replay: every merge must be a most frequent pair of the sequence at its step.
-        ids = list(_CORPUS.encode("utf-8"))
-        for step, (pair, idx) in enumerate(ordered):
-            counts = _pair_counts(ids)
-            best = max(counts.values())
-            if counts.get(pair, 0) != best:
-                raise CheckFailed(
-                    f"merge number {step} is {pair} (seen {counts.get(pair, 0)} times), but "
-                    f"the most frequent pair at that step is seen {best} times; count the "
-                    "pairs of the *current* ids (after the earlier merges) at every step"
-                )
-            ids = _merge(ids, pair, idx)
-
-    return run_check("train_bpe", body)
+    _check_training(train_bpe, _CORPUS, 256 + 12, "the check's corpus")
+    _check_training(train_bpe, _BANANA, 256 + 3, repr(_BANANA))
+    _check_training(train_bpe, "aaaa", 300, "'aaaa'")  # runs out of pairs after 2 merges
+    _check_training(train_bpe, _CORPUS, 256, "the check's corpus")  # no merge at all
+    _check_training(train_bpe, "abababab cdcdcd abcd", 256 + 7, "'abababab cdcdcd abcd'")
 
 
-# ---- exercise 4 ----------------------------------------------------------------------------
-def check_decode(decode: Callable[[Sequence[int], Mapping[int, bytes]], Any]) -> bool:
+# ---- exercise 4: decode ----------------------------------------------------------------------
+def _decode(ids, vocab):
+    return b"".join(vocab[int(i)] for i in ids).decode("utf-8", errors="replace")
+
+
+def _decode_per_token(ids, vocab):
+    return "".join(vocab[i].decode("utf-8", errors="replace") for i in ids)
+
+
+def _decode_strict(ids, vocab):
+    return b"".join(vocab[i] for i in ids).decode("utf-8")
+
+
+def _decode_bytes(ids, vocab):
+    return b"".join(vocab[i] for i in ids)
+
+
+def _decode_ignore(ids, vocab):
+    return b"".join(vocab[i] for i in ids).decode("utf-8", errors="ignore")
+
+
+DECODE = [
+    Mistake("decodes token by token", _decode_per_token,
+            hint="join the bytes of every token first, then decode the whole byte string once: a "
+                 "character's bytes may sit in two tokens"),
+    Mistake("strict UTF-8", _decode_strict,
+            hint="decode raised UnicodeDecodeError on an incomplete character; a model can generate "
+                 "any id sequence, so pass errors='replace'"),
+    Mistake("returns bytes", _decode_bytes, expect="decode returned bytes; finish with .decode('utf-8', errors='replace')"),
+    Mistake("errors='ignore'", _decode_ignore,
+            hint="broken bytes vanished (errors='ignore'): use errors='replace' so they show as U+FFFD"),
+]
+
+
+def _read_str(value: Any, case: Case) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        raise CheckFailed(DECODE[2].expect)
+    if value is None:
+        raise none_hint("decode", "a str")
+    if not isinstance(value, str):
+        raise CheckFailed(f"decode should return a str, got {kind_of(value)}")
+    return value
+
+
+def _decode_cases() -> list[Case]:
+    merges = _train(_CORPUS, 256 + 20)
+    vocab = _vocab(merges)
+    ids = _encode(_CORPUS, merges)
+    own = {i: bytes([i]) for i in range(256)}
+    own.update({300: "é".encode("utf-8"), 301: b"th", 302: "🥞".encode("utf-8")[:2]})
+    split = list("café".encode("utf-8"))  # é as two separate byte ids
+    return [Case(f"decode(the {len(ids)} ids of the check's corpus, vocab of 20 merges)", ids, vocab),
+            Case("decode([], vocab)", [], vocab),
+            Case(f"decode({split}, vocab) ('café', é as two byte ids)", split, vocab),
+            Case("decode([0xC3], vocab) (half of 'é')", [0xC3], vocab),
+            Case("decode([301, 300, 302, 33], vocab with ids 300-302 unlike training's)",
+                 [301, 300, 302, 33], own)]
+
+
+@check("decode", mistakes=DECODE)
+def check_decode(decode: Callable[[Sequence[int], Mapping[int, bytes]], Any]) -> None:
     """``decode(ids, vocab)`` joins the tokens' bytes and decodes them as UTF-8, replacing errors."""
-
-    def body() -> None:
-        merges = _train(_CORPUS, 256 + 20)
-        vocab = _vocab(merges)
-        ids = _encode(_CORPUS, merges)
-        got = call(decode, ids, vocab, shown=f"decode(ids, vocab) with {len(ids)} ids")
-        if isinstance(got, (bytes, bytearray)):
-            raise CheckFailed("decode returned bytes; finish with .decode('utf-8', errors='replace')")
-        if not isinstance(got, str):
-            raise CheckFailed(f"decode should return a str, got {type(got).__name__}")
-        if got != _CORPUS:
-            raise CheckFailed(
-                f"decode(encode(text)) != text ({first_difference(got, _CORPUS)}); join the "
-                "bytes of every token first, then decode the whole byte string once"
-            )
-        if decode([], vocab) != "":
-            raise CheckFailed("decode([]) should be ''")
-        # 'é' is two bytes; either byte alone is not valid UTF-8.
-        try:
-            half = decode([0xC3], vocab)
-        except UnicodeDecodeError:
-            raise CheckFailed(
-                "decode raised UnicodeDecodeError on an incomplete character; a model can "
-                "generate any id sequence, so pass errors='replace'"
-            ) from None
-        if half != "\ufffd":
-            raise CheckFailed(f"decode([0xC3]) gave {half!r}, expected '\\ufffd' (U+FFFD)")
-
-    return run_check("decode", body)
+    compare(decode, _decode, _decode_cases(), name="decode(ids, vocab)", mistakes=DECODE, read=_labelled(_read_str))
 
 
-# ---- exercise 5 ----------------------------------------------------------------------------
-def check_encode(encode: Callable[[str, Mapping[tuple[int, int], int]], Any]) -> bool:
+# ---- exercise 5: encode ----------------------------------------------------------------------
+def _encode_by_frequency(text, merges):  # merges the most frequent known pair of the new text
+    ids = list(text.encode("utf-8"))
+    while True:
+        counts = {p: c for p, c in _pair_counts(ids).items() if p in merges}
+        if not counts:
+            return ids
+        pair = max(counts, key=counts.get)
+        ids = _merge(ids, pair, merges[pair])
+
+
+def _encode_single_pass(text, merges):  # applies one merge, once
+    ids = list(text.encode("utf-8"))
+    pairs = _pair_counts(ids)
+    pair = min(pairs, key=lambda p: merges.get(p, float("inf"))) if pairs else None
+    return _merge(ids, pair, merges[pair]) if pair in merges else ids
+
+
+def _encode_no_merges(text, merges):
+    return list(text.encode("utf-8"))
+
+
+def _encode_dict_order(text, merges):  # each merge once, in the dict's order
+    ids = list(text.encode("utf-8"))
+    for pair, idx in merges.items():
+        ids = _merge(ids, pair, idx)
+    return ids
+
+
+def _encode_first_pair(text, merges):  # merges the leftmost known pair, whatever its rank
+    ids = list(text.encode("utf-8"))
+    while True:
+        known = [p for p in zip(ids, ids[1:]) if p in merges]
+        if not known:
+            return ids
+        ids = _merge(ids, known[0], merges[known[0]])
+
+
+ENCODE = [
+    Mistake("by frequency", _encode_by_frequency,
+            hint="apply the merge with the lowest rank (smallest new id) first, not the most "
+                 "frequent pair of the text"),
+    Mistake("one merge only", _encode_single_pass,
+            hint="some merges were not applied; keep merging until no pair of the ids is in merges"),
+    Mistake("no merge", _encode_no_merges,
+            hint="no merge was applied; loop until no pair of ids is in merges"),
+    Mistake("dict order", _encode_dict_order,
+            hint="the merges were applied in the dict's order; pick the pair with the lowest rank "
+                 "(smallest new id) at every step"),
+    Mistake("leftmost pair", _encode_first_pair,
+            hint="the leftmost known pair was merged first; pick the pair with the lowest rank "
+                 "(smallest new id) at every step"),
+]
+
+
+def _encode_cases() -> list[Case]:
+    a, b, c = ord("a"), ord("b"), ord("c")
+    merges = _train(_CORPUS, 256 + 30)
+    cases = [
+        # three toy tables, each telling one wrong rule from the rank rule
+        Case("encode('abcab', {(b, c): 257, (a, b): 256}) (a dict not in rank order)", "abcab",
+             {(b, c): 257, (a, b): 256}),
+        Case("encode('abcbc', {(b, c): 256, (a, b): 257})", "abcbc", {(b, c): 256, (a, b): 257}),
+        Case("encode('abcbc', {(a, b): 256, (b, c): 257})", "abcbc", {(a, b): 256, (b, c): 257}),
+    ]
+    cases += [Case(f"encode({s!r}, merges of the check's corpus)", s, merges)
+              for s in ["the cat sat on the mat.", "the hat", "ça", "", "x", "🥞 thé"]]
+    cases.append(Case("encode('abcabc xbc', {(a, b): 257, (b, c): 256, (97, 256): 258})", "abcabc xbc",
+                      {(a, b): 257, (b, c): 256, (a, 256): 258}))
+    return cases
+
+
+@check("encode", mistakes=ENCODE)
+@needs_earlier(get_pair_counts=1, merge=2)
+def check_encode(encode: Callable[[str, Mapping[tuple[int, int], int]], Any]) -> None:
     """``encode(text, merges)`` applies merges by rank (lowest new id first) until none applies."""
+    compare(encode, _encode, _encode_cases(), name="encode(text, merges)", mistakes=ENCODE,
+            read=_labelled(lambda v, case: as_int_list(v, "encode")))
 
-    @needs_earlier(get_pair_counts=1, merge=2)
-    def body() -> None:
-        merges = _train(_CORPUS, 256 + 30)
-        for sample in ["the cat sat on the mat.", "the hat", "ça", "", "x", "🥞 thé"]:
-            got = as_int_list(call(encode, sample, merges, shown=f"encode({sample!r}, merges)"),
-                              f"encode({sample!r}, merges)")
-            expected = _encode(sample, merges)
-            if got != expected:
-                hint = ""
-                if len(got) == len(sample.encode("utf-8")):
-                    hint = " - no merge was applied; loop until no pair of ids is in merges"
-                elif len(got) > len(expected):
-                    hint = " - some merges were not applied; keep merging until no pair is in merges"
-                raise CheckFailed(
-                    f"encode({sample!r}) gave {got}, expected {expected}{hint}"
-                )
-        # Merge order matters: with merges a+b -> 256 (rank 0) then b+c -> 257 (rank 1),
-        # "abc" must become [256, c], never [a, 257], even though (b, c) comes second.
-        toy = {(ord("b"), ord("c")): 257, (ord("a"), ord("b")): 256}
-        got = as_int_list(call(encode, "abcbc", toy, shown="encode('abcbc', merges)"), "encode")
-        if got != [256, ord("c"), 257]:
-            raise CheckFailed(
-                f"with merges {{(a,b): 256, (b,c): 257}}, 'abcbc' should encode to "
-                f"[256, 99, 257], got {got}: apply the merge with the lowest rank (smallest "
-                "new id) first, not the most frequent pair or the first pair in the text"
-            )
-
-    return run_check("encode", body)

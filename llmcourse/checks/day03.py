@@ -1,7 +1,15 @@
 """Checks for day 03, "Tokenizers in the wild".
 
-Each check runs the learner's function on small inputs, prints one line (pass, specific hint,
-or "not done yet") and returns ``True`` on a pass. None of them raises.
+Each check compares the learner's function with the reference on a small battery of inputs,
+prints one line (pass, specific hint, or "not done yet") and returns ``True`` on a pass. None
+of them raises. Every exercise has a table of typical mistakes (``PRETOKENIZE``,
+``TOKEN_PIECES``, ``JOIN_DOCUMENTS``, ``PAD_BATCH``) from which the hints and the tests come.
+
+The batteries use the GPT-2 and GPT-4 split patterns and a third pattern unlike both (so a
+hard-coded pattern fails); the notebook's tokenizer and a small byte-level stand-in with other
+pieces (so a function reading a notebook global instead of its ``tok`` argument fails); empty
+inputs; a document holding the text ``<|endoftext|>``; pad ids that are not 0 and that also
+occur as real tokens; batches whose size differs from their length.
 
 Example::
 
@@ -13,15 +21,19 @@ Example::
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Sequence
 
 import regex
+import torch
 
-from llmcourse.checks._core import CheckFailed, as_list, as_pair, as_tensor, assert_dtype, call, run_check
+from llmcourse.checks._core import (Case, CheckFailed, Mistake, as_list, as_pair, as_tensor, check, compare,
+                                    kind_of, none_hint)
 from llmcourse.tokenizers.patterns import GPT2_SPLIT_PATTERN as _GPT2
 from llmcourse.tokenizers.patterns import GPT4_SPLIT_PATTERN as _GPT4
 
-__all__ = ["check_pretokenize", "check_token_pieces", "check_join_documents", "check_pad_batch"]
+__all__ = ["check_pretokenize", "check_token_pieces", "check_join_documents", "check_pad_batch",
+           "PRETOKENIZE", "TOKEN_PIECES", "JOIN_DOCUMENTS", "PAD_BATCH"]
 
 _SAMPLES = [
     "Hello world, it's 2024!!\n\n   Indented   text",
@@ -29,167 +41,386 @@ _SAMPLES = [
     "café 😀 naïve 語 e\u0301",
     "",
 ]
+# A pattern unlike GPT-2's and GPT-4's: letter runs, single digits, whitespace runs, symbol runs.
+_OTHER = r"\p{L}+|\p{N}|\s+|[^\s\p{L}\p{N}]+"
+_PATTERNS = ((_GPT2, "the GPT-2 pattern"), (_GPT4, "the GPT-4 pattern"), (_OTHER, "the pattern " + _OTHER))
 
 
-def _pretokenize_call(pretokenize: Callable[[str, str], Any], sample: str, pattern: str,
-                      label: str) -> Any:
-    try:
-        return pretokenize(sample, pattern)
-    except (NotImplementedError, AssertionError):
-        raise
-    except Exception as exc:  # noqa: BLE001 - turned into a verdict
-        if "bad escape" in str(exc) and "\\p" in str(exc):
-            raise CheckFailed(
-                f"pretokenize({sample!r}, <{label} pattern>) raised {type(exc).__name__}: {exc}. "
-                "Python's `re` module does not know \\p{L} (any letter) or \\p{N} (any digit): "
-                "use the `regex` module instead (import regex; regex.findall(pattern, text))"
-            ) from exc
-        raise CheckFailed(f"your code raised {type(exc).__name__}: {exc} on pretokenize({sample!r}, "
-                          f"<{label} pattern>)") from exc
+def _labelled(read: Callable[[Any, Case], Any]) -> Callable[[Any, Case], Any]:
+    """``read``, with the case's label added to its hint (what was returned, on which input)."""
+
+    def wrapped(value: Any, case: Case) -> Any:
+        try:
+            return read(value, case)
+        except CheckFailed as exc:
+            raise CheckFailed(f"{exc} (on {case.label})") from None
+
+    return wrapped
 
 
-def check_pretokenize(pretokenize: Callable[[str, str], Any]) -> bool:
+# ---- a small byte-level tokenizer with the interface of the package's -----------------------
+class _SpecialTokenError(ValueError):
+    """The text holds the special token's string and ``allowed_special`` does not allow it."""
+
+
+class _ToyTokenizer:
+    """Greedy longest-match over a few pieces, UTF-8 bytes for the rest, and ``<|endoftext|>``."""
+
+    special = "<|endoftext|>"
+
+    def __init__(self, pieces: Sequence[str]) -> None:
+        self.pieces = {p.encode("utf-8"): 256 + k for k, p in enumerate(pieces)}
+        self.vocab = {i: bytes([i]) for i in range(256)}
+        self.vocab.update({i: p for p, i in self.pieces.items()})
+        self.eot_token = 256 + len(pieces)
+        self.longest = max(len(p) for p in self.pieces)
+
+    def _ordinary(self, text: str) -> list[int]:
+        data, ids, i = text.encode("utf-8"), [], 0
+        while i < len(data):
+            for n in range(min(self.longest, len(data) - i), 1, -1):
+                if data[i: i + n] in self.pieces:
+                    ids.append(self.pieces[data[i: i + n]])
+                    i += n
+                    break
+            else:
+                ids.append(data[i])
+                i += 1
+        return ids
+
+    def encode(self, text: str, allowed_special: Any = "none_raise") -> list[int]:
+        if allowed_special == "none":
+            return self._ordinary(text)
+        if self.special in text and allowed_special == "none_raise":
+            raise _SpecialTokenError(f"the text holds the special token {self.special!r}; pass "
+                                     "allowed_special='none' to encode it as ordinary text")
+        ids: list[int] = []
+        for k, part in enumerate(text.split(self.special)):
+            ids += ([self.eot_token] if k else []) + self._ordinary(part)
+        return ids
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return b"".join(self.special.encode() if int(i) == self.eot_token else self.vocab[int(i)]
+                        for i in ids).decode("utf-8", errors="replace")
+
+
+_TOY = _ToyTokenizer(["straw", "berry", "Straw", " fields", "Hello", " world", "Once", " upon", " a",
+                      " time", " the", "The", " end", " cat", " there", "é"])
+_OTHER_TOK = _ToyTokenizer(["st", "raw", "ber", "ry", " f", "ield", "He", "llo", ", ", "ça", "<|", "|>"])
+# The notebook-like global tokenizer (the lesson's ``gpt2``/``bpe``): a wrong answer of the tables
+# reads it instead of its ``tok`` argument; each check sets it to the tokenizer it is given.
+tok = _TOY
+
+
+# ---- exercise 1: pretokenize -----------------------------------------------------------------
+def _pre_re(text, pattern):
+    return re.findall(pattern, text)
+
+
+def _pre_split(text, pattern):
+    return text.split()
+
+
+def _pre_matches(text, pattern):
+    return list(regex.finditer(pattern, text))
+
+
+def _pre_gpt2(text, pattern):  # ignores its pattern argument
+    return regex.findall(_GPT2, text)
+
+
+def _pre_no_spaces(text, pattern):
+    return [piece.strip() for piece in regex.findall(pattern, text) if piece.strip()]
+
+
+PRETOKENIZE = [
+    Mistake("re instead of regex", _pre_re,
+            hint="Python's `re` raised error: bad escape \\p; it does not know \\p{L} (any letter) or "
+                 "\\p{N} (any digit): use the `regex` module instead (import regex; regex.findall(pattern, text))"),
+    Mistake("str.split", _pre_split, hint="that is str.split(); use the regex pattern instead"),
+    Mistake("match objects", _pre_matches,
+            expect="pretokenize should return a list of strings; regex.findall(pattern, text) gives "
+                   "exactly that (match objects need .group())"),
+    Mistake("pattern ignored", _pre_gpt2,
+            hint="pretokenize ignored its `pattern` argument and always split with GPT-2's: pass "
+                 "`pattern` to regex.findall"),
+    Mistake("spaces stripped", _pre_no_spaces,
+            hint="the spaces were lost; keep every character of the text (the chunks joined give "
+                 "the text back)"),
+]
+
+
+def _read_chunks(value: Any, case: Case) -> list[str]:
+    items = as_list(value, "pretokenize")
+    if not all(isinstance(g, str) for g in items):
+        raise CheckFailed(PRETOKENIZE[2].expect)
+    return items
+
+
+@check("pretokenize", mistakes=PRETOKENIZE)
+def check_pretokenize(pretokenize: Callable[[str, str], Any]) -> None:
     """Exercise 1: ``pretokenize(text, pattern)`` returns every match of ``pattern``, in order."""
-
-    def body() -> None:
-        for pattern, label in ((_GPT2, "GPT-2"), (_GPT4, "GPT-4")):
-            for sample in _SAMPLES:
-                expected = regex.findall(pattern, sample)
-                got = as_list(_pretokenize_call(pretokenize, sample, pattern, label), "pretokenize")
-                if got and not all(isinstance(g, str) for g in got):
-                    raise CheckFailed(
-                        "pretokenize should return a list of strings; regex.findall(pattern, "
-                        "text) gives exactly that (match objects need .group())"
-                    )
-                if "".join(got) != sample and "".join(got) == sample.replace(" ", ""):
-                    raise CheckFailed("the spaces were lost; keep every character of the text")
-                if got == sample.split() and got != expected:
-                    raise CheckFailed("that is str.split(); use the regex pattern instead")
-                if got != expected:
-                    raise CheckFailed(
-                        f"with the {label} pattern, {sample!r} should split into {expected}, "
-                        f"got {got}; use regex.findall(pattern, text) (the `regex` module, "
-                        "not `re`: `re` does not understand \\p{L})"
-                    )
-
-    return run_check("pretokenize", body)
+    cases = [Case(f"pretokenize({sample!r}, <{label}>)", sample, pattern)
+             for pattern, label in _PATTERNS for sample in _SAMPLES]
+    compare(pretokenize, lambda text, pattern: regex.findall(pattern, text), cases,
+            name="pretokenize(text, pattern)", mistakes=PRETOKENIZE, read=_labelled(_read_chunks))
 
 
-def check_token_pieces(token_pieces: Callable[[Any, str], Any], tok: Any) -> bool:
-    """Exercise 2: ``token_pieces(tok, text)`` is the list of strings each token decodes to."""
-
-    def body() -> None:
-        for sample in ["strawberry", " Strawberry fields", "Hello, world!"]:
-            ids = tok.encode(sample)
-            expected = [tok.decode([i]) for i in ids]
-            got = as_list(call(token_pieces, tok, sample, shown=f"token_pieces(tok, {sample!r})"),
-                          "token_pieces")
-            if got == ids:
-                raise CheckFailed("you returned the ids; decode each one: tok.decode([i])")
-            if "".join(map(str, got)) == sample and len(got) == len(sample) != len(ids):
-                raise CheckFailed(
-                    "you split the text into characters; encode it first and decode each id"
-                )
-            if got != expected:
-                raise CheckFailed(
-                    f"token_pieces(tok, {sample!r}) should be {expected}, got {got}; decode "
-                    "each id on its own: [tok.decode([i]) for i in tok.encode(text)]"
-                )
-
-    return run_check("token_pieces", body)
+# ---- exercise 4 in the lesson: token_pieces --------------------------------------------------
+def _pieces_ids(t, text):
+    return t.encode(text)
 
 
-def check_join_documents(join_documents: Callable[[Sequence[str], Any], Any], tok: Any) -> bool:
-    """Exercise 3: ``join_documents(docs, tok)`` encodes each document and ends it with EOT."""
-
-    def body() -> None:
-        eot = tok.eot_token
-        docs = ["Once upon a time, a cat.", "The end.", "Hello <|endoftext|> there"]
-        expected: list[int] = []
-        for d in docs:
-            expected += tok.encode(d, allowed_special="none") + [eot]
-        got = as_list(call(join_documents, docs, tok, shown=f"join_documents({docs!r}, tok)"),
-                      "join_documents")
-        if got and isinstance(got[0], list):
-            raise CheckFailed("return one flat list of ids, not a list per document (use +=)")
-        got = [int(i) for i in got]
-        n_eot = got.count(eot)
-        if n_eot == len(docs) - 1 and got[-1] != eot:
-            raise CheckFailed(
-                "the last document has no end-of-text token; put one after *every* document, "
-                "so the model also learns to stop after the last one"
-            )
-        if got and got[0] == eot and n_eot == len(docs):
-            raise CheckFailed("EOT goes after each document, not before it")
-        if n_eot == len(docs) + 1:
-            raise CheckFailed(
-                "one EOT too many: the third document holds the text '<|endoftext|>', which must "
-                "be encoded as ordinary text (allowed_special='none'), never as the real token"
-            )
-        if got != expected:
-            raise CheckFailed(
-                f"expected {len(expected)} ids ending with {eot}, got {len(got)}; for each "
-                "document: ids += tok.encode(doc, allowed_special='none') + [tok.eot_token]"
-            )
-
-    return run_check("join_documents", body)
+def _pieces_chars(t, text):
+    return list(text)
 
 
-def check_pad_batch(pad_batch: Callable[[Sequence[Sequence[int]], int], Any]) -> bool:
+def _pieces_whole(t, text):
+    return [t.decode(t.encode(text))]
+
+
+def _pieces_no_list(t, text):
+    return [t.decode(i) for i in t.encode(text)]
+
+
+def _pieces_global(t, text):  # the notebook's global tokenizer, not the argument
+    return [tok.decode([i]) for i in tok.encode(text)]
+
+
+TOKEN_PIECES = [
+    Mistake("ids", _pieces_ids, args=(_pieces_ids, _TOY),
+            hint="you returned the ids; decode each one: tok.decode([i])"),
+    Mistake("characters", _pieces_chars, args=(_pieces_chars, _TOY),
+            hint="you split the text into characters; encode it first and decode each id"),
+    Mistake("decoded at once", _pieces_whole, args=(_pieces_whole, _TOY),
+            hint="you decoded all the ids at once; decode each id on its own: [tok.decode([i]) for i in tok.encode(text)]"),
+    Mistake("decode(i)", _pieces_no_list, args=(_pieces_no_list, _TOY),
+            hint="tok.decode takes a list of ids: tok.decode([i]), not tok.decode(i)"),
+    Mistake("global tokenizer", _pieces_global, args=(_pieces_global, _TOY),
+            hint="token_pieces ignored its `tok` argument and used the notebook's global tokenizer: "
+                 "encode and decode with the `tok` passed in"),
+]
+
+
+def _read_pieces(value: Any, case: Case) -> list[Any]:
+    return as_list(value, "token_pieces")
+
+
+@check("token_pieces", mistakes=TOKEN_PIECES, learner=("token_pieces",))
+def check_token_pieces(token_pieces: Callable[[Any, str], Any], tok: Any) -> None:
+    """Exercise 4: ``token_pieces(tok, text)`` is the list of strings each token decodes to."""
+    globals()["tok"] = tok  # the notebook-like global that a wrong answer may read
+    cases = [Case(f"token_pieces(tok, {s!r})", tok, s)
+             for s in ["strawberry", " Strawberry fields", "Hello, world!", ""]]
+    cases.append(Case("token_pieces(another tokenizer, 'strawberry fields, ça')", _OTHER_TOK,
+                      "strawberry fields, ça"))
+    compare(token_pieces, lambda t, text: [t.decode([i]) for i in t.encode(text)], cases,
+            name="token_pieces(tok, text)", mistakes=TOKEN_PIECES, read=_labelled(_read_pieces))
+
+
+# ---- exercise 2 in the lesson: join_documents ------------------------------------------------
+def _join(docs, t):
+    ids: list[int] = []
+    for doc in docs:
+        ids += t.encode(doc, allowed_special="none") + [t.eot_token]
+    return ids
+
+
+def _join_no_last(docs, t):
+    ids = []
+    for k, doc in enumerate(docs):
+        if k:
+            ids.append(t.eot_token)
+        ids += t.encode(doc, allowed_special="none")
+    return ids
+
+
+def _join_first(docs, t):
+    ids = []
+    for doc in docs:
+        ids += [t.eot_token] + t.encode(doc, allowed_special="none")
+    return ids
+
+
+def _join_all(docs, t):
+    ids = []
+    for doc in docs:
+        ids += t.encode(doc, allowed_special="all") + [t.eot_token]
+    return ids
+
+
+def _join_default(docs, t):
+    ids = []
+    for doc in docs:
+        ids += t.encode(doc) + [t.eot_token]
+    return ids
+
+
+def _join_nested(docs, t):
+    return [t.encode(doc, allowed_special="none") + [t.eot_token] for doc in docs]
+
+
+def _join_global(docs, t):  # the notebook's global tokenizer
+    ids = []
+    for doc in docs:
+        ids += tok.encode(doc, allowed_special="none") + [tok.eot_token]
+    return ids
+
+
+JOIN_DOCUMENTS = [
+    Mistake("no EOT after the last", _join_no_last, args=(_join_no_last, _TOY),
+            hint="the last document has no end-of-text token; put one after *every* document, so the "
+                 "model also learns to stop after the last one"),
+    Mistake("EOT before", _join_first, args=(_join_first, _TOY),
+            hint="EOT goes after each document, not before it"),
+    Mistake("special allowed", _join_all, args=(_join_all, _TOY),
+            hint="a document holding the text '<|endoftext|>' must be encoded as ordinary text "
+                 "(allowed_special='none'), never as the real token"),
+    Mistake("default encode", _join_default, args=(_join_default, _TOY),
+            hint="encoding a document that holds the text '<|endoftext|>' raised an error: encode every "
+                 "document as ordinary text with tok.encode(doc, allowed_special='none')"),
+    Mistake("nested", _join_nested, args=(_join_nested, _TOY),
+            expect="return one flat list of ids, not a list per document (use +=)"),
+    Mistake("global tokenizer", _join_global, args=(_join_global, _TOY),
+            hint="join_documents ignored its `tok` argument and used the notebook's global tokenizer: "
+                 "encode with the `tok` passed in and use its tok.eot_token"),
+]
+
+
+def _read_ids(value: Any, case: Case) -> list[int]:
+    if value is None:
+        raise none_hint("join_documents", "one flat list of ids")
+    items = as_list(value, "join_documents")
+    if items and isinstance(items[0], (list, tuple)):
+        raise CheckFailed(JOIN_DOCUMENTS[4].expect)
+    return [int(i) for i in as_list(items, "join_documents", of=int)]
+
+
+@check("join_documents", mistakes=JOIN_DOCUMENTS, learner=("join_documents",))
+def check_join_documents(join_documents: Callable[[Sequence[str], Any], Any], tok: Any) -> None:
+    """Exercise 2: ``join_documents(docs, tok)`` encodes each document and ends it with EOT."""
+    globals()["tok"] = tok
+    story = ["Once upon a time, a cat.", "The end."]
+    cases = [Case(f"join_documents({story!r}, tok)", list(story), tok),
+             Case("join_documents([], tok)", [], tok),
+             Case("join_documents([''], tok)", [""], tok),
+             Case("join_documents(['Hello there', 'ça'], another tokenizer)", ["Hello there", "ça"], _OTHER_TOK),
+             Case("join_documents(['Hello <|endoftext|> there', 'The end.'], tok)",
+                  ["Hello <|endoftext|> there", "The end."], tok)]
+    compare(join_documents, _join, cases, name="join_documents(docs, tok)", mistakes=JOIN_DOCUMENTS,
+            read=_labelled(_read_ids))
+
+
+# ---- exercise 3: pad_batch -------------------------------------------------------------------
+def _pad(seqs, pad_id):
+    T = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), T), dtype=torch.bool)
+    for b, s in enumerate(seqs):
+        ids[b, : len(s)] = torch.tensor(s, dtype=torch.long)
+        mask[b, : len(s)] = True
+    return ids, mask
+
+
+def _pad_left(seqs, pad_id):
+    T = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), T), dtype=torch.bool)
+    for b, s in enumerate(seqs):
+        if s:
+            ids[b, T - len(s):] = torch.tensor(s, dtype=torch.long)
+            mask[b, T - len(s):] = True
+    return ids, mask
+
+
+def _pad_inverted(seqs, pad_id):
+    ids, mask = _pad(seqs, pad_id)
+    return ids, ~mask
+
+
+def _pad_mask_from_ids(seqs, pad_id):
+    ids, _ = _pad(seqs, pad_id)
+    return ids, ids != pad_id
+
+
+def _pad_zero(seqs, pad_id):
+    T = max(len(s) for s in seqs)
+    ids = torch.zeros((len(seqs), T), dtype=torch.long)
+    mask = torch.zeros((len(seqs), T), dtype=torch.bool)
+    for b, s in enumerate(seqs):
+        ids[b, : len(s)] = torch.tensor(s, dtype=torch.long)
+        mask[b, : len(s)] = True
+    return ids, mask
+
+
+def _pad_float(seqs, pad_id):
+    ids, mask = _pad(seqs, pad_id)
+    return ids.float(), mask
+
+
+def _pad_lists(seqs, pad_id):
+    T = max(len(s) for s in seqs)
+    return ([list(s) + [pad_id] * (T - len(s)) for s in seqs],
+            [[True] * len(s) + [False] * (T - len(s)) for s in seqs])
+
+
+def _pad_int_mask(seqs, pad_id):
+    ids, mask = _pad(seqs, pad_id)
+    return ids, mask.long()
+
+
+def _pad_transposed(seqs, pad_id):
+    ids, mask = _pad(seqs, pad_id)
+    return ids.T, mask.T
+
+
+PAD_BATCH = [
+    Mistake("left padding", _pad_left, hint="you padded on the left; pad on the right (after the tokens)"),
+    Mistake("mask inverted", _pad_inverted, hint="the mask is inverted: it should be True on real tokens"),
+    Mistake("mask from ids", _pad_mask_from_ids,
+            hint="the mask must come from the lengths, not from comparing ids with pad_id: a real token "
+                 "can have the same id as the padding"),
+    Mistake("padding 0", _pad_zero,
+            hint="the padding is 0, not pad_id: fill with pad_id (e.g. torch.full((B, T), pad_id, dtype=torch.long))"),
+    Mistake("float ids", _pad_float, expect="int64"),
+    Mistake("lists", _pad_lists, expect="should be torch tensors"),
+    Mistake("int mask", _pad_int_mask, expect="mask should be a bool tensor"),
+    Mistake("transposed", _pad_transposed, expect="shape (4, 5) but should have shape (5, 4)"),
+]
+
+
+def _read_padded(value: Any, case: Case) -> tuple[Any, Any]:
+    seqs = case.args[0]
+    B, T = len(seqs), max(len(s) for s in seqs)
+    ids, mask = as_pair(value, "pad_batch", ("ids", "mask"))
+    for name, v in (("ids", ids), ("mask", mask)):
+        if not isinstance(v, torch.Tensor):
+            raise CheckFailed(f"{name} should be a torch tensor (torch.tensor(...) or torch.full), got "
+                              f"{kind_of(v)}; both ids and mask should be torch tensors")
+    as_tensor(ids, f"ids for {B} sequences of at most {T} ids (B, T)", shape=(B, T))
+    if ids.dtype != torch.long:
+        raise CheckFailed(f"ids has dtype {str(ids.dtype).replace('torch.', '')}: token ids must be int64 "
+                          "(dtype=torch.long), as embedding layers and cross_entropy need")
+    as_tensor(mask, f"mask for {B} sequences of at most {T} ids (B, T)", shape=(B, T))
+    if mask.dtype != torch.bool:
+        raise CheckFailed(f"mask should be a bool tensor (True on real tokens), got dtype "
+                          f"{str(mask.dtype).replace('torch.', '')}: create it with dtype=torch.bool (a "
+                          "float or int mask breaks masked_fill and ~mask)")
+    return ids, mask
+
+
+@check("pad_batch", mistakes=PAD_BATCH)
+def check_pad_batch(pad_batch: Callable[[Sequence[Sequence[int]], int], Any]) -> None:
     """Exercise 3: right-pad to the longest sequence; return ``(ids, mask)``, both ``(B, T)``.
 
-    The check uses a pad id that is not 0 (GPT-2 pads with its end-of-text id, 50256) and a
-    batch whose size differs from its length, so that neither a hard-coded 0 nor swapped
-    dimensions pass.
+    The check uses pad ids that are not 0 (GPT-2 pads with its end-of-text id, 50256), one that
+    also occurs as a real token, batches whose size differs from their length, a batch of one,
+    and an empty sequence.
     """
-
-    def body() -> None:
-        import torch
-
-        seqs = [[5, 6, 7], [9], [10, 11], [12, 13, 14, 16], [17, 18]]  # B = 5, longest T = 4
-        pad_id = 50256
-        shown = f"pad_batch({seqs}, pad_id={pad_id})"
-        result = call(pad_batch, [list(s) for s in seqs], pad_id, shown=shown)
-        ids, mask = as_pair(result, "pad_batch", ("ids", "mask"))
-        for name, value in (("ids", ids), ("mask", mask)):
-            if not isinstance(value, torch.Tensor):
-                raise CheckFailed(f"{name} should be a torch tensor (torch.tensor(...) or torch.full), "
-                                  f"got {type(value).__name__}; both ids and mask should be torch tensors")
-        P = pad_id
-        expected_ids = torch.tensor([[5, 6, 7, P], [9, P, P, P], [10, 11, P, P], [12, 13, 14, 16],
-                                     [17, 18, P, P]])
-        expected_mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 1],
-                                      [1, 1, 0, 0]], dtype=torch.bool)
-        as_tensor(ids, "ids for 5 sequences of at most 4 ids (B, T)", shape=(5, 4))
-        assert_dtype(ids, torch.long, "ids", "token ids must be int64 (dtype=torch.long), as "
-                     "embedding layers and cross_entropy need")
-        if torch.equal(ids, torch.where(expected_mask, expected_ids, torch.zeros_like(expected_ids))):
-            raise CheckFailed(f"the padding is 0 although pad_id is {pad_id}: fill with pad_id "
-                              "(e.g. torch.full((B, T), pad_id, dtype=torch.long))")
-        left = torch.stack([torch.cat([torch.full((4 - len(s),), P), torch.tensor(s)]) for s in seqs])
-        if torch.equal(ids, left):
-            raise CheckFailed("you padded on the left; pad on the right (after the tokens)")
-        if not torch.equal(ids, expected_ids):
-            raise CheckFailed(f"{shown}: ids should be {expected_ids.tolist()}, got {ids.tolist()}")
-        as_tensor(mask, "mask for 5 sequences of at most 4 ids (B, T)", shape=(5, 4))
-        if mask.dtype == torch.bool and torch.equal(mask, ~expected_mask):
-            raise CheckFailed("the mask is inverted: it should be True on real tokens")
-        if mask.dtype != torch.bool:
-            raise CheckFailed(f"mask should be a bool tensor (True on real tokens), got dtype "
-                              f"{str(mask.dtype).replace('torch.', '')}: create it with "
-                              "dtype=torch.bool (a float or int mask breaks masked_fill and ~mask)")
-        if not torch.equal(mask, expected_mask):
-            raise CheckFailed(
-                f"mask should be {expected_mask.int().tolist()} (1 = real token), got "
-                f"{mask.int().tolist()}"
-            )
-        # A pad id that also occurs as a real token must not confuse the mask.
-        ids2, mask2 = as_pair(call(pad_batch, [[3, 7], [7]], 7, shown="pad_batch([[3, 7], [7]], pad_id=7)"),
-                              "pad_batch", ("ids", "mask"))
-        if as_tensor(mask2, "mask").tolist() != [[True, True], [True, False]]:
-            raise CheckFailed(
-                "the mask must come from the lengths, not from comparing ids with pad_id: "
-                "a real token can have the same id as the padding"
-            )
-
-    return run_check("pad_batch", body)
+    five = [[5, 6, 7], [9], [10, 11], [12, 13, 14, 16], [17, 18]]  # B = 5, longest T = 4
+    cases = [Case(f"pad_batch({five}, pad_id=50256)", five, 50256),
+             Case("pad_batch([[3, 7], [7]], pad_id=7) (the pad id is also a real token)", [[3, 7], [7]], 7),
+             Case("pad_batch([[1, 2, 3]], pad_id=0) (one sequence)", [[1, 2, 3]], 0),
+             Case("pad_batch([[], [4], [8, 8]], pad_id=9) (an empty sequence)", [[], [4], [8, 8]], 9),
+             Case("pad_batch([[1, 2], [3, 4], [5, 6]], pad_id=50256) (nothing to pad)", [[1, 2], [3, 4], [5, 6]], 50256)]
+    compare(pad_batch, _pad, cases, name="pad_batch(seqs, pad_id)", mistakes=PAD_BATCH, read=_labelled(_read_padded))

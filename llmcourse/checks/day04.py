@@ -4,6 +4,14 @@ Each ``check_*`` function runs the learner's code (or inspects the values they b
 one line - a pass, a specific hint, or "not done yet" - and returns ``True`` on a pass. None of
 them raises, so a check cell never stops a notebook.
 
+Every exercise has a table of typical mistakes (``SHIFT``, ``GET_BATCH``, ``WINDOW_DATASET``,
+``WRITE_TOKENS``); the hints come from it and the tests run every entry. ``get_batch`` and
+``WindowDataset`` are run on the dtypes real token data have (``uint16`` from a memory-mapped
+token file, ``int32``, ``int64``), on several sizes (none equal to the notebook's
+``block_size = 8``) and on edge cases (a single possible offset, no window at all);
+``write_tokens`` on the ``uint16``/``uint32`` boundary, empty and negative ids, and writing
+twice to the same file.
+
 Example (in the lesson)::
 
     >>> import torch
@@ -15,6 +23,7 @@ Example (in the lesson)::
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -22,13 +31,38 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from llmcourse.checks._core import (CheckFailed, as_list, as_pair, as_tensor, assert_dtype, assert_equal,
-                                    assert_shape, call, check, require)
+from llmcourse.checks._core import (CheckFailed, EarlierNotDone, Mistake, as_list, as_pair, as_tensor, assert_equal, check,
+                                    kind_of, require)
 
-__all__ = ["check_shift", "check_get_batch", "check_window_dataset", "check_write_tokens"]
+__all__ = ["check_shift", "check_get_batch", "check_window_dataset", "check_write_tokens",
+           "SHIFT", "GET_BATCH", "WINDOW_DATASET", "WRITE_TOKENS"]
+
+# The notebook's global context length; a wrong answer of the tables reads it instead of its argument.
+block_size = 8
 
 
-@check("shift by one")
+# ---- exercise 1: shift by one ----------------------------------------------------------------
+_CHUNK = torch.arange(10, 19)
+SHIFT = [
+    Mistake("swapped", None, args=(_CHUNK[1:], _CHUNK[:-1], _CHUNK),
+            hint="x and y are swapped: x is the input (the first T tokens), y the targets (the same "
+                 "tokens one step later)"),
+    Mistake("equal", None, args=(_CHUNK[:-1], _CHUNK[:-1], _CHUNK),
+            hint="x and y are equal: y must be x shifted by one token, y[t] == chunk[t + 1]"),
+    Mistake("shift by two", None, args=(_CHUNK[:-2], _CHUNK[2:], _CHUNK),
+            hint="x and y should each have T = len(chunk) - 1 tokens: drop the last token for x, the "
+                 "first for y"),
+    Mistake("x is the whole chunk", None, args=(_CHUNK, _CHUNK[1:], _CHUNK),
+            hint="x and y should each have T = len(chunk) - 1 tokens: drop the last token for x, the "
+                 "first for y"),
+    Mistake("y only the last token", None, args=(_CHUNK[:-1], _CHUNK[-1], _CHUNK),
+            hint="x and y should each have T = len(chunk) - 1 tokens: drop the last token for x, the "
+                 "first for y"),
+]
+_S_SWAP, _S_EQUAL, _S_LEN, _, _ = SHIFT
+
+
+@check("shift by one", mistakes=SHIFT)
 def check_shift(x: Any, y: Any, chunk: Any) -> None:
     """Exercise 1: ``x = chunk[:-1]`` and ``y = chunk[1:]``."""
     require(x, "x")
@@ -36,21 +70,116 @@ def check_shift(x: Any, y: Any, chunk: Any) -> None:
     xs, ys, cs = as_list(x, "x"), as_list(y, "y"), as_list(chunk, "chunk")
     n = len(cs) - 1
     if xs == cs[1:] and ys == cs[:-1]:
-        raise CheckFailed("x and y are swapped: x is the input (the first T tokens), y the targets "
-                          "(the same tokens one step later)")
+        raise CheckFailed(_S_SWAP.hint)
     if xs == ys:
-        raise CheckFailed("x and y are equal: y must be x shifted by one token, y[t] == chunk[t + 1]")
+        raise CheckFailed(_S_EQUAL.hint)
     if len(xs) != n or len(ys) != n:
-        raise CheckFailed(f"x and y should each have T = len(chunk) - 1 = {n} tokens, got "
-                          f"{len(xs)} and {len(ys)}: drop the last token for x, the first for y")
+        raise CheckFailed(f"{_S_LEN.hint} (T = {n}, got {len(xs)} and {len(ys)})")
     assert_equal(xs, cs[:-1], "x (the first T tokens of chunk)")
     assert_equal(ys, cs[1:], "y (chunk shifted by one)")
 
 
-def _call_batch(fn: Callable[..., Any], data: torch.Tensor, b: int, t: int,
-                g: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
-    shown = (f"get_batch(data, batch_size={b}, block_size={t}) with data of length {len(data)} and "
-             f"dtype {str(data.dtype).replace('torch.', '')}")
+# ---- exercise 2: get_batch -------------------------------------------------------------------
+def _get_batch(data, batch_size, block_size, generator=None):  # the lesson's answer (used by mistakes)
+    ix = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
+    x = torch.stack([data[i: i + block_size] for i in ix])
+    y = torch.stack([data[i + 1: i + 1 + block_size] for i in ix])
+    return x, y
+
+
+def _gb_no_long(data, batch_size, block_size, generator=None):
+    return _get_batch(data, batch_size, block_size, generator)
+
+
+def _gb_too_many(data, batch_size, block_size, generator=None):
+    ix = torch.randint(len(data) - block_size + 1, (batch_size,), generator=generator)
+    x = torch.stack([data[i: i + block_size] for i in ix])
+    y = torch.stack([data[i + 1: i + 1 + block_size] for i in ix])
+    return x.long(), y.long()
+
+
+def _gb_too_few(data, batch_size, block_size, generator=None):
+    ix = torch.randint(len(data) - block_size - 1, (batch_size,), generator=generator)
+    x = torch.stack([data[i: i + block_size] for i in ix])
+    y = torch.stack([data[i + 1: i + 1 + block_size] for i in ix])
+    return x.long(), y.long()
+
+
+def _gb_no_shift(data, batch_size, block_size, generator=None):
+    x, _ = _get_batch(data, batch_size, block_size, generator)
+    return x.long(), x.long()
+
+
+def _gb_no_generator(data, batch_size, block_size, generator=None):
+    x, y = _get_batch(data, batch_size, block_size, None)
+    return x.long(), y.long()
+
+
+def _gb_global_block(data, batch_size, T, generator=None):  # reads the notebook's block_size
+    x, y = _get_batch(data, batch_size, block_size, generator)
+    return x.long(), y.long()
+
+
+def _gb_add_one(data, batch_size, block_size, generator=None):  # y = x + 1: arithmetic on the ids
+    ix = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
+    x = torch.stack([data[i: i + block_size] for i in ix])
+    return x.long(), x.long() + 1
+
+
+def _gb_backwards(data, batch_size, block_size, generator=None):
+    ix = torch.randint(1, len(data) - block_size, (batch_size,), generator=generator)
+    x = torch.stack([data[i: i + block_size] for i in ix])
+    y = torch.stack([data[i - 1: i - 1 + block_size] for i in ix])
+    return x.long(), y.long()
+
+
+GET_BATCH = [
+    Mistake("no .long()", _gb_no_long,
+            hint="x and y should be torch.long (int64): token files hold uint16 ids, and embedding "
+                 "layers and cross_entropy need int64 ids: return x.long(), y.long()"),
+    Mistake("offsets one too many", _gb_too_many,
+            hint="Offsets up to len(data) - block_size are one too many: the window of y runs past "
+                 "the end. Draw them with torch.randint(len(data) - block_size, ...)"),
+    Mistake("offsets one too few", _gb_too_few,
+            hint="the last offset len(data) - block_size - 1 is never drawn: torch.randint's upper "
+                 "bound is exclusive, so draw from torch.randint(len(data) - block_size, ...)"),
+    Mistake("y equals x", _gb_no_shift,
+            hint="y equals x: y must be the window one token later, data[i+1 : i+T+1]"),
+    Mistake("generator ignored", _gb_no_generator,
+            hint="two calls with generators of the same seed gave different batches: pass "
+                 "generator=generator to torch.randint"),
+    Mistake("global block_size", _gb_global_block,
+            hint="the windows have the notebook's block_size, not the block_size argument: use the "
+                 "function's parameter"),
+    Mistake("y = x + 1", _gb_add_one,
+            hint="y is not the next window of data: y = x + 1 adds one to the ids; slice "
+                 "data[i + 1 : i + T + 1] with the same offset i"),
+    Mistake("y shifted backwards", _gb_backwards,
+            hint="y is shifted the wrong way: y should be data[i + 1 : i + T + 1]"),
+]
+(_G_LONG, _G_MANY, _G_FEW, _G_EQUAL, _G_GEN, _G_GLOBAL, _G_PLUS1, _G_BACK) = GET_BATCH
+
+
+def _token_file(values: np.ndarray, dtype: Any, tmp: str, name: str) -> torch.Tensor:
+    """``values`` written as a raw token file and read back as ``torch.from_numpy(np.memmap(...))``."""
+    path = os.path.join(tmp, name)
+    values.astype(dtype).tofile(path)
+    mm = np.memmap(path, dtype=dtype, mode="c")  # copy-on-write: writable, so from_numpy is quiet
+    return torch.from_numpy(mm)
+
+
+def _distinct(n: int, base: int, seed: int) -> np.ndarray:
+    """``n`` distinct token ids from ``base`` up, shuffled: every window is found by its first id."""
+    rng = np.random.default_rng(seed)
+    return base + rng.permutation(n).astype(np.int64)
+
+
+def _dtype(t: Any) -> str:
+    return str(getattr(t, "dtype", "?")).replace("torch.", "")
+
+
+def _call_batch(fn: Callable[..., Any], data: torch.Tensor, b: int, t: int, g: Any, where: str) -> tuple[Any, Any]:
+    shown = f"get_batch(data, batch_size={b}, block_size={t}) with {where}"
     try:
         out = fn(data, b, t, generator=g)
     except NotImplementedError as exc:
@@ -58,175 +187,420 @@ def _call_batch(fn: Callable[..., Any], data: torch.Tensor, b: int, t: int,
             raise CheckFailed(
                 f"on {shown} your code raised NotImplementedError: {exc}. Token files are uint16, "
                 "which supports little arithmetic in torch: slice the windows first, then convert "
-                "them with .long()"
-            ) from exc
+                "them with .long()") from exc
         raise
     except AssertionError:
         raise
     except (RuntimeError, IndexError) as exc:  # a too-large offset makes a short window
-        raise CheckFailed(
-            f"on {shown} your code raised {type(exc).__name__}: {exc}. Offsets up to "
-            "len(data) - block_size are one too many: the window of y runs past the end. Draw "
-            "them with torch.randint(len(data) - block_size, ...)"
-        ) from exc
+        if "from' to be less than 'to'" in str(exc) or "high" in str(exc) and "> 0" in str(exc):
+            raise CheckFailed(f"{_G_FEW.hint} (on {shown} your code raised {type(exc).__name__}: "
+                              f"{str(exc)[:120]})") from exc
+        raise CheckFailed(f"{_G_MANY.hint} (on {shown} your code raised {type(exc).__name__}: "
+                          f"{str(exc)[:120]})") from exc
     except Exception as exc:  # noqa: BLE001 - turned into a verdict
         raise CheckFailed(f"your code raised {type(exc).__name__}: {exc} on {shown}") from exc
     x, y = as_pair(out, "get_batch")
     for name, v in (("x", x), ("y", y)):
         if not isinstance(v, torch.Tensor):
-            raise CheckFailed(f"{name} should be a torch tensor, got {type(v).__name__}; "
-                              "use torch.stack on the windows")
-    return x, y
+            raise CheckFailed(f"{name} should be a torch tensor, got {kind_of(v)}; use torch.stack on "
+                              f"the windows (on {shown})")
+    return x, y, shown  # type: ignore[return-value]
 
 
-@check("get_batch", hint="offsets must stay in 0 .. len(data) - block_size - 1 so that y fits")
-def check_get_batch(get_batch: Callable[..., Any]) -> None:
-    """Exercise 2: random-offset batches of shape ``(B, T)``, ``y`` shifted by one.
-
-    The data are ``uint16``, as a memory-mapped ``train.bin`` gives them (``torch.from_numpy``
-    of the memmap), so a ``get_batch`` that forgets ``.long()`` fails here rather than in the
-    embedding layer.
-    """
-    data = torch.from_numpy(np.arange(50, dtype=np.uint16))
-    x, y = _call_batch(get_batch, data, 8, 5, torch.Generator().manual_seed(0))
-    assert_shape(x, (8, 5), "x for batch_size=8, block_size=5")
-    assert_shape(y, (8, 5), "y for batch_size=8, block_size=5")
+def _check_windows(x: torch.Tensor, y: torch.Tensor, data: torch.Tensor, b: int, t: int, shown: str) -> list[int]:
+    """x and y are (b, t) int64 windows of ``data`` (distinct values), y one token later; the offsets."""
+    if tuple(x.shape) == (b, block_size) and t != block_size:
+        raise CheckFailed(f"{_G_GLOBAL.hint} (x has shape {tuple(x.shape)}, expected {(b, t)}, on {shown})")
+    as_tensor(x, f"x for batch_size={b}, block_size={t}", shape=(b, t))
+    as_tensor(y, f"y for batch_size={b}, block_size={t}", shape=(b, t))
     if x.dtype != torch.long or y.dtype != torch.long:
-        raise CheckFailed(f"on uint16 data (what a token file holds) x and y should be torch.long "
-                          f"(int64), got {str(x.dtype).replace('torch.', '')} and "
-                          f"{str(y.dtype).replace('torch.', '')}; embedding layers and cross_entropy "
-                          "need int64 ids: return x.long(), y.long()")
+        raise CheckFailed(f"on {shown}: {_G_LONG.hint} (got {_dtype(x)} and {_dtype(y)})")
     if torch.equal(x, y):
-        raise CheckFailed("y equals x: y must be the window one token later, data[i+1 : i+T+1]")
-    if not bool((x[:, 1:] - x[:, :-1] == 1).all()):
-        raise CheckFailed("the rows of x are not runs of consecutive tokens of data (on data = "
-                          "0, 1, 2, ... each row should count up by one): slice data[i : i + T]")
-    if torch.equal(y, x - 1):
-        raise CheckFailed("y is shifted the wrong way: y should be data[i + 1 : i + T + 1]")
-    if not torch.equal(y, x + 1):
-        raise CheckFailed("y is not x shifted by one token: for each row use the same offset i, "
-                          "x = data[i : i + T], y = data[i + 1 : i + T + 1]")
-
-    # Every offset 0 .. N - T - 1 must be possible, and none beyond.
-    small = torch.arange(12, dtype=torch.int32)
-    g = torch.Generator().manual_seed(1)
-    starts: set[int] = set()
-    for _ in range(40):
-        xs, ys = _call_batch(get_batch, small, 16, 4, g)
-        if int(ys.max()) > 11:
-            raise CheckFailed("y reads past the end of data")
-        starts.update(xs[:, 0].tolist())
-    if max(starts) < 7:
-        raise CheckFailed(
-            f"on data of length 12 with block_size 4 the offsets never reached 7 = len(data) - "
-            f"block_size - 1 (largest seen: {max(starts)}): torch.randint's upper bound is "
-            "exclusive, so draw from torch.randint(len(data) - block_size, ...)"
-        )
-    if min(starts) > 0:
-        raise CheckFailed("offset 0 is never drawn: the first window of the data must be possible")
-
-    # Reproducible with a generator.
-    data = torch.arange(50)
-    a, _ = _call_batch(get_batch, data, 8, 5, torch.Generator().manual_seed(123))
-    b, _ = _call_batch(get_batch, data, 8, 5, torch.Generator().manual_seed(123))
-    if not torch.equal(a, b):
-        raise CheckFailed("two calls with generators of the same seed gave different batches: pass "
-                          "generator=generator to torch.randint")
+        raise CheckFailed(f"{_G_EQUAL.hint} (on {shown})")
+    values = data.long().tolist()
+    position = {v: i for i, v in enumerate(values)}
+    offsets = []
+    for row in range(b):
+        first = int(x[row, 0])
+        i = position.get(first)
+        if i is None or x[row].tolist() != values[i: i + t]:
+            raise CheckFailed(f"row {row} of x is not a window of consecutive tokens of data: slice "
+                              f"data[i : i + T] (on {shown})")
+        if y[row].tolist() != values[i + 1: i + 1 + t]:
+            if y[row].tolist() == [v + 1 for v in x[row].tolist()]:
+                raise CheckFailed(f"{_G_PLUS1.hint} (on {shown})")
+            if i >= 1 and y[row].tolist() == values[i - 1: i - 1 + t]:
+                raise CheckFailed(f"{_G_BACK.hint} (on {shown})")
+            raise CheckFailed(f"row {row} of y is not x shifted by one token: for each row use the same "
+                              f"offset i, x = data[i : i + T], y = data[i + 1 : i + T + 1] (on {shown})")
+        offsets.append(i)
+    return offsets
 
 
-@check("WindowDataset")
+@check("get_batch", hint="offsets must stay in 0 .. len(data) - block_size - 1 so that y fits",
+       mistakes=GET_BATCH)
+def check_get_batch(get_batch: Callable[..., Any]) -> None:
+    """Exercise 2: random-offset batches of shape ``(B, T)``, ``y`` shifted by one, ``int64``.
+
+    The data are ``uint16`` read from a memory-mapped token file (``torch.from_numpy`` of an
+    ``np.memmap``), as ``train.bin`` gives them, and ``int32``/``int64`` tensors with ids above
+    65,535; sizes differ from the notebook's ``block_size = 8``, and one has a single possible
+    offset.
+    """
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
+        battery = [
+            (_token_file(_distinct(50, 60_000, 0), np.uint16, tmp, "train.bin"), 8, 5,
+             "50 uint16 token ids from a memory-mapped file"),
+            (torch.from_numpy(_distinct(40, 70_000, 1).astype(np.int32)), 3, 17, "40 int32 token ids"),
+            (torch.from_numpy(_distinct(2, 5, 2)), 6, 1, "2 int64 token ids (only offset 0 fits)"),
+            (_token_file(_distinct(300, 1_000, 3), np.uint16, tmp, "val.bin"), 2, 33,
+             "300 uint16 token ids from a memory-mapped file"),
+        ]
+        for k, (data, b, t, where) in enumerate(battery):
+            x, y, shown = _call_batch(get_batch, data, b, t, torch.Generator().manual_seed(10 + k), where)
+            _check_windows(x, y, data, b, t, shown)
+
+        # Every offset 0 .. N - T - 1 must be possible, and none beyond.
+        small = _token_file(_distinct(12, 100, 4), np.uint16, tmp, "small.bin")
+        g = torch.Generator().manual_seed(1)
+        starts: set[int] = set()
+        for _ in range(40):
+            x, y, shown = _call_batch(get_batch, small, 16, 4, g, "12 uint16 token ids")
+            starts.update(_check_windows(x, y, small, 16, 4, shown))
+        if max(starts) < 7:
+            raise CheckFailed(f"{_G_FEW.hint} (on data of length 12 with block_size 4 the offsets never "
+                              f"reached 7; largest seen: {max(starts)})")
+        if min(starts) > 0:
+            raise CheckFailed("offset 0 is never drawn: the first window of the data must be possible")
+
+        # Reproducible with a generator.
+        data = battery[0][0]
+        a = _call_batch(get_batch, data, 8, 5, torch.Generator().manual_seed(123), battery[0][3])[0]
+        c = _call_batch(get_batch, data, 8, 5, torch.Generator().manual_seed(123), battery[0][3])[0]
+        if not torch.equal(a, c):
+            raise CheckFailed(_G_GEN.hint)
+
+
+# ---- exercise 3: WindowDataset ---------------------------------------------------------------
+class _Windows(torch.utils.data.Dataset):  # the lesson's answer, the base of the wrong ones
+    def __init__(self, data, block_size, stride=None):
+        self.data = data
+        self.block_size = block_size
+        self.stride = block_size if stride is None else stride
+
+    def __len__(self):
+        return (len(self.data) - self.block_size - 1) // self.stride + 1
+
+    def __getitem__(self, k):
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        i = k * self.stride
+        return self.data[i: i + self.block_size], self.data[i + 1: i + 1 + self.block_size]
+
+
+class _TooMany(_Windows):
+    def __len__(self):
+        return (len(self.data) - self.block_size) // self.stride + 1
+
+
+class _FloatLength(_Windows):
+    def __len__(self):
+        return int((len(self.data) - self.block_size - 1) / self.stride) + 1
+
+
+class _NoStride(_Windows):
+    def __getitem__(self, k):
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        return self.data[k: k + self.block_size], self.data[k + 1: k + 1 + self.block_size]
+
+
+class _StrideOne(_Windows):
+    def __init__(self, data, block_size, stride=1):
+        super().__init__(data, block_size, stride)
+
+
+class _NoNegativeCheck(_Windows):
+    def __getitem__(self, k):
+        if k >= len(self):
+            raise IndexError(k)
+        i = k * self.stride
+        return self.data[i: i + self.block_size], self.data[i + 1: i + 1 + self.block_size]
+
+
+class _NoIndexError(_Windows):
+    def __getitem__(self, k):
+        i = k * self.stride
+        return self.data[i: i + self.block_size], self.data[i + 1: i + 1 + self.block_size]
+
+
+class _Lists(_Windows):
+    def __getitem__(self, k):
+        x, y = super().__getitem__(k)
+        return x.tolist(), y.tolist()
+
+
+WINDOW_DATASET = [
+    Mistake("length one too many", _TooMany,
+            hint="one too many: the last window also needs its target, so it must end by index "
+                 "len(data) - 1 (use len(data) - T - 1)"),
+    Mistake("length with int(/)", _FloatLength,
+            hint="no window fits when len(data) <= block_size, so len(ds) must be 0: int(a / b) rounds "
+                 "towards zero; use floor division //"),
+    Mistake("stride ignored", _NoStride,
+            hint="window k must start at k * stride, not at k"),
+    Mistake("stride defaults to 1", _StrideOne,
+            hint="stride defaults to block_size (non-overlapping windows): stride=None, then "
+                 "self.stride = block_size if stride is None else stride"),
+    Mistake("negative k", _NoNegativeCheck,
+            expect="ds[-1] (len(ds) = 4) should raise IndexError: a negative k"),
+    Mistake("no IndexError", _NoIndexError,
+            hint="a for loop over the dataset stops only on IndexError"),
+    Mistake("lists", _Lists, expect="should be a torch tensor, got a list of 4 items"),
+]
+_W_MANY, _W_FLOAT, _W_STRIDE, _W_DEFAULT, _, _W_INDEX, _ = WINDOW_DATASET
+
+
+class _PartNotDone(EarlierNotDone):
+    """One method of the class is still a stub: printed as "not done yet", naming the method."""
+
+    def __init__(self, message: str) -> None:
+        CheckFailed.__init__(self, message)
+        self.function, self.exercise = message, None
+
+
+def _window_battery(tmp: str) -> list[tuple[Any, str, int, Any]]:
+    arange = torch.arange(20)
+    return [
+        (arange, "arange(20)", 4, None), (arange, "arange(20)", 4, 1), (arange, "arange(20)", 4, 3),
+        (arange, "arange(20)", 5, 5),
+        (_token_file(_distinct(37, 60_000, 5), np.uint16, tmp, "train.bin"), "37 uint16 ids from a token file", 6, 4),
+        (torch.from_numpy(_distinct(30, 70_000, 6).astype(np.int32)), "30 int32 ids", 7, None),
+        (torch.arange(10), "arange(10)", 10, None),  # no window fits
+        (torch.arange(10), "arange(10)", 9, None),   # exactly one
+    ]
+
+
+@check("WindowDataset", mistakes=WINDOW_DATASET)
 def check_window_dataset(dataset_cls: Any) -> None:
-    """Exercise 3: a map-style dataset of windows starting at ``k * stride``."""
-    data = torch.arange(20)
-    for block, stride in ((4, None), (4, 1), (4, 3), (5, 5)):
-        ds = dataset_cls(data, block) if stride is None else dataset_cls(data, block, stride)
-        s = block if stride is None else stride
-        expected = (20 - block - 1) // s + 1
+    """Exercise 3: a map-style dataset of windows starting at ``k * stride``.
+
+    Run on ``int64``, ``int32`` and memory-mapped ``uint16`` data, with the default stride and
+    others, and with data too short for any window.
+    """
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
+        battery = _window_battery(tmp)
+        for data, what, block, stride in battery:
+            ds = dataset_cls(data, block) if stride is None else dataset_cls(data, block, stride)
+            s = block if stride is None else stride
+            n_data = len(data)
+            expected = max(0, (n_data - block - 1) // s + 1)
+            shown = f"WindowDataset({what}, block_size={block}" + (")" if stride is None else f", stride={stride})")
+            n = len(ds)
+            label = f"len({shown})"
+            if stride is None and n == (n_data - block - 1) // 1 + 1 and n != expected:
+                raise CheckFailed(f"{_W_DEFAULT.hint} ({label} is {n}, expected {expected})")
+            if expected == 0 and n != 0:
+                raise CheckFailed(f"{_W_FLOAT.hint} ({label} is {n})")
+            if n == expected + 1:
+                raise CheckFailed(f"{label} is {n}, {_W_MANY.hint}")
+            if n == expected - 1:
+                raise CheckFailed(f"{label} is {n}, one too few: the window starting at "
+                                  f"{(expected - 1) * s} still fits with its target")
+            assert_equal(n, expected, label)
+            values = data.long().tolist()
+            for k in sorted({0, expected // 2, expected - 1} - {-1}):
+                if expected == 0:
+                    break
+                try:
+                    item = ds[k]
+                except NotImplementedError as exc:
+                    raise _PartNotDone("__len__ is right; __getitem__ is not done yet — write it in the "
+                                       "cell above, run it, then run this check again") from exc
+                x, y = as_pair(item, f"ds[{k}]")
+                start = k * s
+                where = f"of window {k} of {shown}"
+                as_tensor(x, f"x {where}", shape=(block,))
+                as_tensor(y, f"y {where}", shape=(block,))
+                if x.dtype not in (data.dtype, torch.long):
+                    raise CheckFailed(f"x {where} has dtype {_dtype(x)}: keep the data's ids "
+                                      f"({_dtype(data)}) or return int64")
+                if k > 0 and s != 1 and as_list(x, "x") == values[k: k + block]:
+                    raise CheckFailed(f"{_W_STRIDE.hint} ({where})")
+                assert_equal(as_list(x, "x"), values[start: start + block], f"x {where}")
+                assert_equal(as_list(y, "y"), values[start + 1: start + block + 1], f"y {where}")
+        ds = dataset_cls(torch.arange(20), 4)
         n = len(ds)
-        label = f"len(WindowDataset(arange(20), block_size={block}, stride={s}))"
-        if n == expected + 1:
-            raise CheckFailed(f"{label} is {n}, one too many: the last window also needs its target, "
-                              f"so it must end by index len(data) - 1 (use len(data) - T - 1)")
-        if n == expected - 1:
-            raise CheckFailed(f"{label} is {n}, one too few: the window starting at "
-                              f"{(expected - 1) * s} still fits with its target")
-        assert_equal(n, expected, label)
-        for k in (0, expected - 1):
-            x, y = as_pair(ds[k], f"ds[{k}]")
-            start = k * s
-            where = f"of window {k} (block_size={block}, stride={s})"
-            as_tensor(x, f"x {where}", shape=(block,))
-            as_tensor(y, f"y {where}", shape=(block,))
-            assert_equal(as_list(x, "x"), list(range(start, start + block)), f"x {where}")
-            assert_equal(as_list(y, "y"), list(range(start + 1, start + block + 1)), f"y {where}")
-    ds = dataset_cls(data, 4)
-    n = len(ds)
-    for k, why in ((n, "a for loop over the dataset stops only on IndexError"),
-                   (n + 3, "every k outside 0 .. len(ds) - 1 is out of range"),
-                   (-1, "a negative k is outside 0 .. len(ds) - 1 too (or, like a Python list, "
-                        "ds[-1] may be the last window); without the test, slicing with a "
-                        "negative start quietly returns an empty or wrong window")):
-        try:
-            item = ds[k]
-        except IndexError:
-            continue
-        if k < 0:  # reading a negative k from the end, as a Python list does, is fine too
-            got, last = as_pair(item, f"ds[{k}]"), ds[n + k]
-            if all(isinstance(t, torch.Tensor) and t.shape == u.shape and torch.equal(t, u)
-                   for t, u in zip(got, last)):
+        for k, why in ((n, _W_INDEX.hint),
+                       (n + 3, "every k outside 0 .. len(ds) - 1 is out of range"),
+                       (-1, "a negative k is outside 0 .. len(ds) - 1 too (or, like a Python list, "
+                            "ds[-1] may be the last window); without the test, slicing with a "
+                            "negative start quietly returns an empty or wrong window")):
+            try:
+                item = ds[k]
+            except IndexError:
                 continue
-        raise CheckFailed(f"ds[{k}] (len(ds) = {n}) should raise IndexError: {why}. Test "
-                          "`if not 0 <= k < len(self): raise IndexError(...)`")
-    loader = torch.utils.data.DataLoader(ds, batch_size=2)
-    xb, yb = next(iter(loader))
-    assert_shape(xb, (2, 4), "a DataLoader batch of x")
+            if k < 0:  # reading a negative k from the end, as a Python list does, is fine too
+                got, last = as_pair(item, f"ds[{k}]"), ds[n + k]
+                if all(isinstance(t, torch.Tensor) and t.shape == u.shape and torch.equal(t, u)
+                       for t, u in zip(got, last)):
+                    continue
+            raise CheckFailed(f"ds[{k}] (len(ds) = {n}) should raise IndexError: {why}. Test "
+                              "`if not 0 <= k < len(self): raise IndexError(...)`")
+        loader = torch.utils.data.DataLoader(ds, batch_size=2)
+        xb, yb = next(iter(loader))
+        as_tensor(xb, "a DataLoader batch of x", shape=(2, 4))
 
 
-@check("write_tokens")
+# ---- exercise 4: write_tokens ----------------------------------------------------------------
+def _wt_always_uint16(ids, path):
+    np.asarray(ids).astype(np.uint16).tofile(path)
+    return np.dtype(np.uint16)
+
+
+def _wt_strict_boundary(ids, path):
+    arr = np.asarray(ids, dtype=np.int64)
+    if arr.size and arr.min() < 0:
+        raise ValueError("negative id")
+    dtype = np.uint16 if arr.size == 0 or arr.max() < 65_535 else np.uint32
+    arr.astype(dtype).tofile(path)
+    return np.dtype(dtype)
+
+
+def _wt_header(ids, path):
+    arr = np.asarray(ids, dtype=np.int64)
+    if arr.size and arr.min() < 0:
+        raise ValueError("negative id")
+    dtype = np.uint16 if arr.size == 0 or arr.max() < 2**16 else np.uint32
+    with open(path, "wb") as f:
+        np.save(f, arr.astype(dtype))
+    return np.dtype(dtype)
+
+
+def _wt_negative(ids, path):
+    arr = np.asarray(ids, dtype=np.int64)
+    dtype = np.uint16 if arr.size == 0 or arr.max() < 2**16 else np.uint32
+    arr.astype(dtype).tofile(path)
+    return np.dtype(dtype)
+
+
+def _wt_np_save(ids, path):
+    arr = np.asarray(ids, dtype=np.int64)
+    if arr.size and arr.min() < 0:
+        raise ValueError("negative id")
+    dtype = np.uint16 if arr.size == 0 or arr.max() < 2**16 else np.uint32
+    np.save(path, arr.astype(dtype))
+    return np.dtype(dtype)
+
+
+def _wt_empty(ids, path):
+    arr = np.asarray(ids, dtype=np.int64)
+    if arr.min() < 0:  # ValueError on an empty array: zero-size array has no minimum
+        raise ValueError("negative id")
+    dtype = np.uint16 if arr.max() < 2**16 else np.uint32
+    arr.astype(dtype).tofile(path)
+    return np.dtype(dtype)
+
+
+def _wt_appends(ids, path):
+    arr = np.asarray(ids, dtype=np.int64)
+    if arr.size and arr.min() < 0:
+        raise ValueError("negative id")
+    dtype = np.uint16 if arr.size == 0 or arr.max() < 2**16 else np.uint32
+    with open(path, "ab") as f:
+        f.write(arr.astype(dtype).tobytes())
+    return np.dtype(dtype)
+
+
+WRITE_TOKENS = [
+    Mistake("always uint16", _wt_always_uint16, expect="the dtype should be uint32"),
+    Mistake("65,535 to uint32", _wt_strict_boundary,
+            hint="65,535 is the largest value a uint16 holds, so it still fits"),
+    Mistake("np.save header", _wt_header, hint="np.save adds a header"),
+    Mistake("negative ids accepted", _wt_negative,
+            hint="should raise ValueError: a negative id would wrap around to 65,535 in uint16 without any error"),
+    Mistake("np.save(path)", _wt_np_save, hint="np.save appends .npy to the name and writes a header"),
+    Mistake("empty ids crash", _wt_empty,
+            hint="an empty list of ids must give an empty uint16 file: test arr.size before arr.min() / arr.max()"),
+    Mistake("appends", _wt_appends,
+            hint="writing to an existing file must replace its ids, not append to them (tofile, or open(path, 'wb'))"),
+]
+_T_16, _T_BOUNDARY, _T_HEADER, _T_NEG, _T_NPY, _T_EMPTY, _T_APPEND = WRITE_TOKENS
+
+
+def _write(write_tokens: Any, ids: Any, path: Path, what: str) -> np.dtype:
+    shown = f"write_tokens({what}, path)"
+    try:
+        got = write_tokens(ids, path)
+    except (NotImplementedError, AssertionError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - turned into a verdict
+        if len(ids) == 0:
+            raise CheckFailed(f"{_T_EMPTY.hint} (your code raised {type(exc).__name__}: {exc} on {shown})") from exc
+        raise CheckFailed(f"your code raised {type(exc).__name__}: {exc} on {shown}") from exc
+    if got is None:
+        raise CheckFailed("write_tokens returned None; return the dtype you used")
+    try:
+        return np.dtype(got)
+    except TypeError as exc:
+        raise CheckFailed(f"write_tokens should return a NumPy dtype, got {got!r}") from exc
+
+
+def _read_back(path: Path, want: np.dtype, n: int, what: str) -> list[int]:
+    if not path.is_file():
+        if path.with_name(path.name + ".npy").is_file():
+            raise CheckFailed(f"write_tokens(ids, {path.name!r}) wrote {path.name}.npy instead: {_T_NPY.hint} "
+                              "before the ids. Write the raw ids with array.astype(dtype).tofile(path)")
+        raise CheckFailed(f"write_tokens did not create the file {path.name}")
+    size = path.stat().st_size
+    if size != n * want.itemsize:
+        why = (_T_APPEND.hint if size > n * want.itemsize and size % want.itemsize == 0
+               and "twice" in what else f"write the raw ids with array.astype(dtype).tofile(path) ({_T_HEADER.hint})")
+        raise CheckFailed(f"for {what} the file holds {size} bytes, expected {n} ids x {want.itemsize} bytes "
+                          f"= {n * want.itemsize}: {why}")
+    return np.fromfile(path, dtype=want).tolist()
+
+
+@check("write_tokens", mistakes=WRITE_TOKENS)
 def check_write_tokens(write_tokens: Callable[[Any, Any], Any]) -> None:
-    """Exercise 4: raw ``uint16`` ids when they fit, ``uint32`` otherwise; negative ids rejected."""
+    """Exercise 4: raw ``uint16`` ids when they fit, ``uint32`` otherwise; negative ids rejected.
+
+    Also: an empty list, a numpy ``int32`` array, and writing twice to the same path (the
+    second write replaces the first).
+    """
     cases = [
         ([0, 5, 64, 65_535], np.uint16, "ids up to 65,535"),
         ([0, 65_536, 100_276], np.uint32, "ids above 65,535"),
         (np.array([3, 1, 4, 1, 5], dtype=np.int64), np.uint16, "a numpy array of small ids"),
         (np.array([7, 70_000], dtype=np.uint32), np.uint32, "a uint32 numpy array"),
+        (np.array([50_256, 11, 65_535, 0], dtype=np.int32), np.uint16, "an int32 numpy array"),
+        ([], np.uint16, "an empty list of ids"),
     ]
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
         for i, (ids, dtype, what) in enumerate(cases):
             path = Path(tmp) / f"case{i}.bin"
-            got = call(write_tokens, ids, path, shown=f"write_tokens({what}, path)")
-            if got is None:
-                raise CheckFailed("write_tokens returned None; return the dtype you used")
-            try:
-                got_dtype = np.dtype(got)
-            except TypeError as exc:
-                raise CheckFailed(f"write_tokens should return a NumPy dtype, got {got!r}") from exc
+            got_dtype = _write(write_tokens, ids, path, what)
             want = np.dtype(dtype)
             if got_dtype != want:
-                extra = (" (65,535 is the largest value a uint16 holds, so it still fits)"
-                         if want == np.uint16 and max(list(ids)) == 65_535 else "")
+                extra = (f" ({_T_BOUNDARY.hint})" if want == np.uint16 and len(ids) and max(list(ids)) == 65_535
+                         else "")
                 raise CheckFailed(f"for {what} the dtype should be {want}, got {got_dtype}{extra}")
-            if not path.is_file():
-                if path.with_name(path.name + ".npy").is_file():
-                    raise CheckFailed(
-                        f"write_tokens(ids, {path.name!r}) wrote {path.name}.npy instead: np.save "
-                        "appends .npy to the name and writes a header before the ids. Write the "
-                        "raw ids with array.astype(dtype).tofile(path)")
-                raise CheckFailed(f"write_tokens did not create the file {path.name}")
-            size = path.stat().st_size
-            n = len(list(ids))
-            if size != n * want.itemsize:
-                raise CheckFailed(
-                    f"for {what} the file holds {size} bytes, expected {n} ids x {want.itemsize} "
-                    f"bytes = {n * want.itemsize}: write the raw ids with array.astype(dtype)."
-                    "tofile(path) (np.save adds a header)"
-                )
-            back = np.fromfile(path, dtype=want).tolist()
+            back = _read_back(path, want, len(ids), what)
             assert_equal(back, [int(v) for v in ids], f"the ids read back for {what}")
+        # Writing twice to the same file: the second call replaces the first.
+        path = Path(tmp) / "twice.bin"
+        _write(write_tokens, [1, 2, 3], path, "[1, 2, 3]")
+        want = _write(write_tokens, [4, 5], path, "[4, 5] (written over [1, 2, 3])")
+        back = _read_back(path, want, 2, "[4, 5] written twice over [1, 2, 3] in the same file")
+        assert_equal(back, [4, 5], "the ids read back after writing [4, 5] over [1, 2, 3]")
         try:
             write_tokens([4, -1, 2], Path(tmp) / "negative.bin")
         except ValueError:
             pass
+        except (NotImplementedError, AssertionError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - turned into a verdict
+            raise CheckFailed(f"write_tokens([4, -1, 2], path) raised {type(exc).__name__}; it "
+                              f"{_T_NEG.hint}") from exc
         else:
-            raise CheckFailed("write_tokens([4, -1, 2], path) should raise ValueError: a negative id "
-                              "would wrap around to 65,535 in uint16 without any error")
+            raise CheckFailed(f"write_tokens([4, -1, 2], path) {_T_NEG.hint}")

@@ -1,8 +1,10 @@
 """Checks for day 06, "A first language model, end to end", and a reference ``estimate_loss``.
 
-Each ``check_*`` function runs the learner's code (or inspects the value they built), prints
-one line - a pass, a specific hint, or "not done yet" - and returns ``True`` on a pass. None of
-them raises, so a check cell never stops a notebook.
+Each ``check_*`` function compares the learner's code (or the value they built) with a reference
+on a small seeded battery of inputs (gradients, sequences of training steps, scripted losses
+included), prints one line - a pass, a specific hint, or "not done yet" - and returns ``True`` on
+a pass. None of them raises, so a check cell never stops a notebook. Each exercise has a table of
+typical mistakes (``BASELINE``, ``CROSS_ENTROPY``, ``TRAIN_STEP``, ``ESTIMATE_LOSS``).
 
 :func:`reference_estimate_loss` is what the lesson uses after its exercise 4, so that a learner
 who skipped the exercise can run the rest of the notebook.
@@ -17,7 +19,6 @@ Example::
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any, Callable
 
@@ -25,7 +26,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from llmcourse.checks._core import CheckFailed, as_tensor, assert_close, call, check, require
+from llmcourse.checks._core import (Case, CheckFailed, Mistake, as_float, as_tensor, check, compare, kind_of,
+                                    none_hint, outputs_and_grads, require)
 from llmcourse.train.evaluate import estimate_loss
 
 __all__ = [
@@ -34,6 +36,10 @@ __all__ = [
     "check_train_step",
     "check_estimate_loss",
     "reference_estimate_loss",
+    "BASELINE",
+    "CROSS_ENTROPY",
+    "TRAIN_STEP",
+    "ESTIMATE_LOSS",
 ]
 
 
@@ -48,100 +54,162 @@ def reference_estimate_loss(
     return estimate_loss(model, get_batch_fn, eval_iters, splits=None)
 
 
-@check("uniform baseline")
+# ---- exercise 1: the uniform baseline ------------------------------------------------------------
+
+BASELINE = [
+    Mistake("probability 1/V", args=(1 / 65, 65),
+            hint="that is the probability 1/V; the loss is -log of it"),
+    Mistake("sign", args=(-math.log(65), 65),
+            hint="the sign is wrong: the loss is -log(1/V), a positive number"),
+    Mistake("log base 2", args=(math.log2(65), 65),
+            hint="that is log base 2 (bits); cross-entropy in PyTorch uses the natural log, math.log"),
+    Mistake("log base 10", args=(math.log10(65), 65),
+            hint="that is log base 10; cross-entropy uses the natural log, math.log"),
+    Mistake("another vocabulary", args=(math.log(50257), 65),
+            hint="a uniform guess over V = 65 tokens"),
+    Mistake("a string", args=("4.17", 65), expect="should be a number"),
+]
+
+
+@check("uniform baseline", mistakes=BASELINE, learner=("baseline",))
 def check_baseline(baseline: Any, vocab_size: int) -> None:
-    """Exercise 1: the loss of a uniform guess, ``ln(V)``."""
+    """Exercise 1: the loss of a uniform guess, ``ln(V)``, for the notebook's ``V``."""
     require(baseline, "baseline")
-    try:
-        value = float(baseline)
-    except (TypeError, ValueError) as exc:
-        raise CheckFailed(f"baseline should be a number, got {type(baseline).__name__}") from exc
-    want = math.log(vocab_size)
+    if isinstance(baseline, str):
+        raise CheckFailed(f"baseline should be a number, got a str ({baseline!r})")
+    value = as_float(baseline, "baseline")
+    V = vocab_size
+    want = math.log(V)
     if math.isclose(value, want, rel_tol=1e-6):
         return
-    if math.isclose(value, 1 / vocab_size, rel_tol=1e-6):
-        raise CheckFailed("that is the probability 1/V; the loss is -log of it")
-    if math.isclose(value, -want, rel_tol=1e-6):
-        raise CheckFailed("the sign is wrong: the loss is -log(1/V), a positive number")
-    if math.isclose(value, math.log2(vocab_size), rel_tol=1e-6):
-        raise CheckFailed("that is log base 2 (bits); cross-entropy in PyTorch uses the natural log, "
-                          "math.log")
-    if math.isclose(value, math.log10(vocab_size), rel_tol=1e-6):
-        raise CheckFailed("that is log base 10; cross-entropy uses the natural log, math.log")
-    raise CheckFailed(f"baseline is {value:.4f}; a uniform guess over V = {vocab_size} tokens gives "
-                      f"each token probability 1/V, and the loss is -log(1/V)")
+    for mistake in BASELINE[:4]:  # the same slips for the notebook's V
+        wrong = {"probability 1/V": 1 / V, "sign": -want, "log base 2": math.log2(V),
+                 "log base 10": math.log10(V)}[mistake.name]
+        if math.isclose(value, wrong, rel_tol=1e-6):
+            raise CheckFailed(mistake.hint)
+    raise CheckFailed(f"baseline is {value:.4f}; {BASELINE[4].hint.replace('65', str(V))} gives each "
+                      f"token probability 1/V, and the loss is -log(1/V) = {want:.4f}")
 
 
-@check("cross_entropy")
-def check_cross_entropy(cross_entropy: Callable[[torch.Tensor, torch.Tensor], Any]) -> None:
-    """Exercise 2: mean ``-log p(target)`` over ``(B, T)`` positions, numerically stable."""
+# ---- exercise 2: cross-entropy -------------------------------------------------------------------
+
+
+def _ref_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+
+def _pick(logp, targets):
+    return logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+
+
+def _ce_softmax_log(logits, targets):
+    return -torch.log(_pick(F.softmax(logits, dim=-1), targets)).mean()
+
+
+def _ce_sum(logits, targets):
+    return -_pick(F.log_softmax(logits, dim=-1), targets).sum()
+
+
+def _ce_sign(logits, targets):
+    return _pick(F.log_softmax(logits, dim=-1), targets).mean()
+
+
+def _ce_per_position(logits, targets):
+    return -_pick(F.log_softmax(logits, dim=-1), targets)
+
+
+def _ce_wrong_dim(logits, targets):
+    return -_pick(F.log_softmax(logits, dim=1), targets).mean()
+
+
+def _ce_item(logits, targets):
+    return -_pick(F.log_softmax(logits, dim=-1), targets).mean().item()
+
+
+def _ce_detached(logits, targets):
+    return -_pick(F.log_softmax(logits.detach(), dim=-1), targets).mean()
+
+
+def _ce_mean_over_batch(logits, targets):  # sums over T, averages over B
+    return -_pick(F.log_softmax(logits, dim=-1), targets).sum(1).mean()
+
+
+_CE_ITEM = ("cross_entropy should return a tensor (so that .backward() works), not a Python number: "
+            "leave out .item()")
+
+CROSS_ENTROPY = [
+    Mistake("softmax then log", _ce_softmax_log,
+            hint="the loss is not finite for confident logits: softmax underflows to 0 and log(0) = "
+                 "-inf; use F.log_softmax instead of softmax followed by log"),
+    Mistake("sum", _ce_sum, hint="that is the sum over positions; take the mean instead"),
+    Mistake("sign", _ce_sign, hint="the sign is wrong: the loss is MINUS the mean log-probability"),
+    Mistake("per position", _ce_per_position,
+            hint="cross_entropy should return a single number, the mean over all B * T positions "
+                 "(use .mean())"),
+    Mistake("wrong dim", _ce_wrong_dim,
+            hint="the softmax runs over the wrong dimension: normalise over the vocabulary, the "
+                 "last dimension (dim=-1)"),
+    Mistake("mean over B only", _ce_mean_over_batch,
+            hint="average over all B * T positions (.mean() of the (B, T) losses), not over the "
+                 "batch only"),
+    Mistake(".item()", _ce_item, expect=_CE_ITEM),
+    Mistake("detached", _ce_detached,
+            hint="the result does not depend on the logits through autograd (did you use .detach() "
+                 "or numpy?); keep it a tensor computation so the gradient reaches the logits"),
+]
+
+
+def _ce_cases() -> list[Case]:
     g = torch.Generator().manual_seed(0)
-    B, T, V = 3, 5, 11
-    logits = torch.randn(B, T, V, generator=g) * 3
-    targets = torch.randint(V, (B, T), generator=g)
-    got = call(cross_entropy, logits, targets,
-               shown=f"cross_entropy(logits of shape {(B, T, V)}, targets of shape {(B, T)})")
-    if got is not None and not isinstance(got, torch.Tensor):
-        raise CheckFailed(f"cross_entropy should return a tensor (so that .backward() works), got "
-                          f"{type(got).__name__}")
-    as_tensor(got, "cross_entropy(logits, targets)")
-    if got.numel() != 1:
-        raise CheckFailed(f"cross_entropy returned shape {tuple(got.shape)}; it should be a single "
-                          "number, the mean over all B * T positions (use .mean())")
-    want = F.cross_entropy(logits.view(-1, V), targets.view(-1))
-    value = got.item()
-    if math.isclose(value, -want.item(), rel_tol=1e-4):
-        raise CheckFailed("the sign is wrong: the loss is MINUS the mean log-probability")
-    if math.isclose(value, want.item() * B * T, rel_tol=1e-4):
-        raise CheckFailed("that is the sum over positions; take the mean instead")
-    logp_wrong_dim = F.log_softmax(logits, dim=1).gather(-1, targets.unsqueeze(-1)).mean()
-    if math.isclose(value, -logp_wrong_dim.item(), rel_tol=1e-4):
-        raise CheckFailed("the softmax runs over the wrong dimension: normalise over the vocabulary, "
-                          "the last dimension (dim=-1)")
-    assert_close(got, want, "cross_entropy(logits, targets)", atol=1e-5)
-    # Stability: a confident wrong prediction must give a large but finite loss.
-    big = torch.tensor([[[0.0, 200.0, -200.0]]])
-    tgt = torch.tensor([[0]])
-    stable = as_tensor(call(cross_entropy, big, tgt, shown="cross_entropy on logits [0, 200, -200]"),
-                       "cross_entropy(logits, targets)")
-    if not torch.isfinite(stable).all():
-        raise CheckFailed("with logits [0, 200, -200] and target 0 your loss is not finite: "
-                          "softmax underflows to 0 and log(0) = -inf; use F.log_softmax instead")
-    assert_close(stable, F.cross_entropy(big.view(-1, 3), tgt.view(-1)),
-                 "cross_entropy on logits [0, 200, -200]", atol=1e-3)
-    # The gradient must flow back to the logits.
-    leaf = logits.clone().requires_grad_(True)
-    out = cross_entropy(leaf, targets)
-    if not out.requires_grad:
-        raise CheckFailed("the result does not depend on the logits through autograd (did you use "
-                          ".item(), .detach() or numpy?); keep it a tensor computation")
+    cases = []
+    for B, T, V, scale in ((3, 5, 11, 3.0), (2, 8, 65, 1.0), (1, 1, 3, 1.0), (4, 3, 7, 10.0)):
+        logits = torch.randn(B, T, V, generator=g) * scale
+        targets = torch.randint(V, (B, T), generator=g)
+        cases.append(Case(f"cross_entropy(logits of shape {(B, T, V)}, targets of shape {(B, T)})",
+                          logits, targets))
+    big = torch.tensor([[[0.0, 200.0, -200.0], [5.0, 0.0, 1.0]]])
+    cases.append(Case("cross_entropy on logits [[0, 200, -200], [5, 0, 1]] with targets [0, 2] "
+                      "(a confident wrong prediction)", big, torch.tensor([[0, 2]])))
+    return cases
+
+
+def _run_ce(impl: Any, case: Case) -> Any:
+    (logits, targets), _ = case.fresh()
+    logits.requires_grad_()
+    out = impl(logits, targets)
+    if isinstance(out, (float, int)) and not isinstance(out, bool):
+        raise CheckFailed(_CE_ITEM)
+    as_tensor(out, "cross_entropy(logits, targets)")
+    return outputs_and_grads(out, {"logits": logits})
+
+
+@check("cross_entropy", mistakes=CROSS_ENTROPY)
+def check_cross_entropy(cross_entropy: Callable[[torch.Tensor, torch.Tensor], Any]) -> None:
+    """Exercise 2: mean ``-log p(target)`` over ``(B, T)`` positions, stable, with the gradient of the logits."""
+    compare(cross_entropy, _ref_cross_entropy, _ce_cases(), name="cross_entropy(logits, targets)",
+            run=_run_ce, mistakes=CROSS_ENTROPY, atol=1e-4)
+
+
+# ---- exercise 3: a training step -----------------------------------------------------------------
 
 
 class _TinyLM(nn.Module):
     """A bigram-like model for the checks: ``forward(idx, targets) -> (logits, loss)``."""
 
-    def __init__(self, vocab_size: int = 7) -> None:
+    def __init__(self, vocab_size: int = 7, frozen: bool = False) -> None:
         super().__init__()
         self.table = nn.Embedding(vocab_size, vocab_size)
+        self.bias = nn.Parameter(torch.zeros(vocab_size))
+        self.frozen = nn.Parameter(torch.ones(vocab_size), requires_grad=False) if frozen else None
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> Any:
-        logits = self.table(idx)  # (B, T, V)
+        logits = self.table(idx) + self.bias  # (B, T, V)
+        if self.frozen is not None:
+            logits = logits * self.frozen
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
         return logits, loss
-
-
-def _batches(n: int, vocab_size: int = 7) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    g = torch.Generator().manual_seed(0)
-    return [(torch.randint(vocab_size, (4, 6), generator=g),
-             torch.randint(vocab_size, (4, 6), generator=g)) for _ in range(n)]
-
-
-def _run_steps(step: Callable[..., Any], model: nn.Module,
-               batches: list[tuple[torch.Tensor, torch.Tensor]]) -> list[Any]:
-    opt = torch.optim.AdamW(model.parameters(), lr=0.05)
-    return [step(model, opt, x, y) for x, y in batches]
 
 
 def _ref_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -152,50 +220,161 @@ def _ref_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: 
     return loss.item()
 
 
-def _no_zero_grad_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,
-                       y: torch.Tensor) -> float:
+def _ts_no_zero_grad(model, optimizer, x, y):
+    _, loss = model(x, y)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def _ts_no_step(model, optimizer, x, y):
+    optimizer.zero_grad()
+    _, loss = model(x, y)
+    loss.backward()
+    return loss.item()
+
+
+def _ts_tensor(model, optimizer, x, y):
+    optimizer.zero_grad()
+    _, loss = model(x, y)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+def _ts_zero_grad_before_step(model, optimizer, x, y):
+    _, loss = model(x, y)
+    loss.backward()
+    optimizer.zero_grad()
+    optimizer.step()
+    return loss.item()
+
+
+def _ts_loss_after_step(model, optimizer, x, y):
+    optimizer.zero_grad()
+    _, loss = model(x, y)
+    loss.backward()
+    optimizer.step()
+    return model(x, y)[1].item()
+
+
+def _ts_new_optimizer(model, optimizer, x, y):
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    opt.zero_grad()
     _, loss = model(x, y)
     loss.backward()
     opt.step()
     return loss.item()
 
 
-@check("train_step")
+def _ts_no_targets(model, optimizer, x, y):
+    optimizer.zero_grad()
+    logits, loss = model(x)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+_TS_TENSOR = ("train_step returned a tensor; return loss.item(), a Python float, so the computation "
+              "graph can be freed")
+_UNCHANGED = ("the parameters did not change: call optimizer.step() after loss.backward(), and clear "
+              "the gradients at the start of the step (optimizer.zero_grad() between backward and "
+              "step wipes them)")
+
+TRAIN_STEP = [
+    Mistake("no zero_grad", _ts_no_zero_grad,
+            hint="gradients pile up from one step to the next: call optimizer.zero_grad() before "
+                 "loss.backward()"),
+    Mistake("no step", _ts_no_step, hint=_UNCHANGED),
+    Mistake("zero_grad between backward and step", _ts_zero_grad_before_step, hint=_UNCHANGED),
+    Mistake("returns the tensor", _ts_tensor, hint=_TS_TENSOR),
+    Mistake("loss after the step", _ts_loss_after_step,
+            hint="return the loss computed by model(x, y) in this step, before the update (not a "
+                 "second forward pass after optimizer.step())"),
+    Mistake("a new optimizer every step", _ts_new_optimizer,
+            hint="use the optimizer passed in: one created inside train_step starts from scratch "
+                 "(and with its own lr) at every step"),
+    Mistake("model(x) without targets", _ts_no_targets,
+            expect="your code raised AttributeError"),
+]
+
+
+def _batches(n: int, vocab_size: int, B: int, T: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randint(vocab_size, (B, T), generator=g),
+             torch.randint(vocab_size, (B, T), generator=g)) for _ in range(n)]
+
+
+def _ts_cases() -> list[Case]:
+    return [
+        Case("4 steps of AdamW(lr=0.05) on a 7-token bigram table, batches (4, 6)",
+             7, False, "adamw", _batches(4, 7, 4, 6, 0)),
+        Case("3 steps of SGD(lr=0.5, momentum=0.9) on an 11-token table with a frozen parameter, "
+             "batches (2, 9)", 11, True, "sgd", _batches(3, 11, 2, 9, 1)),
+        Case("1 step of AdamW(lr=0.05) on a 5-token table, batch (1, 1)", 5, False, "adamw",
+             _batches(1, 5, 1, 1, 2)),
+    ]
+
+
+def _run_ts(impl: Any, case: Case) -> list[Any]:
+    (V, frozen, kind, batches), _ = case.fresh()
+    torch.manual_seed(V)
+    model = _TinyLM(V, frozen)
+    with torch.no_grad():
+        model.bias.normal_()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = (torch.optim.AdamW(trainable, lr=0.05) if kind == "adamw"
+           else torch.optim.SGD(trainable, lr=0.5, momentum=0.9))
+    transcript = []
+    for i, (x, y) in enumerate(batches, 1):
+        returned = impl(model, opt, x, y)
+        step = {"returned a": _kind(returned),
+                "returned": returned.detach().clone() if isinstance(returned, torch.Tensor) else returned}
+        step.update({f"{name} after the step": p.detach().clone() for name, p in model.named_parameters()})
+        step["frozen parameter's grad"] = None if model.frozen is None else model.frozen.grad
+        transcript.append(step)
+    return transcript
+
+
+def _kind(value: Any) -> str:
+    """``"float"`` for a Python (or numpy) float, else what the value is."""
+    if isinstance(value, float):
+        return "float"
+    return "a tensor" if isinstance(value, torch.Tensor) else kind_of(value)
+
+
+def _returned_float(name: str, tensor_hint: str) -> Callable[[Any, Case], Any]:
+    """A ``read`` that requires the function to return a Python float (at every step)."""
+    def read(observation: Any, case: Case) -> Any:
+        for step in observation if isinstance(observation, list) else [observation]:
+            kind = step["returned a"]
+            if kind == "float":
+                continue
+            if step["returned"] is None:
+                raise none_hint(name, "the loss as a Python float (loss.item())")
+            if kind == "a tensor":
+                raise CheckFailed(tensor_hint)
+            raise CheckFailed(f"{name} should return a Python float, got {kind}")
+        return observation
+    return read
+
+
+@check("train_step", mistakes=TRAIN_STEP)
 def check_train_step(train_step: Callable[..., Any]) -> None:
-    """Exercise 3: zero_grad, forward, backward, step; returns the loss as a float."""
-    torch.manual_seed(0)
-    start = _TinyLM()
-    batches = _batches(3)
-    mine = copy.deepcopy(start)
-    ref = copy.deepcopy(start)
-    stale = copy.deepcopy(start)
-    got = _run_steps(train_step, mine, batches)
-    want = _run_steps(_ref_step, ref, batches)
-    _run_steps(_no_zero_grad_step, stale, batches)
-    if got[0] is None:
-        raise CheckFailed("train_step returned None; return loss.item()")
-    if isinstance(got[0], torch.Tensor):
-        raise CheckFailed("train_step returned a tensor; return loss.item(), a Python float, so the "
-                          "computation graph can be freed")
-    if not isinstance(got[0], float):
-        raise CheckFailed(f"train_step should return a float, got {type(got[0]).__name__}")
-    w_mine, w_ref = mine.table.weight.detach(), ref.table.weight.detach()
-    if torch.equal(w_mine, start.table.weight.detach()):
-        raise CheckFailed("the parameters did not change: call optimizer.step() after loss.backward()")
-    if torch.allclose(w_mine, stale.table.weight.detach(), atol=1e-6) and not torch.allclose(
-        w_mine, w_ref, atol=1e-6
-    ):
-        raise CheckFailed("gradients pile up from one step to the next: call optimizer.zero_grad() "
-                          "before loss.backward()")
-    if not math.isclose(got[0], want[0], rel_tol=1e-5):
-        raise CheckFailed(f"the returned loss {got[0]:.4f} is not the loss of the batch "
-                          f"({want[0]:.4f}): return the loss computed by model(x, y) in this step")
-    assert_close(got, want, "the losses of three steps", atol=1e-5)
-    assert_close(w_mine, w_ref, "the parameters after three steps", atol=1e-5)
+    """Exercise 3: zero_grad, forward, backward, step; returns the loss as a float (sequences of steps)."""
+    compare(train_step, _ref_step, _ts_cases(), name="train_step", run=_run_ts, mistakes=TRAIN_STEP,
+            read=_returned_float("train_step", _TS_TENSOR), atol=1e-5)
+
+
+# ---- exercise 4: estimate_loss -------------------------------------------------------------------
 
 
 class _Recorder(nn.Module):
-    """A fake model that returns the losses 1, 2, 4, 5, ... and records how it was called."""
+    """A fake model that returns scripted losses and records how it was called.
+
+    ``llmcourse.checks.day17`` reuses it (``_Recorder(losses)``, ``.calls``, ``.modes``,
+    ``.grad_enabled``); ``.batches`` holds the first id of each batch it was given.
+    """
 
     def __init__(self, losses: list[float]) -> None:
         super().__init__()
@@ -204,55 +383,131 @@ class _Recorder(nn.Module):
         self.calls = 0
         self.modes: list[bool] = []
         self.grad_enabled: list[bool] = []
+        self.batches: list[int] = []
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Any:
         self.modes.append(self.training)
         self.grad_enabled.append(torch.is_grad_enabled())
+        self.batches.append(int(x.flatten()[0]) if x.numel() else -1)
         loss = self.w * self.losses[self.calls % len(self.losses)]
         self.calls += 1
         return None, loss
 
 
-@check("estimate_loss")
-def check_estimate_loss(estimate_loss: Callable[..., Any]) -> None:
-    """Exercise 4: mean of ``eval_iters`` losses, eval mode, no_grad, back to train mode."""
-    losses = [1.0, 2.0, 4.0, 5.0, 3.0]
+def _el_no_eval(model, get_batch_fn, eval_iters):
+    with torch.no_grad():
+        return sum(model(*get_batch_fn())[1].item() for _ in range(eval_iters)) / eval_iters
+
+
+def _el_with_grad(model, get_batch_fn, eval_iters):
+    model.eval()
+    out = sum(model(*get_batch_fn())[1].item() for _ in range(eval_iters)) / eval_iters
+    model.train()
+    return out
+
+
+def _el_stays_in_eval(model, get_batch_fn, eval_iters):
+    model.eval()
+    with torch.no_grad():
+        return sum(model(*get_batch_fn())[1].item() for _ in range(eval_iters)) / eval_iters
+
+
+def _el_sum(model, get_batch_fn, eval_iters):
+    model.eval()
+    with torch.no_grad():
+        out = sum(model(*get_batch_fn())[1].item() for _ in range(eval_iters))
+    model.train()
+    return out
+
+
+def _el_last(model, get_batch_fn, eval_iters):
+    model.eval()
+    with torch.no_grad():
+        for _ in range(eval_iters):
+            _, loss = model(*get_batch_fn())
+    model.train()
+    return loss.item()
+
+
+def _el_one_batch(model, get_batch_fn, eval_iters):
+    model.eval()
+    x, y = get_batch_fn()
+    with torch.no_grad():
+        out = sum(model(x, y)[1].item() for _ in range(eval_iters)) / eval_iters
+    model.train()
+    return out
+
+
+def _el_tensor(model, get_batch_fn, eval_iters):
+    model.eval()
+    with torch.no_grad():
+        losses = torch.stack([model(*get_batch_fn())[1] for _ in range(eval_iters)])
+    model.train()
+    return losses.mean()
+
+
+def _el_global_iters(model, get_batch_fn, eval_iters):  # the notebook's eval_iters = 50
+    model.eval()
+    with torch.no_grad():
+        out = sum(model(*get_batch_fn())[1].item() for _ in range(50)) / 50
+    model.train()
+    return out
+
+
+_EL_TENSOR = "estimate_loss should return a Python float: take .item() of the mean"
+
+ESTIMATE_LOSS = [
+    Mistake("no eval()", _el_no_eval,
+            hint="the model was in training mode during the evaluation: call model.eval() first"),
+    Mistake("no no_grad", _el_with_grad,
+            hint="gradients were being tracked during the evaluation: wrap the loop in "
+                 "`with torch.no_grad():`"),
+    Mistake("left in eval mode", _el_stays_in_eval,
+            hint="the model is left in eval mode: call model.train() at the end"),
+    Mistake("sum", _el_sum, hint="that is the sum of the losses; divide by eval_iters for the mean"),
+    Mistake("last batch only", _el_last,
+            hint="that is the loss of the last batch only; average all eval_iters losses"),
+    Mistake("one batch reused", _el_one_batch,
+            hint="call get_batch_fn() once per loss: each of the eval_iters losses needs a new batch"),
+    Mistake("returns a tensor", _el_tensor, hint=_EL_TENSOR),
+    Mistake("the notebook's eval_iters", _el_global_iters,
+            hint="use the eval_iters argument, not the notebook's eval_iters"),
+]
+
+
+def _el_cases() -> list[Case]:
+    return [Case("estimate_loss(model returning the losses 1, 2, 4, 5, 3, ..., get_batch_fn, 4)",
+                 [1.0, 2.0, 4.0, 5.0, 3.0], 4),
+            Case("estimate_loss(model returning the losses 2.5, 0.5, ..., get_batch_fn, 1)", [2.5, 0.5], 1),
+            Case("estimate_loss(model returning the losses 3, 1, 1, 7, 2, 9, ..., get_batch_fn, 9)",
+                 [3.0, 1.0, 1.0, 7.0, 2.0, 9.0], 9)]
+
+
+def _run_el(impl: Any, case: Case) -> dict[str, Any]:
+    (losses, eval_iters), _ = case.fresh()
     model = _Recorder(losses)
     model.train()
-    batches = {"n": 0}
+    drawn = {"n": 0}
 
     def get_batch_fn() -> tuple[torch.Tensor, torch.Tensor]:
-        batches["n"] += 1
-        return torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long)
+        drawn["n"] += 1
+        return torch.full((2, 3), drawn["n"], dtype=torch.long), torch.zeros(2, 3, dtype=torch.long)
 
-    got = estimate_loss(model, get_batch_fn, 4)
-    if got is None:
-        raise CheckFailed("estimate_loss returned None; did you forget the `return`?")
-    if isinstance(got, torch.Tensor):
-        if got.numel() != 1:
-            raise CheckFailed(f"estimate_loss returned a tensor of shape {tuple(got.shape)}; "
-                              "return the mean as a float")
-        got = got.item()
-    try:
-        value = float(got)
-    except (TypeError, ValueError) as exc:
-        raise CheckFailed(f"estimate_loss should return a float, got {type(got).__name__}") from exc
-    if batches["n"] != 4 or model.calls != 4:
-        raise CheckFailed(f"with eval_iters=4 the function drew {batches['n']} batches and called the "
-                          f"model {model.calls} times; both should be 4 (one batch per model call)")
-    if not all(m is False for m in model.modes):
-        raise CheckFailed("the model was in training mode during the evaluation: call model.eval() "
-                          "first")
-    if any(model.grad_enabled):
-        raise CheckFailed("gradients were being tracked during the evaluation: wrap the loop in "
-                          "`with torch.no_grad():`")
-    if not model.training:
-        raise CheckFailed("the model is left in eval mode: call model.train() at the end")
-    mean = sum(losses[:4]) / 4
-    if math.isclose(value, losses[3]):
-        raise CheckFailed("that is the loss of the last batch only; average all eval_iters losses")
-    if math.isclose(value, sum(losses[:4])):
-        raise CheckFailed("that is the sum of the losses; divide by eval_iters for the mean")
-    if not math.isclose(value, mean, rel_tol=1e-6):
-        raise CheckFailed(f"estimate_loss returned {value:.4f} for the losses {losses[:4]}; "
-                          f"their mean is {mean:.4f}")
+    value = impl(model, get_batch_fn, eval_iters)
+    return {"returned a": _kind(value),
+            "returned": value.detach() if isinstance(value, torch.Tensor) else value,
+            "batches drawn": drawn["n"], "batches the model saw": model.batches,
+            "model in training mode during the calls": model.modes,
+            "gradients tracked during the calls": model.grad_enabled,
+            "model in training mode afterwards": model.training}
+
+
+def _reference_el(model: nn.Module, get_batch_fn: Callable[[], Any], eval_iters: int) -> float:
+    return reference_estimate_loss(model, get_batch_fn, eval_iters)
+
+
+@check("estimate_loss", mistakes=ESTIMATE_LOSS)
+def check_estimate_loss(estimate_loss: Callable[..., Any]) -> None:
+    """Exercise 4: mean of ``eval_iters`` losses, eval mode, no_grad, back to train mode."""
+    compare(estimate_loss, _reference_el, _el_cases(), name="estimate_loss", run=_run_el,
+            mistakes=ESTIMATE_LOSS, read=_returned_float("estimate_loss", _EL_TENSOR), atol=1e-6)

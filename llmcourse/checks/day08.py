@@ -1,26 +1,34 @@
 """Checks for day 08, "Self-attention as weighted averaging", and the lesson's reference helpers.
 
-Each ``check_*`` function runs the learner's code on random inputs, compares it numerically with
-a reference built on the package's :func:`llmcourse.model.causal_mask` (or with PyTorch's
-:func:`torch.nn.functional.scaled_dot_product_attention`), prints one line - a pass, a specific
-hint, or "not done yet" - and returns ``True`` on a pass. None of them raises.
+Each ``check_*`` function compares the learner's code with a reference built on the package's
+:func:`llmcourse.model.causal_mask` (or with PyTorch's
+:func:`torch.nn.functional.scaled_dot_product_attention`) on a small seeded battery of inputs
+(several sizes, T = 1, large scores, float64), gradients included, prints one line - a pass, a
+specific hint, or "not done yet" - and returns ``True`` on a pass. None of them raises. Each
+exercise has a table of typical mistakes (``AVERAGE_PAST``, ``AVERAGING_MATRIX``,
+``CAUSAL_SOFTMAX``, ``SIMILARITY_AVERAGE``) from which the hints come.
 
 Example::
 
     >>> import torch
     >>> from llmcourse.checks import day08
-    >>> ok = day08.check_averaging_matrix(day08.reference_averaging_matrix)
+    >>> def averaging_matrix(T):
+    ...     w = torch.tril(torch.ones(T, T))
+    ...     return w / w.sum(dim=1, keepdim=True)
+    >>> ok = day08.check_averaging_matrix(averaging_matrix)
     ✅ averaging_matrix: passed
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 
-from llmcourse.checks._core import CheckFailed, assert_close, assert_shape, check, needs_earlier
+from llmcourse.checks._core import (Case, Mistake, as_tensor, check, compare, needs_earlier,
+                                    outputs_and_grads)
 from llmcourse.model import causal_mask
 
 __all__ = [
@@ -31,6 +39,10 @@ __all__ = [
     "reference_average_past",
     "reference_averaging_matrix",
     "reference_causal_softmax",
+    "AVERAGE_PAST",
+    "AVERAGING_MATRIX",
+    "CAUSAL_SOFTMAX",
+    "SIMILARITY_AVERAGE",
 ]
 
 
@@ -54,113 +66,276 @@ def reference_causal_softmax(scores: torch.Tensor) -> torch.Tensor:
     return scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1)
 
 
-def _random_x(B: int = 2, T: int = 6, C: int = 3, seed: int = 0) -> torch.Tensor:
-    return torch.randn(B, T, C, generator=torch.Generator().manual_seed(seed))
+def _tensor_or_obs(name: str) -> Callable[[Any, Case], Any]:
+    def read(value: Any, case: Case) -> Any:
+        return value if isinstance(value, dict) else as_tensor(value, name)
+    return read
 
 
-@check("average_past")
+def _run_with_grad(impl: Any, case: Case) -> Any:
+    """``impl(x)`` for a leaf ``x`` that requires grad: the output and the gradient of ``x``."""
+    (x,), _ = case.fresh()
+    leaf = x.requires_grad_()
+    out = impl(leaf.clone())  # a non-leaf copy: in-place edits of the argument are allowed
+    if not isinstance(out, torch.Tensor):
+        return out
+    return outputs_and_grads(out, {"the input": leaf})
+
+
+# ---- exercise 1: average the past with a loop ----------------------------------------------------
+
+
+def _loop(body: Callable[[torch.Tensor, int, int], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The lesson's loop skeleton with ``body(x, b, t)`` as its one line."""
+    def average_past(x):
+        B, T, C = x.shape
+        xbow = torch.zeros_like(x)
+        for b in range(B):
+            for t in range(T):
+                xbow[b, t] = body(x, b, t)
+        return xbow
+    return average_past
+
+
+AVERAGE_PAST = [
+    Mistake("leaves out t", _loop(lambda x, b, t: x[b, :t].mean(dim=0)),
+            hint="position t averages x[b, :t], leaving out t itself (position 0 is the NaN mean of "
+                 "an empty slice); use x[b, :t + 1]"),
+    Mistake("running sum", _loop(lambda x, b, t: x[b, :t + 1].sum(dim=0)),
+            hint="that is the running sum; divide by the number of positions, t + 1 (or use .mean(dim=0))"),
+    Mistake("whole sequence", _loop(lambda x, b, t: x[b].mean(dim=0)),
+            hint="every position holds the mean of the whole sequence, future included; position t "
+                 "may only average positions 0..t"),
+    Mistake("the future", _loop(lambda x, b, t: x[b, t:].mean(dim=0)),
+            hint="position t averages positions t..T-1, the future; it should average 0..t, x[b, :t + 1]"),
+    Mistake("mean over everything", _loop(lambda x, b, t: x[b, :t + 1].mean()),
+            hint="the mean runs over the C numbers too, giving one number per position; average "
+                 "over the positions only, .mean(dim=0)"),
+    Mistake("copies x", _loop(lambda x, b, t: x[b, t]),
+            hint="xbow[b, t] is x[b, t] itself; it should be the mean of x[b, 0..t]"),
+]
+
+
+def _ap_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(0)
+    return [Case(f"average_past(x of shape {(B, T, C)}{', float64' if d is torch.float64 else ''})",
+                 torch.randn(B, T, C, generator=g).to(d))
+            for B, T, C, d in ((2, 6, 3, torch.float32), (1, 1, 4, torch.float32),
+                               (3, 9, 1, torch.float32), (2, 5, 2, torch.float64))]
+
+
+@check("average_past", mistakes=AVERAGE_PAST)
 def check_average_past(average_past: Callable[[torch.Tensor], Any]) -> None:
-    """Exercise 1: the mean of the vectors at positions ``0..t``, for every ``t``."""
-    x = _random_x()
-    got = average_past(x.clone())
-    if got is None:
-        raise CheckFailed("average_past returned None; did you forget `return xbow`?")
-    assert_shape(got, tuple(x.shape), "average_past(x)")
-    got = torch.as_tensor(got)
-    if torch.isnan(got[:, 0]).any():
-        raise CheckFailed("position 0 is NaN: the mean of an empty slice. Position t averages "
-                          "x[b, :t + 1], which includes t itself")
-    if torch.allclose(got[:, 1:], x[:, :-1].cumsum(1) / torch.arange(1, x.shape[1]).view(1, -1, 1),
-                      atol=1e-5):
-        raise CheckFailed("position t averages x[b, :t], leaving out t itself; use x[b, :t + 1]")
-    if torch.allclose(got, x.mean(dim=1, keepdim=True).expand_as(x), atol=1e-5):
-        raise CheckFailed("every position holds the mean of the whole sequence, future included; "
-                          "position t may only average positions 0..t")
-    if torch.allclose(got, x.cumsum(dim=1), atol=1e-5):
-        raise CheckFailed("that is the running sum; divide by the number of positions, t + 1")
-    assert_close(got, reference_average_past(x), "average_past(x)", atol=1e-5)
+    """Exercise 1: the mean of the vectors at positions ``0..t``, for every ``t`` (and its gradient)."""
+    compare(average_past, reference_average_past, _ap_cases(), name="average_past(x)",
+            run=_run_with_grad, mistakes=AVERAGE_PAST, read=_tensor_or_obs("average_past(x)"))
 
 
-@check("averaging_matrix")
+# ---- exercise 2: the averaging matrix ------------------------------------------------------------
+
+
+def _am_triu(T):
+    w = torch.triu(torch.ones(T, T))
+    return w / w.sum(dim=1, keepdim=True)
+
+
+def _am_columns(T):
+    w = torch.tril(torch.ones(T, T))
+    return w / w.sum(dim=0, keepdim=True)
+
+
+def _am_no_diagonal(T):
+    w = torch.tril(torch.ones(T, T), diagonal=-1)
+    return w / w.sum(dim=1, keepdim=True)
+
+
+def _am_global_T(T):  # the notebook's T = 6
+    w = torch.tril(torch.ones(6, 6))
+    return w / w.sum(dim=1, keepdim=True)
+
+
+def _am_divide_by_T(T):
+    return torch.tril(torch.ones(T, T)) / T
+
+
+def _am_float64(T):
+    w = torch.tril(torch.ones(T, T, dtype=torch.float64))
+    return w / w.sum(dim=1, keepdim=True)
+
+
+AVERAGING_MATRIX = [
+    Mistake("upper triangular", _am_triu,
+            hint="the non-zero entries are above the diagonal: row t (the query) may only use "
+                 "columns 0..t, so the matrix is LOWER triangular (torch.tril)"),
+    Mistake("not normalised", lambda T: torch.tril(torch.ones(T, T)),
+            hint="the rows are not normalised: divide each row by its sum (w / w.sum(dim=1, "
+                 "keepdim=True)) so that it averages"),
+    Mistake("columns normalised", _am_columns,
+            hint="the columns sum to 1, not the rows: use sum(dim=1, keepdim=True)"),
+    Mistake("divides by T", _am_divide_by_T,
+            hint="row t has t + 1 non-zero entries, so it divides by t + 1, not by T: divide each "
+                 "row by its own sum"),
+    Mistake("no diagonal", _am_no_diagonal,
+            hint="keep the diagonal (torch.tril with the default diagonal=0): position t averages "
+                 "0..t, itself included, and row 0 would otherwise be 0/0 = NaN"),
+    Mistake("the notebook's T", _am_global_T,
+            hint="use the argument T, not the notebook's T"),
+    Mistake("float64", _am_float64, expect="dtype float64, expected float32"),
+]
+
+
+@check("averaging_matrix", mistakes=AVERAGING_MATRIX)
 def check_averaging_matrix(averaging_matrix: Callable[[int], Any]) -> None:
-    """Exercise 2: the row-normalised lower-triangular ``(T, T)`` matrix."""
-    got = averaging_matrix(4)
-    if got is None:
-        raise CheckFailed("averaging_matrix returned None; did you forget the `return`?")
-    assert_shape(got, (4, 4), "averaging_matrix(4)")
-    got = torch.as_tensor(got, dtype=torch.float32)
-    want = reference_averaging_matrix(4)
-    if torch.allclose(got, want.T, atol=1e-6) or torch.allclose(got, torch.ones(4, 4).triu() /
-                                                                 torch.ones(4, 4).triu().sum(1, keepdim=True)):
-        raise CheckFailed("the non-zero entries are above the diagonal: row t (the query) may only "
-                          "use columns 0..t, so the matrix is LOWER triangular (torch.tril)")
-    if torch.allclose(got, torch.ones(4, 4).tril(), atol=1e-6):
-        raise CheckFailed("the rows are not normalised: divide each row by its sum "
-                          "(w / w.sum(dim=1, keepdim=True)) so that it averages")
-    if torch.allclose(got, torch.ones(4, 4).tril() / torch.ones(4, 4).tril().sum(0, keepdim=True), atol=1e-6):
-        raise CheckFailed("the columns sum to 1, not the rows: use sum(dim=1, keepdim=True)")
-    assert_close(got, want, "averaging_matrix(4)", atol=1e-6)
-    assert_close(averaging_matrix(9), reference_averaging_matrix(9), "averaging_matrix(9)", atol=1e-6)
+    """Exercise 2: the row-normalised lower-triangular ``(T, T)`` float32 matrix, for several ``T``."""
+    cases = [Case(f"averaging_matrix({T})", T) for T in (4, 9, 1, 6, 3)]
+    compare(averaging_matrix, reference_averaging_matrix, cases, name="the matrix",
+            mistakes=AVERAGING_MATRIX, read=lambda v, c: as_tensor(v, c.label), atol=1e-6)
 
 
-@check("causal_softmax")
+# ---- exercise 3: the causal softmax --------------------------------------------------------------
+
+
+def _tril(T: int, like: torch.Tensor) -> torch.Tensor:
+    return torch.tril(torch.ones(T, T, device=like.device))
+
+
+def _cs_zero_mask(scores):
+    T = scores.shape[-1]
+    return scores.masked_fill(_tril(T, scores) == 0, 0.0).softmax(dim=-1)
+
+
+def _cs_no_mask(scores):
+    return scores.softmax(dim=-1)
+
+
+def _cs_dim_2(scores):
+    T = scores.shape[-1]
+    return scores.masked_fill(_tril(T, scores) == 0, float("-inf")).softmax(dim=-2)
+
+
+def _cs_mask_after(scores):
+    T = scores.shape[-1]
+    return scores.softmax(dim=-1).masked_fill(_tril(T, scores) == 0, 0.0)
+
+
+def _cs_no_diagonal(scores):
+    T = scores.shape[-1]
+    return scores.masked_fill(torch.tril(torch.ones(T, T), diagonal=-1) == 0, float("-inf")).softmax(dim=-1)
+
+
+def _cs_masks_the_past(scores):
+    T = scores.shape[-1]
+    return scores.masked_fill(_tril(T, scores) == 1, float("-inf")).softmax(dim=-1)
+
+
+def _cs_global_T(scores):  # the notebook's T = 6
+    return scores.masked_fill(torch.tril(torch.ones(6, 6)) == 0, float("-inf")).softmax(dim=-1)
+
+
+CAUSAL_SOFTMAX = [
+    Mistake("masks with 0", _cs_zero_mask,
+            hint="the future was masked with 0, which softmax turns into weight e^0 = 1 (not 0); "
+                 "mask with float('-inf')"),
+    Mistake("no mask", _cs_no_mask,
+            hint="the future is not masked: set the scores above the diagonal to float('-inf') "
+                 "before the softmax"),
+    Mistake("softmax over the queries", _cs_dim_2,
+            hint="the softmax runs over the queries (dim=-2); run it over the keys, the last "
+                 "dimension, so that each row sums to 1"),
+    Mistake("masks after the softmax", _cs_mask_after,
+            hint="the rows do not sum to 1: mask the scores BEFORE the softmax (zeroing weights "
+                 "afterwards leaves rows that no longer sum to 1)"),
+    Mistake("no diagonal", _cs_no_diagonal,
+            hint="the diagonal is masked too, so row 0 is all -inf and its softmax NaN: keep the "
+                 "diagonal, every query sees at least itself (torch.tril with diagonal=0)"),
+    Mistake("masks the past", _cs_masks_the_past,
+            hint="the past is masked instead of the future: set -inf where torch.tril(...) == 0 "
+                 "(keys after the query)"),
+    Mistake("the notebook's T", _cs_global_T,
+            hint="build the mask from the scores' own size, T = scores.shape[-1], not the notebook's T"),
+]
+
+
+def _cs_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(1)
+    return [
+        Case("causal_softmax(torch.zeros(5, 5))", torch.zeros(5, 5)),
+        Case("causal_softmax(scores of shape (2, 3, 6, 6))", torch.randn(2, 3, 6, 6, generator=g) * 2),
+        Case("causal_softmax(scores of shape (1, 1))", torch.randn(1, 1, generator=g)),
+        Case("causal_softmax(scores of shape (4, 7, 7) around ±50)", torch.randn(4, 7, 7, generator=g) * 50),
+        Case("causal_softmax(float64 scores of shape (3, 3))", torch.randn(3, 3, generator=g).double()),
+    ]
+
+
+@check("causal_softmax", mistakes=CAUSAL_SOFTMAX)
 def check_causal_softmax(causal_softmax: Callable[[torch.Tensor], Any]) -> None:
-    """Exercise 3: mask the future with ``-inf``, then softmax over the keys."""
-    zeros = torch.zeros(5, 5)
-    got = causal_softmax(zeros.clone())
-    if got is None:
-        raise CheckFailed("causal_softmax returned None; did you forget the `return`?")
-    assert_shape(got, (5, 5), "causal_softmax(torch.zeros(5, 5))")
-    got = torch.as_tensor(got)
-    if torch.isnan(got).any():
-        raise CheckFailed("the result has NaN: a row whose scores are all -inf has no softmax. "
-                          "Mask with tril (keep the diagonal), so every query sees at least itself")
-    if torch.allclose(got, torch.full((5, 5), 0.2), atol=1e-6):
-        raise CheckFailed("all weights are 1/5: the future is not masked. Set the scores above "
-                          "the diagonal to float('-inf') before the softmax")
-    scores = torch.randn(2, 3, 6, 6, generator=torch.Generator().manual_seed(1)) * 2
-    want = reference_causal_softmax(scores)
-    got = torch.as_tensor(causal_softmax(scores.clone()))
-    assert_shape(got, (2, 3, 6, 6), "causal_softmax on scores of shape (2, 3, 6, 6)")
-    if (got.triu(1).abs() > 1e-6).any():
-        zero_masked = scores.masked_fill(~causal_mask(6, 6), 0.0).softmax(-1)
-        if torch.allclose(got, zero_masked, atol=1e-5):
-            raise CheckFailed("the future was masked with 0, which softmax turns into weight e^0 = 1 "
-                              "(not 0); mask with float('-inf')")
-        if torch.allclose(got, scores.softmax(-1), atol=1e-5):
-            raise CheckFailed("the future is not masked: positions after the query get weight")
-        raise CheckFailed("some weights above the diagonal are not 0: query t must give weight 0 to "
-                          "keys after t (mask where torch.tril(...) == 0)")
-    if torch.allclose(got, scores.masked_fill(~causal_mask(6, 6), float("-inf")).softmax(-2)
-                      .nan_to_num(0.0), atol=1e-5):
-        raise CheckFailed("the softmax runs over the queries (dim=-2); run it over the keys, the "
-                          "last dimension, so that each row sums to 1")
-    rows = got.sum(-1)
-    if not torch.allclose(rows, torch.ones_like(rows), atol=1e-5):
-        raise CheckFailed("the rows do not sum to 1: mask the scores BEFORE the softmax (zeroing "
-                          "weights afterwards leaves rows that no longer sum to 1)")
-    assert_close(got, want, "causal_softmax(scores)", atol=1e-5)
+    """Exercise 3: mask the future with ``-inf``, then softmax over the keys (weights and gradients)."""
+    compare(causal_softmax, reference_causal_softmax, _cs_cases(), name="causal_softmax(scores)",
+            run=_run_with_grad, mistakes=CAUSAL_SOFTMAX, read=_tensor_or_obs("causal_softmax(scores)"))
 
 
-@check("similarity_average")
+# ---- exercise 4: data-dependent averaging --------------------------------------------------------
+
+
+def _reference_similarity_average(x: torch.Tensor) -> torch.Tensor:
+    return F.scaled_dot_product_attention(x, x, x, is_causal=True, scale=1.0)
+
+
+def _sa_uniform(x):
+    return reference_averaging_matrix(x.shape[1]).to(x.dtype) @ x
+
+
+def _sa_no_mask(x):
+    return (x @ x.transpose(-2, -1)).softmax(-1) @ x
+
+
+def _sa_scaled(x):
+    return reference_causal_softmax(x @ x.transpose(-2, -1) / x.shape[-1] ** 0.5) @ x
+
+
+def _sa_weights_only(x):
+    return reference_causal_softmax(x @ x.transpose(-2, -1))
+
+
+def _sa_dot_T(x):
+    with warnings.catch_warnings():  # x.T on a 3-D tensor is deprecated
+        warnings.simplefilter("ignore")
+        return reference_causal_softmax(x @ x.T) @ x
+
+
+def _sa_feature_scores(x):  # (C, C) scores: x.transpose(-2, -1) @ x
+    return x @ (x.transpose(-2, -1) @ x).softmax(-1)
+
+
+SIMILARITY_AVERAGE = [
+    Mistake("uniform weights", _sa_uniform,
+            hint="these are uniform weights (a plain average); the scores should be the dot products "
+                 "x @ x.transpose(-2, -1)"),
+    Mistake("no mask", _sa_no_mask, hint="the future is not masked: use your causal_softmax on the scores"),
+    Mistake("scaled", _sa_scaled,
+            hint="the scores are divided by sqrt(C); not today (that is tomorrow's lesson): use the "
+                 "raw dot products"),
+    Mistake("returns the weights", _sa_weights_only,
+            hint="that is the (B, T, T) matrix of weights; return the weighted average weights @ x, "
+                 "(B, T, C)"),
+    Mistake("x.T", _sa_dot_T,
+            hint="x.T reverses all three dimensions of x; for the dot products of positions use "
+                 "x.transpose(-2, -1)"),
+    Mistake("scores between features", _sa_feature_scores, expect="differs by up to"),
+]
+
+
+def _sa_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(3)
+    return [Case(f"similarity_average(x of shape {(B, T, C)}{', float64' if d is torch.float64 else ''})",
+                 (torch.randn(B, T, C, generator=g) * s).to(d))
+            for B, T, C, s, d in ((2, 7, 4, 1.0, torch.float32), (1, 1, 3, 1.0, torch.float32),
+                                  (3, 5, 8, 0.5, torch.float32), (2, 4, 2, 1.0, torch.float64))]
+
+
+@check("similarity_average", mistakes=SIMILARITY_AVERAGE)
 @needs_earlier(causal_softmax=3)
 def check_similarity_average(similarity_average: Callable[[torch.Tensor], Any]) -> None:
-    """Exercise 4: attention with ``q = k = v = x`` and no scaling, against PyTorch's SDPA."""
-    x = _random_x(B=2, T=7, C=4, seed=3)
-    got = similarity_average(x.clone())
-    if got is None:
-        raise CheckFailed("similarity_average returned None; did you forget the `return`?")
-    assert_shape(got, (2, 7, 4), "similarity_average(x) for x of shape (2, 7, 4)")
-    got = torch.as_tensor(got)
-    want = F.scaled_dot_product_attention(x, x, x, is_causal=True, scale=1.0)  # (B, T, C)
-    if torch.allclose(got, reference_average_past(x), atol=1e-5):
-        raise CheckFailed("these are uniform weights (a plain average); the scores should be the "
-                          "dot products x @ x.transpose(-2, -1)")
-    if torch.allclose(got, F.scaled_dot_product_attention(x, x, x, scale=1.0), atol=1e-5):
-        raise CheckFailed("the future is not masked: use your causal_softmax on the scores")
-    scaled = F.scaled_dot_product_attention(x, x, x, is_causal=True)
-    if torch.allclose(got, scaled, atol=1e-5):
-        raise CheckFailed("the scores are divided by sqrt(C); not today (that is tomorrow's "
-                          "lesson): use the raw dot products")
-    assert_close(got, want, "similarity_average(x) compared with F.scaled_dot_product_attention("
-                 "x, x, x, is_causal=True, scale=1.0)", atol=1e-5)
+    """Exercise 4: attention with ``q = k = v = x``, no scaling, against PyTorch's SDPA (and gradients)."""
+    compare(similarity_average, _reference_similarity_average, _sa_cases(), name="similarity_average(x)",
+            run=_run_with_grad, mistakes=SIMILARITY_AVERAGE, read=_tensor_or_obs("similarity_average(x)"))

@@ -1,9 +1,10 @@
 """Checks for day 09, "Scaled dot-product attention and the causal mask", and reference helpers.
 
-Each ``check_*`` function runs the learner's code on random inputs, compares it numerically with
-PyTorch's :func:`torch.nn.functional.scaled_dot_product_attention` or with the package's
-:class:`llmcourse.model.CausalSelfAttention` (one head), prints one line - a pass, a specific
-hint, or "not done yet" - and returns ``True`` on a pass. None of them raises.
+Each ``check_*`` function compares the learner's code with a reference on a small seeded battery
+of inputs (sizes unlike the notebook's ``T = 8``, ``C = 32``, ``head_size = 16``; batch unlike
+time; queries and keys of different lengths), outputs *and* gradients, prints one line - a pass,
+the hint of a typical mistake (the tables ``SCORES``, ``CAUSAL``, ``HEAD``, ``IS_CAUSAL``), or
+"not done yet" - and returns a verdict, true on a pass. None of them raises.
 
 :func:`reference_is_causal` is the causality test the lesson uses after its exercise 4.
 
@@ -18,16 +19,15 @@ Example::
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-import warnings
-
-from llmcourse.checks._core import (CheckFailed, as_bool, as_pair, as_tensor, assert_close, assert_shape,
-                                    call, check, layer, needs_earlier)
+from llmcourse.checks._core import (Case, CheckFailed, Mistake, as_bool, as_pair, as_tensor, call,
+                                    check, compare, layer, needs_earlier, outputs_and_grads)
 from llmcourse.model import CausalSelfAttention, GPTConfig, causal_mask
 
 __all__ = [
@@ -70,173 +70,249 @@ def one_head_attention(n_embd: int, block_size: int = 64) -> CausalSelfAttention
     return attn.eval()
 
 
-def _random(*shape: int, seed: int) -> torch.Tensor:
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+def _randn(g: torch.Generator, *shape: int, scale: float = 1.0) -> torch.Tensor:
+    return (torch.randn(*shape, generator=g) * scale).requires_grad_()
 
 
-def _scores_call(attention_scores: Callable[..., Any], q: torch.Tensor, k: torch.Tensor) -> Any:
-    shown = f"attention_scores(q, k) with q, k of shape {tuple(q.shape)}"
-    try:
-        with warnings.catch_warnings():  # k.T on a 3-D tensor warns; the verdict says it instead
-            warnings.simplefilter("ignore")
-            return attention_scores(q.clone(), k.clone())
-    except (NotImplementedError, AssertionError):
-        raise
-    except RuntimeError as exc:
-        try:  # does it work on one (T, d_k) matrix? Then it is the batch dimension: k.T
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                attention_scores(q[0].clone(), k[0].clone())
-        except Exception:  # noqa: BLE001
-            pass
-        else:
-            raise CheckFailed(
-                f"{shown} raised RuntimeError: {exc}. It works on one (T, d_k) matrix but not on "
-                "a batch: k.T reverses *all* the dimensions of a 3-D tensor. Swap only the last "
-                "two: k.transpose(-2, -1)"
-            ) from exc
-        raise CheckFailed(f"your code raised RuntimeError: {exc} on {shown}") from exc
-    except Exception as exc:  # noqa: BLE001
-        raise CheckFailed(f"your code raised {type(exc).__name__}: {exc} on {shown}") from exc
+def _quiet(fn: Callable[..., Any], *args: Any) -> Any:
+    with warnings.catch_warnings():  # k.T on a 3-D tensor warns; the verdict says it instead
+        warnings.simplefilter("ignore")
+        return fn(*args)
 
 
-@check("attention_scores")
+# ---------------------------------------------------------------------------- exercise 1
+def _scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    return q @ k.transpose(-2, -1)
+
+
+SCORES = [
+    Mistake("unscaled", lambda q, k: _scores(q, k),
+            hint="the scores are not scaled: divide by math.sqrt(d_k), d_k = q.shape[-1]"),
+    Mistake("divided by d_k", lambda q, k: _scores(q, k) / q.shape[-1],
+            hint="divided by d_k; divide by its square root, math.sqrt(d_k)"),
+    Mistake("head_size global", lambda q, k: _scores(q, k) / math.sqrt(16),
+            hint="the scores were divided by sqrt(16) = 4, the notebook's head_size, not by "
+                 "sqrt(d_k): read d_k from the q you are given, d_k = q.shape[-1], not from a "
+                 "global such as head_size or a typed-in number"),
+    Mistake("k.T", lambda q, k: q @ k.T / math.sqrt(q.shape[-1]),
+            hint="k.T reverses *all* the dimensions of a 3-D tensor, so it works on one (T, d_k) "
+                 "matrix but not on a batch. Swap only the last two: k.transpose(-2, -1)"),
+    Mistake("q and k swapped", lambda q, k: k @ q.transpose(-2, -1) / math.sqrt(q.shape[-1]),
+            hint="rows and columns are swapped: row t should hold the query at t against every "
+                 "key, q @ k.transpose(-2, -1)"),
+    Mistake("masked already", lambda q, k: (_scores(q, k) / math.sqrt(q.shape[-1])).masked_fill(
+        ~causal_mask(q.shape[-2], k.shape[-2]), float("-inf")),
+            hint="no masking in this function yet (that is exercise 2): return the scaled scores only"),
+    Mistake("detached", lambda q, k: (_scores(q, k) / math.sqrt(q.shape[-1])).detach(),
+            expect="does not carry gradients"),
+]
+
+
+def _reference_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    return q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+
+
+def _scores_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(9)
+    return [
+        Case("attention_scores(q, k) with q, k of shape (3, 5, 12)", _randn(g, 3, 5, 12), _randn(g, 3, 5, 12)),
+        Case("attention_scores(q, k) with q of shape (2, 3, 8), k of shape (2, 6, 8)",
+             _randn(g, 2, 3, 8), _randn(g, 2, 6, 8)),
+        Case("attention_scores(q, k) with heads: q, k of shape (2, 4, 7, 6)",
+             _randn(g, 2, 4, 7, 6), _randn(g, 2, 4, 7, 6)),
+        Case("attention_scores(q, k) with q, k of shape (9, 20)", _randn(g, 9, 20), _randn(g, 9, 20)),
+    ]
+
+
+def _run_scores(impl: Any, case: Case) -> Any:
+    (q, k), _ = case.fresh()
+    out = _quiet(impl, q, k)
+    out = as_tensor(out, "attention_scores(q, k)")
+    return outputs_and_grads(out, {"q": q, "k": k})
+
+
+@check("attention_scores", mistakes=SCORES)
 def check_attention_scores(attention_scores: Callable[..., Any]) -> None:
-    """Exercise 1: ``q @ k^T / sqrt(d_k)``.
+    """Exercise 1: ``q @ k^T / sqrt(d_k)``, its output and its gradients w.r.t. ``q`` and ``k``.
 
-    ``d_k = 12`` and ``T = 5``, unlike the lesson's ``head_size = 16`` and ``T = 8``, so that a
-    scale read from a global (``math.sqrt(head_size)``) or typed in (``/ 4``) fails.
+    ``d_k`` is 12, 8, 6 and 20, unlike the lesson's ``head_size = 16``, so that a scale read
+    from a global (``math.sqrt(head_size)``) or typed in (``/ 4``) fails.
     """
-    d_k = 12
-    q, k = _random(3, 5, d_k, seed=0), _random(3, 5, d_k, seed=1)
-    got = as_tensor(_scores_call(attention_scores, q, k), "attention_scores(q, k)")
-    assert_shape(got, (3, 5, 5), f"attention_scores(q, k) for q, k of shape (3, 5, {d_k})")
-    raw = q @ k.transpose(-2, -1)
-    if torch.allclose(got, raw, atol=1e-5):
-        raise CheckFailed("the scores are not scaled: divide by math.sqrt(d_k), d_k = q.shape[-1]")
-    if torch.allclose(got, raw / d_k, atol=1e-5):
-        raise CheckFailed("divided by d_k; divide by its square root, math.sqrt(d_k)")
-    for wrong in (16, 32, 8, 64):
-        if torch.allclose(got, raw / math.sqrt(wrong), atol=1e-5):
-            raise CheckFailed(
-                f"for q, k of shape (3, 5, {d_k}) the scores were divided by sqrt({wrong}) = "
-                f"{math.sqrt(wrong):g}, not sqrt({d_k}): read d_k from the q you are given, "
-                "d_k = q.shape[-1], not from a global such as head_size or a typed-in number"
-            )
-    if torch.allclose(got, (k @ q.transpose(-2, -1)) / math.sqrt(d_k), atol=1e-5):
-        raise CheckFailed("rows and columns are swapped: row t should hold the query at t against "
-                          "every key, q @ k.transpose(-2, -1)")
-    if torch.isinf(got).any():
-        raise CheckFailed("no masking in this function yet (that is exercise 2): return the scaled "
-                          "scores only")
-    assert_close(got, raw / math.sqrt(d_k), "attention_scores(q, k)", atol=1e-5)
+    compare(attention_scores, _reference_scores, _scores_cases(), name="attention_scores(q, k)",
+            run=_run_scores, mistakes=SCORES)
 
 
-def _weights_with(q: torch.Tensor, k: torch.Tensor, allowed: torch.Tensor,
-                  fill: float = float("-inf")) -> torch.Tensor:
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
-    return scores.masked_fill(~allowed, fill).softmax(dim=-1)
+# ---------------------------------------------------------------------------- exercise 2
+def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, allowed: Any = "tril",
+               fill: float = float("-inf"), scale: Any = "sqrt", dim: int = -1) -> tuple[Any, Any]:
+    """Causal attention with one thing changed, as a learner might write it."""
+    T = q.shape[-2]
+    d = q.shape[-1]
+    s = {"sqrt": 1 / math.sqrt(d), "none": 1.0}.get(scale, scale)
+    scores = q @ k.transpose(-2, -1) * s
+    ones = torch.ones(T, T)
+    mask = {"tril": ones.tril(), "tril1": ones.tril(1), "triu": ones.triu(), "strict": ones.tril(-1),
+            "none": ones, "global": torch.ones(8, 8).tril()}[allowed]
+    weights = scores.masked_fill(mask == 0, fill).softmax(dim=dim)
+    return weights @ v, weights
 
 
-@check("causal_attention")
+CAUSAL = [
+    Mistake("mask one diagonal too many", lambda q, k, v: _attention(q, k, v, allowed="tril1"),
+            hint="each query also sees the next key: the mask is torch.tril(..., diagonal=1), one "
+                 "diagonal too many; torch.tril(ones(T, T)) keeps exactly the keys at or before the query"),
+    Mistake("mask on the wrong side", lambda q, k, v: _attention(q, k, v, allowed="triu"),
+            hint="the mask is on the wrong side: it hides the past and keeps the future (torch.triu). "
+                 "Keep the keys at or before the query: masked_fill(torch.tril(ones(T, T)) == 0, float('-inf'))"),
+    Mistake("filled with 0", lambda q, k, v: _attention(q, k, v, fill=0.0),
+            hint="the future scores were set to 0, which still gives them weight exp(0) / sum: "
+                 "mask with float('-inf')"),
+    Mistake("no mask", lambda q, k, v: _attention(q, k, v, allowed="none"),
+            hint="the future is not masked: set the scores where the key comes after the query to "
+                 "float('-inf') before the softmax"),
+    Mistake("diagonal masked", lambda q, k, v: _attention(q, k, v, allowed="strict"),
+            hint="the output has NaN: the first query has every key masked. Mask only the keys after "
+                 "the query (where torch.tril(...) == 0), which keeps the diagonal, so every query "
+                 "sees at least itself"),
+    Mistake("unscaled", lambda q, k, v: _attention(q, k, v, scale="none"),
+            hint="the scores are not scaled: divide q @ k^T by math.sqrt(d_k)"),
+    Mistake("softmax over queries", lambda q, k, v: _attention(q, k, v, dim=-2),
+            hint="the softmax runs over the queries (dim=-2): each row of weights must sum to 1 "
+                 "over the keys, softmax(dim=-1), after masking"),
+    Mistake("global T", lambda q, k, v: _attention(q, k, v, allowed="global"),
+            hint="the mask has the notebook's size 8 x 8: build it from the input, T = q.shape[-2]"),
+    Mistake("out only", lambda q, k, v: _attention(q, k, v)[0], expect="should return a pair (out, weights)"),
+]
+
+
+def _causal_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(10)
+    return [
+        Case("causal_attention(q, k, v) with q, k of shape (2, 6, 8) and v of shape (2, 6, 5)",
+             _randn(g, 2, 6, 8, scale=2), _randn(g, 2, 6, 8, scale=2), _randn(g, 2, 6, 5)),
+        Case("causal_attention(q, k, v) with heads: q, k of shape (3, 2, 5, 4), v of shape (3, 2, 5, 7)",
+             _randn(g, 3, 2, 5, 4, scale=2), _randn(g, 3, 2, 5, 4, scale=2), _randn(g, 3, 2, 5, 7)),
+        Case("causal_attention(q, k, v) with q, k, v of shape (11, 3)",
+             _randn(g, 11, 3, scale=2), _randn(g, 11, 3, scale=2), _randn(g, 11, 3)),
+        Case("causal_attention(q, k, v) with one position: q, k, v of shape (4, 1, 6)",
+             _randn(g, 4, 1, 6), _randn(g, 4, 1, 6), _randn(g, 4, 1, 6)),
+    ]
+
+
+def _run_causal(impl: Any, case: Case) -> Any:
+    (q, k, v), _ = case.fresh()
+    out, weights = as_pair(impl(q, k, v), "causal_attention", ("out", "weights"))
+    out = as_tensor(out, "out")
+    weights = as_tensor(weights, "weights")
+    return {"weights": weights.detach(), **outputs_and_grads(out, {"q": q, "k": k, "v": v})}
+
+
+@check("causal_attention", mistakes=CAUSAL)
 @needs_earlier(attention_scores=1)
 def check_causal_attention(causal_attention: Callable[..., Any]) -> None:
-    """Exercise 2: masked, scaled attention, against ``F.scaled_dot_product_attention``."""
-    q, k, v = _random(2, 6, 8, seed=2) * 2, _random(2, 6, 8, seed=3) * 2, _random(2, 6, 5, seed=4)
-    shown = "causal_attention(q, k, v) with q, k of shape (2, 6, 8) and v of shape (2, 6, 5)"
-    out, weights = as_pair(call(causal_attention, q.clone(), k.clone(), v.clone(), shown=shown),
-                           "causal_attention", ("out", "weights"))
-    out = as_tensor(out, "out", shape=(2, 6, 5))
-    weights = as_tensor(weights, "weights", shape=(2, 6, 6))
-    want = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, T, d_v)
-    T = 6
-    tril = torch.ones(T, T).tril().bool()
-    if torch.isnan(out).any() or torch.isnan(weights).any():
-        raise CheckFailed("the output has NaN: some query has every key masked. Mask only the keys "
-                          "after the query (where torch.tril(...) == 0), which keeps the diagonal, "
-                          "so every query sees at least itself")
-    if (weights.triu(1).abs() > 1e-6).any():
-        ones = torch.ones(T, T).bool()
-        if torch.allclose(weights, _weights_with(q, k, ones.tril(1)), atol=1e-5):
-            raise CheckFailed("each query also sees the next key: the mask is torch.tril(..., "
-                              "diagonal=1), one diagonal too many; torch.tril(ones(T, T)) keeps "
-                              "exactly the keys at or before the query")
-        if torch.allclose(weights, _weights_with(q, k, ones.triu()), atol=1e-5):
-            raise CheckFailed("the mask is on the wrong side: it hides the past and keeps the future "
-                              "(torch.triu). Keep the keys at or before the query: masked_fill("
-                              "torch.tril(ones(T, T)) == 0, float('-inf'))")
-        if torch.allclose(weights, _weights_with(q, k, tril, fill=0.0), atol=1e-5):
-            raise CheckFailed("the future scores were set to 0, which still gives them weight "
-                              "exp(0) / sum: mask with float('-inf')")
-        if torch.allclose(out, F.scaled_dot_product_attention(q, k, v), atol=1e-5):
-            raise CheckFailed("the future is not masked: set the scores where the key comes after "
-                              "the query to float('-inf') before the softmax")
-        raise CheckFailed("the weights above the diagonal (keys after the query) are not 0: set "
-                          "those scores to float('-inf') before the softmax, with the mask "
-                          "torch.tril(torch.ones(T, T)) == 0")
-    if (weights.tril(-1).abs() < 1e-12).all():
-        raise CheckFailed("every weight below the diagonal is 0: the mask hides the past too; keep "
-                          "the keys at or before the query (torch.tril, not torch.eye)")
-    if torch.allclose(out, F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1.0), atol=1e-5):
-        raise CheckFailed("the scores are not scaled: divide q @ k^T by math.sqrt(d_k)")
-    rows = weights.sum(-1)
-    if not torch.allclose(rows, torch.ones_like(rows), atol=1e-5):
-        raise CheckFailed("the rows of weights do not sum to 1: softmax over the last dimension "
-                          "(the keys), after masking")
-    assert_close(weights, reference_causal_attention(q, k, v)[1], "weights", atol=1e-5)
-    assert_close(out, want, "out compared with F.scaled_dot_product_attention(q, k, v, "
-                 "is_causal=True)", atol=1e-5)
+    """Exercise 2: masked, scaled attention: ``out``, ``weights`` and the gradients of ``out``."""
+    compare(causal_attention, reference_causal_attention, _causal_cases(),
+            name="causal_attention(q, k, v)", run=_run_causal, mistakes=CAUSAL)
 
 
-@check("Head")
+# ---------------------------------------------------------------------------- exercise 3
+class _ReferenceHead(nn.Module):
+    """One causal attention head, as the lesson describes it."""
+
+    def __init__(self, n_embd: int, head_size: int) -> None:
+        super().__init__()
+        self.query = nn.Linear(n_embd, head_size, bias=False)
+        self.key = nn.Linear(n_embd, head_size, bias=False)
+        self.value = nn.Linear(n_embd, head_size, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return reference_causal_attention(self.query(x), self.key(x), self.value(x))[0]
+
+
+def _head_mistake(**how: Any) -> type:
+    swap = how.pop("swap", False)
+    kv = how.pop("v_from_key", False)
+
+    class Wrong(_ReferenceHead):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            q, k = self.query(x), self.key(x)
+            v = self.key(x) if kv else self.value(x)
+            if swap:
+                q, k = k, q
+            return _attention(q, k, v, **how)[0]
+
+    return Wrong
+
+
+class _BiasHead(_ReferenceHead):
+    def __init__(self, n_embd: int, head_size: int) -> None:
+        super().__init__(n_embd, head_size)
+        self.key = nn.Linear(n_embd, head_size)
+
+
+class _TupleHead(_ReferenceHead):
+    def forward(self, x: torch.Tensor) -> Any:
+        return reference_causal_attention(self.query(x), self.key(x), self.value(x))
+
+
+HEAD = [
+    Mistake("no mask", _head_mistake(allowed="none"),
+            hint="the future is not masked: mask the scores above the diagonal with -inf"),
+    Mistake("scaled by sqrt(n_embd)", type("ScaledByEmbd", (_ReferenceHead,), {
+        "forward": lambda self, x: F.scaled_dot_product_attention(
+            self.query(x), self.key(x), self.value(x), is_causal=True, scale=1 / math.sqrt(x.shape[-1]))}),
+            hint="the scores are scaled by sqrt(n_embd); scale by sqrt(head_size), the size of the "
+                 "vectors in each dot product"),
+    Mistake("unscaled", _head_mistake(scale="none"),
+            hint="the scores are not scaled: divide q @ k^T by math.sqrt(head_size)"),
+    Mistake("q and k swapped", _head_mistake(swap=True),
+            hint="queries and keys are swapped: scores = q @ k.transpose(-2, -1), with q from "
+                 "self.query and k from self.key"),
+    Mistake("v from key", _head_mistake(v_from_key=True),
+            hint="the values come from self.key: average v = self.value(x)"),
+    Mistake("bias", _BiasHead, expect="bias=False"),
+    Mistake("returns a pair", _TupleHead, expect="return the tensor only"),
+]
+
+
+def _head_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(11)
+    return [
+        Case("Head(12, 12) on x of shape (3, 7, 12)", 12, 12, _randn(g, 3, 7, 12)),
+        Case("Head(12, 5) on x of shape (3, 7, 12)", 12, 5, _randn(g, 3, 7, 12)),
+        Case("Head(20, 4) on x of shape (5, 2, 20)", 20, 4, _randn(g, 5, 2, 20)),
+        Case("Head(6, 3) on x of shape (2, 1, 6)", 6, 3, _randn(g, 2, 1, 6)),
+    ]
+
+
+def _run_head(impl: Any, case: Case) -> Any:
+    (C, hs, x), _ = case.fresh()
+    head = impl(C, hs)
+    owner = f"Head({C}, {hs})"
+    layers = [layer(head, name, nn.Linear, shape=(hs, C), bias=False, owner=owner)
+              for name in ("query", "key", "value")]
+    g = torch.Generator().manual_seed(C * 100 + hs)
+    with torch.no_grad():  # the same weights for the learner's head and the reference
+        for lin in layers:
+            lin.weight.copy_(torch.randn(hs, C, generator=g) / math.sqrt(C))
+    out = as_tensor(head(x), f"{owner}(x)")
+    return outputs_and_grads(out, {"x": x, "query.weight": layers[0].weight,
+                                   "key.weight": layers[1].weight, "value.weight": layers[2].weight})
+
+
+@check("Head", mistakes=HEAD)
 @needs_earlier(attention_scores=1, causal_attention=2)
 def check_head(Head: Callable[..., Any]) -> None:
-    """Exercise 3: a single attention head, against the package's one-head attention.
+    """Exercise 3: a single attention head: output and gradients w.r.t. ``x`` and the three weights.
 
-    ``Head(12, 12)`` and ``Head(12, 5)`` on ``x`` of shape ``(3, 7, 12)``: sizes unlike the
-    lesson's ``C = 32``, ``head_size = 16``, ``T = 8``. The package's module is
-    :func:`one_head_attention`, whose output projection ``c_proj`` is the identity.
+    Sizes unlike the lesson's ``C = 32``, ``head_size = 16``, ``T = 8``, head sizes other than
+    ``n_embd`` (the scale must use ``head_size``), and one position only.
     """
-    C = 12
-    torch.manual_seed(0)
-    head = Head(C, C)
-    for name in ("query", "key", "value"):
-        layer(head, name, nn.Linear, shape=(C, C), bias=False, owner="head")
-    x = _random(3, 7, C, seed=5)
-    with torch.no_grad():
-        got = call(head, x, shown=f"Head({C}, {C})(x) with x of shape (3, 7, {C})")
-    if isinstance(got, (tuple, list)):
-        raise CheckFailed("Head.forward should return the output tensor only, not a tuple")
-    got = as_tensor(got, "Head.forward(x)")
-    assert_shape(got, (3, 7, C), f"Head({C}, {C})(x) for x of shape (3, 7, {C})")
-    package = one_head_attention(C)
-    with torch.no_grad():
-        package.c_attn.weight.copy_(torch.cat([head.query.weight, head.key.weight, head.value.weight]))
-        want, _ = package(x)
-        q, k, v = head.query(x), head.key(x), head.value(x)
-    if torch.allclose(got, F.scaled_dot_product_attention(q, k, v), atol=1e-5):
-        raise CheckFailed("the future is not masked: mask the scores above the diagonal with -inf")
-    if torch.allclose(got, F.scaled_dot_product_attention(k, q, v, is_causal=True), atol=1e-5):
-        raise CheckFailed("queries and keys are swapped: scores = q @ k.transpose(-2, -1), with q "
-                          "from self.query")
-    assert_close(got, want, f"Head({C}, {C})(x) compared with the package's one-head "
-                 "CausalSelfAttention (same weights, c_proj = identity)", atol=1e-5)
-    hs = 5
-    head = Head(C, hs)  # head_size != n_embd: the scale must use head_size
-    for name in ("query", "key", "value"):
-        layer(head, name, nn.Linear, shape=(hs, C), bias=False, owner=f"Head({C}, {hs})")
-    with torch.no_grad():
-        got = as_tensor(call(head, x, shown=f"Head({C}, {hs})(x)"), f"Head({C}, {hs})(x)")
-        q, k, v = head.query(x), head.key(x), head.value(x)
-    assert_shape(got, (3, 7, hs), f"Head({C}, {hs})(x)")
-    if torch.allclose(got, F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                                          scale=1 / math.sqrt(C)), atol=1e-5):
-        raise CheckFailed(f"Head({C}, {hs}) scales by sqrt(n_embd); scale by sqrt(head_size), the "
-                          "size of the vectors in each dot product")
-    assert_close(got, F.scaled_dot_product_attention(q, k, v, is_causal=True), f"Head({C}, {hs})(x)",
-                 atol=1e-5)
+    compare(Head, _ReferenceHead, _head_cases(), name="Head(n_embd, head_size)(x)", run=_run_head,
+            mistakes=HEAD)
 
 
+# ---------------------------------------------------------------------------- exercise 4
 def reference_is_causal(fn: Callable[[torch.Tensor], torch.Tensor], T: int = 8, C: int = 4,
                         atol: float = 1e-6) -> bool:
     """``True`` if no output of ``fn`` at a position ``<= t`` depends on inputs after ``t``.
@@ -267,21 +343,85 @@ def _masked_attention(allowed: torch.Tensor) -> Callable[[torch.Tensor], torch.T
     return fn
 
 
-@check("is_causal")
+def _only_last_token(fn: Callable[..., Any], T: int = 8, C: int = 4) -> bool:
+    x = torch.randn(2, T, C)
+    x2 = x.clone()
+    x2[:, -1] = torch.randn(2, C)
+    return torch.allclose(fn(x)[:, :-1], fn(x2)[:, :-1])
+
+
+def _only_first_position(fn: Callable[..., Any], T: int = 8, C: int = 4) -> bool:
+    x = torch.randn(2, T, C)
+    x2 = x.clone()
+    x2[:, 1:] = torch.randn(2, T - 1, C)
+    return torch.allclose(fn(x)[:, 0], fn(x2)[:, 0])
+
+
+def _compares_everything(fn: Callable[..., Any], T: int = 8, C: int = 4) -> bool:
+    x = torch.randn(2, T, C)
+    x2 = x.clone()
+    x2[:, -1] += 1
+    return torch.allclose(fn(x), fn(x2))
+
+
+def _uses_defaults(fn: Callable[..., Any], T: int = 8, C: int = 4) -> bool:
+    return reference_is_causal(fn)  # always T=8, C=4: the arguments are ignored
+
+
+def _compares_before_t(fn: Callable[..., Any], T: int = 8, C: int = 4) -> bool:
+    x = torch.randn(2, T, C)
+    base = fn(x)
+    for t in range(T - 1):
+        x2 = x.clone()
+        x2[:, t + 1:] = torch.randn(2, T - t - 1, C)
+        if not torch.allclose(fn(x2)[:, :t], base[:, :t], atol=1e-6):  # off by one: leaves out t
+            return False
+    return True
+
+
+IS_CAUSAL = [
+    Mistake("only the last token", _only_last_token,
+            hint="Changing only the last token, or looking only at position 0, misses such a leak. "
+                 "Try every cut t: change the inputs after t, compare outputs 0..t"),
+    Mistake("only position 0", _only_first_position, expect="leaks the future"),
+    Mistake("compares every position", _compares_everything,
+            hint="Compare only the outputs at positions <= t (the ones that must not change), "
+                 "with torch.allclose"),
+    Mistake("always True", lambda fn, T=8, C=4: True, expect="leaks the future"),
+    Mistake("ignores T and C", _uses_defaults,
+            hint="your test ignored its arguments T and C (the check passes T=7, C=3, and fn got "
+                 "inputs of other sizes): build x with torch.randn(2, T, C) from the arguments"),
+    Mistake("leaves out position t", _compares_before_t,
+            hint="Change the inputs after t and compare outputs at ALL positions 0..t"),
+    Mistake("returns a tensor", lambda fn, T=8, C=4: torch.tensor([True, False]),
+            expect="one True or False"),
+]
+
+
+@check("is_causal", mistakes=IS_CAUSAL)
 def check_is_causal(is_causal: Callable[..., Any]) -> None:
     """Exercise 4: the learner's causality test tells causal and leaking functions apart.
 
     It is called with ``T = 7`` and ``C = 3`` (not its defaults 8 and 4), so a test that
-    ignores its arguments fails.
+    ignores its arguments fails; the leaks sit at the start and in the middle of the sequence.
     """
     T, C = 7, 3
     ok = causal_mask(T, T)
+
+    def sized(f: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+        def g(x: torch.Tensor) -> torch.Tensor:
+            if tuple(x.shape[1:3]) != (T, C):
+                raise CheckFailed(IS_CAUSAL[4].hint)
+            return f(x)
+        return g
+
     cases = [
         ("causal attention", _masked_attention(ok), True),
         ("a running mean", lambda x: x.cumsum(1) / torch.arange(1, x.shape[1] + 1).view(1, -1, 1), True),
         ("an element-wise function", lambda x: torch.tanh(3 * x), True),
         ("attention without a mask", _masked_attention(torch.ones(T, T, dtype=torch.bool)), False),
-        ("attention that also sees the next token", _masked_attention(torch.ones(T, T, dtype=torch.bool).tril(1)), False),
+        ("attention that also sees the next token",
+         _masked_attention(torch.ones(T, T, dtype=torch.bool).tril(1)), False),
     ]
     leak = ok.clone()
     leak[0, 1] = True  # only position 0 peeks, and only at position 1
@@ -292,17 +432,15 @@ def check_is_causal(is_causal: Callable[..., Any]) -> None:
     cases.append(("a reversed running mean",
                   lambda x: x.flip(1).cumsum(1).flip(1) / torch.arange(x.shape[1], 0, -1).view(1, -1, 1), False))
     for what, fn, expected in cases:
-        got = as_bool(call(is_causal, fn, T, C, shown=f"is_causal(<{what}>, T={T}, C={C})"),
-                      f"is_causal(<{what}>, T={T}, C={C})")
-        if got != expected:
-            if expected:
-                raise CheckFailed(f"is_causal says {what} is not causal, but it is. Compare only the "
-                                  "outputs at positions <= t (the ones that must not change), with "
-                                  "torch.allclose")
-            hint = ""
-            if "alone" in what:
-                hint = (" Changing only the last token, or looking only at position 0, misses such a "
-                        "leak. Try every cut t: change the inputs after t, compare outputs 0..t")
-            elif "next token" in what:
-                hint = " Change the inputs after t and compare outputs at ALL positions 0..t"
-            raise CheckFailed(f"is_causal says {what} is causal, but it leaks the future.{hint}")
+        shown = f"is_causal(<{what}>, T={T}, C={C})"
+        got = as_bool(call(is_causal, sized(fn), T, C, shown=shown), shown)
+        if got == expected:
+            continue
+        if expected:
+            raise CheckFailed(f"is_causal says {what} is not causal, but it is. {IS_CAUSAL[2].hint}")
+        hint = ""
+        if "alone" in what:
+            hint = " " + IS_CAUSAL[0].hint
+        elif "next token" in what:
+            hint = " " + IS_CAUSAL[5].hint
+        raise CheckFailed(f"is_causal says {what} is causal, but it leaks the future.{hint}")

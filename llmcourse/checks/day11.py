@@ -1,11 +1,14 @@
 """Checks for day 11, "The Transformer block".
 
-Each ``check_*`` function runs the learner's code, prints one line - a pass, a specific hint, or
-"not done yet" - and returns ``True`` on a pass. None of them raises.
-
-The learner's modules are compared with the package's (:class:`llmcourse.model.MLP`,
-:class:`llmcourse.model.Block`) by loading the learner's weights into the package's module by
-parameter name and running both on the same random inputs.
+Each ``check_*`` function compares the learner's code with the package's (``F.gelu``,
+:class:`llmcourse.model.MLP`, ``F.layer_norm``, :class:`llmcourse.model.Block`) on a small seeded
+battery of inputs: sizes unlike the notebook's (``n_embd = 64``, ``n_head = 4``), batch unlike
+time, one position, arguments at non-default values; the outputs *and* the gradients w.r.t. the
+input and every parameter (the learner's module and the package's get the same weights). The
+block is also run with dropout on, in training mode with the same seed (dropout in the same
+places as the package's) and in evaluation mode (no dropout at all). A check prints one line -
+a pass, the hint of a typical mistake (the tables ``GELU``, ``MLP_MISTAKES``, ``LAYER_NORM``,
+``BLOCK``), or "not done yet" - and returns a verdict, true on a pass. None of them raises.
 
 Example::
 
@@ -24,9 +27,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from llmcourse.checks._core import (CheckFailed, as_tensor, assert_close, assert_shape, check, layer,
-                                    needs_earlier)
-from llmcourse.model import MLP, Block, GPTConfig
+from llmcourse.checks._core import (Case, CheckFailed, Mistake, as_tensor, check, compare, layer,
+                                    needs_earlier, outputs_and_grads)
+from llmcourse.model import MLP, Block, CausalSelfAttention, GPTConfig
 
 __all__ = ["check_gelu_tanh", "check_mlp", "check_layer_norm", "check_block"]
 
@@ -38,194 +41,362 @@ def _output(value: Any) -> Any:
     return value
 
 
-@check("GELU (tanh)")
-def check_gelu_tanh(gelu_fn: Callable[[torch.Tensor], Any]) -> None:
-    """Exercise 1: ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``."""
-    x = torch.linspace(-6, 6, 241, dtype=torch.float64)
-    got = as_tensor(gelu_fn(x.clone()), "gelu_tanh")
-    assert_shape(got, x.shape, "gelu_tanh(x)")
-    want = F.gelu(x, approximate="tanh")
-    if torch.allclose(got.double(), want, atol=1e-6):
-        return
-    if torch.allclose(got.double(), F.gelu(x), atol=1e-6):
-        raise CheckFailed("that is the exact (erf) GELU; this exercise asks for the tanh "
-                          "approximation 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x**3)))")
-    if torch.allclose(got.double(), 2 * want, atol=1e-6):
-        raise CheckFailed("the result is twice too large: the formula starts with 0.5 * x")
-    if torch.allclose(got.double(), F.relu(x), atol=1e-6):
-        raise CheckFailed("that is ReLU; write the GELU formula")
-    inner = 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 2)))
-    if torch.allclose(got.double(), inner, atol=1e-6):
-        raise CheckFailed("the cubic term should be 0.044715 * x ** 3, not x ** 2")
-    no_sqrt = 0.5 * x * (1 + torch.tanh((2 / math.pi) * (x + 0.044715 * x ** 3)))
-    if torch.allclose(got.double(), no_sqrt, atol=1e-6):
-        raise CheckFailed("the factor inside tanh is the square root of 2 / pi: math.sqrt(2 / math.pi)")
-    assert_close(got, want, "gelu_tanh(x) on [-6, 6]", atol=1e-6)
+def _leaf(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().requires_grad_()
 
 
-def _load_into(ref: nn.Module, mine: nn.Module) -> None:
-    """Load ``mine``'s parameters into ``ref`` by name, with a readable hint on a mismatch."""
-    state = mine.state_dict()
-    want = ref.state_dict()
-    missing = sorted(set(want) - set(state))
-    extra = sorted(set(state) - set(want))
+def _set_params(module: nn.Module, names: list[str], seed: int) -> dict[str, torch.Tensor]:
+    """Give ``module``'s parameters ``names`` seeded values (the same for learner and reference).
+
+    Weights (2-D) get ``randn / sqrt(fan_in)``; 1-D parameters (biases, norm gains) ``1 + 0.3 randn``
+    for LayerNorm weights and ``0.3 randn`` otherwise, so that a mix-up of ln_1 and ln_2 shows.
+    """
+    params = dict(module.named_parameters())
+    missing = [n for n in names if n not in params]
+    extra = [n for n in params if n not in names]
     if missing or extra:
         raise CheckFailed(f"the parameter names differ from the package's: missing {missing}, "
                           f"unexpected {extra}; use exactly the attribute names the exercise gives")
-    for name, tensor in state.items():
-        if tuple(tensor.shape) != tuple(want[name].shape):
-            raise CheckFailed(f"{name} has shape {tuple(tensor.shape)} but should have shape "
-                              f"{tuple(want[name].shape)}")
-    ref.load_state_dict(state)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name in names:
+            p = params[name]
+            r = torch.randn(p.shape, generator=g)
+            if p.dim() >= 2:
+                p.copy_(r / math.sqrt(p.shape[-1]))
+            elif name.startswith("ln") and name.endswith("weight"):
+                p.copy_(1 + 0.3 * r)
+            else:
+                p.copy_(0.3 * r)
+    return {name: params[name] for name in names}
 
 
-@check("MLP", hint="c_fc, then F.gelu(h, approximate='tanh'), then c_proj")
+# ---------------------------------------------------------------------------- exercise 1
+def _gelu_formula(x: torch.Tensor, *, c: float = 0.044715, power: int = 3,
+                  k: float = math.sqrt(2 / math.pi), half: float = 0.5) -> torch.Tensor:
+    return half * x * (1 + torch.tanh(k * (x + c * x ** power)))
+
+
+GELU = [
+    Mistake("exact GELU", lambda x: F.gelu(x),
+            hint="that is the exact (erf) GELU; this exercise asks for the tanh approximation "
+                 "0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x**3)))"),
+    Mistake("twice too large", lambda x: _gelu_formula(x, half=1.0),
+            hint="the result is twice too large: the formula starts with 0.5 * x"),
+    Mistake("ReLU", lambda x: F.relu(x), hint="that is ReLU; write the GELU formula"),
+    Mistake("x ** 2", lambda x: _gelu_formula(x, power=2),
+            hint="the cubic term should be 0.044715 * x ** 3, not x ** 2"),
+    Mistake("no square root", lambda x: _gelu_formula(x, k=2 / math.pi),
+            hint="the factor inside tanh is the square root of 2 / pi: math.sqrt(2 / math.pi)"),
+    Mistake("sigmoid approximation", lambda x: x * torch.sigmoid(1.702 * x),
+            hint="that is the sigmoid approximation x * sigmoid(1.702 x); write the tanh formula"),
+    Mistake("float64 constant", lambda x: _gelu_formula(x) * torch.tensor(1.0, dtype=torch.float64).expand(x.shape),
+            expect="dtype float64, expected float32"),
+    Mistake("no return", lambda x: None, expect="None"),
+]
+
+
+def _gelu_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(110)
+    return [
+        Case("gelu_tanh(x of shape (4, 7), float32)", _leaf(torch.randn(4, 7, generator=g) * 3)),
+        Case("gelu_tanh(x = linspace(-6, 6, 241), float64)", _leaf(torch.linspace(-6, 6, 241, dtype=torch.float64))),
+        Case("gelu_tanh(x of shape (2, 3, 5) with |x| up to 20)", _leaf(torch.randn(2, 3, 5, generator=g) * 8)),
+    ]
+
+
+def _run_gelu(impl: Any, case: Case) -> Any:
+    (x,), _ = case.fresh()
+    return outputs_and_grads(as_tensor(impl(x), "gelu_tanh(x)"), {"x": x})
+
+
+@check("GELU (tanh)", mistakes=GELU)
+def check_gelu_tanh(gelu_fn: Callable[[torch.Tensor], Any]) -> None:
+    """Exercise 1: ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``: values, dtype, gradient."""
+    compare(gelu_fn, lambda x: F.gelu(x, approximate="tanh"), _gelu_cases(), name="gelu_tanh(x)",
+            run=_run_gelu, mistakes=GELU, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------- exercise 2
+class _MLP(nn.Module):
+    """The lesson's MLP with one thing changed, as a learner might write it."""
+
+    hidden = 4
+    act = staticmethod(lambda h: F.gelu(h, approximate="tanh"))
+    act_last = False
+
+    def __init__(self, n_embd: int) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(n_embd, self.hidden * n_embd)
+        self.c_proj = nn.Linear(self.hidden * n_embd, n_embd)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.act_last:
+            return self.act(self.c_proj(self.c_fc(x)))
+        return self.c_proj(self.act(self.c_fc(x)))
+
+
+def _mlp(name: str, **knobs: Any) -> type:
+    if "act" in knobs:
+        knobs["act"] = staticmethod(knobs["act"])
+    return type(name, (_MLP,), knobs)
+
+
+MLP_MISTAKES = [
+    Mistake("exact GELU", _mlp("ExactGelu", act=F.gelu),
+            hint="you used the exact GELU; GPT-2 (and the package) use the tanh approximation: "
+                 "F.gelu(h, approximate='tanh')"),
+    Mistake("ReLU", _mlp("Relu", act=F.relu),
+            hint="that is ReLU; GPT-2's MLP uses GELU (approximate='tanh')"),
+    Mistake("no activation", _mlp("Linear", act=lambda h: h),
+            hint="the activation is missing between c_fc and c_proj"),
+    Mistake("activation after c_proj", _mlp("ActLast", act_last=True),
+            hint="the GELU is applied after c_proj; it goes between the two layers: "
+                 "c_proj(gelu(c_fc(x)))"),
+    Mistake("hidden 2C", _mlp("Narrow", hidden=2), expect="4 * n_embd"),
+]
+
+
+def _reference_mlp(n_embd: int) -> nn.Module:
+    return MLP(GPTConfig(vocab_size=2, block_size=2, n_layer=1, n_head=1, n_embd=n_embd))
+
+
+def _mlp_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(111)
+    return [
+        Case("MyMLP(16) on x of shape (2, 5, 16)", 16, _leaf(torch.randn(2, 5, 16, generator=g))),
+        Case("MyMLP(40) on x of shape (3, 2, 40)", 40, _leaf(torch.randn(3, 2, 40, generator=g))),
+        Case("MyMLP(6) on x of shape (4, 1, 6)", 6, _leaf(torch.randn(4, 1, 6, generator=g))),
+    ]
+
+
+_MLP_PARAMS = ["c_fc.weight", "c_fc.bias", "c_proj.weight", "c_proj.bias"]
+
+
+def _run_mlp(impl: Any, case: Case) -> Any:
+    (C, x), _ = case.fresh()
+    module = impl(C)
+    owner = f"MyMLP({C})"
+    fc = layer(module, "c_fc", nn.Linear, owner=owner)
+    if fc.out_features != 4 * C:
+        raise CheckFailed(f"the hidden layer has {fc.out_features} units for n_embd={C}; GPT-2 "
+                          f"uses 4 * n_embd = {4 * C}")
+    layer(module, "c_fc", nn.Linear, shape=(4 * C, C), bias=True, owner=owner)
+    layer(module, "c_proj", nn.Linear, shape=(C, 4 * C), bias=True, owner=owner)
+    params = _set_params(module, _MLP_PARAMS, seed=C)
+    module.eval()
+    out = as_tensor(_output(module(x)), f"{owner}(x)")
+    return outputs_and_grads(out, {"x": x, **params})
+
+
+@check("MLP", mistakes=MLP_MISTAKES)
 def check_mlp(mlp_cls: Callable[[int], nn.Module]) -> None:
-    """Exercise 2: ``c_proj(gelu_tanh(c_fc(x)))`` with a 4x hidden layer."""
-    for C in (16, 40):
-        torch.manual_seed(C)
-        mine = mlp_cls(C)
-        for name in ("c_fc", "c_proj"):
-            if getattr(mine, name, None) is None:
-                raise NotImplementedError(f"self.{name} is missing")
-            layer(mine, name, nn.Linear, owner=f"self (n_embd={C})")
-        if mine.c_fc.out_features != 4 * C:
-            raise CheckFailed(f"the hidden layer has {mine.c_fc.out_features} units for n_embd={C}; "
-                              f"GPT-2 uses 4 * n_embd = {4 * C}")
-        cfg = GPTConfig(vocab_size=2, block_size=2, n_layer=1, n_head=1, n_embd=C)
-        ref = MLP(cfg).eval()
-        _load_into(ref, mine)
-        mine.eval()
-        x = torch.randn(2, 5, C)
-        with torch.no_grad():
-            got = as_tensor(_output(mine(x)), "forward")
-            assert_shape(got, (2, 5, C), f"forward(x of shape {(2, 5, C)})")
-            want = ref(x)
-            if torch.allclose(got, want, atol=1e-5, rtol=1e-4):
-                continue
-            h = mine.c_fc(x)
-            variants = {
-                "you used the exact GELU; GPT-2 (and the package) use the tanh approximation: "
-                "F.gelu(h, approximate='tanh')": mine.c_proj(F.gelu(h)),
-                "that is ReLU; GPT-2's MLP uses GELU (approximate='tanh')": mine.c_proj(F.relu(h)),
-                "the activation is missing between c_fc and c_proj": mine.c_proj(h),
-            }
-            for hint, variant in variants.items():
-                if torch.allclose(got, variant, atol=1e-5, rtol=1e-4):
-                    raise CheckFailed(hint)
-            assert_close(got, want, f"forward(x) for n_embd={C}")
+    """Exercise 2: ``c_proj(gelu_tanh(c_fc(x)))`` with a 4x hidden layer; output and gradients."""
+    compare(mlp_cls, _reference_mlp, _mlp_cases(), name="MyMLP(n_embd)(x)", run=_run_mlp,
+            mistakes=MLP_MISTAKES)
 
 
-@check("LayerNorm", hint="normalise over the last axis: (x - mean) / sqrt(var + eps) * weight + bias")
+# ---------------------------------------------------------------------------- exercise 3
+def _ln(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float = 1e-5, *,
+        dim: int = -1, unbiased: bool = False, eps_outside: bool = False) -> torch.Tensor:
+    mean = x.mean(dim, keepdim=True)
+    var = x.var(dim, keepdim=True, unbiased=unbiased)
+    if eps_outside:
+        return (x - mean) / (torch.sqrt(var) + eps) * weight + bias
+    return (x - mean) / torch.sqrt(var + eps) * weight + bias
+
+
+LAYER_NORM = [
+    Mistake("unbiased variance", lambda x, w, b, eps=1e-5: _ln(x, w, b, eps, unbiased=True),
+            hint="you used the unbiased variance (dividing by C - 1); LayerNorm divides by C: "
+                 "x.var(dim=-1, keepdim=True, unbiased=False)"),
+    Mistake("no weight and bias", lambda x, w, b, eps=1e-5: _ln(x, torch.ones_like(w), torch.zeros_like(b), eps),
+            hint="weight and bias are not applied: multiply by weight, then add bias"),
+    Mistake("weight and bias swapped", lambda x, w, b, eps=1e-5: _ln(x, b, w, eps),
+            hint="weight and bias are swapped: it is normalised * weight + bias"),
+    Mistake("batch axis", lambda x, w, b, eps=1e-5: _ln(x, w, b, eps, dim=0),
+            hint="the statistics are taken over the batch axis (dim=0, like BatchNorm); LayerNorm "
+                 "uses the last axis: dim=-1, keepdim=True"),
+    Mistake("eps outside the root", lambda x, w, b, eps=1e-5: _ln(x, w, b, eps, eps_outside=True),
+            hint="eps is added after the square root; it goes inside: sqrt(var + eps)"),
+    Mistake("eps ignored", lambda x, w, b, eps=1e-5: _ln(x, w, b, 1e-5),
+            hint="the eps argument is ignored (1e-5 typed in): use the eps you are given"),
+    Mistake("no eps", lambda x, w, b, eps=1e-5: _ln(x, w, b, 0.0),
+            hint="eps is missing: a constant row gives 0 / 0 = NaN; add eps to the variance before "
+                 "the square root, sqrt(var + eps)"),
+]
+
+
+def _reference_layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                          eps: float = 1e-5) -> torch.Tensor:
+    return F.layer_norm(x, (x.shape[-1],), weight, bias, eps)
+
+
+def _layer_norm_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(112)
+
+    def wb(C: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return _leaf(torch.randn(C, generator=g)), _leaf(torch.randn(C, generator=g))
+
+    const = torch.randn(3, 6, generator=g)
+    const[1] = 2.5  # a constant row: variance 0
+    tiny = torch.tensor([[0.0, 0.0, 0.0, 0.02], [1.0, 2.0, 3.0, 4.0]])
+    return [
+        Case("layer_norm(x of shape (3, 8), weight, bias)", _leaf(torch.randn(3, 8, generator=g) * 3 + 1), *wb(8)),
+        Case("layer_norm(x of shape (2, 5, 16), weight, bias)", _leaf(torch.randn(2, 5, 16, generator=g) * 2 - 1), *wb(16)),
+        Case("layer_norm(x of shape (3, 6) with a constant row, weight, bias)", _leaf(const), *wb(6)),
+        Case("layer_norm(x of shape (2, 4) with a tiny variance, weight, bias, eps=1e-3)",
+             _leaf(tiny), *wb(4), eps=1e-3),
+    ]
+
+
+def _run_layer_norm(impl: Any, case: Case) -> Any:
+    (x, w, b), kwargs = case.fresh()
+    out = as_tensor(impl(x, w, b, **kwargs), "layer_norm(x, weight, bias)")
+    return outputs_and_grads(out, {"x": x, "weight": w, "bias": b})
+
+
+@check("LayerNorm", mistakes=LAYER_NORM)
 def check_layer_norm(layer_norm_fn: Callable[..., Any]) -> None:
-    """Exercise 3: LayerNorm over the last axis, biased variance, eps inside the square root."""
-    g = torch.Generator().manual_seed(0)
-    for shape in ((3, 8), (2, 5, 16)):
-        C = shape[-1]
-        x = torch.randn(*shape, generator=g) * 3 + 1
-        w, b = torch.randn(C, generator=g), torch.randn(C, generator=g)
-        got = as_tensor(layer_norm_fn(x, w, b), "layer_norm")
-        assert_shape(got, shape, f"layer_norm(x of shape {shape})")
-        want = F.layer_norm(x, (C,), w, b, eps=1e-5)
-        if torch.allclose(got, want, atol=1e-4):
-            continue
-        normed = F.layer_norm(x, (C,), eps=1e-5)
-        unbiased = (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, keepdim=True) + 1e-5)
-        if torch.allclose(got, unbiased * w + b, atol=1e-4):
-            raise CheckFailed("you used the unbiased variance (dividing by C - 1); LayerNorm divides "
-                              "by C: x.var(dim=-1, keepdim=True, unbiased=False)")
-        if torch.allclose(got, normed, atol=1e-4):
-            raise CheckFailed("weight and bias are not applied: multiply by weight, then add bias")
-        if torch.allclose(got, normed * b + w, atol=1e-4):
-            raise CheckFailed("weight and bias are swapped: it is normalised * weight + bias")
-        if len(shape) == 2:
-            other = (x - x.mean(0, keepdim=True)) / torch.sqrt(x.var(0, keepdim=True, unbiased=False) + 1e-5) * w + b
-            if torch.allclose(got, other, atol=1e-4):
-                raise CheckFailed("the statistics are taken over the batch axis (dim=0, like "
-                                  "BatchNorm); LayerNorm uses the last axis: dim=-1, keepdim=True")
-        assert_close(got, want, f"layer_norm(x of shape {shape})", atol=1e-4)
-    x = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
-    got = as_tensor(layer_norm_fn(x, torch.ones(4), torch.zeros(4)), "layer_norm")
-    assert_shape(got, (1, 4), "layer_norm([[1, 2, 3, 4]])")
-    want = F.layer_norm(x, (4,))
-    if not torch.allclose(got, want, atol=1e-4):
-        unbiased = (x - 2.5) / torch.sqrt(x.var(-1, keepdim=True) + 1e-5)
-        if torch.allclose(got, unbiased, atol=1e-4):
-            raise CheckFailed("you used the unbiased variance (dividing by C - 1); LayerNorm divides "
-                              "by C: x.var(dim=-1, keepdim=True, unbiased=False)")
-        assert_close(got, want, "layer_norm([[1, 2, 3, 4]]) with weight 1, bias 0", atol=1e-4)
-    # eps must sit inside the square root: visible on a constant row.
-    x = torch.full((1, 4), 2.0)
-    got = as_tensor(layer_norm_fn(x, torch.ones(4), torch.zeros(4), eps=1e-5), "layer_norm")
-    if not torch.isfinite(got).all():
-        raise CheckFailed("a constant row gives NaN or inf: add eps to the variance before the "
-                          "square root, sqrt(var + eps)")
-    x = torch.tensor([[0.0, 0.0, 0.0, 0.02]])
-    got = as_tensor(layer_norm_fn(x, torch.ones(4), torch.zeros(4), eps=1e-3), "layer_norm")
-    want = F.layer_norm(x, (4,), eps=1e-3)
-    if not torch.allclose(got, want, atol=1e-4):
-        raise CheckFailed("with eps=1e-3 the result is off: eps goes inside the square root, "
-                          "sqrt(var + eps), and the eps argument must be used")
+    """Exercise 3: LayerNorm over the last axis, biased variance, eps inside the square root.
+
+    Output and gradients w.r.t. ``x``, ``weight`` and ``bias``; a constant row; ``eps=1e-3``.
+    """
+    compare(layer_norm_fn, _reference_layer_norm, _layer_norm_cases(),
+            name="layer_norm(x, weight, bias)", run=_run_layer_norm, mistakes=LAYER_NORM, atol=1e-4)
 
 
-def _block_variants(ref: Block, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Outputs of the common ways to get a block wrong, computed with the reference weights."""
-    attn = lambda t: ref.attn(t)[0]  # noqa: E731
-    post = ref.ln_1(x + attn(x))
-    post = ref.ln_2(post + ref.mlp(post))
-    no_res_1 = attn(ref.ln_1(x))
-    no_res_1 = no_res_1 + ref.mlp(ref.ln_2(no_res_1))
-    no_res_2 = x + attn(ref.ln_1(x))
-    no_res_2 = ref.mlp(ref.ln_2(no_res_2))
-    stream = ref.ln_1(x)
-    stream = stream + attn(stream)
-    stream = ref.ln_2(stream)
-    stream = stream + ref.mlp(stream)
-    one_norm = x + attn(ref.ln_1(x))
-    one_norm = one_norm + ref.mlp(ref.ln_1(one_norm))
-    parallel = x + attn(ref.ln_1(x)) + ref.mlp(ref.ln_2(x))
-    return {
-        "this is the post-norm arrangement LN(x + f(x)); GPT-2 is pre-norm: x = x + f(ln(x))": post,
-        "the attention branch is not added to x: x = x + self.attn(self.ln_1(x))[0]": no_res_1,
-        "the MLP branch is not added to x: x = x + self.mlp(self.ln_2(x))": no_res_2,
-        "the normalised value is written back into the stream; normalise only the branch's input: "
-        "x = x + self.attn(self.ln_1(x))[0]": stream,
-        "both branches use ln_1; the MLP branch reads self.ln_2(x)": one_norm,
-        "the MLP reads the block's input instead of the stream after the attention branch; "
-        "update x first, then x = x + self.mlp(self.ln_2(x))": parallel,
-    }
+# ---------------------------------------------------------------------------- exercise 4
+def _attn(block: nn.Module, t: torch.Tensor) -> torch.Tensor:
+    return block.attn(t)[0]
 
 
-@check("Block", hint="x = x + self.attn(self.ln_1(x))[0]; x = x + self.mlp(self.ln_2(x)); "
-                     "the package's attention returns a pair, take [0]")
+class _Block(nn.Module):
+    """The lesson's block; the mistakes below override ``forward`` as a learner might write it."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd)
+        self.mlp = MLP(config)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + _attn(self, self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+def _block(name: str, forward: Callable[[Any, torch.Tensor], Any]) -> type:
+    return type(name, (_Block,), {"forward": forward})
+
+
+def _normed_stream(s: Any, x: torch.Tensor) -> torch.Tensor:
+    x = s.ln_1(x)
+    x = x + _attn(s, x)
+    x = s.ln_2(x)
+    return x + s.mlp(x)
+
+
+class _DropStream(_Block):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__(config)
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.drop(x + _attn(self, self.ln_1(x)))
+        return self.drop(x + self.mlp(self.ln_2(x)))
+
+
+class _OwnMLPBlock(_Block):
+    """Exercise 2's MLP (no dropout) in the block instead of the package's ``MLP(config)``."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__(config)
+        self.mlp = _MLP(config.n_embd)
+
+
+BLOCK = [
+    Mistake("post-norm", _block("PostNorm", lambda s, x: (lambda y: s.ln_2(y + s.mlp(y)))(s.ln_1(x + _attn(s, x)))),
+            hint="this is the post-norm arrangement LN(x + f(x)), layer norm after the residual "
+                 "add; GPT-2 is pre-norm: x = x + f(ln(x))"),
+    Mistake("no attention residual", _block("NoRes1", lambda s, x: (lambda y: y + s.mlp(s.ln_2(y)))(_attn(s, s.ln_1(x)))),
+            hint="the attention branch is not added to x: x = x + self.attn(self.ln_1(x))[0]"),
+    Mistake("no MLP residual", _block("NoRes2", lambda s, x: s.mlp(s.ln_2(x + _attn(s, s.ln_1(x))))),
+            hint="the MLP branch is not added to x: x = x + self.mlp(self.ln_2(x))"),
+    Mistake("normalised stream", _block("NormedStream", _normed_stream),
+            hint="the normalised value is written back into the stream; normalise only the "
+                 "branch's input: x = x + self.attn(self.ln_1(x))[0]"),
+    Mistake("ln_1 twice", _block("OneNorm", lambda s, x: (lambda y: y + s.mlp(s.ln_1(y)))(x + _attn(s, s.ln_1(x)))),
+            hint="both branches use ln_1; the MLP branch reads self.ln_2(x)"),
+    Mistake("parallel branches", _block("Parallel", lambda s, x: x + _attn(s, s.ln_1(x)) + s.mlp(s.ln_2(x))),
+            hint="the MLP reads the block's input instead of the stream after the attention "
+                 "branch; update x first, then x = x + self.mlp(self.ln_2(x))"),
+    Mistake("MLP first", _block("MlpFirst", lambda s, x: (lambda y: y + _attn(s, s.ln_1(y)))(x + s.mlp(s.ln_2(x)))),
+            hint="the MLP runs before the attention; communicate first (attention), then compute "
+                 "(MLP)"),
+    Mistake("forgot [0]", _block("Tuple", lambda s, x: (lambda y: y + s.mlp(s.ln_2(y)))(x + s.attn(s.ln_1(x)))),
+            hint="the package's attention returns a pair (y, weights): take [0], "
+                 "x = x + self.attn(self.ln_1(x))[0]"),
+    Mistake("MLP without dropout", _OwnMLPBlock,
+            hint="in train() mode with dropout your block differs from the package's: its MLP "
+                 "branch has no dropout. Use the package's MLP(config), which ends with dropout, "
+                 "as the exercise says"),
+    Mistake("dropout on the stream", _DropStream,
+            hint="with dropout on, in training mode, your block drops parts of the residual "
+                 "stream itself; dropout belongs only at the end of each branch (the package's "
+                 "attention and MLP already apply it), so the identity path stays intact"),
+]
+
+
+def _reference_block(config: GPTConfig) -> nn.Module:
+    return Block(config)
+
+
+def _block_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(113)
+    cfg = lambda C, nh, p=0.0: GPTConfig(vocab_size=2, block_size=16, n_layer=2, n_head=nh,  # noqa: E731
+                                         n_embd=C, dropout=p)
+    return [
+        Case("MyBlock(n_embd=32, n_head=4) on x of shape (2, 6, 32)", cfg(32, 4),
+             _leaf(torch.randn(2, 6, 32, generator=g) * 2), train=False),
+        Case("MyBlock(n_embd=48, n_head=6) on x of shape (3, 9, 48)", cfg(48, 6),
+             _leaf(torch.randn(3, 9, 48, generator=g) * 2), train=False),
+        Case("MyBlock(n_embd=24, n_head=2) on x of shape (4, 1, 24)", cfg(24, 2),
+             _leaf(torch.randn(4, 1, 24, generator=g)), train=False),
+        Case("MyBlock(n_embd=32, n_head=4, dropout=0.25) in train() mode, seeded, on x of shape (2, 5, 32)",
+             cfg(32, 4, 0.25), _leaf(torch.randn(2, 5, 32, generator=g)), train=True),
+        Case("MyBlock(n_embd=32, n_head=4, dropout=0.25) in eval() mode on x of shape (2, 5, 32)",
+             cfg(32, 4, 0.25), _leaf(torch.randn(2, 5, 32, generator=g)), train=False),
+    ]
+
+
+def _block_param_names(config: GPTConfig) -> list[str]:
+    return [name for name, _ in Block(config).named_parameters()]
+
+
+def _run_block(impl: Any, case: Case) -> Any:
+    (cfg, x), kwargs = case.fresh()
+    module = impl(cfg)
+    for name in ("ln_1", "attn", "ln_2", "mlp"):
+        if getattr(module, name, None) is None:
+            raise NotImplementedError(f"self.{name} is missing")
+    layer(module, "ln_1", owner="MyBlock")
+    layer(module, "ln_2", owner="MyBlock")
+    params = _set_params(module, _block_param_names(cfg), seed=cfg.n_embd)
+    module.train(kwargs["train"])
+    torch.manual_seed(7)  # the same dropout masks for the learner's block and the package's
+    out = as_tensor(_output(module(x)), "MyBlock(config)(x)")
+    return outputs_and_grads(out, {"x": x, **params})
+
+
+@check("Block", mistakes=BLOCK)
 @needs_earlier(gelu_tanh=1, MyMLP=2, layer_norm=3)
 def check_block(block_cls: Callable[[GPTConfig], nn.Module]) -> None:
-    """Exercise 4: a pre-norm block equal to :class:`llmcourse.model.Block`."""
-    for C, nh, T in ((32, 4, 6), (48, 6, 9)):
-        cfg = GPTConfig(vocab_size=2, block_size=16, n_layer=2, n_head=nh, n_embd=C)
-        torch.manual_seed(C)
-        mine = block_cls(cfg)
-        for name in ("ln_1", "attn", "ln_2", "mlp"):
-            if getattr(mine, name, None) is None:
-                raise NotImplementedError(f"self.{name} is missing")
-        ref = Block(cfg).eval()
-        # Random norm weights, so that a mix-up of ln_1 and ln_2 shows.
-        with torch.no_grad():
-            for ln in (mine.ln_1, mine.ln_2):
-                if isinstance(getattr(ln, "weight", None), torch.Tensor):
-                    ln.weight.uniform_(0.5, 1.5)
-                if isinstance(getattr(ln, "bias", None), torch.Tensor):
-                    ln.bias.uniform_(-0.5, 0.5)
-        _load_into(ref, mine)
-        mine.eval()
-        x = torch.randn(2, T, C) * 2
-        with torch.no_grad():
-            got = as_tensor(_output(mine(x)), "forward")
-            assert_shape(got, (2, T, C), f"forward(x of shape {(2, T, C)})")
-            want, _ = ref(x)
-            if torch.allclose(got, want, atol=1e-5, rtol=1e-4):
-                continue
-            for hint, variant in _block_variants(ref, x).items():
-                if torch.allclose(got, variant, atol=1e-5, rtol=1e-4):
-                    raise CheckFailed(hint)
-            assert_close(got, want, f"forward(x) for n_embd={C}, n_head={nh}")
+    """Exercise 4: a pre-norm block equal to :class:`llmcourse.model.Block`.
+
+    Output and gradients w.r.t. ``x`` and every parameter, with the same (random, so that
+    ``ln_1`` and ``ln_2`` differ) weights in both; with dropout, in train mode under one seed and
+    in eval mode.
+    """
+    compare(block_cls, _reference_block, _block_cases(), name="MyBlock(config)(x)", run=_run_block,
+            mistakes=BLOCK, atol=1e-5, rtol=1e-4)

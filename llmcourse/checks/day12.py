@@ -1,7 +1,13 @@
 """Checks for day 12, "The GPT model", plus reference model tests and deliberately broken models.
 
-Each ``check_*`` function runs the learner's code, prints one line - a pass, a specific hint, or
-"not done yet" - and returns ``True`` on a pass. None of them raises.
+Each ``check_*`` function runs the learner's code, prints one line - a pass, the hint of a typical
+mistake (the tables ``TIED``, ``COUNT``, ``CAUSALITY_TEST``, ``GRADIENTS_TEST``), or "not done
+yet" - and returns a verdict, true on a pass. None of them raises.
+
+The tied model is compared with the package's tied GPT holding the same weights: logits, loss
+and the gradient of every parameter after one backward pass (a shared matrix gets the sum of
+its two uses' gradients). The parameter count is compared with the package's formula on five
+configurations (biases on and off, tied and untied, sizes unlike the notebook's).
 
 The lesson's last exercises are *tests*: functions that take a model and raise
 ``AssertionError`` when it is wrong. Their checks run the learner's test against a correct
@@ -31,7 +37,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from llmcourse.checks._core import CheckFailed, as_int, call, check
+from llmcourse.checks._core import Case, CheckFailed, Mistake, as_int, check, compare
 from llmcourse.model import GPT, CausalSelfAttention, GPTConfig, count_params_formula
 
 __all__ = [
@@ -140,104 +146,183 @@ def reference_test_gradients(model: nn.Module) -> None:
 
 
 # ---------------------------------------------------------------------------- exercise 1
-@check("weight tying")
-def check_tied(model: Any) -> None:
-    """Exercise 1: ``lm_head.weight`` and ``transformer.wte.weight`` are one and the same tensor.
+def _mistake_model(change: Callable[[GPT], Any]) -> GPT:
+    """A small untied GPT with ``change`` applied: a wrong answer to exercise 1, for the table.
 
-    The model must also still run: replacing the ``lm_head`` module by the embedding module
-    shares the weight, but the forward then feeds float vectors to an ``nn.Embedding``.
+    Built under its own seed without touching the notebook's random state.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(12)
+        model = GPT(GPTConfig(vocab_size=13, block_size=8, n_layer=1, n_head=2, n_embd=8,
+                              tie_weights=False))
+    with torch.no_grad():
+        change(model)
+    return model
+
+
+def _copy_values(m: GPT) -> None:
+    m.lm_head.weight.copy_(m.transformer.wte.weight)
+
+
+def _share_data(m: GPT) -> None:
+    m.lm_head.weight.data = m.transformer.wte.weight.data
+
+
+def _new_parameter(m: GPT) -> None:
+    m.lm_head.weight = nn.Parameter(m.transformer.wte.weight)
+
+
+def _replace_module(m: GPT) -> None:
+    m.lm_head = m.transformer.wte
+
+
+def _set_config(m: GPT) -> None:
+    m.config.tie_weights = True
+
+
+_ASSIGN = "Assign the Parameter itself: model.lm_head.weight = model.transformer.wte.weight"
+
+TIED = [
+    Mistake("copied values", args=(_mistake_model(_copy_values),),
+            hint="lm_head.weight holds a copy of the embedding's values, but it is a different "
+                 "tensor: training would update them separately. " + _ASSIGN),
+    Mistake("shared .data", args=(_mistake_model(_share_data),),
+            hint="lm_head.weight shares the embedding's memory (.data or nn.Parameter(...)) but is "
+                 "a different Parameter: parameters() lists the matrix twice and each copy gets "
+                 "only the gradient of its own use. " + _ASSIGN),
+    Mistake("new Parameter", args=(_mistake_model(_new_parameter),),
+            expect="is a different Parameter"),
+    Mistake("replaced the module", args=(_mistake_model(_replace_module),),
+            hint="lm_head is now the embedding module itself, not an nn.Linear: the forward would "
+                 "call an Embedding on float vectors. Keep both modules and share their weight: "
+                 "model.lm_head.weight = model.transformer.wte.weight"),
+    Mistake("set the config", args=(_mistake_model(_set_config),),
+            hint="model.config.tie_weights is True, but the weights are still two matrices: the "
+                 "config is read once, when GPT(config) builds the model, so changing it "
+                 "afterwards changes nothing. " + _ASSIGN),
+    Mistake("not a model", args=(None,), expect="pass the GPT you tied"),
+]
+
+
+def _run_tied(model: Any, case: Case) -> Any:
+    """Logits, loss and every parameter's gradient (shared ones under each name) after one backward."""
+    (idx, targets), _ = case.fresh()
+    was_training = model.training
+    model.eval()
+    model.zero_grad(set_to_none=True)
+    try:
+        logits, loss = model(idx, targets)
+        loss.backward()
+        grads = {f"grad of {name}": None if p.grad is None else p.grad.detach().clone()
+                 for name, p in model.named_parameters(remove_duplicate=False)}
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    return {"logits": logits.detach(), "loss": loss.detach(), **grads}
+
+
+@check("weight tying", mistakes=TIED)
+def check_tied(model: Any) -> None:
+    """Exercise 1: ``lm_head.weight`` and ``transformer.wte.weight`` are one and the same Parameter.
+
+    The model must also still run, and one backward pass must give the shared matrix the sum of
+    the gradients of its two uses, like the package's tied GPT with the same weights.
     """
     if not isinstance(model, GPT):
         raise CheckFailed(f"pass the GPT you tied, got {type(model).__name__}")
     wte_module = model.transformer.wte
-    if model.lm_head is wte_module or not isinstance(model.lm_head, nn.Linear):
-        raise CheckFailed(
-            f"lm_head is now {'the embedding module itself' if model.lm_head is wte_module else type(model.lm_head).__name__}, "
-            "not an nn.Linear: the forward would call an Embedding on float vectors. Keep both "
-            "modules and share their weight: model.lm_head.weight = model.transformer.wte.weight")
+    if model.lm_head is wte_module:
+        raise CheckFailed(TIED[3].hint)
+    if not isinstance(model.lm_head, nn.Linear):
+        raise CheckFailed(f"lm_head is now {type(model.lm_head).__name__}, not an nn.Linear. Keep "
+                          "both modules and share their weight: model.lm_head.weight = "
+                          "model.transformer.wte.weight")
     head, wte = model.lm_head.weight, wte_module.weight
-    if head is wte:
-        n_unique = sum(p.numel() for p in model.parameters())
-        n_listed = sum(p.numel() for _, p in model.named_parameters(remove_duplicate=False))
-        if n_unique == n_listed:
-            raise CheckFailed("the weights are shared but parameters() lists them twice")
-        V, T = model.config.vocab_size, min(4, model.config.block_size)
-        idx = torch.arange(T).remainder(V).view(1, T)
-        with torch.no_grad():
-            logits, _ = call(model, idx, shown=f"the tied model on ids of shape (1, {T})")
-        if tuple(logits.shape) != (1, T, V):
-            raise CheckFailed(f"the tied model gives logits of shape {tuple(logits.shape)} for ids of "
-                              f"shape (1, {T}); expected (1, {T}, {V})")
-        return
-    if head.shape == wte.shape and torch.equal(head.detach(), wte.detach()):
-        raise CheckFailed("lm_head.weight holds a copy of the embedding's values, but it is a "
-                          "different tensor: training would update them separately. Assign the "
-                          "Parameter itself: model.lm_head.weight = model.transformer.wte.weight")
-    if getattr(model.config, "tie_weights", False):
-        raise CheckFailed("model.config.tie_weights is True, but the weights are still two matrices: "
-                          "the config is read once, when GPT(config) builds the model, so changing it "
-                          "afterwards changes nothing. Assign the Parameter itself: "
-                          "model.lm_head.weight = model.transformer.wte.weight")
-    raise NotImplementedError("lm_head.weight is still its own matrix")
+    if head is not wte:
+        if head.shape == wte.shape and head.data_ptr() == wte.data_ptr():
+            raise CheckFailed(TIED[1].hint)
+        if head.shape == wte.shape and torch.equal(head.detach(), wte.detach()):
+            raise CheckFailed(TIED[0].hint)
+        if getattr(model.config, "tie_weights", False):
+            raise CheckFailed(TIED[4].hint)
+        raise NotImplementedError("lm_head.weight is still its own matrix")
+    n_unique = sum(p.numel() for p in model.parameters())
+    n_listed = sum(p.numel() for _, p in model.named_parameters(remove_duplicate=False))
+    if n_unique == n_listed:
+        raise CheckFailed("the weights are shared but parameters() lists them twice")
+    cfg = model.config
+    V, T = cfg.vocab_size, min(5, cfg.block_size)
+    g = torch.Generator().manual_seed(12)
+    case = Case(f"the tied model on ids of shape (3, {T}) with targets",
+                torch.randint(V, (3, T), generator=g), torch.randint(V, (3, T), generator=g))
+    reference = GPT(dataclasses.replace(cfg, tie_weights=True, dropout=0.0))
+    reference.load_state_dict(model.state_dict())
+    compare(model, reference, [case], name="the tied model", run=_run_tied)
 
 
 # ---------------------------------------------------------------------------- exercise 2
-def _count_configs() -> list[GPTConfig]:
+def _count(cfg: GPTConfig, *, bias: Any = None, tied: Any = None, wpe: bool = True, ln_f: bool = True,
+           V: Any = None) -> int:
+    """The parameter count, written from the lesson's table, with one part changed."""
+    C, L = cfg.n_embd, cfg.n_layer
+    V = cfg.vocab_size if V is None else V
+    b = int(cfg.bias if bias is None else bias)
+    tied = cfg.tie_weights if tied is None else tied
+    ln = C + b * C
+    block = 2 * ln + 3 * C * C + 3 * C * b + C * C + C * b + 4 * C * C + 4 * C * b + 4 * C * C + C * b
+    return (V * C + (cfg.block_size * C if wpe else 0) + L * block + (ln if ln_f else 0)
+            + (0 if tied else V * C))
+
+
+COUNT = [
+    Mistake("tied matrix counted twice", lambda cfg: _count(cfg, tied=False),
+            hint="with tie_weights=True the output layer shares the embedding matrix: count V * C "
+                 "once, not twice"),
+    Mistake("untied head missing", lambda cfg: _count(cfg, tied=True),
+            hint="with tie_weights=False the output layer lm_head has its own V * C weight"),
+    Mistake("no wpe", lambda cfg: _count(cfg, wpe=False),
+            hint="the position embedding wpe (block_size * n_embd) is missing"),
+    Mistake("no ln_f", lambda cfg: _count(cfg, ln_f=False), hint="the final LayerNorm ln_f is missing"),
+    Mistake("biases always counted", lambda cfg: _count(cfg, bias=True),
+            hint="with bias=False no layer has a bias: count them only when config.bias is True"),
+    Mistake("biases never counted", lambda cfg: _count(cfg, bias=False),
+            hint="the biases are missing; count them when config.bias is True (c_attn 3C, attn "
+                 "c_proj C, c_fc 4C, mlp c_proj C per block, and the LayerNorms' C each)"),
+    Mistake("notebook V", lambda cfg: _count(cfg, V=65),
+            hint="the vocabulary size is not the config's: use cfg.vocab_size, not the notebook's V"),
+    Mistake("non-embedding count", lambda cfg: count_params_formula(cfg),
+            hint="that is the non-embedding count (no wpe, no untied wte), the package's default; "
+                 "this exercise counts every parameter"),
+    Mistake("float", lambda cfg: _count(cfg) + 0.5, expect="should return an int"),
+    Mistake("no return", lambda cfg: None, expect="None"),
+]
+
+
+def _count_cases() -> list[Case]:
+    def case(**kw: Any) -> Case:
+        cfg = GPTConfig(**kw)
+        return Case(f"count_params(GPTConfig(vocab_size={cfg.vocab_size}, block_size={cfg.block_size}, "
+                    f"n_layer={cfg.n_layer}, n_embd={cfg.n_embd}, bias={cfg.bias}, "
+                    f"tie_weights={cfg.tie_weights}))", cfg)
+
     return [
-        GPTConfig(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384),
-        GPTConfig(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768),
-        GPTConfig(vocab_size=100, block_size=32, n_layer=3, n_head=2, n_embd=16, bias=False),
-        GPTConfig(vocab_size=100, block_size=32, n_layer=2, n_head=4, n_embd=32, tie_weights=False),
-        GPTConfig(vocab_size=7, block_size=5, n_layer=1, n_head=1, n_embd=8, bias=False,
-                  tie_weights=False),
+        case(vocab_size=100, block_size=24, n_layer=3, n_head=2, n_embd=16, bias=False, tie_weights=False),
+        case(vocab_size=7, block_size=5, n_layer=1, n_head=1, n_embd=8, bias=False),
+        case(vocab_size=100, block_size=40, n_layer=2, n_head=4, n_embd=32, tie_weights=False),
+        case(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384),
+        case(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768),
     ]
 
 
-def _count_hint(cfg: GPTConfig, got: int, want: int) -> str:
-    """Name the part of the formula that the difference ``got - want`` points at."""
-    C, L, V = cfg.n_embd, cfg.n_layer, cfg.vocab_size
-    b = 1 if cfg.bias else 0
-    diff = got - want
-    linear_biases = L * 9 * C * b               # c_attn 3C + c_proj C + c_fc 4C + c_proj C
-    norm_params = (2 * L + 1) * C * (1 + b)     # 2 per block + ln_f, weight (+ bias)
-    hints = {
-        V * C: "with tie_weights=True the output layer shares the embedding matrix: count V * C "
-               "once, not twice",
-        -V * C: "with tie_weights=False the output layer lm_head has its own V * C weight",
-        -cfg.block_size * C: "the position embedding wpe (block_size * n_embd) is missing",
-        -C * (1 + b): "the final LayerNorm ln_f is missing",
-        -linear_biases: "the biases of the linear layers are missing (with bias=True: c_attn has "
-                        "3C, attn c_proj C, c_fc 4C and mlp c_proj C per block)",
-        -norm_params: "the LayerNorms are missing (2 per block plus ln_f; each has C weights and, "
-                      "with bias=True, C biases)",
-        -(linear_biases + (2 * L + 1) * C * b): "the biases are missing; count them when config.bias "
-                                                "is True",
-        (linear_biases + (2 * L + 1) * C) if not cfg.bias else None: "with bias=False no layer has "
-                                                                     "a bias: count them only when "
-                                                                     "config.bias is True",
-    }
-    hints.pop(None, None)
-    if diff in hints:
-        return hints[diff]
-    return ""
+def _read_count(value: Any, case: Case) -> int:
+    return as_int(value, "count_params(cfg)")
 
 
-@check("parameter count", hint="per block: 2 LayerNorms, c_attn C x 3C, attn c_proj C x C, "
-                               "c_fc C x 4C, mlp c_proj 4C x C (plus biases when config.bias)")
+@check("parameter count", mistakes=COUNT)
 def check_count_params(count_fn: Callable[[GPTConfig], Any]) -> None:
     """Exercise 2: the learner's formula equals ``count_params_formula(cfg, non_embedding=False)``."""
-    for cfg in _count_configs():
-        shown = (f"count_params(GPTConfig(vocab_size={cfg.vocab_size}, n_layer={cfg.n_layer}, "
-                 f"n_embd={cfg.n_embd}, bias={cfg.bias}, tie_weights={cfg.tie_weights}))")
-        got = as_int(call(count_fn, cfg, shown=shown), "count_params")
-        want = count_params_formula(cfg, non_embedding=False)
-        if got == want:
-            continue
-        shape = (f"vocab_size={cfg.vocab_size}, block_size={cfg.block_size}, n_layer={cfg.n_layer}, "
-                 f"n_embd={cfg.n_embd}, bias={cfg.bias}, tie_weights={cfg.tie_weights}")
-        hint = _count_hint(cfg, got, want)
-        raise CheckFailed(f"for ({shape}) you count {got:,} but the model has {want:,} "
-                          f"(off by {got - want:+,})" + (f": {hint}" if hint else ""))
+    compare(count_fn, lambda cfg: count_params_formula(cfg, non_embedding=False), _count_cases(),
+            name="count_params(cfg)", mistakes=COUNT, read=_read_count)
 
 
 # ---------------------------------------------------------------------------- exercises 3 and 4
@@ -271,10 +356,13 @@ def _run_learner_test(test_fn: Callable[[nn.Module], Any], model: nn.Module) -> 
 _RETURNED_FALSE = ("your test returned False on {what} instead of raising AssertionError: pytest "
                    "(and this check) ignore a test's return value, so a failing test must fail an "
                    "assert: assert condition, \"message\"")
+_NO_EVAL = ("call model.eval() before the forward passes, so that dropout is off and two runs give "
+            "the same logits")
 
 
 def _check_model_test(test_fn: Callable[[nn.Module], Any], bug: str, harmless_bug: str,
                       what: str) -> None:
+    """The learner's test passes a correct GPT (dropout on), fails ``bug``, passes ``harmless_bug``."""
     cfg = _tiny_config()
     torch.manual_seed(0)
     outcome = _run_learner_test(test_fn, GPT(cfg))  # a fresh GPT is in training mode: dropout on
@@ -284,8 +372,7 @@ def _check_model_test(test_fn: Callable[[nn.Module], Any], bug: str, harmless_bu
         torch.manual_seed(0)
         if _run_learner_test(test_fn, GPT(dataclasses.replace(cfg, dropout=0.0))) is None:
             raise CheckFailed(f"your test fails a correct GPT that has dropout ({outcome}) but passes "
-                              "it without dropout: call model.eval() before the forward passes, so "
-                              "that dropout is off and two runs give the same logits")
+                              f"it without dropout: {_NO_EVAL}")
         raise CheckFailed(f"your test fails a correct GPT ({outcome}); it should pass it")
     torch.manual_seed(0)
     outcome = _run_learner_test(test_fn, broken_model(bug, cfg))
@@ -304,9 +391,87 @@ def _check_model_test(test_fn: Callable[[nn.Module], Any], bug: str, harmless_bu
                           f"({BROKEN_KINDS[harmless_bug]}): {outcome}; test one property only")
 
 
-@check("causality test")
+def _two_inputs(model: nn.Module, first: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    V, T = model.config.vocab_size, model.config.block_size
+    idx = torch.randint(V, (2, T))
+    t = T // 2
+    idx2 = idx.clone()
+    idx2[:, first:] = (idx2[:, first:] + 1) % V
+    return idx, idx2, t
+
+
+def _causality_without_eval(model: nn.Module) -> None:
+    idx, idx2, t = _two_inputs(model, model.config.block_size // 2 + 1)
+    with torch.no_grad():
+        a, _ = model(idx)
+        b, _ = model(idx2)
+    assert torch.allclose(a[:, : t + 1], b[:, : t + 1], atol=1e-5), "the future leaks"
+
+
+def _causality_returning_bool(model: nn.Module) -> bool:
+    idx, idx2, t = _two_inputs(model, model.config.block_size // 2 + 1)
+    model.eval()
+    with torch.no_grad():
+        a, _ = model(idx)
+        b, _ = model(idx2)
+    return torch.allclose(a[:, : t + 1], b[:, : t + 1], atol=1e-5)
+
+
+def _causality_changes_t_too(model: nn.Module) -> None:
+    idx, idx2, t = _two_inputs(model, model.config.block_size // 2)  # off by one: t changes too
+    model.eval()
+    with torch.no_grad():
+        a, _ = model(idx)
+        b, _ = model(idx2)
+    assert torch.allclose(a[:, : t + 1], b[:, : t + 1], atol=1e-5), "the future leaks"
+
+
+def _causality_compares_everything(model: nn.Module) -> None:
+    idx, idx2, _ = _two_inputs(model, model.config.block_size - 1)
+    model.eval()
+    with torch.no_grad():
+        a, _ = model(idx)
+        b, _ = model(idx2)
+    assert torch.allclose(a, b), "changed"
+
+
+def _causality_and_gradients(model: nn.Module) -> None:
+    _causality_solution(model)
+    _gradients_solution(model)
+
+
+def _causality_solution(model: nn.Module) -> None:
+    idx, idx2, t = _two_inputs(model, model.config.block_size // 2 + 1)
+    model.eval()
+    with torch.no_grad():
+        a, _ = model(idx)
+        b, _ = model(idx2)
+    assert torch.allclose(a[:, : t + 1], b[:, : t + 1], atol=1e-5), "the future leaks"
+
+
+def _gradients_solution(model: nn.Module) -> None:
+    V, T = model.config.vocab_size, model.config.block_size
+    model.zero_grad(set_to_none=True)
+    _, loss = model(torch.randint(V, (2, T)), torch.randint(V, (2, T)))
+    loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+CAUSALITY_TEST = [
+    Mistake("no eval", _causality_without_eval, hint=_NO_EVAL),
+    Mistake("returns a bool", _causality_returning_bool, expect="returned False"),
+    Mistake("changes position t too", _causality_changes_t_too, expect="fails a correct GPT"),
+    Mistake("compares every position", _causality_compares_everything, expect="fails a correct GPT"),
+    Mistake("cannot fail", lambda model: None, expect="planted bug"),
+    Mistake("tests gradients too", _causality_and_gradients, expect="test one property only"),
+]
+
+
+@check("causality test", mistakes=CAUSALITY_TEST)
 def check_causality_test(test_fn: Callable[[nn.Module], Any]) -> None:
-    """Exercise 3: passes a GPT, fails one without the causal mask."""
+    """Exercise 3: passes a GPT (dropout on), fails one without the causal mask, passes one whose
+    positions are detached (a bug it is not about)."""
     _check_model_test(
         test_fn, "no_causal_mask", "detached_positions",
         "compare the logits up to position t of two inputs that differ only after t, e.g. "
@@ -314,9 +479,42 @@ def check_causality_test(test_fn: Callable[[nn.Module], Any]) -> None:
     )
 
 
-@check("gradient test")
+def _gradients_first_parameter(model: nn.Module) -> None:
+    x = torch.randint(model.config.vocab_size, (1, 4))
+    model(x, x)[1].backward()
+    assert next(model.parameters()).grad is not None
+
+
+def _gradients_no_backward(model: nn.Module) -> None:
+    for name, p in model.named_parameters():
+        assert p.grad.abs().sum() > 0, name  # no backward: grad is None -> crash
+
+
+def _gradients_returning_bool(model: nn.Module) -> bool:
+    V, T = model.config.vocab_size, model.config.block_size
+    _, loss = model(torch.randint(V, (2, T)), torch.randint(V, (2, T)))
+    loss.backward()
+    return all(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in model.parameters())
+
+
+def _gradients_and_causality(model: nn.Module) -> None:
+    _gradients_solution(model)
+    _causality_solution(model)
+
+
+GRADIENTS_TEST = [
+    Mistake("first parameter only", _gradients_first_parameter, expect="planted bug"),
+    Mistake("no backward", _gradients_no_backward, expect="fails a correct GPT"),
+    Mistake("returns a bool", _gradients_returning_bool, expect="returned False"),
+    Mistake("loss only", lambda model: None, expect="planted bug"),
+    Mistake("tests causality too", _gradients_and_causality, expect="test one property only"),
+]
+
+
+@check("gradient test", mistakes=GRADIENTS_TEST)
 def check_gradients_test(test_fn: Callable[[nn.Module], Any]) -> None:
-    """Exercise 4: passes a GPT, fails one whose position embedding gets no gradient."""
+    """Exercise 4: passes a GPT, fails one whose position embedding gets no gradient, passes one
+    without the causal mask (a bug it is not about)."""
     _check_model_test(
         test_fn, "detached_positions", "no_causal_mask",
         "after loss.backward(), assert p.grad is not None (and not all zero) for every "

@@ -1,15 +1,21 @@
 """Checks for day 13, "Reading the loss".
 
-Each ``check_*`` function runs the learner's code, prints one line - a pass, a specific hint, or
-"not done yet" - and returns a ``Verdict``. None of them raises. The references are the
-package's: :mod:`llmcourse.model.functional` (``log_softmax``, ``cross_entropy``) and
-:mod:`llmcourse.train.evaluate` (``perplexity``, ``bits_per_byte``).
+Each ``check_*`` function compares the learner's code with a reference on a small seeded battery
+of inputs (several shapes unlike the notebook's ``V = 65``, 1-D to 3-D, float32 and float64,
+scores as far apart as ``1e4``, padding with ``ignore_index`` and an ``ignore_index`` that is a
+real class id), the gradients with respect to the logits included. When the answer differs, the
+exercise's table of typical mistakes names the mistake; otherwise the line names the input and
+the largest difference. Each prints one line - a pass, a specific hint, or "not done yet" - and
+never raises. The references are ``torch``'s (``logsumexp``, ``F.cross_entropy``) and ``math``.
 
 Example::
 
+    >>> import torch
     >>> from llmcourse.checks import day13
-    >>> from llmcourse.model import functional as LF
-    >>> ok = day13.check_log_softmax(LF.log_softmax)
+    >>> def log_softmax(x):
+    ...     m = x.amax(dim=-1, keepdim=True)
+    ...     return (x - m) - torch.log(torch.exp(x - m).sum(dim=-1, keepdim=True))
+    >>> ok = day13.check_log_softmax(log_softmax)
     ✅ log_softmax: passed
 """
 
@@ -22,14 +28,16 @@ from typing import Any, Callable, Iterator
 import torch
 import torch.nn.functional as F
 
-from llmcourse.checks._core import CheckFailed, as_tensor, assert_close, call, check, needs_earlier
+from llmcourse.checks._core import (Case, CheckFailed, Mistake, as_float, as_tensor, check,
+                                    compare, needs_earlier, outputs_and_grads)
 
 __all__ = ["check_log_softmax", "check_cross_entropy", "check_units", "check_loss_by_position"]
 
 
-def _randn(*shape: int, seed: int = 0, scale: float = 1.0) -> torch.Tensor:
+def _randn(*shape: int, seed: int = 0, scale: float = 1.0,
+           dtype: torch.dtype = torch.float32) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, generator=g) * scale
+    return (torch.randn(*shape, generator=g) * scale).to(dtype)
 
 
 def _refuse(*args: Any, **kwargs: Any) -> Any:
@@ -52,215 +60,436 @@ def _no_builtin_softmax() -> Iterator[None]:
             setattr(obj, name, fn)
 
 
-@check("log_softmax")
+def _output(name: str) -> Callable[[Any, Case], Any]:
+    """``read``: the output of an observation must be a tensor (None / list hints)."""
+    def read(obs: dict[str, Any], case: Case) -> dict[str, Any]:
+        as_tensor(obs["output"], name)
+        return obs
+    return read
+
+
+# ---- exercise 1: log_softmax -----------------------------------------------------------------
+
+
+def _reference_log_softmax(x):
+    return x - torch.logsumexp(x, dim=-1, keepdim=True)
+
+
+def _stable(x):
+    m = x.amax(dim=-1, keepdim=True)
+    return (x - m) - torch.log(torch.exp(x - m).sum(dim=-1, keepdim=True))
+
+
+def _no_max(x):
+    return x - torch.log(torch.exp(x).sum(-1, keepdim=True))
+
+
+def _log_of_softmax(x):
+    m = x.amax(-1, keepdim=True)
+    e = torch.exp(x - m)
+    return torch.log(e / e.sum(-1, keepdim=True))
+
+
+def _wrong_dim(x):
+    m = x.amax(0, keepdim=True)
+    return (x - m) - torch.log(torch.exp(x - m).sum(0, keepdim=True))
+
+
+def _just_softmax(x):
+    m = x.amax(-1, keepdim=True)
+    e = torch.exp(x - m)
+    return e / e.sum(-1, keepdim=True)
+
+
+def _flipped(x):
+    return -_stable(x)
+
+
+def _no_keepdim(x):
+    m = x.amax(dim=-1)
+    return (x - m) - torch.log(torch.exp(x - m).sum(dim=-1))
+
+
+def _forgets_m_in_log(x):
+    m = x.amax(dim=-1, keepdim=True)
+    return (x - m) - torch.log(torch.exp(x).sum(dim=-1, keepdim=True))
+
+
+LOG_SOFTMAX = [
+    Mistake("softmax itself", _just_softmax,
+            hint="that is the softmax itself; log_softmax is its logarithm "
+                 "((x - m) - log(sum(exp(x - m))))"),
+    Mistake("wrong dim", _wrong_dim,
+            hint="you normalised over the wrong dimension: sum over the scores of one row, the "
+                 "last dimension (dim=-1, keepdim=True)"),
+    Mistake("sign", _flipped, hint="the sign is flipped: log-probabilities are <= 0"),
+    Mistake("no max", _no_max,
+            hint="with scores of 1e4 you get nan/inf: exp(1e4) overflows. Subtract the row "
+                 "maximum m first: log_softmax(x) = (x - m) - log(sum(exp(x - m)))"),
+    Mistake("log of softmax", _log_of_softmax,
+            hint="with scores [0, 1e4, -1e4] you get -inf: log(softmax(x)) takes the log of a "
+                 "probability that underflowed to 0. Compute (x - m) - log(sum(exp(x - m))) "
+                 "instead, never the log of the softmax"),
+    Mistake("m left out of the log", _forgets_m_in_log,
+            hint="subtract m inside the sum too: log(sum(exp(x - m))), the same shift as in "
+                 "x - m"),
+    Mistake("no keepdim", _no_keepdim, expect="your code raised RuntimeError"),
+    Mistake("torch's log_softmax", lambda x: F.log_softmax(x, dim=-1),
+            expect="do not call F.log_softmax"),
+    Mistake("Tensor.log_softmax", lambda x: x.log_softmax(-1), expect="yourself"),
+]
+
+
+def _log_softmax_cases() -> list[Case]:
+    big = torch.tensor([[0.0, 1e4, -1e4], [1e4, 1e4, 1e4]])
+    return [
+        Case("log_softmax(x) with x of shape (3, 7)", _randn(3, 7, scale=3.0)),
+        Case("log_softmax(x) with x of shape (2, 3, 5)", _randn(2, 3, 5, seed=1, scale=2.0)),
+        Case("log_softmax(x) with x of shape (11,)", _randn(11, seed=2)),
+        Case("log_softmax(x) with x float64 of shape (4, 6)",
+             _randn(4, 6, seed=3, dtype=torch.float64)),
+        Case("log_softmax([[0, 1e4, -1e4], [1e4, 1e4, 1e4]])", big),
+        Case("log_softmax(x) with x of shape (2, 1) (one class)", _randn(2, 1, seed=4)),
+    ]
+
+
+def _log_softmax_run(impl: Any, case: Case) -> dict[str, Any]:
+    (x,), _ = case.fresh()
+    x.requires_grad_(True)
+    with _no_builtin_softmax():
+        out = impl(x)
+    return outputs_and_grads(out, {"x": x})
+
+
+@check("log_softmax", mistakes=LOG_SOFTMAX)
 def check_log_softmax(log_softmax: Callable[..., Any]) -> None:
     """Exercise 1: ``log_softmax(x)`` over the last dimension, stable at scores of 1e4."""
-    x = _randn(3, 7, scale=3.0)  # (3, 7): not the notebook's sizes
-    with _no_builtin_softmax():
-        got = as_tensor(call(log_softmax, x, shown="log_softmax(x) with x of shape (3, 7)"),
-                        "log_softmax(x)")
-    want = F.log_softmax(x, dim=-1)
-    if got.shape == want.shape:
-        if torch.allclose(got, F.softmax(x, dim=-1), atol=1e-5):
-            raise CheckFailed("that is the softmax itself; log_softmax is its logarithm "
-                              "((x - m) - log(sum(exp(x - m))))")
-        if torch.allclose(got, F.log_softmax(x, dim=0), atol=1e-5):
-            raise CheckFailed("you normalised over the wrong dimension: sum over the scores of "
-                              "one row, the last dimension (dim=-1, keepdim=True)")
-        if torch.allclose(got, -want, atol=1e-5):
-            raise CheckFailed("the sign is flipped: log-probabilities are <= 0")
-    assert_close(got, want, "log_softmax(x) for x of shape (3, 7)", atol=1e-5)
-    x3 = _randn(2, 3, 5, seed=1, scale=2.0)
-    with _no_builtin_softmax():
-        got3 = as_tensor(call(log_softmax, x3, shown="log_softmax(x) with x of shape (2, 3, 5)"),
-                         "log_softmax(x)")
-    assert_close(got3, F.log_softmax(x3, dim=-1), "log_softmax(x) for x of shape (2, 3, 5)",
-                 atol=1e-5)
-    big = torch.tensor([[0.0, 1e4, -1e4], [1e4, 1e4, 1e4]])
-    with _no_builtin_softmax():
-        got_big = as_tensor(call(log_softmax, big, shown="log_softmax([[0, 1e4, -1e4], [1e4, 1e4, 1e4]])"),
-                            "log_softmax(big)")
-    no_max = big - torch.log(torch.exp(big).sum(-1, keepdim=True))  # all -inf
-    if (torch.isnan(got_big).any() or torch.isposinf(got_big).any()
-            or torch.equal(torch.isneginf(got_big), torch.isneginf(no_max))):
-        raise CheckFailed("with scores of 1e4 you get nan/inf: exp(1e4) overflows. Subtract the "
-                          "row maximum m first: log_softmax(x) = (x - m) - log(sum(exp(x - m)))")
-    if torch.isneginf(got_big).any():
-        raise CheckFailed("with scores [0, 1e4, -1e4] you get -inf: log(softmax(x)) takes the log "
-                          "of a probability that underflowed to 0. Compute (x - m) - "
-                          "log(sum(exp(x - m))) instead, never the log of the softmax")
-    assert_close(got_big, F.log_softmax(big, dim=-1), "log_softmax([[0, 1e4, -1e4], [1e4, 1e4, 1e4]])",
-                 atol=1e-3)
+    compare(log_softmax, _reference_log_softmax, _log_softmax_cases(), name="log_softmax(x)",
+            run=_log_softmax_run, mistakes=LOG_SOFTMAX, read=_output("log_softmax(x)"),
+            atol=1e-5, rtol=1e-4)
 
 
-def _ce_ref(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int) -> torch.Tensor:
+# ---- exercise 2: cross_entropy ---------------------------------------------------------------
+
+
+def _reference_cross_entropy(logits, targets, ignore_index=-100):
     V = logits.shape[-1]
     return F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), ignore_index=ignore_index)
 
 
-@check("cross_entropy")
-@needs_earlier(log_softmax=1)
-def check_cross_entropy(cross_entropy: Callable[..., Any]) -> None:
-    """Exercise 2: mean ``-log p(target)`` over the counted targets, ``ignore_index`` left out."""
+def _picked(logits, targets, ignore_index, log_softmax=_stable):
+    logp = log_softmax(logits)
+    keep = targets != ignore_index
+    return logp.gather(-1, targets.masked_fill(~keep, 0).unsqueeze(-1)).squeeze(-1), keep
+
+
+def _ce_all_positions(logits, targets, ignore_index=-100):
+    picked, keep = _picked(logits, targets, ignore_index)
+    return -(picked * keep).mean()
+
+
+def _ce_summed(logits, targets, ignore_index=-100):
+    picked, keep = _picked(logits, targets, ignore_index)
+    return -(picked * keep).sum()
+
+
+def _ce_sign(logits, targets, ignore_index=-100):
+    picked, keep = _picked(logits, targets, ignore_index)
+    return (picked * keep).sum() / keep.sum()
+
+
+def _ce_bits(logits, targets, ignore_index=-100):
+    picked, keep = _picked(logits, targets, ignore_index)
+    return -(picked * keep).sum() / keep.sum() / math.log(2)
+
+
+def _ce_fixed_minus_100(logits, targets, ignore_index=-100):
+    picked, keep = _picked(logits, targets, -100)
+    return -(picked * keep).sum() / keep.sum()
+
+
+def _ce_not_zeroed(logits, targets, ignore_index=-100):
+    picked, keep = _picked(logits, targets, ignore_index)
+    return -picked.sum() / keep.sum()
+
+
+def _ce_no_mask(logits, targets, ignore_index=-100):
+    logp = _stable(logits)
+    return -logp.gather(-1, targets.unsqueeze(-1)).mean()
+
+
+def _ce_unstable(logits, targets, ignore_index=-100):
+    picked, keep = _picked(logits, targets, ignore_index, log_softmax=_no_max)
+    return -(picked * keep).sum() / keep.sum()
+
+
+def _ce_detached(logits, targets, ignore_index=-100):
+    picked, keep = _picked(logits, targets, ignore_index)
+    return (-(picked * keep).sum() / keep.sum()).detach()
+
+
+def _ce_per_position(logits, targets, ignore_index=-100):
+    picked, keep = _picked(logits, targets, ignore_index)
+    return -(picked * keep)
+
+
+CROSS_ENTROPY = [
+    Mistake("sign", _ce_sign, hint="the sign is wrong: the loss is MINUS the mean log-probability"),
+    Mistake("sum", _ce_summed,
+            hint="that is the sum over the targets; divide by how many were counted"),
+    Mistake("bits", _ce_bits, hint="that is in bits (log base 2); the loss uses the natural log"),
+    Mistake("all positions", _ce_all_positions,
+            hint="you divided by all positions; the mean is over the counted targets (those != "
+                 "ignore_index): divide by keep.sum()"),
+    Mistake("ignore_index fixed to -100", _ce_fixed_minus_100,
+            hint="ignore_index=0 was not used: the targets equal to 0 still count. Build the mask "
+                 "from the ignore_index argument, not from -100"),
+    Mistake("ignored losses not zeroed", _ce_not_zeroed,
+            hint="the ignored positions still add their loss (of class 0); multiply the picked "
+                 "log-probabilities by the mask (or masked_fill) before summing"),
+    Mistake("unstable", _ce_unstable,
+            hint="a confident wrong answer (logits [0, 1e4, -1e4], target 0) gives a non-finite "
+                 "loss; build it on your stable log_softmax"),
+    Mistake("detached", _ce_detached, expect="does not carry gradients"),
+    Mistake("no mask", _ce_no_mask,
+            hint="targets equal to ignore_index are not class ids (gather cannot read index -100): "
+                 "replace them by a valid id first (targets.masked_fill(~keep, 0)), then zero "
+                 "their losses"),
+    Mistake("per position", _ce_per_position, expect="has shape"),
+]
+
+
+def _ce_cases() -> list[Case]:
     B, T, V = 2, 5, 9
     logits = _randn(B, T, V, seed=2, scale=2.0)
     g = torch.Generator().manual_seed(3)
     targets = torch.randint(1, V, (B, T), generator=g)
-    shown = f"cross_entropy(logits of shape ({B}, {T}, {V}), targets of shape ({B}, {T}))"
-    got = as_tensor(call(cross_entropy, logits, targets, shown=shown), "cross_entropy(...)")
-    if got.numel() != 1:
-        raise CheckFailed(f"cross_entropy returned shape {tuple(got.shape)}; it should be one "
-                          "number, the mean over the counted targets")
-    want = _ce_ref(logits, targets, -100)
-    value, ref = got.item(), want.item()
-    if math.isclose(value, -ref, rel_tol=1e-4):
-        raise CheckFailed("the sign is wrong: the loss is MINUS the mean log-probability")
-    if math.isclose(value, ref * B * T, rel_tol=1e-4):
-        raise CheckFailed("that is the sum over the targets; divide by how many were counted")
-    if math.isclose(value, ref / math.log(2), rel_tol=1e-4):
-        raise CheckFailed("that is in bits (log base 2); the loss uses the natural log")
-    assert_close(got.reshape(()), want, shown, atol=1e-5)
-
-    # Padding: positions whose target is ignore_index add nothing and are not counted.
     padded = targets.clone()
     padded[0, 3:] = -100
     padded[1, 4] = -100
-    n_kept = int((padded != -100).sum())
-    shown = "cross_entropy(logits, targets) with 3 of the 10 targets equal to ignore_index=-100"
-    got = as_tensor(call(cross_entropy, logits, padded, shown=shown,
-                         hint="targets equal to ignore_index are not class ids: replace them by "
-                              "a valid id (e.g. 0) before gather, then mask those positions out"),
-                    "cross_entropy(...)").reshape(())
-    want = _ce_ref(logits, padded, -100)
-    per = F.cross_entropy(logits.reshape(-1, V), padded.reshape(-1), ignore_index=-100,
-                          reduction="none")
-    if math.isclose(got.item(), per.sum().item() / (B * T), rel_tol=1e-4):
-        raise CheckFailed(f"you divided by all {B * T} positions; the mean is over the {n_kept} "
-                          "counted targets (those != ignore_index)")
-    if not torch.isfinite(got):
-        raise CheckFailed(f"the loss is {got.item()} with ignored targets; set the ignored "
-                          "positions to 0 (masked_fill or where) before summing")
-    assert_close(got, want, shown, atol=1e-5)
-
-    # ignore_index that is a real class id (0), passed by keyword.
     zero_pad = targets.clone()
     zero_pad[:, -2:] = 0
-    shown = "cross_entropy(logits, targets, ignore_index=0)"
-    got = as_tensor(call(cross_entropy, logits, zero_pad, ignore_index=0, shown=shown),
-                    "cross_entropy(...)").reshape(())
-    if math.isclose(got.item(), _ce_ref(logits, zero_pad, -100).item(), rel_tol=1e-5):
-        raise CheckFailed("ignore_index=0 was not used: the targets equal to 0 still count. "
-                          "Build the mask from the ignore_index argument, not from -100")
-    assert_close(got, _ce_ref(logits, zero_pad, 0), shown, atol=1e-5)
-
-    # (N, V) logits, stability, gradient.
-    flat = _randn(6, 4, seed=4)
-    t_flat = torch.tensor([0, 1, 2, 3, 0, 1])
-    got = as_tensor(call(cross_entropy, flat, t_flat, shown="cross_entropy on (6, 4) logits"),
-                    "cross_entropy(...)").reshape(())
-    assert_close(got, F.cross_entropy(flat, t_flat), "cross_entropy on (N, V) = (6, 4) logits",
-                 atol=1e-5)
-    big = torch.tensor([[0.0, 1e4, -1e4]])
-    got = as_tensor(call(cross_entropy, big, torch.tensor([0]), shown="cross_entropy([[0, 1e4, -1e4]], [0])"),
-                    "cross_entropy(...)").reshape(())
-    if not torch.isfinite(got):
-        raise CheckFailed("a confident wrong answer (logits [0, 1e4, -1e4], target 0) gives a "
-                          "non-finite loss; build it on your stable log_softmax")
-    assert_close(got, torch.tensor(1e4), "cross_entropy([[0, 1e4, -1e4]], [0])", rtol=1e-4)
-    leaf = logits.clone().requires_grad_(True)
-    out = call(cross_entropy, leaf, targets, shown="cross_entropy on logits that need a gradient")
-    if not getattr(out, "requires_grad", False):
-        raise CheckFailed("the loss does not depend on the logits through autograd (did you use "
-                          ".item(), .detach() or numpy?); keep it a tensor computation")
+    flat = _randn(6, 4, seed=4, dtype=torch.float64)
+    return [
+        Case("cross_entropy(logits (2, 5, 9), targets (2, 5))", logits, targets),
+        Case("cross_entropy(logits (2, 5, 9), targets (2, 5) with 3 of the 10 equal to "
+             "ignore_index=-100)", logits, padded),
+        Case("cross_entropy(logits (2, 5, 9), targets (2, 5), ignore_index=0) with 4 targets "
+             "equal to 0", logits, zero_pad, ignore_index=0),
+        Case("cross_entropy(logits (6, 4) float64, targets (6,))", flat,
+             torch.tensor([0, 1, 2, 3, 0, 1])),
+        Case("cross_entropy([[0, 1e4, -1e4]], [0])", torch.tensor([[0.0, 1e4, -1e4]]),
+             torch.tensor([0])),
+    ]
 
 
-def _number(value: Any, name: str) -> float:
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            raise CheckFailed(f"{name} returned a tensor of shape {tuple(value.shape)}; return "
-                              "one number")
-        value = value.item()
-    if value is None:
-        raise CheckFailed(f"{name} returned None; did you forget the `return`?")
-    try:
-        return float(value)
-    except (TypeError, ValueError) as exc:
-        raise CheckFailed(f"{name} should return a number, got {type(value).__name__}") from exc
+def _ce_run(impl: Any, case: Case) -> dict[str, Any]:
+    (logits, targets), kwargs = case.fresh()
+    logits.requires_grad_(True)
+    return outputs_and_grads(impl(logits, targets, **kwargs), {"logits": logits})
 
 
-@check("perplexity and bits per byte")
+@check("cross_entropy", mistakes=CROSS_ENTROPY)
+@needs_earlier(log_softmax=1)
+def check_cross_entropy(cross_entropy: Callable[..., Any]) -> None:
+    """Exercise 2: mean ``-log p(target)`` over the counted targets, ``ignore_index`` left out."""
+    compare(cross_entropy, _reference_cross_entropy, _ce_cases(), name="cross_entropy",
+            run=_ce_run, mistakes=CROSS_ENTROPY, read=_output("cross_entropy(...)"),
+            atol=1e-5, rtol=1e-4)
+
+
+# ---- exercise 3: units -----------------------------------------------------------------------
+
+
+def _perplexity(loss):
+    return math.exp(loss)
+
+
+def _bits_per_byte(loss, n_tokens, n_bytes):
+    return loss / math.log(2) * n_tokens / n_bytes
+
+
+def _ppl_mistake(name, wrong, hint):
+    return Mistake(name, wrong, hint=hint, args=(wrong, _bits_per_byte))
+
+
+def _bpb_mistake(name, wrong, hint):
+    return Mistake(name, wrong, hint=hint, args=(_perplexity, wrong))
+
+
+def _ppl_base2(loss):
+    return 2 ** loss
+
+
+def _ppl_base10(loss):
+    return 10 ** loss
+
+
+def _ppl_inverse(loss):
+    return math.exp(-loss)
+
+
+def _ppl_log(loss):
+    return math.log(loss)
+
+
+def _bpb_nats(loss, n_tokens, n_bytes):
+    return loss * n_tokens / n_bytes
+
+
+def _bpb_times_ln2(loss, n_tokens, n_bytes):
+    return loss * math.log(2) * n_tokens / n_bytes
+
+
+def _bpb_upside_down(loss, n_tokens, n_bytes):
+    return loss / math.log(2) * n_bytes / n_tokens
+
+
+def _bpb_per_token(loss, n_tokens, n_bytes):
+    return loss / math.log(2)
+
+
+def _bpb_log2(loss, n_tokens, n_bytes):
+    return math.log2(loss) * n_tokens / n_bytes
+
+
+PERPLEXITY = [
+    _ppl_mistake("2 ** loss", _ppl_base2,
+                 "perplexity is 2 ** loss here; the loss is in nats (natural log), so the "
+                 "perplexity is e ** loss (math.exp)"),
+    _ppl_mistake("10 ** loss", _ppl_base10,
+                 "perplexity is 10 ** loss here; the loss is in nats: use math.exp"),
+    _ppl_mistake("exp(-loss)", _ppl_inverse,
+                 "exp(-loss) is 1 / perplexity (the typical probability of the target); the "
+                 "perplexity is exp(loss), the number of equally likely choices"),
+    _ppl_mistake("log(loss)", _ppl_log,
+                 "perplexity is exp(loss), the number of equally likely choices, not log(loss)"),
+]
+BITS_PER_BYTE = [
+    _bpb_mistake("nats per byte", _bpb_nats,
+                 "that is nats per byte: divide by ln 2 (math.log(2)) to get bits"),
+    _bpb_mistake("times ln 2", _bpb_times_ln2, "you multiplied by ln 2; bits = nats / ln 2"),
+    _bpb_mistake("upside down", _bpb_upside_down,
+                 "the ratio is upside down: a token holds n_bytes / n_tokens bytes, so the bits "
+                 "of one token are spread over that many bytes: multiply by n_tokens / n_bytes"),
+    _bpb_mistake("bits per token", _bpb_per_token,
+                 "that is bits per token; spread them over the bytes: multiply by n_tokens / "
+                 "n_bytes"),
+    _bpb_mistake("log2(loss)", _bpb_log2,
+                 "log2(loss) is not a change of unit; bits = nats / ln 2"),
+]
+UNITS = PERPLEXITY + BITS_PER_BYTE
+
+
+def _number(name: str) -> Callable[[Any, Case], float]:
+    def read(value: Any, case: Case) -> float:
+        return as_float(value, name)
+    return read
+
+
+@check("perplexity and bits per byte", mistakes=UNITS)
 def check_units(perplexity: Callable[[float], Any], bits_per_byte: Callable[..., Any]) -> None:
     """Exercise 3: ``perplexity(loss)`` and ``bits_per_byte(loss, n_tokens, n_bytes)``."""
-    loss = 1.7
-    got = _number(call(perplexity, loss, shown="perplexity(1.7)"), "perplexity(1.7)")
-    if math.isclose(got, 2**loss, rel_tol=1e-6):
-        raise CheckFailed("perplexity(1.7) is 2 ** 1.7; the loss is in nats (natural log), so "
-                          "the perplexity is e ** loss (math.exp)")
-    if math.isclose(got, 10**loss, rel_tol=1e-6):
-        raise CheckFailed("perplexity(1.7) is 10 ** 1.7; the loss is in nats: use math.exp")
-    if math.isclose(got, math.log(loss), rel_tol=1e-6) or math.isclose(got, 1 / math.exp(loss)):
-        raise CheckFailed("perplexity is exp(loss), the number of equally likely choices")
-    if not math.isclose(got, math.exp(loss), rel_tol=1e-6):
-        raise CheckFailed(f"perplexity(1.7) returned {got:.4f}, expected exp(1.7) = "
-                          f"{math.exp(loss):.4f}")
-    one = _number(call(perplexity, math.log(65), shown="perplexity(ln 65)"), "perplexity(ln 65)")
-    if not math.isclose(one, 65.0, rel_tol=1e-6):
-        raise CheckFailed(f"perplexity(ln 65) should be 65 (a uniform guess), got {one:.4f}")
-
-    # GPT-2-like numbers: 1,000 tokens covering 4,200 bytes of text, a loss of 3.3 nats/token.
-    loss, n_tokens, n_bytes = 3.3, 1000, 4200
-    shown = "bits_per_byte(3.3, n_tokens=1000, n_bytes=4200)"
-    got = _number(call(bits_per_byte, loss, n_tokens, n_bytes, shown=shown), shown)
-    want = loss / math.log(2) * n_tokens / n_bytes
-    if math.isclose(got, loss * n_tokens / n_bytes, rel_tol=1e-6):
-        raise CheckFailed("that is nats per byte: divide by ln 2 (math.log(2)) to get bits")
-    if math.isclose(got, loss * math.log(2) * n_tokens / n_bytes, rel_tol=1e-6):
-        raise CheckFailed("you multiplied by ln 2; bits = nats / ln 2")
-    if math.isclose(got, loss / math.log(2) * n_bytes / n_tokens, rel_tol=1e-6):
-        raise CheckFailed("the ratio is upside down: a token holds n_bytes / n_tokens bytes, so the "
-                          "bits of one token are spread over that many bytes: multiply by "
-                          "n_tokens / n_bytes")
-    if math.isclose(got, loss / math.log(2), rel_tol=1e-6):
-        raise CheckFailed("that is bits per token; spread them over the bytes: multiply by "
-                          "n_tokens / n_bytes")
-    if math.isclose(got, math.log2(loss) * n_tokens / n_bytes, rel_tol=1e-6):
-        raise CheckFailed("log2(loss) is not a change of unit; bits = nats / ln 2")
-    if not math.isclose(got, want, rel_tol=1e-6):
-        raise CheckFailed(f"{shown} returned {got:.4f}, expected {want:.4f} "
-                          "(loss / ln 2 * n_tokens / n_bytes)")
-    shown = "bits_per_byte(1.2, n_tokens=500, n_bytes=500) (a character model on ASCII)"
-    got = _number(call(bits_per_byte, 1.2, 500, 500, shown=shown), shown)
-    if not math.isclose(got, 1.2 / math.log(2), rel_tol=1e-6):
-        raise CheckFailed(f"{shown} returned {got:.4f}, expected {1.2 / math.log(2):.4f}")
+    compare(perplexity, _perplexity,
+            [Case("perplexity(1.7)", 1.7), Case("perplexity(ln 65) (a uniform guess over 65)",
+                                                math.log(65)),
+             Case("perplexity(0.0)", 0.0), Case("perplexity(6.5)", 6.5)],
+            name="perplexity(loss)", mistakes=PERPLEXITY, read=_number("perplexity(loss)"),
+            atol=1e-9, rtol=1e-6)
+    compare(bits_per_byte, _bits_per_byte,
+            [Case("bits_per_byte(3.3, n_tokens=1000, n_bytes=4200)", 3.3, 1000, 4200),
+             Case("bits_per_byte(1.2, n_tokens=500, n_bytes=500) (a character model on ASCII)",
+                  1.2, 500, 500),
+             Case("bits_per_byte(2.0, n_tokens=300, n_bytes=120)", 2.0, 300, 120)],
+            name="bits_per_byte(loss, n_tokens, n_bytes)", mistakes=BITS_PER_BYTE,
+            read=_number("bits_per_byte(...)"), atol=1e-9, rtol=1e-6)
 
 
-@check("loss_by_position")
+# ---- exercise 4: loss by position ------------------------------------------------------------
+
+
+def _reference_loss_by_position(logits, targets):
+    B, T, V = logits.shape
+    return F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1),
+                           reduction="none").view(B, T).mean(0)
+
+
+def _per_token(logits, targets):
+    B, T, V = logits.shape
+    return F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), reduction="none")
+
+
+def _lbp_per_sequence(logits, targets):
+    B, T, V = logits.shape
+    return _per_token(logits, targets).view(B, T).mean(1)
+
+
+def _lbp_wrong_view(logits, targets):
+    B, T, V = logits.shape
+    return _per_token(logits, targets).view(T, B).mean(1)
+
+
+def _lbp_summed(logits, targets):
+    B, T, V = logits.shape
+    return _per_token(logits, targets).view(B, T).sum(0)
+
+
+def _lbp_sign(logits, targets):
+    B, T, V = logits.shape
+    return -_per_token(logits, targets).view(B, T).mean(0)
+
+
+def _lbp_every_token(logits, targets):
+    B, T, V = logits.shape
+    return _per_token(logits, targets).view(B, T)
+
+
+def _lbp_one_number(logits, targets):
+    return _per_token(logits, targets).mean()
+
+
+LOSS_BY_POSITION = [
+    Mistake("mean over positions", _lbp_per_sequence,
+            hint="that is one value per sequence (the mean over positions, dim=1); average over "
+                 "the batch instead, dim=0, to get one value per position, shape (T,)"),
+    Mistake("(T, B) order", _lbp_wrong_view,
+            hint="the per-token losses come in (B, T) order: reshape them to (B, T), not (T, B), "
+                 "before averaging over dim 0"),
+    Mistake("sum over batch", _lbp_summed,
+            hint="that is the sum over the batch; take the mean (divide by B)"),
+    Mistake("sign", _lbp_sign, hint="the sign is wrong: the loss is -log p(target)"),
+    Mistake("every token", _lbp_every_token,
+            hint="that is the loss of every token, (B, T); average over the batch (dim=0) to get "
+                 "one value per position, (T,)"),
+    Mistake("one number", _lbp_one_number,
+            hint="you returned one number; keep one value per position: shape (T,)"),
+]
+
+
+def _lbp_cases() -> list[Case]:
+    def batch(B, T, V, seed, dtype=torch.float32):
+        g = torch.Generator().manual_seed(seed)
+        return (_randn(B, T, V, seed=seed, scale=2.0, dtype=dtype),
+                torch.randint(V, (B, T), generator=g))
+    return [
+        Case("loss_by_position(logits (5, 7, 6), targets (5, 7))", *batch(5, 7, 6, 5)),
+        Case("loss_by_position(logits (3, 3, 5), targets (3, 3)) (B = T)", *batch(3, 3, 5, 6)),
+        Case("loss_by_position(logits (1, 4, 3), targets (1, 4)) (one sequence)",
+             *batch(1, 4, 3, 7)),
+        Case("loss_by_position(logits (2, 9, 65) float64, targets (2, 9))",
+             *batch(2, 9, 65, 8, torch.float64)),
+    ]
+
+
+def _lbp_run(impl: Any, case: Case) -> dict[str, Any]:
+    (logits, targets), _ = case.fresh()
+    logits.requires_grad_(True)
+    return outputs_and_grads(impl(logits, targets), {"logits": logits})
+
+
+@check("loss_by_position", mistakes=LOSS_BY_POSITION)
 def check_loss_by_position(loss_by_position: Callable[..., Any]) -> None:
     """Exercise 4: the mean loss at each position ``t`` of the block, ``(T,)``."""
-    B, T, V = 5, 7, 6
-    logits = _randn(B, T, V, seed=5, scale=2.0)
-    g = torch.Generator().manual_seed(6)
-    targets = torch.randint(V, (B, T), generator=g)
-    shown = f"loss_by_position(logits of shape ({B}, {T}, {V}), targets of shape ({B}, {T}))"
-    got = call(loss_by_position, logits, targets, shown=shown)
-    got = as_tensor(got, "loss_by_position(...)")
-    per = F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), reduction="none").view(B, T)
-    if tuple(got.shape) == (B,):
-        raise CheckFailed(f"you got shape ({B},): one value per sequence (the mean over "
-                          f"positions). Average over the batch instead, dim=0, to get ({T},)")
-    if got.numel() == 1:
-        raise CheckFailed(f"you returned one number; keep one value per position: shape ({T},)")
-    if tuple(got.shape) == (B, T):
-        raise CheckFailed(f"that is the loss of every token, ({B}, {T}); average over the batch "
-                          f"(dim=0) to get one value per position, ({T},)")
-    if tuple(got.shape) == (T,):
-        if torch.allclose(got, per.sum(0), atol=1e-4):
-            raise CheckFailed("that is the sum over the batch; take the mean (divide by B)")
-        if torch.allclose(got, -per.mean(0), atol=1e-4):
-            raise CheckFailed("the sign is wrong: the loss is -log p(target)")
-        wrong_order = F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1),
-                                      reduction="none").view(T, B).mean(1)
-        if torch.allclose(got, wrong_order, atol=1e-4):
-            raise CheckFailed("the per-token losses come in (B, T) order: reshape them to "
-                              "(B, T), not (T, B), before averaging over dim 0")
-    assert_close(got, per.mean(0), shown, atol=1e-5)
+    compare(loss_by_position, _reference_loss_by_position, _lbp_cases(),
+            name="loss_by_position", run=_lbp_run, mistakes=LOSS_BY_POSITION,
+            read=_output("loss_by_position(...)"), atol=1e-5, rtol=1e-4)

@@ -1,17 +1,28 @@
 """Checks for day 14, "Devices".
 
-Each ``check_*`` function runs the learner's code, prints one line - a pass, a specific hint, or
-"not done yet" - and returns a ``Verdict``. None of them raises, and none needs a GPU: where the
-CUDA path is checked on a machine without one, the check stands in for CUDA by recording what
-the learner's code asks of it (``pin_memory``, ``non_blocking``, ``torch.cuda.synchronize``)
-without running it. The references are the package's: :func:`llmcourse.device.pick_device`,
-:func:`llmcourse.data.get_batch` (its CUDA copy) and :func:`llmcourse.bench.time_it`.
+Each ``check_*`` function compares the learner's code with a reference on a small battery of
+inputs and prints one line - a pass, a specific hint, or "not done yet" - and never raises. None
+needs a GPU, and none uses one even where there is one: CUDA is stood in for by recording what the
+learner's code asks of it. ``batch_to`` runs with ``Tensor.to``/``.cuda``/``.pin_memory``
+recorded (a copy to CUDA is a marked CPU copy that remembers whether it was asynchronous and from
+pinned memory); ``time_fn`` runs against a scripted clock (``time.perf_counter`` and friends)
+where the function's calls take known durations, a slow first call included, and where on CUDA
+the work of a call is only counted once ``torch.cuda.synchronize()`` is called - so the median,
+the warm-up and every synchronisation can be checked exactly. When the learner's answer differs
+from the reference, the exercise's table of typical mistakes names the mistake.
 
 Example::
 
+    >>> import torch
     >>> from llmcourse.checks import day14
-    >>> from llmcourse.device import _resolve_device
-    >>> ok = day14.check_pick_device(_resolve_device)
+    >>> def pick_device(preference, has_cuda, has_mps):
+    ...     if preference == "auto":
+    ...         return torch.device("cuda" if has_cuda else "mps" if has_mps else "cpu")
+    ...     dev = torch.device(preference)
+    ...     if (dev.type == "cuda" and not has_cuda) or (dev.type == "mps" and not has_mps):
+    ...         raise ValueError(f"{preference} is not available")
+    ...     return dev
+    >>> ok = day14.check_pick_device(pick_device)
     ✅ pick_device: passed
 """
 
@@ -19,108 +30,194 @@ from __future__ import annotations
 
 import contextlib
 import time
+import timeit
 from typing import Any, Callable, Iterator
 
 import torch
 
-from llmcourse.checks._core import CheckFailed, as_pair, as_tensor, call, check
+from llmcourse.checks._core import (Case, CheckFailed, Mistake, as_float, as_pair, check,
+                                    compare, kind_of, none_hint)
 
 __all__ = ["check_pick_device", "check_batch_to", "check_time_fn"]
 
 
-def _as_device(value: Any, shown: str) -> torch.device:
-    if value is None:
-        raise CheckFailed(f"{shown} returned None; did you forget the `return`?")
+# ---- exercise 1: pick_device -----------------------------------------------------------------
+
+
+def _reference_pick_device(preference, has_cuda, has_mps):
+    if preference == "auto":
+        return torch.device("cuda" if has_cuda else "mps" if has_mps else "cpu")
+    dev = torch.device(preference)
+    if dev.type == "cuda" and not has_cuda:
+        raise ValueError(f"{preference!r} was requested but there is no CUDA GPU")
+    if dev.type == "mps" and not has_mps:
+        raise ValueError(f"{preference!r} was requested but MPS is not available")
+    return dev
+
+
+def _pick_run(impl: Any, case: Case) -> Any:
+    """The device chosen, or, for an unavailable device, which exception was raised."""
+    if not case.kwargs.get("unavailable"):
+        return impl(*case.args)
     try:
-        return torch.device(value)
+        return impl(*case.args)
+    except NotImplementedError as exc:
+        raise CheckFailed(f"{case.label} raised NotImplementedError, which means 'not written "
+                          "yet'; raise a ValueError saying the device is not available") from exc
+    except Exception as exc:  # noqa: BLE001 - which exception is the observation
+        return _Raises(type(exc).__name__)
+
+
+class _Raises(str):
+    """What pick_device did for an unavailable device: ``raises ValueError``."""
+
+    def __new__(cls, kind: str) -> "_Raises":
+        return super().__new__(cls, f"raises {kind}")
+
+
+def _read_device(value: Any, case: Case) -> str:
+    if isinstance(value, _Raises):
+        return str(value)
+    if value is None:
+        raise none_hint("pick_device", "a torch.device (or a device string like 'cuda')")
+    try:
+        dev = torch.device(value)
     except (TypeError, RuntimeError) as exc:
-        raise CheckFailed(f"{shown} should return a torch.device or a device string like 'cuda', "
-                          f"got {value!r}") from exc
+        raise CheckFailed(f"pick_device should return a torch.device or a device string like "
+                          f"'cuda', got {kind_of(value)} (on {case.label})") from exc
+    return str(dev)[:-2] if str(dev).endswith(":0") else str(dev)     # 'cuda:0' is 'cuda'
 
 
-@check("pick_device")
+def _mps_first(preference, has_cuda, has_mps):
+    if preference == "auto":
+        return "mps" if has_mps else "cuda" if has_cuda else "cpu"
+    return _reference_pick_device(preference, has_cuda, has_mps)
+
+
+def _ignores_preference(preference, has_cuda, has_mps):
+    return "cuda" if has_cuda else "mps" if has_mps else "cpu"
+
+
+def _drops_index(preference, has_cuda, has_mps):
+    return torch.device(_reference_pick_device(preference, has_cuda, has_mps).type)
+
+
+def _silent_fallback(preference, has_cuda, has_mps):
+    try:
+        return _reference_pick_device(preference, has_cuda, has_mps)
+    except ValueError:
+        return _reference_pick_device("auto", has_cuda, has_mps)
+
+
+def _only_cuda_checked(preference, has_cuda, has_mps):
+    if preference == "auto":
+        return "cuda" if has_cuda else "mps" if has_mps else "cpu"
+    dev = torch.device(preference)
+    if dev.type == "cuda" and not has_cuda:
+        raise ValueError("no CUDA")
+    return dev
+
+
+def _asks_torch(preference, has_cuda, has_mps):
+    if preference == "auto":
+        mps = getattr(torch.backends, "mps", None)
+        return ("cuda" if torch.cuda.is_available() else
+                "mps" if mps is not None and mps.is_available() else "cpu")
+    return _reference_pick_device(preference, has_cuda, has_mps)
+
+
+def _runtime_error(preference, has_cuda, has_mps):
+    try:
+        return _reference_pick_device(preference, has_cuda, has_mps)
+    except ValueError as exc:
+        raise RuntimeError(str(exc)) from None
+
+
+PICK_DEVICE = [
+    Mistake("MPS first", _mps_first,
+            hint="with both a CUDA GPU and MPS available you chose MPS; CUDA comes first (faster "
+                 "kernels, everything supported)"),
+    Mistake("silent fallback", _silent_fallback,
+            hint="an unavailable device was replaced by another instead of raising: a silent "
+                 "fallback hides a missing GPU (a Colab notebook without a GPU runtime would "
+                 "train many times slower without a word); raise a ValueError"),
+    Mistake("GPU index dropped", _drops_index,
+            hint="keep the GPU index the user asked for: return torch.device('cuda:1'), not "
+                 "'cuda'"),
+    Mistake("preference ignored", _ignores_preference,
+            hint="an explicit request ('cpu', 'cuda:1', ...) must be obeyed, not replaced by the "
+                 "best device: only 'auto' chooses"),
+    Mistake("MPS not checked", _only_cuda_checked,
+            hint="'mps' on a machine without MPS must raise a ValueError too, like 'cuda' without "
+                 "CUDA"),
+    Mistake("asks torch, not the arguments", _asks_torch,
+            hint="decide from the has_cuda and has_mps arguments, not torch.cuda.is_available(): "
+                 "the check tries every kind of machine through them"),
+    Mistake("RuntimeError", _runtime_error,
+            hint="raise a ValueError (not another exception) for a device that is not available"),
+]
+
+
+def _pick_cases() -> list[Case]:
+    rows = [("auto", True, True), ("auto", False, True), ("auto", False, False),
+            ("auto", True, False), ("cpu", True, True), ("cuda:1", True, False),
+            ("mps", False, True), ("cuda", True, False)]
+    cases = [Case(f"pick_device({p!r}, has_cuda={c}, has_mps={m})", p, c, m) for p, c, m in rows]
+    for p, c, m in (("cuda", False, True), ("mps", True, False), ("cuda:0", False, False)):
+        cases.append(Case(f"pick_device({p!r}, has_cuda={c}, has_mps={m}) (not available)",
+                          p, c, m, unavailable=True))
+    return cases
+
+
+@check("pick_device", mistakes=PICK_DEVICE)
 def check_pick_device(pick_device: Callable[..., Any]) -> None:
-    """Exercise 1: ``pick_device(preference, has_cuda, has_mps)``: CUDA, then MPS, then the CPU."""
-    def run(pref: str, has_cuda: bool, has_mps: bool) -> torch.device:
-        shown = f"pick_device({pref!r}, has_cuda={has_cuda}, has_mps={has_mps})"
-        return _as_device(call(pick_device, pref, has_cuda, has_mps, shown=shown), shown)
+    """Exercise 1: ``pick_device(preference, has_cuda, has_mps)``: CUDA, then MPS, then the CPU;
+    an explicit device is obeyed, an unavailable one raises ``ValueError``."""
+    compare(pick_device, _reference_pick_device, _pick_cases(), name="pick_device",
+            run=_pick_run, mistakes=PICK_DEVICE, read=_read_device)
 
-    got = run("auto", True, True)
-    if got.type == "mps":
-        raise CheckFailed("with both a CUDA GPU and MPS available you chose MPS; CUDA comes first "
-                          "(faster kernels, everything supported)")
-    if got.type != "cuda":
-        raise CheckFailed(f"pick_device('auto', has_cuda=True, has_mps=True) gave {got}; a visible "
-                          "CUDA GPU should win")
-    got = run("auto", False, True)
-    if got.type != "mps":
-        raise CheckFailed(f"pick_device('auto', has_cuda=False, has_mps=True) gave {got}; without "
-                          "CUDA, Apple's MPS backend comes next")
-    got = run("auto", False, False)
-    if got.type != "cpu":
-        raise CheckFailed(f"pick_device('auto', has_cuda=False, has_mps=False) gave {got}; with no "
-                          "GPU at all the answer is the CPU")
-    got = run("cpu", True, True)
-    if got.type != "cpu":
-        raise CheckFailed(f"pick_device('cpu', has_cuda=True, ...) gave {got}: an explicit request "
-                          "must be obeyed, not replaced by the best device")
-    got = run("cuda:1", True, False)
-    if got != torch.device("cuda:1"):
-        raise CheckFailed(f"pick_device('cuda:1', has_cuda=True, ...) gave {got}; keep the GPU "
-                          "index the user asked for (torch.device('cuda:1'))")
-    for pref, has_cuda, has_mps in (("cuda", False, True), ("mps", True, False)):
-        shown = f"pick_device({pref!r}, has_cuda={has_cuda}, has_mps={has_mps})"
-        try:
-            out = pick_device(pref, has_cuda, has_mps)
-        except NotImplementedError as exc:
-            raise CheckFailed(f"{shown} raised NotImplementedError, which means 'not written "
-                              "yet'; raise a ValueError saying the device is not available") from exc
-        except Exception:  # noqa: BLE001 - any clear error is the right answer here
-            continue
-        raise CheckFailed(f"{shown} returned {out!r} instead of raising an error: a silent fallback "
-                          f"hides a missing {pref.upper()} (a Colab notebook without a GPU runtime "
-                          "would train many times slower without a word); raise a ValueError")
+
+# ---- exercise 2: batch_to --------------------------------------------------------------------
 
 
 class _Recorder:
-    """Stand in for a CUDA device: record pin_memory/.to/.cuda calls on tensors, run nothing."""
+    """Stand in for CUDA: ``pin_memory`` and copies to CUDA make marked CPU copies; nothing runs
+    on a GPU. ``moved[id(copy)] = (device, non_blocking, source_was_pinned)``."""
 
-    def __init__(self, fake_cuda: bool, forbid_pin: bool = False) -> None:
-        self.fake_cuda = fake_cuda
-        self.forbid_pin = forbid_pin
-        self.pinned: list[int] = []
-        self.moves: list[tuple[int, str, bool]] = []
+    def __init__(self) -> None:
+        self.pinned: set[int] = set()
+        self.moved: dict[int, tuple[str, bool, bool]] = {}
+        self.keep: list[torch.Tensor] = []          # keep the copies alive: ids stay unique
 
     @contextlib.contextmanager
     def active(self) -> Iterator["_Recorder"]:
         real_to, real_pin, real_cuda = torch.Tensor.to, torch.Tensor.pin_memory, torch.Tensor.cuda
         rec = self
 
+        def copy_to_cuda(t: torch.Tensor, target: Any, non_blocking: bool) -> torch.Tensor:
+            out = t.detach().clone()
+            rec.keep.append(out)
+            rec.moved[id(out)] = (str(torch.device(target)), bool(non_blocking), id(t) in rec.pinned)
+            return out
+
         def pin_memory(t: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-            rec.pinned.append(id(t))
-            if rec.forbid_pin:
-                raise CheckFailed("you pinned memory for a non-CUDA target: pinning only helps "
-                                  "copies to CUDA (and fails on machines without CUDA); pin only "
-                                  "when device.type == 'cuda'")
-            if rec.fake_cuda:
-                return t  # pretend: no CUDA allocator here
-            return real_pin(t, *args, **kwargs)
+            out = t.detach().clone()
+            rec.keep.append(out)
+            rec.pinned.add(id(out))
+            return out
 
         def to(t: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
             target = kwargs.get("device", args[0] if args else None)
-            non_blocking = bool(kwargs.get("non_blocking", args[1] if len(args) > 1 and
-                                           isinstance(args[1], bool) else False))
+            non_blocking = kwargs.get("non_blocking", args[1] if len(args) > 1 and
+                                      isinstance(args[1], bool) else False)
             if isinstance(target, (str, torch.device)) and torch.device(target).type == "cuda":
-                rec.moves.append((id(t), str(target), non_blocking))
-                if rec.fake_cuda:
-                    return t
+                return copy_to_cuda(t, target, non_blocking)
             return real_to(t, *args, **kwargs)
 
         def cuda(t: torch.Tensor, device: Any = None, non_blocking: bool = False, **kw: Any) -> Any:
-            rec.moves.append((id(t), "cuda", bool(non_blocking)))
-            if rec.fake_cuda:
-                return t
-            return real_cuda(t, device=device, non_blocking=non_blocking, **kw)
+            target = "cuda" if device is None else (f"cuda:{device}" if isinstance(device, int)
+                                                    else device)
+            return copy_to_cuda(t, target, non_blocking)
 
         torch.Tensor.to, torch.Tensor.pin_memory, torch.Tensor.cuda = to, pin_memory, cuda  # type: ignore[method-assign]
         try:
@@ -128,160 +225,336 @@ class _Recorder:
         finally:
             torch.Tensor.to, torch.Tensor.pin_memory, torch.Tensor.cuda = real_to, real_pin, real_cuda  # type: ignore[method-assign]
 
+    def describe(self, t: Any, name: str) -> Any:
+        if not isinstance(t, torch.Tensor):
+            return t
+        if id(t) in self.moved:
+            device, non_blocking, pinned = self.moved[id(t)]
+            return {"device": device, "values": t, "non_blocking": non_blocking,
+                    "pinned": pinned}
+        values = None if t.device.type == "meta" else t.detach()
+        return {"device": str(t.device), "values": values, "non_blocking": None,
+                "pinned": id(t) in self.pinned}
 
-def _batch(B: int = 3, T: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+
+def _batch_run(impl: Any, case: Case) -> dict[str, Any]:
+    (x, y, device), _ = case.fresh()
+    rec = _Recorder()
+    with rec.active():
+        out = impl(x, y, device)
+    bx, by = as_pair(out, "batch_to(x, y, device)", names=("x", "y"))
+    return {"x": rec.describe(bx, "x"), "y": rec.describe(by, "y")}
+
+
+def _reference_batch_to(x, y, device):
+    device = torch.device(device)
+    if device.type == "cuda":
+        return (x.pin_memory().to(device, non_blocking=True),
+                y.pin_memory().to(device, non_blocking=True))
+    return x.to(device), y.to(device)
+
+
+def _batch_string_compare(x, y, device):
+    if device == "cuda":
+        return (x.pin_memory().to(device, non_blocking=True),
+                y.pin_memory().to(device, non_blocking=True))
+    return x.to(device), y.to(device)
+
+
+def _batch_not_assigned(x, y, device):
+    x.to(device)
+    y.to(device)
+    return x, y
+
+
+def _batch_blocking(x, y, device):
+    return x.to(device), y.to(device)
+
+
+def _batch_always_pin(x, y, device):
+    return (x.pin_memory().to(device, non_blocking=True),
+            y.pin_memory().to(device, non_blocking=True))
+
+
+def _batch_no_pin(x, y, device):
+    return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+
+def _batch_swapped(x, y, device):
+    a, b = _reference_batch_to(x, y, device)
+    return b, a
+
+
+def _batch_only_x(x, y, device):
+    return _reference_batch_to(x, y, device)[0], y
+
+
+def _batch_floats(x, y, device):
+    a, b = _reference_batch_to(x, y, device)
+    return a.float(), b.float()
+
+
+BATCH_TO = [
+    Mistake("device == 'cuda'", _batch_string_compare,
+            hint="device may be a torch.device or 'cuda:0': test torch.device(device).type == "
+                 "'cuda', not device == 'cuda'"),
+    Mistake("result not returned", _batch_not_assigned,
+            hint="tensor.to(device) returns a NEW tensor and leaves the old one where it was; "
+                 "return the moved ones (x = x.to(device))"),
+    Mistake("blocking copies", _batch_blocking,
+            hint="the copies to CUDA are blocking and from pageable memory: pin each tensor "
+                 "(t.pin_memory()) and copy with .to(device, non_blocking=True) so the copy "
+                 "overlaps with work already queued on the GPU"),
+    Mistake("always pinned", _batch_always_pin,
+            hint="you pinned memory for a non-CUDA target: pinning only helps copies to CUDA (and "
+                 "fails on machines without CUDA); pin only when the device type is 'cuda'"),
+    Mistake("no pin", _batch_no_pin,
+            hint="non_blocking copies need a pinned (page-locked) source: call t.pin_memory() "
+                 "before .to(device, non_blocking=True) when the target is CUDA"),
+    Mistake("swapped", _batch_swapped,
+            hint="x and y come back swapped; return (x, y) in that order"),
+    Mistake("only x moved", _batch_only_x, hint="only x was moved; move y as well"),
+    Mistake("float", _batch_floats, expect="dtype float32"),
+]
+
+
+def _batch_cases() -> list[Case]:
     g = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 50_000, (B, T), generator=g)
-    return x, torch.roll(x, -1, dims=1)
+    x = torch.randint(0, 50_000, (3, 5), generator=g)
+    y = torch.roll(x, -1, dims=1)
+    x32 = torch.randint(0, 65, (2, 7), generator=g, dtype=torch.int32)  # ids from a uint16 file
+    y32 = torch.roll(x32, -1, dims=1)
+    return [
+        Case("batch_to(x, y, 'cpu') with x, y (3, 5) int64", x, y, "cpu"),
+        Case("batch_to(x, y, torch.device('meta')) (stands in for a non-CUDA accelerator, e.g. "
+             "MPS)", x, y, torch.device("meta")),
+        Case("batch_to(x, y, 'cuda') (CUDA recorded, not run)", x, y, "cuda"),
+        Case("batch_to(x, y, torch.device('cuda:0')) with x, y (2, 7) int32 (CUDA recorded, not "
+             "run)", x32, y32, torch.device("cuda:0")),
+    ]
 
 
-@check("batch_to")
+@check("batch_to", mistakes=BATCH_TO)
 def check_batch_to(batch_to: Callable[..., Any]) -> None:
     """Exercise 2: move ``(x, y)`` to ``device``; pinned + ``non_blocking`` only on CUDA."""
-    x, y = _batch()
-    # The CPU: nothing to pin, nothing to copy.
-    rec = _Recorder(fake_cuda=False, forbid_pin=True)
-    with rec.active():
-        out = call(batch_to, x, y, "cpu", shown="batch_to(x, y, 'cpu')")
-    bx, by = as_pair(out, "batch_to(x, y, 'cpu')")
-    bx = as_tensor(bx, "x from batch_to(x, y, 'cpu')", shape=(3, 5), dtype=torch.int64)
-    by = as_tensor(by, "y from batch_to(x, y, 'cpu')", shape=(3, 5), dtype=torch.int64)
-    if not (torch.equal(bx, x) and torch.equal(by, y)):
-        if torch.equal(bx, y) and torch.equal(by, x):
-            raise CheckFailed("x and y come back swapped; return (x, y) in that order")
-        raise CheckFailed("batch_to(x, y, 'cpu') changed the values; only the device may change")
-    # Another device (the 'meta' device stands in for any non-CUDA accelerator, e.g. MPS).
-    rec = _Recorder(fake_cuda=False, forbid_pin=True)
-    with rec.active():
-        out = call(batch_to, x, y, torch.device("meta"), shown="batch_to(x, y, torch.device('meta'))")
-    mx, my = as_pair(out, "batch_to(x, y, 'meta')")
-    for name, t in (("x", mx), ("y", my)):
-        t = as_tensor(t, f"{name} from batch_to(x, y, 'meta')")
-        if t.device.type != "meta":
-            raise CheckFailed(f"{name} is still on {t.device} after batch_to(x, y, 'meta'): "
-                              f"tensor.to(device) returns a NEW tensor; return that one "
-                              f"({name} = {name}.to(device))")
-    # CUDA: pinned source, asynchronous copy. Without a GPU, recorded instead of run.
-    has_cuda = torch.cuda.is_available()
-    rec = _Recorder(fake_cuda=not has_cuda)
-    with rec.active():
-        out = call(batch_to, x, y, torch.device("cuda"), shown="batch_to(x, y, torch.device('cuda'))")
-    cx, cy = as_pair(out, "batch_to(x, y, 'cuda')")
-    if len(rec.moves) < 2:
-        raise CheckFailed("batch_to(x, y, 'cuda') did not copy both tensors to the GPU; use "
-                          "t.to(device, non_blocking=True) on each")
-    if not all(nb for _, _, nb in rec.moves):
-        raise CheckFailed("the copies to CUDA are blocking: pass non_blocking=True to .to(...) so "
-                          "the copy overlaps with work already queued on the GPU")
-    if len(rec.pinned) < 2:
-        raise CheckFailed("non_blocking copies need a pinned (page-locked) source: call "
-                          "t.pin_memory() before .to(device, non_blocking=True) when the target "
-                          "is CUDA")
-    if has_cuda:
-        for name, t, ref in (("x", cx, x), ("y", cy, y)):
-            t = as_tensor(t, f"{name} from batch_to(x, y, 'cuda')")
-            if t.device.type != "cuda":
-                raise CheckFailed(f"{name} is on {t.device}, not the GPU: return the moved tensor")
-            if not torch.equal(t.cpu(), ref):
-                raise CheckFailed(f"{name} changed its values on the way to the GPU")
+    compare(batch_to, _reference_batch_to, _batch_cases(), name="batch_to", run=_batch_run,
+            mistakes=BATCH_TO)
 
 
-@check("time_fn")
+# ---- exercise 3: time_fn ---------------------------------------------------------------------
+
+
+class _Clock:
+    """A scripted clock. ``fn()`` takes the next duration; on CUDA it only queues that work (the
+    clock moves by 1 µs) and ``torch.cuda.synchronize()`` waits for what is queued."""
+
+    def __init__(self, durations: list[float], cuda: bool) -> None:
+        self.now = 1000.0
+        self.pending = 0.0
+        self.durations = list(durations)
+        self.cuda = cuda
+        self.events: list[str] = []
+        self.reads = 0
+
+    def read(self) -> float:
+        self.reads += 1
+        return self.now
+
+    def fn(self) -> None:
+        d = self.durations[min(self.events.count("fn"), len(self.durations) - 1)]
+        self.events.append("fn")
+        if self.cuda:
+            self.now += 1e-6
+            self.pending += d
+        else:
+            self.now += d
+
+    def sync(self, *args: Any, **kwargs: Any) -> None:
+        self.events.append("sync")
+        self.now += self.pending
+        self.pending = 0.0
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator["_Clock"]:
+        ns = lambda: int(self.read() * 1e9)  # noqa: E731
+        patches = [(time, "perf_counter", self.read), (time, "time", self.read),
+                   (time, "monotonic", self.read), (time, "perf_counter_ns", ns),
+                   (time, "monotonic_ns", ns), (time, "time_ns", ns),
+                   (timeit, "default_timer", self.read), (torch.cuda, "synchronize", self.sync)]
+        saved = [(obj, name, getattr(obj, name)) for obj, name, _ in patches]
+        try:
+            for obj, name, new in patches:
+                setattr(obj, name, new)
+            yield self
+        finally:
+            for obj, name, old in saved:
+                setattr(obj, name, old)
+
+
+def _time_run(impl: Any, case: Case) -> dict[str, Any]:
+    (device,), kwargs = case.fresh()
+    cuda = torch.device(device).type == "cuda"
+    clock = _Clock(case_durations(), cuda)
+
+    def fn() -> None:
+        clock.fn()
+
+    with clock.active():
+        returned = impl(fn, device, **kwargs)
+    seconds = as_float(returned, "time_fn(...)")
+    if clock.reads == 0 and clock.events:
+        raise CheckFailed("time_fn never read the clock through time.perf_counter(): call "
+                          "time.perf_counter() (not a perf_counter imported by name) before and "
+                          f"after each timed call; the check scripts that clock (on {case.label})")
+    calls = [i for i, e in enumerate(clock.events) if e == "fn"]
+    obs: dict[str, Any] = {"seconds": seconds, "calls of fn": len(calls)}
+    if cuda:
+        warmup = kwargs.get("warmup", 2)
+        ends = calls[1:] + [len(clock.events)]
+        obs["synchronized after call"] = {
+            i + 1: "sync" in clock.events[calls[i] + 1:ends[i]]
+            for i in range(max(0, warmup - 1), len(calls))}
+    else:
+        obs["torch.cuda.synchronize() calls"] = clock.events.count("sync")
+    return obs
+
+
+def case_durations() -> list[float]:
+    """fn's calls: a slow first call (compilation, caches, CUDA start-up), then calls whose mean
+    is not their median."""
+    return [0.6, 0.02, 0.010, 0.013, 0.050, 0.011, 0.012, 0.016, 0.009, 0.014, 0.030, 0.015,
+            0.017]
+
+
+def _reference_time_fn(fn, device, warmup=2, repeats=5):
+    is_cuda = torch.device(device).type == "cuda"
+    for _ in range(warmup):
+        fn()
+    if is_cuda:
+        torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        if is_cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
+def _timer(*, warmup_used=True, median=True, scale=1.0, sync="cuda", sync_after_warmup=True,
+           fixed=None, time_warmup=False):
+    """A time_fn with one thing done wrong (as the keyword arguments say)."""
+
+    def time_fn(fn, device, warmup=2, repeats=5):
+        if fixed:
+            warmup, repeats = fixed
+        if sync == "string":
+            is_cuda = device == "cuda"
+        else:
+            is_cuda = torch.device(device).type == "cuda"
+        do_sync = {"cuda": is_cuda, "string": is_cuda, "always": True, "never": False,
+                   "end": False}[sync]
+        times = []
+        if warmup_used and not time_warmup:
+            for _ in range(warmup):
+                fn()
+            if do_sync and sync_after_warmup:
+                torch.cuda.synchronize()
+        n = repeats + (warmup if time_warmup else 0)
+        if sync == "end":
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            if is_cuda:
+                torch.cuda.synchronize()
+            return (time.perf_counter() - t0) / n * scale
+        for _ in range(n):
+            t0 = time.perf_counter()
+            fn()
+            if do_sync:
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+        value = sorted(times)[len(times) // 2] if median else sum(times) / len(times)
+        return value * scale
+
+    return time_fn
+
+
+def _fastest(fn, device, warmup=2, repeats=5):
+    is_cuda = torch.device(device).type == "cuda"
+    for _ in range(warmup):
+        fn()
+    if is_cuda:
+        torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        if is_cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def _all_times(fn, device, warmup=2, repeats=5):
+    return [_reference_time_fn(fn, device, warmup, 1) for _ in range(repeats)]
+
+
+TIME_FN = [
+    Mistake("device == 'cuda'", _timer(sync="string"),
+            hint="device may be a torch.device or 'cuda:0': test torch.device(device).type == "
+                 "'cuda', not device == 'cuda'"),
+    Mistake("no warmup", _timer(warmup_used=False),
+            hint="fn ran only `repeats` times: run it `warmup` times first, untimed, so that "
+                 "one-off start-up costs are not measured"),
+    Mistake("warmup timed", _timer(time_warmup=True, median=False),
+            hint="the slow first call was timed: run the warmup calls before starting the clock, "
+                 "and return the median of the timed calls"),
+    Mistake("mean", _timer(median=False),
+            hint="that is the mean of the timings (or one clock around the whole loop, divided by "
+                 "repeats): time each call on its own and return the median "
+                 "(sorted(times)[len(times) // 2]), which ignores the odd slow repeat"),
+    Mistake("minimum", _fastest,
+            hint="that is the fastest timing; return the median (sorted(times)[len(times) // 2]), "
+                 "the typical call"),
+    Mistake("milliseconds", _timer(scale=1000.0),
+            hint="that looks like milliseconds; return seconds (time.perf_counter() differences "
+                 "are in seconds)"),
+    Mistake("syncs on the CPU", _timer(sync="always"),
+            hint="you call torch.cuda.synchronize() for a CPU device; that fails on a machine "
+                 "without CUDA. Synchronize only when device is CUDA"),
+    Mistake("never syncs", _timer(sync="never"),
+            hint="on CUDA, fn() returns as soon as its kernels are queued: call "
+                 "torch.cuda.synchronize() after each timed call, before reading the clock"),
+    Mistake("sync once at the end", _timer(sync="end"), expect="time each call on its own"),
+    Mistake("no sync after warmup", _timer(sync_after_warmup=False),
+            hint="synchronize after the warmup too, before the first timed call starts the clock: "
+                 "queued warmup work would otherwise be counted in it"),
+    Mistake("hard-coded counts", _timer(fixed=(2, 5)),
+            hint="use the warmup and repeats arguments, not fixed numbers"),
+    Mistake("all timings", _all_times, expect="one number"),
+]
+
+
+def _time_cases() -> list[Case]:
+    return [
+        Case("time_fn(fn, 'cpu', warmup=2, repeats=5) where fn's first call takes 0.6 s", "cpu",
+             warmup=2, repeats=5),
+        Case("time_fn(fn, torch.device('cpu'), warmup=3, repeats=7)", torch.device("cpu"),
+             warmup=3, repeats=7),
+        Case("time_fn(fn, 'cpu') (the default warmup and repeats)", "cpu"),
+        Case("time_fn(fn, 'cuda', warmup=1, repeats=3) (CUDA stood in for)", "cuda", warmup=1,
+             repeats=3),
+        Case("time_fn(fn, torch.device('cuda:0'), warmup=2, repeats=5) (CUDA stood in for)",
+             torch.device("cuda:0"), warmup=2, repeats=5),
+        Case("time_fn(fn, 'cuda', warmup=0, repeats=5) (CUDA stood in for)", "cuda", warmup=0,
+             repeats=5),
+    ]
+
+
+@check("time_fn", mistakes=TIME_FN)
 def check_time_fn(time_fn: Callable[..., Any]) -> None:
     """Exercise 3: median seconds of ``fn()`` after warmup, synchronizing on CUDA."""
-    # The CPU: there is nothing to synchronize (torch.cuda.synchronize fails without CUDA).
-    calls = {"n": 0}
-
-    def fast() -> None:
-        calls["n"] += 1
-
-    shown = "time_fn(fn, 'cpu', warmup=2, repeats=5)"
-    real_sync = torch.cuda.synchronize
-    events: list[str] = []
-
-    def cpu_sync(*args: Any, **kwargs: Any) -> None:
-        events.append("sync")  # recorded, not run: without CUDA it would raise
-
-    torch.cuda.synchronize = cpu_sync  # type: ignore[assignment]
-    try:
-        got = call(time_fn, fast, "cpu", warmup=2, repeats=5, shown=shown)
-    finally:
-        torch.cuda.synchronize = real_sync  # type: ignore[assignment]
-    if events:
-        raise CheckFailed("you call torch.cuda.synchronize() for a CPU device; that fails on a "
-                          "machine without CUDA. Synchronize only when device is CUDA")
-    seconds = _seconds(got, shown)
-    if calls["n"] != 7:
-        raise CheckFailed(f"with warmup=2 and repeats=5, fn should run 7 times; it ran "
-                          f"{calls['n']} times")
-    if seconds > 0.05:
-        raise CheckFailed(f"{shown} returned {seconds:.3f} s for a function that does nothing; "
-                          "time one call of fn per repeat, in seconds")
-
-    # A first call that is slow (compilation, caches, CUDA start-up): warmup must hide it.
-    state = {"n": 0}
-
-    def slow_first() -> None:
-        state["n"] += 1
-        time.sleep(0.6 if state["n"] == 1 else 0.01)
-
-    shown = "time_fn(fn, 'cpu', warmup=1, repeats=5) where fn's first call takes 0.6 s"
-    seconds = _seconds(call(time_fn, slow_first, "cpu", warmup=1, repeats=5, shown=shown), shown)
-    if state["n"] == 5:
-        raise CheckFailed("fn ran only `repeats` times: run it `warmup` times first, untimed, so "
-                          "that one-off start-up costs are not measured")
-    if 5 <= seconds <= 20:
-        raise CheckFailed(f"{shown} returned {seconds:.3f} for calls of 0.01 s: that looks like "
-                          "milliseconds; return seconds")
-    if seconds > 0.1:
-        raise CheckFailed(f"{shown} returned {seconds:.3f} s: the slow first call was timed. Run "
-                          "the warmup calls before starting the clock")
-    if seconds < 0.005:
-        raise CheckFailed(f"{shown} returned {seconds:.4f} s for calls of 0.01 s each; time each "
-                          "call (clock before, clock after) and return seconds")
-
-    # CUDA: kernels are queued, not finished, when fn returns: synchronize before reading the clock.
-    events = []
-
-    def queued() -> None:
-        events.append("fn")
-
-    def fake_sync(*args: Any, **kwargs: Any) -> None:
-        events.append("sync")
-
-    torch.cuda.synchronize = fake_sync  # type: ignore[assignment]
-    try:
-        shown = "time_fn(fn, torch.device('cuda'), warmup=1, repeats=3)"
-        _seconds(call(time_fn, queued, torch.device("cuda"), warmup=1, repeats=3, shown=shown), shown)
-    finally:
-        torch.cuda.synchronize = real_sync  # type: ignore[assignment]
-    fn_at = [i for i, e in enumerate(events) if e == "fn"]
-    if "sync" not in events:
-        raise CheckFailed("on CUDA, fn() returns as soon as its kernels are queued: call "
-                          "torch.cuda.synchronize() after each timed call, before reading the clock")
-    if len(fn_at) != 4:
-        raise CheckFailed(f"with warmup=1 and repeats=3, fn should run 4 times; it ran {len(fn_at)}")
-    ends = fn_at[1:] + [len(events)]
-    # after each timed call (index 1..3), a sync must come before the next call or the end
-    if any("sync" not in events[fn_at[j] + 1:ends[j]] for j in range(1, 4)):
-        raise CheckFailed("synchronize after EVERY timed call (before reading the clock), not only "
-                          "once at the end: otherwise each timing is only the launch of the work")
-    if events[fn_at[1] - 1] != "sync":
-        raise CheckFailed("synchronize after the warmup too, before the first timed call starts the "
-                          "clock: queued warmup work would otherwise be counted in it")
-
-
-def _seconds(value: Any, shown: str) -> float:
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()
-    if value is None:
-        raise CheckFailed(f"{shown} returned None; did you forget the `return`?")
-    if isinstance(value, (list, tuple)):
-        raise CheckFailed(f"{shown} returned {len(value)} timings; return one number, their median")
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError) as exc:
-        raise CheckFailed(f"{shown} should return seconds as a float, got {type(value).__name__}") from exc
-    if seconds < 0:
-        raise CheckFailed(f"{shown} returned a negative time ({seconds}); subtract start from end")
-    return seconds
+    compare(time_fn, _reference_time_fn, _time_cases(), name="time_fn", run=_time_run,
+            mistakes=TIME_FN, atol=1e-9, rtol=1e-6)

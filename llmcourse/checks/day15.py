@@ -1,212 +1,286 @@
 """Checks for day 15, "Learning-rate schedules".
 
-Each ``check_*`` runs the learner's schedule function over many steps, with settings unlike the
-notebook's, compares it with the package's (:mod:`llmcourse.train.schedule`) and, when it
-differs, first looks for the mistakes people make (an off-by-one warmup, a decay that ends at
-zero or below ``min_lr``, a cosine that climbs back up after ``lr_decay_iters``, a cosine that
-starts at step 0 instead of at the end of the warmup). Each prints one line and never raises.
+Each ``check_*`` runs the learner's schedule over whole runs - every step from 0 to well past
+``lr_decay_iters`` - for several settings unlike the notebook's (no warmup, a decay that starts
+right after the warmup, a cooldown that would start inside the warmup, ``round`` at a .5), and
+compares the curve with the package's (:mod:`llmcourse.train.schedule`). When a curve differs,
+the exercise's table of typical mistakes (an off-by-one warmup, a decay that ends at 0, a cosine
+that climbs back up after ``lr_decay_iters`` ...) names the mistake. Each prints one line and
+never raises.
 
 Example::
 
     >>> from llmcourse.checks import day15
-    >>> from llmcourse.train import warmup_lr
-    >>> ok = day15.check_warmup(lambda it, lr, w: warmup_lr(it, learning_rate=lr, warmup_iters=w))
+    >>> def warmup_lr(it, learning_rate, warmup_iters):
+    ...     return learning_rate * (it + 1) / (warmup_iters + 1) if it < warmup_iters else learning_rate
+    >>> ok = day15.check_warmup(warmup_lr)
     ✅ warmup: passed
-    >>> bool(ok)
-    True
 """
 
 from __future__ import annotations
 
 import math
-import traceback
 from typing import Any, Callable
 
-from llmcourse.checks._core import CheckFailed, check
-from llmcourse.train.schedule import cosine_lr as _cosine
-from llmcourse.train.schedule import warmup_lr as _warmup
-from llmcourse.train.schedule import wsd_lr as _wsd
+from llmcourse.checks._core import Case, Mistake, as_float, check, compare, needs_earlier
+from llmcourse.train import schedule as _ref
 
 __all__ = ["check_warmup", "check_cosine", "check_wsd"]
 
-
-def _number(value: Any, what: str) -> float:
-    if value is None:
-        raise CheckFailed(f"{what} returned None; did you forget the `return`?")
-    if hasattr(value, "item") and getattr(value, "numel", lambda: 1)() == 1:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise CheckFailed(f"{what} should return a number (a Python float), got "
-                          f"{type(value).__name__}")
-    return float(value)
+_TOL = dict(atol=1e-12, rtol=1e-6)
 
 
-def _call(fn: Callable[..., Any], *args: Any) -> Any:
-    """Call the learner's function; if it stops in their still-unfinished ``warmup_lr``, say so
-    (instead of a "not done yet" that points at the wrong cell)."""
-    try:
-        return fn(*args)
-    except NotImplementedError as exc:
-        frames = traceback.extract_tb(exc.__traceback__)
-        if frames and frames[-1].name == "warmup_lr" and getattr(fn, "__name__", "") != "warmup_lr":
-            raise CheckFailed("your function calls your warmup_lr, which is still a stub: finish "
-                              "exercise 1 first (or write the warmup inline)") from None
-        raise
+def _curve_run(impl: Callable[..., Any], case: Case) -> list[Any]:
+    """The schedule at every step of the case: ``[impl(it, *args) for it in steps]``."""
+    steps = case.kwargs["steps"]
+    return [impl(it, *case.args) for it in steps]
 
 
-def _curve(fn: Callable[..., Any], steps: range, args: tuple, name: str) -> list[float]:
-    return [_number(_call(fn, it, *args), f"{name}({it}, ...)") for it in steps]
+def _read(name: str) -> Callable[[Any, Case], list[float]]:
+    def read(curve: list[Any], case: Case) -> list[float]:
+        return [as_float(v, f"{name}({it}, ...)") for it, v in zip(case.kwargs["steps"], curve)]
+    return read
 
 
-def _same(a: list[float], b: list[float], scale: float) -> bool:
-    return all(math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-9 * scale) for x, y in zip(a, b))
+# ---- exercise 1: warmup ----------------------------------------------------------------------
 
 
-def _first_diff(got: list[float], want: list[float], steps: range, scale: float) -> str:
-    for it, g, w in zip(steps, got, want):
-        if not math.isclose(g, w, rel_tol=1e-6, abs_tol=1e-9 * scale):
-            return f"at step {it} your rate is {g:.6g}, expected {w:.6g}"
-    return "they agree"
+def _reference_warmup(it, learning_rate, warmup_iters):
+    return _ref.warmup_lr(it, learning_rate=learning_rate, warmup_iters=warmup_iters)
 
 
-# ---- exercise 1 ------------------------------------------------------------------------------
+def _warmup_it_over_w(it, learning_rate, warmup_iters):
+    if it < warmup_iters:
+        return learning_rate * it / warmup_iters
+    return learning_rate
 
 
-@check("warmup")
+def _warmup_early_peak(it, learning_rate, warmup_iters):
+    if it < warmup_iters:
+        return learning_rate * (it + 1) / warmup_iters
+    return learning_rate
+
+
+def _warmup_no_cap(it, learning_rate, warmup_iters):
+    return learning_rate * (it + 1) / (warmup_iters + 1)
+
+
+def _warmup_int_division(it, learning_rate, warmup_iters):
+    if it < warmup_iters:
+        return learning_rate * ((it + 1) // (warmup_iters + 1))
+    return learning_rate
+
+
+WARMUP = [
+    Mistake("it / warmup_iters", _warmup_it_over_w,
+            hint="that is the it / warmup_iters variant: step 0 gets a rate of 0 and is wasted; use "
+                 "learning_rate * (it + 1) / (warmup_iters + 1) like the package"),
+    Mistake("(it + 1) / warmup_iters", _warmup_early_peak,
+            hint="(it + 1) / warmup_iters reaches the peak one step early, at warmup_iters - 1; "
+                 "divide by warmup_iters + 1"),
+    Mistake("no cap", _warmup_no_cap,
+            hint="the rate keeps rising after the warmup and goes above learning_rate: from step "
+                 "warmup_iters on return learning_rate itself"),
+    Mistake("integer division", _warmup_int_division,
+            hint="(it + 1) // (warmup_iters + 1) is an integer division (0 during the whole warmup); "
+                 "use / for a fraction"),
+]
+
+
+def _warmup_cases() -> list[Case]:
+    return [
+        Case("warmup_lr(it, 3e-3, warmup_iters=8) for it = 0..20", 3e-3, 8, steps=range(21)),
+        Case("warmup_lr(it, 1.0, warmup_iters=1) for it = 0..5", 1.0, 1, steps=range(6)),
+        Case("warmup_lr(it, 0.5, warmup_iters=0) (no warmup) for it = 0..5", 0.5, 0,
+             steps=range(6)),
+        Case("warmup_lr(it, 6e-4, warmup_iters=100) for it = 0..130", 6e-4, 100,
+             steps=range(131)),
+    ]
+
+
+@check("warmup", mistakes=WARMUP)
 def check_warmup(warmup_lr: Callable[..., Any]) -> None:
     """Exercise 1: ``warmup_lr(it, learning_rate, warmup_iters)``, nanoGPT's convention."""
-    lr, warm = 3e-3, 8
-    steps = range(0, warm + 5)
-    got = _curve(warmup_lr, steps, (lr, warm), "warmup_lr")
-    want = [_warmup(it, learning_rate=lr, warmup_iters=warm) for it in steps]
-    if _same(got, want, lr):
-        if _number(warmup_lr(0, 1.0, 0), "warmup_lr(0, 1.0, 0)") != 1.0:
-            raise CheckFailed("with warmup_iters=0 there is no warmup: step 0 should get the full "
-                              "learning_rate")
-        return
-    variants = {
-        "it / warmup": [lr * min(1.0, it / warm) for it in steps],
-        "(it + 1) / warmup": [lr * min(1.0, (it + 1) / warm) for it in steps],
-    }
-    if _same(got, variants["it / warmup"], lr):
-        raise CheckFailed("that is the it / warmup_iters variant: step 0 gets a rate of 0 and is "
-                          "wasted; use (it + 1) / (warmup_iters + 1) like the package")
-    if _same(got, variants["(it + 1) / warmup"], lr):
-        raise CheckFailed("(it + 1) / warmup_iters reaches the peak one step early, at "
-                          "warmup_iters - 1; divide by warmup_iters + 1")
-    if any(g > lr * (1 + 1e-9) for g in got):
-        raise CheckFailed("the rate goes above learning_rate: after the warmup it should stay at "
-                          "learning_rate")
-    if any(not math.isclose(g, lr, rel_tol=1e-6) for g in got[warm:]):
-        raise CheckFailed(f"from step warmup_iters on the rate should be learning_rate; "
-                          f"{_first_diff(got, want, steps, lr)}")
-    raise CheckFailed(f"during the warmup the rate should be learning_rate * (it + 1) / "
-                      f"(warmup_iters + 1); {_first_diff(got, want, steps, lr)}")
+    compare(warmup_lr, _reference_warmup, _warmup_cases(), name="lr", run=_curve_run,
+            mistakes=WARMUP, read=_read("warmup_lr"), **_TOL)
 
 
-# ---- exercise 2 ------------------------------------------------------------------------------
+# ---- exercise 2: warmup + cosine -------------------------------------------------------------
 
 
-@check("cosine schedule")
+def _reference_cosine(it, learning_rate, min_lr, warmup_iters, lr_decay_iters):
+    return _ref.cosine_lr(it, learning_rate=learning_rate, min_lr=min_lr,
+                          warmup_iters=warmup_iters, lr_decay_iters=lr_decay_iters)
+
+
+def _warm(it, learning_rate, warmup_iters):
+    return learning_rate * (it + 1) / (warmup_iters + 1)
+
+
+def _cosine_to_zero(it, learning_rate, min_lr, warmup_iters, lr_decay_iters):
+    if it < warmup_iters:
+        return _warm(it, learning_rate, warmup_iters)
+    if it >= lr_decay_iters:
+        return min_lr
+    progress = (it - warmup_iters) / (lr_decay_iters - warmup_iters)
+    return 0.5 * (1 + math.cos(math.pi * progress)) * learning_rate
+
+
+def _cosine_scaled_by_lr(it, learning_rate, min_lr, warmup_iters, lr_decay_iters):
+    if it < warmup_iters:
+        return _warm(it, learning_rate, warmup_iters)
+    if it >= lr_decay_iters:
+        return min_lr
+    progress = (it - warmup_iters) / (lr_decay_iters - warmup_iters)
+    return min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * learning_rate
+
+
+def _cosine_from_zero(it, learning_rate, min_lr, warmup_iters, lr_decay_iters):
+    if it < warmup_iters:
+        return _warm(it, learning_rate, warmup_iters)
+    if it >= lr_decay_iters:
+        return min_lr
+    progress = it / lr_decay_iters
+    return min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (learning_rate - min_lr)
+
+
+def _cosine_no_floor(it, learning_rate, min_lr, warmup_iters, lr_decay_iters):
+    if it < warmup_iters:
+        return _warm(it, learning_rate, warmup_iters)
+    progress = (it - warmup_iters) / (lr_decay_iters - warmup_iters)
+    return min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (learning_rate - min_lr)
+
+
+def _cosine_no_half(it, learning_rate, min_lr, warmup_iters, lr_decay_iters):
+    if it < warmup_iters:
+        return _warm(it, learning_rate, warmup_iters)
+    if it >= lr_decay_iters:
+        return min_lr
+    progress = (it - warmup_iters) / (lr_decay_iters - warmup_iters)
+    return min_lr + math.cos(math.pi * progress) * (learning_rate - min_lr)
+
+
+def _cosine_bad_warmup(it, learning_rate, min_lr, warmup_iters, lr_decay_iters):
+    if it < warmup_iters:
+        return learning_rate * it / warmup_iters
+    if it >= lr_decay_iters:
+        return min_lr
+    progress = (it - warmup_iters) / (lr_decay_iters - warmup_iters)
+    return min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (learning_rate - min_lr)
+
+
+COSINE = [
+    Mistake("decays to 0", _cosine_to_zero,
+            hint="your decay ends at 0, not at min_lr: use min_lr + coeff * (learning_rate - min_lr)"),
+    Mistake("scaled by learning_rate", _cosine_scaled_by_lr,
+            hint="the rate starts the decay above learning_rate: scale coeff by "
+                 "(learning_rate - min_lr), not by learning_rate"),
+    Mistake("cosine from step 0", _cosine_from_zero,
+            hint="the cosine starts at step 0 instead of at the end of the warmup: "
+                 "progress = (it - warmup_iters) / (lr_decay_iters - warmup_iters)"),
+    Mistake("no floor after decay", _cosine_no_floor,
+            hint="after lr_decay_iters the rate should stay at min_lr (a cosine left running "
+                 "climbs back up); return min_lr for it >= lr_decay_iters"),
+    Mistake("no 0.5 * (1 + cos)", _cosine_no_half,
+            hint="cos(pi * progress) goes from 1 to -1, below min_lr; use coeff = 0.5 * (1 + "
+                 "cos(pi * progress)), which goes from 1 to 0"),
+    Mistake("it / warmup_iters warmup", _cosine_bad_warmup,
+            hint="the warmup part is off: use exercise 1's rule, learning_rate * (it + 1) / "
+                 "(warmup_iters + 1)"),
+]
+
+
+def _cosine_cases() -> list[Case]:
+    return [
+        Case("cosine_lr(it, 6e-4, min_lr=6e-5, warmup_iters=7, lr_decay_iters=57) for it = 0..96",
+             6e-4, 6e-5, 7, 57, steps=range(97)),
+        Case("cosine_lr(it, 1.0, min_lr=0.0, warmup_iters=0, lr_decay_iters=20) for it = 0..30",
+             1.0, 0.0, 0, 20, steps=range(31)),
+        Case("cosine_lr(it, 3e-4, min_lr=1e-4, warmup_iters=10, lr_decay_iters=11) for it = 0..20",
+             3e-4, 1e-4, 10, 11, steps=range(21)),
+    ]
+
+
+@check("cosine schedule", mistakes=COSINE)
+@needs_earlier(warmup_lr=1)
 def check_cosine(cosine_lr: Callable[..., Any]) -> None:
     """Exercise 2: ``cosine_lr(it, learning_rate, min_lr, warmup_iters, lr_decay_iters)``."""
-    lr, floor, warm, decay = 6e-4, 6e-5, 7, 57
-    steps = range(0, decay + 40)
-    args = (lr, floor, warm, decay)
-    got = _curve(cosine_lr, steps, args, "cosine_lr")
-    want = [_cosine(it, learning_rate=lr, min_lr=floor, warmup_iters=warm, lr_decay_iters=decay)
-            for it in steps]
-    if _same(got, want, lr):
-        return
+    compare(cosine_lr, _reference_cosine, _cosine_cases(), name="lr", run=_curve_run,
+            mistakes=COSINE, read=_read("cosine_lr"), **_TOL)
 
-    def cos_from(prog: Callable[[int], float], lo: float, hi: float) -> list[float]:
-        out = []
-        for it, w in zip(steps, want):
-            if it < warm:
-                out.append(w)
-            else:
-                out.append(lo + 0.5 * (1 + math.cos(math.pi * prog(it))) * (hi - lo))
-        return out
 
-    progress = lambda it: (it - warm) / (decay - warm)
-    hints = [
-        (cos_from(progress, 0.0, lr),
-         "your decay ends at 0, not at min_lr: use min_lr + coeff * (learning_rate - min_lr)"),
-        ([w if it < warm else floor + 0.5 * (1 + math.cos(math.pi * progress(it))) * lr
-          for it, w in zip(steps, want)],
-         "the rate starts the decay above learning_rate: scale coeff by "
-         "(learning_rate - min_lr), not by learning_rate"),
-        (cos_from(lambda it: it / decay, floor, lr),
-         "the cosine starts at step 0 instead of at the end of the warmup: "
-         "progress = (it - warmup_iters) / (lr_decay_iters - warmup_iters)"),
+# ---- exercise 3: warmup-stable-decay ---------------------------------------------------------
+
+
+def _reference_wsd(it, learning_rate, min_lr, warmup_iters, lr_decay_iters, cooldown_frac):
+    return _ref.wsd_lr(it, learning_rate=learning_rate, min_lr=min_lr, warmup_iters=warmup_iters,
+                       lr_decay_iters=lr_decay_iters, cooldown_frac=cooldown_frac)
+
+
+def _wsd_with(start_of: Callable[..., int], *, end_offset: int = 0, to_zero: bool = False,
+              cosine: bool = False) -> Callable[..., float]:
+    def wsd(it, learning_rate, min_lr, warmup_iters, lr_decay_iters, cooldown_frac):
+        if it < warmup_iters:
+            return _warm(it, learning_rate, warmup_iters)
+        if it >= lr_decay_iters:
+            return min_lr
+        start = start_of(warmup_iters, lr_decay_iters, cooldown_frac)
+        if it < start:
+            return learning_rate
+        progress = min(1.0, (it - start) / (lr_decay_iters - start - end_offset))
+        floor = 0.0 if to_zero else min_lr
+        if cosine:
+            return floor + 0.5 * (1 + math.cos(math.pi * progress)) * (learning_rate - floor)
+        return learning_rate + progress * (floor - learning_rate)
+    return wsd
+
+
+def _start(w, d, f):
+    return max(w, d - round(f * d))
+
+
+_wsd_no_max = _wsd_with(lambda w, d, f: d - round(f * d))
+_wsd_int = _wsd_with(lambda w, d, f: max(w, d - int(f * d)))
+_wsd_early = _wsd_with(_start, end_offset=1)
+_wsd_to_zero = _wsd_with(_start, to_zero=True)
+_wsd_cosine = _wsd_with(_start, cosine=True)
+
+WSD = [
+    Mistake("cooldown inside the warmup", _wsd_no_max,
+            hint="the cooldown starts inside the warmup here; start it at max(warmup_iters, "
+                 "lr_decay_iters - round(cooldown_frac * lr_decay_iters))"),
+    Mistake("int instead of round", _wsd_int,
+            hint="int(cooldown_frac * lr_decay_iters) truncates (7.5 -> 7); the cooldown length "
+                 "is round(cooldown_frac * lr_decay_iters)"),
+    Mistake("floor one step early", _wsd_early,
+            hint="the cooldown reaches min_lr one step early; progress = (it - start) / "
+                 "(lr_decay_iters - start), which is 1 only at lr_decay_iters"),
+    Mistake("cooldown to 0", _wsd_to_zero,
+            hint="the cooldown should end at min_lr, not at 0: learning_rate + progress * "
+                 "(min_lr - learning_rate)"),
+    Mistake("cosine cooldown", _wsd_cosine,
+            hint="the cooldown is a straight line from learning_rate to min_lr, not a cosine: "
+                 "learning_rate + progress * (min_lr - learning_rate)"),
+]
+
+
+def _wsd_cases() -> list[Case]:
+    return [
+        Case("wsd_lr(it, 2e-3, min_lr=2e-4, warmup_iters=5, lr_decay_iters=60, cooldown_frac=0.2) "
+             "for it = 0..79", 2e-3, 2e-4, 5, 60, 0.2, steps=range(80)),
+        Case("wsd_lr(it, 1.0, min_lr=0.1, warmup_iters=3, lr_decay_iters=30, cooldown_frac=0.25) "
+             "(round(7.5) = 8) for it = 0..40", 1.0, 0.1, 3, 30, 0.25, steps=range(41)),
+        Case("wsd_lr(it, 1.0, min_lr=0.0, warmup_iters=10, lr_decay_iters=20, cooldown_frac=0.9) "
+             "for it = 0..24", 1.0, 0.0, 10, 20, 0.9, steps=range(25)),
+        Case("wsd_lr(it, 5e-4, min_lr=5e-5, warmup_iters=0, lr_decay_iters=12, cooldown_frac=0.0) "
+             "(no cooldown) for it = 0..15", 5e-4, 5e-5, 0, 12, 0.0, steps=range(16)),
     ]
-    decay_part = slice(warm, decay)
-    for variant, hint in hints:
-        if _same(got[decay_part], variant[decay_part], lr):
-            raise CheckFailed(hint)
-    if not _same(got[:warm], want[:warm], lr):
-        raise CheckFailed("the warmup part is off (exercise 1's rule: learning_rate * (it + 1) / "
-                          f"(warmup_iters + 1)); {_first_diff(got, want, steps, lr)}")
-    if not math.isclose(got[warm], lr, rel_tol=1e-6):
-        raise CheckFailed(f"at it = warmup_iters the rate should be the peak learning_rate "
-                          f"{lr:g}, got {got[warm]:.6g}")
-    tail = got[decay:]
-    if any(t < floor * (1 - 1e-6) for t in tail):
-        raise CheckFailed("after lr_decay_iters your rate drops below min_lr; return min_lr for "
-                          "it >= lr_decay_iters")
-    if any(not math.isclose(t, floor, rel_tol=1e-6) for t in tail):
-        raise CheckFailed("after lr_decay_iters the rate should stay at min_lr (a cosine left "
-                          "running climbs back up); return min_lr for it >= lr_decay_iters")
-    if min(got[decay_part]) < floor * (1 - 1e-6):
-        raise CheckFailed("during the decay the rate goes below min_lr: the cosine's phase is "
-                          "off; use coeff = 0.5 * (1 + cos(pi * progress)), which goes 1 -> 0")
-    raise CheckFailed(f"the decay between warmup_iters and lr_decay_iters is off: "
-                      f"{_first_diff(got, want, steps, lr)}")
 
 
-# ---- exercise 3 ------------------------------------------------------------------------------
-
-
-@check("warmup-stable-decay")
+@check("warmup-stable-decay", mistakes=WSD)
+@needs_earlier(warmup_lr=1)
 def check_wsd(wsd_lr: Callable[..., Any]) -> None:
     """Exercise 3: ``wsd_lr(it, learning_rate, min_lr, warmup_iters, lr_decay_iters,
     cooldown_frac)``: warmup, flat, then a straight line to ``min_lr``."""
-    lr, floor, warm, decay, frac = 2e-3, 2e-4, 5, 60, 0.2       # cooldown: steps 48 .. 60
-    steps = range(0, decay + 20)
-    args = (lr, floor, warm, decay, frac)
-    got = _curve(wsd_lr, steps, args, "wsd_lr")
-    want = [_wsd(it, learning_rate=lr, min_lr=floor, warmup_iters=warm, lr_decay_iters=decay,
-                 cooldown_frac=frac) for it in steps]
-    if _same(got, want, lr):
-        # a second setting where the cooldown would start inside the warmup
-        args2 = (1.0, 0.0, 10, 20, 0.9)
-        got2 = [_number(_call(wsd_lr, it, *args2), f"wsd_lr({it}, ...)") for it in range(25)]
-        want2 = [_wsd(it, learning_rate=1.0, min_lr=0.0, warmup_iters=10, lr_decay_iters=20,
-                      cooldown_frac=0.9) for it in range(25)]
-        if not _same(got2, want2, 1.0):
-            raise CheckFailed("with cooldown_frac=0.9, warmup_iters=10, lr_decay_iters=20 the "
-                              "cooldown would start inside the warmup; start it at "
-                              "max(warmup_iters, lr_decay_iters - cooldown_iters). "
-                              + _first_diff(got2, want2, range(25), 1.0))
-        return
-    start = decay - round(frac * decay)
-    if not _same(got[:warm], want[:warm], lr):
-        raise CheckFailed("the warmup part is off (exercise 1's rule: learning_rate * (it + 1) / "
-                          f"(warmup_iters + 1)); {_first_diff(got, want, steps, lr)}")
-    if any(not math.isclose(t, floor, rel_tol=1e-6) for t in got[decay:]):
-        raise CheckFailed("from lr_decay_iters on the rate should stay at min_lr; "
-                          + _first_diff(got[decay:], want[decay:], steps[decay:], lr))
-    stable = got[warm:start + 1]
-    if any(not math.isclose(s, lr, rel_tol=1e-6) for s in stable):
-        raise CheckFailed(f"the stable phase should hold learning_rate from warmup_iters to the "
-                          f"start of the cooldown (step lr_decay_iters - round(cooldown_frac * "
-                          f"lr_decay_iters) = {start} here); {_first_diff(got, want, steps, lr)}")
-    cool = got[start:decay + 1]
-    if min(cool) < floor * (1 - 1e-6):
-        raise CheckFailed("the cooldown goes below min_lr; it should end exactly at min_lr at "
-                          "lr_decay_iters")
-    if math.isclose(got[decay - 1], floor, rel_tol=1e-6):
-        raise CheckFailed("the cooldown reaches min_lr one step early; progress = (it - start) / "
-                          "(lr_decay_iters - start), which is 1 only at lr_decay_iters")
-    raise CheckFailed(f"the cooldown should be a straight line from learning_rate at step {start} "
-                      f"to min_lr at lr_decay_iters; {_first_diff(got, want, steps, lr)}")
+    compare(wsd_lr, _reference_wsd, _wsd_cases(), name="lr", run=_curve_run, mistakes=WSD,
+            read=_read("wsd_lr"), **_TOL)

@@ -1,7 +1,14 @@
 """Checks for day 17, "The training loop", and the reference versions the lesson runs on.
 
-Each ``check_*`` function runs the learner's code on small cases of its own (sizes unlike the
-notebook's), prints one line - a pass, a specific hint, or "not done yet" - and never raises.
+Each ``check_*`` function is differential: it runs the learner's code and the reference on a
+battery of its own and compares what they do - ``evaluate`` on models in either mode and 1 to 5
+batches; ``save_atomic`` as a sequence (save, save again over it, a save that crashes half way,
+load; with and without an older file, path as ``Path`` and ``str``), with its renames and copies
+recorded; ``save_state``/``load_state`` over a run resumed twice and compared bit for bit with
+the uninterrupted one; ``EarlyStopping`` over scripted loss sequences with ties and late minima.
+Each exercise has a table of typical mistakes (``EVALUATE``, ``SAVE_ATOMIC``, ``RESUME``,
+``EARLY_STOPPING``) whose hints the check prints and whose entries the tests hand to the check.
+It prints one line - a pass, a specific hint, or "not done yet" - and never raises.
 
 The reference functions (:func:`reference_evaluate`, :func:`reference_save_atomic`,
 :func:`reference_save_state`, :func:`reference_load_state`, :class:`ReferenceEarlyStopping`)
@@ -10,15 +17,17 @@ are what the lesson uses after each exercise, so a learner who skipped one can r
 Example::
 
     >>> from llmcourse.checks import day17
-    >>> ok = day17.check_early_stopping(day17.ReferenceEarlyStopping)
+    >>> class Patient(day17.ReferenceEarlyStopping):  # a learner's class may build on it
+    ...     pass
+    >>> ok = day17.check_early_stopping(Patient)
     ✅ EarlyStopping: passed
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -27,8 +36,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from llmcourse.checks._core import CheckFailed, as_bool, call, check
-from llmcourse.checks import day06
+from llmcourse.checks._core import (Case, CheckFailed, Mistake, as_bool, as_float, check,
+                                    compare, none_hint)
 
 __all__ = [
     "check_evaluate",
@@ -126,61 +135,133 @@ class ReferenceEarlyStopping:
 # ---- exercise 1: evaluate --------------------------------------------------------------------
 
 
-# The fake model that records how it is called: the one day 06 checks estimate_loss with.
-_Recorder = day06._Recorder
+class _Recorder(nn.Module):
+    """A fake model that returns the given losses in turn and records how it was called."""
+
+    def __init__(self, losses: list[float]) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(()))
+        self.losses = losses
+        self.calls = 0
+        self.modes: list[bool] = []
+        self.grad_enabled: list[bool] = []
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Any:
+        self.modes.append(self.training)
+        self.grad_enabled.append(torch.is_grad_enabled())
+        loss = self.w * self.losses[self.calls % len(self.losses)]
+        self.calls += 1
+        return None, loss
 
 
-def _as_float(value: Any, name: str) -> float:
-    if value is None:
-        raise CheckFailed(f"{name} returned None; did you forget the `return`?")
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            raise CheckFailed(f"{name} returned a tensor of shape {tuple(value.shape)}; return "
-                              "the mean loss as one float")
-        value = value.item()
-    try:
-        return float(value)
-    except (TypeError, ValueError) as exc:
-        raise CheckFailed(f"{name} should return a float, got {type(value).__name__}") from exc
+def _ev_loop(model: nn.Module, batches: Any) -> list[float]:
+    return [model(x, y)[1].item() for x, y in batches]
 
 
-@check("evaluate")
+def _ev_no_eval(model, batches):  # no_grad, but dropout stays on
+    with torch.no_grad():
+        losses = _ev_loop(model, batches)
+    return sum(losses) / len(losses)
+
+
+def _ev_with_grad(model, batches):  # eval mode, but the graph is recorded
+    was = model.training
+    model.eval()
+    losses = _ev_loop(model, batches)
+    model.train(was)
+    return sum(losses) / len(losses)
+
+
+def _ev_stays_eval(model, batches):  # never switches back
+    model.eval()
+    with torch.no_grad():
+        losses = _ev_loop(model, batches)
+    return sum(losses) / len(losses)
+
+
+def _ev_forces_train(model, batches):  # model.train() instead of model.train(was_training)
+    model.eval()
+    with torch.no_grad():
+        losses = _ev_loop(model, batches)
+    model.train()
+    return sum(losses) / len(losses)
+
+
+def _ev_sum(model, batches):
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        losses = _ev_loop(model, batches)
+    model.train(was)
+    return sum(losses)
+
+
+def _ev_last(model, batches):
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        for x, y in batches:
+            loss = model(x, y)[1].item()
+    model.train(was)
+    return loss
+
+
+def _ev_fixed_count(model, batches):  # divides by the notebook's 5 batches
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        losses = _ev_loop(model, batches)
+    model.train(was)
+    return sum(losses) / 5
+
+
+EVALUATE = [
+    Mistake("no model.eval()", _ev_no_eval, hint="the model was in training mode during the "
+            "evaluation (dropout on): call model.eval() before the loop"),
+    Mistake("no no_grad", _ev_with_grad, hint="gradients were tracked during the evaluation: run "
+            "the loop under `with torch.no_grad():` (it saves the memory of the graph)"),
+    Mistake("left in eval mode", _ev_stays_eval, hint="the model was left in eval mode: training "
+            "would go on without dropout; put back the mode it had before "
+            "(model.train(was_training))"),
+    Mistake("always model.train()", _ev_forces_train, hint="a model that was in eval mode before "
+            "evaluate() came back in training mode: remember model.training first and restore "
+            "exactly that (model.train(was_training)), instead of always calling model.train()"),
+    Mistake("sum", _ev_sum, hint="that is the sum of the losses; divide by the number of batches"),
+    Mistake("last batch", _ev_last, hint="that is the loss of the last batch only; average over "
+            "all the batches"),
+    Mistake("divides by 5", _ev_fixed_count, hint="divide by the number of batches given, "
+            "len(batches), not a fixed number"),
+]
+
+
+def _evaluate_cases() -> list[Case]:
+    return [
+        Case("evaluate(model in training mode, 5 batches of (3, 5))", True, [2.0, 1.0, 4.0, 5.0, 6.0]),
+        Case("evaluate(model in eval mode, 2 batches)", False, [1.5, 0.25]),
+        Case("evaluate(model in training mode, 3 batches)", True, [0.75, 3.0, 1.25]),
+        Case("evaluate(model in eval mode, 1 batch)", False, [2.5]),
+    ]
+
+
+def _run_evaluate(evaluate: Callable[..., Any], case: Case) -> dict[str, Any]:
+    training, losses = case.args
+    model = _Recorder(list(losses))
+    model.train(training)
+    batches = [(torch.zeros(3, 5, dtype=torch.long), torch.zeros(3, 5, dtype=torch.long))
+               for _ in losses]
+    got = evaluate(model, batches)
+    return {"the mean loss evaluate returned": as_float(got, "evaluate"),
+            "the model called once per batch": model.calls == len(losses),
+            "in eval mode during the evaluation": not any(model.modes),
+            "gradients off during the evaluation": not any(model.grad_enabled),
+            "mode afterwards as before": model.training == training}
+
+
+@check("evaluate", mistakes=EVALUATE)
 def check_evaluate(evaluate: Callable[..., Any]) -> None:
     """Exercise 1: mean loss over a list of batches, eval mode, no_grad, previous mode restored."""
-    losses = [2.0, 1.0, 4.0, 5.0, 6.0]
-    batches = [(torch.zeros(3, 5, dtype=torch.long), torch.zeros(3, 5, dtype=torch.long))
-               for _ in range(5)]
-    model = _Recorder(losses)
-    model.train()
-    got = _as_float(call(evaluate, model, batches, shown="evaluate(model, 5 batches)"), "evaluate")
-    if model.calls != len(batches):
-        raise CheckFailed(f"with 5 batches the model was called {model.calls} times; call it once "
-                          "per batch")
-    if any(model.modes):
-        raise CheckFailed("the model was in training mode during the evaluation (dropout on): call "
-                          "model.eval() before the loop")
-    if any(model.grad_enabled):
-        raise CheckFailed("gradients were tracked during the evaluation: run the loop under "
-                          "`with torch.no_grad():` (it saves the memory of the graph)")
-    if not model.training:
-        raise CheckFailed("the model was left in eval mode: training would go on without dropout; "
-                          "put back the mode it had before (model.train(was_training))")
-    mean = sum(losses) / len(losses)
-    if math.isclose(got, losses[-1]):
-        raise CheckFailed("that is the loss of the last batch only; average over all the batches")
-    if math.isclose(got, sum(losses)):
-        raise CheckFailed("that is the sum of the losses; divide by the number of batches")
-    if not math.isclose(got, mean, rel_tol=1e-6):
-        raise CheckFailed(f"evaluate returned {got:.4f} for batch losses {losses}; their mean is "
-                          f"{mean:.4f}")
-    # A model that was in eval mode must stay in eval mode (e.g. evaluating a loaded checkpoint).
-    frozen = _Recorder([1.0])
-    frozen.eval()
-    call(evaluate, frozen, batches[:2], shown="evaluate(model in eval mode, 2 batches)")
-    if frozen.training:
-        raise CheckFailed("a model that was in eval mode before evaluate() came back in training "
-                          "mode: remember model.training first and restore exactly that "
-                          "(model.train(was_training)), instead of always calling model.train()")
+    compare(evaluate, reference_evaluate, _evaluate_cases(), name="evaluate", run=_run_evaluate,
+            mistakes=EVALUATE, rtol=1e-6)
 
 
 # ---- exercise 2: save_atomic ----------------------------------------------------------------
@@ -193,74 +274,275 @@ class _PowerCut:
         raise RuntimeError("simulated crash in the middle of the save")
 
 
-def _loads(path: Path) -> Any:
+def _sa_direct(obj, path):  # no temporary file at all
+    torch.save(obj, path)
+
+
+def _sa_swapped(obj, path):  # os.replace(dst, src)
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(path, tmp)
+
+
+def _sa_never_overwrites(obj, path):  # "do not clobber a good checkpoint"
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
     try:
-        return torch.load(path, weights_only=True)
-    except Exception:  # noqa: BLE001 - any failure means the file is broken
-        return None
+        torch.save(obj, tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if not path.exists():
+        os.replace(tmp, path)
+    else:
+        tmp.unlink()
 
 
-@check("save_atomic")
-def check_save_atomic(save_atomic: Callable[..., Any]) -> None:
-    """Exercise 2: temp file in the same directory + os.replace; old file intact after a crash."""
+def _sa_copyfile(obj, path):  # a copy writes the target piece by piece
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        torch.save(obj, tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    shutil.copyfile(tmp, path)
+    tmp.unlink()
+
+
+def _sa_tmp_move(obj, path):  # temporary file in /tmp, moved with shutil.move
+    fd, tmp = tempfile.mkstemp(suffix=".pt")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    shutil.move(tmp, path)
+
+
+def _sa_tmp_replace(obj, path):  # temporary file in /tmp, os.replace
+    fd, tmp = tempfile.mkstemp(suffix=".pt")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    os.replace(tmp, path)
+
+
+def _sa_leaves_tmp(obj, path):  # no clean-up after a crash
+    tmp = str(path) + ".tmp"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _sa_swallows(obj, path):  # the error never reaches the caller
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except Exception:
+        tmp.unlink(missing_ok=True)
+
+
+def _sa_unlink_rename(obj, path):  # os.rename cannot overwrite on Windows, so delete first
+    tmp = str(path) + ".tmp"
+    try:
+        torch.save(obj, tmp)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    if os.path.exists(path):
+        os.unlink(path)
+    os.rename(tmp, path)
+
+
+def _sa_rename(obj, path):  # Path.rename is os.rename
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        torch.save(obj, tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.rename(path)
+
+
+def _sa_move_same_folder(obj, path):  # shutil.move next to the target
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        torch.save(obj, tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    shutil.move(tmp, path)
+
+
+def _sa_wrong_place(obj, path):  # saves next to the checkpoint, under another name
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        torch.save(obj, tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path.with_name(path.name + ".new"))
+
+
+_SA_OTHER_FOLDER = ("the temporary file was in another folder, not next to the checkpoint: a "
+                    "rename is atomic only within one filesystem, and shutil.move (or os.replace) "
+                    "from /tmp across filesystems copies or fails; create the temporary file in "
+                    "the same folder as the target (path.with_name(path.name + '.tmp')) and "
+                    "os.replace it onto path")
+
+_SA_RENAME = ("use os.replace, not os.rename: os.rename refuses to overwrite an existing file on "
+              "Windows (and deleting the old file first leaves a moment with no checkpoint at "
+              "all); os.replace overwrites atomically everywhere")
+
+SAVE_ATOMIC = [
+    Mistake("torch.save directly", _sa_direct, hint="a crash in the middle of the save destroyed "
+            "the previous checkpoint: write to a temporary file in the same directory first, "
+            "then os.replace it onto path"),
+    Mistake("os.replace arguments swapped", _sa_swapped, hint="os.replace(src, dst) moves src onto "
+            "dst: you swapped them, moving the checkpoint onto the temporary file; write "
+            "os.replace(tmp, path)"),
+    Mistake("never overwrites", _sa_never_overwrites, hint="a second save did not replace the "
+            "checkpoint that was already there: os.replace(tmp, path) must overwrite the existing "
+            "file every time (it is atomic, so the old file is safe until then)"),
+    Mistake("shutil.copyfile", _sa_copyfile, hint="shutil.copyfile writes the target piece by "
+            "piece, so a crash during the copy leaves half a checkpoint: rename the temporary "
+            "file onto path with os.replace(tmp, path), which is atomic"),
+    Mistake("tmp in /tmp + shutil.move", _sa_tmp_move, hint=_SA_OTHER_FOLDER),
+    Mistake("tmp in /tmp + os.replace", _sa_tmp_replace, hint=_SA_OTHER_FOLDER),
+    Mistake("temporary file left after a crash", _sa_leaves_tmp, hint="the crashed save left its "
+            "temporary file behind: delete it when writing fails (try/except BaseException: "
+            "tmp.unlink(missing_ok=True); raise)"),
+    Mistake("error swallowed", _sa_swallows, hint="a save that crashed returned normally: let the "
+                                                   "error propagate (re-raise it) so the training "
+                                                   "loop knows the checkpoint was not written"),
+    Mistake("unlink + os.rename", _sa_unlink_rename, hint=_SA_RENAME),
+    Mistake("os.rename", _sa_rename, hint=_SA_RENAME),
+    Mistake("shutil.move next to the target", _sa_move_same_folder, hint="use os.replace(tmp, "
+            "path), not shutil.move: shutil.move falls back to copying the file when a rename "
+            "fails (across filesystems, or onto an existing file on Windows), and a copy is not "
+            "atomic"),
+    Mistake("saved under another name", _sa_wrong_place, hint="after save_atomic(obj, path) the "
+            "finished file must be at `path`: os.replace the temporary file onto path itself"),
+]
+
+
+class _FileOps:
+    """Records the renames, moves and copies made while it is active (not their inner calls)."""
+
+    PATCHED = [(os, "replace", "os.replace"), (os, "rename", "os.rename"),
+               (shutil, "move", "shutil.move"), (shutil, "copyfile", "shutil.copyfile"),
+               (shutil, "copy", "shutil.copy"), (shutil, "copy2", "shutil.copy2")]
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder.resolve()
+        self.ops: list[str] = []
+        self.depth = 0
+        self.saved: list[tuple[Any, str, Any]] = []
+
+    def _spy(self, real: Callable[..., Any], label: str) -> Callable[..., Any]:
+        def spy(src: Any, dst: Any, *args: Any, **kwargs: Any) -> Any:
+            if self.depth == 0:
+                where = ("next to the checkpoint" if Path(os.fspath(src)).resolve().parent == self.folder
+                         else "from another folder")
+                self.ops.append(f"{label} {where}")
+            self.depth += 1
+            try:
+                return real(src, dst, *args, **kwargs)
+            finally:
+                self.depth -= 1
+        return spy
+
+    def __enter__(self) -> "_FileOps":
+        for module, attr, label in self.PATCHED:
+            real = getattr(module, attr)
+            self.saved.append((module, attr, real))
+            setattr(module, attr, self._spy(real, label))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for module, attr, real in self.saved:
+            setattr(module, attr, real)
+
+
+def _on_disk(folder: Path, name: str) -> dict[str, Any]:
+    path = folder / name
+    if not path.exists():
+        at = "no file"
+    else:
+        try:
+            state = torch.load(path, weights_only=True)
+            ok = torch.equal(state["w"], torch.arange(6.0).reshape(2, 3) * state["step"])
+            at = state["step"] if ok else "a damaged checkpoint"
+        except Exception:  # noqa: BLE001 - any failure means the file is broken
+            at = "a file torch.load cannot read"
+    others = sorted(p.name for p in folder.iterdir() if p.name != name)
+    return {"the checkpoint at path (its step)": at, "other files left in the folder": len(others)}
+
+
+def _without_folder(exc: Exception, folder: str) -> Exception:
+    """The same error with the check's random temporary folder shown as ``<tmp>``, so that a
+    learner's crash and a table mistake's crash read alike."""
+    text = str(exc).replace(os.path.realpath(folder), "<tmp>").replace(folder, "<tmp>")
+    try:
+        return type(exc)(text)
+    except Exception:  # noqa: BLE001 - an exception type with other arguments
+        return exc
+
+
+def _run_save_atomic(save_atomic: Callable[..., Any], case: Case) -> list[dict[str, Any]]:
+    """The sequence: [old checkpoint], save, save again over it, a crash mid-save, load."""
+    name, as_str, old = case.args
+    transcript = []
     with tempfile.TemporaryDirectory(prefix="check_day17_") as d:
         folder = Path(d) / "run"
         folder.mkdir()
-        path = folder / "ckpt.pt"
-        first = {"step": 100, "w": torch.arange(6.0).reshape(2, 3)}
-        replaced: list[tuple[str, str]] = []
-        real_replace, real_rename = os.replace, os.rename
-        renamed: list[tuple[str, str]] = []
+        path = folder / name
+        if old:
+            torch.save({"step": 0, "w": torch.zeros(2, 3)}, path)
+        steps = [(1, "save"), (2, "save again over it"), (3, "a save that crashes half way")]
+        for step, what in steps:
+            obj: dict[str, Any] = {"step": step, "w": torch.arange(6.0).reshape(2, 3) * step}
+            if step == 3:
+                obj["boom"] = _PowerCut()
+            with _FileOps(folder) as ops:
+                try:
+                    save_atomic(obj, str(path) if as_str else path)
+                    outcome = "returned"
+                except Exception as exc:  # noqa: BLE001 - the crash is part of the transcript
+                    if isinstance(exc, (NotImplementedError, AssertionError)):
+                        raise
+                    if step != 3:
+                        raise _without_folder(exc, d) from exc
+                    outcome = f"raised {type(exc).__name__}"
+            transcript.append({"what happened": f"{what}: {outcome}", **_on_disk(folder, name),
+                               "renames and copies": ops.ops})
+    return transcript
 
-        def spy_replace(src: Any, dst: Any, *a: Any, **k: Any) -> Any:
-            replaced.append((os.fspath(src), os.fspath(dst)))
-            return real_replace(src, dst, *a, **k)
 
-        def spy_rename(src: Any, dst: Any, *a: Any, **k: Any) -> Any:
-            renamed.append((os.fspath(src), os.fspath(dst)))
-            return real_rename(src, dst, *a, **k)
+def _save_atomic_cases() -> list[Case]:
+    return [
+        Case("save_atomic: save, save again, a crash mid-save, load (ckpt.pt, no file before)",
+             "ckpt.pt", False, False),
+        Case("save_atomic: the same over an older best.pt, path given as a str",
+             "best.pt", True, True),
+    ]
 
-        os.replace, os.rename = spy_replace, spy_rename
-        try:
-            call(save_atomic, first, path, shown="save_atomic({'step': 100, 'w': ...}, path)")
-            back = _loads(path)
-            if back is None:
-                raise CheckFailed("after save_atomic(obj, path), torch.load(path) fails: the "
-                                  "finished file must be at `path` (did you os.replace the "
-                                  "temporary file onto it?)")
-            if back.get("step") != 100 or not torch.equal(back["w"], first["w"]):
-                raise CheckFailed("torch.load(path) does not give back the object that was saved")
-            if not replaced and renamed:
-                raise CheckFailed("use os.replace, not os.rename: os.rename refuses to overwrite "
-                                  "an existing file on Windows, os.replace overwrites atomically "
-                                  "everywhere")
-            for src, _ in replaced:
-                if Path(src).parent.resolve() != folder.resolve():
-                    raise CheckFailed(f"the temporary file was in {Path(src).parent}, not next to "
-                                      "the checkpoint: os.replace is only atomic within one "
-                                      "filesystem, so put it in the same directory "
-                                      "(path.with_name(path.name + '.tmp'))")
-            # Second save, interrupted by a crash: the first checkpoint must survive.
-            crashed = False
-            try:
-                save_atomic({"step": 200, "w": torch.zeros(50), "boom": _PowerCut()}, path)
-            except RuntimeError as exc:
-                crashed = "simulated crash" in str(exc)
-            if not crashed:
-                raise CheckFailed("a save that crashed returned normally: let the error propagate "
-                                  "(re-raise it) so the training loop knows the checkpoint was "
-                                  "not written")
-            back = _loads(path)
-            if back is None or back.get("step") != 100:
-                raise CheckFailed("a crash in the middle of the save destroyed the previous "
-                                  "checkpoint (torch.load(path) now fails): write to a temporary "
-                                  "file in the same directory first, then os.replace it onto path")
-            left = sorted(p.name for p in folder.iterdir() if p.name != "ckpt.pt")
-            if left:
-                raise CheckFailed(f"the crashed save left {left} behind: delete the temporary file "
-                                  "when writing fails (try/except, unlink, raise)")
-        finally:
-            os.replace, os.rename = real_replace, real_rename
+
+@check("save_atomic", mistakes=SAVE_ATOMIC)
+def check_save_atomic(save_atomic: Callable[..., Any]) -> None:
+    """Exercise 2: temp file in the same directory + os.replace; old file intact after a crash."""
+    compare(save_atomic, reference_save_atomic, _save_atomic_cases(), name="the transcript",
+            run=_run_save_atomic, mistakes=SAVE_ATOMIC)
 
 
 # ---- exercise 3: exact resume -----------------------------------------------------------------
@@ -311,123 +593,311 @@ def _steps(model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator,
     return losses
 
 
-def _fresh(seed: int) -> tuple[nn.Module, torch.optim.Optimizer, torch.Generator]:
+def _fresh(seed: int, optimizer: str) -> tuple[nn.Module, torch.optim.Optimizer, torch.Generator]:
     model = _DropoutLM(seed=seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=0.05, weight_decay=0.1)
+    if optimizer == "AdamW":
+        opt: torch.optim.Optimizer = torch.optim.AdamW(model.parameters(), lr=0.05, weight_decay=0.1)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9)
     return model, opt, torch.Generator().manual_seed(seed)
 
 
-@check("save_state / load_state")
-def check_resume(save_state: Callable[..., Any], load_state: Callable[..., Any]) -> None:
-    """Exercise 3: a run stopped and resumed from a checkpoint repeats the uninterrupted losses
-    bit for bit."""
-    total, stop_at = 12, 7
-    torch.manual_seed(5)
-    model, opt, gen = _fresh(0)
-    want = _steps(model, opt, gen, 0, total)
+def _opt_moments(opt: torch.optim.Optimizer) -> list[torch.Tensor]:
+    return [t.clone() for s in opt.state.values() for t in s.values() if torch.is_tensor(t)]
 
+
+def _run_resume(pair: Any, case: Case) -> dict[str, Any]:
+    """Train with a save at each stop, 'crash', rebuild with other seeds, load; twice."""
+    save_state, load_state = pair
+    optimizer, stops, total = case.args
+    transcript: dict[str, Any] = {"steps load_state returned": [], "after each load": []}
     with tempfile.TemporaryDirectory(prefix="check_day17_") as d:
         path = Path(d) / "state.pt"
         torch.manual_seed(5)
-        model, opt, gen = _fresh(0)
-        first = _steps(model, opt, gen, 0, stop_at)
-        saved_weights = copy.deepcopy(model.state_dict())
-        saved_gen, saved_rng = gen.get_state(), torch.get_rng_state()
-        call(save_state, path, model, opt, gen, stop_at,
-             shown="save_state(path, model, optimizer, generator, 7)")
-        if not path.is_file():
-            raise CheckFailed("save_state(path, ...) wrote no file at path")
-        del model, opt, gen  # the "crash": everything in memory is gone
-        torch.manual_seed(12345)  # a new process starts from another random state
-        model, opt, gen = _fresh(99)
-        step = call(load_state, path, model, opt, gen,
-                    shown="load_state(path, model, optimizer, generator)")
-        if step is None:
-            raise CheckFailed("load_state returned None; return the step saved in the checkpoint "
-                              "(7 here), so the loop knows where to continue")
-        if isinstance(step, torch.Tensor):
-            step = step.item()
-        if step != stop_at:
-            raise CheckFailed(f"load_state returned {step!r}; the checkpoint was saved after step "
-                              f"{stop_at}, so it should return {stop_at}")
-        for name, tensor in model.state_dict().items():
-            if not torch.equal(tensor, saved_weights[name]):
-                raise CheckFailed(f"after load_state the weights ({name}) differ from the saved "
-                                  "ones: save model.state_dict() and load it with "
-                                  "model.load_state_dict")
-        state = opt.state_dict()["state"]
-        if not state:
-            raise CheckFailed("the optimizer starts empty after load_state: AdamW's moment "
-                              "estimates (exp_avg, exp_avg_sq) and step counts were not restored; "
-                              "save optimizer.state_dict() and load it with "
-                              "optimizer.load_state_dict")
-        if not torch.equal(gen.get_state(), saved_gen):
-            raise CheckFailed("the batch generator was not restored, so the resumed run draws "
-                              "different batches: save generator.get_state() and put it back with "
-                              "generator.set_state")
-        if not torch.equal(torch.get_rng_state(), saved_rng):
-            raise CheckFailed("torch's global random state was not restored, so dropout drops "
-                              "different units after the resume: save torch.get_rng_state() and "
-                              "put it back with torch.set_rng_state")
-        got = first + _steps(model, opt, gen, step, total)
-    if got != want:
-        k = next(i for i, (a, b) in enumerate(zip(got, want)) if a != b)
-        raise CheckFailed(f"the resumed run's losses differ from the uninterrupted run's from step "
-                          f"{k} on ({got[k]:.6f} vs {want[k]:.6f}); something the training step "
-                          "depends on was not saved or restored")
+        model, opt, gen = _fresh(0, optimizer)
+        losses, start = [], 0
+        for k, stop in enumerate(stops):
+            losses += _steps(model, opt, gen, start, stop)
+            saved = ({n: t.clone() for n, t in model.state_dict().items()}, _opt_moments(opt),
+                     gen.get_state(), torch.get_rng_state())
+            save_state(path, model, opt, gen, stop)
+            if not path.is_file():
+                raise CheckFailed(f"save_state(path, ..., step={stop}) wrote no file at path")
+            del model, opt, gen  # the "crash": everything in memory is gone
+            torch.manual_seed(12345 + k)  # a new process starts from another random state
+            model, opt, gen = _fresh(99 + k, optimizer)
+            step = load_state(path, model, opt, gen)
+            if step is None:
+                raise none_hint("load_state", f"the step saved in the checkpoint ({stop} here)")
+            if isinstance(step, torch.Tensor) and step.numel() == 1:
+                step = step.item()
+            moments = _opt_moments(opt)
+            transcript["after each load"].append({
+                "weights restored": all(torch.equal(t, saved[0][n])
+                                        for n, t in model.state_dict().items()),
+                "optimizer state restored": len(moments) == len(saved[1]) and all(
+                    torch.equal(a, b) for a, b in zip(moments, saved[1])),
+                "batch generator restored": torch.equal(gen.get_state(), saved[2]),
+                "torch's global random state restored": torch.equal(torch.get_rng_state(), saved[3]),
+            })
+            transcript["steps load_state returned"].append(step)
+            start = int(step) if isinstance(step, (int, float)) and 0 <= step <= total else stop
+        losses += _steps(model, opt, gen, start, total)
+    transcript["the losses of the run, step by step"] = losses
+    return transcript
+
+
+def _rs_save(path, model, optimizer, generator, step, *, opt=True, gen=True, rng=True):
+    state = {"model": model.state_dict(), "step": step}
+    if opt:
+        state["optimizer"] = optimizer.state_dict()
+    if gen:
+        state["generator"] = generator.get_state()
+    if rng:
+        state["torch_rng"] = torch.get_rng_state()
+    reference_save_atomic(state, path)
+
+
+def _rs_load(path, model, optimizer, generator):
+    state = torch.load(path, weights_only=True)
+    model.load_state_dict(state["model"])
+    if "optimizer" in state:
+        optimizer.load_state_dict(state["optimizer"])
+    if "generator" in state:
+        generator.set_state(state["generator"])
+    if "torch_rng" in state:
+        torch.set_rng_state(state["torch_rng"])
+    return state["step"]
+
+
+def _rs_save_no_opt(path, model, optimizer, generator, step):
+    _rs_save(path, model, optimizer, generator, step, opt=False)
+
+
+def _rs_save_no_gen(path, model, optimizer, generator, step):
+    _rs_save(path, model, optimizer, generator, step, gen=False)
+
+
+def _rs_save_no_rng(path, model, optimizer, generator, step):
+    _rs_save(path, model, optimizer, generator, step, rng=False)
+
+
+def _rs_load_no_return(path, model, optimizer, generator):
+    _rs_load(path, model, optimizer, generator)
+
+
+def _rs_load_no_weights(path, model, optimizer, generator):
+    state = torch.load(path, weights_only=True)
+    optimizer.load_state_dict(state["optimizer"])
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    return state["step"]
+
+
+def _rs_load_next_step(path, model, optimizer, generator):
+    return _rs_load(path, model, optimizer, generator) + 1
+
+
+def _rs_load_then_draws(path, model, optimizer, generator):
+    step = _rs_load(path, model, optimizer, generator)
+    torch.rand(1)  # e.g. re-initialising a layer after the restore
+    return step
+
+
+def _rs_save_first_only(path, model, optimizer, generator, step):  # keeps the first checkpoint
+    if not Path(path).exists():
+        _rs_save(path, model, optimizer, generator, step)
+
+
+RESUME = [
+    Mistake("optimizer state not saved", (_rs_save_no_opt, _rs_load), args=(_rs_save_no_opt, _rs_load),
+            hint="the optimizer starts empty after load_state: AdamW's moment estimates "
+            "(exp_avg, exp_avg_sq) and step counts were not restored; save "
+            "optimizer.state_dict() and load it with optimizer.load_state_dict"),
+    Mistake("batch generator not saved", (_rs_save_no_gen, _rs_load), args=(_rs_save_no_gen, _rs_load),
+            hint="the batch generator was not restored, so the resumed run draws different "
+            "batches: save generator.get_state() and put it back with generator.set_state"),
+    Mistake("torch RNG not saved", (_rs_save_no_rng, _rs_load), args=(_rs_save_no_rng, _rs_load),
+            hint="torch's global random state was not restored, so dropout drops different units "
+            "after the resume: save torch.get_rng_state() and put it back with torch.set_rng_state"),
+    Mistake("load_state returns None", (_rs_save, _rs_load_no_return), args=(_rs_save, _rs_load_no_return),
+            expect="load_state returned None"),
+    Mistake("weights not loaded", (_rs_save, _rs_load_no_weights), args=(_rs_save, _rs_load_no_weights),
+            hint="after load_state the weights differ from the saved ones: save "
+            "model.state_dict() and load it with model.load_state_dict"),
+    Mistake("returns step + 1", (_rs_save, _rs_load_next_step), args=(_rs_save, _rs_load_next_step),
+            hint="load_state should return the step saved in the checkpoint as it is: it counts "
+            "the steps already done, which is where the loop goes on from"),
+    Mistake("random number drawn after the restore", (_rs_save, _rs_load_then_draws), args=(_rs_save, _rs_load_then_draws),
+            hint="torch's global random state moved after load_state put it back (a random draw "
+            "after torch.set_rng_state): save torch.get_rng_state() and restore it last, with "
+            "nothing random after it"),
+    Mistake("second save does not overwrite", (_rs_save_first_only, _rs_load), args=(_rs_save_first_only, _rs_load),
+            hint="the second resume loaded the first checkpoint: save_state must overwrite the "
+            "file at path every time it is called"),
+]
+
+
+def _resume_cases() -> list[Case]:
+    return [
+        Case("AdamW, 14 steps: stopped after 7 and resumed, stopped after 11 and resumed again",
+             "AdamW", (7, 11), 14),
+        Case("SGD with momentum, 9 steps: resumed after 3 and after 6", "SGD", (3, 6), 9),
+    ]
+
+
+@check("save_state / load_state", mistakes=RESUME)
+def check_resume(save_state: Callable[..., Any], load_state: Callable[..., Any]) -> None:
+    """Exercise 3: a run stopped and resumed from a checkpoint, twice, repeats the uninterrupted
+    losses bit for bit."""
+    compare((save_state, load_state), (reference_save_state, reference_load_state),
+            _resume_cases(), name="the resumed run", run=_run_resume, mistakes=RESUME,
+            atol=0.0, rtol=0.0)
 
 
 # ---- exercise 4: early stopping ---------------------------------------------------------------
 
 
-@check("EarlyStopping")
+class _EsBase:
+    def __init__(self, patience):
+        self.patience = patience
+        self.best = math.inf
+        self.bad_evals = 0
+
+
+class _EsVsPrevious(_EsBase):  # compares with the last loss, not the best
+    def __init__(self, patience):
+        super().__init__(patience)
+        self.last = math.inf
+
+    def step(self, val_loss):
+        if val_loss < self.last:
+            self.bad_evals = 0
+        else:
+            self.bad_evals += 1
+        self.last = val_loss
+        self.best = min(self.best, val_loss)
+        return self.bad_evals >= self.patience
+
+
+class _EsLate(_EsBase):  # > instead of >=
+    def step(self, val_loss):
+        if val_loss < self.best:
+            self.best, self.bad_evals = val_loss, 0
+        else:
+            self.bad_evals += 1
+        return self.bad_evals > self.patience
+
+
+class _EsEarly(_EsBase):  # counts the evaluation that set the best
+    def step(self, val_loss):
+        if val_loss < self.best:
+            self.best, self.bad_evals = val_loss, 0
+        else:
+            self.bad_evals += 1
+        return self.bad_evals >= self.patience - 1 and self.bad_evals > 0
+
+
+class _EsNeverUpdatesBest(_EsBase):  # forgets self.best = val_loss
+    def step(self, val_loss):
+        if val_loss < self.best:
+            self.bad_evals = 0
+        else:
+            self.bad_evals += 1
+        return self.bad_evals >= self.patience
+
+
+class _EsTiesImprove(_EsBase):  # <= instead of <
+    def step(self, val_loss):
+        if val_loss <= self.best:
+            self.best, self.bad_evals = val_loss, 0
+        else:
+            self.bad_evals += 1
+        return self.bad_evals >= self.patience
+
+
+class _EsNoReset(_EsBase):  # a new best does not reset the count
+    def step(self, val_loss):
+        if val_loss < self.best:
+            self.best = val_loss
+        else:
+            self.bad_evals += 1
+        return self.bad_evals >= self.patience
+
+
+class _EsNoBestAttribute:  # keeps the best under another name
+    def __init__(self, patience):
+        self.patience, self.lowest, self.bad_evals = patience, math.inf, 0
+
+    def step(self, val_loss):
+        if val_loss < self.lowest:
+            self.lowest, self.bad_evals = val_loss, 0
+        else:
+            self.bad_evals += 1
+        return self.bad_evals >= self.patience
+
+
+class _EsReturnsNone(_EsBase):
+    def step(self, val_loss):
+        self.best = min(self.best, val_loss)
+
+
+EARLY_STOPPING = [
+    Mistake("compares with the last loss", _EsVsPrevious, hint="a loss better than the previous "
+            "evaluation but not than the best reset the count: compare with the best loss so "
+            "far (self.best), not with the last one"),
+    Mistake("ties count as improvement", _EsTiesImprove, hint="a loss equal to the best is no "
+            "improvement (use <, not <=): it must add to the count"),
+    Mistake("stops one evaluation late", _EsLate, hint="stopped one evaluation too late: with "
+            "patience p, stop as soon as p evaluations in a row brought no new best "
+            "(count >= patience, not count > patience)"),
+    Mistake("stops one evaluation early", _EsEarly, hint="stopped one evaluation too early: "
+            "with patience p, stop when p evaluations in a row brought no new best (count them, "
+            "then compare count >= patience)"),
+    Mistake("never updates best", _EsNeverUpdatesBest, hint="self.best never changes, so every "
+            "loss looks like a new best: when a loss beats self.best, set self.best = val_loss "
+            "(and reset the count)"),
+    Mistake("new best does not reset the count", _EsNoReset, hint="a new best must reset the count "
+            "of evaluations without improvement to 0"),
+    Mistake("no best attribute", _EsNoBestAttribute, hint="keep the lowest loss so far in the "
+            "attribute `best` (self.best, starting at math.inf)"),
+    Mistake("step returns None", _EsReturnsNone, expect="True or False"),
+]
+
+_MISSING = "<no attribute best>"
+
+
+def _run_early_stopping(cls: Any, case: Case) -> list[dict[str, Any]]:
+    patience, losses = case.args
+    stopper = cls(patience)
+    out = []
+    for v in losses:
+        stop = as_bool(stopper.step(v), f"stopper.step({v})")
+        best = getattr(stopper, "best", _MISSING)
+        if isinstance(best, torch.Tensor) and best.numel() == 1:
+            best = best.item()
+        out.append({"val_loss": v, "stop": stop, "best": best})
+        if stop:
+            break
+    return out
+
+
+def _early_stopping_cases() -> list[Case]:
+    cases = [
+        (2, [2.0, 2.1, 2.2, 2.3, 2.4]),                        # only worse
+        (2, [1.5, 1.5, 1.5]),                                  # ties with the best
+        (3, [3.0, 2.5, 2.6, 2.55, 2.7, 2.4]),                  # better than the last, not the best
+        (2, [2.0, 2.1, 1.9, 2.0, 2.2]),                        # a new best resets the count
+        (4, [5.0, 4.0, 4.0, 4.5, 4.2, 3.9, 4.0, 4.0, 3.9, 4.1, 3.95]),  # late minimum, tie later
+        (3, [0.9, 1.0, 0.5, 0.5, 0.6, 0.7]),                   # late minimum then a tie
+        (1, [1.0, 1.2]),
+        (5, [4.0, 3.0, 2.0, 1.0]),                             # always improving: never stops
+    ]
+    return [Case(f"EarlyStopping({p}) over the losses {vs}", p, vs) for p, vs in cases]
+
+
+@check("EarlyStopping", mistakes=EARLY_STOPPING)
 def check_early_stopping(early_stopping_cls: Callable[..., Any]) -> None:
     """Exercise 4: stop after ``patience`` evaluations in a row without a new best."""
-
-    def run(patience: int, values: list[float]) -> list[bool]:
-        stopper = call(early_stopping_cls, patience, shown=f"EarlyStopping({patience})")
-        out = []
-        for v in values:
-            out.append(as_bool(call(stopper.step, v, shown=f"stopper.step({v})"),
-                               f"stopper.step({v})"))
-        return out
-
-    # New best, then three evaluations that are not better than the best (the second of them
-    # is better than the one before it, which is not what counts).
-    values = [3.0, 2.5, 2.6, 2.55, 2.7, 2.4]
-    got = run(3, values[:5])
-    want = [False, False, False, False, True]
-    if got == want:
-        pass
-    elif got[:4] == want[:4] and not got[4]:
-        raise CheckFailed("with patience 3 and losses 3.0, 2.5, 2.6, 2.55, 2.7 training should stop "
-                          "at 2.7: 2.55 beats the previous evaluation but not the best (2.5). "
-                          "Compare with the best loss so far, not with the last one")
-    elif got[:3] == want[:3] and got[3]:
-        raise CheckFailed("stopped one evaluation too early: with patience 3, stop when 3 "
-                          "evaluations in a row brought no new best (count them, then compare "
-                          "count >= patience)")
-    else:
-        raise CheckFailed(f"with patience 3 and losses {values[:5]}, step() returned {got}; "
-                          f"expected {want}")
-    stopper = early_stopping_cls(3)
-    for v in values[:3]:
-        stopper.step(v)
-    best = getattr(stopper, "best", None)
-    if best is None or not math.isclose(float(best), 2.5):
-        raise CheckFailed(f"after the losses 3.0, 2.5, 2.6 stopper.best should be 2.5, got {best!r}")
-    # A new best resets the count.
-    got = run(2, [2.0, 2.1, 1.9, 2.0, 2.2])
-    if got != [False, False, False, False, True]:
-        raise CheckFailed(f"with patience 2 and losses 2.0, 2.1, 1.9, 2.0, 2.2 step() returned "
-                          f"{got}; expected [False, False, False, False, True]: a new best (1.9) "
-                          "resets the count of evaluations without improvement")
-    # Equal is not better.
-    got = run(2, [1.5, 1.5, 1.5])
-    if got != [False, False, True]:
-        raise CheckFailed("with patience 2 and losses 1.5, 1.5, 1.5 training should stop at the "
-                          "third: an equal loss is no improvement (use <, not <=)")
-    got = run(1, [1.0, 1.2])
-    if got != [False, True]:
-        raise CheckFailed(f"with patience 1 and losses 1.0, 1.2 step() returned {got}; expected "
-                          "[False, True]")
+    compare(early_stopping_cls, ReferenceEarlyStopping, _early_stopping_cases(),
+            name="the evaluations (stop, best)", run=_run_early_stopping, mistakes=EARLY_STOPPING)

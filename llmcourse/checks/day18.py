@@ -1,19 +1,24 @@
 """Checks for day 18, "Training fast", and the reference versions the lesson runs on.
 
-Each ``check_*`` function runs the learner's code on cases of its own, prints one line - a pass,
-a specific hint, or "not done yet" - and never raises.
+Each ``check_*`` function is differential: it runs the learner's code and the reference on a
+battery of its own (nine GPU capabilities around (8, 0); four MFU cases of other sizes; 1, 3 and
+6 micro-batches, int32 inputs, comparing every parameter's gradient; two or three scaled steps
+in a row with SGD and AdamW, clipping on and off, and gradients that overflow) and compares what
+they do. Each exercise has a table of typical mistakes whose hints the check prints and whose
+entries the tests hand to the check. It prints one line - a pass, a specific hint, or "not done
+yet" - and never raises.
 
 Example::
 
+    >>> import torch
     >>> from llmcourse.checks import day18
-    >>> ok = day18.check_precision_for(day18.reference_precision_for)
+    >>> ok = day18.check_precision_for(lambda cap: (torch.bfloat16, False) if cap >= (8, 0)
+    ...                                else (torch.float16, True))
     ✅ precision_for: passed
 """
 
 from __future__ import annotations
 
-import copy
-import math
 import warnings
 from typing import Any, Callable
 
@@ -21,7 +26,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from llmcourse.checks._core import CheckFailed, as_bool, call, check
+from llmcourse.checks._core import (Case, CheckFailed, Mistake, as_bool, as_float, check,
+                                    compare, kind_of)
 
 __all__ = [
     "check_precision_for",
@@ -83,83 +89,142 @@ def reference_scaled_step(model: nn.Module, optimizer: torch.optim.Optimizer,
 # ---- exercise 1: precision_for -----------------------------------------------------------------
 
 
-_GPUS = [((7, 0), "V100"), ((7, 5), "T4"), ((8, 0), "A100"), ((8, 6), "RTX 3090 / A10"),
-         ((8, 9), "L4 / RTX 4090"), ((9, 0), "H100"), ((10, 0), "B200"), ((12, 0), "RTX 5090")]
+def _pf_always_bf16(capability):
+    return torch.bfloat16, False
 
 
-@check("precision_for")
+def _pf_strict(capability):  # > instead of >=: the A100 (8, 0) itself gets float16
+    if capability > (8, 0):
+        return torch.bfloat16, False
+    return torch.float16, True
+
+
+def _pf_major(capability):  # the major number only, with >
+    if capability[0] > 8:
+        return torch.bfloat16, False
+    return torch.float16, True
+
+
+def _pf_no_scaler(capability):
+    return (torch.bfloat16, False) if capability >= (8, 0) else (torch.float16, False)
+
+
+def _pf_scaler_everywhere(capability):
+    return (torch.bfloat16, True) if capability >= (8, 0) else (torch.float16, True)
+
+
+def _pf_strings(capability):
+    return ("bf16", False) if capability >= (8, 0) else ("fp16", True)
+
+
+def _pf_dtype_only(capability):
+    return torch.bfloat16 if capability >= (8, 0) else torch.float16
+
+
+PRECISION_FOR = [
+    Mistake("always bfloat16", _pf_always_bf16, hint="a GPU below capability 8.0 (V100, T4) has no "
+            "bfloat16 tensor cores: bfloat16 would be emulated, several times slower; use "
+            "torch.float16 there (compare the capability with (8, 0))"),
+    Mistake("> (8, 0)", _pf_strict, hint="(8, 0) itself (the A100) has bfloat16 tensor cores: "
+            "use capability >= (8, 0), not >"),
+    Mistake("major > 8", _pf_major, hint="capability 8.x (A100, RTX 3090, L4) has bfloat16 tensor "
+            "cores: compare the whole tuple, capability >= (8, 0), not only the major number with "
+            "> 8"),
+    Mistake("float16 without a scaler", _pf_no_scaler, hint="float16 needs a GradScaler: its "
+            "smallest normal number is 6e-5, and small gradients underflow to zero without loss "
+            "scaling"),
+    Mistake("bfloat16 with a scaler", _pf_scaler_everywhere, hint="bfloat16 needs no GradScaler: "
+            "it has float32's exponent range, so gradients do not underflow"),
+    Mistake("strings for dtypes", _pf_strings, expect="should be a torch dtype"),
+    Mistake("dtype only", _pf_dtype_only, expect="should return a pair"),
+]
+
+_GPUS = [((7, 0), "V100"), ((7, 5), "T4"), ((8, 6), "RTX 3090 / A10"), ((8, 0), "A100"),
+         ((8, 9), "L4 / RTX 4090"), ((9, 0), "H100"), ((10, 0), "B200"), ((12, 0), "RTX 5090"),
+         ((6, 1), "GTX 1080")]
+
+
+def _read_precision(value: Any, case: Case) -> tuple[Any, bool]:
+    shown = f"precision_for({case.args[0]})"
+    if value is None:
+        raise CheckFailed(f"{shown} returned None; did you forget `return dtype, use_scaler`?")
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise CheckFailed(f"{shown} should return a pair (dtype, use_scaler), got {kind_of(value)}")
+    dtype, scaler = value
+    if not isinstance(dtype, torch.dtype):
+        raise CheckFailed(f"{shown}[0] should be a torch dtype such as torch.bfloat16, got "
+                          f"{kind_of(dtype)}")
+    return dtype, as_bool(scaler, f"{shown}[1]")
+
+
+@check("precision_for", mistakes=PRECISION_FOR)
 def check_precision_for(precision_for: Callable[..., Any]) -> None:
-    """Exercise 1: bfloat16 without a scaler from capability 8.0, float16 with one below."""
-    for cap, name in _GPUS:
-        got = call(precision_for, cap, shown=f"precision_for({cap})")
-        if not isinstance(got, tuple) or len(got) != 2:
-            raise CheckFailed(f"precision_for({cap}) should return a pair (dtype, use_scaler), got "
-                              f"{got!r}")
-        dtype, scaler = got
-        scaler = as_bool(scaler, f"precision_for({cap})[1]")
-        if dtype not in (torch.float16, torch.bfloat16, torch.float32):
-            raise CheckFailed(f"precision_for({cap})[0] should be a torch dtype such as "
-                              f"torch.bfloat16, got {dtype!r}")
-        want_dtype, want_scaler = reference_precision_for(cap)
-        if dtype != want_dtype:
-            if cap < (8, 0):
-                raise CheckFailed(f"a {name} (capability {cap[0]}.{cap[1]}) has no bfloat16 tensor "
-                                  "cores: bfloat16 would be emulated, several times slower; use "
-                                  "torch.float16 there (compare the capability with (8, 0))")
-            raise CheckFailed(f"an {name} (capability {cap[0]}.{cap[1]}) has bfloat16 tensor cores: "
-                              "from (8, 0) on use torch.bfloat16 (compare the whole tuple, "
-                              "capability >= (8, 0), not only the major number with > 8)")
-        if scaler != want_scaler:
-            if want_scaler:
-                raise CheckFailed(f"float16 on a {name} needs a GradScaler: its smallest normal "
-                                  "number is 6e-5, and small gradients underflow to zero without "
-                                  "loss scaling")
-            raise CheckFailed(f"bfloat16 on an {name} needs no GradScaler: it has float32's "
-                              "exponent range, so gradients do not underflow")
+    """Exercise 2: bfloat16 without a scaler from capability 8.0, float16 with one below."""
+    cases = [Case(f"precision_for({cap}) for the {name}", cap) for cap, name in _GPUS]
+    compare(precision_for, reference_precision_for, cases, name="(dtype, use_scaler)",
+            mistakes=PRECISION_FOR, read=_read_precision)
 
 
-# ---- exercise 2: mfu -------------------------------------------------------------------------
+# ---- exercise 1 of the lesson: mfu -------------------------------------------------------------
 
 
-@check("mfu")
+def _mfu_percent(tokens_per_s, n_params, n_layer, n_embd, seq_len, peak_flops):
+    return 100 * (6 * n_params + 12 * n_layer * n_embd * seq_len) * tokens_per_s / peak_flops
+
+
+def _mfu_forward_only(tokens_per_s, n_params, n_layer, n_embd, seq_len, peak_flops):
+    return (2 * n_params + 4 * n_layer * n_embd * seq_len) * tokens_per_s / peak_flops
+
+
+def _mfu_2n(tokens_per_s, n_params, n_layer, n_embd, seq_len, peak_flops):
+    return 2 * n_params * tokens_per_s / peak_flops
+
+
+def _mfu_no_attention(tokens_per_s, n_params, n_layer, n_embd, seq_len, peak_flops):
+    return 6 * n_params * tokens_per_s / peak_flops
+
+
+def _mfu_upside_down(tokens_per_s, n_params, n_layer, n_embd, seq_len, peak_flops):
+    return peak_flops / ((6 * n_params + 12 * n_layer * n_embd * seq_len) * tokens_per_s)
+
+
+def _mfu_no_seq_len(tokens_per_s, n_params, n_layer, n_embd, seq_len, peak_flops):
+    return (6 * n_params + 12 * n_layer * n_embd) * tokens_per_s / peak_flops
+
+
+MFU = [
+    Mistake("percentage", _mfu_percent, hint="that is a percentage; return the fraction (0.25, not "
+            "25), and format it with :.0% when printing"),
+    Mistake("forward pass only", _mfu_forward_only, hint="that counts the forward pass only: "
+            "training costs 3 times as much (the backward pass does two matmuls per forward "
+            "matmul), 6N FLOPs per token, not 2N"),
+    Mistake("2N", _mfu_2n, hint="that counts the forward pass only: training costs 3 times as "
+            "much (the backward pass does two matmuls per forward matmul), 6N FLOPs per token, "
+            "not 2N; and add the attention term"),
+    Mistake("no attention term", _mfu_no_attention, hint="the attention term is missing: add "
+            "12 * n_layer * n_embd * seq_len FLOPs per token for the QK^T and AV matmuls"),
+    Mistake("upside down", _mfu_upside_down, hint="the fraction is upside down: achieved FLOP/s "
+            "divided by the peak"),
+    Mistake("no seq_len", _mfu_no_seq_len, hint="the attention term grows with the context: "
+            "12 * n_layer * n_embd * seq_len FLOPs per token"),
+]
+
+
+def _mfu_cases() -> list[Case]:
+    rows = [(30_000.0, 800_000, 4, 128, 64, 3e11), (150_000.0, 10_700_000, 6, 384, 256, 65e12),
+            (412_000, 124_000_000, 12, 768, 1024, 989e12), (2_500.5, 50_000, 1, 16, 8, 1e9)]
+    return [Case(f"mfu({s:g}, n_params={n}, n_layer={L}, n_embd={C}, seq_len={T}, "
+                 f"peak_flops={p:g})", s, n, L, C, T, p) for s, n, L, C, T, p in rows]
+
+
+@check("mfu", mistakes=MFU)
 def check_mfu(mfu: Callable[..., Any]) -> None:
-    """Exercise 2: (6N + 12 L C T) * tokens/s / peak, as a fraction."""
-    cases = [  # tokens/s, N, L, C, T, peak
-        (30_000.0, 800_000, 4, 128, 64, 3e11),
-        (150_000.0, 10_700_000, 6, 384, 256, 65e12),
-    ]
-    for args in cases:
-        tok_s, n, L, C, T, peak = args
-        got = call(mfu, *args, shown=f"mfu({tok_s:g}, n_params={n}, n_layer={L}, n_embd={C}, "
-                                     f"seq_len={T}, peak_flops={peak:g})")
-        if got is None:
-            raise CheckFailed("mfu returned None; did you forget the `return`?")
-        if isinstance(got, torch.Tensor):
-            got = got.item()
-        try:
-            value = float(got)
-        except (TypeError, ValueError) as exc:
-            raise CheckFailed(f"mfu should return a number, got {type(got).__name__}") from exc
-        want = reference_mfu(*args)
-        if math.isclose(value, 100 * want, rel_tol=1e-6):
-            raise CheckFailed("that is a percentage; return the fraction (0.25, not 25), and "
-                              "format it with :.0% when printing")
-        if math.isclose(value, 2 * n * tok_s / peak, rel_tol=1e-6) or math.isclose(
-                value, (2 * n + 4 * L * C * T) * tok_s / peak, rel_tol=1e-6):
-            raise CheckFailed("that counts the forward pass only: training costs 3 times as much "
-                              "(the backward pass does two matmuls per forward matmul), 6N FLOPs "
-                              "per token, not 2N")
-        if math.isclose(value, 6 * n * tok_s / peak, rel_tol=1e-6):
-            raise CheckFailed("the attention term is missing: add 12 * n_layer * n_embd * seq_len "
-                              "FLOPs per token for the QK^T and AV matmuls")
-        if math.isclose(value, peak / ((6 * n + 12 * L * C * T) * tok_s), rel_tol=1e-6):
-            raise CheckFailed("the fraction is upside down: achieved FLOP/s divided by the peak")
-        if not math.isclose(value, want, rel_tol=1e-6):
-            raise CheckFailed(f"mfu{args} returned {value:.4g}; expected {want:.4g} "
-                              "= (6 N + 12 L C T) * tokens_per_s / peak_flops")
+    """Exercise 1: (6N + 12 L C T) * tokens/s / peak, as a fraction."""
+    compare(mfu, reference_mfu, _mfu_cases(), name="mfu(...)", mistakes=MFU,
+            read=lambda v, case: as_float(v, "mfu"), atol=0.0, rtol=1e-6)
 
 
-# ---- exercise 3: gradient accumulation --------------------------------------------------------
+# ---- exercise 4 of the lesson: gradient accumulation ------------------------------------------
 
 
 class _TinyLM(nn.Module):
@@ -180,72 +245,109 @@ class _TinyLM(nn.Module):
         return logits, loss
 
 
-def _grads(model: nn.Module) -> list[torch.Tensor | None]:
-    return [None if p.grad is None else p.grad.detach().clone() for p in model.parameters()]
+def _ag_no_divide(model, micro_batches):
+    losses = []
+    for x, y in micro_batches:
+        _, loss = model(x, y)
+        loss.backward()
+        losses.append(loss.item())
+    return sum(losses) / len(losses)
 
 
-def _max_diff(a: list[torch.Tensor | None], b: list[torch.Tensor | None]) -> float:
-    return max((x - y).abs().max().item() for x, y in zip(a, b))
+def _ag_zero_inside(model, micro_batches):
+    losses = []
+    for x, y in micro_batches:
+        model.zero_grad()
+        _, loss = model(x, y)
+        (loss / len(micro_batches)).backward()
+        losses.append(loss.item())
+    return sum(losses) / len(losses)
 
 
-@check("accumulate_grads")
-def check_accumulate_grads(accumulate_grads: Callable[..., Any]) -> None:
-    """Exercise 3: the accumulated gradients equal those of one big batch."""
+def _ag_returns_scaled_loss(model, micro_batches):
+    total = 0.0
+    for x, y in micro_batches:
+        _, loss = model(x, y)
+        loss = loss / len(micro_batches)
+        loss.backward()
+        total += loss.item()
+    return total / len(micro_batches)
+
+
+def _ag_fixed_steps(model, micro_batches):  # the notebook's 4 micro-batches, hard-coded
+    total = 0.0
+    for x, y in micro_batches:
+        _, loss = model(x, y)
+        (loss / 4).backward()
+        total += loss.item()
+    return total / len(micro_batches)
+
+
+def _ag_returns_last(model, micro_batches):
+    n = len(micro_batches)
+    for x, y in micro_batches:
+        _, loss = model(x, y)
+        (loss / n).backward()
+    return loss.item()
+
+
+def _ag_only_first(model, micro_batches):
+    _, loss = model(*micro_batches[0])
+    loss.backward()
+    return loss.item()
+
+
+ACCUMULATE = [
+    Mistake("no division", _ag_no_divide, hint="the gradients are n times those of one big batch: "
+            "divide each micro-batch's loss by the number of micro-batches before backward(); "
+            "backward adds the gradients up, and the big batch's loss is a mean, not a sum"),
+    Mistake("zero_grad inside the loop", _ag_zero_inside, hint="only the last micro-batch's "
+            "gradient is left: do not zero the gradients inside the loop; backward() is meant to "
+            "add them up"),
+    Mistake("loss divided twice", _ag_returns_scaled_loss, hint="the returned loss is divided by "
+            "the number of micro-batches once too often: return the mean of the micro-batch "
+            "losses (the loss of the big batch)"),
+    Mistake("divides by a fixed 4", _ag_fixed_steps, hint="divide by the number of micro-batches "
+            "given, n = len(micro_batches), not a fixed number"),
+    Mistake("returns the last loss", _ag_returns_last, hint="return the mean of all the "
+            "micro-batch losses, not the last one"),
+    Mistake("first micro-batch only", _ag_only_first, hint="loop over every micro-batch: the "
+            "gradients should add up over all of them"),
+]
+
+
+def _accumulate_cases() -> list[Case]:
     g = torch.Generator().manual_seed(0)
-    k, b, t = 3, 5, 7
-    micro = [(torch.randint(13, (b, t), generator=g), torch.randint(13, (b, t), generator=g))
-             for _ in range(k)]
-    big_x = torch.cat([x for x, _ in micro])  # (k * b, t)
-    big_y = torch.cat([y for _, y in micro])
 
-    ref = _TinyLM()
-    _, big_loss = ref(big_x, big_y)
-    big_loss.backward()
-    want = _grads(ref)
+    def micro(k: int, b: int, t: int, dtype: torch.dtype = torch.long) -> list[Any]:
+        return [(torch.randint(13, (b, t), generator=g).to(dtype), torch.randint(13, (b, t), generator=g))
+                for _ in range(k)]
 
-    mine = _TinyLM()
-    got_loss = call(accumulate_grads, mine, micro, shown="accumulate_grads(model, 3 micro-batches)")
-    got = _grads(mine)
-    if any(gr is None for gr in got):
-        raise CheckFailed("after accumulate_grads some parameters have no .grad: call backward() "
-                          "on each micro-batch's loss")
-    if _max_diff(got, want) < 1e-6:
-        pass
-    elif _max_diff([x / k for x in got], want) < 1e-6:  # type: ignore[operator]
-        raise CheckFailed(f"the gradients are {k} times those of one big batch: divide each "
-                          f"micro-batch's loss by the number of micro-batches ({k}) before "
-                          "backward(); backward adds the gradients up, and the big batch's loss "
-                          "is a mean, not a sum")
-    else:
-        last = _TinyLM()
-        _, loss = last(*micro[-1])
-        (loss / k).backward()
-        if _max_diff(got, _grads(last)) < 1e-6 or _max_diff([x / k for x in got], _grads(last)) < 1e-6:  # type: ignore[operator]
-            raise CheckFailed("only the last micro-batch's gradient is left: do not zero the "
-                              "gradients inside the loop; backward() is meant to add them up")
-        raise CheckFailed(f"the accumulated gradients differ from those of one big batch "
-                          f"(largest difference {_max_diff(got, want):.2e}); call "
-                          "(loss / n).backward() once per micro-batch")
-    if got_loss is None:
-        raise CheckFailed("accumulate_grads returned None; return the mean loss of the "
-                          "micro-batches as a float")
-    if isinstance(got_loss, torch.Tensor):
-        got_loss = got_loss.item()
-    try:
-        value = float(got_loss)
-    except (TypeError, ValueError) as exc:
-        raise CheckFailed(f"accumulate_grads should return a float, got "
-                          f"{type(got_loss).__name__}") from exc
-    if math.isclose(value, big_loss.item() / k, rel_tol=1e-5):
-        raise CheckFailed("the returned loss is divided by the number of micro-batches once too "
-                          "often: return the mean of the micro-batch losses (the loss of the big "
-                          "batch)")
-    if not math.isclose(value, big_loss.item(), rel_tol=1e-5):
-        raise CheckFailed(f"accumulate_grads returned the loss {value:.4f}; the mean over the "
-                          f"micro-batches is {big_loss.item():.4f}")
+    return [Case("accumulate_grads(model, 3 micro-batches of (5, 7))", micro(3, 5, 7)),
+            Case("accumulate_grads(model, 1 micro-batch of (4, 5))", micro(1, 4, 5)),
+            Case("accumulate_grads(model, 6 micro-batches of (2, 9), int32 inputs)",
+                 micro(6, 2, 9, torch.int32))]
 
 
-# ---- exercise 4: the GradScaler step ----------------------------------------------------------
+def _run_accumulate(accumulate_grads: Callable[..., Any], case: Case) -> dict[str, Any]:
+    (micro,), _ = case.fresh()
+    model = _TinyLM()
+    got = accumulate_grads(model, micro)
+    obs: dict[str, Any] = {}
+    for name, p in model.named_parameters():
+        obs[f"grad of {name}"] = None if p.grad is None else p.grad.detach().clone()
+    obs["the returned mean loss"] = as_float(got, "accumulate_grads")
+    return obs
+
+
+@check("accumulate_grads", mistakes=ACCUMULATE)
+def check_accumulate_grads(accumulate_grads: Callable[..., Any]) -> None:
+    """Exercise 4: the accumulated gradients equal those of one big batch; the mean loss."""
+    compare(accumulate_grads, reference_accumulate_grads, _accumulate_cases(),
+            name="accumulate_grads", run=_run_accumulate, mistakes=ACCUMULATE, atol=1e-6)
+
+
+# ---- exercise 3 of the lesson: the GradScaler step ---------------------------------------------
 
 
 class _Huge(nn.Module):
@@ -256,103 +358,164 @@ class _Huge(nn.Module):
         self.w = nn.Parameter(torch.tensor([1.0, -2.0]))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Any:
-        return None, (self.w * 1e35).sum() * 1e0
+        return None, (self.w * 1e35).sum()
 
 
 class _SpyScaler(torch.amp.GradScaler):
-    """A GradScaler that records which of its methods were called."""
+    """A GradScaler that records which of its methods the learner called (not its inner calls)."""
 
     def __init__(self) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             super().__init__("cpu", init_scale=2.0**16)
         self.calls: list[str] = []
+        self._inner = False
 
     def scale(self, outputs: Any) -> Any:  # type: ignore[override]
         self.calls.append("scale")
         return super().scale(outputs)
 
     def unscale_(self, optimizer: torch.optim.Optimizer) -> None:
-        self.calls.append("unscale_")
+        if not self._inner:
+            self.calls.append("unscale_")
         super().unscale_(optimizer)
 
     def step(self, optimizer: torch.optim.Optimizer, *args: Any, **kwargs: Any) -> Any:
         self.calls.append("step")
-        return super().step(optimizer, *args, **kwargs)
+        self._inner = True
+        try:
+            return super().step(optimizer, *args, **kwargs)
+        finally:
+            self._inner = False
 
     def update(self, new_scale: Any = None) -> None:
         self.calls.append("update")
         super().update(new_scale)
 
 
-def _scaler() -> _SpyScaler:
-    return _SpyScaler()
+def _ss(model, optimizer, scaler, x, y, max_norm, *, zero=True, scale=True, unscale=True,
+        clip=True, via_scaler=True, update=True, after=False):
+    if zero:
+        optimizer.zero_grad(set_to_none=True)
+    _, loss = model(x, y)
+    (scaler.scale(loss) if scale else loss).backward()
+    if unscale:
+        scaler.unscale_(optimizer)
+    if clip:
+        norm = nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    else:
+        norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()]))
+    if via_scaler:
+        scaler.step(optimizer)
+    else:
+        optimizer.step()
+    if update:
+        scaler.update()
+    if after:  # the norm after clipping
+        norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()]))
+    return norm
 
 
-def _check_calls(calls: list[str]) -> None:
-    if "scale" not in calls:
-        raise CheckFailed("the loss was not scaled: call scaler.scale(loss).backward() instead of "
-                          "loss.backward(), so that small float16 gradients do not underflow")
-    if "step" not in calls:
-        raise CheckFailed("step through the scaler, scaler.step(optimizer), not optimizer.step(): "
-                          "it skips the step when the scaled gradients overflowed")
-    if "update" not in calls:
-        raise CheckFailed("call scaler.update() at the end of every step: it lowers the scale "
-                          "after an overflow and raises it again after many good steps")
+def _ss_clip_before_unscale(model, optimizer, scaler, x, y, max_norm):
+    optimizer.zero_grad()
+    _, loss = model(x, y)
+    scaler.scale(loss).backward()
+    norm = nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    scaler.unscale_(optimizer)
+    scaler.step(optimizer)
+    scaler.update()
+    return norm
 
 
-@check("scaled_step")
-def check_scaled_step(scaled_step: Callable[..., Any]) -> None:
-    """Exercise 4: scale, backward, unscale_, clip, scaler.step, scaler.update; return the norm."""
+def _ss_no_unscale(model, optimizer, scaler, x, y, max_norm):
+    return _ss(model, optimizer, scaler, x, y, max_norm, unscale=False)
+
+
+def _ss_optimizer_step(model, optimizer, scaler, x, y, max_norm):
+    return _ss(model, optimizer, scaler, x, y, max_norm, via_scaler=False)
+
+
+def _ss_no_update(model, optimizer, scaler, x, y, max_norm):
+    return _ss(model, optimizer, scaler, x, y, max_norm, update=False)
+
+
+def _ss_no_scale(model, optimizer, scaler, x, y, max_norm):  # the float32 loop, scaler unused
+    return _ss(model, optimizer, scaler, x, y, max_norm, scale=False, unscale=False,
+               via_scaler=False, update=False)
+
+
+def _ss_no_zero_grad(model, optimizer, scaler, x, y, max_norm):
+    return _ss(model, optimizer, scaler, x, y, max_norm, zero=False)
+
+
+def _ss_no_clip(model, optimizer, scaler, x, y, max_norm):
+    return _ss(model, optimizer, scaler, x, y, max_norm, clip=False)
+
+
+def _ss_norm_after(model, optimizer, scaler, x, y, max_norm):
+    return _ss(model, optimizer, scaler, x, y, max_norm, after=True)
+
+
+_UNSCALE_FIRST = ("you clipped the *scaled* gradients (65536 times too large): call "
+                  "scaler.unscale_(optimizer) before clip_grad_norm_, so that max_norm applies to "
+                  "the true gradients")
+
+SCALED_STEP = [
+    Mistake("clip before unscale_", _ss_clip_before_unscale, hint=_UNSCALE_FIRST),
+    Mistake("no unscale_", _ss_no_unscale, hint=_UNSCALE_FIRST),
+    Mistake("optimizer.step()", _ss_optimizer_step, hint="step through the scaler, "
+            "scaler.step(optimizer), not optimizer.step(): it skips the step when the scaled "
+            "gradients overflowed"),
+    Mistake("no scaler.update()", _ss_no_update, hint="call scaler.update() at the end of every "
+            "step: it lowers the scale after an overflow and raises it again after many good steps"),
+    Mistake("loss not scaled", _ss_no_scale, hint="the loss was not scaled: call "
+            "scaler.scale(loss).backward() instead of loss.backward(), so that small float16 "
+            "gradients do not underflow"),
+    Mistake("no zero_grad", _ss_no_zero_grad, hint="the gradients of the previous step were added "
+            "to this one's: clear them first, optimizer.zero_grad(set_to_none=True)"),
+    Mistake("no clipping", _ss_no_clip, hint="the gradients were not clipped to max_norm: call "
+            "nn.utils.clip_grad_norm_(model.parameters(), max_norm) after scaler.unscale_"),
+    Mistake("norm after clipping", _ss_norm_after, hint="return the norm that clip_grad_norm_ "
+            "returned: the norm before clipping"),
+]
+
+
+def _scaled_cases() -> list[Case]:
     g = torch.Generator().manual_seed(1)
-    x = torch.randint(13, (4, 6), generator=g)
-    y = torch.randint(13, (4, 6), generator=g)
-    max_norm = 0.5
+    batches = [(torch.randint(13, (4, 6), generator=g), torch.randint(13, (4, 6), generator=g))
+               for _ in range(3)]
+    return [Case("3 scaled_steps with SGD, max_norm=0.5 (the gradients get clipped)",
+                 "tiny", "SGD", batches, 0.5),
+            Case("2 scaled_steps with AdamW, max_norm=50.0 (no clipping)",
+                 "tiny", "AdamW", batches[:2], 50.0),
+            Case("2 scaled_steps on a model whose scaled gradients overflow (inf)",
+                 "huge", "SGD", batches[:2], 1.0)]
 
-    ref = _TinyLM()
-    ref_opt = torch.optim.SGD(ref.parameters(), lr=0.1)
-    ref_norm = reference_scaled_step(ref, ref_opt, _scaler(), x, y, max_norm)
 
-    mine = _TinyLM()
-    opt = torch.optim.SGD(mine.parameters(), lr=0.1)
-    scaler = _scaler()
-    before = copy.deepcopy(mine.state_dict())
-    norm = call(scaled_step, mine, opt, scaler, x, y, max_norm,
-                shown="scaled_step(model, optimizer, scaler, x, y, max_norm=0.5)")
-    _check_calls(scaler.calls)
-    if norm is None:
-        raise CheckFailed("scaled_step returned None; return the gradient norm that "
-                          "clip_grad_norm_ returns (before clipping)")
-    if isinstance(norm, torch.Tensor):
-        norm = norm.item()
-    norm = float(norm)
-    scale = 2.0**16
-    if math.isclose(norm, ref_norm * scale, rel_tol=1e-3):
-        raise CheckFailed("the norm is 65536 times too large: you clipped the *scaled* gradients. "
-                          "Call scaler.unscale_(optimizer) before clip_grad_norm_, so that max_norm "
-                          "applies to the true gradients")
-    if all(torch.equal(v, before[k]) for k, v in mine.state_dict().items()):
-        raise CheckFailed("the parameters did not change: call scaler.step(optimizer) after "
-                          "clipping")
-    diff = max((mine.state_dict()[k] - ref.state_dict()[k]).abs().max().item() for k in before)
-    if diff > 1e-5:
-        raise CheckFailed(f"after one step the parameters differ from the reference by {diff:.2e} "
-                          "(is the gradient clipped to max_norm, after scaler.unscale_?)")
-    if not math.isclose(norm, ref_norm, rel_tol=1e-4):
-        raise CheckFailed(f"scaled_step returned {norm:.4g}; the norm of the unscaled gradients "
-                          f"before clipping is {ref_norm:.4g} (what clip_grad_norm_ returns)")
+def _run_scaled(scaled_step: Callable[..., Any], case: Case) -> list[dict[str, Any]]:
+    kind, optimizer, batches, max_norm = case.args
+    model: nn.Module = _TinyLM() if kind == "tiny" else _Huge()
+    if optimizer == "SGD":
+        opt: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    else:
+        opt = torch.optim.AdamW(model.parameters(), lr=0.01)
+    scaler = _SpyScaler()
+    out = []
+    for x, y in batches:
+        scaler.calls = []
+        norm = scaled_step(model, opt, scaler, x.clone(), y.clone(), max_norm)
+        if norm is None:
+            raise CheckFailed("scaled_step returned None; return the gradient norm that "
+                              "clip_grad_norm_ returns (before clipping)")
+        out.append({"the norm returned": as_float(norm, "scaled_step"),
+                    "the scaler's methods called": list(scaler.calls),
+                    "the scale afterwards": scaler.get_scale(),
+                    **{f"{n} afterwards": p.detach().clone() for n, p in model.named_parameters()}})
+    return out
 
-    # Overflow: the scaled gradients are inf. The step must be skipped and the scale halved.
-    huge = _Huge()
-    opt = torch.optim.SGD(huge.parameters(), lr=0.1)
-    scaler = _scaler()
-    w0 = huge.w.detach().clone()
-    call(scaled_step, huge, opt, scaler, x, y, max_norm,
-         shown="scaled_step on a model whose scaled gradients overflow")
-    if not torch.equal(huge.w.detach(), w0):
-        raise CheckFailed("when the scaled gradients overflow (inf), the step must be skipped, but "
-                          "the weights changed: scale the loss (scaler.scale(loss).backward()) and "
-                          "step through the scaler (scaler.step(optimizer)), not optimizer.step()")
-    if scaler.get_scale() != scale / 2:
-        raise CheckFailed("after an overflow the scale should halve (65536 -> 32768): call "
-                          "scaler.update() at the end of every step")
+
+@check("scaled_step", mistakes=SCALED_STEP)
+def check_scaled_step(scaled_step: Callable[..., Any]) -> None:
+    """Exercise 3: scale, backward, unscale_, clip, scaler.step, scaler.update; return the norm."""
+    compare(scaled_step, reference_scaled_step, _scaled_cases(), name="the steps",
+            run=_run_scaled, mistakes=SCALED_STEP, rtol=1e-4, atol=1e-6)

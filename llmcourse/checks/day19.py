@@ -1,9 +1,12 @@
 """Checks for day 19, "Autoregressive generation": the loop, a KV cache, decoding with the cache.
 
-Every check runs the learner's code on a GPT unlike the notebook's (other vocabulary, a short
-``block_size`` that the decoding must run past, a batch of two prompts) and compares it with
-the package: :func:`llmcourse.generate.generate` for the tokens, a full recomputation for the
-logits (to ``1e-5``).
+Every check is differential: it runs the learner's code and a reference on a small battery of
+GPTs and prompts unlike the notebook's (vocabularies 23 and 17, a ``block_size`` of 10 that the
+decoding runs past, a prompt longer than the block, batches of 1 to 3, learned and rotary
+positions) and compares the token sequences, the logits (to ``1e-5``) and, for the cache, the
+whole sequence of forwards (prefill in one or two chunks, decoding steps, reset and refill).
+Each exercise has a table of typical mistakes (``GREEDY``, ``KV_CACHE``, ``CACHED``) whose hints
+the checks print and whose entries the tests hand to the checks.
 
 Example::
 
@@ -19,14 +22,15 @@ from typing import Any
 
 import torch
 
-from llmcourse.checks._core import (CheckFailed, as_pair, as_tensor, call, check, needs_earlier,
-                                    require)
+from llmcourse.checks._core import (Case, CheckFailed, Mistake, as_pair, as_tensor, check,
+                                    compare, needs_earlier, require)
 from llmcourse.model import GPT, GPTConfig
+from llmcourse.model.kv_cache import KVCache as _PackageKVCache
 
 __all__ = ["check_generate_greedy", "check_kv_cache", "check_generate_cached"]
 
-# Not the notebook's sizes: vocabulary 23, block 10 (the decoding runs past it), 3 layers.
-_CFG = dict(vocab_size=23, block_size=10, n_layer=3, n_head=3, n_embd=24)
+# Not the notebook's sizes: vocabulary 23, block 10 (the decoding runs past it), 2 layers.
+_CFG = dict(vocab_size=23, block_size=10, n_layer=2, n_head=3, n_embd=24)
 
 
 def _model(dropout: float = 0.0, **kw: Any) -> GPT:
@@ -34,74 +38,137 @@ def _model(dropout: float = 0.0, **kw: Any) -> GPT:
     return GPT(GPTConfig(**{**_CFG, "dropout": dropout, **kw}))
 
 
-def _prompt() -> torch.Tensor:
-    return torch.tensor([[3, 1, 4, 1, 5, 9], [2, 7, 1, 8, 2, 8]])  # (2, 6)
+def _prompt(b: int, t: int, vocab: int = 23, seed: int = 0) -> torch.Tensor:
+    return torch.randint(0, vocab, (b, t), generator=torch.Generator().manual_seed(seed))
 
 
-@torch.no_grad()
-def _recomputed(model: GPT, idx: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Greedy decoding by full recomputation: ``(B, T + n)`` tokens, ``(B, n, V)`` logits."""
-    was = model.training
-    model.eval()
-    all_logits = []
-    for _ in range(n):
-        logits, _ = model(idx[:, -model.config.block_size:])
-        all_logits.append(logits[:, -1])
-        idx = torch.cat([idx, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
-    model.train(was)
-    return idx, torch.stack(all_logits, dim=1)
-
-
-def _overflow_hint(exc: BaseException, what: str) -> str | None:
+def _raised(exc: BaseException) -> str | None:
+    """The model's and the package cache's own errors, by what they mean."""
     text = str(exc)
-    if text.startswith("cannot run") and " tokens: " in text:
-        return (f"{what} gave the model more than block_size tokens ({text.split(':')[0]}); crop "
-                "the context to its last block_size tokens, idx[:, -block_size:], before each "
-                "forward")
+    if "KV cache overflow" in text:
+        return "the KV cache overflowed (pos + T > max_len)"
+    if text.startswith("cannot run"):
+        return "the model was given more than block_size positions"
     return None
 
 
-@check("generate_greedy")
-def check_generate_greedy(generate_greedy) -> None:
-    """Exercise 1: the loop - crop to block_size, eval mode, no_grad, argmax, append."""
-    model = _model(dropout=0.3).train()  # dropout on: a loop without model.eval() is random
+# ---- exercise 1: the generation loop -----------------------------------------------------------
+
+
+def _reference_greedy(model: GPT, idx: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
+    block_size = model.config.block_size
+    model.eval()
+    with torch.no_grad():
+        for _ in range(max_new_tokens):
+            logits, _ = model(idx[:, -block_size:])
+            idx = torch.cat([idx, logits[:, -1, :].argmax(dim=-1, keepdim=True)], dim=1)
+    return idx
+
+
+def _greedy(model, idx, max_new_tokens, *, crop=None, eval_mode=True, no_grad=True, pick=-1,
+            new_only=False):
+    block_size = model.config.block_size if crop is None else crop
+    if eval_mode:
+        model.eval()
+    start = idx.shape[1]
+    with torch.set_grad_enabled(not no_grad):
+        for _ in range(max_new_tokens):
+            logits, _ = model(idx if block_size == 0 else idx[:, -block_size:])
+            idx = torch.cat([idx, logits[:, pick, :].argmax(dim=-1, keepdim=True)], dim=1)
+    return idx[:, start:] if new_only else idx
+
+
+def _gg_no_crop(model, idx, max_new_tokens):
+    return _greedy(model, idx, max_new_tokens, crop=0)
+
+
+def _gg_crop_32(model, idx, max_new_tokens):  # the notebook's block_size, hard-coded
+    return _greedy(model, idx, max_new_tokens, crop=32)
+
+
+def _gg_no_eval(model, idx, max_new_tokens):
+    return _greedy(model, idx, max_new_tokens, eval_mode=False)
+
+
+def _gg_no_grad_off(model, idx, max_new_tokens):
+    return _greedy(model, idx, max_new_tokens, no_grad=False)
+
+
+def _gg_first_position(model, idx, max_new_tokens):
+    return _greedy(model, idx, max_new_tokens, pick=0)
+
+
+def _gg_new_only(model, idx, max_new_tokens):
+    return _greedy(model, idx, max_new_tokens, new_only=True)
+
+
+_CROP = ("the model was given more than block_size tokens: crop the context to its last "
+         "block_size tokens, idx[:, -block_size:], before each forward")
+
+GREEDY = [
+    Mistake("no crop", _gg_no_crop, hint=_CROP),
+    Mistake("crop to a fixed 32", _gg_crop_32, hint="crop with the model's own block_size "
+            "(model.config.block_size), not a number or a notebook global"),
+    Mistake("no model.eval()", _gg_no_eval, hint="the tokens differ from greedy decoding and the "
+            "model stayed in training mode: call model.eval() first, or dropout makes every run "
+            "different"),
+    Mistake("gradients on", _gg_no_grad_off, hint="the model ran with gradients on: wrap the loop "
+            "in torch.no_grad() (or decorate the function with @torch.no_grad()); generating "
+            "needs no backward and the graph costs memory"),
+    Mistake("first position's logits", _gg_first_position, hint="take logits[:, -1, :] (the last "
+            "position: it predicts the next token), argmax over the vocabulary, and append it "
+            "with torch.cat(..., dim=1)"),
+    Mistake("new tokens only", _gg_new_only, hint="return the whole sequence, prompt included, "
+            "(B, T + max_new_tokens)"),
+]
+
+
+def _greedy_cases() -> list[Case]:
+    return [
+        Case("generate_greedy(model with block_size 40, idx (4, 34), 12)",
+             dict(block_size=40, vocab_size=17), _prompt(4, 34, 17, seed=4), 12),
+        Case("generate_greedy(model with block_size 10, idx (2, 6), 14): past the block twice",
+             {}, _prompt(2, 6, seed=2), 14),
+        Case("generate_greedy(model, idx (3, 1), 4): a one-token prompt", {}, _prompt(3, 1, seed=3), 4),
+        Case("generate_greedy(model, idx (1, 13) longer than block_size 10, 3)",
+             {}, _prompt(1, 13, seed=4), 3),
+        Case("generate_greedy(model, idx (2, 4), 0): no new tokens", {}, _prompt(2, 4, seed=5), 0),
+    ]
+
+
+def _run_greedy(generate_greedy: Any, case: Case) -> dict[str, Any]:
+    kw, prompt, n = case.args
+    model = _model(dropout=0.3, **kw).train()  # dropout on: a loop without model.eval() is random
     grad_modes: list[bool] = []
     hook = model.register_forward_hook(lambda *_: grad_modes.append(torch.is_grad_enabled()))
-    prompt, n = _prompt(), 14  # 6 + 14 = 20 tokens: twice block_size
-    shown = "generate_greedy(model, idx, 14) with idx of shape (2, 6) and block_size 10"
+    torch.manual_seed(7)
     try:
-        out = call(generate_greedy, model, prompt.clone(), n, shown=shown)
-    except CheckFailed as exc:
-        hint = _overflow_hint(exc.__cause__ or exc, "generate_greedy")
-        raise CheckFailed(hint) if hint else exc
+        out = generate_greedy(model, prompt.clone(), n)
+    except ValueError as exc:
+        if _raised(exc) is None:
+            raise
+        return {"raised": _raised(exc)}
     finally:
         hook.remove()
-    out = as_tensor(out, "the result", shape=(2, 6 + n))
-    if not torch.equal(out[:, :6], prompt):
-        raise CheckFailed("the result should start with the prompt: return the whole sequence, "
-                          "prompt included, (B, T + max_new_tokens)")
-    if any(grad_modes):
-        raise CheckFailed("the model ran with gradients on: wrap the loop in torch.no_grad() (or "
-                          "decorate the function with @torch.no_grad()); generating needs no "
-                          "backward and the graph costs memory")
-    expected, _ = _recomputed(model, prompt, n)
-    if not torch.equal(out, expected):
-        if model.training:
-            raise CheckFailed("the tokens differ from greedy decoding and the model is still in "
-                              "training mode: call model.eval() first, or dropout makes every run "
-                              "different")
-        first = int((out != expected).any(0).nonzero()[0])
-        raise CheckFailed(f"token {first} (counting the prompt) differs from greedy decoding: "
-                          "take logits[:, -1, :] (the last position), argmax over the vocabulary, "
-                          "and append it with torch.cat(..., dim=1)")
+    return {"tokens": as_tensor(out, "the result"), "gradients on during a forward": any(grad_modes)}
+
+
+@check("generate_greedy", mistakes=GREEDY)
+def check_generate_greedy(generate_greedy) -> None:
+    """Exercise 1: the loop - crop to block_size, eval mode, no_grad, argmax, append."""
+    compare(generate_greedy, _reference_greedy, _greedy_cases(), name="generate_greedy",
+            run=_run_greedy, mistakes=GREEDY)
+
+
+# ---- exercise 2: the KV cache ----------------------------------------------------------------
 
 
 class _Spy:
-    """Passes the model's calls on to the learner's cache and remembers what ``update`` returned."""
+    """Passes the model's calls on to the learner's cache and records what happens."""
 
     def __init__(self, cache: Any) -> None:
         self.cache = cache
-        self.returned: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+        self.returned: list[tuple[int, int]] = []
 
     @property
     def pos(self) -> int:
@@ -120,118 +187,279 @@ class _Spy:
                               "not move pos (every layer writes at the same positions); only "
                               "advance does, once per forward, after the last layer")
         k_all, v_all = as_pair(out, "update(layer, k, v)", ("k", "v"))
-        k_all, v_all = as_tensor(k_all, "the keys update returns"), as_tensor(v_all, "the values update returns")
-        self.returned.append((tuple(k_all.shape), tuple(v_all.shape)))
+        k_all = as_tensor(k_all, "the keys update returns")
+        v_all = as_tensor(v_all, "the values update returns")
+        self.returned.append((int(k_all.shape[2]), int(v_all.shape[2])))
         return k_all, v_all
 
     def advance(self, n: int) -> None:
         self.cache.advance(n)
 
 
-@check("KVCache")
+class _KV:
+    """The lesson's solution, the base of the table's wrong caches."""
+
+    def __init__(self, n_layer, batch_size, n_head, max_len, head_size):
+        self.max_len = max_len
+        self.pos = 0
+        shape = (batch_size, n_head, max_len, head_size)
+        self.k = [torch.zeros(shape) for _ in range(n_layer)]
+        self.v = [torch.zeros(shape) for _ in range(n_layer)]
+
+    def check_room(self, batch_size, n_new):
+        if self.pos + n_new > self.max_len:
+            raise ValueError(f"KV cache overflow: {self.pos} + {n_new} > {self.max_len}")
+
+    def update(self, layer, k, v):
+        end = self.pos + k.shape[2]
+        self.k[layer][:, :, self.pos:end] = k
+        self.v[layer][:, :, self.pos:end] = v
+        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+
+    def advance(self, n):
+        self.pos += n
+
+    def reset(self):
+        self.pos = 0
+
+
+class _KvShared(_KV):  # [torch.zeros(shape)] * n_layer: one tensor in every slot
+    def __init__(self, n_layer, batch_size, n_head, max_len, head_size):
+        super().__init__(n_layer, batch_size, n_head, max_len, head_size)
+        shape = (batch_size, n_head, max_len, head_size)
+        self.k = [torch.zeros(shape)] * n_layer
+        self.v = [torch.zeros(shape)] * n_layer
+
+
+class _KvOnlyNew(_KV):
+    def update(self, layer, k, v):
+        end = self.pos + k.shape[2]
+        self.k[layer][:, :, self.pos:end] = k
+        self.v[layer][:, :, self.pos:end] = v
+        return k, v
+
+
+class _KvMovesPos(_KV):  # advances inside update
+    def update(self, layer, k, v):
+        out = super().update(layer, k, v)
+        self.pos += k.shape[2]
+        return out
+
+    def advance(self, n):
+        pass
+
+
+class _KvSetsPos(_KV):  # pos = n instead of pos += n
+    def advance(self, n):
+        self.pos = n
+
+
+class _KvNoAdvance(_KV):
+    def advance(self, n):
+        pass
+
+
+class _KvWritesAtZero(_KV):  # writes the chunk at positions 0 .. T - 1
+    def update(self, layer, k, v):
+        T = k.shape[2]
+        self.k[layer][:, :, :T] = k
+        self.v[layer][:, :, :T] = v
+        return self.k[layer][:, :, :self.pos + T], self.v[layer][:, :, :self.pos + T]
+
+
+class _KvValuesIntoKeys(_KV):  # a copy-paste slip: the values go into self.k
+    def update(self, layer, k, v):
+        end = self.pos + k.shape[2]
+        self.k[layer][:, :, self.pos:end] = k
+        self.k[layer][:, :, self.pos:end] = v
+        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+
+
+_ADVANCE = ("advance(n) must add n to pos (self.pos += n): otherwise the next chunk runs at the "
+            "wrong positions and overwrites the cache")
+
+KV_CACHE = [
+    Mistake("one tensor shared by the layers", _KvShared, hint="every layer wrote into the same "
+            "tensor: write k and v into *this* layer's tensors (self.k[layer]), not a shared one; "
+            "[torch.zeros(shape)] * n_layer puts one tensor in every slot, build the list with a "
+            "comprehension"),
+    Mistake("returns only the new keys", _KvOnlyNew, hint="update returned only the new "
+            "token's keys and values: return every filled position, self.k[layer][:, :, :pos + T] "
+            "(and the same for v), so the query sees the past"),
+    Mistake("update moves pos", _KvMovesPos, expect="update must not move pos"),
+    Mistake("pos = n", _KvSetsPos, hint=_ADVANCE),
+    Mistake("advance does nothing", _KvNoAdvance, hint=_ADVANCE),
+    Mistake("writes at position 0", _KvWritesAtZero, hint="write the chunk's keys and values at "
+            "positions pos .. pos + T - 1 (self.k[layer][:, :, pos:pos + T] = k), not from 0"),
+    Mistake("values stored in the keys", _KvValuesIntoKeys, hint="store the new values in "
+            "self.v[layer] as you do the keys in self.k[layer], and return both"),
+]
+
+
+def _kv_cases() -> list[Case]:
+    return [
+        Case("learned positions, batch 2: prefill 6 tokens, 7 decoding steps, reset, refill 5, "
+             "1 step", dict(block_size=16), 2, [6], 7, 5),
+        Case("rotary positions, batch 1: prefill in two chunks of 3 and 4, 4 steps, reset, refill 9",
+             dict(block_size=16, pos="rope"), 1, [3, 4], 4, 9),
+        Case("learned positions, batch 3, max_len 10 filled exactly: prefill 1, 9 steps",
+             dict(block_size=10), 3, [1], 9, 2),
+    ]
+
+
+def _run_kv(KVCache: Any, case: Case) -> dict[str, Any]:
+    kw, batch, chunks, steps, refill = case.args
+    model = _model(**kw).eval()
+    cfg = model.config
+    cache = KVCache(cfg.n_layer, batch, cfg.n_head, cfg.block_size, cfg.head_size)
+    require(getattr(cache, "k", None), "self.k")  # the __init__ fill-in, still None
+    require(getattr(cache, "v", None), "self.v")
+    spy = _Spy(cache)
+    ids = _prompt(batch, sum(chunks) + refill, seed=11)
+    obs: dict[str, Any] = {"pos after each forward": [], "positions update returned (k, v)": []}
+    logits_seen = []
+
+    def forward(chunk: torch.Tensor) -> torch.Tensor:
+        spy.returned.clear()
+        logits, _ = model(chunk, kv_cache=spy)
+        obs["pos after each forward"].append(cache.pos)
+        obs["positions update returned (k, v)"].append(list(spy.returned))
+        logits_seen.append(logits[:, -1])
+        return logits[:, -1]
+
+    with torch.no_grad():
+        at = 0
+        for n in chunks:
+            last = forward(ids[:, at:at + n])
+            at += n
+        for _ in range(steps):
+            last = forward(last.argmax(-1, keepdim=True))
+        reset = getattr(cache, "reset", None)
+        if reset is not None:
+            reset()
+            last = forward(ids[:, -refill:])
+            if cache.pos < cfg.block_size:
+                forward(last.argmax(-1, keepdim=True))
+    obs["the logits of each forward's last position"] = torch.stack(logits_seen, dim=1)
+    return obs
+
+
+def _package_cache(n_layer, batch_size, n_head, max_len, head_size):
+    return _PackageKVCache(n_layer, batch_size, n_head, max_len, head_size)
+
+
+@check("KVCache", mistakes=KV_CACHE)
 def check_kv_cache(KVCache) -> None:
-    """Exercise 2: the learner's cache, used by the package's GPT, against recomputation."""
-    for kw in ({}, {"pos": "rope"}):  # learned positions, then rotary embeddings
-        model = _model(block_size=16, **kw).eval()
-        cfg = model.config
-        prompt = _prompt()
-        shown = (f"KVCache(n_layer={cfg.n_layer}, batch_size=2, n_head={cfg.n_head}, max_len=16, "
-                 f"head_size={cfg.head_size})")
-        cache = call(KVCache, cfg.n_layer, 2, cfg.n_head, 16, cfg.head_size, shown=shown)
-        require(getattr(cache, "k", None), "self.k")  # the __init__ fill-in, still None
-        require(getattr(cache, "v", None), "self.v")
-        spy = _Spy(cache)
-        expected, expected_logits = _recomputed(model, prompt, 8)
-        with torch.no_grad():
-            shown = "model(idx, kv_cache=your_cache) with idx of shape (2, 6) (the prefill)"
-            logits, _ = call(model, prompt, kv_cache=spy, shown=shown)
-            if cache.pos != 6:
-                if cache.pos == 0:
-                    raise CheckFailed("after a 6-token prefill cache.pos is still 0: advance(n) "
-                                      "must add n to pos, or the next token is run at position 0 "
-                                      "again (its position is not offset) and overwrites the cache")
-                if cache.pos == 6 * cfg.n_layer:
-                    raise CheckFailed(f"after a 6-token prefill cache.pos is {cache.pos} = 6 x "
-                                      f"{cfg.n_layer} layers: update must not move pos (every "
-                                      "layer writes at the same positions); only advance does, "
-                                      "once per forward")
-                raise CheckFailed(f"after a 6-token prefill cache.pos is {cache.pos}, expected 6")
-            (k_shape, v_shape) = spy.returned[0]
-            want = (2, cfg.n_head, 6, cfg.head_size)
-            if k_shape != want or v_shape != want:
-                raise CheckFailed(f"update returned keys of shape {k_shape} and values of shape "
-                                  f"{v_shape} for the prefill; both should be {want}, "
-                                  "(B, n_head, pos + T, head_size)")
-            got_logits, ids = [logits[:, -1]], prompt
-            for step in range(7):
-                ids = torch.cat([ids, got_logits[-1].argmax(-1, keepdim=True)], dim=1)
-                spy.returned.clear()
-                shown = f"decoding step {step + 1}: model(idx[:, -1:], kv_cache=your_cache)"
-                logits, _ = call(model, ids[:, -1:], kv_cache=spy, shown=shown)
-                k_shape, v_shape = spy.returned[0]
-                L = 7 + step
-                if k_shape[2] == 1 and v_shape[2] == 1:
-                    raise CheckFailed("update returned only the new token's keys and values: "
-                                      "return every filled position, self.k[layer][:, :, :pos + T]"
-                                      " (and the same for v), so the query sees the past")
-                if k_shape[2] == L and v_shape[2] != L:
-                    raise CheckFailed(f"update returned keys over {L} positions but values over "
-                                      f"{v_shape[2]}: store the new values in self.v[layer] as "
-                                      "you do the keys, and return all the filled ones")
-                if k_shape[2] != L or v_shape[2] != L:
-                    raise CheckFailed(f"at decoding step {step + 1} update returned keys {k_shape}"
-                                      f" and values {v_shape}; both should cover {L} positions "
-                                      "(the prompt's 6 plus the new tokens)")
-                got_logits.append(logits[:, -1])
-        got = torch.stack(got_logits, dim=1)
-        diff = float((got - expected_logits).abs().max())
-        if diff > 1e-5:
-            raise CheckFailed(f"the cached logits differ from the recomputed ones by up to "
-                              f"{diff:.3g} (rope: {cfg.pos == 'rope'}): write k and v at "
-                              "positions pos .. pos + T - 1 of *this* layer's tensors "
-                              "(self.k[layer]), not of a shared one")
-        if not torch.equal(torch.cat([ids, got[:, -1].argmax(-1, keepdim=True)], 1), expected):
-            raise CheckFailed("the greedy tokens with your cache differ from recomputation")
+    """Exercise 2: the learner's cache, used by the package's GPT, against the package's cache
+    over a sequence of forwards (prefill, decoding steps, reset, refill)."""
+    compare(KVCache, _package_cache, _kv_cases(), name="the cached forwards", run=_run_kv,
+            mistakes=KV_CACHE)
 
 
-@check("generate_cached")
-@needs_earlier(KVCache=2)
-def check_generate_cached(generate_cached) -> None:
-    """Exercise 3: prefill, one token a step, reset and refill when the cache is full."""
-    model = _model().eval()
-    prompt, n = _prompt(), 17  # 6 + 17 = 23 tokens: past block_size 10 twice
-    expected, expected_logits = _recomputed(model, prompt, n)
-    shown = "generate_cached(model, idx, 17) with idx of shape (2, 6) and block_size 10"
+# ---- exercise 3: the cached loop -------------------------------------------------------------
+
+
+def _reference_cached(model, idx, max_new_tokens, *, mistake=None):
+    block_size = model.config.block_size
+    model.eval()
+    step_logits = []
+    with torch.no_grad():
+        cache = model.new_kv_cache(batch_size=idx.shape[0])
+        logits, _ = model(idx[:, -block_size:], kv_cache=cache)
+        for _ in range(max_new_tokens):
+            last = logits[:, -1, :]
+            step_logits.append(last)
+            idx = torch.cat([idx, last.argmax(dim=-1, keepdim=True)], dim=1)
+            if mistake == "recompute":
+                logits, _ = model(idx[:, -block_size:])
+            elif mistake == "whole":
+                logits, _ = model(idx, kv_cache=cache)
+            elif cache.pos == block_size and mistake != "no_reset":
+                cache.reset()
+                chunk = idx[:, -1:] if mistake == "reset_only" else idx[:, -block_size:]
+                logits, _ = model(chunk, kv_cache=cache)
+            else:
+                logits, _ = model(idx[:, -1:], kv_cache=cache)
+    if mistake == "late_logits":
+        step_logits = step_logits[1:] + [logits[:, -1]]
+    if mistake == "tokens_only":
+        return idx
+    return idx, torch.stack(step_logits, dim=1)
+
+
+def _gc_recompute(model, idx, max_new_tokens):
+    return _reference_cached(model, idx, max_new_tokens, mistake="recompute")
+
+
+def _gc_no_reset(model, idx, max_new_tokens):
+    return _reference_cached(model, idx, max_new_tokens, mistake="no_reset")
+
+
+def _gc_whole(model, idx, max_new_tokens):
+    return _reference_cached(model, idx, max_new_tokens, mistake="whole")
+
+
+def _gc_reset_only(model, idx, max_new_tokens):
+    return _reference_cached(model, idx, max_new_tokens, mistake="reset_only")
+
+
+def _gc_late_logits(model, idx, max_new_tokens):
+    return _reference_cached(model, idx, max_new_tokens, mistake="late_logits")
+
+
+def _gc_tokens_only(model, idx, max_new_tokens):
+    return _reference_cached(model, idx, max_new_tokens, mistake="tokens_only")
+
+
+CACHED = [
+    Mistake("no cache", _gc_recompute, hint="the forwards all ran the whole window: after the "
+            "prefill feed only the newest token, idx[:, -1:], and let the cache supply the past"),
+    Mistake("no reset when full", _gc_no_reset, hint="the cache overflowed: after the prefill feed "
+            "only the newest token, idx[:, -1:], and when cache.pos reaches block_size, call "
+            "cache.reset() and prefill it again with the last block_size tokens"),
+    Mistake("feeds the whole sequence", _gc_whole, expect="the cache overflowed: after the prefill "
+            "feed only the newest token, idx[:, -1:]"),
+    Mistake("reset without refill", _gc_reset_only, hint="after cache.reset() the cache is empty: "
+            "prefill it again with the last block_size tokens, idx[:, -block_size:], not only the "
+            "newest one"),
+    Mistake("logits one step late", _gc_late_logits, hint="logits[:, s] should be the last "
+            "position's logits of step s, the ones the token of that step was chosen from"),
+    Mistake("returns the tokens only", _gc_tokens_only, expect="should return a pair (tokens, logits)"),
+]
+
+
+def _cached_cases() -> list[Case]:
+    return [
+        Case("generate_cached(model with block_size 10, idx (2, 6), 17): past the block twice",
+             {}, _prompt(2, 6, seed=21), 17),
+        Case("generate_cached(rotary model, idx (1, 12) longer than block_size 10, 5)",
+             dict(pos="rope"), _prompt(1, 12, seed=22), 5),
+        Case("generate_cached(model, idx (3, 2), 6): inside the block", {}, _prompt(3, 2, seed=23), 6),
+    ]
+
+
+def _run_cached(generate_cached: Any, case: Case) -> dict[str, Any]:
+    kw, prompt, n = case.args
+    model = _model(**kw).eval()
+    room = model.config.block_size - min(prompt.shape[1], model.config.block_size)
     forwards: list[int] = []
     hook = model.register_forward_hook(lambda _m, args, _out: forwards.append(args[0].shape[1]))
     try:
-        out = call(generate_cached, model, prompt.clone(), n, shown=shown)
-    except CheckFailed as exc:
-        text = str(exc.__cause__ or exc)
-        if "KV cache overflow" in text or "cannot run positions" in text:
-            raise CheckFailed("the cache overflowed: when cache.pos reaches block_size, call "
-                              "cache.reset() and prefill it again with the last block_size "
-                              "tokens; after a prefill feed only the newest token, idx[:, -1:]"
-                              ) from None
-        hint = _overflow_hint(exc.__cause__ or exc, "generate_cached")
-        raise CheckFailed(hint) if hint else exc
+        out = generate_cached(model, prompt.clone(), n)
+    except ValueError as exc:
+        if _raised(exc) is None:
+            raise
+        return {"raised": _raised(exc)}
     finally:
         hook.remove()
     tokens, logits = as_pair(out, "generate_cached", ("tokens", "logits"))
-    tokens = as_tensor(tokens, "tokens", shape=(2, 6 + n))
-    logits = as_tensor(logits, "logits", shape=(2, n, _CFG["vocab_size"]))
-    if not torch.equal(tokens, expected):
-        first = int((tokens != expected).any(0).nonzero()[0])
-        raise CheckFailed(f"token {first} (counting the prompt) differs from greedy decoding by "
-                          "recomputation; check what you feed after the prefill and after a "
-                          "reset (the last block_size tokens)")
-    diff = float((logits - expected_logits).abs().max())
-    if diff > 1e-5:
-        raise CheckFailed(f"the logits differ from the recomputed ones by up to {diff:.3g}: "
-                          "logits[:, s] should be the last position's logits of step s, the ones "
-                          "the token of that step was chosen from")
-    room = _CFG["block_size"] - prompt.shape[1]  # steps before the cache is full
-    if forwards.count(1) < room:
-        raise CheckFailed(f"only {forwards.count(1)} forwards ran a single token, expected {room} "
-                          "(until the cache is full): after the prefill feed only the newest "
-                          "token, idx[:, -1:], and let the cache supply the past")
+    return {"tokens": as_tensor(tokens, "tokens"), "logits": as_tensor(logits, "logits"),
+            "one-token forwards before the cache is full": min(forwards.count(1), room, n - 1)}
+
+
+@check("generate_cached", mistakes=CACHED)
+@needs_earlier(KVCache=2)
+def check_generate_cached(generate_cached) -> None:
+    """Exercise 3: prefill, one token a step, reset and refill when the cache is full."""
+    compare(generate_cached, _reference_cached, _cached_cases(), name="generate_cached",
+            run=_run_cached, mistakes=CACHED)

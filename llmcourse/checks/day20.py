@@ -1,8 +1,12 @@
 """Checks for day 20, "Greedy and beam search": a sequence's log-probability, a beam step, the length penalty.
 
-The checks use a GPT and sizes unlike the notebook's (vocabulary 23, 3 beams, continuations
-long enough that a product of probabilities underflows in float32) and compare with the
-package (:func:`llmcourse.generate.gnmt_length_penalty`) or a direct computation.
+Every check is differential: the learner's function and a reference run on a small battery of
+inputs unlike the notebook's (vocabularies 23, 17 and 11; prompts of 1 to 7 tokens;
+continuations long enough that a product of probabilities underflows in float32; 1 to 5 beams
+in and out, ties between beams, beams at ``-inf``, all the best candidates from one beam;
+a short beam search built on the learner's step, width 1 being greedy) and their results are
+compared. Each exercise has a table of typical mistakes whose hints the checks print and whose
+entries the tests hand to the checks.
 
 Example::
 
@@ -14,136 +18,362 @@ Example::
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
-from llmcourse.checks._core import CheckFailed, as_tensor, call, check
+from llmcourse.checks._core import (Case, CheckFailed, Mistake, as_float, as_tensor, check,
+                                    compare, kind_of)
 from llmcourse.generate import gnmt_length_penalty
 from llmcourse.model import GPT, GPTConfig
 
 __all__ = ["check_sequence_log_prob", "check_beam_step", "check_gnmt_score"]
 
 
-def _as_float(value, name: str) -> float:
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            raise CheckFailed(f"{name} should be one number, got a tensor of shape "
-                              f"{tuple(value.shape)}; sum the log-probabilities into one value")
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise CheckFailed(f"{name} should be a number, got {type(value).__name__}")
-    return float(value)
+def _model(vocab: int = 23, block: int = 64) -> GPT:
+    torch.manual_seed(20)
+    return GPT(GPTConfig(vocab_size=vocab, block_size=block, n_layer=2, n_head=2, n_embd=16)).eval()
 
 
-@check("sequence_log_prob")
+def _ids(n: int, vocab: int, seed: int) -> torch.Tensor:
+    return torch.randint(0, vocab, (n,), generator=torch.Generator().manual_seed(seed))
+
+
+# ---- exercise 1: a continuation's log-probability --------------------------------------------
+
+
+def _reference_log_prob(model, prompt, continuation):
+    ids = torch.cat([prompt, continuation])
+    with torch.no_grad():
+        logits = model(ids[None])[0][0]
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    per_token = logp[:-1].gather(1, ids[1:, None])[:, 0]
+    return per_token[len(prompt) - 1:].sum().item()
+
+
+def _lp(model, prompt, continuation, mistake):
+    ids = torch.cat([prompt, continuation])
+    with torch.no_grad():
+        logits = model(ids[None])[0][0]
+    logp = torch.log_softmax(logits, dim=-1)
+    new = slice(len(prompt) - 1, None)
+    if mistake == "product":
+        probs = torch.softmax(logits, -1)[:-1].gather(1, ids[1:, None])[:, 0]
+        return torch.log(probs[new].prod()).item()
+    if mistake == "probs":
+        return torch.softmax(logits, -1)[:-1].gather(1, ids[1:, None])[:, 0][new].sum().item()
+    if mistake == "logits":
+        return logits[:-1].gather(1, ids[1:, None])[:, 0][new].sum().item()
+    if mistake == "off_by_one":
+        return logp.gather(1, ids[:, None])[:, 0][len(prompt):].sum().item()
+    per_token = logp[:-1].gather(1, ids[1:, None])[:, 0]
+    if mistake == "prompt_too":
+        return per_token.sum().item()
+    return per_token[new].mean().item()  # "mean"
+
+
+def _lp_product(model, prompt, continuation):
+    return _lp(model, prompt, continuation, "product")
+
+
+def _lp_probs(model, prompt, continuation):
+    return _lp(model, prompt, continuation, "probs")
+
+
+def _lp_logits(model, prompt, continuation):
+    return _lp(model, prompt, continuation, "logits")
+
+
+def _lp_off_by_one(model, prompt, continuation):
+    return _lp(model, prompt, continuation, "off_by_one")
+
+
+def _lp_prompt_too(model, prompt, continuation):
+    return _lp(model, prompt, continuation, "prompt_too")
+
+
+def _lp_mean(model, prompt, continuation):
+    return _lp(model, prompt, continuation, "mean")
+
+
+def _lp_without_prompt(model, prompt, continuation):  # runs the continuation alone
+    with torch.no_grad():
+        logp = torch.log_softmax(model(continuation[None])[0][0], dim=-1)
+    return logp[:-1].gather(1, continuation[1:, None]).sum().item()
+
+
+SEQUENCE_LOG_PROB = [
+    Mistake("product of probabilities", _lp_product, hint="the product of the probabilities "
+            "underflows to 0 in float32 (its log is -inf): sum the log-probabilities "
+            "(log_softmax) instead of multiplying probabilities"),
+    Mistake("probabilities summed", _lp_probs, hint="you summed probabilities, a positive number: "
+            "log-probabilities are <= 0; take torch.log_softmax(logits, dim=-1), not softmax"),
+    Mistake("raw logits", _lp_logits, hint="you summed the raw logits: normalise them first with "
+            "torch.log_softmax(logits, dim=-1)"),
+    Mistake("off by one", _lp_off_by_one, hint="off by one: the logits at position t predict "
+            "token t + 1, so score token t with logp[t - 1]"),
+    Mistake("prompt scored too", _lp_prompt_too, hint="you also scored the prompt's tokens: sum "
+            "over the continuation only"),
+    Mistake("mean", _lp_mean, hint="you took the mean: the log-probability of a sequence is the sum "
+            "over its tokens"),
+    Mistake("continuation without the prompt", _lp_without_prompt, hint="run the model once on "
+            "the concatenation prompt + continuation: the first new token is predicted from the "
+            "prompt's last position, and every later one sees the prompt"),
+]
+
+
+def _log_prob_cases() -> list[Case]:
+    return [
+        Case("sequence_log_prob(model, prompt of 4, continuation of 40) (vocabulary 23)",
+             23, _ids(4, 23, 1), _ids(40, 23, 2)),
+        Case("sequence_log_prob(model, prompt of 7, continuation of 5) (vocabulary 17)",
+             17, _ids(7, 17, 3), _ids(5, 17, 4)),
+        Case("sequence_log_prob(model, prompt of 1, continuation of 1)", 23, _ids(1, 23, 5), _ids(1, 23, 6)),
+    ]
+
+
+def _run_log_prob(sequence_log_prob: Any, case: Case) -> float:
+    (vocab, prompt, continuation), _ = case.fresh()
+    return as_float(sequence_log_prob(_model(vocab), prompt, continuation), "sequence_log_prob")
+
+
+@check("sequence_log_prob", mistakes=SEQUENCE_LOG_PROB)
 def check_sequence_log_prob(sequence_log_prob) -> None:
     """Exercise 1: sum of log P(token | everything before it) over the continuation only."""
-    torch.manual_seed(20)
-    model = GPT(GPTConfig(vocab_size=23, block_size=64, n_layer=2, n_head=2, n_embd=16)).eval()
-    prompt = torch.tensor([5, 1, 7, 2])
-    continuation = torch.randint(0, 23, (40,))  # 40 tokens: a product of probabilities underflows
-    shown = "sequence_log_prob(model, prompt, continuation) with 4 prompt and 40 new tokens"
-    got = _as_float(call(sequence_log_prob, model, prompt, continuation, shown=shown),
-                    "sequence_log_prob's result")
+    compare(sequence_log_prob, _reference_log_prob, _log_prob_cases(), name="sequence_log_prob",
+            run=_run_log_prob, mistakes=SEQUENCE_LOG_PROB, atol=1e-3, rtol=1e-4)
+
+
+# ---- exercise 2: one beam step ---------------------------------------------------------------
+
+
+def _reference_beam_step(beam_logp, logits, width):
+    V = logits.shape[-1]
+    cand = beam_logp[:, None] + torch.log_softmax(logits, dim=-1)
+    scores, index = cand.flatten().topk(width)
+    return scores, index // V, index % V
+
+
+def _bs(beam_logp, logits, width, mistake):
+    V = logits.shape[-1]
+    logp = torch.log_softmax(logits, dim=-1)
+    if mistake == "probs":
+        cand = beam_logp.exp()[:, None] * logp.exp()
+    elif mistake == "multiply":
+        cand = beam_logp[:, None] * logp
+    elif mistake == "not_summed":
+        cand = logp
+    elif mistake == "raw_logits":
+        cand = beam_logp[:, None] + logits
+    elif mistake == "softmax_dim0":
+        cand = beam_logp[:, None] + torch.log_softmax(logits, dim=0)
+    else:
+        cand = beam_logp[:, None] + logp
+    if mistake == "one_per_beam":
+        best, tok = cand.max(dim=1)
+        return best, torch.arange(len(best)), tok
+    scores, index = cand.flatten().topk(width)
+    if mistake == "swapped":
+        return scores, index % V, index // V
+    if mistake == "float_parent":
+        return scores, torch.div(index, V).floor(), index % V
+    return scores, index // V, index % V
+
+
+def _bs_probs(beam_logp, logits, width):
+    return _bs(beam_logp, logits, width, "probs")
+
+
+def _bs_multiply(beam_logp, logits, width):
+    return _bs(beam_logp, logits, width, "multiply")
+
+
+def _bs_not_summed(beam_logp, logits, width):
+    return _bs(beam_logp, logits, width, "not_summed")
+
+
+def _bs_raw_logits(beam_logp, logits, width):
+    return _bs(beam_logp, logits, width, "raw_logits")
+
+
+def _bs_softmax_dim0(beam_logp, logits, width):
+    return _bs(beam_logp, logits, width, "softmax_dim0")
+
+
+def _bs_swapped(beam_logp, logits, width):
+    return _bs(beam_logp, logits, width, "swapped")
+
+
+def _bs_one_per_beam(beam_logp, logits, width):
+    return _bs(beam_logp, logits, width, "one_per_beam")
+
+
+def _bs_float_parent(beam_logp, logits, width):
+    return _bs(beam_logp, logits, width, "float_parent")
+
+
+BEAM_STEP = [
+    Mistake("probabilities", _bs_probs, hint="you multiplied probabilities: work in log space, "
+            "where a sequence's probabilities add up: beam_logp[:, None] + log_softmax(logits)"),
+    Mistake("multiplied log-probabilities", _bs_multiply, hint="you multiplied log-probabilities: "
+            "in log space the probabilities of a sequence multiply, so their logs add: "
+            "beam_logp[:, None] + logp"),
+    Mistake("beam scores ignored", _bs_not_summed, hint="the scores ignore the beams' own "
+            "log-probabilities: a candidate's score is beam_logp[beam] + log P(token), summed in "
+            "log space"),
+    Mistake("raw logits", _bs_raw_logits, hint="you added raw logits: normalise each row with "
+            "torch.log_softmax(logits, dim=-1) first"),
+    Mistake("log_softmax over the beams", _bs_softmax_dim0, hint="normalise over the vocabulary, "
+            "log_softmax(logits, dim=-1), not over the beams (dim=0)"),
+    Mistake("parent and token swapped", _bs_swapped, hint="parent and token are swapped: in the "
+            "flattened (beam, token) index, parent = index // V and token = index % V"),
+    Mistake("best token of each beam", _bs_one_per_beam, hint="you kept the best token of each "
+            "beam: rank all W x V candidates together (flatten, then topk(width)); the best ones "
+            "may all come from one beam"),
+    Mistake("float parent", _bs_float_parent, expect="has dtype float32, expected int64"),
+]
+
+
+def _beam_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(2)
+    logits = torch.randn(3, 23, generator=g) * 3
+    logits[1, 7] = 12.0  # beam 1's token 7 beats beam 0's best: ranking across beams matters
+    tied = torch.randn(5, 11, generator=g)
+    tied[2] = tied[0]  # beams 0 and 2 are the same: their candidates tie exactly
+    tied[0, 4] = tied[2, 4] = 6.0
+    one = torch.randn(2, 17, generator=g)
+    return [
+        Case("beam_step(beam_logp (3,), logits (3, 23), width=4)",
+             torch.tensor([-1.0, -2.5, -4.0]), logits, 4),
+        Case("beam_step(beam_logp (1,), logits (1, 23), width=1): greedy",
+             torch.tensor([0.0]), torch.randn(1, 23, generator=g) * 2, 1),
+        Case("beam_step(5 beams, two of them equal, logits (5, 11), width=2): a tie",
+             torch.tensor([-3.0, -5.0, -3.0, -4.0, -6.0]), tied, 2),
+        Case("beam_step(2 beams, one far behind, logits (2, 17), width=3): all from one beam",
+             torch.tensor([-0.1, -9.0]), one, 3),
+        Case("beam_step(beam_logp [0, -inf, -inf], logits (3, 23), width=3): the first step",
+             torch.tensor([0.0, -math.inf, -math.inf]), torch.randn(3, 23, generator=g), 3),
+    ]
+
+
+def _read_beam(value: Any, beam_logp: torch.Tensor, logits: torch.Tensor) -> dict[str, Any]:
+    if value is None:
+        raise CheckFailed("beam_step returned None; did you forget `return scores, parent, token`?")
+    if not isinstance(value, (tuple, list)) or len(value) != 3:
+        raise CheckFailed(f"beam_step should return three tensors (scores, parent, token), got "
+                          f"{kind_of(value)}")
+    scores = as_tensor(value[0], "scores")
+    parent = as_tensor(value[1], "parent")
+    token = as_tensor(value[2], "token")
+    W, V = logits.shape
+    logp = beam_logp[:, None] + torch.log_softmax(logits, dim=-1)
+    matches = scores.shape == parent.shape == token.shape and scores.ndim == 1
+    pairs = []
+    if matches:
+        for s, p, t in zip(scores.tolist(), parent.tolist(), token.tolist()):
+            ok = float(p).is_integer() and float(t).is_integer() and 0 <= p < W and 0 <= t < V
+            matches = matches and ok and abs(float(logp[int(p), int(t)]) - s) < 1e-4
+            pairs.append((int(p), int(t)))
+    return {"scores (best first)": scores, "parent's dtype": parent, "token's dtype": token,
+            "the kept (parent, token) pairs": sorted(pairs),
+            "every score is its (parent, token)'s": matches}
+
+
+def _run_beam(beam_step: Any, case: Case) -> dict[str, Any]:
+    if case.kwargs.get("search"):
+        return _run_search(beam_step, case)
+    (beam_logp, logits, width), _ = case.fresh()
+    out = _read_beam(beam_step(beam_logp.clone(), logits.clone(), width), beam_logp, logits)
+    # the dtypes, not the order of tied candidates: compare empty slices of the tensors
+    out["parent's dtype"] = out["parent's dtype"][:0]
+    out["token's dtype"] = out["token's dtype"][:0]
+    return out
+
+
+def _run_search(beam_step: Any, case: Case) -> dict[str, Any]:
+    """A fixed-length beam search with ``beam_step`` on a small GPT; width 1 is greedy."""
+    width, steps = case.args
+    model = _model(17, 32)
+    beams = torch.tensor([[3, 1, 4]])
+    beam_logp = torch.zeros(1)
     with torch.no_grad():
-        ids = torch.cat([prompt, continuation])
-        logits = model(ids[None])[0][0]  # (T, V)
-        logp = torch.log_softmax(logits.double(), dim=-1)
-        per_token = logp[:-1].gather(1, ids[1:, None])[:, 0]  # log P(ids[t+1] | ids[:t+1])
-        new = per_token[len(prompt) - 1:]
-        expected = float(new.sum())
-        same_pos = float(logp.gather(1, ids[:, None])[:, 0][len(prompt):].sum())
-        raw = float(logits.double()[:-1].gather(1, ids[1:, None])[:, 0][len(prompt) - 1:].sum())
-    if got > 0:
-        raise CheckFailed(f"got {got:.4g}, a positive number: log-probabilities are <= 0. Take "
-                          "torch.log_softmax(logits, dim=-1), not softmax or the raw logits")
-    if got == -math.inf or got == 0.0:
-        raise CheckFailed(f"got {got}: the product of 40 probabilities underflows in float32; "
-                          "sum the log-probabilities (log_softmax) instead of multiplying "
-                          "probabilities")
-    if math.isclose(got, raw, rel_tol=1e-4):
-        raise CheckFailed("you summed the raw logits: normalise them first with "
-                          "torch.log_softmax(logits, dim=-1)")
-    if math.isclose(got, same_pos, rel_tol=1e-4):
-        raise CheckFailed("off by one: the logits at position t predict token t + 1, so score "
-                          "token t with logits[t - 1]")
-    if math.isclose(got, float(per_token.sum()), rel_tol=1e-4):
-        raise CheckFailed("you also scored the prompt's tokens: sum over the continuation only")
-    if math.isclose(got, float(new.mean()), rel_tol=1e-4):
-        raise CheckFailed("you took the mean: the log-probability of a sequence is the sum over "
-                          "its tokens")
-    if not math.isclose(got, expected, rel_tol=1e-4, abs_tol=1e-3):
-        raise CheckFailed(f"got {got:.4f}, expected {expected:.4f}: run the model once on "
-                          "prompt + continuation and sum log_softmax(logits)[t - 1, token t] over "
-                          "the continuation's positions")
+        for _ in range(steps):
+            logits = model(beams)[0][:, -1]
+            out = beam_step(beam_logp.clone(), logits.clone(), width)
+            _read_beam(out, beam_logp, logits)  # a pair, a None, ...: named before indexing
+            scores, parent, token = out
+            beams = torch.cat([beams[parent.long()], token.long()[:, None]], dim=1)
+            beam_logp = scores
+    return {"the beams after the search": beams, "their log-probabilities": beam_logp}
 
 
-@check("beam_step")
+def _search_cases() -> list[Case]:
+    return [Case("a 6-step beam search of width 3 built on your beam_step", 3, 6, search=True),
+            Case("a 5-step beam search of width 1 (greedy) built on your beam_step", 1, 5, search=True)]
+
+
+@check("beam_step", mistakes=BEAM_STEP)
 def check_beam_step(beam_step) -> None:
     """Exercise 2: extend every beam by every token, keep the best ``width`` (log space)."""
-    torch.manual_seed(2)
-    W, V, width = 3, 23, 4  # 3 beams in, 4 out: not square, not the notebook's sizes
-    beam_logp = torch.tensor([-1.0, -2.5, -4.0])
-    logits = torch.randn(W, V) * 3
-    logits[1, 7] = 12.0  # beam 1's token 7 beats beam 0's best: ranking across beams matters
-    shown = "beam_step(beam_logp, logits, 4) with beam_logp of shape (3,) and logits (3, 23)"
-    out = call(beam_step, beam_logp.clone(), logits.clone(), width, shown=shown)
-    if not isinstance(out, (tuple, list)) or len(out) != 3:
-        raise CheckFailed("beam_step should return three tensors: (scores, parent, token)")
-    scores = as_tensor(out[0], "scores", shape=(width,))
-    parent = as_tensor(out[1], "parent", shape=(width,))
-    token = as_tensor(out[2], "token", shape=(width,))
-    logp = torch.log_softmax(logits, dim=-1)
-    cand = (beam_logp[:, None] + logp).flatten()
-    best, index = cand.topk(width)
-    if torch.allclose(scores, (beam_logp[:, None] * logp).flatten().topk(width).values, atol=1e-4):
-        raise CheckFailed("you multiplied log-probabilities: in log space the probabilities of "
-                          "a sequence multiply, so their logs add: beam_logp[:, None] + logp")
-    if (scores > 0).any():
-        raise CheckFailed("some scores are positive: they should be log-probabilities (<= 0). "
-                          "Add the beams' log-probabilities to log_softmax(logits), not "
-                          "probabilities or raw logits")
-    if torch.allclose(scores, logp.flatten().topk(width).values, atol=1e-4):
-        raise CheckFailed("the scores ignore the beams' own log-probabilities: a candidate's "
-                          "score is beam_logp[beam] + log P(token), summed in log space")
-    if torch.allclose(scores.sort(descending=True).values,
-                      (beam_logp[:, None] + logits).flatten().topk(width).values, atol=1e-4):
-        raise CheckFailed("you added raw logits: normalise each row with "
-                          "torch.log_softmax(logits, dim=-1) first")
-    if torch.equal(parent, index % V) and torch.equal(token, index // V):
-        raise CheckFailed("parent and token are swapped: in the flattened (beam, token) index, "
-                          "parent = index // V and token = index % V")
-    if not torch.allclose(scores, best, atol=1e-4):
-        raise CheckFailed(f"the scores {[round(s, 3) for s in scores.tolist()]} are not the "
-                          f"best {width} candidates, best first: expected "
-                          f"{[round(s, 3) for s in best.tolist()]}; rank all W x V candidates "
-                          "together (flatten, then topk)")
-    if not (torch.equal(parent.long(), index // V) and torch.equal(token.long(), index % V)):
-        raise CheckFailed(f"parent {parent.tolist()} and token {token.tolist()} should be "
-                          f"{(index // V).tolist()} and {(index % V).tolist()}: from the "
-                          "flattened index, parent = index // V and token = index % V")
+    compare(beam_step, _reference_beam_step, _beam_cases() + _search_cases(), name="beam_step",
+            run=_run_beam, mistakes=BEAM_STEP, atol=1e-5, rtol=1e-5)
 
 
-@check("gnmt_score")
+# ---- exercise 3: the GNMT score ----------------------------------------------------------------
+
+
+def _reference_gnmt(log_prob, length, alpha):
+    return log_prob / gnmt_length_penalty(length, alpha)
+
+
+def _gn_no_penalty(log_prob, length, alpha):
+    return log_prob
+
+
+def _gn_per_token(log_prob, length, alpha):
+    return log_prob / length
+
+
+def _gn_no_exponent(log_prob, length, alpha):
+    return log_prob / ((5 + length) / 6)
+
+
+def _gn_multiply(log_prob, length, alpha):
+    return log_prob * ((5 + length) / 6) ** alpha
+
+
+def _gn_precedence(log_prob, length, alpha):  # ** binds tighter than /
+    return log_prob / ((5 + length) / 6 ** alpha)
+
+
+def _gn_precedence_2(log_prob, length, alpha):
+    return log_prob / (5 + length) / 6 ** alpha
+
+
+GNMT = [
+    Mistake("no penalty", _gn_no_penalty, hint="that is the log-probability itself: divide it by "
+            "the length penalty ((5 + length) / 6) ** alpha"),
+    Mistake("divided by the length", _gn_per_token, hint="dividing by the length (a plain "
+            "average) is not GNMT's penalty; divide by ((5 + length) / 6) ** alpha"),
+    Mistake("no exponent", _gn_no_exponent, hint="the penalty is ((5 + length) / 6) ** alpha; you "
+            "left out the exponent alpha"),
+    Mistake("multiplied", _gn_multiply, hint="divide by the penalty, do not multiply: a longer "
+            "hypothesis's (negative) log-probability is shrunk towards 0"),
+    Mistake("6 ** alpha", _gn_precedence, hint="** binds tighter than /: write "
+            "((5 + length) / 6) ** alpha with both parentheses"),
+    Mistake("/ (5 + length) / 6 ** alpha", _gn_precedence_2, hint="** binds tighter than /: write "
+            "((5 + length) / 6) ** alpha with both parentheses"),
+]
+
+
+def _gnmt_cases() -> list[Case]:
+    rows = [(-12.0, 7, 1.0), (-30.5, 40, 0.6), (-12.0, 7, 0.0), (-3.25, 2, 2.0), (0.0, 3, 0.7),
+            (-5.0, 1, 0.65), (-7.5, 19, 0.7)]
+    return [Case(f"gnmt_score({lp}, {n}, {a})", lp, n, a) for lp, n, a in rows]
+
+
+@check("gnmt_score", mistakes=GNMT)
 def check_gnmt_score(gnmt_score) -> None:
-    """Exercise 3: log_prob / ((5 + length) / 6) ** alpha, against the package."""
-    cases = [(-12.0, 7, 1.0), (-12.0, 7, 0.0), (-30.5, 40, 0.6), (-3.25, 2, 2.0)]
-    for log_prob, length, alpha in cases:
-        shown = f"gnmt_score({log_prob}, {length}, {alpha})"
-        got = _as_float(call(gnmt_score, log_prob, length, alpha, shown=shown), shown)
-        expected = log_prob / gnmt_length_penalty(length, alpha)
-        if math.isclose(got, expected, rel_tol=1e-6):
-            continue
-        if alpha != 0 and math.isclose(got, log_prob, rel_tol=1e-6):
-            raise CheckFailed(f"{shown} returned the log-probability itself: divide it by the "
-                              "length penalty ((5 + length) / 6) ** alpha")
-        if math.isclose(got, log_prob / length, rel_tol=1e-6):
-            raise CheckFailed(f"{shown}: dividing by the length (a plain average) is not GNMT's "
-                              "penalty; divide by ((5 + length) / 6) ** alpha")
-        if math.isclose(got, log_prob / ((5 + length) / 6), rel_tol=1e-6):
-            raise CheckFailed(f"{shown}: the penalty is ((5 + length) / 6) ** alpha; you left out "
-                              "the exponent alpha")
-        if math.isclose(got, log_prob * gnmt_length_penalty(length, alpha), rel_tol=1e-6):
-            raise CheckFailed(f"{shown}: divide by the penalty, do not multiply: a longer "
-                              "hypothesis's (negative) log-probability is shrunk towards 0")
-        raise CheckFailed(f"{shown} should be {expected:.4f}, got {got:.4f}")
+    """Exercise 3: log_prob / ((5 + length) / 6) ** alpha."""
+    compare(gnmt_score, _reference_gnmt, _gnmt_cases(), name="gnmt_score",
+            mistakes=GNMT, read=lambda v, case: as_float(v, case.label), atol=1e-9, rtol=1e-6)

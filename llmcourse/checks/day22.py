@@ -1,16 +1,22 @@
 """Checks for day 22, "Top-k and top-p".
 
-Each ``check_*`` function runs the learner's code on batched inputs of its own (sizes unlike the
-notebook's), prints one line - a pass, a specific hint, or "not done yet" - and never raises.
-The references are the package's :mod:`llmcourse.generate.sampling` functions, and
-:func:`reference_next_token_probs` (temperature, then top-k, then top-p, then the softmax).
+Each ``check_*`` function compares the learner's code with the package's on a small seeded
+battery of inputs (batched and 1-D rows, float32 and float64, sizes unlike the notebook's, ties
+at the top-k boundary, a top-p mass that reaches ``p`` exactly, ``p = 1``, ``k >= V``), prints
+one line - a pass, the hint of a typical mistake from the exercise's table, or "not done yet" -
+and never raises. The references are the package's :mod:`llmcourse.generate.sampling`
+functions, and :func:`reference_next_token_probs` (temperature, then top-k, then top-p, then
+the softmax).
+
+A filter is compared by what it keeps, not by which of two tied tokens it keeps: the
+observation is the row's values sorted (the kept logits and the ``-inf`` of the removed ones),
+and whether every kept logit stayed in its place, unchanged.
 
 Example::
 
     >>> from llmcourse.checks import day22
-    >>> from llmcourse.generate import top_k_filter
-    >>> ok = day22.check_top_k_filter(top_k_filter)
-    ✅ top_k_filter: passed
+    >>> ok = day22.check_top_k_filter(lambda logits, k: logits)
+    ❌ top_k_filter: top_k_filter(logits, k)['values of each row, sorted'] differs ...
 """
 
 from __future__ import annotations
@@ -20,17 +26,18 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from llmcourse.checks._core import CheckFailed, as_tensor, assert_close, call, check, needs_earlier
+from llmcourse.checks._core import Case, Mistake, as_tensor, check, compare, needs_earlier
 from llmcourse.generate import sampling as ref
 
 __all__ = ["check_top_k_filter", "check_top_p_filter", "check_min_p_filter",
-           "check_next_token_probs", "reference_next_token_probs"]
+           "check_next_token_probs", "reference_next_token_probs", "TOP_K", "TOP_P", "MIN_P",
+           "NEXT_TOKEN_PROBS"]
 
 NEG_INF = float("-inf")
 
 
-def reference_next_token_probs(logits: Tensor, temperature: float, top_k: int | None,
-                               top_p: float | None) -> Tensor:
+def reference_next_token_probs(logits: Tensor, temperature: float, top_k: int | None = None,
+                               top_p: float | None = None) -> Tensor:
     """Probabilities of the next token: temperature, top-k, top-p, softmax (``temperature > 0``)."""
     logits = ref.apply_temperature(logits, temperature)
     if top_k is not None:
@@ -40,157 +47,412 @@ def reference_next_token_probs(logits: Tensor, temperature: float, top_k: int | 
     return torch.softmax(logits, dim=-1)
 
 
-def _filtered(got: Any, logits: Tensor, shown: str) -> tuple[Tensor, Tensor]:
-    """The learner's filtered logits and which entries it kept; the hints every filter shares."""
-    got = as_tensor(got, "the result", shape=tuple(logits.shape)).detach()
-    if not got.is_floating_point():
-        raise CheckFailed(f"{shown} returned dtype {got.dtype}; return the logits (floats) with the "
-                          "removed ones set to float('-inf'), not a mask")
-    got = got.float()
-    sums = got.sum(-1)
-    if (got >= 0).all() and torch.allclose(sums, torch.ones_like(sums), atol=1e-4):
-        raise CheckFailed(f"{shown} returned probabilities; return logits, with the removed "
-                          "ones set to float('-inf') (the softmax comes after the filters)")
-    zeros = (got == 0) & (logits != 0)
-    if zeros.any() and not torch.isinf(got).any():
-        raise CheckFailed(f"{shown} set the removed logits to 0; a logit of 0 still has probability "
-                          "exp(0) > 0 after the softmax - set them to float('-inf')")
-    kept = torch.isfinite(got)
-    if not torch.equal(got[kept], logits[kept]):
-        raise CheckFailed(f"{shown} changed the logits it kept; leave them as they are and set "
-                          "only the removed ones to float('-inf') (no softmax, no renormalising here)")
-    if (got[~kept] != NEG_INF).any():
-        raise CheckFailed(f"{shown}: removed entries must be float('-inf') exactly (not nan or +inf)")
-    return got, kept
+def _filtered(name: str) -> Callable[[Any, Case], Any]:
+    """The observation of a filter's result: its sorted rows, and whether kept logits stayed put."""
+
+    def read(value: Any, case: Case) -> dict[str, Any]:
+        logits = case.args[0]
+        out = as_tensor(value, f"{name}(...)", shape=tuple(logits.shape)).detach()
+        in_place = bool(((out == logits) | (out == NEG_INF)).all()) if out.dtype != torch.bool \
+            else False
+        return {"values of each row, sorted": torch.sort(out, dim=-1, descending=True).values,
+                "every kept logit unchanged in its place": in_place}
+
+    return read
 
 
-@check("top_k_filter")
-def check_top_k_filter(top_k_filter: Callable[[Tensor, int], Tensor]) -> None:
-    """Exercise 1: exactly k kept per row, the largest, on a (2, 3, 11) batch with ties."""
+# ---- hints shared by the three filters -----------------------------------------------------------
+
+_ZERO = ("set the removed logits to 0; a logit of 0 still has probability exp(0) / sum > 0 "
+         "after the softmax - set them to float('-inf')")
+_PROBS = ("returned probabilities; return the logits, with the removed ones set to "
+          "float('-inf') (the softmax comes after the filters)")
+_BIG_NEGATIVE = ("set the removed logits to -1e9; use float('-inf') so that their probability "
+                 "is exactly 0 (a finite number is still a logit)")
+
+
+# ---- exercise 1: top_k_filter --------------------------------------------------------------------
+
+
+def _topk_keeps_ties(logits, k):  # the nanoGPT one-liner: every logit equal to the k-th is kept
+    kth = torch.topk(logits, min(k, logits.shape[-1]), dim=-1).values[..., -1:]
+    return logits.masked_fill(logits < kth, NEG_INF)
+
+
+def _topk_big_negative(logits, k):
+    values, indices = torch.topk(logits, min(k, logits.shape[-1]), dim=-1)
+    return torch.full_like(logits, -1e9).scatter(-1, indices, values)
+
+
+def _topk_no_clamp(logits, k):  # k > V raises
+    values, indices = torch.topk(logits, k, dim=-1)
+    return torch.full_like(logits, NEG_INF).scatter(-1, indices, values)
+
+
+def _topk_wrong_end(logits, k):
+    _, indices = torch.topk(logits, min(k, logits.shape[-1]), dim=-1, largest=False)
+    return logits.scatter(-1, indices, NEG_INF)
+
+
+def _topk_zero(logits, k):
+    values, indices = torch.topk(logits, min(k, logits.shape[-1]), dim=-1)
+    return torch.zeros_like(logits).scatter(-1, indices, values)
+
+
+def _topk_probs(logits, k):
+    values, indices = torch.topk(logits, min(k, logits.shape[-1]), dim=-1)
+    return torch.softmax(torch.full_like(logits, NEG_INF).scatter(-1, indices, values), -1)
+
+
+def _topk_dim0(logits, k):  # topk along the batch instead of the vocabulary
+    values, indices = torch.topk(logits, min(k, logits.shape[0]), dim=0)
+    return torch.full_like(logits, NEG_INF).scatter(0, indices, values)
+
+
+def _topk_mask(logits, k):
+    _, indices = torch.topk(logits, min(k, logits.shape[-1]), dim=-1)
+    return torch.zeros_like(logits, dtype=torch.bool).scatter(-1, indices, True)
+
+
+def _topk_float32(logits, k):  # a new tensor of the default dtype, not the logits'
+    values, indices = torch.topk(logits, min(k, logits.shape[-1]), dim=-1)
+    return torch.full(logits.shape, NEG_INF).scatter(-1, indices, values.float())
+
+
+TOP_K = [
+    Mistake("keeps ties", _topk_keeps_ties,
+            hint="kept every logit tied with the k-th largest (logits < kth_value keeps ties); "
+                 "keep exactly k: scatter the values of torch.topk back at its indices"),
+    Mistake("-1e9", _topk_big_negative, hint=_BIG_NEGATIVE),
+    Mistake("no clamp", _topk_no_clamp,
+            hint="k larger than the vocabulary must keep every token: clamp k with "
+                 "min(k, logits.size(-1)) before torch.topk"),
+    Mistake("wrong end", _topk_wrong_end,
+            hint="removed the k largest logits and kept the rest: the wrong end; keep the k "
+                 "largest (torch.topk returns the largest by default)"),
+    Mistake("zero", _topk_zero, hint=_ZERO),
+    Mistake("probabilities", _topk_probs, hint=_PROBS),
+    Mistake("dim 0", _topk_dim0,
+            hint="took the top k along the first dimension (the batch); use torch.topk(logits, "
+                 "k, dim=-1): every row of the last dimension is one distribution"),
+    Mistake("mask", _topk_mask,
+            hint="returned a mask of the kept tokens; return the logits (floats) with the "
+                 "removed ones set to float('-inf')"),
+    Mistake("float32", _topk_float32, expect="dtype float32, expected float64"),
+]
+
+
+def _top_k_cases() -> list[Case]:
     g = torch.Generator().manual_seed(22)
-    logits = torch.randn(2, 3, 11, generator=g)  # (B, T, V)
-    logits[0, 1] = torch.tensor([0.5, 2.0, 1.0, 1.0, -1.0, 1.0, 3.0, 0.0, -2.0, 1.0, -0.5])
-    # ^ k = 4 cuts through the tie at 1.0 (ids 2, 3, 5, 9): only 2 of the 4 can be kept
-    k = 4
-    shown = f"top_k_filter(logits of shape (2, 3, 11), k={k})"
-    got, kept = _filtered(call(top_k_filter, logits.clone(), k, shown=shown), logits, shown)
-    counts = kept.sum(-1)
-    if (counts == kept.shape[-1] - k).all():
-        raise CheckFailed(f"{shown} removed the {k} largest logits and kept the rest: the wrong "
-                          "end; keep the k largest (torch.topk returns the largest by default)")
-    if counts[0, 1] > k and (counts.flatten() == k).sum() == counts.numel() - 1:
-        raise CheckFailed(f"{shown} kept {int(counts[0, 1])} tokens in a row whose k-th largest "
-                          "logit is tied (logits < kth_value keeps every tie); keep exactly k: "
-                          "scatter the values of torch.topk back at its indices")
-    if not (counts == k).all():
-        bad = [int(i) for i in (counts != k).nonzero()[0]]
-        raise CheckFailed(f"{shown} kept {int(counts[tuple(bad)])} tokens in row {tuple(bad)}, "
-                          f"expected exactly k = {k}")
-    lowest_kept = got.masked_fill(~kept, float("inf")).amin(-1)
-    highest_dropped = logits.masked_fill(kept, NEG_INF).amax(-1)
-    if (highest_dropped > lowest_kept).any():
-        raise CheckFailed(f"{shown} kept {k} tokens but not the {k} largest; use "
-                          "torch.topk(logits, k, dim=-1) along the last dimension")
-    for k_all in (11, 15):  # k >= vocabulary size keeps every token
-        every = as_tensor(call(top_k_filter, logits.clone(), k_all,
-                               shown=f"top_k_filter(logits of shape (2, 3, 11), k={k_all})"),
-                          "the result", shape=(2, 3, 11))
-        if not torch.equal(every.float(), logits):
-            raise CheckFailed(f"top_k_filter with k={k_all} >= the vocabulary size (11) should "
-                              "return the logits unchanged (clamp k to the last dimension)")
+    tied = torch.randn(2, 3, 11, generator=g)
+    tied[0, 1] = torch.tensor([.5, 2., 1., 1., -1., 1., 3., 0., -2., 1., -.5])  # tie at the 4th
+    return [
+        Case("top_k_filter(logits (5, 7), k=2)", torch.randn(5, 7, generator=g), 2),
+        Case("top_k_filter(logits (2, 3, 11) with a tie at the k-th largest, k=4)", tied, 4),
+        Case("top_k_filter(logits (4, 9), k=1)", torch.randn(4, 9, generator=g), 1),
+        Case("top_k_filter(logits (3, 9), k=9 = V)", torch.randn(3, 9, generator=g), 9),
+        Case("top_k_filter(logits (3, 9), k=15 > V)", torch.randn(3, 9, generator=g), 15),
+        Case("top_k_filter(logits (12,) float64, k=5)",
+             torch.randn(12, generator=g, dtype=torch.float64), 5),
+    ]
 
 
-@check("top_p_filter")
-def check_top_p_filter(top_p_filter: Callable[[Tensor, float], Tensor]) -> None:
-    """Exercise 2: the fewest most likely tokens whose mass reaches p, on a (3, 2, 13) batch."""
+@check("top_k_filter", mistakes=TOP_K)
+def check_top_k_filter(top_k_filter: Callable[[Tensor, int], Tensor]) -> None:
+    """Exercise 1: exactly the k largest kept, a tie cut at the k-th, k >= V keeps all."""
+    compare(top_k_filter, ref.top_k_filter, _top_k_cases(), name="top_k_filter(logits, k)",
+            mistakes=TOP_K, read=_filtered("top_k_filter"))
+
+
+# ---- exercise 2: top_p_filter --------------------------------------------------------------------
+
+
+def _topp(logits, p, *, keep_rule, dim=-1, descending=True, scatter=True, softmax=True):
+    probs = torch.softmax(logits, dim=-1) if softmax else logits
+    sorted_probs, order = torch.sort(probs, dim=dim, descending=descending)
+    before = torch.cumsum(sorted_probs, dim=-1) - sorted_probs
+    keep_sorted = keep_rule(before, sorted_probs, p)
+    if not scatter:
+        return logits.masked_fill(~keep_sorted, NEG_INF)
+    keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
+    return logits.masked_fill(~keep, NEG_INF)
+
+
+def _topp_at_most(logits, p):  # mass_before <= p: one token too many when the mass reaches p
+    return _topp(logits, p, keep_rule=lambda before, probs, p: before <= p)
+
+
+def _topp_cumsum(logits, p):  # cumsum <= p: the token that crosses p is dropped
+    return _topp(logits, p, keep_rule=lambda before, probs, p: before + probs <= p)
+
+
+def _topp_dim0(logits, p):  # sorted along the batch
+    return _topp(logits, p, keep_rule=lambda before, probs, p: before < p, dim=0)
+
+
+def _topp_not_scattered(logits, p):  # the sorted mask applied in vocabulary order
+    return _topp(logits, p, keep_rule=lambda before, probs, p: before < p, scatter=False)
+
+
+def _topp_ascending(logits, p):
+    return _topp(logits, p, keep_rule=lambda before, probs, p: before < p, descending=False)
+
+
+def _topp_no_softmax(logits, p):  # cumulative sum of the logits themselves
+    return _topp(logits, p, keep_rule=lambda before, probs, p: before < p, softmax=False)
+
+
+def _topp_zero(logits, p):
+    out = ref.top_p_filter(logits, p)
+    return torch.where(torch.isinf(out), torch.zeros_like(out), out)
+
+
+def _topp_probs(logits, p):
+    return torch.softmax(ref.top_p_filter(logits, p), -1)
+
+
+TOP_P = [
+    Mistake("mass_before <= p", _topp_at_most,
+            hint="kept one token too many: when the mass before a token is exactly p, the "
+                 "tokens above it already reach p; keep a token only while the mass before it "
+                 "is < p (strictly)"),
+    Mistake("cumsum <= p", _topp_cumsum,
+            hint="dropped the token that crosses p, so the kept mass is below p (a confident "
+                 "row loses every token); keep a token when the mass *before* it is < p "
+                 "(cumsum - probs < p)"),
+    Mistake("sort along dim 0", _topp_dim0,
+            hint="sorted along the first dimension (the batch); sort each row along the last "
+                 "dimension: torch.sort(probs, dim=-1, descending=True)"),
+    Mistake("mask not scattered back", _topp_not_scattered,
+            hint="applied the mask found in sorted order to the logits in vocabulary order; "
+                 "put it back in vocabulary order first (scatter it with the sort's indices)"),
+    Mistake("ascending", _topp_ascending,
+            hint="sorted the probabilities in ascending order; the nucleus is made of the most "
+                 "likely tokens: sort with descending=True"),
+    Mistake("no softmax", _topp_no_softmax,
+            hint="summed the logits; p is a share of the probability: take the softmax of the "
+                 "row before sorting and summing"),
+    Mistake("zero", _topp_zero, hint=_ZERO),
+    Mistake("probabilities", _topp_probs, hint=_PROBS),
+]
+
+
+def _top_p_cases() -> list[Case]:
     g = torch.Generator().manual_seed(2)
-    logits = torch.randn(3, 2, 13, generator=g) * 1.5  # (B, T, V), no ties
-    logits[2, 0, 4] = 9.0  # a confident row: the top token alone is over p
-    p = 0.72
-    shown = f"top_p_filter(logits of shape (3, 2, 13), p={p})"
-    got, kept = _filtered(call(top_p_filter, logits.clone(), p, shown=shown), logits, shown)
-    want = torch.isfinite(ref.top_p_filter(logits, p))
-    if torch.equal(kept, want):
-        return
-    n_kept, n_want = kept.sum(-1), want.sum(-1)
-    if (n_kept == 0).any():
-        raise CheckFailed(f"{shown} removed every token of a row whose top token alone has "
-                          "probability > p; always keep the token that crosses p (the first one)")
-    if torch.equal(n_kept, n_want):
-        raise CheckFailed(f"{shown} kept the right number of tokens in the wrong places: after "
-                          "sorting, put the mask back in vocabulary order (scatter it with the "
-                          "sort's indices) before masking the logits")
-    if ((kept & ~want).sum() == 0) and (n_kept >= n_want - 1).all():
-        raise CheckFailed(f"{shown} dropped the token that crosses p, so the kept mass is below p; "
-                          "keep a token when the mass *before* it is < p (cumsum - probs < p)")
-    if (n_kept > n_want).any():
-        raise CheckFailed(f"{shown} kept more tokens than needed: keep the fewest most likely "
-                          "tokens whose total probability reaches p (sort by probability first)")
-    raise CheckFailed(f"{shown} kept other tokens than the most likely ones whose probability "
-                      "reaches p; sort the probabilities in descending order and take the "
-                      "cumulative sum")
+    batch = torch.randn(3, 2, 13, generator=g) * 1.5
+    batch[2, 0, 4] = 9.0  # a confident row: the top token alone is over p
+    exact = torch.tensor([0.5, 0.25, 0.125, 0.125]).log()  # 0.5 + 0.25 reaches p = 0.75 exactly
+    exact_rows = torch.tensor([[0.125, 0.5, 0.125, 0.25], [0.25, 0.125, 0.125, 0.5]],
+                              dtype=torch.float64).log()
+    return [
+        Case("top_p_filter(logits (3, 2, 13) with a confident row, p=0.72)", batch, 0.72),
+        Case("top_p_filter(log of probabilities [.5, .25, .125, .125], p=0.75: the first two "
+             "reach p exactly)", exact, 0.75),
+        Case("top_p_filter(logits (2, 4) float64, probabilities .5, .25, .125, .125 shuffled, "
+             "p=0.75)", exact_rows, 0.75),
+        Case("top_p_filter(logits (4, 6), p=1: keeps every token)",
+             torch.randn(4, 6, generator=g), 1.0),
+        Case("top_p_filter(logits (5, 10), p=0.0001: keeps exactly the top token)",
+             torch.randn(5, 10, generator=g), 1e-4),
+        Case("top_p_filter(logits (6, 21), p=0.9)", torch.randn(6, 21, generator=g) * 2, 0.9),
+    ]
 
 
-@check("min_p_filter")
-def check_min_p_filter(min_p_filter: Callable[[Tensor, float], Tensor]) -> None:
-    """Exercise 3: keep probabilities >= p * the top one's, on a (2, 3, 10) batch."""
+@check("top_p_filter", mistakes=TOP_P)
+def check_top_p_filter(top_p_filter: Callable[[Tensor, float], Tensor]) -> None:
+    """Exercise 2: the fewest most likely tokens whose mass reaches p; p = 1 keeps all."""
+    compare(top_p_filter, ref.top_p_filter, _top_p_cases(), name="top_p_filter(logits, p)",
+            mistakes=TOP_P, read=_filtered("top_p_filter"))
+
+
+# ---- exercise 3: min_p_filter --------------------------------------------------------------------
+
+
+def _minp_strict(logits, p):  # probs > p * max: at p = 1 even the top token goes
+    probs = torch.softmax(logits, -1)
+    return logits.masked_fill(~(probs > p * probs.amax(-1, keepdim=True)), NEG_INF)
+
+
+def _minp_absolute(logits, p):  # relative to 1 instead of the top probability
+    return logits.masked_fill(torch.softmax(logits, -1) < p, NEG_INF)
+
+
+def _minp_logits(logits, p):
+    return logits.masked_fill(logits < p * logits.amax(-1, keepdim=True), NEG_INF)
+
+
+def _minp_global_max(logits, p):
+    probs = torch.softmax(logits, -1)
+    return logits.masked_fill(probs < p * probs.amax(), NEG_INF)
+
+
+def _minp_no_keepdim(logits, p):
+    probs = torch.softmax(logits, -1)
+    return logits.masked_fill(probs < p * probs.amax(-1), NEG_INF)
+
+
+def _minp_zero(logits, p):
+    probs = torch.softmax(logits, -1)
+    return logits.masked_fill(probs < p * probs.amax(-1, keepdim=True), 0.0)
+
+
+def _minp_wrong_way(logits, p):
+    probs = torch.softmax(logits, -1)
+    return logits.masked_fill(probs >= p * probs.amax(-1, keepdim=True), NEG_INF)
+
+
+MIN_P = [
+    Mistake("probs > p * max", _minp_strict,
+            hint="removed the tokens whose probability is exactly p times the top one's (at "
+                 "p = 1 even the top token): keep probs >= p * max (>=, not >)"),
+    Mistake("absolute threshold", _minp_absolute,
+            hint="kept the tokens with probability >= p: the threshold is relative to the most "
+                 "likely token, probs >= p * probs.amax(dim=-1, keepdim=True)"),
+    Mistake("logits", _minp_logits,
+            hint="compared the logits with p * the top logit; compare probabilities: "
+                 "softmax(logits) >= p * its maximum"),
+    Mistake("batch maximum", _minp_global_max,
+            hint="used one maximum for the whole batch; take the maximum of each row: "
+                 "probs.amax(dim=-1, keepdim=True)"),
+    Mistake("no keepdim", _minp_no_keepdim,
+            hint="the row maximum lost its last dimension, so it does not line up with the "
+                 "rows: probs.amax(dim=-1, keepdim=True)"),
+    Mistake("zero", _minp_zero, hint=_ZERO),
+    Mistake("wrong way", _minp_wrong_way,
+            hint="removed the likely tokens and kept the unlikely ones; set to -inf where "
+                 "probs < p * max"),
+]
+
+
+def _min_p_cases() -> list[Case]:
     g = torch.Generator().manual_seed(3)
-    logits = torch.randn(2, 3, 10, generator=g) + 1.0  # (B, T, V); positive and negative
+    logits = torch.randn(2, 3, 10, generator=g) + 1.0
     logits[1, 2, 6] = 5.0  # a confident row keeps only its top token
-    for p in (0.15, 0.4):
-        shown = f"min_p_filter(logits of shape (2, 3, 10), p={p})"
-        got, kept = _filtered(call(min_p_filter, logits.clone(), p, shown=shown), logits, shown)
-        want = torch.isfinite(ref.min_p_filter(logits, p))
-        if torch.equal(kept, want):
-            continue
-        probs = torch.softmax(logits, -1)
-        if torch.equal(kept, probs >= p):
-            raise CheckFailed(f"{shown} kept the tokens with probability >= p: the threshold is "
-                              "relative to the most likely token, probs >= p * probs.max(dim=-1)")
-        if torch.equal(kept, logits >= p * logits.amax(-1, keepdim=True)):
-            raise CheckFailed(f"{shown} compared the logits with p * the top logit; compare "
-                              "probabilities: softmax(logits) >= p * its maximum")
-        if torch.equal(kept, probs >= p * probs.amax()):
-            raise CheckFailed(f"{shown} used one maximum for the whole batch; take the maximum of "
-                              "each row: probs.amax(dim=-1, keepdim=True)")
-        raise CheckFailed(f"{shown} kept {int(kept.sum())} tokens in all, expected "
-                          f"{int(want.sum())}: keep softmax(logits) >= p * its row maximum")
+    tied = torch.randn(3, 8, generator=g)
+    tied[1, 2] = tied[1, 5] = tied[1].max() + 1.0  # two tokens tied at the top
+    return [
+        Case("min_p_filter(logits (2, 3, 10), p=0.15)", logits, 0.15),
+        Case("min_p_filter(logits (2, 3, 10), p=0.4)", logits, 0.4),
+        Case("min_p_filter(logits (3, 8) with a tie at the top, p=1: keeps the top token(s))",
+             tied, 1.0),
+        Case("min_p_filter(logits (4, 7), p=0: keeps every token)",
+             torch.randn(4, 7, generator=g), 0.0),
+        Case("min_p_filter(logits (15,) float64, p=0.3)",
+             torch.randn(15, generator=g, dtype=torch.float64) * 2, 0.3),
+    ]
 
 
-@check("next_token_probs")
+@check("min_p_filter", mistakes=MIN_P)
+def check_min_p_filter(min_p_filter: Callable[[Tensor, float], Tensor]) -> None:
+    """Exercise 3: keep probabilities >= p * the row's top one; p = 1 keeps the top, p = 0 all."""
+    compare(min_p_filter, ref.min_p_filter, _min_p_cases(), name="min_p_filter(logits, p)",
+            mistakes=MIN_P, read=_filtered("min_p_filter"))
+
+
+# ---- exercise 4: next_token_probs ----------------------------------------------------------------
+
+
+def _filters(logits, top_k, top_p):
+    if top_k is not None:
+        logits = ref.top_k_filter(logits, top_k)
+    if top_p is not None:
+        logits = ref.top_p_filter(logits, top_p)
+    return logits
+
+
+def _ntp_probs_over_t(logits, temperature, top_k=None, top_p=None):  # softmax(z) / T
+    return torch.softmax(_filters(logits, top_k, top_p), dim=-1) / temperature
+
+
+def _ntp_filters_first(logits, temperature, top_k=None, top_p=None):
+    return torch.softmax(_filters(logits, top_k, top_p) / temperature, dim=-1)
+
+
+def _ntp_top_p_before_top_k(logits, temperature, top_k=None, top_p=None):
+    logits = logits / temperature
+    if top_p is not None:
+        logits = ref.top_p_filter(logits, top_p)
+    if top_k is not None:
+        logits = ref.top_k_filter(logits, top_k)
+    return torch.softmax(logits, dim=-1)
+
+
+def _ntp_times(logits, temperature, top_k=None, top_p=None):
+    return torch.softmax(_filters(logits * temperature, top_k, top_p), dim=-1)
+
+
+def _ntp_no_temperature(logits, temperature, top_k=None, top_p=None):
+    return torch.softmax(_filters(logits, top_k, top_p), dim=-1)
+
+
+def _ntp_not_renormalised(logits, temperature, top_k=None, top_p=None):
+    probs = torch.softmax(logits / temperature, dim=-1)
+    return probs * torch.isfinite(_filters(logits / temperature, top_k, top_p))
+
+
+def _ntp_none_crashes(logits, temperature, top_k=None, top_p=None):
+    return torch.softmax(ref.top_p_filter(ref.top_k_filter(logits / temperature, top_k), top_p), -1)
+
+
+def _ntp_default_filters(logits, temperature, top_k=5, top_p=0.9):  # defaults that filter
+    return torch.softmax(_filters(logits / temperature, top_k, top_p), dim=-1)
+
+
+NEXT_TOKEN_PROBS = [
+    Mistake("softmax(z) / T", _ntp_probs_over_t,
+            hint="divided the probabilities by T after the softmax (the rows no longer sum to "
+                 "1); divide the logits by T before the softmax: softmax(filtered(logits / T))"),
+    Mistake("filters before the temperature", _ntp_filters_first,
+            hint="applied the filters before the temperature; the order is temperature, then "
+                 "top-k, then top-p (the nucleus is chosen on the tempered distribution)"),
+    Mistake("top-p before top-k", _ntp_top_p_before_top_k,
+            hint="applied top-p before top-k; the order is temperature, then top-k, then top-p"),
+    Mistake("logits * T", _ntp_times,
+            hint="multiplied the logits by the temperature; divide them: logits / temperature"),
+    Mistake("no temperature", _ntp_no_temperature,
+            hint="the temperature has no effect; divide the logits by it before the filters"),
+    Mistake("not renormalised", _ntp_not_renormalised,
+            hint="set the probabilities of the removed tokens to 0 without renormalising (the "
+                 "rows sum to less than 1); take the softmax of the filtered logits"),
+    Mistake("None not handled", _ntp_none_crashes,
+            hint="top_k=None or top_p=None means that filter is off: apply each filter only "
+                 "when its argument is not None"),
+    Mistake("defaults that filter", _ntp_default_filters,
+            hint="next_token_probs(logits, T) with no top_k / top_p must filter nothing: the "
+                 "defaults are top_k=None, top_p=None"),
+]
+
+
+def _next_token_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(4)
+    logits = torch.randn(5, 17, generator=g) * 2.0
+    return [
+        Case("next_token_probs(logits (5, 17), temperature=0.5, top_k=6, top_p=0.8)",
+             logits, 0.5, 6, 0.8),
+        Case("next_token_probs(logits (5, 17), temperature=1.8, top_k=None, top_p=0.6)",
+             logits, 1.8, None, 0.6),
+        Case("next_token_probs(logits (5, 17), temperature=1.3, top_k=9, top_p=None)",
+             logits, 1.3, 9, None),
+        Case("next_token_probs(logits (5, 17), temperature=2.5, top_k=12, top_p=0.5)",
+             logits, 2.5, 12, 0.5),
+        Case("next_token_probs(logits (1, 40), temperature=0.7) with the defaults",
+             torch.randn(1, 40, generator=g) * 3, 0.7),
+        Case("next_token_probs(logits (3, 9) float64, temperature=1.2, top_k=20 > V, top_p=1.0)",
+             torch.randn(3, 9, generator=g, dtype=torch.float64), 1.2, 20, 1.0),
+        Case("next_token_probs(logits (4, 30), temperature=0.9, top_p=0.9) by keyword",
+             torch.randn(4, 30, generator=g) * 2, 0.9, top_p=0.9),
+        Case("next_token_probs(logits (5, 17), temperature=1.0, top_k=None, top_p=None)",
+             logits, 1.0, None, None),
+    ]
+
+
+def _probs(value: Any, case: Case) -> Tensor:
+    return as_tensor(value, "next_token_probs(...)", shape=tuple(case.args[0].shape))
+
+
+@check("next_token_probs", mistakes=NEXT_TOKEN_PROBS)
 @needs_earlier(top_k_filter=1, top_p_filter=2)
 def check_next_token_probs(next_token_probs: Callable[..., Tensor]) -> None:
-    """Exercise 4: temperature, then top-k, then top-p, then the softmax, on (5, 17) logits."""
-    g = torch.Generator().manual_seed(4)
-    logits = torch.randn(5, 17, generator=g) * 2.0  # (B, V)
-    cases = [(0.5, 6, 0.8), (1.8, None, 0.6), (1.3, 9, None), (1.0, None, None), (2.5, 12, 0.5)]
-    for t, k, p in cases:
-        shown = f"next_token_probs(logits of shape (5, 17), temperature={t}, top_k={k}, top_p={p})"
-        got = as_tensor(call(next_token_probs, logits.clone(), t, k, p, shown=shown),
-                        "the probabilities", shape=(5, 17)).detach().float()
-        want = reference_next_token_probs(logits, t, k, p)
-        if torch.allclose(got, want, atol=1e-5):
-            continue
-        sums = got.sum(-1)
-        if torch.isnan(got).any():
-            raise CheckFailed(f"{shown} gave nan; filter the logits with -inf and apply the "
-                              "softmax once, at the end")
-        if not torch.allclose(sums, torch.ones_like(sums), atol=1e-4):
-            raise CheckFailed(f"{shown}: the probabilities sum to {float(sums[0]):.3f}, not 1 - "
-                              "renormalise: softmax of the filtered logits (not the softmax of "
-                              "all logits with the removed tokens set to 0)")
-        if p is not None:
-            early = logits if k is None else ref.top_k_filter(logits, k)
-            early = ref.top_p_filter(early, p)  # the filters before the temperature
-            if torch.allclose(got, torch.softmax(ref.apply_temperature(early, t), -1), atol=1e-5):
-                raise CheckFailed(f"{shown} applied top-p before the temperature; the order is "
-                                  "temperature, then top-k, then top-p (the nucleus is chosen "
-                                  "on the tempered distribution)")
-            if k is not None:
-                swapped = ref.top_k_filter(ref.top_p_filter(logits / t, p), k)
-                if torch.allclose(got, torch.softmax(swapped, -1), atol=1e-5):
-                    raise CheckFailed(f"{shown} applied top-p before top-k; the order is "
-                                      "temperature, then top-k, then top-p")
-        if torch.allclose(got, reference_next_token_probs(logits * t, 1.0, k, p), atol=1e-5):
-            raise CheckFailed(f"{shown} multiplied the logits by the temperature; divide them")
-        assert_close(got, want, "next_token_probs(...)")
+    """Exercise 4: temperature, then top-k, then top-p, then the softmax; None = no filter."""
+    compare(next_token_probs, reference_next_token_probs, _next_token_cases(),
+            name="next_token_probs(...)", mistakes=NEXT_TOKEN_PROBS, read=_probs)

@@ -1,42 +1,33 @@
 """Checks for day 23, "Sampling experiments": distinct-n, the repeated n-gram rate, the model's own loss.
 
-Each ``check_*`` runs the learner's function on inputs unlike the notebook's, prints one line
-(a pass, a specific hint, or "not done yet") and returns a verdict. None of them raises. The
-references are :mod:`llmcourse.generate.experiments`.
+Each ``check_*`` compares the learner's function with the package's on a small battery of
+inputs (word samples and token-id samples of different lengths, a sample shorter than ``n``,
+no samples at all, n = 1, 2, 3; rows of several sizes and prompt lengths for the loss), prints
+one line (a pass, the hint of a typical mistake from the exercise's table, or "not done yet")
+and returns a verdict. None of them raises. The references are
+:mod:`llmcourse.generate.experiments` (unrounded).
 
 Example::
 
     >>> from llmcourse.checks import day23
-    >>> from llmcourse.generate.experiments import distinct_n
-    >>> ok = day23.check_distinct_n(lambda samples, n: distinct_n(samples, n, digits=None))
-    ✅ distinct_n: passed
+    >>> ok = day23.check_distinct_n(lambda samples, n: 0.5)
+    ❌ distinct_n: distinct_n(samples, n) should be 0.454545, got 0.5 (on distinct_n(4 word samples ...))
 """
 
 from __future__ import annotations
 
+import inspect
 import math
-import numbers
 from typing import Any, Callable
 
 import torch
+import torch.nn.functional as F
 
-from llmcourse.checks._core import CheckFailed, call, check, kind_of
-from llmcourse.generate.experiments import distinct_n, ngrams, repeated_ngram_rate, sample_loss
+from llmcourse.checks._core import Case, Mistake, as_float, check, compare, refuse_reference
+from llmcourse.generate.experiments import distinct_n, repeated_ngram_rate, sample_loss
 
-__all__ = ["check_distinct_n", "check_repeated_ngram_rate", "check_sample_loss"]
-
-
-def _number(value: Any, name: str) -> float:
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise CheckFailed(f"{name} should return a number (a Python float), got {kind_of(value)}")
-    return float(value)
-
-
-def _close(a: float, b: float, tol: float = 1e-4) -> bool:
-    return abs(a - b) <= tol
-
+__all__ = ["check_distinct_n", "check_repeated_ngram_rate", "check_sample_loss", "DISTINCT_N",
+           "REPEATED_NGRAM_RATE", "SAMPLE_LOSS"]
 
 # Samples of different lengths whose n-grams repeat within and across samples, and one
 # sample shorter than n: every typical mistake gives another number on them.
@@ -48,73 +39,198 @@ _SAMPLES = [
 ]
 
 
-@check("distinct_n")
+def _ids() -> list[list[int]]:
+    """Token-id samples of 12, 7, 3 and 9 ids from a vocabulary of 4: many repeats."""
+    g = torch.Generator().manual_seed(23)
+    return [torch.randint(0, 4, (n,), generator=g).tolist() for n in (12, 7, 3, 9)]
+
+
+def _ngram_cases(name: str) -> list[Case]:
+    words = "4 word samples of 8, 4, 2 and 1 words"
+    return [
+        Case(f"{name}({words}, n=2)", _SAMPLES, 2),
+        Case(f"{name}({words}, n=3)", _SAMPLES, 3),
+        Case(f"{name}({words}, n=1)", _SAMPLES, 1),
+        Case(f"{name}(4 samples of 12, 7, 3 and 9 token ids, n=2)", _ids(), 2),
+        Case(f"{name}(2 strings 'abab', 'ab' as samples of characters, n=2)", ["abab", "ab"], 2),
+        Case(f"{name}([['a'], ['b']], n=2): no sample has an n-gram", [["a"], ["b"]], 2),
+        Case(f"{name}([], n=1): no samples", [], 1),
+    ]
+
+
+def _number(name: str) -> Callable[[Any, Case], float]:
+    return lambda value, case: as_float(value, name)
+
+
+def _grams(sample, n):
+    return [tuple(sample[i:i + n]) for i in range(len(sample) - n + 1)]
+
+
+# ---- exercise 1: distinct_n ----------------------------------------------------------------------
+
+
+def _d_crash(samples, n):  # ZeroDivisionError without n-grams
+    grams = [g for s in samples for g in _grams(s, n)]
+    return len(set(grams)) / len(grams)
+
+
+def _d_tokens(samples, n):  # the share of different single tokens, whatever n
+    flat = [t for s in samples for t in s]
+    return len(set(flat)) / len(flat) if flat else 0.0
+
+
+def _d_joined(samples, n):  # n-grams across the end of one sample and the start of the next
+    grams = _grams([t for s in samples for t in s], n)
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def _d_by_tokens(samples, n):
+    grams = [g for s in samples for g in _grams(s, n)]
+    tokens = sum(len(s) for s in samples)
+    return len(set(grams)) / tokens if tokens else 0.0
+
+
+def _d_mean(samples, n):  # the mean of each sample's own distinct-n
+    values = [len(set(_grams(s, n))) / len(_grams(s, n)) for s in samples if len(s) >= n]
+    return sum(values) / len(values) if values else 0.0
+
+
+def _d_inverted(samples, n):
+    grams = [g for s in samples for g in _grams(s, n)]
+    return len(grams) / len(set(grams)) if grams else 0.0
+
+
+def _d_last_missing(samples, n):  # range(len(s) - n): the last n-gram of each sample is lost
+    grams = [tuple(s[i:i + n]) for s in samples for i in range(len(s) - n)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def _d_bigrams(samples, n):  # n = 2 written in, whatever n is
+    grams = [g for s in samples for g in _grams(s, 2)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+DISTINCT_N = [
+    Mistake("no n-grams crashes", _d_crash,
+            hint="with no n-gram at all (every sample shorter than n, or no samples) return 0.0 "
+                 "instead of dividing by 0"),
+    Mistake("single tokens", _d_tokens,
+            hint="returned the share of different single tokens; count n-grams: "
+                 "tuple(sample[i:i + n]) for every i of each sample"),
+    Mistake("across samples", _d_joined,
+            hint="counted n-grams across the end of one sample and the start of the next; take "
+                 "the n-grams of each sample separately, then pool them"),
+    Mistake("divides by tokens", _d_by_tokens,
+            hint="divided by the number of tokens; divide by the number of n-grams "
+                 "(len(sample) - n + 1 per sample)"),
+    Mistake("mean of samples", _d_mean,
+            hint="returned the mean of each sample's own distinct-n; pool the n-grams of all "
+                 "samples: a phrase every sample repeats should lower the score"),
+    Mistake("all / different", _d_inverted,
+            hint="returned all / different; divide the number of different n-grams by the "
+                 "number of all n-grams"),
+    Mistake("last n-gram lost", _d_last_missing,
+            hint="missed the last n-gram of each sample: a sample of L units has L - n + 1 "
+                 "n-grams, range(len(s) - n + 1)"),
+    Mistake("n = 2 written in", _d_bigrams,
+            hint="counted bigrams whatever n is; use the argument n: tuple(s[i:i + n])"),
+]
+
+
+@check("distinct_n", mistakes=DISTINCT_N)
 def check_distinct_n(distinct_n_fn: Callable[[Any, int], Any]) -> None:
-    """Exercise 1: different n-grams / all n-grams, n-grams within each sample."""
-    for n in (2, 3, 1):
-        shown = f"distinct_n(samples, {n}) with {len(_SAMPLES)} word samples"
-        got = _number(call(distinct_n_fn, [list(s) for s in _SAMPLES], n, shown=shown), shown)
-        want = distinct_n(_SAMPLES, n, digits=None)
-        if _close(got, want):
-            continue
-        tokens = [t for s in _SAMPLES for t in s]
-        joined = ngrams(tokens, n)
-        grams = [g for s in _SAMPLES for g in ngrams(s, n)]
-        if n > 1 and _close(got, len(set(tokens)) / len(tokens)):
-            raise CheckFailed(f"{shown} returned {got:.4f}, the share of different single tokens; "
-                              f"count n-grams: tuple(sample[i:i + n]) for every i of each sample")
-        if n > 1 and _close(got, len(set(joined)) / len(joined)):
-            raise CheckFailed(f"{shown} returned {got:.4f}: it counts n-grams across the end of one "
-                              "sample and the start of the next; take the n-grams of each sample "
-                              "separately, then pool them")
-        if _close(got, len(set(grams)) / len(tokens)):
-            raise CheckFailed(f"{shown} returned {got:.4f}: it divides by the number of tokens; "
-                              "divide by the number of n-grams (len(sample) - n + 1 per sample)")
-        per_sample = [len(set(ngrams(s, n))) / len(ngrams(s, n)) for s in _SAMPLES if len(s) >= n]
-        if _close(got, sum(per_sample) / len(per_sample)):
-            raise CheckFailed(f"{shown} returned {got:.4f}, the mean of each sample's own distinct-n; "
-                              "pool the n-grams of all samples: a phrase every sample repeats "
-                              "should lower the score")
-        if got > 0 and _close(1 / got, want):
-            raise CheckFailed(f"{shown} returned {got:.4f}, which is all / different; divide the "
-                              "number of different n-grams by the number of all n-grams")
-        raise CheckFailed(f"{shown} returned {got:.4f} but should return {want:.4f}")
-    got = _number(call(distinct_n_fn, [["a"], ["b"]], 2, shown="distinct_n([['a'], ['b']], 2)"),
-                  "distinct_n([['a'], ['b']], 2)")
-    if got != 0:
-        raise CheckFailed(f"distinct_n([['a'], ['b']], 2) returned {got}: no sample has 2 tokens, so "
-                          "there are no bigrams; return 0.0")
+    """Exercise 1: different n-grams / all n-grams, n-grams within each sample, 0.0 without any."""
+    compare(distinct_n_fn, lambda samples, n: distinct_n(samples, n, digits=None),
+            _ngram_cases("distinct_n"), name="distinct_n(samples, n)", mistakes=DISTINCT_N,
+            read=_number("distinct_n(samples, n)"), atol=1e-4, rtol=0.0)
 
 
-@check("repeated_ngram_rate")
+# ---- exercise 2: repeated_ngram_rate -------------------------------------------------------------
+
+
+def _r_crash(samples, n):
+    repeats = sum(len(_grams(s, n)) - len(set(_grams(s, n))) for s in samples)
+    return repeats / sum(len(_grams(s, n)) for s in samples)
+
+
+def _r_across(samples, n):  # one set of seen n-grams for all samples
+    seen, repeats, total = set(), 0, 0
+    for s in samples:
+        for g in _grams(s, n):
+            repeats += g in seen
+            seen.add(g)
+            total += 1
+    return repeats / total if total else 0.0
+
+
+def _r_first_time(samples, n):
+    repeats = sum(len(_grams(s, n)) - len(set(_grams(s, n))) for s in samples)
+    total = sum(len(_grams(s, n)) for s in samples)
+    return 1 - repeats / total if total else 0.0
+
+
+def _r_by_tokens(samples, n):
+    repeats = sum(len(_grams(s, n)) - len(set(_grams(s, n))) for s in samples)
+    tokens = sum(len(s) for s in samples)
+    return repeats / tokens if tokens else 0.0
+
+
+def _r_once_each(samples, n):  # a repeated n-gram counted once, however often it comes back
+    repeats = sum(len({g for g in _grams(s, n) if _grams(s, n).count(g) > 1}) for s in samples)
+    total = sum(len(_grams(s, n)) for s in samples)
+    return repeats / total if total else 0.0
+
+
+def _r_every_occurrence(samples, n):  # the first occurrence counted as a repeat too
+    repeats = sum(sum(1 for g in _grams(s, n) if _grams(s, n).count(g) > 1) for s in samples)
+    total = sum(len(_grams(s, n)) for s in samples)
+    return repeats / total if total else 0.0
+
+
+def _r_last_missing(samples, n):
+    repeats = total = 0
+    for s in samples:
+        grams = [tuple(s[i:i + n]) for i in range(len(s) - n)]
+        repeats += len(grams) - len(set(grams))
+        total += len(grams)
+    return repeats / total if total else 0.0
+
+
+REPEATED_NGRAM_RATE = [
+    Mistake("no n-grams crashes", _r_crash,
+            hint="with no n-gram at all (every sample shorter than n, or no samples) return 0.0 "
+                 "instead of dividing by 0"),
+    Mistake("across samples", _r_across,
+            hint="counted an n-gram that another sample used as a repeat; a repeat is an n-gram "
+                 "seen earlier in the *same* sample (start a new set for every sample)"),
+    Mistake("first time", _r_first_time,
+            hint="returned the share of n-grams seen for the first time; count the ones already "
+                 "seen instead"),
+    Mistake("divides by tokens", _r_by_tokens,
+            hint="divided by the number of tokens; divide by the number of n-grams"),
+    Mistake("once each", _r_once_each,
+            hint="counted each repeated n-gram once; an n-gram written three times is two repeats"),
+    Mistake("first occurrence counted", _r_every_occurrence,
+            hint="counted the first occurrence of a repeated n-gram too; only the later ones, "
+                 "already seen, are repeats"),
+    Mistake("last n-gram lost", _r_last_missing,
+            hint="missed the last n-gram of each sample: a sample of L units has L - n + 1 "
+                 "n-grams, range(len(s) - n + 1)"),
+]
+
+
+@check("repeated_ngram_rate", mistakes=REPEATED_NGRAM_RATE)
 def check_repeated_ngram_rate(rate_fn: Callable[[Any, int], Any]) -> None:
-    """Exercise 2: n-grams seen earlier in the same sample / all n-grams."""
-    for n in (2, 1):
-        shown = f"repeated_ngram_rate(samples, {n}) with {len(_SAMPLES)} word samples"
-        got = _number(call(rate_fn, [list(s) for s in _SAMPLES], n, shown=shown), shown)
-        want = repeated_ngram_rate(_SAMPLES, n, digits=None)
-        if _close(got, want):
-            continue
-        grams = [g for s in _SAMPLES for g in ngrams(s, n)]
-        tokens = [t for s in _SAMPLES for t in s]
-        across = (len(grams) - len(set(grams))) / len(grams)
-        if _close(got, across):
-            raise CheckFailed(f"{shown} returned {got:.4f}: it counts an n-gram that another sample "
-                              "used as a repeat; a repeat is an n-gram seen earlier in the *same* "
-                              "sample (start a new set for every sample)")
-        if _close(got, 1 - want):
-            raise CheckFailed(f"{shown} returned {got:.4f}, the share of n-grams seen for the first "
-                              "time; count the ones already seen instead")
-        repeats = sum(len(ngrams(s, n)) - len(set(ngrams(s, n))) for s in _SAMPLES)
-        if _close(got, repeats / len(tokens)):
-            raise CheckFailed(f"{shown} returned {got:.4f}: it divides by the number of tokens; "
-                              "divide by the number of n-grams")
-        distinct_repeated = sum(len({g for g in set(ngrams(s, n)) if ngrams(s, n).count(g) > 1})
-                                for s in _SAMPLES)
-        if _close(got, distinct_repeated / len(grams)):
-            raise CheckFailed(f"{shown} returned {got:.4f}: it counts each repeated n-gram once; an "
-                              "n-gram written three times is two repeats")
-        raise CheckFailed(f"{shown} returned {got:.4f} but should return {want:.4f}")
+    """Exercise 2: n-grams seen earlier in the same sample / all n-grams, 0.0 without any."""
+    cases = _ngram_cases("repeated_ngram_rate")
+    cases.insert(1, Case("repeated_ngram_rate([['a', 'b', 'a', 'b', 'a', 'b', 'a']], n=2): ab "
+                         "three times", [list("abababa")], 2))
+    compare(rate_fn, lambda samples, n: repeated_ngram_rate(samples, n, digits=None), cases,
+            name="repeated_ngram_rate(samples, n)", mistakes=REPEATED_NGRAM_RATE,
+            read=_number("repeated_ngram_rate(samples, n)"), atol=1e-4, rtol=0.0)
+
+
+# ---- exercise 3: sample_loss ---------------------------------------------------------------------
 
 
 def _toy_model() -> torch.nn.Module:
@@ -124,29 +240,79 @@ def _toy_model() -> torch.nn.Module:
     return GPT(GPTConfig(vocab_size=13, block_size=20, n_layer=1, n_head=1, n_embd=12)).eval()
 
 
-@check("sample_loss")
-def check_sample_loss(loss_fn: Callable[[Any, torch.Tensor, int], Any]) -> None:
-    """Exercise 3: the model's mean cross-entropy on the sampled tokens (after the prompt)."""
-    model = _toy_model()
-    g = torch.Generator().manual_seed(3)
-    rows = torch.randint(0, 13, (3, 15), generator=g)   # 3 rows: a 4-token prompt, 11 sampled
-    shown = "sample_loss(model, rows of shape (3, 15), prompt_len=4)"
-    got = _number(call(loss_fn, model, rows.clone(), 4, shown=shown), shown)
-    want = sample_loss(model, rows, 4)
-    if _close(got, want):
-        return
+def _ce(logits, targets):
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+
+def _l_every_token(model, rows, prompt_len):
+    with torch.no_grad():
+        _, loss = model(rows[:, :-1], rows[:, 1:])
+    return loss.item()
+
+
+def _l_unshifted(model, rows, prompt_len):
     with torch.no_grad():
         logits, _ = model(rows)
-    ce = torch.nn.functional.cross_entropy
-    whole = ce(logits[:, :-1].reshape(-1, 13), rows[:, 1:].reshape(-1)).item()
-    if _close(got, whole):
-        raise CheckFailed(f"{shown} returned {got:.4f}, the loss on every token; count only the "
-                          "sampled ones, after the prompt (targets rows[:, prompt_len:])")
-    unshifted = ce(logits[:, 4:].reshape(-1, 13), rows[:, 4:].reshape(-1)).item()
-    if _close(got, unshifted):
-        raise CheckFailed(f"{shown} returned {got:.4f}: logits[:, t] predicts token t + 1, so the "
-                          "logits for the sampled tokens are logits[:, prompt_len - 1:-1]")
-    if _close(got, math.exp(want), 1e-3):
-        raise CheckFailed(f"{shown} returned {got:.4f}, the perplexity exp(loss); return the mean "
-                          "cross-entropy itself (nats per token)")
-    raise CheckFailed(f"{shown} returned {got:.4f} but should return {want:.4f}")
+    return _ce(logits[:, prompt_len:], rows[:, prompt_len:]).item()
+
+
+def _l_perplexity(model, rows, prompt_len):
+    with torch.no_grad():
+        logits, _ = model(rows)
+    return math.exp(_ce(logits[:, prompt_len - 1:-1], rows[:, prompt_len:]).item())
+
+
+def _l_sum(model, rows, prompt_len):
+    with torch.no_grad():
+        logits, _ = model(rows)
+    pred = logits[:, prompt_len - 1:-1]
+    return F.cross_entropy(pred.reshape(-1, pred.shape[-1]), rows[:, prompt_len:].reshape(-1),
+                           reduction="sum").item()
+
+
+def _l_first_sampled_lost(model, rows, prompt_len):
+    with torch.no_grad():
+        logits, _ = model(rows)
+    return _ce(logits[:, prompt_len:-1], rows[:, prompt_len + 1:]).item()
+
+
+SAMPLE_LOSS = [
+    Mistake("every token", _l_every_token,
+            hint="returned the loss on every token, the prompt's too (as if the prompt were one "
+                 "token, like the notebook's); count only the sampled ones, after prompt_len "
+                 "tokens (targets rows[:, prompt_len:])"),
+    Mistake("unshifted", _l_unshifted,
+            hint="logits[:, t] predicts token t + 1, so the logits for the sampled tokens are "
+                 "logits[:, prompt_len - 1:-1]"),
+    Mistake("perplexity", _l_perplexity,
+            hint="returned the perplexity exp(loss); return the mean cross-entropy itself (nats "
+                 "per token)"),
+    Mistake("sum", _l_sum,
+            hint="summed the cross-entropy over the tokens; return the mean (F.cross_entropy's "
+                 "default reduction)"),
+    Mistake("first sampled token lost", _l_first_sampled_lost,
+            hint="left out the first sampled token: it is predicted by the prompt's last "
+                 "position, logits[:, prompt_len - 1]"),
+]
+
+
+@check("sample_loss", mistakes=SAMPLE_LOSS)
+def check_sample_loss(loss_fn: Callable[[Any, torch.Tensor, int], Any]) -> None:
+    """Exercise 3: the model's mean cross-entropy on the sampled tokens (after the prompt)."""
+    # the package's sample_loss is wrapped by @torch.no_grad(): look under the wrapper
+    refuse_reference(inspect.unwrap(loss_fn) if callable(loss_fn) else loss_fn, "loss_fn")
+    model = _toy_model()
+    g = torch.Generator().manual_seed(3)
+    cases = [
+        Case("sample_loss(model, rows (3, 15), prompt_len=4)", model,
+             torch.randint(0, 13, (3, 15), generator=g), 4),
+        Case("sample_loss(model, rows (1, 20) = block_size, prompt_len=1)", model,
+             torch.randint(0, 13, (1, 20), generator=g), 1),
+        Case("sample_loss(model, rows (4, 9), prompt_len=8: one sampled token)", model,
+             torch.randint(0, 13, (4, 9), generator=g), 8),
+        Case("sample_loss(model, rows (2, 12), prompt_len=3)", model,
+             torch.randint(0, 13, (2, 12), generator=g), 3),
+    ]
+    compare(loss_fn, sample_loss, cases, name="sample_loss(model, rows, prompt_len)",
+            mistakes=SAMPLE_LOSS, read=_number("sample_loss(model, rows, prompt_len)"),
+            atol=1e-4, rtol=1e-4)

@@ -1,17 +1,19 @@
 """Checks for day 24, "A command-line generator": the parser, the samples, and the script run for real.
 
-Each ``check_*`` prints one line (a pass, a specific hint, or "not done yet") and returns a
-verdict; none raises. :func:`reference_samples` is the sampling rule the lesson specifies -
-sample ``s`` is drawn with ``seed + s`` - and the one the checks compare with; it is also the
-rule of ``llmcourse sample``. :func:`check_script` runs the learner's script in a subprocess,
-as a user would.
+Each ``check_*`` prints one line (a pass, the hint of a typical mistake from the exercise's
+table, or "not done yet") and returns a verdict; none raises. The parser is compared with
+:func:`reference_build_parser` on a battery of command lines (every option at a non-default
+value, the defaults, and the ones that must be refused with status 2); the samples with
+:func:`reference_samples` (sample ``s`` is drawn with ``seed + s``, the rule of ``llmcourse
+sample``) on several settings, called twice to see that the seed is applied.
+:func:`check_script` runs the learner's script in a subprocess, as a user would.
 
 Example::
 
     >>> import argparse
     >>> from llmcourse.checks import day24
     >>> ok = day24.check_build_parser(lambda: argparse.ArgumentParser())
-    ❌ build_parser: parse_args(['--checkpoint', 'run/x', '--prompt', 'KING', '--num-samples', '3', '--seed', '11', '--max-new-tokens', '40', '--temperature', '0.7']) failed: it exits with status 2 (add every option of the task)
+    ❌ build_parser: ...
 """
 
 from __future__ import annotations
@@ -28,12 +30,16 @@ from typing import Any, Callable
 
 import torch
 
-from llmcourse.checks._core import CheckFailed, EarlierNotDone, as_list, call, check, kind_of
+from llmcourse.checks._core import (Case, CheckFailed, EarlierNotDone, Mistake, as_list, check,
+                                    compare, kind_of)
 from llmcourse.generate import generate
 
-__all__ = ["reference_samples", "check_build_parser", "check_generate_samples", "check_script"]
+__all__ = ["reference_samples", "reference_build_parser", "check_build_parser",
+           "check_generate_samples", "check_script", "BUILD_PARSER", "GENERATE_SAMPLES", "SCRIPT",
+           "REFERENCE_SCRIPT"]
 
 DEFAULTS = {"prompt": "\n", "num_samples": 1, "seed": 0, "max_new_tokens": 200, "temperature": 0.8}
+_OPTIONS = ("checkpoint", "prompt", "num_samples", "seed", "max_new_tokens", "temperature")
 
 
 def reference_samples(model: Any, tokenizer: Any, prompt: str, num_samples: int,
@@ -55,6 +61,33 @@ def reference_samples(model: Any, tokenizer: Any, prompt: str, num_samples: int,
                                       seed=seed + s)[0].tolist()) for s in range(num_samples)]
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def reference_build_parser(num_type: Any = _positive_int, seed_type: Any = int,
+                           temperature_type: Any = float, tokens_type: Any = _positive_int,
+                           seed_default: int = 0, prompt_default: str = "\n",
+                           temperature: bool = True, checkpoint_required: bool = True
+                           ) -> argparse.ArgumentParser:
+    """The parser of the task; the keyword arguments make the typical wrong ones of the table."""
+    p = argparse.ArgumentParser(prog="my_generate")
+    p.add_argument("--checkpoint", required=checkpoint_required)
+    p.add_argument("--prompt", default=prompt_default)
+    p.add_argument("--num-samples", type=num_type, default=1)
+    p.add_argument("--seed", type=seed_type, default=seed_default)
+    p.add_argument("--max-new-tokens", type=tokens_type, default=200)
+    if temperature:
+        p.add_argument("--temperature", type=temperature_type, default=0.8)
+    return p
+
+
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[Any, int | None, str]:
     """``(namespace or None, exit status or None, stderr)`` of ``parser.parse_args(argv)``."""
     err = io.StringIO()
@@ -65,50 +98,80 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[Any, int |
             return None, (exc.code if isinstance(exc.code, int) else 1), err.getvalue()
 
 
-@check("build_parser")
-def check_build_parser(build_parser: Callable[[], Any]) -> None:
-    """Exercise 1: options, types, defaults, and refusing a count below 1."""
-    parser = call(build_parser, shown="build_parser()")
+def _described(value: Any) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _run_parser(impl: Any, case: Case) -> dict[str, Any]:
+    """``build_parser()`` parses ``case.args[0]``: the exit status, each option as value (type)."""
+    parser = impl()
     if not isinstance(parser, argparse.ArgumentParser):
         raise CheckFailed(f"build_parser() should return an argparse.ArgumentParser, got "
                           f"{kind_of(parser)}; return the parser after adding the options")
-    argv = ["--checkpoint", "run/x", "--prompt", "KING", "--num-samples", "3", "--seed", "11",
-            "--max-new-tokens", "40", "--temperature", "0.7"]
-    args, status, _ = _parse(parser, argv)
-    if args is None:
-        raise CheckFailed(f"parse_args({argv}) failed: it exits with status {status} (add every "
-                          "option of the task)")
-    want = {"checkpoint": "run/x", "prompt": "KING", "num_samples": 3, "seed": 11,
-            "max_new_tokens": 40, "temperature": 0.7}
-    for name, value in want.items():
-        if not hasattr(args, name):
-            raise CheckFailed(f"the parsed arguments have no {name!r}; add the option "
-                              f"--{name.replace('_', '-')}")
-        got = getattr(args, name)
-        if isinstance(value, (int, float)) and isinstance(got, str):
-            kind = "positive_int" if name == "num_samples" else ("float" if name == "temperature" else "int")
-            raise CheckFailed(f"--{name.replace('_', '-')} {got} gives the string {got!r}; argparse "
-                              f"keeps text unless the option has type={kind}")
-        if got != value or type(got) is not type(value):
-            raise CheckFailed(f"--{name.replace('_', '-')} parsed as {got!r} ({kind_of(got)}), "
-                              f"should be {value!r}")
-    args, status, _ = _parse(parser, ["--checkpoint", "run/x"])
-    if args is None:
-        raise CheckFailed(f"parse_args(['--checkpoint', 'run/x']) exits with status {status}: every "
-                          "option but --checkpoint needs a default")
-    for name, value in DEFAULTS.items():
-        got = getattr(args, name)
-        if got != value:
-            raise CheckFailed(f"the default of --{name.replace('_', '-')} is {got!r}, should be {value!r}")
-    for bad, why in ((["--num-samples", "0"], "0 samples"), (["--num-samples", "two"], "'two'"),
-                     (["--num-samples", "-2"], "-2 samples"), (["--seed", "1.5"], "seed 1.5"),
-                     ([], "no --checkpoint")):
-        argv = (["--checkpoint", "run/x"] if bad else []) + bad
-        args, status, err = _parse(parser, argv)
-        if status != 2:
-            got = "accepts it" if args is not None else f"exits with status {status}"
-            raise CheckFailed(f"parse_args({argv}) {got}; {why} must be refused with a usage error "
-                              "(status 2): raise argparse.ArgumentTypeError in positive_int")
+    args, status, err = _parse(parser, list(case.args[0]))
+    unknown = re.search(r"unrecognized arguments: (.*)", err)
+    obs: dict[str, Any] = {"unrecognized arguments": unknown.group(1).strip() if unknown else None,
+                           "exit status": status}
+    for name in _OPTIONS:
+        obs[f"--{name.replace('_', '-')}"] = ("not parsed" if args is None else
+                                              _described(getattr(args, name))
+                                              if hasattr(args, name) else "missing")
+    return obs
+
+
+def _m(**changes: Any) -> Callable[[], argparse.ArgumentParser]:
+    def build_parser() -> argparse.ArgumentParser:
+        return reference_build_parser(**changes)
+    return build_parser
+
+
+BUILD_PARSER = [
+    Mistake("no type on --num-samples", _m(num_type=None),
+            hint="--num-samples gives a string: argparse keeps text unless the option has a "
+                 "type; add type=positive_int"),
+    Mistake("no type on --seed", _m(seed_type=None),
+            hint="--seed gives a string: argparse keeps text unless the option has type=int"),
+    Mistake("no type on --temperature", _m(temperature_type=None),
+            hint="--temperature gives a string: argparse keeps text unless the option has "
+                 "type=float"),
+    Mistake("type=int for --num-samples", _m(num_type=int),
+            hint="--num-samples 0 (or -2) is accepted; 0 samples must be refused with a usage "
+                 "error (status 2): type=positive_int, which raises argparse.ArgumentTypeError "
+                 "below 1"),
+    Mistake("type=int for --max-new-tokens", _m(tokens_type=int),
+            hint="--max-new-tokens 0 is accepted; use type=positive_int for it too"),
+    Mistake("float seed", _m(seed_type=float),
+            hint="--seed parses as a float; a seed is a whole number: type=int (and 1.5 must "
+                 "be refused)"),
+    Mistake("seed default", _m(seed_default=1337),
+            hint="the default of --seed is not 0; the task's defaults: prompt '\\n', 1 sample, "
+                 "seed 0, 200 new tokens, temperature 0.8"),
+    Mistake("prompt default", _m(prompt_default=""),
+            hint="the default of --prompt should be '\\n' (a newline), the start of a line"),
+    Mistake("no --temperature", _m(temperature=False),
+            hint="--temperature is not an option (parse_args exits with status 2); add "
+                 "parser.add_argument('--temperature', type=float, default=0.8)"),
+    Mistake("checkpoint not required", _m(checkpoint_required=False),
+            hint="a command line without --checkpoint is accepted; it must be refused: "
+                 "add_argument('--checkpoint', required=True)"),
+]
+
+
+def _parser_cases() -> list[Case]:
+    x = ["--checkpoint", "run/x"]
+    full = x + ["--prompt", "KING", "--num-samples", "3", "--seed", "11", "--max-new-tokens",
+                "40", "--temperature", "0.7"]
+    return [Case(f"parse_args({argv})", argv) for argv in (
+        full, x, x + ["--seed", "-3", "--temperature", "0", "--prompt", ""],
+        x + ["--num-samples", "0"], x + ["--num-samples", "-2"], x + ["--num-samples", "two"],
+        x + ["--max-new-tokens", "0"], x + ["--seed", "1.5"], x + ["--temperature", "hot"], [])]
+
+
+@check("build_parser", mistakes=BUILD_PARSER)
+def check_build_parser(build_parser: Callable[[], Any]) -> None:
+    """Exercise 1: options, types, defaults, and refusing a count below 1 (status 2)."""
+    compare(build_parser, reference_build_parser, _parser_cases(),
+            name="build_parser().parse_args(argv)", run=_run_parser, mistakes=BUILD_PARSER)
 
 
 def _toy() -> tuple[Any, Any]:
@@ -121,47 +184,101 @@ def _toy() -> tuple[Any, Any]:
     return model.eval(), tok
 
 
-@check("generate_samples")
+def _run_samples(impl: Any, case: Case) -> dict[str, Any]:
+    """The samples of one call, and whether a second call with the same seed gives them again."""
+    torch.manual_seed(1)  # the global generator differs between the two calls: an ignored
+    first = as_list(impl(*case.args, **case.kwargs), "generate_samples(...)", of=str)
+    torch.manual_seed(2)  # seed shows, and what it draws is the same for the table's mistakes
+    again = as_list(impl(*case.args, **case.kwargs), "generate_samples(...)", of=str)
+    return {"samples": first, "the same seed gives the same samples": again == first}
+
+
+def _g_no_seed(model, tokenizer, prompt, num_samples, max_new_tokens, temperature, seed):
+    ids = tokenizer.encode(prompt)
+    return [tokenizer.decode(generate(model, ids, max_new_tokens,
+                                      temperature=temperature)[0].tolist())
+            for _ in range(num_samples)]
+
+
+def _g_one_sample(model, tokenizer, prompt, num_samples, max_new_tokens, temperature, seed):
+    return reference_samples(model, tokenizer, prompt, 1, max_new_tokens, temperature, seed)
+
+
+def _g_same_seed(model, tokenizer, prompt, num_samples, max_new_tokens, temperature, seed):
+    return reference_samples(model, tokenizer, prompt, 1, max_new_tokens, temperature,
+                             seed) * num_samples
+
+
+def _g_batched(model, tokenizer, prompt, num_samples, max_new_tokens, temperature, seed):
+    out = generate(model, tokenizer.encode(prompt), max_new_tokens, temperature=temperature,
+                   num_samples=num_samples, seed=seed)
+    return [tokenizer.decode(r) for r in out.tolist()]
+
+
+def _g_no_temperature(model, tokenizer, prompt, num_samples, max_new_tokens, temperature, seed):
+    return reference_samples(model, tokenizer, prompt, num_samples, max_new_tokens, 1.0, seed)
+
+
+def _g_no_prompt(model, tokenizer, prompt, num_samples, max_new_tokens, temperature, seed):
+    return [s[len(prompt):] for s in reference_samples(model, tokenizer, prompt, num_samples,
+                                                       max_new_tokens, temperature, seed)]
+
+
+def _g_seed_0(model, tokenizer, prompt, num_samples, max_new_tokens, temperature, seed):
+    return reference_samples(model, tokenizer, prompt, num_samples, max_new_tokens, temperature, 0)
+
+
+def _g_seed_times(model, tokenizer, prompt, num_samples, max_new_tokens, temperature, seed):
+    ids = tokenizer.encode(prompt)
+    return [tokenizer.decode(generate(model, ids, max_new_tokens, temperature=temperature,
+                                      seed=seed * (s + 1))[0].tolist()) for s in range(num_samples)]
+
+
+GENERATE_SAMPLES = [
+    Mistake("seed not applied", _g_no_seed,
+            hint="gives other samples each time it is called: the seed is not applied; pass "
+                 "seed=seed + s to generate"),
+    Mistake("one sample", _g_one_sample,
+            hint="returned 1 sample; return num_samples of them (one per value of s in "
+                 "range(num_samples))"),
+    Mistake("same seed for all", _g_same_seed,
+            hint="every sample is the same: every sample uses the same seed; draw sample s with "
+                 "seed + s"),
+    Mistake("batched", _g_batched,
+            hint="the samples come from one batched call (num_samples=n, seed=seed); the task "
+                 "draws sample s alone with seed + s, so that --seed 22 reproduces sample 2 of "
+                 "--seed 21"),
+    Mistake("no temperature", _g_no_temperature,
+            hint="the samples ignore the temperature; pass temperature=temperature to generate"),
+    Mistake("no prompt", _g_no_prompt,
+            hint="each sample should start with the prompt: decode the whole row generate "
+                 "returned, prompt included"),
+    Mistake("seed 0", _g_seed_0,
+            hint="the samples ignore the seed argument (they are those of seed 0); draw sample s "
+                 "with seed=seed + s"),
+    Mistake("seed * (s + 1)", _g_seed_times,
+            hint="sample s should be drawn with seed + s (not another rule), so that --seed 22 "
+                 "reproduces sample 2 of --seed 21"),
+]
+
+
+@check("generate_samples", mistakes=GENERATE_SAMPLES)
 def check_generate_samples(generate_samples: Callable[..., Any]) -> None:
     """Exercise 2: a list of ``num_samples`` texts, sample ``s`` drawn with ``seed + s``."""
     model, tok = _toy()
-    setting = dict(prompt="ab", num_samples=3, max_new_tokens=12, temperature=0.3, seed=21)
-    shown = ("generate_samples(model, tokenizer, prompt='ab', num_samples=3, max_new_tokens=12, "
-             "temperature=0.3, seed=21)")
-    got = as_list(call(generate_samples, model, tok, **setting, shown=shown), "generate_samples",
-                  of=str)
-    want = reference_samples(model, tok, **setting)
-    if len(got) != 3:
-        raise CheckFailed(f"{shown} returned {len(got)} sample(s); return num_samples of them "
-                          "(one per value of s in range(num_samples))")
-    again = as_list(call(generate_samples, model, tok, **setting, shown=shown), "generate_samples",
-                    of=str)
-    if again != got:
-        raise CheckFailed(f"{shown} gives other samples each time it is called: the seed is not "
-                          "applied; pass seed=seed + s to generate")
-    if not all(s.startswith("ab") for s in got):
-        raise CheckFailed("each sample should start with the prompt 'ab': decode the whole row "
-                          "generate returned, prompt included")
-    if got == want:
-        return
-    if len(set(got)) == 1:
-        raise CheckFailed(f"{shown} returns 3 identical samples: every sample uses the same seed; "
-                          "draw sample s with seed + s")
-    ids = tok.encode("ab")
-    batch = [tok.decode(r) for r in generate(model, ids, 12, temperature=0.3, num_samples=3,
-                                             seed=21).tolist()]
-    if got == batch:
-        raise CheckFailed("the samples come from one batched call (num_samples=3, seed=seed); "
-                          "the task draws sample s alone with seed + s, so that --seed 22 "
-                          "reproduces sample 2 of --seed 21")
-    if got == reference_samples(model, tok, "ab", 3, 12, 1.0, 21):
-        raise CheckFailed("the samples ignore the temperature; pass temperature=temperature to "
-                          "generate")
-    if got == reference_samples(model, tok, "ab", 3, 12, 0.3, 0):
-        raise CheckFailed("the samples ignore the seed argument (they are those of seed 0)")
-    raise CheckFailed(f"{shown} returned {got[0]!r}, ... but sample 1 should be {want[0]!r}: "
-                      "draw sample s with generate(model, ids, max_new_tokens, "
-                      "temperature=temperature, seed=seed + s)")
+    cases = [
+        Case("generate_samples(model, tokenizer, prompt='ab', num_samples=3, max_new_tokens=12, "
+             "temperature=0.3, seed=21)", model, tok, prompt="ab", num_samples=3,
+             max_new_tokens=12, temperature=0.3, seed=21),
+        Case("generate_samples(model, tokenizer, 'k', 2, 6, 1.4, 3) (positional, as main calls "
+             "it)", model, tok, "k", 2, 6, 1.4, 3),
+        Case("generate_samples(model, tokenizer, 'hij', 1, 4, 0.9, 0)", model, tok, "hij", 1, 4,
+             0.9, 0),
+        Case("generate_samples(model, tokenizer, 'a', 2, 5, 0.0, 8): greedy", model, tok, "a", 2,
+             5, 0.0, 8),
+    ]
+    compare(generate_samples, reference_samples, cases, name="generate_samples(...)",
+            run=_run_samples, mistakes=GENERATE_SAMPLES)
 
 
 _EXERCISES = {"positive_int": 1, "build_parser": 1, "generate_samples": 2}
@@ -184,10 +301,101 @@ def _not_done(stderr: str) -> None:
     raise NotImplementedError
 
 
-@check("my_generate.py")
+_HEADER = """\
+import argparse
+import sys
+
+from llmcourse.generate import generate
+from llmcourse.runs import load_trained
+
+"""
+
+_POSITIVE_INT = """
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+"""
+
+_PARSER = """
+def build_parser():
+    p = argparse.ArgumentParser(prog="my_generate")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--prompt", default="\\n")
+    p.add_argument("--num-samples", type=positive_int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-new-tokens", type=positive_int, default=200)
+    p.add_argument("--temperature", type=float, default=0.8)
+    return p
+"""
+
+_SAMPLES = """
+def generate_samples(model, tokenizer, prompt, num_samples, max_new_tokens, temperature, seed):
+    ids = tokenizer.encode(prompt)
+    return [tokenizer.decode(generate(model, ids, max_new_tokens, temperature=temperature,
+                                      seed=seed + s)[0].tolist()) for s in range(num_samples)]
+"""
+
+_MAIN = """
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    model, tok, _ = load_trained(args.checkpoint)
+    for text in generate_samples(model, tok, args.prompt, args.num_samples,
+                                 args.max_new_tokens, args.temperature, args.seed):
+        print(text)
+        print("---")
+    return 0
+"""
+
+_FOOTER = '\n\nif __name__ == "__main__":\n    sys.exit(main())\n'
+
+
+def _script(*, positive_int: str = _POSITIVE_INT, parser: str = _PARSER, samples: str = _SAMPLES,
+            main: str = _MAIN) -> str:
+    return _HEADER + "\n".join((positive_int, parser, samples, main)) + _FOOTER
+
+
+REFERENCE_SCRIPT = _script()
+"""A correct ``my_generate.py``, as the lesson's cell writes it; each script of the table changes
+one part of it."""
+
+SCRIPT = [
+    Mistake("one sample printed", _script(main=_MAIN.replace("args.num_samples", "1")),
+            hint="printed 1 sample; print --num-samples of them, each followed by a line ---"),
+    Mistake("no --- lines", _script(main=_MAIN.replace('        print("---")\n', "")),
+            hint="printed no --- lines; print each sample, then a line ---"),
+    Mistake("--seed not applied", _script(
+        main=_MAIN.replace("args.seed)", "None)"),
+        samples=_SAMPLES.replace("seed=seed + s", "seed=None if seed is None else seed + s")),
+            hint="printed other samples the second time: --seed is not applied; pass args.seed "
+                 "on to generate_samples"),
+    Mistake("--num-samples 0 accepted", _script(
+        parser=_PARSER.replace('"--num-samples", type=positive_int', '"--num-samples", type=int')),
+            hint="the parser should refuse --num-samples 0 with a usage error (status 2): "
+                 "type=positive_int"),
+    Mistake("crashes", _script(main=_MAIN.replace("load_trained(args.checkpoint)",
+                                                  "load_trained(args.checkpoint + 'x')")),
+            expect="exited with status 1"),
+    Mistake("wrong argument order", _script(main=_MAIN.replace(
+        "args.max_new_tokens, args.temperature, args.seed", "args.max_new_tokens, 1.0, args.seed")),
+            hint="main should print generate_samples(...) with the parsed arguments, in the "
+                 "order of its signature (model, tokenizer, prompt, num_samples, "
+                 "max_new_tokens, temperature, seed)"),
+]
+
+
+@check("my_generate.py", mistakes=SCRIPT)
 def check_script(script: str | os.PathLike[str], checkpoint: str | os.PathLike[str],
                  timeout: float = 300) -> None:
-    """Exercise 3: run the script as a user would; compare its output with the reference."""
+    """Exercise 3: run the script as a user would; compare its output with the reference.
+
+    The table's mistakes are script texts (``Mistake.wrong``): a test writes one to a file and
+    hands the check that file and a trained checkpoint.
+    """
     from llmcourse.runs import load_trained
 
     script = Path(script)
@@ -204,19 +412,20 @@ def check_script(script: str | os.PathLike[str], checkpoint: str | os.PathLike[s
     model, tok, _ = load_trained(checkpoint)
     want = "".join(s + "\n---\n" for s in reference_samples(model, tok, "KI", 2, 15, 0.9, 5))
     if done.stdout != want:
-        blocks = done.stdout.split("\n---\n")
+        hint = {m.name: m.hint for m in SCRIPT}
         if done.stdout.count("\n---\n") == 1:
-            raise CheckFailed(f"`{shown}` printed 1 sample; print --num-samples of them, each "
-                              "followed by a line ---")
+            raise CheckFailed(f"`{shown}` {hint['one sample printed']}")
         if "---" not in done.stdout:
-            raise CheckFailed(f"`{shown}` printed no --- lines; print each sample, then a line ---")
+            raise CheckFailed(f"`{shown}` {hint['no --- lines']}")
         again = _run(script, argv, timeout)
         if again.stdout != done.stdout:
-            raise CheckFailed(f"`{shown}` printed other samples the second time: --seed is not applied")
-        raise CheckFailed(f"`{shown}` printed {blocks[0]!r} first, expected {want.split(chr(10) + '---')[0]!r}: "
-                          "main should print generate_samples(...) with the parsed arguments")
+            raise CheckFailed(f"`{shown}` {hint['--seed not applied']}")
+        first = done.stdout.split("\n---\n")[0]
+        raise CheckFailed(f"`{shown}` printed {first!r} first, expected "
+                          f"{want.split(chr(10) + '---')[0]!r}: {hint['wrong argument order']}")
+    hint_0 = next(m.hint for m in SCRIPT if m.name == "--num-samples 0 accepted")
     bad = ["--checkpoint", str(checkpoint), "--num-samples", "0"]
     done = _run(script, bad, timeout)
     if done.returncode != 2:
         raise CheckFailed(f"`python {script.name} --num-samples 0` exited with status "
-                          f"{done.returncode}; the parser should refuse it (status 2)")
+                          f"{done.returncode}; {hint_0}")

@@ -1,19 +1,20 @@
 """Checks for day 27, "TinyStories", and the reference versions the lesson runs on.
 
-Each ``check_*`` function runs the learner's code on small cases of its own (sizes and token
-ids unlike the notebook's), prints one line - a pass, a specific hint, or "not done yet" - and
-never raises.
+Each ``check_*`` function compares the learner's code with the reference on a small seeded
+battery (int64, int32 and uint16 token ids, uint16 memmaps read from a file as train.bin is,
+empty chunks and stories, ids at the edge of 16 bits, an end-of-text id unlike GPT-2's,
+non-default arguments), prints one line - a pass, the hint of a known mistake from the
+exercise's table, or "not done yet" - and never raises.
 
 Example::
 
     >>> from llmcourse.checks import day27
-    >>> ok = day27.check_story_lengths(day27.reference_story_lengths)
+    >>> ok = day27.check_story_lengths(lambda ids, eot: day27.reference_story_lengths(ids, eot))
     ✅ story_lengths: passed
 """
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 from pathlib import Path
@@ -21,7 +22,8 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from llmcourse.checks._core import CheckFailed, as_int_list, as_pair, call, check
+from llmcourse.checks._core import (Case, CheckFailed, Mistake, Raised, as_float, as_int,
+                                    as_int_list, as_pair, check, compare, kind_of)
 
 __all__ = [
     "check_write_tokens",
@@ -32,6 +34,7 @@ __all__ = [
     "reference_story_lengths",
     "reference_compact_vocab",
     "reference_t4_hours",
+    "WRITE_TOKENS", "STORY_LENGTHS", "COMPACT_VOCAB", "T4_HOURS",
 ]
 
 _UINT16_MAX = np.iinfo(np.uint16).max
@@ -95,160 +98,464 @@ def reference_t4_hours(n_params: float, n_tokens: float, mfu: float,
     return 6.0 * n_params * n_tokens / (mfu * peak_flops) / 3600.0
 
 
-# ---- checks --------------------------------------------------------------------------------
+def _uint16_file(ids: np.ndarray, folder: str, name: str = "ids.bin") -> np.memmap:
+    """``ids`` written as raw uint16 and opened again as a read-only memmap, as train.bin is."""
+    path = Path(folder) / name
+    np.asarray(ids, dtype=np.uint16).tofile(path)
+    return np.memmap(path, dtype=np.uint16, mode="r")
 
 
-def _chunks(parts: list[np.ndarray], seen: list[int]) -> Iterable[np.ndarray]:
-    """A one-pass generator, as ``encode_file`` gives; counts how many chunks were taken."""
-    for part in parts:
-        seen[0] += 1
-        yield part
+# ---- exercise 1: write_tokens ----------------------------------------------------------------
 
 
-@check("write_tokens")
-def check_write_tokens(write_tokens: Callable[..., Any]) -> None:
-    """Exercise 1: stream chunks of ids into a raw uint16 file."""
+def _write_int64(chunks, path):              # no astype: the chunk's own dtype is written
+    n = 0
+    with open(path, "wb") as f:
+        for c in chunks:
+            c = np.asarray(c)
+            if c.size and (c.min() < 0 or c.max() > 65535):
+                raise ValueError("too big")
+            c.tofile(f)
+            n += c.size
+    return n
+
+
+def _write_uint32(chunks, path):
+    n = 0
+    with open(path, "wb") as f:
+        for c in chunks:
+            c = np.asarray(c)
+            if c.size and (c.min() < 0 or c.max() > 65535):
+                raise ValueError("too big")
+            c.astype(np.uint32).tofile(f)
+            n += c.size
+    return n
+
+
+def _write_reopening(chunks, path):          # "wb" inside the loop empties the file each time
+    n = 0
+    for c in chunks:
+        c = np.asarray(c)
+        if c.size and (c.min() < 0 or c.max() > 65535):
+            raise ValueError("too big")
+        with open(path, "wb") as f:
+            c.astype(np.uint16).tofile(f)
+        n += c.size
+    return n
+
+
+def _write_appending(chunks, path):          # "ab": an old file's ids stay in front
+    n = 0
+    with open(path, "ab") as f:
+        for c in chunks:
+            c = np.asarray(c)
+            if c.size and (c.min() < 0 or c.max() > 65535):
+                raise ValueError("too big")
+            c.astype(np.uint16).tofile(f)
+            n += c.size
+    return n
+
+
+def _write_no_range_check(chunks, path):
+    n = 0
+    with open(path, "wb") as f:
+        for c in chunks:
+            np.asarray(c).astype(np.uint16).tofile(f)
+            n += len(c)
+    return n
+
+
+def _write_only_max(chunks, path):           # forgets negative ids
+    n = 0
+    with open(path, "wb") as f:
+        for c in chunks:
+            c = np.asarray(c)
+            if c.size and c.max() > 65535:
+                raise ValueError("too big")
+            c.astype(np.uint16).tofile(f)
+            n += c.size
+    return n
+
+
+def _write_min_of_empty(chunks, path):       # .min() of an empty chunk raises
+    n = 0
+    with open(path, "wb") as f:
+        for c in chunks:
+            c = np.asarray(c)
+            if c.min() < 0 or c.max() > 65535:
+                raise ValueError("too big")
+            c.astype(np.uint16).tofile(f)
+            n += c.size
+    return n
+
+
+def _write_overflow_error(chunks, path):
+    n = 0
+    with open(path, "wb") as f:
+        for c in chunks:
+            c = np.asarray(c)
+            if c.size and (c.min() < 0 or c.max() > 65535):
+                raise OverflowError("too big")
+            c.astype(np.uint16).tofile(f)
+            n += c.size
+    return n
+
+
+def _write_twice_iterated(chunks, path):     # uses up the generator before writing
+    n = sum(len(c) for c in chunks)
+    with open(path, "wb") as f:
+        for c in chunks:
+            np.asarray(c).astype(np.uint16).tofile(f)
+    return n
+
+
+def _write_counts_chunks(chunks, path):
+    n = 0
+    with open(path, "wb") as f:
+        for c in chunks:
+            c = np.asarray(c)
+            if c.size and (c.min() < 0 or c.max() > 65535):
+                raise ValueError("too big")
+            c.astype(np.uint16).tofile(f)
+            n += 1
+    return n
+
+
+def _write_no_return(chunks, path):
+    with open(path, "wb") as f:
+        for c in chunks:
+            c = np.asarray(c)
+            if c.size and (c.min() < 0 or c.max() > 65535):
+                raise ValueError("too big")
+            c.astype(np.uint16).tofile(f)
+
+
+WRITE_TOKENS = [
+    Mistake("int64 on disk", _write_int64, hint="the file holds the chunks' own dtype (int64: 8 "
+            "bytes per id): convert each chunk with .astype(np.uint16) before writing, 2 bytes per id"),
+    Mistake("uint32 on disk", _write_uint32, hint="the file holds 4 bytes per id: store uint16 "
+            "(2 bytes), as train.bin does for GPT-2's 50,257 ids"),
+    Mistake("reopens per chunk", _write_reopening, hint="only the last chunk is in the file: "
+            "opening with 'wb' inside the loop empties the file each time; open it once, before the loop"),
+    Mistake("appends", _write_appending, hint="the file already held ids from an earlier run and "
+            "yours were added after them: open it with 'wb', which replaces the file, not 'ab'"),
+    Mistake("negative ids", _write_only_max, hint="a negative id was written without an error: "
+            "astype(np.uint16) turns -1 into 65535; raise ValueError for ids below 0 too"),
+    Mistake("no range check", _write_no_range_check, hint="an id above 65535 was written without "
+            "an error: astype(np.uint16) wraps it around (65553 becomes 17, a different token); "
+            "raise ValueError when an id is above 65535"),
+    Mistake("min of an empty chunk", _write_min_of_empty, hint="an empty chunk has no min() or "
+            "max() (numpy raises ValueError): test the range only when chunk.size > 0"),
+    Mistake("OverflowError", _write_overflow_error, hint="raise ValueError (the task asks for it) "
+            "for an id outside 0..65535, not OverflowError"),
+    Mistake("iterates twice", _write_twice_iterated, hint="chunks is an iterator (a generator, as "
+            "encode_file gives): it can be gone through only once; count the ids in the same loop "
+            "that writes them"),
+    Mistake("counts chunks", _write_counts_chunks, hint="write_tokens returned the number of chunks; "
+            "return the number of ids written (add up chunk.size)"),
+    Mistake("no return", _write_no_return, expect="returned None"),
+]
+
+
+def _write_cases() -> list[Case]:
     rng = np.random.default_rng(27)
-    parts = [rng.integers(0, 50_300, size=n).astype(np.int64) for n in (13, 1, 40, 7)]
-    parts[1][0] = 65_535                                    # the largest id uint16 holds
-    expected = np.concatenate(parts)
+    ints64 = [rng.integers(0, 50_300, size=n).astype(np.int64) for n in (13, 1, 40, 7)]
+    ints64[1][0] = 65_535                                   # the largest id uint16 holds
+    ints32 = [rng.integers(0, 65_536, size=n).astype(np.int32) for n in (9, 0, 21)]
+    stored = rng.integers(0, 65_536, size=300).astype(np.uint16)
+    lists = [[0, 5, 65_535], [17], [2, 2, 2, 2]]
+    return [
+        Case("write_tokens(4 int64 chunks of 13, 1, 40 and 7 ids, path)", ints64, None),
+        Case("write_tokens(3 int32 chunks of 9, 0 and 21 ids, path) over an older file of "
+             "100 ids", ints32, 100),
+        Case("write_tokens(chunks of 64 ids sliced from a uint16 memmap of 300 ids, path)",
+             "memmap", stored),
+        Case("write_tokens(3 chunks as Python lists, path)", lists, None),
+        Case("write_tokens([int64 [3, 65553, 4]], path): 65553 does not fit in 16 bits",
+             [np.array([3, 65_553, 4], dtype=np.int64)], None),
+        Case("write_tokens([int64 [8, -1, 9]], path): -1 is no token id",
+             [np.array([8, -1, 9], dtype=np.int64)], None),
+    ]
+
+
+def _write_run(impl: Any, case: Case) -> Any:
+    """Run ``impl`` on a one-pass generator into a fresh folder; observe its count and file."""
+    parts, extra = case.fresh()[0]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "tokens.bin"
-        seen = [0]
-        shown = "write_tokens(chunks, path) with 4 int64 chunks of 13, 1, 40 and 7 ids"
-        count = call(write_tokens, _chunks(parts, seen), path, shown=shown)
-        if not path.is_file():
+        if isinstance(extra, int):                          # an older, longer file at path
+            np.full(extra, 7, dtype=np.uint16).tofile(path)
+        if isinstance(parts, str):                          # slices of a uint16 memmap
+            stored = _uint16_file(extra, tmp, "stored.bin")
+            parts = [stored[i:i + 64] for i in range(0, len(stored), 64)]
+
+        def chunks():
+            yield from parts
+
+        try:
+            count = impl(chunks(), path)
+        except ValueError as exc:
+            return Raised(exc)
+        if isinstance(count, (np.integer, float)) and float(count).is_integer():
+            count = int(count)
+        data = np.fromfile(path, dtype=np.uint8) if path.is_file() else None
+        return {"returned": count, "bytes in the file": None if data is None else int(data.size),
+                "ids in the file (read as uint16)":
+                    None if data is None or data.size % 2 else data.view(np.uint16).copy()}
+
+
+def _write_read(obs: Any, case: Case) -> Any:
+    if isinstance(obs, dict):
+        if obs["bytes in the file"] is None:
             raise CheckFailed("no file was written at path: open(path, 'wb') once, then "
                               "chunk.astype(np.uint16).tofile(f) for each chunk")
-        size = path.stat().st_size
-        if size == 8 * len(expected):
-            raise CheckFailed("the file holds 8 bytes per id (int64): convert each chunk with "
-                              ".astype(np.uint16) before writing, 2 bytes per id")
-        if size == 4 * len(expected):
-            raise CheckFailed("the file holds 4 bytes per id: store uint16 (2 bytes), as "
-                              "train.bin does for GPT-2's 50,257 ids")
-        got = np.fromfile(path, dtype=np.uint16)
-        if len(got) == len(parts[-1]) and np.array_equal(got, parts[-1]):
-            raise CheckFailed("only the last chunk is in the file: opening with 'wb' inside the "
-                              "loop empties the file each time; open it once, before the loop")
-        if len(got) != len(expected) or not np.array_equal(got, expected.astype(np.uint16)):
-            raise CheckFailed(f"the file holds {len(got)} uint16 ids, expected the {len(expected)} "
-                              "ids of all chunks, in order")
-        if count is None:
-            raise CheckFailed("write_tokens returned None: return the number of ids written")
-        if isinstance(count, bool) or not isinstance(count, (int, np.integer)):
-            raise CheckFailed(f"write_tokens should return an int (the number of ids), got "
-                              f"{type(count).__name__}")
-        if int(count) != len(expected):
-            raise CheckFailed(f"write_tokens returned {int(count)}, but it wrote {len(expected)} "
-                              "ids: add up the sizes of all chunks")
-        # An id beyond 16 bits must be refused, not wrapped around.
-        bad = [np.array([3, 65_536 + 17, 4], dtype=np.int64)]
-        try:
-            write_tokens(iter(bad), Path(tmp) / "bad.bin")
-        except ValueError:
-            pass
-        except NotImplementedError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise CheckFailed(f"an id of 65553 should raise ValueError, got "
-                              f"{type(exc).__name__}: {exc}") from None
+        if obs["returned"] is None:
+            raise CheckFailed("write_tokens returned None; did you forget the `return`? It should "
+                              "return the number of ids written")
+        obs = dict(obs, returned=as_int(obs["returned"], "write_tokens(chunks, path)"))
+    return obs
+
+
+@check("write_tokens", mistakes=WRITE_TOKENS)
+def check_write_tokens(write_tokens: Callable[..., Any]) -> None:
+    """Exercise 1: stream chunks of ids into a raw uint16 file, refusing ids outside 16 bits."""
+    compare(write_tokens, reference_write_tokens, _write_cases(), name="write_tokens",
+            run=_write_run, mistakes=WRITE_TOKENS, read=_write_read)
+
+
+# ---- exercise 2: story_lengths ---------------------------------------------------------------
+
+
+def _lengths_with_eot(ids, eot):
+    ends = np.flatnonzero(np.asarray(ids) == eot)
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    return [int(e - s) + 1 for s, e in zip(starts, ends)]
+
+
+def _lengths_with_tail(ids, eot):
+    out, n = [], 0
+    for t in np.asarray(ids).tolist():
+        if t == eot:
+            out.append(n)
+            n = 0
         else:
-            raise CheckFailed("an id of 65553 was written without an error: astype(np.uint16) "
-                              "wraps it around to 17, a different token; raise ValueError when "
-                              "an id is above 65535")
+            n += 1
+    return out + [n]
 
 
-@check("story_lengths")
-def check_story_lengths(story_lengths: Callable[..., Any]) -> None:
-    """Exercise 2: tokens per story, from the end-of-text positions."""
-    eot = 41_000                                           # not GPT-2's 50256
+def _lengths_diff(ids, eot):                 # gaps between markers: the first story is lost
+    return (np.diff(np.flatnonzero(np.asarray(ids) == eot)) - 1).tolist()
+
+
+def _lengths_drop_empty(ids, eot):
+    ends = np.flatnonzero(np.asarray(ids) == eot)
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    return [int(e - s) for s, e in zip(starts, ends) if e > s]
+
+
+def _lengths_gpt2_eot(ids, eot):             # GPT-2's <|endoftext|> written in
+    ends = np.flatnonzero(np.asarray(ids) == 50256)
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    return [int(e - s) for s, e in zip(starts, ends)]
+
+
+def _lengths_split(ids, eot):                # np.split keeps the marker at each piece's end
+    ends = np.flatnonzero(np.asarray(ids) == eot)
+    return [len(p) for p in np.split(np.asarray(ids), ends + 1)[:-1]]
+
+
+STORY_LENGTHS = [
+    Mistake("counts the eot", _lengths_with_eot, hint="each length counts the end-of-text token "
+            "too: a story of 3 tokens and its eot should give 3, not 4"),
+    Mistake("counts the tail", _lengths_with_tail, hint="the tokens after the last eot were counted "
+            "as a story: they are an unfinished one; count only stories that end with eot"),
+    Mistake("first story lost", _lengths_diff, hint="the first story is missing: it starts at "
+            "position 0, before any eot"),
+    Mistake("drops empty stories", _lengths_drop_empty, hint="an empty story (two eot in a row) "
+            "was dropped: report it as 0"),
+    Mistake("eot 50256 written in", _lengths_gpt2_eot, hint="use the argument eot, not GPT-2's "
+            "50256: the check passes another end-of-text id"),
+    Mistake("np.split pieces", _lengths_split, hint="each length counts the end-of-text token "
+            "too: a story of 3 tokens and its eot should give 3, not 4"),
+]
+
+
+def _lengths_cases() -> list[Case]:
+    rng = np.random.default_rng(2027)
+    eot = 41_000                                            # not GPT-2's 50256
     stories = [[5, 6, 7], [8], [], [9, 10, 11, 12, 13]]
     ids: list[int] = []
     for s in stories:
         ids += s + [eot]
-    tail = [14, 15]                                         # an unfinished story
-    arr = np.array(ids + tail, dtype=np.uint16)
-    shown = f"story_lengths(ids, eot={eot}) with ids a uint16 array of {len(arr)} ids"
-    got = as_int_list(call(story_lengths, arr, eot, shown=shown), "story_lengths")
-    expected = [len(s) for s in stories]
-    if got == [n + 1 for n in expected]:
-        raise CheckFailed("each length counts the end-of-text token too: a story of 3 tokens "
-                          "and its eot should give 3, not 4")
-    if got == expected + [len(tail)]:
-        raise CheckFailed("the tokens after the last eot were counted as a story: they are an "
-                          "unfinished one; count only stories that end with eot")
-    if got == expected[1:] or got == [n + 1 for n in expected[1:]]:
-        raise CheckFailed("the first story is missing: it starts at position 0, before any eot")
-    if got == [n for n in expected if n]:
-        raise CheckFailed("the empty story (two eot in a row) was dropped: report it as 0")
-    if got != expected:
-        raise CheckFailed(f"for stories of {expected} tokens (each followed by eot) "
-                          f"story_lengths returned {got}")
-    got = as_int_list(call(story_lengths, np.array([eot], dtype=np.uint16), eot,
-                           shown="story_lengths([eot], eot)"), "story_lengths")
-    if got != [0]:
-        raise CheckFailed(f"ids holding just one eot are one empty story, [0]; got {got}")
+    small = np.array(ids + [14, 15], dtype=np.uint16)       # an unfinished story at the end
+    big: list[int] = []
+    for n in rng.integers(0, 30, size=25):
+        big += rng.integers(0, 60_000, size=int(n)).tolist() + [65_535]
+    big += [3, 4, 5]                                        # an unfinished story
+    return [
+        Case("story_lengths(uint16 ids of 14 tokens, eot=41000): stories of 3, 1, 0 and 5 tokens "
+             "and an unfinished one", small, eot),
+        Case("story_lengths(a uint16 memmap of 25 stories with eot=65535, eot=65535)",
+             "memmap", np.array(big, dtype=np.uint16), 65_535),
+        Case("story_lengths([0, 4, 4, 0, 0, 4], eot=0): starts with an eot", [0, 4, 4, 0, 0, 4], 0),
+        Case("story_lengths(int64 ids with no eot, eot=9)", np.array([1, 2, 3], dtype=np.int64), 9),
+        Case("story_lengths(uint16 [eot], eot=50256): one empty story",
+             np.array([50_256], dtype=np.uint16), 50_256),
+    ]
 
 
-@check("compact_vocab")
-def check_compact_vocab(compact_vocab: Callable[..., Any]) -> None:
-    """Exercise 3: renumber the ids that occur as 0 .. n - 1."""
+def _lengths_run(impl: Any, case: Case) -> Any:
+    args, _ = case.fresh()
+    if isinstance(args[0], str):                            # a memmap read back from a file
+        with tempfile.TemporaryDirectory() as tmp:
+            ids = _uint16_file(args[1], tmp)
+            out = impl(ids, args[2])
+            return np.array(out).tolist() if isinstance(out, np.ndarray) else out
+    return impl(*args)
+
+
+@check("story_lengths", mistakes=STORY_LENGTHS)
+def check_story_lengths(story_lengths: Callable[..., Any]) -> None:
+    """Exercise 2: tokens per story, from the end-of-text positions."""
+    compare(story_lengths, reference_story_lengths, _lengths_cases(), name="story_lengths",
+            run=_lengths_run, mistakes=STORY_LENGTHS,
+            read=lambda v, case: as_int_list(v, "story_lengths(ids, eot)"))
+
+
+# ---- exercise 3: compact_vocab ---------------------------------------------------------------
+
+
+def _compact_first_seen(ids):
+    order = list(dict.fromkeys(np.asarray(ids).tolist()))
+    index = {t: i for i, t in enumerate(order)}
+    return np.array([index[t] for t in np.asarray(ids).tolist()], dtype=np.int64), np.array(order)
+
+
+def _compact_uint16(ids):                    # keeps the input's dtype (uint16 for train.bin)
+    used = np.unique(ids)
+    return np.searchsorted(used, ids).astype(np.asarray(ids).dtype), used
+
+
+def _compact_int32(ids):
+    used = np.unique(np.asarray(ids)).astype(np.int64)
+    return np.searchsorted(used, np.asarray(ids)).astype(np.int32), used
+
+
+def _compact_swapped(ids):
+    new, used = reference_compact_vocab(ids)
+    return used, new
+
+
+def _compact_positions(ids):                 # new_ids numbered by position, not by id
+    return np.arange(len(ids), dtype=np.int64), np.unique(np.asarray(ids)).astype(np.int64)
+
+
+def _compact_no_unique(ids):                 # sorted, but every occurrence kept
+    used = np.sort(np.asarray(ids)).astype(np.int64)
+    return np.searchsorted(used, np.asarray(ids).astype(np.int64)).astype(np.int64), used
+
+
+COMPACT_VOCAB = [
+    Mistake("first-seen order", _compact_first_seen, hint="used should be sorted: np.unique sorts, "
+            "and np.searchsorted needs the order"),
+    Mistake("uint16 new_ids", _compact_uint16, hint="new_ids should be int64 (nn.Embedding and "
+            "cross_entropy want torch.long): add .astype(np.int64)"),
+    Mistake("int32 new_ids", _compact_int32, hint="new_ids should be int64 (nn.Embedding and "
+            "cross_entropy want torch.long): add .astype(np.int64)"),
+    Mistake("swapped", _compact_swapped, hint="new_ids and used are swapped: return "
+            "(new_ids, used)"),
+    Mistake("positions", _compact_positions, hint="new_ids should be each id's position in used "
+            "(np.searchsorted(used, ids)), so that used[new_ids] gives back ids"),
+    Mistake("not unique", _compact_no_unique, hint="used should hold each distinct id once: "
+            "use np.unique(ids)"),
+    Mistake("only used", lambda ids: np.unique(ids), expect="should return a pair"),
+]
+
+
+def _compact_cases() -> list[Case]:
+    rng = np.random.default_rng(327)
     ids = np.array([50_256, 12, 900, 12, 33_001, 900, 7, 50_256, 12], dtype=np.uint16)
-    shown = "compact_vocab(ids) with ids = uint16 [50256, 12, 900, 12, 33001, 900, 7, 50256, 12]"
-    new, used = as_pair(call(compact_vocab, ids, shown=shown), "compact_vocab",
-                        ("new_ids", "used"))
-    new, used = np.asarray(new), np.asarray(used)
-    want_used = np.array([7, 12, 900, 33_001, 50_256])
-    if used.shape != want_used.shape or set(used.tolist()) != set(want_used.tolist()):
-        raise CheckFailed(f"used should hold each distinct id once ({want_used.tolist()}), got "
-                          f"{used.tolist()}: use np.unique(ids)")
-    if not np.array_equal(used, want_used):
-        raise CheckFailed(f"used should be sorted ({want_used.tolist()}), got {used.tolist()}: "
-                          "np.unique sorts, and np.searchsorted needs the order")
-    if new.shape != ids.shape:
-        raise CheckFailed(f"new_ids should have one entry per id, shape {ids.shape}, got "
-                          f"{new.shape}")
-    if new.dtype != np.int64:
-        raise CheckFailed(f"new_ids should be int64 (nn.Embedding and cross_entropy want "
-                          f"torch.long), got {new.dtype}: add .astype(np.int64)")
-    if not np.array_equal(used[new], ids):
-        raise CheckFailed(f"used[new_ids] should give back ids, got {used[new].tolist()}: "
-                          "new_ids is each id's position in used (np.searchsorted(used, ids))")
+    wide = rng.choice(np.array([0, 3, 999, 40_000, 65_535], dtype=np.uint16), size=200)
+    return [
+        Case("compact_vocab(uint16 [50256, 12, 900, 12, 33001, 900, 7, 50256, 12])", ids),
+        Case("compact_vocab(a uint16 memmap of 200 ids from 5 distinct ones, 0 and 65535 among "
+             "them)", "memmap", wide),
+        Case("compact_vocab(int64 [4, 4, 4]): one distinct id", np.array([4, 4, 4], dtype=np.int64)),
+        Case("compact_vocab(int32 [2, 0, 1]): already compact", np.array([2, 0, 1], dtype=np.int32)),
+    ]
 
 
-@check("t4_hours")
+def _compact_run(impl: Any, case: Case) -> Any:
+    args, _ = case.fresh()
+    if isinstance(args[0], str):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = impl(_uint16_file(args[1], tmp))
+            return tuple(np.array(v) for v in out) if isinstance(out, tuple) else out
+    return impl(*args)
+
+
+def _compact_read(value: Any, case: Case) -> Any:
+    new, used = as_pair(value, "compact_vocab(ids)", ("new_ids", "used"))
+    if not isinstance(new, np.ndarray):
+        raise CheckFailed(f"new_ids should be a numpy array of dtype int64, got {kind_of(new)}")
+    used = np.asarray(used)
+    if used.dtype.kind not in "iu":
+        raise CheckFailed(f"used should hold the (integer) ids, got {kind_of(used)} of dtype "
+                          f"{used.dtype}")
+    return {"new_ids": np.array(new), "used (as int64)": used.astype(np.int64)}
+
+
+@check("compact_vocab", mistakes=COMPACT_VOCAB)
+def check_compact_vocab(compact_vocab: Callable[..., Any]) -> None:
+    """Exercise 3: renumber the ids that occur as 0 .. n - 1 (int64), sorted distinct ids in used."""
+    compare(compact_vocab, reference_compact_vocab, _compact_cases(), name="compact_vocab(ids)",
+            run=_compact_run, mistakes=COMPACT_VOCAB, read=_compact_read)
+
+
+# ---- exercise 4: t4_hours --------------------------------------------------------------------
+
+
+def _hours(flops_factor=6.0, divide=3600.0, peak=None, mfu_power=-1, percent=1.0):
+    def t4_hours(n_params, n_tokens, mfu, peak_flops=65e12):
+        p = peak_flops if peak is None else peak
+        return flops_factor * n_params * n_tokens * (mfu * percent) ** mfu_power / p / divide
+    return t4_hours
+
+
+def _wrong_default(n_params, n_tokens, mfu, peak_flops=312e12):   # the A100's peak as default
+    return 6 * n_params * n_tokens / (mfu * peak_flops) / 3600
+
+
+T4_HOURS = [
+    Mistake("seconds", _hours(divide=1.0), hint="the time is in seconds: divide by 3600 for hours"),
+    Mistake("minutes", _hours(divide=60.0), hint="the time is in minutes: divide by 60 once more "
+            "for hours"),
+    Mistake("2ND", _hours(flops_factor=2.0), hint="that counts 2ND FLOPs (the forward pass only): "
+            "training costs 6ND, forward and backward"),
+    Mistake("mfu multiplies", _hours(mfu_power=1), hint="mfu should divide the peak (the GPU "
+            "delivers mfu * peak_flops per second), not multiply the time"),
+    Mistake("peak written in", _hours(peak=65e12), hint="the peak FLOP/s was written in; use the "
+            "argument peak_flops (the check passes another GPU's)"),
+    Mistake("percentage", _hours(percent=100.0), hint="mfu is a fraction (0.25), not a percentage"),
+    Mistake("wrong default", _wrong_default, hint="without peak_flops the default should be the "
+            "T4's 65e12 FLOP/s"),
+    Mistake("no return", lambda n_params, n_tokens, mfu, peak_flops=65e12: None,
+            expect="returned None"),
+]
+
+
+def _hours_cases() -> list[Case]:
+    return [
+        Case("t4_hours(1.25e7, 2e8, mfu=0.25, peak_flops=4e13)", 12.5e6, 2.0e8, mfu=0.25,
+             peak_flops=40e12),
+        Case("t4_hours(3e9, 6e10, 0.4, 3.12e14)", 3.0e9, 6.0e10, 0.4, 312e12),
+        Case("t4_hours(3e7, 8.2e7, mfu=0.3): the default peak_flops", 30e6, 82e6, mfu=0.3),
+        Case("t4_hours(1000, 1, mfu=1.0): a tiny run", 1000, 1, mfu=1.0),
+    ]
+
+
+@check("t4_hours", mistakes=T4_HOURS)
 def check_t4_hours(t4_hours: Callable[..., Any]) -> None:
-    """Exercise 4: training time from 6ND and an assumed MFU."""
-    n, d, mfu, peak = 12.5e6, 2.0e8, 0.25, 40e12            # not the lesson's numbers
-    shown = f"t4_hours({n:g}, {d:g}, mfu={mfu}, peak_flops={peak:g})"
-    got = call(t4_hours, n, d, mfu=mfu, peak_flops=peak, shown=shown)
-    if got is None:
-        raise CheckFailed("t4_hours returned None: return the number of hours")
-    try:
-        got = float(got)
-    except (TypeError, ValueError):
-        raise CheckFailed(f"t4_hours should return a number of hours, got "
-                          f"{type(got).__name__}") from None
-    right = reference_t4_hours(n, d, mfu, peak)
-    wrong = {
-        "the time is in seconds: divide by 3600 for hours": right * 3600,
-        "the time is in minutes: divide by 60 once more for hours": right * 60,
-        "that counts 2ND FLOPs (the forward pass only): training costs 6ND, forward and "
-        "backward": right / 3,
-        "mfu should divide the peak (the GPU delivers mfu * peak_flops per second), not "
-        "multiply the time": right * mfu * mfu,
-        "the peak FLOP/s was not used; the argument peak_flops is what the GPU could do at best":
-            6 * n * d / mfu / 3600,
-        "mfu is a fraction (0.25), not a percentage": right / 100,
-    }
-    for hint, value in wrong.items():
-        if math.isclose(got, value, rel_tol=1e-6):
-            raise CheckFailed(hint)
-    if not math.isclose(got, right, rel_tol=1e-6):
-        raise CheckFailed(f"{shown} should be {right:.4f} hours (6 N D / (mfu * peak) / 3600), "
-                          f"got {got:.4g}")
-    default = call(t4_hours, n, d, mfu=mfu, shown=f"t4_hours({n:g}, {d:g}, mfu={mfu})")
-    if default is None or not math.isclose(float(default), reference_t4_hours(n, d, mfu),
-                                           rel_tol=1e-6):
-        raise CheckFailed("without peak_flops the default should be the T4's 65e12 FLOP/s")
+    """Exercise 4: training time from 6ND and an assumed MFU, with and without peak_flops."""
+    compare(t4_hours, reference_t4_hours, _hours_cases(), name="t4_hours(...)", mistakes=T4_HOURS,
+            read=lambda v, case: as_float(v, "t4_hours(...)"), rtol=1e-6, atol=0.0)

@@ -1,128 +1,173 @@
 """Checks for day 31, "Data quality".
 
-Each ``check_*`` function runs the learner's code on small cases of its own (unlike the
-notebook's corpus), prints one line - a pass, a specific hint, or "not done yet" - and never
+Each ``check_*`` function compares the learner's code with a reference on a small seeded battery
+of its own (unlike the notebook's corpus: tabs and new lines between words, blank and
+white-space-only lines, empty inputs, non-default bounds, many hash functions), prints one line -
+a pass, a hint from the exercise's table of typical mistakes, or "not done yet" - and never
 raises. The lesson continues with the package's versions (``llmcourse.data.clean`` and
 ``llmcourse.data.minhash``).
 
 Example::
 
     >>> from llmcourse.checks import day31
-    >>> from llmcourse.data.clean import exact_dedup
-    >>> ok = day31.check_exact_dedup(exact_dedup)
-    ✅ exact_dedup: passed
+    >>> ok = day31.check_length_filter(
+    ...     lambda docs, lo, hi: [i for i, d in enumerate(docs) if lo <= len(d.split()) <= hi])
+    ✅ length_filter: passed
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable
 
 import numpy as np
 
-from llmcourse.checks._core import CheckFailed, as_int_list, as_list, call, check
+from llmcourse.checks._core import Case, CheckFailed, Mistake, as_int_list, check, compare
+from llmcourse.data.clean import normalize
 
 __all__ = ["check_length_filter", "check_strip_boilerplate", "check_exact_dedup",
            "check_minhash_signature"]
 
 
-def _as_str(value: Any, name: str) -> str:
-    if value is None:
-        raise CheckFailed(f"{name} returned None; did you forget the `return`?")
-    if isinstance(value, list):
-        raise CheckFailed(f"{name} returned a list of {len(value)} items; join the kept lines "
-                          "into one string with '\\n'.join(...)")
-    if not isinstance(value, str):
-        raise CheckFailed(f"{name} should return a str, got {type(value).__name__}")
-    return value
-
-
 # ---- exercise 1: length_filter ---------------------------------------------------------------
 
 
-@check("length_filter")
+def _length_filter(docs, min_words, max_words):
+    return [i for i, d in enumerate(docs) if min_words <= len(d.split()) <= max_words]
+
+
+LENGTH = [
+    Mistake("no max", lambda docs, lo, hi: [i for i, d in enumerate(docs) if len(d.split()) >= lo],
+            hint="a document with more than max_words words was kept: keep only min_words <= "
+            "words <= max_words (both ends included)"),
+    Mistake("split(' ')", lambda docs, lo, hi: [i for i, d in enumerate(docs)
+                                                 if lo <= len(d.split(" ")) <= hi],
+            hint="count words with doc.split(), which splits at any run of white space (new "
+            "lines, tabs, double spaces too); doc.split(' ') does not"),
+    Mistake("max excluded", lambda docs, lo, hi: [i for i, d in enumerate(docs)
+                                                   if lo <= len(d.split()) < hi],
+            hint="a document with exactly max_words words was dropped: max_words is included (use <=)"),
+    Mistake("min excluded", lambda docs, lo, hi: [i for i, d in enumerate(docs)
+                                                   if lo < len(d.split()) <= hi],
+            hint="a document with exactly min_words words was dropped: min_words is included (use <=)"),
+    Mistake("no min", lambda docs, lo, hi: [i for i, d in enumerate(docs) if len(d.split()) <= hi],
+            hint="documents with fewer than min_words words were kept"),
+    Mistake("documents", lambda docs, lo, hi: [d for d in docs if lo <= len(d.split()) <= hi],
+            expect="should return a list of ints"),
+    Mistake("no return", lambda docs, lo, hi: None, expect="forget the `return`"),
+]
+
+_DOCS = ["one two", "a b\nc\td", "x", "the cat sat on the mat", "w1 w2 w3 w4 w5 w6 w7",
+         "", "  lead  and   trail  ", "tab\tseparated\twords\there\tnow"]
+
+
+@check("length_filter", mistakes=LENGTH)
 def check_length_filter(length_filter: Callable[..., Any]) -> None:
     """Exercise 1: indices of documents with min_words <= words <= max_words."""
-    docs = ["one two", "a b\nc\td", "x", "the cat sat on the mat", "w1 w2 w3 w4 w5 w6 w7"]
-    shown = "length_filter(docs, min_words=4, max_words=6) on 5 small documents"
-    got = as_int_list(call(length_filter, docs, 4, 6, shown=shown), "length_filter")
-    if got == [1, 3, 4] or got == [3, 4]:
-        raise CheckFailed("a document with more than max_words words was kept: keep only "
-                          "min_words <= words <= max_words (both ends included)")
-    if got == [3]:
-        raise CheckFailed("'a b\\nc\\td' has 4 words: count words with doc.split(), which splits "
-                          "at any run of white space (new lines too)")
-    if got == [1]:
-        raise CheckFailed("a document with exactly max_words words was dropped: max_words is "
-                          "included (use <=)")
-    if got == [0, 1, 3] or got == [0, 1, 2, 3]:
-        raise CheckFailed("documents with fewer than min_words words were kept")
-    if got != [1, 3]:
-        raise CheckFailed(f"expected the indices [1, 3] for {shown}, got {got}; return the "
-                          "indices (not the documents), in order")
-    got = as_int_list(call(length_filter, docs, 1, 1, shown="length_filter(docs, 1, 1)"),
-                      "length_filter")
-    if got != [2]:
-        raise CheckFailed(f"length_filter(docs, 1, 1) should keep only the one-word document "
-                          f"[2], got {got}")
+    cases = [Case("length_filter(8 small docs, min_words=4, max_words=6)", _DOCS, 4, 6),
+             Case("length_filter(8 small docs, min_words=1, max_words=1)", _DOCS, 1, 1),
+             Case("length_filter(8 small docs, min_words=0, max_words=3)", _DOCS, 0, 3),
+             Case("length_filter(8 small docs, min_words=5, max_words=100)", _DOCS, 5, 100),
+             Case("length_filter([], 2, 5)", [], 2, 5)]
+    compare(length_filter, _length_filter, cases, name="length_filter(docs, min_words, max_words)",
+            mistakes=LENGTH, read=lambda v, c: as_int_list(v, "length_filter"))
 
 
 # ---- exercise 2: strip_boilerplate -----------------------------------------------------------
 
 
-@check("strip_boilerplate")
+def _strip(doc, patterns, *, match=re.search, blank=lambda line: line.strip(), sep="\n", pats=None):
+    return sep.join(line for line in doc.split("\n")
+                    if blank(line) and not any(match(p, line) for p in (pats or (lambda ps: ps))(patterns)))
+
+
+def _as_str(value: Any, case: Case) -> str:
+    if value is None:
+        raise CheckFailed("strip_boilerplate returned None; did you forget the `return`?")
+    if isinstance(value, list):
+        raise CheckFailed(f"strip_boilerplate returned a list of {len(value)} items; join the kept "
+                          "lines into one string with '\\n'.join(...)")
+    if not isinstance(value, str):
+        raise CheckFailed(f"strip_boilerplate should return a str, got {type(value).__name__}")
+    return value
+
+
+STRIP = [
+    Mistake("re.match", lambda d, p: _strip(d, p, match=re.match), hint="a line with a pattern in "
+            "its middle was kept: re.match only looks at the start of a line; use re.search"),
+    Mistake("blank kept", lambda d, p: _strip(d, p, blank=lambda line: True), hint="blank lines "
+            "were kept: drop lines that are empty after .strip() too"),
+    Mistake("space-only kept", lambda d, p: _strip(d, p, blank=lambda line: line), hint="a line of "
+            "only spaces was kept: test line.strip(), not line, to drop blank lines"),
+    Mistake("^ dropped", lambda d, p: _strip(d, p, pats=lambda ps: [q.lstrip("^") for q in ps]),
+            hint="a line with 'Tags:' in its middle was dropped, but '^Tags:' only matches at the "
+            "start of a line; pass each pattern to re.search unchanged"),
+    Mistake("first pattern only", lambda d, p: _strip(d, p, pats=lambda ps: ps[:1]), hint="a line "
+            "matching one of the patterns was kept; test every pattern with re.search(pattern, line)"),
+    Mistake("joined with spaces", lambda d, p: _strip(d, p, sep=" "), hint="keep the other lines "
+            "in order, joined with '\\n'"),
+    Mistake("a list", lambda d, p: [l for l in d.split("\n") if l.strip()
+                                    and not any(re.search(q, l) for q in p)],
+            expect="join the kept lines"),
+]
+
+_PATTERNS = [r"https?://", r"(?i)all rights reserved", r"^Tags:"]
+
+
+@check("strip_boilerplate", mistakes=STRIP)
 def check_strip_boilerplate(strip_boilerplate: Callable[..., Any]) -> None:
     """Exercise 2: drop the lines matching any pattern (anywhere in the line) and blank lines."""
-    patterns = [r"https?://", r"(?i)all rights reserved", r"^Tags:"]
     doc = ("Tags: fun, dogs\nThe dog ran fast.\n\nSee https://x.example for more\n"
            "It was happy.\n(c) Me. All Rights Reserved.\nThe end, Tags: none")
-    shown = "strip_boilerplate(doc, patterns) with 3 patterns and a 7-line doc"
-    got = _as_str(call(strip_boilerplate, doc, patterns, shown=shown), "strip_boilerplate")
-    expected = "The dog ran fast.\nIt was happy.\nThe end, Tags: none"
-    lines = got.split("\n")
-    if "See https://x.example for more" in lines:
-        raise CheckFailed("a line with a URL in its middle was kept: re.match only looks at the "
-                          "start of a line; use re.search")
-    if "" in lines:
-        raise CheckFailed("blank lines were kept: drop lines that are empty after .strip() too")
-    if "The end, Tags: none" not in got:
-        raise CheckFailed("'The end, Tags: none' was dropped, but '^Tags:' only matches at the "
-                          "start of a line; pass each pattern to re.search unchanged")
-    if "(c) Me. All Rights Reserved." in lines:
-        raise CheckFailed("a line matching one of the patterns (with its (?i) flag) was kept; "
-                          "test every pattern with re.search(pattern, line)")
-    if got != expected:
-        raise CheckFailed(f"expected {expected!r}, got {got!r}; keep the other lines in order, "
-                          "joined with '\\n'")
-    got = _as_str(call(strip_boilerplate, "only text\nhere", [], shown="no patterns"),
-                  "strip_boilerplate")
-    if got != "only text\nhere":
-        raise CheckFailed(f"with no patterns every non-blank line stays, got {got!r}")
+    cases = [Case("strip_boilerplate(a 7-line doc, 3 patterns)", doc, _PATTERNS),
+             Case("strip_boilerplate(a doc with a line of spaces, 2 patterns)",
+                  "Intro\n   \nvisit http://a.b now\n\tTabbed line\nend\n", _PATTERNS[:2]),
+             Case("strip_boilerplate(a doc, 4 patterns incl. 'cookie' at the end)",
+                  "We use a cookie\nreal text\nall rights reserved\nmore text", _PATTERNS + ["cookie"]),
+             Case("strip_boilerplate('only text\\nhere', [])", "only text\nhere", []),
+             Case("strip_boilerplate('', patterns)", "", _PATTERNS)]
+    compare(strip_boilerplate, _strip, cases, name="strip_boilerplate(doc, patterns)",
+            mistakes=STRIP, read=_as_str)
 
 
 # ---- exercise 3: exact_dedup -----------------------------------------------------------------
 
 
-@check("exact_dedup")
+def _dedup(docs, key=normalize, last=False):
+    first: dict[str, int] = {}
+    for i, d in enumerate(docs):
+        if last or key(d) not in first:
+            first[key(d)] = i
+    return sorted(first.values()) if last else list(first.values())
+
+
+DEDUP = [
+    Mistake("not normalised", lambda docs: _dedup(docs, key=lambda d: d), hint="documents that "
+            "differ only in case or white space were kept: compare normalize(doc) (lower case, "
+            "white space runs as one space, stripped)"),
+    Mistake("lower only", lambda docs: _dedup(docs, key=lambda d: d.lower().strip()),
+            hint="documents that differ only in white space inside were kept: compare "
+            "normalize(doc), which also turns runs of white space into one space"),
+    Mistake("keeps the last", lambda docs: _dedup(docs, last=True), hint="you kept the last copy; "
+            "keep the first one of each group"),
+    Mistake("order lost", lambda docs: sorted(_dedup(docs), key=lambda i: normalize(docs[i])),
+            hint="keep the original order of the documents (a set or a sort loses it)"),
+    Mistake("documents", lambda docs: list(dict.fromkeys(normalize(d) for d in docs)),
+            expect="should return a list of ints"),
+]
+
+
+@check("exact_dedup", mistakes=DEDUP)
 def check_exact_dedup(exact_dedup: Callable[..., Any]) -> None:
     """Exercise 3: indices of the first copy of each document, equal after normalisation."""
     docs = ["The cat.", "A dog ran.", "the  cat.", "A dog ran.\n", "The cat!", "THE CAT."]
-    shown = "exact_dedup(docs) on 6 small documents"
-    got = call(exact_dedup, docs, shown=shown)
-    if isinstance(got, list) and got and all(isinstance(g, str) for g in got):
-        raise CheckFailed("exact_dedup returned documents; return their indices (ints)")
-    got = as_int_list(got, "exact_dedup")
-    if got == [0, 1, 2, 3, 4, 5] or got == [0, 1, 2, 4, 5]:
-        raise CheckFailed("documents that differ only in case or white space were kept: compare "
-                          "normalize(doc) (lower case, white space runs as one space, stripped)")
-    if got == [3, 4, 5] or got == [4, 5, 3] or sorted(got) == [3, 4, 5]:
-        raise CheckFailed("you kept the last copy; keep the first one of each group")
-    if sorted(got) == [0, 1, 4] and got != [0, 1, 4]:
-        raise CheckFailed(f"got {got}: keep the original order (a set loses it)")
-    if got != [0, 1, 4]:
-        raise CheckFailed(f"expected [0, 1, 4] for {shown}, got {got}")
-    got = as_int_list(call(exact_dedup, [], shown="exact_dedup([])"), "exact_dedup")
-    if got != []:
-        raise CheckFailed(f"exact_dedup([]) should be [], got {got}")
+    cases = [Case("exact_dedup(6 small docs)", docs),
+             Case("exact_dedup(docs with tabs, inner spaces, empty and blank docs)",
+                  ["b  a", "", "Zebra\tcrossing", "b a", "   ", "zebra crossing", "a b", "\n"]),
+             Case("exact_dedup(7 copies of 2 docs)", ["y", "x", "Y", "x ", "X", " y", "x"]),
+             Case("exact_dedup([])", [])]
+    compare(exact_dedup, _dedup, cases, name="exact_dedup(docs)", mistakes=DEDUP,
+            read=lambda v, c: as_int_list(v, "exact_dedup"))
 
 
 # ---- exercise 4: minhash_signature -----------------------------------------------------------
@@ -131,35 +176,50 @@ def check_exact_dedup(exact_dedup: Callable[..., Any]) -> None:
 P = (1 << 31) - 1
 
 
-@check("minhash_signature")
+def _minhash(x, a, b, p):
+    return ((a[:, None] * x[None, :] + b[:, None]) % p).min(axis=1)
+
+
+MINHASH = [
+    Mistake("maximum", lambda x, a, b, p: ((a[:, None] * x[None, :] + b[:, None]) % p).max(axis=1),
+            hint="that is the maximum of each hash function; MinHash takes the minimum"),
+    Mistake("no modulo", lambda x, a, b, p: (a[:, None] * x[None, :] + b[:, None]).min(axis=1),
+            hint="the hashes were not taken modulo p: (a * x + b) % p"),
+    Mistake("min before modulo", lambda x, a, b, p: (a[:, None] * x[None, :] + b[:, None]).min(axis=1) % p,
+            hint="the minimum was taken before % p (which hashes only the smallest shingle): "
+            "hash every shingle first, (a * x + b) % p, then take the minimum"),
+    Mistake("no b", lambda x, a, b, p: ((a[:, None] * x[None, :]) % p).min(axis=1),
+            hint="b is missing: each hash function is (a[i] * x + b[i]) % p"),
+    Mistake("min over hash functions",
+            lambda x, a, b, p: ((a[:, None] * x[None, :] + b[:, None]) % p).min(axis=0),
+            hint="the signature needs one entry per hash function: take the minimum over the "
+            "shingles (axis=1 of the (P, S) table)"),
+    Mistake("float", lambda x, a, b, p: _minhash(x, a, b, p).astype(np.float64),
+            expect="should return a list of ints"),
+]
+
+
+def _minhash_cases() -> list[Case]:
+    rng = np.random.default_rng(7)
+
+    def draw(s, n, high=P):
+        return (rng.integers(0, high, size=s, dtype=np.int64), rng.integers(1, P, size=n, dtype=np.int64),
+                rng.integers(0, P, size=n, dtype=np.int64))
+
+    big = draw(40, 128)
+    edge = (np.array([P - 1, 0, 1, P - 1, 5], dtype=np.int64),) + draw(0, 6)[1:]
+    return [Case("minhash_signature(9 shingle hashes, 5 hash functions)", *draw(9, 5), P),
+            Case("minhash_signature(1 shingle hash, 3 hash functions)", *draw(1, 3), P),
+            Case("minhash_signature(40 shingle hashes, 128 hash functions)", *big, P),
+            Case("minhash_signature(the same 40 hashes reversed, 128 hash functions)",
+                 big[0][::-1].copy(), big[1], big[2], P),
+            Case("minhash_signature(hashes 0, 1, p - 1 and repeats, 6 hash functions)", *edge, P),
+            Case("minhash_signature(12 hashes, 4 hash functions, p = 65521)", *draw(12, 4, 65521)[:1],
+                 *(v % 65521 + 1 for v in draw(0, 4)[1:]), 65521)]
+
+
+@check("minhash_signature", mistakes=MINHASH)
 def check_minhash_signature(minhash_signature: Callable[..., Any]) -> None:
     """Exercise 4: signature[i] = min over shingles x of (a[i] * x + b[i]) % p."""
-    rng = np.random.default_rng(7)
-    x = rng.integers(0, P, size=9, dtype=np.int64)             # 9 shingles
-    a = rng.integers(1, P, size=5, dtype=np.int64)             # 5 hash functions
-    b = rng.integers(0, P, size=5, dtype=np.int64)
-    shown = "minhash_signature(x, a, b, p) with 9 shingle hashes and 5 hash functions"
-    got = call(minhash_signature, x, a, b, P, shown=shown)
-    got = as_list(got.tolist() if isinstance(got, np.ndarray) else got, "minhash_signature")
-    h = (a[:, None] * x[None, :] + b[:, None]) % P              # (5, 9)
-    if len(got) == 9:
-        raise CheckFailed("the signature has one entry per shingle; it needs one per hash "
-                          "function: take the minimum over the shingles (axis=1 of (P, S))")
-    if len(got) != 5:
-        raise CheckFailed(f"the signature should have 5 entries (one per hash function), got "
-                          f"{len(got)}")
-    got = [int(g) for g in got]
-    if got == h.max(axis=1).tolist():
-        raise CheckFailed("that is the maximum of each hash function; MinHash takes the minimum")
-    if got == (a[:, None] * x[None, :] + b[:, None]).min(axis=1).tolist():
-        raise CheckFailed("the hashes were not taken modulo p: (a * x + b) % p")
-    if got == ((a[:, None] * x[None, :]) % P).min(axis=1).tolist():
-        raise CheckFailed("b is missing: each hash function is (a[i] * x + b[i]) % p")
-    if got != h.min(axis=1).tolist():
-        raise CheckFailed(f"got {got}, expected {h.min(axis=1).tolist()} for {shown}")
-    same = call(minhash_signature, x[::-1].copy(), a, b, P, shown="the same shingles reversed")
-    same = [int(g) for g in (same.tolist() if isinstance(same, np.ndarray) else same)]
-    if same != got:
-        raise CheckFailed("the signature changed when the shingles came in another order; "
-                          "a set's signature must not depend on order")
-
+    compare(minhash_signature, _minhash, _minhash_cases(), name="minhash_signature(x, a, b, p)",
+            mistakes=MINHASH, read=lambda v, c: as_int_list(v, "minhash_signature"))

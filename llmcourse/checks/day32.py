@@ -1,9 +1,11 @@
 """Checks for day 32, "Choosing a tokenizer".
 
-Each ``check_*`` function runs the learner's code on small cases of its own (unlike the
-notebook's texts and tokenizers), prints one line - a pass, a specific hint, or "not done yet" -
-and never raises. The lesson continues with the package's versions
-(``llmcourse.train.evaluate.bits_per_byte``, ``llmcourse.tokenizers.bpe.rare_characters``).
+Each ``check_*`` function compares the learner's code with a reference on a small battery of its
+own (unlike the notebook's texts and tokenizers: word, character and byte tokenizers, accented
+and CJK text, ties at the coverage boundary, non-default arguments), prints one line - a pass, a
+hint from the exercise's table of typical mistakes, or "not done yet" - and never raises. The
+lesson continues with the package's versions (``llmcourse.train.evaluate.bits_per_byte``,
+``llmcourse.tokenizers.bpe.rare_characters``).
 
 Example::
 
@@ -16,10 +18,11 @@ Example::
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from typing import Any, Callable
 
-from llmcourse.checks._core import CheckFailed, as_list, call, check
+from llmcourse.checks._core import Case, Mistake, as_float, as_list, check, compare
 
 __all__ = ["check_tokens_per_char", "check_bits_per_byte", "check_rare_characters",
            "reference_tokens_per_char", "reference_rare_characters"]
@@ -43,98 +46,139 @@ def reference_rare_characters(text: str, coverage: float) -> set[str]:
     return set(counts) - kept
 
 
-def _as_float(value: Any, name: str) -> float:
-    if value is None:
-        raise CheckFailed(f"{name} returned None; did you forget the `return`?")
-    if hasattr(value, "item") and callable(value.item):
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise CheckFailed(f"{name} should return a float, got {type(value).__name__}")
-    return float(value)
-
-
-class _WordTokenizer:
-    """A stand-in tokenizer: one token per word and one per run of spaces."""
-
-    def encode(self, text: str) -> list[int]:
-        import re
-        return [hash(piece) % 1000 for piece in re.findall(r"\S+|\s+", text)]
-
-
 # ---- exercise 1: tokens_per_char -------------------------------------------------------------
 
 
-@check("tokens_per_char")
+class _Tokenizer:
+    """A stand-in tokenizer: ``"word"`` (a token per word and per run of spaces), ``"char"`` or
+    ``"byte"`` (a token per UTF-8 byte); ids are stable."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def encode(self, text: str) -> list[int]:
+        if self.kind == "byte":
+            return list(text.encode("utf-8"))
+        if self.kind == "char":
+            return [ord(c) for c in text]
+        return [len(piece) for piece in re.findall(r"\S+|\s+", text)]
+
+    def __repr__(self) -> str:
+        return f"{self.kind} tokenizer"
+
+
+TPC = [
+    Mistake("inverted", lambda tok, text: len(text) / len(tok.encode(text)), hint="that is "
+            "characters per token; divide the number of tokens by the number of characters"),
+    Mistake("bytes", lambda tok, text: len(tok.encode(text)) / len(text.encode("utf-8")),
+            hint="you divided by the number of UTF-8 bytes; the task asks per character, len(text)"),
+    Mistake("integer division", lambda tok, text: len(tok.encode(text)) // len(text),
+            hint="// is integer division and rounds the ratio down; divide with /"),
+    Mistake("words", lambda tok, text: len(tok.encode(text)) / len(text.split()), hint="you "
+            "divided by the number of words; the task asks per character, len(text)"),
+    Mistake("count only", lambda tok, text: len(tok.encode(text)), expect="should be"),
+]
+
+
+@check("tokens_per_char", mistakes=TPC)
 def check_tokens_per_char(tokens_per_char: Callable[..., Any]) -> None:
     """Exercise 1: len(tok.encode(text)) / len(text), characters (not bytes)."""
-    text = "caf\u00e9 na\u00efve \u65e5\u672c go"            # 16 characters, 22 bytes, 7 tokens
-    shown = "tokens_per_char(tok, text) with a one-token-per-word tokenizer"
-    got = _as_float(call(tokens_per_char, _WordTokenizer(), text, shown=shown), "tokens_per_char")
-    n_tok, n_chars, n_bytes = 7, len(text), len(text.encode("utf-8"))
-    if math.isclose(got, n_chars / n_tok, rel_tol=1e-6):
-        raise CheckFailed("that is characters per token; divide the number of tokens by the "
-                          "number of characters")
-    if math.isclose(got, n_tok / n_bytes, rel_tol=1e-6):
-        raise CheckFailed("you divided by the number of UTF-8 bytes; the task asks per character, "
-                          "len(text)")
-    if not math.isclose(got, n_tok / n_chars, rel_tol=1e-6):
-        raise CheckFailed(f"expected {n_tok / n_chars:.4f} ({n_tok} tokens / {n_chars} "
-                          f"characters), got {got:.4f}")
+    text = "caf\u00e9 na\u00efve \u65e5\u672c go"            # 16 characters, 22 bytes, 7 words/spaces
+    cases = [Case("tokens_per_char(word tokenizer, 'café naïve 日本 go')", _Tokenizer("word"), text),
+             Case("tokens_per_char(byte tokenizer, 'café naïve 日本 go')", _Tokenizer("byte"), text),
+             Case("tokens_per_char(char tokenizer, 'abc')", _Tokenizer("char"), "abc"),
+             Case("tokens_per_char(word tokenizer, 'to be\\n\\nor not')", _Tokenizer("word"),
+                  "to be\n\nor not")]
+    compare(tokens_per_char, reference_tokens_per_char, cases, name="tokens_per_char(tok, text)",
+            mistakes=TPC, read=lambda v, c: as_float(v, "tokens_per_char"), atol=1e-9, rtol=1e-6)
 
 
 # ---- exercise 2: bits_per_byte ---------------------------------------------------------------
 
 
-@check("bits_per_byte")
+def _bpb(loss, n_tokens, n_bytes):
+    return loss * n_tokens / (math.log(2) * n_bytes)
+
+
+BPB = [
+    Mistake("nats", lambda l, t, b: l * t / b, hint="that is nats per byte: divide by ln 2 "
+            "(math.log(2)) to get bits"),
+    Mistake("bits per token", lambda l, t, b: l / math.log(2), hint="that is bits per token: "
+            "multiply by n_tokens / n_bytes to spread the bits of all tokens over the bytes of "
+            "the text"),
+    Mistake("log10", lambda l, t, b: l * t / (math.log(10) * b), hint="bits need log base 2: "
+            "divide by math.log(2), not math.log(10)"),
+    Mistake("swapped", lambda l, t, b: l * b / (math.log(2) * t), hint="n_tokens and n_bytes are "
+            "swapped: bits per byte = loss * n_tokens / (ln 2 * n_bytes)"),
+    Mistake("times ln 2", lambda l, t, b: l * t * math.log(2) / b, hint="you multiplied by ln 2; "
+            "divide by it (nats / ln 2 = bits)"),
+    Mistake("log2 of the loss", lambda l, t, b: math.log2(l) * t / b, hint="you took log2 of the "
+            "loss; the loss is already a log (in nats): divide it by ln 2 instead"),
+    Mistake("a str", lambda l, t, b: str(l), expect="should return one number"),
+]
+
+
+@check("bits_per_byte", mistakes=BPB)
 def check_bits_per_byte(bits_per_byte: Callable[..., Any]) -> None:
     """Exercise 2: loss (nats/token) * n_tokens / (ln 2 * n_bytes)."""
-    loss, n_tokens, n_bytes = 2.7, 300, 1150
-    shown = f"bits_per_byte({loss}, n_tokens={n_tokens}, n_bytes={n_bytes})"
-    got = _as_float(call(bits_per_byte, loss, n_tokens, n_bytes, shown=shown), "bits_per_byte")
-    want = loss * n_tokens / (math.log(2) * n_bytes)
-    if math.isclose(got, loss * n_tokens / n_bytes, rel_tol=1e-6):
-        raise CheckFailed("that is nats per byte: divide by ln 2 (math.log(2)) to get bits")
-    if math.isclose(got, loss / math.log(2), rel_tol=1e-6):
-        raise CheckFailed("that is bits per token: multiply by n_tokens / n_bytes to spread "
-                          "the bits of all tokens over the bytes of the text")
-    if math.isclose(got, loss * n_tokens / (math.log(10) * n_bytes), rel_tol=1e-6):
-        raise CheckFailed("bits need log base 2: divide by math.log(2), not math.log(10)")
-    if math.isclose(got, loss * n_bytes / (math.log(2) * n_tokens), rel_tol=1e-6):
-        raise CheckFailed("n_tokens and n_bytes are swapped: bits per byte = loss * n_tokens / "
-                          "(ln 2 * n_bytes)")
-    if math.isclose(got, loss * n_tokens * math.log(2) / n_bytes, rel_tol=1e-6):
-        raise CheckFailed("you multiplied by ln 2; divide by it (nats / ln 2 = bits)")
-    if not math.isclose(got, want, rel_tol=1e-6):
-        raise CheckFailed(f"expected {want:.4f} for {shown}, got {got:.4f}")
+    cases = [Case(f"bits_per_byte({l}, n_tokens={t}, n_bytes={b})", l, t, b)
+             for l, t, b in ((2.7, 300, 1150), (1.0, 100, 100), (4.25, 7, 3), (0.0, 5, 9))]
+    compare(bits_per_byte, _bpb, cases, name="bits_per_byte(loss, n_tokens, n_bytes)",
+            mistakes=BPB, read=lambda v, c: as_float(v, "bits_per_byte"), atol=1e-9, rtol=1e-6)
 
 
 # ---- exercise 3: rare_characters -------------------------------------------------------------
 
 
-@check("rare_characters")
+def _keep_while(ranked, total, coverage, strict=False):
+    kept, covered = set(), 0
+    for ch, n in ranked:
+        if (covered + n > coverage * total) if strict else (covered >= coverage * total):
+            break
+        kept.add(ch)
+        covered += n
+    return kept
+
+
+def _by_first_seen(text, coverage):  # Counter.most_common breaks ties by first occurrence
+    return set(text) - _keep_while(Counter(text).most_common(), len(text), coverage)
+
+
+RARE = [
+    Mistake("kept returned", lambda t, c: set(t) - reference_rare_characters(t, c), hint="those are "
+            "the kept (frequent) characters; return the rare ones, the characters that are not kept"),
+    Mistake("strict", lambda t, c: set(t) - _keep_while(Counter(t).most_common(), len(t), c, True),
+            hint="the character that crosses the coverage line was dropped: keep characters while "
+            "the covered share is below the coverage, so the one that crosses it is kept"),
+    Mistake("ties by first occurrence", _by_first_seen, hint="two characters tie at the coverage "
+            "line: break ties by the character itself, sorted(counts.items(), key=lambda kv: "
+            "(-kv[1], kv[0])), not by first occurrence (Counter.most_common)"),
+    Mistake("distinct", lambda t, c: set([ch for ch, _ in Counter(t).most_common()]
+                                         [int(c * len(set(t))):]),
+            hint="coverage is a share of all characters counted with repeats (Counter(text)), not "
+            "a share of the distinct characters"),
+    Mistake("ascending", lambda t, c: set(t) - _keep_while(sorted(Counter(t).items(),
+                                                                  key=lambda kv: kv[1]), len(t), c),
+            hint="rank the characters by count, most frequent first"),
+    Mistake("no return", lambda t, c: None, expect="forget the `return`"),
+]
+
+
+def _as_chars(value: Any, case: Case) -> list[str]:
+    if isinstance(value, (set, frozenset)):
+        value = sorted(value, key=str)
+    return sorted(as_list(value, "rare_characters", of=str))
+
+
+@check("rare_characters", mistakes=RARE)
 def check_rare_characters(rare_characters: Callable[..., Any]) -> None:
     """Exercise 3: the characters outside the most frequent ones covering ``coverage``."""
     text = "e" * 50 + "t" * 25 + "a" * 13 + "q" * 7 + "\u00e9" * 4 + "\u65e5"   # 100 characters
-    shown = "rare_characters(text, 0.9) on a 100-character text"
-    got = call(rare_characters, text, 0.9, shown=shown)
-    if got is None:
-        raise CheckFailed("rare_characters returned None; did you forget the `return`?")
-    got = set(as_list(sorted(got) if isinstance(got, (set, frozenset)) else got,
-                      "rare_characters"))
-    if got == {"e", "t", "a", "q"} or got == {"e", "t", "a"}:
-        raise CheckFailed("those are the kept (frequent) characters; return the rare ones, the "
-                          "characters that are not kept")
-    if got == {"q", "\u00e9", "\u65e5"}:
-        raise CheckFailed("'q' was dropped, but e, t, a cover only 88% of the text: keep "
-                          "characters while the covered share is below the coverage, so the "
-                          "character that crosses 90% is kept")
-    if got == {"\u65e5"}:
-        raise CheckFailed("coverage is a share of all characters counted with repeats "
-                          "(Counter(text)), not a share of the distinct characters")
-    if got != {"\u00e9", "\u65e5"}:
-        raise CheckFailed(f"expected {{'\u00e9', '\u65e5'}} for {shown}, got {sorted(got)}; rank "
-                          "the characters by count, most frequent first")
-    got = call(rare_characters, text, 1.0, shown="rare_characters(text, 1.0)")
-    if got is None or len(set(got)) != 0:
-        raise CheckFailed(f"coverage 1.0 keeps every character, so nothing is rare; got "
-                          f"{sorted(got) if got is not None else None}")
+    tie = "zzzz" + "y" * 3 + "x" * 3 + "w"   # y and x tie at the 0.6 line; x < y keeps x
+    cases = [Case("rare_characters(a 100-character text, 0.9)", text, 0.9),
+             Case("rare_characters('zzzzyyyxxxw', 0.6) (a tie at the line)", tie, 0.6),
+             Case("rare_characters(a 100-character text, 0.5)", text, 0.5),
+             Case("rare_characters(a 100-character text, 1.0)", text, 1.0),
+             Case("rare_characters('abcabd', 0.0)", "abcabd", 0.0)]
+    compare(rare_characters, reference_rare_characters, cases, name="rare_characters(text, coverage)",
+            mistakes=RARE, read=_as_chars)

@@ -1,15 +1,19 @@
 """Checks for day 33, "Modern architecture upgrades": RMSNorm, RoPE, SwiGLU and repeat_kv.
 
-Each ``check_*`` runs the learner's function on sizes unlike the notebook's and compares it with
-the package's module (:class:`~llmcourse.model.layers.RMSNorm`,
-:func:`~llmcourse.model.layers.apply_rotary`, :class:`~llmcourse.model.layers.SwiGLU`,
-:func:`~llmcourse.model.layers.repeat_kv`); it prints one line and never raises.
+Each ``check_*`` compares the learner's function with a reference on a small seeded battery
+(sizes unlike the notebook's ``hs = 8`` and ``n_embd = 384``, float32 and float64, non-default
+``eps``, positions that do not start at 0, one kv head and ``n_rep = 1``): the outputs AND the
+gradients with respect to every input and weight. It prints one line - a pass, a hint from the
+exercise's table of typical mistakes, or "not done yet" - and never raises. The references are
+the package's :func:`~llmcourse.model.layers.apply_rotary` and
+:func:`~llmcourse.model.layers.repeat_kv`, and :func:`reference_rms_norm`,
+:func:`reference_swiglu` (the package's RMSNorm and SwiGLU as functions).
 
 Example::
 
     >>> import torch
     >>> from llmcourse.checks import day33
-    >>> ok = day33.check_repeat_kv(day33.reference_repeat_kv)
+    >>> ok = day33.check_repeat_kv(lambda x, n_rep: x.repeat_interleave(n_rep, dim=1))
     ✅ repeat_kv: passed
 """
 
@@ -20,9 +24,8 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from llmcourse.checks._core import CheckFailed, as_tensor, assert_close, call, check
-from llmcourse.model import GPTConfig
-from llmcourse.model.layers import RMSNorm, RotaryEmbedding, SwiGLU, apply_rotary
+from llmcourse.checks._core import Case, Mistake, check, compare, outputs_and_grads
+from llmcourse.model.layers import RotaryEmbedding, apply_rotary
 from llmcourse.model.layers import repeat_kv as reference_repeat_kv
 
 __all__ = ["reference_rms_norm", "reference_apply_rope", "reference_swiglu", "reference_repeat_kv",
@@ -30,11 +33,8 @@ __all__ = ["reference_rms_norm", "reference_apply_rope", "reference_swiglu", "re
 
 
 def reference_rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """RMSNorm over the last dimension, as the package's :class:`RMSNorm` computes it."""
-    norm = RMSNorm(x.shape[-1], eps=eps)
-    with torch.no_grad():
-        norm.weight.copy_(weight)
-        return norm(x)
+    """RMSNorm over the last dimension: ``x / sqrt(mean(x^2) + eps) * weight``."""
+    return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps) * weight
 
 
 def reference_apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -48,133 +48,217 @@ def reference_swiglu(x: torch.Tensor, w_gate: torch.Tensor, w_up: torch.Tensor,
     return (F.silu(x @ w_gate) * (x @ w_up)) @ w_down
 
 
-def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a.shape == b.shape and torch.allclose(a, b, atol=1e-4, rtol=1e-4)
+def _grads(*names: str) -> Callable[[Any, Case], Any]:
+    """A ``run`` that makes the first ``len(names)`` arguments require grad and observes the output
+    and their gradients."""
+
+    def run(impl: Any, case: Case) -> Any:
+        args, kwargs = case.fresh()
+        args = [a.requires_grad_(True) if i < len(names) else a for i, a in enumerate(args)]
+        return outputs_and_grads(impl(*args, **kwargs), dict(zip(names, args)))
+
+    return run
 
 
-@check("rms_norm")
-def check_rms_norm(rms_norm: Callable[..., Any]) -> None:
-    """Exercise 1: ``x / sqrt(mean(x^2) + eps) * weight`` over the last dimension."""
+# ---- exercise 1: rms_norm ----------------------------------------------------------------------
+
+
+def _rms(x, w, eps=1e-5, *, stat=lambda x: x.pow(2).mean(-1, keepdim=True), inside=True, fixed=None,
+         weight=True, detach=False):
+    e = eps if fixed is None else fixed
+    s = stat(x)
+    d = torch.sqrt(s + e) if inside else torch.sqrt(s) + e
+    return x / (d.detach() if detach else d) * (w if weight else 1)
+
+
+RMS = [
+    Mistake("LayerNorm", lambda x, w, eps=1e-5: F.layer_norm(x, x.shape[-1:], w, eps=eps),
+            hint="that is LayerNorm: RMSNorm does not subtract the mean; divide x itself by "
+            "sqrt(mean(x**2) + eps)"),
+    Mistake("centred", lambda x, w, eps=1e-5: _rms(x - x.mean(-1, keepdim=True), w, eps),
+            expect="that is LayerNorm"),
+    Mistake("eps outside", lambda x, w, eps=1e-5: _rms(x, w, eps, inside=False), hint="eps goes "
+            "inside the square root: x / sqrt(mean(x**2) + eps)"),
+    Mistake("no weight", lambda x, w, eps=1e-5: _rms(x, w, eps, weight=False), hint="the result is "
+            "not scaled by weight: multiply by weight at the end"),
+    Mistake("fixed eps", lambda x, w, eps=1e-5: _rms(x, w, eps, fixed=1e-5), hint="use the eps "
+            "argument (the check passes other values), not a fixed 1e-5"),
+    Mistake("sum", lambda x, w, eps=1e-5: _rms(x, w, eps, stat=lambda x: x.pow(2).sum(-1, keepdim=True)),
+            hint="divide by the root of the MEAN of the squares, not of their sum (x.norm is the "
+            "root of the sum): x.pow(2).mean(dim=-1, keepdim=True)"),
+    Mistake("mean over dim 0",
+            lambda x, w, eps=1e-5: _rms(x, w, eps, stat=lambda x: x.pow(2).mean(0, keepdim=True)),
+            hint="the mean is over the last dimension (the features of one token): "
+            "mean(dim=-1, keepdim=True)"),
+    Mistake("rms detached", lambda x, w, eps=1e-5: _rms(x, w, eps, detach=True), hint="the "
+            "output is right but the gradient of x is not: the root-mean-square is detached (or "
+            "computed under torch.no_grad()); the gradient must flow through it too"),
+]
+
+
+def _rms_cases() -> list[Case]:
     g = torch.Generator().manual_seed(33)
-    x = torch.randn(3, 5, 12, generator=g) + 1.5          # a mean far from 0: LayerNorm differs
-    weight = torch.rand(12, generator=g) + 0.5
-    eps = 0.3                                              # large enough to matter
-    shown = "rms_norm(x, weight, eps=0.3) with x of shape (3, 5, 12)"
-    got = as_tensor(call(rms_norm, x, weight, eps, shown=shown), "rms_norm(x, weight, eps)",
-                    shape=(3, 5, 12))
-    want = reference_rms_norm(x, weight, eps)
-    if _close(got, want):
-        return
-    ms = x.pow(2).mean(-1, keepdim=True)
-    centred = x - x.mean(-1, keepdim=True)
-    if _close(got, centred / torch.sqrt(centred.pow(2).mean(-1, keepdim=True) + eps) * weight) or \
-            _close(got, F.layer_norm(x, (12,), weight, eps=eps)):
-        raise CheckFailed("that is LayerNorm: RMSNorm does not subtract the mean; divide x itself "
-                          "by sqrt(mean(x**2) + eps)")
-    if _close(got, x / (ms.sqrt() + eps) * weight):
-        raise CheckFailed("eps goes inside the square root: x / sqrt(mean(x**2) + eps)")
-    if _close(got, x * torch.rsqrt(ms + eps)):
-        raise CheckFailed("the result is not scaled by weight: multiply by weight at the end")
-    if _close(got, x * torch.rsqrt(ms + 1e-5) * weight) or _close(got, x * torch.rsqrt(ms) * weight):
-        raise CheckFailed("use the eps argument (the check passes eps=0.3), not a fixed value")
-    if _close(got, x / torch.sqrt(x.pow(2).sum(-1, keepdim=True) + eps) * weight) or \
-            _close(got, x / (x.norm(dim=-1, keepdim=True) + eps) * weight):
-        raise CheckFailed("divide by the root of the MEAN of the squares, not of their sum "
-                          "(x.norm is the root of the sum): x.pow(2).mean(dim=-1, keepdim=True)")
-    if _close(got, x * torch.rsqrt(x.pow(2).mean(0, keepdim=True) + eps) * weight):
-        raise CheckFailed("the mean is over the last dimension (the features of one token): "
-                          "mean(dim=-1, keepdim=True)")
-    assert_close(got, want, "rms_norm(x, weight, eps)", atol=1e-4)
+    return [
+        Case("rms_norm(x (3, 5, 12) with mean 1.5, weight (12,), eps=0.3)",
+             torch.randn(3, 5, 12, generator=g) + 1.5, torch.rand(12, generator=g) + 0.5, 0.3),
+        Case("rms_norm(x (4, 7) float64, weight (7,) float64, eps=0.01)",
+             torch.randn(4, 7, generator=g, dtype=torch.float64),
+             torch.rand(7, generator=g, dtype=torch.float64) + 0.5, 0.01),
+        Case("rms_norm(x (2, 3, 20) of size 1e-3, weight (20,)) with the default eps",
+             torch.randn(2, 3, 20, generator=g) * 1e-3, torch.rand(20, generator=g) + 0.5),
+        Case("rms_norm(x (1, 6) constant, weight (6,), eps=1e-6)", torch.full((1, 6), 2.0),
+             torch.rand(6, generator=g), 1e-6),
+    ]
 
 
-@check("apply_rope")
-def check_apply_rope(apply_rope: Callable[..., Any]) -> None:
-    """Exercise 2: rotate pairs (i, i + hs/2) by the angles of cos and sin."""
-    g = torch.Generator().manual_seed(7)
-    B, h, T, hs = 2, 3, 7, 10                               # hs 10: not a power of two
-    x = torch.randn(B, h, T, hs, generator=g)
-    cos, sin = RotaryEmbedding(hs, max_len=32)(4, T)        # positions 4..10, not 0..6
-    shown = "apply_rope(x, cos, sin) with x of shape (2, 3, 7, 10), cos and sin of shape (7, 5)"
-    got = as_tensor(call(apply_rope, x, cos, sin, shown=shown), "apply_rope(x, cos, sin)",
-                    shape=(B, h, T, hs))
-    want = reference_apply_rope(x, cos, sin)
-    if _close(got, want):
-        return
-    x1, x2 = x[..., : hs // 2], x[..., hs // 2:]
-    if _close(got, torch.cat((x1 * cos + x2 * sin, -x1 * sin + x2 * cos), dim=-1)):
-        raise CheckFailed("the rotation goes the wrong way (by minus the angle): the first half is "
-                          "x1*cos - x2*sin, the second x1*sin + x2*cos")
+@check("rms_norm", mistakes=RMS)
+def check_rms_norm(rms_norm: Callable[..., Any]) -> None:
+    """Exercise 1: ``x / sqrt(mean(x^2) + eps) * weight`` over the last dimension, with gradients."""
+    compare(rms_norm, reference_rms_norm, _rms_cases(), name="rms_norm(x, weight, eps)",
+            run=_grads("x", "weight"), mistakes=RMS, atol=1e-4)
+
+
+# ---- exercise 2: apply_rope --------------------------------------------------------------------
+
+
+def _halves(x, half=None):
+    h = x.shape[-1] // 2 if half is None else half
+    return x[..., :h], x[..., h:]
+
+
+def _interleaved(x, cos, sin):
     ev, od = x[..., 0::2], x[..., 1::2]
-    inter = torch.stack((ev * cos - od * sin, ev * sin + od * cos), dim=-1).flatten(-2)
-    if _close(got, inter):
-        raise CheckFailed("you paired neighbours (2i, 2i+1); the package pairs dimension i with "
-                          "i + hs/2: x1, x2 = x[..., :hs//2], x[..., hs//2:]")
-    if _close(got, torch.cat((x1 * cos - x2 * sin, x1 * sin - x2 * cos), dim=-1)) or \
-            _close(got, torch.cat((x1 * cos, x2 * cos), dim=-1)):
-        raise CheckFailed("the second half should be x1*sin + x2*cos (a rotation mixes both halves "
-                          "in both outputs)")
-    if _close(got, x):
-        raise CheckFailed("x came back unchanged: rotate it by the angles in cos and sin")
-    assert_close(got, want, "apply_rope(x, cos, sin)", atol=1e-4)
+    return torch.stack((ev * cos - od * sin, ev * sin + od * cos), dim=-1).flatten(-2)
 
 
-@check("swiglu")
-def check_swiglu(swiglu: Callable[..., Any]) -> None:
-    """Exercise 3: ``(silu(x @ w_gate) * (x @ w_up)) @ w_down``, against the package's SwiGLU."""
+def _rope(sign=1.0, second=lambda x1, x2, c, s: x1 * s + x2 * c):
+    def apply_rope(x, cos, sin):
+        x1, x2 = _halves(x)
+        return torch.cat((x1 * cos - sign * x2 * sin, second(x1, x2, cos, sign * sin)), dim=-1)
+    return apply_rope
+
+
+def _hs8(x, cos, sin):  # the notebook's global hs = 8 instead of x's own size
+    x1, x2 = x[..., :4], x[..., 4:]
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
+ROPE = [
+    Mistake("wrong way", _rope(sign=-1.0), hint="the rotation goes the wrong way (by minus the "
+            "angle): the first half is x1*cos - x2*sin, the second x1*sin + x2*cos"),
+    Mistake("interleaved", _interleaved, hint="you paired neighbours (2i, 2i+1); the package pairs "
+            "dimension i with i + hs/2: x1, x2 = x[..., :hs//2], x[..., hs//2:]"),
+    Mistake("second half", _rope(second=lambda x1, x2, c, s: x1 * s - x2 * c), hint="the second "
+            "half should be x1*sin + x2*cos (a rotation mixes both halves in both outputs)"),
+    Mistake("cos only", lambda x, c, s: torch.cat((_halves(x)[0] * c, _halves(x)[1] * c), dim=-1),
+            hint="the second half should be x1*sin + x2*cos (a rotation mixes both halves in both "
+            "outputs)"),
+    Mistake("cos and sin swapped", lambda x, c, s: _rope()(x, s, c), hint="cos and sin are swapped: "
+            "the first half is x1*cos - x2*sin"),
+    Mistake("global hs", _hs8, hint="the halves are x.shape[-1] // 2 of x itself: a size taken "
+            "from the notebook (hs = 8) breaks on other head sizes"),
+    Mistake("unchanged", lambda x, c, s: x, hint="x came back unchanged: rotate it by the angles "
+            "in cos and sin"),
+]
+
+
+def _rope_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(7)
+
+    def case(B, h, T, hs, start, dtype=torch.float32):
+        cos, sin = RotaryEmbedding(hs, max_len=64)(start, T)
+        return Case(f"apply_rope(x ({B}, {h}, {T}, {hs}) {str(dtype)[6:]}, cos/sin of positions "
+                    f"{start}..{start + T - 1})", torch.randn(B, h, T, hs, generator=g, dtype=dtype),
+                    cos, sin)
+
+    return [case(2, 3, 7, 10, 4), case(1, 2, 5, 16, 0), case(3, 1, 4, 6, 20, torch.float64),
+            case(1, 4, 1, 8, 9)]
+
+
+@check("apply_rope", mistakes=ROPE)
+def check_apply_rope(apply_rope: Callable[..., Any]) -> None:
+    """Exercise 2: rotate pairs (i, i + hs/2) by the angles of cos and sin, with gradients."""
+    compare(apply_rope, reference_apply_rope, _rope_cases(), name="apply_rope(x, cos, sin)",
+            run=_grads("x"), mistakes=ROPE, atol=1e-5)
+
+
+# ---- exercise 3: swiglu ------------------------------------------------------------------------
+
+
+def _glu(act, where="gate"):
+    def swiglu(x, w_gate, w_up, w_down):
+        a, b = x @ w_gate, x @ w_up
+        if where == "up":
+            return (a * act(b)) @ w_down
+        if where == "product":
+            return act(a * b) @ w_down
+        return (act(a) * b) @ w_down
+    return swiglu
+
+
+SWIGLU = [
+    Mistake("SiLU on the up branch", _glu(F.silu, "up"), hint="the SiLU is on the wrong branch: "
+            "silu(x @ w_gate) * (x @ w_up); the gate is the one that goes through the activation"),
+    Mistake("GELU", _glu(F.gelu), hint="that is GeGLU (GELU): SwiGLU uses SiLU, x * sigmoid(x) (F.silu)"),
+    Mistake("sigmoid", _glu(torch.sigmoid), hint="sigmoid(x @ w_gate) is the original GLU; SwiGLU "
+            "uses silu = x * sigmoid(x)"),
+    Mistake("ReLU", _glu(F.relu), hint="that is ReGLU (ReLU): SwiGLU uses SiLU, x * sigmoid(x) (F.silu)"),
+    Mistake("no activation", _glu(lambda t: t), hint="no activation: apply F.silu to x @ w_gate "
+            "before multiplying"),
+    Mistake("SiLU of the product", _glu(F.silu, "product"), hint="the SiLU goes on the gate alone, "
+            "before the product: silu(x @ w_gate) * (x @ w_up)"),
+]
+
+
+def _swiglu_cases() -> list[Case]:
     g = torch.Generator().manual_seed(3)
-    C, H = 12, 20
-    x = torch.randn(2, 5, C, generator=g)
-    w_gate, w_up = torch.randn(C, H, generator=g) * 0.5, torch.randn(C, H, generator=g) * 0.5
-    w_down = torch.randn(H, C, generator=g) * 0.5
-    shown = "swiglu(x, w_gate, w_up, w_down) with x (2, 5, 12), w_gate and w_up (12, 20), w_down (20, 12)"
-    got = as_tensor(call(swiglu, x, w_gate, w_up, w_down, shown=shown),
-                    "swiglu(x, w_gate, w_up, w_down)", shape=(2, 5, C))
-    # The package's module with these weights (nn.Linear stores the transpose, gate first).
-    mlp = SwiGLU(GPTConfig(vocab_size=8, block_size=8, n_layer=1, n_head=1, n_embd=C,
-                           mlp="swiglu", mlp_hidden=H, bias=False))
-    with torch.no_grad():
-        mlp.c_fc.weight.copy_(torch.cat((w_gate.T, w_up.T)))
-        mlp.c_proj.weight.copy_(w_down.T)
-        want = mlp(x)
-    if _close(got, want):
-        return
-    a, b = x @ w_gate, x @ w_up
-    if _close(got, (a * F.silu(b)) @ w_down):
-        raise CheckFailed("the SiLU is on the wrong branch: silu(x @ w_gate) * (x @ w_up); the gate "
-                          "is the one that goes through the activation")
-    if _close(got, (F.gelu(a) * b) @ w_down) or _close(got, (F.gelu(a, approximate="tanh") * b) @ w_down):
-        raise CheckFailed("that is GeGLU (GELU): SwiGLU uses SiLU, x * sigmoid(x) (F.silu)")
-    if _close(got, (torch.sigmoid(a) * b) @ w_down):
-        raise CheckFailed("sigmoid(x @ w_gate) is the original GLU; SwiGLU uses silu = x * sigmoid(x)")
-    if _close(got, (a * b) @ w_down):
-        raise CheckFailed("no activation: apply F.silu to x @ w_gate before multiplying")
-    if _close(got, F.silu(a * b) @ w_down):
-        raise CheckFailed("the SiLU goes on the gate alone, before the product: "
-                          "silu(x @ w_gate) * (x @ w_up)")
-    assert_close(got, want, "swiglu(x, w_gate, w_up, w_down)", atol=1e-4)
+
+    def case(lead, C, H, dtype=torch.float32):
+        w = [torch.randn(*s, generator=g, dtype=dtype) * 0.5 for s in ((C, H), (C, H), (H, C))]
+        return Case(f"swiglu(x {(*lead, C)} {str(dtype)[6:]}, w_gate and w_up ({C}, {H}), "
+                    f"w_down ({H}, {C}))", torch.randn(*lead, C, generator=g, dtype=dtype), *w)
+
+    return [case((2, 5), 12, 20), case((7,), 3, 5), case((1, 2, 3), 8, 16, torch.float64)]
 
 
-@check("repeat_kv")
+@check("swiglu", mistakes=SWIGLU)
+def check_swiglu(swiglu: Callable[..., Any]) -> None:
+    """Exercise 3: ``(silu(x @ w_gate) * (x @ w_up)) @ w_down``, with the gradients of x and all weights."""
+    compare(swiglu, reference_swiglu, _swiglu_cases(), name="swiglu(x, w_gate, w_up, w_down)",
+            run=_grads("x", "w_gate", "w_up", "w_down"), mistakes=SWIGLU, atol=1e-4)
+
+
+# ---- exercise 4: repeat_kv -----------------------------------------------------------------------
+
+
+REPEAT = [
+    Mistake("tiled", lambda x, n: x.repeat(1, n, 1, 1), hint="x.repeat tiles the heads as 0, 1, "
+            "2, 0, 1, 2; query heads 0 and 1 share kv head 0, so the order must be 0, 0, 1, 1, 2, 2 "
+            "(x.repeat_interleave(n_rep, dim=1), or expand and reshape)"),
+    Mistake("wrong dim", lambda x, n: x.repeat_interleave(n, dim=2), hint="the heads are dim 1 of "
+            "(B, n_kv, T, hs): repeat along dim=1, not along the positions"),
+    Mistake("n_rep 2", lambda x, n: x.repeat_interleave(2, dim=1), hint="use the n_rep argument, "
+            "not a fixed number of repeats"),
+    Mistake("cat tiles", lambda x, n: torch.cat([x] * n, dim=1), hint="x.repeat tiles the heads as "
+            "0, 1, 2, 0, 1, 2; query heads 0 and 1 share kv head 0, so the order must be 0, 0, 1, "
+            "1, 2, 2 (x.repeat_interleave(n_rep, dim=1), or expand and reshape)"),
+    Mistake("detached", lambda x, n: x.detach().repeat_interleave(n, dim=1), expect="does not carry "
+            "gradients"),
+]
+
+
+def _repeat_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 3, 5, 4, generator=g)
+    return [Case("repeat_kv(x (2, 3, 5, 4), 2)", x, 2),
+            Case("repeat_kv(x (1, 1, 3, 2), 4) (one kv head)", torch.randn(1, 1, 3, 2, generator=g), 4),
+            Case("repeat_kv(x (2, 3, 5, 4), 1)", x, 1),
+            Case("repeat_kv(x (1, 2, 6, 8) float64, 3)",
+                 torch.randn(1, 2, 6, 8, generator=g, dtype=torch.float64), 3)]
+
+
+@check("repeat_kv", mistakes=REPEAT)
 def check_repeat_kv(repeat_kv: Callable[..., Any]) -> None:
     """Exercise 4: ``(B, nkv, L, hs) -> (B, nkv * n_rep, L, hs)``, each head for consecutive queries."""
-    g = torch.Generator().manual_seed(5)
-    x = torch.randn(2, 3, 5, 4, generator=g)               # 3 kv heads, 5 positions, head size 4
-    got = as_tensor(call(repeat_kv, x, 2, shown="repeat_kv(x, 2) with x of shape (2, 3, 5, 4)"),
-                    "repeat_kv(x, 2)", shape=(2, 6, 5, 4))
-    want = reference_repeat_kv(x, 2)
-    if not torch.equal(got, want):
-        if torch.equal(got, x.repeat(1, 2, 1, 1)):
-            raise CheckFailed("x.repeat tiles the heads as 0, 1, 2, 0, 1, 2; query heads 0 and 1 "
-                              "share kv head 0, so the order must be 0, 0, 1, 1, 2, 2 "
-                              "(x.repeat_interleave(n_rep, dim=1), or expand and reshape)")
-        raise CheckFailed("repeat_kv(x, 2)[:, j] should be kv head j // 2 of x, for j = 0..5")
-    got = as_tensor(call(repeat_kv, x, 1, shown="repeat_kv(x, 1)"), "repeat_kv(x, 1)",
-                    shape=(2, 3, 5, 4))
-    if not torch.equal(got, x):
-        raise CheckFailed("with n_rep = 1 (ordinary multi-head attention) x should come back as it is")
-    x1 = torch.randn(1, 1, 3, 2, generator=g)
-    got = as_tensor(call(repeat_kv, x1, 4, shown="repeat_kv(x, 4) with x of shape (1, 1, 3, 2)"),
-                    "repeat_kv(x, 4)", shape=(1, 4, 3, 2))
-    if not torch.equal(got, reference_repeat_kv(x1, 4)):
-        raise CheckFailed("with one kv head (multi-query attention) every query head gets the same "
-                          "keys: repeat_kv(x, 4)[:, j] == x[:, 0] for every j")
+    compare(repeat_kv, reference_repeat_kv, _repeat_cases(), name="repeat_kv(x, n_rep)",
+            run=_grads("x"), mistakes=REPEAT)

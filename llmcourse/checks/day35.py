@@ -1,27 +1,28 @@
 """Checks for day 35, "Distillation": softened targets, the distillation loss, the gap closed.
 
-Each ``check_*`` runs the learner's function on inputs unlike the notebook's, prints one line
-(a pass, a specific hint, or "not done yet") and returns a verdict. None of them raises. The
-references are :mod:`llmcourse.finetune.distill`.
+Each ``check_*`` compares the learner's function with a reference on a small seeded battery of
+its own (shapes unlike the notebook's, ``T`` and ``alpha`` at non-default values including the
+ends 0 and 1, ignored ``-1`` targets, large logits, 2-D and 3-D logits): the value AND the
+gradients with respect to the logits. It prints one line (a pass, a hint from the exercise's
+table of typical mistakes, or "not done yet") and returns a verdict. None of them raises. The
+references are :mod:`llmcourse.finetune.distill` and :func:`gap_closed`.
 
 Example::
 
     >>> from llmcourse.checks import day35
-    >>> from llmcourse.finetune import distillation_loss
-    >>> ok = day35.check_distillation_loss(distillation_loss)
-    ✅ distillation_loss: passed
+    >>> ok = day35.check_gap_closed(lambda t, s, d: (s - d) / (s - t))
+    ✅ gap_closed: passed
 """
 
 from __future__ import annotations
 
-import numbers
 from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 
-from llmcourse.checks._core import (CheckFailed, as_tensor, assert_close, call, check, kind_of,
-                                    needs_earlier)
+from llmcourse.checks._core import (Case, Mistake, as_float, check, compare, needs_earlier,
+                                    outputs_and_grads)
 from llmcourse.finetune.distill import distillation_loss, soften
 
 __all__ = ["check_soften", "check_distillation_loss", "check_gap_closed", "gap_closed"]
@@ -36,127 +37,174 @@ def gap_closed(teacher_loss: float, student_loss: float, distilled_loss: float) 
     return (student_loss - distilled_loss) / (student_loss - teacher_loss)
 
 
-def _number(value: Any, name: str) -> float:
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise CheckFailed(f"{name} should return a number, got {kind_of(value)}")
-    return float(value)
+def _logits(*shape: int, seed: int, scale: float = 2.0) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)) * scale
 
 
-def _close(a: float, b: float, tol: float = 1e-4) -> bool:
-    return abs(a - b) <= tol * max(1.0, abs(b))
+# ---- exercise 1: soften -------------------------------------------------------------------------
 
 
-def _logits(*shape: int, seed: int) -> torch.Tensor:
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)) * 2
+def _naive(logits, T):  # exp without subtracting the max: overflows on large logits
+    e = torch.exp(logits / T)
+    return e / e.sum(-1, keepdim=True)
 
 
-@check("soften")
+SOFTEN = [
+    Mistake("times T", lambda x, T: torch.softmax(x * T, -1), hint="the logits are multiplied by "
+            "T; divide them: softmax(logits / T)"),
+    Mistake("ignores T", lambda x, T: torch.softmax(x, -1), hint="T is ignored; divide the logits "
+            "by T before the softmax"),
+    Mistake("no softmax", lambda x, T: x / T, hint="that is logits / T; apply the softmax to them "
+            "as well"),
+    Mistake("log_softmax", lambda x, T: torch.log_softmax(x / T, -1), hint="those are "
+            "log-probabilities; return probabilities (softmax)"),
+    Mistake("softmax after dividing the probabilities", lambda x, T: torch.softmax(x, -1) / T,
+            hint="you divided the probabilities by T; divide the logits, then take the softmax"),
+    Mistake("dim 0", lambda x, T: torch.softmax(x / T, 0), hint="the softmax is over the wrong "
+            "dimension: the values along the last dimension (the vocabulary) should sum to 1; use "
+            "dim=-1"),
+    Mistake("naive exp", _naive, hint="exp(logits / T) overflows to inf for large logits (NaN "
+            "after the division): use torch.softmax(logits / T, dim=-1), which subtracts the "
+            "maximum first"),
+]
+
+
+def _soften_cases() -> list[Case]:
+    return [Case("soften(logits (2, 3, 5), T=3.0)", _logits(2, 3, 5, seed=11), 3.0),
+            Case("soften(logits (4, 11), T=0.5)", _logits(4, 11, seed=12), 0.5),
+            Case("soften(logits (1, 1, 7), T=1.0)", _logits(1, 1, 7, seed=13), 1.0),
+            Case("soften(logits (2, 6) of size 1000, T=2.0)", _logits(2, 6, seed=14, scale=1000.0), 2.0)]
+
+
+def _grad_of_first(impl: Any, case: Case) -> Any:
+    args, kwargs = case.fresh()
+    x = args[0].requires_grad_(True)
+    return outputs_and_grads(impl(x, *args[1:], **kwargs), {"logits": x})
+
+
+@check("soften", mistakes=SOFTEN)
 def check_soften(soften_fn: Callable[[torch.Tensor, float], Any]) -> None:
-    """Exercise 1: softmax(logits / T) over the last dimension."""
-    x = _logits(2, 3, 5, seed=11)
-    for T in (3.0, 0.5):
-        shown = f"soften(logits of shape (2, 3, 5), T={T})"
-        got = as_tensor(call(soften_fn, x.clone(), T, shown=shown), shown, shape=(2, 3, 5))
-        want = soften(x, T)
-        if torch.allclose(got.float(), want, atol=1e-5):
-            continue
-        if torch.allclose(got.float(), torch.softmax(x * T, -1), atol=1e-5):
-            raise CheckFailed(f"{shown} multiplies the logits by T; divide them: softmax(logits / T)")
-        if torch.allclose(got.float(), torch.softmax(x, -1), atol=1e-5):
-            raise CheckFailed(f"{shown} ignores T; divide the logits by T before the softmax")
-        if torch.allclose(got.float(), x / T, atol=1e-5):
-            raise CheckFailed(f"{shown} returned logits / T; apply the softmax to them as well")
-        if torch.allclose(got.float(), torch.log_softmax(x / T, -1), atol=1e-5):
-            raise CheckFailed(f"{shown} returned log-probabilities; return probabilities (softmax)")
-        if not torch.allclose(got.float().sum(-1), torch.ones(2, 3), atol=1e-4):
-            raise CheckFailed(f"{shown}: the values along the last dimension (the vocabulary) "
-                              "should sum to 1; take the softmax over dim=-1")
-        assert_close(got.float(), want, shown)
+    """Exercise 1: softmax(logits / T) over the last dimension, with the gradient of the logits."""
+    compare(soften_fn, soften, _soften_cases(), name="soften(logits, T)", run=_grad_of_first,
+            mistakes=SOFTEN)
 
 
-def _wrong_answers(s, t, y, T, alpha):
-    """The typical mistakes, computed on the check's inputs, each with its hint."""
-    V = s.shape[-1]
-    s2, t2, y2 = s.reshape(-1, V), t.reshape(-1, V), y.reshape(-1)
-    keep = y2 != -1
-    hard = F.cross_entropy(s2, y2, ignore_index=-1)
-    lt, ls = F.log_softmax(t2 / T, -1), F.log_softmax(s2 / T, -1)
-    kl_rows = (lt.exp() * (lt - ls)).sum(-1)
-    kl = kl_rows[keep].mean()
-    rev = (ls.exp() * (ls - lt)).sum(-1)[keep].mean()
-    ls1 = F.log_softmax(s2, -1)
-    unsoft = (lt.exp() * (lt - ls1)).sum(-1)[keep].mean()
-    mix = lambda soft, a=alpha: a * soft + (1 - a) * hard  # noqa: E731
+# ---- exercise 2: distillation_loss -----------------------------------------------------------------
+
+
+def _distill(kind: str = "") -> Callable[..., Any]:
+    """The lesson's loss with one typical mistake (``kind``)."""
+
+    def distillation_loss(s, t, y, T, alpha):
+        V = s.shape[-1]
+        s, t, y = s.reshape(-1, V), t.reshape(-1, V), y.reshape(-1)
+        if kind != "teacher not detached":
+            t = t.detach()
+        keep = y != -1
+        log_q = F.log_softmax(s / (1 if kind == "student not softened" else T), -1)
+        log_p = F.log_softmax(t / T, -1)
+        if kind == "reverse KL":
+            kl = (log_q.exp() * (log_q - log_p)).sum(-1)
+        else:
+            kl = (log_p.exp() * (log_p - log_q)).sum(-1)
+        if kind == "KL mean over V":
+            kl = kl / V
+        soft = kl.mean() if kind == "ignored rows in KL" else kl[keep].mean()
+        soft = soft * {"no T^2": 1, "T not T^2": T}.get(kind, T ** 2)
+        hard = F.cross_entropy(s, y) if kind == "no ignore_index" else F.cross_entropy(s, y, ignore_index=-1)
+        if kind == "weights swapped":
+            return (1 - alpha) * soft + alpha * hard
+        if kind == "item":
+            return (alpha * soft + (1 - alpha) * hard).item()
+        return alpha * soft + (1 - alpha) * hard
+
+    return distillation_loss
+
+
+DISTILL = [
+    Mistake("no T^2", _distill("no T^2"), hint="the T**2 factor is left out: multiply the KL term "
+            "by T ** 2, which keeps its gradients on the scale of the hard term's as T changes"),
+    Mistake("T not T^2", _distill("T not T^2"), hint="the KL term is multiplied by T; the factor "
+            "is T ** 2"),
+    Mistake("weights swapped", _distill("weights swapped"), hint="the weights are swapped: alpha "
+            "weights the soft (teacher) term, 1 - alpha the hard-label cross-entropy"),
+    Mistake("reverse KL", _distill("reverse KL"), hint="that is KL(student || teacher); the soft "
+            "targets are the teacher's: sum p_teacher * (log p_teacher - log p_student)"),
+    Mistake("student not softened", _distill("student not softened"), hint="only the teacher is "
+            "softened; divide the student's logits by T too before its log_softmax"),
+    Mistake("KL mean over V", _distill("KL mean over V"), hint="the KL is averaged over the "
+            "vocabulary; sum it over the vocabulary and average over the positions (F.kl_div's "
+            "reduction='mean' does the wrong thing here)"),
+    Mistake("ignored rows in KL", _distill("ignored rows in KL"), hint="the soft term is averaged "
+            "over every position, those whose target is -1 too; leave those positions out of both "
+            "terms"),
+    Mistake("teacher not detached", _distill("teacher not detached"), hint="the gradient flows "
+            "into the teacher's logits: the teacher is fixed, use teacher_logits.detach() (or run "
+            "the teacher under torch.no_grad())"),
+    Mistake("no ignore_index", _distill("no ignore_index"), hint="targets of -1 mark positions "
+            "to ignore: pass ignore_index=-1 to F.cross_entropy and leave them out of the KL term"),
+    Mistake("item", _distill("item"), hint="the loss has no gradient: keep it a tensor built from "
+            "the student's logits (no .item(), no float())"),
+]
+
+
+def _distill_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(3)
+    y = torch.randint(0, 7, (2, 5), generator=g)
+    y[0, 1] = y[1, 4] = -1
+    y2 = torch.randint(0, 11, (6,), generator=g)
+    y2[0] = -1
+    y3 = torch.randint(0, 9, (3, 4), generator=g)
     return [
-        (mix(kl), "leaves out the T**2 factor: multiply the KL term by T ** 2, which keeps its "
-                  "gradients on the scale of the hard term's as T changes"),
-        (mix(kl * T), "multiplies the KL term by T; the factor is T ** 2"),
-        (mix(kl * T * T, 1 - alpha), "swaps the weights: alpha weights the soft (teacher) term, "
-                                     "1 - alpha the hard-label cross-entropy"),
-        (mix(rev * T * T), "computes KL(student || teacher); the soft targets are the teacher's: "
-                           "sum p_teacher * (log p_teacher - log p_student)"),
-        (mix(unsoft * T * T), "softens only the teacher; divide the student's logits by T too "
-                              "before its log_softmax"),
-        (mix(kl * T * T / V), "averages the KL over the vocabulary; sum it over the vocabulary "
-                              "and average over the positions (F.kl_div's reduction='mean' does "
-                              "the wrong thing here)"),
-        (mix(kl_rows.mean() * T * T), "averages the soft term over every position, those whose "
-                                      "target is -1 too; leave those positions out of both terms"),
+        Case("distillation_loss(student (2, 5, 7), teacher (2, 5, 7), targets (2, 5) with two -1, "
+             "T=3.0, alpha=0.3)", _logits(2, 5, 7, seed=1), _logits(2, 5, 7, seed=2), y, 3.0, 0.3),
+        Case("distillation_loss(student (6, 11), teacher (6, 11), targets (6,) with one -1, T=0.5, "
+             "alpha=0.8)", _logits(6, 11, seed=4), _logits(6, 11, seed=5), y2, 0.5, 0.8),
+        Case("distillation_loss(student (3, 4, 9), teacher (3, 4, 9), targets (3, 4), T=2.0, alpha=1.0)",
+             _logits(3, 4, 9, seed=6), _logits(3, 4, 9, seed=7), y3, 2.0, 1.0),
+        Case("distillation_loss(student (3, 4, 9), teacher (3, 4, 9), targets (3, 4), T=4.0, alpha=0.0)",
+             _logits(3, 4, 9, seed=8), _logits(3, 4, 9, seed=9), y3, 4.0, 0.0),
     ]
 
 
-@check("distillation_loss")
+def _distill_run(impl: Any, case: Case) -> Any:
+    args, _ = case.fresh()
+    s, t = args[0].requires_grad_(True), args[1].requires_grad_(True)
+    out = impl(s, t, *args[2:])
+    return outputs_and_grads(out, {"student_logits": s, "teacher_logits": t})
+
+
+@check("distillation_loss", mistakes=DISTILL)
 @needs_earlier(soften=1)
 def check_distillation_loss(loss_fn: Callable[..., Any]) -> None:
-    """Exercise 2: alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * cross-entropy."""
-    s, t = _logits(2, 5, 7, seed=1), _logits(2, 5, 7, seed=2)
-    y = torch.randint(0, 7, (2, 5), generator=torch.Generator().manual_seed(3))
-    y[0, 1] = y[1, 4] = -1
-    T, alpha = 3.0, 0.3
-    shown = ("distillation_loss(student (2, 5, 7), teacher (2, 5, 7), targets (2, 5) with two -1, "
-             f"T={T}, alpha={alpha})")
-    try:
-        out = call(loss_fn, s.clone(), t.clone(), y.clone(), T, alpha, shown=shown)
-    except CheckFailed as e:
-        if "out of bounds" in str(e) or "-1" in str(e):
-            raise CheckFailed(f"{e}; targets of -1 mark positions to ignore: pass ignore_index=-1 "
-                              "to F.cross_entropy and leave them out of the KL term") from None
-        raise
-    got = _number(out, "distillation_loss(...)")
-    want = distillation_loss(s, t, y, T, alpha).item()
-    if _close(got, want):
-        s_req = s.clone().requires_grad_(True)
-        out = call(loss_fn, s_req, t.clone(), y.clone(), T, alpha, shown=shown)
-        if not isinstance(out, torch.Tensor) or not out.requires_grad:
-            raise CheckFailed("the loss has no gradient: keep it a tensor built from the student's "
-                              "logits (no .item(), no torch.no_grad() around the student)")
-        return
-    for value, hint in _wrong_answers(s, t, y, T, alpha):
-        if _close(got, float(value)):
-            raise CheckFailed(f"{shown} returned {got:.4f}: it {hint}")
-    raise CheckFailed(f"{shown} returned {got:.4f} but should return {want:.4f}")
+    """Exercise 2: alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * cross-entropy, with gradients."""
+    compare(loss_fn, distillation_loss, _distill_cases(),
+            name="distillation_loss(student, teacher, targets, T, alpha)", run=_distill_run,
+            mistakes=DISTILL, atol=1e-5, rtol=1e-4)
 
 
-@check("gap_closed")
+# ---- exercise 3: gap_closed -----------------------------------------------------------------------
+
+
+GAP = [
+    Mistake("percentage", lambda t, s, d: 100 * (s - d) / (s - t), hint="that is a percentage; "
+            "return the fraction (0.25, not 25)"),
+    Mistake("share still open", lambda t, s, d: (d - t) / (s - t), hint="that is the share still "
+            "open; return the share closed: (student_loss - distilled_loss) / (student_loss - "
+            "teacher_loss)"),
+    Mistake("upside down", lambda t, s, d: (s - t) / (s - d), hint="the fraction is upside down; "
+            "divide by the whole gap, student_loss - teacher_loss"),
+    Mistake("divided by the student", lambda t, s, d: (s - d) / s, hint="it divides by the "
+            "student's loss; divide by the gap, student_loss - teacher_loss"),
+    Mistake("abs", lambda t, s, d: abs(s - d) / abs(s - t), hint="a distilled model worse than "
+            "the plain student closed a negative share: drop the abs()"),
+]
+
+
+@check("gap_closed", mistakes=GAP)
 def check_gap_closed(gap_fn: Callable[[float, float, float], Any]) -> None:
     """Exercise 3: (student - distilled) / (student - teacher), a fraction."""
-    teacher, student, distilled = 1.9, 2.7, 2.5
-    shown = f"gap_closed(teacher_loss={teacher}, student_loss={student}, distilled_loss={distilled})"
-    got = _number(call(gap_fn, teacher, student, distilled, shown=shown), shown)
-    want = gap_closed(teacher, student, distilled)
-    if _close(got, want):
-        return
-    if _close(got, 100 * want):
-        raise CheckFailed(f"{shown} returned {got:.4f}, a percentage; return the fraction (0.25, not 25)")
-    if _close(got, 1 - want):
-        raise CheckFailed(f"{shown} returned {got:.4f}, the share still open; return the share "
-                          "closed: (student_loss - distilled_loss) / (student_loss - teacher_loss)")
-    if want and _close(got, 1 / want):
-        raise CheckFailed(f"{shown} returned {got:.4f}: the fraction is upside down; divide by the "
-                          "whole gap, student_loss - teacher_loss")
-    if _close(got, (student - distilled) / student):
-        raise CheckFailed(f"{shown} returned {got:.4f}: it divides by the student's loss; divide by "
-                          "the gap, student_loss - teacher_loss")
-    raise CheckFailed(f"{shown} returned {got:.4f} but should return {want:.4f}")
+    cases = [Case(f"gap_closed(teacher_loss={t}, student_loss={s}, distilled_loss={d})", t, s, d)
+             for t, s, d in ((1.9, 2.7, 2.5), (2.0, 2.5, 2.4), (1.5, 2.0, 2.1), (3.0, 4.0, 2.5))]
+    compare(gap_fn, gap_closed, cases, name="gap_closed(teacher_loss, student_loss, distilled_loss)",
+            mistakes=GAP, read=lambda v, c: as_float(v, "gap_closed"), atol=1e-9, rtol=1e-6)

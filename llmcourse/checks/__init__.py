@@ -9,18 +9,22 @@ never raise. Import the module you need::
     day01.check_vocabulary(chars, vocab_size, text)
 
 The shared helpers for writing checks live in ``llmcourse/checks/_core.py`` and are
-re-exported here.
+re-exported here: a check is a differential check (:func:`compare` of the learner's code with the
+reference on a battery of :class:`Case` inputs), with a table of typical mistakes (:class:`Mistake`).
 """
 
 from llmcourse.checks._core import (
     NOT_DONE,
+    Case,
     CheckFailed,
+    Mistake,
     Verdict,
     assert_close,
     assert_equal,
     assert_shape,
     assert_type,
     check,
+    compare,
     describe,
     first_difference,
     require,
@@ -30,13 +34,16 @@ from llmcourse.checks._core import (
 
 __all__ = [
     "NOT_DONE",
+    "Case",
     "CheckFailed",
+    "Mistake",
     "Verdict",
     "assert_close",
     "assert_equal",
     "assert_shape",
     "assert_type",
     "check",
+    "compare",
     "describe",
     "first_difference",
     "require",

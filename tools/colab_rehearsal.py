@@ -216,9 +216,11 @@ def main(argv: list[str] | None = None) -> int:
         jobs = [(prepared_notebook(p, clone, work / "colab" / p.stem), kernel, env, args.timeout)
                 for p in chosen]
         # The first lesson installs the package; later ones find it installed, as in one Colab session.
+        # Several at once run in processes of their own (each kernel client with its own event
+        # loop), as `tools.nb build -j` does: clients sharing a process were seen to stall.
         results = [run_lesson(jobs[0])]
         if len(jobs) > 1:
-            with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
                 results += list(pool.map(run_lesson, jobs[1:]))
         server.shutdown()
     failed = 0

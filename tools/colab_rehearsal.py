@@ -30,7 +30,9 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import http.server
+import importlib
 import json
+import multiprocessing
 import os
 import re
 import shutil
@@ -216,12 +218,17 @@ def main(argv: list[str] | None = None) -> int:
         jobs = [(prepared_notebook(p, clone, work / "colab" / p.stem), kernel, env, args.timeout)
                 for p in chosen]
         # The first lesson installs the package; later ones find it installed, as in one Colab session.
-        # Several at once run in processes of their own (each kernel client with its own event
-        # loop), as `tools.nb build -j` does: clients sharing a process were seen to stall.
-        results = [run_lesson(jobs[0])]
+        # Each lesson runs in a process of its own (its kernel client with its own event loop and
+        # ZeroMQ context): clients sharing one process were seen to stall for 15 minutes.
+        # Fresh ("spawn") processes: a forked one would inherit the parent's ZeroMQ state.
+        spawn = multiprocessing.get_context("spawn")
+        worker = importlib.import_module("tools.colab_rehearsal").run_lesson  # picklable by name
+        with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+            results = [pool.submit(worker, jobs[0]).result()]
         if len(jobs) > 1:
-            with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-                results += list(pool.map(run_lesson, jobs[1:]))
+            with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, args.jobs),
+                                                        mp_context=spawn) as pool:
+                results += list(pool.map(worker, jobs[1:]))
         server.shutdown()
     failed = 0
     for name, ok, error, seconds in results:

@@ -73,6 +73,8 @@ __all__ = [
     "layer",
     "EarlierNotDone",
     "needs_earlier",
+    "PartNotDone",
+    "labelled",
     "call",
     "refuse_reference",
     "Case",
@@ -1006,6 +1008,43 @@ class needs_earlier:
                 return fn(*args, **kwargs)
 
         return wrapper
+
+
+class PartNotDone(EarlierNotDone):
+    """One part of an exercise is still a stub (a method of a class, the eval branch of a function).
+
+    Printed as "not done yet" (⏳) with ``message`` naming the missing part, e.g. ``__init__ is
+    written, forward is not done yet``, instead of a hint that blames the parts that are done.
+    """
+
+    def __init__(self, message: str) -> None:
+        CheckFailed.__init__(self, message)
+        self.function, self.exercise = message, None
+
+
+def labelled(read: Callable[[Any, "Case"], Any]) -> Callable[[Any, "Case"], Any]:
+    """``read`` (a ``compare`` reader) with the case's label added to its hint: which input it was.
+
+    Example::
+
+        >>> def as_number(value, case):
+        ...     assert isinstance(value, int), f"returned {value!r}, not an int"
+        ...     return value
+        >>> labelled(as_number)("7", Case("f('x')"))
+        Traceback (most recent call last):
+        ...
+        llmcourse.checks._core.CheckFailed: returned '7', not an int (on f('x'))
+    """
+
+    def wrapped(value: Any, case: "Case") -> Any:
+        try:
+            return read(value, case)
+        except EarlierNotDone:  # "not done yet" stays that
+            raise
+        except AssertionError as exc:
+            raise CheckFailed(f"{exc} (on {case.label})") from None
+
+    return wrapped
 
 
 def call(fn: Callable[..., Any], *args: Any, shown: Optional[str] = None, hint: Optional[str] = None,

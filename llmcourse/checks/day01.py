@@ -23,6 +23,7 @@ from __future__ import annotations
 import random
 from typing import Any, Callable, Mapping, Sequence
 
+from llmcourse.checks._core import labelled as _labelled, PartNotDone as _PartNotDone  # shared in _core
 from llmcourse.checks._core import (Case, CheckFailed, EarlierNotDone, Mistake, as_int_list, as_list,
                                     check, compare, none_hint, require, same)
 
@@ -50,17 +51,6 @@ chars = sorted(set(_TEXT))
 stoi = {ch: i for i, ch in enumerate(chars)}
 itos = {i: ch for i, ch in enumerate(chars)}
 
-
-def _labelled(read: Callable[[Any, Case], Any]) -> Callable[[Any, Case], Any]:
-    """``read``, with the case's label added to its hint (what was returned, on which input)."""
-
-    def wrapped(value: Any, case: Case) -> Any:
-        try:
-            return read(value, case)
-        except CheckFailed as exc:
-            raise CheckFailed(f"{exc} (on {case.label})") from None
-
-    return wrapped
 
 
 def _tables(text: str) -> tuple[list[str], dict[str, int], dict[int, str]]:
@@ -238,13 +228,6 @@ _ENCODE_MISTAKES = [_E_PLUS1, _E_ORD, _E_SPACES, _E_STR]
 _DECODE_MISTAKES = [_D_NONE, _D_LAST, _D_SPACES, _D_LIST]
 ENCODE_DECODE = _ENCODE_MISTAKES + _DECODE_MISTAKES
 
-
-class _PartNotDone(EarlierNotDone):
-    """One part of a two-part exercise is still a stub: printed as "not done yet", naming the part."""
-
-    def __init__(self, message: str) -> None:
-        CheckFailed.__init__(self, message)
-        self.function, self.exercise = message, None
 
 
 def _unfinished_tables(fn: Any) -> bool:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import random
 from typing import Any, Callable, Mapping, Sequence
 
+from llmcourse.checks._core import labelled as _labelled  # shared in _core
 from llmcourse.checks._core import (Case, CheckFailed, Mistake, as_int_list, check, compare, kind_of,
                                     needs_earlier, none_hint)
 from llmcourse.tokenizers import basic
@@ -51,17 +52,6 @@ _CORPUS = (
     "the cat sat on the mat. the cat ate the rat; then the rat sat on the hat.\n"
     "Thé café servait des crêpes 🥞 - ça sent bon!\n"
 )
-
-def _labelled(read: Callable[[Any, Case], Any]) -> Callable[[Any, Case], Any]:
-    """``read``, with the case's label added to its hint (what was returned, on which input)."""
-
-    def wrapped(value: Any, case: Case) -> Any:
-        try:
-            return read(value, case)
-        except CheckFailed as exc:
-            raise CheckFailed(f"{exc} (on {case.label})") from None
-
-    return wrapped
 
 
 # ---- reference pieces (the checks compare against these) -----------------------------------

@@ -27,6 +27,7 @@ from typing import Any, Callable, Sequence
 import regex
 import torch
 
+from llmcourse.checks._core import labelled as _labelled  # shared in _core
 from llmcourse.checks._core import (Case, CheckFailed, Mistake, as_list, as_pair, as_tensor, check, compare,
                                     kind_of, none_hint)
 from llmcourse.tokenizers.patterns import GPT2_SPLIT_PATTERN as _GPT2
@@ -45,17 +46,6 @@ _SAMPLES = [
 _OTHER = r"\p{L}+|\p{N}|\s+|[^\s\p{L}\p{N}]+"
 _PATTERNS = ((_GPT2, "the GPT-2 pattern"), (_GPT4, "the GPT-4 pattern"), (_OTHER, "the pattern " + _OTHER))
 
-
-def _labelled(read: Callable[[Any, Case], Any]) -> Callable[[Any, Case], Any]:
-    """``read``, with the case's label added to its hint (what was returned, on which input)."""
-
-    def wrapped(value: Any, case: Case) -> Any:
-        try:
-            return read(value, case)
-        except CheckFailed as exc:
-            raise CheckFailed(f"{exc} (on {case.label})") from None
-
-    return wrapped
 
 
 # ---- a small byte-level tokenizer with the interface of the package's -----------------------

@@ -27,6 +27,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn as nn
 
+from llmcourse.checks._core import PartNotDone as _PartNotDone  # shared in _core
 from llmcourse.checks._core import (Case, CheckFailed, EarlierNotDone, Mistake, as_int, as_pair,
                                     as_tensor, call, check, compare, outputs_and_grads, same)
 from llmcourse.finetune import LoRALinear as _RefLoRA
@@ -252,13 +253,6 @@ LORA = [
             "base(x) + (alpha / r) * B A x"),
 ]
 
-
-class _PartNotDone(EarlierNotDone):
-    """A half-done answer: shown as "not done yet" (⏳) with the part still missing named."""
-
-    def __init__(self, message: str) -> None:
-        CheckFailed.__init__(self, message)
-        self.function, self.exercise = message, None
 
 
 def _structure(LoRALinear: Any, in_f: int, out_f: int, r: int, alpha: float) -> None:

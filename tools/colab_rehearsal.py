@@ -31,7 +31,6 @@ import argparse
 import concurrent.futures
 import http.server
 import importlib
-import json
 import multiprocessing
 import os
 import re
@@ -42,6 +41,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from tools.nb import release_tag
 
 ROOT = Path(__file__).resolve().parents[1]
 # One lesson a week, each among the week's quickest on a CPU: what CI rehearses.
@@ -61,16 +62,11 @@ def _run(cmd: list[str], **kw) -> None:
         raise RehearsalError(f"{' '.join(cmd[:4])} ... failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
 
 
-def package_version() -> str:
-    text = (ROOT / "llmcourse" / "__init__.py").read_text(encoding="utf-8")
-    return re.search(r'^__version__ = "([^"]+)"$', text, re.M).group(1)
-
-
 def clone_release(workdir: Path) -> Path:
     """A clone of this repository's committed HEAD, with the tag ``v<version>`` the notebooks install."""
     clone = workdir / "repository.git"
     _run(["git", "clone", "--quiet", "--no-local", str(ROOT), str(clone)])
-    tag = f"v{package_version()}"
+    tag = release_tag(ROOT)  # the tag every set-up cell installs (tools/nb.py writes them)
     tags = subprocess.run(["git", "-C", str(clone), "tag", "--list", tag], capture_output=True,
                           text=True).stdout.split()
     if tag not in tags:  # not released yet: rehearse the release this commit would be

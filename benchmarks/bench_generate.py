@@ -1,58 +1,45 @@
-"""Generation speed with and without the KV cache.
+"""Generation speed with and without the KV cache: the exact comparison first.
 
-Decodes ``--tokens`` new tokens (default 500) from a one-token prompt, batch 1, with the
-nanoGPT Tiny Shakespeare shape (6 layers, 6 heads, 384 wide, block 256, vocabulary 65; random
-weights, which cost the same as trained ones), and prints milliseconds per token for:
+The model has the nanoGPT Tiny Shakespeare shape (6 layers, 6 heads, 384 wide, block 256,
+vocabulary 65; random weights, which cost the same as trained ones). Every decode is greedy,
+batch 1 unless named, from a one-token prompt, and prints milliseconds per token.
 
-- ``kv-cache``: prefill once, then one token per forward; when the 256 positions are full the
-  cache is rebuilt from the last 128 tokens (``keep_on_rebuild=128``);
-- ``recompute``: a full forward over the last ``block_size`` tokens for every new token;
-- ``kv-cache, exact window`` (with ``--exact-window``): the cache rebuilt from the full last
-  256 tokens at every step past the block (``generate``'s default sliding window).
+**The headline: exact, within the block.** ``--tokens`` new tokens (default 255, so the
+sequence never passes the 256 positions): ``kv-cache`` (prefill once, then one token per
+forward) against ``recompute`` (a full forward over the sequence for every token). Within the
+block the two compute the same thing, and the script asserts that they decode the same greedy
+tokens; ``kv-cache, compiled`` (``generate(..., compile=True)``, the compiled one-token step of
+:mod:`llmcourse.generate.compiled`) is compared with the eager cache the same way. Also timed
+unless switched off: ``batch 8`` (8 one-token prompts decoded together; ms per step, tokens/s
+counts all 8 rows), ``bf16 weights`` (``--bf16``: ``model.to(torch.bfloat16)``), and on a CPU
+running several threads, ``1 thread``. The first decode of each compiled mode (a warm-up, not
+timed) includes the compilation; its wall time is printed.
 
-- ``kv-cache, batch 8``: the same for 8 one-token prompts decoded together (ms per step;
-  tokens/s counts all 8 rows);
-- ``kv-cache, bf16 weights`` (with ``--bf16``): the cached decode of a bfloat16 copy of the
-  model (``model.to(torch.bfloat16)``, the one switch; its cache is bf16 too);
-- ``kv-cache, compiled`` (and ``compiled, batch 8``, ``compiled, bf16 weights`` with
-  ``--bf16``, ``compiled, 1 thread``; none with ``--no-compile``): the same decodes with
-  ``generate(..., compile=True)``, whose one-token steps run the compiled forward of
-  :mod:`llmcourse.generate.compiled`. The first decode of each compiled mode (the warm-up, not
-  timed) includes the compilation; its wall time is printed;
-- ``kv-cache, 1 thread`` (on a CPU, when more threads are in use): the cached decode with
-  ``torch.set_num_threads(1)``. A batch-1 step is ~30 tiny parallel regions (24 matrix-vector
-  products, 6 attentions); when the machine has more runnable threads than cores, every region
-  waits for a descheduled partner thread, and on a busy 2-core machine one thread decodes more
-  than 10x faster than two.
+**Past the block** (``--past-block N``, default 500 tokens; 0 skips it): the model's
+positions end at 256, so each rule for the window is timed against ``recompute``'s sliding
+window (the last 256 tokens, nanoGPT's crop):
 
-``recompute`` slides the window by one token (the default), like nanoGPT; with
-``keep_on_rebuild=128`` it would follow the cache's rule and decode the same tokens.
+- ``kv-cache, sliding window (exact)``: ``generate``'s default; the cache is rebuilt from the
+  last 256 tokens at every step past the block, the same tokens as recomputing;
+- ``kv-cache, keep_on_rebuild=128``: labelled **approximate (tokens differ from
+  recomputation)**: the cache restarts from the last 128 tokens when full, one forward over
+  128 tokens every 129 new tokens, so the model sees a shorter context than the sliding
+  window and writes other tokens. Its speed-up is not the KV cache's; quote it with the label.
 
-**The bandwidth bound.** A decoding step with batch 1 multiplies one vector by every weight
-matrix, so it must read every weight once: the step cannot be faster than the weights' bytes
-divided by the speed at which this machine reads memory. The script measures that speed on
-the spot, with one thread (on the run's clock) and every core (wall clock), and the faster
-counts: the machine's bound, whatever ``--threads`` says, as the best of 20 ``sum`` over a buffer as large as the weights (read again and again, as the decode reads its weights, so the CPU caches help both
-alike), and prints the bound, each mode's distance from it, and for reference the read speed of
-a 512 MB buffer (main memory, far larger than the caches).
+**The bandwidth bound.** A batch-1 decoding step multiplies one vector by every weight matrix,
+so it must read every weight once: it cannot be faster than the weights' bytes divided by the
+speed at which this machine reads memory. The script measures that speed (the best of 20
+``sum`` over a buffer as large as the weights, with one thread and with every core, the faster
+counts) and prints each mode's distance from it, and the read speed of a 512 MB buffer.
+``matrix-vector products alone`` times the model's matrices as the step calls them
+(``F.linear`` on one row): the floor of an eager step with these kernels.
 
-**Where the rest goes.** ``matrix-vector products alone`` times the model's 24 block matrices
-(plus the output layer) as the decode step calls them, ``F.linear`` on one ``(1, 1, C)`` row,
-and nothing else: the floor of an eager step with these kernels. The step's time above it is
-the ~25 other small operations per layer (norms, views, cache writes, attention), each a few
-microseconds of dispatch; the compiled step fuses them, and computes the products with its own
-loops instead of these kernels, so it can go below this line.
+Each mode is timed ``--repeats`` times, interleaved, and the fastest run is reported (on a
+shared machine the slower runs measure the neighbours); the load average is printed. Run::
 
-Each mode is timed ``--repeats`` times (interleaved) and the fastest run is reported, because
-on a shared machine the slower runs measure the neighbours. The load average is printed with
-the results: when it is above the number of cores, several CPU threads per process slow
-single-token decoding down far more than big forwards (the threads wait for each other at every
-small operation), so compare with ``--threads 1``. Run::
-
-    python benchmarks/bench_generate.py                 # CPU, fp32, all cores
-    python benchmarks/bench_generate.py --threads 2 --repeats 3
+    python benchmarks/bench_generate.py                       # CPU, fp32, all cores
     python benchmarks/bench_generate.py --threads 2 --repeats 3 --bf16   # the book's table
-    python benchmarks/bench_generate.py --threads 1 --cpu-time     # on a busy machine
+    python benchmarks/bench_generate.py --threads 1 --cpu-time           # on a busy machine
     python benchmarks/bench_generate.py --device cuda
 """
 
@@ -72,13 +59,15 @@ from llmcourse.model import GPT, GPTConfig
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--tokens", type=int, default=500, help="new tokens per run (default 500)")
+    p.add_argument("--tokens", type=int, default=None,
+                   help="new tokens of the exact modes (default block_size - 1 = 255: within "
+                        "the block)")
+    p.add_argument("--past-block", type=int, default=500,
+                   help="new tokens of the modes past the block (default 500; 0 skips them)")
     p.add_argument("--repeats", type=int, default=2, help="timed runs per mode; the best is kept")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps ... (default cpu)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    p.add_argument("--exact-window", action="store_true",
-                   help="also time the cache rebuilt from a full window at every step")
     p.add_argument("--bf16", action="store_true",
                    help="also time the cached decode with bfloat16 weights")
     p.add_argument("--no-batch", action="store_true", help="skip the batch-8 runs")
@@ -121,61 +110,79 @@ def main() -> None:
                        dropout=0.0)
     model = GPT(config).to(device=device, dtype=dtype).eval()
     prompt = torch.zeros(1, 1, dtype=torch.long, device=device)
-    keep = dict(use_cache=True, keep_on_rebuild=config.block_size // 2)
+    exact_n = config.block_size - 1 if args.tokens is None else args.tokens
+    if exact_n >= config.block_size:
+        raise SystemExit(f"--tokens {exact_n}: the exact modes stay within the block; give at "
+                         f"most {config.block_size - 1} (use --past-block for longer decodes)")
+    cache, fast = dict(use_cache=True), dict(use_cache=True, compile=True)
 
-    # name: (model, prompt, generate's arguments)
+    # name: (model, prompt, new tokens, generate's arguments, the mode it is compared with)
     modes = {
-        "kv-cache": (model, prompt, keep),
-        "recompute": (model, prompt, dict(use_cache=False)),
+        "recompute": (model, prompt, exact_n, dict(use_cache=False), None),
+        "kv-cache": (model, prompt, exact_n, cache, "recompute"),
     }
-    if args.exact_window:
-        modes["kv-cache, exact window"] = (model, prompt,
-                                           dict(use_cache=True, keep_on_rebuild=config.block_size))
+    if not args.no_compile:  # generate(..., compile=True): llmcourse.generate.compiled
+        modes["kv-cache, compiled"] = (model, prompt, exact_n, fast, "kv-cache")
     if not args.no_batch:
         batch = torch.arange(8, device=device)[:, None]  # 8 different one-token prompts
-        modes["kv-cache, batch 8"] = (model, batch, keep)
-    if args.bf16:
-        modes["kv-cache, bf16 weights"] = (copy.deepcopy(model).to(torch.bfloat16), prompt, keep)
-    if not args.no_compile:  # generate(..., compile=True): llmcourse.generate.compiled
-        fast = dict(keep, compile=True)
-        modes["kv-cache, compiled"] = (model, prompt, fast)
-        if not args.no_batch:
-            modes["compiled, batch 8"] = (model, batch, fast)
-        if args.bf16:
-            modes["compiled, bf16 weights"] = (modes["kv-cache, bf16 weights"][0], prompt, fast)
+        modes["recompute, batch 8"] = (model, batch, exact_n, dict(use_cache=False), None)
+        modes["kv-cache, batch 8"] = (model, batch, exact_n, cache, "recompute, batch 8")
+        if not args.no_compile:
+            modes["compiled, batch 8"] = (model, batch, exact_n, fast, "kv-cache, batch 8")
+    if args.bf16:  # bf16 rounds differently: its tokens are not compared
+        bf16 = copy.deepcopy(model).to(torch.bfloat16)
+        modes["kv-cache, bf16 weights"] = (bf16, prompt, exact_n, cache, None)
+        if not args.no_compile:
+            modes["compiled, bf16 weights"] = (bf16, prompt, exact_n, fast, None)
     threads = torch.get_num_threads()
     mode_threads = {name: threads for name in modes}
     if device.type == "cpu" and threads > 1:  # the same decodes on one thread, for comparison
-        modes["kv-cache, 1 thread"] = (model, prompt, keep)
+        modes["kv-cache, 1 thread"] = (model, prompt, exact_n, cache, "recompute")
         mode_threads["kv-cache, 1 thread"] = 1
         if not args.no_compile:
-            modes["compiled, 1 thread"] = (model, prompt, fast)
+            modes["compiled, 1 thread"] = (model, prompt, exact_n, fast, "kv-cache")
             mode_threads["compiled, 1 thread"] = 1
+    past = args.past_block
+    if past:
+        modes["recompute, past the block"] = (model, prompt, past, dict(use_cache=False), None)
+        modes["kv-cache, past the block, sliding window (exact)"] = (
+            model, prompt, past, cache, "recompute, past the block")
+        modes[APPROX] = (model, prompt, past,
+                         dict(use_cache=True, keep_on_rebuild=config.block_size // 2), None)
+    for name in modes:
+        mode_threads.setdefault(name, threads)
 
     clock = time.process_time if args.cpu_time else time.perf_counter
+    tokens: dict[str, torch.Tensor] = {}
 
-    def run(m: GPT, idx: torch.Tensor, kwargs: dict) -> float:
+    def run(name: str) -> float:
+        m, idx, n, kwargs, _ = modes[name]
+        torch.set_num_threads(mode_threads[name])
         sync(device)
         t0 = clock()
-        out = generate(m, idx, args.tokens, seed=args.seed, **kwargs)
+        out = generate(m, idx, n, temperature=0, **kwargs)
         sync(device)
-        assert out.shape == (idx.shape[0], 1 + args.tokens)
+        assert out.shape == (idx.shape[0], 1 + n)
+        tokens[name] = out
         return clock() - t0
 
     # Warm-up: first calls pay for allocator growth, kernel selection and lazy initialisation,
     # and the compiled modes for compiling (timed: a learner waits that long once per model).
-    warm, warm_tokens = {}, min(args.tokens, 2 * config.block_size // 4)
-    for name, (m, idx, kwargs) in modes.items():
-        torch.set_num_threads(mode_threads[name])
+    warm = {}
+    for name in modes:
         t0 = time.perf_counter()
-        generate(m, idx, warm_tokens, seed=0, **kwargs)
+        run(name)
         warm[name] = time.perf_counter() - t0
+    # Within the block the cache and recomputing are the same computation: the same tokens.
+    for name, (*_, against) in modes.items():
+        if against is not None and not torch.equal(tokens[name], tokens[against]):
+            raise SystemExit(f"{name} decoded other greedy tokens than {against}: the comparison "
+                             "is not exact (a near tie in the logits, or a bug)")
 
     times: dict[str, list[float]] = {name: [] for name in modes}
     for _ in range(args.repeats):
-        for name, (m, idx, kwargs) in modes.items():
-            torch.set_num_threads(mode_threads[name])
-            times[name].append(run(m, idx, kwargs))
+        for name in modes:
+            times[name].append(run(name))
     torch.set_num_threads(threads)
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())  # tied: once
     matvec_s, matvec_bytes = matvec_time(clock, device, model, repeats=20)
@@ -195,10 +202,9 @@ def main() -> None:
     print(f"GPT 6 layers / 6 heads / 384 wide, block {config.block_size}, vocab 65, "
           f"{model.num_params() / 1e6:.2f}M parameters, {weight_bytes / 1e6:.1f} MB of "
           f"{args.dtype} weights")
-    print(f"{args.tokens} new tokens from a 1-token prompt, {args.dtype} on {device} "
-          f"({cpu_name()}, {threads} threads, torch {torch.__version__}); "
-          f"best of {args.repeats} (range in brackets)"
-          + (", CPU time" if args.cpu_time else ", wall time"))
+    print(f"greedy decoding from a 1-token prompt, {args.dtype} on {device} ({cpu_name()}, "
+          f"{threads} threads, torch {torch.__version__}); best of {args.repeats} "
+          "(range in brackets)" + (", CPU time" if args.cpu_time else ", wall time"))
     if hasattr(os, "getloadavg"):
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} logical CPUs")
     print("read speed of the weights' size: " + ", ".join(
@@ -212,18 +218,39 @@ def main() -> None:
           f"{matvec_bytes / matvec_s / 1e9:.1f} GB/s")
     compiled = [name for name in modes if "compiled" in name]
     if compiled:
-        print(f"compile + warm-up run (first decode of each compiled mode, {warm_tokens} "
-              "tokens): " +
+        print("compile + warm-up run (first decode of each compiled mode): " +
               ", ".join(f"{name} {warm[name]:.1f} s" for name in compiled))
-    base = min(times["recompute"])
-    for name, runs in times.items():
-        best, worst = min(runs), max(runs)
-        ms = 1000 * best / args.tokens
-        rows = modes[name][1].shape[0]
+
+    width = max(map(len, modes))
+
+    def show(name: str, base: str) -> None:
+        n, rows = modes[name][2], modes[name][1].shape[0]
+        best, worst = min(times[name]), max(times[name])
+        ms = 1000 * best / n
         bound = bound_ms * (0.5 if "bf16" in name else 1.0)
-        print(f"  {name:<24s} {ms:8.2f} ms/step [{ms:.2f}-{1000 * worst / args.tokens:.2f}]  "
-              f"{rows * args.tokens / best:8.1f} tokens/s  speed-up vs recompute "
-              f"{base / best:5.1f}x  {ms / bound:5.1f}x the bound ({bound / ms:4.0%} of its speed)")
+        print(f"  {name:<{width}s} {ms:8.2f} ms/step [{ms:.2f}-{1000 * worst / n:.2f}]  "
+              f"{rows * n / best:8.1f} tokens/s  {min(times[base]) / best:5.1f}x vs {base}  "
+              f"{ms / bound:5.1f}x the bound")
+
+    print(f"EXACT, within the block: {exact_n} new tokens (positions 1-{exact_n + 1} of "
+          f"{config.block_size}); greedy tokens asserted identical: " +
+          ", ".join(f"{name} = {against}" for name, (*_, against) in modes.items()
+                    if against is not None and "past" not in name))
+    for name in modes:
+        if modes[name][2] == exact_n and "past" not in name and name != APPROX:
+            show(name, "recompute, batch 8" if "batch 8" in name else "recompute")
+    if past:
+        print(f"PAST the block: {past} new tokens; recompute slides the window (the last "
+              f"{config.block_size} tokens)")
+        for name in ("recompute, past the block",
+                     "kv-cache, past the block, sliding window (exact)", APPROX):
+            show(name, "recompute, past the block")
+        if torch.equal(tokens[APPROX], tokens["recompute, past the block"]):
+            print(f"  (this run: {APPROX.split(':')[0]} happened to decode recompute's tokens, "
+                  "e.g. a random model repeating one token; in general they differ)")
+
+
+APPROX = "kv-cache, keep_on_rebuild=128: approximate (tokens differ from recomputation)"
 
 
 def n_linears(model: GPT) -> int:

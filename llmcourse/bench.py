@@ -16,31 +16,13 @@ from typing import Callable
 
 import torch
 
-from llmcourse.model.gpt import mfu
+from llmcourse.device import pick_device, pick_dtype
+from llmcourse.flops import flops_per_token, mfu
+from llmcourse.flops import peak_flops as datasheet_peak_flops
+from llmcourse.timing import sync, time_it
 
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":  # pragma: no cover - no MPS in CI
-        torch.mps.synchronize()
-
-
-def time_it(fn: Callable[[], object], device: torch.device | str = "cpu", warmup: int = 2,
-            repeats: int = 5) -> float:
-    """Median wall time of ``fn()`` in seconds, after ``warmup`` untimed calls."""
-    device = torch.device(device)
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    times.sort()
-    return times[len(times) // 2]
+__all__ = ["time_it", "matmul_peak_flops", "ThroughputResult", "train_throughput",
+           "bench_train_preset", "bench_generate"]
 
 
 def matmul_peak_flops(n: int = 1024, dtype: torch.dtype = torch.float32,
@@ -84,11 +66,11 @@ def train_throughput(step: Callable[[], object], tokens_per_iter: int, flops_per
     device = torch.device(device)
     for _ in range(warmup):
         step()
-    _sync(device)
+    sync(device)
     t0 = time.perf_counter()
     for _ in range(iters):
         step()
-    _sync(device)
+    sync(device)
     dt = (time.perf_counter() - t0) / iters
     tokens_per_s = tokens_per_iter / dt
     flops_per_s = tokens_per_s * flops_per_token
@@ -104,8 +86,7 @@ def bench_train_preset(preset_name: str = "shakespeare-char-cpu", iters: int = 2
     Random token ids cost exactly what real ones cost, so no data needs preparing. MFU is
     reported against the measured matmul peak of the CPU, or the datasheet peak on a known GPU.
     """
-    from llmcourse.device import pick_device, pick_dtype
-    from llmcourse.model import GPT, flops_per_token
+    from llmcourse.model import GPT
     from llmcourse.presets import get_preset
     from llmcourse.runs import build_configs
 
@@ -134,9 +115,7 @@ def bench_train_preset(preset_name: str = "shakespeare-char-cpu", iters: int = 2
         peak = matmul_peak_flops(dtype=torch.bfloat16 if precision.dtype_name == "bfloat16"
                                  else torch.float32)
     else:
-        from llmcourse.device import peak_flops as table_peak  # datasheet table
-
-        peak = table_peak(torch.cuda.get_device_name(device), precision.dtype_name)
+        peak = datasheet_peak_flops(torch.cuda.get_device_name(device), precision.dtype_name)
     res = train_throughput(step, B * T, flops_per_token(model_cfg), peak, device=device,
                            iters=iters)
     return (f"{preset_name} on {device} ({precision.dtype_name}{', compiled' if compile else ''}): "

@@ -22,7 +22,7 @@ book's page on faults, ``book/faults.md``).
 from __future__ import annotations
 
 import argparse
-import errno
+import contextlib
 import json
 import sys
 import traceback
@@ -30,10 +30,16 @@ from typing import Any, Sequence
 
 import torch
 
+from llmcourse.cli_args import (Parser, UserError, count, one_line, os_message, prompt_interrupt,
+                                stop_string)
+from llmcourse.cli_sample import cmd_sample, load_checkpoint_args, until_stop
 
-class UserError(Exception):
-    """An error in what the user asked for: printed without a traceback."""
 
+__all__ = ["main", "build_parser", "UserError", "until_stop"]
+
+INTERRUPTED = "interrupted; checkpoints and prepared data already written are complete"
+#: Commands whose Ctrl-C may end the process from a watchdog (cli_args.prompt_interrupt).
+PROMPT_INTERRUPT = {"train", "sweep", "sample", "eval", "bench"}
 
 # --------------------------------------------------------------------------------------------
 # prepare
@@ -98,191 +104,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------
-# sample
-# --------------------------------------------------------------------------------------------
-
-
-def _load(args: argparse.Namespace) -> tuple[Any, Any, Any]:
-    from llmcourse.device import pick_device
-    from llmcourse.runs import load_trained
-
-    try:
-        return load_trained(args.checkpoint, device=pick_device(args.device))
-    except FileNotFoundError as exc:
-        raise UserError(str(exc)) from None
-
-
-def cmd_sample(args: argparse.Namespace) -> int:
-    from llmcourse.generate import stream
-    from llmcourse.generate.compiled import CompileError
-
-    from llmcourse.runs import check_run_data
-
-    if args.compile and args.no_cache:
-        raise UserError("--compile compiles the KV-cached decoding step; drop --no-cache (or "
-                        "--compile)")
-    prompt = _read_prompt(args)  # before any work: a bad prompt or output path costs nothing
-    _check_output(args.output)
-    model, tok, info = _load(args)
-    check_run_data(info.run, "sample", need=False)  # refuses data changed under the run
-    device = next(model.parameters()).device
-    try:
-        prompt.encode("utf-8")
-    except UnicodeEncodeError as exc:  # bytes the terminal passed that are not UTF-8
-        raise UserError(f"--prompt holds {exc.object[exc.start:exc.end]!r}, which is not "
-                        "UTF-8 text; give the prompt in UTF-8") from None
-    try:
-        ids = tok.encode(prompt)
-    except (KeyError, ValueError) as exc:  # e.g. a character the char tokenizer never saw
-        detail = exc.args[0] if exc.args else exc
-        raise UserError(f"--prompt {prompt!r} cannot be encoded by the run's tokenizer "
-                        f"{tok.name!r}: {detail}") from None
-    if not ids:
-        raise UserError(f"--prompt {prompt!r} encodes to no tokens; give some text")
-    vocab = model.config.vocab_size
-    bad = [i for i in ids if not 0 <= i < vocab]
-    if bad:
-        raise UserError(f"--prompt {prompt!r} encodes to token id {bad[0]}, outside the "
-                        f"model's vocabulary [0, {vocab}): run.json's tokenizer does not match "
-                        "the checkpoint")
-    eos = getattr(tok, "eot_token", None) if args.stop_at_eos else None
-    idx = torch.tensor([ids], dtype=torch.long, device=device)
-    sampling = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                    min_p=args.min_p, repetition_penalty=args.repetition_penalty,
-                    eos_id=eos, use_cache=not args.no_cache, compile=args.compile)
-    print(f"# {info.checkpoint} (iter {info.iter_num}), seed {args.seed}", file=sys.stderr)
-    # Sample s is drawn with seed + s, one at a time, by the same loop with and without
-    # --stream: `--seed 5 --num-samples 3` repeats, and its sample 2 is `--seed 6`'s sample 1.
-    with _Destination(args.output) as dest:
-        for s in range(args.num_samples):
-            if args.num_samples > 1:
-                dest.write(f"--- sample {s + 1} ---\n")
-            dest.write(prompt)
-            pieces = stream(model, idx, args.max_new_tokens, seed=args.seed + s,
-                            decode=tok.decode, **sampling)
-            try:
-                for piece in until_stop(pieces, args.stop or []):
-                    dest.write(piece, flush=args.stream)
-            except CompileError as exc:  # --compile on a machine that cannot compile
-                raise UserError(str(exc).replace("compile=True", "--compile")) from None
-            dest.write("\n", flush=True)
-    if args.output:
-        print(f"# wrote {args.num_samples} sample(s) to {args.output}", file=sys.stderr)
-    return 0
-
-
-def _read_prompt(args: argparse.Namespace) -> str:
-    """The prompt: ``--prompt``, the text of ``--prompt-file`` (``-``: standard input), or a newline."""
-    if args.prompt_file is None:
-        prompt = args.prompt if args.prompt is not None else "\n"
-        if prompt == "":
-            raise UserError("--prompt is empty: give at least one character, e.g. --prompt 'ROMEO:'")
-        return prompt
-    name = "standard input" if args.prompt_file == "-" else args.prompt_file
-    try:
-        if args.prompt_file == "-":
-            prompt = sys.stdin.buffer.read().decode("utf-8")
-        else:
-            with open(args.prompt_file, "rb") as f:
-                prompt = f.read().decode("utf-8")
-    except FileNotFoundError:
-        raise UserError(f"--prompt-file {name} does not exist; give a text file, or - to read "
-                        "standard input") from None
-    except IsADirectoryError:
-        raise UserError(f"--prompt-file {name} is a folder; give a text file") from None
-    except UnicodeDecodeError:
-        raise UserError(f"--prompt-file {name} is not UTF-8 text; save it as UTF-8") from None
-    if prompt == "":
-        raise UserError(f"--prompt-file {name} is empty: give at least one character")
-    return prompt
-
-
-def _check_output(path: str | None) -> None:
-    """Refuse an ``--output`` that would replace a file or cannot be made, before any work."""
-    import os
-
-    if path is None:
-        return
-    if os.path.exists(path):
-        raise UserError(f"--output {path} already exists and is never replaced; give a new file "
-                        "name or remove it first")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise UserError(f"--output {path}: the folder {folder} does not exist; create it first")
-
-
-class _Destination:
-    """Standard output, or ``--output``: written to a temporary file renamed when complete."""
-
-    def __init__(self, path: str | None) -> None:
-        self.path, self.file, self.tmp = path, sys.stdout, None
-
-    def __enter__(self) -> "_Destination":
-        if self.path is not None:
-            import os
-            import tempfile
-
-            fd, self.tmp = tempfile.mkstemp(prefix=".llmcourse-sample-",
-                                            dir=os.path.dirname(os.path.abspath(self.path)))
-            self.file = os.fdopen(fd, "w", encoding="utf-8")
-        return self
-
-    def write(self, text: str, flush: bool = False) -> None:
-        self.file.write(text)
-        if flush:
-            self.file.flush()
-
-    def __exit__(self, exc_type: Any, *_: Any) -> None:
-        if self.tmp is None:
-            return
-        import os
-
-        self.file.close()
-        if exc_type is None and not os.path.exists(self.path):
-            os.replace(self.tmp, self.path)
-        else:  # a failed or interrupted command leaves no half-written output
-            os.unlink(self.tmp)
-            if exc_type is None:
-                raise UserError(f"--output {self.path} appeared while sampling and is not "
-                                "replaced; the samples were not written")
-
-
-def until_stop(pieces: Any, stops: Sequence[str]) -> Any:
-    r"""Yield the text of ``pieces`` up to (not including) the first of the ``stops`` strings.
-
-    Text that could be the start of a stop string is held back until it is known not to be;
-    at a stop the iterator ``pieces`` is closed, so generation ends there.
-
-    >>> "".join(until_stop(iter(["ab", "c\nd", "e"]), ["\nd"]))
-    'abc'
-    >>> "".join(until_stop(iter(["a", "b"]), ["bc"]))
-    'ab'
-    """
-    held = ""
-    longest = max((len(stop) for stop in stops), default=0)
-    try:
-        for piece in pieces:
-            held += piece
-            hits = [i for i in (held.find(stop) for stop in stops) if i >= 0]
-            if hits:
-                if min(hits):
-                    yield held[:min(hits)]
-                return
-            # keep the longest tail that is the start of some stop string
-            keep = next((k for k in range(min(longest - 1, len(held)), 0, -1)
-                         if any(stop.startswith(held[-k:]) for stop in stops)), 0)
-            if len(held) > keep:
-                yield held[:len(held) - keep]
-                held = held[len(held) - keep:]
-        if held:
-            yield held
-    finally:
-        close = getattr(pieces, "close", None)
-        if close is not None:
-            close()
-
-
-# --------------------------------------------------------------------------------------------
 # eval
 # --------------------------------------------------------------------------------------------
 
@@ -294,7 +115,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from llmcourse.runs import check_run_data
 
-    model, tok, info = _load(args)
+    model, tok, info = load_checkpoint_args(args)
     device = next(model.parameters()).device
     prep = check_run_data(info.run, "eval")  # the run's own data, unchanged, or a clear error
     data = prep.load(args.split)
@@ -343,41 +164,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line (and the subcommand's help hint)."""
-
-    def error(self, message: str) -> Any:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _count(minimum: int) -> Any:
-    """An argparse type: an integer >= ``minimum``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-
-    parse.__name__ = f"integer >= {minimum}"
-    return parse
-
-
-def _stop_string(text: str) -> str:
-    """An argparse type: a non-empty stop string; ``\\n`` and ``\\t`` mean newline and tab."""
-    if text == "":
-        raise argparse.ArgumentTypeError("is empty; give the text that ends a sample, e.g. "
-                                         "--stop '\\n\\n'")
-    return text.replace("\\n", "\n").replace("\\t", "\t")
-
-
 def build_parser() -> argparse.ArgumentParser:
     from llmcourse.presets import list_presets
 
-    parser = _Parser(
+    parser = Parser(
         prog="llmcourse", description="Prepare data, train, sample from and evaluate GPT models.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -406,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--checkpoint", required=True,
                        help="a run directory (best.pt or ckpt.pt inside) or a .pt file")
         q.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-        q.add_argument("--seed", type=_count(0), default=1337, help="random seed")
+        q.add_argument("--seed", type=count(0), default=1337, help="random seed")
 
     p = sub.add_parser("sample", help="generate text from a trained checkpoint")
     add_checkpoint(p)
@@ -414,12 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     given.add_argument("--prompt", default=None, help="text to continue (default: a newline)")
     given.add_argument("--prompt-file", default=None, metavar="PATH",
                        help="read the prompt from a UTF-8 file; - reads standard input")
-    p.add_argument("--stop", action="append", type=_stop_string, metavar="TEXT",
+    p.add_argument("--stop", action="append", type=stop_string, metavar="TEXT",
                    help="end a sample at the first TEXT it writes (not printed); repeatable")
     p.add_argument("--output", default=None, metavar="PATH",
                    help="write the samples to a new file PATH (never replaced) instead of stdout")
-    p.add_argument("--num-samples", type=_count(1), default=1, help="samples to draw")
-    p.add_argument("--max-new-tokens", type=_count(1), default=500,
+    p.add_argument("--num-samples", type=count(1), default=1, help="samples to draw")
+    p.add_argument("--max-new-tokens", type=count(1), default=500,
                    help="tokens to generate per sample")
     p.add_argument("--temperature", type=float, default=0.8, help="0 means greedy")
     p.add_argument("--top-k", type=int, default=None, help="keep the k most likely tokens")
@@ -440,71 +230,67 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="loss, perplexity, bits per token and per byte of a checkpoint")
     add_checkpoint(p)
     p.add_argument("--split", default="val", choices=["train", "val"])
-    p.add_argument("--iters", type=_count(1), default=50, help="batches to average")
-    p.add_argument("--batch-size", type=_count(1), default=16)
+    p.add_argument("--iters", type=count(1), default=50, help="batches to average")
+    p.add_argument("--batch-size", type=count(1), default=16)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("bench", help="measure matmul peak, training or generation speed")
     p.add_argument("what", choices=["matmul", "train", "generate"])
     p.add_argument("--preset", default="shakespeare-char-cpu", choices=list_presets())
-    p.add_argument("--iters", type=_count(1), default=20,
+    p.add_argument("--iters", type=count(1), default=20,
                    help="timed iterations (train) or tokens (generate)")
-    p.add_argument("--size", type=_count(1), default=1024,
+    p.add_argument("--size", type=count(1), default=1024,
                    help="matrix size for the matmul benchmark")
     p.add_argument("--dtype", default="float32", help="float32 or bfloat16 autocast")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.set_defaults(func=cmd_bench)
 
     # Subcommands that live beside the code they drive:
-    from llmcourse import learner, sweep
-    from llmcourse.train.plots import add_plot_parser
+    from llmcourse import cli_plot, cli_sweep, learner
 
-    add_plot_parser(sub)     # llmcourse plot RUN ... --out curves.png
+    cli_plot.add_parser(sub)  # llmcourse plot RUN ... --out curves.png
     learner.add_parsers(sub)  # llmcourse diff / llmcourse check, for learners and teachers
-    sweep.add_parser(sub)     # llmcourse sweep: a grid of settings times seeds
+    cli_sweep.add_parser(sub)  # llmcourse sweep: a grid of settings times seeds
     return parser
 
 
-def _os_message(exc: OSError) -> str:
-    """One line for a fault of the machine, naming the path and what to do."""
-    where = exc.filename or "a file"
-    if exc.errno == errno.ENOSPC:
-        return f"no space left on the device while writing {where}: free some space or " \
-               "choose a folder on another disk (out_dir / --out-dir)"
-    if exc.errno == errno.EROFS:
-        return f"{where} is on a read-only file system: choose a writable folder"
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        return f"permission denied for {where}: choose a folder you can write to, or fix its " \
-               "permissions"
-    if exc.errno == errno.EDQUOT:
-        return f"disk quota exceeded while writing {where}: free some space"
-    return f"{exc.strerror or exc} ({where})"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return its exit status (book/faults.md, rule 1).
+
+    0: done. 2: a mistake in what was asked (bad settings, a missing or existing file, data
+    that changed, a diverged run). 1: a fault of the machine (a full disk, a read-only
+    folder), naming the path; or a bug, after its traceback. 130: Ctrl-C. Every error is one
+    line on stderr: ``llmcourse <command>: error: <what happened and what to do>``.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     from llmcourse.data import ChecksumError, DownloadError
     from llmcourse.train import CheckpointError, TrainingDiverged
 
     def fail(message: Any) -> None:
-        print(f"llmcourse {args.command}: error: {message}", file=sys.stderr)
+        print(f"llmcourse {args.command}: error: {one_line(message)}", file=sys.stderr)
 
+    # On a real command line, Ctrl-C ends a command that computes promptly, even inside one
+    # long torch operation (a notebook calling main([...]) keeps its kernel).
+    guard: Any = contextlib.nullcontext()
+    if argv is None and args.command in PROMPT_INTERRUPT:
+        guard = prompt_interrupt(lambda: fail(INTERRUPTED))
     try:
-        return int(args.func(args) or 0)
+        with guard:
+            return int(args.func(args) or 0)
     except (UserError, ValueError, FileNotFoundError, FileExistsError,
             NotADirectoryError, IsADirectoryError, CheckpointError, DownloadError,
             ChecksumError, TrainingDiverged) as exc:
         # Errors about what was asked for (bad settings, missing files, offline downloads, a
         # diverged run): their messages say what to do, so print the message alone. (A bare
         # KeyError is not among them: ours are ValueErrors too, so a KeyError is a bug.)
-        fail(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
+        fail(exc)
         return 2
     except OSError as exc:  # a full disk, a read-only folder, a permission
-        fail(_os_message(exc))
+        fail(os_message(exc))
         return 1
     except KeyboardInterrupt:
-        fail("interrupted; checkpoints and prepared data already written are complete")
+        fail(INTERRUPTED)
         return 130
     except Exception:
         traceback.print_exc()

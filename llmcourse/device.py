@@ -35,7 +35,9 @@ keeps everything float32. Pinned memory and ``non_blocking`` copies matter only 
 Apple GPU shares the memory of the CPU.
 
 Why a device was chosen: :func:`pick_device_with_reason` returns the device and one sentence
-saying why. What a copy to the device costs: :func:`time_host_to_device`.
+saying why. What a copy to the device costs: :func:`time_host_to_device` (timed with
+:mod:`llmcourse.timing`). The data-sheet peak FLOP/s of known GPUs, :func:`peak_flops`, comes
+from :mod:`llmcourse.flops`.
 
 Example:
     >>> plan = pick_dtype("cuda", capability=(7, 5))
@@ -58,37 +60,22 @@ from typing import Any, ContextManager
 
 import torch
 
-__all__ = [
-    "PrecisionPlan",
-    "pick_device",
-    "pick_device_with_reason",
-    "time_host_to_device",
-    "CopyTiming",
-    "pick_dtype",
-    "describe_device",
-    "enable_tf32",
-    "peak_flops",
-    "normalize_dtype_name",
-]
+from llmcourse.flops import peak_flops
+from llmcourse.timing import CopyTiming, time_copy
+
+__all__ = ["PrecisionPlan", "pick_device", "pick_device_with_reason", "time_host_to_device",
+           "CopyTiming", "pick_dtype", "describe_device", "enable_tf32", "peak_flops",
+           "normalize_dtype_name"]
 
 _DTYPE_ALIASES: dict[str, str] = {
     "auto": "auto",
-    "float32": "float32",
-    "fp32": "float32",
-    "float": "float32",
-    "32": "float32",
-    "bfloat16": "bfloat16",
-    "bf16": "bfloat16",
-    "float16": "float16",
-    "fp16": "float16",
-    "half": "float16",
-    "16": "float16",
+    "float32": "float32", "fp32": "float32", "float": "float32", "32": "float32",
+    "bfloat16": "bfloat16", "bf16": "bfloat16",
+    "float16": "float16", "fp16": "float16", "half": "float16", "16": "float16",
 }
 
 _TORCH_DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "float16": torch.float16,
+    "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
 }
 
 
@@ -207,26 +194,6 @@ def pick_device_with_reason(preference: str | torch.device = "auto") -> tuple[to
     return dev, reason
 
 
-@dataclass(frozen=True)
-class CopyTiming:
-    """One measured copy of ``nbytes`` from host memory to ``device`` (median of repeats)."""
-
-    device: str
-    nbytes: int
-    pinned: bool
-    seconds: float
-
-    @property
-    def gb_per_s(self) -> float:
-        """Bandwidth in GB/s (1e9 bytes per second)."""
-        return self.nbytes / self.seconds / 1e9
-
-    def __str__(self) -> str:
-        memory = "pinned" if self.pinned else "pageable"
-        return (f"{self.nbytes / 2**20:.0f} MiB {memory} host -> {self.device}: "
-                f"{self.seconds * 1e3:.2f} ms, {self.gb_per_s:.1f} GB/s")
-
-
 def time_host_to_device(
     nbytes: int = 16 * 2**20,
     device: str | torch.device | None = None,
@@ -244,8 +211,6 @@ def time_host_to_device(
     >>> t.device, t.nbytes, t.pinned, t.seconds > 0
     ('cpu', 1048576, False, True)
     """
-    from llmcourse.bench import time_it
-
     dev = pick_device(device if device is not None else "auto")
     if pinned is None:
         pinned = dev.type == "cuda"
@@ -253,11 +218,7 @@ def time_host_to_device(
         raise ValueError(f"pinned memory only speeds up copies to CUDA; use pinned=False on {dev}")
     if nbytes < 1 or repeats < 1:
         raise ValueError(f"nbytes and repeats must be >= 1, got {nbytes} and {repeats}")
-    src = torch.empty(nbytes, dtype=torch.uint8, pin_memory=pinned).fill_(1)  # (nbytes,)
-    dst = torch.empty(nbytes, dtype=torch.uint8, device=dev)
-    seconds = time_it(lambda: dst.copy_(src, non_blocking=pinned), device=dev, warmup=1,
-                      repeats=repeats)
-    return CopyTiming(str(dev), nbytes, pinned, seconds)
+    return time_copy(nbytes, dev, pinned, repeats)
 
 
 # --------------------------------------------------------------------------------------------
@@ -412,36 +373,6 @@ def enable_tf32() -> None:
         torch.set_float32_matmul_precision("high")
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-
-
-# Dense (no sparsity) peak tensor-core throughput in FLOP/s from the vendors' data sheets, for
-# MFU. Keys are matched as substrings of torch.cuda.get_device_name(), in this order.
-_PEAK_FLOPS: list[tuple[str, dict[str, float]]] = [
-    ("H100 PCIe", {"bfloat16": 756e12, "float16": 756e12, "float32": 378e12}),
-    ("H100", {"bfloat16": 989e12, "float16": 989e12, "float32": 494e12}),
-    ("H200", {"bfloat16": 989e12, "float16": 989e12, "float32": 494e12}),
-    ("A100", {"bfloat16": 312e12, "float16": 312e12, "float32": 156e12}),
-    ("L4", {"bfloat16": 121e12, "float16": 121e12, "float32": 60e12}),
-    ("V100", {"float16": 125e12, "float32": 15.7e12}),
-    ("T4", {"float16": 65e12, "float32": 8.1e12}),
-]
-
-
-def peak_flops(device_name: str, dtype_name: str) -> float | None:
-    """Data-sheet peak FLOP/s of a known GPU for a precision, or ``None`` when unknown.
-
-    ``dtype_name="float32"`` means TF32 tensor cores where the GPU has them. Used for the
-    model FLOPs utilisation (MFU); give ``TrainConfig.peak_flops`` for other hardware.
-
-    >>> peak_flops("NVIDIA A100-SXM4-40GB", "bfloat16")
-    312000000000000.0
-    >>> peak_flops("Tesla T4", "bfloat16") is None
-    True
-    """
-    for key, table in _PEAK_FLOPS:
-        if key in device_name:
-            return table.get(dtype_name)
-    return None
 
 
 def _cpu_name() -> str:

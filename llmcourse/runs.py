@@ -23,8 +23,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sys
 from dataclasses import dataclass, fields
@@ -32,6 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from llmcourse.atomic import folder_lock, remove_stale_temp_files, write_atomic, write_json_atomic
+from llmcourse.runs_data import (DataChanged, check_run_data, data_changes,  # noqa: F401
+                                 data_record, read_json)
 
 RUN_FILE = "run.json"
 #: Settings of the ``data`` section of a preset.
@@ -43,10 +45,6 @@ _DERIVED_TRAIN_FIELDS = {"block_size"}
 
 class NothingToDo(Exception):
     """The run asked for is already done (``--resume`` to an iteration already reached)."""
-
-
-class DataChanged(ValueError):
-    """The prepared data under a run is not the data the run was trained on."""
 
 
 @dataclass
@@ -142,79 +140,6 @@ def prepare_preset_data(preset: dict[str, dict[str, Any]], progress: bool = True
 
 
 # --------------------------------------------------------------------------------------------
-# The data a run trained on
-
-
-def data_record(prep: Any) -> dict[str, Any]:
-    """The fingerprint of a prepared dataset that a run records in ``run.json``.
-
-    The tokenizer, the split rule, the token counts, the inputs' fingerprint and the sha256
-    of ``meta.json`` (its content without the creation time, so that re-making the same
-    data gives the same record).
-    """
-    meta = dict(prep.meta)
-    content = {k: v for k, v in meta.items() if k not in ("created", "llmcourse_version")}
-    blob = json.dumps(content, sort_keys=True, default=str).encode("utf-8")
-    return {
-        "path": str(prep.path),
-        "dataset": meta.get("dataset"),
-        "tokenizer": meta.get("tokenizer_name"),
-        "vocab_size": meta.get("vocab_size"),
-        "split": meta.get("split"),
-        "counts": meta.get("counts"),
-        "fingerprint": meta.get("fingerprint"),
-        "meta_sha256": hashlib.sha256(blob).hexdigest(),
-    }
-
-
-def data_changes(recorded: dict[str, Any], prep: Any) -> list[str]:
-    """What differs between a run's recorded data and the prepared folder now (``[]``: none)."""
-    now = data_record(prep)
-    changes = [
-        f"{key} {recorded.get(key)!r} -> {now[key]!r}"
-        for key in ("dataset", "tokenizer", "vocab_size", "split", "counts")
-        if recorded.get(key) != now[key]
-    ]
-    if not changes and recorded.get("meta_sha256") not in (None, now["meta_sha256"]):
-        changes.append("meta.json (same sizes, other content: another text or tokenizer file)")
-    return changes
-
-
-def check_run_data(run: dict[str, Any], what: str, need: bool = True) -> Any:
-    """Open the prepared data a run trained on, refusing when it changed under the run.
-
-    Returns the :class:`~llmcourse.data.PreparedData`, or ``None`` when the folder is gone
-    and ``need`` is false (sampling needs only the tokenizer, which ``run.json`` holds).
-
-    Raises:
-        DataChanged: the folder now holds other data; the message says what changed.
-        FileNotFoundError: the folder is gone (and ``need``).
-    """
-    from llmcourse.data import open_prepared
-
-    path = run.get("prepared_dir")
-    if not path or not (Path(path) / "meta.json").is_file():
-        if not need:
-            return None
-        raise FileNotFoundError(
-            f"the prepared data this run trained on ({path}) is gone; {what} needs it. "
-            "Prepare it again with the run's settings (see data in its run.json)."
-        )
-    prep = open_prepared(path)
-    recorded = run.get("data")
-    if isinstance(recorded, dict):
-        changes = data_changes(recorded, prep)
-        if changes:
-            raise DataChanged(
-                f"the prepared data in {path} changed since this run trained on it "
-                f"({'; '.join(changes)}), so {what} would not measure the run on its own "
-                "data. Prepare the run's data again (its settings are in run.json) into "
-                "another folder, or train a new run on the new data."
-            )
-    return prep
-
-
-# --------------------------------------------------------------------------------------------
 # Training
 
 
@@ -230,6 +155,8 @@ def _remove_stale_files(out_dir: Path) -> None:
                 stale.unlink()
             except OSError:
                 pass
+    for name in (RUN_FILE, "metrics.jsonl", "ckpt.pt", "best.pt"):  # atomic.py's names
+        remove_stale_temp_files(out_dir / name)
 
 
 def train_preset(preset: dict[str, dict[str, Any]], *, resume: bool = False,
@@ -250,6 +177,7 @@ def train_preset(preset: dict[str, dict[str, Any]], *, resume: bool = False,
     from llmcourse.device import pick_device
     from llmcourse.model import GPT
     from llmcourse.train import Trainer
+    from llmcourse.train.hooks import check_tensorboard_dir
     from llmcourse.train.trainer import BEST_NAME, CKPT_NAME, METRICS_NAME, refuse_earlier_run
 
     out_dir = Path(preset.get("train", {}).get("out_dir", "out"))
@@ -259,6 +187,8 @@ def train_preset(preset: dict[str, dict[str, Any]], *, resume: bool = False,
         raise ValueError(f"out_dir {out_dir} is a file; give a folder for the run")
     if not resume and not preset.get("train", {}).get("overwrite", False):
         refuse_earlier_run(out_dir)  # before any work: a refused run changes nothing
+    if preset.get("train", {}).get("log") == "tensorboard":
+        check_tensorboard_dir(out_dir / "tensorboard")  # before data is prepared
     earlier = read_json(run_file, "run") if resume and has_ckpt and run_file.is_file() else None
     if earlier is not None:  # a resumed run keeps its data and its model
         before = (earlier.get("preset") or {}).get("data", {})
@@ -332,43 +262,13 @@ def train_preset(preset: dict[str, dict[str, Any]], *, resume: bool = False,
     # command got as far as a new checkpoint (then they describe that checkpoint).
     records = {p: p.read_bytes() for p in (run_file, out_dir / METRICS_NAME) if p.is_file()}
     start = trainer.last_checkpoint
-    _write_json_atomic(run_file, run_info)
+    write_json_atomic(run_file, run_info)
     try:
         return trainer.fit()
     except BaseException:
         if trainer.last_checkpoint == start:
             for path, data in records.items():
-                _write_bytes_atomic(path, data)
-        raise
-
-
-def read_json(path: Path, what: str) -> Any:
-    """Parse a JSON file; a damaged one raises :class:`ValueError` naming it."""
-    from llmcourse.data.prepared import read_json as _read
-
-    return _read(path, what)
-
-
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    _write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8"))
-
-
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
-            exc.filename = str(path)
+                write_atomic(path, data)
         raise
 
 
@@ -407,7 +307,12 @@ def load_trained(path: str | os.PathLike[str], device: str | torch.device = "cpu
     if not ckpt.get("model_config"):
         raise ValueError(f"{ckpt_path} carries no model_config; it was not written by llmcourse's Trainer")
     model = GPT(GPTConfig.from_dict(ckpt["model_config"]))
-    load_model_state(model, ckpt["model"])
+    try:
+        load_model_state(model, ckpt["model"])
+    except (RuntimeError, ValueError) as exc:  # e.g. torch's "size mismatch", many lines
+        raise ValueError(f"{ckpt_path}: its weights do not fit its model_config "
+                         f"({weights_mismatch(exc)}); the checkpoint was edited or damaged: "
+                         "use the checkpoint as the trainer wrote it") from None
     model.to(device).eval()
 
     run_file = ckpt_path.parent / RUN_FILE
@@ -432,6 +337,20 @@ def load_trained(path: str | os.PathLike[str], device: str | torch.device = "cpu
     return model, tokenizer, info
 
 
+def weights_mismatch(exc: BaseException) -> str:
+    """The first line of torch's ``load_state_dict`` error that names a tensor.
+
+    >>> weights_mismatch(RuntimeError("Error(s) in loading state_dict for GPT:\\n\\tsize "
+    ...                               "mismatch for wte.weight: copying a param with shape [65, 32]."))
+    'size mismatch for wte.weight: copying a param with shape [65, 32]'
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    detail = next((line for line in lines if line.startswith(("size mismatch", "Missing",
+                                                                "Unexpected"))), None)
+    detail = detail or (lines[-1] if lines else type(exc).__name__)
+    return detail.split("do not fit the model: ")[-1].rstrip(".")
+
+
 def train_or_load(preset_name: str, out_dir: str | os.PathLike[str], *,
                   overrides: dict[str, dict[str, Any]] | None = None,
                   device: str = "cpu", progress: bool = False) -> tuple[Any, Any, TrainedRun]:
@@ -449,7 +368,6 @@ def train_or_load(preset_name: str, out_dir: str | os.PathLike[str], *,
     Returns:
         ``(model, tokenizer, info)`` as :func:`load_trained` gives them (the model in eval mode).
     """
-    from llmcourse.data.prepared import _folder_lock
     from llmcourse.presets import get_preset
 
     preset = get_preset(preset_name)
@@ -461,7 +379,7 @@ def train_or_load(preset_name: str, out_dir: str | os.PathLike[str], *,
     out.parent.mkdir(parents=True, exist_ok=True)
     # Two notebooks that share a run may start at once (the tests run two at a time): the
     # second waits for the first to finish training, then loads what it wrote.
-    with _folder_lock(out, verbose=False):
+    with folder_lock(out, verbose=False):
         run_file = out / RUN_FILE
         if run_file.is_file():
             earlier = read_json(run_file, "run")

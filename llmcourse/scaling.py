@@ -6,8 +6,7 @@ Four small tools for reasoning about how big a model to train on how much data:
   ``D`` tokens (2 FLOPs per parameter per token forward, 4 backward; Kaplan et al. 2020). It
   leaves out attention's ``T``-dependent term, which is small while ``n_embd`` is large
   against the context (see :func:`llmcourse.model.flops_per_token` for the fuller count).
-- :data:`CHINCHILLA_TOKENS_PER_PARAM` and :func:`chinchilla_tokens`: Hoffmann et al. (2022)
-  found that for a fixed compute budget the loss is lowest when the model sees about 20
+- :data:`CHINCHILLA_TOKENS_PER_PARAM`: Hoffmann et al. (2022) found that for a fixed compute budget the loss is lowest when the model sees about 20
   tokens per parameter (their Chinchilla, 70B parameters, saw 1.4T tokens).
 - :func:`compute_optimal`: the ``(N, D)`` that spends a budget ``C`` at a given tokens-per-
   parameter ratio ``r``: from ``C = 6 N D`` and ``D = r N``, ``N = sqrt(C / (6 r))``.
@@ -35,7 +34,6 @@ __all__ = [
     "CHINCHILLA_TOKENS_PER_PARAM",
     "training_flops",
     "tokens_for_budget",
-    "chinchilla_tokens",
     "compute_optimal",
     "PowerLaw",
     "fit_power_law",
@@ -72,16 +70,6 @@ def tokens_for_budget(flops: float, n_params: float) -> float:
     (20000000.0, 10000000.0)
     """
     return _positive(flops, "flops") / (6.0 * _positive(n_params, "n_params"))
-
-
-def chinchilla_tokens(n_params: float,
-                      tokens_per_param: float = CHINCHILLA_TOKENS_PER_PARAM) -> float:
-    """The compute-optimal number of training tokens for a model of ``n_params``.
-
-    >>> f"{chinchilla_tokens(30e6):.3g}"     # a 30M-parameter model: about 600M tokens
-    '6e+08'
-    """
-    return _positive(n_params, "n_params") * _positive(tokens_per_param, "tokens_per_param")
 
 
 def compute_optimal(flops: float,

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from llmcourse.data import fetch as dl
+from llmcourse.data import downloader as dl
 from llmcourse.data import registry
+from llmcourse.data.checksums import read_sidecar
 from llmcourse.data.fetch import ChecksumError, DownloadError, dataset_path, download
 
 PAYLOAD = bytes(range(256)) * 200  # 51,200 bytes, not all the same
@@ -331,7 +332,7 @@ def test_head_downloads_only_the_first_bytes_cut_at_a_line(server: _Server, tmp_
     assert LINES.startswith(data) and data.endswith(b"\n") and 10_000 - 31 < len(data) <= 10_000
     assert server.requests[-1] == ("/lines.txt", "bytes=0-9999")  # only the head was asked for
     assert "downloading the first 10.0 kB of lines (62.0 kB in all)" in capsys.readouterr().err
-    assert dl._read_sidecar(dest) == hashlib.sha256(data).hexdigest()
+    assert read_sidecar(dest) == hashlib.sha256(data).hexdigest()
 
 
 def test_head_from_a_server_that_ignores_range(server: _Server, tmp_path: Path) -> None:

@@ -185,3 +185,12 @@ def test_time_host_to_device_cuda_pinned_default():
     pinned = time_host_to_device(1 << 22, "cuda")
     pageable = time_host_to_device(1 << 22, "cuda", pinned=False)
     assert pinned.pinned and not pageable.pinned and pinned.device.startswith("cuda")
+
+
+def test_device_imports_only_the_bottom_of_the_package():
+    """device is low in the layering: it may use the arithmetic and the timer, nothing above."""
+    from llmcourse import tour
+
+    assert set(tour.module_imports()["llmcourse.device"]) <= {"llmcourse.flops", "llmcourse.timing"}
+    assert tour.module_imports()["llmcourse.flops"] == []
+    assert tour.module_imports()["llmcourse.timing"] == []

@@ -17,6 +17,7 @@ from torch import nn
 
 from llmcourse.generate import (
     BeamHypothesis,
+    Sampling,
     apply_temperature,
     beam_search,
     generate,
@@ -705,14 +706,16 @@ def test_prompt_dtypes_are_converted():
     assert out.dtype == torch.long
 
 
-def test_primitives_and_beam_search_reject_bad_settings():
+def test_the_edges_and_beam_search_reject_bad_settings():
+    # The operations trust their arguments; the edges (Sampling, sample_next) check them.
     logits = torch.randn(2, 5)
-    with pytest.raises(ValueError, match="temperature"):
-        apply_temperature(logits, -1)
-    with pytest.raises(ValueError, match="top_k"):
-        top_k_filter(logits, 0)
-    with pytest.raises(ValueError, match="top_p"):
-        top_p_filter(logits, 1.01)
+    for edge in (lambda **kw: Sampling(**kw), lambda **kw: sample_next(logits, **kw)):
+        with pytest.raises(ValueError, match="temperature"):
+            edge(temperature=-1)
+        with pytest.raises(ValueError, match="top_k"):
+            edge(top_k=0)
+        with pytest.raises(ValueError, match="top_p"):
+            edge(top_p=1.01)
     with pytest.raises(ValueError, match="floating-point"):
         sample_next(torch.tensor([[1, 2]]))
     with pytest.raises(ValueError, match=r"\(B, V\)"):

@@ -150,7 +150,7 @@ def test_greedy_ignores_the_filters_but_not_the_penalty():
 def test_bad_values_raise_one_clear_line_at_the_entry(kw, text):
     model = GPT(GPTConfig(vocab_size=7, block_size=8, n_layer=1, n_head=1, n_embd=8))
     for entry in (lambda: generate(model, [1], 3, **kw), lambda: stream(model, [1], 3, **kw),
-                  lambda: Settings.for_model(model, 3, **kw), lambda: Sampling(**kw)):
+                  lambda: Settings(**kw), lambda: Sampling(**kw)):
         with pytest.raises(ValueError, match=r"^" + text.replace("[", r"\[").replace("]", r"\]")) as err:
             entry()
         assert "\n" not in str(err.value)

@@ -1,4 +1,4 @@
-"""``llmcourse diff`` and ``llmcourse check`` on a learner's notebook (llmcourse/learner.py)."""
+"""``llmcourse diff`` and ``llmcourse check`` on a learner's notebook (llmcourse/learner*.py)."""
 
 from __future__ import annotations
 
@@ -86,10 +86,10 @@ check_halve(halve)
 SETUP = SOURCE.split("```{code-cell} ipython3\n", 2)[1].split("```", 1)[0]
 
 
-def _notebook(path: Path, cells: list[str]) -> Path:
-    """Write a minimal .ipynb with these code cells (and a markdown cell, ignored)."""
+def _notebook(path: Path, cells: list[str], title: str = "# Day 99") -> Path:
+    """Write a minimal .ipynb with these code cells (and a markdown title: the lesson's day)."""
     nb = {
-        "cells": [{"cell_type": "markdown", "id": "title", "metadata": {}, "source": "# Day 99"}]
+        "cells": [{"cell_type": "markdown", "id": "title", "metadata": {}, "source": title}]
         + [{"cell_type": "code", "id": f"cell-{i}", "metadata": {}, "execution_count": None,
             "outputs": [], "source": c} for i, c in enumerate(cells)],
         "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
@@ -159,7 +159,7 @@ def test_diff_errors_are_one_clear_line(tmp_path, capsys):
     assert main(["diff", str(nb)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no day number" in err
-    nb = _notebook(tmp_path / "day98_nothing.ipynb", ["print(1)"])
+    nb = _notebook(tmp_path / "day98_nothing.ipynb", ["print(1)"], title="# Day 98")
     assert main(["diff", str(nb), "--solutions", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "no solution source solutions/day98_*.md" in err and "--solutions" in err

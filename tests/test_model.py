@@ -291,6 +291,30 @@ def test_dropout_only_in_training_mode():
     torch.testing.assert_close(model(x)[0], model(x)[0])
 
 
+def test_attention_weight_dropout_is_the_plain_attribute():
+    """The attention holds the weights' dropout as a float, read by the SDPA call; no module."""
+    from llmcourse.model import CausalSelfAttention
+
+    attn = CausalSelfAttention(GPTConfig(**BASE, dropout=0.25))
+    assert attn.dropout == 0.25 and not hasattr(attn, "n_embd")
+    assert [name for name, _ in attn.named_children()] == ["c_attn", "c_proj", "resid_dropout"]
+    x = torch.randn(2, 8, BASE["n_embd"])
+    attn.resid_dropout.p = 0.0
+    attn.dropout = 0.0
+    torch.testing.assert_close(attn(x)[0], attn(x)[0])       # no dropout left anywhere
+    attn.dropout = 0.5                                        # the attribute is what is used
+    for impl in ("sdpa", "manual"):
+        attn.impl = impl
+        assert not torch.allclose(attn(x)[0], attn(x)[0])
+        attn.eval()
+        torch.testing.assert_close(attn(x)[0], attn(x)[0])
+        attn.train()
+
+
+def test_dead_code_is_gone():
+    assert not hasattr(GPT, "crop_block_size") and not hasattr(RotaryEmbedding, "resize")
+
+
 def test_bad_inputs():
     model = make()
     with pytest.raises(ValueError, match="block_size is 16"):
@@ -395,26 +419,6 @@ def test_kv_cache_bookkeeping():
     assert "pos=2" in repr(cache)
     with pytest.raises(ValueError, match="positive integer"):
         KVCache(n_layer=0, batch_size=1, n_kv_head=1, max_len=1, head_size=1)
-
-
-@pytest.mark.parametrize("pos", ["learned", "rope"])
-def test_crop_block_size(pos):
-    model = make(pos=pos).eval()
-    x = tokens(2, 8)
-    before, _ = model(x)
-    model.crop_block_size(8)
-    assert model.config.block_size == 8
-    if pos == "learned":
-        assert model.transformer.wpe.weight.shape == (8, BASE["n_embd"])
-    else:
-        assert model.rotary.cos.shape == (8, BASE["n_embd"] // BASE["n_head"] // 2)
-    after, _ = model(x)
-    torch.testing.assert_close(after, before)
-    with pytest.raises(ValueError, match="block_size is 8"):
-        model(tokens(2, 9))
-    with pytest.raises(ValueError, match="only shrink"):
-        model.crop_block_size(9)
-    assert model.new_kv_cache(1).max_len == 8
 
 
 def test_generate_delegates(monkeypatch):
@@ -585,8 +589,9 @@ def test_one_flops_formula_for_any_model(variant):
     """The trainer's fallback for models without flops_per_token counts as the GPT formula."""
     from torch import nn
 
-    from llmcourse.model import PEAK_FLOPS, mfu
     from llmcourse.device import peak_flops
+    from llmcourse.model import PEAK_FLOPS, mfu
+    from llmcourse.model.gpt import mfu as gpt_mfu   # the old import path still works
     from llmcourse.train.metrics import flops_per_token as model_flops
     from llmcourse.train.metrics import mfu as metrics_mfu
 
@@ -600,6 +605,6 @@ def test_one_flops_formula_for_any_model(variant):
     assert model_flops(Wrapped()) == flops_per_token(cfg)
     assert model_flops(Wrapped(), 5) == flops_per_token(cfg, seq_len=5)
     assert model_flops(GPT(cfg), 5) == flops_per_token(cfg, seq_len=5)
-    assert metrics_mfu is mfu
+    assert metrics_mfu is mfu is gpt_mfu
     assert PEAK_FLOPS["A100-bf16"] == peak_flops("NVIDIA A100-SXM4-40GB", "bfloat16")
     assert estimate_mfu(cfg, 1e6, peak_flops=1e12) == mfu(flops_per_token(cfg), 1e6, 1e12)

@@ -78,6 +78,10 @@ def test_config_inferred_from_weights():
     torch.testing.assert_close(our_logits(ours, X), hf_logits(ref, X), atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="cannot infer n_head"):
         GPT.from_hf_state_dict(hf_model().state_dict())  # n_embd=32: not 64-dim heads
+    from llmcourse.model import from_hf_state_dict    # the package-level name, the same thing
+    again = from_hf_state_dict(ref.state_dict())
+    assert type(again) is GPT
+    torch.testing.assert_close(our_logits(again, X), our_logits(ours, X))
 
 
 def test_bare_keys_and_old_mask_buffers():

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from llmcourse.scaling import (CHINCHILLA_TOKENS_PER_PARAM, PowerLaw, chinchilla_tokens,
-                               compute_optimal, fit_power_law, isoflop_minimum,
+import llmcourse.scaling
+from llmcourse.scaling import (CHINCHILLA_TOKENS_PER_PARAM, PowerLaw, compute_optimal, fit_power_law, isoflop_minimum,
                                tokens_for_budget, training_flops)
 
 
@@ -25,8 +25,9 @@ def test_tokens_for_budget_inverts_training_flops() -> None:
 
 def test_chinchilla_ratio() -> None:
     assert CHINCHILLA_TOKENS_PER_PARAM == 20
-    assert chinchilla_tokens(70e9) == pytest.approx(1.4e12)
-    assert chinchilla_tokens(1e6, tokens_per_param=5) == 5e6
+    n, d = compute_optimal(training_flops(70e9, 1.4e12))   # Chinchilla's own budget and size
+    assert n == pytest.approx(70e9) and d == pytest.approx(1.4e12)
+    assert not hasattr(llmcourse.scaling, "chinchilla_tokens")   # D = 20 N needs no function
 
 
 @pytest.mark.parametrize("budget", [1e12, 3.7e18, 5.88e23])
@@ -57,7 +58,7 @@ def test_non_numbers_are_refused() -> None:
     with pytest.raises(TypeError, match="number"):
         training_flops("1e6", 10)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="number"):
-        chinchilla_tokens(True)  # type: ignore[arg-type]
+        compute_optimal(True)  # type: ignore[arg-type]
 
 
 def test_fit_power_law_recovers_known_law() -> None:

@@ -121,7 +121,7 @@ def test_mean_std_difference_and_compare():
 
 
 def test_overrides_in_every_form_and_managed_keys(data_dir):
-    from llmcourse.sweep import _base_preset
+    from llmcourse.sweep import base_preset as _base_preset
 
     nested = _base_preset("shakespeare-char-cpu", {"train": {"max_iters": 3}, "model": {"n_layer": 1}})
     flat = _base_preset("shakespeare-char-cpu", {"max_iters": 3, "model.n_layer": 1})
@@ -288,3 +288,16 @@ def test_cli_sweep(tmp_path, data_dir):
     assert len(bad.stderr.strip().splitlines()) == 1
     bad = _cli("sweep", "--seeds", "0", "--out-dir", str(tmp_path / "x"), cwd=tmp_path)
     assert bad.returncode == 2 and "at least one seed" in bad.stderr
+
+
+@pytest.mark.parametrize("content, words", [
+    ({"rows": [{"val_loss": 1}]}, "lacks 'setting'"),
+    ({"rows": 3}, "holds no list of rows"),
+    ([1], "holds no list of rows"),
+])
+def test_load_of_damaged_results_names_the_file(tmp_path, content, words):
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(ValueError, match=words) as err:
+        SweepResult.load(tmp_path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)

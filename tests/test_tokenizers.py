@@ -427,7 +427,8 @@ def test_named_tiktoken_tokenizers():
 
 # ================================================================ documentation examples
 @pytest.mark.parametrize(
-    "module", ["__init__", "base", "char", "bpe", "patterns", "pretrained", "registry"]
+    "module", ["__init__", "base", "char", "bpe", "bpe_train", "bpe_options", "patterns", "pretrained",
+               "ranks", "registry"]
 )
 def test_docstring_examples(module):
     import doctest

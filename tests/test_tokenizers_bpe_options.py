@@ -73,3 +73,35 @@ def test_character_coverage_spends_no_merge_on_rare_characters():
 def test_character_coverage_validated(bad):
     with pytest.raises(ValueError, match="character_coverage"):
         BPETokenizer.train(TEXT, 300, character_coverage=bad)
+
+
+# ---------------------------------------------------------------- the two tiers agree
+@pytest.mark.parametrize("seed", range(5))
+def test_fast_and_textbook_bpe_agree_at_the_default_options(seed):
+    """basic (the textbook) and BPETokenizer.train + encode (the fast tier): same merges, same ids."""
+    from llmcourse.tokenizers import basic
+
+    rng = random.Random(seed)
+    alphabet = "aabbbcd  \n\u00e9\u65e5"
+    text = "".join(rng.choice(alphabet) for _ in range(rng.randint(300, 900)))
+    sample = "".join(rng.choice(alphabet) for _ in range(200))
+    vocab = 256 + rng.randint(10, 60)
+    merges = basic.train(text, vocab)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a small text may run out of pairs
+        fast = BPETokenizer.train(text, vocab, pattern=None, max_token_length=None,
+                                  character_coverage=1.0)
+    assert fast.merge_list == list(merges)
+    assert fast.encode(sample) == basic.encode(sample, merges)
+    assert fast.decode(fast.encode(sample)) == basic.decode(basic.encode(sample, merges), merges)
+
+
+def test_the_options_are_beside_the_trainer_not_in_it():
+    """bpe_train knows nothing of the options; bpe_options plugs in from outside."""
+    import inspect
+
+    from llmcourse.tokenizers import bpe_train
+
+    for fn in (bpe_train.count_pretokens, bpe_train.learn_merges, bpe_train._merge_word):
+        source = inspect.getsource(fn)
+        assert "coverage" not in source and "max_token_length" not in source

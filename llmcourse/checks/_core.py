@@ -40,6 +40,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import hmac
 import inspect
 import json
 import math
@@ -245,19 +247,65 @@ def _isolated() -> Iterator[None]:
 CHECK_LOG_ENV = "LLMCOURSE_CHECK_LOG"
 """Environment variable: a file to which every check appends one JSON line (its verdict record)."""
 
+CHECK_KEY_ENV = "LLMCOURSE_CHECK_KEY_FILE"
+"""Environment variable: a file holding the key that signs the verdict records (read once, removed).
+
+``llmcourse check`` writes a fresh random key there for each run; the records the checks sign
+with it are the only verdicts it counts, so a line a notebook prints never passes for one.
+"""
+
+
+def _read_key() -> Optional[bytes]:
+    """The signing key from ``$LLMCOURSE_CHECK_KEY_FILE``, read when this module is imported.
+
+    The file is removed once read, so the notebook's own cells cannot open it afterwards.
+    """
+    path = os.environ.pop(CHECK_KEY_ENV, None)
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            key = f.read()
+        os.remove(path)
+    except OSError:
+        return None
+    return key or None
+
+
+_KEY = _read_key()
+
+
+def sign_record(key: bytes, record: Mapping[str, Any]) -> str:
+    """The HMAC-SHA256 of a verdict record (its fields but ``sig``), as hex.
+
+    Example::
+
+        >>> mine = sign_record(b"key", {"exercise": "add", "passed": True})
+        >>> mine == sign_record(b"key", {"passed": True, "exercise": "add", "sig": mine})
+        True
+        >>> mine == sign_record(b"another key", {"exercise": "add", "passed": True})
+        False
+    """
+    fields = {k: v for k, v in record.items() if k != "sig"}
+    text = json.dumps(fields, sort_keys=True, ensure_ascii=False)
+    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+
 
 def _record(exercise: str, passed: bool, line: str, cpu_s: float, source: Optional[str]) -> None:
     """Append the verdict to the file named by ``$LLMCOURSE_CHECK_LOG``, if it is set.
 
     The record (exercise, passed, line, CPU seconds) is written by the check itself, not read
     back from what the notebook printed, so tools (``llmcourse check``, the timing benchmark)
-    get each verdict and its cost without parsing output.
+    get each verdict and its cost without parsing output. When ``llmcourse check`` gave a key
+    (``$LLMCOURSE_CHECK_KEY_FILE``), the record carries its signature ``sig``.
     """
     path = os.environ.get(CHECK_LOG_ENV)
     if not path:
         return
-    record = {"exercise": exercise, "passed": passed, "line": line, "cpu_s": round(cpu_s, 4),
-              "source": source}
+    record: dict[str, Any] = {"exercise": exercise, "passed": passed, "line": line,
+                              "cpu_s": round(cpu_s, 4), "source": source}
+    if _KEY is not None:
+        record["sig"] = sign_record(_KEY, record)
     try:
         with open(path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")

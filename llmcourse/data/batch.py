@@ -28,13 +28,13 @@ from typing import Union
 import numpy as np
 import torch
 
-__all__ = ["get_batch", "check_block_size", "TokenData"]
+__all__ = ["get_batch", "check_block_size", "TokenData", "as_token_array", "check_positive_int"]
 
 #: What :func:`get_batch` and :class:`~llmcourse.data.TokenDataset` accept: a 1-D array of ids.
 TokenData = Union[np.ndarray, torch.Tensor, Sequence[int]]
 
 
-def _as_token_array(data: TokenData, what: str = "data") -> np.ndarray | torch.Tensor:
+def as_token_array(data: TokenData, what: str = "data") -> np.ndarray | torch.Tensor:
     """Return ``data`` as a 1-D numpy array (memmaps stay memmaps) or a 1-D torch tensor."""
     if isinstance(data, torch.Tensor):
         arr: np.ndarray | torch.Tensor = data
@@ -66,7 +66,8 @@ def _as_token_array(data: TokenData, what: str = "data") -> np.ndarray | torch.T
     return arr
 
 
-def _check_positive_int(value: object, name: str) -> int:
+def check_positive_int(value: object, name: str) -> int:
+    """``value`` as an int, refused unless it is a whole number >= 1 (``name`` in the error)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
     if value < 1:
@@ -132,15 +133,15 @@ def get_batch(
     The gather is one vectorised fancy-index of ``offsets[:, None] + arange(T + 1)``: it reads
     only the ``B * (T + 1)`` tokens it needs from a memmap, never the whole file.
     """
-    batch_size = _check_positive_int(batch_size, "batch_size")
-    block_size = _check_positive_int(block_size, "block_size")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    block_size = check_positive_int(block_size, "block_size")
     if isinstance(device, torch.Generator):
         raise TypeError(
             "get_batch's 4th positional argument is the device; pass the generator by keyword: "
             "get_batch(data, batch_size, block_size, generator=g)"
         )
     device = torch.device(device)
-    arr = _as_token_array(data)
+    arr = as_token_array(data)
     n = len(arr)
     check_block_size(n, block_size)
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from llmcourse.data.batch import TokenData, _as_token_array, _check_positive_int, check_block_size
+from llmcourse.data.batch import TokenData, as_token_array, check_positive_int, check_block_size
 
 __all__ = ["TokenDataset", "make_dataloader"]
 
@@ -50,9 +50,9 @@ class TokenDataset(Dataset):
     """
 
     def __init__(self, data: TokenData, block_size: int, stride: int | None = None) -> None:
-        self.block_size = _check_positive_int(block_size, "block_size")
-        self.stride = self.block_size if stride is None else _check_positive_int(stride, "stride")
-        self.data = _as_token_array(data)
+        self.block_size = check_positive_int(block_size, "block_size")
+        self.stride = self.block_size if stride is None else check_positive_int(stride, "stride")
+        self.data = as_token_array(data)
         check_block_size(len(self.data), self.block_size)
 
     def __len__(self) -> int:
@@ -132,7 +132,7 @@ def make_dataloader(
         >>> tuple(x.shape), bool((y[:, :-1] == x[:, 1:]).all())
         ((4, 8), True)
     """
-    batch_size = _check_positive_int(batch_size, "batch_size")
+    batch_size = check_positive_int(batch_size, "batch_size")
     dataset = TokenDataset(data, block_size, stride)
     if drop_last and len(dataset) < batch_size:
         raise ValueError(

@@ -22,11 +22,13 @@ Where the files are read from
 Checksums
 ---------
 Tiny Shakespeare has a well-known sha256, which every download is checked against. TinyStories
-publishes no checksum, and its size is not recorded here either, so for it the download is
-checked against the length the server announces, and the sha256 computed on the first complete
-download is written next to the file (``<file>.sha256``, the format ``sha256sum -c`` reads).
-Every later use checks the file against that recorded hash, so a file corrupted after download
-is detected.
+publishes no checksum, and its exact size is not recorded here either, so for it the download
+is checked against the length the server announces, and the sha256 computed on the first
+complete download is written next to the file (``<file>.sha256``, the format ``sha256sum -c``
+reads). Every later use checks the file against that recorded hash, so a file corrupted after
+download is detected. A copy put in the cache by hand has no recorded hash: it is checked
+against a lower bound of the published size (``min_size``; the files are about 1.9 GB and
+19 MB), so that a copy cut short is refused rather than recorded as the reference.
 
 Example:
     >>> from llmcourse.data.registry import get_dataset_info
@@ -89,6 +91,9 @@ class DatasetFile:
         offline_name: the file's name in ``LLMCOURSE_DATA_DIR``.
         offline_size: size of the offline copy in bytes.
         offline_sha256: sha256 of the offline copy (which may be a sample of the full file).
+        min_size: where ``size`` is not known, a size every complete copy exceeds (the
+            published file is larger): a copy put in the cache by hand that is smaller is
+            refused as cut short, before its hash is recorded as the reference.
     """
 
     url: str
@@ -98,6 +103,7 @@ class DatasetFile:
     offline_name: str
     offline_size: int | None = None
     offline_sha256: str | None = None
+    min_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -150,7 +156,7 @@ DATASETS: dict[str, DatasetInfo] = {
         "stories separated by <|endoftext|> lines",
         license="CDLA-Sharing-1.0",
         files={
-            # No official checksum or size is published for these files: see the module doc.
+            # No official checksum or exact size is published for these files: see the module doc.
             "train": DatasetFile(
                 url=f"{_TINYSTORIES_BASE}/TinyStories-train.txt",
                 filename="TinyStories-train.txt",
@@ -159,6 +165,7 @@ DATASETS: dict[str, DatasetInfo] = {
                 offline_name="tinystories_train_head.txt",
                 offline_size=944_426,
                 offline_sha256="c56cfd24fb1c542b141a396184b822a4db3672abdb4c49c6aa843171c5e822a5",
+                min_size=1_800_000_000,  # the published file is about 1.9 GB
             ),
             "val": DatasetFile(
                 url=f"{_TINYSTORIES_BASE}/TinyStories-valid.txt",
@@ -168,6 +175,7 @@ DATASETS: dict[str, DatasetInfo] = {
                 offline_name="tinystories_valid_head.txt",
                 offline_size=794_375,
                 offline_sha256="5fc1fb0113df62b567fb271806cd645ce8d75f59c58ca0b764c03d3b6ff34ca6",
+                min_size=18_000_000,  # the published file is about 19 MB
             ),
         },
         # The offline samples have no such lines (blank lines separate paragraphs and stories).

@@ -5,7 +5,8 @@ One concept a module:
 - ``lora``: ``LoRALinear``, ``apply_lora``, merging and adapter-only checkpoints;
 - ``instruct``: instruction templates with the prompt masked out of the loss;
 - ``distill``: ``distillation_loss`` (softened targets, the T^2 scaling);
-- ``dpo``: ``dpo_loss`` and the sequence log-probabilities it needs.
+- ``dpo``: ``dpo_loss`` and the sequence log-probabilities it needs;
+- ``settings``: the one rule for scalar settings (finite and > 0), shared by the three above.
 """
 
 from llmcourse.finetune.distill import distillation_loss, soften

@@ -26,7 +26,16 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["soften", "distillation_loss"]
+from llmcourse.finetune.settings import is_positive_finite
+
+__all__ = ["soften", "distillation_loss", "check_temperature"]
+
+
+def check_temperature(T: float) -> None:
+    """Raise a one-line ``ValueError`` unless ``T`` is a finite number > 0."""
+    if not is_positive_finite(T):
+        raise ValueError(f"T must be > 0 and finite, got {T!r}; use T=1 for the model's own "
+                         "distribution, 2 to 5 to soften it")
 
 
 def soften(logits: torch.Tensor, T: float) -> torch.Tensor:
@@ -40,8 +49,7 @@ def soften(logits: torch.Tensor, T: float) -> torch.Tensor:
     >>> [round(v, 4) for v in p.tolist()]
     [0.7311, 0.2689]
     """
-    if not T > 0:
-        raise ValueError(f"T must be > 0, got {T!r}; use T=1 for the model's own distribution")
+    check_temperature(T)
     return torch.softmax(logits.float() / T, dim=-1)
 
 
@@ -75,9 +83,8 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
                          "vocabulary and see the same input")
     if student_logits.dim() not in (2, 3):
         raise ValueError(f"logits should be (B, T, V) or (N, V), got shape {tuple(student_logits.shape)}")
-    if not T > 0:
-        raise ValueError(f"T must be > 0, got {T!r}")
-    if not 0.0 <= alpha <= 1.0:
+    check_temperature(T)
+    if isinstance(alpha, bool) or not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must lie in [0, 1], got {alpha!r}; it is the weight of the soft term")
     V = student_logits.shape[-1]
     s = student_logits.reshape(-1, V).float()                  # (N, V)
@@ -93,6 +100,10 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
             raise ValueError(f"targets {tuple(targets.shape)} do not match the logits "
                              f"{tuple(student_logits.shape)}")
         keep = y != -1
+        bad = y[keep & ((y < 0) | (y >= V))]
+        if bad.numel():
+            raise ValueError(f"target id {bad[0].item()} is outside the logits' vocabulary (V = {V}, "
+                             f"ids 0..{V - 1}); targets are token ids, or -1 to skip a position")
     n = keep.sum()
     if n == 0:
         raise ValueError("every target is -1: there is no position to learn from")

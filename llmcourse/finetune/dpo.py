@@ -21,6 +21,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from llmcourse.finetune.settings import is_positive_finite
+
 __all__ = ["sequence_logps", "dpo_loss"]
 
 
@@ -83,12 +85,15 @@ def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Ten
         ``(loss, chosen_rewards, rejected_rewards)``: the scalar mean loss, and the ``(B,)``
         rewards, detached (they are for watching training, not for backward).
     """
-    if not beta > 0:
-        raise ValueError(f"beta must be > 0, got {beta!r} (0.1 is the usual start)")
+    if not is_positive_finite(beta):
+        raise ValueError(f"beta must be > 0 and finite, got {beta!r} (0.1 is the usual start)")
     shapes = {tuple(t.shape) for t in (policy_chosen_logps, policy_rejected_logps,
                                        ref_chosen_logps, ref_rejected_logps)}
     if len(shapes) != 1:
         raise ValueError(f"the four log-probability tensors should share one shape (B,), got {sorted(shapes)}")
+    if policy_chosen_logps.numel() == 0:
+        raise ValueError("the batch is empty (B = 0): the mean loss of no pairs is undefined; "
+                         "give at least one preference pair")
     chosen = beta * (policy_chosen_logps - ref_chosen_logps.detach())        # (B,)
     rejected = beta * (policy_rejected_logps - ref_rejected_logps.detach())  # (B,)
     loss = -F.logsigmoid(chosen - rejected).mean()

@@ -31,11 +31,16 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import warnings
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import torch
 import torch.nn as nn
+
+from llmcourse.atomic import write_atomic
+from llmcourse.finetune.settings import is_positive_finite
 
 __all__ = [
     "LoRALinear",
@@ -48,10 +53,27 @@ __all__ = [
     "save_lora",
     "load_lora",
     "count_parameters",
+    "check_lora_settings",
 ]
 
 #: Written into every adapter file; :func:`load_lora` refuses files without it.
 FORMAT = "llmcourse-lora-v1"
+
+
+def check_lora_settings(base: nn.Module, r: int, alpha: float, dropout: float = 0.0) -> None:
+    """Raise a one-line error unless ``LoRALinear(base, r, alpha, dropout)`` is valid."""
+    if not isinstance(base, nn.Linear):
+        raise TypeError(f"LoRALinear wraps an nn.Linear, got {type(base).__name__}")
+    if isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= min(base.in_features,
+                                                                           base.out_features):
+        raise ValueError(
+            f"r={r!r} is not a valid rank for a {base.out_features}x{base.in_features} layer; "
+            f"use an integer from 1 to {min(base.in_features, base.out_features)}"
+        )
+    if not is_positive_finite(alpha):
+        raise ValueError(f"alpha={alpha!r} must be a finite number > 0 (e.g. alpha = 2 * r)")
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout={dropout!r} must be in [0, 1)")
 
 
 class LoRALinear(nn.Module):
@@ -71,18 +93,7 @@ class LoRALinear(nn.Module):
 
     def __init__(self, base: nn.Linear, r: int, alpha: float, dropout: float = 0.0) -> None:
         super().__init__()
-        if not isinstance(base, nn.Linear):
-            raise TypeError(f"LoRALinear wraps an nn.Linear, got {type(base).__name__}")
-        if isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= min(base.in_features,
-                                                                               base.out_features):
-            raise ValueError(
-                f"r={r!r} is not a valid rank for a {base.out_features}x{base.in_features} layer; "
-                f"use an integer from 1 to {min(base.in_features, base.out_features)}"
-            )
-        if not alpha > 0:
-            raise ValueError(f"alpha={alpha!r} must be positive (e.g. alpha = 2 * r)")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout={dropout!r} must be in [0, 1)")
+        check_lora_settings(base, r, alpha, dropout)
         self.base = base
         for p in base.parameters():
             p.requires_grad_(False)
@@ -194,6 +205,8 @@ def apply_lora(model: nn.Module, targets: Sequence[str] = ("c_attn", "c_proj"), 
         linear = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
         raise ValueError(f"no nn.Linear matches targets {tuple(targets)}; the model's linear "
                          f"layers are named like {linear[:4]}")
+    for name in names:  # every check before anything changes
+        check_lora_settings(model.get_submodule(name), r, alpha, dropout)
     for p in model.parameters():
         p.requires_grad_(False)
     _replace(model, names, r, alpha, dropout)  # the new A, B are the only trainable parameters
@@ -259,22 +272,66 @@ def lora_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
-def save_lora(model: nn.Module, path: str | os.PathLike[str]) -> Path:
+def save_lora(model: nn.Module, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
     """Write only the adapters of ``model`` (and their ``r``, ``alpha``) to ``path``.
 
-    An existing file is never replaced: give a new path. Returns the path.
+    An existing file is kept unless ``overwrite=True``; the write is atomic (a crash or a full
+    disk leaves the old file or none, never half of one). Returns the path.
     """
     path = Path(path)
-    if path.exists():
-        raise FileExistsError(f"{path} exists; save_lora never replaces a file, give a new path")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; save_lora never replaces a file unless asked: give "
+                              "a new path, or pass overwrite=True")
     state = lora_state_dict(model)
-    modules = dict(lora_modules(model))
-    settings = {name: {"r": m.r, "alpha": m.alpha} for name, m in modules.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": FORMAT, "modules": settings, "state_dict": state}, tmp)
-    os.replace(tmp, path)
-    return path
+    settings = {name: {"r": m.r, "alpha": m.alpha} for name, m in lora_modules(model)}
+    saved = {"format": FORMAT, "modules": settings, "state_dict": state}
+    return write_atomic(path, lambda f: torch.save(saved, f), overwrite=overwrite)
+
+
+def _read_adapter(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """``(settings, state)`` of an adapter file, refusing anything save_lora did not write."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no adapter file at {path}; save one with save_lora(model, path)")
+    try:
+        with warnings.catch_warnings():  # torch's note on a foreign pickle protocol: noise here
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:
+        raise
+    except Exception:  # not a torch file, or one holding pickled objects (possibly code)
+        raise ValueError(f"{path} is not an llmcourse LoRA adapter file and was not loaded; do "
+                         "not load it with torch.load(weights_only=False), which runs any code "
+                         "the file holds: use only adapters written by save_lora") from None
+    if not isinstance(saved, dict) or saved.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a LoRA adapter file written by save_lora "
+                         f"(a full checkpoint loads with load_state_dict instead)")
+    settings, state = saved.get("modules"), saved.get("state_dict")
+    if not _well_formed(settings, state):
+        raise ValueError(f"{path} is a damaged LoRA adapter file (settings or tensors missing or "
+                         "invalid); save the adapter again with save_lora(model, path)")
+    return settings, state
+
+
+def _well_formed(settings: Any, state: Any) -> bool:
+    """``{name: {"r": int, "alpha": > 0}}`` and, for each name, its two tensors."""
+    if not (isinstance(settings, dict) and settings and isinstance(state, dict)):
+        return False
+    for name, s in settings.items():
+        if not (isinstance(s, dict) and isinstance(s.get("r"), int) and not isinstance(s["r"], bool)
+                and is_positive_finite(s.get("alpha"))):
+            return False
+        if not all(isinstance(state.get(f"{name}.lora_{x}"), torch.Tensor) for x in "AB"):
+            return False
+    return True
+
+
+def _kind(name: str) -> str:
+    """A layer's name with its block numbers replaced: ``h.0.attn.c_attn -> h.*.attn.c_attn``."""
+    return re.sub(r"\.\d+(?=\.|$)", ".*", name)
+
+
+def _blocks(names: Iterable[str]) -> int:
+    return len({m.group(1) for n in names if (m := re.search(r"\.(\d+)(?:\.|$)", n))})
 
 
 def load_lora(model: nn.Module, path: str | os.PathLike[str], dropout: float = 0.0) -> nn.Module:
@@ -282,17 +339,11 @@ def load_lora(model: nn.Module, path: str | os.PathLike[str], dropout: float = 0
 
     A model without adapters gets them first, on exactly the layers the file names, with the
     file's ``r`` and ``alpha``. Every check is made before anything changes, and each failure
-    is one line: a file that is not an adapter file, a layer the model lacks, a shape or
-    rank that does not fit, adapters that are merged.
+    is one line: a file that is not an adapter file, a layer the model lacks or that would be
+    left without its adapter, a shape or rank that does not fit, adapters that are merged.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no adapter file at {path}; save one with save_lora(model, path)")
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(saved, dict) or saved.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a LoRA adapter file written by save_lora "
-                         f"(a full checkpoint loads with load_state_dict instead)")
-    settings, state = saved["modules"], saved["state_dict"]
+    settings, state = _read_adapter(path)
     have = dict(lora_modules(model))
     if have and set(have) != set(settings):
         extra = sorted(set(settings) ^ set(have))
@@ -309,7 +360,6 @@ def load_lora(model: nn.Module, path: str | os.PathLike[str], dropout: float = 0
             if not isinstance(module, nn.Linear):
                 raise ValueError(f"{path} has an adapter for {name!r}, which is a "
                                  f"{type(module).__name__} here, not an nn.Linear")
-            in_f, out_f = module.in_features, module.out_features
         else:
             if module.merged:
                 raise ValueError(f"the adapter on {name!r} is merged; call unmerge_lora(model) "
@@ -317,12 +367,23 @@ def load_lora(model: nn.Module, path: str | os.PathLike[str], dropout: float = 0
             if module.r != s["r"]:
                 raise ValueError(f"{name!r}: the file's rank is {s['r']}, the model's adapter has "
                                  f"r={module.r}; load into a model without adapters")
-            in_f, out_f = module.in_features, module.out_features
+        in_f, out_f = module.in_features, module.out_features
         a, b = state[f"{name}.lora_A"], state[f"{name}.lora_B"]
         if tuple(a.shape) != (s["r"], in_f) or tuple(b.shape) != (out_f, s["r"]):
             raise ValueError(f"{name!r}: the file's adapter is for a {b.shape[0]}x{a.shape[1]} "
                              f"layer, this model's is {out_f}x{in_f}; another model size?")
     if not have:
+        # The same kind of layer in more blocks than the file covers: a deeper model.
+        kinds = {_kind(n) for n in settings}
+        like = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and _kind(n) in kinds]
+        missing = [n for n in like if n not in settings]
+        if missing:
+            raise ValueError(f"{path} holds adapters for {_blocks(settings)} block(s) "
+                             f"({len(settings)} layers), this model has {_blocks(like)} "
+                             f"({len(like)} such layers): {missing[0]!r} would get none; load it "
+                             "into a model of the depth (n_layer) it was trained on")
+        for name, s in settings.items():
+            check_lora_settings(model.get_submodule(name), s["r"], s["alpha"], dropout)
         for p in model.parameters():
             p.requires_grad_(False)
         for name, s in settings.items():

@@ -2,20 +2,25 @@
 
 A language model gives, for every position, *logits* over the vocabulary. To write text we
 turn the logits of the last position into one next token, append it and run the model again.
-One concept a module:
+One concept a module, in two tiers:
 
+- :mod:`~llmcourse.generate.reference` - **the reference**: the sampling loop in 30 plain
+  lines (crop to ``block_size``, temperature, top-k, top-p, one draw), nanoGPT's size;
 - :mod:`~llmcourse.generate.sampling` - :func:`apply_temperature`, :func:`top_k_filter`,
   :func:`top_p_filter`, :func:`min_p_filter`, :func:`apply_repetition_penalty`,
   :func:`sample_next` (penalty, temperature, top-k, top-p, min-p, then a draw);
 - :mod:`~llmcourse.generate.decoding` - the loop, with the model's KV cache when it has one,
   and the one rule for the context window past ``block_size``;
-- :mod:`~llmcourse.generate.api` - :func:`generate` (a batch, several samples per prompt,
-  stopping at an end-of-text id, reproducible with a seed) and :func:`stream` (token by token);
+- :mod:`~llmcourse.generate.settings` - :class:`Settings`, every generation option declared
+  once, frozen and checked when made;
+- :mod:`~llmcourse.generate.api` - :func:`generate` (the engineered loop: the same tokens as
+  the reference, with a batch, several samples per prompt, a stop id) and :func:`stream`;
 - :mod:`~llmcourse.generate.beam` - :func:`beam_search` with GNMT length normalisation;
 - :mod:`~llmcourse.generate.compiled` - ``compile=True``: the cached one-token step compiled
   with ``torch.compile``, for speed.
 
-Arguments are checked once, at these public functions (:mod:`~llmcourse.generate.settings`).
+Options are checked once, when a :class:`Settings` is made (``generate(..., top_k=40)`` makes
+one from its keywords).
 Any model that follows the package's model contract works: ``model(idx) -> (logits, loss)``
 with ``logits`` ``(B, T, vocab_size)`` and a ``config`` with ``vocab_size`` and ``block_size``.
 
@@ -28,10 +33,12 @@ Example:
     tensor([[2., 1., -inf, -inf]])
 """
 
+from . import reference
 from .api import generate, stream
 from .beam import BeamHypothesis, beam_search, gnmt_length_penalty
 from .sampling import (Sampling, apply_repetition_penalty, apply_temperature, min_p_filter,
                        sample_next, top_k_filter, top_p_filter)
+from .settings import Settings, end_of_text_id
 
 __all__ = [
     "apply_temperature",
@@ -41,8 +48,11 @@ __all__ = [
     "apply_repetition_penalty",
     "sample_next",
     "Sampling",
+    "Settings",
+    "end_of_text_id",
     "generate",
     "stream",
+    "reference",
     "beam_search",
     "BeamHypothesis",
     "gnmt_length_penalty",

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from llmcourse.fields import check_field
 
 from .decoding import Decoder, EvalMode
-from .settings import Settings, prepare_prompt
+from .settings import Settings, model_limits, prepare_prompt
 
 
 def gnmt_length_penalty(length: int, alpha: float) -> float:
@@ -118,8 +118,10 @@ def beam_search(
         >>> torch.equal(h.tokens, generate(model, [1, 2], 10, temperature=0)[0])
         True
     """
-    settings = Settings.for_model(model, max_new_tokens, eos_id=eos_id, use_cache=use_cache,
-                                  keep_on_rebuild=keep_on_rebuild)
+    settings = Settings(eos_id=eos_id, use_cache=use_cache,
+                        keep_on_rebuild=keep_on_rebuild).checked_for(model)
+    max_new_tokens = check_field("max_new_tokens", max_new_tokens, int, low=0,
+                                 what="tokens to generate")
     beam_width = check_field("beam_width", beam_width, int, low=1, what="the number of beams")
     num_return = check_field("num_return", num_return, int, low=1, high=beam_width,
                              what="hypotheses to return; beam search keeps beam_width")
@@ -130,12 +132,12 @@ def beam_search(
         raise ValueError(f"beam_search takes one prompt, got a batch of {prompt.shape[0]}; call it "
                          "once per prompt")
     with EvalMode(model), torch.no_grad():
-        return _beam_search(model, prompt, beam_width, alpha, num_return, settings)
+        return _beam_search(model, prompt, max_new_tokens, beam_width, alpha, num_return, settings)
 
 
-def _beam_search(model: nn.Module, prompt: Tensor, width: int, alpha: float, num_return: int,
-                 settings: Settings) -> list[BeamHypothesis]:
-    max_new_tokens, eos_id = settings.max_new_tokens, settings.eos_id
+def _beam_search(model: nn.Module, prompt: Tensor, max_new_tokens: int, width: int,
+                 alpha: float, num_return: int, settings: Settings) -> list[BeamHypothesis]:
+    eos_id = settings.eos_id
     prompt_len = prompt.shape[1]
     if max_new_tokens == 0:
         return [BeamHypothesis(prompt[0].clone(), 0.0, 0.0, False, 0)]
@@ -149,7 +151,7 @@ def _beam_search(model: nn.Module, prompt: Tensor, width: int, alpha: float, num
     # One row to start with; the first step's reorder expands it into up to `width` beams
     # (the cache's reorder accepts a new batch size), so the prompt is prefilled only once.
     ctx = Decoder(model, prompt, max_new_tokens, use_cache=settings.use_cache,
-                  block_size=settings.block_size, window=settings.window)
+                  block_size=model_limits(model)[1], window=settings.keep_on_rebuild)
     beam_logp = torch.zeros(1, device=prompt.device)  # (W_cur,) log-probability of each beam
     logits = ctx.next_logits()  # (W_cur, V)
     done: list[BeamHypothesis] = []  # finished hypotheses, best first, at most `width`

@@ -4,8 +4,8 @@ Why. With batch 1, a cached decoding step multiplies one vector by every weight 
 must read every weight once: its floor is the weights' bytes over the machine's memory speed
 (``benchmarks/bench_generate.py`` measures both). Run eagerly, a step stays far above that
 floor for two reasons: about 25 small operations per layer, each paying microseconds of
-dispatch, and, on some CPUs, a BLAS matrix-vector product that reads the weights at a fifth of
-the memory speed or less (measured on an AMD EPYC; see the book's performance page).
+dispatch, and, on some CPUs, a BLAS matrix-vector product that reads the weights far below the
+memory speed (the book's performance page has the figures).
 
 How. ``torch.compile`` traces :meth:`GPT.forward <llmcourse.model.GPT.forward>` for one new
 token with a KV cache (the very code of the eager step: nothing is written twice) and Inductor
@@ -20,9 +20,12 @@ operations are also written out as sums that Inductor then generates itself:
 
 Only the one-token steps are compiled (the prefill and the refills after the window moves run
 eagerly), so the compiler sees one shape, with the cache's fill level as a symbol: one graph per
-model, batch size and dtype. Compiling takes seconds (about 16 s for the 6-layer Shakespeare
-model on 2 CPU cores; Inductor keeps what it built on disk for later processes) and needs a
-C++ compiler on the CPU. On that machine the step became 2.5-2.8x faster than the eager one.
+model, batch size and dtype. Compiling takes seconds (Inductor keeps what it built on disk for
+later processes) and needs a C++ compiler on the CPU; the compile time and the speed-up are
+measured by ``benchmarks/bench_generate.py`` and reported on the book's performance page.
+
+This module is the only one in the package that touches torch's private compiler settings
+(:class:`CompiledStep`, :func:`run_step`); the eager path never imports it.
 
 The sums are taken in another order than the eager kernels take them, so the logits differ by
 rounding (about 1e-6): greedy tokens agree with the eager ones except at a near tie, and
@@ -43,9 +46,8 @@ import torch
 from torch import Tensor, nn
 
 # Up to this many rows (the batch size) a matrix product is written as a multiply-and-sum on
-# the CPU; wider ones are real matrix products, where the BLAS is the better kernel.
-# In benchmarks/bench_generate.py batch 8 decodes faster compiled with the sums than eagerly
-# with the BLAS on the machine of the book's performance page (7.7 against 8.5 ms per step).
+# the CPU; wider ones are real matrix products, where the BLAS is the better kernel
+# (benchmarks/bench_generate.py's batch-8 modes compare the two).
 MAX_ROWS = 8
 
 
@@ -70,14 +72,41 @@ def compiled_step(model: nn.Module) -> Callable[..., Any]:
     return step
 
 
+class CompiledStep:
+    """A model's forward for the decoding loop: one-token cached steps compiled, the rest eager.
+
+    Called like the model, ``step(new (B, t), kv_cache=cache, **kwargs)``. The prefill, the
+    refills and the cache's first and last position run the model eagerly: their views (the
+    whole tensor or one row) would each cost the compiler a graph of its own. The first
+    compiled call of a decode checks torch's guards; later ones skip them (:func:`run_step`)
+    until :meth:`new_batch`.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model, self.step = model, compiled_step(model)
+        self.checked = False  # whether a compiled call of this decode has checked the guards
+
+    def __call__(self, new: Tensor, *, kv_cache: Any, **kwargs: Any) -> Any:
+        inside = 0 < kv_cache.pos < kv_cache.max_len - 1
+        if new.shape[1] != 1 or not inside:
+            return self.model(new, kv_cache=kv_cache, **kwargs)
+        out = run_step(self.step, new, kv_cache=kv_cache, first=not self.checked, **kwargs)
+        self.checked = True
+        return out
+
+    def new_batch(self) -> None:
+        """The rows changed (beam search): the next compiled call checks the guards again."""
+        self.checked = False
+
+
 def run_step(step: Callable[..., Any], *args: Any, first: bool, **kwargs: Any) -> Any:
     """Call a compiled step; after the ``first`` call of a decode, without re-checking guards.
 
     ``torch.compile`` checks before every call that its inputs still match what it compiled for
-    (dtypes, shapes, module attributes). For the 6-layer model a profile taken while building
-    this showed about 0.38 ms of checking per step, a sixth of the step;
-    ``benchmarks/profile_decode.py`` shows what is left (0.15 ms on the book's machine). Within one decode nothing but the cache's fill level changes between steps, and
-    that is a symbol of the graph, so the first step checks everything and the others do not.
+    (dtypes, shapes, module attributes), a noticeable part of a small model's step
+    (``benchmarks/profile_decode.py`` shows it). Within one decode nothing but the cache's fill
+    level changes between steps, and that is a symbol of the graph, so the first step checks
+    everything and the others do not.
     (So, between the tokens of a ``stream``, change the weights' values if you like, but not
     their dtype, device or shapes: the next decode, which checks again, is the place for that.)
     Compiling, the sizes that happen to be equal (say a cache of 129 positions and a token

@@ -12,8 +12,9 @@ With the default the window slides by one token per step: exactly nanoGPT's
 prompt is run once (prefill), each step runs only the newest token, and a restart refills the
 cache from the window. A smaller ``window`` makes restarts rare (one forward over ``window``
 tokens every ``block_size - window + 1`` tokens instead of a full forward per token past
-``block_size``) at the price of a shorter context just after each restart; the cache and the
-recompute path then still give the same tokens, because they follow the same rule.
+``block_size``) at the price of a shorter context just after each restart: an *approximation*
+of the sliding window, whose tokens past ``block_size`` differ from nanoGPT's crop. The cache
+and the recompute path still agree with each other there, because they follow the same rule.
 
 Example:
     >>> from llmcourse.model import GPT, GPTConfig
@@ -38,8 +39,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .compiled import compiled_step, run_step
-from .settings import Settings
+from .settings import Settings, model_limits
 
 
 class Decoder:
@@ -48,7 +48,8 @@ class Decoder:
     :meth:`next_logits` returns the ``(B, V)`` logits of the token after the current last one,
     running only what the model has not seen yet; :meth:`append` writes the chosen tokens;
     :meth:`reorder` keeps, copies or permutes rows (beam search). With ``compile=True`` the
-    one-token steps run the model's compiled forward (:mod:`llmcourse.generate.compiled`).
+    cached steps go through :class:`~llmcourse.generate.compiled.CompiledStep`, which runs the
+    one-token ones compiled (that module is imported only then: the eager path never needs it).
 
     Attributes:
         tokens: ``(B, T + max_new_tokens)`` buffer; ``tokens[:, :length]`` are written.
@@ -71,9 +72,10 @@ class Decoder:
             self.cache = model.new_kv_cache(batch, max_len=min(need, block_size or need),
                                             device=prompt.device)
         self.cache_start = self.start  # the token at the cache's position 0
-        # compile=True: one-token steps run the compiled forward (llmcourse.generate.compiled).
-        self.step = compiled_step(model) if compile and self.cache is not None else None
-        self.stepped = False  # whether the compiled step has run (and checked its guards) yet
+        self.step = None  # the compiled forward, with compile=True and a cache
+        if compile and self.cache is not None:
+            from .compiled import CompiledStep  # here: torch.compile's machinery only when asked
+            self.step = CompiledStep(model)
 
     def append(self, next_ids: Tensor) -> None:
         """Write ``next_ids`` ``(B,)`` after the last tokens; move the window if it is full."""
@@ -90,42 +92,38 @@ class Decoder:
             self.cache.reset()
             self.cache_start = self.start
         new = self.tokens[:, self.cache_start + self.cache.pos:self.length]  # usually 1 token
-        # Compiled: one-token steps, except at the cache's first and last position, whose views
-        # (the whole tensor or one row) would each cost the compiler a graph of their own.
-        inside = 0 < self.cache.pos < self.cache.max_len - 1
-        if self.step is not None and new.shape[1] == 1 and inside:
-            logits = run_step(self.step, new, kv_cache=self.cache, first=not self.stepped,
-                              **self.extra)
-            self.stepped = True
-            return _last_logits(logits)
-        return _last_logits(self.model(new, kv_cache=self.cache, **self.extra))
+        forward = self.model if self.step is None else self.step
+        return _last_logits(forward(new, kv_cache=self.cache, **self.extra))
 
     def reorder(self, index: Tensor) -> None:
         """Row ``i`` becomes old row ``index[i]``, in the tokens and in the cache."""
         self.tokens = self.tokens.index_select(0, index)
         if self.cache is not None:
             self.cache.reorder(index)
-            self.stepped = False  # a new batch size: the compiled step checks its guards again
+            if self.step is not None:
+                self.step.new_batch()
 
 
-def decode_steps(model: nn.Module, prompt: Tensor, settings: Settings,
+def decode_steps(model: nn.Module, prompt: Tensor, max_new_tokens: int, settings: Settings,
                  generator: torch.Generator | None) -> Iterator[Tensor]:
     """Yield the next ids ``(B,)`` one step at a time; rows that reached ``eos_id`` repeat it.
+
+    ``settings`` were checked against ``model`` (:meth:`Settings.checked_for`).
 
     Model calls run under ``torch.no_grad()``, entered and left around each call rather than
     around a ``yield``, so the caller's grad mode is never changed between steps.
     """
-    if settings.max_new_tokens == 0:
+    if max_new_tokens == 0:
         return
     eos_id = settings.eos_id
-    decoder = Decoder(model, prompt, settings.max_new_tokens, use_cache=settings.use_cache,
-                      block_size=settings.block_size, window=settings.window,
+    decoder = Decoder(model, prompt, max_new_tokens, use_cache=settings.use_cache,
+                      block_size=model_limits(model)[1], window=settings.keep_on_rebuild,
                       compile=settings.compile)
     finished = torch.zeros(prompt.shape[0], dtype=torch.bool, device=prompt.device)
-    for step in range(settings.max_new_tokens):
+    for _ in range(max_new_tokens):
         with torch.no_grad():
             context = decoder.tokens[:, :decoder.length]  # (B, t): for the repetition penalty
-            next_ids = settings.sampling(decoder.next_logits(), generator, context)[:, 0]  # (B,)
+            next_ids = settings(decoder.next_logits(), generator, context)[:, 0]  # (B,): sample
             if eos_id is not None:
                 next_ids = next_ids.masked_fill(finished, eos_id)
                 finished |= next_ids == eos_id

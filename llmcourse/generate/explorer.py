@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from .api import generate
-from .sampling import Sampling, _temperature, _top_k, _top_p
+from .sampling import Sampling, apply_temperature, top_k_filter, top_p_filter
 from .settings import prepare_prompt
 
 __all__ = ["next_token_probs", "plot_next_token", "explorer"]
@@ -51,12 +51,12 @@ def next_token_probs(model: nn.Module, ids: Sequence[int] | Tensor, temperature:
         logits, _ = model(idx)
     finally:
         model.train(was_training)
-    logits = _temperature(logits[0, -1].float(), settings.temperature)  # (V,)
+    logits = apply_temperature(logits[0, -1].float(), settings.temperature)  # (V,)
     before = torch.softmax(logits, dim=-1)
     if settings.top_k is not None:
-        logits = _top_k(logits, settings.top_k)
+        logits = top_k_filter(logits, settings.top_k)
     if settings.top_p is not None:
-        logits = _top_p(logits, settings.top_p)
+        logits = top_p_filter(logits, settings.top_p)
     return before, torch.softmax(logits, dim=-1)
 
 

@@ -5,10 +5,12 @@ The order: **repetition penalty, then temperature, then top-k, then top-p, then 
 one draw from the softmax. The penalty comes first because its rule looks at the sign of the
 model's own logits; temperature comes before the filters so that it changes what top-p and
 min-p keep (top-k keeps the same tokens at any temperature). Temperature 0 means greedy
-decoding (the argmax of the penalised logits). :class:`Sampling` holds the settings, checked
-once when it is made; calling it samples a batch of rows without checking them again (the
-public functions check their argument, then run the plain ``_temperature`` / ``_top_k`` /
-``_top_p`` / ``_min_p`` / ``_repetition_penalty`` that the sampler calls at every token).
+decoding (the argmax of the penalised logits).
+
+Each operation exists once, as the public function below, and trusts its arguments, like
+nanoGPT's loop: the settings are checked at the edge, once, when a :class:`Sampling` (or a
+:class:`~llmcourse.generate.settings.Settings`) is made, or by :func:`sample_next`. Calling a
+``Sampling`` runs the same public functions at every token without checking again.
 
 - **min-p** (Nguyen et al. 2024) keeps the tokens whose probability is at least ``min_p``
   times the most likely one's: a threshold that follows the model's confidence.
@@ -80,7 +82,8 @@ def apply_temperature(logits: Tensor, temperature: float) -> Tensor:
     """Scale logits by ``1 / temperature``; ``0`` leaves only the argmax (first on ties).
 
     ``softmax(logits / t)`` is sharper than the model's distribution for ``t < 1`` and flatter
-    for ``t > 1``. ``t == 1`` returns ``logits`` itself.
+    for ``t > 1``. ``t == 1`` returns ``logits`` itself. ``t >= 0``: like every function here,
+    this one trusts its arguments (:class:`Sampling` and :func:`sample_next` check them).
 
     Example:
         >>> apply_temperature(torch.tensor([2.0, 1.0]), 2.0)
@@ -88,28 +91,22 @@ def apply_temperature(logits: Tensor, temperature: float) -> Tensor:
         >>> apply_temperature(torch.tensor([1.0, 3.0, 3.0]), 0)
         tensor([-inf, 3., -inf])
     """
-    return _temperature(logits, _check_temperature(temperature))
-
-
-def _temperature(logits: Tensor, t: float) -> Tensor:
-    if t == 1:
+    if temperature == 1:
         return logits
-    if t == 0:
-        return _top_k(logits, 1)
-    return logits / t
+    if temperature == 0:
+        return top_k_filter(logits, 1)
+    return logits / temperature
 
 
 def top_k_filter(logits: Tensor, k: int) -> Tensor:
     """Keep the ``k`` largest logits of each row (lower ids win ties), the rest become ``-inf``.
 
+    ``k >= 1``; ``k >= V`` keeps every logit.
+
     Example:
         >>> top_k_filter(torch.tensor([[0.1, 3.0, 0.1, 2.0]]), 3)   # tie: id 0 kept, id 2 not
         tensor([[0.1000, 3.0000,   -inf, 2.0000]])
     """
-    return _top_k(logits, _check_top_k(k))
-
-
-def _top_k(logits: Tensor, k: int) -> Tensor:
     if k >= logits.shape[-1]:
         return logits
     # A stable sort lists equal logits by increasing id (torch.topk promises no order on ties).
@@ -121,24 +118,21 @@ def _top_k(logits: Tensor, k: int) -> Tensor:
 def top_p_filter(logits: Tensor, p: float) -> Tensor:
     """Nucleus filtering: keep the fewest most likely tokens whose probability reaches ``p``.
 
-    The top token is always kept; entries already at ``-inf`` stay removed. ``p == 1`` returns
-    the logits unchanged.
+    ``p`` in ``(0, 1]``. The top token is always kept, however small ``p`` is; entries already
+    at ``-inf`` stay removed. ``p == 1`` returns the logits unchanged.
 
     Example:
         >>> probs = torch.tensor([[0.1, 0.5, 0.2, 0.2]])
         >>> top_p_filter(probs.log(), 0.7).exp()   # 0.5 + 0.2 (the lower id of the tie)
         tensor([[0.0000, 0.5000, 0.2000, 0.0000]])
     """
-    return _top_p(logits, _check_top_p(p))
-
-
-def _top_p(logits: Tensor, p: float) -> Tensor:
     if p >= 1.0:
         return logits
     sorted_logits, order = torch.sort(_at_least_fp32(logits), dim=-1, descending=True, stable=True)
     probs = torch.softmax(sorted_logits, dim=-1)  # (..., V), most likely first
     mass_before = torch.cumsum(probs, dim=-1) - probs  # the mass ranked above each token
-    keep_sorted = mass_before < p - _TOP_P_TOL  # the first token has 0 before it: always kept
+    keep_sorted = mass_before < p - _TOP_P_TOL  # (..., V), most likely first
+    keep_sorted[..., 0] = True  # the top token, however small p is (p = 1e-6 is below the tolerance)
     keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)  # back to vocab order
     return logits.masked_fill(~keep, float("-inf"))
 
@@ -147,18 +141,14 @@ def min_p_filter(logits: Tensor, p: float) -> Tensor:
     """Keep the tokens whose probability is at least ``p`` times the top token's; others ``-inf``.
 
     The threshold is relative: ``p * max(probs)``, so it is high where the model is confident
-    and low where it is not. The top token (and any tie with it) is always kept; ``p == 0``
-    keeps every token. Since ``probs_i / probs_max = exp(logit_i - logit_max)``, this is a
+    and low where it is not. ``p`` in ``[0, 1]``. The top token (and any tie with it) is always
+    kept; ``p == 0`` keeps every token. Since ``probs_i / probs_max = exp(logit_i - logit_max)``, this is a
     threshold on the logits, ``logit_i >= logit_max + log(p)``, computed in fp32 or better.
 
     Example:
         >>> min_p_filter(torch.tensor([[2.0, 1.0, 0.0]]), 0.3)   # exp(-1) = 0.37 >= 0.3
         tensor([[2., 1., -inf]])
     """
-    return _min_p(logits, _check_min_p(p))
-
-
-def _min_p(logits: Tensor, p: float) -> Tensor:
     if p <= 0.0:
         return logits
     log_ratio = _at_least_fp32(logits) - logits.amax(dim=-1, keepdim=True)  # log(p_i / p_max)
@@ -175,16 +165,20 @@ def apply_repetition_penalty(logits: Tensor, context: Tensor, penalty: float) ->
 
     Args:
         logits: ``(..., V)`` logits.
-        context: ``(..., T)`` int64 token ids with the same leading dimensions (the prompt and
-            what was generated so far).
+        context: ``(..., T)`` int64 token ids in ``[0, V)`` with the same leading dimensions
+            (the prompt and what was generated so far).
         penalty: ``> 0``.
 
     Example:
         >>> apply_repetition_penalty(torch.tensor([3.0, -2.0, 1.0]), torch.tensor([0, 1, 1]), 1.5)
         tensor([ 2., -3.,  1.])
     """
-    return _repetition_penalty(logits, _check_context(context, logits),
-                               _check_repetition_penalty(penalty))
+    r = penalty
+    if r == 1.0 or context.shape[-1] == 0:
+        return logits
+    seen = logits.gather(-1, context)  # (..., T): the logit of each context token
+    penalised = torch.where(seen > 0, seen / r, seen * r)
+    return logits.scatter(-1, context, penalised)  # a repeated id writes the same value twice
 
 
 def _check_context(context: Tensor | None, logits: Tensor) -> Tensor:
@@ -197,14 +191,6 @@ def _check_context(context: Tensor | None, logits: Tensor) -> Tensor:
     if context.numel() and (int(context.min()) < 0 or int(context.max()) >= logits.shape[-1]):
         raise ValueError(f"context holds ids outside [0, {logits.shape[-1] - 1}]")
     return context.long()
-
-
-def _repetition_penalty(logits: Tensor, context: Tensor, r: float) -> Tensor:
-    if r == 1.0 or context.shape[-1] == 0:
-        return logits
-    seen = logits.gather(-1, context)  # (..., T): the logit of each context token
-    penalised = torch.where(seen > 0, seen / r, seen * r)
-    return logits.scatter(-1, context, penalised)  # a repeated id writes the same value twice
 
 
 @dataclass(frozen=True)
@@ -238,16 +224,16 @@ class Sampling:
     def __call__(self, logits: Tensor, generator: torch.Generator | None = None,
                  context: Tensor | None = None) -> Tensor:
         if self.repetition_penalty != 1.0 and context is not None:
-            logits = _repetition_penalty(logits, context, self.repetition_penalty)
+            logits = apply_repetition_penalty(logits, context, self.repetition_penalty)
         if self.temperature == 0:
             return logits.argmax(dim=-1, keepdim=True)  # (B, 1), greedy: no random number
-        logits = _temperature(_at_least_fp32(logits), self.temperature)
+        logits = apply_temperature(_at_least_fp32(logits), self.temperature)
         if self.top_k is not None:
-            logits = _top_k(logits, self.top_k)
+            logits = top_k_filter(logits, self.top_k)
         if self.top_p is not None:
-            logits = _top_p(logits, self.top_p)
+            logits = top_p_filter(logits, self.top_p)
         if self.min_p is not None:
-            logits = _min_p(logits, self.min_p)
+            logits = min_p_filter(logits, self.min_p)
         probs = torch.softmax(logits, dim=-1)  # (B, V)
         return torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
 

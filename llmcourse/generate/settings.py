@@ -1,25 +1,35 @@
-"""The generation settings, checked once at the public entry (``generate``, ``stream``, ``beam_search``).
+"""The generation settings, declared once: the frozen :class:`Settings`, checked when made.
 
-:class:`Settings` is frozen: after :meth:`Settings.for_model` has checked every argument
-against the model (its vocabulary and ``block_size``), the decoding loop trusts it.
-:func:`prepare_prompt` turns a prompt (tensor or lists of ids) into a checked ``(B, T)`` tensor.
+:class:`Settings` is the sampling settings (:class:`~llmcourse.generate.sampling.Sampling`) plus
+what the loop needs: where to stop, the cache, the window rule past ``block_size`` and the
+compiled step. ``generate``, ``stream`` and ``beam_search`` take their options as keywords and
+build a ``Settings`` from them (:meth:`Settings.make`), or take a ``Settings`` you made once;
+:meth:`Settings.checked_for` then checks it against the model (its vocabulary and
+``block_size``). :func:`prepare_prompt` turns a prompt (tensor or lists of ids) into a checked
+``(B, T)`` tensor, and :func:`end_of_text_id` finds a tokenizer's id to stop at.
 
 Example:
     >>> from types import SimpleNamespace
     >>> model = torch.nn.Linear(1, 1)
     >>> model.config = SimpleNamespace(vocab_size=4, block_size=8)
-    >>> Settings.for_model(model, 5, top_k=2).window
+    >>> Settings(top_k=2).checked_for(model).keep_on_rebuild
     8
-    >>> Settings.for_model(model, 5, eos_id=4)
+    >>> Settings(eos_id=4).checked_for(model)
     Traceback (most recent call last):
     ...
     ValueError: eos_id must be a token id in [0, 3] or None, got 4
+    >>> Settings.make(topk=2)
+    Traceback (most recent call last):
+    ...
+    TypeError: unknown generation setting 'topk'; the settings are temperature, top_k, top_p, min_p, repetition_penalty, eos_id, use_cache, keep_on_rebuild, compile
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -30,63 +40,97 @@ from .sampling import Sampling
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Everything the decoding loop needs to know, already checked.
+class Settings(Sampling):
+    """The sampling settings (inherited from ``Sampling``) and the loop's, checked once.
 
     Attributes:
-        max_new_tokens: tokens to add, ``>= 0``.
-        sampling: the :class:`~llmcourse.generate.sampling.Sampling` transforms.
-        eos_id: the id that ends a row, or None.
+        temperature, top_k, top_p, min_p, repetition_penalty: see
+            :func:`~llmcourse.generate.sampling.sample_next` (applied in that order).
+        eos_id: the id that ends a row (kept, then repeated as padding), or None.
         use_cache: run the model with its KV cache when it has one.
-        block_size: the model's longest context, or None (no limit).
-        window: the context kept when it would pass ``block_size`` (``keep_on_rebuild``);
-            the same rule with and without a cache. None without a ``block_size``.
-        compile: run the cached one-token steps through the compiled forward
-            (:mod:`llmcourse.generate.compiled`).
+        keep_on_rebuild: tokens kept when the context would pass ``block_size`` (None:
+            ``block_size``, a window sliding by one token, exactly nanoGPT's crop; a smaller
+            value restarts the window from its last ``keep_on_rebuild`` tokens, faster but an
+            approximation of the sliding window). The same rule with and without a cache.
+        compile: run the cached one-token steps through ``torch.compile``
+            (:mod:`llmcourse.generate.compiled`); needs ``use_cache``.
+
+    >>> Settings(temperature=0.8, top_k=40).top_k
+    40
     """
 
-    max_new_tokens: int
-    sampling: Sampling
-    eos_id: int | None
-    use_cache: bool
-    block_size: int | None
-    window: int | None
+    eos_id: int | None = None
+    use_cache: bool = True
+    keep_on_rebuild: int | None = None
     compile: bool = False
 
-    @classmethod
-    def for_model(
-        cls,
-        model: nn.Module,
-        max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        eos_id: int | None = None,
-        use_cache: bool = True,
-        keep_on_rebuild: int | None = None,
-        *,
-        min_p: float | None = None,
-        repetition_penalty: float = 1.0,
-        compile: bool = False,
-    ) -> "Settings":
-        """Check the arguments of a public entry against ``model.config``; see :func:`generate`."""
-        vocab, block = model_limits(model)
-        max_new_tokens = check_field("max_new_tokens", max_new_tokens, int, low=0,
-                                     what="tokens to generate")
-        eos_rule = f"a token id in [0, {vocab - 1}]" if vocab is not None else "a token id >= 0"
-        eos_id = check_field("eos_id", eos_id, int, low=0, high=None if vocab is None else vocab - 1,
-                             optional=True, rule=eos_rule)
-        window = None
-        if block is not None:
-            window = check_field("keep_on_rebuild", block if keep_on_rebuild is None else keep_on_rebuild,
-                                 int, low=1, high=block, what="tokens kept when the context passes "
-                                 "block_size; block_size = a sliding window")
-        sampling = Sampling(temperature, top_k, top_p, min_p, repetition_penalty)
-        compile = check_field("compile", compile, bool, what="compile the decoding step")
-        if compile and not use_cache:
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "eos_id", check_field(
+            "eos_id", self.eos_id, int, low=0, optional=True, rule="a token id >= 0"))
+        object.__setattr__(self, "use_cache", bool(self.use_cache))
+        object.__setattr__(self, "keep_on_rebuild", check_field(
+            "keep_on_rebuild", self.keep_on_rebuild, int, low=1, optional=True,
+            what="tokens kept when the context passes block_size; None = a sliding window"))
+        object.__setattr__(self, "compile", check_field(
+            "compile", self.compile, bool, what="compile the decoding step"))
+        if self.compile and not self.use_cache:
             raise ValueError("compile=True compiles the KV-cached decoding step; it needs "
                              "use_cache=True (or drop compile=True to recompute every step)")
-        return cls(max_new_tokens, sampling, eos_id, bool(use_cache), block, window, compile)
+
+    @classmethod
+    def make(cls, settings: "Settings | None" = None, **options: Any) -> "Settings":
+        """``settings`` (default: the defaults) with ``options`` replacing its fields.
+
+        An unknown option is a ``TypeError`` that lists the valid names.
+        """
+        if settings is not None and not isinstance(settings, Settings):
+            raise TypeError(f"settings must be a Settings, got {settings!r}; give the sampling "
+                            "options by keyword, e.g. generate(model, idx, 100, temperature=0.8)")
+        names = [f.name for f in dataclasses.fields(cls)]
+        for name in options:
+            if name not in names:
+                raise TypeError(f"unknown generation setting {name!r}; the settings are "
+                                + ", ".join(names))
+        if settings is None:
+            return cls(**options)
+        return dataclasses.replace(settings, **options) if options else settings
+
+    def checked_for(self, model: nn.Module) -> "Settings":
+        """Check ``eos_id`` and ``keep_on_rebuild`` against ``model.config``; fill in the window.
+
+        Returns these settings with ``keep_on_rebuild`` set to the model's ``block_size`` when
+        it was None (and the model has one).
+        """
+        vocab, block = model_limits(model)
+        if vocab is not None:
+            check_field("eos_id", self.eos_id, int, low=0, high=vocab - 1, optional=True,
+                        rule=f"a token id in [0, {vocab - 1}]")
+        if block is None:
+            return self
+        keep = check_field("keep_on_rebuild", block if self.keep_on_rebuild is None
+                           else self.keep_on_rebuild, int, low=1, high=block,
+                           what="tokens kept when the context passes block_size; block_size = "
+                           "a sliding window")
+        return self if keep == self.keep_on_rebuild else dataclasses.replace(self, keep_on_rebuild=keep)
+
+
+def end_of_text_id(tokenizer: Any) -> int:
+    """The tokenizer's end-of-text id, to pass as ``eos_id``; a ``ValueError`` when it has none.
+
+    >>> from llmcourse.tokenizers import CharTokenizer
+    >>> end_of_text_id(CharTokenizer.from_text("ab"))
+    Traceback (most recent call last):
+    ...
+    ValueError: the tokenizer 'char' has no end-of-text token, so there is no id to stop at; stop at a string instead, or use a tokenizer that has <|endoftext|> (e.g. gpt2)
+    """
+    eot = getattr(tokenizer, "eot_token", None)
+    if eot is None:
+        name = getattr(tokenizer, "name", None) or type(tokenizer).__name__
+        raise ValueError(f"the tokenizer {name!r} has no end-of-text token, so there is no id to "
+                         "stop at; stop at a string instead, or use a tokenizer that has "
+                         "<|endoftext|> (e.g. gpt2)")
+    return int(eot)
 
 
 def model_limits(model: nn.Module) -> tuple[int | None, int | None]:

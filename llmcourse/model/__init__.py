@@ -7,7 +7,7 @@
   :mod:`llmcourse.model.functional` - softmax, cross-entropy, GELU and attention from scratch.
 - :class:`KVCache` - preallocated keys/values for fast decoding (``GPT.new_kv_cache``).
 - :func:`count_params_formula`, :func:`flops_per_token`, :func:`mfu`, :func:`estimate_mfu` - the arithmetic
-  of model size and training cost.
+  of model size and training cost (defined in :mod:`llmcourse.flops`, re-exported here).
 - :class:`BigramLM`, :class:`MLPLM`, :class:`WaveNetLM` - baselines with the same interface.
 - :func:`load_gpt2_weights`, :meth:`GPT.from_hf_state_dict`, :meth:`GPT.from_pretrained` -
   OpenAI's GPT-2 weights in our model.
@@ -17,10 +17,12 @@ Every model: ``forward(idx, targets=None, *, kv_cache=None) -> (logits, loss)`` 
 and a ``config`` with ``vocab_size`` and ``block_size``.
 """
 
+from llmcourse.flops import PEAK_FLOPS, count_params_formula, estimate_mfu, flops_per_token, mfu
+
 from .baselines import BigramConfig, BigramLM, MLPConfig, MLPLM, WaveNetConfig, WaveNetLM
 from .config import GPTConfig
-from .gpt import GPT, PEAK_FLOPS, count_params_formula, estimate_mfu, flops_per_token, mfu
-from .hf import from_hf_state_dict, gpt2_config, load_gpt2_weights
+from .gpt import GPT
+from .hf import gpt2_config, load_gpt2_weights
 from .kv_cache import KVCache
 from .layers import (
     MLP,
@@ -36,6 +38,9 @@ from .layers import (
     sinusoidal_table,
     split_heads,
 )
+
+#: A new GPT holding the weights of a Hugging Face GPT-2 state dict (:meth:`GPT.from_hf_state_dict`).
+from_hf_state_dict = GPT.from_hf_state_dict
 
 __all__ = [
     "GPT",

@@ -1,4 +1,4 @@
-"""The GPT language model, plus parameter, FLOP and MFU arithmetic.
+"""The GPT language model.
 
 Architecture (pre-norm GPT-2): token embedding ``wte`` (+ learned position embedding ``wpe``
 unless RoPE is used), dropout, ``n_layer`` blocks (:class:`~llmcourse.model.layers.Block`), a
@@ -27,20 +27,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from llmcourse.device import peak_flops
+# The parameter, FLOP and MFU arithmetic lives in llmcourse.flops (it needs no model); it is
+# imported here for the methods below and so that ``from llmcourse.model.gpt import mfu`` works.
+from llmcourse.flops import PEAK_FLOPS, count_params_formula, estimate_mfu, flops_per_token, mfu
 
 from .config import GPTConfig
+from .hf import infer_gpt2_config, load_gpt2_weights, pretrained_weights
 from .kv_cache import KVCache
 from .layers import Block, RMSNorm, RotaryEmbedding, make_norm
 
-# Datasheet peaks (dense, FLOP/s) for estimate_mfu(peak_flops=...), named by GPU and precision;
-# the numbers come from the one table in llmcourse.device.
-PEAK_FLOPS = {
-    "A100-bf16": peak_flops("A100", "bfloat16"),
-    "H100-SXM-bf16": peak_flops("H100", "bfloat16"),
-    "T4-fp16": peak_flops("T4", "float16"),
-    "V100-fp16": peak_flops("V100", "float16"),
-}
+__all__ = ["GPT", "PEAK_FLOPS", "count_params_formula", "estimate_mfu", "flops_per_token", "mfu"]
 
 
 class GPT(nn.Module):
@@ -50,7 +46,7 @@ class GPT(nn.Module):
         config: a :class:`GPTConfig`.
 
     Attributes:
-        config: the configuration (``block_size`` changes with :meth:`crop_block_size`).
+        config: the configuration.
         transformer: ``ModuleDict`` with ``wte``, ``wpe`` (learned positions only), ``drop``,
             ``h`` (the blocks) and ``ln_f``.
         lm_head: ``Linear(n_embd, vocab_size, bias=False)``.
@@ -222,7 +218,7 @@ class GPT(nn.Module):
             dtype=weight.dtype if dtype is None else dtype,
         )
 
-    # ------------------------------------------------------------------ sizes and surgery
+    # ------------------------------------------------------------------ sizes and cost
     def num_params(self, non_embedding: bool = True) -> int:
         """Number of parameters (a tied matrix counted once).
 
@@ -239,25 +235,6 @@ class GPT(nn.Module):
                 n -= self.transformer.wte.weight.numel()
         return n
 
-    def crop_block_size(self, block_size: int) -> None:
-        """Shrink the maximum context to ``block_size`` (e.g. to fine-tune GPT-2 at 256).
-
-        Cuts the position table (learned positions) or recomputes the rotary tables. Caches
-        made before the call must not be used afterwards.
-        """
-        if not (1 <= block_size <= self.config.block_size):
-            raise ValueError(
-                f"crop_block_size can only shrink the context: got {block_size}, current "
-                f"block_size is {self.config.block_size}"
-            )
-        self.config.block_size = block_size
-        if "wpe" in self.transformer:
-            wpe = self.transformer.wpe
-            wpe.weight = nn.Parameter(wpe.weight.detach()[:block_size].clone())
-            wpe.num_embeddings = block_size
-        if self.rotary is not None:
-            self.rotary.resize(block_size)
-
     def flops_per_token(self, seq_len: int | None = None, training: bool = True) -> float:
         """See :func:`flops_per_token`."""
         return flops_per_token(self.config, seq_len=seq_len, training=training)
@@ -270,18 +247,25 @@ class GPT(nn.Module):
     # ------------------------------------------------------------------ GPT-2 weights
     @classmethod
     def from_hf_state_dict(cls, sd: dict[str, torch.Tensor], config: GPTConfig | None = None) -> "GPT":
-        """Build a GPT from a Hugging Face GPT-2 state dict; see :func:`llmcourse.model.from_hf_state_dict`."""
-        from .hf import from_hf_state_dict
+        """A new GPT holding the weights of a Hugging Face GPT-2 state dict.
 
-        return from_hf_state_dict(sd, config=config)
+        ``config`` defaults to the one :func:`~llmcourse.model.hf.infer_gpt2_config` reads from
+        the weights' shapes. Example (needs ``transformers``; any GPT-2 sized the same way works)::
+
+            from transformers import GPT2LMHeadModel
+            hf = GPT2LMHeadModel.from_pretrained("gpt2")
+            model = GPT.from_hf_state_dict(hf.state_dict())
+        """
+        return load_gpt2_weights(cls(config or infer_gpt2_config(sd)), sd)
 
     @classmethod
-    def from_pretrained(cls, model_type: str = "gpt2", path: str | Path | None = None,
-                        **kwargs: Any) -> "GPT":
-        """GPT-2 from a local weights file; see :func:`llmcourse.model.hf.from_pretrained`."""
-        from .hf import from_pretrained
-
-        return from_pretrained(model_type, path=path, **kwargs)
+    def from_pretrained(cls, model_type: str = "gpt2", path: str | Path | None = None, *,
+                        dropout: float = 0.0, allow_download: bool = False) -> "GPT":
+        """A released GPT-2 (``"gpt2"``, ...); see :func:`llmcourse.model.hf.pretrained_weights`
+        for where the weights are read from."""
+        config, sd = pretrained_weights(model_type, path, dropout=dropout,
+                                        allow_download=allow_download)
+        return load_gpt2_weights(cls(config), sd)
 
 
 def _check_input(idx: torch.Tensor, targets: torch.Tensor | None, kv_cache: KVCache | None,
@@ -311,101 +295,3 @@ def _check_input(idx: torch.Tensor, targets: torch.Tensor | None, kv_cache: KVCa
         if targets.shape != idx.shape:
             raise ValueError(f"targets must have the shape of idx {tuple(idx.shape)}, got "
                              f"{tuple(targets.shape)}")
-
-
-# ---------------------------------------------------------------------------- arithmetic
-def count_params_formula(config: GPTConfig, non_embedding: bool = True) -> int:
-    """The parameter count of ``GPT(config)``, worked out on paper.
-
-    With ``C = n_embd``, ``H`` the MLP hidden size, ``K = n_kv_head * head_size``:
-
-    - per block: two norms (``C`` each, ``2C`` for LayerNorm with bias); attention
-      ``C(C + 2K)`` for ``c_attn`` plus ``C^2`` for ``c_proj`` (+ biases ``C + 2K`` and ``C``);
-      MLP ``2CH`` for GELU or ``3CH`` for SwiGLU (+ biases ``H + C`` or ``2H + C``);
-    - once: ``ln_f``, ``wte`` (``V C``), ``wpe`` (``block_size C``, learned positions only),
-      and ``lm_head`` (``V C``) unless tied.
-
-    ``non_embedding`` follows :meth:`GPT.num_params`. For GPT-2 small (V = 50257, 12 layers,
-    768 wide) this gives 124,439,808 parameters, 123,653,376 of them non-embedding.
-
-    >>> count_params_formula(GPTConfig(vocab_size=50257), non_embedding=False)
-    124439808
-    """
-    C, H, L = config.n_embd, config.mlp_hidden_size, config.n_layer
-    K = config.kv_heads * config.head_size
-    b = 1 if config.bias else 0
-    norm = C + (b * C if config.norm == "layernorm" else 0)
-    attn = C * (C + 2 * K) + b * (C + 2 * K) + C * C + b * C
-    if config.mlp == "gelu":
-        mlp = 2 * C * H + b * (H + C)
-    else:
-        mlp = 3 * C * H + b * (2 * H + C)
-    block = 2 * norm + attn + mlp
-    wte = config.vocab_size * C
-    wpe = config.block_size * C if config.pos == "learned" else 0
-    head = 0 if config.tie_weights else config.vocab_size * C
-    total = L * block + norm + wte + wpe + head
-    if non_embedding:
-        total -= wpe
-        if not config.tie_weights:
-            total -= wte
-    return total
-
-
-def flops_per_token(config: GPTConfig, seq_len: int | None = None, training: bool = True) -> float:
-    """Floating-point operations per token for a forward (+ backward) pass.
-
-    The estimate of Kaplan et al. (2020, "Scaling Laws for Neural Language Models", Table 1)
-    as written in the PaLM paper (Chowdhery et al. 2022, Appendix B): a training step costs
-    ``6N + 12 * n_layer * n_head * head_size * T`` FLOPs per token, where ``N`` is the
-    non-embedding parameter count (every weight does one multiply-add, 2 FLOPs, forward and
-    twice that backward) and the second term is the attention score and weighted-sum matmuls
-    ``QK^T`` and ``AV`` over a context of ``T`` tokens (no discount for the causal mask). A
-    forward pass alone costs a third of that: ``2N + 4 * n_layer * n_head * head_size * T``.
-
-    Args:
-        seq_len: context length ``T`` (defaults to ``block_size``).
-        training: forward + backward (True) or forward only.
-
-    >>> cfg = GPTConfig(vocab_size=50257)
-    >>> round(flops_per_token(cfg) / 1e6)  # 6 * 123.65M + 12 * 12 * 12 * 64 * 1024, in MFLOPs
-    855
-    """
-    T = config.block_size if seq_len is None else seq_len
-    N = count_params_formula(config, non_embedding=True)
-    attn = config.n_layer * config.n_head * config.head_size * T
-    return float(6 * N + 12 * attn) if training else float(2 * N + 4 * attn)
-
-
-def mfu(flops_per_tok: float | None, tokens_per_s: float, peak: float | None) -> float | None:
-    """Model FLOPs utilisation: achieved FLOP/s over the hardware's peak (``None`` if unknown).
-
-    ``flops_per_tok * tokens_per_s / peak`` (PaLM, Appendix B). The one MFU of the package:
-    the Trainer's log, the benchmarks and :func:`estimate_mfu` all use it.
-
-    >>> mfu(6e6, 1e6, 12e12)
-    0.5
-    >>> mfu(None, 1e6, 12e12) is None
-    True
-    """
-    if not flops_per_tok or not peak or tokens_per_s <= 0:
-        return None
-    return flops_per_tok * tokens_per_s / peak
-
-
-def estimate_mfu(config: GPTConfig, tokens_per_second: float,
-                 peak_flops: float = PEAK_FLOPS["A100-bf16"], seq_len: int | None = None) -> float:
-    """The MFU of a training run of ``GPT(config)``: :func:`mfu` of :func:`flops_per_token`.
-
-    Pass the peak of your device and precision (see ``PEAK_FLOPS`` and
-    :func:`llmcourse.device.peak_flops` for datasheet values); for a multi-GPU run use the
-    total throughput and the summed peak.
-
-    >>> cfg = GPTConfig(vocab_size=50257)
-    >>> round(estimate_mfu(cfg, tokens_per_second=150_000, peak_flops=312e12), 3)
-    0.411
-    """
-    if peak_flops <= 0:
-        raise ValueError(f"peak_flops must be positive, got {peak_flops}")
-    return mfu(flops_per_token(config, seq_len=seq_len, training=True), tokens_per_second,
-               peak_flops) or 0.0

@@ -15,7 +15,8 @@ GPT-2 was trained with the tanh approximation of GELU (Hugging Face's ``"gelu_ne
 is :class:`GPTConfig`'s default ``gelu_approximate="tanh"``; with the exact GELU the logits
 differ by about 1e-3.
 
-No download happens here unless asked: :func:`from_pretrained` reads a local file or folder
+No download happens here unless asked: :meth:`GPT.from_pretrained` (with
+:func:`pretrained_weights`) reads a local file or folder
 (for example one saved with ``GPT2LMHeadModel.from_pretrained("gpt2").save_pretrained(dir)``
 on a machine with internet access).
 """
@@ -29,7 +30,6 @@ from pathlib import Path
 import torch
 
 from .config import GPTConfig
-from .gpt import GPT
 
 #: Shapes of the four released GPT-2 models (all: vocab 50257, context 1024, head size 64).
 GPT2_SIZES: dict[str, dict[str, int]] = {
@@ -150,7 +150,8 @@ def _summary(keys: list[str], limit: int = 8) -> str:
     return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
 
 
-def load_gpt2_weights(model: GPT, path_or_sd: str | Path | Mapping[str, torch.Tensor]) -> GPT:
+def load_gpt2_weights(model: torch.nn.Module,
+                      path_or_sd: str | Path | Mapping[str, torch.Tensor]) -> torch.nn.Module:
     """Copy Hugging Face GPT-2 weights into ``model`` (in place) and return it.
 
     Args:
@@ -207,28 +208,14 @@ def load_gpt2_weights(model: GPT, path_or_sd: str | Path | Mapping[str, torch.Te
     return model
 
 
-def from_hf_state_dict(sd: Mapping[str, torch.Tensor], config: GPTConfig | None = None) -> GPT:
-    """A new :class:`GPT` holding the weights of a Hugging Face GPT-2 state dict.
-
-    Without ``config`` the sizes are inferred (:func:`infer_gpt2_config`).
-
-    Example (needs ``transformers``; any GPT-2 sized the same way works)::
-
-        from transformers import GPT2Config, GPT2LMHeadModel
-        hf = GPT2LMHeadModel(GPT2Config(n_layer=2, n_head=2, n_embd=128, vocab_size=100))
-        model = GPT.from_hf_state_dict(hf.state_dict())
-    """
-    if config is None:
-        config = infer_gpt2_config(sd)
-    return load_gpt2_weights(GPT(config), sd)
-
-
-def from_pretrained(model_type: str = "gpt2", path: str | Path | None = None, *,
-                    dropout: float = 0.0, allow_download: bool = False) -> GPT:
-    """A released GPT-2 (``"gpt2"``, ``"gpt2-medium"``, ``"gpt2-large"``, ``"gpt2-xl"``).
+def pretrained_weights(model_type: str = "gpt2", path: str | Path | None = None, *,
+                       dropout: float = 0.0, allow_download: bool = False
+                       ) -> tuple[GPTConfig, dict[str, torch.Tensor]]:
+    """The config and Hugging Face state dict of a released GPT-2, for :meth:`GPT.from_pretrained`.
 
     Args:
-        model_type: which model; fixes the config.
+        model_type: ``"gpt2"``, ``"gpt2-medium"``, ``"gpt2-large"`` or ``"gpt2-xl"``; fixes
+            the config.
         path: a local ``.safetensors``/torch weights file, or a folder holding
             ``model.safetensors`` or ``pytorch_model.bin`` (a Hugging Face snapshot). Defaults
             to ``$LLMCOURSE_GPT2_DIR/<model_type>`` when that variable is set.
@@ -242,7 +229,7 @@ def from_pretrained(model_type: str = "gpt2", path: str | Path | None = None, *,
         if candidate.exists():
             path = candidate
     if path is not None:
-        return load_gpt2_weights(GPT(config), load_state_dict_file(path))
+        return config, load_state_dict_file(path)
     if not allow_download:
         raise FileNotFoundError(
             f"no local weights for {model_type!r}: pass path= to a model.safetensors / "
@@ -254,4 +241,4 @@ def from_pretrained(model_type: str = "gpt2", path: str | Path | None = None, *,
     except ImportError as e:  # pragma: no cover
         raise ImportError("allow_download=True needs the transformers package") from e
     hf = GPT2LMHeadModel.from_pretrained(model_type)  # pragma: no cover
-    return load_gpt2_weights(GPT(config), hf.state_dict())  # pragma: no cover
+    return config, hf.state_dict()  # pragma: no cover

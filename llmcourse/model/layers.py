@@ -130,10 +130,6 @@ class RotaryEmbedding(nn.Module):
     def __init__(self, head_size: int, max_len: int, theta: float = 10000.0) -> None:
         super().__init__()
         self.head_size, self.theta = head_size, theta
-        self.resize(max_len)
-
-    def resize(self, max_len: int) -> None:
-        """Compute the tables for ``max_len`` positions (used by ``crop_block_size``)."""
         half = self.head_size // 2
         inv_freq = self.theta ** (-torch.arange(half, dtype=torch.float64) / half)  # (hs/2,)
         angles = torch.outer(torch.arange(max_len, dtype=torch.float64), inv_freq)  # exact angles
@@ -260,14 +256,12 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.n_head, self.n_kv_head, self.head_size = config.n_head, config.kv_heads, config.head_size
-        self.n_embd = config.n_embd
         self.n_rep = config.n_head // config.kv_heads  # query heads per K/V head
         self.kv_dim = config.kv_heads * config.head_size
         self.c_attn = nn.Linear(config.n_embd, config.n_embd + 2 * self.kv_dim, bias=config.bias)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
-        self.attn_dropout = nn.Dropout(config.dropout)  # on the weights, inside the SDPA call
+        self.dropout = config.dropout  # p of the dropout on the attention weights (inside SDPA)
         self.resid_dropout = nn.Dropout(config.dropout)
-        self.dropout = config.dropout
         self.impl = "sdpa"
 
     def forward(
@@ -306,7 +300,7 @@ class CausalSelfAttention(nn.Module):
         # (an explicit mask; a single new token sees every key, so it needs none).
         is_causal = T > 1 and L == T  # (T is tested first: it is fixed while L grows)
         mask = None if is_causal or T == 1 else causal_mask(T, L, device=x.device)
-        dropout_p = self.attn_dropout.p if self.training else 0.0
+        dropout_p = self.dropout if self.training else 0.0
         att = None
         if self.impl == "sdpa" and not need_weights:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p,

@@ -1,11 +1,13 @@
 """Tokenizers: text to integer ids and back.
 
 - :class:`CharTokenizer` - one id per character (lesson 1).
-- :mod:`~llmcourse.tokenizers.basic` - the textbook BPE (:func:`get_stats`, :func:`merge`,
-  ``basic.train`` / ``basic.encode`` / ``basic.decode``), the reference of lesson 2.
-- :class:`BPETokenizer` - byte-level BPE written from scratch: fast incremental training, regex
-  pre-splitting (:data:`GPT2_SPLIT_PATTERN`, :data:`GPT4_SPLIT_PATTERN`), special tokens, export to
-  tiktoken, and GPT-2 / cl100k vocabularies loaded from tiktoken's ranks (lessons 2-3).
+- BPE in two tiers. The reference: :mod:`~llmcourse.tokenizers.basic`, the textbook BPE
+  (:func:`get_stats`, :func:`merge`, ``basic.train`` / ``basic.encode`` / ``basic.decode``) of
+  lesson 2. The engineered version beside it: :class:`BPETokenizer` (``bpe``), the same merges
+  learned fast (``bpe_train``), sentencepiece-style options (``bpe_options``), regex
+  pre-splitting (:data:`GPT2_SPLIT_PATTERN`, :data:`GPT4_SPLIT_PATTERN`), special tokens,
+  export to tiktoken, and GPT-2 / cl100k vocabularies from tiktoken's ranks (``ranks``,
+  ``pretrained``), lessons 2-3.
 - :class:`TiktokenTokenizer` - tiktoken's encodings behind the same interface.
 - :func:`get_tokenizer` - by name (``"gpt2"``, ``"cl100k_base"``, ``"char"``), file or spec.
 - :func:`encode_file` - stream a large file into arrays of ids in bounded memory.

@@ -26,11 +26,14 @@ from __future__ import annotations
 import json
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterator, Sequence
-from typing import Any, Literal, Union
+from collections.abc import Callable, Collection, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union
 
 import numpy as np
 import regex
+
+from ..atomic import write_atomic
 
 AllowedSpecial = Union[Literal["none_raise", "none", "all"], Collection[str]]
 
@@ -83,7 +86,7 @@ class Tokenizer(ABC):
         >>> CharTokenizer.from_text("hello").encode("hell")
         [1, 0, 2, 2]
         """
-        _check_text(text)
+        check_text(text)
         allowed = self._resolve_allowed(allowed_special)
         if allowed is None:  # "none": specials are plain text
             return self.encode_ordinary(text)
@@ -106,11 +109,12 @@ class Tokenizer(ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, vocab_size={self.vocab_size})"
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write :meth:`spec` as indented, human-readable JSON (UTF-8)."""
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(self.spec(), f, ensure_ascii=False, indent=1)
-            f.write("\n")
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+        """Write :meth:`spec` as indented, human-readable JSON (UTF-8).
+
+        The write is atomic, and an existing file is kept unless ``overwrite=True``.
+        """
+        save_text(path, json.dumps(self.spec(), ensure_ascii=False, indent=1) + "\n", overwrite)
 
     # ------------------------------------------------------------------ helpers
     def _resolve_allowed(self, allowed_special: AllowedSpecial) -> frozenset[str] | None:
@@ -182,7 +186,8 @@ class Tokenizer(ABC):
             yield text[start:], None
 
 
-def _check_text(text: object) -> None:
+def check_text(text: object) -> None:
+    """Raise ``TypeError`` unless ``text`` is a ``str`` (what every ``encode`` takes)."""
     if not isinstance(text, str):
         raise TypeError(
             f"encode expects a str, got {type(text).__name__}; decode bytes first "
@@ -213,6 +218,97 @@ def check_special_tokens(special_tokens: dict[str, int], ordinary: Sequence[Any]
             raise ValueError(f"special token {s!r} has id {i}, which is already the ordinary token "
                              f"{ordinary[i]!r}; special ids must be >= {len(ordinary)}")
         seen[i] = s
+
+
+T = TypeVar("T")
+
+
+def save_text(path: str | os.PathLike[str], text: str, overwrite: bool = False) -> None:
+    """Write a tokenizer file atomically; refuse to replace one unless ``overwrite=True``."""
+    if not overwrite and Path(path).exists():
+        raise FileExistsError(f"{path} exists; a tokenizer's save() never replaces a file unless "
+                              "asked: give a new path, or pass overwrite=True")
+    write_atomic(path, text, overwrite=overwrite)
+
+
+def read_spec(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The JSON object in a tokenizer file; every error is one line naming the file.
+
+    >>> import tempfile
+    >>> read_spec(tempfile.gettempdir())  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: ... is a folder, not a tokenizer file; give the JSON file a tokenizer's save() wrote
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not a tokenizer file; give the JSON file a "
+                         "tokenizer's save() wrote")
+    if not path.is_file():
+        raise FileNotFoundError(f"no tokenizer file at {path}")
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not a tokenizer JSON file: byte {e.start} is not UTF-8 "
+                         "text; give the JSON file a tokenizer's save() wrote") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not a tokenizer JSON file ({e})") from None
+    if not isinstance(spec, dict):
+        raise ValueError(f"{path} does not hold a tokenizer description (a JSON object)")
+    return spec
+
+
+def load_file(path: str | os.PathLike[str], from_spec: Callable[[dict[str, Any]], T]) -> T:
+    """``from_spec(read_spec(path))``, with the file named in any error about its content."""
+    spec = read_spec(path)
+    try:
+        return from_spec(spec)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{path} is not a usable tokenizer file: {e}") from None
+
+
+def require_fields(spec: dict[str, Any], kind: str, *fields: str) -> None:
+    """Raise a one-line ``ValueError`` naming the first of ``fields`` missing from ``spec``.
+
+    >>> require_fields({"type": "bpe"}, "BPE", "merges")
+    Traceback (most recent call last):
+    ...
+    ValueError: the BPE tokenizer description has no 'merges' field; save the tokenizer again with tok.save(path)
+    """
+    for field in fields:
+        if field not in spec:
+            raise ValueError(f"the {kind} tokenizer description has no {field!r} field; save the "
+                             "tokenizer again with tok.save(path)")
+
+def dump_readable(obj: dict[str, Any]) -> str:
+    """JSON with one list item per line (merges, vocab): readable, diffable, not 10 lines per pair.
+
+    >>> print(dump_readable({"type": "bpe", "merges": [[97, 98], [256, 99]]}), end="")
+    {
+     "type": "bpe",
+     "merges": [
+      [97, 98],
+      [256, 99]
+     ]
+    }
+    """
+    lines = ["{"]
+    items = list(obj.items())
+    for n, (k, v) in enumerate(items):
+        comma = "," if n < len(items) - 1 else ""
+        if isinstance(v, list) and k in ("merges", "vocab", "byte_ids"):
+            if not v:
+                lines.append(f" {json.dumps(k)}: []{comma}")
+                continue
+            lines.append(f" {json.dumps(k)}: [")
+            for m, item in enumerate(v):
+                sep = "," if m < len(v) - 1 else ""
+                lines.append("  " + json.dumps(item, ensure_ascii=False) + sep)
+            lines.append(f" ]{comma}")
+        else:
+            lines.append(f" {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}{comma}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
 
 
 def token_dtype(vocab_size: int) -> np.dtype:

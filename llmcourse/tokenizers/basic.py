@@ -3,7 +3,8 @@
 This is the reference for lesson 2, in the fewest lines: the text is one sequence of UTF-8
 bytes (ids 0-255), and every merge recounts every pair. :class:`~llmcourse.tokenizers.BPETokenizer`
 learns the *same* merges (``BPETokenizer.train(text, vocab_size, pattern=None)``) much faster,
-by updating only the counts a merge changes, and adds regex pre-splitting and special tokens.
+by updating only the counts a merge changes (:mod:`~llmcourse.tokenizers.bpe_train`), and adds
+regex pre-splitting and special tokens; a test checks that both give the same merges and ids.
 
 Ties: among pairs of equal count the smallest pair ``(a, b)`` is merged first, the fast
 trainer's rule, so the result depends only on the text.
@@ -63,8 +64,8 @@ def train(text: str, vocab_size: int) -> dict[tuple[int, int], int]:
 
     Returns ``{pair: new_id}`` in the order learned; new ids count up from 256.
     """
-    ids = list(text.encode("utf-8"))
-    merges: dict[tuple[int, int], int] = {}
+    ids = list(text.encode("utf-8"))  # the text as bytes 0..255; each merge shortens it
+    merges: dict[tuple[int, int], int] = {}  # (a, b) -> new id, in the order learned
     for idx in range(256, vocab_size):
         stats = get_stats(ids)
         if not stats:
@@ -79,6 +80,7 @@ def encode(text: str, merges: Merges) -> list[int]:
     """The ids of ``text``: apply the merges in the order they were learned (lowest id first)."""
     ids = list(text.encode("utf-8"))
     while len(ids) >= 2:
+        # the pair learned earliest (lowest new id); pairs never learned rank last
         pair = min(get_stats(ids), key=lambda p: merges.get(p, float("inf")))
         if pair not in merges:
             break  # nothing left to merge

@@ -13,29 +13,37 @@ Special tokens get the ids after the merges.
 >>> tok.decode(tok.encode("lowest"))
 'lowest'
 
-Training (:meth:`BPETokenizer.train`) counts the distinct pre-tokens once, then keeps the pair
-counts up to date incrementally: a merge only touches the pre-tokens that contain its pair (an
-index ``pair -> pre-tokens`` finds them) and a max-heap with lazy invalidation yields the next
-most frequent pair. That is what makes a 4096-token vocabulary on Tiny Shakespeare a matter of
-seconds in pure Python, where recounting every pair after every merge takes minutes.
+Two tiers, one concept a module:
+
+- :mod:`~llmcourse.tokenizers.basic` is the textbook BPE (train, encode, decode) to read first;
+- this class is the engineered one: :meth:`BPETokenizer.train` learns the textbook's merges
+  fast (:mod:`~llmcourse.tokenizers.bpe_train`: pre-tokens counted once, pair counts updated
+  incrementally), with the sentencepiece-style options beside it
+  (:mod:`~llmcourse.tokenizers.bpe_options`); encoding adds regex pre-splitting, a cache, a
+  heap for long pre-tokens and special tokens; tiktoken's vocabularies come in through
+  :mod:`~llmcourse.tokenizers.ranks`.
 """
 
 from __future__ import annotations
 
 import heapq
-import json
 import os
 import warnings
-from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .base import Tokenizer, check_special_tokens
+from .base import (Tokenizer, check_special_tokens, dump_readable, load_file, require_fields,
+                   save_text)
 from .basic import merge
+from .bpe_options import check_options, drop_rare_characters, max_length_rule, rare_characters
+from .bpe_train import count_pretokens, learn_merges, lone_surrogate_error
 from .patterns import GPT2_SPLIT_PATTERN, compile_pattern, resolve_pattern
+from .ranks import get_encoding, merges_from_ranks, tiktoken_merges
 
 if TYPE_CHECKING:  # pragma: no cover
     import tiktoken
+
+__all__ = ["BPETokenizer", "rare_characters"]  # rare_characters: day 32 imports it from here
 
 _INF = float("inf")
 #: Pre-tokens longer than this (in ids) are encoded with a heap instead of repeated scans.
@@ -45,8 +53,8 @@ _LONG_CHUNK = 64
 class BPETokenizer(Tokenizer):
     """A byte-level BPE tokenizer with optional regex pre-splitting and special tokens.
 
-    Usually made by :meth:`train`, :meth:`load`, :meth:`from_tiktoken` or
-    :meth:`from_gpt2_files` rather than called directly.
+    Usually made by :meth:`train`, :meth:`load` or :meth:`from_tiktoken` rather than called
+    directly.
 
     Args:
         merges: the merges in rank order; merge ``i`` turns the adjacent pair ``(a, b)`` into
@@ -145,15 +153,12 @@ class BPETokenizer(Tokenizer):
                 ``None`` to treat each document as one byte sequence (merges may then cross
                 spaces and punctuation; slower on long texts).
             name: a label for the tokenizer.
-            max_token_length: the longest token, in bytes, a merge may make (sentencepiece's
-                ``max_sentencepiece_length`` counts characters instead); ``None`` (default)
-                means no limit. A merge that would exceed it is skipped and the next most
-                frequent pair is taken.
-            character_coverage: the share of the corpus' characters (counted with repeats)
-                that the merges are learned from, as in sentencepiece: the most frequent
-                characters are kept until they cover this share, and the rarer ones take no
-                part in training - no merge is spent on them, and they are encoded as their
-                UTF-8 bytes (byte fallback). ``1.0`` (default) keeps every character.
+            max_token_length: the longest token, in bytes, a merge may make; a longer one is
+                skipped for the next most frequent pair. ``None`` (default): no limit.
+            character_coverage: the share of the corpus' characters the merges are learned
+                from, as in sentencepiece: the rarest characters beyond it get no merge and
+                are encoded as their UTF-8 bytes. ``1.0`` (default) keeps every character.
+                Both options are explained in :mod:`~llmcourse.tokenizers.bpe_options`.
 
         Tie-breaking is deterministic: among pairs of equal frequency the smallest pair
         ``(a, b)`` (by first id, then second id) is merged first. The result depends only on
@@ -174,41 +179,22 @@ class BPETokenizer(Tokenizer):
             if not isinstance(d, str):
                 raise TypeError(f"text must be a str or an iterable of str, got an item {type(d).__name__}")
         pattern = resolve_pattern(pattern)
-        if max_token_length is not None and (
-                not isinstance(max_token_length, int) or max_token_length < 2):
-            raise ValueError(f"max_token_length must be an int >= 2 (bytes) or None, got "
-                             f"{max_token_length!r}")
-        if not 0.0 < character_coverage <= 1.0:
-            raise ValueError(f"character_coverage must be in (0, 1], got {character_coverage!r}; "
-                             "1.0 keeps every character, sentencepiece uses 0.9995 for large "
-                             "character sets")
+        check_options(max_token_length, character_coverage)
 
-        # 1. Count distinct pre-tokens once.
-        counts: Counter[str] = Counter()
-        compiled = compile_pattern(pattern) if pattern is not None else None
-        if specials:
-            probe = BPETokenizer([], special_tokens={s: 256 + k for k, s in enumerate(specials)})
-            split_docs = [
-                piece
-                for d in docs
-                for piece, sid in probe._split_on_special(d, frozenset(specials))
-                if sid is None
-            ]
-        else:
-            split_docs = docs
-        for d in split_docs:
-            if compiled is None:
-                counts[d] += 1
-            else:
-                counts.update(compiled.findall(d))
+        # 1. Count the distinct pre-tokens once.
+        counts = count_pretokens(docs, pattern, specials)
         if not counts:
             raise ValueError("cannot train BPE on empty text; pass a non-empty corpus")
-        if character_coverage < 1.0:
-            counts = _drop_rare_characters(counts, character_coverage)
+        if character_coverage < 1.0:  # option: rare characters take no part (bpe_options)
+            counts = drop_rare_characters(counts, character_coverage)
+        can_merge = None if max_token_length is None else max_length_rule(max_token_length)
 
-        # 2. Learn the merges.
+        # 2. Learn the merges (bpe_train), the textbook's merges found incrementally.
         num_merges = vocab_size - 256 - len(specials)
-        merges, merge_counts = _learn_merges(counts, num_merges, max_token_length)
+        try:
+            merges, merge_counts = learn_merges(counts, num_merges, can_merge)
+        except UnicodeEncodeError:
+            raise lone_surrogate_error(docs) from None
         if len(merges) < num_merges:
             warnings.warn(
                 f"the corpus only supports {len(merges)} merges ({num_merges} requested); the "
@@ -337,10 +323,6 @@ class BPETokenizer(Tokenizer):
         """Decode to text; byte sequences that are not valid UTF-8 become U+FFFD, never an error."""
         return self.decode_bytes(ids).decode("utf-8", errors="replace")
 
-    def token_bytes(self, token_id: int) -> bytes:
-        """The bytes of a single id (special tokens as their UTF-8 strings)."""
-        return self.decode_bytes([token_id])
-
     # ================================================================== export / persistence
     def to_tiktoken(self) -> tiktoken.Encoding:
         """Export to a :class:`tiktoken.Encoding` with the same ids (and tiktoken's Rust speed).
@@ -351,15 +333,11 @@ class BPETokenizer(Tokenizer):
         import tiktoken
 
         ranks = {b: i for i, b in enumerate(self.vocab)}
-        if len(ranks) != len(self.vocab):
-            seen: dict[bytes, int] = {}
-            for i, b in enumerate(self.vocab):
-                if b in seen:
-                    raise ValueError(
-                        f"ids {seen[b]} and {i} both stand for the bytes {b!r}; tiktoken needs one "
-                        "id per byte string, so this tokenizer cannot be exported"
-                    )
-                seen[b] = i
+        if len(ranks) != len(self.vocab):  # some byte string has two ids
+            i = next(i for i, b in enumerate(self.vocab) if ranks[b] != i)
+            raise ValueError(f"ids {i} and {ranks[self.vocab[i]]} both stand for the bytes "
+                             f"{self.vocab[i]!r}; tiktoken needs one id per byte string, so this "
+                             "tokenizer cannot be exported")
         return tiktoken.Encoding(
             name=self.name,
             pat_str=self.pattern if self.pattern is not None else r"[\s\S]+",
@@ -391,10 +369,12 @@ class BPETokenizer(Tokenizer):
             return {"type": "bpe", "pretrained": self.pretrained, "name": self.name}
         return self.to_dict()
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write :meth:`to_dict` as JSON (always the full merges, even for pretrained ones)."""
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(_dump_readable(self.to_dict()))
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+        """Write :meth:`to_dict` as JSON (always the full merges, even for pretrained ones).
+
+        Atomic, and an existing file is kept unless ``overwrite=True``.
+        """
+        save_text(path, dump_readable(self.to_dict()), overwrite)
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> BPETokenizer:
@@ -406,201 +386,46 @@ class BPETokenizer(Tokenizer):
         version = spec.get("format_version", 1)
         if version != 1:
             raise ValueError(f"unsupported BPE file format_version {version}; this code reads 1")
+        require_fields(spec, "BPE", "merges")
+        merges = spec["merges"]
+        if not isinstance(merges, list):
+            raise ValueError(f"'merges' is {type(merges).__name__}, not a list of [a, b] id pairs")
+        for k, p in enumerate(merges):
+            if not (isinstance(p, list) and len(p) == 2
+                    and all(isinstance(i, int) and not isinstance(i, bool) for i in p)):
+                raise ValueError(f"merge #{k} is {p!r}; each merge must be a pair of ids [a, b]")
+        specials = spec.get("special_tokens") or {}
+        if not isinstance(specials, dict):
+            raise ValueError("'special_tokens' must be an object {string: id}")
         return cls(
-            [tuple(p) for p in spec["merges"]],
+            [tuple(p) for p in merges],
             byte_ids=spec.get("byte_ids"),
-            special_tokens={str(k): int(v) for k, v in spec.get("special_tokens", {}).items()},
+            special_tokens={str(k): int(v) for k, v in specials.items()},
             pattern=spec.get("pattern"),
             name=spec.get("name", "bpe"),
         )
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> BPETokenizer:
-        """Load a tokenizer written by :meth:`save`."""
-        with open(path, encoding="utf-8") as f:
-            return cls.from_spec(json.load(f))
+        """Load a tokenizer written by :meth:`save`; an error names the file and what is wrong."""
+        return load_file(path, cls.from_spec)
 
     @classmethod
     def from_tiktoken(cls, encoding: str | tiktoken.Encoding) -> BPETokenizer:
-        """Our BPE with the merges of a tiktoken encoding (``"gpt2"``, ``"cl100k_base"``, ...).
+        """Our BPE with the vocabulary, pattern and special tokens of a tiktoken encoding.
 
-        See :func:`llmcourse.tokenizers.pretrained.bpe_from_tiktoken`.
+        ``encoding`` is a name (``"gpt2"``, ``"r50k_base"``, ``"cl100k_base"``) or an Encoding.
+        The merges are recovered from tiktoken's ranks (:mod:`~llmcourse.tokenizers.ranks`);
+        about a second for cl100k, cached per process for named encodings. Offline, point
+        ``TIKTOKEN_CACHE_DIR`` at a directory holding tiktoken's cached files.
         """
-        from .pretrained import bpe_from_tiktoken
-
-        return bpe_from_tiktoken(encoding)
-
-    @classmethod
-    def from_gpt2_files(
-        cls, encoder_json: str | os.PathLike[str], vocab_bpe: str | os.PathLike[str]
-    ) -> BPETokenizer:
-        """Load GPT-2's original ``encoder.json`` + ``vocab.bpe``.
-
-        See :func:`llmcourse.tokenizers.load_gpt2_files`.
-        """
-        from .pretrained import load_gpt2_files
-
-        return load_gpt2_files(encoder_json, vocab_bpe)
-
-
-# ====================================================================== training core
-def rare_characters(counts: dict[str, int], coverage: float) -> set[str]:
-    """The characters outside the most frequent ones that cover ``coverage`` of all characters.
-
-    ``counts`` maps pieces of text to how often they occur. Characters are ranked by frequency
-    (ties: by code point), and kept until their total reaches ``coverage`` of the whole.
-
-    >>> sorted(rare_characters({"aaaaaaaab": 1, "c": 1}, 0.8))
-    ['b', 'c']
-    """
-    chars: Counter[str] = Counter()
-    for piece, f in counts.items():
-        for ch, n in Counter(piece).items():
-            chars[ch] += n * f
-    total = sum(chars.values())
-    kept, covered = set(), 0
-    for ch, n in sorted(chars.items(), key=lambda kv: (-kv[1], kv[0])):
-        if covered >= coverage * total:
-            break
-        kept.add(ch)
-        covered += n
-    return set(chars) - kept
-
-
-def _drop_rare_characters(counts: dict[str, int], coverage: float) -> Counter[str]:
-    """Cut every pre-token at its rare characters; the pieces between them are counted."""
-    rare = rare_characters(counts, coverage)
-    if not rare:
-        return Counter(counts)
-    out: Counter[str] = Counter()
-    for piece, f in counts.items():
-        start = 0
-        for i, ch in enumerate(piece):
-            if ch in rare:
-                if i > start:
-                    out[piece[start:i]] += f
-                start = i + 1
-        if start < len(piece):
-            out[piece[start:]] += f
-    return out
-
-
-def _learn_merges(
-    counts: dict[str, int], num_merges: int, max_token_length: int | None = None
-) -> tuple[list[tuple[int, int]], list[int]]:
-    """Learn up to ``num_merges`` merges from ``{pre-token: frequency}`` (byte ids are identity).
-
-    Returns the merges and the pair frequency each was chosen at. With ``max_token_length``,
-    a pair whose token would be longer (in bytes) is never merged.
-    """
-    lengths = [1] * 256  # bytes per id, for max_token_length
-    words: list[list[int]] = []
-    freqs: list[int] = []
-    for chunk, f in counts.items():
-        w = list(chunk.encode("utf-8"))
-        if len(w) >= 2:  # a single byte can never take part in a merge
-            words.append(w)
-            freqs.append(f)
-
-    pair_counts: dict[tuple[int, int], int] = defaultdict(int)
-    where: dict[tuple[int, int], set[int]] = defaultdict(set)  # pair -> words that may hold it
-    for wi, w in enumerate(words):
-        f = freqs[wi]
-        for pair in zip(w, w[1:]):
-            pair_counts[pair] += f
-            where[pair].add(wi)
-    # Max-heap by count, then smallest pair: entries are (-count, pair). An entry is stale when
-    # its count differs from pair_counts[pair]; every change pushes a fresh entry.
-    heap = [(-c, p) for p, c in pair_counts.items()]
-    heapq.heapify(heap)
-
-    merges: list[tuple[int, int]] = []
-    chosen_counts: list[int] = []
-    while len(merges) < num_merges and heap:
-        neg, pair = heapq.heappop(heap)
-        if pair_counts.get(pair, 0) != -neg or neg == 0:
-            continue
-        if max_token_length is not None:
-            if lengths[pair[0]] + lengths[pair[1]] > max_token_length:
-                continue  # too long: this entry is dropped; later pushes of the pair are too
-            lengths.append(lengths[pair[0]] + lengths[pair[1]])
-        new_id = 256 + len(merges)
-        merges.append(pair)
-        chosen_counts.append(-neg)
-        a, b = pair
-        delta: dict[tuple[int, int], int] = defaultdict(int)
-        for wi in where.pop(pair, ()):
-            w = words[wi]
-            n = len(w)
-            # Rebuild the word with (a, b) -> new_id, left to right, non-overlapping.
-            new_w: list[int] = []
-            old_sites: list[int] = []  # positions of the merged pairs in w
-            new_sites: list[int] = []  # positions of new_id in new_w
-            start = 0
-            while True:
-                try:
-                    i = w.index(a, start)
-                except ValueError:
-                    break
-                if i + 1 < n and w[i + 1] == b:
-                    new_w.extend(w[start:i])
-                    new_sites.append(len(new_w))
-                    new_w.append(new_id)
-                    old_sites.append(i)
-                    start = i + 2
-                else:
-                    new_w.extend(w[start : i + 1])
-                    start = i + 1
-            if not old_sites:
-                continue  # stale index entry: the pair left this word earlier
-            new_w.extend(w[start:])
-            f = freqs[wi]
-            # Only pairs touching a merge site change: remove the old ones, add the new ones.
-            touched_old = set()
-            for i in old_sites:
-                touched_old.update((i - 1, i, i + 1))
-            for j in touched_old:
-                if 0 <= j < n - 1:
-                    delta[(w[j], w[j + 1])] -= f
-            m = len(new_w)
-            touched_new = set()
-            for k in new_sites:
-                touched_new.update((k - 1, k))
-            for j in touched_new:
-                if 0 <= j < m - 1:
-                    q = (new_w[j], new_w[j + 1])
-                    delta[q] += f
-                    where[q].add(wi)
-            words[wi] = new_w
-        for q, d in delta.items():
-            if d == 0:
-                continue
-            c = pair_counts[q] + d
-            if c > 0:
-                pair_counts[q] = c
-                heapq.heappush(heap, (-c, q))
-            else:
-                del pair_counts[q]
-        pair_counts.pop(pair, None)
-    return merges, chosen_counts
-
-
-def _dump_readable(obj: dict[str, Any]) -> str:
-    """JSON with one merge / vocab entry per line: readable, diffable, and not 10 lines per pair."""
-    lines = ["{"]
-    items = list(obj.items())
-    for n, (k, v) in enumerate(items):
-        comma = "," if n < len(items) - 1 else ""
-        if isinstance(v, list) and k in ("merges", "vocab", "byte_ids"):
-            if not v:
-                lines.append(f" {json.dumps(k)}: []{comma}")
-                continue
-            lines.append(f" {json.dumps(k)}: [")
-            for m, item in enumerate(v):
-                sep = "," if m < len(v) - 1 else ""
-                lines.append("  " + json.dumps(item, ensure_ascii=False) + sep)
-            lines.append(f" ]{comma}")
+        if isinstance(encoding, str):
+            enc = get_encoding(encoding)
+            byte_ids, merges = tiktoken_merges(encoding)
         else:
-            lines.append(f" {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}{comma}")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+            enc = encoding
+            byte_ids, merges = merges_from_ranks(enc._mergeable_ranks)
+        tok = cls(merges, byte_ids=byte_ids, special_tokens=dict(enc._special_tokens),
+                  pattern=enc._pat_str, name=enc.name)
+        tok.pretrained = encoding if isinstance(encoding, str) else None
+        return tok

@@ -14,13 +14,12 @@ sorted set of characters of a text, so ids are stable for a given text.
 
 from __future__ import annotations
 
-import json
 import os
 import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .base import Tokenizer, check_special_tokens
+from .base import Tokenizer, check_special_tokens, load_file, require_fields
 
 
 class UnknownCharacterError(ValueError):
@@ -143,6 +142,7 @@ class CharTokenizer(Tokenizer):
         """Rebuild from :meth:`spec` (also the content of a file written by :meth:`save`)."""
         if spec.get("type") != "char":
             raise ValueError(f"not a character tokenizer spec (type={spec.get('type')!r})")
+        require_fields(spec, "character", "chars")
         return cls(
             spec["chars"],
             special_tokens={str(k): int(v) for k, v in spec.get("special_tokens", {}).items()},
@@ -151,6 +151,5 @@ class CharTokenizer(Tokenizer):
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> CharTokenizer:
-        """Load a tokenizer written by :meth:`save`."""
-        with open(path, encoding="utf-8") as f:
-            return cls.from_spec(json.load(f))
+        """Load a tokenizer written by :meth:`save`; an error names the file and what is wrong."""
+        return load_file(path, cls.from_spec)

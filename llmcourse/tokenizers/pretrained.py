@@ -1,16 +1,12 @@
 """Load published BPE vocabularies (GPT-2, cl100k) into our :class:`BPETokenizer`.
 
-tiktoken ships a vocabulary as *mergeable ranks*: ``{token bytes: rank}``, where the rank is also
-the token id, and encodes by repeatedly joining the adjacent pair whose concatenation has the
-lowest rank. Our tokenizer stores *merges* instead (``(a, b) -> new id``). The merge behind a
-token of rank ``r`` is recovered by running that same procedure on the token's own bytes while
-only allowing tokens of rank ``< r``: it stops at exactly two parts, and those are the pair.
-With those merges, our encoder reproduces tiktoken's ids (tested on the whole of Tiny
-Shakespeare, hand-picked tricky strings and random Unicode text). One caveat: the pre-split regex
-runs on the ``regex`` module here and on Rust's regex in tiktoken, and each carries its own
-Unicode tables; a code point that only the newer one has assigned (say a letter of a CJK
-extension added in the latest Unicode version) can be split differently. Characters assigned in
-both versions agree.
+From tiktoken: :func:`bpe_from_tiktoken` (the same as ``BPETokenizer.from_tiktoken``) recovers
+the merges from tiktoken's ranks (:mod:`~llmcourse.tokenizers.ranks` explains how). With those
+merges, our encoder reproduces tiktoken's ids (tested on the whole of Tiny Shakespeare,
+hand-picked tricky strings and random Unicode text). One caveat: the pre-split regex runs on the
+``regex`` module here and on Rust's regex in tiktoken, and each carries its own Unicode tables;
+a code point that only the newer one has assigned (say a letter of a CJK extension added in the
+latest Unicode version) can be split differently. Characters assigned in both versions agree.
 
 GPT-2's original release instead has ``encoder.json`` (token string -> id) and ``vocab.bpe`` (one
 merge per line) whose strings are bytes disguised as printable characters by
@@ -25,121 +21,22 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..atomic import write_atomic
 from .bpe import BPETokenizer
+from .patterns import GPT2_SPLIT_PATTERN
+from .ranks import merges_from_ranks
 
 if TYPE_CHECKING:  # pragma: no cover
     import tiktoken
 
 
-def merges_from_ranks(ranks: dict[bytes, int]) -> tuple[list[int], list[tuple[int, int]]]:
-    """Recover ``(byte_ids, merges)`` from tiktoken-style mergeable ranks.
-
-    Requires, as GPT-2, r50k and cl100k satisfy, that the 256 single bytes have ranks
-    ``0..255`` and the other tokens ranks ``256..N-1`` (so that merge ``i`` makes id ``256+i``).
-
-    >>> ranks = {bytes([i]): i for i in range(256)}
-    >>> ranks.update({b"ab": 256, b"abc": 257})
-    >>> merges_from_ranks(ranks)[1]
-    [(97, 98), (256, 99)]
-    """
-    n = len(ranks)
-    by_rank: list[bytes | None] = [None] * n
-    for tok, r in ranks.items():
-        if not 0 <= r < n or by_rank[r] is not None:
-            raise ValueError(f"ranks must be 0..{n - 1} without gaps or repeats; found rank {r}")
-        by_rank[r] = tok
-    byte_ids = [-1] * 256
-    for r in range(256):
-        tok = by_rank[r]
-        if tok is None or len(tok) != 1:
-            raise ValueError(
-                f"rank {r} is {tok!r}; this loader expects the 256 single bytes at ranks 0..255"
-            )
-        byte_ids[tok[0]] = r
-    merges: list[tuple[int, int]] = []
-    for r in range(256, n):
-        tok = by_rank[r]
-        assert tok is not None
-        if len(tok) < 2:
-            raise ValueError(f"rank {r} is the single byte {tok!r}, but single bytes must be 0..255")
-        parts = _restricted_bpe(ranks, tok, r)
-        if len(parts) != 2:
-            raise ValueError(
-                f"token {tok!r} (rank {r}) cannot be built by merging two lower-ranked tokens; "
-                "this vocabulary cannot be expressed as merges"
-            )
-        merges.append((ranks[parts[0]], ranks[parts[1]]))
-    return byte_ids, merges
-
-
-def _restricted_bpe(ranks: dict[bytes, int], token: bytes, max_rank: int) -> list[bytes]:
-    """tiktoken's merge procedure on ``token``'s bytes, using only ranks below ``max_rank``."""
-    parts = [token[i : i + 1] for i in range(len(token))]
-    while len(parts) > 1:
-        best_rank, best_i = max_rank, -1
-        for i in range(len(parts) - 1):
-            r = ranks.get(parts[i] + parts[i + 1])
-            if r is not None and r < best_rank:
-                best_rank, best_i = r, i
-        if best_i < 0:
-            break
-        parts[best_i : best_i + 2] = [parts[best_i] + parts[best_i + 1]]
-    return parts
-
-
-@lru_cache(maxsize=4)
-def _tiktoken_merges(name: str) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
-    import tiktoken
-
-    enc = tiktoken.get_encoding(name)
-    byte_ids, merges = merges_from_ranks(enc._mergeable_ranks)
-    return tuple(byte_ids), tuple(merges)
-
-
 def bpe_from_tiktoken(encoding: str | tiktoken.Encoding) -> BPETokenizer:
     """Our :class:`BPETokenizer` with the vocabulary, pattern and special tokens of a tiktoken encoding.
 
-    ``encoding`` is a name (``"gpt2"``, ``"r50k_base"``, ``"cl100k_base"``) or an Encoding.
-    Recovering the merges takes about a second for cl100k; named encodings are cached per process.
-    Offline, point ``TIKTOKEN_CACHE_DIR`` at a directory holding tiktoken's cached files.
+    ``encoding`` is a name (``"gpt2"``, ``"r50k_base"``, ``"cl100k_base"``) or an Encoding; see
+    :meth:`BPETokenizer.from_tiktoken`.
     """
-    import tiktoken
-
-    if isinstance(encoding, str):
-        name = encoding
-        enc = _get_encoding(name)
-        byte_ids, merges = _tiktoken_merges(name)
-    else:
-        enc = encoding
-        name = None
-        byte_ids, merges = merges_from_ranks(enc._mergeable_ranks)
-    assert isinstance(enc, tiktoken.Encoding)
-    tok = BPETokenizer(
-        merges,
-        byte_ids=byte_ids,
-        special_tokens=dict(enc._special_tokens),
-        pattern=enc._pat_str,
-        name=enc.name,
-    )
-    tok.pretrained = name
-    return tok
-
-
-def _get_encoding(name: str) -> tiktoken.Encoding:
-    import tiktoken
-
-    try:
-        return tiktoken.get_encoding(name)
-    except ValueError as e:
-        raise ValueError(
-            f"unknown tiktoken encoding {name!r}; known: {sorted(tiktoken.list_encoding_names())}"
-        ) from e
-    except Exception as e:  # network or cache problems
-        raise RuntimeError(
-            f"could not load the tiktoken encoding {name!r} ({type(e).__name__}: {e}). tiktoken "
-            "downloads it on first use; offline, set TIKTOKEN_CACHE_DIR to a directory holding "
-            "its cached files (the course ships one in shared/tiktoken_cache)"
-        ) from e
+    return BPETokenizer.from_tiktoken(encoding)
 
 
 @lru_cache(maxsize=1)
@@ -214,8 +111,6 @@ def load_gpt2_files(
         merges.append((encoder[left], encoder[right]))
     # Whatever is neither a byte nor a merge result (GPT-2: "<|endoftext|>") is a special token.
     specials = {s: i for s, i in encoder.items() if i >= 256 + len(merges)}
-    from .patterns import GPT2_SPLIT_PATTERN
-
     return BPETokenizer(
         merges, byte_ids=byte_ids, special_tokens=specials, pattern=GPT2_SPLIT_PATTERN, name="gpt2"
     )
@@ -236,9 +131,9 @@ def write_gpt2_files(tok: BPETokenizer, directory: str | os.PathLike[str]) -> tu
     encoder.update(tok.special_tokens)
     enc_path = directory / "encoder.json"
     bpe_path = directory / "vocab.bpe"
-    enc_path.write_text(json.dumps(encoder, ensure_ascii=False), encoding="utf-8")
+    write_atomic(enc_path, json.dumps(encoder, ensure_ascii=False))
     merge_lines = [f"{show(tok.vocab[a])} {show(tok.vocab[b])}" for a, b in tok.merge_list]
-    bpe_path.write_text("#version: 0.2\n" + "\n".join(merge_lines) + "\n", encoding="utf-8")
+    write_atomic(bpe_path, "#version: 0.2\n" + "\n".join(merge_lines) + "\n")
     return enc_path, bpe_path
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
-from .base import Tokenizer
+from .base import Tokenizer, load_file, require_fields
 from .bpe import BPETokenizer
 from .char import CharTokenizer
 from .tiktoken_bridge import TiktokenTokenizer
@@ -81,7 +80,7 @@ def get_tokenizer(name_or_spec: str | os.PathLike[str] | dict[str, Any] | Tokeni
             return BPETokenizer.from_tiktoken(name)
         raise ValueError(f"implementation must be 'tiktoken' or 'python', not {impl!r}")
     path = Path(name)
-    if path.is_file():
+    if path.exists():  # a file, or a folder (refused with a one-line error naming it)
         return _from_file(path, **kwargs)
     raise ValueError(
         f"unknown tokenizer {name!r}: not 'char', 'bpe', a tiktoken encoding ({', '.join(names)}) "
@@ -89,29 +88,27 @@ def get_tokenizer(name_or_spec: str | os.PathLike[str] | dict[str, Any] | Tokeni
     )
 
 
-def _from_file(path: Path, **kwargs: Any) -> Tokenizer:
-    if not path.is_file():
-        raise FileNotFoundError(f"no tokenizer file at {path}")
-    try:
-        with open(path, encoding="utf-8") as f:
-            spec = json.load(f)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not a tokenizer JSON file ({e})") from None
-    if not isinstance(spec, dict):
-        raise ValueError(f"{path} does not hold a tokenizer description (a JSON object)")
-    return _from_spec(spec, **kwargs)
-
-
-def _from_spec(spec: dict[str, Any], **kwargs: Any) -> Tokenizer:
+def _fast_only(kwargs: dict[str, Any]) -> bool:
     fast = kwargs.pop("fast", False)
     if kwargs:
         raise TypeError(f"unexpected keyword arguments when loading a tokenizer: {sorted(kwargs)}")
+    return bool(fast)
+
+
+def _from_file(path: Path, **kwargs: Any) -> Tokenizer:
+    fast = _fast_only(kwargs)
+    return load_file(path, lambda spec: _from_spec(spec, fast=fast))
+
+
+def _from_spec(spec: dict[str, Any], **kwargs: Any) -> Tokenizer:
+    fast = _fast_only(kwargs)
     kind = spec.get("type")
     if kind == "char":
         return CharTokenizer.from_spec(spec)
     if kind == "bpe":
         return _maybe_fast(BPETokenizer.from_spec(spec), fast)
     if kind == "tiktoken":
+        require_fields(spec, "tiktoken", "name")
         return TiktokenTokenizer(spec["name"])
     raise ValueError(
         f"tokenizer spec has type {kind!r}; expected 'char', 'bpe' or 'tiktoken' "

@@ -10,12 +10,11 @@ encodings exported from our own BPE (``BPETokenizer.to_tiktoken()``) for speed o
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .base import AllowedSpecial, SpecialTokenError, Tokenizer, _check_text
+from .base import AllowedSpecial, SpecialTokenError, Tokenizer, check_text
+from .ranks import get_encoding
 
 if TYPE_CHECKING:  # pragma: no cover
     import tiktoken
@@ -35,9 +34,7 @@ class TiktokenTokenizer(Tokenizer):
         self, encoding: str | tiktoken.Encoding, *, spec: dict[str, Any] | None = None
     ) -> None:
         if isinstance(encoding, str):
-            from .pretrained import _get_encoding
-
-            encoding = _get_encoding(encoding)
+            encoding = get_encoding(encoding)
         self.encoding = encoding
         self.name: str = encoding.name
         self.special_tokens: dict[str, int] = dict(encoding._special_tokens)
@@ -51,7 +48,7 @@ class TiktokenTokenizer(Tokenizer):
         return self.encoding.encode_ordinary(text)
 
     def encode(self, text: str, *, allowed_special: AllowedSpecial = "none_raise") -> list[int]:
-        _check_text(text)
+        check_text(text)
         allowed = self._resolve_allowed(allowed_special)
         if allowed is None:
             return self.encoding.encode_ordinary(text)
@@ -75,7 +72,7 @@ class TiktokenTokenizer(Tokenizer):
         if allowed is None:
             return self.encode_ordinary_batch(texts, num_threads=num_threads)
         for t in texts:
-            _check_text(t)
+            check_text(t)
             self._check_allowed(t, allowed)
         return self.encoding.encode_batch(
             list(texts), allowed_special=set(allowed), disallowed_special=(), num_threads=num_threads
@@ -102,12 +99,6 @@ class TiktokenTokenizer(Tokenizer):
         if self._spec is not None:
             return dict(self._spec)
         return {"type": "tiktoken", "name": self.name}
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the (small) spec; ``get_tokenizer(path)`` loads it back."""
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(self.spec(), f, ensure_ascii=False, indent=1)
-            f.write("\n")
 
 
 __all__ = ["SpecialTokenError", "TiktokenTokenizer"]

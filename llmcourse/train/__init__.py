@@ -6,8 +6,10 @@ Typical use::
     cfg = TrainConfig(out_dir="out/run1", max_iters=2000, learning_rate=1e-3)
     history = Trainer(model, cfg, get_batch).fit()
 
-Modules:
+Modules, the plain references first:
 
+- :mod:`~llmcourse.train.loop` - :func:`~llmcourse.train.loop.train`, the plain training loop
+  of day 17 (the :class:`Trainer` takes the same steps, bit for bit);
 - :mod:`~llmcourse.train.config` - :class:`TrainConfig`;
 - :mod:`~llmcourse.train.schedule` - :func:`get_lr` (warmup + cosine, linear, constant, WSD);
 - :mod:`~llmcourse.train.optim` - from-scratch SGD, Adam, AdamW, :func:`clip_grad_norm`,
@@ -16,7 +18,13 @@ Modules:
 - :mod:`~llmcourse.train.metrics` - ``metrics.jsonl``, tokens/s and MFU;
 - :mod:`~llmcourse.train.evaluate` - :func:`estimate_loss`, perplexity, bits per token and byte;
 - :mod:`~llmcourse.train.ddp` - ``torchrun`` / DistributedDataParallel helpers;
-- :mod:`~llmcourse.train.trainer` - :class:`Trainer`, :class:`TrainingDiverged`.
+- :mod:`~llmcourse.train.trainer` - :class:`Trainer`, the engineered loop, with its parts:
+  :mod:`~llmcourse.train.step` (one optimizer step), :mod:`~llmcourse.train.diverged`
+  (:class:`TrainingDiverged`, the deferred non-finite checks), :mod:`~llmcourse.train.resume`
+  (checkpoint contents, exact resume), :mod:`~llmcourse.train.hooks` (logs, TensorBoard,
+  monitors, progress bar);
+- :mod:`~llmcourse.train.monitor` and :mod:`~llmcourse.train.plots` - training monitors and
+  the curves of a run.
 """
 
 from llmcourse.train.checkpoint import (

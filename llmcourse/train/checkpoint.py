@@ -1,11 +1,11 @@
 """Checkpoints that survive crashes and cannot run code.
 
-Writing: :func:`save_checkpoint` writes to a temporary file *in the same directory*, flushes it
-and ``fsync``s it to disk, then renames it over the target with :func:`os.replace` (atomic on
-POSIX and Windows) and finally ``fsync``s the directory so the rename itself is durable. A
-crash at any moment leaves either the old checkpoint or the new one, never a half-written file;
-a stray temporary file (``ckpt.pt.tmp-...``) is ignored by the loader and removed on the next
-successful save.
+Writing: :func:`save_checkpoint` goes through the package's one atomic write
+(:func:`llmcourse.atomic.write_atomic`): a temporary file *in the same directory*, flushed and
+``fsync``-ed, then renamed over the target (atomic on POSIX and Windows), and the directory
+``fsync``-ed so the rename itself is durable. A crash at any moment leaves either the old
+checkpoint or the new one, never a half-written file; a stray temporary file
+(``.ckpt.pt.tmp-...``) is ignored by the loader and removed on the next successful save.
 
 Reading: :func:`load_checkpoint` uses ``torch.load(weights_only=True)``, PyTorch's restricted
 unpickler, which only rebuilds tensors, dicts, lists, tuples, numbers, strings and a few other
@@ -29,7 +29,6 @@ import dataclasses
 import os
 import pickle
 import random
-import uuid
 import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -39,6 +38,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from llmcourse.atomic import TMP_MARK, write_atomic
 
 __all__ = [
     "CheckpointError",
@@ -59,7 +60,6 @@ __all__ = [
 
 CHECKPOINT_FORMAT = "llmcourse-checkpoint"
 CHECKPOINT_VERSION = 1
-_TMP_MARK = ".tmp-"
 
 
 class CheckpointError(RuntimeError):
@@ -71,28 +71,22 @@ class CheckpointError(RuntimeError):
 # --------------------------------------------------------------------------------------------
 
 
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename in ``directory`` durable (no-op where directories cannot be opened)."""
-    if os.name == "nt":  # pragma: no cover - Windows has no directory fsync
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def remove_stale_temp_files(path: str | os.PathLike[str]) -> list[Path]:
-    """Delete leftover temporary files of earlier, interrupted saves of ``path``."""
+    """Delete leftover temporary files of earlier, interrupted saves of ``path``.
+
+    Those are ``.ckpt.pt.tmp-*`` (:func:`llmcourse.atomic.write_atomic`'s names) and
+    ``ckpt.pt.tmp-*`` (the names of earlier versions).
+    """
     target = Path(path)
     removed = []
     if target.parent.is_dir():
-        for stale in target.parent.glob(f"{target.name}{_TMP_MARK}*"):
-            try:
-                stale.unlink()
-                removed.append(stale)
-            except OSError:
-                pass
+        for pattern in (f"{target.name}{TMP_MARK}*", f".{target.name}{TMP_MARK}*"):
+            for stale in target.parent.glob(pattern):
+                try:
+                    stale.unlink()
+                    removed.append(stale)
+                except OSError:
+                    pass
     return removed
 
 
@@ -157,30 +151,20 @@ def save_checkpoint(obj: Mapping[str, Any], path: str | os.PathLike[str]) -> Pat
     """
     check_plain_data(dict(obj))
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f"{target.name}{_TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    writer = None
+    writers: list[_Writer] = []
+
+    def write(fh: Any) -> None:
+        writers.append(_Writer(fh))
+        torch.save(dict(obj), writers[-1])
+
     try:
-        with open(tmp, "wb") as fh:
-            writer = _Writer(fh)
-            torch.save(dict(obj), writer)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException as exc:
-        # Leave the previous checkpoint untouched and clean up our partial file.
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        failed = writer.error if writer is not None else None
-        if isinstance(exc, RuntimeError) and failed is not None:
+        write_atomic(target, write)  # temporary file, fsync, rename; removed on failure
+    except RuntimeError:
+        failed = writers[-1].error if writers else None
+        if failed is not None:
             # torch reports a failed write (disk full...) as a RuntimeError: give the OSError.
             raise OSError(failed.errno, failed.strerror, str(target)) from None
-        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
-            exc.filename = str(target)
         raise
-    _fsync_dir(target.parent)
     remove_stale_temp_files(target)
     return target
 
@@ -280,10 +264,35 @@ def model_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def load_model_state(
-    model: nn.Module, state_dict: Mapping[str, Any], strict: bool = True
+    model: nn.Module, state_dict: Mapping[str, Any], strict: bool = True, *,
+    source: str | os.PathLike[str] | None = None,
 ) -> Any:
-    """Load a state dict into ``model`` (wrapped or not), stripping wrapper prefixes first."""
-    return unwrap_model(model).load_state_dict(strip_prefixes(state_dict), strict=strict)
+    """Load a state dict into ``model`` (wrapped or not), stripping wrapper prefixes first.
+
+    A tensor whose shape differs from the model's raises :class:`ValueError` naming
+    ``source`` (the checkpoint file, when given), the first such tensor and both shapes,
+    before anything is loaded: the model was built from a ``model_config`` that does not
+    describe these weights.
+
+    >>> load_model_state(nn.Linear(2, 3), {"weight": torch.zeros(3, 4), "bias": torch.zeros(3)},
+    ...                  source="ckpt.pt")
+    Traceback (most recent call last):
+    ...
+    ValueError: ckpt.pt: its weights do not fit the model built from its model_config: tensor 'weight' is (3, 4) in the checkpoint but (3, 2) in the model. Was model_config edited? Put back the values the weights were trained with, or use another checkpoint
+    """
+    state = strip_prefixes(state_dict)
+    own = unwrap_model(model).state_dict()
+    for name, tensor in state.items():
+        if name in own and isinstance(tensor, torch.Tensor) and tensor.shape != own[name].shape:
+            shapes = (f"tensor {name!r} is {tuple(tensor.shape)} in the checkpoint but "
+                      f"{tuple(own[name].shape)} in the model")
+            if source is None:
+                raise ValueError(f"the weights do not fit the model: {shapes}")
+            raise ValueError(
+                f"{source}: its weights do not fit the model built from its model_config: "
+                f"{shapes}. Was model_config edited? Put back the values the weights were "
+                "trained with, or use another checkpoint")
+    return unwrap_model(model).load_state_dict(state, strict=strict)
 
 
 def config_to_dict(config: Any) -> dict[str, Any] | None:

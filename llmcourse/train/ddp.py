@@ -8,8 +8,9 @@ and ``DistributedDataParallel`` averages the gradients across processes during `
 So N processes with ``grad_accum_steps=a`` take the same steps as one process with
 ``grad_accum_steps=N*a`` seeing the same samples.
 
-The trainer calls :func:`setup_distributed` itself; a script only has to be launched by
-``torchrun`` (and may call :func:`cleanup_distributed` at the end).
+The trainer calls :func:`place_process` (which joins the group with :func:`setup_distributed`)
+itself; a script only has to be launched by ``torchrun`` (and may call
+:func:`cleanup_distributed` at the end).
 
 Example:
     >>> info = dist_info_from_env({})        # not launched by torchrun
@@ -26,10 +27,13 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from llmcourse.device import pick_device
+
 __all__ = [
     "DistInfo",
     "dist_info_from_env",
     "setup_distributed",
+    "place_process",
     "cleanup_distributed",
     "all_reduce_mean",
 ]
@@ -102,6 +106,21 @@ def setup_distributed(device_type: str, backend: str = "auto") -> DistInfo:
             "the existing process group does not match RANK/WORLD_SIZE from the environment"
         )
     return info
+
+
+def place_process(preference: str, backend: str = "auto") -> tuple[torch.device, DistInfo]:
+    """This process's training device, after joining the process group under ``torchrun``.
+
+    ``preference`` is what :func:`~llmcourse.device.pick_device` accepts. Under DDP on GPUs
+    each process takes ``cuda:LOCAL_RANK``; a plain ``cuda`` becomes the current device.
+    """
+    device = pick_device(preference)
+    info = setup_distributed(device.type, backend)
+    if info.enabled and device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+    elif device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    return device, info
 
 
 def cleanup_distributed() -> None:

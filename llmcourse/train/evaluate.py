@@ -163,27 +163,23 @@ def estimate_loss(
         raise ValueError(f"eval_iters must be an int >= 1, got {eval_iters!r}")
     names = [None] if splits is None else list(splits)
     context = autocast if autocast is not None else contextlib.nullcontext
+
+    def batch_loss(split: str | None) -> torch.Tensor:
+        x, y = get_batch() if split is None else get_batch(split)  # (B, T), (B, T)
+        with context():
+            return loss_from_output(model(x, y)).detach().float()  # a scalar, on the device
+
     was_training = model.training
-    model.eval()
+    model.eval()  # dropout off
     try:
-        means = []
-        for split in names:
-            total = None
-            for _ in range(eval_iters):
-                x, y = get_batch() if split is None else get_batch(split)
-                with context():
-                    loss = loss_from_output(model(x, y)).detach().float()
-                total = loss if total is None else total + loss
-            means.append(total / eval_iters)
-        stacked = torch.stack(means)  # (len(splits),)
+        means = torch.stack([sum(batch_loss(split) for _ in range(eval_iters)) / eval_iters
+                             for split in names])  # (len(splits),)
         if reduce is not None:
-            stacked = reduce(stacked)
-        values = stacked.tolist()  # one device sync
+            means = reduce(means)
+        values = means.tolist()  # one device sync, at the end
     finally:
         model.train(was_training)
-    if splits is None:
-        return values[0]
-    return dict(zip(names, values))
+    return values[0] if splits is None else dict(zip(names, values))
 
 
 class Milestone(NamedTuple):

@@ -34,13 +34,15 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from torch import nn
 
-from llmcourse.model.gpt import mfu
+from llmcourse.atomic import write_atomic
+from llmcourse.flops import mfu
 
-__all__ = ["MetricsLogger", "TensorBoardLogger", "read_metrics", "flops_per_token", "mfu"]
+__all__ = ["MetricsLogger", "TensorBoardLogger", "read_metrics", "load_records", "check_record",
+           "flops_per_token", "mfu"]
 
 
 def _clean(value: Any) -> Any:
@@ -88,11 +90,7 @@ class MetricsLogger:
             it = rec.get("iter", -1)
             if (rec.get("type") == "eval" and it <= iter_num) or it < iter_num:
                 kept.append(rec)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for rec in kept:
-                fh.write(json.dumps(rec, allow_nan=False) + "\n")
-        os.replace(tmp, self.path)
+        write_atomic(self.path, "".join(json.dumps(rec, allow_nan=False) + "\n" for rec in kept))
 
 
 class TensorBoardLogger:
@@ -114,15 +112,22 @@ class TensorBoardLogger:
     """
 
     def __init__(self, log_dir: str | os.PathLike[str], purge_step: int | None = None) -> None:
+        self.check_installed()
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.log_dir = Path(log_dir)
+        self.writer = SummaryWriter(log_dir=str(self.log_dir), purge_step=purge_step)
+
+    @staticmethod
+    def check_installed() -> None:
+        """Raise the one-line ValueError below when ``tensorboard`` cannot be imported."""
         try:
-            from torch.utils.tensorboard import SummaryWriter
+            from torch.utils.tensorboard import SummaryWriter  # noqa: F401
         except ImportError:
             raise ValueError(
                 "log='tensorboard' needs the tensorboard package, which is not installed: "
                 "pip install tensorboard (or pip install 'llmcourse[dev]'), or leave log='jsonl'"
             ) from None
-        self.log_dir = Path(log_dir)
-        self.writer = SummaryWriter(log_dir=str(self.log_dir), purge_step=purge_step)
 
     def write(self, record: dict[str, Any]) -> None:
         """Add one trainer record (records of other types are ignored)."""
@@ -174,22 +179,81 @@ class TensorBoardLogger:
         self.writer.close()
 
 
+def _numbered_records(path: str | os.PathLike[str],
+                      skip_bad_lines: bool) -> list[tuple[int, Any]]:
+    """``(line number, parsed JSON)`` of each non-empty line of a JSON-lines file."""
+    out = []
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    out.append((n, json.loads(line)))
+                except json.JSONDecodeError:
+                    if skip_bad_lines:
+                        continue
+                    raise ValueError(f"{path}:{n} is not valid JSON: {line[:80]!r}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a metrics log: it is not UTF-8 text (JSON lines); "
+                         "give a run folder or its metrics.jsonl") from None
+    return out
+
+
 def read_metrics(
     path: str | os.PathLike[str], *, skip_bad_lines: bool = False
 ) -> list[dict[str, Any]]:
     """Read a ``metrics.jsonl`` file into a list of dicts."""
-    out = []
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                if skip_bad_lines:
-                    continue
-                raise ValueError(f"{path}:{n} is not valid JSON: {line[:80]!r}") from None
-    return out
+    return [rec for _, rec in _numbered_records(path, skip_bad_lines)]
+
+
+def check_record(record: Any, where: str) -> None:
+    """Raise a one-line :class:`ValueError` (naming ``where``) for a record no plot can use.
+
+    A record must be a JSON object; a ``"train"``, ``"eval"`` or ``"monitor"`` record must
+    have an integer ``iter``.
+
+    >>> check_record({"type": "train", "loss": 2.0}, "metrics.jsonl:3")
+    Traceback (most recent call last):
+    ...
+    ValueError: metrics.jsonl:3: this "train" record has no integer "iter" (the step it belongs to); fix or delete that line
+    """
+    if not isinstance(record, dict):
+        raise ValueError(f"{where}: a metrics record is a JSON object such as "
+                         f'{{"type": "train", "iter": 0, "loss": 4.2}}, not '
+                         f"{json.dumps(record)[:40]}; fix or delete that line")
+    kind, it = record.get("type"), record.get("iter")
+    if kind in ("train", "eval", "monitor") and (not isinstance(it, int) or isinstance(it, bool)):
+        raise ValueError(f'{where}: this "{kind}" record has no integer "iter" (the step it '
+                         "belongs to); fix or delete that line")
+
+
+def load_records(source: str | os.PathLike[str] | Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records of a run, checked (:func:`check_record`), for curves and plots.
+
+    Args:
+        source: a run directory (holding ``metrics.jsonl``), the path of a log, or the list
+            of records :meth:`Trainer.fit` returned. A half-written line (a crash while
+            writing) is skipped.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if os.path.isdir(path):
+            path = os.path.join(path, "metrics.jsonl")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"no metrics log at {path}; pass a run's out_dir, its metrics.jsonl, or the "
+                "records returned by Trainer.fit()"
+            )
+        numbered = [(f"{path}:{n}", rec) for n, rec in _numbered_records(path, True)]
+    else:
+        records = list(source)
+        if not all(isinstance(r, dict) for r in records):
+            raise TypeError("records must be dicts such as Trainer.fit() returns")
+        numbered = [(f"record {i}", rec) for i, rec in enumerate(records)]
+    for where, rec in numbered:
+        check_record(rec, where)
+    return [rec for _, rec in numbered]
 
 
 def flops_per_token(model: nn.Module, seq_len: int | None = None) -> float | None:

@@ -57,6 +57,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from llmcourse.train.metrics import load_records
+
 __all__ = ["TrainingMonitor", "update_ratio", "dead_fraction", "monitor_curves",
            "DEAD_BELOW", "HIST_RANGE", "HIST_BINS"]
 
@@ -269,9 +271,7 @@ def monitor_curves(records: Any) -> dict[str, Any]:
     >>> c["iter"], c["act"]["h.0.mlp/dead_frac"], c["update"]["w"]
     ([0, 10], [0.1, 0.2], [-3.0, -3.2])
     """
-    from llmcourse.train.plots import _records
-
-    mons = sorted((r for r in _records(records) if r.get("type") == "monitor"),
+    mons = sorted((r for r in load_records(records) if r.get("type") == "monitor"),
                   key=lambda r: r["iter"])
     out: dict[str, Any] = {"iter": [r["iter"] for r in mons], "act": {}, "grad": {},
                            "update": {}, "hist": {}}

@@ -300,8 +300,8 @@ def configure_optimizer(
             from-scratch :class:`AdamW` (same numbers, slower; ``fused`` must then be
             ``None`` or ``False``).
         fused: ``None`` uses the single-kernel ("fused") AdamW where PyTorch has one for the
-            device (CUDA; CPU from PyTorch 2.4, where it made the optimizer step about 3x
-            faster for the 4-layer, 128-wide CPU model), else the default implementation;
+            device (CUDA; CPU from PyTorch 2.4; its effect on the step time is measured in
+            ``book/performance_training.md``), else the default implementation;
             ``True``/``False`` force it.
 
     Raises:

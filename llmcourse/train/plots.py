@@ -36,7 +36,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from llmcourse.train.metrics import read_metrics
+from llmcourse.train.metrics import load_records
+from llmcourse.train.monitor import monitor_curves
 
 __all__ = ["MetricsCurves", "metrics_curves", "plot_metrics", "plot_runs", "plot_monitor"]
 
@@ -67,23 +68,6 @@ class MetricsCurves:
                 for t, v in zip(self.eval_train_loss, self.val_loss)]
 
 
-def _records(source: str | os.PathLike[str] | Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    if isinstance(source, (str, os.PathLike)):
-        path = os.fspath(source)
-        if os.path.isdir(path):
-            path = os.path.join(path, "metrics.jsonl")
-        if not os.path.isfile(path):
-            raise FileNotFoundError(
-                f"no metrics log at {path}; pass a run's out_dir, its metrics.jsonl, or the "
-                "records returned by Trainer.fit()"
-            )
-        return read_metrics(path, skip_bad_lines=True)
-    records = list(source)
-    if not all(isinstance(r, dict) for r in records):
-        raise TypeError("records must be dicts such as Trainer.fit() returns")
-    return records
-
-
 def metrics_curves(source: str | os.PathLike[str] | Iterable[dict[str, Any]]) -> MetricsCurves:
     """Split a metrics log into curves.
 
@@ -96,7 +80,7 @@ def metrics_curves(source: str | os.PathLike[str] | Iterable[dict[str, Any]]) ->
     """
     train: dict[int, dict[str, Any]] = {}
     evals: dict[int, dict[str, Any]] = {}
-    for rec in _records(source):
+    for rec in load_records(source):
         kind = rec.get("type")
         if kind == "train":
             train[int(rec["iter"])] = rec
@@ -251,8 +235,6 @@ def plot_monitor(source: str | os.PathLike[str] | Iterable[dict[str, Any]], *,
     """
     import matplotlib.pyplot as plt
 
-    from llmcourse.train.monitor import monitor_curves
-
     m = monitor_curves(source)
     if not m["iter"]:
         raise ValueError("the metrics log holds no monitor records: train with "
@@ -283,58 +265,3 @@ def plot_monitor(source: str | os.PathLike[str] | Iterable[dict[str, Any]], *,
     lines(flat[3], {k: m["grad"][k] for k in weights if k in m["grad"]}, "gradient norm")
     flat[3].set_yscale("log")
     return axes
-
-
-# --------------------------------------------------------------------------------------------
-# llmcourse plot RUN [RUN ...] --out curves.png
-# --------------------------------------------------------------------------------------------
-
-_IMAGE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
-
-
-def cmd_plot(args: Any) -> int:
-    """``llmcourse plot``: the loss curves (or, with ``--monitor``, the monitors) as an image."""
-    from matplotlib.figure import Figure  # no pyplot: works without a display
-
-    out = os.fspath(args.out)
-    if not out.lower().endswith(_IMAGE_SUFFIXES):
-        raise ValueError(f"--out {out}: give an image file name ending in "
-                         f"{', '.join(_IMAGE_SUFFIXES)} (e.g. --out curves.png)")
-    if os.path.isdir(out):
-        raise IsADirectoryError(f"--out {out} is a folder; give a file name such as curves.png")
-    labels = args.labels.split(",") if args.labels else None
-    if args.monitor:
-        if len(args.runs) != 1:
-            raise ValueError("--monitor plots one run; give a single RUN folder")
-        fig = Figure(figsize=(10, 6), layout="constrained")
-        plot_monitor(args.runs[0], axes=fig.subplots(2, 2), title=args.title)
-        if args.title:
-            fig.suptitle(args.title)
-    else:
-        fig = Figure(figsize=(7, 4), layout="constrained")
-        plot_runs(args.runs, labels=labels, ax=fig.subplots(), title=args.title,
-                  logy=args.logy, train_steps=not args.no_train_steps)
-    parent = os.path.dirname(os.path.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-    fig.savefig(out, dpi=args.dpi)
-    what = "monitors of 1 run" if args.monitor else \
-        f"loss curves of {len(args.runs)} run{'s' if len(args.runs) > 1 else ''}"
-    print(f"wrote {out} ({what})")
-    return 0
-
-
-def add_plot_parser(sub: Any) -> None:
-    """Register ``llmcourse plot`` on the CLI's sub-parsers."""
-    p = sub.add_parser("plot", help="draw the loss curves of one or more runs into an image")
-    p.add_argument("runs", nargs="+", metavar="RUN",
-                   help="run folders (out_dir, holding metrics.jsonl) or metrics.jsonl files")
-    p.add_argument("--out", default="curves.png", help="image to write (default: curves.png)")
-    p.add_argument("--labels", help="comma-separated legend labels, one per run")
-    p.add_argument("--title", help="title of the plot")
-    p.add_argument("--logy", action="store_true", help="logarithmic loss axis")
-    p.add_argument("--no-train-steps", action="store_true",
-                   help="draw only the evaluations, not every logged training step")
-    p.add_argument("--monitor", action="store_true",
-                   help="draw the monitors of one run (trained with --set monitor_interval=N)")
-    p.add_argument("--dpi", type=int, default=120, help="resolution (default: 120)")
-    p.set_defaults(func=cmd_plot)

@@ -1,12 +1,12 @@
-"""The training loop: :class:`Trainer`.
+"""The engineered training loop: :class:`Trainer`.
 
-One optimizer step ("iteration") does, for ``grad_accum_steps`` micro-batches: draw a batch,
-run forward + loss under the precision plan's autocast, divide the loss by the number of
-micro-batches and backpropagate (under DDP the gradient all-reduce only happens on the last
-micro-batch). Then it unscales (float16), measures and clips the global gradient norm, takes
-the AdamW step with the scheduled learning rate and frees the gradients.
+The plain loop of day 17 is :func:`llmcourse.train.loop.train`; the Trainer takes the same
+steps (bit for bit, on the same seed and settings) and adds what a real run needs. Its parts
+live in modules of their own: the step (:mod:`.step`), the deferred non-finite checks
+(:mod:`.diverged`), the checkpoint contents and exact resume (:mod:`.resume`), the logs,
+monitors and progress bar (:mod:`.hooks`) and the DDP set-up (:mod:`.ddp`).
 
-Around that: periodic evaluation over many batches, ``best.pt`` and ``ckpt.pt`` checkpoints
+Around the step: periodic evaluation over many batches, ``best.pt`` and ``ckpt.pt`` checkpoints
 written atomically with every random state needed for an exact resume, early stopping,
 a non-finite-loss guard, ``metrics.jsonl`` and a progress bar. Optionally, every
 ``monitor_interval`` steps, activation / gradient / update statistics
@@ -40,99 +40,38 @@ works, the course's GPT included):
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import math
 import random
-import sys
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
-from tqdm.auto import tqdm
 
-from llmcourse.device import enable_tf32, peak_flops, pick_device, pick_dtype
-from llmcourse.train.checkpoint import (
-    CHECKPOINT_FORMAT,
-    CHECKPOINT_VERSION,
-    CheckpointError,
-    capture_rng_state,
-    config_to_dict,
-    load_checkpoint,
-    load_model_state,
-    model_state_dict,
-    restore_rng_state,
-    save_checkpoint,
-    unwrap_model,
-)
+from llmcourse.device import enable_tf32, peak_flops, pick_dtype
+from llmcourse.train.checkpoint import config_to_dict, save_checkpoint, unwrap_model
 from llmcourse.train.config import TrainConfig
-from llmcourse.train.ddp import DistInfo, all_reduce_mean, setup_distributed
-from llmcourse.train.evaluate import estimate_loss, loss_from_output as _extract_loss
-from llmcourse.train.metrics import MetricsLogger, TensorBoardLogger, flops_per_token, mfu
+from llmcourse.train.ddp import all_reduce_mean, place_process
+from llmcourse.train.diverged import Pending, TrainingDiverged, check_eval_losses, check_pending
+from llmcourse.train.evaluate import estimate_loss
+from llmcourse.train.hooks import RunLog, make_monitor, progress_bar, timing
+from llmcourse.train.metrics import MetricsLogger, TensorBoardLogger, flops_per_token
 from llmcourse.train.monitor import TrainingMonitor
 from llmcourse.train.optim import configure_optimizer
+from llmcourse.train.resume import (BEST_NAME, CKPT_NAME, METRICS_NAME, ResumeState,
+                                    find_resume_point, refuse_earlier_run)
 from llmcourse.train.schedule import get_lr
+from llmcourse.train.step import train_step
 
-__all__ = ["Trainer", "TrainingDiverged", "GetBatch"]
+__all__ = ["Trainer", "TrainingDiverged", "GetBatch", "refuse_earlier_run",
+           "CKPT_NAME", "BEST_NAME", "METRICS_NAME"]
 
 GetBatch = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 """``get_batch(split) -> (x, y)``, optionally ``get_batch(split, generator=g)``."""
-
-CKPT_NAME = "ckpt.pt"
-BEST_NAME = "best.pt"
-METRICS_NAME = "metrics.jsonl"
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss (or the weights) became NaN or infinite.
-
-    Training stops at the first check that sees it; checkpoints already on disk are left as
-    they were (the trainer never saves non-finite weights).
-
-    Attributes:
-        iteration: the optimizer step (0-based) whose loss was not finite, or the number of
-            completed steps when an evaluation or the weights were found non-finite.
-        value: the offending value (``nan``, ``inf`` or ``-inf``), if there is one.
-        what: which quantity: ``"training loss"``, ``"gradient norm"``, ``"validation loss"``,
-            ``"training-split evaluation loss"`` or ``"weights"``.
-    """
-
-    def __init__(self, iteration: int, value: float | None, what: str = "training loss",
-                 kept: tuple[Path, int] | None = None, settings: str = ""):
-        self.iteration = iteration
-        self.value = value
-        self.what = what
-        self.kept = kept  # (path, iteration) of the newest checkpoint on disk, if any
-        shown = "" if value is None else f" ({value})"
-        if kept is None:
-            on_disk = "No checkpoint was written."
-        else:
-            on_disk = f"Kept {kept[0]} (iteration {kept[1]}) as it was."
-        super().__init__(
-            f"training diverged: the {what} is not finite{shown} at iteration {iteration}. "
-            f"{on_disk} Usual fixes: lower learning_rate, keep grad_clip > 0 (e.g. 1.0), use "
-            "a longer warmup, or dtype='float32' / 'bfloat16' instead of float16"
-            + (f" (this run: {settings})." if settings else ".")
-        )
-
-
-def refuse_earlier_run(out_dir: str | Path) -> None:
-    """Raise :class:`FileExistsError` if ``out_dir`` holds an earlier run's checkpoints."""
-    out_dir = Path(out_dir)
-    earlier = [n for n in (CKPT_NAME, BEST_NAME) if (out_dir / n).is_file()]
-    if earlier:
-        raise FileExistsError(
-            f"{out_dir} already holds {' and '.join(earlier)} from an earlier run, "
-            "which a new run from scratch would replace. Continue that run with "
-            "init_from='resume' (CLI: --resume), pick another out_dir, or set "
-            "overwrite=True (CLI: --set overwrite=true) to replace it."
-        )
 
 
 def _accepts_generator(fn: Callable[..., Any]) -> bool:
@@ -145,7 +84,7 @@ def _accepts_generator(fn: Callable[..., Any]) -> bool:
     )
 
 
-class Trainer:
+class Trainer(ResumeState):
     """Train a language model.
 
     Args:
@@ -165,7 +104,8 @@ class Trainer:
 
     Creating a trainer seeds PyTorch, NumPy and :mod:`random` with ``config.seed + rank``
     (after the model exists, so it does not change the model's initialisation). With
-    ``config.init_from == "resume"`` it continues from ``out_dir/ckpt.pt``.
+    ``config.init_from == "resume"`` it continues from ``out_dir/ckpt.pt``. It writes
+    nothing: files appear when :meth:`fit` trains.
 
     Checkpoints (rank 0 only, written atomically; see :mod:`llmcourse.train.checkpoint`):
 
@@ -209,12 +149,7 @@ class Trainer:
             refuse_earlier_run(self.out_dir)
 
         # ---- where and how -----------------------------------------------------------------
-        device = pick_device(config.device)
-        self.dist: DistInfo = setup_distributed(device.type, config.ddp_backend)
-        if self.dist.enabled and device.type == "cuda":
-            device = torch.device("cuda", self.dist.local_rank)
-        elif device.type == "cuda" and device.index is None:
-            device = torch.device("cuda", torch.cuda.current_device())
+        device, self.dist = place_process(config.device, config.ddp_backend)
         self.device = device
         self.precision = pick_dtype(device, requested=config.dtype)
         if device.type == "cuda":
@@ -285,34 +220,23 @@ class Trainer:
         self._final_resume_state: dict[str, Any] | None = None
 
         if config.init_from == "resume":
-            src = self.out_dir / CKPT_NAME
-            if not src.is_file() and (self.out_dir / BEST_NAME).is_file():
-                # Killed during the first save (best.pt done, ckpt.pt not): best.pt holds the
-                # same full state, so it is a resume point too.
-                src = self.out_dir / BEST_NAME
-            if not src.is_file():
-                raise FileNotFoundError(
-                    f"nothing to resume in {self.out_dir}: it holds no ckpt.pt or best.pt (an "
-                    "earlier run that stopped before its first checkpoint leaves none). Start "
-                    "the run again without --resume (init_from='scratch')."
-                )
-            self.resume(src)
+            self.resume(find_resume_point(self.out_dir))
 
         # ---- optional monitors and TensorBoard (rank 0); none at all when not asked for ------
-        self.monitor: TrainingMonitor | None = None
-        if config.monitor_interval is not None and self.dist.is_main:
-            self.monitor = TrainingMonitor(self.raw_model, config.monitor_interval,
-                                           activations=not config.compile)
+        self.monitor: TrainingMonitor | None = make_monitor(
+            self.raw_model, config.monitor_interval, compiled=config.compile,
+            is_main=self.dist.is_main)
         self._monitor_record: dict[str, Any] | None = None
-        self.tensorboard: TensorBoardLogger | None = None
-        if config.log == "tensorboard" and self.dist.is_main:
-            self.tensorboard = TensorBoardLogger(
-                self.out_dir / "tensorboard",
-                purge_step=self.iter_num if self.resumed_from is not None else None)
+        tensorboard = config.log == "tensorboard" and self.dist.is_main
+        self.log = RunLog(self.metrics, self.out_dir / "tensorboard" if tensorboard else None,
+                          purge_step=self.iter_num if self.resumed_from is not None else None)
 
-    # ========================================================================================
-    # Batches and evaluation
-    # ========================================================================================
+    @property
+    def tensorboard(self) -> TensorBoardLogger | None:
+        """The TensorBoard writer, once :meth:`fit` has opened it (``None`` before or without)."""
+        return self.log.tensorboard
+
+    # ---- batches and evaluation ----------------------------------------------------------
 
     def _batch(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         if self._pass_generator:
@@ -340,47 +264,7 @@ class Trainer:
                              autocast=self.precision.autocast,
                              reduce=lambda t: all_reduce_mean(t, self.dist))
 
-    # ========================================================================================
-    # Checkpoints
-    # ========================================================================================
-
-    def _weights_finite(self) -> bool:
-        flags = [torch.isfinite(p).all() for p in self.raw_model.parameters()]
-        return bool(torch.stack(flags).all().item()) if flags else True
-
-    def _gather_rng(self) -> list[dict[str, Any]]:
-        state = capture_rng_state({"batch": self.generator})
-        if not self.dist.enabled:
-            return [state]
-        gathered: list[Any] = [None] * self.dist.world_size
-        dist.all_gather_object(gathered, state)
-        return gathered
-
-    def checkpoint_state(self) -> dict[str, Any]:
-        """Everything :meth:`resume` needs, as plain data (see :mod:`~.checkpoint`)."""
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "version": CHECKPOINT_VERSION,
-            "model": model_state_dict(self.raw_model),
-            "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
-            "model_config": self.model_config,
-            "train_config": self.config.to_dict(),
-            "iter_num": self.iter_num,
-            "best_val_loss": self.best_val_loss,
-            "evals_since_improvement": self.evals_since_improvement,
-            "last_eval_iter": self.last_eval_iter,
-            "rng": self._gather_rng(),
-            # After a final evaluation off the eval_interval grid: the state from before it,
-            # so that a resume continues exactly as a run that never stopped here.
-            "resume_state": (self._final_resume_state
-                             if self._final_resume_state is not None
-                             and self._final_resume_state["iter_num"] == self.iter_num
-                             else None),
-            "world_size": self.dist.world_size,
-            "precision": self.precision.dtype_name,
-            "torch_version": str(torch.__version__),
-        }
+    # ---- checkpoints (their contents and the resume: ResumeState) ------------------------
 
     def save(self, path: str | Path | None = None) -> Path | None:
         """Write a checkpoint (default ``out_dir/ckpt.pt``); returns its path on rank 0.
@@ -404,70 +288,7 @@ class Trainer:
         self.last_checkpoint = (written[0], self.iter_num)
         return written
 
-    def resume(self, path: str | Path | None = None) -> dict[str, Any]:
-        """Continue from a checkpoint written by :meth:`save` (default ``out_dir/ckpt.pt``).
-
-        Restores the weights, optimizer and scaler states, the iteration counter, the best
-        validation loss, the early-stopping counter and all random states, so that a resumed
-        CPU run reproduces the uninterrupted one bit for bit. The :class:`TrainConfig` given
-        to the trainer is kept (so ``max_iters`` can be raised to train longer). Records of
-        ``metrics.jsonl`` after the checkpoint are dropped, as they are about to be redone.
-
-        A checkpoint written after a final evaluation that is not on the ``eval_interval``
-        grid carries the random states and bookkeeping from *before* that evaluation
-        (``resume_state``), so resuming from any checkpoint the trainer writes is exact.
-
-        Returns the loaded checkpoint dict.
-        """
-        src = Path(path) if path is not None else self.out_dir / CKPT_NAME
-        ckpt = load_checkpoint(src, map_location=self.device)
-        if ckpt.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(
-                f"{src} is not an llmcourse trainer checkpoint (format={ckpt.get('format')!r})"
-            )
-        if int(ckpt.get("version", 0)) > CHECKPOINT_VERSION:
-            raise CheckpointError(
-                f"{src} was written by a newer llmcourse (checkpoint version "
-                f"{ckpt['version']} > {CHECKPOINT_VERSION}); upgrade llmcourse"
-            )
-        try:
-            load_model_state(self.raw_model, ckpt["model"])
-        except RuntimeError as exc:
-            raise CheckpointError(
-                f"the weights in {src} do not fit this model (was it built with the same "
-                f"config? checkpoint model_config={ckpt.get('model_config')}): {exc}"
-            ) from exc
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        if ckpt.get("scaler") is not None and self.scaler.is_enabled():
-            self.scaler.load_state_dict(ckpt["scaler"])
-        self.iter_num = int(ckpt["iter_num"])
-        state = ckpt.get("resume_state") or ckpt
-        self.best_val_loss = float(state["best_val_loss"])
-        self.evals_since_improvement = int(state.get("evals_since_improvement", 0))
-        last = state.get("last_eval_iter")
-        self.last_eval_iter = None if last is None else int(last)
-        rng_states = state.get("rng") or []
-        if len(rng_states) == self.dist.world_size:
-            restore_rng_state(rng_states[self.dist.rank], {"batch": self.generator})
-        else:
-            seed = self.config.seed + self.dist.rank + 7919 * self.iter_num
-            torch.manual_seed(seed)
-            self.generator.manual_seed(seed)
-            warnings.warn(
-                f"{src} was written by {len(rng_states)} process(es) but this run has "
-                f"{self.dist.world_size}; random states were re-seeded, so the run continues "
-                "correctly but not bit-identically",
-                stacklevel=2,
-            )
-        self._truncate_metrics_at = self.iter_num  # done by fit(): resuming alone writes nothing
-        self._fresh_log = False
-        self.resumed_from = src
-        self.last_checkpoint = (src, self.iter_num)
-        return ckpt
-
-    # ========================================================================================
-    # Training
-    # ========================================================================================
+    # ---- training ------------------------------------------------------------------------
 
     def _should_eval(self, it: int) -> bool:
         if it == self.last_eval_iter:  # just evaluated (e.g. right before this checkpoint)
@@ -481,101 +302,24 @@ class Trainer:
 
         With ``it`` given (a monitored step), the monitor's record of that step is left in
         ``self._monitor_record``."""
-        cfg = self.config
-        accum = cfg.grad_accum_steps
-        model = self.model
-        scaler_on = self.scaler.is_enabled()
-        ddp = self.dist.enabled
-        mon = self.monitor if it is not None else None
-        loss_sum: torch.Tensor | None = None
-        tokens = 0
-        for micro in range(accum):
-            x, y = self._batch("train")
-            tokens += x.numel()
-            # Under DDP, all-reduce gradients only on the last micro-batch.
-            sync = model.no_sync() if ddp and micro < accum - 1 else contextlib.nullcontext()
-            # Monitored step: forward hooks on for the first micro-batch only.
-            watch = mon.watch() if mon is not None and micro == 0 else contextlib.nullcontext()
-            with sync:
-                with watch, self.precision.autocast():
-                    loss = _extract_loss(model(x, y))
-                scaled = loss / accum if accum > 1 else loss
-                if scaler_on:
-                    self.scaler.scale(scaled).backward()
-                else:
-                    scaled.backward()
-            detached = loss.detach()
-            loss_sum = detached if loss_sum is None else loss_sum + detached
-        assert loss_sum is not None
-        mean_loss = loss_sum / accum if accum > 1 else loss_sum
+        loss, grad_norm, tokens, record = train_step(
+            self.model, self._batch, self.optimizer, self.scaler, self.precision, self._params,
+            accum=self.config.grad_accum_steps, grad_clip=self.config.grad_clip,
+            need_norm=need_norm, ddp=self.dist.enabled,
+            monitor=self.monitor if it is not None else None, it=it)
+        if record is not None:
+            self._monitor_record = record
+        return loss, grad_norm, tokens
 
-        if scaler_on:
-            self.scaler.unscale_(self.optimizer)
-        if mon is not None:
-            mon.read_gradients()  # before clipping
-            mon.before_update()
-        grad_norm: torch.Tensor | None = None
-        if cfg.grad_clip > 0:
-            grad_norm = nn.utils.clip_grad_norm_(self._params, cfg.grad_clip)
-        elif need_norm:
-            grads = [p.grad for p in self._params if p.grad is not None]
-            grad_norm = nn.utils.get_total_norm(grads) if grads else None
-        if scaler_on:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
-        if mon is not None and it is not None:
-            self._monitor_record = mon.after_update(it)
-        self.optimizer.zero_grad(set_to_none=True)
-        return mean_loss, grad_norm, tokens
-
-    def _flush(
-        self,
-        pending: list[tuple[int, torch.Tensor, torch.Tensor | None, float]],
-        log_iter: int | None = None,
-    ) -> dict[str, Any] | None:
+    def _flush(self, pending: Pending, log_iter: int | None = None) -> dict[str, Any] | None:
         """Check the pending steps for non-finite values (one device sync, one all-reduce
         under DDP) and return the training record of step ``log_iter`` (without timing)."""
-        if not pending:
-            return None
-        losses = all_reduce_mean(torch.stack([p[1].float() for p in pending]), self.dist)
-        loss_vals = losses.tolist()
-        norms: list[float | None] = [None] * len(pending)
-        with_norm = [i for i, p in enumerate(pending) if p[2] is not None]
-        if with_norm:
-            norm_tensors = [pending[i][2] for i in with_norm]
-            vals = torch.stack([n.float() for n in norm_tensors if n is not None]).tolist()
-            for i, v in zip(with_norm, vals):
-                norms[i] = v
-        check_norms = not self.scaler.is_enabled()  # float16 overflow is the scaler's job
-        for (it, _, _, _), loss, norm in zip(pending, loss_vals, norms):
-            if not math.isfinite(loss):
-                self.metrics.write({"type": "diverged", "iter": it, "loss": loss})
-                raise TrainingDiverged(it, loss, "training loss")
-            if check_norms and norm is not None and not math.isfinite(norm):
-                self.metrics.write({"type": "diverged", "iter": it, "loss": loss})
-                raise TrainingDiverged(it, norm, "gradient norm")
-        record = None
-        if log_iter is not None:
-            pos = [p[0] for p in pending].index(log_iter)
-            record = {
-                "type": "train",
-                "iter": log_iter,
-                "loss": loss_vals[pos],
-                "lr": pending[pos][3],
-                "grad_norm": norms[pos],
-            }
-        pending.clear()
-        return record
+        return check_pending(pending, self.dist, check_norms=not self.scaler.is_enabled(),
+                             metrics=self.metrics, log_iter=log_iter)
 
     def _evaluate(self, it: int) -> dict[str, Any]:
         losses = self.estimate_loss()
-        checks = (("val", "validation loss"), ("train", "training-split evaluation loss"))
-        for split, what in checks:
-            if not math.isfinite(losses[split]):
-                self.metrics.write({"type": "diverged", "iter": it, "loss": losses[split]})
-                raise TrainingDiverged(it, losses[split], what)
+        check_eval_losses(losses, it, self.metrics)
         improved = losses["val"] < self.best_val_loss
         if improved:
             self.best_val_loss = losses["val"]
@@ -615,36 +359,19 @@ class Trainer:
         """
         cfg = self.config
         history: list[dict[str, Any]] = []
-        pending: list[tuple[int, torch.Tensor, torch.Tensor | None, float]] = []
-        pbar = tqdm(
-            total=cfg.max_iters,
-            initial=min(self.iter_num, cfg.max_iters),
-            disable=not (cfg.progress and self.dist.is_main),
-            desc="train",
-            dynamic_ncols=True,
-            # In a log file (CI, nohup) a redraw every 0.1 s floods it; update rarely there.
-            mininterval=0.1 if (sys.stderr.isatty() or "ipykernel" in sys.modules) else 15.0,
-        )
-
-        def emit(record: dict[str, Any] | None) -> None:
-            if record is None:
-                return
-            history.append(record)
-            self.history.append(record)
-            self.metrics.write(record)
-            if self.tensorboard is not None:
-                self.tensorboard.write(record)
-
         if self.iter_num > 0 and self.iter_num >= cfg.max_iters:
             # A resumed run already at (or past) its target: nothing to do, nothing written.
             self.stop_reason = "max_iters"
             return history
+        pending: Pending = []
+        pbar = progress_bar(cfg.max_iters, self.iter_num, cfg.progress and self.dist.is_main)
         if self._fresh_log:
             self.metrics.reset()
             self._fresh_log = False
         if self._truncate_metrics_at is not None:
             self.metrics.truncate_after(self._truncate_metrics_at)
             self._truncate_metrics_at = None
+        self.log.open()
         self.model.train()
         self.stop_reason = None
         world = self.dist.world_size
@@ -652,8 +379,7 @@ class Trainer:
         saved_at: int | None = None
         start_iter, evaluated = self.iter_num, False
         window_start = time.perf_counter()
-        window_tokens = 0
-        window_steps = 0
+        window_tokens = window_steps = 0
         try:
             while True:
                 it = self.iter_num
@@ -662,18 +388,12 @@ class Trainer:
                     if it > 0 and it % cfg.eval_interval != 0:
                         # The final evaluation, off the grid: an uninterrupted longer run would
                         # not make it, so the resume point keeps the state from before it.
-                        self._final_resume_state = {
-                            "iter_num": it,
-                            "best_val_loss": self.best_val_loss,
-                            "evals_since_improvement": self.evals_since_improvement,
-                            "last_eval_iter": self.last_eval_iter,
-                            "rng": self._gather_rng(),
-                        }
+                        self._note_final_eval(it)
                     record = self._evaluate(it)
                     evaluated = True
                     if it > 0 and (record["improved"] or cfg.always_save_checkpoint):
                         saved_at = it
-                    emit(record)
+                    self.log.emit(record, history, self.history)
                     pbar.set_postfix(val=f"{record['val_loss']:.4f}", refresh=False)
                     if cfg.patience is not None and self.evals_since_improvement >= cfg.patience:
                         self.stop_reason = "early_stopping"
@@ -693,20 +413,18 @@ class Trainer:
                     need_norm=log_now, it=it if monitored else None)
                 self.iter_num = it + 1
                 if monitored:
-                    emit(self._monitor_record)
+                    self.log.emit(self._monitor_record, history, self.history)
                     self._monitor_record = None
                 pending.append((it, loss, grad_norm, lr))
                 window_tokens += tokens
                 window_steps += 1
                 if log_now:
                     record = self._flush(pending, it)  # waits for the device: honest clock
-                    elapsed = time.perf_counter() - window_start
                     assert record is not None
-                    tok_s = window_tokens * world / elapsed if elapsed > 0 else 0.0
-                    record["tokens_per_s"] = tok_s
-                    record["ms_per_iter"] = 1000.0 * elapsed / window_steps
-                    record["mfu"] = mfu(self._flops_per_token, tok_s, peak_total)
-                    emit(record)
+                    record.update(timing(window_tokens, window_steps,
+                                         time.perf_counter() - window_start, world,
+                                         self._flops_per_token, peak_total))
+                    self.log.emit(record, history, self.history)
                     pbar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{lr:.2e}", refresh=False)
                     window_start = time.perf_counter()
                     window_tokens = window_steps = 0
@@ -723,6 +441,5 @@ class Trainer:
                                    cfg_text) from None
         finally:
             pbar.close()
-            if self.tensorboard is not None:
-                self.tensorboard.flush()
+            self.log.flush()
         return history

@@ -1,0 +1,159 @@
+"""What every ``llmcourse`` subcommand shares: its error type, argument checks, one-line faults.
+
+This module sits below the commands (``cli``, ``cli_sample``, ``cli_plot``, ``sweep``): each of
+them imports it, and it imports none of them.
+
+>>> count(1)("3")
+3
+>>> number_in(10, 600, "a resolution")("20000")
+Traceback (most recent call last):
+...
+argparse.ArgumentTypeError: must be between 10 and 600 (a resolution), got 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+from typing import Any, Callable, Iterator
+
+
+class UserError(Exception):
+    """An error in what the user asked for: printed as one line, without a traceback."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (and the subcommand's help hint)."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def count(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def number_in(low: int, high: int, what: str) -> Callable[[str], int]:
+    """An argparse type: a whole number in ``[low, high]`` (``what`` says what it measures)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high} ({what}), "
+                                             f"got {value}")
+        return value
+
+    parse.__name__ = f"integer in [{low}, {high}]"
+    return parse
+
+
+def stop_string(text: str) -> str:
+    """An argparse type: a non-empty stop string; ``\\n`` and ``\\t`` mean newline and tab."""
+    if text == "":
+        raise argparse.ArgumentTypeError("is empty; give the text that ends a sample, e.g. "
+                                         "--stop '\\n\\n'")
+    return text.replace("\\n", "\n").replace("\\t", "\t")
+
+
+def refuse_existing(path: str, option: str = "--out") -> None:
+    """Refuse, before any work, to write ``path`` when it exists (the caller checks ``--force``)."""
+    import os
+
+    if os.path.isdir(path):
+        raise UserError(f"{option} {path} is a folder; give a file name")
+    if os.path.lexists(path):
+        raise UserError(f"{option} {path} already exists and is not replaced; give another "
+                        "name, or pass --force to replace it")
+
+
+def os_message(exc: OSError) -> str:
+    """One line for a fault of the machine, naming the path and what to do."""
+    where = exc.filename or "a file"
+    if exc.errno == errno.ENOSPC:
+        return f"no space left on the device while writing {where}: free some space or " \
+               "choose a folder on another disk (out_dir / --out-dir)"
+    if exc.errno == errno.EROFS:
+        return f"{where} is on a read-only file system: choose a writable folder"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"permission denied for {where}: choose a folder you can write to, or fix its " \
+               "permissions"
+    if exc.errno == errno.EDQUOT:
+        return f"disk quota exceeded while writing {where}: free some space"
+    return f"{exc.strerror or exc} ({where})"
+
+
+def one_line(message: Any) -> str:
+    """``message`` as one line: an error's further lines joined with ``; ``."""
+    lines = [part.strip() for part in str(message).splitlines() if part.strip()]
+    return "; ".join(lines)
+
+
+@contextlib.contextmanager
+def prompt_interrupt(on_stuck: Callable[[], None], grace: float = 2.0) -> Iterator[None]:
+    """Make Ctrl-C end the program within ``grace`` seconds, even inside one long operation.
+
+    Python handles a signal between two bytecodes, so a single long torch operation (an
+    attention over a huge context) can hold back the ``KeyboardInterrupt`` for minutes. Here a
+    thread learns of the signal through :func:`signal.set_wakeup_fd`; when the main thread has
+    not started handling it ``grace`` seconds later, the thread calls ``on_stuck()`` (which
+    prints the one-line error) and exits the process with status 130, as ``kill -9`` would:
+    every file the package writes is renamed into place complete, so none is left half-written.
+
+    Only for the command-line program: a notebook that calls ``cli.main([...])`` keeps its
+    kernel (``main`` uses this only when it reads ``sys.argv`` itself).
+    """
+    import os
+    import signal
+    import threading
+
+    if os.name != "posix" or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handled = threading.Event()
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        handled.set()
+        raise KeyboardInterrupt
+
+    def watch() -> None:
+        while True:
+            try:
+                data = os.read(read_fd, 64)
+            except OSError:
+                return
+            if not data:  # the command ended: the pipe is closed
+                return
+            if signal.SIGINT in data and not handled.wait(grace):
+                on_stuck()
+                os._exit(130)
+
+    old_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    old_handler = signal.signal(signal.SIGINT, on_sigint)
+    thread = threading.Thread(target=watch, name="llmcourse-interrupt", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old_handler)
+        signal.set_wakeup_fd(old_fd)
+        os.close(write_fd)
+        thread.join(timeout=1.0)
+        os.close(read_fd)

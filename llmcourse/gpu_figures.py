@@ -1,0 +1,230 @@
+"""The course's one table of GPU figures: what a lesson's real-size run costs on a Colab T4.
+
+No T4 was used to write the course, so every figure here is an estimate, and each says how it
+was made. The method, written once:
+
+1. **Work.** A run's floating-point work is ``flops_per_token`` (the model's training cost per
+   token, :func:`llmcourse.model.flops_per_token`) times its tokens (times 2/3 for LoRA, which
+   skips the frozen weights' gradients), plus the forward passes of a second model where a run
+   has one (distillation's teacher, DPO's reference).
+2. **Compute bound.** The T4's data-sheet peak at the run's precision (65 TFLOP/s float16 on
+   its tensor cores, 8.1 TFLOP/s float32, which it runs without tensor cores or TF32), times a
+   model FLOPs utilisation (MFU). Before a GPU measurement that MFU is *assumed*:
+   ``ASSUMED_MFU`` (10-25% in float16: small models, no compile; 40-70% in float32). After
+   ``benchmarks/gpu_acceptance.py`` has run, it is the MFU *measured* for the same step at the
+   same precision on that card, taken as the T4's best case, and 70% of it as its worst (a
+   70 W card that lowers its clock when hot). A small model leaves a fast card idle between
+   kernel launches, so its measured MFU understates what a T4 reaches: such a figure errs long.
+   It is never shorter than the run took on the measured card itself.
+3. **Memory bound.** Each optimizer step moves about 32 bytes a parameter (weights and gradients
+   read and written, AdamW's two moments) plus twice the activation memory (written forward,
+   read backward; the measured peak memory, or an estimate), at the T4's 320 GB/s.
+4. The time is the larger of the two bounds.
+
+A lesson cell prints ``line(name)``; ``python -m llmcourse.gpu_figures RESULTS.json`` rebuilds
+the measured part from a run of the acceptance script, and every lesson follows.
+
+Example:
+    >>> print(line("shakespeare-char train"))  # doctest: +ELLIPSIS
+    T4: about ... min, val loss about 1.47 (estimate: ...)
+    >>> sorted(show("gpt2 lora tune"))[:3]
+    ['how', 'lessons', 'loss']
+"""
+
+from __future__ import annotations
+
+import json
+import pprint
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llmcourse.device import peak_flops
+from llmcourse.model import GPTConfig, count_params_formula, flops_per_token
+
+T4_NAME = "Tesla T4"
+T4_BANDWIDTH = 320e9            # bytes/s, data sheet
+ASSUMED_MFU = {"float16": (0.10, 0.25), "float32": (0.40, 0.70)}
+HOT_CARD = 0.7                  # a measured MFU's worst case on a T4, as a fraction of it
+BYTES_PER_PARAM_STEP = 32       # weights, gradients and AdamW moments, read and written
+SCRIPT = "benchmarks/gpu_acceptance.py"
+
+SHAKESPEARE = dict(vocab_size=65, n_layer=6, n_head=6, n_embd=384, block_size=256)
+GPT2_SMALL = dict(vocab_size=50257, n_layer=12, n_head=12, n_embd=768, block_size=1024)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One real-size run a lesson talks about."""
+
+    what: str
+    lessons: tuple[int, ...]
+    shape: dict[str, int]          # the GPTConfig of the model that is trained
+    tokens: int                    # tokens of the whole run (all runs of it together)
+    precision: str                 # "float16" (a T4's autocast) or "float32"
+    steps: tuple[str, ...]         # acceptance-script steps that measure this kind of run
+    seq_len: int | None = None     # tokens per row, when shorter than block_size
+    optimizer_steps: int = 1
+    cost: float = 1.0
+    loss: float | None = None      # the validation loss a lesson states, if any
+    loss_how: str = ""
+    activation_gb: float = 1.0     # activation memory per step, until measured
+    forward_of: dict[str, int] | None = None   # a second model run forward only on every token
+
+    @property
+    def flops(self) -> float:
+        train = flops_per_token(GPTConfig(**self.shape), seq_len=self.seq_len) * self.cost
+        if self.forward_of is not None:
+            train += flops_per_token(GPTConfig(**self.forward_of), seq_len=self.seq_len, training=False)
+        return train * self.tokens
+
+    @property
+    def params(self) -> int:
+        return count_params_formula(GPTConfig(**self.shape), non_embedding=False)
+
+
+FIGURES: dict[str, Figure] = {
+    "shakespeare-char train": Figure(
+        "the shakespeare-char preset, 5,000 steps of 64 x 256", (17, 19, 20, 21, 22, 23, 24, 26, 34, 35, 36),
+        SHAKESPEARE, 5000 * 64 * 256, "float16", ("fp16 + GradScaler (T4 path)", "train shakespeare-char"),
+        optimizer_steps=5000, loss=1.47,
+        loss_how="nanoGPT's published 1.4697 for this configuration (day 26)", activation_gb=2.0),
+    "shakespeare-char 2000 steps": Figure(
+        "the same model, 2,000 steps of 64 x 256 (days 12, 13)", (12, 13), SHAKESPEARE, 2000 * 64 * 256,
+        "float16", ("fp16 + GradScaler (T4 path)", "train shakespeare-char"), optimizer_steps=2000,
+        activation_gb=2.0),
+    "shakespeare-char fp32 1000 steps": Figure(
+        "the same model in float32, 1,000 steps of 32 x 256 (one run of days 15, 16)", (15, 16),
+        {**SHAKESPEARE}, 1000 * 32 * 256, "float32", ("train fp32",), optimizer_steps=1000),
+    "shakespeare-char compiled 500 steps": Figure(
+        "the preset compiled, 500 steps (day 18)", (18,), SHAKESPEARE, 500 * 64 * 256, "float16",
+        ("train compiled", "fp16 + GradScaler (T4 path)"), optimizer_steps=500, activation_gb=2.0),
+    "tinystories train": Figure(
+        "the tinystories preset (GPT-2 vocabulary), 5,000 steps of 64 x 256", (27,),
+        dict(SHAKESPEARE, vocab_size=50257), 5000 * 64 * 256, "float16", ("tinystories",),
+        optimizer_steps=5000, activation_gb=6.0),
+    "gpt2 lora tune": Figure(
+        "GPT-2 small + LoRA r=8, 200 steps of 8 x 256, float32 (day 34)", (34,), GPT2_SMALL, 200 * 8 * 256,
+        "float32", ("fine-tune + LoRA",), seq_len=256, optimizer_steps=200, cost=2 / 3, activation_gb=3.0),
+    "gpt2 full tune": Figure(
+        "GPT-2 small fully fine-tuned, 200 steps of 8 x 256, float32 (day 34)", (34,), GPT2_SMALL,
+        200 * 8 * 256, "float32", ("fine-tune + LoRA",), seq_len=256, optimizer_steps=200, activation_gb=3.0),
+    "distill student": Figure(
+        "a 2 x 128 student, 2,000 steps of 64 x 256, teacher forward included, float32 (day 35)", (35,),
+        dict(SHAKESPEARE, n_layer=2, n_head=4, n_embd=128), 2000 * 64 * 256, "float32", ("distillation",),
+        optimizer_steps=2000, forward_of=SHAKESPEARE, activation_gb=2.0),
+    "dpo tune": Figure(
+        "DPO on the 6 x 384 model, 400 steps of 64 rows x 48 tokens, float32 (day 36)", (36,), SHAKESPEARE,
+        400 * 64 * 48, "float32", ("DPO",), seq_len=48, optimizer_steps=400, forward_of=SHAKESPEARE, activation_gb=0.5),
+    "architecture sweep": Figure(
+        "day 33's 18 runs of 1,000 steps of the 6 x 384 model", (33,), SHAKESPEARE, 18 * 1000 * 64 * 256,
+        "float16", ("fp16 + GradScaler (T4 path)", "train shakespeare-char"), optimizer_steps=18 * 1000,
+        activation_gb=2.0),
+}
+
+# --- measured: written by `python -m llmcourse.gpu_figures RESULTS.json`; do not edit by hand ---
+MEASURED: dict[str, dict[str, Any]] = {}
+# --- end of measured ---
+
+
+def t4_seconds(name: str, measured: dict[str, dict[str, Any]] | None = None) -> tuple[float, float, str]:
+    """``(low, high, how)``: the T4 time of figure ``name`` in seconds, and how it was made."""
+    fig = FIGURES[name]
+    m = (MEASURED if measured is None else measured).get(name)
+    peak = peak_flops(T4_NAME, fig.precision)
+    assert peak is not None, f"the device table has no T4 {fig.precision} peak"
+    act_gb = m["peak_mem_gb"] if m and m.get("peak_mem_gb") else fig.activation_gb
+    traffic = fig.optimizer_steps * (BYTES_PER_PARAM_STEP * fig.params + 2 * act_gb * 2**30)
+    memory_s = traffic / T4_BANDWIDTH
+    if m and "T4" in m["card"]:
+        lo = hi = fig.flops / (peak * m["mfu"])
+        return lo, hi, f"measured on {m['card']} {m['date']} by {SCRIPT}"
+    floor = 0.0
+    if m:
+        best, worst = m["mfu"], m["mfu"] * HOT_CARD
+        floor = fig.tokens / m["tokens_per_s"] if m.get("tokens_per_s") else 0.0
+        how = (f"estimate: the {fig.precision} MFU measured on {m['card']} {m['date']} by {SCRIPT} "
+               f"({best:.1%}, down to {worst:.1%} on a hot T4) applied to the T4's {peak / 1e12:g} TFLOP/s")
+    else:
+        worst, best = ASSUMED_MFU[fig.precision]
+        how = (f"estimate: {fig.flops:.1e} FLOPs at an assumed {worst:.0%}-{best:.0%} of the T4's "
+               f"{fig.precision} peak of {peak / 1e12:g} TFLOP/s")
+    lo, hi = fig.flops / (peak * best), fig.flops / (peak * worst)
+    if memory_s > lo:
+        how += f"; memory traffic at {T4_BANDWIDTH / 1e9:.0f} GB/s needs at least {memory_s:.0f} s"
+    if floor > lo:
+        how += f"; no faster than the {m['card']} itself ({floor:.0f} s)"
+    return max(lo, memory_s, floor), max(hi, memory_s, floor), how
+
+
+def _span(lo: float, hi: float) -> str:
+    if hi < 120:
+        return f"{lo:.0f}-{hi:.0f} s" if round(lo) != round(hi) else f"{lo:.0f} s"
+    a, b = lo / 60, hi / 60
+    return f"{a:.0f}-{b:.0f} min" if round(a) != round(b) else f"{a:.0f} min"
+
+
+def show(name: str) -> dict[str, Any]:
+    """Everything the table holds on ``name``: time range, loss and how each was made."""
+    if name not in FIGURES:
+        raise KeyError(f"no GPU figure named {name!r}; the table has: {', '.join(FIGURES)}")
+    fig = FIGURES[name]
+    lo, hi, how = t4_seconds(name)
+    return {"what": fig.what, "lessons": fig.lessons, "precision": fig.precision,
+            "t4_seconds": (round(lo), round(hi)), "t4_text": _span(lo, hi), "loss": fig.loss,
+            "loss_how": fig.loss_how, "how": how}
+
+
+def line(name: str) -> str:
+    """One sentence for a lesson: ``T4: about 5-12 min, val loss about 1.47 (estimate: ...)``."""
+    s = show(name)
+    loss = f", val loss about {s['loss']:.2f}" if s["loss"] is not None else ""
+    return f"T4: about {s['t4_text']}{loss} ({s['how']})"
+
+
+def rebuild(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The ``MEASURED`` table from a ``gpu_acceptance`` JSON: per figure, the first step of its
+    ``steps`` that passed at the figure's precision with an MFU."""
+    card, date = results["machine"]["card"], results["machine"]["date"].split()[0]
+    by_step = {r["step"]: r for r in results["steps"] if r.get("ok") and r.get("mfu")}
+    out = {}
+    for name, fig in FIGURES.items():
+        for step in fig.steps:
+            rec = by_step.get(step)
+            precision = str((rec or {}).get("details", {}).get("precision", ""))
+            if rec and re.search(rf"\b{fig.precision}\b", precision):   # bfloat16 is not float16
+                out[name] = {"card": card, "date": date, "step": step, "mfu": rec["mfu"],
+                             "tokens_per_s": rec.get("tokens_per_s"), "peak_mem_gb": rec.get("peak_mem_gb")}
+                break
+    return out
+
+
+def write_measured(measured: dict[str, dict[str, Any]], path: Path = Path(__file__)) -> None:
+    """Replace the ``MEASURED`` block of this module's source with ``measured``."""
+    from llmcourse.atomic import write_atomic
+
+    text = path.read_text(encoding="utf-8")
+    body = pprint.pformat(measured, sort_dicts=True)
+    new, n = re.subn(r"(?s)(MEASURED: dict\[str, dict\[str, Any\]\] = ).*?(\n# --- end of measured ---)",
+                     lambda mo: mo.group(1) + body + mo.group(2), text, count=1)
+    if n != 1:
+        raise ValueError(f"{path} has no MEASURED block to replace")
+    write_atomic(path, new)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m llmcourse.gpu_figures RESULTS.json  (from benchmarks/gpu_acceptance.py)",
+              file=sys.stderr)
+        return 2
+    measured = rebuild(json.loads(Path(args[0]).read_text(encoding="utf-8")))
+    write_measured(measured)
+    print(f"{len(measured)} of {len(FIGURES)} figures now rest on the measurement; the others stay assumed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -23,7 +23,6 @@ from llmcourse.tokenizers import (  # noqa: E402
     get_tokenizer,
     load_gpt2_files,
     merges_from_ranks,
-    write_gpt2_files,
 )
 
 TRICKY = [
@@ -126,6 +125,23 @@ def test_bytes_to_unicode_by_hand():
     assert (m[0], m[10], m[32], m[127], m[128], m[160], m[173]) == (
         "Ā", "Ċ", "Ġ", "ġ", "Ģ", "ł", "Ń"
     )
+
+
+
+def write_gpt2_files(tok: BPETokenizer, directory) -> tuple:
+    """``tok`` in GPT-2's original format (encoder.json, vocab.bpe): test data for the reader."""
+    b2u = bytes_to_unicode()
+
+    def show(b: bytes) -> str:
+        return "".join(b2u[x] for x in b)
+
+    encoder = {show(b): i for i, b in enumerate(tok.vocab)}
+    encoder.update(tok.special_tokens)
+    enc_path, bpe_path = directory / "encoder.json", directory / "vocab.bpe"
+    enc_path.write_text(json.dumps(encoder, ensure_ascii=False), encoding="utf-8")
+    lines = [f"{show(tok.vocab[a])} {show(tok.vocab[b])}" for a, b in tok.merge_list]
+    bpe_path.write_text("#version: 0.2\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    return enc_path, bpe_path
 
 
 def test_gpt2_files_round_trip(tmp_path):

@@ -11,8 +11,10 @@ Each exercise has a table of typical mistakes (``EVALUATE``, ``SAVE_ATOMIC``, ``
 It prints one line - a pass, a specific hint, or "not done yet" - and never raises.
 
 The reference functions (:func:`reference_evaluate`, :func:`reference_save_atomic`,
-:func:`reference_save_state`, :func:`reference_load_state`, :class:`ReferenceEarlyStopping`)
-are what the lesson uses after each exercise, so a learner who skipped one can run on.
+:func:`reference_save_state`, :func:`reference_load_state`) are what the lesson uses after
+each exercise, so a learner who skipped one can run on. :class:`ReferenceEarlyStopping` is the
+answer ``check_early_stopping`` compares a learner's class with (the lesson's later runs use
+the package's ``TrainConfig(patience=...)`` instead).
 
 Example::
 

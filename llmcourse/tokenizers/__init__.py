@@ -24,7 +24,7 @@ from .basic import get_stats, merge
 from .bpe import BPETokenizer
 from .char import CharTokenizer, UnknownCharacterError
 from .patterns import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN
-from .pretrained import bytes_to_unicode, load_gpt2_files, merges_from_ranks, write_gpt2_files
+from .pretrained import bytes_to_unicode, load_gpt2_files, merges_from_ranks
 from .registry import get_tokenizer
 from .stream import encode_file
 from .tiktoken_bridge import TiktokenTokenizer
@@ -48,5 +48,4 @@ __all__ = [
     "get_tokenizer",
     "load_gpt2_files",
     "merges_from_ranks",
-    "write_gpt2_files",
 ]

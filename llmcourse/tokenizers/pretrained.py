@@ -10,7 +10,7 @@ latest Unicode version) can be split differently. Characters assigned in both ve
 
 GPT-2's original release instead has ``encoder.json`` (token string -> id) and ``vocab.bpe`` (one
 merge per line) whose strings are bytes disguised as printable characters by
-:func:`bytes_to_unicode`. :func:`load_gpt2_files` reads them; :func:`write_gpt2_files` writes them.
+:func:`bytes_to_unicode`. :func:`load_gpt2_files` reads them.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..atomic import write_atomic
 from .bpe import BPETokenizer
 from .patterns import GPT2_SPLIT_PATTERN
 from .ranks import merges_from_ranks
@@ -116,31 +115,9 @@ def load_gpt2_files(
     )
 
 
-def write_gpt2_files(tok: BPETokenizer, directory: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """Write ``tok`` in GPT-2's original format; returns the paths of encoder.json and vocab.bpe."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    b2u = bytes_to_unicode()
-
-    def show(b: bytes) -> str:
-        return "".join(b2u[x] for x in b)
-
-    encoder = {show(b): i for i, b in enumerate(tok.vocab)}
-    if len(encoder) != len(tok.vocab):
-        raise ValueError("two ids share the same bytes; GPT-2's format cannot represent that")
-    encoder.update(tok.special_tokens)
-    enc_path = directory / "encoder.json"
-    bpe_path = directory / "vocab.bpe"
-    write_atomic(enc_path, json.dumps(encoder, ensure_ascii=False))
-    merge_lines = [f"{show(tok.vocab[a])} {show(tok.vocab[b])}" for a, b in tok.merge_list]
-    write_atomic(bpe_path, "#version: 0.2\n" + "\n".join(merge_lines) + "\n")
-    return enc_path, bpe_path
-
-
 __all__ = [
     "bpe_from_tiktoken",
     "bytes_to_unicode",
     "load_gpt2_files",
     "merges_from_ranks",
-    "write_gpt2_files",
 ]

@@ -51,9 +51,11 @@ NB_TMP=$(mktemp -d "${TMPDIR:-/tmp}/llmcourse-nb.XXXXXX")
 trap 'rm -rf "$NB_TMP"' EXIT
 fresh_tmp() { mktemp -d "$NB_TMP/stage.XXXXXX"; }
 
+# A kernel gets 300 s to start, not nbval's 60: on a busy 2-core machine one lesson's kernel of
+# 36 once missed the 60 s (the lesson itself passed when run again).
 nbval_solutions() {
   TMPDIR=$(fresh_tmp) pytest_ok python -m pytest -q -p no:cacheprovider -p tools.nbtolerance --nbval --nbval-current-env \
-    -n "$JOBS" --dist loadfile --nbval-sanitize-with tools/sanitize.cfg --nbval-cell-timeout 900 "${solutions[@]}"
+    -n "$JOBS" --dist loadfile --nbval-sanitize-with tools/sanitize.cfg --nbval-cell-timeout 900 --nbval-kernel-startup-timeout 300 "${solutions[@]}"
 }
 
 native=$(python -c "import torch; print(torch.backends.cpu.get_cpu_capability())")
@@ -77,7 +79,7 @@ if [ ${#lessons[@]} -eq 0 ]; then
   echo "no lessons/day*.ipynb yet: skipped"
 else
   TMPDIR=$(fresh_tmp) pytest_ok python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env -n "$JOBS" --dist loadfile \
-    --nbval-cell-timeout 900 "${lessons[@]}"
+    --nbval-cell-timeout 900 --nbval-kernel-startup-timeout 300 "${lessons[@]}"
 fi
 stage_end
 

@@ -99,7 +99,7 @@ def os_message(exc: OSError) -> str:
 
 
 def one_line(message: Any) -> str:
-    """``message`` as one line: an error's further lines joined with ``; ``."""
+    """``message`` as one line: an error's further lines joined by semicolons."""
     lines = [part.strip() for part in str(message).splitlines() if part.strip()]
     return "; ".join(lines)
 

@@ -42,7 +42,6 @@ __all__ = [
     "Row",
     "Exercise",
     "Pairing",
-    "LearnerError",
     "NotebookRunError",
     "stub_and_solution",
     "read_code_cells",

@@ -2,7 +2,7 @@
 
 :func:`dataset_path` and :func:`load_text` are what the lessons use. A file is read from the
 offline copies in ``LLMCOURSE_DATA_DIR`` when that is set, else from the cache, where it is
-downloaded on first use by :func:`llmcourse.data.downloader.download` (resume, retries,
+downloaded on first use by ``llmcourse.data.downloader.download`` (resume, retries,
 checksums) and checked on every later use.
 
     >>> from llmcourse.data import load_text

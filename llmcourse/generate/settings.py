@@ -45,7 +45,7 @@ class Settings(Sampling):
 
     Attributes:
         temperature, top_k, top_p, min_p, repetition_penalty: see
-            :func:`~llmcourse.generate.sampling.sample_next` (applied in that order).
+            ``sample_next`` (applied in that order).
         eos_id: the id that ends a row (kept, then repeated as padding), or None.
         use_cache: run the model with its KV cache when it has one.
         keep_on_rebuild: tokens kept when the context would pass ``block_size`` (None:

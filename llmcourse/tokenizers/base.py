@@ -28,7 +28,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union
+from typing import Any, Literal, Union
 
 import numpy as np
 import regex
@@ -220,9 +220,6 @@ def check_special_tokens(special_tokens: dict[str, int], ordinary: Sequence[Any]
         seen[i] = s
 
 
-T = TypeVar("T")
-
-
 def save_text(path: str | os.PathLike[str], text: str, overwrite: bool = False) -> None:
     """Write a tokenizer file atomically; refuse to replace one unless ``overwrite=True``."""
     if not overwrite and Path(path).exists():
@@ -258,7 +255,7 @@ def read_spec(path: str | os.PathLike[str]) -> dict[str, Any]:
     return spec
 
 
-def load_file(path: str | os.PathLike[str], from_spec: Callable[[dict[str, Any]], T]) -> T:
+def load_file(path: str | os.PathLike[str], from_spec: Callable[[dict[str, Any]], Any]) -> Any:
     """``from_spec(read_spec(path))``, with the file named in any error about its content."""
     spec = read_spec(path)
     try:

@@ -35,6 +35,7 @@ from typing import Any, Callable, Optional, Sequence
 from llmcourse.checks._core import CHECK_KEY_ENV, CHECK_LOG_ENV, sign_record
 from llmcourse.learner_notebooks import LearnerError, read_code_cells
 from llmcourse.learner_sandbox import Confinement, find_confinement
+from llmcourse.threads import cpu_threads, kernel_env
 
 __all__ = ["Row", "NotebookRunError", "run_checks", "print_table", "signed_records",
            "NO_CONFINEMENT"]
@@ -123,7 +124,8 @@ def _kernel_manager(kernel: str, work: Path, box: Optional[Confinement]) -> Any:
 
 
 def _kernel_env(work: Path, key_file: Path, log: Path, confined: bool) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in (CHECK_KEY_ENV, CHECK_LOG_ENV)}
+    # the course's thread policy, as in the lessons' set-up (llmcourse/threads.py)
+    env = kernel_env({k: v for k, v in os.environ.items() if k not in (CHECK_KEY_ENV, CHECK_LOG_ENV)})
     env.update({"CUDA_VISIBLE_DEVICES": "", CHECK_KEY_ENV: str(key_file), CHECK_LOG_ENV: str(log),
                 "IPYTHONDIR": str(work / "ipython"), "MPLCONFIGDIR": str(work / "matplotlib"),
                 "PYTHONDONTWRITEBYTECODE": "1"})
@@ -147,7 +149,8 @@ def run_checks(notebook: Path, *, timeout: int = 600, kernel: str = "python3",
     """Execute ``notebook`` headless on the CPU and collect the signed verdict of every check cell.
 
     The learner's file is not changed: its code cells run in a fresh temporary folder, with
-    ``CUDA_VISIBLE_DEVICES=""`` (the lessons' small CPU configuration), the kernel confined when
+    ``CUDA_VISIBLE_DEVICES=""`` (the lessons' small CPU configuration) and the course's thread
+    policy (:mod:`llmcourse.threads`, one torch thread), the kernel confined when
     the system allows it. A cell that raises does not stop the run; a check cell that raised
     without a verdict gets an ``error`` row.
 
@@ -157,12 +160,17 @@ def run_checks(notebook: Path, *, timeout: int = 600, kernel: str = "python3",
             (default: printed on stderr as ``llmcourse check: warning: ...``).
 
     Raises:
-        LearnerError: a bad ``timeout``, a file that is not a notebook, a cell over the timeout,
+        LearnerError: a bad ``timeout`` or ``$LLMCOURSE_THREADS``, a file that is not a notebook, a
+            cell over the timeout,
             or ``nbclient`` (and a Jupyter kernel) not installed.
         NotebookRunError: the kernel died (``os._exit``, a crash, the memory limit).
     """
     if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0:
         raise LearnerError(f"--timeout must be a whole number of seconds above 0, not {timeout!r}")
+    try:
+        cpu_threads()  # a bad $LLMCOURSE_THREADS is reported before anything runs
+    except ValueError as exc:
+        raise LearnerError(str(exc)) from None
     try:
         from nbclient import NotebookClient
         from nbclient.exceptions import CellTimeoutError, DeadKernelError

@@ -22,9 +22,11 @@ Usage::
     python -m tools.nb build --execute     # ... and execute solution notebooks whose source changed
     python -m tools.nb build --execute --force day03   # re-execute day 03 even if unchanged
     python -m tools.nb check               # exit 1 naming every stale generated file
+    python -m tools.nb times               # CPU and wall time of each notebook's last execution
 
 A solution notebook records the SHA-256 of its source (``metadata.llmcourse.source_sha256``);
-``build --execute`` re-executes only those whose source (or generated code) changed.
+``build --execute`` re-executes only those whose source (or generated code) changed, and records
+how long each took (``metadata.llmcourse.build_time``, see ``tools/lesson_times.py``).
 """
 
 from __future__ import annotations
@@ -528,28 +530,39 @@ def execute_solution(nb, name: str, cwd: Path, timeout: int = 900):
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
+    import shutil
+    import tempfile
+
+    from llmcourse.threads import kernel_env
+    from tools import lesson_times
+
     nb = copy.deepcopy(nb)
-    env = dict(os.environ, **KERNEL_ENV)
-    env.pop("CUDA_VISIBLE_DEVICES", None)
+    # The course's thread policy (one torch thread, llmcourse/threads.py), as for a learner and
+    # in CI: with `-j 2` on two cores, kernels of two threads each wait on each other.
+    env = kernel_env(dict(os.environ, **KERNEL_ENV))
     env["CUDA_VISIBLE_DEVICES"] = ""  # the stored outputs are always the CPU run
-    # One torch thread per kernel unless asked otherwise, as in CI: with `-j 2` on two cores,
-    # two kernels of two threads each wait on each other and run many times slower.
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        env.setdefault(var, "1")
+    tmp = tempfile.mkdtemp(prefix=f"llmcourse-build-{name[:5]}-")
+    env["TMPDIR"] = tmp  # a fresh temporary folder: nothing an earlier run cached is reused
+    lesson_times.add_probe(nb)
     client = NotebookClient(
         nb,
         timeout=timeout,
         kernel_name="python3",
         resources={"metadata": {"path": str(cwd)}},
-        record_timing=False,
+        record_timing=True,
         store_widget_state=True,
     )
+    start = time.perf_counter()
     try:
         client.execute(env=env)
     except CellExecutionError as exc:
         raise PipelineError(f"solutions/{name}.md: a cell failed while executing:\n{exc}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    build_time = lesson_times.take_probe(nb, time.perf_counter() - start, env)
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
+    nb.metadata["llmcourse"][lesson_times.KEY] = build_time
     nb.metadata["language_info"] = copy.deepcopy(LANGUAGE_INFO)
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
     _normalise_widget_ids(nb, name)
@@ -567,6 +580,8 @@ def _solution_text(nb, stored, executed: bool, name: str) -> str:
                 new.execution_count = old.get("execution_count")
         if "widgets" in stored.metadata:
             nb.metadata["widgets"] = stored.metadata["widgets"]
+        if "build_time" in stored.metadata.get("llmcourse", {}):
+            nb.metadata["llmcourse"]["build_time"] = stored.metadata["llmcourse"]["build_time"]
     nb.metadata["llmcourse"]["executed"] = executed
     return dumps(nb)
 
@@ -978,7 +993,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     b.add_argument("--force", action="store_true", help="re-execute even if the source is unchanged (implies --execute)")
     b.add_argument("--jobs", "-j", type=int, default=1, help="notebooks executed in parallel (default 1)")
     sub.add_parser("check", help="exit 1 naming every stale generated file")
+    t = sub.add_parser("times", help="the CPU and wall time each solved notebook took in its last build")
+    t.add_argument("names", nargs="*", help="lessons (day03 or day03_slug); default: all")
     args = parser.parse_args(argv)
+    if args.command == "times":
+        from tools import lesson_times
+
+        print(lesson_times.table(lesson_times.records(args.names)))
+        return 0
     try:
         layout = Layout.from_root(ROOT)
         if args.command == "build":

@@ -1,0 +1,182 @@
+"""How long each solved notebook takes: recorded by the build, read by the tests and the lessons.
+
+``python -m tools.nb build --execute`` runs every notebook in a fresh temporary folder (``TMPDIR``
+too, so that nothing a previous run cached is reused) and stores in the executed notebook's
+metadata (``metadata.llmcourse.build_time``)::
+
+    {"cpu_s": 41.3, "wall_s": 58.0, "cells_wall_s": [...], "threads": "1",
+     "machine": "AMD EPYC 7B13 (2 cores)", "torch": "2.13.0+cpu"}
+
+``cpu_s`` is the kernel's CPU time, user + system, its finished child processes included (read
+inside the kernel with ``resource.getrusage`` by a probe cell that is removed afterwards);
+``wall_s`` is the elapsed time, start-up of the kernel included. A lesson's one sentence about
+its CPU time ("the whole notebook takes about N s of CPU time") is checked against ``cpu_s`` by
+``tests/test_lesson_claims.py``.
+
+Read the record::
+
+    python -m tools.lesson_times                 # every lesson: CPU s, wall s, machine
+    python -m tools.lesson_times day17 day22
+
+Measure under load (issue 21: a lesson must finish on a 2-core laptop that is busy)::
+
+    python -m tools.lesson_times --measure --load 2 -j 1 --out benchmarks/results/lesson_times_load2.json
+
+executes every solved notebook again (without writing it) while ``--load`` CPU-bound processes
+run, and writes the same record for each to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+KEY = "build_time"
+
+PROBE = (
+    "import json as _json, resource as _resource\n"
+    "_u = [_resource.getrusage(w) for w in (_resource.RUSAGE_SELF, _resource.RUSAGE_CHILDREN)]\n"
+    "print(_json.dumps({'cpu_s': sum(r.ru_utime + r.ru_stime for r in _u)}))"
+)
+
+
+def machine() -> str:
+    """``"<CPU model> (<n> cores)"`` of this machine."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model} ({os.cpu_count()} cores)"
+
+
+def add_probe(nb) -> None:
+    """Append the cell that prints the kernel's CPU time (:func:`take_probe` removes it)."""
+    import nbformat
+
+    nb.cells.append(nbformat.v4.new_code_cell(PROBE))
+
+
+def take_probe(nb, wall_s: float, env: dict) -> dict:
+    """Remove the probe cell and return the record: CPU and wall time, per-cell wall time."""
+    import torch
+
+    probe = nb.cells.pop()
+    text = "".join(o.get("text", "") for o in probe.get("outputs", []) if o.get("output_type") == "stream")
+    cpu = json.loads(text.strip().splitlines()[-1])["cpu_s"]
+    cells = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        ex = cell.metadata.get("execution", {})
+        start, end = ex.get("iopub.execute_input"), ex.get("shell.execute_reply")
+        cells.append(round(_seconds(end) - _seconds(start), 2) if start and end else None)
+    return {"cpu_s": round(cpu, 1), "wall_s": round(wall_s, 1), "cells_wall_s": cells,
+            "threads": env.get("OMP_NUM_THREADS", "all"), "machine": machine(), "torch": torch.__version__}
+
+
+def _seconds(stamp: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def record(path: Path) -> dict | None:
+    """The build-time record stored in the solved notebook ``path`` (None when it has none)."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    return nb.get("metadata", {}).get("llmcourse", {}).get(KEY)
+
+
+def records(names: list[str] | None = None) -> dict[str, dict | None]:
+    """``{lesson name: record}`` for the solved notebooks (all, or those starting with a name)."""
+    paths = sorted((ROOT / "solutions").glob("day*.ipynb"))
+    if names:
+        paths = [p for p in paths if any(p.stem.startswith(n) for n in names)]
+    return {p.stem: record(p) for p in paths}
+
+
+def _hog() -> None:  # pragma: no cover - killed by the parent
+    x = 0
+    while True:
+        x = (x * 1103515245 + 12345) % 2**31
+
+
+def measure(names: list[str], load: int, jobs: int, out: Path) -> dict:
+    """Execute the solved notebooks again (not written) with ``load`` busy processes running."""
+    import concurrent.futures
+
+    hogs = [multiprocessing.Process(target=_hog, daemon=True) for _ in range(load)]
+    for h in hogs:
+        h.start()
+    paths = sorted((ROOT / "solutions").glob("day*.md"))
+    if names:
+        paths = [p for p in paths if any(p.stem.startswith(n) for n in names)]
+    results: dict[str, dict] = {}
+    try:
+        with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
+            for name, rec in pool.map(_measure_one, paths):
+                results[name] = rec
+                print(f"{name}: {rec.get('cpu_s')} s CPU, {rec.get('wall_s')} s wall"
+                      + (f" FAILED {rec['error']}" if "error" in rec else ""), flush=True)
+    finally:
+        for h in hogs:
+            h.terminate()
+    data = {"machine": machine(), "load": load, "jobs": jobs, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "lessons": results}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    return data
+
+
+def _measure_one(source: Path) -> tuple[str, dict]:
+    from tools import nb as nbtool
+
+    layout = nbtool.Layout.from_root(ROOT)
+    gen = nbtool.generate(layout, source)
+    start = time.perf_counter()
+    try:
+        executed = nbtool.execute_solution(gen.solution_nb, gen.name, layout.solutions)
+    except nbtool.PipelineError as exc:
+        return gen.name, {"error": str(exc).splitlines()[0], "wall_s": round(time.perf_counter() - start, 1)}
+    return gen.name, executed.metadata["llmcourse"][KEY]
+
+
+def table(recs: dict[str, dict | None]) -> str:
+    lines = [f"{'lesson':40s} {'CPU s':>7s} {'wall s':>7s}  machine"]
+    for name, rec in recs.items():
+        if rec is None:
+            lines.append(f"{name:40s} {'-':>7s} {'-':>7s}  (no record: run python -m tools.nb build --execute --force {name[:5]})")
+        else:
+            lines.append(f"{name:40s} {rec['cpu_s']:7.1f} {rec['wall_s']:7.1f}  {rec['machine']}, {rec['threads']} thread(s)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tools.lesson_times", description=__doc__.split("\n\n")[0])
+    p.add_argument("names", nargs="*", help="lessons (day03 or day03_slug); default: all")
+    p.add_argument("--measure", action="store_true", help="execute the notebooks again and time them")
+    p.add_argument("--load", type=int, default=0, help="busy processes running meanwhile (with --measure)")
+    p.add_argument("-j", "--jobs", type=int, default=1, help="notebooks at once (with --measure)")
+    p.add_argument("--out", type=Path, help="JSON to write (with --measure)")
+    args = p.parse_args(argv)
+    if args.measure:
+        if args.out is None:
+            p.error("--measure needs --out FILE.json")
+        measure(args.names, args.load, args.jobs, args.out)
+        return 0
+    print(table(records(args.names)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,10 +2,13 @@
 # The notebooks and the book as regression tests (called by `bash tools/run.sh test` after
 # pytest; runs on its own too, from the repository root, inside the project's venv):
 #   1. the generated files are current        python -m tools.nb check
-#   2. solved notebooks reproduce their stored outputs   pytest --nbval -p tools.nbtolerance solutions/*.ipynb
-#      2b. the same once more on another instruction set (ATEN_CPU_CAPABILITY=avx2, or default
-#          where the CPU's own is avx2), so that an output that only reproduces on the CPU that
-#          stored it fails the day it is written (LLMCOURSE_NB_EMULATE=0 skips this pass)
+#   2. solved notebooks reproduce their stored outputs on ANOTHER instruction set than this
+#      CPU's own (ATEN_CPU_CAPABILITY=avx2, or default where the CPU's own is AVX2):
+#      pytest --nbval -p tools.nbtolerance solutions/*.ipynb. The build stored the outputs with
+#      some CPU's own kernels, so one pass on other kernels tests that they do not depend on the
+#      instruction set (the guide's rule) without a second, same-CPU pass.
+#      LLMCOURSE_NB_NATIVE=1 adds a pass with this CPU's own kernels (2b);
+#      LLMCOURSE_NB_EMULATE=0 runs the pass with this CPU's own kernels instead.
 #   3. lesson notebooks (stubs) run without errors       pytest --nbval-lax lessons/*.ipynb
 #   4. the book builds with no warning         jupyter-book build . -W -n --keep-going
 #   5. the built book works in a browser       python -m tools.browser_test
@@ -59,18 +62,21 @@ nbval_solutions() {
 }
 
 native=$(python -c "import torch; print(torch.backends.cpu.get_cpu_capability())")
-stage "2/6 solved notebooks reproduce their stored outputs (nbval, ${#solutions[@]} notebooks, CPU capability $native, ${OMP_NUM_THREADS:-all} torch thread(s))"
+if [ "$native" = "AVX2" ]; then emulate=default; else emulate=avx2; fi
+if [ "${LLMCOURSE_NB_EMULATE:-1}" = "0" ]; then emulate=""; fi
+stage "2/6 solved notebooks reproduce their stored outputs (nbval, ${#solutions[@]} notebooks, CPU capability ${emulate:-$native} on a $native CPU, ${OMP_NUM_THREADS:-all} torch thread(s))"
 if [ ${#solutions[@]} -eq 0 ]; then
   echo "no solutions/day*.ipynb yet: skipped"
+elif [ -n "$emulate" ]; then
+  ATEN_CPU_CAPABILITY=$emulate nbval_solutions
 else
   nbval_solutions
 fi
 stage_end
 
-if [ "${LLMCOURSE_NB_EMULATE:-1}" != "0" ] && [ ${#solutions[@]} -gt 0 ]; then
-  if [ "$native" = "AVX2" ]; then emulate=default; else emulate=avx2; fi
-  stage "2b/6 solved notebooks again as on another CPU (ATEN_CPU_CAPABILITY=$emulate)"
-  ATEN_CPU_CAPABILITY=$emulate nbval_solutions
+if [ "${LLMCOURSE_NB_NATIVE:-0}" = "1" ] && [ -n "$emulate" ] && [ ${#solutions[@]} -gt 0 ]; then
+  stage "2b/6 solved notebooks again with this CPU's own kernels ($native)"
+  nbval_solutions
   stage_end
 fi
 

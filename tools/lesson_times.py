@@ -161,6 +161,21 @@ def table(recs: dict[str, dict | None]) -> str:
     return "\n".join(lines)
 
 
+def markdown(recs: dict[str, dict | None], loaded: dict | None = None) -> str:
+    """A Markdown table of the build records, beside a ``--measure`` JSON when given."""
+    head = "| lesson | CPU s | wall s |" + (f" CPU s, {loaded['load']} busy | wall s, {loaded['load']} busy |" if loaded else "")
+    rows = [head, "|---" * (head.count("|") - 1) + "|"]
+    tot = [0.0, 0.0, 0.0, 0.0]
+    for name, rec in recs.items():
+        other = (loaded or {}).get("lessons", {}).get(name) or {}
+        cells = [rec["cpu_s"] if rec else None, rec["wall_s"] if rec else None, other.get("cpu_s"), other.get("wall_s")]
+        tot = [t + (c or 0) for t, c in zip(tot, cells)]
+        shown = cells if loaded else cells[:2]
+        rows.append(f"| {name[:5]} | " + " | ".join("-" if c is None else f"{c:.0f}" for c in shown) + " |")
+    rows.append("| all | " + " | ".join(f"{t:.0f}" for t in (tot if loaded else tot[:2])) + " |")
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tools.lesson_times", description=__doc__.split("\n\n")[0])
     p.add_argument("names", nargs="*", help="lessons (day03 or day03_slug); default: all")
@@ -168,11 +183,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--load", type=int, default=0, help="busy processes running meanwhile (with --measure)")
     p.add_argument("-j", "--jobs", type=int, default=1, help="notebooks at once (with --measure)")
     p.add_argument("--out", type=Path, help="JSON to write (with --measure)")
+    p.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    p.add_argument("--beside", type=Path, help="a --measure JSON to show beside the build record (with --markdown)")
     args = p.parse_args(argv)
     if args.measure:
         if args.out is None:
             p.error("--measure needs --out FILE.json")
         measure(args.names, args.load, args.jobs, args.out)
+        return 0
+    if args.markdown:
+        loaded = json.loads(args.beside.read_text(encoding="utf-8")) if args.beside else None
+        print(markdown(records(args.names), loaded))
         return 0
     print(table(records(args.names)))
     return 0

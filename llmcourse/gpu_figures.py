@@ -20,6 +20,10 @@ was made. The method, written once:
    read and written, AdamW's two moments) plus twice the activation memory (written forward,
    read backward; the measured peak memory, or an estimate), at the T4's 320 GB/s.
 4. The time is the larger of the two bounds.
+5. **Launch bound.** The first lessons' models are so small that a GPU step is spent launching
+   operations (Python, dispatch, a kernel launch: ``LAUNCH_S``, assumed 10-30 µs each on a
+   Colab host), not computing: such a run (:class:`LaunchFigure`) costs its operations
+   (``OPS_PER_STEP``, counted by ``benchmarks/count_ops.py``) times that.
 
 A lesson cell prints ``line(name)``; ``python -m llmcourse.gpu_figures RESULTS.json`` rebuilds
 the measured part from a run of the acceptance script, and every lesson follows.
@@ -85,43 +89,144 @@ class Figure:
         return count_params_formula(GPTConfig(**self.shape), non_embedding=False)
 
 
-FIGURES: dict[str, Figure] = {
+# A small model's step is bound by launching its operations, not by arithmetic or memory
+# (method, point 5): operations per training step at each lesson's real-run size, counted by
+# `python benchmarks/count_ops.py` (torch.profiler, torch 2.13), and the assumed cost of one.
+OPS_PER_STEP = {"bigram": 18, "mlp": 65, "wavenet": 241, "gpt 2 x 64": 317}
+LAUNCH_S = (10e-6, 30e-6)       # seconds per operation on a T4's host: Python, dispatch, launch
+
+
+@dataclass(frozen=True)
+class LaunchFigure:
+    """A run of small models whose time is the number of operations it launches."""
+
+    what: str
+    lessons: tuple[int, ...]
+    runs: tuple[tuple[str, int], ...]   # (model in OPS_PER_STEP, training steps) per run
+    eval_share: float = 0.0             # evaluation operations, as a share of the training ones
+    precision: str = "float32"
+    steps: tuple[str, ...] = ()         # no acceptance-script step measures these
+    loss: float | None = None
+    loss_how: str = ""
+
+    @property
+    def operations(self) -> int:
+        return round(sum(OPS_PER_STEP[m] * n for m, n in self.runs) * (1 + self.eval_share))
+
+
+FIGURES: dict[str, Figure | LaunchFigure] = {
     "shakespeare-char train": Figure(
-        "the shakespeare-char preset, 5,000 steps of 64 x 256", (17, 19, 20, 21, 22, 23, 24, 26, 34, 35, 36),
+        "the shakespeare-char preset, 5,000 steps of 64 x 256 and its 21 evaluations of 2 x 200 batches "
+        "(forward only: a third of a training step's work each)", (4, 12, 14, 17, 19, 20, 21, 22, 23, 24, 26, 34, 35, 36),
         SHAKESPEARE, 5000 * 64 * 256, "float16", ("fp16 + GradScaler (T4 path)", "train shakespeare-char"),
-        optimizer_steps=5000, loss=1.47,
+        optimizer_steps=5000, cost=1 + (5000 // 250 + 1) * 2 * 200 / 3 / 5000, loss=1.47,
         loss_how="nanoGPT's published 1.4697 for this configuration (day 26)", activation_gb=2.0),
     "shakespeare-char 2000 steps": Figure(
         "the same model, 2,000 steps of 64 x 256 (days 12, 13)", (12, 13), SHAKESPEARE, 2000 * 64 * 256,
         "float16", ("fp16 + GradScaler (T4 path)", "train shakespeare-char"), optimizer_steps=2000,
         activation_gb=2.0),
-    "shakespeare-char fp32 1000 steps": Figure(
-        "the same model in float32, 1,000 steps of 32 x 256 (one run of days 15, 16)", (15, 16),
-        {**SHAKESPEARE}, 1000 * 32 * 256, "float32", ("train fp32",), optimizer_steps=1000),
     "shakespeare-char compiled 500 steps": Figure(
         "the preset compiled, 500 steps (day 18)", (18,), SHAKESPEARE, 500 * 64 * 256, "float16",
         ("train compiled", "fp16 + GradScaler (T4 path)"), optimizer_steps=500, activation_gb=2.0),
     "tinystories train": Figure(
-        "the tinystories preset (GPT-2 vocabulary), 5,000 steps of 64 x 256", (27,),
-        dict(SHAKESPEARE, vocab_size=50257), 5000 * 64 * 256, "float16", ("tinystories",),
-        optimizer_steps=5000, activation_gb=6.0),
+        "the tinystories preset (GPT-2 vocabulary), 5,000 steps of 64 x 256 and 11 evaluations of "
+        "2 x 100 batches", (27, 30), dict(SHAKESPEARE, vocab_size=50257), 5000 * 64 * 256, "float16",
+        ("tinystories",), optimizer_steps=5000, cost=1 + 11 * 2 * 100 / (3 * 5000), activation_gb=6.0),
     "gpt2 lora tune": Figure(
         "GPT-2 small + LoRA r=8, 200 steps of 8 x 256, float32 (day 34)", (34,), GPT2_SMALL, 200 * 8 * 256,
         "float32", ("fine-tune + LoRA",), seq_len=256, optimizer_steps=200, cost=2 / 3, activation_gb=3.0),
     "gpt2 full tune": Figure(
         "GPT-2 small fully fine-tuned, 200 steps of 8 x 256, float32 (day 34)", (34,), GPT2_SMALL,
         200 * 8 * 256, "float32", ("fine-tune + LoRA",), seq_len=256, optimizer_steps=200, activation_gb=3.0),
-    "distill student": Figure(
-        "a 2 x 128 student, 2,000 steps of 64 x 256, teacher forward included, float32 (day 35)", (35,),
-        dict(SHAKESPEARE, n_layer=2, n_head=4, n_embd=128), 2000 * 64 * 256, "float32", ("distillation",),
-        optimizer_steps=2000, forward_of=SHAKESPEARE, activation_gb=2.0),
-    "dpo tune": Figure(
-        "DPO on the 6 x 384 model, 400 steps of 64 rows x 48 tokens, float32 (day 36)", (36,), SHAKESPEARE,
-        400 * 64 * 48, "float32", ("DPO",), seq_len=48, optimizer_steps=400, forward_of=SHAKESPEARE, activation_gb=0.5),
     "architecture sweep": Figure(
         "day 33's 18 runs of 1,000 steps of the 6 x 384 model", (33,), SHAKESPEARE, 18 * 1000 * 64 * 256,
         "float16", ("fp16 + GradScaler (T4 path)", "train shakespeare-char"), optimizer_steps=18 * 1000,
         activation_gb=2.0),
+    # --- days 01-06 ---
+    "bigram 5000 steps": LaunchFigure(
+        "day 06's bigram, 5,000 steps of 64 x 256 and 6 evaluations of 2 x 100 batches", (6,),
+        (("bigram", 5000),), eval_share=6 * 2 * 100 / 3 / 5000),
+    # --- end days 01-06 ---
+    # --- days 07-12 ---
+    "bigram, MLP and WaveNet 3000 steps": LaunchFigure(
+        "day 07's three models, 3,000 steps of 32 x 64 each and 7 evaluations of 2 x 50 batches", (7,),
+        (("bigram", 3000), ("mlp", 3000), ("wavenet", 3000)), eval_share=7 * 2 * 50 / 3 / 3000),
+    "attention heatmap model 1500 steps": LaunchFigure(
+        "day 10's 2-layer, 64-wide GPT, 1,500 steps of 32 x 32", (10,), (("gpt 2 x 64", 1500),)),
+    "pre/post-norm 3 x 600 steps": Figure(
+        "day 11's three 600-step runs (pre-norm, post-norm, post-norm at lr/10) of the 6 x 384 model, "
+        "64 x 256", (11,), SHAKESPEARE, 3 * 600 * 64 * 256, "float16",
+        ("fp16 + GradScaler (T4 path)", "train shakespeare-char"), optimizer_steps=3 * 600,
+        activation_gb=2.0),
+    # --- end days 07-12 ---
+    # --- days 13-18 ---
+    "day 15 schedule runs": Figure(
+        "day 15's nine runs in float32: 5 sweep runs of 200 steps and 4 schedules of 1,000, 32 x 256",
+        (15,), SHAKESPEARE, (5 * 200 + 4 * 1000) * 32 * 256, "float32", ("train fp32",),
+        optimizer_steps=5 * 200 + 4 * 1000),
+    "day 16 optimizer runs": Figure(
+        "day 16's three runs in float32 (SGD, Adam, AdamW), 1,000 steps of 32 x 256 each",
+        (16,), SHAKESPEARE, 3 * 1000 * 32 * 256, "float32", ("train fp32",), optimizer_steps=3 * 1000),
+    # --- end days 13-18 ---
+    # --- days 19-24 ---
+    # --- end days 19-24 ---
+    # --- days 25-30 ---
+    # Evaluations are forward passes, a third of a training step's work per token: a run of S steps
+    # that evaluates E times on 2 splits x I batches costs 1 + 2 * E * I / (3 * S) times its training.
+    "shakespeare-char 500 steps": Figure(
+        "the shakespeare-char preset, 500 steps of 64 x 256 and 3 evaluations of 2 x 200 batches (day 25)",
+        (25,), SHAKESPEARE, 500 * 64 * 256, "float16", ("fp16 + GradScaler (T4 path)", "train shakespeare-char"),
+        optimizer_steps=500, cost=1 + 2 * 3 * 200 / (3 * 500), activation_gb=2.0),
+    **{f"size-context sweep {size}": Figure(
+        f"day 28's {runs} {size} runs of 2,000 steps of 64 x 256 (shorter contexts counted as 256), "
+        "9 evaluations of 2 x 50 batches each", (28,), dict(SHAKESPEARE, **shape), runs * 2000 * 64 * 256,
+        "float16", ("fp16 + GradScaler (T4 path)", "train shakespeare-char"), optimizer_steps=runs * 2000,
+        cost=1 + 2 * 9 * 50 / (3 * 2000), activation_gb=act)
+       for size, runs, shape, act in (("tiny", 17, dict(n_layer=2, n_head=4, n_embd=128), 0.5),
+                                      ("small", 3, dict(n_layer=4, n_head=4, n_embd=256), 1.0),
+                                      ("medium", 3, dict(n_layer=6, n_head=6, n_embd=384), 2.0))},
+    "watching four runs": Figure(
+        "day 29's four monitored runs of the 6 x 384 model, 2,000 steps of 64 x 256 each, 6 evaluations "
+        "of 2 x 50 batches (the monitor adds about 1.5%, book/performance_training.md)", (29,), SHAKESPEARE,
+        4 * 2000 * 64 * 256, "float16", ("fp16 + GradScaler (T4 path)", "train shakespeare-char"),
+        optimizer_steps=4 * 2000, cost=(1 + 2 * 6 * 50 / (3 * 2000)) * 1.015, activation_gb=2.0),
+    **{f"isoflop sweep width {w}": Figure(
+        f"day 30's 2-layer, {w}-wide model at the budgets 7.5e12, 3e13 and 1.2e14 (6ND), batches of "
+        "64 x 128, 9 evaluations of 2 x 8 batches a run", (30,), shape, steps * 64 * 128, "float16",
+        ("fp16 + GradScaler (T4 path)",), optimizer_steps=steps, cost=1 + 3 * 2 * 9 * 8 / (3 * steps),
+        activation_gb=0.25)
+       for w in (64, 96, 128, 192, 256)
+       for shape in [dict(vocab_size=65, n_layer=2, n_head=2, n_embd=w, block_size=128)]
+       for steps in [sum(round(c / (6 * count_params_formula(GPTConfig(**shape))) / (64 * 128))
+                         for c in (7.5e12, 3e13, 1.2e14))]},
+    # --- end days 25-30 ---
+    # --- days 31-36 ---
+    "data quality runs": Figure(
+        "day 31's five runs of a 4 x 128 character model, 2,000 steps of 64 x 128 each, float32 "
+        "(a plain loop; its batches are built on the CPU, so the T4 may wait on them)", (31,),
+        dict(vocab_size=86, n_layer=4, n_head=4, n_embd=128, block_size=128), 5 * 2000 * 64 * 128,
+        "float32", ("train fp32",), optimizer_steps=5 * 2000, activation_gb=0.5),
+    "tokenizer runs": Figure(
+        "day 32's four runs of the 6 x 384 model (vocabularies 80, 512, 2,048 and 50,257), 3,000 steps "
+        "of 64 x 256 each, float32 (a plain loop)",
+        (32,), dict(SHAKESPEARE, vocab_size=50257), 4 * 3000 * 64 * 256, "float32",
+        ("train fp32", "tinystories"), optimizer_steps=4 * 3000, activation_gb=4.0,
+        # shape: the largest run's (its memory traffic bounds the others'); cost: the four
+        # vocabularies' work per token as a share of four runs at 50,257
+        cost=sum(flops_per_token(GPTConfig(**dict(SHAKESPEARE, vocab_size=v)))
+                 for v in (80, 512, 2048, 50257))
+        / (4 * flops_per_token(GPTConfig(**dict(SHAKESPEARE, vocab_size=50257))))),
+    "distill two students": Figure(
+        "day 35's two 2 x 128 students, 2,000 steps of 64 x 256 each, and the 6 x 384 teacher's forward "
+        "pass for the distilled one, float32 (a plain loop)", (35,),
+        dict(SHAKESPEARE, n_layer=2, n_head=4, n_embd=128), 2000 * 64 * 256, "float32", ("distillation",),
+        optimizer_steps=2 * 2000, cost=2.0, forward_of=SHAKESPEARE, activation_gb=2.0),
+    "dpo two betas": Figure(
+        "day 36's DPO on the 6 x 384 model for two betas, 400 steps of 64 rows x 48 tokens each, float32 "
+        "(a plain loop; the reference's log-probabilities are computed once, 2 x 1,024 rows, about 1% more)",
+        (36,), SHAKESPEARE, 2 * 400 * 64 * 48, "float32", ("DPO",), seq_len=48, optimizer_steps=2 * 400,
+        cost=1 + 2 * 1024 / (3 * 2 * 400 * 64), activation_gb=0.5),
+    # --- end days 31-36 ---
 }
 
 # --- measured: written by `python -m llmcourse.gpu_figures RESULTS.json`; do not edit by hand ---
@@ -132,6 +237,11 @@ MEASURED: dict[str, dict[str, Any]] = {}
 def t4_seconds(name: str, measured: dict[str, dict[str, Any]] | None = None) -> tuple[float, float, str]:
     """``(low, high, how)``: the T4 time of figure ``name`` in seconds, and how it was made."""
     fig = FIGURES[name]
+    if isinstance(fig, LaunchFigure):
+        lo, hi = (fig.operations * s for s in LAUNCH_S)
+        return lo, hi, (f"estimate: {fig.operations:,} operations (counted by benchmarks/count_ops.py) at an "
+                        f"assumed {LAUNCH_S[0] * 1e6:.0f}-{LAUNCH_S[1] * 1e6:.0f} µs each to launch; the "
+                        "arithmetic of models this small takes far less")
     m = (MEASURED if measured is None else measured).get(name)
     peak = peak_flops(T4_NAME, fig.precision)
     assert peak is not None, f"the device table has no T4 {fig.precision} peak"

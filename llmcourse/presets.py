@@ -112,6 +112,10 @@ def get_preset(name: str) -> Preset:
         ) from None
 
 
+TEXT_SETTINGS = {"gelu_approximate"}
+"""Settings whose values are words, one of them ``none``: ``--set`` keeps their text as it is."""
+
+
 def parse_value(text: str) -> Any:
     """Turn the text of ``--set key=value`` into a Python value.
 
@@ -153,6 +157,8 @@ def apply_overrides(preset: Preset, overrides: list[str],
     >>> known = {"train": {"max_iters", "out_dir"}, "model": {"n_layer"}, "data": {"tokenizer"}}
     >>> apply_overrides({"train": {}}, ["n_layer=2"], known)["model"]
     {'n_layer': 2}
+    >>> apply_overrides({}, ["model.gelu_approximate=none"])["model"]
+    {'gelu_approximate': 'none'}
     >>> apply_overrides({}, ["data.tokeniser=gpt2"], known)
     Traceback (most recent call last):
     ...
@@ -171,6 +177,8 @@ def apply_overrides(preset: Preset, overrides: list[str],
         key, _, raw = item.partition("=")
         key = key.strip()
         value = parse_value(raw)
+        if key.rpartition(".")[2] in TEXT_SETTINGS:
+            value = raw.strip()   # gelu_approximate=none is the word "none", not Python's None
         if "." in key:
             section, _, name = key.partition(".")
             if section not in SECTIONS:

@@ -54,6 +54,12 @@ def test_overrides_parse_and_route():
     assert parse_value("1e-3") == 1e-3 and parse_value("False") is False and parse_value("none") is None
 
 
+def test_override_keeps_the_word_none_of_a_text_setting():
+    """`--set gelu_approximate=none` names the exact GELU; elsewhere `none` is Python's None."""
+    out = apply_overrides({}, ["model.gelu_approximate=none", "train.grad_clip=none"])
+    assert out == {"model": {"gelu_approximate": "none"}, "train": {"grad_clip": None}}
+
+
 def test_override_of_known_field_not_in_preset():
     p = apply_overrides(get_preset("shakespeare-char-cpu"), ["compile=true"],
                         known={"train": {"compile"}, "model": set(), "data": set()})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import os
 import subprocess
 import sys
@@ -142,6 +143,23 @@ def test_every_figure_states_its_method_and_a_sane_range():
         assert gf.line(name).startswith("T4: about ")
 
 
+def test_each_figure_lists_the_lessons_that_print_it():
+    """A figure's `lessons` are the lessons whose code names it (literally or by an f-string prefix)."""
+    used: dict[str, set[int]] = {name: set() for name in gf.FIGURES}
+    for path in sorted((ROOT / "solutions").glob("day*.md")):
+        text = path.read_text(encoding="utf-8")
+        if "gpu_figures" not in text:
+            continue
+        for literal in re.findall(r'f?"([^"\n]+)"', text):
+            prefix = literal.split("{")[0] if "{" in literal else None
+            for name in gf.FIGURES:
+                if literal == name or (prefix and len(prefix) > 12 and name.startswith(prefix)):
+                    used[name].add(int(path.name[3:5]))
+    wrong = {name: (tuple(sorted(days)), gf.FIGURES[name].lessons) for name, days in used.items()
+             if tuple(sorted(days)) != tuple(sorted(gf.FIGURES[name].lessons))}
+    assert not wrong, f"figure: (lessons that print it, its lessons tuple): {wrong}"
+
+
 def test_assumed_figures_use_the_t4_peak_of_their_precision():
     s16, s32 = gf.show("shakespeare-char train"), gf.show("gpt2 lora tune")
     assert "float16 peak of 65 TFLOP/s" in s16["how"] and "float32 peak of 8.1 TFLOP/s" in s32["how"]
@@ -154,8 +172,8 @@ def test_assumed_figures_use_the_t4_peak_of_their_precision():
 def test_figures_rebuild_from_a_results_file():
     measured = gf.rebuild(_fake_result())
     assert measured["shakespeare-char train"]["mfu"] == 0.2              # the float16 step
-    assert measured["shakespeare-char fp32 1000 steps"]["mfu"] == 0.5    # the float32 step
-    assert "dpo tune" not in measured                                    # that step failed
+    assert measured["day 16 optimizer runs"]["mfu"] == 0.5              # the float32 step
+    assert "dpo two betas" not in measured                               # that step failed
     lo, hi, how = gf.t4_seconds("shakespeare-char train", measured)
     fig = gf.FIGURES["shakespeare-char train"]
     assert lo == pytest.approx(max(fig.flops / (65e12 * 0.2), fig.tokens / 4e5))

@@ -193,7 +193,7 @@ class Milestone(NamedTuple):
 SHAKESPEARE_CHAR_MILESTONES: tuple[Milestone, ...] = (
     Milestone(math.log(65), "a uniform guess over the 65 characters, ln 65: where training starts",
               "arithmetic"),
-    Milestone(2.48, "the best bigram model (counting character pairs)",
+    Milestone(2.48, "a bigram model: character pairs counted on the training text",
               "measured in day 06 (2.482, add-one smoothed counts of the training text)"),
     Milestone(1.89, "nanoGPT's CPU recipe: 4 layers, 128 wide, 2000 steps of 12 x 64 characters",
               "nanoGPT README reports 1.88; nanoGPT's own train.py with this recipe measured "
@@ -213,7 +213,7 @@ def milestone_table(loss: float | None = None,
     >>> print(milestone_table(2.0))  # doctest: +NORMALIZE_WHITESPACE
     loss   perplexity  bits/char  milestone
     4.174        65.0      6.022  a uniform guess over the 65 characters, ln 65: where training starts
-    2.480        11.9      3.578  the best bigram model (counting character pairs)
+    2.480        11.9      3.578  a bigram model: character pairs counted on the training text
     2.000         7.4      2.885  <- your model
     1.890         6.6      2.727  nanoGPT's CPU recipe: 4 layers, 128 wide, 2000 steps of 12 x 64 characters
     1.470         4.3      2.121  nanoGPT's GPU run: 6 layers, 384 wide, 5000 steps of 64 x 256 characters

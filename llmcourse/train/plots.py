@@ -228,7 +228,8 @@ def plot_monitor(source: str | os.PathLike[str] | Iterable[dict[str, Any]], *,
     Top left: the standard deviation of each MLP's GELU input; top right: the dead fraction
     (GELU inputs below -3); bottom left: ``log10`` update-to-data ratio of every 2-D weight
     (the dotted line at -3 is the usual healthy level); bottom right: gradient norm of every
-    2-D weight (log scale). One line per layer or weight, over the monitored steps.
+    2-D weight (log scale). One line per layer or weight, over the monitored steps; the legend
+    beside the bottom right panel names the weights of both bottom panels.
 
     Raises:
         ValueError: the log holds no monitor records (train with ``monitor_interval`` set).
@@ -264,4 +265,5 @@ def plot_monitor(source: str | os.PathLike[str] | Iterable[dict[str, Any]], *,
     flat[2].axhline(-3, color="k", ls=":", lw=1)
     lines(flat[3], {k: m["grad"][k] for k in weights if k in m["grad"]}, "gradient norm")
     flat[3].set_yscale("log")
+    flat[3].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))   # both bottom panels
     return axes

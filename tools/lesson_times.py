@@ -106,6 +106,9 @@ def records(names: list[str] | None = None) -> dict[str, dict | None]:
 
 
 def _hog() -> None:  # pragma: no cover - killed by the parent
+    # Its own session, as a separately started program has: Linux's autogroup scheduling shares
+    # the CPU between sessions first, so hogs sharing one session would together get one share.
+    os.setsid()
     x = 0
     while True:
         x = (x * 1103515245 + 12345) % 2**31

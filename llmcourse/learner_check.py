@@ -161,8 +161,7 @@ def run_checks(notebook: Path, *, timeout: int = 600, kernel: str = "python3",
 
     Raises:
         LearnerError: a bad ``timeout`` or ``$LLMCOURSE_THREADS``, a file that is not a notebook, a
-            cell over the timeout,
-            or ``nbclient`` (and a Jupyter kernel) not installed.
+            cell over the timeout, or ``nbclient`` (and a Jupyter kernel) not installed.
         NotebookRunError: the kernel died (``os._exit``, a crash, the memory limit).
     """
     if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0:

@@ -351,6 +351,43 @@ def weights_mismatch(exc: BaseException) -> str:
     return detail.split("do not fit the model: ")[-1].rstrip(".")
 
 
+# Settings that say where and how fast a run goes, not what it trains: a run made on a GPU by
+# `llmcourse train` is the same run for a lesson that asks for it on the CPU.
+HOW_NOT_WHAT = frozenset({"out_dir", "device", "dtype", "compile", "progress", "overwrite", "log",
+                          "log_interval", "monitor_interval", "fused_adamw", "ddp_backend",
+                          "peak_flops", "init_from"})
+
+
+_UNSET = object()
+
+
+def _show(value: Any) -> str:
+    return "unset" if value is _UNSET else repr(value)
+
+
+def recipe_difference(earlier: dict[str, Any], preset: dict[str, Any]) -> str | None:
+    """The first setting (other than :data:`HOW_NOT_WHAT`) on which two presets differ, or ``None``.
+
+    >>> a = {"model": {"n_layer": 4}, "train": {"max_iters": 10, "device": "cuda"}}
+    >>> recipe_difference(a, {"model": {"n_layer": 4}, "train": {"max_iters": 10, "device": "cpu"}})
+    >>> recipe_difference(a, {"model": {"n_layer": 4}, "train": {"max_iters": 20}})
+    'train.max_iters is 10 there, 20 here'
+    """
+    for section in sorted(set(earlier) | set(preset)):
+        then, now = earlier.get(section) or {}, preset.get(section) or {}
+        if not isinstance(then, dict) or not isinstance(now, dict):
+            if then != now:
+                return f"{section} is {then!r} there, {now!r} here"
+            continue
+        for key in sorted(set(then) | set(now)):
+            if section == "train" and key in HOW_NOT_WHAT:
+                continue
+            a, b = then.get(key, _UNSET), now.get(key, _UNSET)
+            if a != b:
+                return f"{section}.{key} is {_show(a)} there, {_show(b)} here"
+    return None
+
+
 def train_or_load(preset_name: str, out_dir: str | os.PathLike[str], *,
                   overrides: dict[str, dict[str, Any]] | None = None,
                   device: str = "cpu", progress: bool = False) -> tuple[Any, Any, TrainedRun]:
@@ -383,7 +420,9 @@ def train_or_load(preset_name: str, out_dir: str | os.PathLike[str], *,
         run_file = out / RUN_FILE
         if run_file.is_file():
             earlier = read_json(run_file, "run")
-            if isinstance(earlier, dict) and earlier.get("preset") == preset:
+            then = earlier.get("preset") if isinstance(earlier, dict) else None
+            differs = recipe_difference(then, preset) if isinstance(then, dict) else "no preset"
+            if differs is None:
                 try:
                     return load_trained(out, device=device)
                 except FileNotFoundError:
@@ -391,7 +430,7 @@ def train_or_load(preset_name: str, out_dir: str | os.PathLike[str], *,
             else:
                 raise FileExistsError(
                     f"{out} holds a run made with other settings than preset {preset_name!r} "
-                    f"with {overrides or {}}; give another out_dir (it is never replaced)"
+                    f"with {overrides or {}} ({differs}); give another out_dir (it is never replaced)"
                 )
         train_preset(preset, progress=progress)
         return load_trained(out, device=device)

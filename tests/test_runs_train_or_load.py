@@ -39,3 +39,34 @@ def test_two_notebooks_sharing_a_run_train_it_once(tmp_path):
     outs = [p.communicate(timeout=300)[0].split() for p in procs]
     assert all(p.returncode == 0 for p in procs)
     assert outs[0] == outs[1] and outs[0][0] == "4"  # the same checkpoint, trained once
+
+
+def test_a_run_made_by_the_cli_loads(tmp_path, monkeypatch):
+    """`llmcourse train` leaves a run a lesson's train_or_load loads: device and out_dir do not count."""
+    from llmcourse.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    sets = ["n_layer=1", "n_head=2", "n_embd=16", "model.block_size=16", "max_iters=4",
+            "eval_interval=2", "eval_iters=2", "batch_size=4", f"prepared_dir={tmp_path / 'data'}",
+            "device=cpu", "dtype=float32"]
+    argv = ["train", "--preset", "shakespeare-char-cpu", "--no-progress"]
+    for s in sets:
+        argv += ["--set", s]
+    assert main(argv) == 0
+    run = tmp_path / "out/shakespeare-char-cpu"
+    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    overrides = dict(TINY, data={"prepared_dir": str(tmp_path / "data")})
+    model, tok, info = train_or_load("shakespeare-char-cpu", "out/shakespeare-char-cpu", overrides=overrides)
+    assert info.iter_num == 4 and model.config.n_embd == 16
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before   # loaded, not retrained
+
+
+def test_the_refusal_names_the_setting_that_differs(tmp_path):
+    from llmcourse.runs import recipe_difference
+
+    overrides = dict(TINY, data={"prepared_dir": str(tmp_path / "data")})
+    train_or_load("shakespeare-char-cpu", tmp_path / "run", overrides=overrides)
+    other = dict(overrides, model=dict(TINY["model"], n_embd=32))
+    with pytest.raises(FileExistsError, match=r"model\.n_embd is 16 there, 32 here"):
+        train_or_load("shakespeare-char-cpu", tmp_path / "run", overrides=other)
+    assert recipe_difference({"train": {"seed": 1}}, {"train": {}}) == "train.seed is 1 there, unset here"

@@ -5,13 +5,17 @@ On a CUDA machine (about 8 minutes, compiles included)::
     python benchmarks/gpu_acceptance.py --book          # then: python -m llmcourse.gpu_figures JSON
     python benchmarks/gpu_acceptance.py --t4            # a T4 stand-in: 15 GB, fp16 + scaler, no flash
 
+On a machine lent by the workplace's device tool, ``benchmarks/gpu_device_run.sh`` runs both
+(CONTRIBUTING.md, "The GPU acceptance run"); back here, ``--ingest FOLDER`` files the results.
+
 Without a GPU::
 
     python benchmarks/gpu_acceptance.py --list          # the plan: lesson -> step
     python benchmarks/gpu_acceptance.py --cpu-smoke     # the same plan at tiny sizes on the CPU
 
 Each step runs isolated (its own try/except, a time budget, the CUDA cache emptied and the peak
-memory reset before it), so one failure never stops the rest. Every step records pass/fail, the
+memory reset before it), so one failure never stops the rest, and the results are rewritten after
+every step, so a run killed at its time limit still leaves what it measured. Every step records pass/fail, the
 error in one line, tokens/s, MFU against the card's data-sheet peak, peak memory and compile
 time. The results go to ``--out`` (default ``benchmarks/results/``) as one JSON file and one
 Markdown table; ``--book`` also writes ``book/gpu_acceptance.md`` for the performance page.
@@ -43,6 +47,12 @@ BOOK_PAGE = ROOT / "book" / "gpu_acceptance.md"
 T4_MEMORY_GB = 15.0
 TOTAL_BUDGET_S = 480   # 8 minutes on CUDA, compiles included
 SMOKE_STEP_BUDGET_S = 60
+# The T4 stand-in reruns the plan at 15 GB in float16 + scaler without these: an H100 cannot show
+# whether Triton's code for sm75 compiles or runs, and a Colab T4 is one GPU (no DDP).
+NOT_IN_T4 = {"train compiled": "compiled code for a T4 (sm75) cannot be checked on another card",
+             "generate compiled": "compiled code for a T4 (sm75) cannot be checked on another card",
+             "DDP": "Colab has one T4; the cuda run checks NCCL"}
+MODES = ("cuda", "t4 stand-in")
 
 
 class StepTimeout(Exception):
@@ -165,19 +175,36 @@ def markdown(result: dict[str, Any]) -> str:
     return head + "\n".join(rows) + "\n"
 
 
-def run_plan(ctx: Ctx, only: list[str] | None = None) -> dict[str, Any]:
+def _skipped(name: str, days: tuple[int, ...], why: str) -> dict[str, Any]:
+    return {"step": name, "lessons": list(days), "ok": None, "error": f"skipped: {why}", "tokens_per_s": None,
+            "mfu": None, "peak_mem_gb": None, "compile_s": None, "wall_s": 0.0}
+
+
+def run_plan(ctx: Ctx, only: list[str] | None = None, total_budget: float = TOTAL_BUDGET_S,
+             on_step: Any = None) -> dict[str, Any]:
+    """Every step of ``PLAN`` (or ``only`` those) within ``total_budget`` seconds.
+
+    ``on_step(result)`` is called with the result so far after each step (``complete`` False).
+    """
     start = time.perf_counter()
-    steps = []
+    steps: list[dict[str, Any]] = []
+    info = machine(ctx)
+
+    def result(complete: bool) -> dict[str, Any]:
+        return {"machine": info, "steps": steps, "total_s": round(time.perf_counter() - start, 1),
+                "budget_s": total_budget, "complete": complete}
+
     for name, days, fn, budget in PLAN:
         if only and name not in only:
             continue
-        left = TOTAL_BUDGET_S - (time.perf_counter() - start)
+        left = total_budget - (time.perf_counter() - start)
+        if ctx.t4 and name in NOT_IN_T4:
+            steps.append(_skipped(name, days, f"not in the T4 stand-in: {NOT_IN_T4[name]}"))
+            continue
         if ctx.smoke:
             budget = SMOKE_STEP_BUDGET_S
         elif left < 5:
-            steps.append({"step": name, "lessons": list(days), "ok": None, "error": "skipped: out of total time",
-                          "tokens_per_s": None, "mfu": None, "peak_mem_gb": None, "compile_s": None,
-                          "wall_s": 0.0})
+            steps.append(_skipped(name, days, "out of total time"))
             continue
         else:
             budget = min(budget, left)
@@ -185,20 +212,73 @@ def run_plan(ctx: Ctx, only: list[str] | None = None) -> dict[str, Any]:
         print(f"{'ok  ' if rec['ok'] else ('skip' if rec['ok'] is None else 'FAIL')} {name:<28} "
               f"{rec['wall_s']:6.1f} s  {rec['error'] or ''}", flush=True)
         steps.append(rec)
-    return {"machine": machine(ctx), "steps": steps, "total_s": round(time.perf_counter() - start, 1)}
+        if on_step is not None:
+            on_step(result(False))
+    return result(True)
+
+
+def result_name(mode: str) -> str:
+    """``gpu_acceptance-<mode>``, the stem of a run's JSON and Markdown files."""
+    return "gpu_acceptance-" + mode.replace(" ", "-")
 
 
 def write_results(result: dict[str, Any], out: Path, book: bool = False) -> tuple[Path, Path]:
     """``gpu_acceptance-<mode>.json`` and ``.md`` in ``out`` (and the book's fragment)."""
     out.mkdir(parents=True, exist_ok=True)
-    stem = "gpu_acceptance-" + result["machine"]["mode"].replace(" ", "-")
+    stem = result_name(result["machine"]["mode"])
     json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
     write_json_atomic(json_path, result)
     table = markdown(result)
+    if not result.get("complete", True):
+        table = "**Incomplete: the run stopped before its last step.**\n\n" + table
     write_atomic(md_path, table)
     if book:
-        write_atomic(BOOK_PAGE, "<!-- written by benchmarks/gpu_acceptance.py --book -->\n\n" + table)
+        write_atomic(BOOK_PAGE, book_page([result]))
     return json_path, md_path
+
+
+def book_page(results: list[dict[str, Any]]) -> str:
+    """The book's fragment: one table per run (the cuda run, then the T4 stand-in)."""
+    parts = ["<!-- written by benchmarks/gpu_acceptance.py (--book or --ingest) -->"]
+    for r in results:
+        title = "The T4 stand-in" if r["machine"]["mode"] == "t4 stand-in" else "The card as it is"
+        note = "" if r.get("complete", True) else "**Incomplete: the run stopped before its last step.**\n\n"
+        parts.append(f"### {title}\n\n{note}{markdown(r)}")
+    return "\n\n".join(parts)
+
+
+def ingest(folder: Path, results_dir: Path = ROOT / "benchmarks" / "results") -> int:
+    """File the JSON results a device run left in ``folder``: into ``results_dir``, the book's
+    fragment and the ``MEASURED`` block of ``llmcourse/gpu_figures.py`` (T4 stand-in first)."""
+    import json
+
+    from llmcourse import gpu_figures
+
+    paths = [folder / f"{result_name(mode)}.json" for mode in MODES]
+    found = [p for p in paths if p.is_file()]
+    if not found:
+        print(f"gpu_acceptance: error: {folder} holds no {' or '.join(p.name for p in paths)}; give the "
+              "folder the device run's files came back to", file=sys.stderr)
+        return 2
+    try:
+        results = [json.loads(p.read_text(encoding="utf-8")) for p in found]
+        for r in results:
+            if not (isinstance(r, dict) and isinstance(r.get("machine"), dict) and "mode" in r["machine"]
+                    and isinstance(r.get("steps"), list)):
+                raise ValueError("no machine.mode or no list of steps")
+    except ValueError as exc:
+        print(f"gpu_acceptance: error: {found[0].parent} holds a result that is not gpu_acceptance's JSON "
+              f"({_one_line(exc)}); give the files as the device run wrote them", file=sys.stderr)
+        return 2
+    measured = gpu_figures.rebuild(sorted(results, key=lambda r: r["machine"]["mode"] != "t4 stand-in"))
+    for r in results:
+        write_results(r, results_dir)
+    write_atomic(BOOK_PAGE, book_page(results))
+    gpu_figures.write_measured(measured)
+    print(f"filed {', '.join(p.name for p in found)} into {results_dir} and {BOOK_PAGE}; "
+          f"{len(measured)} of {len(gpu_figures.FIGURES)} GPU figures now rest on the measurement. Next: "
+          "python -m tools.nb build --execute (the lessons print the new figures)")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -210,7 +290,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--book", action="store_true", help="also write book/gpu_acceptance.md")
     ap.add_argument("--only", action="append", help="run only this step (repeatable)")
     ap.add_argument("--data-dir", type=Path, help="offline data for the sweep (sets LLMCOURSE_DATA_DIR)")
+    ap.add_argument("--budget", type=float, default=TOTAL_BUDGET_S,
+                    help=f"seconds for the whole plan (default {TOTAL_BUDGET_S}); later steps are skipped")
+    ap.add_argument("--ingest", type=Path, metavar="FOLDER",
+                    help="file a device run's results (its JSON files in FOLDER) into the repo and exit")
     args = ap.parse_args(argv)
+    if args.budget <= 0:
+        ap.error(f"--budget must be a positive number of seconds, not {args.budget:g}")
+    if args.ingest is not None:
+        return ingest(args.ingest)
     if args.data_dir is not None:
         os.environ["LLMCOURSE_DATA_DIR"] = str(args.data_dir.resolve())
     if args.list:
@@ -221,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     device = torch.device("cpu") if args.cpu_smoke else torch.device("cuda", 0)
+
+    def partial(so_far: dict[str, Any]) -> None:   # a run killed at its limit leaves what it measured
+        write_results(so_far, args.out)
     with tempfile.TemporaryDirectory(prefix="gpu_acceptance-") as tmp:
         ctx = Ctx(device, args.cpu_smoke, args.t4 and not args.cpu_smoke, Path(tmp))
         if ctx.cuda and not ctx.t4:
@@ -228,12 +319,17 @@ def main(argv: list[str] | None = None) -> int:
         if ctx.t4:
             from torch.nn.attention import SDPBackend, sdpa_kernel
 
+            import llmcourse.train.trainer as trainer_module
+
+            # A T4 has no TF32, so the Trainer's enable_tf32() changes nothing there: keep it off.
+            trainer_module.enable_tf32 = lambda: None
+
             total = torch.cuda.get_device_properties(device).total_memory / 2**30
             torch.cuda.set_per_process_memory_fraction(min(1.0, T4_MEMORY_GB / total), device)
             with sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]):   # what sm75 has
-                result = run_plan(ctx, args.only)
+                result = run_plan(ctx, args.only, args.budget, on_step=partial)
         else:
-            result = run_plan(ctx, args.only)
+            result = run_plan(ctx, args.only, args.budget, on_step=partial)
     json_path, md_path = write_results(result, args.out, args.book)
     failed = [s["step"] for s in result["steps"] if s["ok"] is False]
     print(f"{len(result['steps']) - len(failed)} of {len(result['steps'])} steps passed or skipped; "

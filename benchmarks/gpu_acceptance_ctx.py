@@ -24,6 +24,9 @@ from llmcourse.train import Trainer
 
 SHAKESPEARE = dict(n_layer=6, n_head=6, n_embd=384, block_size=256)   # the shakespeare-char preset
 TINY = dict(n_layer=2, n_head=2, n_embd=32, block_size=32)           # --cpu-smoke's stand-in
+# Float32 peaks of the CUDA cores alone (NVIDIA data sheets), used when TF32 is off; the first
+# name a card's name contains wins (so "H100 PCIe" before "H100").
+PLAIN_FP32 = (("H100 PCIe", 51e12), ("H100", 67e12), ("H200", 67e12), ("A100", 19.5e12), ("T4", 8.1e12))
 
 
 @dataclass
@@ -52,7 +55,14 @@ class Ctx:
         return pick_dtype(self.device, capability=cap, requested=requested)
 
     def peak(self, dtype_name: str) -> float | None:
-        return peak_flops(torch.cuda.get_device_name(self.device), dtype_name) if self.cuda else None
+        """The card's data-sheet peak at ``dtype_name``; float32 without TF32 (the T4 stand-in,
+        as a T4 has no TF32) is the CUDA cores' own peak, not the TF32 tensor cores' one."""
+        if not self.cuda:
+            return None
+        name = torch.cuda.get_device_name(self.device)
+        if dtype_name == "float32" and not torch.backends.cuda.matmul.allow_tf32:
+            return next((flops for key, flops in PLAIN_FP32 if key in name), None)
+        return peak_flops(name, dtype_name)
 
     def ids(self, vocab: int, n: int = 200_000) -> torch.Tensor:
         """Synthetic token ids: a step costs the same on them as on real text."""
@@ -96,6 +106,8 @@ def trainer_run(ctx: Ctx, preset_name: str, model: dict | None = None, train: di
                            eval_iters=1, log_interval=1, out_dir=out, device=str(ctx.device),
                            dtype=ctx.dtype, progress=False, overwrite=True, save_best=False)
     preset["train"].update(train or {})
+    if ctx.cuda:   # the MFU against the peak of the precision the run will use (ctx.peak)
+        preset["train"]["peak_flops"] = ctx.peak(ctx.plan(preset["train"]["dtype"]).dtype_name)
     model_cfg, train_cfg = build_configs(preset, vocab)
     ids = ctx.ids(model_cfg.vocab_size)
     B, T = train_cfg.batch_size, model_cfg.block_size

@@ -13,7 +13,9 @@ was made. The method, written once:
    ``ASSUMED_MFU`` (10-25% in float16: small models, no compile; 40-70% in float32). After
    ``benchmarks/gpu_acceptance.py`` has run, it is the MFU *measured* for the same step at the
    same precision on that card, taken as the T4's best case, and 70% of it as its worst (a
-   70 W card that lowers its clock when hot). A small model leaves a fast card idle between
+   70 W card that lowers its clock when hot). The script's T4 stand-in run is preferred: it
+   computes as a T4 does (float16 with a gradient scaler, float32 without TF32, the T4's SDPA
+   kernels), and its float32 MFU counts against the card's float32 peak without TF32. A small model leaves a fast card idle between
    kernel launches, so its measured MFU understates what a T4 reaches: such a figure errs long.
    It is never shorter than the run took on the measured card itself.
 3. **Memory bound.** Each optimizer step moves about 32 bytes a parameter (weights and gradients
@@ -25,8 +27,9 @@ was made. The method, written once:
    Colab host), not computing: such a run (:class:`LaunchFigure`) costs its operations
    (``OPS_PER_STEP``, counted by ``benchmarks/count_ops.py``) times that.
 
-A lesson cell prints ``line(name)``; ``python -m llmcourse.gpu_figures RESULTS.json`` rebuilds
-the measured part from a run of the acceptance script, and every lesson follows.
+A lesson cell prints ``line(name)``; ``python -m llmcourse.gpu_figures RESULTS.json [MORE.json]``
+(or the script's ``--ingest``) rebuilds the measured part from a run of the acceptance script,
+and every lesson follows.
 
 Example:
     >>> print(line("shakespeare-char train"))  # doctest: +ELLIPSIS
@@ -255,7 +258,8 @@ def t4_seconds(name: str, measured: dict[str, dict[str, Any]] | None = None) -> 
     if m:
         best, worst = m["mfu"], m["mfu"] * HOT_CARD
         floor = fig.tokens / m["tokens_per_s"] if m.get("tokens_per_s") else 0.0
-        how = (f"estimate: the {fig.precision} MFU measured on {m['card']} {m['date']} by {SCRIPT} "
+        where = f"{m['card']} ({m['mode']})" if m.get("mode", "cuda") != "cuda" else m["card"]
+        how = (f"estimate: the {fig.precision} MFU measured on {where} {m['date']} by {SCRIPT} "
                f"({best:.1%}, down to {worst:.1%} on a hot T4) applied to the T4's {peak / 1e12:g} TFLOP/s")
     else:
         worst, best = ASSUMED_MFU[fig.precision]
@@ -294,20 +298,22 @@ def line(name: str) -> str:
     return f"T4: about {s['t4_text']}{loss} ({s['how']})"
 
 
-def rebuild(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The ``MEASURED`` table from a ``gpu_acceptance`` JSON: per figure, the first step of its
-    ``steps`` that passed at the figure's precision with an MFU."""
-    card, date = results["machine"]["card"], results["machine"]["date"].split()[0]
-    by_step = {r["step"]: r for r in results["steps"] if r.get("ok") and r.get("mfu")}
-    out = {}
-    for name, fig in FIGURES.items():
-        for step in fig.steps:
-            rec = by_step.get(step)
-            precision = str((rec or {}).get("details", {}).get("precision", ""))
-            if rec and re.search(rf"\b{fig.precision}\b", precision):   # bfloat16 is not float16
-                out[name] = {"card": card, "date": date, "step": step, "mfu": rec["mfu"],
-                             "tokens_per_s": rec.get("tokens_per_s"), "peak_mem_gb": rec.get("peak_mem_gb")}
-                break
+def rebuild(results: dict[str, Any] | list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The ``MEASURED`` table from ``gpu_acceptance`` JSON results, in order of preference: per
+    figure, the first step of its ``steps`` that passed at the figure's precision with an MFU."""
+    out: dict[str, dict[str, Any]] = {}
+    for result in [results] if isinstance(results, dict) else results:
+        card, date = result["machine"]["card"], result["machine"]["date"].split()[0]
+        mode = result["machine"].get("mode", "cuda")
+        by_step = {r["step"]: r for r in result["steps"] if r.get("ok") and r.get("mfu")}
+        for name, fig in FIGURES.items():
+            for step in fig.steps if name not in out else ():
+                rec = by_step.get(step)
+                precision = str((rec or {}).get("details", {}).get("precision", ""))
+                if rec and re.search(rf"\b{fig.precision}\b", precision):   # bfloat16 is not float16
+                    out[name] = {"card": card, "date": date, "mode": mode, "step": step, "mfu": rec["mfu"],
+                                 "tokens_per_s": rec.get("tokens_per_s"), "peak_mem_gb": rec.get("peak_mem_gb")}
+                    break
     return out
 
 
@@ -326,11 +332,11 @@ def write_measured(measured: dict[str, dict[str, Any]], path: Path = Path(__file
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m llmcourse.gpu_figures RESULTS.json  (from benchmarks/gpu_acceptance.py)",
-              file=sys.stderr)
+    if not args or any(a.startswith("-") for a in args):
+        print("usage: python -m llmcourse.gpu_figures RESULTS.json [MORE.json ...]  (from "
+              "benchmarks/gpu_acceptance.py; the first file that measures a figure gives it)", file=sys.stderr)
         return 2
-    measured = rebuild(json.loads(Path(args[0]).read_text(encoding="utf-8")))
+    measured = rebuild([json.loads(Path(a).read_text(encoding="utf-8")) for a in args])
     write_measured(measured)
     print(f"{len(measured)} of {len(FIGURES)} figures now rest on the measurement; the others stay assumed")
     return 0

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gpu_acceptance_ctx import SHAKESPEARE, TINY, Ctx, sync, timed_loop, trainer_run  # noqa: E402
 from llmcourse.data import get_batch  # noqa: E402
+from llmcourse.threads import kernel_env  # noqa: E402
 from llmcourse.device import pick_dtype, time_host_to_device  # noqa: E402
 from llmcourse.finetune import (apply_lora, count_parameters, distillation_loss, dpo_loss,  # noqa: E402
                                 sequence_logps)
@@ -326,8 +327,8 @@ def step_ddp(ctx: Ctx) -> dict[str, Any]:
             "out": str(ctx.tmp / "ddp.json")}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
            str(Path(__file__).resolve()), json.dumps(spec)]
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(filter(None, [
-        str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")])))
+    env = kernel_env(dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [
+        str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")]))))
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=ctx.pick(240, 120), env=env)
     if run.returncode != 0:
         tail = [line for line in (run.stderr or run.stdout).strip().splitlines() if line.strip()]

@@ -2,9 +2,9 @@
 
 Every check appends a JSON record (exercise, verdict, CPU seconds, the module it is written in)
 to the file named by ``$LLMCOURSE_CHECK_LOG``. This script runs the solved notebooks with that
-variable set (headless, on the CPU, one torch thread, in a temporary folder) and prints a table
-per day: checks, passed, mistakes in their tables, CPU seconds of the checks together. Or it
-summarises a log written by another run (``pytest --nbval`` with the variable set). Run::
+variable set (headless, on the CPU, with the course's thread policy, in a temporary folder) and
+prints a table per day: checks, passed, mistakes in their tables, CPU seconds of the checks
+together. Or it summarises a log written by another run (``pytest --nbval`` with the variable set). Run::
 
     python benchmarks/check_times.py                       # every solutions/day*.ipynb
     python benchmarks/check_times.py day07 day22           # some days
@@ -25,7 +25,16 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
+from llmcourse.threads import cpu_threads, kernel_env
+
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def kernel_env_for(log: Path) -> dict[str, str]:
+    """The environment of the notebook kernels: the check log, no GPU, and the course's thread
+    policy (``llmcourse.threads.kernel_env``: one thread, or ``$LLMCOURSE_THREADS``)."""
+    return kernel_env(dict(os.environ, LLMCOURSE_CHECK_LOG=str(log), CUDA_VISIBLE_DEVICES="",
+                           PYTHONHASHSEED="0", MPLBACKEND="module://matplotlib_inline.backend_inline"))
 
 
 def run_notebooks(days: list[str], log: Path) -> None:
@@ -36,9 +45,7 @@ def run_notebooks(days: list[str], log: Path) -> None:
     paths = sorted((ROOT / "solutions").glob("day*.ipynb"))
     if days:
         paths = [p for p in paths if p.name[:5] in days]
-    env = dict(os.environ, LLMCOURSE_CHECK_LOG=str(log), CUDA_VISIBLE_DEVICES="", PYTHONHASHSEED="0",
-               OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"),
-               MPLBACKEND="module://matplotlib_inline.backend_inline")
+    env = kernel_env_for(log)
     for path in paths:
         nb = nbformat.read(str(path), as_version=4)
         with tempfile.TemporaryDirectory(prefix="llmcourse-checktimes-") as cwd:
@@ -77,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log", type=Path, help="summarise this log instead of running notebooks")
     args = parser.parse_args(argv)
     if args.log is None:
+        try:
+            cpu_threads()   # a bad $LLMCOURSE_THREADS: one line, before any notebook runs
+        except ValueError as exc:
+            print(f"check_times.py: error: {exc}", file=sys.stderr)
+            return 2
         log = Path(tempfile.mkdtemp(prefix="llmcourse-checklog-")) / "checks.jsonl"
         run_notebooks(args.days, log)
     else:

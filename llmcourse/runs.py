@@ -1,6 +1,6 @@
 """Whole runs: from a preset to a trained checkpoint, and from a checkpoint back to a model.
 
-This is the glue the CLI and the later lessons use, kept out of ``cli.py`` so it can be called
+This is the glue the CLI and the later lessons use, kept out of ``llmcourse.cli`` so it can be called
 from Python:
 
 - :func:`train_preset` - prepare the preset's data, build the GPT, train it with the

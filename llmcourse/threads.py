@@ -24,14 +24,25 @@ Example:
     1
     >>> kernel_env({})["OMP_NUM_THREADS"]
     '1'
+    >>> shell_exports({"LLMCOURSE_THREADS": "2"})
+    'export OMP_NUM_THREADS=2 MKL_NUM_THREADS=2'
+
+A shell script applies the policy with ``python -m llmcourse.threads --export``, which prints that
+line (``tools/run.sh`` does, before the tests)::
+
+    exports=$(python -m llmcourse.threads --export)   # stops a `set -e` script on a bad value
+    eval "$exports"
 """
 
 from __future__ import annotations
 
 import os
+import shlex
+import sys
 
 ENV_VAR = "LLMCOURSE_THREADS"
 DEFAULT = 1
+POOLS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")   # the native thread pools torch and numpy use
 
 
 def cpu_threads(environ: dict[str, str] | None = None) -> int:
@@ -69,6 +80,32 @@ def kernel_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     already set wins."""
     env = dict(os.environ if environ is None else environ)
     n = str(cpu_threads(env))
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    for var in POOLS:
         env.setdefault(var, n)
     return env
+
+
+def shell_exports(environ: dict[str, str] | None = None) -> str:
+    """The policy as one line of shell, ``export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1``, with the
+    values :func:`kernel_env` would give."""
+    env = kernel_env(environ)
+    return "export " + " ".join(f"{var}={shlex.quote(env[var])}" for var in POOLS)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m llmcourse.threads --export``: print :func:`shell_exports` for ``eval``."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv != ["--export"]:
+        print("llmcourse.threads: error: the only option is --export (python -m llmcourse.threads "
+              "--export prints the thread policy as a shell export line)", file=sys.stderr)
+        return 2
+    try:
+        print(shell_exports())
+    except ValueError as exc:
+        print(f"llmcourse.threads: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

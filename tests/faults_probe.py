@@ -36,24 +36,13 @@ import torch  # noqa: E402
 
 from llmcourse import cli  # noqa: E402
 
-TEXT = "".join(f"{w} the quick brown fox, {i}; jumps over the lazy dog!\n"
-               for i, w in enumerate(["ROMEO:", "JULIET:", "NURSE:"] * 60))
-TINY = ["model.n_layer=1", "model.n_head=2", "model.n_embd=16", "model.block_size=16",
-        "batch_size=4", "max_iters=4", "eval_interval=2", "eval_iters=1", "log_interval=1",
-        "warmup_iters=0", "lr_decay_iters=4"]
+from faults_helpers import (CHECK_SETUP, TEXT, TINY, notebook, sets, small_tmpfs,  # noqa: E402
+                            snapshot, train_args)
+
 ROOT = Path(tempfile.mkdtemp(prefix="faults-"))
 ROWS: list[str] = []
 COUNT = [0]
 RESULTS: list[dict] = []  # one per row: its exit status, a traceback seen, files kept, good
-
-
-def sets(items):
-    return [a for item in items for a in ("--set", item)]
-
-
-def snapshot(*folders):
-    return {str(p): p.read_bytes() for d in folders if Path(d).exists()
-            for p in sorted(Path(d).rglob("*")) if p.is_file()}
 
 
 def call(argv):
@@ -122,8 +111,7 @@ def one_line(code, shown, status=2):
 
 def base_run(name="base", extra=()):
     out = ROOT / name
-    args = ["train", "--no-progress"] + sets(TINY + [f"data.dataset={TEXT_FILE}",
-                                                     f"out_dir={out}", *extra])
+    args = train_args(TEXT_FILE, out, *extra)
     code, shown = call(args)
     assert code == 0, shown
     return out, args
@@ -132,8 +120,7 @@ def base_run(name="base", extra=()):
 def copy_run(name):
     out = ROOT / name
     shutil.copytree(BASE, out)
-    args = ["train", "--no-progress"] + sets(TINY + [f"data.dataset={TEXT_FILE}",
-                                                     f"out_dir={out}"])
+    args = train_args(TEXT_FILE, out)
     return out, args
 
 
@@ -149,14 +136,6 @@ def on_run(probe, extra, name=None, mutate=None):
     code, shown = call(args + extra)
     after = snapshot(out, prepared_of(out) if (out / "run.json").is_file() else out)
     row(probe, code, shown, None if code == 0 and "nothing to do" not in shown else before == after)
-
-
-def mount_tmpfs(where, options):
-    if os.geteuid() != 0:
-        return False
-    where.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
-                          capture_output=True).returncode == 0
 
 
 os.environ["LLMCOURSE_CACHE_DIR"] = str(ROOT / "cache")
@@ -186,8 +165,7 @@ def probe_base():  # noqa: C901 - one long list of probes
                                 "grad_clip=0"]))
     out = ROOT / "div"
     row("a new run with `learning_rate=1e30 grad_clip=0` (diverges before a checkpoint)",
-        *call(["train", "--no-progress"] + sets(TINY + [f"data.dataset={TEXT_FILE}",
-              f"out_dir={out}", "learning_rate=1e30", "grad_clip=0"])))
+        *call(train_args(TEXT_FILE, out, "learning_rate=1e30", "grad_clip=0")))
     on_run("`--resume --set max_iters=4` (the checkpoint is at 4)",
            ["--resume"] + sets(["max_iters=4"]))
     on_run("`--resume --set max_iters=2` (below the checkpoint)",
@@ -213,21 +191,17 @@ def probe_base():  # noqa: C901 - one long list of probes
                        ("model.n_head=3", "`n_embd` not divisible by `n_head`"),
                        ("model.vocab_size=10", "a vocabulary smaller than the tokenizer's"),
                        ("max_iters=-1", "negative `max_iters`")]:
-        row(f"`--set {item}` ({what})", *call(["train", "--no-progress"] + sets(
-            TINY + [f"data.dataset={TEXT_FILE}", f"out_dir={ROOT / 'values'}", item])))
+        row(f"`--set {item}` ({what})", *call(train_args(TEXT_FILE, ROOT / "values", item)))
     out = ROOT / "zero"
-    row("`--set max_iters=0`", *call(["train", "--no-progress"] + sets(
-        TINY + ["max_iters=0", f"data.dataset={TEXT_FILE}", f"out_dir={out}"])))
+    row("`--set max_iters=0`", *call(train_args(TEXT_FILE, out, "max_iters=0")))
     out = ROOT / "b128"
-    code, shown = call(["train", "--no-progress"] + sets(TINY + [
-        "block_size=128", "max_iters=1", "lr_decay_iters=1", "eval_interval=1",
-        f"data.dataset={TEXT_FILE}", f"out_dir={out}"]))
+    code, shown = call(train_args(TEXT_FILE, out, "block_size=128", "max_iters=1",
+                                  "lr_decay_iters=1", "eval_interval=1"))
     size = torch.load(out / "ckpt.pt", weights_only=True)["model_config"]["block_size"]
     row("bare `--set block_size=128`", code, f"{shown} (checkpoint's block_size: {size})")
     out = ROOT / "bigblock"
     row("`--set model.block_size=100000` (longer than the data)", *call(
-        ["train", "--no-progress"] + sets(TINY + ["model.block_size=100000",
-                                                  f"data.dataset={TEXT_FILE}", f"out_dir={out}"])))
+        train_args(TEXT_FILE, out, "model.block_size=100000")))
     row("`--preset nope`", *call(["train", "--preset", "nope"]))
     for name, item in [("no such dataset", "data.dataset=nosuch"),
                        ("a missing text file", "data.dataset=/no/such/file.txt"),
@@ -235,8 +209,8 @@ def probe_base():  # noqa: C901 - one long list of probes
         row(f"train on {name}", *call(["train", "--no-progress"] + sets(
             TINY + [f"out_dir={ROOT / 'x'}", item])))
     out = ROOT / "v0"
-    row("`data.val_fraction=0` (no validation tokens)", *call(["train", "--no-progress"] + sets(
-        TINY + [f"data.dataset={TEXT_FILE}", "data.val_fraction=0", f"out_dir={out}"])))
+    row("`data.val_fraction=0` (no validation tokens)",
+        *call(train_args(TEXT_FILE, out, "data.val_fraction=0")))
     empty = ROOT / "empty"
     empty.mkdir()
     row("`--resume` in an empty folder", *call(BASE_ARGS[:-1] + [f"out_dir={empty}", "--resume"]))
@@ -264,8 +238,7 @@ def probe_base():  # noqa: C901 - one long list of probes
 
     def private(name):
         out, prep = ROOT / name, ROOT / f"{name}-prep"
-        args = ["train", "--no-progress"] + sets(TINY + [f"data.dataset={TEXT_FILE}",
-                                                         f"out_dir={out}", f"data.prepared_dir={prep}"])
+        args = train_args(TEXT_FILE, out, f"data.prepared_dir={prep}")
         assert call(args)[0] == 0
         return out, prep, args
 
@@ -429,31 +402,26 @@ def probe_base():  # noqa: C901 - one long list of probes
 
     section("full disk, read-only folder (real tmpfs mounts)")
     disk = ROOT / "disk"
-    if mount_tmpfs(disk, "size=256k"):
-        try:
+    with small_tmpfs(disk, "size=256k") as mounted:
+        if mounted:
             row("train into a 256 KiB tmpfs (`n_embd=64`: the checkpoint does not fit)",
-                *call(["train", "--no-progress"] + sets(TINY + ["model.n_embd=64",
-                      f"data.dataset={TEXT_FILE}", f"out_dir={disk / 'run'}"])))
+                *call(train_args(TEXT_FILE, disk / "run", "model.n_embd=64")))
             big = ROOT / "big.txt"
             big.write_text(TEXT * 40)
             row("prepare a 400 kB text into it",
                 *call(["prepare", str(big), "--out-dir", str(disk / "prep"), "--no-progress"]))
             row("what is left on the tmpfs afterwards", "",
                 ", ".join(sorted(str(p.relative_to(disk)) for p in disk.rglob("*"))) or "nothing")
-        finally:
-            subprocess.run(["umount", str(disk)])
-    else:
-        row("full disk", "skipped", "needs root to mount a tmpfs")
+        else:
+            row("full disk", "skipped", "needs root to mount a tmpfs")
     ro = ROOT / "ro"
-    if mount_tmpfs(ro, "ro,size=64k"):
-        try:
+    with small_tmpfs(ro, "ro,size=64k") as mounted:
+        if mounted:
             row("train into a read-only tmpfs", *call(BASE_ARGS[:-1] + [f"out_dir={ro / 'run'}"]))
             row("prepare into it",
                 *call(["prepare", str(TEXT_FILE), "--out-dir", str(ro / "prep"), "--no-progress"]))
-        finally:
-            subprocess.run(["umount", str(ro)])
-    else:
-        row("read-only folder", "skipped", "needs root to mount a tmpfs")
+        else:
+            row("read-only folder", "skipped", "needs root to mount a tmpfs")
 
     section("the Python API")
     from llmcourse.data import get_batch
@@ -499,9 +467,8 @@ def probe_base():  # noqa: C901 - one long list of probes
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         iters = torch.load(out / "ckpt.pt", weights_only=True)["iter_num"]
-        resume_args = ["train", "--no-progress"] + sets(
-            TINY + ["max_iters=400", "lr_decay_iters=400", "eval_interval=20",
-                    "always_save_checkpoint=true", f"data.dataset={TEXT_FILE}", f"out_dir={out}"])
+        resume_args = train_args(TEXT_FILE, out, "max_iters=400", "lr_decay_iters=400",
+                                 "eval_interval=20", "always_save_checkpoint=true")
         code, shown = call(resume_args + ["--resume", "--set", f"max_iters={iters + 20}"])
         row(f"`kill -9` of a training run (ckpt.pt at iteration {iters}), then `--resume`",
             code, shown)
@@ -549,21 +516,6 @@ def api_good(probe, fn, ok):
         shown, value = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", exc
         code = "raises"
     row(probe, code, shown, good=bool(ok(value)))
-
-
-def notebook(path, cells, title="# Day 99"):
-    nb = {"cells": [{"cell_type": "markdown", "id": "t", "metadata": {}, "source": title}]
-          + [{"cell_type": "code", "id": f"c{i}", "metadata": {}, "execution_count": None,
-              "outputs": [], "source": c} for i, c in enumerate(cells)],
-          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                      "language": "python"}},
-          "nbformat": 4, "nbformat_minor": 5}
-    path.write_text(json.dumps(nb), encoding="utf-8")
-    return path
-
-
-CHECK_SETUP = ("from llmcourse.checks._core import assert_equal, check\n\n"
-               "@check('double')\ndef check_double(fn):\n    assert_equal(fn(21), 42, 'double(21)')\n")
 
 
 def probe_check():
@@ -657,8 +609,8 @@ def probe_plot():
     row("`plot --dpi 20000` (under an 8 GiB address-space cap)", code, shown,
         good=one_line(code, shown, 2))
     disk = ROOT / "plotdisk"
-    if mount_tmpfs(disk, "size=64k"):
-        try:
+    with small_tmpfs(disk, "size=64k") as mounted:
+        if mounted:
             old = disk / "curves.png"
             old.write_bytes(b"\x89PNG old " * 5000)
             kept = old.read_bytes()
@@ -666,10 +618,8 @@ def probe_plot():
                 code, shown = call(["plot", str(BASE), "--out", str(old), "--dpi", "300", *extra])
                 row(f"`plot --out` an existing image on a full 64 KiB tmpfs{' --force' * bool(extra)}", code,
                     shown, old.read_bytes() == kept, good=code in (1, 2) and old.read_bytes() == kept)
-        finally:
-            subprocess.run(["umount", str(disk)])
-    else:
-        row("`plot --out` on a full disk", "skipped", "needs root to mount a tmpfs")
+        else:
+            row("`plot --out` on a full disk", "skipped", "needs root to mount a tmpfs")
 
 
 def sweep_args(out, *extra, grid=("model.n_embd=16",)):
@@ -725,14 +675,12 @@ def probe_sweep():
         code, shown,
         good=good)
     disk = ROOT / "sweepdisk"
-    if mount_tmpfs(disk, "size=256k"):
-        try:
+    with small_tmpfs(disk, "size=256k") as mounted:
+        if mounted:
             code, shown = call(sweep_args(disk / "s", "--jobs", "2", grid=("model.n_embd=64,96",)))
             row("`sweep --jobs 2` on a full 256 KiB tmpfs", code, shown, good=one_line(code, shown, 1))
-        finally:
-            subprocess.run(["umount", str(disk)])
-    else:
-        row("`sweep --jobs 2` on a full disk", "skipped", "needs root to mount a tmpfs")
+        else:
+            row("`sweep --jobs 2` on a full disk", "skipped", "needs root to mount a tmpfs")
 
 
 def probe_sample():
@@ -766,14 +714,12 @@ def probe_tensorboard():
     out = ROOT / "tbfile"
     out.mkdir()
     (out / "tensorboard").write_text("a file of mine")
-    code, shown = call(["train", "--no-progress"] + sets(TINY + [f"data.dataset={TEXT_FILE}",
-                                                               f"out_dir={out}", "log=tensorboard"]))
+    code, shown = call(train_args(TEXT_FILE, out, "log=tensorboard"))
     row("`log=tensorboard` when `out_dir/tensorboard` is a file", code, shown,
         (out / "tensorboard").read_text() == "a file of mine",
         good=one_line(code, shown) and "Errno 17" not in shown)
     out = ROOT / "tb"
-    args = ["train", "--no-progress"] + sets(TINY + [f"data.dataset={TEXT_FILE}", f"out_dir={out}",
-                                                     "log=tensorboard"])
+    args = train_args(TEXT_FILE, out, "log=tensorboard")
     call(args)
     events = len(list(out.rglob("events.*")))
     code, shown = call(args + ["--resume"])

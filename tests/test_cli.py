@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from llmcourse import cli
+from llmcourse.cli import commands
 from llmcourse.presets import apply_overrides, get_preset, list_presets, parse_value
 from llmcourse.runs import build_configs, find_checkpoint, load_trained
 
@@ -250,7 +251,7 @@ def test_cli_errors_of_the_machine_exit_1_naming_the_path(monkeypatch, capsys):
         raise OSError(errno.ENOSPC, "No space left on device", "/data/out/ckpt.pt")
 
     parser = cli.build_parser()
-    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    monkeypatch.setattr(commands, "build_parser", lambda: parser)
     for sub in parser._subparsers._group_actions[0].choices.values():
         if sub.prog.endswith("bench"):
             sub.set_defaults(func=full)

@@ -12,10 +12,8 @@ folder likewise (a patched ``open``, since root ignores permissions, and a read-
 from __future__ import annotations
 
 import errno
-import json
 import os
 import shutil
-import subprocess
 import threading
 from pathlib import Path
 
@@ -24,76 +22,28 @@ import pytest
 import torch
 
 from llmcourse import cli
+from llmcourse.cli import commands
 from llmcourse.data import get_batch, prepare
 from llmcourse.data import prepared as prepared_module
 from llmcourse.presets import apply_overrides, get_preset
 from llmcourse.train import checkpoint as checkpoint_module
 
+from faults_helpers import (TEXT, copy_of_run, finished_run, one_error_line,
+                            prepared_dir, small_tmpfs, snapshot, train_args)
+
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-TEXT = "".join(f"{w} the quick brown fox, {i}; jumps over the lazy dog!\n"
-               for i, w in enumerate(["ROMEO:", "JULIET:", "NURSE:"] * 60))
-TINY = ["model.n_layer=1", "model.n_head=2", "model.n_embd=16", "model.block_size=16",
-        "batch_size=4", "max_iters=4", "eval_interval=2", "eval_iters=1", "log_interval=1",
-        "warmup_iters=0", "lr_decay_iters=4"]
-
-
-def sets(items):
-    out = []
-    for item in items:
-        out += ["--set", item]
-    return out
-
-
-def snapshot(*folders: Path) -> dict[str, bytes]:
-    """Every file under the folders, by path: what must not change."""
-    return {str(p): p.read_bytes() for d in folders for p in sorted(Path(d).rglob("*"))
-            if p.is_file()}
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A text file, a cache, and one finished tiny run (copied by each test that changes it)."""
-    root = tmp_path_factory.mktemp("faults")
-    text = root / "tiny.txt"
-    text.write_text(TEXT, encoding="utf-8")
-    cache = root / "cache"
-    old = os.environ.get("LLMCOURSE_CACHE_DIR")
-    os.environ["LLMCOURSE_CACHE_DIR"] = str(cache)
-    base = root / "base"
-    try:
-        code = cli.main(["train", "--no-progress"]
-                        + sets(TINY + [f"data.dataset={text}", f"out_dir={base}"]))
-        assert code == 0
-        yield {"root": root, "text": text, "cache": cache, "base": base}
-    finally:
-        if old is None:
-            os.environ.pop("LLMCOURSE_CACHE_DIR", None)
-        else:
-            os.environ["LLMCOURSE_CACHE_DIR"] = old
+    yield from finished_run(tmp_path_factory.mktemp("faults"))
 
 
 @pytest.fixture()
 def run(world, tmp_path, monkeypatch):
     """A fresh copy of the finished run, and the arguments that trained it."""
-    monkeypatch.setenv("LLMCOURSE_CACHE_DIR", str(world["cache"]))
-    out = tmp_path / "run"
-    shutil.copytree(world["base"], out)
-    args = ["train", "--no-progress"] + sets(TINY + [f"data.dataset={world['text']}",
-                                                     f"out_dir={out}"])
-    return out, args
-
-
-def prepared_dir(out: Path) -> Path:
-    return Path(json.loads((out / "run.json").read_text())["prepared_dir"])
-
-
-def one_error_line(capsys, command: str) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith(f"llmcourse {command}: error: "), err
-    assert "Traceback" not in err[0]
-    return err[0]
+    return copy_of_run(world, tmp_path, monkeypatch)
 
 
 # ====================================================== 1. refused commands change nothing
@@ -122,8 +72,7 @@ def test_data_remade_under_a_run_is_refused_by_resume_eval_and_sample(world, tmp
                                                                        monkeypatch, capsys):
     monkeypatch.setenv("LLMCOURSE_CACHE_DIR", str(world["cache"]))
     out, prep, text = tmp_path / "run", tmp_path / "prep", str(world["text"])
-    args = ["train", "--no-progress"] + sets(TINY + [f"data.dataset={text}", f"out_dir={out}",
-                                                     f"data.prepared_dir={prep}"])
+    args = train_args(text, out, f"data.prepared_dir={prep}")
     assert cli.main(args) == 0
     capsys.readouterr()
     # someone re-makes the run's prepared folder with another tokenizer: refused, then forced
@@ -202,23 +151,13 @@ def test_full_disk_during_prepare(world, tmp_path, monkeypatch, capsys):
     assert not any((tmp_path / "cache" / "prepared").iterdir())  # no leftovers
 
 
-def _can_mount_tmpfs(where: Path, options: str = "size=256k") -> bool:
-    if not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("mount") is None:
-        return False
-    where.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
-                          capture_output=True)
-    return done.returncode == 0
-
-
 def test_a_real_read_only_folder(world, tmp_path, monkeypatch, capsys):
     ro = tmp_path / "ro"
-    if not _can_mount_tmpfs(ro, "ro,size=64k"):
-        pytest.skip("needs root and mount to make a read-only tmpfs")
-    try:
+    with small_tmpfs(ro, "ro,size=64k") as mounted:
+        if not mounted:
+            pytest.skip("needs root and mount to make a read-only tmpfs")
         monkeypatch.setenv("LLMCOURSE_CACHE_DIR", str(world["cache"]))
-        code = cli.main(["train", "--no-progress"] + sets(
-            TINY + [f"data.dataset={world['text']}", f"out_dir={ro / 'run'}"]))
+        code = cli.main(train_args(world["text"], ro / "run"))
         assert code == 1
         line = one_error_line(capsys, "train")
         assert f"{ro / 'run'} is on a read-only file system" in line
@@ -226,18 +165,15 @@ def test_a_real_read_only_folder(world, tmp_path, monkeypatch, capsys):
                          "--no-progress"])
         assert code == 1
         assert f"{ro / 'p'} is on a read-only file system" in one_error_line(capsys, "prepare")
-    finally:
-        subprocess.run(["umount", str(ro)], check=False)
 
 
 def test_full_disk_on_a_real_tmpfs(world, tmp_path, monkeypatch, capsys):
     disk = tmp_path / "small_disk"
-    if not _can_mount_tmpfs(disk):
-        pytest.skip("needs root and mount to make a small tmpfs")
-    try:
+    with small_tmpfs(disk) as mounted:
+        if not mounted:
+            pytest.skip("needs root and mount to make a small tmpfs")
         monkeypatch.setenv("LLMCOURSE_CACHE_DIR", str(world["cache"]))
-        code = cli.main(["train", "--no-progress"] + sets(
-            TINY + ["model.n_embd=64", f"data.dataset={world['text']}", f"out_dir={disk}"]))
+        code = cli.main(train_args(world["text"], disk, "model.n_embd=64"))
         assert code == 1
         line = one_error_line(capsys, "train")
         assert "no space left on the device" in line and str(disk) in line
@@ -249,8 +185,6 @@ def test_full_disk_on_a_real_tmpfs(world, tmp_path, monkeypatch, capsys):
         line = one_error_line(capsys, "prepare")
         assert "no space left on the device" in line and str(disk / "prep") in line
         assert not [p.name for p in disk.iterdir() if p.name.startswith(".")]
-    finally:
-        subprocess.run(["umount", str(disk)], check=False)
 
 
 @pytest.mark.parametrize("err, words", [
@@ -268,8 +202,7 @@ def test_read_only_or_forbidden_output_folder(world, tmp_path, monkeypatch, caps
         return real_open(path, *a, **k)
 
     monkeypatch.setattr("builtins.open", refuse)
-    code = cli.main(["train", "--no-progress"]
-                    + sets(TINY + [f"data.dataset={world['text']}", f"out_dir={out}"]))
+    code = cli.main(train_args(world["text"], out))
     monkeypatch.setattr("builtins.open", real_open)
     assert code == 1
     line = one_error_line(capsys, "train")
@@ -296,9 +229,9 @@ def test_an_internal_error_shows_its_traceback_and_asks_for_a_report(monkeypatch
     def broken(args):
         return 1 / 0
 
-    monkeypatch.setattr(cli, "cmd_bench", broken)
+    monkeypatch.setattr(commands, "cmd_bench", broken)
     parser = cli.build_parser()
-    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    monkeypatch.setattr(commands, "build_parser", lambda: parser)
     for action in parser._subparsers._group_actions[0].choices.values():
         if action.prog.endswith("bench"):
             action.set_defaults(func=broken)
@@ -313,8 +246,7 @@ def test_an_internal_error_shows_its_traceback_and_asks_for_a_report(monkeypatch
 def test_a_corrupted_token_file_is_named_with_the_bad_id(world, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LLMCOURSE_CACHE_DIR", str(world["cache"]))
     out, prep = tmp_path / "run", tmp_path / "prep"
-    args = ["train", "--no-progress"] + sets(TINY + [f"data.dataset={world['text']}",
-                                                     f"out_dir={out}", f"data.prepared_dir={prep}"])
+    args = train_args(world["text"], out, f"data.prepared_dir={prep}")
     assert cli.main(args) == 0
     train_bin = prep / "train.bin"
     ids = np.fromfile(train_bin, dtype=np.uint16)
@@ -443,9 +375,8 @@ def test_a_bare_key_of_two_sections_must_name_one():
 def test_bare_block_size_trains_at_that_size(world, tmp_path, monkeypatch):
     monkeypatch.setenv("LLMCOURSE_CACHE_DIR", str(world["cache"]))
     out = tmp_path / "b"
-    args = ["train", "--no-progress"] + sets(
-        TINY + ["block_size=128", "max_iters=1", "lr_decay_iters=1", "eval_interval=1",
-                f"data.dataset={world['text']}", f"out_dir={out}"])
+    args = train_args(world["text"], out, "block_size=128", "max_iters=1", "lr_decay_iters=1",
+                      "eval_interval=1")
     assert cli.main(args) == 0
     ckpt = torch.load(out / "ckpt.pt", weights_only=True)
     assert ckpt["model_config"]["block_size"] == 128
@@ -456,8 +387,7 @@ def test_bare_block_size_trains_at_that_size(world, tmp_path, monkeypatch):
 def test_max_iters_zero_says_it_trains_nothing(world, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LLMCOURSE_CACHE_DIR", str(world["cache"]))
     out = tmp_path / "zero"
-    code = cli.main(["train", "--no-progress"] + sets(
-        TINY + ["max_iters=0", f"data.dataset={world['text']}", f"out_dir={out}"]))
+    code = cli.main(train_args(world["text"], out, "max_iters=0"))
     assert code == 2
     assert "max_iters=0 trains nothing" in one_error_line(capsys, "train")
     assert not out.exists()
@@ -500,8 +430,7 @@ def test_a_kill_during_the_first_save_leaves_a_resume_point(world, tmp_path, mon
         return real(obj, path)
 
     monkeypatch.setattr("llmcourse.train.trainer.save_checkpoint", killed_after_first)
-    args = ["train", "--no-progress"] + sets(TINY + [f"data.dataset={world['text']}",
-                                                     f"out_dir={out}"])
+    args = train_args(world["text"], out)
     assert cli.main(args) == 130
     assert calls == ["ckpt.pt", "best.pt"] and (out / "ckpt.pt").is_file()
     monkeypatch.setattr("llmcourse.train.trainer.save_checkpoint", real)
@@ -515,8 +444,7 @@ def test_a_run_killed_before_any_checkpoint_starts_over_cleanly(world, tmp_path,
     out.mkdir()
     (out / "run.json").write_text("{}")
     (out / "metrics.jsonl").write_text('{"type": "train", "iter": 0, "loss": 4.0}\n')
-    args = ["train", "--no-progress"] + sets(TINY + [f"data.dataset={world['text']}",
-                                                     f"out_dir={out}"])
+    args = train_args(world["text"], out)
     assert cli.main(args + ["--resume"]) == 2
     assert "nothing to resume" in one_error_line(capsys, "train")
     assert cli.main(args) == 0

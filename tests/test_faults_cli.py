@@ -17,7 +17,9 @@ import pytest
 import torch
 
 from llmcourse import cli
-from llmcourse.sweep import MAX_BLOCK_SIZE, check_context, run_sweep
+from llmcourse.sweep import MAX_BLOCK_SIZE, check_context
+
+from faults_helpers import one_error_line, snapshot
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,18 +27,6 @@ ROOT = Path(__file__).resolve().parent.parent
 TINY = {"model": {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16},
         "train": {"max_iters": 2, "eval_interval": 2, "eval_iters": 1, "batch_size": 2,
                   "log_interval": 1, "warmup_iters": 1, "lr_decay_iters": 2}}
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file()}
-
-
-def one_error(capsys, command: str) -> str:
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0, err
-    assert err.startswith(f"llmcourse {command}: error: "), err
-    return err
 
 
 def sweep_sets(data_dir: str) -> list[str]:
@@ -76,7 +66,7 @@ def test_plot_never_replaces_an_image_unless_forced(tmp_path, capsys):
     image.write_bytes(b"my old picture")
     before = snapshot(tmp_path)
     assert cli.main(["plot", str(run), "--out", str(image)]) == 2
-    err = one_error(capsys, "plot")
+    err = one_error_line(capsys, "plot")
     assert f"--out {image} already exists and is not replaced" in err and "--force" in err
     assert snapshot(tmp_path) == before
     assert cli.main(["plot", str(run), "--out", str(image), "--force"]) == 0
@@ -98,7 +88,7 @@ def test_plot_on_a_full_disk_keeps_the_old_image(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(Figure, "savefig", full_disk)
     assert cli.main(["plot", str(run), "--out", str(image), "--force"]) == 1
-    err = one_error(capsys, "plot")
+    err = one_error_line(capsys, "plot")
     assert f"no space left on the device while writing {image}" in err
     assert snapshot(tmp_path) == before  # the old image, and no temporary file
 
@@ -133,7 +123,7 @@ def test_sweep_with_a_damaged_result_is_one_line(tmp_path, capsys, data_dir, con
     capsys.readouterr()
     before = snapshot(tmp_path)
     assert cli.main(args) == 2
-    err = one_error(capsys, "sweep")
+    err = one_error_line(capsys, "sweep")
     assert f"{result} is not a sweep result" in err and words in err
     assert "delete it and run the sweep again" in err
     assert snapshot(tmp_path) == before
@@ -147,7 +137,7 @@ def test_sweep_refusal_names_the_changed_setting(tmp_path, capsys, data_dir):
     capsys.readouterr()
     before = snapshot(tmp_path)
     assert cli.main(args + ["--set=train.max_iters=4"]) == 2
-    err = one_error(capsys, "sweep")
+    err = one_error_line(capsys, "sweep")
     assert "other base settings (train.max_iters 2 -> 4)" in err
     # a run folder whose run.json was made with other settings
     run_file = out / "base" / "seed0" / "run.json"
@@ -156,7 +146,7 @@ def test_sweep_refusal_names_the_changed_setting(tmp_path, capsys, data_dir):
     run_file.write_text(json.dumps(run))
     before = snapshot(tmp_path)
     assert cli.main(args) == 2
-    err = one_error(capsys, "sweep")
+    err = one_error_line(capsys, "sweep")
     assert "other settings than this sweep's (model.n_layer 3 -> 1)" in err
     assert snapshot(tmp_path) == before
 
@@ -165,7 +155,7 @@ def test_sweep_grid_and_variant_setting_the_same_key_is_refused(tmp_path, capsys
     out = tmp_path / "sw"
     assert cli.main(["sweep", "--grid", "n_embd=16,32", "--variant", "a:model.n_embd=64",
                      "--out-dir", str(out)]) == 2
-    err = one_error(capsys, "sweep")
+    err = one_error_line(capsys, "sweep")
     assert "the variant 'a' sets model.n_embd=64 and the grid sweeps model.n_embd (16, 32)" in err
     assert not out.exists()
 
@@ -174,7 +164,7 @@ def test_sweep_absurd_block_size_is_refused_before_training(tmp_path, capsys, da
     out = tmp_path / "sw"
     assert cli.main(["sweep", "--grid", "block_size=16,100000", "--seeds", "1", "--out-dir",
                      str(out), *sweep_sets(data_dir)]) == 2
-    err = one_error(capsys, "sweep")
+    err = one_error_line(capsys, "sweep")
     assert f"block_size=100000 is above {MAX_BLOCK_SIZE}" in err
     assert not out.exists()  # nothing trained, nothing written
 
@@ -234,7 +224,7 @@ def test_sweep_on_a_full_disk_is_the_same_line_with_any_jobs(tmp_path, capsys, d
                 assert cli.main(args) == 1
         else:
             assert cli.main(args) == 1
-        err = one_error(capsys, "sweep")
+        err = one_error_line(capsys, "sweep")
         assert "no space left on the device while writing" in err
         lines[jobs] = err.replace(str(out), "OUT")
         assert not (out / "base" / "seed0" / "run.json").exists()
@@ -291,7 +281,7 @@ def test_checkpoint_whose_config_does_not_fit_its_weights_is_one_line(tmp_path, 
     before = snapshot(tmp_path)
     for command in ("sample", "eval"):
         assert cli.main([command, "--checkpoint", str(edited)]) == 2
-        err = one_error(capsys, command)
+        err = one_error_line(capsys, command)
         assert f"{edited / 'best.pt'}: its weights do not fit its model_config (" in err
         assert "transformer.wte.weight" in err and ("(65, 32)" in err or "[65, 32]" in err)
         assert snapshot(tmp_path) == before
@@ -301,7 +291,7 @@ def test_stop_at_eos_without_an_end_of_text_token_is_refused(tmp_path, capsys, r
     target = tmp_path / "samples.txt"
     assert cli.main(["sample", "--checkpoint", str(run_dir), "--stop-at-eos",
                      "--max-new-tokens", "3", "--output", str(target)]) == 2
-    err = one_error(capsys, "sample")
+    err = one_error_line(capsys, "sample")
     assert "--stop-at-eos: the run's tokenizer 'char' has no end-of-text token" in err
     assert list(tmp_path.iterdir()) == []
 
@@ -328,6 +318,6 @@ def test_prepare_with_a_tokenizer_file_without_merges_is_one_line(tmp_path, caps
     before = snapshot(tmp_path)
     assert cli.main(["prepare", "shakespeare", "--tokenizer", str(tok), "--out-dir",
                      str(tmp_path / "out"), "--no-progress"]) == 2
-    err = one_error(capsys, "prepare")
+    err = one_error_line(capsys, "prepare")
     assert "x.json" in err and "merges" in err
     assert snapshot(tmp_path) == before

@@ -20,21 +20,9 @@ from llmcourse.data import ChecksumError, DownloadError, dataset_path, prepare, 
 from llmcourse.data.checksums import sidecar_path
 
 from test_data_download import _Server, cache, server  # noqa: F401 - pytest fixtures
+from faults_helpers import one_error_line, snapshot
 
 STORY = "Tom had a red ball. He liked to play with it in the park.\n<|endoftext|>\n"
-
-
-def snapshot(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` with its bytes (a refused command must change none)."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file()}
-
-
-def one_error_line(capsys: pytest.CaptureFixture[str], command: str) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith(f"llmcourse {command}: error: "), err
-    return err[0]
 
 
 @pytest.fixture()

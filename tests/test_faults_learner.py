@@ -7,7 +7,6 @@ the user had stay byte-identical.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -19,41 +18,18 @@ import pytest
 
 from llmcourse import learner
 from llmcourse.cli import main
-from llmcourse.learner_sandbox import find_confinement
+from llmcourse.learner.sandbox import find_confinement
+
+from faults_helpers import CHECK_SETUP, error_message, notebook, snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
-SETUP = ("from llmcourse.checks._core import assert_equal, check\n\n"
-         "@check('double')\ndef check_double(fn):\n    assert_equal(fn(21), 42, 'double(21)')\n")
-
-
-def _notebook(path: Path, cells: list[str], title: str = "# Day 99") -> Path:
-    nb = {"cells": [{"cell_type": "markdown", "id": "title", "metadata": {}, "source": title}]
-          + [{"cell_type": "code", "id": f"cell-{i}", "metadata": {}, "execution_count": None,
-              "outputs": [], "source": c} for i, c in enumerate(cells)],
-          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                      "language": "python"}},
-          "nbformat": 4, "nbformat_minor": 5}
-    path.write_text(json.dumps(nb), encoding="utf-8")
-    return path
-
-
-def _one_line(err: str, command: str) -> str:
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"llmcourse {command}: error: "), err
-    return lines[0][len(f"llmcourse {command}: error: "):]
-
-
-def _files(folder: Path) -> dict[str, bytes]:
-    return {str(p): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
 
 # ---- verdicts travel by signed records, never by printed text --------------------------------
 
 
 def test_a_printed_pass_line_is_not_a_pass(tmp_path, capsys):
-    nb = _notebook(tmp_path / "day99_forged.ipynb", [
-        SETUP,
+    nb = notebook(tmp_path / "day99_forged.ipynb", [
+        CHECK_SETUP,
         "print('✅ double: passed')  # check_double(double) never called",
         "import os, json\n"  # a record without the run's key: the check cell writes it by hand
         "open(os.environ.get('LLMCOURSE_CHECK_LOG', 'x.jsonl'), 'a').write(json.dumps(\n"
@@ -66,14 +42,14 @@ def test_a_printed_pass_line_is_not_a_pass(tmp_path, capsys):
 
 
 def test_a_real_check_call_is_a_pass(tmp_path, capsys):
-    nb = _notebook(tmp_path / "day99_real.ipynb", [SETUP, "check_double(lambda x: 2 * x)"])
+    nb = notebook(tmp_path / "day99_real.ipynb", [CHECK_SETUP, "check_double(lambda x: 2 * x)"])
     assert main(["check", str(nb)]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == "1 of 1 checks passed"
 
 
 def test_the_key_file_is_gone_once_the_checks_are_imported(tmp_path):
-    nb = _notebook(tmp_path / "day99_key.ipynb", [
-        SETUP,
+    nb = notebook(tmp_path / "day99_key.ipynb", [
+        CHECK_SETUP,
         "import os\nassert 'LLMCOURSE_CHECK_KEY_FILE' not in os.environ\n"
         "assert not [p for p in os.listdir('.') if p == 'key']\ncheck_double(lambda x: 2 * x)",
     ])
@@ -90,8 +66,8 @@ def test_a_confined_notebook_cannot_delete_a_file_outside(tmp_path, capsys, monk
         pytest.skip(f"{kind} does not confine here (not installed, or no unprivileged user namespace)")
     victim = tmp_path / "keep.txt"
     victim.write_text("mine")
-    nb = _notebook(tmp_path / "day99_evil.ipynb", [
-        SETUP, f"import os\nos.remove({str(victim)!r})", "check_double(lambda x: 2 * x)",
+    nb = notebook(tmp_path / "day99_evil.ipynb", [
+        CHECK_SETUP, f"import os\nos.remove({str(victim)!r})", "check_double(lambda x: 2 * x)",
     ])
     assert main(["check", str(nb)]) == 0  # the removal failed inside; the check still ran
     captured = capsys.readouterr()
@@ -102,8 +78,8 @@ def test_a_confined_notebook_cannot_delete_a_file_outside(tmp_path, capsys, monk
 def test_a_confined_notebook_can_still_write_temporary_files(tmp_path):
     if find_confinement(tmp_path) is None:
         pytest.skip("neither bubblewrap nor an unprivileged user namespace works on this machine")
-    nb = _notebook(tmp_path / "day99_tmp.ipynb", [
-        SETUP, "import tempfile\nfolder = tempfile.mkdtemp()\nopen(folder + '/x.txt', 'w').write('1')\n"
+    nb = notebook(tmp_path / "day99_tmp.ipynb", [
+        CHECK_SETUP, "import tempfile\nfolder = tempfile.mkdtemp()\nopen(folder + '/x.txt', 'w').write('1')\n"
         "open('in_cwd.txt', 'w').write('1')\ncheck_double(lambda x: 2 * x)  # runs if both writes did",
     ])
     rows = learner.run_checks(nb)
@@ -112,7 +88,7 @@ def test_a_confined_notebook_can_still_write_temporary_files(tmp_path):
 
 def test_without_confinement_one_warning_line_comes_first(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("LLMCOURSE_CHECK_CONFINE", "none")
-    nb = _notebook(tmp_path / "day99_plain.ipynb", [SETUP, "check_double(lambda x: 2 * x)"])
+    nb = notebook(tmp_path / "day99_plain.ipynb", [CHECK_SETUP, "check_double(lambda x: 2 * x)"])
     assert main(["check", str(nb)]) == 0
     err = capsys.readouterr().err
     assert err == ("llmcourse check: warning: no confinement available here (neither bubblewrap nor an "
@@ -133,12 +109,12 @@ def test_without_confinement_one_warning_line_comes_first(tmp_path, capsys, monk
 def test_a_json_file_that_is_not_a_notebook(tmp_path, capsys, command, content, problem):
     path = tmp_path / "day01_odd.ipynb"
     path.write_text(content, encoding="utf-8")
-    before = _files(tmp_path)
+    before = snapshot(tmp_path)
     assert main([command, str(path)]) == 2
-    assert _one_line(capsys.readouterr().err, command) == (
+    assert error_message(capsys.readouterr().err, command) == (
         f"{path} is not a Jupyter notebook: {problem}; save it again from Jupyter, or pass the "
         "lesson's .md text")
-    assert _files(tmp_path) == before
+    assert snapshot(tmp_path) == before
 
 
 @pytest.mark.parametrize("command", ["diff", "check"])
@@ -146,7 +122,7 @@ def test_binary_bytes_name_the_file(tmp_path, capsys, command):
     path = tmp_path / "day01_binary.ipynb"
     path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
     assert main([command, str(path)]) == 2
-    assert _one_line(capsys.readouterr().err, command) == (
+    assert error_message(capsys.readouterr().err, command) == (
         f"{path} is not a notebook: its bytes are not UTF-8 text (byte 0 cannot be read); pass the "
         ".ipynb or .md file of the lesson")
     assert path.read_bytes() == b"\x89PNG\r\n\x1a\n\xff\xfe"
@@ -159,7 +135,7 @@ def test_a_lesson_saved_under_another_day_is_named(tmp_path, capsys):
     renamed = tmp_path / "day05_embeddings.ipynb"
     renamed.write_bytes(lesson.read_bytes())
     assert main(["diff", str(renamed), "--solutions", str(ROOT / "solutions")]) == 2
-    assert _one_line(capsys.readouterr().err, "diff") == (
+    assert error_message(capsys.readouterr().err, "diff") == (
         "day05_embeddings.ipynb looks like the lesson of day 01 (its metadata names the lesson "
         "day01_characters_to_numbers), but its name says day 05: rename it day01_..., or pass "
         "--solution FILE to compare it with another lesson on purpose")
@@ -171,7 +147,7 @@ def test_a_titled_md_saved_under_another_day_is_named(tmp_path, capsys):
     page.write_text("# Day 01 - Characters to numbers\n\n```{code-cell} ipython3\nx = 1\n```\n")
     assert main(["diff", str(page)]) == 2
     assert "looks like the lesson of day 01 (its title 'Day 01 - Characters to numbers')" in \
-        _one_line(capsys.readouterr().err, "diff")
+        error_message(capsys.readouterr().err, "diff")
 
 
 # ---- running: timeouts, a dying kernel, Ctrl-C ------------------------------------------------------
@@ -179,7 +155,7 @@ def test_a_titled_md_saved_under_another_day_is_named(tmp_path, capsys):
 
 @pytest.mark.parametrize("value", ["0", "-1", "1.5", "soon"])
 def test_timeout_must_be_above_zero(tmp_path, capsys, value):
-    nb = _notebook(tmp_path / "day99_t.ipynb", ["x = 1"])
+    nb = notebook(tmp_path / "day99_t.ipynb", ["x = 1"])
     with pytest.raises(SystemExit) as exc:
         main(["check", str(nb), f"--timeout={value}"])
     assert exc.value.code == 2
@@ -192,28 +168,28 @@ def test_timeout_must_be_above_zero(tmp_path, capsys, value):
 
 
 def test_a_timeout_is_one_line_without_kernel_noise(tmp_path, capsys):
-    nb = _notebook(tmp_path / "day99_slow.ipynb", ["import time\ntime.sleep(30)"])
+    nb = notebook(tmp_path / "day99_slow.ipynb", ["import time\ntime.sleep(30)"])
     assert main(["check", str(nb), "--timeout", "1"]) == 2
-    assert _one_line(capsys.readouterr().err, "check") == (
+    assert error_message(capsys.readouterr().err, "check") == (
         "a cell ran longer than 1 s; pass --timeout SECONDS to allow more")
 
 
 def test_a_kernel_that_dies_is_one_line_exit_1(tmp_path, capsys):
-    nb = _notebook(tmp_path / "day99_dies.ipynb", [SETUP, "import os\nos._exit(3)",
+    nb = notebook(tmp_path / "day99_dies.ipynb", [CHECK_SETUP, "import os\nos._exit(3)",
                                                     "check_double(lambda x: 2 * x)"])
-    before = _files(tmp_path)
+    before = snapshot(tmp_path)
     assert main(["check", str(nb)]) == 1
-    assert _one_line(capsys.readouterr().err, "check") == (
+    assert error_message(capsys.readouterr().err, "check") == (
         "the notebook's kernel died while running code cell 2 (a call to os._exit, a crash, or "
         "the memory limit); the checks after it did not run")
-    assert _files(tmp_path) == before
+    assert snapshot(tmp_path) == before
 
 
 def test_ctrl_c_is_130_and_one_line(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
-    nb = _notebook(work / "day99_long.ipynb", ["open('started', 'w').close()\nimport time\ntime.sleep(60)"])
-    before = _files(work)
+    nb = notebook(work / "day99_long.ipynb", ["open('started', 'w').close()\nimport time\ntime.sleep(60)"])
+    before = snapshot(work)
     proc = subprocess.Popen([sys.executable, "-m", "llmcourse", "check", str(nb)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, TMPDIR=str(tmp_path)))
@@ -224,19 +200,19 @@ def test_ctrl_c_is_130_and_one_line(tmp_path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, (out, err)
     assert err == "llmcourse check: error: interrupted; your notebook was not changed\n"
-    assert _files(work) == before
+    assert snapshot(work) == before
     assert not list(tmp_path.glob("llmcourse-check-*"))  # the temporary folder is removed
 
 
 def test_a_kernel_that_cannot_start_is_one_line_exit_1(tmp_path, capsys, monkeypatch):
-    from llmcourse import learner_check
-    from llmcourse.learner_sandbox import Confinement
+    from llmcourse.learner import check as learner_check
+    from llmcourse.learner.sandbox import Confinement
 
     broken = Confinement("bubblewrap", ("false",))  # a prefix whose command exits at once
     monkeypatch.setattr(learner_check, "find_confinement", lambda work: broken)
-    nb = _notebook(tmp_path / "day99_x.ipynb", [SETUP, "check_double(lambda x: 2 * x)"])
+    nb = notebook(tmp_path / "day99_x.ipynb", [CHECK_SETUP, "check_double(lambda x: 2 * x)"])
     assert main(["check", str(nb)]) == 1
-    assert _one_line(capsys.readouterr().err, "check") == (
+    assert error_message(capsys.readouterr().err, "check") == (
         "the Jupyter kernel 'python3' died as it started, before any cell ran (bubblewrap "
         "confinement); run `python -m ipykernel_launcher --version` to test the kernel, or set "
         "LLMCOURSE_CHECK_CONFINE=none to try without confinement")

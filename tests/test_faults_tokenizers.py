@@ -7,18 +7,14 @@ stderr, every file the user had byte-identical afterwards).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from llmcourse import cli
 from llmcourse.tokenizers import BPETokenizer, CharTokenizer, get_tokenizer
 
+from faults_helpers import snapshot
+
 TEXT = "ROMEO: the quick brown fox jumps over the lazy dog.\n" * 20
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 # Each bad file: (name, bytes, the message after "<path> ").

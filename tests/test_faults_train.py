@@ -9,8 +9,6 @@ every file the user had byte-identical afterwards.
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -19,63 +17,21 @@ import torch
 from llmcourse import cli
 from llmcourse.train import TrainConfig, Trainer, load_model_state
 from llmcourse.train.plots import metrics_curves, plot_runs
+from faults_helpers import copy_of_run, finished_run, one_error_line, snapshot, train_args
 from train_helpers import TinyLM, make_tokens, random_batch_fn
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-TEXT = "".join(f"{w} the quick brown fox, {i}; jumps over the lazy dog!\n"
-               for i, w in enumerate(["ROMEO:", "JULIET:", "NURSE:"] * 60))
-TINY = ["model.n_layer=1", "model.n_head=2", "model.n_embd=16", "model.block_size=16",
-        "batch_size=4", "max_iters=4", "eval_interval=2", "eval_iters=1", "log_interval=1",
-        "warmup_iters=0", "lr_decay_iters=4"]
-
-
-def sets(items):
-    return [a for item in items for a in ("--set", item)]
-
-
-def snapshot(*folders: Path) -> dict[str, bytes]:
-    """Every file under the folders, by path: what must not change."""
-    return {str(p): p.read_bytes() for d in folders for p in sorted(Path(d).rglob("*"))
-            if p.is_file()}
-
-
-def one_error_line(capsys, command: str) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith(f"llmcourse {command}: error: "), err
-    return err[0]
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A text, its prepared data in a cache, and one finished tiny run with TensorBoard."""
-    root = tmp_path_factory.mktemp("faults_train")
-    text = root / "tiny.txt"
-    text.write_text(TEXT, encoding="utf-8")
-    old = os.environ.get("LLMCOURSE_CACHE_DIR")
-    os.environ["LLMCOURSE_CACHE_DIR"] = str(root / "cache")
-    base = root / "base"
-    args = ["train", "--no-progress"] + sets(TINY + [f"data.dataset={text}", f"out_dir={base}",
-                                                     "log=tensorboard"])
-    try:
-        assert cli.main(args) == 0
-        yield {"root": root, "text": text, "cache": root / "cache", "base": base}
-    finally:
-        if old is None:
-            os.environ.pop("LLMCOURSE_CACHE_DIR", None)
-        else:
-            os.environ["LLMCOURSE_CACHE_DIR"] = old
+    yield from finished_run(tmp_path_factory.mktemp("faults_train"), "log=tensorboard")
 
 
 @pytest.fixture()
 def run(world, tmp_path, monkeypatch):
-    monkeypatch.setenv("LLMCOURSE_CACHE_DIR", str(world["cache"]))
-    out = tmp_path / "run"
-    shutil.copytree(world["base"], out)
-    args = ["train", "--no-progress"] + sets(TINY + [f"data.dataset={world['text']}",
-                                                     f"out_dir={out}", "log=tensorboard"])
-    return out, args
+    return copy_of_run(world, tmp_path, monkeypatch, "log=tensorboard")
 
 
 # ---- TensorBoard ---------------------------------------------------------------------------
@@ -88,8 +44,7 @@ def test_tensorboard_path_that_is_a_file_is_refused_before_anything_is_written(
     (out / "tensorboard").write_text("my notes\n")
     before = snapshot(out, world["cache"])
     capsys.readouterr()
-    args = ["train", "--no-progress"] + sets(TINY + [f"data.dataset={world['text']}",
-                                                     f"out_dir={out}", "log=tensorboard"])
+    args = train_args(world["text"], out, "log=tensorboard")
     assert cli.main(args) == 2
     line = one_error_line(capsys, "train")
     assert line == (f"llmcourse train: error: {out / 'tensorboard'} is a file, but "
@@ -227,8 +182,7 @@ def test_tensorboard_file_is_refused_before_the_data_is_prepared(world, tmp_path
     out.mkdir()
     (out / "tensorboard").write_text("my notes\n")
     capsys.readouterr()
-    args = ["train", "--no-progress"] + sets(TINY + [f"data.dataset={world['text']}",
-                                                     f"out_dir={out}", "log=tensorboard"])
+    args = train_args(world["text"], out, "log=tensorboard")
     assert cli.main(args) == 2
     assert "is a file, but log='tensorboard'" in one_error_line(capsys, "train")
     assert not cache.exists() or not any(cache.rglob("*.bin"))

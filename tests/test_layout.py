@@ -19,7 +19,7 @@ A cycle is a strongly connected component of more than one module. Nothing is le
 ``llmcourse.checks`` (the exercise checks of the lessons) sits on top and imports most of the
 package, which closes a cycle only when a package module imports the checks back - and then it is
 reported like any other. (A package module may use a part of ``checks`` that imports nothing of
-the package, as ``learner_check`` does with ``checks._core``.)
+the package, as ``learner.check`` does with ``checks._core``.)
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tools import lesson_times
+from tools import lesson_times, myst
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = sorted((ROOT / "solutions").glob("day*.md"))
@@ -38,52 +38,18 @@ CPU_WORDS = re.compile(r"\b(CPU|cores?|laptop|thread)\b", re.I)
 CPU_SENTENCE = re.compile(rf"whole notebook takes about ({NUMBER}) (s|min) of CPU time")
 
 
-def parse(path: Path) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
-    """``(prose, code)``: prose paragraphs and code cells of a MyST lesson, each with its line.
-
-    Fenced blocks inside the prose that are not MyST directives (plain ```` ``` ```` examples)
-    are left out of the prose."""
-    prose: list[tuple[int, str]] = []
-    code: list[tuple[int, str]] = []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    i, para, start = 0, [], 0
-
-    def flush():
-        if para:
-            prose.append((start, " ".join(para)))
-        para.clear()
-
-    if lines and lines[0].strip() == "---":       # jupytext front matter
-        i = lines.index("---", 1) + 1
-    while i < len(lines):
-        line = lines[i]
-        fence = re.match(r"^(`{3,}|~{3,})(.*)$", line)
-        if fence:
-            flush()
-            end = next(j for j in range(i + 1, len(lines)) if lines[j].startswith(fence.group(1))
-                       and not lines[j].strip("`~"))
-            body = "\n".join(l for l in lines[i + 1:end] if not l.startswith(":"))
-            if fence.group(2).startswith("{code-cell}"):
-                code.append((i + 1, body))
-            elif fence.group(2).startswith("{"):      # a directive: its body is prose
-                prose.append((i + 2, body.replace("\n", " ")))
-            i = end + 1
-            continue
-        if not line.strip():
-            flush()
-        else:
-            if not para:
-                start = i + 1
-            para.append(line.strip())
-        i += 1
-    flush()
-    return prose, code
+def parse(path: Path) -> tuple[list[list[tuple[int, str]]], list[tuple[int, str]]]:
+    """``(prose, code)`` of a MyST lesson, read by ``tools/myst.py``: its paragraphs (markdown and
+    directive text, headings included; each a list of ``(line, text)``) and its code cells
+    ``(line of the fence, source)``. Plain fenced examples are neither."""
+    blocks = myst.read(path)
+    return myst.prose(blocks), [(b.line, "\n".join(b.lines)) for b in blocks if b.kind == "code"]
 
 
 def sentences(prose):
-    for line, text in prose:
-        for s in re.split(r"(?<=[.!?])\s+(?=[A-Z(*`])", text):
-            yield line, s
+    """``(line, sentence)`` of every paragraph in ``prose``."""
+    for paragraph in prose:
+        yield from myst.sentences(paragraph)
 
 
 def _id(path: Path) -> str:
@@ -160,7 +126,7 @@ def test_the_parser_sees_prose_and_code(tmp_path):
                   "print('T4: 3 s')\n```\n\n```\nT4 5 s\n```\n\n```{note}\nThe loss on a GPU is 1.47.\n```\n",
                   encoding="utf-8")
     prose, code = parse(md)
-    assert [t for _, t in prose] == ["# Title", "On a T4 this takes 5 min.", "The loss on a GPU is 1.47."]
+    assert [myst.joined(p) for p in prose] == ["# Title", "On a T4 this takes 5 min.", "The loss on a GPU is 1.47."]
     assert code == [(9, "print('T4: 3 s')")]
     found = [bool(TIME.search(s) or LOSS.search(s)) for _, s in sentences(prose)]
     assert found == [False, True, True]

@@ -1,5 +1,6 @@
 """Cross-references between lessons are true (issue 21, item 5). In each lesson's prose
-(markdown outside fences, and code-cell comments), sentence by sentence:
+(markdown and directive text, and code-cell comments; read by ``tools/myst.py``), sentence by
+sentence:
 - "day N" is a lesson (1-36) and the words around it name a topic of lesson N (``lesson_topics``);
   "week N" / "next week" is a week (1-6) and names a topic of one of its six lessons;
 - "day N (week M)" pairs agree; "tomorrow, day N" is today + 1, "yesterday, day N" today - 1;
@@ -18,6 +19,7 @@ from typing import NamedTuple
 import pytest
 
 from lesson_topics import STOPWORDS, TOPICS
+from tools import myst
 from tools.nb import lesson_week as week_of
 
 SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions"
@@ -38,8 +40,6 @@ LEFT_RE = re.compile(r"\b(left|leaves|leave|saved|saves|wrote|writes|written|kep
 PATH_RE = re.compile(r"`((?:out|runs?)/[\w.\-/]+|[\w\-]+\.(?:pt|jsonl|json|bin|safetensors))`")
 ANAPHORA_RE = re.compile(r"\b(?:that|this|these|those|the two) [a-z]+|^(?:It|They|This)\b")
 GPU_RE = re.compile(r"\b(GPU|T4|REAL_RUN|CUDA|Colab)\b", re.I)
-FENCE_RE = re.compile(r"^(`{3,}|~{3,})")
-SENTENCE_RE = re.compile(r".+?(?:[.!?](?=\s+[A-Z`(*\"])|$)")
 
 
 # context: the text, plus the sentence before ("that model ...") or after ("... days 5 and 6:")
@@ -48,45 +48,47 @@ Sentence = NamedTuple("Sentence", [("line", int), ("text", str), ("context", str
 
 def parse(path: Path) -> tuple[list[Sentence], list[tuple[int, str, bool]]]:
     """A MyST lesson's prose sentences (code-cell comments included) and code lines ``(line, text,
-    gpu_only)``: ``gpu_only`` inside ``if REAL_RUN:`` (or the ``else`` of ``if not REAL_RUN:``)."""
-    paragraphs, code, fence, branch = [[]], [], None, None   # branch: (indent, body is GPU-only)
-    for no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        m, stripped = FENCE_RE.match(line), line.strip()
-        if m and (fence is None or (m.group(1) == fence and stripped == fence)):
-            is_cell = fence is None and stripped[len(m.group(1)):].startswith("{code-cell}")
-            fence, branch, in_cell = (m.group(1) if fence is None else None), None, is_cell
-            paragraphs.append([])
-        elif fence is None:                    # markdown: headings, items, table rows stand alone
-            if not stripped or line.startswith(("#", "- ", "* ", "|")) or re.match(r"\d+\. ", line):
-                paragraphs.append([])
-            if stripped and not line.startswith("#"):
-                paragraphs[-1].append((no, stripped))
-        elif in_cell:
-            indent = len(line) - len(line.lstrip())
-            if branch and stripped and indent <= branch[0]:
-                is_else = indent == branch[0] and stripped.startswith("else")
-                branch = (indent, not branch[1]) if is_else else None
-            code.append((no, line, bool(branch and branch[1] and indent > branch[0])))
-            cond = re.match(r"\s*if (not )?(REAL_RUN|torch\.cuda\.is_available\(\))\s*:", line)
-            branch = (indent, not cond.group(1)) if cond else branch
-            comment = re.search(r"(?:^|\s)# (.*)", line)
-            block = stripped.startswith("#") and code[-2:-1] and code[-2][1].lstrip()[:1] == "#"
-            if not block or not comment:       # a block of comment lines is one paragraph
-                paragraphs.append([])
-            if comment and "STUB" not in line and "SOLUTION" not in line:
-                paragraphs[-1].append((no, comment.group(1)))
+    gpu_only)``, read by ``tools/myst.py``."""
+    paragraphs, code = [], []
+    for block in myst.read(path):
+        if block.kind == "code":
+            comments, lines = code_cell(block)
+            paragraphs += comments
+            code += lines
+        else:                                  # markdown and directives; headings left out
+            paragraphs += myst.paragraphs(block, headings=False)
     sentences: list[Sentence] = []
-    for para in filter(None, paragraphs):
-        text = " ".join(chunk for _, chunk in para)
-        starts = [sum(len(c) + 1 for _, c in para[:i]) for i in range(len(para))]
-        found = [(m.start(), m[0].strip()) for m in SENTENCE_RE.finditer(text)]
+    for para in paragraphs:
+        text = myst.joined(para)
+        found = myst.sentences(para)
         if sentences and sentences[-1].text.endswith(":"):   # "...from days 05 and 06:" + a list
             sentences[-1] = sentences[-1]._replace(context=sentences[-1].context + " " + text)
-        for i, (pos, sent) in enumerate(found):
-            line = max(no for start, (no, _) in zip(starts, para) if start <= pos)
+        for i, (line, sent) in enumerate(found):
             before = found[i - 1][1] if i and ANAPHORA_RE.search(sent) else ""
             sentences.append(Sentence(line, sent, sent + " " + before, text))
     return sentences, code
+
+
+def code_cell(block: myst.Block) -> tuple[list[list[tuple[int, str]]], list[tuple[int, str, bool]]]:
+    """A code cell's comments as paragraphs (a block of comment lines is one) and its lines
+    ``(line, text, gpu_only)``: ``gpu_only`` inside ``if REAL_RUN:`` (or the ``else`` of ``if not
+    REAL_RUN:``)."""
+    paragraphs, code, branch = [[]], [], None   # branch: (indent, body is GPU-only)
+    for no, line in block.numbered():
+        stripped, indent = line.strip(), len(line) - len(line.lstrip())
+        if branch and stripped and indent <= branch[0]:
+            is_else = indent == branch[0] and stripped.startswith("else")
+            branch = (indent, not branch[1]) if is_else else None
+        code.append((no, line, bool(branch and branch[1] and indent > branch[0])))
+        cond = re.match(r"\s*if (not )?(REAL_RUN|torch\.cuda\.is_available\(\))\s*:", line)
+        branch = (indent, not cond.group(1)) if cond else branch
+        comment = re.search(r"(?:^|\s)# (.*)", line)
+        continues = stripped.startswith("#") and code[-2:-1] and code[-2][1].lstrip()[:1] == "#"
+        if not continues or not comment:         # a block of comment lines is one paragraph
+            paragraphs.append([])
+        if comment and "STUB" not in line and "SOLUTION" not in line:
+            paragraphs[-1].append((no, comment.group(1)))
+    return [p for p in paragraphs if p], code
 
 
 def numbers(group: str) -> list[int]:

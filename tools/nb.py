@@ -44,6 +44,8 @@ import time
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
+from tools import myst
+
 ROOT = Path(__file__).resolve().parents[1]
 LESSON_RE = re.compile(r"^day(?P<day>\d{2})_(?P<slug>[a-z0-9][a-z0-9_]*)$")
 
@@ -53,7 +55,6 @@ END_RE = re.compile(r"^[ \t]*#\s*END SOLUTION\s*$")
 STUB_RE = re.compile(r"^[ \t]*#\s*STUB:(?: (?P<text>.*)|(?P<empty>\s*))$")
 # Anything that looks like a mark but is not exactly one (typos must not pass silently).
 LOOKALIKE_RE = re.compile(r"^[ \t]*#\s*(BEGIN|END)[ _-]*SOL\w*\s*$|^[ \t]*#\s*STUB\b", re.IGNORECASE)
-CODE_FENCE_RE = re.compile(r"^(?P<fence>`{3,}|~{3,})\{code-cell\}(?P<rest>.*)$")
 
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
 LANGUAGE_INFO = {
@@ -139,57 +140,19 @@ class CodeCell:
     tags: list[str]
 
 
-def _cell_options(lines: list[str], i: int, end: int, path: str) -> tuple[dict, int]:
-    """Parse a code cell's options (``:key: value`` lines or a ``---`` YAML block)."""
-    import yaml
-
-    options: dict = {}
-    if i < end and lines[i].strip() == "---":
-        j = i + 1
-        while j < end and lines[j].strip() != "---":
-            j += 1
-        if j >= end:
-            raise PipelineError(f"{path}:{i + 1}: the cell options block opened with '---' is not closed")
-        try:
-            options = yaml.safe_load("\n".join(lines[i + 1 : j])) or {}
-        except yaml.YAMLError as exc:
-            raise PipelineError(f"{path}:{i + 1}: cell options are not valid YAML: {exc}") from None
-        return options, j + 1
-    j = i
-    while j < end and re.match(r"^:[\w-]+:", lines[j]):
-        key, _, value = lines[j][1:].partition(":")
-        try:
-            options[key] = yaml.safe_load(value.strip()) if value.strip() else None
-        except yaml.YAMLError as exc:
-            raise PipelineError(f"{path}:{j + 1}: cell option {key!r} is not valid YAML: {exc}") from None
-        j += 1
-    if j > i and j < end and lines[j].strip() == "":
-        j += 1  # the blank line separating options from code
-    return options, j
-
-
 def find_code_cells(lines: list[str], path: str) -> list[CodeCell]:
-    """Locate the ``{code-cell}`` blocks of a MyST notebook."""
+    """Locate the ``{code-cell}`` blocks of a MyST notebook (``tools/myst.py`` reads the file)."""
+    try:
+        blocks = myst.read_blocks(lines, path)
+    except myst.MystError as exc:
+        raise PipelineError(str(exc)) from None
     cells: list[CodeCell] = []
-    i = 0
-    while i < len(lines):
-        match = CODE_FENCE_RE.match(lines[i])
-        if not match:
-            i += 1
-            continue
-        fence = match.group("fence")
-        j = i + 1
-        closing = re.compile(re.escape(fence[0]) + "{%d,}[ \t]*$" % len(fence))
-        while j < len(lines) and not closing.match(lines[j]):
-            j += 1
-        if j >= len(lines):
-            raise PipelineError(f"{path}:{i + 1}: this code cell's fence {fence!r} is never closed")
-        options, body_start = _cell_options(lines, i + 1, j, path)
-        tags = options.get("tags") or []
+    for block in (b for b in blocks if b.kind == "code"):
+        tags = block.options.get("tags") or []
         if isinstance(tags, str):
             tags = [tags]
-        cells.append(CodeCell(start=i, end=j, body_start=body_start, tags=[str(t) for t in tags]))
-        i = j + 1
+        cells.append(CodeCell(start=block.start, end=block.end, body_start=block.body_start,
+                              tags=[str(t) for t in tags]))
     return cells
 
 

@@ -43,8 +43,10 @@ test_job() {
   setup
   export MPLBACKEND=Agg
   # Two test workers on two cores: one thread each, or torch's threads fight over the cores
-  # (measured: a small model's step went from 1.6 ms to 38 ms under oversubscription).
-  export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+  # (measured: a small model's step went from 1.6 ms to 38 ms under oversubscription). The
+  # count is the course's one thread policy (llmcourse/threads.py: 1, or $LLMCOURSE_THREADS).
+  threads=$(python -m llmcourse.threads --export)
+  eval "$threads"
   if ! command -v bwrap >/dev/null; then
     # bubblewrap confines `llmcourse check` on collected notebooks (book/exercises.md); its
     # tests skip, saying why, where it cannot be installed.

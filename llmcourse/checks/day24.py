@@ -33,6 +33,7 @@ import torch
 from llmcourse.checks._core import (Case, CheckFailed, EarlierNotDone, Mistake, as_list, check,
                                     compare, kind_of)
 from llmcourse.generate import generate
+from llmcourse.threads import kernel_env
 
 __all__ = ["reference_samples", "reference_build_parser", "check_build_parser",
            "check_generate_samples", "check_script", "BUILD_PARSER", "GENERATE_SAMPLES", "SCRIPT",
@@ -285,7 +286,7 @@ _EXERCISES = {"positive_int": 1, "build_parser": 1, "generate_samples": 2}
 
 
 def _run(script: Path, argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONIOENCODING="utf-8")
+    env = kernel_env(dict(os.environ, PYTHONIOENCODING="utf-8"))   # the one thread policy
     return subprocess.run([sys.executable, str(script), *argv], capture_output=True, text=True,
                           env=env, timeout=timeout)
 

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from llmcourse.learner_notebooks import (BEGIN_RE, Cell, LearnerError, day_of_name, lesson_day,
+from llmcourse.learner.notebooks import (BEGIN_RE, Cell, LearnerError, day_of_name, lesson_day,
                                          read_code_cells, stub_and_solution)
 
 __all__ = ["Exercise", "Pairing", "find_solution", "solution_exercises", "pair_exercises",

@@ -20,7 +20,7 @@ from typing import IO, Any, Sequence
 
 import torch
 
-from llmcourse.cli_args import UserError
+from llmcourse.cli.args import UserError
 
 
 def load_checkpoint_args(args: argparse.Namespace) -> tuple[Any, Any, Any]:

@@ -1,39 +1,17 @@
-"""Sweeps: a grid of settings times seeds, one run folder each, and a table of mean ± std.
+"""Running a sweep: every (setting, seed) pair of a grid trained into its own run folder.
 
-One training run answers "what loss did this seed get"; a sweep answers "what loss does this
-setting get, and how much does it move from seed to seed". :func:`run_sweep` trains every
-(setting, seed) pair of a grid (or of a list of named variants) into its own run folder::
+:func:`run_sweep` writes ``sweep.json`` (what every run shares), trains each run through
+:func:`llmcourse.runs.train_preset` (``jobs=N``: N at a time, each in a child process running
+:func:`worker_main`), writes each run's ``result.json`` once it is complete and returns a
+:class:`~llmcourse.sweep.results.SweepResult`. A second call skips the finished runs and resumes
+an interrupted one; a folder holding a run with other settings is refused before anything
+trains.
 
-    out/sweep/
-        sweep.json                  the preset and base settings every run shares
-        n_embd=64/seed0/            a run folder, as `llmcourse train` writes it, plus
-                     result.json    its losses, written when the run is complete
-        n_embd=64/seed1/ ...
-        results.json results.md results.png
-
-and summarises them (:class:`SweepResult`). Running the same sweep again skips the finished
-runs, resumes an interrupted one from its checkpoint (or restarts it when it stopped before
-its first one) and never touches a folder holding a run with other settings: it is refused
-before anything is trained. ``jobs=N`` trains N runs at a time in subprocesses, each limited
-to its share of the CPU threads.
-
-The pieces: :mod:`llmcourse.sweep_settings` turns a grid or variants into settings,
-:mod:`llmcourse.sweep_results` holds the numbers (mean ± std, the table, the plot), this module
-trains the runs, and :mod:`llmcourse.cli_sweep` is the ``llmcourse sweep`` command. Every name
-is importable from here, as the lessons do (``from llmcourse.sweep import run_sweep``).
-
-Example (the grid and the table need no training):
-    >>> expand_settings({"model.n_embd": [64, 128], "learning_rate": [1e-3]})
-    [('n_embd=64,learning_rate=0.001', {'model.n_embd': 64, 'train.learning_rate': 0.001}), \
-('n_embd=128,learning_rate=0.001', {'model.n_embd': 128, 'train.learning_rate': 0.001})]
-    >>> rows = [{"setting": "a", "params": {}, "seed": s, "val_loss": v, "train_loss": v,
-    ...          "seconds": 1.0} for s, v in enumerate([2.0, 2.2, 2.4])]
-    >>> s = SweepResult(rows).summary()[0]
-    >>> s["n"], round(s["val_mean"], 4), round(s["val_std"], 4)
-    (3, 2.2, 0.2)
-    >>> run = run_sweep("shakespeare-char-cpu", "out/sweep", grid={"n_embd": [64, 128]},
-    ...                 seeds=3, overrides={"train": {"max_iters": 100}})  # doctest: +SKIP
-    >>> print(run.table())                                                  # doctest: +SKIP
+Example (no training: a context longer than the sweep allows is refused up front):
+    >>> check_context({"model": {"block_size": 100_000}}, None)
+    Traceback (most recent call last):
+    ...
+    ValueError: block_size=100000 is above 8192, the longest context a sweep trains (a step would take minutes and the attention's memory grows with its square); give block_size <= 8192
 """
 
 from __future__ import annotations
@@ -47,14 +25,13 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from llmcourse.sweep_results import SweepResult, check_row, difference_with_error, mean_std
-from llmcourse.sweep_settings import (base_preset, expand_settings, folder_name, jsonable,
-                                      parse_grid, parse_seeds, parse_variant, resolve_key,
-                                      setting_changes, with_settings, without_folder)
+from llmcourse.sweep.results import SweepResult, check_row
+from llmcourse.sweep.settings import (base_preset, expand_settings, folder_name, jsonable,
+                                      parse_seeds, setting_changes, with_settings,
+                                      without_folder)
 
-__all__ = ["run_sweep", "SweepResult", "RunFailed", "mean_std", "difference_with_error",
-           "expand_settings", "parse_grid", "parse_variant", "parse_seeds", "resolve_key",
-           "base_preset", "MAX_BLOCK_SIZE"]
+__all__ = ["run_sweep", "RunFailed", "MAX_BLOCK_SIZE", "check_context", "read_result",
+           "worker_main"]
 
 SWEEP_FILE = "sweep.json"
 RESULT_FILE = "result.json"
@@ -173,7 +150,7 @@ def _run_one(spec: dict[str, Any]) -> dict[str, Any]:
         return dict(result, out_dir=str(run_dir), status="trained")
 
 
-def _worker_main(spec_json: str) -> int:
+def worker_main(spec_json: str) -> int:
     """``python -m llmcourse.sweep --worker SPEC``: one run in a child process.
 
     Its error goes to the sweep by the pipe ``spec["report_fd"]`` (a full disk may keep it
@@ -405,10 +382,3 @@ def _run_parallel(specs: list[dict[str, Any]], jobs: int, threads: int, report: 
     if failed is not None:
         raise failed
 
-
-if __name__ == "__main__":  # pragma: no cover - the child process of run_sweep(jobs=N)
-    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
-        sys.exit(_worker_main(sys.argv[2]))
-    print("usage: llmcourse sweep --help (this module's own entry is for run_sweep's workers)",
-          file=sys.stderr)
-    sys.exit(2)

@@ -6,7 +6,7 @@ that key once when they are imported, remove the file, and sign every verdict re
 append to the run's record file (``$LLMCOURSE_CHECK_LOG``). Only records whose signature is
 right, written while a check cell ran, count: a cell that prints "✅ vocabulary: passed" is
 not a pass. The kernel runs confined where the system allows (see
-:mod:`llmcourse.learner_sandbox`); book/exercises.md states what a determined author of the
+:mod:`llmcourse.learner.sandbox`); book/exercises.md states what a determined author of the
 notebook can still do.
 
 Example::
@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from llmcourse.checks._core import CHECK_KEY_ENV, CHECK_LOG_ENV, sign_record
-from llmcourse.learner_notebooks import LearnerError, read_code_cells
-from llmcourse.learner_sandbox import Confinement, find_confinement
+from llmcourse.learner.notebooks import LearnerError, read_code_cells
+from llmcourse.learner.sandbox import Confinement, find_confinement
 from llmcourse.threads import cpu_threads, kernel_env
 
 __all__ = ["Row", "NotebookRunError", "run_checks", "print_table", "signed_records",

@@ -1,27 +1,8 @@
-"""``llmcourse diff`` and ``llmcourse check``: a learner's notebook against the course's solutions.
+"""The command line of :mod:`llmcourse.learner`: ``llmcourse diff`` and ``llmcourse check``.
 
-A learner works in a copy of ``lessons/dayNN_slug.ipynb`` (Jupyter, Colab) or of its MyST text
-``lessons/dayNN_slug.md``. Two commands look at that work from outside the notebook:
-
-- ``llmcourse diff NOTEBOOK`` pairs each exercise cell of the notebook with the solution's and
-  prints a unified diff per exercise (code only, outputs, comments and whitespace ignored), then
-  one line counting the exercises identical to the solution, still a stub, or different; its
-  exit status is ``diff``'s: 0 all identical, 1 some differ, 2 trouble.
-- ``llmcourse check NOTEBOOK`` executes the notebook headless on the CPU (the learner's file is
-  not changed), confined where the system allows, and prints the verdict every check recorded
-  in a table; it exits with 0 only when every check passed.
-
-The work is split by concept: reading notebooks (:mod:`llmcourse.learner_notebooks`), pairing
-and diffing (:mod:`llmcourse.learner_diff`), running the checks (:mod:`llmcourse.learner_check`)
-and confining the kernel (:mod:`llmcourse.learner_sandbox`); this module re-exports their
-public names and holds the command line.
-
-Example::
-
-    >>> solution = ["def double(x):", "    # BEGIN SOLUTION", "    # STUB: raise NotImplementedError",
-    ...             "    return 2 * x", "    # END SOLUTION"]
-    >>> stub_and_solution(solution)
-    (['def double(x):', '    raise NotImplementedError'], ['def double(x):', '    return 2 * x'])
+:func:`add_parsers` registers both on the ``llmcourse`` command (:mod:`llmcourse.cli.commands`);
+each ``cmd_*`` function runs one and returns its exit status. The work itself is in
+:mod:`llmcourse.learner.diff` and :mod:`llmcourse.learner.check`.
 """
 
 from __future__ import annotations
@@ -32,33 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from llmcourse.learner_check import NotebookRunError, Row, print_table, run_checks
-from llmcourse.learner_diff import (Exercise, Pairing, code_tokens, diff_notebook, find_solution,
-                                    pair_exercises, solution_exercises)
-from llmcourse.learner_notebooks import Cell, LearnerError, read_code_cells, stub_and_solution
+from llmcourse.learner.check import NotebookRunError, print_table, run_checks
+from llmcourse.learner.diff import diff_notebook
 
-__all__ = [
-    "Cell",
-    "Row",
-    "Exercise",
-    "Pairing",
-    "NotebookRunError",
-    "stub_and_solution",
-    "read_code_cells",
-    "find_solution",
-    "solution_exercises",
-    "pair_exercises",
-    "code_tokens",
-    "diff_notebook",
-    "run_checks",
-    "print_table",
-    "add_parsers",
-    "cmd_diff",
-    "cmd_check",
-]
-
-
-# ---- the command line --------------------------------------------------------------------------------
+__all__ = ["add_parsers", "cmd_diff", "cmd_check"]
 
 
 def _colour_wanted(choice: str) -> bool:

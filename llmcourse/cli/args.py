@@ -1,7 +1,7 @@
 """What every ``llmcourse`` subcommand shares: its error type, argument checks, one-line faults.
 
-This module sits below the commands (``cli``, ``cli_sample``, ``cli_plot``, ``sweep``): each of
-them imports it, and it imports none of them.
+This module sits below the commands (``cli.commands``, ``cli.sample``, ``cli.plot``,
+``cli.sweep``): each of them imports it, and it imports none of them.
 
 >>> count(1)("3")
 3

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from llmcourse.cli_args import UserError, number_in, refuse_existing
+from llmcourse.cli.args import UserError, number_in, refuse_existing
 
 #: Image formats by file name ending, as matplotlib names them.
 IMAGE_FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg", ".jpg": "jpeg", ".jpeg": "jpeg"}

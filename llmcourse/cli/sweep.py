@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmcourse.cli_args import count
+from llmcourse.cli.args import count
 from llmcourse.sweep import parse_grid, parse_seeds, parse_variant, run_sweep
 
 

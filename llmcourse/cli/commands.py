@@ -30,15 +30,15 @@ from typing import Any, Sequence
 
 import torch
 
-from llmcourse.cli_args import (Parser, UserError, count, one_line, os_message, prompt_interrupt,
+from llmcourse.cli.args import (Parser, UserError, count, one_line, os_message, prompt_interrupt,
                                 stop_string)
-from llmcourse.cli_sample import cmd_sample, load_checkpoint_args, until_stop
+from llmcourse.cli.sample import cmd_sample, load_checkpoint_args, until_stop
 
 
 __all__ = ["main", "build_parser", "UserError", "until_stop"]
 
 INTERRUPTED = "interrupted; checkpoints and prepared data already written are complete"
-#: Commands whose Ctrl-C may end the process from a watchdog (cli_args.prompt_interrupt).
+#: Commands whose Ctrl-C may end the process from a watchdog (cli.args.prompt_interrupt).
 PROMPT_INTERRUPT = {"train", "sweep", "sample", "eval", "bench"}
 
 # --------------------------------------------------------------------------------------------
@@ -246,11 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     # Subcommands that live beside the code they drive:
-    from llmcourse import cli_plot, cli_sweep, learner
+    from llmcourse.cli import plot, sweep
+    from llmcourse.learner import commands as learner_commands
 
-    cli_plot.add_parser(sub)  # llmcourse plot RUN ... --out curves.png
-    learner.add_parsers(sub)  # llmcourse diff / llmcourse check, for learners and teachers
-    cli_sweep.add_parser(sub)  # llmcourse sweep: a grid of settings times seeds
+    plot.add_parser(sub)  # llmcourse plot RUN ... --out curves.png
+    learner_commands.add_parsers(sub)  # llmcourse diff / llmcourse check, for learners and teachers
+    sweep.add_parser(sub)  # llmcourse sweep: a grid of settings times seeds
     return parser
 
 
@@ -297,7 +298,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         fail("this is a bug in llmcourse, not in what you asked for: please report it with the "
              "command you ran and the traceback above")
         return 1
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -6,7 +6,9 @@ figures of ``llmcourse/gpu_figures.py`` (``LaunchFigure``) multiply the number o
 step runs by an assumed cost per operation. This script counts those operations: one training
 step (forward, backward, AdamW) of each model at its lesson's real-run size, on the CPU, with
 ``torch.profiler``; an operation is an ``aten::`` call with no ``aten::`` call inside it that is
-not a view or an allocation (on a GPU, about one kernel each). Run::
+not a view or an allocation (on a GPU, about one kernel each). Beside the count it prints the
+step's arithmetic (``torch.utils.flop_counter``), to compare with what the operations cost to
+launch: a T4 does a GFLOP in well under a millisecond. Run::
 
     python benchmarks/count_ops.py
 
@@ -15,10 +17,17 @@ and copy the counts into ``OPS_PER_STEP`` of ``llmcourse/gpu_figures.py`` when t
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import torch
 from torch.profiler import ProfilerActivity, profile
+from torch.utils.flop_counter import FlopCounterMode
 
 from llmcourse.model import GPT, BigramConfig, BigramLM, GPTConfig, MLPConfig, MLPLM, WaveNetConfig, WaveNetLM
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lesson_models import AveragingLM, OneHeadLM  # noqa: E402  (defined in days 08 and 09 only)
 
 NOT_KERNELS = {
     "aten::view", "aten::reshape", "aten::t", "aten::transpose", "aten::expand", "aten::as_strided",
@@ -35,6 +44,11 @@ MODELS = {
     "mlp": (lambda: MLPLM(MLPConfig(vocab_size=65, block_size=16, n_embd=24, n_hidden=256)), 32, 64),
     "wavenet": (lambda: WaveNetLM(WaveNetConfig(vocab_size=65, block_size=32, n_embd=24, n_hidden=96)), 32, 64),
     "gpt 2 x 64": (lambda: GPT(GPTConfig(vocab_size=65, block_size=32, n_layer=2, n_head=4, n_embd=64)), 32, 32),
+    # day 08's three runs: the bigram-like baseline, the uniform and the recency-weighted average
+    "averaging none": (lambda: AveragingLM(65, 64, "none"), 64, 128),
+    "averaging uniform": (lambda: AveragingLM(65, 64, "uniform"), 64, 128),
+    "averaging recency": (lambda: AveragingLM(65, 64, "recency"), 64, 128),
+    "one head": (lambda: OneHeadLM(65, 128, 64), 64, 128),   # day 09
 }
 
 
@@ -61,11 +75,25 @@ def count(make, batch: int, T: int) -> int:
     return sum(e.name not in NOT_KERNELS for e in leaves)
 
 
+def flops(make, batch: int, T: int) -> int:
+    """Arithmetic of one forward + backward of ``make()`` on ``(batch, T)`` tokens, as
+    ``torch.utils.flop_counter`` counts it (matrix multiplies and attention: the work that matters)."""
+    torch.manual_seed(0)
+    model = make()
+    x = torch.randint(0, 65, (batch, T))
+    y = torch.randint(0, 65, (batch, T))
+    with FlopCounterMode(display=False) as counter:
+        _, loss = model(x, y)
+        loss.backward()
+    return counter.get_total_flops()
+
+
 def main() -> None:
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}; one training step, forward + backward + AdamW")
     for name, (make, batch, T) in MODELS.items():
-        print(f"{name:12s} {batch:3d} x {T:3d}  {count(make, batch, T):4d} operations")
+        print(f"{name:18s} {batch:3d} x {T:3d}  {count(make, batch, T):4d} operations  "
+              f"{flops(make, batch, T) / 1e9:5.2f} GFLOP")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ and seeds, on one torch thread (``llmcourse.threads.limit_threads``):
 - ``day07``: the bigram, MLP and WaveNet of day 07, 3,000 steps of 32 x 64, val loss at the
   half and at the end (the lesson's ``train`` and ``evaluate``, rebuilt below);
 - ``one-head``: day 09's one-head language model, 3,000 steps of 64 x 128 (the model is defined
-  in the lesson only: ``OneHeadLM`` below is a faithful copy);
+  in the lesson only: ``OneHeadLM`` of ``benchmarks/lesson_models.py`` is a faithful copy);
 - ``kv-cache``: greedy decoding of the 6 x 384 model (block 256, random weights) as
   ``benchmarks/bench_generate.py`` times it: within the block (255 new tokens) with and without
   the KV cache, and past it (500 new tokens) with the exact sliding window and the approximate
@@ -38,19 +38,20 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from llmcourse import cpu_figures
 from llmcourse.atomic import write_atomic
 from llmcourse.data import get_batch, load_text
 from llmcourse.generate import generate
-from llmcourse.model import (GPT, BigramConfig, BigramLM, CausalSelfAttention, GPTConfig, MLPConfig,
-                             MLPLM, WaveNetConfig, WaveNetLM)
+from llmcourse.model import GPT, BigramConfig, BigramLM, GPTConfig, MLPConfig, MLPLM, WaveNetConfig, WaveNetLM
 from llmcourse.runs import train_or_load
 from llmcourse.threads import limit_threads
 from llmcourse.tokenizers import CharTokenizer
 from llmcourse.train import read_metrics
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lesson_models import AveragingLM, OneHeadLM  # noqa: E402  (days 08, 09: copied from the lessons)
 
 
 def shakespeare() -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -113,28 +114,39 @@ def day07(smoke: bool, repeats: int) -> list[list]:
     return rows
 
 
-# ---- day 09: one attention head --------------------------------------------------------------
+# ---- day 09: one attention head (OneHeadLM: the lesson's, copied in lesson_models.py) --------
 
-class OneHeadLM(nn.Module):
-    """A copy of day 09's ``OneHeadLM`` (solutions/day09_scaled_dot_product_attention.md, "Run it
-    for real"): embeddings + one causal attention head + a linear output layer."""
+def averaging(smoke: bool, repeats: int) -> list[list]:
+    """Day 08's three averaging models, trained as the lesson's ``train`` does."""
+    cfg = dict(steps=3000, batch=64, T=128, n_embd=64, eval_every=500, eval_iters=50)   # REAL_RUN CFG
+    if smoke:
+        cfg = dict(steps=6, batch=4, T=16, n_embd=8, eval_every=2, eval_iters=2)
+    train_data, val_data, V = shakespeare()
 
-    def __init__(self, vocab_size, block_size, n_embd):
-        super().__init__()
-        cfg = GPTConfig(vocab_size=vocab_size, block_size=block_size, n_layer=1, n_head=1,
-                        n_embd=n_embd, bias=False)
-        self.wte = nn.Embedding(vocab_size, n_embd)
-        self.wpe = nn.Embedding(block_size, n_embd)
-        self.attn = CausalSelfAttention(cfg)
-        self.lm_head = nn.Linear(2 * n_embd, vocab_size)
+    @torch.no_grad()
+    def evaluate(model):
+        model.eval()
+        g = torch.Generator().manual_seed(0)
+        losses = [model(*get_batch(val_data, cfg["batch"], cfg["T"], generator=g))[1].item()
+                  for _ in range(cfg["eval_iters"])]
+        model.train()
+        return sum(losses) / len(losses)
 
-    def forward(self, idx, targets=None):
-        B, T = idx.shape
-        x = self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))   # (B, T, C)
-        a, _ = self.attn(x)                                                  # (B, T, C)
-        logits = self.lm_head(torch.cat([x, a], dim=-1))                     # (B, T, V)
-        loss = None if targets is None else F.cross_entropy(logits.view(B * T, -1), targets.view(-1))
-        return logits, loss
+    rows = []
+    for kind in ("none", "uniform", "recency"):
+        torch.manual_seed(1337)
+        model = AveragingLM(V, cfg["n_embd"], kind)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+        g = torch.Generator().manual_seed(1337)
+        for step in range(cfg["steps"]):
+            _, loss = model(*get_batch(train_data, cfg["batch"], cfg["T"], generator=g))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        a = round(F.softplus(model.decay).item(), 4) if model.decay is not None else None
+        rows.append([kind, round(evaluate(model), 4), a])
+        print(f"  {rows[-1]}", flush=True)
+    return rows
 
 
 def one_head(smoke: bool, repeats: int) -> list[list]:
@@ -268,7 +280,7 @@ def bias_gelu(smoke: bool, repeats: int) -> list[list]:
     return rows
 
 
-ENTRIES = {"day07": day07, "one-head": one_head, "kv-cache": kv_cache,
+ENTRIES = {"day07": day07, "averaging": averaging, "one-head": one_head, "kv-cache": kv_cache,
            "kv-cache-compiled": kv_cache_compiled, "bias-gelu": bias_gelu}
 NAMES = {fig.only: name for name, fig in cpu_figures.FIGURES.items()}   # --only NAME -> figure
 

@@ -38,6 +38,14 @@ def _three_models(rows: Rows) -> str:
     return f"val loss at the end: {ends}"
 
 
+def _averaging(rows: Rows) -> str:
+    # rows: [weights, val loss at the end, learned decay a (recency only)]
+    names = {"none": "no average", "uniform": "uniform", "recency": "recency"}
+    losses = ", ".join(f"{r[1]:.3f} ({names[r[0]]})" for r in rows)
+    decay = next((r[2] for r in rows if r[2] is not None), None)
+    return f"val loss at the end: {losses}" + (f"; learned decay a = {decay:.3f}" if decay is not None else "")
+
+
 def _one_head(rows: Rows) -> str:
     # rows: [step, val loss]; the lesson quotes the end and step 1,000 (a third of the run)
     (last_step, last), third = rows[-1], min(rows, key=lambda r: abs(r[0] - rows[-1][0] / 3))
@@ -94,6 +102,10 @@ FIGURES: dict[str, CpuFigure] = {
         "day 07's three models in the real-run configuration (3,000 steps of 32 x 64, AdamW)",
         (7,), "day07", ("model", "parameters", "val loss at the half", "val loss at the end"),
         _three_models),
+    "averaging three ways": CpuFigure(
+        "day 08's three models in the real-run configuration (3,000 steps of 64 x 128, width 64, "
+        "AdamW at 1e-2)", (8,), "averaging", ("weights", "val loss at the end", "learned decay a"),
+        _averaging),
     "one-head attention": CpuFigure(
         "day 09's one-head language model in the real-run configuration (3,000 steps of 64 x 128)",
         (9,), "one-head", ("step", "val loss"), _one_head),
@@ -133,6 +145,14 @@ MEASURED: dict[str, dict[str, Any]] = {
          'rows': [['recompute', 255, 55.17, 1.0, 19.0], ['kv-cache, eager', 255, 6.59, 8.38, 2.5],
                   ['kv-cache, compiled', 255, 4.36, 12.65, 34.0]],
          'seconds': 109.6,
+         'threads': 1,
+         'torch': '2.13.0+cpu'},
+    'averaging three ways':
+        {'capability': 'AVX2',
+         'cpu': 'AMD EPYC',
+         'date': '2026-12-07',
+         'rows': [['none', 2.4843, None], ['uniform', 2.47, None], ['recency', 2.268, 0.8223]],
+         'seconds': 131.8,
          'threads': 1,
          'torch': '2.13.0+cpu'},
     'bigram, MLP and WaveNet':

@@ -95,7 +95,8 @@ class Figure:
 # A small model's step is bound by launching its operations, not by arithmetic or memory
 # (method, point 5): operations per training step at each lesson's real-run size, counted by
 # `python benchmarks/count_ops.py` (torch.profiler, torch 2.13), and the assumed cost of one.
-OPS_PER_STEP = {"bigram": 18, "mlp": 65, "wavenet": 241, "gpt 2 x 64": 317}
+OPS_PER_STEP = {"bigram": 18, "mlp": 65, "wavenet": 241, "gpt 2 x 64": 317, "averaging none": 36,
+                "averaging uniform": 50, "averaging recency": 69, "one head": 75}
 LAUNCH_S = (10e-6, 30e-6)       # seconds per operation on a T4's host: Python, dispatch, launch
 
 
@@ -154,6 +155,14 @@ FIGURES: dict[str, Figure | LaunchFigure] = {
     "bigram, MLP and WaveNet 3000 steps": LaunchFigure(
         "day 07's three models, 3,000 steps of 32 x 64 each and 7 evaluations of 2 x 50 batches", (7,),
         (("bigram", 3000), ("mlp", 3000), ("wavenet", 3000)), eval_share=7 * 2 * 50 / 3 / 3000),
+    "averaging 3 x 3000 steps": LaunchFigure(
+        "day 08's three runs (no average, uniform, recency-weighted), 3,000 steps of 64 x 128 each and "
+        "7 evaluations of 50 batches", (8,),
+        (("averaging none", 3000), ("averaging uniform", 3000), ("averaging recency", 3000)),
+        eval_share=7 * 50 / 3 / 3000),
+    "one head 3000 steps": LaunchFigure(
+        "day 09's one-head model, 3,000 steps of 64 x 128 and 7 evaluations of 50 batches", (9,),
+        (("one head", 3000),), eval_share=7 * 50 / 3 / 3000),
     "attention heatmap model 1500 steps": LaunchFigure(
         "day 10's 2-layer, 64-wide GPT, 1,500 steps of 32 x 32", (10,), (("gpt 2 x 64", 1500),)),
     "pre/post-norm 3 x 600 steps": Figure(
@@ -244,7 +253,7 @@ def t4_seconds(name: str, measured: dict[str, dict[str, Any]] | None = None) -> 
         lo, hi = (fig.operations * s for s in LAUNCH_S)
         return lo, hi, (f"estimate: {fig.operations:,} operations (counted by benchmarks/count_ops.py) at an "
                         f"assumed {LAUNCH_S[0] * 1e6:.0f}-{LAUNCH_S[1] * 1e6:.0f} µs each to launch; the "
-                        "arithmetic of models this small takes far less")
+                        "arithmetic of models this small takes less")
     m = (MEASURED if measured is None else measured).get(name)
     peak = peak_flops(T4_NAME, fig.precision)
     assert peak is not None, f"the device table has no T4 {fig.precision} peak"

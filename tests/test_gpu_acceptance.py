@@ -202,3 +202,66 @@ def test_one_command_rewrites_the_measured_block(tmp_path, monkeypatch):
 def test_unknown_figure_names_the_table():
     with pytest.raises(KeyError, match="no GPU figure named 'nope'; the table has: shakespeare-char train"):
         gf.show("nope")
+
+
+# ---- the launch bound: benchmarks/count_ops.py and the lessons' own models ---------------------
+
+def _load_benchmark(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+co = _load_benchmark("count_ops")
+lm = _load_benchmark("lesson_models")
+
+
+def test_count_ops_counts_every_model_the_launch_figures_use():
+    assert set(co.MODELS) == set(gf.OPS_PER_STEP), "run python benchmarks/count_ops.py and copy its counts"
+    used = {m for fig in gf.FIGURES.values() if isinstance(fig, gf.LaunchFigure) for m, _ in fig.runs}
+    assert used <= set(gf.OPS_PER_STEP), used - set(gf.OPS_PER_STEP)
+
+
+@pytest.mark.parametrize("day", [6, 7, 8, 9, 10])
+def test_launch_bound_lessons_have_a_t4_figure(day):
+    """Days 06-10 train models too small to keep a GPU busy: each prints a launch-bound T4 time."""
+    assert [name for name, fig in gf.FIGURES.items() if isinstance(fig, gf.LaunchFigure) and day in fig.lessons]
+
+
+def _lesson(day: int) -> str:
+    (path,) = (ROOT / "solutions").glob(f"day{day:02d}_*.md")
+    return path.read_text(encoding="utf-8")
+
+
+def _class_source(text: str, name: str) -> str:
+    """The source of ``class name`` in ``text``: up to the first later line that is not indented."""
+    lines = text[text.index(f"class {name}("):].splitlines()
+    end = next((i for i, row in enumerate(lines[1:], 1) if row and not row.startswith(" ")), len(lines))
+    return "\n".join(lines[:end]).rstrip() + "\n"
+
+
+@pytest.mark.parametrize("name", sorted(lm.LESSONS))
+def test_lesson_models_are_the_lessons_code(name):
+    """benchmarks/lesson_models.py holds each class exactly as its lesson writes it."""
+    lesson = (ROOT / lm.LESSONS[name]).read_text(encoding="utf-8")
+    copy = _class_source((ROOT / "benchmarks" / "lesson_models.py").read_text(encoding="utf-8"), name)
+    assert copy == _class_source(lesson, name), f"{name} differs from {lm.LESSONS[name]}: copy it again"
+
+
+@pytest.mark.parametrize("day, names", [(8, ("averaging none", "averaging uniform", "averaging recency")),
+                                        (9, ("one head",))])
+def test_counted_sizes_are_the_lessons_real_run_sizes(day, names):
+    found = re.search(r"CFG = (dict\([^)]*\)) if REAL_RUN", _lesson(day))
+    cfg = eval(found.group(1), {"dict": dict})                  # the lesson's REAL_RUN sizes
+    for name in names:
+        make, batch, T = co.MODELS[name]
+        model = make()
+        assert (batch, T, model.wte.embedding_dim) == (cfg["batch"], cfg["T"], cfg["n_embd"]), name
+        if hasattr(model, "wpe"):
+            assert model.wpe.num_embeddings == cfg["T"], name
+    kinds = re.findall(r'for kind in \(([^)]*)\)', _lesson(day))
+    if kinds:                                                   # day 08: one run per kind of weights
+        assert tuple("averaging " + k.strip(' "') for k in kinds[0].split(",")) == names
+    runs = [fig.runs for fig in gf.FIGURES.values() if isinstance(fig, gf.LaunchFigure) and day in fig.lessons]
+    assert runs == [tuple((name, cfg["steps"]) for name in names)]

@@ -63,6 +63,18 @@ def shakespeare() -> tuple[torch.Tensor, torch.Tensor, int]:
     return data[:n], data[n:], tok.vocab_size
 
 
+@torch.no_grad()
+def val_loss(model: torch.nn.Module, val_data: torch.Tensor, cfg: dict) -> float:
+    """The lessons' ``evaluate``: the mean loss of ``cfg["eval_iters"]`` validation batches drawn by
+    a generator seeded 0, in eval mode (days 07, 08 and 09 write the same function)."""
+    model.eval()
+    g = torch.Generator().manual_seed(0)
+    losses = [model(*get_batch(val_data, cfg["batch"], cfg["T"], generator=g))[1].item()
+              for _ in range(cfg["eval_iters"])]
+    model.train()
+    return sum(losses) / len(losses)
+
+
 # ---- day 07: bigram, MLP, WaveNet ------------------------------------------------------------
 
 def day07(smoke: bool, repeats: int) -> list[list]:
@@ -71,15 +83,6 @@ def day07(smoke: bool, repeats: int) -> list[list]:
         cfg = dict(steps=4, batch=4, T=16, eval_every=2, eval_iters=2)
     train_data, val_data, V = shakespeare()
 
-    @torch.no_grad()
-    def evaluate(model):   # the lesson's `evaluate`
-        model.eval()
-        g = torch.Generator().manual_seed(0)
-        total = sum(model(*get_batch(val_data, cfg["batch"], cfg["T"], generator=g))[1].item()
-                    for _ in range(cfg["eval_iters"]))
-        model.train()
-        return total / cfg["eval_iters"]
-
     def train(model, lr):   # the lesson's `train`: AdamW, batches from a generator seeded 1337
         model.train()
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
@@ -87,7 +90,7 @@ def day07(smoke: bool, repeats: int) -> list[list]:
         history = {}
         for step in range(cfg["steps"] + 1):
             if step % cfg["eval_every"] == 0 or step == cfg["steps"]:
-                history[step] = evaluate(model)
+                history[step] = val_loss(model, val_data, cfg)
             if step == cfg["steps"]:
                 break
             _, loss = model(*get_batch(train_data, cfg["batch"], cfg["T"], generator=g))
@@ -123,15 +126,6 @@ def averaging(smoke: bool, repeats: int) -> list[list]:
         cfg = dict(steps=6, batch=4, T=16, n_embd=8, eval_every=2, eval_iters=2)
     train_data, val_data, V = shakespeare()
 
-    @torch.no_grad()
-    def evaluate(model):
-        model.eval()
-        g = torch.Generator().manual_seed(0)
-        losses = [model(*get_batch(val_data, cfg["batch"], cfg["T"], generator=g))[1].item()
-                  for _ in range(cfg["eval_iters"])]
-        model.train()
-        return sum(losses) / len(losses)
-
     rows = []
     for kind in ("none", "uniform", "recency"):
         torch.manual_seed(1337)
@@ -144,7 +138,7 @@ def averaging(smoke: bool, repeats: int) -> list[list]:
             loss.backward()
             opt.step()
         a = round(F.softplus(model.decay).item(), 4) if model.decay is not None else None
-        rows.append([kind, round(evaluate(model), 4), a])
+        rows.append([kind, round(val_loss(model, val_data, cfg), 4), a])
         print(f"  {rows[-1]}", flush=True)
     return rows
 
@@ -155,15 +149,6 @@ def one_head(smoke: bool, repeats: int) -> list[list]:
         cfg = dict(steps=6, batch=4, T=16, n_embd=8, lr=3e-3, eval_every=2, eval_iters=2)
     train_data, val_data, V = shakespeare()
 
-    @torch.no_grad()
-    def evaluate(model):
-        model.eval()
-        g = torch.Generator().manual_seed(0)
-        losses = [model(*get_batch(val_data, cfg["batch"], cfg["T"], generator=g))[1].item()
-                  for _ in range(cfg["eval_iters"])]
-        model.train()
-        return sum(losses) / len(losses)
-
     torch.manual_seed(1337)
     model = OneHeadLM(V, cfg["T"], cfg["n_embd"])
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"])
@@ -171,7 +156,7 @@ def one_head(smoke: bool, repeats: int) -> list[list]:
     rows = []
     for step in range(cfg["steps"] + 1):
         if step % cfg["eval_every"] == 0:
-            rows.append([step, round(evaluate(model), 4)])
+            rows.append([step, round(val_loss(model, val_data, cfg), 4)])
             print(f"  step {step}: {rows[-1][1]}", flush=True)
         if step == cfg["steps"]:
             break

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tools import lesson_times, myst
+from llmcourse.learner import myst
+from tools import lesson_times
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = sorted((ROOT / "solutions").glob("day*.md"))
@@ -39,7 +40,7 @@ CPU_SENTENCE = re.compile(rf"whole notebook takes about ({NUMBER}) (s|min) of CP
 
 
 def parse(path: Path) -> tuple[list[list[tuple[int, str]]], list[tuple[int, str]]]:
-    """``(prose, code)`` of a MyST lesson, read by ``tools/myst.py``: its paragraphs (markdown and
+    """``(prose, code)`` of a MyST lesson, read by ``llmcourse/learner/myst.py``: its paragraphs (markdown and
     directive text, headings included; each a list of ``(line, text)``) and its code cells
     ``(line of the fence, source)``. Plain fenced examples are neither."""
     blocks = myst.read(path)

@@ -1,5 +1,5 @@
 """Cross-references between lessons are true (issue 21, item 5). In each lesson's prose
-(markdown and directive text, and code-cell comments; read by ``tools/myst.py``), sentence by
+(markdown and directive text, and code-cell comments; read by ``llmcourse/learner/myst.py``), sentence by
 sentence:
 - "day N" is a lesson (1-36) and the words around it name a topic of lesson N (``lesson_topics``);
   "week N" / "next week" is a week (1-6) and names a topic of one of its six lessons;
@@ -19,7 +19,7 @@ from typing import NamedTuple
 import pytest
 
 from lesson_topics import STOPWORDS, TOPICS
-from tools import myst
+from llmcourse.learner import myst
 from tools.nb import lesson_week as week_of
 
 SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions"
@@ -48,7 +48,7 @@ Sentence = NamedTuple("Sentence", [("line", int), ("text", str), ("context", str
 
 def parse(path: Path) -> tuple[list[Sentence], list[tuple[int, str, bool]]]:
     """A MyST lesson's prose sentences (code-cell comments included) and code lines ``(line, text,
-    gpu_only)``, read by ``tools/myst.py``."""
+    gpu_only)``, read by ``llmcourse/learner/myst.py``."""
     paragraphs, code = [], []
     for block in myst.read(path):
         if block.kind == "code":

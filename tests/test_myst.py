@@ -1,4 +1,4 @@
-"""The one MyST reader (tools/myst.py) that tools/nb.py and the lesson tests share."""
+"""The one MyST reader (llmcourse/learner/myst.py) that tools/nb.py and the lesson tests share."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tools import myst, nb
+from llmcourse.learner import myst
+from tools import nb
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSON = """\
@@ -106,7 +107,10 @@ def test_no_front_matter_and_an_empty_file():
     (["````text", "```", "x"], "<source>:1: this fence '````' is never closed; end it with a line '````'"),
     (["```{code-cell} ipython3", "---", "tags: [a]", "```"],
      "<source>:2: the cell options block opened with '---' is not closed"),
-    (["```{code-cell} ipython3", ":tags: [a", "```"], "<source>:2: cell option 'tags' is not valid YAML"),
+    (["```{code-cell} ipython3", ":tags: [a", "```"],
+     "<source>:2: cell option 'tags' cannot be read (a list that is never closed)"),
+    (["```{code-cell} ipython3", "---", "tags:", "  - a", "---", "```"],
+     "<source>:4: cell option line '  - a' cannot be read (not a `key: value` line)"),
 ])
 def test_a_file_that_cannot_be_read_names_the_line(lines, message):
     with pytest.raises(myst.MystError) as info:
@@ -147,3 +151,22 @@ def test_nb_skips_a_code_cell_inside_an_example_and_reports_in_its_own_error():
     assert [(c.start, c.body_start, c.end, c.tags) for c in cells] == [(6, 9, 10, ["solution"])]
     with pytest.raises(nb.PipelineError, match=r"^t\.md:2: this code cell's fence '```' is never closed"):
         nb.find_code_cells(["x", "```{code-cell} ipython3", "y = 1"], "t.md")
+
+
+@pytest.mark.parametrize("lines, cells", [
+    (["---", "jupytext: {}"], []),                                            # front matter never closed
+    (["# Day 1", "```{code-cell} ipython3", ":tags: [a", "x = 1"], [(["x = 1"], {})]),   # unreadable option
+    (["## Part", "```{code-cell} ipython3", ":tags: [solution]", "", "x = 1"], [(["x = 1"], {"tags": ["solution"]})]),
+])
+def test_a_learners_file_is_read_as_well_as_it_can_be(lines, cells):
+    """``strict=False`` (llmcourse diff and check): never raises; an unclosed fence runs to the end."""
+    blocks = myst.read_blocks(lines, strict=False)
+    assert [(b.lines, b.options) for b in blocks if b.kind == "code"] == cells
+
+
+def test_option_values_need_no_yaml_library():
+    assert myst.option_value(" [hide-output, 'nbval-skip', \"x\"] ") == ["hide-output", "nbval-skip", "x"]
+    assert (myst.option_value("true"), myst.option_value("2.5"), myst.option_value("")) == (True, 2.5, None)
+    with pytest.raises(ValueError, match="nested options"):
+        myst.option_value("{a: 1}")
+    assert "yaml" not in (Path(myst.__file__).read_text())   # the package does not depend on PyYAML

@@ -44,7 +44,7 @@ import time
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from tools import myst
+from llmcourse.learner import myst
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSON_RE = re.compile(r"^day(?P<day>\d{2})_(?P<slug>[a-z0-9][a-z0-9_]*)$")
@@ -141,7 +141,7 @@ class CodeCell:
 
 
 def find_code_cells(lines: list[str], path: str) -> list[CodeCell]:
-    """Locate the ``{code-cell}`` blocks of a MyST notebook (``tools/myst.py`` reads the file)."""
+    """Locate the ``{code-cell}`` blocks of a MyST notebook (``llmcourse/learner/myst.py`` reads the file)."""
     try:
         blocks = myst.read_blocks(lines, path)
     except myst.MystError as exc:

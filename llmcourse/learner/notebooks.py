@@ -22,6 +22,8 @@ import re
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from llmcourse.learner import myst
+
 __all__ = ["Cell", "LearnerError", "stub_and_solution", "read_code_cells", "read_text",
            "load_ipynb", "day_of_name", "lesson_day", "BEGIN_RE"]
 
@@ -29,7 +31,6 @@ DEFAULT_STUB = 'raise NotImplementedError("exercise: write this part")'
 BEGIN_RE = re.compile(r"^(?P<indent>[ \t]*)#\s*BEGIN SOLUTION\s*$")
 END_RE = re.compile(r"^[ \t]*#\s*END SOLUTION\s*$")
 STUB_RE = re.compile(r"^[ \t]*#\s*STUB:(?: (?P<text>.*)|(?P<empty>\s*))$")
-CODE_FENCE_RE = re.compile(r"^(?P<fence>`{3,}|~{3,})\{code-cell\}")
 HEADING_RE = re.compile(r"^#{1,6}\s+(?P<title>.*\S)\s*$")
 DAY_RE = re.compile(r"day(?P<day>\d{2})", re.IGNORECASE)
 TITLE_DAY_RE = re.compile(r"^#\s+Day\s+(?P<day>\d{1,2})\b", re.IGNORECASE)
@@ -78,42 +79,18 @@ def stub_and_solution(lines: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def _md_cells(text: str) -> list[Cell]:
-    """The code cells of a MyST Markdown notebook (``{code-cell}`` fences), with their tags."""
-    lines = text.splitlines()
+    """The code cells of a MyST Markdown notebook (``{code-cell}`` fences), with their tags and
+    the last heading above each, read by :mod:`llmcourse.learner.myst` as well as it can be."""
     cells: list[Cell] = []
     heading = ""
-    i = 0
-    while i < len(lines):
-        match = CODE_FENCE_RE.match(lines[i])
-        if not match:
-            title = HEADING_RE.match(lines[i])
-            if title:
-                heading = title.group("title")
-            i += 1
-            continue
-        fence = match.group("fence")
-        closing = re.compile(re.escape(fence[0]) + "{%d,}[ \t]*$" % len(fence))
-        j = i + 1
-        while j < len(lines) and not closing.match(lines[j]):
-            j += 1
-        body = lines[i + 1 : j]
-        tags: list[str] = []
-        k = 0
-        if body and body[0].strip() == "---":  # a YAML options block
-            end = next((n for n in range(1, len(body)) if body[n].strip() == "---"), 0)
-            for option in body[1:end]:
-                if option.strip().startswith("tags:"):
-                    tags = re.findall(r"[\w-]+", option.split(":", 1)[1])
-            k = end + 1
-        else:
-            while k < len(body) and re.match(r"^:[\w-]+:", body[k]):
-                if body[k].startswith(":tags:"):
-                    tags = re.findall(r"[\w-]+", body[k][len(":tags:"):])
-                k += 1
-            if k and k < len(body) and not body[k].strip():
-                k += 1
-        cells.append(Cell(body[k:], tags, heading))
-        i = j + 1
+    for block in myst.read_blocks(text.splitlines(), strict=False):
+        if block.kind == "markdown":
+            titles = [m.group("title") for m in map(HEADING_RE.match, block.lines) if m]
+            heading = titles[-1] if titles else heading
+        elif block.kind == "code":
+            tags = block.options.get("tags") or []
+            cells.append(Cell(list(block.lines), [str(t) for t in tags] if isinstance(tags, list) else [str(tags)],
+                              heading))
     return cells
 
 

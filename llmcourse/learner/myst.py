@@ -1,21 +1,27 @@
 """Read a lesson's MyST Markdown source into blocks, paragraphs and sentences.
 
 Every lesson is one file, ``solutions/dayNN_slug.md``, in jupytext's ``md:myst`` format. This is
-the one reader of that format: ``tools/nb.py`` finds the code cells with it, and the lesson tests
-(``tests/test_lesson_claims.py``, ``tests/test_lesson_xrefs.py``) read the prose with it. A file
+the one reader of that format: ``tools/nb.py`` finds the code cells with it, the lesson tests
+(``tests/test_lesson_claims.py``, ``tests/test_lesson_xrefs.py``) read the prose with it, and
+``llmcourse diff`` / ``check`` read a learner's ``.md`` notebook with it
+(:mod:`llmcourse.learner.notebooks`, with ``strict=False``). A file
 is read as a list of :class:`Block`:
 
 - ``front``: the YAML front matter between two ``---`` lines at the very top;
 - ``markdown``: text between fenced blocks; a ``+++`` line (jupytext's cell break) ends one;
-- ``code``: a ```` ```{code-cell} ipython3 ```` fence, a notebook code cell;
-- ``directive``: a ```` ```{note} ```` or ``:::{note}`` fence, whose body is prose;
-- ``fence``: a plain ```` ``` ```` (or ```` ```text ````) example, neither prose nor code.
+- ``code``: a fence whose first line ends in ``{code-cell} ipython3``, a notebook code cell;
+- ``directive``: a fence ending in another ``{name}`` (``{note}``; also as ``:::{note}``), whose
+  body is prose;
+- ``fence``: a plain fence (three backticks, perhaps a language), an example, neither prose nor
+  code.
 
 A fence opens at the start of a line with three or more backticks, tildes or colons, and is
 closed by a line of at least as many of the same character and nothing else, so a longer fence
 can hold a shorter one. A fenced block's options come first: ``:key: value`` lines (and one
-blank line after them), or a YAML block between ``---`` lines. What this reader does not do: a
-fence indented inside a list item is read as text.
+blank line after them), or ``key: value`` lines between ``---`` lines; a value is a word, a
+number, ``true``/``false`` or a ``[list, of, words]`` (the lessons use ``:tags:`` only), so
+the reader needs no YAML library. What this reader does not do: a fence indented inside a list
+item is read as text; nested YAML options are refused.
 
 Example:
     >>> lines = ["# Day 99 - Demo", "Some prose. It has", "two sentences.", "",
@@ -75,23 +81,28 @@ class Block:
         return list(enumerate(self.lines, self.body_start + 1))
 
 
-def read(path: Path) -> list[Block]:
-    """The blocks of the MyST file at ``path`` (UTF-8)."""
-    return read_blocks(Path(path).read_text(encoding="utf-8").splitlines(), str(path))
+def read(path: Path, strict: bool = True) -> list[Block]:
+    """The blocks of the MyST file at ``path`` (UTF-8); see :func:`read_blocks`."""
+    return read_blocks(Path(path).read_text(encoding="utf-8").splitlines(), str(path), strict)
 
 
-def read_blocks(lines: Sequence[str], path: str = "<source>") -> list[Block]:
+def read_blocks(lines: Sequence[str], path: str = "<source>", strict: bool = True) -> list[Block]:
     """Cut a MyST file's lines into blocks (see the module docstring); ``path`` names the file
-    in errors."""
+    in errors. With ``strict=False`` (a learner's file, read as well as it can be) a fence that
+    is never closed runs to the end of the file and options that cannot be read are left out,
+    instead of raising :class:`MystError`."""
     blocks: list[Block] = []
     i = 0
     if lines and lines[0].strip() == "---":
         end = next((j for j in range(1, len(lines)) if lines[j].strip() == "---"), None)
-        if end is None:
+        if end is None and not strict:
+            end = 0            # no front matter: read the first line as text
+        elif end is None:
             raise MystError(f"{path}:1: the front matter opened with '---' is never closed; "
                             "end it with a line '---'")
-        blocks.append(Block("front", 0, end, 1, list(lines[1:end])))
-        i = end + 1
+        if end:
+            blocks.append(Block("front", 0, end, 1, list(lines[1:end])))
+            i = end + 1
     text_start = i            # where the current markdown block began
     while i < len(lines):
         opening = FENCE_RE.match(lines[i])
@@ -102,7 +113,7 @@ def read_blocks(lines: Sequence[str], path: str = "<source>") -> list[Block]:
             continue
         blocks += _markdown(lines, text_start, i)
         if opening:
-            blocks.append(_fenced(lines, i, opening, path))
+            blocks.append(_fenced(lines, i, opening, path, strict))
             i = blocks[-1].end
         text_start = i = i + 1
     return blocks + _markdown(lines, text_start, len(lines))
@@ -113,44 +124,80 @@ def _markdown(lines: Sequence[str], start: int, stop: int) -> list[Block]:
     return [Block("markdown", start, stop - 1, start, list(lines[start:stop]))] if stop > start else []
 
 
-def _fenced(lines: Sequence[str], i: int, opening: re.Match, path: str) -> Block:
+def _fenced(lines: Sequence[str], i: int, opening: re.Match, path: str, strict: bool = True) -> Block:
     """The fenced block that opens at line ``i``."""
     fence, info = opening.group("fence"), opening.group("info")
     closing = re.compile(re.escape(fence[0]) + "{%d,}[ \t]*$" % len(fence))
     end = next((j for j in range(i + 1, len(lines)) if closing.match(lines[j])), None)
     directive = DIRECTIVE_RE.match(info)
     kind = "fence" if not directive else "code" if directive["name"] == "code-cell" else "directive"
-    if end is None:
+    if end is None and not strict:
+        end = len(lines)       # a learner's unclosed fence: it runs to the end of the file
+    elif end is None:
         what = "this code cell's fence" if kind == "code" else "this fence"
         raise MystError(f"{path}:{i + 1}: {what} {fence!r} is never closed; end it with a line {fence!r}")
     if kind == "fence":
         return Block(kind, i, end, i + 1, list(lines[i + 1 : end]), info.strip().split(" ")[0])
-    options, body_start = _options(lines, i + 1, end, path)
+    try:
+        options, body_start = _options(lines, i + 1, end, path)
+    except MystError:
+        if strict:
+            raise
+        options, body_start = {}, i + 1
+        while body_start < end and OPTION_RE.match(lines[body_start]):
+            body_start += 1
     return Block(kind, i, end, body_start, list(lines[body_start:end]), directive["name"], options)
 
 
-def _options(lines: Sequence[str], i: int, end: int, path: str) -> tuple[dict, int]:
-    """A fenced block's options from line ``i`` (``:key: value`` lines or a ``---`` YAML block)
-    and the index of its first body line."""
-    import yaml
+def option_value(text: str) -> object:
+    """A cell option's value: ``[a, b]`` -> a list, ``true``/``false``, a number, else the word.
 
+        >>> option_value("[hide-output, 'nbval-skip']"), option_value("3"), option_value("dropdown")
+        (['hide-output', 'nbval-skip'], 3, 'dropdown')
+    """
+    text = text.strip()
+    if text.startswith("["):
+        if not text.endswith("]"):
+            raise ValueError("a list that is never closed")
+        return [item.strip().strip("'\"") for item in text[1:-1].split(",") if item.strip()]
+    if text in ("true", "false"):
+        return text == "true"
+    for number in (int, float):
+        try:
+            return number(text)
+        except ValueError:
+            pass
+    if text.startswith(("{", "- ")):
+        raise ValueError("nested options; write one `key: value` a line")
+    return text.strip("'\"") or None
+
+
+def _options(lines: Sequence[str], i: int, end: int, path: str) -> tuple[dict, int]:
+    """A fenced block's options from line ``i`` (``:key: value`` lines or a ``---`` block of
+    ``key: value`` lines) and the index of its first body line."""
     options: dict = {}
     if i < end and lines[i].strip() == "---":
         j = next((j for j in range(i + 1, end) if lines[j].strip() == "---"), None)
         if j is None:
             raise MystError(f"{path}:{i + 1}: the cell options block opened with '---' is not closed")
-        try:
-            options = yaml.safe_load("\n".join(lines[i + 1 : j])) or {}
-        except yaml.YAMLError as exc:
-            raise MystError(f"{path}:{i + 1}: cell options are not valid YAML: {exc}") from None
+        for k in range(i + 1, j):
+            key, colon, value = lines[k].partition(":")
+            if not lines[k].strip():
+                continue
+            try:
+                if not colon or key != key.strip() or not key:
+                    raise ValueError("not a `key: value` line")
+                options[key] = option_value(value)
+            except ValueError as exc:
+                raise MystError(f"{path}:{k + 1}: cell option line {lines[k]!r} cannot be read ({exc})") from None
         return options, j + 1
     j = i
     while j < end and OPTION_RE.match(lines[j]):
         key, _, value = lines[j][1:].partition(":")
         try:
-            options[key] = yaml.safe_load(value.strip()) if value.strip() else None
-        except yaml.YAMLError as exc:
-            raise MystError(f"{path}:{j + 1}: cell option {key!r} is not valid YAML: {exc}") from None
+            options[key] = option_value(value)
+        except ValueError as exc:
+            raise MystError(f"{path}:{j + 1}: cell option {key!r} cannot be read ({exc})") from None
         j += 1
     if j > i and j < end and lines[j].strip() == "":
         j += 1  # the blank line separating the options from the body

@@ -75,6 +75,25 @@ def val_loss(model: torch.nn.Module, val_data: torch.Tensor, cfg: dict) -> float
     return sum(losses) / len(losses)
 
 
+def train_as_the_lessons(model: torch.nn.Module, opt: torch.optim.Optimizer, train_data: torch.Tensor,
+                         val_data: torch.Tensor, cfg: dict) -> dict[int, float]:
+    """Days 07-09's ``train``: ``cfg["steps"]`` steps on batches from a generator seeded 1337, and
+    the validation loss (:func:`val_loss`) every ``cfg["eval_every"]`` steps and at the end."""
+    model.train()
+    g = torch.Generator().manual_seed(1337)
+    history = {}
+    for step in range(cfg["steps"] + 1):
+        if step % cfg["eval_every"] == 0 or step == cfg["steps"]:
+            history[step] = val_loss(model, val_data, cfg)
+        if step == cfg["steps"]:
+            break
+        _, loss = model(*get_batch(train_data, cfg["batch"], cfg["T"], generator=g))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return history
+
+
 # ---- day 07: bigram, MLP, WaveNet ------------------------------------------------------------
 
 def day07(smoke: bool, repeats: int) -> list[list]:
@@ -82,22 +101,6 @@ def day07(smoke: bool, repeats: int) -> list[list]:
     if smoke:
         cfg = dict(steps=4, batch=4, T=16, eval_every=2, eval_iters=2)
     train_data, val_data, V = shakespeare()
-
-    def train(model, lr):   # the lesson's `train`: AdamW, batches from a generator seeded 1337
-        model.train()
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-        g = torch.Generator().manual_seed(1337)
-        history = {}
-        for step in range(cfg["steps"] + 1):
-            if step % cfg["eval_every"] == 0 or step == cfg["steps"]:
-                history[step] = val_loss(model, val_data, cfg)
-            if step == cfg["steps"]:
-                break
-            _, loss = model(*get_batch(train_data, cfg["batch"], cfg["T"], generator=g))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        return history
 
     models = [  # (label, build, lr): the lesson's real-run configurations
         ("bigram", lambda: BigramLM(BigramConfig(vocab_size=V)), 1e-2),
@@ -110,14 +113,15 @@ def day07(smoke: bool, repeats: int) -> list[list]:
     for label, build, lr in models:
         torch.manual_seed(1337)
         model = build()
-        history = train(model, lr)
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)   # the lesson's AdamW
+        history = train_as_the_lessons(model, opt, train_data, val_data, cfg)
         half = cfg["steps"] // 2
         rows.append([label, model.num_params(), round(history[half], 4), round(history[cfg["steps"]], 4)])
         print(f"  {label}: {rows[-1][1:]}", flush=True)
     return rows
 
 
-# ---- day 09: one attention head (OneHeadLM: the lesson's, copied in lesson_models.py) --------
+# ---- days 08 and 09: averaging, one attention head (models copied in lesson_models.py) -------
 
 def averaging(smoke: bool, repeats: int) -> list[list]:
     """Day 08's three averaging models, trained as the lesson's ``train`` does."""
@@ -130,15 +134,10 @@ def averaging(smoke: bool, repeats: int) -> list[list]:
     for kind in ("none", "uniform", "recency"):
         torch.manual_seed(1337)
         model = AveragingLM(V, cfg["n_embd"], kind)
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-        g = torch.Generator().manual_seed(1337)
-        for step in range(cfg["steps"]):
-            _, loss = model(*get_batch(train_data, cfg["batch"], cfg["T"], generator=g))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        history = train_as_the_lessons(model, torch.optim.AdamW(model.parameters(), lr=1e-2),
+                                       train_data, val_data, cfg)
         a = round(F.softplus(model.decay).item(), 4) if model.decay is not None else None
-        rows.append([kind, round(val_loss(model, val_data, cfg), 4), a])
+        rows.append([kind, round(history[cfg["steps"]], 4), a])
         print(f"  {rows[-1]}", flush=True)
     return rows
 
@@ -151,20 +150,9 @@ def one_head(smoke: bool, repeats: int) -> list[list]:
 
     torch.manual_seed(1337)
     model = OneHeadLM(V, cfg["T"], cfg["n_embd"])
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"])
-    g = torch.Generator().manual_seed(1337)
-    rows = []
-    for step in range(cfg["steps"] + 1):
-        if step % cfg["eval_every"] == 0:
-            rows.append([step, round(val_loss(model, val_data, cfg), 4)])
-            print(f"  step {step}: {rows[-1][1]}", flush=True)
-        if step == cfg["steps"]:
-            break
-        _, loss = model(*get_batch(train_data, cfg["batch"], cfg["T"], generator=g))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return rows
+    history = train_as_the_lessons(model, torch.optim.AdamW(model.parameters(), lr=cfg["lr"]),
+                                   train_data, val_data, cfg)
+    return [[step, round(loss, 4)] for step, loss in history.items()]
 
 
 # ---- day 19: the KV cache --------------------------------------------------------------------

@@ -96,11 +96,15 @@ def _on_alarm(signum: int, frame: Any) -> None:
     raise StepTimeout("ran past its time budget")
 
 
+def record(name: str, days: tuple[int, ...], **values: Any) -> dict[str, Any]:
+    """A step's result with nothing measured yet (``ok`` None: not run), updated by ``values``."""
+    return {"step": name, "lessons": list(days), "ok": None, "error": None, "tokens_per_s": None, "mfu": None,
+            "peak_mem_gb": None, "compile_s": None, "wall_s": 0.0, **values}
+
+
 def run_step(ctx: Ctx, name: str, days: tuple[int, ...], fn: Any, budget: float) -> dict[str, Any]:
     """One step, isolated: its error is recorded, never raised."""
-    rec: dict[str, Any] = {"step": name, "lessons": list(days), "ok": False, "error": None,
-                           "tokens_per_s": None, "mfu": None, "peak_mem_gb": None,
-                           "compile_s": None, "wall_s": None, "budget_s": budget}
+    rec = record(name, days, ok=False, wall_s=None, budget_s=budget)
     if ctx.cuda:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(ctx.device)
@@ -176,8 +180,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def _skipped(name: str, days: tuple[int, ...], why: str) -> dict[str, Any]:
-    return {"step": name, "lessons": list(days), "ok": None, "error": f"skipped: {why}", "tokens_per_s": None,
-            "mfu": None, "peak_mem_gb": None, "compile_s": None, "wall_s": 0.0}
+    return record(name, days, error=f"skipped: {why}")
 
 
 def run_plan(ctx: Ctx, only: list[str] | None = None, total_budget: float = TOTAL_BUDGET_S,

@@ -61,3 +61,50 @@ def test_command_line_refuses_unknown_lessons(capsys):
     with pytest.raises(SystemExit) as info:
         rehearsal.main(["day99"])
     assert info.value.code == 2 and "no lesson notebook for day99" in capsys.readouterr().err
+
+
+def _repo(tmp_path: Path) -> Path:
+    import subprocess
+
+    root = tmp_path / "repo"
+    (root / "llmcourse").mkdir(parents=True)
+    (root / "llmcourse" / "__init__.py").write_text('__version__ = "1.2.0"\n')
+    (root / "README.md").write_text("one\n")
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@localhost"]
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "one"], check=True)
+    return root
+
+
+def _git(root: Path, *args: str) -> None:
+    import subprocess
+
+    subprocess.run(["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@localhost", *args],
+                   check=True, capture_output=True)
+
+
+def test_covers_only_when_the_rehearsal_installs_this_checkouts_package(tmp_path):
+    root = _repo(tmp_path)
+    assert rehearsal.installs_this_checkout(root)            # no tag yet: the rehearsal tags HEAD
+    _git(root, "tag", "v1.2.0")
+    assert rehearsal.installs_this_checkout(root)            # the tag is HEAD
+    (root / "README.md").write_text("two\n")                 # not the package: still this checkout's
+    _git(root, "commit", "-q", "-am", "two")
+    assert not rehearsal.installs_this_checkout(root)        # the release is another commit
+    _git(root, "tag", "-d", "v1.2.0")
+    assert rehearsal.installs_this_checkout(root)
+    (root / "llmcourse" / "__init__.py").write_text('__version__ = "1.2.0"\nX = 1\n')
+    assert not rehearsal.installs_this_checkout(root)        # uncommitted package changes
+    assert not rehearsal.installs_this_checkout(tmp_path / "not-a-repository")
+
+
+def test_covers_prints_the_sample_notebooks(capsys, monkeypatch):
+    monkeypatch.setattr(rehearsal, "installs_this_checkout", lambda root=None: True)
+    assert rehearsal.main(["--sample", "--covers"]) == 0
+    printed = capsys.readouterr().out.split()
+    assert [p[len("lessons/"):][:5] for p in printed] == rehearsal.SAMPLE
+    assert all((ROOT / p).is_file() for p in printed)
+    monkeypatch.setattr(rehearsal, "installs_this_checkout", lambda root=None: False)
+    assert rehearsal.main(["--sample", "--covers"]) == 0
+    assert capsys.readouterr().out == ""

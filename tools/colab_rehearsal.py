@@ -20,6 +20,11 @@ Run::
     python -m tools.colab_rehearsal --sample       # one lesson a week (what CI runs)
     python -m tools.colab_rehearsal --all -j 2     # every lesson (before a release)
     python -m tools.colab_rehearsal day07 day27    # some lessons
+    python -m tools.colab_rehearsal --sample --covers   # the notebooks it would run on this checkout's package
+
+A lesson the rehearsal runs top to bottom needs no second run with the project's own venv, so
+``tools/test_notebooks.sh`` leaves the ``--covers`` notebooks out of its stubs stage, unless the
+rehearsal would install another commit's package than the one being tested.
 
 It prints one line per lesson (passed or the first error, wall seconds) and exits with 1 if any
 lesson failed. It commits nothing and touches nothing in the checkout.
@@ -73,6 +78,22 @@ def clone_release(workdir: Path) -> Path:
         _run(["git", "-C", str(clone), "-c", "user.name=rehearsal", "-c", "user.email=rehearsal@localhost",
               "tag", tag])
     return clone
+
+
+def installs_this_checkout(root: Path = ROOT) -> bool:
+    """Whether the rehearsal installs the package this checkout holds: the tag ``v<version>`` is
+    not cut yet (the rehearsal tags HEAD) or is HEAD, and the package's files are as committed."""
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+
+    head = git("rev-parse", "HEAD")
+    if head.returncode != 0:
+        return False
+    tag = git("rev-parse", "--verify", "--quiet", f"{release_tag(root)}^{{commit}}")
+    if tag.returncode == 0 and tag.stdout.strip() != head.stdout.strip():
+        return False
+    changed = git("status", "--porcelain", "--", "llmcourse", "pyproject.toml")
+    return changed.returncode == 0 and not changed.stdout.strip()
 
 
 def make_colab_venv(workdir: Path) -> tuple[Path, str]:
@@ -179,6 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--all", action="store_true", help="every lesson")
     parser.add_argument("-j", "--jobs", type=int, default=1, help="lessons run at once (default 1)")
     parser.add_argument("--timeout", type=int, default=900, help="seconds allowed per cell")
+    parser.add_argument("--covers", action="store_true",
+                        help="print the chosen lessons' notebooks, one a line, and exit; nothing when the "
+                             "rehearsal would install another package than this checkout's (a release "
+                             "tag on another commit, or uncommitted changes to the package)")
     args = parser.parse_args(argv)
     lessons = sorted((ROOT / "lessons").glob("day*.ipynb"))
     if args.all:
@@ -191,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
         missing = sorted(set(days) - {p.name[:5] for p in chosen})
         if missing:
             parser.error(f"no lesson notebook for {', '.join(missing)}")
+    if args.covers:  # tools/test_notebooks.sh leaves these to the rehearsal
+        if installs_this_checkout():
+            print("\n".join(str(p.relative_to(ROOT)) for p in chosen))
+        return 0
     offline = os.environ.get("LLMCOURSE_DATA_DIR")
     if not offline:
         parser.error("set LLMCOURSE_DATA_DIR to the offline copies the local server should serve")

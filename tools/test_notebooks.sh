@@ -10,6 +10,7 @@
 #      LLMCOURSE_NB_NATIVE=1 adds a pass with this CPU's own kernels (2b);
 #      LLMCOURSE_NB_EMULATE=0 runs the pass with this CPU's own kernels instead.
 #   3. lesson notebooks (stubs) run without errors       pytest --nbval-lax lessons/*.ipynb
+#      (but those stage 6 runs against this checkout's package: python -m tools.colab_rehearsal --sample --covers)
 #   4. the book builds with no warning         jupyter-book build . -W -n --keep-going
 #   5. the built book works in a browser       python -m tools.browser_test
 #   6. a Colab rehearsal of one lesson a week  python -m tools.colab_rehearsal --sample
@@ -80,12 +81,23 @@ if [ "${LLMCOURSE_NB_NATIVE:-0}" = "1" ] && [ -n "$emulate" ] && [ ${#solutions[
   stage_end
 fi
 
-stage "3/6 lesson notebooks run with their stubs (nbval-lax, ${#lessons[@]} notebooks)"
+# The lessons stage 6 rehearses run top to bottom there, with their stubs, in a Colab-like venv
+# that installs this checkout's package: stage 3 leaves them out (when the rehearsal would install
+# another commit's package, --covers prints nothing and stage 3 runs them all).
+rehearsed=()
+if [ "${LLMCOURSE_NB_REHEARSAL:-1}" != "0" ] && [ ${#lessons[@]} -gt 0 ]; then
+  mapfile -t rehearsed < <(python -m tools.colab_rehearsal --sample --covers)
+fi
+stubbed=()
+for nb in "${lessons[@]}"; do
+  case " ${rehearsed[*]} " in *" $nb "*) ;; *) stubbed+=("$nb") ;; esac
+done
+stage "3/6 lesson notebooks run with their stubs (nbval-lax, ${#stubbed[@]} notebooks${rehearsed:+; stage 6 runs the other ${#rehearsed[@]}})"
 if [ ${#lessons[@]} -eq 0 ]; then
   echo "no lessons/day*.ipynb yet: skipped"
 else
   TMPDIR=$(fresh_tmp) pytest_ok python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env -n "$JOBS" --dist loadfile \
-    --nbval-cell-timeout 900 --nbval-kernel-startup-timeout 300 "${lessons[@]}"
+    --nbval-cell-timeout 900 --nbval-kernel-startup-timeout 300 "${stubbed[@]}"
 fi
 stage_end
 

@@ -143,9 +143,9 @@ FIGURES: dict[str, Figure | LaunchFigure] = {
         "GPT-2 small fully fine-tuned, 200 steps of 8 x 256, float32 (day 34)", (34,), GPT2_SMALL,
         200 * 8 * 256, "float32", ("fine-tune + LoRA",), seq_len=256, optimizer_steps=200, activation_gb=3.0),
     "architecture sweep": Figure(
-        "day 33's 18 runs of 1,000 steps of the 6 x 384 model", (33,), SHAKESPEARE, 18 * 1000 * 64 * 256,
-        "float16", ("fp16 + GradScaler (T4 path)", "train shakespeare-char"), optimizer_steps=18 * 1000,
-        activation_gb=2.0),
+        "day 33's 18 runs of 1,000 steps of the 6 x 384 model, 5 evaluations of 2 x 50 batches each", (33,),
+        SHAKESPEARE, 18 * 1000 * 64 * 256, "float16", ("fp16 + GradScaler (T4 path)", "train shakespeare-char"),
+        optimizer_steps=18 * 1000, cost=1 + (1000 // 250 + 1) * 2 * 50 / (3 * 1000), activation_gb=2.0),
     # --- days 01-06 ---
     "bigram 5000 steps": LaunchFigure(
         "day 06's bigram, 5,000 steps of 64 x 256 and 6 evaluations of 2 x 100 batches", (6,),

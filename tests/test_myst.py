@@ -1,4 +1,4 @@
-"""The one MyST reader (llmcourse/learner/myst.py) that tools/nb.py and the lesson tests share."""
+"""The one MyST reader (llmcourse/learner/myst.py) that tools/nb/ and the lesson tests share."""
 
 from __future__ import annotations
 

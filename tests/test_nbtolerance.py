@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_doctests() -> None:
-    for module in (nbtolerance, nbtool):
+    for module in (nbtolerance,):  # tools.nb's modules: tests/test_pipeline.py
         result = doctest.testmod(module)
         assert result.failed == 0, f"{module.__name__}: {result.failed} doctest(s) failed"
 

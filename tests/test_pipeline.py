@@ -1,14 +1,20 @@
-"""The notebook pipeline (tools/nb.py): the marking scheme, determinism, and no stale files."""
+"""The notebook pipeline (tools/nb/): the marking scheme, determinism, and no stale files."""
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import json
 import os
+import pkgutil
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
+from llmcourse import tour
+from llmcourse.learner import notebooks
 from tools import nb
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,6 +77,28 @@ def test_bad_marks_name_file_and_line(code, line, words):
     assert f"x.md:{line}:" in str(info.value) and words in str(info.value)
 
 
+def test_the_marks_are_defined_once_in_the_package():
+    """tools/nb/ reuses the marks of llmcourse.learner.notebooks: no regex of its own for them."""
+    for name in ("BEGIN_RE", "END_RE", "STUB_RE", "LOOKALIKE_RE", "DEFAULT_STUB"):
+        assert getattr(nb, name) is getattr(notebooks, name), name
+        assert getattr(nb.marks, name, getattr(notebooks, name)) is getattr(notebooks, name), name
+    own = [f"{path.name}: {m.group()}" for path in sorted((ROOT / "tools" / "nb").glob("*.py"))
+           for m in re.finditer(r"re\.compile\([^\n]*(SOL|STUB)[^\n]*", path.read_text(encoding="utf-8"))]
+    assert own == [], own
+
+
+def test_the_strict_transform_agrees_with_the_learners_reader():
+    """Once the marks pass the build's checks, the lesson and the solution are what
+    llmcourse.learner.notebooks.stub_and_solution makes of the cell."""
+    code = ["import torch", "", "def f(x):", "    # BEGIN SOLUTION", "    # STUB: for i in range(3):",
+            "    # STUB:     pass", "    # STUB:", "    return 2 * x", "    # END SOLUTION", "",
+            "def g():", "    # BEGIN SOLUTION", "    return 1", "    # END SOLUTION"]
+    stub, solution = notebooks.stub_and_solution(code)
+    assert nb.transform_code(code, "lesson", "x.md", 1) == (stub, True)
+    assert nb.transform_code(code, "solution", "x.md", 1) == (solution, True)
+    assert nb.transform_code(["x = 1"], "lesson", "x.md", 1) == (["x = 1"], False)
+
+
 def test_solution_tagged_cells_and_markdown():
     text = (
         "# Title\n\nText with `# BEGIN SOLUTION` quoted.\n\n"
@@ -97,6 +125,47 @@ def test_bad_repository_url(tmp_path):
     (tmp_path / "_config.yml").write_text("repository:\n  url: not-a-url\n")
     with pytest.raises(nb.PipelineError, match="repository.url"):
         nb.read_repository(tmp_path / "_config.yml")
+
+
+# ---- the pipeline's own code ----------------------------------------------------------------
+
+NB_MODULES = sorted(m.name for m in pkgutil.iter_modules(nb.__path__, prefix="tools.nb.")
+                    if m.name != "tools.nb.__main__")  # importing that one runs the command
+
+
+def test_every_module_is_short_documented_and_imports_downward():
+    """One concept per module: each under 450 lines with a docstring, and no import cycle
+    between them (the package __init__ re-exports them; none imports it back)."""
+    assert {"tools.nb.marks", "tools.nb.notebook", "tools.nb.cli"} <= set(NB_MODULES)
+    for path in sorted((ROOT / "tools" / "nb").glob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        assert len(text.splitlines()) < 450, f"{path.name}: split it by concept"
+        assert text.startswith('"""'), f"{path.name}: say what the module is in a docstring"
+    graph = {m: {t for t in targets if t.startswith("tools.nb")}
+             for m, targets in tour.module_imports(ROOT / "tools").items() if m.startswith("tools.nb")}
+    assert tour.cycles(graph) == []
+    assert not any("tools.nb" in targets for m, targets in graph.items() if m != "tools.nb"), graph
+
+
+def test_no_import_cycle_between_the_tools():
+    """tools.lesson_times reads the build record that tools.nb writes (tools.nb.record), so it
+    imports tools.nb, never the other way round."""
+    graph = {m: {t for t in targets if t.startswith("tools.")}
+             for m, targets in tour.module_imports(ROOT / "tools").items()}
+    assert "tools.lesson_times" in graph and "tools.nb.record" in graph["tools.lesson_times"]
+    assert tour.cycles(graph) == []
+
+
+@pytest.mark.parametrize("name", NB_MODULES)
+def test_doctests(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0, f"{name}: {result.failed} of {result.attempted} examples failed"
+
+
+def test_python_m_tools_nb_is_the_cli():
+    assert (ROOT / "tools" / "nb" / "__main__.py").read_text(encoding="utf-8").count("from tools.nb.cli import main") == 1
+    assert nb.main is nb.cli.main and nb.ROOT == ROOT
 
 
 # ---- building the demo lesson --------------------------------------------------------------

@@ -53,8 +53,8 @@ def test_kernel_env_sets_the_pools_and_keeps_what_the_caller_set():
 
 
 def test_the_build_and_the_check_use_the_policy():
-    """One place decides: tools/nb.py and llmcourse check start kernels with kernel_env."""
-    assert "kernel_env(" in (ROOT / "tools" / "nb.py").read_text(encoding="utf-8")
+    """One place decides: tools/nb/ and llmcourse check start kernels with kernel_env."""
+    assert "kernel_env(" in (ROOT / "tools" / "nb" / "execute.py").read_text(encoding="utf-8")
     assert "kernel_env(" in (ROOT / "llmcourse" / "learner" / "check.py").read_text(encoding="utf-8")
 
 
@@ -68,7 +68,7 @@ def test_no_child_process_gets_a_hand_set_thread_count():
     """Outside threads.py, nothing in the package, tools/ or benchmarks/ types a thread count
     for a child process: they pass kernel_env (or, in a shell script, its --export line)."""
     found = []
-    for path in [*ROOT.glob("llmcourse/**/*.py"), *ROOT.glob("tools/*"), *ROOT.glob("benchmarks/*.*")]:
+    for path in [*ROOT.glob("llmcourse/**/*.py"), *ROOT.glob("tools/*"), *ROOT.glob("tools/nb/*.py"), *ROOT.glob("benchmarks/*.*")]:
         rel = path.relative_to(ROOT).as_posix()
         if path.is_file() and rel != "llmcourse/threads.py" and rel not in HAND_SET:
             text = path.read_text(encoding="utf-8", errors="replace")

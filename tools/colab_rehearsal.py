@@ -71,7 +71,7 @@ def clone_release(workdir: Path) -> Path:
     """A clone of this repository's committed HEAD, with the tag ``v<version>`` the notebooks install."""
     clone = workdir / "repository.git"
     _run(["git", "clone", "--quiet", "--no-local", str(ROOT), str(clone)])
-    tag = release_tag(ROOT)  # the tag every set-up cell installs (tools/nb.py writes them)
+    tag = release_tag(ROOT)  # the tag every set-up cell installs (tools/nb/ writes them)
     tags = subprocess.run(["git", "-C", str(clone), "tag", "--list", tag], capture_output=True,
                           text=True).stdout.split()
     if tag not in tags:  # not released yet: rehearse the release this commit would be

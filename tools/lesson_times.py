@@ -32,79 +32,14 @@ import argparse
 import json
 import multiprocessing
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
+from tools import nb as nbtool
+from tools.nb.record import KEY, machine, record, records, table  # noqa: F401 (the build record)
+
 ROOT = Path(__file__).resolve().parents[1]
-KEY = "build_time"
-
-PROBE = (
-    "import json as _json, resource as _resource\n"
-    "_u = [_resource.getrusage(w) for w in (_resource.RUSAGE_SELF, _resource.RUSAGE_CHILDREN)]\n"
-    "print(_json.dumps({'cpu_s': sum(r.ru_utime + r.ru_stime for r in _u)}))"
-)
-
-
-def machine() -> str:
-    """``"<CPU model> (<n> cores)"`` of this machine."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model} ({os.cpu_count()} cores)"
-
-
-def add_probe(nb) -> None:
-    """Append the cell that prints the kernel's CPU time (:func:`take_probe` removes it)."""
-    import nbformat
-
-    nb.cells.append(nbformat.v4.new_code_cell(PROBE))
-
-
-def take_probe(nb, wall_s: float, env: dict) -> dict:
-    """Remove the probe cell and return the record: CPU and wall time, per-cell wall time."""
-    import torch
-
-    probe = nb.cells.pop()
-    text = "".join(o.get("text", "") for o in probe.get("outputs", []) if o.get("output_type") == "stream")
-    cpu = json.loads(text.strip().splitlines()[-1])["cpu_s"]
-    cells = []
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        ex = cell.metadata.get("execution", {})
-        start, end = ex.get("iopub.execute_input"), ex.get("shell.execute_reply")
-        cells.append(round(_seconds(end) - _seconds(start), 2) if start and end else None)
-    return {"cpu_s": round(cpu, 1), "wall_s": round(wall_s, 1), "cells_wall_s": cells,
-            "threads": env.get("OMP_NUM_THREADS", "all"), "machine": machine(), "torch": torch.__version__}
-
-
-def _seconds(stamp: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-
-
-def record(path: Path) -> dict | None:
-    """The build-time record stored in the solved notebook ``path`` (None when it has none)."""
-    nb = json.loads(path.read_text(encoding="utf-8"))
-    return nb.get("metadata", {}).get("llmcourse", {}).get(KEY)
-
-
-def records(names: list[str] | None = None) -> dict[str, dict | None]:
-    """``{lesson name: record}`` for the solved notebooks (all, or those starting with a name)."""
-    paths = sorted((ROOT / "solutions").glob("day*.ipynb"))
-    if names:
-        paths = [p for p in paths if any(p.stem.startswith(n) for n in names)]
-    return {p.stem: record(p) for p in paths}
-
-
 def _hog() -> None:  # pragma: no cover - killed by the parent
     # Its own session, as a separately started program has: Linux's autogroup scheduling shares
     # the CPU between sessions first, so hogs sharing one session would together get one share.
@@ -142,8 +77,6 @@ def measure(names: list[str], load: int, jobs: int, out: Path) -> dict:
 
 
 def _measure_one(source: Path) -> tuple[str, dict]:
-    from tools import nb as nbtool
-
     layout = nbtool.Layout.from_root(ROOT)
     gen = nbtool.generate(layout, source)
     start = time.perf_counter()
@@ -152,16 +85,6 @@ def _measure_one(source: Path) -> tuple[str, dict]:
     except nbtool.PipelineError as exc:
         return gen.name, {"error": str(exc).splitlines()[0], "wall_s": round(time.perf_counter() - start, 1)}
     return gen.name, executed.metadata["llmcourse"][KEY]
-
-
-def table(recs: dict[str, dict | None]) -> str:
-    lines = [f"{'lesson':40s} {'CPU s':>7s} {'wall s':>7s}  machine"]
-    for name, rec in recs.items():
-        if rec is None:
-            lines.append(f"{name:40s} {'-':>7s} {'-':>7s}  (no record: run python -m tools.nb build --execute --force {name[:5]})")
-        else:
-            lines.append(f"{name:40s} {rec['cpu_s']:7.1f} {rec['wall_s']:7.1f}  {rec['machine']}, {rec['threads']} thread(s)")
-    return "\n".join(lines)
 
 
 def markdown(recs: dict[str, dict | None], loaded: dict | None = None) -> str:

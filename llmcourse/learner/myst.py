@@ -1,7 +1,7 @@
 """Read a lesson's MyST Markdown source into blocks, paragraphs and sentences.
 
 Every lesson is one file, ``solutions/dayNN_slug.md``, in jupytext's ``md:myst`` format. This is
-the one reader of that format: ``tools/nb.py`` finds the code cells with it, the lesson tests
+the one reader of that format: ``tools/nb/`` finds the code cells with it, the lesson tests
 (``tests/test_lesson_claims.py``, ``tests/test_lesson_xrefs.py``) read the prose with it, and
 ``llmcourse diff`` / ``check`` read a learner's ``.md`` notebook with it
 (:mod:`llmcourse.learner.notebooks`, with ``strict=False``). A file

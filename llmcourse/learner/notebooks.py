@@ -2,7 +2,7 @@
 
 The lessons mark each exercise in their source (``solutions/dayNN_slug.md``) with
 ``# BEGIN SOLUTION`` / ``# STUB:`` / ``# END SOLUTION``; :func:`stub_and_solution` turns such a
-cell into the learner's stub and the solution, as ``tools/nb.py`` does when it builds the
+cell into the learner's stub and the solution, as ``tools/nb/`` does when it builds the
 lessons. :func:`read_code_cells` reads either kind of notebook, refusing with one clear line a
 file that is not one, and :func:`lesson_day` says which lesson a notebook's content comes from.
 
@@ -31,6 +31,9 @@ DEFAULT_STUB = 'raise NotImplementedError("exercise: write this part")'
 BEGIN_RE = re.compile(r"^(?P<indent>[ \t]*)#\s*BEGIN SOLUTION\s*$")
 END_RE = re.compile(r"^[ \t]*#\s*END SOLUTION\s*$")
 STUB_RE = re.compile(r"^[ \t]*#\s*STUB:(?: (?P<text>.*)|(?P<empty>\s*))$")
+# Anything that looks like a mark but is not exactly one: the build refuses it (typos must not
+# pass silently); a learner's file is read as it is.
+LOOKALIKE_RE = re.compile(r"^[ \t]*#\s*(BEGIN|END)[ _-]*SOL\w*\s*$|^[ \t]*#\s*STUB\b", re.IGNORECASE)
 HEADING_RE = re.compile(r"^#{1,6}\s+(?P<title>.*\S)\s*$")
 DAY_RE = re.compile(r"day(?P<day>\d{2})", re.IGNORECASE)
 TITLE_DAY_RE = re.compile(r"^#\s+Day\s+(?P<day>\d{1,2})\b", re.IGNORECASE)
@@ -53,7 +56,7 @@ class Cell:
 
 
 def stub_and_solution(lines: Sequence[str]) -> tuple[list[str], list[str]]:
-    """The lesson (stub) and solution versions of a marked cell, as ``tools/nb.py`` builds them.
+    """The lesson (stub) and solution versions of a marked cell, as ``tools/nb/`` builds them.
 
     In the lesson each ``# BEGIN SOLUTION`` ... ``# END SOLUTION`` block becomes its ``# STUB:``
     lines at the block's indentation (``raise NotImplementedError(...)`` without any); in the

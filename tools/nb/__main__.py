@@ -1,0 +1,7 @@
+"""``python -m tools.nb ...``: see :mod:`tools.nb.cli` for the commands."""
+
+import sys
+
+from tools.nb.cli import main
+
+sys.exit(main())

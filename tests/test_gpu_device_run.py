@@ -184,3 +184,17 @@ def test_the_stand_in_counts_float32_against_the_cuda_cores_without_tf32(monkeyp
         assert ctx.peak("float32") == 51e12
     finally:
         matmul.allow_tf32 = before
+
+
+def test_what_the_device_call_carries_fits_its_64_mib():
+    """The device tool sends the working tree (tracked files) and the carried .gpudata; over
+    64 MiB the call is refused, so the repository must stay well under it (a 25% margin)."""
+    tracked = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z"], capture_output=True,
+                             check=True).stdout.decode().split("\0")
+    size = sum((ROOT / p).stat().st_size for p in tracked if p and (ROOT / p).is_file())
+    data = Path(os.environ.get("LLMCOURSE_DATA_DIR", "")) / "tinyshakespeare.txt"
+    size += data.stat().st_size if data.is_file() else 1_115_394      # Tiny Shakespeare's size
+    cache = os.environ.get("TIKTOKEN_CACHE_DIR")
+    if cache and Path(cache).is_dir():
+        size += sum(p.stat().st_size for p in Path(cache).rglob("*") if p.is_file())
+    assert size < 0.75 * 64 * 2**20, f"{size / 2**20:.1f} MiB would travel; the device call takes 64 MiB"

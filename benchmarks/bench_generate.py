@@ -41,6 +41,8 @@ shared machine the slower runs measure the neighbours); the load average is prin
     python benchmarks/bench_generate.py --threads 2 --repeats 3 --bf16   # the book's table
     python benchmarks/bench_generate.py --threads 1 --cpu-time           # on a busy machine
     python benchmarks/bench_generate.py --device cuda
+
+Other scripts time their decodes with :func:`time_modes` (``benchmarks/cpu_real_runs.py`` does).
 """
 
 from __future__ import annotations
@@ -48,14 +50,116 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import platform
 import time
+from typing import Callable, NamedTuple
 
 import torch
 
+from llmcourse.device import cpu_name
 from llmcourse.generate import generate
 from llmcourse.model import GPT, GPTConfig
 
+APPROX = "kv-cache, keep_on_rebuild=128: approximate (tokens differ from recomputation)"
+
+
+# ---- the timing loop: one function for every script that times decoding modes --------------
+
+class Mode(NamedTuple):
+    """One way to decode: ``generate(model, prompt, new_tokens, temperature=0, **kwargs)``.
+
+    ``same_as`` names the mode whose greedy tokens this one must decode; ``model`` and
+    ``prompt`` replace :func:`time_modes`'s own for this mode; ``threads`` sets torch's CPU
+    threads while it runs (default: as they were when :func:`time_modes` was called).
+    """
+
+    new_tokens: int
+    kwargs: dict
+    same_as: str | None = None
+    model: torch.nn.Module | None = None
+    prompt: torch.Tensor | None = None
+    threads: int | None = None
+
+
+class Timings(NamedTuple):
+    """What :func:`time_modes` measured, each a dict keyed by mode name."""
+
+    best: dict[str, float]  # seconds of the fastest timed run
+    tokens: dict[str, torch.Tensor]  # (B, T + new tokens): the greedy output, prompt included
+    first_call: dict[str, float]  # wall seconds of the warm-up run (compiling included)
+    runs: dict[str, list[float]]  # seconds of every timed run, in order
+
+
+class TokensDiffer(Exception):
+    """A mode decoded other greedy tokens than the mode named in its ``same_as``."""
+
+    def __init__(self, name: str, same_as: str):
+        super().__init__(f"{name} decoded other greedy tokens than {same_as}")
+        self.name, self.same_as = name, same_as
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_modes(model: torch.nn.Module, prompt: torch.Tensor, modes: dict, repeats: int,
+               clock: Callable[[], float] = time.process_time) -> Timings:
+    """Time greedy decoding in each of ``modes``; the fastest of ``repeats`` runs counts.
+
+    ``modes`` maps a name to a :class:`Mode` or a tuple ``(new tokens, generate's kwargs)``.
+    First every mode decodes once, a warm-up timed apart with the wall clock (it pays for
+    allocator growth, lazy initialisation and, with ``compile=True``, compiling, which runs in
+    helper processes); then each mode whose ``same_as`` is set must have decoded the same
+    tokens as that mode (else :class:`TokensDiffer`); then the modes run ``repeats`` times,
+    interleaved, timed by ``clock`` (on a shared machine the slower runs measure the neighbours).
+
+    Returns :class:`Timings`: ``best`` (seconds of the fastest run), ``tokens``, ``first_call``
+    (wall seconds of the warm-up) and ``runs`` (every timed run), each keyed by mode name.
+
+    >>> model = GPT(GPTConfig(vocab_size=8, block_size=8, n_layer=1, n_head=1, n_embd=8)).eval()
+    >>> timed = time_modes(model, torch.zeros(1, 1, dtype=torch.long), {
+    ...     "recompute": (5, dict(use_cache=False)),
+    ...     "kv-cache": Mode(5, dict(use_cache=True), same_as="recompute")}, repeats=2)
+    >>> timed.tokens["kv-cache"].shape, len(timed.runs["kv-cache"])
+    (torch.Size([1, 6]), 2)
+    >>> timed.best["kv-cache"] == min(timed.runs["kv-cache"])
+    True
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats={repeats}: give at least 1 timed run per mode")
+    modes = {name: Mode(*spec) for name, spec in modes.items()}
+    threads = torch.get_num_threads()
+
+    def decode(mode: Mode, clock: Callable[[], float]) -> tuple[torch.Tensor, float]:
+        m = model if mode.model is None else mode.model
+        idx = prompt if mode.prompt is None else mode.prompt  # (B, T)
+        torch.set_num_threads(mode.threads or threads)
+        sync(idx.device)
+        t0 = clock()
+        out = generate(m, idx, mode.new_tokens, temperature=0, **mode.kwargs)  # (B, T + n)
+        sync(idx.device)
+        seconds = clock() - t0
+        assert out.shape == (idx.shape[0], idx.shape[1] + mode.new_tokens), out.shape
+        return out, seconds
+
+    try:
+        first, tokens = {}, {}
+        for name, mode in modes.items():  # warm-up: wall time, the compiling included
+            tokens[name], first[name] = decode(mode, time.perf_counter)
+        for name, mode in modes.items():
+            if mode.same_as is not None and not torch.equal(tokens[name], tokens[mode.same_as]):
+                raise TokensDiffer(name, mode.same_as)
+        times: dict[str, list[float]] = {name: [] for name in modes}
+        for _ in range(repeats):  # interleaved: a slow spell of the machine hits every mode
+            for name, mode in modes.items():
+                times[name].append(decode(mode, clock)[1])
+    finally:
+        torch.set_num_threads(threads)
+    best = {name: min(runs) for name, runs in times.items()}
+    return Timings(best, tokens, first, times)
+
+
+# ---- this script: the modes of the KV-cache comparison ----------------------------------------
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -80,9 +184,39 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def build_modes(args: argparse.Namespace, model: GPT, exact_n: int) -> dict[str, Mode]:
+    """The modes ``args`` asks for, in the order they are printed (see the module's docstring)."""
+    device = next(model.parameters()).device
+    cache, fast = dict(use_cache=True), dict(use_cache=True, compile=True)
+    modes = {
+        "recompute": Mode(exact_n, dict(use_cache=False)),
+        "kv-cache": Mode(exact_n, cache, "recompute"),
+    }
+    if not args.no_compile:  # generate(..., compile=True): llmcourse.generate.compiled
+        modes["kv-cache, compiled"] = Mode(exact_n, fast, "kv-cache")
+    if not args.no_batch:
+        batch = torch.arange(8, device=device)[:, None]  # (8, 1): 8 different one-token prompts
+        modes["recompute, batch 8"] = Mode(exact_n, dict(use_cache=False), prompt=batch)
+        modes["kv-cache, batch 8"] = Mode(exact_n, cache, "recompute, batch 8", prompt=batch)
+        if not args.no_compile:
+            modes["compiled, batch 8"] = Mode(exact_n, fast, "kv-cache, batch 8", prompt=batch)
+    if args.bf16:  # bf16 rounds differently: its tokens are not compared
+        bf16 = copy.deepcopy(model).to(torch.bfloat16)
+        modes["kv-cache, bf16 weights"] = Mode(exact_n, cache, model=bf16)
+        if not args.no_compile:
+            modes["compiled, bf16 weights"] = Mode(exact_n, fast, model=bf16)
+    if device.type == "cpu" and torch.get_num_threads() > 1:  # the same decodes on one thread
+        modes["kv-cache, 1 thread"] = Mode(exact_n, cache, "recompute", threads=1)
+        if not args.no_compile:
+            modes["compiled, 1 thread"] = Mode(exact_n, fast, "kv-cache", threads=1)
+    past = args.past_block
+    if past:
+        modes["recompute, past the block"] = Mode(past, dict(use_cache=False))
+        modes["kv-cache, past the block, sliding window (exact)"] = Mode(
+            past, cache, "recompute, past the block")
+        keep = model.config.block_size // 2
+        modes[APPROX] = Mode(past, dict(use_cache=True, keep_on_rebuild=keep))
+    return modes
 
 
 def read_speed(clock, device: torch.device, nbytes: int, repeats: int) -> float:
@@ -99,95 +233,14 @@ def read_speed(clock, device: torch.device, nbytes: int, repeats: int) -> float:
     return nbytes / best
 
 
-def main() -> None:
-    args = parse_args()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    dtype = getattr(torch, args.dtype)
-    torch.manual_seed(args.seed)
-    config = GPTConfig(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384,
-                       dropout=0.0)
-    model = GPT(config).to(device=device, dtype=dtype).eval()
-    prompt = torch.zeros(1, 1, dtype=torch.long, device=device)
-    exact_n = config.block_size - 1 if args.tokens is None else args.tokens
-    if exact_n >= config.block_size:
-        raise SystemExit(f"--tokens {exact_n}: the exact modes stay within the block; give at "
-                         f"most {config.block_size - 1} (use --past-block for longer decodes)")
-    cache, fast = dict(use_cache=True), dict(use_cache=True, compile=True)
+def read_speeds(clock, device: torch.device, weight_bytes: int) -> dict[int, tuple[float, float]]:
+    """Threads -> (read speed of ``weight_bytes``, of 512 MB) in bytes/s.
 
-    # name: (model, prompt, new tokens, generate's arguments, the mode it is compared with)
-    modes = {
-        "recompute": (model, prompt, exact_n, dict(use_cache=False), None),
-        "kv-cache": (model, prompt, exact_n, cache, "recompute"),
-    }
-    if not args.no_compile:  # generate(..., compile=True): llmcourse.generate.compiled
-        modes["kv-cache, compiled"] = (model, prompt, exact_n, fast, "kv-cache")
-    if not args.no_batch:
-        batch = torch.arange(8, device=device)[:, None]  # 8 different one-token prompts
-        modes["recompute, batch 8"] = (model, batch, exact_n, dict(use_cache=False), None)
-        modes["kv-cache, batch 8"] = (model, batch, exact_n, cache, "recompute, batch 8")
-        if not args.no_compile:
-            modes["compiled, batch 8"] = (model, batch, exact_n, fast, "kv-cache, batch 8")
-    if args.bf16:  # bf16 rounds differently: its tokens are not compared
-        bf16 = copy.deepcopy(model).to(torch.bfloat16)
-        modes["kv-cache, bf16 weights"] = (bf16, prompt, exact_n, cache, None)
-        if not args.no_compile:
-            modes["compiled, bf16 weights"] = (bf16, prompt, exact_n, fast, None)
+    The machine's bound, whatever --threads says: one thread and every core are measured, and
+    the faster counts (on a busy machine several threads can read far slower than one, as they
+    decode slower).
+    """
     threads = torch.get_num_threads()
-    mode_threads = {name: threads for name in modes}
-    if device.type == "cpu" and threads > 1:  # the same decodes on one thread, for comparison
-        modes["kv-cache, 1 thread"] = (model, prompt, exact_n, cache, "recompute")
-        mode_threads["kv-cache, 1 thread"] = 1
-        if not args.no_compile:
-            modes["compiled, 1 thread"] = (model, prompt, exact_n, fast, "kv-cache")
-            mode_threads["compiled, 1 thread"] = 1
-    past = args.past_block
-    if past:
-        modes["recompute, past the block"] = (model, prompt, past, dict(use_cache=False), None)
-        modes["kv-cache, past the block, sliding window (exact)"] = (
-            model, prompt, past, cache, "recompute, past the block")
-        modes[APPROX] = (model, prompt, past,
-                         dict(use_cache=True, keep_on_rebuild=config.block_size // 2), None)
-    for name in modes:
-        mode_threads.setdefault(name, threads)
-
-    clock = time.process_time if args.cpu_time else time.perf_counter
-    tokens: dict[str, torch.Tensor] = {}
-
-    def run(name: str) -> float:
-        m, idx, n, kwargs, _ = modes[name]
-        torch.set_num_threads(mode_threads[name])
-        sync(device)
-        t0 = clock()
-        out = generate(m, idx, n, temperature=0, **kwargs)
-        sync(device)
-        assert out.shape == (idx.shape[0], 1 + n)
-        tokens[name] = out
-        return clock() - t0
-
-    # Warm-up: first calls pay for allocator growth, kernel selection and lazy initialisation,
-    # and the compiled modes for compiling (timed: a learner waits that long once per model).
-    warm = {}
-    for name in modes:
-        t0 = time.perf_counter()
-        run(name)
-        warm[name] = time.perf_counter() - t0
-    # Within the block the cache and recomputing are the same computation: the same tokens.
-    for name, (*_, against) in modes.items():
-        if against is not None and not torch.equal(tokens[name], tokens[against]):
-            raise SystemExit(f"{name} decoded other greedy tokens than {against}: the comparison "
-                             "is not exact (a near tie in the logits, or a bug)")
-
-    times: dict[str, list[float]] = {name: [] for name in modes}
-    for _ in range(args.repeats):
-        for name in modes:
-            times[name].append(run(name))
-    torch.set_num_threads(threads)
-    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())  # tied: once
-    matvec_s, matvec_bytes = matvec_time(clock, device, model, repeats=20)
-    # The machine's bound, whatever --threads says: the faster of one thread and every core
-    # (on a busy machine several threads can read far slower than one, as they decode slower).
     reads = {}
     for n in sorted({1, os.cpu_count() or threads}) if device.type == "cpu" else [threads]:
         torch.set_num_threads(n)
@@ -195,9 +248,37 @@ def main() -> None:
         reads[n] = (read_speed(how, device, weight_bytes, repeats=20),
                     read_speed(how, device, 512 * 2**20, repeats=5))
     torch.set_num_threads(threads)
+    return reads
+
+
+def main() -> None:
+    args = parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    torch.manual_seed(args.seed)
+    config = GPTConfig(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384,
+                       dropout=0.0)
+    model = GPT(config).to(device=device, dtype=getattr(torch, args.dtype)).eval()
+    prompt = torch.zeros(1, 1, dtype=torch.long, device=device)  # (1, 1)
+    exact_n = config.block_size - 1 if args.tokens is None else args.tokens
+    if exact_n >= config.block_size:
+        raise SystemExit(f"--tokens {exact_n}: the exact modes stay within the block; give at "
+                         f"most {config.block_size - 1} (use --past-block for longer decodes)")
+    modes = build_modes(args, model, exact_n)
+    clock = time.process_time if args.cpu_time else time.perf_counter
+    try:  # within the block the cache and recomputing are the same computation: same tokens
+        timed = time_modes(model, prompt, modes, args.repeats, clock)
+    except TokensDiffer as e:
+        raise SystemExit(f"{e}: the comparison is not exact (a near tie in the logits, or a bug)")
+
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())  # tied: once
+    matvec_s, matvec_bytes = matvec_time(clock, device, model, repeats=20)
+    reads = read_speeds(clock, device, weight_bytes)
     read_threads = max(reads, key=lambda n: reads[n][0])
     speed, dram = reads[read_threads]
     bound_ms = 1000 * weight_bytes / speed
+    threads = torch.get_num_threads()
 
     print(f"GPT 6 layers / 6 heads / 384 wide, block {config.block_size}, vocab 65, "
           f"{model.num_params() / 1e6:.2f}M parameters, {weight_bytes / 1e6:.1f} MB of "
@@ -219,38 +300,43 @@ def main() -> None:
     compiled = [name for name in modes if "compiled" in name]
     if compiled:
         print("compile + warm-up run (first decode of each compiled mode): " +
-              ", ".join(f"{name} {warm[name]:.1f} s" for name in compiled))
+              ", ".join(f"{name} {timed.first_call[name]:.1f} s" for name in compiled))
+    print_table(modes, timed, prompt, bound_ms, exact_n, config.block_size)
 
+
+def print_table(modes: dict[str, Mode], timed: Timings, prompt: torch.Tensor,
+                bound_ms: float, exact_n: int, block_size: int) -> None:
+    """One line per mode: ms per step [fastest-slowest run], tokens/s, speed-up over recomputing
+    and distance to the bandwidth bound; the exact modes first, then those past the block."""
     width = max(map(len, modes))
 
     def show(name: str, base: str) -> None:
-        n, rows = modes[name][2], modes[name][1].shape[0]
-        best, worst = min(times[name]), max(times[name])
+        mode = modes[name]
+        n = mode.new_tokens
+        rows = (prompt if mode.prompt is None else mode.prompt).shape[0]
+        best, worst = timed.best[name], max(timed.runs[name])
         ms = 1000 * best / n
         bound = bound_ms * (0.5 if "bf16" in name else 1.0)
         print(f"  {name:<{width}s} {ms:8.2f} ms/step [{ms:.2f}-{1000 * worst / n:.2f}]  "
-              f"{rows * n / best:8.1f} tokens/s  {min(times[base]) / best:5.1f}x vs {base}  "
+              f"{rows * n / best:8.1f} tokens/s  {timed.best[base] / best:5.1f}x vs {base}  "
               f"{ms / bound:5.1f}x the bound")
 
     print(f"EXACT, within the block: {exact_n} new tokens (positions 1-{exact_n + 1} of "
-          f"{config.block_size}); greedy tokens asserted identical: " +
-          ", ".join(f"{name} = {against}" for name, (*_, against) in modes.items()
-                    if against is not None and "past" not in name))
-    for name in modes:
-        if modes[name][2] == exact_n and "past" not in name and name != APPROX:
+          f"{block_size}); greedy tokens asserted identical: " +
+          ", ".join(f"{name} = {mode.same_as}" for name, mode in modes.items()
+                    if mode.same_as is not None and "past" not in name))
+    for name, mode in modes.items():
+        if mode.new_tokens == exact_n and "past" not in name and name != APPROX:
             show(name, "recompute, batch 8" if "batch 8" in name else "recompute")
-    if past:
-        print(f"PAST the block: {past} new tokens; recompute slides the window (the last "
-              f"{config.block_size} tokens)")
+    if APPROX in modes:  # --past-block N: the three modes past the block
+        print(f"PAST the block: {modes[APPROX].new_tokens} new tokens; recompute slides the "
+              f"window (the last {block_size} tokens)")
         for name in ("recompute, past the block",
                      "kv-cache, past the block, sliding window (exact)", APPROX):
             show(name, "recompute, past the block")
-        if torch.equal(tokens[APPROX], tokens["recompute, past the block"]):
+        if torch.equal(timed.tokens[APPROX], timed.tokens["recompute, past the block"]):
             print(f"  (this run: {APPROX.split(':')[0]} happened to decode recompute's tokens, "
                   "e.g. a random model repeating one token; in general they differ)")
-
-
-APPROX = "kv-cache, keep_on_rebuild=128: approximate (tokens differ from recomputation)"
 
 
 def n_linears(model: GPT) -> int:
@@ -280,18 +366,6 @@ def matvec_time(clock, device: torch.device, model: GPT, repeats: int) -> tuple[
     nbytes = sum(t.numel() * t.element_size() for m in linears
                  for t in (m.weight, m.bias) if t is not None)
     return best, nbytes
-
-
-def cpu_name() -> str:
-    """The CPU's model name (``lscpu``'s "Model name") where /proc/cpuinfo has it."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

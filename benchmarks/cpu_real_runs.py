@@ -7,10 +7,12 @@ and seeds, on one torch thread (``llmcourse.threads.limit_threads``):
   half and at the end (the lesson's ``train`` and ``evaluate``, rebuilt below);
 - ``one-head``: day 09's one-head language model, 3,000 steps of 64 x 128 (the model is defined
   in the lesson only: ``OneHeadLM`` of ``benchmarks/lesson_models.py`` is a faithful copy);
-- ``kv-cache``: greedy decoding of the 6 x 384 model (block 256, random weights) as
-  ``benchmarks/bench_generate.py`` times it: within the block (255 new tokens) with and without
-  the KV cache, and past it (500 new tokens) with the exact sliding window and the approximate
-  ``keep_on_rebuild=128``; CPU time, best of ``--repeats``, the exact modes' tokens asserted equal;
+- ``kv-cache``: greedy decoding of the 6 x 384 model (block 256, random weights), timed by
+  ``time_modes`` of ``benchmarks/bench_generate.py`` (a warm-up decode of each mode first):
+  within the block (255 new tokens) with and without the KV cache, and past it (500 new tokens)
+  with the exact sliding window and the approximate ``keep_on_rebuild=128``; CPU time, best of
+  ``--repeats``, the exact modes' tokens asserted equal; ``kv-cache-compiled`` adds the compiled
+  cached step (``generate(..., compile=True)``) and the wall time of its first, compiling call;
 - ``bias-gelu``: day 26's ``shakespeare-char-cpu`` recipe, its first 500 steps, for seeds 1337,
   1 and 2, as the preset is and with nanoGPT's ``bias=False, gelu_approximate="none"``.
 
@@ -30,7 +32,6 @@ import argparse
 import ast
 import datetime
 import json
-import platform
 import re
 import sys
 import tempfile
@@ -42,8 +43,8 @@ import torch.nn.functional as F
 
 from llmcourse import cpu_figures
 from llmcourse.atomic import write_atomic
+from llmcourse.device import cpu_name
 from llmcourse.data import get_batch, load_text
-from llmcourse.generate import generate
 from llmcourse.model import GPT, BigramConfig, BigramLM, GPTConfig, MLPConfig, MLPLM, WaveNetConfig, WaveNetLM
 from llmcourse.runs import train_or_load
 from llmcourse.threads import limit_threads
@@ -51,6 +52,7 @@ from llmcourse.tokenizers import CharTokenizer
 from llmcourse.train import read_metrics
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_generate import Mode, Timings, TokensDiffer, time_modes  # noqa: E402  (one timing loop)
 from lesson_models import AveragingLM, OneHeadLM  # noqa: E402  (days 08, 09: copied from the lessons)
 
 
@@ -157,38 +159,44 @@ def one_head(smoke: bool, repeats: int) -> list[list]:
 
 # ---- day 19: the KV cache --------------------------------------------------------------------
 
-def kv_cache(smoke: bool, repeats: int) -> list[list]:
+def _kv_model(smoke: bool) -> tuple[GPT, torch.Tensor]:
+    """bench_generate's model (6 x 384, block 256, random weights; smoke: 1 x 48, block 16) and
+    its one-token prompt."""
     shape = dict(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384)   # bench_generate's
-    within, past = 255, 500
     if smoke:
-        shape, within, past, repeats = dict(shape, block_size=16, n_layer=1, n_embd=48), 15, 30, 1
+        shape = dict(shape, block_size=16, n_layer=1, n_embd=48)
     torch.manual_seed(0)
     model = GPT(GPTConfig(**shape, dropout=0.0)).eval()
-    prompt = torch.zeros(1, 1, dtype=torch.long)
-    keep = shape["block_size"] // 2
-    modes = {   # name: (new tokens, generate's arguments, the mode whose tokens it must equal)
-        "recompute, within the block": (within, dict(use_cache=False), None),
-        "kv-cache, within the block": (within, dict(use_cache=True), "recompute, within the block"),
-        "recompute, past the block": (past, dict(use_cache=False), None),
-        "kv-cache, sliding window (exact)": (past, dict(use_cache=True), "recompute, past the block"),
+    return model, torch.zeros(1, 1, dtype=torch.long)   # (1, 1)
+
+
+def _time_kv_modes(model: GPT, prompt: torch.Tensor, modes: dict, repeats: int) -> Timings:
+    """bench_generate's ``time_modes`` in CPU time; modes whose tokens differ stop the script."""
+    try:
+        return time_modes(model, prompt, modes, repeats, clock=time.process_time)
+    except TokensDiffer as e:
+        raise SystemExit(f"cpu_real_runs: error: {e.name} decoded other tokens than {e.same_as}")
+
+
+def kv_cache(smoke: bool, repeats: int) -> list[list]:
+    model, prompt = _kv_model(smoke)
+    within, past = (15, 30) if smoke else (255, 500)
+    repeats = 1 if smoke else repeats
+    keep = model.config.block_size // 2
+    modes = {   # name: Mode(new tokens, generate's arguments, the mode whose tokens it must equal)
+        "recompute, within the block": Mode(within, dict(use_cache=False)),
+        "kv-cache, within the block": Mode(within, dict(use_cache=True), "recompute, within the block"),
+        "recompute, past the block": Mode(past, dict(use_cache=False)),
+        "kv-cache, sliding window (exact)": Mode(past, dict(use_cache=True), "recompute, past the block"),
         f"kv-cache, keep_on_rebuild={keep} (approximate)":
-            (past, dict(use_cache=True, keep_on_rebuild=keep), None),
+            Mode(past, dict(use_cache=True, keep_on_rebuild=keep)),
     }
-    generate(model, prompt, 20, temperature=0)   # warm-up: allocator, lazy initialisation
-    times, tokens = {name: [] for name in modes}, {}
-    for _ in range(repeats):   # interleaved; the fastest run of each mode counts
-        for name, (n, kwargs, _) in modes.items():
-            t0 = time.process_time()
-            tokens[name] = generate(model, prompt, n, temperature=0, **kwargs)
-            times[name].append(time.process_time() - t0)
-    for name, (*_, same_as) in modes.items():
-        if same_as and not torch.equal(tokens[name], tokens[same_as]):
-            raise SystemExit(f"cpu_real_runs: error: {name} decoded other tokens than {same_as}")
+    best = _time_kv_modes(model, prompt, modes, repeats).best
     rows = []
-    for name, (n, *_) in modes.items():
+    for name, mode in modes.items():
+        n = mode.new_tokens
         base = "recompute, within the block" if n == within else "recompute, past the block"
-        best = min(times[name])
-        rows.append([name, n, round(1000 * best / n, 2), round(min(times[base]) / best, 2)])
+        rows.append([name, n, round(1000 * best[name] / n, 2), round(best[base] / best[name], 2)])
         print(f"  {rows[-1]}", flush=True)
     return rows
 
@@ -197,34 +205,18 @@ def kv_cache_compiled(smoke: bool, repeats: int) -> list[list]:
     """The cached step compiled (``generate(..., compile=True)``) against the eager one, within
     the block; its first call, which compiles, is timed apart (wall time: compiling uses helper
     processes)."""
-    shape = dict(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384)
-    n = 255
-    if smoke:
-        shape, n, repeats = dict(shape, block_size=16, n_layer=1, n_embd=48), 15, 1
-    torch.manual_seed(0)
-    model = GPT(GPTConfig(**shape, dropout=0.0)).eval()
-    prompt = torch.zeros(1, 1, dtype=torch.long)
-    modes = {"recompute": dict(use_cache=False), "kv-cache, eager": dict(use_cache=True),
-             "kv-cache, compiled": dict(use_cache=True, compile=True)}
-    generate(model, prompt, 20, temperature=0)   # warm-up: allocator, lazy initialisation
-    first, times, tokens = {}, {name: [] for name in modes}, {}
-    for name, kwargs in modes.items():
-        t0 = time.perf_counter()
-        tokens[name] = generate(model, prompt, n, temperature=0, **kwargs)
-        first[name] = time.perf_counter() - t0
-    for _ in range(repeats):   # interleaved; the fastest run of each mode counts
-        for name, kwargs in modes.items():
-            t0 = time.process_time()
-            generate(model, prompt, n, temperature=0, **kwargs)
-            times[name].append(time.process_time() - t0)
-    for name in modes:
-        if not torch.equal(tokens[name], tokens["recompute"]):
-            raise SystemExit(f"cpu_real_runs: error: {name} decoded other tokens than recompute")
+    model, prompt = _kv_model(smoke)
+    n = 15 if smoke else 255
+    repeats = 1 if smoke else repeats
+    modes = {"recompute": Mode(n, dict(use_cache=False)),
+             "kv-cache, eager": Mode(n, dict(use_cache=True), "recompute"),
+             "kv-cache, compiled": Mode(n, dict(use_cache=True, compile=True), "recompute")}
+    timed = _time_kv_modes(model, prompt, modes, repeats)
     rows = []
     for name in modes:
-        best = min(times[name])
-        rows.append([name, n, round(1000 * best / n, 2), round(min(times["recompute"]) / best, 2),
-                     round(first[name], 1)])
+        best = timed.best[name]
+        rows.append([name, n, round(1000 * best / n, 2), round(timed.best["recompute"] / best, 2),
+                     round(timed.first_call[name], 1)])
         print(f"  {rows[-1]}", flush=True)
     return rows
 
@@ -256,18 +248,6 @@ def bias_gelu(smoke: bool, repeats: int) -> list[list]:
 ENTRIES = {"day07": day07, "averaging": averaging, "one-head": one_head, "kv-cache": kv_cache,
            "kv-cache-compiled": kv_cache_compiled, "bias-gelu": bias_gelu}
 NAMES = {fig.only: name for name, fig in cpu_figures.FIGURES.items()}   # --only NAME -> figure
-
-
-def cpu_name() -> str:
-    """The CPU's model name from /proc/cpuinfo, else what ``platform`` knows."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for row in f:
-                if row.startswith("model name"):
-                    return row.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> int:

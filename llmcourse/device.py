@@ -65,7 +65,7 @@ from llmcourse.timing import CopyTiming, time_copy
 
 __all__ = ["PrecisionPlan", "pick_device", "pick_device_with_reason", "time_host_to_device",
            "CopyTiming", "pick_dtype", "describe_device", "enable_tf32", "peak_flops",
-           "normalize_dtype_name"]
+           "normalize_dtype_name", "cpu_name"]
 
 _DTYPE_ALIASES: dict[str, str] = {
     "auto": "auto",
@@ -375,7 +375,8 @@ def enable_tf32() -> None:
         torch.backends.cudnn.allow_tf32 = True
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` (else what :mod:`platform` says), e.g. ``"AMD EPYC"``."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
             for line in fh:
@@ -430,7 +431,7 @@ def describe_device(device: str | torch.device | None = None) -> dict[str, Any]:
         info["memory_gb"] = round(mem / 1024**3, 2) if mem else _cpu_memory_gb()
         plan = pick_dtype(dev)
     else:
-        info["name"] = _cpu_name()
+        info["name"] = cpu_name()
         mem = _cpu_memory_gb()
         info["memory_gb"] = round(mem, 2) if mem is not None else None
         plan = pick_dtype(dev)

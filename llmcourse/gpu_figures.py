@@ -25,7 +25,9 @@ was made. The method, written once:
 5. **Launch bound.** The first lessons' models are so small that a GPU step is spent launching
    operations (Python, dispatch, a kernel launch: ``LAUNCH_S``, assumed 10-30 µs each on a
    Colab host), not computing: such a run (:class:`LaunchFigure`) costs its operations
-   (``OPS_PER_STEP``, counted by ``benchmarks/count_ops.py``) times that.
+   (``OPS_PER_STEP``, counted by ``benchmarks/count_ops.py``) times that. A run of such small
+   models with a long sweep behind it (day 30's) names its model in ``Figure.launch_ops``: its
+   time is then never below its launches' (steps times operations times ``LAUNCH_S``).
 
 A lesson cell prints ``line(name)``; ``python -m llmcourse.gpu_figures RESULTS.json [MORE.json]``
 (or the script's ``--ingest``) rebuilds the measured part from a run of the acceptance script,
@@ -79,6 +81,7 @@ class Figure:
     loss_how: str = ""
     activation_gb: float = 1.0     # activation memory per step, until measured
     forward_of: dict[str, int] | None = None   # a second model run forward only on every token
+    launch_ops: str | None = None  # a model in OPS_PER_STEP: launching its steps bounds the time too
 
     @property
     def flops(self) -> float:
@@ -121,12 +124,13 @@ class LaunchFigure:
 FIGURES: dict[str, Figure | LaunchFigure] = {
     "shakespeare-char train": Figure(
         "the shakespeare-char preset, 5,000 steps of 64 x 256 and its 21 evaluations of 2 x 200 batches "
-        "(forward only: a third of a training step's work each)", (4, 12, 14, 17, 19, 20, 21, 22, 23, 24, 26, 34, 35, 36),
+        "(forward only: a third of a training step's work each)", (4, 12, 17, 19, 20, 21, 22, 23, 24, 26, 34, 35, 36),
         SHAKESPEARE, 5000 * 64 * 256, "float16", ("fp16 + GradScaler (T4 path)", "train shakespeare-char"),
         optimizer_steps=5000, cost=1 + (5000 // 250 + 1) * 2 * 200 / 3 / 5000, loss=1.47,
         loss_how="nanoGPT's published 1.4697 for this configuration (day 26)", activation_gb=2.0),
     "shakespeare-char 2000 steps": Figure(
-        "the same model, 2,000 steps of 64 x 256 (days 12, 13)", (12, 13), SHAKESPEARE, 2000 * 64 * 256,
+        "the same model, 2,000 steps of 64 x 256 (days 12, 13; day 14 divides it by its steps)", (12, 13, 14),
+        SHAKESPEARE, 2000 * 64 * 256,
         "float16", ("fp16 + GradScaler (T4 path)", "train shakespeare-char"), optimizer_steps=2000,
         activation_gb=2.0),
     "shakespeare-char compiled 500 steps": Figure(
@@ -153,8 +157,8 @@ FIGURES: dict[str, Figure | LaunchFigure] = {
     # --- end days 01-06 ---
     # --- days 07-12 ---
     "bigram, MLP and WaveNet 3000 steps": LaunchFigure(
-        "day 07's three models, 3,000 steps of 32 x 64 each and 7 evaluations of 2 x 50 batches", (7,),
-        (("bigram", 3000), ("mlp", 3000), ("wavenet", 3000)), eval_share=7 * 2 * 50 / 3 / 3000),
+        "day 07's three models, 3,000 steps of 32 x 64 each and 7 evaluations of 50 batches", (7,),
+        (("bigram", 3000), ("mlp", 3000), ("wavenet", 3000)), eval_share=7 * 50 / 3 / 3000),
     "averaging 3 x 3000 steps": LaunchFigure(
         "day 08's three runs (no average, uniform, recency-weighted), 3,000 steps of 64 x 128 each and "
         "7 evaluations of 50 batches", (8,),
@@ -206,7 +210,7 @@ FIGURES: dict[str, Figure | LaunchFigure] = {
         f"day 30's 2-layer, {w}-wide model at the budgets 7.5e12, 3e13 and 1.2e14 (6ND), batches of "
         "64 x 128, 9 evaluations of 2 x 8 batches a run", (30,), shape, steps * 64 * 128, "float16",
         ("fp16 + GradScaler (T4 path)",), optimizer_steps=steps, cost=1 + 3 * 2 * 9 * 8 / (3 * steps),
-        activation_gb=0.25)
+        activation_gb=0.25, launch_ops="gpt 2 x 64")
        for w in (64, 96, 128, 192, 256)
        for shape in [dict(vocab_size=65, n_layer=2, n_head=2, n_embd=w, block_size=128)]
        for steps in [sum(round(c / (6 * count_params_formula(GPTConfig(**shape))) / (64 * 128))
@@ -279,7 +283,14 @@ def t4_seconds(name: str, measured: dict[str, dict[str, Any]] | None = None) -> 
         how += f"; memory traffic at {T4_BANDWIDTH / 1e9:.0f} GB/s needs at least {memory_s:.0f} s"
     if floor > lo:
         how += f"; no faster than the {m['card']} itself ({floor:.0f} s)"
-    return max(lo, memory_s, floor), max(hi, memory_s, floor), how
+    launch = (0.0, 0.0)
+    if fig.launch_ops is not None:   # evaluations launch in the share they add to the work
+        operations = round(fig.optimizer_steps * OPS_PER_STEP[fig.launch_ops] * fig.cost)
+        launch = tuple(operations * s for s in LAUNCH_S)
+        if launch[1] > lo:
+            how += (f"; launching its {operations:,} operations at an assumed {LAUNCH_S[0] * 1e6:.0f}-"
+                    f"{LAUNCH_S[1] * 1e6:.0f} µs each takes {launch[0]:.0f}-{launch[1]:.0f} s")
+    return max(lo, memory_s, floor, launch[0]), max(hi, memory_s, floor, launch[1]), how
 
 
 def _span(lo: float, hi: float) -> str:

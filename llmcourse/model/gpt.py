@@ -224,8 +224,9 @@ class GPT(nn.Module):
 
         With ``non_embedding=True`` the lookup tables are left out: the position table ``wpe``
         and, when the weights are not tied, the token table ``wte``. A tied ``wte`` is kept,
-        because it is also the output layer's weight (and costs compute there), as in nanoGPT
-        and as Kaplan et al. (2020) count ``N``.
+        because it is also the output layer's weight (and costs compute there), as in nanoGPT.
+        (Kaplan et al. (2020) leave out the token table as well; Hoffmann et al. (2022) count
+        every parameter: day 30.)
         """
         n = sum(p.numel() for p in self.parameters())
         if non_embedding:

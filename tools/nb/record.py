@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 from pathlib import Path
 
+from llmcourse.device import cpu_name
 from tools.nb.layout import ROOT
 
 KEY = "build_time"
@@ -28,15 +28,7 @@ PROBE = (
 
 def machine() -> str:
     """``"<CPU model> (<n> cores)"`` of this machine."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model} ({os.cpu_count()} cores)"
+    return f"{cpu_name()} ({os.cpu_count()} cores)"
 
 
 def add_probe(nb) -> None:

@@ -1,4 +1,4 @@
-"""Measure on a CPU the real-run figures four lessons report, and write them where lessons read them.
+"""Measure on a CPU the real-run figures five lessons report (days 07, 08, 09, 19, 26), and write them where lessons read them.
 
 Each entry reruns a lesson's "Run it for real" configuration with the lesson's own code, sizes
 and seeds, on one torch thread (``llmcourse.threads.limit_threads``):

@@ -260,7 +260,7 @@ def probe_base():  # noqa: C901 - one long list of probes
     ids[10] = 999
     ids.tofile(prep / "train.bin")
     before = snapshot(out)
-    row("`--resume` on a `train.bin` holding id 999 (vocabulary 40)",
+    row("`--resume` on a `train.bin` holding id 999 (vocabulary 53)",
         *call(args + ["--resume"] + sets(["max_iters=6"])), snapshot(out) == before)
     row("`eval --split train` on it",
         *call(["eval", "--checkpoint", str(out), "--split", "train", "--device", "cpu"]))

@@ -66,6 +66,19 @@ def test_the_device_script_runs_both_modes_and_leaves_its_files_in_out(tmp_path)
     assert result["complete"] is True and "torch" in (out / "machine.txt").read_text()
 
 
+def test_both_passes_stop_within_total_s_under_the_calls_timeout(tmp_path):
+    """With no time left of TOTAL_S a pass does not start: it says so, in its log too, and the
+    script exits 124 (as `timeout` would), so the device call never runs past its timeout_s."""
+    text = RUN_SH.read_text()
+    assert "TOTAL_S=${TOTAL_S:-440}" in text and "timeout_s 450" in text
+    out = tmp_path / "out"
+    run = _sh(env={"OUT": str(out), "GPU_ACCEPTANCE_SMOKE": "1", "TOTAL_S": "15"})
+    assert run.returncode == 124, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "gpu_acceptance (cuda) skipped: " in run.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["cuda.log", "machine.txt"]
+    assert "left of TOTAL_S=15" in (out / "cuda.log").read_text()
+
+
 def test_the_device_script_refuses_what_it_cannot_do(tmp_path):
     run = _sh("--nope")
     assert (run.returncode, run.stderr.strip()) == (2, "gpu_device_run: error: unknown argument '--nope'; "

@@ -55,7 +55,7 @@ class Row:
     """One line of the ``llmcourse check`` table."""
 
     exercise: str
-    verdict: str  # "passed", "hint", "not done", "error" (the check cell raised), "no verdict"
+    verdict: str  # "passed", "hint", "not done", or "error" (the check cell raised)
     message: str
 
 

@@ -111,6 +111,7 @@ def test_hand_worked_definitions(tmp_path):
     assert find_definition("dig", garden) == "garden.beds.soil"
     assert find_definition("water", garden) == "garden.beds.zz"
     assert find_definition("outer", garden) == "garden.a_tools"
+    assert find_definition("plant", garden) == "garden.beds.x"      # beds/x.py sorts before m.py
 
 
 def test_a_wrong_list_gets_a_generic_line_with_the_case(capsys):
@@ -154,3 +155,26 @@ def test_overrides_garbage_never_raises(capsys):
     for bad in (42, ["n_layer=two"], [1, 2], {"n_layer": 2}, ["="]):
         assert bool(day25.check_overrides(bad)) is False
         assert one_line(capsys).startswith("❌")
+
+
+def find_definition_walked(name, package_dir):
+    """Wrong: the files in the order os.walk meets them (a folder's own files before its
+    sub-folders), not in sorted path order; sorted inside each folder so the test is stable."""
+    import os
+
+    for root, dirs, files in os.walk(package_dir):
+        dirs.sort()
+        for file in sorted(files):
+            path = Path(root) / file
+            if not file.endswith(".py"):
+                continue
+            for node in ast.parse(path.read_text(encoding="utf-8")).body:
+                if (isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                        and node.name == name):
+                    return tour.module_name(path, package_dir)
+    return None
+
+
+def test_files_walked_top_down_are_not_in_sorted_order(capsys):
+    fails(capsys, day25.check_find_definition, find_definition_walked,
+          "return the first in sorted path order")

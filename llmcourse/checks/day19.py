@@ -102,6 +102,10 @@ def _gg_new_only(model, idx, max_new_tokens):
     return _greedy(model, idx, max_new_tokens, new_only=True)
 
 
+def _gg_crop_one_short(model, idx, max_new_tokens):  # idx[:, -(block_size - 1):]
+    return _greedy(model, idx, max_new_tokens, crop=model.config.block_size - 1)
+
+
 _CROP = ("the model was given more than block_size tokens: crop the context to its last "
          "block_size tokens, idx[:, -block_size:], before each forward")
 
@@ -120,6 +124,9 @@ GREEDY = [
             "with torch.cat(..., dim=1)"),
     Mistake("new tokens only", _gg_new_only, hint="return the whole sequence, prompt included, "
             "(B, T + max_new_tokens)"),
+    Mistake("crop one token short", _gg_crop_one_short, hint="the model saw one token less than "
+            "block_size once the sequence was long: crop to the last block_size tokens, "
+            "idx[:, -block_size:], not block_size - 1"),
 ]
 
 
@@ -140,7 +147,13 @@ def _run_greedy(generate_greedy: Any, case: Case) -> dict[str, Any]:
     kw, prompt, n = case.args
     model = _model(dropout=0.3, **kw).train()  # dropout on: a loop without model.eval() is random
     grad_modes: list[bool] = []
-    hook = model.register_forward_hook(lambda *_: grad_modes.append(torch.is_grad_enabled()))
+    lengths: list[int] = []
+
+    def spy(_module: Any, args: Any, _out: Any) -> None:
+        grad_modes.append(torch.is_grad_enabled())
+        lengths.append(int(args[0].shape[1]))
+
+    hook = model.register_forward_hook(spy)
     torch.manual_seed(7)
     try:
         out = generate_greedy(model, prompt.clone(), n)
@@ -150,7 +163,8 @@ def _run_greedy(generate_greedy: Any, case: Case) -> dict[str, Any]:
         return {"raised": _raised(exc)}
     finally:
         hook.remove()
-    return {"tokens": as_tensor(out, "the result"), "gradients on during a forward": any(grad_modes)}
+    return {"tokens": as_tensor(out, "the result"), "gradients on during a forward": any(grad_modes),
+            "a forward saw a whole block_size window": max(lengths, default=0) == model.config.block_size}
 
 
 @check("generate_greedy", mistakes=GREEDY)
@@ -361,9 +375,10 @@ def check_kv_cache(KVCache) -> None:
 
 def _reference_cached(model, idx, max_new_tokens, *, mistake=None):
     block_size = model.config.block_size
-    model.eval()
+    if mistake != "no_eval":
+        model.eval()
     step_logits = []
-    with torch.no_grad():
+    with torch.set_grad_enabled(mistake == "grad_on"):
         cache = model.new_kv_cache(batch_size=idx.shape[0])
         logits, _ = model(idx[:, -block_size:], kv_cache=cache)
         for _ in range(max_new_tokens):
@@ -411,6 +426,14 @@ def _gc_tokens_only(model, idx, max_new_tokens):
     return _reference_cached(model, idx, max_new_tokens, mistake="tokens_only")
 
 
+def _gc_no_eval(model, idx, max_new_tokens):
+    return _reference_cached(model, idx, max_new_tokens, mistake="no_eval")
+
+
+def _gc_grad_on(model, idx, max_new_tokens):
+    return _reference_cached(model, idx, max_new_tokens, mistake="grad_on")
+
+
 CACHED = [
     Mistake("no cache", _gc_recompute, hint="the forwards all ran the whole window: after the "
             "prefill feed only the newest token, idx[:, -1:], and let the cache supply the past"),
@@ -425,6 +448,10 @@ CACHED = [
     Mistake("logits one step late", _gc_late_logits, hint="logits[:, s] should be the last "
             "position's logits of step s, the ones the token of that step was chosen from"),
     Mistake("returns the tokens only", _gc_tokens_only, expect="should return a pair (tokens, logits)"),
+    Mistake("no model.eval()", _gc_no_eval, hint="the model stayed in training mode: call "
+            "model.eval() first (with dropout on, training mode makes every run different)"),
+    Mistake("gradients on", _gc_grad_on, hint="the model ran with gradients on: wrap the loop in "
+            "torch.no_grad(); generating needs no backward and the graph costs memory"),
 ]
 
 
@@ -440,10 +467,16 @@ def _cached_cases() -> list[Case]:
 
 def _run_cached(generate_cached: Any, case: Case) -> dict[str, Any]:
     kw, prompt, n = case.args
-    model = _model(**kw).eval()
+    model = _model(**kw).train()  # handed over in training mode: the loop must call eval()
     room = model.config.block_size - min(prompt.shape[1], model.config.block_size)
     forwards: list[int] = []
-    hook = model.register_forward_hook(lambda _m, args, _out: forwards.append(args[0].shape[1]))
+    modes: list[tuple[bool, bool]] = []
+
+    def spy(module: Any, args: Any, _out: Any) -> None:
+        forwards.append(args[0].shape[1])
+        modes.append((module.training, torch.is_grad_enabled()))
+
+    hook = model.register_forward_hook(spy)
     try:
         out = generate_cached(model, prompt.clone(), n)
     except ValueError as exc:
@@ -454,7 +487,9 @@ def _run_cached(generate_cached: Any, case: Case) -> dict[str, Any]:
         hook.remove()
     tokens, logits = as_pair(out, "generate_cached", ("tokens", "logits"))
     return {"tokens": as_tensor(tokens, "tokens"), "logits": as_tensor(logits, "logits"),
-            "one-token forwards before the cache is full": min(forwards.count(1), room, n - 1)}
+            "one-token forwards before the cache is full": min(forwards.count(1), room, n - 1),
+            "in training mode during a forward": any(m[0] for m in modes),
+            "gradients on during a forward": any(m[1] for m in modes)}
 
 
 @check("generate_cached", mistakes=CACHED)

@@ -177,6 +177,11 @@ def _h_float32(p):
     return -torch.special.xlogy(p, p).sum(-1).float()
 
 
+def _h_clamps_in_place(p):  # clamp_ writes into the caller's probabilities
+    p.clamp_(min=1e-12)
+    return -(p * p.log()).sum(-1)
+
+
 ENTROPY = [
     Mistake("nan at 0", _h_nan,
             hint="gave nan where a probability is 0 (0 * log 0 = 0 * -inf); use "
@@ -199,6 +204,9 @@ ENTROPY = [
     Mistake("no p in front", _h_no_minus_log,
             hint="summed -log p without weighting by p; H = -sum p * log p"),
     Mistake("float32", _h_float32, expect="dtype float32, expected float64"),
+    Mistake("changes probs in place", _h_clamps_in_place, hint="your entropy changed the caller's "
+            "probabilities (an in-place op such as clamp_ or +=): compute on a new tensor, e.g. "
+            "torch.special.xlogy(p, p), and leave probs as it was"),
 ]
 
 
@@ -217,6 +225,18 @@ def _entropy_cases() -> list[Case]:
     ]
 
 
+def _run_entropy(impl: Any, case: Case) -> dict[str, Any]:
+    (probs,), _ = case.fresh()
+    before = probs.clone()
+    out = impl(probs)
+    return {"entropy": out, "probs left unchanged": bool(torch.equal(probs, before))}
+
+
+def _read_entropy(obs: dict[str, Any], case: Case) -> dict[str, Any]:
+    return {"entropy": _entropies(obs["entropy"], case),
+            "probs left unchanged": obs["probs left unchanged"]}
+
+
 def _entropies(value: Any, case: Case) -> Tensor:
     return as_tensor(value, "entropy(probs)").detach()
 
@@ -225,7 +245,7 @@ def _entropies(value: Any, case: Case) -> Tensor:
 def check_entropy(entropy: Callable[[Tensor], Tensor]) -> None:
     """Exercise 2: entropy in nats along the last dimension, 0 log 0 = 0, any leading dims."""
     compare(entropy, reference_entropy, _entropy_cases(), name="entropy(probs)",
-            read=_entropies, mistakes=ENTROPY, atol=1e-5)
+            run=_run_entropy, read=_read_entropy, mistakes=ENTROPY, atol=1e-5)
 
 
 # ---- exercise 3: sample --------------------------------------------------------------------------
@@ -236,10 +256,12 @@ _DRAWS = 10000  # rows per distribution in the frequency cases
 def _run_sample(impl: Any, case: Case) -> dict[str, Any]:
     """Ids, their shape and dtype; at T > 0 also the frequencies and reproducibility."""
     (logits, t), _ = case.fresh()
+    before = logits.clone()
     ids = impl(logits, t, torch.Generator().manual_seed(1))
     if not isinstance(ids, torch.Tensor):
         return {"ids": ids}
-    obs: dict[str, Any] = {"shape": tuple(ids.shape), "dtype": str(ids.dtype).replace("torch.", "")}
+    obs: dict[str, Any] = {"shape": tuple(ids.shape), "dtype": str(ids.dtype).replace("torch.", ""),
+                           "logits left unchanged": bool(torch.equal(logits, before))}
     if t == 0 or ids.shape != logits.shape[:1] or ids.is_floating_point():
         obs["ids"] = ids
         return obs
@@ -305,7 +327,24 @@ def _s_argmax_dim0(logits, t, generator=None):
     return torch.multinomial(torch.softmax(logits / t, -1), 1, generator=generator)[:, 0]
 
 
+def _s_squeeze(logits, t, generator=None):  # .squeeze() drops the batch too when B == 1
+    if t == 0:
+        return logits.argmax(-1)
+    return torch.multinomial(torch.softmax(logits / t, -1), 1, generator=generator).squeeze()
+
+
+def _s_divides_in_place(logits, t, generator=None):
+    if t == 0:
+        return logits.argmax(-1)
+    logits /= t
+    return torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)[:, 0]
+
+
 SAMPLE = [
+    Mistake("squeeze() drops the batch", _s_squeeze, hint="with one row, .squeeze() also drops the "
+            "batch dimension (shape ()); take [:, 0] (or .squeeze(-1)) so the result is (B,)"),
+    Mistake("divides the logits in place", _s_divides_in_place, hint="logits /= T changed the "
+            "caller's logits: compute logits / T into a new tensor and leave the input as it was"),
     Mistake("divides by zero", _s_divides_by_zero,
             hint="temperature 0 must give the argmax: handle temperature == 0 first with "
                  "logits.argmax(dim=-1) (dividing by 0 gives inf and nan)"),
@@ -347,6 +386,8 @@ def _sample_cases() -> list[Case]:
              "generator)", base.repeat(_DRAWS, 1), 0.7, rows=2),
         Case(f"sample(logits ({3 * _DRAWS}, 9): 3 distributions repeated, temperature=1.6, "
              "generator)", wide.repeat(_DRAWS, 1), 1.6, rows=3),
+        Case("sample(logits (1, 6) with one token far ahead, temperature=1.0, generator): one row",
+             torch.tensor([[0.0, 1.0, 30.0, -1.0, 0.5, 0.0]]), 1.0),
     ]
 
 

@@ -61,6 +61,37 @@ def _filtered(name: str) -> Callable[[Any, Case], Any]:
     return read
 
 
+def _run_untouched(impl: Any, case: Case) -> dict[str, Any]:
+    """Calls ``impl`` on fresh copies and notes whether it wrote into the caller's logits."""
+    args, kwargs = case.fresh()
+    before = args[0].clone()
+    out = impl(*args, **kwargs)
+    return {"result": out, "logits left unchanged": bool(torch.equal(args[0], before))}
+
+
+def _untouched(read: Callable[[Any, Case], Any], key: str = "") -> Callable[[Any, Case], Any]:
+    """``read`` of the result, plus whether the input logits were left as they were."""
+    def read_both(obs: dict[str, Any], case: Case) -> dict[str, Any]:
+        value = read(obs["result"], case)
+        value = value if isinstance(value, dict) else {key: value}
+        return {**value, "logits left unchanged": obs["logits left unchanged"]}
+    return read_both
+
+
+def _in_place(make: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """A correct function turned into one that also writes its result into the caller's logits."""
+    def wrong(logits, *args, **kwargs):
+        out = make(logits, *args, **kwargs)
+        if out.shape == logits.shape:
+            logits.copy_(out)
+        return logits if out.shape == logits.shape else out
+    return wrong
+
+
+_IN_PLACE = ("changed the caller's logits (an in-place write such as logits[mask] = -inf or "
+             "logits /= T): build the result in a new tensor (masked_fill, scatter, logits / T) "
+             "and leave the input as it was")
+
 # ---- hints shared by the three filters -----------------------------------------------------------
 
 _ZERO = ("set the removed logits to 0; a logit of 0 still has probability exp(0) / sum > 0 "
@@ -139,6 +170,7 @@ TOP_K = [
             hint="returned a mask of the kept tokens; return the logits (floats) with the "
                  "removed ones set to float('-inf')"),
     Mistake("float32", _topk_float32, expect="dtype float32, expected float64"),
+    Mistake("writes into the logits", _in_place(ref.top_k_filter), hint=_IN_PLACE),
 ]
 
 
@@ -161,7 +193,8 @@ def _top_k_cases() -> list[Case]:
 def check_top_k_filter(top_k_filter: Callable[[Tensor, int], Tensor]) -> None:
     """Exercise 1: exactly the k largest kept, a tie cut at the k-th, k >= V keeps all."""
     compare(top_k_filter, ref.top_k_filter, _top_k_cases(), name="top_k_filter(logits, k)",
-            mistakes=TOP_K, read=_filtered("top_k_filter"))
+            mistakes=TOP_K, run=_run_untouched,
+            read=_untouched(_filtered("top_k_filter")))
 
 
 # ---- exercise 2: top_p_filter --------------------------------------------------------------------
@@ -212,6 +245,7 @@ def _topp_probs(logits, p):
 
 
 TOP_P = [
+    Mistake("writes into the logits", _in_place(ref.top_p_filter), hint=_IN_PLACE),
     Mistake("mass_before <= p", _topp_at_most,
             hint="kept one token too many: when the mass before a token is exactly p, the "
                  "tokens above it already reach p; keep a token only while the mass before it "
@@ -262,7 +296,8 @@ def _top_p_cases() -> list[Case]:
 def check_top_p_filter(top_p_filter: Callable[[Tensor, float], Tensor]) -> None:
     """Exercise 2: the fewest most likely tokens whose mass reaches p; p = 1 keeps all."""
     compare(top_p_filter, ref.top_p_filter, _top_p_cases(), name="top_p_filter(logits, p)",
-            mistakes=TOP_P, read=_filtered("top_p_filter"))
+            mistakes=TOP_P, run=_run_untouched,
+            read=_untouched(_filtered("top_p_filter")))
 
 
 # ---- exercise 3: min_p_filter --------------------------------------------------------------------
@@ -302,6 +337,7 @@ def _minp_wrong_way(logits, p):
 
 
 MIN_P = [
+    Mistake("writes into the logits", _in_place(ref.min_p_filter), hint=_IN_PLACE),
     Mistake("probs > p * max", _minp_strict,
             hint="removed the tokens whose probability is exactly p times the top one's (at "
                  "p = 1 even the top token): keep probs >= p * max (>=, not >)"),
@@ -346,7 +382,8 @@ def _min_p_cases() -> list[Case]:
 def check_min_p_filter(min_p_filter: Callable[[Tensor, float], Tensor]) -> None:
     """Exercise 3: keep probabilities >= p * the row's top one; p = 1 keeps the top, p = 0 all."""
     compare(min_p_filter, ref.min_p_filter, _min_p_cases(), name="min_p_filter(logits, p)",
-            mistakes=MIN_P, read=_filtered("min_p_filter"))
+            mistakes=MIN_P, run=_run_untouched,
+            read=_untouched(_filtered("min_p_filter")))
 
 
 # ---- exercise 4: next_token_probs ----------------------------------------------------------------
@@ -398,7 +435,13 @@ def _ntp_default_filters(logits, temperature, top_k=5, top_p=0.9):  # defaults t
     return torch.softmax(_filters(logits / temperature, top_k, top_p), dim=-1)
 
 
+def _ntp_divides_in_place(logits, temperature, top_k=None, top_p=None):
+    logits /= temperature
+    return reference_next_token_probs(logits, 1.0, top_k, top_p)
+
+
 NEXT_TOKEN_PROBS = [
+    Mistake("logits /= T", _ntp_divides_in_place, hint=_IN_PLACE),
     Mistake("softmax(z) / T", _ntp_probs_over_t,
             hint="divided the probabilities by T after the softmax (the rows no longer sum to "
                  "1); divide the logits by T before the softmax: softmax(filtered(logits / T))"),
@@ -455,4 +498,5 @@ def _probs(value: Any, case: Case) -> Tensor:
 def check_next_token_probs(next_token_probs: Callable[..., Tensor]) -> None:
     """Exercise 4: temperature, then top-k, then top-p, then the softmax; None = no filter."""
     compare(next_token_probs, reference_next_token_probs, _next_token_cases(),
-            name="next_token_probs(...)", mistakes=NEXT_TOKEN_PROBS, read=_probs)
+            name="next_token_probs(...)", mistakes=NEXT_TOKEN_PROBS,
+            run=_run_untouched, read=_untouched(_probs, "probabilities"))

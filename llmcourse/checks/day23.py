@@ -55,6 +55,7 @@ def _ngram_cases(name: str) -> list[Case]:
         Case(f"{name}(2 strings 'abab', 'ab' as samples of characters, n=2)", ["abab", "ab"], 2),
         Case(f"{name}([['a'], ['b']], n=2): no sample has an n-gram", [["a"], ["b"]], 2),
         Case(f"{name}([], n=1): no samples", [], 1),
+        Case(f"{name}([[1, 12, 11, 2]], n=2): (1, 12) and (11, 2) differ", [[1, 12, 11, 2]], 2),
     ]
 
 
@@ -110,7 +111,23 @@ def _d_bigrams(samples, n):  # n = 2 written in, whatever n is
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
+def _d_one_without_grams(samples, n):  # 1.0 ("all different") when there is nothing to count
+    grams = [g for s in samples for g in _grams(s, n)]
+    return len(set(grams)) / len(grams) if grams else 1.0
+
+
+def _d_joined_strings(samples, n):  # "".join: (1, 12) and (11, 2) both become "112"
+    grams = ["".join(map(str, g)) for s in samples for g in _grams(s, n)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
 DISTINCT_N = [
+    Mistake("1.0 without n-grams", _d_one_without_grams,
+            hint="with no n-gram at all (every sample shorter than n, or no samples) return 0.0, "
+                 "not 1.0"),
+    Mistake("n-gram joined into a string", _d_joined_strings,
+            hint="joined each n-gram's tokens into one string with no separator, so (1, 12) and "
+                 "(11, 2) both became '112': keep n-grams as tuples, tuple(sample[i:i + n])"),
     Mistake("no n-grams crashes", _d_crash,
             hint="with no n-gram at all (every sample shorter than n, or no samples) return 0.0 "
                  "instead of dividing by 0"),

@@ -262,6 +262,10 @@ def _second_package(root: Path) -> Path:
     (pkg / "beds" / "__init__.py").write_text("from garden.beds.soil import dig\n")
     (pkg / "beds" / "soil.py").write_text("def dig():\n    pass\n\nwater = None\n")
     (pkg / "beds" / "zz.py").write_text("def dig():\n    return 2\n\ndef water():\n    pass\n")
+    # 'plant' at the top (m.py) and in a sub-package (beds/x.py): in sorted path order
+    # garden/beds/x.py comes first; by file name, or walking the top folder first, m.py does
+    (pkg / "m.py").write_text("def plant():\n    return 'top'\n")
+    (pkg / "beds" / "x.py").write_text("class plant:\n    pass\n")
     return pkg
 
 
@@ -274,7 +278,8 @@ def _definition_cases(shop: Path, garden: Path) -> list[Case]:
               for name, why in (("dig", "defined in two modules: the first in sorted order"),
                                 ("water", "nested in a_tools.py, a variable in soil.py, a def in "
                                           "zz.py"),
-                                ("outer", "at the top of a_tools.py"))]
+                                ("outer", "at the top of a_tools.py"),
+                                ("plant", "in m.py and in beds/x.py: sorted paths put beds/ first"))]
     cases.append(Case("find_definition('Trainer', package_dir given as a str) on 'shop'",
                       "Trainer", str(shop)))
     return cases
@@ -282,11 +287,11 @@ def _definition_cases(shop: Path, garden: Path) -> list[Case]:
 
 def _finder(*, walk=False, kinds=(ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef),
             by_name=False, keep_init=False, as_path=False, last=False, assign=False,
-            default_dir=False):
+            default_dir=False, order=sorted):
     """find_definition written with one typical mistake (the keyword that names it)."""
     def find_definition(name, package_dir):
         found = None
-        for path in sorted(Path(package_dir).rglob("*.py")):
+        for path in order(Path(package_dir).rglob("*.py")):
             source = path.read_text()
             tree = ast.parse(source)
             nodes = list(ast.walk(tree) if walk else tree.body)
@@ -311,7 +316,15 @@ def _finder(*, walk=False, kinds=(ast.ClassDef, ast.FunctionDef, ast.AsyncFuncti
     return find_definition
 
 
+def _by_file_name(paths):  # sorted by the file's own name, not by its whole path
+    return sorted(paths, key=lambda p: p.name)
+
+
 FIND_DEFINITION = [
+    Mistake("files not in sorted path order", _finder(order=_by_file_name),
+            hint="'plant' is defined in garden/m.py and garden/beds/x.py: return the first in "
+                 "sorted path order, for path in sorted(Path(package_dir).rglob('*.py')), "
+                 "not in the order the folders are walked or by file name"),
     Mistake("ast.walk", _finder(walk=True),
             hint="a function or method defined inside another one counts only at a module's "
                  "top level: look only at tree.body, not ast.walk(tree)"),

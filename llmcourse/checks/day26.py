@@ -80,6 +80,12 @@ def _train_block(preset):                    # looks for block_size in the train
     return t["max_iters"] * t["batch_size"] * t["block_size"] * t.get("grad_accum_steps", 1)
 
 
+def _minus_warmup(preset):                   # takes the warm-up steps out of max_iters
+    t = preset["train"]
+    return ((t["max_iters"] - t["warmup_iters"]) * t["batch_size"] * preset["model"]["block_size"]
+            * t.get("grad_accum_steps", 1))
+
+
 def _no_return(preset):
     t = preset["train"]
     t["max_iters"] * t["batch_size"] * preset["model"]["block_size"] * t.get("grad_accum_steps", 1)
@@ -96,6 +102,9 @@ TOKENS_SEEN = [
             "schedule, not of the run: the run takes preset['train']['max_iters'] steps"),
     Mistake("block_size in train", _train_block, expect="KeyError"),
     Mistake("no return", _no_return, expect="returned None"),
+    Mistake("warm-up subtracted", _minus_warmup,
+            hint="the warm-up steps are training steps too, counted in max_iters: the run sees "
+                 "max_iters * batch_size * block_size * grad_accum_steps tokens"),
 ]
 
 
@@ -114,7 +123,7 @@ def _preset(block, batch, iters, warmup, decay, accum=None, **model):
 def _tokens_cases() -> list[Case]:
     presets = [
         ("block 40, batch 6, 300 steps (30 of warm-up), grad_accum_steps 5",
-         _preset(40, 6, 300, 30, 270, 5)),
+         _preset(40, 6, 300, 30, 280, 5)),
         ("block 48, batch 10, 70 steps (7 of warm-up), no grad_accum_steps",
          _preset(48, 10, 70, 7, 90)),
         ("block 1024, batch 12, 600 steps (20 of warm-up), grad_accum_steps 3",

@@ -209,6 +209,18 @@ def _write_twice_iterated(chunks, path):     # uses up the generator before writ
     return n
 
 
+def _write_limit_2_16(chunks, path):         # > 2**16 lets 65536 through (it wraps to 0)
+    total = 0
+    with open(path, "wb") as f:
+        for chunk in chunks:
+            arr = np.asarray(chunk)
+            if arr.size and (arr.min() < 0 or arr.max() > 2 ** 16):
+                raise ValueError("token id does not fit in uint16")
+            arr.astype(np.uint16).tofile(f)
+            total += arr.size
+    return total
+
+
 def _write_counts_chunks(chunks, path):
     n = 0
     with open(path, "wb") as f:
@@ -241,6 +253,8 @@ WRITE_TOKENS = [
             "yours were added after them: open it with 'wb', which replaces the file, not 'ab'"),
     Mistake("negative ids", _write_only_max, hint="a negative id was written without an error: "
             "astype(np.uint16) turns -1 into 65535; raise ValueError for ids below 0 too"),
+    Mistake("limit 2**16", _write_limit_2_16, hint="65536 was written without an error (it wraps to "
+            "0): uint16 holds 0 .. 65535, so refuse ids > 65535 (>= 2**16), not > 2**16"),
     Mistake("no range check", _write_no_range_check, hint="an id above 65535 was written without "
             "an error: astype(np.uint16) wraps it around (65553 becomes 17, a different token); "
             "raise ValueError when an id is above 65535"),
@@ -273,6 +287,8 @@ def _write_cases() -> list[Case]:
         Case("write_tokens(3 chunks as Python lists, path)", lists, None),
         Case("write_tokens([int64 [3, 65553, 4]], path): 65553 does not fit in 16 bits",
              [np.array([3, 65_553, 4], dtype=np.int64)], None),
+        Case("write_tokens([int64 [1, 65536]], path): 65536 = 2**16 is one past uint16's largest",
+             [np.array([1, 65_536], dtype=np.int64)], None),
         Case("write_tokens([int64 [8, -1, 9]], path): -1 is no token id",
              [np.array([8, -1, 9], dtype=np.int64)], None),
     ]

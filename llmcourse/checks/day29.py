@@ -292,7 +292,15 @@ def _by_position(s):                         # reads the values in the lesson's 
                                    dead_start=dead_start, dead_end=dead_end))
 
 
+def _dead_first(s):                          # dead_units tested before overfitting
+    if s["dead_start"] > 0.5:
+        return "dead_units"
+    return reference_diagnose(s)
+
+
 DIAGNOSE = [
+    Mistake("dead_units first", _dead_first, hint="the rules go in order: overfitting comes first, "
+            "then dead_units (dead_start), then lr_too_high (dead_end)"),
     Mistake("dead_end before dead_start", _dead_after_lr, hint="units dead from the start "
             "(dead_start > 0.5) are dead_units, which comes before lr_too_high in the rules"),
     Mistake("lr rule first", _lr_first, hint="the rules go in order: overfitting comes first, then "
@@ -320,6 +328,8 @@ def _summary(train, val, best, start, end):
 def _diagnose_cases() -> list[Case]:
     rows = [
         (_summary(1.2, 3.5, 2.9, 0.0, 0.05), "a rising val loss with a large gap"),
+        (_summary(1.2, 3.1, 2.95, 0.0, 0.0), "val 0.15 above its best (0.1 is an absolute margin)"),
+        (_summary(1.1, 3.3, 3.0, 0.7, 0.6), "overfitting while most units were dead from the start"),
         (_summary(1.3, 3.4, 3.2, 0.0, 0.4), "overfitting while units died"),
         (_summary(2.9, 2.95, 2.95, 0.01, 0.45), "45% dead at the end, alive at the start"),
         (_summary(2.6, 2.62, 2.6, 0.9, 0.7), "90% dead from the start and at the end"),

@@ -55,19 +55,24 @@ LENGTH = [
     Mistake("documents", lambda docs, lo, hi: [d for d in docs if lo <= len(d.split()) <= hi],
             expect="should return a list of ints"),
     Mistake("no return", lambda docs, lo, hi: None, expect="forget the `return`"),
+    Mistake("words by regex", lambda docs, lo, hi: [i for i, d in enumerate(docs)
+                                                     if lo <= len(re.findall(r"\w+", d)) <= hi],
+            hint="count words with doc.split(), the pieces between white space: \"it's a "
+            "well-known fact.\" has 4 words, not the 7 runs of letters re.findall(r'\\w+') finds"),
 ]
 
 _DOCS = ["one two", "a b\nc\td", "x", "the cat sat on the mat", "w1 w2 w3 w4 w5 w6 w7",
-         "", "  lead  and   trail  ", "tab\tseparated\twords\there\tnow"]
+         "", "  lead  and   trail  ", "tab\tseparated\twords\there\tnow",
+         "it's a well-known fact."]
 
 
 @check("length_filter", mistakes=LENGTH)
 def check_length_filter(length_filter: Callable[..., Any]) -> None:
     """Exercise 1: indices of documents with min_words <= words <= max_words."""
-    cases = [Case("length_filter(8 small docs, min_words=4, max_words=6)", _DOCS, 4, 6),
-             Case("length_filter(8 small docs, min_words=1, max_words=1)", _DOCS, 1, 1),
-             Case("length_filter(8 small docs, min_words=0, max_words=3)", _DOCS, 0, 3),
-             Case("length_filter(8 small docs, min_words=5, max_words=100)", _DOCS, 5, 100),
+    cases = [Case("length_filter(9 small docs, min_words=4, max_words=6)", _DOCS, 4, 6),
+             Case("length_filter(9 small docs, min_words=1, max_words=1)", _DOCS, 1, 1),
+             Case("length_filter(9 small docs, min_words=0, max_words=3)", _DOCS, 0, 3),
+             Case("length_filter(9 small docs, min_words=5, max_words=100)", _DOCS, 5, 100),
              Case("length_filter([], 2, 5)", [], 2, 5)]
     compare(length_filter, _length_filter, cases, name="length_filter(docs, min_words, max_words)",
             mistakes=LENGTH, read=lambda v, c: as_int_list(v, "length_filter"))
@@ -106,6 +111,9 @@ STRIP = [
             "matching one of the patterns was kept; test every pattern with re.search(pattern, line)"),
     Mistake("joined with spaces", lambda d, p: _strip(d, p, sep=" "), hint="keep the other lines "
             "in order, joined with '\\n'"),
+    Mistake("re.IGNORECASE", lambda d, p: _strip(d, p, match=lambda q, line: re.search(q, line, re.I)),
+            hint="a line was dropped because re.IGNORECASE made a pattern match other cases; a "
+            "pattern that should ignore case says so itself, (?i): call re.search(pattern, line)"),
     Mistake("a list", lambda d, p: [l for l in d.split("\n") if l.strip()
                                     and not any(re.search(q, l) for q in p)],
             expect="join the kept lines"),
@@ -123,7 +131,8 @@ def check_strip_boilerplate(strip_boilerplate: Callable[..., Any]) -> None:
              Case("strip_boilerplate(a doc with a line of spaces, 2 patterns)",
                   "Intro\n   \nvisit http://a.b now\n\tTabbed line\nend\n", _PATTERNS[:2]),
              Case("strip_boilerplate(a doc, 4 patterns incl. 'cookie' at the end)",
-                  "We use a cookie\nreal text\nall rights reserved\nmore text", _PATTERNS + ["cookie"]),
+                  "We use a cookie\nreal text\nall rights reserved\nmore text\nHTTP://LOUD kept: "
+                  "https?:// is lower case", _PATTERNS + ["cookie"]),
              Case("strip_boilerplate('only text\\nhere', [])", "only text\nhere", []),
              Case("strip_boilerplate('', patterns)", "", _PATTERNS)]
     compare(strip_boilerplate, _strip, cases, name="strip_boilerplate(doc, patterns)",

@@ -77,6 +77,9 @@ TPC = [
     Mistake("words", lambda tok, text: len(tok.encode(text)) / len(text.split()), hint="you "
             "divided by the number of words; the task asks per character, len(text)"),
     Mistake("count only", lambda tok, text: len(tok.encode(text)), expect="should be"),
+    Mistake("stripped text", lambda tok, text: len(tok.encode(text)) / len(text.strip()),
+            hint="you divided by len(text.strip()); the tokenizer encoded every character, the "
+            "spaces and new lines at the ends too: divide by len(text)"),
 ]
 
 
@@ -88,7 +91,9 @@ def check_tokens_per_char(tokens_per_char: Callable[..., Any]) -> None:
              Case("tokens_per_char(byte tokenizer, 'café naïve 日本 go')", _Tokenizer("byte"), text),
              Case("tokens_per_char(char tokenizer, 'abc')", _Tokenizer("char"), "abc"),
              Case("tokens_per_char(word tokenizer, 'to be\\n\\nor not')", _Tokenizer("word"),
-                  "to be\n\nor not")]
+                  "to be\n\nor not"),
+             Case("tokens_per_char(char tokenizer, ' a line\\n'): white space at both ends",
+                  _Tokenizer("char"), " a line\n")]
     compare(tokens_per_char, reference_tokens_per_char, cases, name="tokens_per_char(tok, text)",
             mistakes=TPC, read=lambda v, c: as_float(v, "tokens_per_char"), atol=1e-9, rtol=1e-6)
 

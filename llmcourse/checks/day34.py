@@ -249,6 +249,8 @@ LORA = [
             "is alpha / r"),
     Mistake("scaled by r / alpha", _lora(factor=lambda a, r: r / a), hint="scaled by r / alpha: "
             "the factor is alpha / r"),
+    Mistake("alpha // r", _lora(factor=lambda a, r: a // r), hint="alpha // r is floor division "
+            "(4.0 // 8 is 0.0, and the adapter vanishes): the factor is alpha / r"),
     Mistake("not added", _lora(factor=lambda a, r: 0.0), hint="the adapter is not added: return "
             "base(x) + (alpha / r) * B A x"),
 ]

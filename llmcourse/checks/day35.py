@@ -196,6 +196,9 @@ GAP = [
             "divide by the whole gap, student_loss - teacher_loss"),
     Mistake("divided by the student", lambda t, s, d: (s - d) / s, hint="it divides by the "
             "student's loss; divide by the gap, student_loss - teacher_loss"),
+    Mistake("rounded", lambda t, s, d: round((s - d) / (s - t), 2), hint="the share is rounded: "
+            "return the fraction itself and round only where you print it (0.1 / 0.7 is "
+            "0.142857..., not 0.14)"),
     Mistake("abs", lambda t, s, d: abs(s - d) / abs(s - t), hint="a distilled model worse than "
             "the plain student closed a negative share: drop the abs()"),
 ]
@@ -205,6 +208,7 @@ GAP = [
 def check_gap_closed(gap_fn: Callable[[float, float, float], Any]) -> None:
     """Exercise 3: (student - distilled) / (student - teacher), a fraction."""
     cases = [Case(f"gap_closed(teacher_loss={t}, student_loss={s}, distilled_loss={d})", t, s, d)
-             for t, s, d in ((1.9, 2.7, 2.5), (2.0, 2.5, 2.4), (1.5, 2.0, 2.1), (3.0, 4.0, 2.5))]
+             for t, s, d in ((1.9, 2.7, 2.5), (2.0, 2.5, 2.4), (1.5, 2.0, 2.1), (3.0, 4.0, 2.5),
+                            (1.9, 2.6, 2.5))]
     compare(gap_fn, gap_closed, cases, name="gap_closed(teacher_loss, student_loss, distilled_loss)",
             mistakes=GAP, read=lambda v, c: as_float(v, "gap_closed"), atol=1e-9, rtol=1e-6)

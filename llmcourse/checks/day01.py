@@ -357,6 +357,24 @@ def _unk_no_return(s, stoi, unk_id):
     [stoi.get(ch, unk_id) for ch in s]
 
 
+def _unk_adds_to_table(s, stoi, unk_id):  # registers '<unk>' in the caller's own table
+    stoi["<unk>"] = unk_id
+    return [stoi.get(ch, unk_id) for ch in s]
+
+
+_UNK_CHANGED = ("encode_with_unk changed the `stoi` it was given (it added or changed entries): "
+                "only read the table, with stoi.get(ch, unk_id), so the notebook's stoi stays as it was")
+
+
+def _run_unk(impl: Any, case: Case) -> Any:
+    (s, table, unk_id), _ = case.fresh()
+    before = dict(table)
+    out = impl(s, table, unk_id)
+    if table != before:
+        raise CheckFailed(f"{_UNK_CHANGED} (on {case.label})")
+    return out
+
+
 ENCODE_WITH_UNK = [
     Mistake("global stoi", _unk_global, args=(_unk_global, stoi),
             hint="encode_with_unk ignored its `stoi` argument and read the notebook's global `stoi`: "
@@ -373,6 +391,8 @@ ENCODE_WITH_UNK = [
             hint="an unknown character raised KeyError: give it unk_id (stoi.get(ch, unk_id))"),
     Mistake("no return", _unk_no_return, args=(_unk_no_return, stoi),
             expect="encode_with_unk returned None; did you forget the `return`?"),
+    Mistake("adds <unk> to the table", _unk_adds_to_table, args=(_unk_adds_to_table, stoi),
+            expect=_UNK_CHANGED),
 ]
 
 
@@ -402,5 +422,6 @@ def check_encode_with_unk(encode_with_unk: Callable[[str, Mapping[str, int], int
     require(stoi, "stoi")
     globals()["stoi"] = dict(stoi)  # the notebook-like global that a wrong answer may read
     compare(encode_with_unk, lambda s, table, unk_id: [table.get(ch, unk_id) for ch in s],
-            _unk_cases(stoi), name="encode_with_unk(s, stoi, unk_id)", mistakes=ENCODE_WITH_UNK,
+            _unk_cases(stoi), name="encode_with_unk(s, stoi, unk_id)", run=_run_unk,
+            mistakes=ENCODE_WITH_UNK,
             read=_labelled(lambda v, case: as_int_list(v, "encode_with_unk")))

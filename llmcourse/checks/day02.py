@@ -275,6 +275,30 @@ def _train_from_zero(text, vocab_size):
     return merges
 
 
+def _train_code_points(text, vocab_size):  # ord(ch): code points, not UTF-8 bytes
+    ids, merges = [ord(ch) for ch in text], {}
+    for new_id in range(256, vocab_size):
+        counts = _pair_counts(ids)
+        if not counts:
+            break
+        pair = max(counts, key=counts.get)
+        ids = _merge(ids, pair, new_id)
+        merges[pair] = new_id
+    return merges
+
+
+def _train_stops_at_one(text, vocab_size):  # stops once the best pair is seen only once
+    ids, merges = list(text.encode("utf-8")), {}
+    for new_id in range(256, vocab_size):
+        counts = _pair_counts(ids)
+        if not counts or max(counts.values()) < 2:
+            break
+        pair = max(counts, key=counts.get)
+        ids = _merge(ids, pair, new_id)
+        merges[pair] = new_id
+    return merges
+
+
 TRAIN_BPE = [
     Mistake("counts once", _train_once,
             hint="count the pairs of the *current* ids (after the earlier merges) at every step"),
@@ -288,8 +312,14 @@ TRAIN_BPE = [
             hint="stop when no pair is left (if not counts: break): a short text runs out of pairs"),
     Mistake("ids from 0", _train_from_zero,
             hint="the new ids should be 256, 257, ... (range(256, vocab_size)): 0-255 are the bytes"),
+    Mistake("code points, not bytes", _train_code_points,
+            hint="start from the UTF-8 bytes, list(text.encode('utf-8')), not the characters' code "
+                 "points (ord): 'é' is the two bytes 195, 169, not the one number 233"),
+    Mistake("stops when the best pair is seen once", _train_stops_at_one,
+            hint="the training stopped while pairs were left: keep merging as long as any pair "
+                 "is left, even one seen only once; stop only when counts is empty"),
 ]
-_T_ONCE, _T_MANY, _T_LEAST, _T_UPDATE, _T_STOP, _T_ZERO = TRAIN_BPE
+_T_ONCE, _T_MANY, _T_LEAST, _T_UPDATE, _T_STOP, _T_ZERO, _T_ORD, _T_EARLY = TRAIN_BPE
 
 
 def _check_training(train_bpe: Any, text: str, vocab_size: int, label: str) -> None:
@@ -310,6 +340,8 @@ def _check_training(train_bpe: Any, text: str, vocab_size: int, label: str) -> N
         raise CheckFailed(f"train_bpe should return a dict {{(a, b): new_id}}, got {kind_of(merges)}")
     merges = dict(merges)
     n_merges = len(_train(text, vocab_size))
+    if len(merges) == 1 and n_merges > 1 and list(merges.values()) == [256]:
+        raise CheckFailed(f"{_T_EARLY.hint} (on {shown}: 1 merge learned, expected {n_merges})")
     if len(merges) == 1 and n_merges > 1:
         raise CheckFailed(f"{_T_UPDATE.hint} (on {shown}: 1 merge learned)")
     if len(merges) != n_merges:
@@ -320,6 +352,11 @@ def _check_training(train_bpe: Any, text: str, vocab_size: int, label: str) -> N
     if new_ids != list(range(256, 256 + n_merges)):
         raise CheckFailed(f"{_T_ZERO.hint}; got {new_ids[:4]}... on {shown}")
     ids = list(text.encode("utf-8"))
+    known = set(ids) | set(new_ids)
+    for pair, _ in ordered:
+        if any(i not in known for i in tuple(pair)):
+            raise CheckFailed(f"{_T_ORD.hint} (on {shown}: the pair {tuple(pair)} holds an id that "
+                              f"is not one of the text's bytes)")
     for step, (pair, idx) in enumerate(ordered):
         counts = _pair_counts(ids)
         best = max(counts.values())
@@ -340,6 +377,10 @@ def check_train_bpe(train_bpe: Callable[[str, int], Any]) -> None:
     _check_training(train_bpe, "aaaa", 300, "'aaaa'")  # runs out of pairs after 2 merges
     _check_training(train_bpe, _CORPUS, 256, "the check's corpus")  # no merge at all
     _check_training(train_bpe, "abababab cdcdcd abcd", 256 + 7, "'abababab cdcdcd abcd'")
+    _check_training(train_bpe, _ACCENTS, 256 + 3, repr(_ACCENTS))  # two bytes per 'é'
+
+
+_ACCENTS = "été à côté, été"
 
 
 # ---- exercise 4: decode ----------------------------------------------------------------------

@@ -250,6 +250,13 @@ def _join_nested(docs, t):
     return [t.encode(doc, allowed_special="none") + [t.eot_token] for doc in docs]
 
 
+def _join_stripped(docs, t):  # doc.strip() drops spaces that belong to the document
+    ids = []
+    for doc in docs:
+        ids += t.encode(doc.strip(), allowed_special="none") + [t.eot_token]
+    return ids
+
+
 def _join_global(docs, t):  # the notebook's global tokenizer
     ids = []
     for doc in docs:
@@ -274,6 +281,9 @@ JOIN_DOCUMENTS = [
     Mistake("global tokenizer", _join_global, args=(_join_global, _TOY),
             hint="join_documents ignored its `tok` argument and used the notebook's global tokenizer: "
                  "encode with the `tok` passed in and use its tok.eot_token"),
+    Mistake("documents stripped", _join_stripped, args=(_join_stripped, _TOY),
+            hint="the spaces at the start or end of a document were dropped: encode each document "
+                 "exactly as it is (no .strip()), the model should see the text as written"),
 ]
 
 
@@ -296,7 +306,9 @@ def check_join_documents(join_documents: Callable[[Sequence[str], Any], Any], to
              Case("join_documents([''], tok)", [""], tok),
              Case("join_documents(['Hello there', 'ça'], another tokenizer)", ["Hello there", "ça"], _OTHER_TOK),
              Case("join_documents(['Hello <|endoftext|> there', 'The end.'], tok)",
-                  ["Hello <|endoftext|> there", "The end."], tok)]
+                  ["Hello <|endoftext|> there", "The end."], tok),
+             Case("join_documents([' Hello there ', 'The end. '], tok) (spaces at the ends)",
+                  [" Hello there ", "The end. "], tok)]
     compare(join_documents, _join, cases, name="join_documents(docs, tok)", mistakes=JOIN_DOCUMENTS,
             read=_labelled(_read_ids))
 
@@ -364,6 +376,30 @@ def _pad_transposed(seqs, pad_id):
     return ids.T, mask.T
 
 
+def _pad_in_place(seqs, pad_id):  # s += [pad_id] * ...: pads the caller's own lists
+    T = max(len(s) for s in seqs)
+    lengths = [len(s) for s in seqs]
+    for s in seqs:
+        s += [pad_id] * (T - len(s))
+    ids = torch.tensor(seqs, dtype=torch.long)
+    mask = torch.arange(T)[None, :] < torch.tensor(lengths)[:, None]
+    return ids, mask
+
+
+_PAD_CHANGED = ("pad_batch changed the lists it was given (s += [pad_id] * ... or s.extend pads the "
+                "caller's own sequences): build the padded ids in a new tensor and leave seqs as "
+                "they were")
+
+
+def _run_pad(impl: Any, case: Case) -> Any:
+    (seqs, pad_id), _ = case.fresh()
+    before = [list(s) for s in seqs]
+    out = impl(seqs, pad_id)
+    if [list(s) for s in seqs] != before:
+        raise CheckFailed(f"{_PAD_CHANGED} (on {case.label})")
+    return out
+
+
 PAD_BATCH = [
     Mistake("left padding", _pad_left, hint="you padded on the left; pad on the right (after the tokens)"),
     Mistake("mask inverted", _pad_inverted, hint="the mask is inverted: it should be True on real tokens"),
@@ -376,6 +412,7 @@ PAD_BATCH = [
     Mistake("lists", _pad_lists, expect="should be torch tensors"),
     Mistake("int mask", _pad_int_mask, expect="mask should be a bool tensor"),
     Mistake("transposed", _pad_transposed, expect="shape (4, 5) but should have shape (5, 4)"),
+    Mistake("pads the caller's lists", _pad_in_place, expect=_PAD_CHANGED),
 ]
 
 
@@ -413,4 +450,5 @@ def check_pad_batch(pad_batch: Callable[[Sequence[Sequence[int]], int], Any]) ->
              Case("pad_batch([[1, 2, 3]], pad_id=0) (one sequence)", [[1, 2, 3]], 0),
              Case("pad_batch([[], [4], [8, 8]], pad_id=9) (an empty sequence)", [[], [4], [8, 8]], 9),
              Case("pad_batch([[1, 2], [3, 4], [5, 6]], pad_id=50256) (nothing to pad)", [[1, 2], [3, 4], [5, 6]], 50256)]
-    compare(pad_batch, _pad, cases, name="pad_batch(seqs, pad_id)", mistakes=PAD_BATCH, read=_labelled(_read_padded))
+    compare(pad_batch, _pad, cases, name="pad_batch(seqs, pad_id)", run=_run_pad, mistakes=PAD_BATCH,
+            read=_labelled(_read_padded))

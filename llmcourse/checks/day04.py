@@ -134,6 +134,18 @@ def _gb_backwards(data, batch_size, block_size, generator=None):
     return x.long(), y.long()
 
 
+def _gb_reseeded(data, batch_size, block_size, generator=None):  # a fresh seeded generator per call
+    x, y = _get_batch(data, batch_size, block_size, torch.Generator().manual_seed(1337))
+    return x.long(), y.long()
+
+
+def _gb_one_offset(data, batch_size, block_size, generator=None):  # one offset for the whole batch
+    i = int(torch.randint(len(data) - block_size, (1,), generator=generator))
+    x = torch.stack([data[i: i + block_size] for _ in range(batch_size)])
+    y = torch.stack([data[i + 1: i + 1 + block_size] for _ in range(batch_size)])
+    return x.long(), y.long()
+
+
 GET_BATCH = [
     Mistake("no .long()", _gb_no_long,
             hint="x and y should be torch.long (int64): token files hold uint16 ids, and embedding "
@@ -157,8 +169,16 @@ GET_BATCH = [
                  "data[i + 1 : i + T + 1] with the same offset i"),
     Mistake("y shifted backwards", _gb_backwards,
             hint="y is shifted the wrong way: y should be data[i + 1 : i + T + 1]"),
+    Mistake("a new seeded generator in every call", _gb_reseeded,
+            hint="every call returned the same batch: a generator created and seeded inside "
+                 "get_batch starts over at each call; draw from the generator passed in "
+                 "(generator=generator), which moves on from call to call"),
+    Mistake("one offset for the whole batch", _gb_one_offset,
+            hint="all the rows of a batch are the same window: draw batch_size offsets, one per "
+                 "row, torch.randint(len(data) - block_size, (batch_size,), generator=generator)"),
 ]
-(_G_LONG, _G_MANY, _G_FEW, _G_EQUAL, _G_GEN, _G_GLOBAL, _G_PLUS1, _G_BACK) = GET_BATCH
+(_G_LONG, _G_MANY, _G_FEW, _G_EQUAL, _G_GEN, _G_GLOBAL, _G_PLUS1, _G_BACK, _G_RESEED,
+ _G_ONE) = GET_BATCH
 
 
 def _token_file(values: np.ndarray, dtype: Any, tmp: str, name: str) -> torch.Tensor:
@@ -265,9 +285,18 @@ def check_get_batch(get_batch: Callable[..., Any]) -> None:
         small = _token_file(_distinct(12, 100, 4), np.uint16, tmp, "small.bin")
         g = torch.Generator().manual_seed(1)
         starts: set[int] = set()
+        rows_differ = False
+        batches: list[torch.Tensor] = []
         for _ in range(40):
             x, y, shown = _call_batch(get_batch, small, 16, 4, g, "12 uint16 token ids")
-            starts.update(_check_windows(x, y, small, 16, 4, shown))
+            offsets = _check_windows(x, y, small, 16, 4, shown)
+            starts.update(offsets)
+            rows_differ = rows_differ or len(set(offsets)) > 1
+            batches.append(x)
+        if all(torch.equal(x, batches[0]) for x in batches):
+            raise CheckFailed(f"{_G_RESEED.hint} (on 40 calls with one generator on {shown})")
+        if not rows_differ:
+            raise CheckFailed(f"{_G_ONE.hint} (on {shown})")
         if max(starts) < 7:
             raise CheckFailed(f"{_G_FEW.hint} (on data of length 12 with block_size 4 the offsets never "
                               f"reached 7; largest seen: {max(starts)})")

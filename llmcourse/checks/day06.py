@@ -275,6 +275,15 @@ def _ts_no_targets(model, optimizer, x, y):
     return loss.item()
 
 
+def _ts_eval(model, optimizer, x, y):  # switches the model to eval mode while training
+    model.eval()
+    optimizer.zero_grad(set_to_none=True)
+    _, loss = model(x, y)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
 _TS_TENSOR = ("train_step returned a tensor; return loss.item(), a Python float, so the computation "
               "graph can be freed")
 _UNCHANGED = ("the parameters did not change: call optimizer.step() after loss.backward(), and clear "
@@ -296,6 +305,9 @@ TRAIN_STEP = [
                  "(and with its own lr) at every step"),
     Mistake("model(x) without targets", _ts_no_targets,
             expect="your code raised AttributeError"),
+    Mistake("model.eval() in the step", _ts_eval,
+            hint="train_step left the model in eval mode (dropout off while training): a training "
+                 "step does not call model.eval(); leave the mode as it is"),
 ]
 
 
@@ -320,6 +332,7 @@ def _run_ts(impl: Any, case: Case) -> list[Any]:
     (V, frozen, kind, batches), _ = case.fresh()
     torch.manual_seed(V)
     model = _TinyLM(V, frozen)
+    model.train()
     with torch.no_grad():
         model.bias.normal_()
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -332,6 +345,7 @@ def _run_ts(impl: Any, case: Case) -> list[Any]:
                 "returned": returned.detach().clone() if isinstance(returned, torch.Tensor) else returned}
         step.update({f"{name} after the step": p.detach().clone() for name, p in model.named_parameters()})
         step["frozen parameter's grad"] = None if model.frozen is None else model.frozen.grad
+        step["model in training mode afterwards"] = model.training
         transcript.append(step)
     return transcript
 
@@ -373,7 +387,8 @@ class _Recorder(nn.Module):
     """A fake model that returns scripted losses and records how it was called.
 
     ``llmcourse.checks.day17`` reuses it (``_Recorder(losses)``, ``.calls``, ``.modes``,
-    ``.grad_enabled``); ``.batches`` holds the first id of each batch it was given.
+    ``.grad_enabled``); ``.batches`` and ``.targets`` hold the first id of each batch and of its
+    targets.
     """
 
     def __init__(self, losses: list[float]) -> None:
@@ -384,11 +399,13 @@ class _Recorder(nn.Module):
         self.modes: list[bool] = []
         self.grad_enabled: list[bool] = []
         self.batches: list[int] = []
+        self.targets: list[int] = []
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Any:
         self.modes.append(self.training)
         self.grad_enabled.append(torch.is_grad_enabled())
         self.batches.append(int(x.flatten()[0]) if x.numel() else -1)
+        self.targets.append(int(y.flatten()[0]) if isinstance(y, torch.Tensor) and y.numel() else -1)
         loss = self.w * self.losses[self.calls % len(self.losses)]
         self.calls += 1
         return None, loss
@@ -454,6 +471,25 @@ def _el_global_iters(model, get_batch_fn, eval_iters):  # the notebook's eval_it
     return out
 
 
+def _el_targets_x(model, get_batch_fn, eval_iters):  # model(x, x): the inputs as targets
+    model.eval()
+    with torch.no_grad():
+        losses = []
+        for _ in range(eval_iters):
+            x, y = get_batch_fn()
+            losses.append(model(x, x)[1].item())
+    model.train()
+    return sum(losses) / eval_iters
+
+
+def _el_grad_left_off(model, get_batch_fn, eval_iters):  # set_grad_enabled(False), never undone
+    model.eval()
+    torch.set_grad_enabled(False)
+    out = sum(model(*get_batch_fn())[1].item() for _ in range(eval_iters)) / eval_iters
+    model.train()
+    return out
+
+
 _EL_TENSOR = "estimate_loss should return a Python float: take .item() of the mean"
 
 ESTIMATE_LOSS = [
@@ -472,6 +508,13 @@ ESTIMATE_LOSS = [
     Mistake("returns a tensor", _el_tensor, hint=_EL_TENSOR),
     Mistake("the notebook's eval_iters", _el_global_iters,
             hint="use the eval_iters argument, not the notebook's eval_iters"),
+    Mistake("inputs as targets", _el_targets_x,
+            hint="the model was not given the batch's targets: unpack x, y = get_batch_fn() and "
+                 "call model(x, y)"),
+    Mistake("gradients left off", _el_grad_left_off,
+            hint="gradients were still off after estimate_loss returned, so the training that "
+                 "follows learns nothing: turn them off only inside `with torch.no_grad():`, not "
+                 "with torch.set_grad_enabled(False)"),
 ]
 
 
@@ -491,12 +534,18 @@ def _run_el(impl: Any, case: Case) -> dict[str, Any]:
 
     def get_batch_fn() -> tuple[torch.Tensor, torch.Tensor]:
         drawn["n"] += 1
-        return torch.full((2, 3), drawn["n"], dtype=torch.long), torch.zeros(2, 3, dtype=torch.long)
+        return (torch.full((2, 3), drawn["n"], dtype=torch.long),
+                torch.full((2, 3), 100 + drawn["n"], dtype=torch.long))
 
+    torch.set_grad_enabled(True)  # as in the training loop that calls estimate_loss
     value = impl(model, get_batch_fn, eval_iters)
+    grad_after = torch.is_grad_enabled()
+    torch.set_grad_enabled(True)
     return {"returned a": _kind(value),
             "returned": value.detach() if isinstance(value, torch.Tensor) else value,
             "batches drawn": drawn["n"], "batches the model saw": model.batches,
+            "targets the model saw": model.targets,
+            "gradients on again afterwards": grad_after,
             "model in training mode during the calls": model.modes,
             "gradients tracked during the calls": model.grad_enabled,
             "model in training mode afterwards": model.training}

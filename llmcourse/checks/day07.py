@@ -292,6 +292,11 @@ _PAD_FOR_K2 = ("you pad `dilation` zeros, which is right only for kernel size 2:
 _NOT_CAUSAL = ("not causal: some zeros are padded on the right, so outputs read future inputs; pad "
                "all (k - 1) * dilation zeros on the LEFT (F.pad(x, (left, 0)))")
 
+def _cc_trim_minus_pad(x, weight, bias, dilation):  # padding on both sides, then out[..., :-pad]
+    pad = (weight.shape[-1] - 1) * dilation
+    return F.conv1d(x, weight, bias, padding=pad, dilation=dilation)[..., :-pad]
+
+
 CAUSAL_CONV = [
     Mistake("pads dilation (k=2 only)", _cc_pad_dilation, hint=_PAD_FOR_K2),
     Mistake("hard-coded (2-1)*d", _cc_pad_hardcoded_k2, hint=_PAD_FOR_K2),
@@ -308,6 +313,9 @@ CAUSAL_CONV = [
             hint="the output is shorter than the input: pad (kernel_size - 1) * dilation zeros on "
                  "the left so that the length stays T"),
     Mistake("no bias", _cc_no_bias, hint="the bias is missing: pass bias to F.conv1d"),
+    Mistake("out[..., :-pad]", _cc_trim_minus_pad,
+            hint="with kernel size 1 the padding is 0 and out[..., :-0] is empty: keep the first T "
+                 "outputs, out[..., :x.shape[-1]], or pad only the left side with F.pad"),
 ]
 
 
@@ -317,7 +325,7 @@ def _conv_cases() -> list[Case]:
     for B, C_in, C_out, T, k, d, bias in ((2, 4, 4, 10, 2, 1, True), (2, 4, 4, 10, 2, 2, True),
                                           (1, 3, 5, 9, 3, 1, True), (2, 2, 3, 12, 3, 2, True),
                                           (1, 3, 2, 16, 3, 4, False), (3, 1, 1, 7, 2, 4, True),
-                                          (1, 2, 2, 20, 2, 3, True)):
+                                          (1, 2, 2, 20, 2, 3, True), (2, 3, 4, 8, 1, 2, True)):
         x = torch.randn(B, C_in, T, generator=g)
         w = torch.randn(C_out, C_in, k, generator=g)
         b = torch.randn(C_out, generator=g) if bias else None
@@ -347,7 +355,7 @@ def _conv_out(value: Any, case: Case) -> Any:
 
 @check("causal_conv", mistakes=CAUSAL_CONV)
 def check_causal_conv(causal_conv: Callable[..., Any]) -> None:
-    """Exercise 3: a dilated causal convolution, kernel sizes 2 and 3, dilations 1 to 4, gradients."""
+    """Exercise 3: a dilated causal convolution, kernel sizes 1 to 3, dilations 1 to 4, gradients."""
     compare(causal_conv, _ref_conv_by_taps, _conv_cases(), name="causal_conv(...)", run=_run_conv,
             mistakes=CAUSAL_CONV, read=_conv_out, atol=1e-4)
 

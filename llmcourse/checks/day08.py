@@ -27,8 +27,8 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from llmcourse.checks._core import (Case, Mistake, as_tensor, check, compare, needs_earlier,
-                                    outputs_and_grads)
+from llmcourse.checks._core import (Case, CheckFailed, Mistake, as_tensor, check, compare,
+                                    needs_earlier, outputs_and_grads)
 from llmcourse.model import causal_mask
 
 __all__ = [
@@ -72,11 +72,19 @@ def _tensor_or_obs(name: str) -> Callable[[Any, Case], Any]:
     return read
 
 
+CHANGED_INPUT = ("your function changed the tensor it was given (an in-place operation such as "
+                 "masked_fill_ or +=), so the caller's tensor is no longer what it was: use the "
+                 "out-of-place form (masked_fill, without the underscore) and return a new tensor")
+
+
 def _run_with_grad(impl: Any, case: Case) -> Any:
     """``impl(x)`` for a leaf ``x`` that requires grad: the output and the gradient of ``x``."""
     (x,), _ = case.fresh()
     leaf = x.requires_grad_()
-    out = impl(leaf.clone())  # a non-leaf copy: in-place edits of the argument are allowed
+    arg = leaf.clone()  # a non-leaf copy, so that an in-place edit is seen here, not as a crash
+    out = impl(arg)
+    if not torch.equal(arg.detach(), leaf.detach()):
+        raise CheckFailed(CHANGED_INPUT)
     if not isinstance(out, torch.Tensor):
         return out
     return outputs_and_grads(out, {"the input": leaf})
@@ -228,6 +236,11 @@ def _cs_masks_the_past(scores):
     return scores.masked_fill(_tril(T, scores) == 1, float("-inf")).softmax(dim=-1)
 
 
+def _cs_in_place(scores):  # masked_fill_ writes -inf into the caller's scores
+    T = scores.shape[-1]
+    return scores.masked_fill_(_tril(T, scores) == 0, float("-inf")).softmax(dim=-1)
+
+
 def _cs_global_T(scores):  # the notebook's T = 6
     return scores.masked_fill(torch.tril(torch.ones(6, 6)) == 0, float("-inf")).softmax(dim=-1)
 
@@ -253,6 +266,7 @@ CAUSAL_SOFTMAX = [
                  "(keys after the query)"),
     Mistake("the notebook's T", _cs_global_T,
             hint="build the mask from the scores' own size, T = scores.shape[-1], not the notebook's T"),
+    Mistake("masked_fill_ on the input", _cs_in_place, expect="changed the tensor it was given"),
 ]
 
 

@@ -255,6 +255,20 @@ class _TupleHead(_ReferenceHead):
         return reference_causal_attention(self.query(x), self.key(x), self.value(x))
 
 
+class _Buffer8Head(_ReferenceHead):
+    """A head whose mask is a buffer of the notebook's size, 8 x 8, sliced to T."""
+
+    def __init__(self, n_embd: int, head_size: int) -> None:
+        super().__init__(n_embd, head_size)
+        self.register_buffer("tril", torch.tril(torch.ones(8, 8)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        T = x.shape[1]
+        q, k, v = self.query(x), self.key(x), self.value(x)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(k.shape[-1])
+        return scores.masked_fill(self.tril[:T, :T] == 0, float("-inf")).softmax(dim=-1) @ v
+
+
 HEAD = [
     Mistake("no mask", _head_mistake(allowed="none"),
             hint="the future is not masked: mask the scores above the diagonal with -inf"),
@@ -272,6 +286,9 @@ HEAD = [
             hint="the values come from self.key: average v = self.value(x)"),
     Mistake("bias", _BiasHead, expect="bias=False"),
     Mistake("returns a pair", _TupleHead, expect="return the tensor only"),
+    Mistake("mask buffer of size 8", _Buffer8Head,
+            hint="the mask has the notebook's size 8 x 8, too small for a longer input: build it "
+                 "from x (T = x.shape[1]), as causal_attention does"),
 ]
 
 
@@ -282,6 +299,8 @@ def _head_cases() -> list[Case]:
         Case("Head(12, 5) on x of shape (3, 7, 12)", 12, 5, _randn(g, 3, 7, 12)),
         Case("Head(20, 4) on x of shape (5, 2, 20)", 20, 4, _randn(g, 5, 2, 20)),
         Case("Head(6, 3) on x of shape (2, 1, 6)", 6, 3, _randn(g, 2, 1, 6)),
+        Case("Head(8, 4) on x of shape (2, 11, 8) (longer than the notebook's T = 8)", 8, 4,
+             _randn(g, 2, 11, 8)),
     ]
 
 

@@ -98,6 +98,35 @@ def broken_model(kind: str, config: GPTConfig) -> GPT:
     return model
 
 
+class _PeekingAttention(CausalSelfAttention):
+    """Attention whose mask lets every position see one token ahead: a leak of one step only."""
+
+    def forward(self, x: torch.Tensor, **kwargs: Any) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        B, T, C = x.shape
+        nh, hs = self.n_head, self.head_size
+        q, k, v = self.c_attn(x).split(C, dim=-1)
+        q, k, v = (t.view(B, T, nh, hs).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+        peek = torch.ones(T, T, dtype=torch.bool, device=x.device).tril(diagonal=1)  # (T, T)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=peek)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        return self.c_proj(y), None
+
+
+def _peeking_model(config: GPTConfig) -> GPT:
+    """A one-layer GPT in which position t also sees position t + 1 (and nothing further)."""
+    model = GPT(dataclasses.replace(config, n_layer=1))  # one layer: the leak is one step
+    for block in model.transformer.h:
+        block.attn.__class__ = _PeekingAttention
+    return model
+
+
+def _zero_grad_positions_model(config: GPTConfig) -> GPT:
+    """A GPT whose position embedding receives a gradient that is all zeros (not None)."""
+    model = GPT(config)
+    model.transformer.wpe.weight.register_hook(torch.zeros_like)
+    return model
+
+
 # ---------------------------------------------------------------------------- reference tests
 def reference_test_causality(model: nn.Module) -> None:
     """Fail unless changing the tokens after position ``t`` leaves the logits up to ``t`` unchanged.
@@ -360,9 +389,13 @@ _NO_EVAL = ("call model.eval() before the forward passes, so that dropout is off
             "the same logits")
 
 
-def _check_model_test(test_fn: Callable[[nn.Module], Any], bug: str, harmless_bug: str,
-                      what: str) -> None:
-    """The learner's test passes a correct GPT (dropout on), fails ``bug``, passes ``harmless_bug``."""
+def _check_model_test(test_fn: Callable[[nn.Module], Any], bug: str, harmless_bug: str, what: str,
+                      subtle: tuple[Callable[[GPTConfig], GPT], str, str] | None = None) -> None:
+    """The learner's test passes a correct GPT (dropout on), fails ``bug``, passes ``harmless_bug``.
+
+    ``subtle``, if given, is ``(build, description, hint)``: a second, smaller form of ``bug``
+    that the test must fail as well (``hint`` says what the test missed).
+    """
     cfg = _tiny_config()
     torch.manual_seed(0)
     outcome = _run_learner_test(test_fn, GPT(cfg))  # a fresh GPT is in training mode: dropout on
@@ -384,6 +417,12 @@ def _check_model_test(test_fn: Callable[[nn.Module], Any], bug: str, harmless_bu
     if outcome.startswith("crash"):
         raise CheckFailed(f"on the broken model ({BROKEN_KINDS[bug]}) your test crashed "
                           f"({outcome[7:]}) instead of failing an assert")
+    if subtle is not None:
+        build, description, hint = subtle
+        torch.manual_seed(0)
+        outcome = _run_learner_test(test_fn, build(cfg))
+        if outcome is None:
+            raise CheckFailed(f"your test passed a model with a planted bug ({description}): {hint}")
     torch.manual_seed(0)
     outcome = _run_learner_test(test_fn, broken_model(harmless_bug, cfg))
     if outcome is not None:
@@ -435,6 +474,29 @@ def _causality_compares_everything(model: nn.Module) -> None:
     assert torch.allclose(a, b), "changed"
 
 
+def _causality_skips_t_plus_1(model: nn.Module) -> None:
+    idx, idx2, t = _two_inputs(model, model.config.block_size // 2 + 2)  # t + 1 stays the same
+    model.eval()
+    with torch.no_grad():
+        a, _ = model(idx)
+        b, _ = model(idx2)
+    assert torch.allclose(a[:, : t + 1], b[:, : t + 1], atol=1e-5), "the future leaks"
+
+
+def _causality_position_0_only(model: nn.Module) -> None:
+    idx, idx2, _ = _two_inputs(model, model.config.block_size // 2 + 1)
+    model.eval()
+    with torch.no_grad():
+        a, _ = model(idx)
+        b, _ = model(idx2)
+    assert torch.allclose(a[:, 0], b[:, 0], atol=1e-5), "the future leaks"
+
+
+_PEEK = "every position also sees the next token, and nothing further"
+_PEEK_HINT = ("change EVERY token after t (from t + 1 on) and compare the logits at ALL the "
+              "positions 0..t: a leak of one step shows only at position t")
+
+
 def _causality_and_gradients(model: nn.Module) -> None:
     _causality_solution(model)
     _gradients_solution(model)
@@ -465,17 +527,21 @@ CAUSALITY_TEST = [
     Mistake("compares every position", _causality_compares_everything, expect="fails a correct GPT"),
     Mistake("cannot fail", lambda model: None, expect="planted bug"),
     Mistake("tests gradients too", _causality_and_gradients, expect="test one property only"),
+    Mistake("changes the tokens from t + 2", _causality_skips_t_plus_1, expect=_PEEK_HINT),
+    Mistake("compares position 0 only", _causality_position_0_only, expect=_PEEK_HINT),
 ]
 
 
 @check("causality test", mistakes=CAUSALITY_TEST)
 def check_causality_test(test_fn: Callable[[nn.Module], Any]) -> None:
-    """Exercise 3: passes a GPT (dropout on), fails one without the causal mask, passes one whose
-    positions are detached (a bug it is not about)."""
+    """Exercise 3: passes a GPT (dropout on), fails one without the causal mask and one whose
+    positions see one token ahead, passes one whose positions are detached (a bug it is not
+    about)."""
     _check_model_test(
         test_fn, "no_causal_mask", "detached_positions",
         "compare the logits up to position t of two inputs that differ only after t, e.g. "
         "torch.allclose(a[:, :t + 1], b[:, :t + 1], atol=1e-5), and assert they are equal",
+        subtle=(_peeking_model, _PEEK, _PEEK_HINT),
     )
 
 
@@ -497,6 +563,20 @@ def _gradients_returning_bool(model: nn.Module) -> bool:
     return all(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in model.parameters())
 
 
+def _gradients_not_none_only(model: nn.Module) -> None:
+    V, T = model.config.vocab_size, model.config.block_size
+    model.zero_grad(set_to_none=True)
+    _, loss = model(torch.randint(V, (2, T)), torch.randint(V, (2, T)))
+    loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, name
+
+
+_ZERO_GRAD = "the position embedding's gradient is all zeros"
+_ZERO_GRAD_HINT = ("a gradient can exist and still be all zeros: assert p.grad.abs().sum() > 0 "
+                   "as well as p.grad is not None")
+
+
 def _gradients_and_causality(model: nn.Module) -> None:
     _gradients_solution(model)
     _causality_solution(model)
@@ -508,15 +588,18 @@ GRADIENTS_TEST = [
     Mistake("returns a bool", _gradients_returning_bool, expect="returned False"),
     Mistake("loss only", lambda model: None, expect="planted bug"),
     Mistake("tests causality too", _gradients_and_causality, expect="test one property only"),
+    Mistake("checks only that grad is not None", _gradients_not_none_only, expect=_ZERO_GRAD_HINT),
 ]
 
 
 @check("gradient test", mistakes=GRADIENTS_TEST)
 def check_gradients_test(test_fn: Callable[[nn.Module], Any]) -> None:
-    """Exercise 4: passes a GPT, fails one whose position embedding gets no gradient, passes one
-    without the causal mask (a bug it is not about)."""
+    """Exercise 4: passes a GPT, fails one whose position embedding gets no gradient and one whose
+    position embedding gets an all-zero gradient, passes one without the causal mask (a bug it
+    is not about)."""
     _check_model_test(
         test_fn, "detached_positions", "no_causal_mask",
         "after loss.backward(), assert p.grad is not None (and not all zero) for every "
         "p in model.parameters()",
+        subtle=(_zero_grad_positions_model, _ZERO_GRAD, _ZERO_GRAD_HINT),
     )

@@ -115,6 +115,11 @@ def _forgets_m_in_log(x):
     return (x - m) - torch.log(torch.exp(x).sum(dim=-1, keepdim=True))
 
 
+def _one_max(x):  # the maximum of the whole tensor, not of each row
+    m = x.max()
+    return (x - m) - torch.log(torch.exp(x - m).sum(dim=-1, keepdim=True))
+
+
 LOG_SOFTMAX = [
     Mistake("softmax itself", _just_softmax,
             hint="that is the softmax itself; log_softmax is its logarithm "
@@ -134,6 +139,10 @@ LOG_SOFTMAX = [
             hint="subtract m inside the sum too: log(sum(exp(x - m))), the same shift as in "
                  "x - m"),
     Mistake("no keepdim", _no_keepdim, expect="your code raised RuntimeError"),
+    Mistake("one max for the whole tensor", _one_max,
+            hint="subtract the maximum of each row (x.amax(dim=-1, keepdim=True)), not of the whole "
+                 "tensor: a row far below the overall maximum underflows to exp(...) = 0 and "
+                 "log(0) = -inf"),
     Mistake("torch's log_softmax", lambda x: F.log_softmax(x, dim=-1),
             expect="do not call F.log_softmax"),
     Mistake("Tensor.log_softmax", lambda x: x.log_softmax(-1), expect="yourself"),
@@ -150,6 +159,8 @@ def _log_softmax_cases() -> list[Case]:
              _randn(4, 6, seed=3, dtype=torch.float64)),
         Case("log_softmax([[0, 1e4, -1e4], [1e4, 1e4, 1e4]])", big),
         Case("log_softmax(x) with x of shape (2, 1) (one class)", _randn(2, 1, seed=4)),
+        Case("log_softmax([[0, 1, 2], [1000, 1001, 999]]) (rows far apart)",
+             torch.tensor([[0.0, 1.0, 2.0], [1000.0, 1001.0, 999.0]])),
     ]
 
 

@@ -244,6 +244,7 @@ _wsd_int = _wsd_with(lambda w, d, f: max(w, d - int(f * d)))
 _wsd_early = _wsd_with(_start, end_offset=1)
 _wsd_to_zero = _wsd_with(_start, to_zero=True)
 _wsd_cosine = _wsd_with(_start, cosine=True)
+_wsd_ceil = _wsd_with(lambda w, d, f: max(w, d - math.ceil(f * d)))
 
 WSD = [
     Mistake("cooldown inside the warmup", _wsd_no_max,
@@ -261,6 +262,9 @@ WSD = [
     Mistake("cosine cooldown", _wsd_cosine,
             hint="the cooldown is a straight line from learning_rate to min_lr, not a cosine: "
                  "learning_rate + progress * (min_lr - learning_rate)"),
+    Mistake("ceil instead of round", _wsd_ceil,
+            hint="math.ceil(cooldown_frac * lr_decay_iters) rounds up (12.3 -> 13); the cooldown "
+                 "length is round(cooldown_frac * lr_decay_iters)"),
 ]
 
 
@@ -272,6 +276,8 @@ def _wsd_cases() -> list[Case]:
              "(round(7.5) = 8) for it = 0..40", 1.0, 0.1, 3, 30, 0.25, steps=range(41)),
         Case("wsd_lr(it, 1.0, min_lr=0.0, warmup_iters=10, lr_decay_iters=20, cooldown_frac=0.9) "
              "for it = 0..24", 1.0, 0.0, 10, 20, 0.9, steps=range(25)),
+        Case("wsd_lr(it, 1.0, min_lr=0.1, warmup_iters=2, lr_decay_iters=41, cooldown_frac=0.3) "
+             "(round(12.3) = 12) for it = 0..45", 1.0, 0.1, 2, 41, 0.3, steps=range(46)),
         Case("wsd_lr(it, 5e-4, min_lr=5e-5, warmup_iters=0, lr_decay_iters=12, cooldown_frac=0.0) "
              "(no cooldown) for it = 0..15", 5e-4, 5e-5, 0, 12, 0.0, steps=range(16)),
     ]

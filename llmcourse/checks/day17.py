@@ -217,6 +217,15 @@ def _ev_fixed_count(model, batches):  # divides by the notebook's 5 batches
     return sum(losses) / 5
 
 
+def _ev_grad_left_off(model, batches):  # torch.set_grad_enabled(False) and never back on
+    was = model.training
+    model.eval()
+    torch.set_grad_enabled(False)
+    losses = _ev_loop(model, batches)
+    model.train(was)
+    return sum(losses) / len(losses)
+
+
 EVALUATE = [
     Mistake("no model.eval()", _ev_no_eval, hint="the model was in training mode during the "
             "evaluation (dropout on): call model.eval() before the loop"),
@@ -233,6 +242,9 @@ EVALUATE = [
             "all the batches"),
     Mistake("divides by 5", _ev_fixed_count, hint="divide by the number of batches given, "
             "len(batches), not a fixed number"),
+    Mistake("gradients left off", _ev_grad_left_off, hint="gradients were still off after "
+            "evaluate() returned, so the training that follows learns nothing: turn them off only "
+            "inside `with torch.no_grad():`, not with torch.set_grad_enabled(False)"),
 ]
 
 
@@ -251,8 +263,12 @@ def _run_evaluate(evaluate: Callable[..., Any], case: Case) -> dict[str, Any]:
     model.train(training)
     batches = [(torch.zeros(3, 5, dtype=torch.long), torch.zeros(3, 5, dtype=torch.long))
                for _ in losses]
+    torch.set_grad_enabled(True)  # as in the training loop that calls evaluate()
     got = evaluate(model, batches)
+    grad_after = torch.is_grad_enabled()
+    torch.set_grad_enabled(True)
     return {"the mean loss evaluate returned": as_float(got, "evaluate"),
+            "gradients on again afterwards": grad_after,
             "the model called once per batch": model.calls == len(losses),
             "in eval mode during the evaluation": not any(model.modes),
             "gradients off during the evaluation": not any(model.grad_enabled),

@@ -291,6 +291,27 @@ def _ag_returns_last(model, micro_batches):
     return loss.item()
 
 
+def _ag_one_big_batch(model, micro_batches):  # the gradients are right, the memory is not
+    x = torch.cat([x for x, _ in micro_batches])
+    y = torch.cat([y for _, y in micro_batches])
+    _, loss = model(x, y)
+    loss.backward()
+    return loss.item()
+
+
+def _ag_keeps_graph(model, micro_batches):  # total += loss keeps every micro-batch's graph
+    total = 0.0
+    for x, y in micro_batches:
+        _, loss = model(x, y)
+        (loss / len(micro_batches)).backward()
+        total += loss
+    return total / len(micro_batches)
+
+
+_AG_GRAPH = ("the returned loss still carries its autograd graph (total += loss keeps every "
+             "micro-batch's graph alive in memory): add loss.item(), a plain number")
+
+
 def _ag_only_first(model, micro_batches):
     _, loss = model(*micro_batches[0])
     loss.backward()
@@ -313,6 +334,10 @@ ACCUMULATE = [
             "micro-batch losses, not the last one"),
     Mistake("first micro-batch only", _ag_only_first, hint="loop over every micro-batch: the "
             "gradients should add up over all of them"),
+    Mistake("one big batch", _ag_one_big_batch, hint="the micro-batches were joined into one big "
+            "batch, which needs all the memory accumulation saves: run the model on each "
+            "micro-batch on its own and let backward() add up the gradients"),
+    Mistake("loss kept as a tensor", _ag_keeps_graph, expect=_AG_GRAPH),
 ]
 
 
@@ -329,14 +354,30 @@ def _accumulate_cases() -> list[Case]:
                  micro(6, 2, 9, torch.int32))]
 
 
+class _CountingLM(_TinyLM):
+    """:class:`_TinyLM` that remembers the batch size of every forward pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batch_sizes: list[int] = []
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> Any:
+        self.batch_sizes.append(int(idx.shape[0]))
+        return super().forward(idx, targets)
+
+
 def _run_accumulate(accumulate_grads: Callable[..., Any], case: Case) -> dict[str, Any]:
     (micro,), _ = case.fresh()
-    model = _TinyLM()
+    model = _CountingLM()
     got = accumulate_grads(model, micro)
+    if isinstance(got, torch.Tensor) and got.requires_grad:
+        raise CheckFailed(f"{_AG_GRAPH} (on {case.label})")
     obs: dict[str, Any] = {}
     for name, p in model.named_parameters():
         obs[f"grad of {name}"] = None if p.grad is None else p.grad.detach().clone()
     obs["the returned mean loss"] = as_float(got, "accumulate_grads")
+    sizes = [int(x.shape[0]) for x, _ in micro]
+    obs["one forward pass per micro-batch"] = model.batch_sizes == sizes
     return obs
 
 

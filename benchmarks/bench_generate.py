@@ -42,7 +42,7 @@ shared machine the slower runs measure the neighbours); the load average is prin
     python benchmarks/bench_generate.py --threads 1 --cpu-time           # on a busy machine
     python benchmarks/bench_generate.py --device cuda
 
-Other scripts time their decodes with :func:`time_modes` (``benchmarks/cpu_real_runs.py`` does).
+Other scripts time their decodes with :func:`time_modes` (``benchmarks/cpu_real_runs.py`` and ``benchmarks/decode_experiments.py`` do).
 """
 
 from __future__ import annotations

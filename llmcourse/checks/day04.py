@@ -535,6 +535,15 @@ def _wt_appends(ids, path):
     return np.dtype(dtype)
 
 
+def _wt_writes_then_raises(ids, path):
+    arr = np.asarray(ids, dtype=np.int64)
+    dtype = np.uint16 if arr.size == 0 or arr.max() < 2**16 else np.uint32
+    arr.astype(dtype).tofile(path)
+    if arr.size and arr.min() < 0:
+        raise ValueError("negative id")
+    return np.dtype(dtype)
+
+
 WRITE_TOKENS = [
     Mistake("always uint16", _wt_always_uint16, expect="the dtype should be uint32"),
     Mistake("65,535 to uint32", _wt_strict_boundary,
@@ -547,8 +556,11 @@ WRITE_TOKENS = [
             hint="an empty list of ids must give an empty uint16 file: test arr.size before arr.min() / arr.max()"),
     Mistake("appends", _wt_appends,
             hint="writing to an existing file must replace its ids, not append to them (tofile, or open(path, 'wb'))"),
+    Mistake("writes, then raises", _wt_writes_then_raises,
+            hint="raised the ValueError only after writing the file: check the ids first, so that a refused "
+                 "call leaves an existing file as it was"),
 ]
-_T_16, _T_BOUNDARY, _T_HEADER, _T_NEG, _T_NPY, _T_EMPTY, _T_APPEND = WRITE_TOKENS
+_T_16, _T_BOUNDARY, _T_HEADER, _T_NEG, _T_NPY, _T_EMPTY, _T_APPEND, _T_AFTER = WRITE_TOKENS
 
 
 def _write(write_tokens: Any, ids: Any, path: Path, what: str) -> np.dtype:
@@ -616,10 +628,14 @@ def check_write_tokens(write_tokens: Callable[[Any, Any], Any]) -> None:
         want = _write(write_tokens, [4, 5], path, "[4, 5] (written over [1, 2, 3])")
         back = _read_back(path, want, 2, "[4, 5] written twice over [1, 2, 3] in the same file")
         assert_equal(back, [4, 5], "the ids read back after writing [4, 5] over [1, 2, 3]")
+        path = Path(tmp) / "negative.bin"
+        np.array([1, 2, 3], dtype=np.uint16).tofile(path)     # a file the refused call must not touch
+        before = path.read_bytes()
         try:
-            write_tokens([4, -1, 2], Path(tmp) / "negative.bin")
+            write_tokens([4, -1, 2], path)
         except ValueError:
-            pass
+            if path.read_bytes() != before:
+                raise CheckFailed(f"write_tokens([4, -1, 2], path) {_T_AFTER.hint}") from None
         except (NotImplementedError, AssertionError):
             raise
         except Exception as exc:  # noqa: BLE001 - turned into a verdict

@@ -42,7 +42,7 @@ from tools.nb.layout import (
 )
 from tools.nb.marks import CodeCell, Transformed, check_marks, find_code_cells, transform_code, transform_source
 from tools.nb.notebook import (
-    KERNELSPEC, LANGUAGE_INFO, SETUP_HEADER, TOOL_VERSION, Generated, cells_signature, dumps, generate,
+    KERNELSPEC, LANGUAGE_INFO, SETUP_HEADER, TOOL_VERSION, Generated, cells_signature, dumps, generate, lesson_files,
     make_notebook, preamble_cells, read_notebook, source_sha256,
 )
 from tools.nb.release import package_version, release_tag
@@ -55,7 +55,7 @@ __all__ = [
     "KERNEL_ENV", "execute_solution", "normalise_widget_ids",
     "LESSON_RE", "ROOT", "Layout", "PipelineError", "lesson_sources", "read_repository", "rel_path", "select",
     "CodeCell", "Transformed", "check_marks", "find_code_cells", "transform_code", "transform_source",
-    "KERNELSPEC", "LANGUAGE_INFO", "SETUP_HEADER", "TOOL_VERSION", "Generated", "cells_signature", "dumps",
+    "KERNELSPEC", "LANGUAGE_INFO", "SETUP_HEADER", "TOOL_VERSION", "Generated", "cells_signature", "dumps", "lesson_files",
     "generate", "make_notebook", "preamble_cells", "read_notebook", "source_sha256",
     "package_version", "release_tag",
     "FRAGILE_MARK", "FRAGILE_OK", "check", "fragile_outputs",

@@ -18,7 +18,7 @@ from llmcourse.atomic import write_atomic
 from tools.nb.book import api_pages, book_files
 from tools.nb.execute import execute_solution
 from tools.nb.layout import Layout, PipelineError, rel_path, select
-from tools.nb.notebook import Generated, cells_signature, dumps, generate, read_notebook
+from tools.nb.notebook import Generated, cells_signature, dumps, generate, lesson_files, read_notebook
 
 
 def write_if_changed(path: Path, text: str) -> bool:
@@ -89,10 +89,7 @@ def build(layout: Layout, names: Sequence[str] = (), *, execute: bool = False, f
         except PipelineError as exc:
             errors.append(str(exc))
             continue
-        for path, text in (
-            (layout.lessons / f"{gen.name}.md", gen.lesson_md),
-            (layout.lessons / f"{gen.name}.ipynb", dumps(gen.lesson_nb)),
-        ):
+        for path, text in lesson_files(layout, gen):
             if write_if_changed(path, text):
                 log(f"wrote {rel_path(path, layout.root)}")
         path = layout.solutions / f"{gen.name}.ipynb"

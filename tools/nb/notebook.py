@@ -172,6 +172,13 @@ class Generated:
     solution_nb: object  # unexecuted
 
 
+def lesson_files(layout: Layout, gen: Generated) -> list[tuple[Path, str]]:
+    """The lesson's two generated files and the text each must hold (``build`` writes them,
+    ``check`` compares them)."""
+    return [(layout.lessons / f"{gen.name}.md", gen.lesson_md),
+            (layout.lessons / f"{gen.name}.ipynb", dumps(gen.lesson_nb))]
+
+
 def generate(layout: Layout, source_path: Path) -> Generated:
     """Everything that derives from one lesson source, except the execution of the solution."""
     name = source_path.stem

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tools.nb.book import api_pages, book_files
 from tools.nb.layout import LESSON_RE, Layout, PipelineError, lesson_sources, rel_path
-from tools.nb.notebook import cells_signature, dumps, generate, read_notebook
+from tools.nb.notebook import cells_signature, generate, lesson_files, read_notebook
 
 
 def check(layout: Layout) -> list[str]:
@@ -27,10 +27,7 @@ def check(layout: Layout) -> list[str]:
         except PipelineError as exc:
             problems.append(str(exc))
             continue
-        for path, text in (
-            (layout.lessons / f"{gen.name}.md", gen.lesson_md),
-            (layout.lessons / f"{gen.name}.ipynb", dumps(gen.lesson_nb)),
-        ):
+        for path, text in lesson_files(layout, gen):
             rel = rel_path(path, layout.root)
             if not path.exists():
                 problems.append(f"{rel}: missing")

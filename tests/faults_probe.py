@@ -743,7 +743,7 @@ def _advises_unsafe_load(exc):
 
 def probe_finetune():
     section("fine-tuning API")
-    from llmcourse.finetune import lora as lora_mod
+    from llmcourse import finetune as lora_mod
     from llmcourse.finetune.distill import distillation_loss
     from llmcourse.finetune.dpo import dpo_loss
     one = lora_mod.apply_lora(tiny_gpt(1), r=2, alpha=4)

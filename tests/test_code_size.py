@@ -73,3 +73,14 @@ def test_a_past_revision_is_read_with_git_and_measured_the_same_way():
     report = code_size.report(m)
     assert report.splitlines()[0] == f"metric: {code_size.METRIC}"
     assert "llmcourse/checks/:" in report and "training loop" in report
+
+
+def test_every_unit_of_every_concept_exists_in_the_working_tree():
+    """A unit left behind by a move (a deleted helper, a renamed file) would print "absent"."""
+    source = code_size.Source()
+    absent = [unit for reference, engineered in code_size.CONCEPTS.values()
+              for unit in reference + engineered if code_size.measure_unit(source, unit) is None]
+    assert absent == []
+    attention = code_size.CONCEPTS["attention layer"]
+    assert attention == (["model/attention_reference.py:PlainCausalSelfAttention"],
+                         ["model/layers.py:CausalSelfAttention"])

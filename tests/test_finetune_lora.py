@@ -234,3 +234,40 @@ def test_unload_lora_merged_or_dropped():
     torch.testing.assert_close(dropped(idx)[0], _gpt()(idx)[0], atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="no LoRA"):
         unload_lora(dropped)
+
+
+def test_count_parameters_counts_a_tied_weight_once():
+    model = _gpt()
+    assert model.lm_head.weight is model.transformer.wte.weight  # tied
+    unique = {id(p): p for m in model.modules() for p in m.parameters(recurse=False)}
+    assert count_parameters(model) == (sum(p.numel() for p in unique.values()),) * 2
+    assert sum(p.numel() for _, p in model.named_parameters(remove_duplicate=False)) > \
+        count_parameters(model)[1]
+
+
+def test_lora_py_is_the_reference_and_the_files_are_in_lora_files():
+    """lora.py opens on LoRALinear; the adapter-file I/O lives in lora_files.py."""
+    import ast
+    import inspect
+
+    import llmcourse.finetune as finetune
+    from llmcourse.finetune import lora, lora_files
+
+    defs = [n.name for n in ast.parse(inspect.getsource(lora)).body
+            if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+    assert defs[0] == "LoRALinear" and defs.index("check_lora_settings") > 0, defs
+    for name in ("save_lora", "load_lora", "lora_state_dict"):
+        assert not hasattr(lora, name), name
+        assert getattr(finetune, name) is getattr(lora_files, name), name
+    assert lora_files.FORMAT == "llmcourse-lora-v1" and not hasattr(lora, "FORMAT")
+    assert "atomic" not in inspect.getsource(lora) and "torch.load" not in inspect.getsource(lora)
+
+
+def test_wrap_with_lora_replaces_one_named_layer():
+    from llmcourse.finetune.lora import wrap_with_lora
+
+    model = _gpt()
+    base = model.transformer.h[1].mlp.c_fc
+    layer = wrap_with_lora(model, "transformer.h.1.mlp.c_fc", r=2, alpha=4)
+    assert model.transformer.h[1].mlp.c_fc is layer and layer.base is base
+    assert [n for n, _ in lora_modules(model)] == ["transformer.h.1.mlp.c_fc"]

@@ -1,4 +1,4 @@
-"""llmcourse.train.evaluate: loss units, the one estimate_loss, the milestone table."""
+"""llmcourse.train.evaluate: loss units, estimate_loss (and the Trainer's, in ddp), the milestones."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from llmcourse.train import ddp
 from llmcourse.train import evaluate as ev
 from llmcourse.train import (
     SHAKESPEARE_CHAR_MILESTONES,
@@ -118,26 +119,14 @@ def test_estimate_loss_matches_the_trainers_old_loop_bit_for_bit():
     assert estimate_loss(model, _batches(5), 9) == want
 
 
-def test_estimate_loss_one_source_splits_order_reduce_autocast():
+def test_estimate_loss_splits_order_autocast():
     torch.manual_seed(0)
     model = _Table()
-    one = _batches(2)
-    value = estimate_loss(model, lambda: one("val"), 3, splits=None)
-    assert isinstance(value, float)
-    assert value == estimate_loss(model, _batches(2), 3, splits=("val",))["val"]
     order = []
     estimate_loss(model, lambda s: (order.append(s), _batches(0)(s))[1], 2, splits=("val", "train"))
     assert order == ["val", "val", "train", "train"]
-    seen = {}
-
-    def reduce(t):
-        seen["shape"] = tuple(t.shape)
-        return t * 2
-
-    doubled = estimate_loss(model, _batches(3), 2, reduce=reduce)
-    plain = estimate_loss(model, _batches(3), 2)
-    assert seen["shape"] == (2,)
-    assert doubled["train"] == pytest.approx(2 * plain["train"])
+    one = estimate_loss(model, _batches(2), 3, splits=("val",))
+    assert list(one) == ["val"]
     entered = []
 
     @contextlib.contextmanager
@@ -163,19 +152,85 @@ def test_estimate_loss_restores_mode_on_error_and_validates():
         with pytest.raises(ValueError, match="eval_iters"):
             estimate_loss(model, _batches(0), bad)
 
+
+class _Linear(nn.Module):
+    """A model whose numbers change under bfloat16 autocast (a matmul), for the bitwise test."""
+
+    def __init__(self, vocab=9):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, 16)
+        self.head = nn.Linear(16, vocab)
+
+    def forward(self, x, y):
+        logits = self.head(self.emb(x))  # (B, T, V)
+        return logits, F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
+
+
+@pytest.mark.parametrize("eval_iters", [1, 3, 8])
+@pytest.mark.parametrize("bf16", [False, True])
+def test_the_trainers_evaluation_gives_the_same_numbers_bit_for_bit(eval_iters, bf16):
+    """ddp.estimate_loss_all_ranks (the Trainer's) == estimate_loss (the reference), exactly."""
+    torch.manual_seed(0)
+    model = _Linear()
+    model.train()
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else None
+    drawn = {"ref": [], "ddp": []}
+
+    def batches(who):
+        get = _batches(11)
+        return lambda s: (drawn[who].append(s), get(s))[1]
+
+    want = estimate_loss(model, batches("ref"), eval_iters, autocast=autocast)
+    got = ddp.estimate_loss_all_ranks(model, batches("ddp"), eval_iters, ddp.DistInfo(),
+                                      autocast=autocast)
+    assert got == want  # floats compared exactly
+    assert list(got) == ["train", "val"] and drawn["ddp"] == drawn["ref"]
+    assert model.training, "the previous mode is restored"
+
+
+def test_the_trainers_evaluation_averages_over_processes_in_one_all_reduce(monkeypatch):
+    torch.manual_seed(0)
+    model = _Table()
+    calls = []
+
+    def all_reduce(t, op=None):  # two processes with the same numbers: the sum is twice them
+        calls.append(tuple(t.shape))
+        t.mul_(2)
+
+    monkeypatch.setattr(ddp.dist, "all_reduce", all_reduce)
+    two = ddp.DistInfo(enabled=True, rank=0, local_rank=0, world_size=2)
+    got = ddp.estimate_loss_all_ranks(model, _batches(3), 2, two)
+    assert calls == [(2,)], "one all-reduce of the (train, val) means"
+    assert got == estimate_loss(model, _batches(3), 2)
+
+
+def test_the_trainers_evaluation_accepts_a_bare_loss_and_names_a_missing_one():
+    class Bare(nn.Module):  # returns the loss alone
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x, y):
+            return self.inner(x, y)[1]
+
+    torch.manual_seed(0)
+    table = _Table()
+    got = ddp.estimate_loss_all_ranks(Bare(table), _batches(1), 2, ddp.DistInfo())
+    assert got == estimate_loss(table, _batches(1), 2)
+
     class NoLoss(nn.Module):
         def forward(self, x, y):
             return x.float(), None
 
-    with pytest.raises(TypeError, match="no loss"):
-        estimate_loss(NoLoss(), _batches(0), 1)
+    with pytest.raises(TypeError, match="returned no loss"):
+        ddp.estimate_loss_all_ranks(NoLoss(), _batches(0), 1, ddp.DistInfo())
 
 
-def test_trainer_and_day06_use_it():
+def test_trainer_and_day06_use_them():
     from llmcourse.checks import day06
     from llmcourse.train import trainer
 
-    assert trainer.estimate_loss is estimate_loss
+    assert trainer.estimate_loss_all_ranks is ddp.estimate_loss_all_ranks
     torch.manual_seed(0)
     model = _Table()
     get = _batches(4)
@@ -206,3 +261,19 @@ def test_milestones():
     mine = next(i for i, line in enumerate(table) if "your model" in line)
     assert table[mine - 1].startswith("2.480") and table[mine + 1].startswith("1.890")
     assert "<- your model" not in milestone_table()
+
+
+def test_the_reference_estimate_loss_stays_plain():
+    """nanoGPT's loop and nothing the Trainer alone needs (that is ddp.estimate_loss_all_ranks)."""
+    import ast
+    import inspect
+
+    source = inspect.getsource(ev.estimate_loss)
+    body = ast.parse(source).body[0].body[1:]  # after the docstring
+    code = [line for node in body for line in ast.get_source_segment(source, node).splitlines()
+            if line.strip() and not line.strip().startswith("#")]
+    assert len(code) <= 20, len(code)
+    names = {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name)}
+    assert not names & {"reduce", "loss_from_output", "all_reduce_mean"}, names
+    assert list(inspect.signature(ev.estimate_loss).parameters) == [
+        "model", "get_batch", "eval_iters", "splits", "autocast"]

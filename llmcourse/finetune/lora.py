@@ -10,8 +10,8 @@ frozen; what trains is a pair of small matrices, ``A`` of shape ``(r, in)`` and 
 the paper's code and ``peft``. :func:`apply_lora` puts adapters on the layers named in
 ``targets`` and freezes everything else; :func:`merge_lora` folds ``(alpha / r) B A`` into
 ``W`` (no extra cost at inference) and :func:`unmerge_lora` takes it out again;
-:func:`save_lora` / :func:`load_lora` write and read only the adapters, a file of a few
-kilobytes where the model is megabytes.
+the adapter files (only the adapters, a few kilobytes where the model is megabytes) are
+written and read by :mod:`llmcourse.finetune.lora_files` (``save_lora``, ``load_lora``).
 
 Example:
     >>> import torch, torch.nn as nn
@@ -30,16 +30,11 @@ Example:
 from __future__ import annotations
 
 import math
-import os
-import re
-import warnings
-from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import torch
 import torch.nn as nn
 
-from llmcourse.atomic import write_atomic
 from llmcourse.finetune.settings import is_positive_finite
 
 __all__ = [
@@ -49,32 +44,10 @@ __all__ = [
     "merge_lora",
     "unmerge_lora",
     "unload_lora",
-    "lora_state_dict",
-    "save_lora",
-    "load_lora",
     "count_parameters",
     "check_lora_settings",
+    "wrap_with_lora",
 ]
-
-#: Written into every adapter file; :func:`load_lora` refuses files without it.
-FORMAT = "llmcourse-lora-v1"
-
-
-def check_lora_settings(base: nn.Module, r: int, alpha: float, dropout: float = 0.0) -> None:
-    """Raise a one-line error unless ``LoRALinear(base, r, alpha, dropout)`` is valid."""
-    if not isinstance(base, nn.Linear):
-        raise TypeError(f"LoRALinear wraps an nn.Linear, got {type(base).__name__}")
-    if isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= min(base.in_features,
-                                                                           base.out_features):
-        raise ValueError(
-            f"r={r!r} is not a valid rank for a {base.out_features}x{base.in_features} layer; "
-            f"use an integer from 1 to {min(base.in_features, base.out_features)}"
-        )
-    if not is_positive_finite(alpha):
-        raise ValueError(f"alpha={alpha!r} must be a finite number > 0 (e.g. alpha = 2 * r)")
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout={dropout!r} must be in [0, 1)")
-
 
 class LoRALinear(nn.Module):
     """A frozen ``nn.Linear`` plus a trainable low-rank update ``(alpha / r) * B A``.
@@ -155,6 +128,22 @@ class LoRALinear(nn.Module):
         return f"r={self.r}, alpha={self.alpha:g}, merged={self.merged}"
 
 
+def check_lora_settings(base: nn.Module, r: int, alpha: float, dropout: float = 0.0) -> None:
+    """Raise a one-line error unless ``LoRALinear(base, r, alpha, dropout)`` is valid."""
+    if not isinstance(base, nn.Linear):
+        raise TypeError(f"LoRALinear wraps an nn.Linear, got {type(base).__name__}")
+    if isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= min(base.in_features,
+                                                                           base.out_features):
+        raise ValueError(
+            f"r={r!r} is not a valid rank for a {base.out_features}x{base.in_features} layer; "
+            f"use an integer from 1 to {min(base.in_features, base.out_features)}"
+        )
+    if not is_positive_finite(alpha):
+        raise ValueError(f"alpha={alpha!r} must be a finite number > 0 (e.g. alpha = 2 * r)")
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout={dropout!r} must be in [0, 1)")
+
+
 def lora_modules(model: nn.Module) -> Iterator[tuple[str, LoRALinear]]:
     """``(name, module)`` for every :class:`LoRALinear` inside ``model``."""
     for name, module in model.named_modules():
@@ -167,11 +156,14 @@ def _matches(name: str, targets: Sequence[str]) -> bool:
     return any(name == t or name.endswith("." + t) for t in targets)
 
 
-def _replace(model: nn.Module, names: Iterable[str], r: int, alpha: float, dropout: float) -> None:
-    for name in names:
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, LoRALinear(getattr(parent, child), r, alpha, dropout))
+def wrap_with_lora(model: nn.Module, name: str, r: int, alpha: float,
+                   dropout: float = 0.0) -> LoRALinear:
+    """Put a :class:`LoRALinear` around the ``nn.Linear`` called ``name`` inside ``model``."""
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    layer = LoRALinear(getattr(parent, child), r, alpha, dropout)
+    setattr(parent, child, layer)
+    return layer
 
 
 def apply_lora(model: nn.Module, targets: Sequence[str] = ("c_attn", "c_proj"), r: int = 8,
@@ -209,7 +201,8 @@ def apply_lora(model: nn.Module, targets: Sequence[str] = ("c_attn", "c_proj"), 
         check_lora_settings(model.get_submodule(name), r, alpha, dropout)
     for p in model.parameters():
         p.requires_grad_(False)
-    _replace(model, names, r, alpha, dropout)  # the new A, B are the only trainable parameters
+    for name in names:  # the new A, B are the only trainable parameters
+        wrap_with_lora(model, name, r, alpha, dropout)
     return model
 
 
@@ -251,148 +244,5 @@ def unload_lora(model: nn.Module, merge: bool = True) -> nn.Module:
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
     """``(trainable, total)`` parameter counts; a tied weight is counted once."""
-    seen, trainable, total = set(), 0, 0
-    for p in model.parameters():  # parameters() already yields a shared tensor once
-        if id(p) in seen:
-            continue
-        seen.add(id(p))
-        total += p.numel()
-        trainable += p.numel() if p.requires_grad else 0
-    return trainable, total
-
-
-def lora_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Only the adapters: ``{"<module>.lora_A": (r, in), "<module>.lora_B": (out, r)}``."""
-    out = {}
-    for name, module in lora_modules(model):
-        out[f"{name}.lora_A"] = module.lora_A.detach().cpu().clone()
-        out[f"{name}.lora_B"] = module.lora_B.detach().cpu().clone()
-    if not out:
-        raise ValueError("this model has no LoRA adapters; call apply_lora(model, ...) first")
-    return out
-
-
-def save_lora(model: nn.Module, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
-    """Write only the adapters of ``model`` (and their ``r``, ``alpha``) to ``path``.
-
-    An existing file is kept unless ``overwrite=True``; the write is atomic (a crash or a full
-    disk leaves the old file or none, never half of one). Returns the path.
-    """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; save_lora never replaces a file unless asked: give "
-                              "a new path, or pass overwrite=True")
-    state = lora_state_dict(model)
-    settings = {name: {"r": m.r, "alpha": m.alpha} for name, m in lora_modules(model)}
-    saved = {"format": FORMAT, "modules": settings, "state_dict": state}
-    return write_atomic(path, lambda f: torch.save(saved, f), overwrite=overwrite)
-
-
-def _read_adapter(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """``(settings, state)`` of an adapter file, refusing anything save_lora did not write."""
-    if not path.is_file():
-        raise FileNotFoundError(f"no adapter file at {path}; save one with save_lora(model, path)")
-    try:
-        with warnings.catch_warnings():  # torch's note on a foreign pickle protocol: noise here
-            warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            saved = torch.load(path, map_location="cpu", weights_only=True)
-    except OSError:
-        raise
-    except Exception:  # not a torch file, or one holding pickled objects (possibly code)
-        raise ValueError(f"{path} is not an llmcourse LoRA adapter file and was not loaded; do "
-                         "not load it with torch.load(weights_only=False), which runs any code "
-                         "the file holds: use only adapters written by save_lora") from None
-    if not isinstance(saved, dict) or saved.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a LoRA adapter file written by save_lora "
-                         f"(a full checkpoint loads with load_state_dict instead)")
-    settings, state = saved.get("modules"), saved.get("state_dict")
-    if not _well_formed(settings, state):
-        raise ValueError(f"{path} is a damaged LoRA adapter file (settings or tensors missing or "
-                         "invalid); save the adapter again with save_lora(model, path)")
-    return settings, state
-
-
-def _well_formed(settings: Any, state: Any) -> bool:
-    """``{name: {"r": int, "alpha": > 0}}`` and, for each name, its two tensors."""
-    if not (isinstance(settings, dict) and settings and isinstance(state, dict)):
-        return False
-    for name, s in settings.items():
-        if not (isinstance(s, dict) and isinstance(s.get("r"), int) and not isinstance(s["r"], bool)
-                and is_positive_finite(s.get("alpha"))):
-            return False
-        if not all(isinstance(state.get(f"{name}.lora_{x}"), torch.Tensor) for x in "AB"):
-            return False
-    return True
-
-
-def _kind(name: str) -> str:
-    """A layer's name with its block numbers replaced: ``h.0.attn.c_attn -> h.*.attn.c_attn``."""
-    return re.sub(r"\.\d+(?=\.|$)", ".*", name)
-
-
-def _blocks(names: Iterable[str]) -> int:
-    return len({m.group(1) for n in names if (m := re.search(r"\.(\d+)(?:\.|$)", n))})
-
-
-def load_lora(model: nn.Module, path: str | os.PathLike[str], dropout: float = 0.0) -> nn.Module:
-    """Load adapters saved by :func:`save_lora` into ``model`` (in place) and return it.
-
-    A model without adapters gets them first, on exactly the layers the file names, with the
-    file's ``r`` and ``alpha``. Every check is made before anything changes, and each failure
-    is one line: a file that is not an adapter file, a layer the model lacks or that would be
-    left without its adapter, a shape or rank that does not fit, adapters that are merged.
-    """
-    path = Path(path)
-    settings, state = _read_adapter(path)
-    have = dict(lora_modules(model))
-    if have and set(have) != set(settings):
-        extra = sorted(set(settings) ^ set(have))
-        raise ValueError(f"the adapters in {path} are on other layers than this model's "
-                         f"(differing: {extra[:3]}); load into a model without adapters")
-    for name, s in settings.items():
-        module = have.get(name)
-        if module is None:
-            try:
-                module = model.get_submodule(name)
-            except AttributeError:
-                raise ValueError(f"{path} has an adapter for {name!r}, which this model does not "
-                                 f"have; is it the model the adapter was trained on?") from None
-            if not isinstance(module, nn.Linear):
-                raise ValueError(f"{path} has an adapter for {name!r}, which is a "
-                                 f"{type(module).__name__} here, not an nn.Linear")
-        else:
-            if module.merged:
-                raise ValueError(f"the adapter on {name!r} is merged; call unmerge_lora(model) "
-                                 f"before loading another adapter")
-            if module.r != s["r"]:
-                raise ValueError(f"{name!r}: the file's rank is {s['r']}, the model's adapter has "
-                                 f"r={module.r}; load into a model without adapters")
-        in_f, out_f = module.in_features, module.out_features
-        a, b = state[f"{name}.lora_A"], state[f"{name}.lora_B"]
-        if tuple(a.shape) != (s["r"], in_f) or tuple(b.shape) != (out_f, s["r"]):
-            raise ValueError(f"{name!r}: the file's adapter is for a {b.shape[0]}x{a.shape[1]} "
-                             f"layer, this model's is {out_f}x{in_f}; another model size?")
-    if not have:
-        # The same kind of layer in more blocks than the file covers: a deeper model.
-        kinds = {_kind(n) for n in settings}
-        like = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and _kind(n) in kinds]
-        missing = [n for n in like if n not in settings]
-        if missing:
-            raise ValueError(f"{path} holds adapters for {_blocks(settings)} block(s) "
-                             f"({len(settings)} layers), this model has {_blocks(like)} "
-                             f"({len(like)} such layers): {missing[0]!r} would get none; load it "
-                             "into a model of the depth (n_layer) it was trained on")
-        for name, s in settings.items():
-            check_lora_settings(model.get_submodule(name), s["r"], s["alpha"], dropout)
-        for p in model.parameters():
-            p.requires_grad_(False)
-        for name, s in settings.items():
-            _replace(model, [name], s["r"], s["alpha"], dropout)
-        have = dict(lora_modules(model))
-    with torch.no_grad():
-        for name, module in have.items():
-            module.alpha = float(settings[name]["alpha"])
-            module.scaling = module.alpha / module.r
-            module.lora_A.copy_(state[f"{name}.lora_A"])
-            module.lora_B.copy_(state[f"{name}.lora_B"])
-    return model
+    params = list(model.parameters())  # a shared (tied) tensor is yielded once
+    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)

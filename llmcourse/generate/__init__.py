@@ -4,7 +4,7 @@ A language model gives, for every position, *logits* over the vocabulary. To wri
 turn the logits of the last position into one next token, append it and run the model again.
 One concept a module, in two tiers:
 
-- :mod:`~llmcourse.generate.reference` - **the reference**: the sampling loop in 30 plain
+- :mod:`~llmcourse.generate.reference` - **the reference**: the sampling loop in about 25 plain
   lines (crop to ``block_size``, temperature, top-k, top-p, one draw), nanoGPT's size;
 - :mod:`~llmcourse.generate.sampling` - :func:`apply_temperature`, :func:`top_k_filter`,
   :func:`top_p_filter`, :func:`min_p_filter`, :func:`apply_repetition_penalty`,

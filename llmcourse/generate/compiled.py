@@ -19,8 +19,9 @@ operations are also written out as sums that Inductor then generates itself:
   and a softmax, instead of a flash-attention kernel made for long sequences.
 
 Only the one-token steps are compiled (the prefill and the refills after the window moves run
-eagerly), so the compiler sees one shape, with the cache's fill level as a symbol: one graph per
-model, batch size and dtype. Compiling takes seconds (Inductor keeps what it built on disk for
+eagerly), so the compiler sees one shape, with the cache's fill level as a symbol (the attention tests
+``T > 1`` before ``L == T``, so a one-token step adds no guard on the cache length): one graph
+per model, batch size and dtype. Compiling takes seconds (Inductor keeps what it built on disk for
 later processes) and needs a C++ compiler on the CPU; the compile time and the speed-up are
 measured by ``benchmarks/bench_generate.py`` and reported on the book's performance page.
 

@@ -5,6 +5,8 @@
 - :func:`split_heads`, :func:`merge_heads`, :func:`repeat_kv`, :func:`causal_mask`,
   :func:`sinusoidal_table` - the pieces of attention and positions, as the lessons write them;
   :mod:`llmcourse.model.functional` - softmax, cross-entropy, GELU and attention from scratch.
+- :class:`PlainCausalSelfAttention` - day 10's attention alone, in the nanoGPT form (the model's
+  :class:`CausalSelfAttention` adds grouped-query heads, RoPE and the KV cache).
 - :class:`KVCache` - preallocated keys/values for fast decoding (``GPT.new_kv_cache``).
 - :func:`count_params_formula`, :func:`flops_per_token`, :func:`mfu`, :func:`estimate_mfu` - the arithmetic
   of model size and training cost (defined in :mod:`llmcourse.flops`, re-exported here).
@@ -19,6 +21,7 @@ and a ``config`` with ``vocab_size`` and ``block_size``.
 
 from llmcourse.flops import PEAK_FLOPS, count_params_formula, estimate_mfu, flops_per_token, mfu
 
+from .attention_reference import PlainCausalSelfAttention
 from .baselines import BigramConfig, BigramLM, MLPConfig, MLPLM, WaveNetConfig, WaveNetLM
 from .config import GPTConfig
 from .gpt import GPT
@@ -62,6 +65,7 @@ __all__ = [
     "gpt2_config",
     "Block",
     "CausalSelfAttention",
+    "PlainCausalSelfAttention",
     "MLP",
     "SwiGLU",
     "RMSNorm",

@@ -56,8 +56,9 @@ class GPTConfig(DictConfig):
         dropout: dropout probability used after the embeddings, on the attention weights and
             on both residual branches. 0.0 for pre-training small models; 0.1-0.2 when
             fine-tuning or training a big model on little data.
-        bias: whether the linear layers and the LayerNorms have a bias (GPT-2: yes). With
-            ``False`` no module has a bias (RMSNorm never has one).
+        bias: whether the linear layers (except ``lm_head``, which never has one) and the
+            LayerNorms have a bias (GPT-2: yes). With ``False`` no module has a bias (RMSNorm
+            never has one).
         norm: ``"layernorm"`` (GPT-2) or ``"rmsnorm"`` (scale only, no mean subtraction).
         norm_eps: the epsilon added inside the norms (GPT-2 uses 1e-5).
         pos: ``"learned"`` absolute position embeddings (GPT-2's ``wpe``) or ``"rope"``

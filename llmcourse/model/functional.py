@@ -2,8 +2,10 @@
 
 Each function here is the plain formula, a few lines of tensor arithmetic, and each gives the
 same numbers as its :mod:`torch.nn.functional` counterpart (``tests/test_model_functional.py``
-compares them on random inputs). They exist to be read: the model itself calls the fused torch
-kernels, which are faster and use less memory.
+compares them on random inputs). They exist to be read: the model calls torch's fused kernels
+by default (faster, and lighter on memory); its manual attention path (``impl="manual"``, and
+:meth:`GPT.attention_maps <llmcourse.model.GPT.attention_maps>`) runs
+:func:`scaled_dot_product_attention` below.
 
 - :func:`softmax`, :func:`log_softmax` - normalise scores into (log-)probabilities, stable for
   any size of score because the row maximum is subtracted first;
@@ -176,8 +178,9 @@ def scaled_dot_product_attention(
         scale: multiplies the scores; default ``1 / sqrt(d)``.
         return_weights: also return the attention weights ``(..., Tq, Tk)``.
 
-    The softmax runs in float32 for half-precision inputs. A query whose every key is masked
-    gets weights 0 and output 0 (as torch does), not NaN.
+    The softmax runs in float32 for half-precision inputs (float32 and float64 inputs keep
+    their own precision). A query whose every key is masked gets weights 0 and output 0 (as
+    torch does), not NaN.
 
     Returns:
         ``(..., Tq, dv)``, or ``(output, weights)`` with ``return_weights=True``.
@@ -208,7 +211,8 @@ def scaled_dot_product_attention(
             scores = scores.masked_fill(~mask, float("-inf"))
         else:
             scores = scores + mask
-    att = softmax(scores.float(), dim=-1)  # (..., Tq, Tk)
+    half = scores.dtype in (torch.float16, torch.bfloat16)
+    att = softmax(scores.float() if half else scores, dim=-1)  # (..., Tq, Tk)
     blocked = scores.amax(dim=-1, keepdim=True) == float("-inf")  # rows with nothing to see
     att = att.masked_fill(blocked, 0.0).to(q.dtype)
     weights = att

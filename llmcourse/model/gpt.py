@@ -131,41 +131,38 @@ class GPT(nn.Module):
             ``only_last``); loss the mean cross-entropy, or ``None`` without targets.
         """
         _check_input(idx, targets, kv_cache, only_last, self.config.block_size)
-        x, _ = self._trunk(idx, kv_cache, need_weights=False)  # (B, T, C)
-        if targets is None:
-            return self.lm_head(x[:, -1:, :] if only_last else x), None  # (B, T or 1, V)
-        logits = self.lm_head(x)  # (B, T, V)
-        loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.reshape(-1).long(),
-                               ignore_index=-1)
-        return logits, loss
-
-    def _trunk(self, idx: torch.Tensor, kv_cache: KVCache | None,
-               need_weights: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Embeddings, blocks and the final norm: ``(B, T, C)`` and the attention maps."""
         T = idx.shape[1]
         start = 0 if kv_cache is None else kv_cache.pos  # the position of idx[:, 0]
         x = self.transformer.wte(idx)  # (B, T, C)
-        if self.rotary is None:  # learned positions, (T, C) broadcast over B
+        rope = None
+        if self.rotary is None:  # learned positions: (T, C), broadcast over B
             x = x + self.transformer.wpe(torch.arange(start, start + T, device=idx.device))
-        rope = None if self.rotary is None else self.rotary(start, T, idx.device)
+        else:  # rotary positions: applied to q and k inside every attention layer
+            rope = self.rotary(start, T, idx.device)  # (T, hs/2) cos and sin
         x = self.transformer.drop(x)
-        maps = []
         for i, block in enumerate(self.transformer.h):
-            x, att = block(x, rope=rope, kv_cache=kv_cache, layer_idx=i, need_weights=need_weights)
-            maps.append(att)
+            x, _ = block(x, rope=rope, kv_cache=kv_cache, layer_idx=i)  # (B, T, C)
         if kv_cache is not None:
-            kv_cache.advance(T)
-        return self.transformer.ln_f(x), maps
+            kv_cache.advance(T)  # every layer has stored the chunk's keys and values
+        x = self.transformer.ln_f(x)  # (B, T, C)
+        if targets is None:
+            return self.lm_head(x[:, -1:, :] if only_last else x), None  # (B, T or 1, V)
+        logits = self.lm_head(x)  # (B, T, V)
+        # (B*T, V) logits in float32 even under autocast, (B*T,) targets; -1 = ignored
+        loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.reshape(-1).long(),
+                               ignore_index=-1)
+        return logits, loss
 
     def attention_maps(
         self, idx: torch.Tensor, *, kv_cache: KVCache | None = None
     ) -> list[torch.Tensor]:
         """The attention weights of every layer for ``idx`` ``(B, T)``.
 
-        Runs the explicit attention path. Returns a list of ``n_layer`` tensors
-        ``(B, n_head, T, L)`` (``L = T`` without a cache), each row a probability distribution
-        over the key positions (before attention dropout). Wrap the call in ``torch.no_grad()``
-        for plotting.
+        The embeddings and blocks of :meth:`forward` again, with ``need_weights=True`` (the
+        explicit attention path); ``ln_f`` and ``lm_head`` are not needed. Returns a list of
+        ``n_layer`` tensors ``(B, n_head, T, L)`` (``L = T`` without a cache), each row a
+        probability distribution over the key positions (before attention dropout). Wrap the
+        call in ``torch.no_grad()`` for plotting.
 
         >>> cfg = GPTConfig(vocab_size=10, block_size=8, n_layer=2, n_head=2, n_embd=8)
         >>> maps = GPT(cfg).attention_maps(torch.zeros(1, 5, dtype=torch.long))
@@ -173,7 +170,22 @@ class GPT(nn.Module):
         (2, (1, 2, 5, 5), True)
         """
         _check_input(idx, None, kv_cache, False, self.config.block_size)
-        return self._trunk(idx, kv_cache, need_weights=True)[1]
+        T = idx.shape[1]
+        start = 0 if kv_cache is None else kv_cache.pos
+        x = self.transformer.wte(idx)  # (B, T, C)
+        rope = None
+        if self.rotary is None:
+            x = x + self.transformer.wpe(torch.arange(start, start + T, device=idx.device))
+        else:
+            rope = self.rotary(start, T, idx.device)
+        x = self.transformer.drop(x)
+        maps = []
+        for i, block in enumerate(self.transformer.h):
+            x, att = block(x, rope=rope, kv_cache=kv_cache, layer_idx=i, need_weights=True)
+            maps.append(att)  # (B, nh, T, L)
+        if kv_cache is not None:
+            kv_cache.advance(T)
+        return maps
 
     def set_attention_impl(self, impl: str) -> None:
         """Use ``"sdpa"`` (fused kernel, default) or ``"manual"`` attention in every layer."""

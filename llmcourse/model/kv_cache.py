@@ -136,9 +136,10 @@ class KVCache:
             k_new, v_new: ``(B, n_kv_head, T, head_size)`` for the current chunk.
 
         Returns:
-            ``(k, v)``, views of shape ``(B, n_kv_head, pos + T, head_size)``. ``pos`` itself is
-            only advanced by :meth:`advance`, once every layer has been updated. The model has
-            checked the room first (:meth:`check_room`).
+            ``(k, v)`` of shape ``(B, n_kv_head, pos + T, head_size)``: views of the cache, or
+            copies in the new keys' dtype when the cache has another (e.g. a float32 cache under
+            bfloat16 autocast). ``pos`` itself is only advanced by :meth:`advance`, once every
+            layer has been updated. The model has checked the room first (:meth:`check_room`).
         """
         end = self.pos + k_new.shape[2]
         self.k[layer][:, :, self.pos:end] = k_new

@@ -119,8 +119,8 @@ class RotaryEmbedding(nn.Module):
 
     The tables ``cos`` and ``sin``, ``(max_len, hs / 2)``, are plain attributes, not buffers:
     they are not in the state dict, and ``model.half()`` or ``model.to(torch.bfloat16)`` leaves
-    them in float32 (half-precision angles lose accuracy at large positions). They follow the
-    device of the positions asked for, moved once on the first call there.
+    them in float32 (half-precision angles lose accuracy at large positions). They move to the
+    ``device`` passed to :meth:`forward` (GPT passes ``idx.device``) when it differs from theirs.
 
     >>> cos, sin = RotaryEmbedding(4, max_len=8)(0, 3)
     >>> tuple(cos.shape), cos.dtype, cos[0].tolist()   # position 0: no rotation
@@ -163,7 +163,7 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     """
     half = x.shape[-1] // 2
     xf = x.float()
-    x1, x2 = xf[..., :half], xf[..., half:]  # (B, h, T, hs/2) each
+    x1, x2 = xf[..., :half], xf[..., half:]  # (B, heads, T, hs/2) each
     out = torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
     return out.to(x.dtype)
 
@@ -244,13 +244,19 @@ class CausalSelfAttention(nn.Module):
     matrix multiply; with ``n_kv_head == n_head`` that is GPT-2's ``(3C, C)`` weight. Each K/V
     head serves ``n_head / n_kv_head`` consecutive query heads (:func:`repeat_kv`).
 
-    Two interchangeable computations of ``softmax(q k^T / sqrt(hs) + mask) v``:
+    Two interchangeable computations of ``softmax(q k^T / sqrt(hs) + mask) v``, chosen by the
+    attribute ``self.impl`` (set for every layer with :meth:`GPT.set_attention_impl
+    <llmcourse.model.GPT.set_attention_impl>`):
 
-    - ``impl="sdpa"`` (default): :func:`torch.nn.functional.scaled_dot_product_attention`, which
+    - ``"sdpa"`` (default): :func:`torch.nn.functional.scaled_dot_product_attention`, which
       picks a fused kernel (Flash / memory-efficient) where one is available;
-    - ``impl="manual"``: the from-scratch
+    - ``"manual"``: the from-scratch
       :func:`llmcourse.model.functional.scaled_dot_product_attention`, which can also return
       the attention weights (for plots). Used automatically when weights are requested.
+
+    This class carries the later days' features (grouped-query heads, RoPE, the KV cache);
+    day 10's attention alone, in the nanoGPT form, is
+    :class:`~llmcourse.model.PlainCausalSelfAttention`.
     """
 
     def __init__(self, config: GPTConfig) -> None:
@@ -286,6 +292,7 @@ class CausalSelfAttention(nn.Module):
             ``(y, att)``: ``y`` ``(B, T, C)``; ``att`` ``(B, nh, T, L)`` or ``None``.
         """
         B, T, C = x.shape
+        # q (B, T, C); k and v (B, T, nkv*hs) each
         q, k, v = self.c_attn(x).split([C, self.kv_dim, self.kv_dim], dim=-1)
         q = split_heads(q, self.n_head)  # (B, nh, T, hs)
         k = split_heads(k, self.n_kv_head)  # (B, nkv, T, hs)
@@ -298,14 +305,14 @@ class CausalSelfAttention(nn.Module):
         L = k.shape[2]
         # No cached past: plain causal. After a cached past: query i sees keys 0 .. L - T + i
         # (an explicit mask; a single new token sees every key, so it needs none).
-        is_causal = T > 1 and L == T  # (T is tested first: it is fixed while L grows)
+        is_causal = T > 1 and L == T
         mask = None if is_causal or T == 1 else causal_mask(T, L, device=x.device)
         dropout_p = self.dropout if self.training else 0.0
         att = None
         if self.impl == "sdpa" and not need_weights:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p,
-                                               is_causal=is_causal)
-        else:
+                                               is_causal=is_causal)  # (B, nh, T, hs)
+        else:  # y (B, nh, T, hs), att (B, nh, T, L)
             y, att = functional.scaled_dot_product_attention(
                 q, k, v, mask, is_causal, dropout_p=dropout_p, return_weights=True)
         y = self.resid_dropout(self.c_proj(merge_heads(y)))  # (B, T, C)

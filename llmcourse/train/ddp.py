@@ -8,6 +8,9 @@ and ``DistributedDataParallel`` averages the gradients across processes during `
 So N processes with ``grad_accum_steps=a`` take the same steps as one process with
 ``grad_accum_steps=N*a`` seeing the same samples.
 
+The Trainer evaluates with :func:`estimate_loss_all_ranks`: the mean losses of
+:func:`~llmcourse.train.evaluate.estimate_loss`, averaged over the processes.
+
 The trainer calls :func:`place_process` (which joins the group with :func:`setup_distributed`)
 itself; a script only has to be launched by ``torchrun`` (and may call
 :func:`cleanup_distributed` at the end).
@@ -20,14 +23,17 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, ContextManager
 
 import torch
 import torch.distributed as dist
 
 from llmcourse.device import pick_device
+from llmcourse.train.evaluate import loss_from_output
 
 __all__ = [
     "DistInfo",
@@ -36,6 +42,7 @@ __all__ = [
     "place_process",
     "cleanup_distributed",
     "all_reduce_mean",
+    "estimate_loss_all_ranks",
 ]
 
 
@@ -135,3 +142,49 @@ def all_reduce_mean(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         tensor.div_(info.world_size)
     return tensor
+
+
+@torch.no_grad()
+def estimate_loss_all_ranks(
+    model: torch.nn.Module,
+    get_batch: Callable[[str], tuple[torch.Tensor, torch.Tensor]],
+    eval_iters: int,
+    info: DistInfo,
+    splits: Sequence[str] = ("train", "val"),
+    *,
+    autocast: Callable[[], ContextManager[Any]] | None = None,
+) -> dict[str, float]:
+    """The Trainer's evaluation: :func:`~llmcourse.train.evaluate.estimate_loss`, over all ranks.
+
+    Each process computes, on its own batches, exactly what ``estimate_loss`` computes (the
+    same batches in the same order, the same float32 sums, so the same numbers in a one-process
+    run: ``tests/test_train_evaluate.py`` checks it bit for bit). What this version adds for
+    the Trainer: the model may return the loss alone
+    (:func:`~llmcourse.train.evaluate.loss_from_output`), the sums stay on the device until one
+    all-reduce averages the ``(len(splits),)`` means over the processes
+    (:func:`all_reduce_mean`, a no-op without DDP), and they are read back once.
+
+    >>> import torch.nn as nn
+    >>> class Half(nn.Module):                  # a model whose loss is always 0.5
+    ...     def forward(self, x, y):
+    ...         return torch.tensor(0.5)
+    >>> batch = lambda split: (torch.zeros(1, 2), torch.zeros(1, 2))
+    >>> estimate_loss_all_ranks(Half(), batch, 3, DistInfo())
+    {'train': 0.5, 'val': 0.5}
+    """
+    context = autocast if autocast is not None else contextlib.nullcontext
+    was_training = model.training
+    model.eval()
+    try:
+        means = []
+        for split in splits:
+            total = 0
+            for _ in range(eval_iters):
+                x, y = get_batch(split)  # (B, T), (B, T)
+                with context():
+                    total = total + loss_from_output(model(x, y)).float()
+            means.append(total / eval_iters)
+        values = all_reduce_mean(torch.stack(means), info).tolist()  # one device sync
+    finally:
+        model.train(was_training)
+    return dict(zip(splits, values))

@@ -10,8 +10,10 @@ are common, and each answers a different question:
   unit that compares models with different tokenizers (a GPT-2 token covers about four bytes
   of English, a character about one, so their per-token losses are not comparable).
 
-:func:`estimate_loss` is the one evaluation loop of the package: the Trainer, ``llmcourse eval``
-and the lessons all average the loss over a set of batches with it.
+:func:`estimate_loss` is the reference evaluation loop (nanoGPT's, with a split argument): the
+plain loop (:mod:`llmcourse.train.loop`), ``llmcourse eval`` and day 06's reference use it. The
+Trainer's evaluation, :func:`llmcourse.train.ddp.estimate_loss_all_ranks`, gives the same numbers
+and averages them over DDP processes.
 
 :data:`SHAKESPEARE_CHAR_MILESTONES` says what a validation loss on character-level Tiny
 Shakespeare means (the sources are in ``book/references.md``).
@@ -40,8 +42,8 @@ __all__ = [
     "bits_per_token",
     "bits_per_byte",
     "bytes_per_token",
-    "loss_from_output",
     "estimate_loss",
+    "loss_from_output",
     "Milestone",
     "SHAKESPEARE_CHAR_MILESTONES",
     "milestone_table",
@@ -98,54 +100,27 @@ def bytes_per_token(ids: Sequence[int] | Any, tokenizer: Any) -> float:
     return len(tokenizer.decode(ids).encode("utf-8")) / len(ids)
 
 
-def loss_from_output(out: Any) -> torch.Tensor:
-    """The loss from a model output: ``(logits, loss)`` or a scalar tensor."""
-    if isinstance(out, torch.Tensor) and out.dim() == 0:
-        return out
-    if isinstance(out, (tuple, list)) and len(out) >= 2:
-        loss = out[1]
-        if isinstance(loss, torch.Tensor):
-            return loss
-        raise TypeError(
-            "model(x, y) returned no loss (second element is "
-            f"{type(loss).__name__}); the model must compute the loss when targets are given"
-        )
-    raise TypeError(
-        "model(x, y) must return (logits, loss) or a scalar loss tensor, got "
-        f"{type(out).__name__}"
-    )
-
-
 @torch.no_grad()
-def estimate_loss(
-    model: nn.Module,
-    get_batch: Callable[..., tuple[torch.Tensor, torch.Tensor]],
-    eval_iters: int,
-    splits: Sequence[str] | None = ("train", "val"),
-    *,
-    autocast: Callable[[], ContextManager[Any]] | None = None,
-    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
-) -> dict[str, float] | float:
+def estimate_loss(model: nn.Module, get_batch: Callable[[str], tuple[torch.Tensor, torch.Tensor]],
+                  eval_iters: int, splits: Sequence[str] = ("train", "val"), *,
+                  autocast: Callable[[], ContextManager[Any]] | None = None) -> dict[str, float]:
     """Mean loss of ``model`` over ``eval_iters`` batches of each split.
 
     The model runs in eval mode (dropout off) under ``torch.no_grad()`` and gets its previous
-    train/eval mode back afterwards. The losses are summed on the model's device and read
-    back once, at the end. Pass a ``get_batch`` that draws the *same* batches each call (a
-    generator seeded the same way) and two estimates differ only by what the model learned.
+    train/eval mode back afterwards. Pass a ``get_batch`` that draws the *same* batches each
+    call (a generator seeded the same way) and two estimates differ only by what the model
+    learned.
 
     Args:
-        model: returns ``(logits, loss)`` (or the loss) from ``model(x, y)``.
-        get_batch: ``get_batch(split) -> (x, y)``; with ``splits=None``, ``get_batch()``.
+        model: ``model(x, y) -> (logits, loss)``, the loss a scalar.
+        get_batch: ``get_batch(split) -> (x, y)``, both ``(B, T)`` token ids.
         eval_iters: batches per split (>= 1).
-        splits: the split names to evaluate, in order; ``None`` for one unnamed source,
-            and the result is then a single float.
+        splits: the split names to evaluate, in order.
         autocast: a function returning the context to run the forward pass in, e.g.
             :meth:`~llmcourse.device.PrecisionPlan.autocast`; default none.
-        reduce: applied to the ``(len(splits),)`` tensor of means before it is read, e.g. a
-            mean over DDP processes.
 
     Returns:
-        ``{split: mean loss}``, or a float with ``splits=None``.
+        ``{split: mean loss}``.
 
     >>> import torch.nn as nn, torch.nn.functional as F
     >>> class Constant(nn.Module):        # predicts the same 4 logits everywhere
@@ -161,25 +136,48 @@ def estimate_loss(
     """
     if isinstance(eval_iters, bool) or not isinstance(eval_iters, int) or eval_iters < 1:
         raise ValueError(f"eval_iters must be an int >= 1, got {eval_iters!r}")
-    names = [None] if splits is None else list(splits)
     context = autocast if autocast is not None else contextlib.nullcontext
-
-    def batch_loss(split: str | None) -> torch.Tensor:
-        x, y = get_batch() if split is None else get_batch(split)  # (B, T), (B, T)
-        with context():
-            return loss_from_output(model(x, y)).detach().float()  # a scalar, on the device
-
+    out = {}
     was_training = model.training
     model.eval()  # dropout off
     try:
-        means = torch.stack([sum(batch_loss(split) for _ in range(eval_iters)) / eval_iters
-                             for split in names])  # (len(splits),)
-        if reduce is not None:
-            means = reduce(means)
-        values = means.tolist()  # one device sync, at the end
+        for split in splits:
+            total = 0  # the sum of the batch losses, a float32 tensor on the model's device
+            for _ in range(eval_iters):
+                x, y = get_batch(split)  # (B, T), (B, T)
+                with context():
+                    _, loss = model(x, y)  # logits (B, T, V), loss: a scalar
+                total = total + loss.float()
+            out[split] = (total / eval_iters).item()
     finally:
-        model.train(was_training)
-    return values[0] if splits is None else dict(zip(names, values))
+        model.train(was_training)  # back to the mode the caller had
+    return out
+
+
+def loss_from_output(out: Any) -> torch.Tensor:
+    """The loss from a model output: ``(logits, loss)`` or a scalar tensor.
+
+    The Trainer accepts both (its step, :mod:`llmcourse.train.step`, and its evaluation,
+    :func:`llmcourse.train.ddp.estimate_loss_all_ranks`); :func:`estimate_loss` above unpacks
+    ``(logits, loss)``.
+
+    >>> loss_from_output((None, torch.tensor(2.0))), loss_from_output(torch.tensor(3.0))
+    (tensor(2.), tensor(3.))
+    """
+    if isinstance(out, torch.Tensor) and out.dim() == 0:
+        return out
+    if isinstance(out, (tuple, list)) and len(out) >= 2:
+        loss = out[1]
+        if isinstance(loss, torch.Tensor):
+            return loss
+        raise TypeError(
+            "model(x, y) returned no loss (second element is "
+            f"{type(loss).__name__}); the model must compute the loss when targets are given"
+        )
+    raise TypeError(
+        "model(x, y) must return (logits, loss) or a scalar loss tensor, got "
+        f"{type(out).__name__}"
+    )
 
 
 class Milestone(NamedTuple):

@@ -1,9 +1,11 @@
-"""The training loop of day 17, plain: one function to read top to bottom.
+"""The training loop of days 17 and 18, plain: one function to read top to bottom.
 
-Each iteration draws a batch, runs the forward pass under autocast, backpropagates, clips the
-gradient norm, sets the scheduled learning rate and takes the optimizer step; every
-``eval_interval`` steps (and at the end) it estimates the train and validation losses over
-``eval_iters`` batches each.
+Each iteration sets the scheduled learning rate, draws a batch, runs the forward pass,
+backpropagates, clips the gradient norm and takes the optimizer step; every ``eval_interval``
+steps (and at the end) it estimates the train and validation losses over ``eval_iters`` batches
+each. Day 18's speed-ups are already in it: the forward pass under autocast, a ``GradScaler``
+for float16 and gradient accumulation over ``grad_accum_steps`` micro-batches. In float32 with
+``grad_accum_steps=1`` (the default) all three do nothing, and what is left is day 17's loop.
 
 This is the reference for the concept. :class:`~llmcourse.train.Trainer` is the engineered
 version built beside it (checkpoints, exact resume, early stopping, monitors, DDP, a log file)
@@ -84,7 +86,9 @@ def train(model: nn.Module, get_batch: Callable[..., tuple[torch.Tensor, torch.T
     model.train()
     for it in range(cfg.max_iters + 1):
         # Every eval_interval steps, and once at the end: the mean loss over fixed-size
-        # samples of both splits (eval mode, no gradients).
+        # samples of both splits (eval mode, no gradients). The batches are fresh ones from the
+        # training generator, as nanoGPT does (and the Trainer, bit for bit); to compare two
+        # estimates, give estimate_loss the same fixed batches instead (day 13).
         if it % cfg.eval_interval == 0 or it == cfg.max_iters:
             losses = estimate_loss(model, batch, cfg.eval_iters, autocast=precision.autocast)
             history.append({"type": "eval", "iter": it, "train_loss": losses["train"],

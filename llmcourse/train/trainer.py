@@ -55,9 +55,8 @@ from torch import nn
 from llmcourse.device import enable_tf32, peak_flops, pick_dtype
 from llmcourse.train.checkpoint import config_to_dict, save_checkpoint, unwrap_model
 from llmcourse.train.config import TrainConfig
-from llmcourse.train.ddp import all_reduce_mean, place_process
+from llmcourse.train.ddp import estimate_loss_all_ranks, place_process
 from llmcourse.train.diverged import Pending, TrainingDiverged, check_eval_losses, check_pending
-from llmcourse.train.evaluate import estimate_loss
 from llmcourse.train.hooks import RunLog, make_monitor, progress_bar, timing
 from llmcourse.train.metrics import MetricsLogger, TensorBoardLogger, flops_per_token
 from llmcourse.train.monitor import TrainingMonitor
@@ -260,9 +259,8 @@ class Trainer(ResumeState):
         n = self.config.eval_iters if eval_iters is None else int(eval_iters)
         if n < 1:
             raise ValueError(f"eval_iters must be >= 1, got {n}")
-        return estimate_loss(self._eval_model, self._batch, n, ("train", "val"),
-                             autocast=self.precision.autocast,
-                             reduce=lambda t: all_reduce_mean(t, self.dist))
+        return estimate_loss_all_ranks(self._eval_model, self._batch, n, self.dist,
+                                       autocast=self.precision.autocast)
 
     # ---- checkpoints (their contents and the resume: ResumeState) ------------------------
 

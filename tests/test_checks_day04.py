@@ -209,3 +209,36 @@ def test_window_dataset_half_done_names_getitem(capsys):
     assert bool(day04.check_window_dataset(LenOnly)) is False
     line = one_line(capsys)
     assert line.startswith("⏳") and "__getitem__ is not done yet" in line
+
+
+def test_write_tokens_deleting_the_users_file_is_named(capsys):
+    # The refused call deletes the file first; the check must say so, not report its own
+    # FileNotFoundError when it reads the file back.
+    def deletes_first(ids, path):
+        import os
+        if os.path.exists(path):
+            os.remove(path)
+        arr = np.asarray(ids, dtype=np.int64)
+        if arr.size and arr.min() < 0:
+            raise ValueError("negative id")
+        arr.astype(np.uint16 if arr.size == 0 or arr.max() < 2**16 else np.uint32).tofile(path)
+        return np.dtype(np.uint16 if arr.size == 0 or arr.max() < 2**16 else np.uint32)
+
+    assert not day04.check_write_tokens(deletes_first)
+    line = one_line(capsys)
+    assert "FileNotFoundError" not in line, line
+    assert "deleted the file the user already had" in line and "check the ids first" in line, line
+
+
+def test_write_tokens_truncating_the_users_file_is_named(capsys):
+    def truncates_first(ids, path):
+        with open(path, "wb") as f:
+            arr = np.asarray(ids, dtype=np.int64)
+            if arr.size and arr.min() < 0:
+                raise ValueError("negative id")
+            dtype = np.uint16 if arr.size == 0 or arr.max() < 2**16 else np.uint32
+            arr.astype(dtype).tofile(f)
+        return np.dtype(dtype)
+
+    assert not day04.check_write_tokens(truncates_first)
+    assert "emptied the file the user already had" in one_line(capsys)

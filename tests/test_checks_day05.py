@@ -216,3 +216,11 @@ def test_checks_are_fast(capsys):
     assert day05.check_sinusoidal(sinusoidal_positions)
     assert day05.check_embedding_module(TokenAndPositionEmbedding)
     assert time.process_time() - start < 2.0
+
+
+def test_one_hot_lookup_names_the_shape_of_w_idx_for_a_batch_of_ids(capsys):
+    # idx of shape (2, 3): the line must name W[idx]'s real shape (2, 3, 4), not (len(idx), C)
+    idx, W = torch.tensor([[1, 3, 6], [0, 2, 2]]), torch.randn(7, 4)
+    assert not day05.check_one_hot_lookup(F.one_hot(idx, 7).float(), idx, W)
+    line = one_line(capsys)
+    assert "shape (2, 3, 4))" in line and "shape (2, 4))" not in line, line

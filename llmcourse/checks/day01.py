@@ -345,6 +345,10 @@ def _unk_len(s, stoi, unk_id):
     return [stoi.get(ch, len(stoi)) for ch in s]
 
 
+def _unk_zero(s, stoi, unk_id):
+    return [stoi.get(ch, 0) for ch in s]
+
+
 def _unk_or(s, stoi, unk_id):
     return [stoi.get(ch) or unk_id for ch in s]
 
@@ -384,6 +388,9 @@ ENCODE_WITH_UNK = [
                  "keeps one id per character"),
     Mistake("unk_id hard-coded", _unk_len, args=(_unk_len, stoi),
             hint="use the `unk_id` argument, not a fixed number such as len(stoi)"),
+    Mistake("unknowns get 0", _unk_zero, args=(_unk_zero, stoi),
+            hint="unknown characters got id 0, which is a real character's id: give them the "
+                 "`unk_id` argument, stoi.get(ch, unk_id)"),
     Mistake("get(ch) or unk_id", _unk_or, args=(_unk_or, stoi),
             hint="the character with id 0 became unk_id: `stoi.get(ch) or unk_id` treats id 0 as "
                  "missing; use stoi.get(ch, unk_id)"),

@@ -112,12 +112,23 @@ def _counts_str_keys(ids):
     return counts
 
 
+def _counts_misses_last(ids):  # range(len(ids) - 2): one pair short
+    counts = {}
+    for i in range(len(ids) - 2):
+        pair = (ids[i], ids[i + 1])
+        counts[pair] = counts.get(pair, 0) + 1
+    return counts
+
+
 GET_PAIR_COUNTS = [
     Mistake("every count 1", _counts_all_ones,
             hint="every count is 1: add one each time a pair is seen, e.g. counts[pair] = counts.get(pair, 0) + 1"),
     Mistake("no overlap", _counts_no_overlap,
             hint="overlapping pairs are counted once: in [2, 2, 2] the pair (2, 2) occurs twice "
                  "(positions 0-1 and 1-2); count every adjacent pair"),
+    Mistake("misses the last pair", _counts_misses_last,
+            hint="the last pair is missing: a list of n ids has n - 1 adjacent pairs, so loop over "
+                 "range(len(ids) - 1) (or zip(ids, ids[1:]))"),
     Mistake("wraps around", _counts_wrap,
             hint="you counted a pair that wraps around from the last id to the first; zip(ids, ids[1:]) "
                  "stops at the last adjacent pair"),
@@ -138,7 +149,8 @@ def _read_counts(value: Any, case: Case) -> dict[Any, Any]:
 def _pair_cases() -> list[Case]:
     rng = random.Random(2)
     noisy = [rng.randrange(4) for _ in range(200)]
-    return [Case("get_pair_counts([1, 2, 3, 1, 2, 2, 2])", [1, 2, 3, 1, 2, 2, 2]),
+    return [Case("get_pair_counts([1, 2, 3, 4])", [1, 2, 3, 4]),
+            Case("get_pair_counts([1, 2, 3, 1, 2, 2, 2])", [1, 2, 3, 1, 2, 2, 2]),
             Case("get_pair_counts([])", []),
             Case("get_pair_counts([7])", [7]),
             Case("get_pair_counts(the bytes of 'banana bandana')", list(_BANANA.encode("utf-8"))),
@@ -486,6 +498,34 @@ def _encode_first_pair(text, merges):  # merges the leftmost known pair, whateve
         ids = _merge(ids, known[0], merges[known[0]])
 
 
+def _encode_one_sweep(text, merges):  # the text's own pairs, each merged once, by rank
+    ids = list(text.encode("utf-8"))
+    for pair in sorted(_pair_counts(ids), key=lambda p: merges.get(p, float("inf"))):
+        if pair in merges:
+            ids = _merge(ids, pair, merges[pair])
+    return ids
+
+
+def _encode_code_points(text, merges):
+    ids = [ord(ch) for ch in text]
+    while len(ids) >= 2:
+        pair = min(_pair_counts(ids), key=lambda p: merges.get(p, float("inf")))
+        if pair not in merges:
+            break
+        ids = _merge(ids, pair, merges[pair])
+    return ids
+
+
+def _encode_no_length_guard(text, merges):  # min() of no pairs once one id is left
+    ids = list(text.encode("utf-8"))
+    while True:
+        pair = min(_pair_counts(ids), key=lambda p: merges.get(p, float("inf")))
+        if pair not in merges:
+            break
+        ids = _merge(ids, pair, merges[pair])
+    return ids
+
+
 ENCODE = [
     Mistake("by frequency", _encode_by_frequency,
             hint="apply the merge with the lowest rank (smallest new id) first, not the most "
@@ -500,6 +540,16 @@ ENCODE = [
     Mistake("leftmost pair", _encode_first_pair,
             hint="the leftmost known pair was merged first; pick the pair with the lowest rank "
                  "(smallest new id) at every step"),
+    Mistake("one sweep over the text's pairs", _encode_one_sweep,
+            hint="only the pairs of the original bytes were merged: a merge creates new pairs "
+                 "(with the new id) that later merges need, so recount the pairs after every merge "
+                 "(while loop) until none is in merges"),
+    Mistake("code points", _encode_code_points,
+            hint="start from the UTF-8 bytes, list(text.encode('utf-8')), not the characters' code "
+                 "points (ord): 'é' is the two bytes 195, 169"),
+    Mistake("no len(ids) >= 2 guard", _encode_no_length_guard,
+            hint="once everything is merged into one id there are no pairs left and min() of "
+                 "nothing fails: loop while len(ids) >= 2"),
 ]
 
 

@@ -123,6 +123,14 @@ def _pre_no_spaces(text, pattern):
     return [piece.strip() for piece in regex.findall(pattern, text) if piece.strip()]
 
 
+def _pre_strip_each(text, pattern):
+    return [piece.strip() for piece in regex.findall(pattern, text)]
+
+
+def _pre_regex_split(text, pattern):  # the text BETWEEN the matches, not the matches
+    return regex.split(pattern, text)
+
+
 PRETOKENIZE = [
     Mistake("re instead of regex", _pre_re,
             hint="Python's `re` raised error: bad escape \\p; it does not know \\p{L} (any letter) or "
@@ -137,6 +145,12 @@ PRETOKENIZE = [
     Mistake("spaces stripped", _pre_no_spaces,
             hint="the spaces were lost; keep every character of the text (the chunks joined give "
                  "the text back)"),
+    Mistake("each chunk stripped", _pre_strip_each,
+            hint="each chunk was stripped, but a word's leading space belongs to it (' world' is one "
+                 "chunk): return the matches exactly as regex.findall(pattern, text) gives them"),
+    Mistake("regex.split", _pre_regex_split,
+            hint="regex.split returns the text BETWEEN the matches (mostly empty strings here); the "
+                 "chunks are the matches themselves: regex.findall(pattern, text)"),
 ]
 
 
@@ -173,6 +187,10 @@ def _pieces_no_list(t, text):
     return [t.decode(i) for i in t.encode(text)]
 
 
+def _pieces_stripped(t, text):
+    return [t.decode([i]).strip() for i in t.encode(text)]
+
+
 def _pieces_global(t, text):  # the notebook's global tokenizer, not the argument
     return [tok.decode([i]) for i in tok.encode(text)]
 
@@ -189,6 +207,9 @@ TOKEN_PIECES = [
     Mistake("global tokenizer", _pieces_global, args=(_pieces_global, _TOY),
             hint="token_pieces ignored its `tok` argument and used the notebook's global tokenizer: "
                  "encode and decode with the `tok` passed in"),
+    Mistake("pieces stripped", _pieces_stripped, args=(_pieces_stripped, _TOY),
+            hint="the pieces were stripped, but the leading space is part of a token (' Strawberry'): "
+                 "return tok.decode([i]) exactly as it is"),
 ]
 
 
@@ -264,6 +285,17 @@ def _join_global(docs, t):  # the notebook's global tokenizer
     return ids
 
 
+def _join_string_all(docs, t):  # one string joined with the marker, markers allowed
+    return t.encode("<|endoftext|>".join(docs) + "<|endoftext|>", allowed_special="all")
+
+
+def _join_string_none(docs, t):  # one string joined with the marker, read as plain text
+    return t.encode("<|endoftext|>".join(docs), allowed_special="none")
+
+
+_NOT_THE_STRING = ("do not join the texts with the string '<|endoftext|>': encode each document on its "
+                   "own with allowed_special='none' and append the id tok.eot_token after it")
+
 JOIN_DOCUMENTS = [
     Mistake("no EOT after the last", _join_no_last, args=(_join_no_last, _TOY),
             hint="the last document has no end-of-text token; put one after *every* document, so the "
@@ -284,6 +316,12 @@ JOIN_DOCUMENTS = [
     Mistake("documents stripped", _join_stripped, args=(_join_stripped, _TOY),
             hint="the spaces at the start or end of a document were dropped: encode each document "
                  "exactly as it is (no .strip()), the model should see the text as written"),
+    Mistake("joined string, special allowed", _join_string_all, args=(_join_string_all, _TOY),
+            hint=_NOT_THE_STRING + " (with allowed_special='all' a document's own '<|endoftext|>' "
+                 "text becomes the real token, and an empty list still gives one)"),
+    Mistake("joined string, as plain text", _join_string_none, args=(_join_string_none, _TOY),
+            hint=_NOT_THE_STRING + " (with allowed_special='none' the marker is only text, so the "
+                 "real end-of-text token never appears)"),
 ]
 
 

@@ -364,6 +364,21 @@ class _NoIndexError(_Windows):
         return self.data[i: i + self.block_size], self.data[i + 1: i + 1 + self.block_size]
 
 
+class _BlockStride(_Windows):  # every window starts at k * block_size, whatever the stride
+    def __getitem__(self, k):
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        i = k * self.block_size
+        return self.data[i: i + self.block_size], self.data[i + 1: i + 1 + self.block_size]
+
+
+class _ValueErrorWindows(_Windows):
+    def __getitem__(self, k):
+        if not 0 <= k < len(self):
+            raise ValueError(f"window {k} out of range")
+        return super().__getitem__(k)
+
+
 class _Lists(_Windows):
     def __getitem__(self, k):
         x, y = super().__getitem__(k)
@@ -387,8 +402,14 @@ WINDOW_DATASET = [
     Mistake("no IndexError", _NoIndexError,
             hint="a for loop over the dataset stops only on IndexError"),
     Mistake("lists", _Lists, expect="should be a torch tensor, got a list of 4 items"),
+    Mistake("k * block_size", _BlockStride,
+            hint="window k must start at k * stride, not at k * block_size (they differ when a "
+                 "stride is given)"),
+    Mistake("ValueError out of range", _ValueErrorWindows,
+            hint="raise IndexError, not ValueError, for a k out of range: a for loop over the "
+                 "dataset stops only on IndexError"),
 ]
-_W_MANY, _W_FLOAT, _W_STRIDE, _W_DEFAULT, _, _W_INDEX, _ = WINDOW_DATASET
+_W_MANY, _W_FLOAT, _W_STRIDE, _W_DEFAULT, _, _W_INDEX, _, _W_BLOCK, _W_VALUE = WINDOW_DATASET
 
 
 
@@ -443,6 +464,9 @@ def check_window_dataset(dataset_cls: Any) -> None:
                 x, y = as_pair(item, f"ds[{k}]")
                 start = k * s
                 where = f"of window {k} of {shown}"
+                if (k > 0 and s != block and isinstance(x, torch.Tensor)
+                        and x.tolist() == values[k * block: k * block + block]):
+                    raise CheckFailed(f"{_W_BLOCK.hint} ({where})")
                 as_tensor(x, f"x {where}", shape=(block,))
                 as_tensor(y, f"y {where}", shape=(block,))
                 if x.dtype not in (data.dtype, torch.long):
@@ -463,6 +487,11 @@ def check_window_dataset(dataset_cls: Any) -> None:
                 item = ds[k]
             except IndexError:
                 continue
+            except (NotImplementedError, AssertionError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - another exception than IndexError, named
+                raise CheckFailed(f"ds[{k}] (len(ds) = {n}) raised {type(exc).__name__}: "
+                                  f"{_W_VALUE.hint}") from exc
             if k < 0:  # reading a negative k from the end, as a Python list does, is fine too
                 got, last = as_pair(item, f"ds[{k}]"), ds[n + k]
                 if all(isinstance(t, torch.Tensor) and t.shape == u.shape and torch.equal(t, u)
@@ -544,6 +573,28 @@ def _wt_writes_then_raises(ids, path):
     return np.dtype(dtype)
 
 
+def _wt_opens_then_raises(ids, path):
+    with open(path, "wb") as f:  # "wb" empties the file at once, before the ids are checked
+        arr = np.asarray(ids, dtype=np.int64)
+        if arr.size and arr.min() < 0:
+            raise ValueError("negative id")
+        dtype = np.uint16 if arr.size == 0 or arr.max() < 2**16 else np.uint32
+        arr.astype(dtype).tofile(f)
+    return np.dtype(dtype)
+
+
+def _wt_deletes_then_raises(ids, path):
+    path = Path(path)
+    if path.exists():
+        path.unlink()  # "start from a clean file"
+    arr = np.asarray(ids, dtype=np.int64)
+    if arr.size and arr.min() < 0:
+        raise ValueError("negative id")
+    dtype = np.uint16 if arr.size == 0 or arr.max() < 2**16 else np.uint32
+    arr.astype(dtype).tofile(path)
+    return np.dtype(dtype)
+
+
 WRITE_TOKENS = [
     Mistake("always uint16", _wt_always_uint16, expect="the dtype should be uint32"),
     Mistake("65,535 to uint32", _wt_strict_boundary,
@@ -559,8 +610,16 @@ WRITE_TOKENS = [
     Mistake("writes, then raises", _wt_writes_then_raises,
             hint="raised the ValueError only after writing the file: check the ids first, so that a refused "
                  "call leaves an existing file as it was"),
+    Mistake("opens 'wb', then raises", _wt_opens_then_raises,
+            hint="emptied the file the user already had before refusing the negative id (open(path, 'wb') "
+                 "truncates it at once): check the ids first, then open the file, so that a refused call "
+                 "leaves an existing file as it was"),
+    Mistake("deletes, then raises", _wt_deletes_then_raises,
+            hint="deleted the file the user already had before refusing the negative id: check the ids "
+                 "first, then write, so that a refused call leaves an existing file as it was"),
 ]
-_T_16, _T_BOUNDARY, _T_HEADER, _T_NEG, _T_NPY, _T_EMPTY, _T_APPEND, _T_AFTER = WRITE_TOKENS
+(_T_16, _T_BOUNDARY, _T_HEADER, _T_NEG, _T_NPY, _T_EMPTY, _T_APPEND, _T_AFTER, _T_TRUNCATES,
+ _T_DELETES) = WRITE_TOKENS
 
 
 def _write(write_tokens: Any, ids: Any, path: Path, what: str) -> np.dtype:
@@ -634,8 +693,11 @@ def check_write_tokens(write_tokens: Callable[[Any, Any], Any]) -> None:
         try:
             write_tokens([4, -1, 2], path)
         except ValueError:
+            if not path.is_file():
+                raise CheckFailed(f"write_tokens([4, -1, 2], path) {_T_DELETES.hint}") from None
             if path.read_bytes() != before:
-                raise CheckFailed(f"write_tokens([4, -1, 2], path) {_T_AFTER.hint}") from None
+                hint = _T_TRUNCATES.hint if len(path.read_bytes()) == 0 else _T_AFTER.hint
+                raise CheckFailed(f"write_tokens([4, -1, 2], path) {hint}") from None
         except (NotImplementedError, AssertionError):
             raise
         except Exception as exc:  # noqa: BLE001 - turned into a verdict

@@ -83,7 +83,7 @@ def check_one_hot_lookup(emb: Any, idx: torch.Tensor, W: torch.Tensor) -> None:
         raise CheckFailed(ONE_HOT[2].hint)
     if tuple(emb.shape) == (C,):
         raise CheckFailed(ONE_HOT[3].hint)
-    why = same(emb, want, f"emb (should equal W[idx], shape {(T, C)})")
+    why = same(emb, want, f"emb (should equal W[idx], shape {tuple(want.shape)})")
     if why:
         raise CheckFailed(why)
 
@@ -133,6 +133,15 @@ def _sin_float64(T, C):
     return _table(T, C).double()
 
 
+def _sin_odd_crash(T, C):  # the lesson's code without the C % 2 test: torch fails on an odd C
+    pos = torch.arange(T, dtype=torch.float32)[:, None]
+    freq = 10000.0 ** (-torch.arange(0, C, 2, dtype=torch.float32) / C)
+    pe = torch.zeros(T, C)
+    pe[:, 0::2] = torch.sin(pos * freq)
+    pe[:, 1::2] = torch.cos(pos * freq)
+    return pe
+
+
 SINUSOIDAL = [
     Mistake("sin and cos swapped", _odd_ok(_sin_swapped),
             hint="sines and cosines are swapped: sin goes into the even columns 0, 2, 4, ..., cos "
@@ -154,6 +163,12 @@ SINUSOIDAL = [
             hint="an odd C should raise ValueError: with an odd C the last sine has no cosine "
                  "partner (check C % 2 first)"),
     Mistake("float64 table", _sin_float64, expect="dtype float64, expected float32"),
+    Mistake("exponent not divided by C", _odd_ok(lambda T, C: _table(T, C, width=1)),
+            hint="the exponent is not divided by C: column pair i uses 1 / 10000**(2i / C); without "
+                 "the / C every pair after the first has a frequency of almost 0"),
+    Mistake("odd C not checked", _sin_odd_crash,
+            hint="an odd C should raise ValueError: with an odd C the last sine has no cosine "
+                 "partner (check C % 2 first)"),
 ]
 
 
@@ -264,12 +279,44 @@ class _PositionsFrom1(_ReferenceEmbedding):
         return self.wte(idx) + self.wpe(torch.arange(1, T + 1, device=idx.device) % self.block_size)
 
 
+class _PositionsFromIds(_ReferenceEmbedding):  # the token ids used as positions
+    def forward(self, idx):
+        T = idx.shape[1]
+        if T > self.block_size:
+            raise ValueError("crop")
+        return self.wte(idx) + self.wpe(idx)
+
+
+class _AssertLength(_ReferenceEmbedding):
+    def forward(self, idx):
+        assert idx.shape[1] <= self.block_size, "sequence too long"
+        return self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device))
+
+
+class _Concatenated(_ReferenceEmbedding):
+    def forward(self, idx):
+        B, T = idx.shape
+        if T > self.block_size:
+            raise ValueError("crop")
+        pos = self.wpe(torch.arange(T, device=idx.device)).expand(B, T, -1)
+        return torch.cat([self.wte(idx), pos], dim=-1)
+
+
 _DEFAULT_INIT = ("has the default initialisation (std 1); re-initialise it with "
                  "nn.init.normal_(weight, mean=0.0, std=0.02)")
 _MEAN_NOT_STD = ("has mean 0.02 and std 1: nn.init.normal_(weight, 0.02) sets the MEAN; pass the "
                  "standard deviation by name, nn.init.normal_(weight, mean=0.0, std=0.02)")
 
 EMBEDDING = [
+    Mistake("wpe(idx)", _PositionsFromIds,
+            hint="the position table was indexed with the token ids (self.wpe(idx)); it is indexed "
+                 "with the positions 0 .. T - 1: self.wpe(torch.arange(T, device=idx.device))"),
+    Mistake("assert for the length", _AssertLength,
+            hint="for T > block_size raise a ValueError (raise ValueError(...)), not an assert: an "
+                 "assert disappears under python -O and gives no hint to crop the input"),
+    Mistake("concatenated", _Concatenated,
+            hint="the token and position vectors were concatenated (2 * n_embd columns); add them: "
+                 "self.wte(idx) + self.wpe(pos), shape (B, T, n_embd)"),
     Mistake("default init", _DefaultInit, hint=_DEFAULT_INIT),
     Mistake("normal_(w, 0.02) sets the mean", _MeanNotStd, hint=_MEAN_NOT_STD),
     Mistake("wpe not re-initialised", _OnlyWte, expect="self.wpe " + _DEFAULT_INIT),

@@ -28,7 +28,6 @@ import torch.nn.functional as F
 
 from llmcourse.checks._core import (Case, CheckFailed, Mistake, as_float, as_tensor, check, compare, kind_of,
                                     none_hint, outputs_and_grads, require)
-from llmcourse.train.evaluate import estimate_loss
 
 __all__ = [
     "check_baseline",
@@ -48,10 +47,35 @@ def reference_estimate_loss(
 ) -> float:
     """Mean loss of ``model`` over ``eval_iters`` batches from ``get_batch_fn()``.
 
-    The package's :func:`llmcourse.train.estimate_loss` on one unnamed source: eval mode,
-    ``torch.no_grad()``, the model's previous mode restored.
+    What :func:`llmcourse.train.estimate_loss` does for one split, written out here so that the
+    lesson's reference does not depend on that function's arguments: eval mode,
+    ``torch.no_grad()``, the float32 losses summed and divided once, the model's previous mode
+    restored.
+
+    Example::
+
+        >>> class Const(nn.Module):
+        ...     def forward(self, x, y):
+        ...         return None, torch.tensor(float(x))
+        >>> batches = iter([(1, None), (2, None), (6, None)])
+        >>> reference_estimate_loss(Const(), lambda: next(batches), 3)
+        3.0
     """
-    return estimate_loss(model, get_batch_fn, eval_iters, splits=None)
+    if isinstance(eval_iters, bool) or not isinstance(eval_iters, int) or eval_iters < 1:
+        raise ValueError(f"eval_iters must be an int >= 1, got {eval_iters!r}")
+    was_training = model.training
+    model.eval()  # dropout off
+    try:
+        with torch.no_grad():
+            total = 0
+            for _ in range(eval_iters):
+                x, y = get_batch_fn()  # (B, T), (B, T)
+                out = model(x, y)
+                loss = out if isinstance(out, torch.Tensor) else out[1]  # (logits, loss)
+                total = total + loss.detach().float()  # a scalar, on the model's device
+        return (total / eval_iters).item()
+    finally:
+        model.train(was_training)
 
 
 # ---- exercise 1: the uniform baseline ------------------------------------------------------------
@@ -134,6 +158,22 @@ def _ce_mean_over_batch(logits, targets):  # sums over T, averages over B
     return -_pick(F.log_softmax(logits, dim=-1), targets).sum(1).mean()
 
 
+def _ce_no_log_softmax(logits, targets):  # the raw logit of the target, not its log-probability
+    return -_pick(logits, targets).mean()
+
+
+def _ce_fancy_index(logits, targets):
+    return -F.log_softmax(logits, dim=-1)[..., targets].mean()
+
+
+def _ce_no_unsqueeze(logits, targets):
+    return -F.log_softmax(logits, dim=-1).gather(-1, targets).mean()
+
+
+def _ce_torch_3d(logits, targets):
+    return F.cross_entropy(logits, targets)
+
+
 _CE_ITEM = ("cross_entropy should return a tensor (so that .backward() works), not a Python number: "
             "leave out .item()")
 
@@ -153,6 +193,18 @@ CROSS_ENTROPY = [
             hint="average over all B * T positions (.mean() of the (B, T) losses), not over the "
                  "batch only"),
     Mistake(".item()", _ce_item, expect=_CE_ITEM),
+    Mistake("no log_softmax", _ce_no_log_softmax,
+            hint="that picks the raw logit of each target; turn the logits into log-probabilities "
+                 "first, F.log_softmax(logits, dim=-1), then pick"),
+    Mistake("logp[..., targets]", _ce_fancy_index,
+            hint="logp[..., targets] picks every target for every position (shape (B, T, B, T)): "
+                 "pick each position's own target with logp.gather(-1, targets.unsqueeze(-1))"),
+    Mistake("gather without unsqueeze", _ce_no_unsqueeze,
+            hint="gather needs an index with as many dimensions as logp: targets.unsqueeze(-1), "
+                 "shape (B, T, 1), then .squeeze(-1)"),
+    Mistake("F.cross_entropy on (B, T, V)", _ce_torch_3d,
+            hint="F.cross_entropy takes the classes on dim 1: flatten first, "
+                 "F.cross_entropy(logits.view(-1, V), targets.view(-1))"),
     Mistake("detached", _ce_detached,
             hint="the result does not depend on the logits through autograd (did you use .detach() "
                  "or numpy?); keep it a tensor computation so the gradient reaches the logits"),
@@ -492,7 +544,18 @@ def _el_grad_left_off(model, get_batch_fn, eval_iters):  # set_grad_enabled(Fals
 
 _EL_TENSOR = "estimate_loss should return a Python float: take .item() of the mean"
 
+def _el_modes_swapped(model, get_batch_fn, eval_iters):
+    model.train()
+    with torch.no_grad():
+        losses = [model(*get_batch_fn())[1].item() for _ in range(eval_iters)]
+    model.eval()
+    return sum(losses) / eval_iters
+
+
 ESTIMATE_LOSS = [
+    Mistake("train() and eval() swapped", _el_modes_swapped,
+            hint="model.train() and model.eval() are swapped: call model.eval() BEFORE the loop "
+                 "(dropout off while measuring) and model.train() after it"),
     Mistake("no eval()", _el_no_eval,
             hint="the model was in training mode during the evaluation: call model.eval() first"),
     Mistake("no no_grad", _el_with_grad,

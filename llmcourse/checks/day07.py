@@ -167,6 +167,18 @@ def _mlp_sum(X, C, W1, b1, W2, b2):            # adds the window's vectors inste
     return torch.tanh(C[X].sum(1).repeat(1, X.shape[1]) @ W1 + b1) @ W2 + b2
 
 
+def _mlp_sum_to_e(X, C, W1, b1, W2, b2):       # sums (or averages) the window: (N, E) @ W1 fails
+    return torch.tanh(C[X].sum(1) @ W1 + b1) @ W2 + b2
+
+
+def _mlp_view_30(X, C, W1, b1, W2, b2):        # a size copied from the notebook
+    return torch.tanh(C[X].view(-1, 30) @ W1 + b1) @ W2 + b2
+
+
+_SUMMED = ("the window's embeddings were summed (or averaged) into one (N, E) vector, which does "
+           "not fit W1 (block_size * E rows): concatenate them, emb.view(N, block_size * E)")
+
+
 MLP_FORWARD = [
     Mistake("wrong flatten order", _mlp_transposed,
             hint="the embeddings are flattened in the wrong order: emb.view(N, block_size * n_embd) "
@@ -180,6 +192,10 @@ MLP_FORWARD = [
             hint="use the sizes of the arguments (X.shape[0], X.shape[1] * C.shape[1]), not the "
                  "notebook's bs and E"),
     Mistake("sums the window", _mlp_sum, expect="differs by up to"),
+    Mistake("sums the window, (N, E) @ W1", _mlp_sum_to_e, hint=_SUMMED),
+    Mistake("hard-coded view size", _mlp_view_30,
+            hint="use the sizes of the arguments (X.shape[0], X.shape[1] * C.shape[1]) in the view, not "
+                 "numbers from the notebook"),
 ]
 
 
@@ -207,7 +223,13 @@ def _dtype(dtype: torch.dtype) -> str:
 def _run_mlp(impl: Any, case: Case) -> Any:
     (X, *params), _ = case.fresh()
     params = [p.requires_grad_() for p in params]
-    out = impl(X, *params)
+    try:
+        out = impl(X, *params)
+    except RuntimeError as exc:  # (N, E) @ W1: name the summed window, not torch's shapes
+        N, E = X.shape[0], params[0].shape[1]
+        if f"({N}x{E} and {params[1].shape[0]}x" in str(exc) and X.shape[1] > 1:
+            raise ValueError("the hidden layer got one (N, E) vector per window") from exc
+        raise
     if not isinstance(out, torch.Tensor):
         return out
     return outputs_and_grads(out, dict(zip(("C", "W1", "b1", "W2", "b2"), params)))
@@ -286,6 +308,10 @@ def _cc_no_bias(x, w, b, d):
     return F.conv1d(F.pad(x, ((w.shape[-1] - 1) * d, 0)), w, None, dilation=d)
 
 
+def _cc_pad_k_minus_1(x, w, b, d):         # the dilation passed to conv1d but not to the padding
+    return F.conv1d(F.pad(x, (w.shape[-1] - 1, 0)), w, b, dilation=d)
+
+
 _PAD_FOR_K2 = ("you pad `dilation` zeros, which is right only for kernel size 2: pad "
                "(k - 1) * dilation zeros on the left, with k = weight.shape[-1]")
 
@@ -313,6 +339,9 @@ CAUSAL_CONV = [
             hint="the output is shorter than the input: pad (kernel_size - 1) * dilation zeros on "
                  "the left so that the length stays T"),
     Mistake("no bias", _cc_no_bias, hint="the bias is missing: pass bias to F.conv1d"),
+    Mistake("pads k - 1, not (k - 1) * dilation", _cc_pad_k_minus_1,
+            hint="the padding ignores the dilation: with dilation d the kernel spans (k - 1) * d + 1 "
+                 "inputs, so pad (k - 1) * dilation zeros on the left, not k - 1"),
     Mistake("out[..., :-pad]", _cc_trim_minus_pad,
             hint="with kernel size 1 the padding is 0 and out[..., :-0] is empty: keep the first T "
                  "outputs, out[..., :x.shape[-1]], or pad only the left side with F.pad"),
@@ -475,6 +504,15 @@ def _bn_unbiased_norm(x, gamma, beta, rm, rv, training, momentum=0.1, eps=1e-5):
     return _bn(x, gamma, beta, mean, var, eps)
 
 
+def _bn_over_features(x, gamma, beta, rm, rv, training, momentum=0.1, eps=1e-5):
+    if training:  # statistics of each row (dim=1): that is LayerNorm, not BatchNorm
+        mean, var = x.mean(1, keepdim=True), x.var(1, unbiased=False, keepdim=True)
+        _update(rm, rv, x, momentum)
+    else:
+        mean, var = rm, rv
+    return _bn(x, gamma, beta, mean, var, eps)
+
+
 def _bn_biased_running(x, gamma, beta, rm, rv, training, momentum=0.1, eps=1e-5):
     if training:
         mean, var = x.mean(0), x.var(0, unbiased=False)
@@ -544,6 +582,9 @@ BATCHNORM = [
     Mistake("unbiased variance to normalise", _bn_unbiased_norm,
             hint="normalise with the biased variance, x.var(0, unbiased=False) (divide by N, as "
                  "nn.BatchNorm1d does); the running variance uses the unbiased one"),
+    Mistake("statistics over the features", _bn_over_features,
+            hint="the batch statistics are taken over the features of each row (dim=1, that is "
+                 "LayerNorm); BatchNorm averages each feature over the batch: x.mean(0), x.var(0, ...)"),
     Mistake("biased running variance", _bn_biased_running,
             hint="update running_var with the UNBIASED batch variance, x.var(0, unbiased=True) "
                  "(PyTorch's convention); normalise with the biased one"),

@@ -166,6 +166,11 @@ def _am_divide_by_T(T):
     return torch.tril(torch.ones(T, T)) / T
 
 
+def _am_no_keepdim(T):
+    w = torch.tril(torch.ones(T, T))
+    return w / w.sum(dim=1)
+
+
 def _am_float64(T):
     w = torch.tril(torch.ones(T, T, dtype=torch.float64))
     return w / w.sum(dim=1, keepdim=True)
@@ -186,6 +191,9 @@ AVERAGING_MATRIX = [
     Mistake("no diagonal", _am_no_diagonal,
             hint="keep the diagonal (torch.tril with the default diagonal=0): position t averages "
                  "0..t, itself included, and row 0 would otherwise be 0/0 = NaN"),
+    Mistake("sum without keepdim", _am_no_keepdim,
+            hint="w / w.sum(dim=1) divides COLUMN s by the sum of row s (a (T,) vector broadcasts "
+                 "along the rows): keep the summed axis, w / w.sum(dim=1, keepdim=True)"),
     Mistake("the notebook's T", _am_global_T,
             hint="use the argument T, not the notebook's T"),
     Mistake("float64", _am_float64, expect="dtype float64, expected float32"),
@@ -241,11 +249,19 @@ def _cs_in_place(scores):  # masked_fill_ writes -inf into the caller's scores
     return scores.masked_fill_(_tril(T, scores) == 0, float("-inf")).softmax(dim=-1)
 
 
+def _cs_triu(scores):
+    T = scores.shape[-1]
+    return scores.masked_fill(torch.triu(torch.ones(T, T)) == 0, float("-inf")).softmax(dim=-1)
+
+
 def _cs_global_T(scores):  # the notebook's T = 6
     return scores.masked_fill(torch.tril(torch.ones(6, 6)) == 0, float("-inf")).softmax(dim=-1)
 
 
 CAUSAL_SOFTMAX = [
+    Mistake("triu mask", _cs_triu,
+            hint="the mask keeps the entries above the diagonal (torch.triu): query t may only see "
+                 "keys 0..t, so keep the LOWER triangle (torch.tril) and mask the rest"),
     Mistake("masks with 0", _cs_zero_mask,
             hint="the future was masked with 0, which softmax turns into weight e^0 = 1 (not 0); "
                  "mask with float('-inf')"),

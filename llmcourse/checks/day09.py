@@ -103,6 +103,16 @@ SCORES = [
     Mistake("masked already", lambda q, k: (_scores(q, k) / math.sqrt(q.shape[-1])).masked_fill(
         ~causal_mask(q.shape[-2], k.shape[-2]), float("-inf")),
             hint="no masking in this function yet (that is exercise 2): return the scaled scores only"),
+    Mistake("divided by sqrt(T)", lambda q, k: _scores(q, k) / math.sqrt(k.shape[-2]),
+            hint="the scores were divided by the square root of the sequence length T; divide by "
+                 "math.sqrt(d_k), the size of the vectors in each dot product, d_k = q.shape[-1] "
+                 "(the LAST axis)"),
+    Mistake("multiplied by sqrt(d_k)", lambda q, k: _scores(q, k) * math.sqrt(q.shape[-1]),
+            hint="the scores were multiplied by sqrt(d_k); divide by it, so that their variance "
+                 "stays near 1"),
+    Mistake("softmax already", lambda q, k: (_scores(q, k) / math.sqrt(q.shape[-1])).softmax(dim=-1),
+            hint="return the scaled scores themselves, not their softmax: the mask and the softmax "
+                 "come in exercise 2"),
     Mistake("detached", lambda q, k: (_scores(q, k) / math.sqrt(q.shape[-1])).detach(),
             expect="does not carry gradients"),
 ]
@@ -182,6 +192,8 @@ CAUSAL = [
     Mistake("global T", lambda q, k, v: _attention(q, k, v, allowed="global"),
             hint="the mask has the notebook's size 8 x 8: build it from the input, T = q.shape[-2]"),
     Mistake("out only", lambda q, k, v: _attention(q, k, v)[0], expect="should return a pair (out, weights)"),
+    Mistake("(weights, out)", lambda q, k, v: _attention(q, k, v)[::-1],
+            hint="the pair is in the wrong order: return (out, weights), the weighted values first"),
 ]
 
 
@@ -232,11 +244,12 @@ class _ReferenceHead(nn.Module):
 def _head_mistake(**how: Any) -> type:
     swap = how.pop("swap", False)
     kv = how.pop("v_from_key", False)
+    vx = how.pop("v_is_x", False)
 
     class Wrong(_ReferenceHead):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             q, k = self.query(x), self.key(x)
-            v = self.key(x) if kv else self.value(x)
+            v = x if vx else self.key(x) if kv else self.value(x)
             if swap:
                 q, k = k, q
             return _attention(q, k, v, **how)[0]
@@ -284,6 +297,9 @@ HEAD = [
                  "self.query and k from self.key"),
     Mistake("v from key", _head_mistake(v_from_key=True),
             hint="the values come from self.key: average v = self.value(x)"),
+    Mistake("v is x", _head_mistake(v_is_x=True),
+            hint="the weights average x itself; average the values, v = self.value(x), the third "
+                 "projection"),
     Mistake("bias", _BiasHead, expect="bias=False"),
     Mistake("returns a pair", _TupleHead, expect="return the tensor only"),
     Mistake("mask buffer of size 8", _Buffer8Head,

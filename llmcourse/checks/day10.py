@@ -146,6 +146,7 @@ class _Attention(nn.Module):
     order = "qkv"     # the order of c_attn's output
     merge = "transpose"
     softmax_dim = -1
+    split = "view"    # "view": (B, T, nh, hs) then transpose; "flat"/"flat reshape": (B, nh, T, hs) at once
 
     def __init__(self, n_embd: int, n_head: int) -> None:
         super().__init__()
@@ -159,7 +160,12 @@ class _Attention(nn.Module):
         B, T, C = x.shape
         nh, hs = self.n_head, C // self.n_head
         parts = dict(zip(self.order, self.c_attn(x).split(C, dim=-1)))
-        q, k, v = (parts[c].view(B, T, nh, hs).transpose(1, 2) for c in "qkv")
+        if self.split == "flat":  # fails: a column slice of c_attn's output cannot be viewed so
+            q, k, v = (parts[c].view(B, nh, T, hs) for c in "qkv")
+        elif self.split == "flat reshape":
+            q, k, v = (parts[c].reshape(B, nh, T, hs) for c in "qkv")
+        else:
+            q, k, v = (parts[c].view(B, T, nh, hs).transpose(1, 2) for c in "qkv")
         s = {"hs": 1 / math.sqrt(hs), "C": 1 / math.sqrt(C), "none": 1.0}[self.scale]
         att = q @ k.transpose(-2, -1) * s
         ones = torch.ones(T, T, dtype=torch.bool)
@@ -196,6 +202,10 @@ class _NoBias(_Attention):
         self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=False)
 
 
+_FLAT_SPLIT = ("q, k and v were split into heads with view/reshape(B, n_head, T, hs), which cuts the "
+               "flat data into blocks and mixes positions into heads: view as (B, T, n_head, hs) "
+               "first, then transpose(1, 2)")
+
 ATTENTION = [
     Mistake("no causal mask", _wrong("NoMask", mask="none"),
             hint="the causal mask is missing: fill the scores above the diagonal with -inf before "
@@ -226,6 +236,9 @@ ATTENTION = [
             hint="MyCausalSelfAttention(10, 3) should raise ValueError (raise ValueError(...)), not "
                  "an AssertionError: an assert disappears under python -O"),
     Mistake("no bias", _NoBias, expect="has no bias"),
+    Mistake("heads split with view(B, nh, T, hs)", _wrong("FlatView", split="flat"), hint=_FLAT_SPLIT),
+    Mistake("heads split with reshape(B, nh, T, hs)", _wrong("FlatReshape", split="flat reshape"),
+            hint=_FLAT_SPLIT),
 ]
 
 

@@ -93,6 +93,12 @@ GELU = [
     Mistake("float64 constant", lambda x: _gelu_formula(x) * torch.tensor(1.0, dtype=torch.float64).expand(x.shape),
             expect="dtype float64, expected float32"),
     Mistake("no return", lambda x: None, expect="None"),
+    Mistake("x left out", lambda x: 0.5 * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3))),
+            hint="the leading x is missing: GELU is x times a soft gate, 0.5 * x * (1 + tanh(...)); "
+                 "without the x it returns the gate only, between 0 and 1"),
+    Mistake("sqrt(2/pi) on x only", lambda x: 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * x + 0.044715 * x ** 3)),
+            hint="a bracket is missing: sqrt(2 / pi) multiplies the whole sum, tanh(sqrt(2 / pi) * "
+                 "(x + 0.044715 * x ** 3)), not x alone"),
 ]
 
 
@@ -124,6 +130,7 @@ class _MLP(nn.Module):
     hidden = 4
     act = staticmethod(lambda h: F.gelu(h, approximate="tanh"))
     act_last = False
+    residual = False
 
     def __init__(self, n_embd: int) -> None:
         super().__init__()
@@ -133,6 +140,8 @@ class _MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.act_last:
             return self.act(self.c_proj(self.c_fc(x)))
+        if self.residual:  # the block adds x; the MLP itself does not
+            return x + self.c_proj(self.act(self.c_fc(x)))
         return self.c_proj(self.act(self.c_fc(x)))
 
 
@@ -154,6 +163,9 @@ MLP_MISTAKES = [
             hint="the GELU is applied after c_proj; it goes between the two layers: "
                  "c_proj(gelu(c_fc(x)))"),
     Mistake("hidden 2C", _mlp("Narrow", hidden=2), expect="4 * n_embd"),
+    Mistake("adds the residual", _mlp("Residual", residual=True),
+            hint="the MLP returns x + c_proj(...): the residual add belongs to the block (exercise 4), "
+                 "so the MLP returns c_proj(gelu(c_fc(x))) alone"),
 ]
 
 
@@ -206,6 +218,13 @@ def _ln(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float = 
     return (x - mean) / torch.sqrt(var + eps) * weight + bias
 
 
+def _ln_in_place(x, w, b, eps=1e-5):
+    mean = x.mean(-1, keepdim=True)
+    var = x.var(-1, keepdim=True, unbiased=False)
+    x -= mean
+    return x / torch.sqrt(var + eps) * w + b
+
+
 LAYER_NORM = [
     Mistake("unbiased variance", lambda x, w, b, eps=1e-5: _ln(x, w, b, eps, unbiased=True),
             hint="you used the unbiased variance (dividing by C - 1); LayerNorm divides by C: "
@@ -221,6 +240,18 @@ LAYER_NORM = [
             hint="eps is added after the square root; it goes inside: sqrt(var + eps)"),
     Mistake("eps ignored", lambda x, w, b, eps=1e-5: _ln(x, w, b, 1e-5),
             hint="the eps argument is ignored (1e-5 typed in): use the eps you are given"),
+    Mistake("std + eps", lambda x, w, b, eps=1e-5: (x - x.mean(-1, keepdim=True))
+            / (x.std(-1, keepdim=True, unbiased=False) + eps) * w + b,
+            hint="eps is added to the standard deviation (x.std(...) + eps); it goes inside the root: "
+                 "(x - mean) / torch.sqrt(var + eps)"),
+    Mistake("mean without keepdim", lambda x, w, b, eps=1e-5: (x - x.mean(-1))
+            / torch.sqrt(x.var(-1, unbiased=False) + eps) * w + b,
+            hint="x.mean(dim=-1) without keepdim=True drops the last axis, so x - mean lines the "
+                 "means up with the wrong axis: use x.mean(dim=-1, keepdim=True) (and the same "
+                 "for the variance)"),
+    Mistake("x -= mean", _ln_in_place,
+            hint="x -= mean changes the caller's x in place (and fails on a tensor that requires "
+                 "grad): compute a new tensor, (x - mean) / torch.sqrt(var + eps)"),
     Mistake("no eps", lambda x, w, b, eps=1e-5: _ln(x, w, b, 0.0),
             hint="eps is missing: a constant row gives 0 / 0 = NaN; add eps to the variance before "
                  "the square root, sqrt(var + eps)"),
@@ -334,6 +365,12 @@ BLOCK = [
     Mistake("MLP first", _block("MlpFirst", lambda s, x: (lambda y: y + _attn(s, s.ln_1(y)))(x + s.mlp(s.ln_2(x)))),
             hint="the MLP runs before the attention; communicate first (attention), then compute "
                  "(MLP)"),
+    Mistake("no residuals", _block("NoResiduals", lambda s, x: s.mlp(s.ln_2(_attn(s, s.ln_1(x))))),
+            hint="neither branch is added to the stream: each one is a residual update, "
+                 "x = x + self.attn(self.ln_1(x))[0], then x = x + self.mlp(self.ln_2(x))"),
+    Mistake("MLP first, with ln_1", _block("MlpFirstLn1", lambda s, x: (lambda y: y + _attn(s, s.ln_2(y)))(x + s.mlp(s.ln_1(x)))),
+            hint="the MLP runs before the attention; communicate first (attention, with ln_1), then "
+                 "compute (MLP, with ln_2)"),
     Mistake("forgot [0]", _block("Tuple", lambda s, x: (lambda y: y + s.mlp(s.ln_2(y)))(x + s.attn(s.ln_1(x)))),
             hint="the package's attention returns a pair (y, weights): take [0], "
                  "x = x + self.attn(self.ln_1(x))[0]"),

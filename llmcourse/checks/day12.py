@@ -205,11 +205,18 @@ def _replace_module(m: GPT) -> None:
     m.lm_head = m.transformer.wte
 
 
+def _transposed(m: GPT) -> None:
+    m.lm_head.weight = nn.Parameter(m.transformer.wte.weight.T)
+
+
 def _set_config(m: GPT) -> None:
     m.config.tie_weights = True
 
 
 _ASSIGN = "Assign the Parameter itself: model.lm_head.weight = model.transformer.wte.weight"
+
+_SAME_SHAPE = ("nn.Linear(C, V) stores its weight as (V, C), the embedding's own shape, so no "
+               "transpose is needed. " + _ASSIGN)
 
 TIED = [
     Mistake("copied values", args=(_mistake_model(_copy_values),),
@@ -230,6 +237,7 @@ TIED = [
                  "config is read once, when GPT(config) builds the model, so changing it "
                  "afterwards changes nothing. " + _ASSIGN),
     Mistake("not a model", args=(None,), expect="pass the GPT you tied"),
+    Mistake("transposed", args=(_mistake_model(_transposed),), expect=_SAME_SHAPE),
 ]
 
 
@@ -274,6 +282,9 @@ def check_tied(model: Any) -> None:
             raise CheckFailed(TIED[0].hint)
         if getattr(model.config, "tie_weights", False):
             raise CheckFailed(TIED[4].hint)
+        if head.shape != wte.shape:
+            raise CheckFailed(f"lm_head.weight now has shape {tuple(head.shape)}, the embedding "
+                              f"{tuple(wte.shape)}: {_SAME_SHAPE}")
         raise NotImplementedError("lm_head.weight is still its own matrix")
     n_unique = sum(p.numel() for p in model.parameters())
     n_listed = sum(p.numel() for _, p in model.named_parameters(remove_duplicate=False))
@@ -322,6 +333,19 @@ COUNT = [
     Mistake("non-embedding count", lambda cfg: count_params_formula(cfg),
             hint="that is the non-embedding count (no wpe, no untied wte), the package's default; "
                  "this exercise counts every parameter"),
+    Mistake("mlp c_proj bias 4C", lambda cfg: _count(cfg) + cfg.n_layer * 3 * cfg.n_embd * int(cfg.bias),
+            hint="the MLP's c_proj maps 4C -> C, so its bias has C numbers, not 4C: a layer's bias "
+                 "has one number per OUTPUT"),
+    Mistake("one LayerNorm per block", lambda cfg: _count(cfg) - cfg.n_layer * cfg.n_embd * (1 + int(cfg.bias)),
+            hint="a block has two LayerNorms, ln_1 before the attention and ln_2 before the MLP: "
+                 "count 2 * (C + b * C) per block"),
+    Mistake("lm_head bias", lambda cfg: _count(cfg) + (0 if cfg.tie_weights else cfg.vocab_size),
+            hint="lm_head has no bias (nn.Linear(C, V, bias=False)): count only its V * C weight"),
+    Mistake("12 L C^2", lambda cfg: (cfg.vocab_size * cfg.n_embd + cfg.block_size * cfg.n_embd
+                                     + 12 * cfg.n_layer * cfg.n_embd ** 2
+                                     + (0 if cfg.tie_weights else cfg.vocab_size * cfg.n_embd)),
+            hint="12 * L * C^2 is only the approximate size of the blocks: count every part of the "
+                 "table exactly, LayerNorms and biases included (and ln_f)"),
     Mistake("float", lambda cfg: _count(cfg) + 0.5, expect="should return an int"),
     Mistake("no return", lambda cfg: None, expect="None"),
 ]
@@ -406,7 +430,7 @@ def _check_model_test(test_fn: Callable[[nn.Module], Any], bug: str, harmless_bu
         if _run_learner_test(test_fn, GPT(dataclasses.replace(cfg, dropout=0.0))) is None:
             raise CheckFailed(f"your test fails a correct GPT that has dropout ({outcome}) but passes "
                               f"it without dropout: {_NO_EVAL}")
-        raise CheckFailed(f"your test fails a correct GPT ({outcome}); it should pass it")
+        raise CheckFailed(f"your test fails a correct GPT ({outcome}); it should pass it: {what}")
     torch.manual_seed(0)
     outcome = _run_learner_test(test_fn, broken_model(bug, cfg))
     if outcome is None:
@@ -523,8 +547,12 @@ def _gradients_solution(model: nn.Module) -> None:
 CAUSALITY_TEST = [
     Mistake("no eval", _causality_without_eval, hint=_NO_EVAL),
     Mistake("returns a bool", _causality_returning_bool, expect="returned False"),
-    Mistake("changes position t too", _causality_changes_t_too, expect="fails a correct GPT"),
-    Mistake("compares every position", _causality_compares_everything, expect="fails a correct GPT"),
+    Mistake("changes position t too", _causality_changes_t_too,
+            expect="fails a correct GPT (AssertionError: the future leaks); it should pass it: compare "
+                   "the logits up to position t of two inputs that differ only after t"),
+    Mistake("compares every position", _causality_compares_everything,
+            expect="it should pass it: compare the logits up to position t of two inputs that differ "
+                   "only after t"),
     Mistake("cannot fail", lambda model: None, expect="planted bug"),
     Mistake("tests gradients too", _causality_and_gradients, expect="test one property only"),
     Mistake("changes the tokens from t + 2", _causality_skips_t_plus_1, expect=_PEEK_HINT),

@@ -120,6 +120,11 @@ def _one_max(x):  # the maximum of the whole tensor, not of each row
     return (x - m) - torch.log(torch.exp(x - m).sum(dim=-1, keepdim=True))
 
 
+def _sum_all(x):
+    m = x.amax(dim=-1, keepdim=True)
+    return (x - m) - torch.log(torch.exp(x - m).sum())
+
+
 LOG_SOFTMAX = [
     Mistake("softmax itself", _just_softmax,
             hint="that is the softmax itself; log_softmax is its logarithm "
@@ -138,7 +143,13 @@ LOG_SOFTMAX = [
     Mistake("m left out of the log", _forgets_m_in_log,
             hint="subtract m inside the sum too: log(sum(exp(x - m))), the same shift as in "
                  "x - m"),
-    Mistake("no keepdim", _no_keepdim, expect="your code raised RuntimeError"),
+    Mistake("no keepdim", _no_keepdim,
+            hint="amax / sum without keepdim=True drop the last axis, so x - m lines the row "
+                 "maxima up with the wrong axis: use x.amax(dim=-1, keepdim=True) and "
+                 ".sum(dim=-1, keepdim=True)"),
+    Mistake("sum over everything", _sum_all,
+            hint="the sum runs over the whole tensor (.sum() with no dim): sum each row only, "
+                 "torch.exp(x - m).sum(dim=-1, keepdim=True)"),
     Mistake("one max for the whole tensor", _one_max,
             hint="subtract the maximum of each row (x.amax(dim=-1, keepdim=True)), not of the whole "
                  "tensor: a row far below the overall maximum underflows to exp(...) = 0 and "
@@ -244,6 +255,24 @@ def _ce_per_position(logits, targets, ignore_index=-100):
     return -(picked * keep)
 
 
+def _ce_mask_unused(logits, targets, ignore_index=-100):
+    logp = _stable(logits)
+    safe = targets.masked_fill(targets == ignore_index, 0)
+    return -logp.gather(-1, safe.unsqueeze(-1)).mean()
+
+
+def _ce_fancy_index(logits, targets, ignore_index=-100):
+    return -_stable(logits)[..., targets].mean()
+
+
+def _ce_torch_3d(logits, targets, ignore_index=-100):
+    return F.cross_entropy(logits, targets, ignore_index=ignore_index)
+
+
+_CLASSES_ON_DIM_1 = ("F.cross_entropy takes the classes on dim 1: flatten first, "
+                     "F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), ...) (or pass "
+                     "logits.transpose(1, 2))")
+
 CROSS_ENTROPY = [
     Mistake("sign", _ce_sign, hint="the sign is wrong: the loss is MINUS the mean log-probability"),
     Mistake("sum", _ce_summed,
@@ -267,6 +296,14 @@ CROSS_ENTROPY = [
                  "replace them by a valid id first (targets.masked_fill(~keep, 0)), then zero "
                  "their losses"),
     Mistake("per position", _ce_per_position, expect="has shape"),
+    Mistake("mask built, not used", _ce_mask_unused,
+            hint="the ignored targets still count (as class 0) and the mean is over every "
+                 "position: multiply the picked log-probabilities by keep, then divide by "
+                 "keep.sum()"),
+    Mistake("logp[..., targets]", _ce_fancy_index,
+            hint="logp[..., targets] picks every target for every position (shape (B, T, B, T)): "
+                 "pick each position's own target with logp.gather(-1, targets.unsqueeze(-1))"),
+    Mistake("F.cross_entropy on (B, T, V)", _ce_torch_3d, hint=_CLASSES_ON_DIM_1),
 ]
 
 
@@ -459,6 +496,10 @@ def _lbp_one_number(logits, targets):
     return _per_token(logits, targets).mean()
 
 
+def _lbp_torch_3d(logits, targets):
+    return F.cross_entropy(logits, targets, reduction="none").mean(dim=0)
+
+
 LOSS_BY_POSITION = [
     Mistake("mean over positions", _lbp_per_sequence,
             hint="that is one value per sequence (the mean over positions, dim=1); average over "
@@ -474,6 +515,7 @@ LOSS_BY_POSITION = [
                  "one value per position, (T,)"),
     Mistake("one number", _lbp_one_number,
             hint="you returned one number; keep one value per position: shape (T,)"),
+    Mistake("F.cross_entropy on (B, T, V)", _lbp_torch_3d, hint=_CLASSES_ON_DIM_1),
 ]
 
 

@@ -58,7 +58,11 @@ def _reference_pick_device(preference, has_cuda, has_mps):
 def _pick_run(impl: Any, case: Case) -> Any:
     """The device chosen, or, for an unavailable device, which exception was raised."""
     if not case.kwargs.get("unavailable"):
-        return impl(*case.args)
+        try:
+            return impl(*case.args)
+        except ValueError as exc:  # the device is there: refusing it is the learner's own test
+            raise CheckFailed(f"{case.label} raised ValueError ({exc}), but this device is available: "
+                              f"{_AVAILABLE}") from exc
     try:
         return impl(*case.args)
     except NotImplementedError as exc:
@@ -66,6 +70,11 @@ def _pick_run(impl: Any, case: Case) -> Any:
                           "yet'; raise a ValueError saying the device is not available") from exc
     except Exception as exc:  # noqa: BLE001 - which exception is the observation
         return _Raises(type(exc).__name__)
+
+
+_AVAILABLE = ("decide from the has_cuda and has_mps arguments (not torch.cuda.is_available(), the "
+              "check tries every kind of machine through them), and accept any device torch.device "
+              "accepts, such as 'cuda:1'")
 
 
 class _Raises(str):
@@ -126,6 +135,31 @@ def _asks_torch(preference, has_cuda, has_mps):
     return _reference_pick_device(preference, has_cuda, has_mps)
 
 
+def _falls_back_to_cpu(preference, has_cuda, has_mps):
+    try:
+        return _reference_pick_device(preference, has_cuda, has_mps)
+    except ValueError:
+        return torch.device("cpu")
+
+
+def _string_compare(preference, has_cuda, has_mps):
+    if preference == "auto":
+        return torch.device("cuda" if has_cuda else "mps" if has_mps else "cpu")
+    if preference == "cuda" and not has_cuda:
+        raise ValueError("no CUDA GPU")
+    if preference == "mps" and not has_mps:
+        raise ValueError("no MPS")
+    return torch.device(preference)
+
+
+def _asks_torch_when_asked(preference, has_cuda, has_mps):
+    # `if not torch.cuda.is_available(): raise ...` for a requested GPU, as on a machine without one
+    dev = _reference_pick_device(preference, has_cuda, has_mps)
+    if dev.type == "cuda" and preference != "auto":
+        raise ValueError("no CUDA GPU")
+    return dev
+
+
 def _runtime_error(preference, has_cuda, has_mps):
     try:
         return _reference_pick_device(preference, has_cuda, has_mps)
@@ -155,6 +189,14 @@ PICK_DEVICE = [
                  "the check tries every kind of machine through them"),
     Mistake("RuntimeError", _runtime_error,
             hint="raise a ValueError (not another exception) for a device that is not available"),
+    Mistake("falls back to the CPU", _falls_back_to_cpu,
+            hint="an unavailable device was replaced by the CPU instead of raising: a silent "
+                 "fallback hides a missing GPU; raise a ValueError"),
+    Mistake("preference == 'cuda'", _string_compare,
+            hint="'cuda:0' (and 'cuda:1') name a CUDA device too: test torch.device(preference).type "
+                 "== 'cuda', not preference == 'cuda'"),
+    Mistake("torch.cuda.is_available() for an explicit request", _asks_torch_when_asked,
+            expect=_AVAILABLE),
 ]
 
 
@@ -289,6 +331,10 @@ def _batch_only_x(x, y, device):
     return _reference_batch_to(x, y, device)[0], y
 
 
+def _batch_cuda_method(x, y, device):
+    return x.cuda(), y.cuda()
+
+
 def _batch_floats(x, y, device):
     a, b = _reference_batch_to(x, y, device)
     return a.float(), b.float()
@@ -315,6 +361,9 @@ BATCH_TO = [
             hint="x and y come back swapped; return (x, y) in that order"),
     Mistake("only x moved", _batch_only_x, hint="only x was moved; move y as well"),
     Mistake("float", _batch_floats, expect="dtype float32"),
+    Mistake(".cuda()", _batch_cuda_method,
+            hint="x.cuda() copies to the GPU whatever device was asked (and fails without CUDA): "
+                 "move to the device you are given, x.to(device)"),
 ]
 
 
@@ -497,6 +546,34 @@ def _fastest(fn, device, warmup=2, repeats=5):
     return min(times)
 
 
+def _total_time(fn, device, warmup=2, repeats=5):
+    is_cuda = torch.device(device).type == "cuda"
+    for _ in range(warmup):
+        fn()
+    if is_cuda:
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+        if is_cuda:
+            torch.cuda.synchronize()
+    return time.perf_counter() - t0                # the total, not the time of one call
+
+
+def _sync_before_fn(fn, device, warmup=2, repeats=5):
+    is_cuda = torch.device(device).type == "cuda"
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        if is_cuda:
+            torch.cuda.synchronize()               # waits for the previous call, not this one
+        fn()
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
 def _all_times(fn, device, warmup=2, repeats=5):
     return [_reference_time_fn(fn, device, warmup, 1) for _ in range(repeats)]
 
@@ -534,6 +611,12 @@ TIME_FN = [
     Mistake("hard-coded counts", _timer(fixed=(2, 5)),
             hint="use the warmup and repeats arguments, not fixed numbers"),
     Mistake("all timings", _all_times, expect="one number"),
+    Mistake("total time", _total_time,
+            hint="that is the time of all the repeats together; return the time of ONE call: time "
+                 "each call on its own and return the median (sorted(times)[len(times) // 2])"),
+    Mistake("synchronize before fn()", _sync_before_fn,
+            hint="torch.cuda.synchronize() runs before fn(), so the clock stops while fn's kernels "
+                 "are still queued: call fn(), then synchronize, then read the clock"),
 ]
 
 

@@ -169,6 +169,17 @@ def _cosine_bad_warmup(it, learning_rate, min_lr, warmup_iters, lr_decay_iters):
     return min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (learning_rate - min_lr)
 
 
+def _cosine_with(coeff_of: Callable[[float], float]) -> Callable[..., float]:
+    def cosine(it, learning_rate, min_lr, warmup_iters, lr_decay_iters):
+        if it < warmup_iters:
+            return _warm(it, learning_rate, warmup_iters)
+        if it >= lr_decay_iters:
+            return min_lr
+        progress = (it - warmup_iters) / (lr_decay_iters - warmup_iters)
+        return min_lr + coeff_of(progress) * (learning_rate - min_lr)
+    return cosine
+
+
 COSINE = [
     Mistake("decays to 0", _cosine_to_zero,
             hint="your decay ends at 0, not at min_lr: use min_lr + coeff * (learning_rate - min_lr)"),
@@ -184,6 +195,12 @@ COSINE = [
     Mistake("no 0.5 * (1 + cos)", _cosine_no_half,
             hint="cos(pi * progress) goes from 1 to -1, below min_lr; use coeff = 0.5 * (1 + "
                  "cos(pi * progress)), which goes from 1 to 0"),
+    Mistake("1 + cos without the 0.5", _cosine_with(lambda x: 1 + math.cos(math.pi * x)),
+            hint="1 + cos(pi * progress) goes from 2 to 0, so the decay starts at twice the peak: "
+                 "halve it, coeff = 0.5 * (1 + cos(pi * progress)), which goes from 1 to 0"),
+    Mistake("cos(2 pi progress)", _cosine_with(lambda x: 0.5 * (1 + math.cos(2 * math.pi * x))),
+            hint="cos(2 * pi * progress) is a full period, down and back up to the peak: the "
+                 "decay is half a period, cos(pi * progress)"),
     Mistake("it / warmup_iters warmup", _cosine_bad_warmup,
             hint="the warmup part is off: use exercise 1's rule, learning_rate * (it + 1) / "
                  "(warmup_iters + 1)"),
@@ -245,6 +262,21 @@ _wsd_early = _wsd_with(_start, end_offset=1)
 _wsd_to_zero = _wsd_with(_start, to_zero=True)
 _wsd_cosine = _wsd_with(_start, cosine=True)
 _wsd_ceil = _wsd_with(lambda w, d, f: max(w, d - math.ceil(f * d)))
+_wsd_frac_after_warmup = _wsd_with(lambda w, d, f: max(w, d - round(f * (d - w))))
+_wsd_frac_as_start = _wsd_with(lambda w, d, f: max(w, round(f * d)))
+
+
+def _wsd_progress_plus_one(it, learning_rate, min_lr, warmup_iters, lr_decay_iters, cooldown_frac):
+    if it < warmup_iters:
+        return _warm(it, learning_rate, warmup_iters)
+    if it >= lr_decay_iters:
+        return min_lr
+    start = _start(warmup_iters, lr_decay_iters, cooldown_frac)
+    if it < start:
+        return learning_rate
+    progress = (it - start + 1) / (lr_decay_iters - start)   # already below the peak at `start`
+    return learning_rate + progress * (min_lr - learning_rate)
+
 
 WSD = [
     Mistake("cooldown inside the warmup", _wsd_no_max,
@@ -262,6 +294,17 @@ WSD = [
     Mistake("cosine cooldown", _wsd_cosine,
             hint="the cooldown is a straight line from learning_rate to min_lr, not a cosine: "
                  "learning_rate + progress * (min_lr - learning_rate)"),
+    Mistake("fraction of the steps after warmup", _wsd_frac_after_warmup,
+            hint="the cooldown is cooldown_frac of ALL the lr_decay_iters steps, not of the steps "
+                 "after the warmup: start = max(warmup_iters, lr_decay_iters - round(cooldown_frac "
+                 "* lr_decay_iters))"),
+    Mistake("cooldown_frac read as the start", _wsd_frac_as_start,
+            hint="cooldown_frac is the share of the run spent cooling down, at its END: the "
+                 "cooldown starts at lr_decay_iters - round(cooldown_frac * lr_decay_iters), not "
+                 "at round(cooldown_frac * lr_decay_iters)"),
+    Mistake("progress one step ahead", _wsd_progress_plus_one,
+            hint="the cooldown's first step is already below learning_rate: progress = (it - start) "
+                 "/ (lr_decay_iters - start), which is 0 at it = start"),
     Mistake("ceil instead of round", _wsd_ceil,
             hint="math.ceil(cooldown_frac * lr_decay_iters) rounds up (12.3 -> 13); the cooldown "
                  "length is round(cooldown_frac * lr_decay_iters)"),

@@ -161,6 +161,12 @@ def _adam_variant(kind: str) -> Callable[..., Any]:
         if kind == "swapped betas":
             m = beta1 * g + (1 - beta1) * m
             v = beta2 * g * g + (1 - beta2) * v
+        elif kind == "beta1 for v":
+            m = beta2 * m + (1 - beta2) * g
+            v = beta1 * v + (1 - beta1) * g * g
+        elif kind == "v from g":
+            m = beta1 * m + (1 - beta1) * g
+            v = beta2 * v + (1 - beta2) * g
         else:
             m = beta1 * m + (1 - beta1) * g
             v = beta2 * v + (1 - beta2) * g * g
@@ -183,6 +189,8 @@ def _adam_variant(kind: str) -> Callable[..., Any]:
                                                             + eps), m, v
         if kind == "sign":
             return p + lr * (m / c1) / ((v / c2).sqrt() + eps), m, v
+        if kind == "returns (m, v, p)":
+            return m, v, p - lr * (m / c1) / ((v / c2).sqrt() + eps)
         if kind == "returns corrected moments":
             m_hat, v_hat = m / c1, v / c2
             return p - lr * m_hat / (v_hat.sqrt() + eps), m_hat, v_hat
@@ -192,6 +200,14 @@ def _adam_variant(kind: str) -> Callable[..., Any]:
 
 
 ADAM = [
+    Mistake("v from g, not g * g", _adam_variant("v from g"),
+            hint="v averages the SQUARED gradient: v = beta2 * v + (1 - beta2) * g * g (a plain g "
+                 "can be negative, and its square root NaN)"),
+    Mistake("beta1 and beta2 swapped", _adam_variant("beta1 for v"),
+            hint="beta1 and beta2 are swapped: m uses beta1 (m = beta1 * m + (1 - beta1) * g), v "
+                 "uses beta2"),
+    Mistake("returns (m, v, p)", _adam_variant("returns (m, v, p)"),
+            hint="return the three tensors in the order (p, m, v): the new parameters first"),
     Mistake("no correction", _adam_variant("no correction"),
             hint="the bias correction is missing: divide m by (1 - beta1**t) and v by "
                  "(1 - beta2**t) before the update (both start at zero, so early steps are far "
@@ -251,6 +267,10 @@ def _adamw_variant(kind: str) -> Callable[..., Any]:
             return p2 * (1 - lr * weight_decay), m2, v2
         if kind == "none":
             return reference_adam_step(p, g, m, v, t, lr, beta1, beta2, eps)
+        if kind == "grows":
+            return reference_adam_step(p * (1 + lr * weight_decay), g, m, v, t, lr, beta1, beta2, eps)
+        if kind == "subtracts":
+            return reference_adam_step(p - lr * weight_decay, g, m, v, t, lr, beta1, beta2, eps)
         if kind == "grad":
             p2, m2, v2 = reference_adam_step(p, g, m, v, t, lr, beta1, beta2, eps)
             return p2 - lr * weight_decay * g, m2, v2
@@ -272,6 +292,11 @@ ADAMW = [
                  "before the step (the old p), then take the Adam step, as PyTorch's AdamW does"),
     Mistake("none", _adamw_variant("none"),
             hint="the weights are not decayed at all: multiply p by (1 - lr * weight_decay)"),
+    Mistake("plus sign", _adamw_variant("grows"),
+            hint="the decay makes the weights grow: shrink them, p * (1 - lr * weight_decay)"),
+    Mistake("subtracts lr * weight_decay", _adamw_variant("subtracts"),
+            hint="the decay subtracts the same lr * weight_decay from every weight; it must be "
+                 "proportional to the weight: p * (1 - lr * weight_decay)"),
     Mistake("grad", _adamw_variant("grad"),
             hint="the decay should shrink the weights themselves (p * (1 - lr * weight_decay)), "
                  "not be proportional to the gradient"),
@@ -366,7 +391,7 @@ def _reference_groups(model, weight_decay):
 
 
 def _groups_with(keep: Callable[[str, nn.Parameter, nn.Module], Any], *, frozen: bool = False,
-                 duplicates: bool = False, wd: Any = None) -> Callable[..., Any]:
+                 duplicates: bool = False, wd: Any = None, swap: bool = False) -> Callable[..., Any]:
     def param_groups(model, weight_decay):
         decay, no_decay = [], []
         embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
@@ -374,6 +399,9 @@ def _groups_with(keep: Callable[[str, nn.Parameter, nn.Module], Any], *, frozen:
             if not p.requires_grad and not frozen:
                 continue
             (decay if keep(name, p, embeddings) else no_decay).append(p)
+        if swap:  # the decay rate given to the wrong list
+            return [{"params": decay, "weight_decay": 0.0},
+                    {"params": no_decay, "weight_decay": weight_decay}]
         return [{"params": decay, "weight_decay": weight_decay if wd is None else wd},
                 {"params": no_decay, "weight_decay": 0.0}]
 
@@ -399,6 +427,12 @@ PARAM_GROUPS = [
     Mistake("embedding not decayed", _groups_with(lambda n, p, e: p.dim() >= 2 and id(p) not in e),
             hint="the embedding table is not decayed; the package, like GPT-2 and nanoGPT, decays "
                  "every 2-D matrix (the tied embedding is also the output layer): use p.dim() >= 2"),
+    Mistake("'bias' in the name", _groups_with(lambda n, p, e: "bias" not in n),
+            hint="everything but the biases is decayed, LayerNorm weights and gains too: choose by "
+                 "shape, not by name; decay only p.dim() >= 2"),
+    Mistake("weight_decay on the wrong group", _groups_with(_two_d, swap=True),
+            hint="the rates are on the wrong groups: the matrices (p.dim() >= 2) get weight_decay, "
+                 "the biases and gains 0.0"),
     Mistake("hard-coded 0.1", _groups_with(_two_d, wd=0.1),
             hint="the decayed group's weight_decay should be the weight_decay argument, not a "
                  "fixed number"),
@@ -471,6 +505,17 @@ def _clip_with(kind: str) -> Callable[..., Any]:
         if kind == "none grad":
             grads = [p.grad for p in params]
             norm = torch.sqrt(sum((g * g).sum() for g in grads))
+        elif kind == "clamp":
+            grads = [p.grad for p in params if p.grad is not None]
+            norm = torch.sqrt(sum((g * g).sum() for g in grads))
+            for g in grads:
+                g.clamp_(-max_norm, max_norm)
+            return norm
+        elif kind in ("no sqrt", "sum of norms", "largest norm"):
+            grads = [p.grad for p in params if p.grad is not None]
+            norm = {"no sqrt": lambda: sum((g * g).sum() for g in grads),
+                    "sum of norms": lambda: sum(g.norm() for g in grads),
+                    "largest norm": lambda: max(g.norm() for g in grads)}[kind]()
         else:
             grads = [p.grad for p in params if p.grad is not None]
             norm = torch.sqrt(sum((g * g).sum() for g in grads))
@@ -492,6 +537,17 @@ def _clip_with(kind: str) -> Callable[..., Any]:
 
 
 CLIP = [
+    Mistake("no square root", _clip_with("no sqrt"),
+            hint="the norm is missing its square root: sqrt(sum of g * g over every gradient)"),
+    Mistake("sum of the norms", _clip_with("sum of norms"),
+            hint="the norms of the tensors were added; the global norm is the square root of the "
+                 "sum of ALL squared entries: sqrt(sum((g * g).sum() for g in grads))"),
+    Mistake("largest norm", _clip_with("largest norm"),
+            hint="that is the largest norm of one tensor; the global norm is measured over all "
+                 "gradients together: sqrt(sum((g * g).sum() for g in grads))"),
+    Mistake("clamps each entry", _clip_with("clamp"),
+            hint="each entry was clamped to [-max_norm, max_norm] (that is clipping by value); "
+                 "scale all gradients by one factor, min(1, max_norm / (norm + 1e-6))"),
     Mistake("none grad", _clip_with("none grad"),
             hint="a parameter without a gradient (p.grad is None) must be skipped: "
                  "[p.grad for p in params if p.grad is not None]"),

@@ -412,6 +412,28 @@ def _sa_wrong_place(obj, path):  # saves next to the checkpoint, under another n
     os.replace(tmp, path.with_name(path.name + ".new"))
 
 
+def _sa_unlink_first(obj, path):  # "make room" for the new checkpoint: the old one is gone first
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        path.unlink(missing_ok=True)
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _sa_copy(obj, path):  # shutil.copy, then the temporary file removed
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        torch.save(obj, tmp)
+        shutil.copy(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 _SA_OTHER_FOLDER = ("the temporary file was in another folder, not next to the checkpoint: a "
                     "rename is atomic only within one filesystem, and shutil.move (or os.replace) "
                     "from /tmp across filesystems copies or fails; create the temporary file in "
@@ -449,6 +471,13 @@ SAVE_ATOMIC = [
             "path), not shutil.move: shutil.move falls back to copying the file when a rename "
             "fails (across filesystems, or onto an existing file on Windows), and a copy is not "
             "atomic"),
+    Mistake("deletes the old checkpoint first", _sa_unlink_first, hint="the previous checkpoint was "
+            "deleted before the new one was safely written, so a crash mid-save left no checkpoint "
+            "at all: never delete path; os.replace(tmp, path) overwrites it atomically once the "
+            "temporary file is complete"),
+    Mistake("shutil.copy", _sa_copy, hint="shutil.copy writes the target piece by piece, so a "
+            "crash during the copy leaves half a checkpoint: rename the temporary file onto path "
+            "with os.replace(tmp, path), which is atomic"),
     Mistake("saved under another name", _sa_wrong_place, hint="after save_atomic(obj, path) the "
             "finished file must be at `path`: os.replace the temporary file onto path itself"),
 ]
@@ -798,6 +827,16 @@ class _EsVsPrevious(_EsBase):  # compares with the last loss, not the best
         return self.bad_evals >= self.patience
 
 
+class _EsBestIsLast(_EsBase):  # self.best = val_loss on every evaluation
+    def step(self, val_loss):
+        if val_loss < self.best:
+            self.bad_evals = 0
+        else:
+            self.bad_evals += 1
+        self.best = val_loss
+        return self.bad_evals >= self.patience
+
+
 class _EsLate(_EsBase):  # > instead of >=
     def step(self, val_loss):
         if val_loss < self.best:
@@ -864,6 +903,8 @@ EARLY_STOPPING = [
     Mistake("compares with the last loss", _EsVsPrevious, hint="a loss better than the previous "
             "evaluation but not than the best reset the count: compare with the best loss so "
             "far (self.best), not with the last one"),
+    Mistake("best overwritten by every loss", _EsBestIsLast, hint="self.best was set to every loss, "
+            "even a worse one: update self.best only when val_loss beats it (inside the `if`)"),
     Mistake("ties count as improvement", _EsTiesImprove, hint="a loss equal to the best is no "
             "improvement (use <, not <=): it must add to the count"),
     Mistake("stops one evaluation late", _EsLate, hint="stopped one evaluation too late: with "

@@ -135,6 +135,12 @@ PRECISION_FOR = [
             "scaling"),
     Mistake("bfloat16 with a scaler", _pf_scaler_everywhere, hint="bfloat16 needs no GradScaler: "
             "it has float32's exponent range, so gradients do not underflow"),
+    Mistake("float32 below 8.0", lambda c: (torch.bfloat16, False) if c >= (8, 0) else (torch.float32, False),
+            hint="below capability 8.0 (V100, T4) use float16 with a GradScaler, not float32: those "
+                 "GPUs have float16 tensor cores, and float32 gives up the speed-up"),
+    Mistake("major == 8", lambda c: (torch.bfloat16, False) if c[0] == 8 else (torch.float16, True),
+            hint="capability 9.0 (H100) and later have bfloat16 too: compare capability >= (8, 0), "
+                 "not == 8"),
     Mistake("strings for dtypes", _pf_strings, expect="should be a torch dtype"),
     Mistake("dtype only", _pf_dtype_only, expect="should return a pair"),
 ]
@@ -192,6 +198,12 @@ def _mfu_no_seq_len(tokens_per_s, n_params, n_layer, n_embd, seq_len, peak_flops
     return (6 * n_params + 12 * n_layer * n_embd) * tokens_per_s / peak_flops
 
 
+def _mfu_with(flops_per_token: Callable[[int, int, int, int], float]) -> Callable[..., float]:
+    def mfu(tokens_per_s, n_params, n_layer, n_embd, seq_len, peak_flops):
+        return flops_per_token(n_params, n_layer, n_embd, seq_len) * tokens_per_s / peak_flops
+    return mfu
+
+
 MFU = [
     Mistake("percentage", _mfu_percent, hint="that is a percentage; return the fraction (0.25, not "
             "25), and format it with :.0% when printing"),
@@ -205,6 +217,16 @@ MFU = [
             "12 * n_layer * n_embd * seq_len FLOPs per token for the QK^T and AV matmuls"),
     Mistake("upside down", _mfu_upside_down, hint="the fraction is upside down: achieved FLOP/s "
             "divided by the peak"),
+    Mistake("2N + attention", _mfu_with(lambda N, L, C, T: 2 * N + 12 * L * C * T),
+            hint="2N counts the forward pass only: training (forward and backward) costs 6N FLOPs "
+                 "per token, 6 * n_params + 12 * n_layer * n_embd * seq_len"),
+    Mistake("seq_len squared", _mfu_with(lambda N, L, C, T: 6 * N + 12 * L * C * T * T),
+            hint="the attention term is per TOKEN: each token attends to seq_len others, so it is "
+                 "12 * n_layer * n_embd * seq_len, not seq_len ** 2 (that would be per sequence)"),
+    Mistake("6 * (N + attention)", _mfu_with(lambda N, L, C, T: 6 * (N + 12 * L * C * T)),
+            hint="the 6 multiplies n_params only: the attention term 12 * n_layer * n_embd * "
+                 "seq_len already counts forward and backward; FLOPs per token = 6 * n_params + 12 "
+                 "* n_layer * n_embd * seq_len"),
     Mistake("no seq_len", _mfu_no_seq_len, hint="the attention term grows with the context: "
             "12 * n_layer * n_embd * seq_len FLOPs per token"),
 ]
@@ -318,6 +340,16 @@ def _ag_only_first(model, micro_batches):
     return loss.item()
 
 
+def _ag_returns_sum(model, micro_batches):
+    n = len(micro_batches)
+    total = 0.0
+    for xb, yb in micro_batches:
+        _, loss = model(xb, yb)
+        (loss / n).backward()
+        total += loss.item()
+    return total
+
+
 ACCUMULATE = [
     Mistake("no division", _ag_no_divide, hint="the gradients are n times those of one big batch: "
             "divide each micro-batch's loss by the number of micro-batches before backward(); "
@@ -338,6 +370,8 @@ ACCUMULATE = [
             "batch, which needs all the memory accumulation saves: run the model on each "
             "micro-batch on its own and let backward() add up the gradients"),
     Mistake("loss kept as a tensor", _ag_keeps_graph, expect=_AG_GRAPH),
+    Mistake("returns the sum", _ag_returns_sum, hint="that is the sum of the micro-batch losses; "
+            "return their mean, total / n (the loss of the big batch)"),
 ]
 
 
@@ -497,6 +531,24 @@ def _ss_norm_after(model, optimizer, scaler, x, y, max_norm):
     return _ss(model, optimizer, scaler, x, y, max_norm, after=True)
 
 
+def _ss_loss_backward(model, optimizer, scaler, x, y, max_norm):  # scaler used, loss not scaled
+    return _ss(model, optimizer, scaler, x, y, max_norm, scale=False)
+
+
+def _ss_returns_loss(model, optimizer, scaler, x, y, max_norm):
+    optimizer.zero_grad(set_to_none=True)
+    _, loss = model(x, y)
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    return loss
+
+
+_NOT_SCALED = ("the loss was not scaled: call scaler.scale(loss).backward() instead of "
+               "loss.backward(), so that small float16 gradients do not underflow")
+
 _UNSCALE_FIRST = ("you clipped the *scaled* gradients (65536 times too large): call "
                   "scaler.unscale_(optimizer) before clip_grad_norm_, so that max_norm applies to "
                   "the true gradients")
@@ -509,9 +561,10 @@ SCALED_STEP = [
             "gradients overflowed"),
     Mistake("no scaler.update()", _ss_no_update, hint="call scaler.update() at the end of every "
             "step: it lowers the scale after an overflow and raises it again after many good steps"),
-    Mistake("loss not scaled", _ss_no_scale, hint="the loss was not scaled: call "
-            "scaler.scale(loss).backward() instead of loss.backward(), so that small float16 "
-            "gradients do not underflow"),
+    Mistake("loss not scaled", _ss_no_scale, hint=_NOT_SCALED),
+    Mistake("loss.backward(), then the scaler", _ss_loss_backward, expect=_NOT_SCALED),
+    Mistake("returns the loss", _ss_returns_loss, hint="that is the loss; return the gradient norm "
+            "that clip_grad_norm_ returns (before clipping), the figure worth logging"),
     Mistake("no zero_grad", _ss_no_zero_grad, hint="the gradients of the previous step were added "
             "to this one's: clear them first, optimizer.zero_grad(set_to_none=True)"),
     Mistake("no clipping", _ss_no_clip, hint="the gradients were not clipped to max_norm: call "
@@ -544,7 +597,12 @@ def _run_scaled(scaled_step: Callable[..., Any], case: Case) -> list[dict[str, A
     out = []
     for x, y in batches:
         scaler.calls = []
-        norm = scaled_step(model, opt, scaler, x.clone(), y.clone(), max_norm)
+        try:
+            norm = scaled_step(model, opt, scaler, x.clone(), y.clone(), max_norm)
+        except AssertionError as exc:  # GradScaler asserts that a scaled loss came first
+            if "_scale is None" in str(exc):
+                raise CheckFailed(_NOT_SCALED) from exc
+            raise
         if norm is None:
             raise CheckFailed("scaled_step returned None; return the gradient norm that "
                               "clip_grad_norm_ returns (before clipping)")

@@ -199,7 +199,7 @@ def test_verdict_reads_as_a_bool_and_shows_nothing_in_a_notebook() -> None:
 
 # ---- differential checks ----------------------------------------------------------------------
 
-from llmcourse.checks._core import (Case, Mistake, Raised, as_float, compare, is_close,  # noqa: E402
+from llmcourse.checks._core import (Case, Mistake, Raised, as_float, call, compare, is_close,  # noqa: E402
                                     outputs_and_grads, refuse_reference, same)
 
 
@@ -387,3 +387,50 @@ def test_refuse_reference_sees_through_decorators():
 
     assert _package_object(wrapped) == "llmcourse.generate.sampling.top_k_filter"
     assert _package_object(torch.no_grad()(_double)) is None  # a learner's function, decorated
+
+
+def test_learners_own_assert_is_reported_as_their_crash(capsys):
+    # A learner who validates with `assert` (the lesson asks for ValueError) must not see their
+    # own assert message printed as if it were the check's hint.
+    ns: dict = {}  # compiled outside pytest's assertion rewriting, as a notebook cell is
+    exec("def double(x):\n    assert x >= 0, 'x must be positive'\n    return 2 * x\n", ns)
+
+    def body():
+        call(ns["double"], -1)
+
+    assert bool(run_check("ex", body)) is False
+    assert one_line(capsys) == "❌ ex: your code raised AssertionError: x must be positive on double(-1)"
+
+
+def test_learners_assert_in_compare_is_matched_with_the_table(capsys):
+    def reference(x):
+        if x < 0:
+            raise ValueError("x must be >= 0")
+        return 2 * x
+
+    ns: dict = {}
+    exec("def with_assert(x):\n    assert x >= 0, 'negative'\n    return 2 * x\n", ns)
+    with_assert = ns["with_assert"]
+    table = [Mistake("assert", with_assert, hint="raise ValueError for a negative x, not assert")]
+    cases = [Case("double(3)", 3), Case("double(-1)", -1)]
+
+    def body():
+        compare(with_assert, reference, cases, name="double(x)", mistakes=table)
+
+    assert bool(run_check("ex", body)) is False
+    assert one_line(capsys) == "❌ ex: raise ValueError for a negative x, not assert (on double(-1))"
+
+
+def test_a_checks_own_assert_still_passes_through(capsys):
+    # a plain `assert` in a check module (compiled under a file name inside checks/) is the
+    # check's verdict, printed as its hint
+    import os
+    ns: dict = {}
+    where = os.path.join(os.path.dirname(_core.__file__), "day99.py")
+    exec(compile("def run(impl, case):\n    assert False, \"the check's own words\"\n", where, "exec"), ns)
+
+    def body():
+        compare(lambda x: 2 * x, lambda x: 2 * x, [Case("f(1)", 1)], name="f(x)", run=ns["run"])
+
+    assert bool(run_check("ex", body)) is False
+    assert one_line(capsys) == "❌ ex: the check's own words"

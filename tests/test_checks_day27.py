@@ -3,6 +3,10 @@ course's own references, and say "not done yet" for stubs."""
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -14,14 +18,21 @@ from checklines import fails, mistake_params, one_line, passes, rejects, stub
 
 
 def solution_write_tokens(chunks, path):
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")    # beside path: same disk, so replace is atomic
     total = 0
-    with open(path, "wb") as f:
-        for chunk in chunks:
-            chunk = np.asarray(chunk)
-            if chunk.size and (chunk.min() < 0 or chunk.max() > 65535):
-                raise ValueError(f"id {int(chunk.max())} does not fit in uint16")
-            chunk.astype(np.uint16).tofile(f)
-            total += chunk.size
+    try:
+        with open(tmp, "wb") as f:
+            for chunk in chunks:
+                chunk = np.asarray(chunk)
+                if chunk.size and (chunk.min() < 0 or chunk.max() > 65535):
+                    raise ValueError(f"id {int(chunk.max())} does not fit in uint16")
+                chunk.astype(np.uint16).tofile(f)
+                total += chunk.size
+    except BaseException:
+        tmp.unlink(missing_ok=True)             # a refused call leaves nothing behind
+        raise
+    tmp.replace(path)                           # only now is a file already at path replaced
     return total
 
 
@@ -80,17 +91,34 @@ def test_never_raises_on_odd_values(check_fn, solution, reference, capsys):
 
 
 def test_write_tokens_variants_pass(capsys):
-    def per_item_check(chunks, path):            # checks with np.any, counts with len
+    def per_item_check(chunks, path):            # checks with np.any, counts with len, mkstemp
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path))
         n = 0
-        with open(path, "wb") as f:
-            for c in chunks:
-                a = np.asarray(c, dtype=np.int64)
-                if np.any((a < 0) | (a > 65535)):
-                    raise ValueError("id out of range")
-                f.write(a.astype(np.uint16).tobytes())
-                n += len(a)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                for c in chunks:
+                    a = np.asarray(c, dtype=np.int64)
+                    if np.any((a < 0) | (a > 65535)):
+                        raise ValueError("id out of range")
+                    f.write(a.astype(np.uint16).tobytes())
+                    n += len(a)
+        except ValueError:
+            os.remove(tmp)
+            raise
+        os.replace(tmp, path)
         return n
     passes(capsys, day27.check_write_tokens, per_item_check)
+
+
+def test_write_tokens_refusal_keeps_the_old_file(capsys, tmp_path):
+    """The lesson's solution and the reference leave an older file and no temporary file."""
+    for write in (solution_write_tokens, day27.reference_write_tokens):
+        path = tmp_path / "tokens.bin"
+        path.write_bytes(b"old ids")
+        with pytest.raises(ValueError):
+            write(iter([np.arange(4), np.array([70_000])]), path)
+        assert path.read_bytes() == b"old ids"
+        assert [p.name for p in tmp_path.iterdir()] == ["tokens.bin"]
 
 
 def test_story_lengths_variants_pass(capsys):

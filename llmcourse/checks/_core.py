@@ -1099,8 +1099,9 @@ def call(fn: Callable[..., Any], *args: Any, shown: Optional[str] = None, hint: 
          **kwargs: Any) -> Any:
     """Call the learner's ``fn(*args, **kwargs)``; if it crashes, say on which input.
 
-    ``NotImplementedError`` (a stub) and ``AssertionError`` (a check's own hint) pass through.
-    Any other exception becomes :class:`CheckFailed` with the message ``your code raised
+    ``NotImplementedError`` (a stub) and a check's own ``AssertionError`` (its hint) pass through;
+    an ``AssertionError`` raised in the learner's code (their ``assert``, or a library's) does not
+    (:func:`_raised_by_learner`). Any other exception becomes :class:`CheckFailed` with the message ``your code raised
     <Type>: <message> on <shown>``, where ``shown`` describes the input (by default the call
     with its arguments, shortened), plus ``hint``.
 
@@ -1115,19 +1116,29 @@ def call(fn: Callable[..., Any], *args: Any, shown: Optional[str] = None, hint: 
     """
     try:
         return fn(*args, **kwargs)
-    except (NotImplementedError, AssertionError):
+    except NotImplementedError:
         raise
+    except AssertionError as exc:
+        if not _raised_by_learner(exc):
+            raise
+        return _reported(exc, fn, args, kwargs, shown, hint)
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - turned into a verdict
-        if shown is None:
-            parts = [describe(a, 40) for a in args] + [f"{k}={describe(v, 40)}" for k, v in kwargs.items()]
-            shown = f"{getattr(fn, '__name__', 'your function')}({', '.join(parts)})"
-        message = f"your code raised {type(exc).__name__}: {_one_line(str(exc))}".rstrip(": ")
-        message += f" on {shown}"
-        if hint:
-            message += f" (hint: {_one_line(hint)})"
-        raise CheckFailed(message) from exc
+        return _reported(exc, fn, args, kwargs, shown, hint)
+
+
+def _reported(exc: BaseException, fn: Callable[..., Any], args: tuple, kwargs: dict,
+              shown: Optional[str], hint: Optional[str]) -> Any:
+    """Raise :class:`CheckFailed` saying that the learner's ``fn`` raised ``exc`` (for :func:`call`)."""
+    if shown is None:
+        parts = [describe(a, 40) for a in args] + [f"{k}={describe(v, 40)}" for k, v in kwargs.items()]
+        shown = f"{getattr(fn, '__name__', 'your function')}({', '.join(parts)})"
+    message = f"your code raised {type(exc).__name__}: {_one_line(str(exc))}".rstrip(": ")
+    message += f" on {shown}"
+    if hint:
+        message += f" (hint: {_one_line(hint)})"
+    raise CheckFailed(message) from exc
 
 
 # ---- differential checks: the learner's code against the reference on a seeded battery -------------
@@ -1250,6 +1261,24 @@ class Raised:
         return f"raised {self.kind}: {self.message}"
 
 
+def _raised_by_learner(exc: AssertionError) -> bool:
+    """Whether an ``AssertionError`` comes from the learner's code (their own ``assert``, or a
+    library they called), not from a check: its innermost frame lies outside ``checks/``.
+
+    A check's own ``AssertionError`` (:class:`CheckFailed`, ``require``, a plain ``assert``) is its
+    verdict and passes through; the learner's is reported like any other crash of their code.
+    """
+    if isinstance(exc, CheckFailed):
+        return False
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    here = os.path.dirname(os.path.abspath(__file__))
+    return os.path.dirname(os.path.abspath(tb.tb_frame.f_code.co_filename)) != here
+
+
 def _observe(run: Callable[[Any, Case], Any], impl: Any, case: Case) -> Any:
     """``run(impl, case)``, or a :class:`Raised` for any exception (used for references and mistakes)."""
     try:
@@ -1313,7 +1342,9 @@ def same(got: Any, expected: Any, name: str = "the result", *, atol: float = 1e-
         if extra:
             return f"{name} has an unexpected key {extra[0]!r}"
         for key in expected:
-            why = same(got[key], expected[key], f"{name}[{key!r}]", atol=atol, rtol=rtol)
+            # outputs_and_grads' "output" is the call's own result: name it as the call
+            label = name if key == "output" else f"{name}[{key!r}]"
+            why = same(got[key], expected[key], label, atol=atol, rtol=rtol)
             if why:
                 return why
         return None
@@ -1505,8 +1536,12 @@ def compare(
     for case in cases:
         try:
             got = run(learner, case)
-        except (NotImplementedError, AssertionError, KeyboardInterrupt):
+        except (NotImplementedError, KeyboardInterrupt):
             raise
+        except AssertionError as exc:
+            if not _raised_by_learner(exc):
+                raise
+            got = Raised(exc)
         except Exception as exc:  # noqa: BLE001 - compared with the mistakes, then reported
             got = Raised(exc)
         if read is not None and not isinstance(got, Raised):
@@ -1566,7 +1601,7 @@ def outputs_and_grads(output: Any, wrt: Mapping[str, Any], *, seed: int = 0) -> 
         ['grad of x', 'output']
         >>> x = torch.tensor([1.0, 2.0], requires_grad=True)
         >>> same(outputs_and_grads((x * 3).detach(), {"x": x}), obs, "f(x)")
-        "f(x)['output'] does not carry gradients (requires_grad=False): something in its computation is detached or under torch.no_grad()"
+        'f(x) does not carry gradients (requires_grad=False): something in its computation is detached or under torch.no_grad()'
     """
     import torch
 

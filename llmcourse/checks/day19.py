@@ -18,7 +18,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -106,6 +106,24 @@ def _gg_crop_one_short(model, idx, max_new_tokens):  # idx[:, -(block_size - 1):
     return _greedy(model, idx, max_new_tokens, crop=model.config.block_size - 1)
 
 
+def _gg_flat_argmax(model, idx, max_new_tokens):  # argmax without keepdim: (B,), not (B, 1)
+    model.eval()
+    with torch.no_grad():
+        for _ in range(max_new_tokens):
+            logits, _ = model(idx[:, -model.config.block_size:])
+            idx = torch.cat([idx, logits[:, -1, :].argmax(dim=-1)], dim=1)
+    return idx
+
+
+def _gg_tuple_as_logits(model, idx, max_new_tokens):  # model(...) is (logits, loss), not logits
+    model.eval()
+    with torch.no_grad():
+        for _ in range(max_new_tokens):
+            logits = model(idx[:, -model.config.block_size:])
+            idx = torch.cat([idx, logits[:, -1, :].argmax(dim=-1, keepdim=True)], dim=1)
+    return idx
+
+
 _CROP = ("the model was given more than block_size tokens: crop the context to its last "
          "block_size tokens, idx[:, -block_size:], before each forward")
 
@@ -124,6 +142,11 @@ GREEDY = [
             "with torch.cat(..., dim=1)"),
     Mistake("new tokens only", _gg_new_only, hint="return the whole sequence, prompt included, "
             "(B, T + max_new_tokens)"),
+    Mistake("argmax without keepdim", _gg_flat_argmax, hint="argmax(dim=-1) gives shape (B,), "
+            "which torch.cat cannot put after idx (B, T): use argmax(dim=-1, keepdim=True), "
+            "shape (B, 1)"),
+    Mistake("(logits, loss) not unpacked", _gg_tuple_as_logits, hint="the model returns a pair "
+            "(logits, loss): unpack it, logits, _ = model(idx_cond), before logits[:, -1, :]"),
     Mistake("crop one token short", _gg_crop_one_short, hint="the model saw one token less than "
             "block_size once the sequence was long: crop to the last block_size tokens, "
             "idx[:, -block_size:], not block_size - 1"),
@@ -289,6 +312,20 @@ class _KvValuesIntoKeys(_KV):  # a copy-paste slip: the values go into self.k
         return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
 
 
+class _KvWholeBuffer(_KV):  # returns every max_len position, the empty ones too
+    def update(self, layer, k, v):
+        super().update(layer, k, v)
+        return self.k[layer], self.v[layer]
+
+
+class _KvTimeSecond(_KV):  # buffers laid out (B, max_len, n_head, hs)
+    def __init__(self, n_layer, batch_size, n_head, max_len, head_size):
+        super().__init__(n_layer, batch_size, n_head, max_len, head_size)
+        shape = (batch_size, max_len, n_head, head_size)
+        self.k = [torch.zeros(shape) for _ in range(n_layer)]
+        self.v = [torch.zeros(shape) for _ in range(n_layer)]
+
+
 _ADVANCE = ("advance(n) must add n to pos (self.pos += n): otherwise the next chunk runs at the "
             "wrong positions and overwrites the cache")
 
@@ -300,6 +337,12 @@ KV_CACHE = [
     Mistake("returns only the new keys", _KvOnlyNew, hint="update returned only the new "
             "token's keys and values: return every filled position, self.k[layer][:, :, :pos + T] "
             "(and the same for v), so the query sees the past"),
+    Mistake("returns the whole buffer", _KvWholeBuffer, hint="update returned all max_len "
+            "positions, the empty (zero) ones too, so attention also looks at keys that were never "
+            "written: return the filled ones only, self.k[layer][:, :, :pos + T]"),
+    Mistake("time before heads", _KvTimeSecond, hint="the buffers are laid out like k and v, "
+            "(batch_size, n_head, max_len, head_size): positions are dim 2, so write "
+            "self.k[layer][:, :, pos:pos + T] = k"),
     Mistake("update moves pos", _KvMovesPos, expect="update must not move pos"),
     Mistake("pos = n", _KvSetsPos, hint=_ADVANCE),
     Mistake("advance does nothing", _KvNoAdvance, hint=_ADVANCE),
@@ -378,28 +421,39 @@ def _reference_cached(model, idx, max_new_tokens, *, mistake=None):
     if mistake != "no_eval":
         model.eval()
     step_logits = []
+    full = block_size - 1 if mistake == "reset_early" else block_size
     with torch.set_grad_enabled(mistake == "grad_on"):
         cache = model.new_kv_cache(batch_size=idx.shape[0])
         logits, _ = model(idx[:, -block_size:], kv_cache=cache)
         for _ in range(max_new_tokens):
             last = logits[:, -1, :]
             step_logits.append(last)
-            idx = torch.cat([idx, last.argmax(dim=-1, keepdim=True)], dim=1)
+            idx = torch.cat([idx, last.argmax(dim=-1, keepdim=mistake != "flat_argmax")], dim=1)
             if mistake == "recompute":
                 logits, _ = model(idx[:, -block_size:])
             elif mistake == "whole":
                 logits, _ = model(idx, kv_cache=cache)
-            elif cache.pos == block_size and mistake != "no_reset":
+            elif cache.pos >= full and mistake != "no_reset":
                 cache.reset()
                 chunk = idx[:, -1:] if mistake == "reset_only" else idx[:, -block_size:]
                 logits, _ = model(chunk, kv_cache=cache)
+            elif mistake == "cache not passed":
+                logits, _ = model(idx[:, -1:])
             else:
                 logits, _ = model(idx[:, -1:], kv_cache=cache)
     if mistake == "late_logits":
         step_logits = step_logits[1:] + [logits[:, -1]]
     if mistake == "tokens_only":
         return idx
+    if mistake == "cat":
+        return idx, torch.cat(step_logits, dim=1)
     return idx, torch.stack(step_logits, dim=1)
+
+
+def _gc(mistake: str) -> Callable[..., Any]:
+    def generate_cached(model, idx, max_new_tokens):
+        return _reference_cached(model, idx, max_new_tokens, mistake=mistake)
+    return generate_cached
 
 
 def _gc_recompute(model, idx, max_new_tokens):
@@ -452,6 +506,17 @@ CACHED = [
             "model.eval() first (with dropout on, training mode makes every run different)"),
     Mistake("gradients on", _gc_grad_on, hint="the model ran with gradients on: wrap the loop in "
             "torch.no_grad(); generating needs no backward and the graph costs memory"),
+    Mistake("argmax without keepdim", _gc("flat_argmax"), hint="argmax(dim=-1) gives shape "
+            "(B,), which torch.cat cannot put after idx (B, T): use argmax(dim=-1, keepdim=True), "
+            "shape (B, 1)"),
+    Mistake("cache not passed", _gc("cache not passed"), hint="a one-token forward without "
+            "kv_cache=cache sees only that token, not the past: pass kv_cache=cache to every "
+            "forward, the prefill and each step"),
+    Mistake("torch.cat of the logits", _gc("cat"), hint="torch.cat joins the (B, V) logits of "
+            "the steps end to end into (B, n * V); torch.stack(step_logits, dim=1) gives "
+            "(B, n, V)"),
+    Mistake("reset one step early", _gc("reset_early"), hint="the cache was reset one step "
+            "early: refill only when it is full, cache.pos == block_size"),
 ]
 
 

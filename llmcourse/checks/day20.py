@@ -102,7 +102,28 @@ def _lp_without_prompt(model, prompt, continuation):  # runs the continuation al
     return logp[:-1].gather(1, continuation[1:, None]).sum().item()
 
 
+def _lp_logits_not_row(model, prompt, continuation):  # model(...)[0] is (1, T, V), not (T, V)
+    ids = torch.cat([prompt, continuation])
+    with torch.no_grad():
+        logits = model(ids[None])[0]
+    logp = torch.log_softmax(logits, dim=-1)
+    return logp[:-1].gather(1, ids[1:, None])[:, 0][len(prompt) - 1:].sum().item()
+
+
+def _lp_one_late(model, prompt, continuation):  # starts at len(prompt): the first new token is lost
+    ids = torch.cat([prompt, continuation])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(ids[None])[0][0], dim=-1)
+    return logp[:-1].gather(1, ids[1:, None])[:, 0][len(prompt):].sum().item()
+
+
 SEQUENCE_LOG_PROB = [
+    Mistake("(1, T, V) logits", _lp_logits_not_row, hint="model(ids[None]) returns (logits, loss) "
+            "and the logits are (1, T, V), one row for the batch of one: take model(ids[None])[0][0] "
+            "for the (T, V) logits before gather"),
+    Mistake("first new token skipped", _lp_one_late, hint="the first token of the continuation is "
+            "left out: it is predicted by the prompt's last position, so the per-token "
+            "log-probabilities to sum start at index len(prompt) - 1"),
     Mistake("product of probabilities", _lp_product, hint="the product of the probabilities "
             "underflows to 0 in float32 (its log is -inf): sum the log-probabilities "
             "(log_softmax) instead of multiplying probabilities"),
@@ -212,7 +233,28 @@ def _bs_float_parent(beam_logp, logits, width):
     return _bs(beam_logp, logits, width, "float_parent")
 
 
+def _bs_divides_by_width(beam_logp, logits, width):  # // W and % W instead of // V and % V
+    W = logits.shape[0]
+    scores, index = (beam_logp[:, None] + torch.log_softmax(logits, dim=-1)).flatten().topk(width)
+    return scores, index // W, index % W
+
+
+def _bs_flat_beams(beam_logp, logits, width):  # beam_logp + (W, V): lines up with the tokens
+    V = logits.shape[-1]
+    scores, index = (beam_logp + torch.log_softmax(logits, dim=-1)).flatten().topk(width)
+    return scores, index // V, index % V
+
+
+def _bs_ascending(beam_logp, logits, width):  # torch.sort keeps the smallest first
+    V = logits.shape[-1]
+    scores, index = torch.sort((beam_logp[:, None] + torch.log_softmax(logits, dim=-1)).flatten())
+    return scores[:width], index[:width] // V, index[:width] % V
+
+
 BEAM_STEP = [
+    Mistake("// number of beams", _bs_divides_by_width, hint="the flat index of candidate (beam, "
+            "token) in the (W, V) table is beam * V + token: parent = index // V, token = index % V, "
+            "with V = logits.shape[-1] the vocabulary size, not the number of beams"),
     Mistake("probabilities", _bs_probs, hint="you multiplied probabilities: work in log space, "
             "where a sequence's probabilities add up: beam_logp[:, None] + log_softmax(logits)"),
     Mistake("multiplied log-probabilities", _bs_multiply, hint="you multiplied log-probabilities: "
@@ -231,6 +273,11 @@ BEAM_STEP = [
             "beam: rank all W x V candidates together (flatten, then topk(width)); the best ones "
             "may all come from one beam"),
     Mistake("float parent", _bs_float_parent, expect="has dtype float32, expected int64"),
+    Mistake("beam_logp not broadcast", _bs_flat_beams, hint="beam_logp (W,) has to be added to "
+            "each row of the (W, V) log-probabilities: beam_logp[:, None] + "
+            "torch.log_softmax(logits, dim=-1) (a column, so it runs down the beams)"),
+    Mistake("ascending sort", _bs_ascending, hint="kept the worst candidates: torch.sort is "
+            "ascending by default; take the best with .topk(width) (or sort with descending=True)"),
 ]
 
 

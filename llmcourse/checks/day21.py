@@ -340,6 +340,12 @@ def _s_divides_in_place(logits, t, generator=None):
     return torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)[:, 0]
 
 
+def _s_generator_positional(logits, t, generator=None):  # multinomial(probs, 1, generator)
+    if t == 0:
+        return logits.argmax(-1)
+    return torch.multinomial(torch.softmax(logits / t, -1), 1, generator)[:, 0]
+
+
 SAMPLE = [
     Mistake("squeeze() drops the batch", _s_squeeze, hint="with one row, .squeeze() also drops the "
             "batch dimension (shape ()); take [:, 0] (or .squeeze(-1)) so the result is (B,)"),
@@ -370,6 +376,9 @@ SAMPLE = [
     Mistake("softmax over dim 0", _s_dim0,
             hint="took the softmax over the first dimension (the batch); each row is a "
                  "distribution: torch.softmax(logits / T, dim=-1)"),
+    Mistake("generator passed by position", _s_generator_positional,
+            hint="pass the generator by name, torch.multinomial(probs, 1, generator=generator): "
+                 "the third positional argument of multinomial is replacement"),
 ]
 
 

@@ -150,7 +150,16 @@ def _topk_float32(logits, k):  # a new tensor of the default dtype, not the logi
     return torch.full(logits.shape, NEG_INF).scatter(-1, indices, values.float())
 
 
+def _topk_kth_flat(logits, k):  # values[..., -1] is (B,), compared with (B, V)
+    kth = torch.topk(logits, min(k, logits.shape[-1]), dim=-1).values[..., -1]
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
 TOP_K = [
+    Mistake("k-th value without keepdim", _topk_kth_flat,
+            hint="the k-th largest value of each row, values[..., -1], has lost its last "
+                 "dimension and does not line up with the rows: keep it with values[..., -1:] "
+                 "(or scatter the top-k values back at their indices)"),
     Mistake("keeps ties", _topk_keeps_ties,
             hint="kept every logit tied with the k-th largest (logits < kth_value keeps ties); "
                  "keep exactly k: scatter the values of torch.topk back at its indices"),
@@ -227,6 +236,12 @@ def _topp_not_scattered(logits, p):  # the sorted mask applied in vocabulary ord
     return _topp(logits, p, keep_rule=lambda before, probs, p: before < p, scatter=False)
 
 
+def _topp_gathered(logits, p):  # sorted mask put back with gather, the inverse permutation
+    sorted_probs, order = torch.sort(torch.softmax(logits, dim=-1), dim=-1, descending=True)
+    keep = (torch.cumsum(sorted_probs, dim=-1) - sorted_probs < p).gather(-1, order)
+    return logits.masked_fill(~keep, float("-inf"))
+
+
 def _topp_ascending(logits, p):
     return _topp(logits, p, keep_rule=lambda before, probs, p: before < p, descending=False)
 
@@ -260,6 +275,9 @@ TOP_P = [
     Mistake("mask not scattered back", _topp_not_scattered,
             hint="applied the mask found in sorted order to the logits in vocabulary order; "
                  "put it back in vocabulary order first (scatter it with the sort's indices)"),
+    Mistake("gather instead of scatter", _topp_gathered,
+            hint="mask.gather(-1, order) permutes the sorted mask the wrong way; put it back in "
+                 "vocabulary order with scatter: torch.zeros_like(mask).scatter(-1, order, mask)"),
     Mistake("ascending", _topp_ascending,
             hint="sorted the probabilities in ascending order; the nucleus is made of the most "
                  "likely tokens: sort with descending=True"),

@@ -122,6 +122,10 @@ def _d_joined_strings(samples, n):  # "".join: (1, 12) and (11, 2) both become "
 
 
 DISTINCT_N = [
+    Mistake("lists in a set", lambda samples, n: (lambda g: len(set(g)) / len(g) if g else 0.0)(
+        [s[i:i + n] for s in samples for i in range(len(s) - n + 1)]),
+            hint="a list cannot go into a set (it is unhashable): make each n-gram a tuple, "
+                 "tuple(s[i:i + n])"),
     Mistake("1.0 without n-grams", _d_one_without_grams,
             hint="with no n-gram at all (every sample shorter than n, or no samples) return 0.0, "
                  "not 1.0"),
@@ -293,7 +297,36 @@ def _l_first_sampled_lost(model, rows, prompt_len):
     return _ce(logits[:, prompt_len:-1], rows[:, prompt_len + 1:]).item()
 
 
+def _l_3d(model, rows, prompt_len):     # (B, T, V) logits straight into F.cross_entropy
+    with torch.no_grad():
+        logits, _ = model(rows)
+    return F.cross_entropy(logits[:, prompt_len - 1:-1], rows[:, prompt_len:]).item()
+
+
+def _l_tuple(model, rows, prompt_len):  # model(rows) is (logits, loss)
+    with torch.no_grad():
+        logits = model(rows)
+    pred = logits[:, prompt_len - 1:-1]
+    return _ce(pred, rows[:, prompt_len:]).item()
+
+
+def _l_model_loss(model, rows, prompt_len):  # the model's loss with the rows as their own targets
+    with torch.no_grad():
+        _, loss = model(rows, rows)
+    return loss.item()
+
+
 SAMPLE_LOSS = [
+    Mistake("(B, T, V) into cross_entropy", _l_3d,
+            hint="F.cross_entropy wants logits (N, V) and targets (N,): reshape with "
+                 "pred.reshape(-1, V) and targets.reshape(-1) (given (B, T, V) it takes dim 1 as "
+                 "the classes)"),
+    Mistake("(logits, loss) not unpacked", _l_tuple,
+            hint="the model returns a pair (logits, loss): unpack it, logits, _ = model(rows)"),
+    Mistake("the model's own loss", _l_model_loss,
+            hint="model(rows, rows) scores every position against itself (no shift, the prompt "
+                 "too); compute F.cross_entropy of logits[:, prompt_len - 1:-1] against "
+                 "rows[:, prompt_len:]"),
     Mistake("every token", _l_every_token,
             hint="returned the loss on every token, the prompt's too (as if the prompt were one "
                  "token, like the notebook's); count only the sampled ones, after prompt_len "

@@ -75,13 +75,17 @@ def _positive_int(text: str) -> int:
 def reference_build_parser(num_type: Any = _positive_int, seed_type: Any = int,
                            temperature_type: Any = float, tokens_type: Any = _positive_int,
                            seed_default: int = 0, prompt_default: str = "\n",
-                           temperature: bool = True, checkpoint_required: bool = True
+                           temperature: bool = True, checkpoint_required: bool = True,
+                           num_name: str = "--num-samples", checkpoint_positional: bool = False
                            ) -> argparse.ArgumentParser:
     """The parser of the task; the keyword arguments make the typical wrong ones of the table."""
     p = argparse.ArgumentParser(prog="my_generate")
-    p.add_argument("--checkpoint", required=checkpoint_required)
+    if checkpoint_positional:
+        p.add_argument("checkpoint")
+    else:
+        p.add_argument("--checkpoint", required=checkpoint_required)
     p.add_argument("--prompt", default=prompt_default)
-    p.add_argument("--num-samples", type=num_type, default=1)
+    p.add_argument(num_name, type=num_type, default=1)
     p.add_argument("--seed", type=seed_type, default=seed_default)
     p.add_argument("--max-new-tokens", type=tokens_type, default=200)
     if temperature:
@@ -154,6 +158,12 @@ BUILD_PARSER = [
                  "parser.add_argument('--temperature', type=float, default=0.8)"),
     Mistake("checkpoint not required", _m(checkpoint_required=False),
             hint="a command line without --checkpoint is accepted; it must be refused: "
+                 "add_argument('--checkpoint', required=True)"),
+    Mistake("--num_samples", _m(num_name="--num_samples"),
+            hint="the option is spelled with dashes, --num-samples (argparse turns it into "
+                 "args.num_samples by itself)"),
+    Mistake("positional checkpoint", _m(checkpoint_positional=True),
+            hint="--checkpoint is an option, not a positional argument: "
                  "add_argument('--checkpoint', required=True)"),
 ]
 
@@ -235,6 +245,12 @@ def _g_seed_times(model, tokenizer, prompt, num_samples, max_new_tokens, tempera
                                       seed=seed * (s + 1))[0].tolist()) for s in range(num_samples)]
 
 
+def _g_whole_tensor(model, tokenizer, prompt, num_samples, max_new_tokens, temperature, seed):
+    ids = tokenizer.encode(prompt)
+    return [tokenizer.decode(generate(model, ids, max_new_tokens, temperature=temperature,
+                                      seed=seed + s).tolist()) for s in range(num_samples)]
+
+
 GENERATE_SAMPLES = [
     Mistake("seed not applied", _g_no_seed,
             hint="gives other samples each time it is called: the seed is not applied; pass "
@@ -260,6 +276,9 @@ GENERATE_SAMPLES = [
     Mistake("seed * (s + 1)", _g_seed_times,
             hint="sample s should be drawn with seed + s (not another rule), so that --seed 22 "
                  "reproduces sample 2 of --seed 21"),
+    Mistake("decodes the (1, T) tensor", _g_whole_tensor,
+            hint="generate returns a (1, T + max_new_tokens) tensor, one row: decode that row, "
+                 "tokenizer.decode(out[0].tolist())"),
 ]
 
 
@@ -381,6 +400,25 @@ SCRIPT = [
     Mistake("crashes", _script(main=_MAIN.replace("load_trained(args.checkpoint)",
                                                   "load_trained(args.checkpoint + 'x')")),
             expect="exited with status 1"),
+    Mistake("--- before each sample", _script(main=_MAIN.replace(
+        '        print(text)\n        print("---")\n', '        print("---")\n        print(text)\n')),
+            hint="printed the --- line before each sample; print each sample first, then a line ---"),
+    Mistake("--- on the sample's line", _script(main=_MAIN.replace(
+        '        print(text)\n        print("---")\n', '        print(text, "---")\n')),
+            hint="each sample should be followed by a line that holds only --- (print(text), then "
+                 "print(\"---\")), not by --- on the sample's own line"),
+    Mistake("extra output", _script(main=_MAIN.replace(
+        "    for text in", '    print(f"loaded {args.checkpoint}")\n    for text in')),
+            hint="printed more than the samples and their --- lines: print nothing else on "
+                 "standard output (send notes to sys.stderr)"),
+    Mistake("two values from load_trained", _script(main=_MAIN.replace(
+        "model, tok, _ = load_trained", "model, tok = load_trained")),
+            hint="load_trained returns three values (model, tokenizer, info): "
+                 "model, tokenizer, _ = load_trained(args.checkpoint)"),
+    Mistake("dashes in attribute names", _script(main=_MAIN.replace(
+        "args.max_new_tokens", "args.max_tokens")),
+            hint="argparse stores --max-new-tokens as args.max_new_tokens (dashes become "
+                 "underscores), --num-samples as args.num_samples"),
     Mistake("wrong argument order", _script(main=_MAIN.replace(
         "args.max_new_tokens, args.temperature, args.seed", "args.max_new_tokens, 1.0, args.seed")),
             hint="main should print generate_samples(...) with the parsed arguments, in the "
@@ -409,11 +447,25 @@ def check_script(script: str | os.PathLike[str], checkpoint: str | os.PathLike[s
     if done.returncode != 0:
         _not_done(done.stderr)
         last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
-        raise CheckFailed(f"`{shown}` exited with status {done.returncode}: {last}")
+        hint = {m.name: m.hint for m in SCRIPT}
+        why = ""
+        if "too many values to unpack" in last and "load_trained(" in done.stderr:
+            why = f": {hint['two values from load_trained']}"
+        elif "'Namespace' object has no attribute" in last:
+            why = f": {hint['dashes in attribute names']}"
+        raise CheckFailed(f"`{shown}` exited with status {done.returncode}: {last}{why}")
     model, tok, _ = load_trained(checkpoint)
     want = "".join(s + "\n---\n" for s in reference_samples(model, tok, "KI", 2, 15, 0.9, 5))
     if done.stdout != want:
         hint = {m.name: m.hint for m in SCRIPT}
+        samples = want.split("\n---\n")[:-1]
+        if done.stdout.startswith("---\n") and done.stdout[4:] + "---\n" == want:
+            raise CheckFailed(f"`{shown}` {hint['--- before each sample']}")
+        if want in done.stdout:
+            extra = next((line for line in done.stdout.replace(want, "\n").splitlines() if line), "")
+            raise CheckFailed(f"`{shown}` {hint['extra output']} (it printed {extra!r})")
+        if all(text in done.stdout for text in samples) and "---" in done.stdout:
+            raise CheckFailed(f"`{shown}` " + hint["--- on the sample's line"])
         if done.stdout.count("\n---\n") == 1:
             raise CheckFailed(f"`{shown}` {hint['one sample printed']}")
         if "---" not in done.stdout:

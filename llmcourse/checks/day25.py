@@ -190,6 +190,19 @@ def _a_set(source):
 _NOT_A_LIST = ("return a sorted list (sorted(found)), not a set or a tuple: a list has an order, "
                "and the same source must always give the same list")
 
+def _imports_module_none(source):  # `from . import x` has node.module None: n.startswith crashes
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module]
+        else:
+            continue
+        found.update(n for n in names if n == "llmcourse" or n.startswith("llmcourse."))
+    return sorted(found)
+
+
 IMPORTS_OF = [
     Mistake("a set", _a_set, hint=_NOT_A_LIST),
     Mistake("tree.body only", _mistake(walk=False),
@@ -217,6 +230,12 @@ IMPORTS_OF = [
             hint="the right modules, in another order: return sorted(...)"),
     Mistake("duplicates", _mistake(dedupe=False, sort=True),
             hint="a module appears twice in your list; collect the names in a set first"),
+    Mistake("relative import crashes", _imports_module_none,
+            hint="'from . import x' has node.module None (a relative import): skip relative "
+                 "imports, test node.level == 0 before using node.module"),
+    Mistake("a plain list", _mistake(dedupe=False, sort=False),
+            hint="return each module once, in sorted order: collect the names in a set, then "
+                 "return sorted(found)"),
 ]
 
 
@@ -320,6 +339,14 @@ def _by_file_name(paths):  # sorted by the file's own name, not by its whole pat
     return sorted(paths, key=lambda p: p.name)
 
 
+def _parse_path(name, package_dir):  # ast.parse wants the text, not the path
+    for path in sorted(Path(package_dir).rglob("*.py")):
+        for node in ast.parse(path).body:
+            if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name == name:
+                return tour.module_name(path, package_dir)
+    return None
+
+
 FIND_DEFINITION = [
     Mistake("files not in sorted path order", _finder(order=_by_file_name),
             hint="'plant' is defined in garden/m.py and garden/beds/x.py: return the first in "
@@ -348,6 +375,12 @@ FIND_DEFINITION = [
     Mistake("searches the text", _finder(by_name=True),
             hint="shop/__init__.py only imports Receipt: look for a class or def statement "
                  "(ast.ClassDef, ast.FunctionDef), not for the name in the text"),
+    Mistake("ast.parse(path)", _parse_path,
+            hint="ast.parse takes the source text, not a path: "
+                 "ast.parse(path.read_text(encoding='utf-8'))"),
+    Mistake("functions only", _finder(kinds=(ast.FunctionDef, ast.AsyncFunctionDef)),
+            hint="a class is a definition too: look for ast.ClassDef as well as ast.FunctionDef "
+                 "and ast.AsyncFunctionDef"),
 ]
 
 

@@ -92,6 +92,10 @@ def _no_return(preset):
 
 
 TOKENS_SEEN = [
+    Mistake("grad_accum_steps as a key", lambda p: p["train"]["max_iters"] * p["train"]["batch_size"]
+            * p["model"]["block_size"] * p["train"]["grad_accum_steps"],
+            hint="a preset may have no grad_accum_steps (it then means 1): read it with "
+                 "preset['train'].get('grad_accum_steps', 1)"),
     Mistake("counts sequences", _sequences, hint="you counted sequences, not tokens: multiply by "
             "the context length preset['model']['block_size'] too"),
     Mistake("no grad_accum_steps", _no_accum, hint="with grad_accum_steps > 1 every step sums the "
@@ -100,7 +104,9 @@ TOKENS_SEEN = [
             "of the max_iters steps, not extra ones: do not add warmup_iters"),
     Mistake("lr_decay_iters", _decay_iters, hint="lr_decay_iters is the length of the learning-rate "
             "schedule, not of the run: the run takes preset['train']['max_iters'] steps"),
-    Mistake("block_size in train", _train_block, expect="KeyError"),
+    Mistake("block_size in train", _train_block,
+            hint="block_size belongs to the model: preset['model']['block_size']; batch_size, "
+                 "max_iters and grad_accum_steps are under preset['train']"),
     Mistake("no return", _no_return, expect="returned None"),
     Mistake("warm-up subtracted", _minus_warmup,
             hint="the warm-up steps are training steps too, counted in max_iters: the run sees "
@@ -155,6 +161,12 @@ def check_tokens_seen(tokens_seen: Callable[[dict], Any]) -> None:
 
 
 ESTIMATE_SECONDS = [
+    Mistake("hours", lambda f, t, peak, mfu: f * t / (peak * mfu) / 3600,
+            hint="that is in hours; return seconds, flops_per_token * tokens / (peak_flops * mfu) "
+                 "(the lesson converts afterwards)"),
+    Mistake("6 times again", lambda f, t, peak, mfu: 6 * f * t / (peak * mfu),
+            hint="flops_per_token already counts the forward and backward pass (about 6 N): do not "
+                 "multiply by 6 again"),
     Mistake("divides by peak / mfu", lambda f, d, peak, mfu: f * d / (peak / mfu),
             hint="the time came out shorter than at peak speed: divide by the achieved "
                  "throughput peak_flops * mfu, not by peak_flops / mfu"),
@@ -289,7 +301,9 @@ FIRST_REACHING = [
             "not -1"),
     Mistake("falsy 0", _falsy, hint="the evaluation at iteration 0 already reaches the target, so "
             "the answer is 0: test `is None`, not falsiness (`or None` turns 0 into None)"),
-    Mistake("no type filter", _no_type, expect="KeyError: 'val_loss'"),
+    Mistake("no type filter", _no_type,
+            hint="training rows have no 'val_loss': look only at the rows with row['type'] == "
+                 "'eval' (test the type first)"),
     Mistake("row index", _position, hint="that is the row's position in the log; return its "
             "iteration, row['iter']"),
 ]

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from llmcourse.atomic import write_atomic
 from llmcourse.checks._core import (Case, CheckFailed, Mistake, Raised, as_float, as_int,
                                     as_int_list, as_pair, check, compare, kind_of)
 
@@ -44,13 +45,22 @@ _UINT16_MAX = np.iinfo(np.uint16).max
 
 
 def reference_write_tokens(chunks: Iterable[Any], path: str | os.PathLike[str]) -> int:
-    """Append each chunk of token ids to ``path`` as raw uint16, in order; return the count.
+    """Write each chunk of token ids to ``path`` as raw uint16, in order; return the count.
 
     Memory stays bounded by one chunk. Ids that do not fit in 16 bits raise ``ValueError``
-    (``astype`` would silently wrap them around).
+    (``astype`` would silently wrap them around). The ids go to a temporary file beside
+    ``path``, which replaces ``path`` only after the last chunk: a refused call leaves a file
+    already at ``path`` as it was (``write_atomic`` also removes the temporary file).
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.bin"
+    >>> reference_write_tokens(iter([[1, 2], [3]]), p), p.stat().st_size
+    (3, 6)
     """
     total = 0
-    with open(path, "wb") as f:
+
+    def write_chunks(f: Any) -> None:
+        nonlocal total
         for chunk in chunks:
             arr = np.asarray(chunk)
             if arr.size and (arr.min() < 0 or arr.max() > _UINT16_MAX):
@@ -58,6 +68,8 @@ def reference_write_tokens(chunks: Iterable[Any], path: str | os.PathLike[str]) 
                                  f"(0..{_UINT16_MAX}); store this vocabulary as uint32")
             arr.astype(np.uint16).tofile(f)
             total += arr.size
+
+    write_atomic(path, write_chunks)
     return total
 
 
@@ -242,6 +254,92 @@ def _write_no_return(chunks, path):
             c.astype(np.uint16).tofile(f)
 
 
+def _write_in_place(chunks, path):         # the earlier chunks replace the old file, then it raises
+    n = 0
+    with open(path, "wb") as f:
+        for c in chunks:
+            c = np.asarray(c)
+            if c.size and (c.min() < 0 or c.max() > 65535):
+                raise ValueError("too big")
+            c.astype(np.uint16).tofile(f)
+            n += c.size
+    return n
+
+
+def _write_temp_chunks(chunks, f):          # the loop of the temporary-file answers below
+    n = 0
+    for c in chunks:
+        c = np.asarray(c)
+        if c.size and (c.min() < 0 or c.max() > 65535):
+            raise ValueError("too big")
+        c.astype(np.uint16).tofile(f)
+        n += c.size
+    return n
+
+
+def _write_temp_left(chunks, path):         # no clean-up: the temporary file stays on an error
+    tmp = Path(str(path) + ".tmp")
+    with open(tmp, "wb") as f:
+        n = _write_temp_chunks(chunks, f)
+    os.replace(tmp, path)
+    return n
+
+
+def _write_never_replaces(chunks, path):    # the ids stay in the temporary file
+    tmp = Path(str(path) + ".tmp")
+    with open(tmp, "wb") as f:
+        return _write_temp_chunks(chunks, f)
+
+
+def _write_replaces_in_finally(chunks, path):   # the partial file replaces path even on an error
+    tmp = Path(str(path) + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            n = _write_temp_chunks(chunks, f)
+    finally:
+        os.replace(tmp, path)
+    return n
+
+
+def _write_deletes_path(chunks, path):      # "clean-up" that removes the user's file
+    tmp = Path(str(path) + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            n = _write_temp_chunks(chunks, f)
+    except ValueError:
+        tmp.unlink()
+        Path(path).unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+    return n
+
+
+def _write_copies_temp(chunks, path):       # a copy leaves the temporary file behind
+    import shutil
+    tmp = Path(str(path) + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            n = _write_temp_chunks(chunks, f)
+    except ValueError:
+        tmp.unlink()
+        raise
+    shutil.copyfile(tmp, path)
+    return n
+
+
+_IN_PLACE = ("a refused call changed the file already at path (the chunks before the bad id "
+             "were written over it): write to a temporary file beside path and os.replace it "
+             "onto path only after the last chunk")
+_TEMP_LEFT = ("a temporary file was left beside path after the ValueError: on an error remove "
+              "the temporary file (tmp.unlink()), then raise")
+_NEVER_REPLACED = ("path has no file but a temporary file beside it holds the ids: after the last "
+                   "chunk, os.replace(tmp, path)")
+_DELETED = ("a refused call deleted the file already at path: on an error remove only your "
+            "temporary file, and leave path as it was")
+_COPY_LEFT = ("a temporary file was left beside path after a successful call: "
+              "os.replace(tmp, path) moves it onto path (a copy leaves it behind)")
+
+
 WRITE_TOKENS = [
     Mistake("int64 on disk", _write_int64, hint="the file holds the chunks' own dtype (int64: 8 "
             "bytes per id): convert each chunk with .astype(np.uint16) before writing, 2 bytes per id"),
@@ -268,6 +366,12 @@ WRITE_TOKENS = [
     Mistake("counts chunks", _write_counts_chunks, hint="write_tokens returned the number of chunks; "
             "return the number of ids written (add up chunk.size)"),
     Mistake("no return", _write_no_return, expect="returned None"),
+    Mistake("writes over path", _write_in_place, expect=_IN_PLACE),
+    Mistake("replaces in finally", _write_replaces_in_finally, expect=_IN_PLACE),
+    Mistake("temporary file left on error", _write_temp_left, expect=_TEMP_LEFT),
+    Mistake("never replaces", _write_never_replaces, expect=_NEVER_REPLACED),
+    Mistake("deletes path on error", _write_deletes_path, expect=_DELETED),
+    Mistake("copies the temporary file", _write_copies_temp, expect=_COPY_LEFT),
 ]
 
 
@@ -286,21 +390,30 @@ def _write_cases() -> list[Case]:
              "memmap", stored),
         Case("write_tokens(3 chunks as Python lists, path)", lists, None),
         Case("write_tokens([int64 [3, 65553, 4]], path): 65553 does not fit in 16 bits",
-             [np.array([3, 65_553, 4], dtype=np.int64)], None),
+             [np.array([3, 65_553, 4], dtype=np.int64)], None, refused=True),
         Case("write_tokens([int64 [1, 65536]], path): 65536 = 2**16 is one past uint16's largest",
-             [np.array([1, 65_536], dtype=np.int64)], None),
+             [np.array([1, 65_536], dtype=np.int64)], None, refused=True),
         Case("write_tokens([int64 [8, -1, 9]], path): -1 is no token id",
-             [np.array([8, -1, 9], dtype=np.int64)], None),
+             [np.array([8, -1, 9], dtype=np.int64)], None, refused=True),
+        Case("write_tokens([int64 [0..4], [3, 65553, 4]], path) over an older file of 100 ids: the "
+             "second chunk is refused",
+             [np.arange(5, dtype=np.int64), np.array([3, 65_553, 4], dtype=np.int64)], 100,
+             refused=True),
     ]
 
 
 def _write_run(impl: Any, case: Case) -> Any:
-    """Run ``impl`` on a one-pass generator into a fresh folder; observe its count and file."""
-    parts, extra = case.fresh()[0]
+    """Run ``impl`` on a one-pass generator into a fresh folder; observe its count and file.
+
+    A refused call (the case's ``refused``) must leave an older file at path byte-identical, and
+    no call may leave a temporary file behind; both are named here, as they show in no count.
+    """
+    (parts, extra), kwargs = case.fresh()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "tokens.bin"
         if isinstance(extra, int):                          # an older, longer file at path
             np.full(extra, 7, dtype=np.uint16).tofile(path)
+        before = path.read_bytes() if path.is_file() else None
         if isinstance(parts, str):                          # slices of a uint16 memmap
             stored = _uint16_file(extra, tmp, "stored.bin")
             parts = [stored[i:i + 64] for i in range(0, len(stored), 64)]
@@ -308,10 +421,25 @@ def _write_run(impl: Any, case: Case) -> Any:
         def chunks():
             yield from parts
 
+        def left_over() -> list[str]:
+            mine = ("tokens.bin", "stored.bin")
+            return sorted(p.name for p in Path(tmp).iterdir() if p.name not in mine)
+
         try:
             count = impl(chunks(), path)
         except ValueError as exc:
+            if kwargs.get("refused"):
+                where = f"on {case.label}"
+                if before is not None and not path.is_file():
+                    raise CheckFailed(f"{_DELETED} ({where})") from None
+                if before is not None and path.read_bytes() != before:
+                    raise CheckFailed(f"{_IN_PLACE} ({where})") from None
+                if left_over():
+                    raise CheckFailed(f"{_TEMP_LEFT} (left: {left_over()[0]}; {where})") from None
             return Raised(exc)
+        if left_over():
+            why = _NEVER_REPLACED if not path.is_file() else _COPY_LEFT
+            raise CheckFailed(f"{why} (left: {left_over()[0]}; on {case.label})")
         if isinstance(count, (np.integer, float)) and float(count).is_integer():
             count = int(count)
         data = np.fromfile(path, dtype=np.uint8) if path.is_file() else None
@@ -323,8 +451,8 @@ def _write_run(impl: Any, case: Case) -> Any:
 def _write_read(obs: Any, case: Case) -> Any:
     if isinstance(obs, dict):
         if obs["bytes in the file"] is None:
-            raise CheckFailed("no file was written at path: open(path, 'wb') once, then "
-                              "chunk.astype(np.uint16).tofile(f) for each chunk")
+            raise CheckFailed("no file was written at path: write each chunk.astype(np.uint16) "
+                              "to a temporary file beside path, then os.replace(tmp, path)")
         if obs["returned"] is None:
             raise CheckFailed("write_tokens returned None; did you forget the `return`? It should "
                               "return the number of ids written")
@@ -471,6 +599,12 @@ def _compact_no_unique(ids):                 # sorted, but every occurrence kept
     return np.searchsorted(used, np.asarray(ids).astype(np.int64)).astype(np.int64), used
 
 
+def _compact_from_set(ids):  # list(set(...)): the distinct ids in the set's own order
+    used = list(set(np.asarray(ids).tolist()))
+    new_ids = np.array([used.index(i) for i in np.asarray(ids).tolist()], dtype=np.int64)
+    return new_ids, np.array(used, dtype=np.int64)
+
+
 COMPACT_VOCAB = [
     Mistake("first-seen order", _compact_first_seen, hint="used should be sorted: np.unique sorts, "
             "and np.searchsorted needs the order"),
@@ -485,6 +619,9 @@ COMPACT_VOCAB = [
     Mistake("not unique", _compact_no_unique, hint="used should hold each distinct id once: "
             "use np.unique(ids)"),
     Mistake("only used", lambda ids: np.unique(ids), expect="should return a pair"),
+    Mistake("unsorted set", _compact_from_set,
+            hint="used must be sorted: a set has no order you can rely on, so used and new_ids "
+                 "come out shuffled; np.unique(ids) gives the distinct ids sorted"),
 ]
 
 
@@ -557,6 +694,10 @@ T4_HOURS = [
             "T4's 65e12 FLOP/s"),
     Mistake("no return", lambda n_params, n_tokens, mfu, peak_flops=65e12: None,
             expect="returned None"),
+    Mistake("no 6", lambda n_params, n_tokens, mfu, peak_flops=65e12:
+            n_params * n_tokens / (mfu * peak_flops) / 3600,
+            hint="the 6 is left out: training costs about 6 * n_params * n_tokens operations "
+                 "(2 forward, 4 backward per parameter and token)"),
 ]
 
 

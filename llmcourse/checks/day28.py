@@ -64,6 +64,10 @@ def _nan_std(values):                        # np.std(ddof=1) of one value: nan 
 
 
 MEAN_STD = [
+    Mistake("n - 1 with one value", lambda v: (sum(v) / len(v), math.sqrt(
+        sum((x - sum(v) / len(v)) ** 2 for x in v) / (len(v) - 1))),
+            hint="with one value, n - 1 is 0 and the division fails: return 0.0 as the std when "
+                 "there are fewer than 2 values"),
     Mistake("divides by n", lambda v: (_mean(v), _pstdev(v)), hint="that std divides by n; the "
             "sample standard deviation divides by n - 1 (Bessel's correction)"),
     Mistake("variance", lambda v: (_mean(v), statistics.variance(v) if len(v) > 1 else 0.0),

@@ -298,6 +298,17 @@ def _dead_first(s):                          # dead_units tested before overfitt
     return reference_diagnose(s)
 
 
+
+def _gap_reversed(summary):  # final_train - final_val: the gap of a real overfit is negative
+    if (summary["final_val"] > summary["best_val"] + 0.1
+            and summary["final_train"] - summary["final_val"] > 0.5):
+        return "overfitting"
+    if summary["dead_start"] > 0.5:
+        return "dead_units"
+    if summary["dead_end"] > 0.2:
+        return "lr_too_high"
+    return "healthy"
+
 DIAGNOSE = [
     Mistake("dead_units first", _dead_first, hint="the rules go in order: overfitting comes first, "
             "then dead_units (dead_start), then lr_too_high (dead_end)"),
@@ -318,6 +329,9 @@ DIAGNOSE = [
     Mistake("another label", lambda s: "too high" if _lr_first(s) == "lr_too_high" else
             reference_diagnose(s), expect="return one of"),
     Mistake("no return", lambda s: None, expect="as a string"),
+    Mistake("gap the wrong way", _gap_reversed,
+            hint="the gap is final_val - final_train (the validation loss above the training "
+                 "loss), not final_train - final_val"),
 ]
 
 

@@ -95,6 +95,9 @@ def _optimal(n_of, d_of=lambda n, r: r * n, default=20):
 
 
 COMPUTE_OPTIMAL = [
+    Mistake("no 6", lambda flops, tokens_per_param=20: (
+        math.sqrt(flops / tokens_per_param), tokens_per_param * math.sqrt(flops / tokens_per_param)),
+            hint="the 6 is left out: training costs C = 6 N D FLOPs, so with D = r N, N = sqrt(C / (6 r))"),
     Mistake("swapped", lambda c, tokens_per_param=20: scaling.compute_optimal(c, tokens_per_param)[::-1],
             hint="n_params and n_tokens are swapped: return (n_params, n_tokens)"),
     Mistake("20 written in", _optimal(lambda c, r: math.sqrt(c / (6 * 20)), lambda n, r: 20 * n),

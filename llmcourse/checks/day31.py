@@ -37,6 +37,10 @@ def _length_filter(docs, min_words, max_words):
 
 
 LENGTH = [
+    Mistake("strict bounds", lambda docs, lo, hi: [i for i, d in enumerate(docs) if lo < len(d.split()) < hi],
+            hint="the bounds are inclusive: keep min_words <= number of words <= max_words (<=, not <)"),
+    Mistake("characters", lambda docs, lo, hi: [i for i, d in enumerate(docs) if lo <= len(d) <= hi],
+            hint="len(doc) counts characters; count words: len(doc.split())"),
     Mistake("no max", lambda docs, lo, hi: [i for i, d in enumerate(docs) if len(d.split()) >= lo],
             hint="a document with more than max_words words was kept: keep only min_words <= "
             "words <= max_words (both ends included)"),
@@ -98,6 +102,10 @@ def _as_str(value: Any, case: Case) -> str:
 
 
 STRIP = [
+    Mistake("substring test", lambda doc, patterns: "\n".join(
+        line for line in doc.split("\n") if line.strip() and not any(p in line for p in patterns)),
+            hint="the patterns are regular expressions, not plain text (^ anchors, (?i) ignores "
+                 "case): test each line with re.search(p, line), not p in line"),
     Mistake("re.match", lambda d, p: _strip(d, p, match=re.match), hint="a line with a pattern in "
             "its middle was kept: re.match only looks at the start of a line; use re.search"),
     Mistake("blank kept", lambda d, p: _strip(d, p, blank=lambda line: True), hint="blank lines "
@@ -190,6 +198,9 @@ def _minhash(x, a, b, p):
 
 
 MINHASH = [
+    Mistake("no broadcasting", lambda x, a, b, p: ((a * x + b) % p).min(),
+            hint="a (P,) and x (S,) do not combine element by element: make the (P, S) table "
+                 "a[:, None] * x[None, :] + b[:, None], then take % p and .min(axis=1)"),
     Mistake("maximum", lambda x, a, b, p: ((a[:, None] * x[None, :] + b[:, None]) % p).max(axis=1),
             hint="that is the maximum of each hash function; MinHash takes the minimum"),
     Mistake("no modulo", lambda x, a, b, p: (a[:, None] * x[None, :] + b[:, None]).min(axis=1),

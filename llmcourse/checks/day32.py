@@ -106,6 +106,9 @@ def _bpb(loss, n_tokens, n_bytes):
 
 
 BPB = [
+    Mistake("mean loss as the total", lambda loss, n_tokens, n_bytes: loss / (math.log(2) * n_bytes),
+            hint="loss is a mean per token: the total is loss * n_tokens nats; divide that by "
+                 "ln 2 and by n_bytes"),
     Mistake("nats", lambda l, t, b: l * t / b, hint="that is nats per byte: divide by ln 2 "
             "(math.log(2)) to get bits"),
     Mistake("bits per token", lambda l, t, b: l / math.log(2), hint="that is bits per token: "
@@ -149,6 +152,17 @@ def _by_first_seen(text, coverage):  # Counter.most_common breaks ties by first 
     return set(text) - _keep_while(Counter(text).most_common(), len(text), coverage)
 
 
+def _rare_gt(text, coverage):  # > instead of >=: keeps one more character at the line
+    counts = Counter(text)
+    kept, covered = set(), 0
+    for ch, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        if covered > coverage * len(text):
+            break
+        kept.add(ch)
+        covered += n
+    return set(counts) - kept
+
+
 RARE = [
     Mistake("kept returned", lambda t, c: set(t) - reference_rare_characters(t, c), hint="those are "
             "the kept (frequent) characters; return the rare ones, the characters that are not kept"),
@@ -166,6 +180,9 @@ RARE = [
                                                                   key=lambda kv: kv[1]), len(t), c),
             hint="rank the characters by count, most frequent first"),
     Mistake("no return", lambda t, c: None, expect="forget the `return`"),
+    Mistake("stops past the line", _rare_gt,
+            hint="one character too many is kept: stop as soon as the kept ones cover the share "
+                 "(covered >= coverage * len(text)), not only once they exceed it"),
 ]
 
 

@@ -90,6 +90,12 @@ RMS = [
             lambda x, w, eps=1e-5: _rms(x, w, eps, stat=lambda x: x.pow(2).mean(0, keepdim=True)),
             hint="the mean is over the last dimension (the features of one token): "
             "mean(dim=-1, keepdim=True)"),
+    Mistake("no keepdim", lambda x, w, eps=1e-5: x / torch.sqrt(x.pow(2).mean(-1) + eps) * w,
+            hint="the mean needs keepdim=True: without it mean(x**2, dim=-1) has shape (B, T) and "
+            "does not line up with x (B, T, C); x.pow(2).mean(dim=-1, keepdim=True)"),
+    Mistake("no square root", lambda x, w, eps=1e-5: x / (x.pow(2).mean(-1, keepdim=True) + eps) * w,
+            hint="divide by the square ROOT of mean(x**2) + eps: torch.sqrt(...) or multiply by "
+            "torch.rsqrt(...)"),
     Mistake("rms detached", lambda x, w, eps=1e-5: _rms(x, w, eps, detach=True), hint="the "
             "output is right but the gradient of x is not: the root-mean-square is detached (or "
             "computed under torch.no_grad()); the gradient must flow through it too"),
@@ -138,6 +144,14 @@ def _rope(sign=1.0, second=lambda x1, x2, c, s: x1 * s + x2 * c):
     return apply_rope
 
 
+def _rope_in_place(x, cos, sin):
+    x1, x2 = _halves(x)
+    x1, x2 = x1 * cos - x2 * sin, x1 * sin + x2 * cos
+    x[..., :x.shape[-1] // 2] = x1
+    x[..., x.shape[-1] // 2:] = x2
+    return x
+
+
 def _hs8(x, cos, sin):  # the notebook's global hs = 8 instead of x's own size
     x1, x2 = x[..., :4], x[..., 4:]
     return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
@@ -148,6 +162,13 @@ ROPE = [
             "angle): the first half is x1*cos - x2*sin, the second x1*sin + x2*cos"),
     Mistake("interleaved", _interleaved, hint="you paired neighbours (2i, 2i+1); the package pairs "
             "dimension i with i + hs/2: x1, x2 = x[..., :hs//2], x[..., hs//2:]"),
+    Mistake("neighbours, concatenated", lambda x, c, s: torch.cat(
+        (x[..., 0::2] * c - x[..., 1::2] * s, x[..., 0::2] * s + x[..., 1::2] * c), dim=-1),
+            hint="you paired neighbours (2i, 2i+1); the package pairs dimension i with i + hs/2: "
+            "x1, x2 = x[..., :hs//2], x[..., hs//2:]"),
+    Mistake("in place", _rope_in_place, hint="apply_rope wrote into x in place (x[..., :half] = "
+            "...), which autograd refuses and which would change the caller's x: build the result "
+            "with torch.cat((x1*cos - x2*sin, x1*sin + x2*cos), dim=-1) and return it"),
     Mistake("second half", _rope(second=lambda x1, x2, c, s: x1 * s - x2 * c), hint="the second "
             "half should be x1*sin + x2*cos (a rotation mixes both halves in both outputs)"),
     Mistake("cos only", lambda x, c, s: torch.cat((_halves(x)[0] * c, _halves(x)[1] * c), dim=-1),
@@ -203,6 +224,10 @@ SWIGLU = [
     Mistake("sigmoid", _glu(torch.sigmoid), hint="sigmoid(x @ w_gate) is the original GLU; SwiGLU "
             "uses silu = x * sigmoid(x)"),
     Mistake("ReLU", _glu(F.relu), hint="that is ReGLU (ReLU): SwiGLU uses SiLU, x * sigmoid(x) (F.silu)"),
+    Mistake("weights transposed", lambda x, g, u, d: (F.silu(F.linear(x, g)) * F.linear(x, u)) @ d.T,
+            hint="the weights are (C, hidden) matrices used as x @ w_gate, not nn.Linear weights "
+            "(out, in): F.linear(x, w) and w.T multiply by the transpose; write x @ w_gate, "
+            "x @ w_up and (...) @ w_down"),
     Mistake("no activation", _glu(lambda t: t), hint="no activation: apply F.silu to x @ w_gate "
             "before multiplying"),
     Mistake("SiLU of the product", _glu(F.silu, "product"), hint="the SiLU goes on the gate alone, "

@@ -233,7 +233,33 @@ _NEW_BASE = Mistake("new base", _lora(new_base=True), hint="self.base should be 
 _MERGED = Mistake("merges in forward", _lora(forward="merge"), hint="forward changed the base "
                   "weight: leave W alone and add the update to the output")
 
+_NO_SUPER = ("call super().__init__() first in __init__: an nn.Module cannot hold layers or "
+             "parameters (self.base, self.lora_A) before it")
+_NO_TRANSPOSE = ("lora_A is (r, in) and lora_B (out, r), stored like nn.Linear weights: the "
+                 "update is (x @ self.lora_A.T) @ self.lora_B.T, (..., in) -> (..., r) -> (..., out)")
+
+
+class _LoraNoSuper(nn.Module):
+    def __init__(self, base, r, alpha):  # no super().__init__()
+        self.base = base
+
+
+class _LoraNoTranspose(nn.Module):
+    def __init__(self, base, r, alpha):
+        super().__init__()
+        self.base = base.requires_grad_(False)
+        self.lora_A = nn.Parameter(torch.empty(r, base.in_features))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r))
+        self.scaling = alpha / r
+
+    def forward(self, x):
+        return self.base(x) + self.scaling * (x @ self.lora_A) @ self.lora_B
+
+
 LORA = [
+    Mistake("no super().__init__()", _LoraNoSuper, expect=_NO_SUPER),
+    Mistake("weights not transposed", _LoraNoTranspose, expect=_NO_TRANSPOSE),
     _TRANSPOSED, _A_ZERO, _A_STD1, _A_KAIMING0, _B_RANDOM, _NOT_FROZEN, _NOT_PARAM, _NEW_BASE,
     _MERGED,
     Mistake("base detached", _lora(forward="base detached"), hint="base(x) is detached: the "
@@ -262,7 +288,12 @@ def _structure(LoRALinear: Any, in_f: int, out_f: int, r: int, alpha: float) -> 
     torch.manual_seed(34)
     base = nn.Linear(in_f, out_f)
     shown = f"LoRALinear(nn.Linear({in_f}, {out_f}), r={r}, alpha={alpha})"
-    layer = call(LoRALinear, base, r, alpha, shown=shown)
+    try:
+        layer = call(LoRALinear, base, r, alpha, shown=shown)
+    except CheckFailed as exc:
+        if "before Module.__init__() call" in str(exc):
+            raise CheckFailed(_NO_SUPER) from None
+        raise
     if not isinstance(layer, nn.Module):
         raise CheckFailed(f"{shown} should build an nn.Module, got {type(layer).__name__}")
     for attr in ("base", "lora_A", "lora_B"):
@@ -306,6 +337,10 @@ def _structure(LoRALinear: Any, in_f: int, out_f: int, r: int, alpha: float) -> 
     w0 = base.weight.detach().clone()
     try:
         out = call(layer, x, shown=f"layer(x) with x of shape (3, {in_f})")
+    except CheckFailed as exc:
+        if "shapes cannot be multiplied" in str(exc):
+            raise CheckFailed(f"{exc}: {_NO_TRANSPOSE}") from None
+        raise
     except NotImplementedError:
         raise _PartNotDone("__init__ is written, forward is not done yet: return base(x) + "
                            "(alpha / r) * B A x, run the cell, then run this check again") from None
@@ -397,6 +432,9 @@ def _tied_twice(model):  # every module's own parameters: a shared one is met tw
 
 
 BYTES = [
+    Mistake("frozen parameters not counted", _bytes(params=0, extra=4), hint="the frozen "
+            "parameters still sit in memory: count every parameter's own bytes once, and add the "
+            "gradient and two AdamW moments (3 more copies) for the trainable ones only"),
     Mistake("tied counted twice", _tied_twice, hint="a tied weight (one nn.Parameter in two "
             "modules, like wte and lm_head) was counted twice: model.parameters() yields each "
             "parameter once; sum over it"),

@@ -121,7 +121,24 @@ def _distill(kind: str = "") -> Callable[..., Any]:
     return distillation_loss
 
 
+def _distill_3d(s, t, y, T, alpha):     # F.cross_entropy on (B, T, V) logits, not reshaped
+    log_q, log_p = F.log_softmax(s / T, -1), F.log_softmax(t.detach() / T, -1)
+    kl = (log_p.exp() * (log_p - log_q)).sum(-1)[y != -1].mean()
+    return alpha * kl * T ** 2 + (1 - alpha) * F.cross_entropy(s, y, ignore_index=-1)
+
+
+
+def _distill_soft_ce(s, t, y, T, alpha):  # -sum p log q instead of the KL
+    V = s.shape[-1]
+    s, t, y = s.reshape(-1, V), t.reshape(-1, V).detach(), y.reshape(-1)
+    p, log_q = F.softmax(t / T, -1), F.log_softmax(s / T, -1)
+    soft = (-(p * log_q).sum(-1))[y != -1].mean() * T ** 2
+    return alpha * soft + (1 - alpha) * F.cross_entropy(s, y, ignore_index=-1)
+
 DISTILL = [
+    Mistake("3-D cross_entropy", _distill_3d, hint="F.cross_entropy wants logits (N, V) and "
+            "targets (N,): reshape the student's logits with .reshape(-1, V) and the targets with "
+            ".reshape(-1) first (given (B, T, V) it takes dim 1, T, as the classes)"),
     Mistake("no T^2", _distill("no T^2"), hint="the T**2 factor is left out: multiply the KL term "
             "by T ** 2, which keeps its gradients on the scale of the hard term's as T changes"),
     Mistake("T not T^2", _distill("T not T^2"), hint="the KL term is multiplied by T; the factor "
@@ -145,6 +162,10 @@ DISTILL = [
             "to ignore: pass ignore_index=-1 to F.cross_entropy and leave them out of the KL term"),
     Mistake("item", _distill("item"), hint="the loss has no gradient: keep it a tensor built from "
             "the student's logits (no .item(), no float())"),
+    Mistake("soft cross-entropy", _distill_soft_ce, hint="that soft term is the cross-entropy "
+            "-sum p_teacher * log p_student (Hinton's form): same gradients, but it adds the "
+            "teacher's entropy; use the KL, sum p_teacher * (log p_teacher - log p_student), "
+            "which is 0 for a perfect student"),
 ]
 
 
@@ -201,6 +222,9 @@ GAP = [
             "0.142857..., not 0.14)"),
     Mistake("abs", lambda t, s, d: abs(s - d) / abs(s - t), hint="a distilled model worse than "
             "the plain student closed a negative share: drop the abs()"),
+    Mistake("negative denominator", lambda t, s, d: (s - d) / (t - s),
+            hint="the share came out negative: divide by the gap to close, student_loss - "
+                 "teacher_loss (positive when the teacher is better), not teacher - student"),
 ]
 
 

@@ -84,10 +84,17 @@ LOGPS = [
             "sum (the log-probability of the whole response)"),
     Mistake("probabilities", _logps(exp=True), hint="those are probabilities; return the summed "
             "log-probabilities"),
+    Mistake("softmax", lambda lg, ids, P: F.softmax(lg[:, P - 1:-1], -1).gather(
+        -1, ids[:, P:, None]).squeeze(-1).sum(-1), hint="F.softmax gives probabilities, and a sum "
+        "of probabilities means nothing here: take F.log_softmax(..., dim=-1) and sum the "
+        "log-probabilities"),
     Mistake("raw logits", _logps(norm=False), hint="the raw logits are summed; turn them into "
             "log-probabilities first with F.log_softmax(..., dim=-1)"),
     Mistake("detached", lambda lg, ids, P: _logps()(lg.detach(), ids, P), expect="does not carry "
             "gradients"),
+    Mistake("indexed, not gathered", lambda lg, ids, P: F.log_softmax(lg[:, P - 1:-1], -1)[
+        :, :, ids[:, P:]].sum(-1), hint="logp[:, :, targets] takes every target id at every "
+        "position; pick each position's own token with logp.gather(-1, targets.unsqueeze(-1))"),
 ]
 
 

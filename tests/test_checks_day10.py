@@ -183,3 +183,45 @@ def test_reference_split_merge_by_hand():
     assert h[0, 0].tolist() == [[0.0, 1.0], [4.0, 5.0]]   # head 0: channels 0-1 of both positions
     assert h[0, 1].tolist() == [[2.0, 3.0], [6.0, 7.0]]
     assert torch.equal(day10.merge_heads(h), x)
+
+
+# ---- masks a learner trial wrote (written independently of the table's _Attention) ------------
+
+
+class DiagonalMasked(MyCausalSelfAttention):
+    """triu() as the forbidden set: position 0 sees no key at all (a row of NaN)."""
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = (split_heads(t, self.n_head) for t in self.c_attn(x).split(C, dim=-1))
+        s = q @ k.transpose(-2, -1) / math.sqrt(C // self.n_head)
+        s = s.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(), float("-inf"))
+        return self.c_proj(merge_heads(F.softmax(s, -1) @ v))
+
+
+class DiagonalMaskedZeroed(DiagonalMasked):
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = (split_heads(t, self.n_head) for t in self.c_attn(x).split(C, dim=-1))
+        s = q @ k.transpose(-2, -1) / math.sqrt(C // self.n_head)
+        s = s.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(), float("-inf"))
+        return self.c_proj(merge_heads(F.softmax(s, -1).nan_to_num(0.0) @ v))
+
+
+class MaskedAfterSoftmax(MyCausalSelfAttention):
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = (split_heads(t, self.n_head) for t in self.c_attn(x).split(C, dim=-1))
+        w = F.softmax(q @ k.transpose(-2, -1) / math.sqrt(C // self.n_head), -1)
+        w = w.masked_fill(torch.ones(T, T).tril() == 0, 0.0)   # rows no longer sum to 1
+        return self.c_proj(merge_heads(w @ v))
+
+
+@pytest.mark.parametrize("wrong", [DiagonalMasked, DiagonalMaskedZeroed])
+def test_attention_diagonal_masked_is_named(capsys, wrong):
+    fails(capsys, day10.check_attention_module, wrong, "the diagonal is masked too")
+
+
+def test_attention_mask_after_softmax_is_named(capsys):
+    fails(capsys, day10.check_attention_module, MaskedAfterSoftmax,
+          "mask the scores with -inf BEFORE the softmax")

@@ -106,3 +106,62 @@ def test_references_on_the_presets():
     assert day26.reference_first_reaching(log, 2.4) == 200
     assert day26.reference_first_reaching(log, 1.8) is None
     assert day26.reference_first_reaching(log, 5.0) == 0
+
+
+# ---- holes a learner trial found --------------------------------------------------------------
+
+
+def test_tokens_seen_that_fills_in_the_preset_is_named(capsys):
+    def fills_in(preset):
+        preset["train"].setdefault("grad_accum_steps", 1)
+        t = preset["train"]
+        return t["max_iters"] * t["batch_size"] * preset["model"]["block_size"] * t["grad_accum_steps"]
+
+    fails(capsys, day26.check_tokens_seen, fills_in,
+          "tokens_seen changed the preset it was given (preset['train']['grad_accum_steps'] was "
+          "added): leave the preset as it was: read with .get(...), do not write into it (on "
+          "tokens_seen(preset) with block 48, batch 10, 70 steps")
+
+
+def test_tokens_seen_that_changes_a_value_is_named(capsys):
+    def minus_warmup_in_place(preset):
+        t = preset["train"]
+        t["max_iters"] -= 0                  # same value: not a change
+        t["warmup_iters"] = t["warmup_iters"] * 1
+        value = solution_tokens_seen(preset)
+        preset["model"]["block_size"] += 1   # the right count, then a write into the preset
+        return value
+
+    fails(capsys, day26.check_tokens_seen, minus_warmup_in_place,
+          "(preset['model']['block_size'] was changed)")
+
+
+def test_tokens_seen_check_gives_a_preset_it_can_compare():
+    preset = day26._preset(40, 6, 300, 30, 280)
+    assert day26._first_change(preset, day26.copy.deepcopy(preset)) is None
+    changed = day26.copy.deepcopy(preset)
+    del changed["data"]["tokenizer"]
+    assert day26._first_change(preset, changed) == "preset['data']['tokenizer'] was removed"
+
+
+def test_estimate_seconds_whole_seconds_are_named(capsys):
+    for rounded in (lambda f, t, p, m: int(f * t / (m * p)), lambda f, t, p, m: round(f * t / (m * p))):
+        fails(capsys, day26.check_estimate_seconds, rounded,
+              "do not round: return the float number of seconds")
+
+
+def test_first_reaching_rounded_compare_is_named(capsys):
+    def rounded(history, target):      # the trial's answer, written independently of the table
+        for r in history:
+            if r["type"] == "eval" and round(r["val_loss"], 2) <= target:
+                return r["iter"]
+    fails(capsys, day26.check_first_reaching, rounded,
+          "compare the loss itself, not a rounded copy")
+
+
+def test_first_reaching_just_above_the_target_is_not_reached():
+    near = day26._reaching_cases()[-1]
+    history, target = near.args
+    assert target == 1.88 and [r["val_loss"] for r in history if r["type"] == "eval"][2:4] == [1.8857, 1.8849]
+    assert day26.reference_first_reaching(history, target) is None
+    assert solution_first_reaching(history, target) is None

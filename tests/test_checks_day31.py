@@ -121,3 +121,25 @@ def test_checks_are_fast():
     for check_fn, fn in zip(CHECKS, (length_filter, strip_boilerplate, exact_dedup, minhash_signature)):
         check_fn(fn)
     assert time.process_time() - t < 2.0
+
+
+def test_minhash_float_result_is_told_the_array_the_text_asks_for(capsys):
+    # the lesson asks for "the (P,) array"; a float one must not be told "a list of ints"
+    fails(capsys, day31.check_minhash_signature,
+          lambda x, a, b, p: minhash_signature(x, a, b, p).astype(np.float64),
+          "❌ minhash_signature: minhash_signature should return the (P,) array of ints (int64, like "
+          "x, a and b), got floats (a numpy array of shape (5,) and dtype float64): keep the integer "
+          "dtype")
+
+
+def test_minhash_answers_in_other_integer_forms_pass(capsys):
+    import torch
+    passes(capsys, day31.check_minhash_signature, lambda x, a, b, p: minhash_signature(x, a, b, p).tolist())
+    passes(capsys, day31.check_minhash_signature,
+           lambda x, a, b, p: torch.from_numpy(minhash_signature(x, a, b, p)))
+
+
+def test_minhash_missing_return_names_the_array(capsys):
+    fails(capsys, day31.check_minhash_signature, lambda x, a, b, p: None,
+          "minhash_signature returned None; did you forget the `return`? It should return the (P,) "
+          "array of ints")

@@ -119,3 +119,18 @@ def test_checks_are_fast():
     for check_fn, fn in zip(CHECKS, (soften, distillation_loss, gap_closed)):
         check_fn(fn)
     assert time.process_time() - t < 2.0
+
+
+def test_hard_term_at_temperature_is_named(capsys):
+    def hard_at_T(student_logits, teacher_logits, targets, T, alpha):   # written as the trial did
+        V = student_logits.shape[-1]
+        s, y = student_logits.reshape(-1, V), targets.reshape(-1)
+        t = teacher_logits.reshape(-1, V).detach()
+        keep = y != -1
+        log_q, log_p = F.log_softmax(s / T, -1), F.log_softmax(t / T, -1)
+        soft = (log_p.exp() * (log_p - log_q)).sum(-1)[keep].mean() * T ** 2
+        hard = F.cross_entropy(s / T, y, ignore_index=-1)               # should be at T = 1
+        return alpha * soft + (1 - alpha) * hard
+
+    fails(capsys, day35.check_distillation_loss, hard_at_T,
+          "the hard term is the plain cross-entropy at temperature 1: use the student's raw logits")

@@ -141,7 +141,9 @@ class _Attention(nn.Module):
     """The lesson's module with one thing changed, as a learner might write it."""
 
     scale = "hs"      # "hs", "C" or "none"
-    mask = "tril"     # "tril", "triu" or "none"
+    mask = "tril"     # "tril", "triu", "none" or "diagonal" (the diagonal masked too)
+    mask_after = False  # multiply the softmax's weights by tril instead of masking the scores
+    zero_nan = False  # nan_to_num(0.0) after the softmax (a row with every key masked is NaN)
     project = True
     order = "qkv"     # the order of c_attn's output
     merge = "transpose"
@@ -169,8 +171,15 @@ class _Attention(nn.Module):
         s = {"hs": 1 / math.sqrt(hs), "C": 1 / math.sqrt(C), "none": 1.0}[self.scale]
         att = q @ k.transpose(-2, -1) * s
         ones = torch.ones(T, T, dtype=torch.bool)
-        keep = {"tril": ones.tril(), "triu": ones.triu(), "none": ones}[self.mask]
-        y = att.masked_fill(~keep, float("-inf")).softmax(dim=self.softmax_dim) @ v
+        keep = {"tril": ones.tril(), "triu": ones.triu(), "none": ones,
+                "diagonal": ones.tril(-1)}[self.mask]
+        if self.mask_after:  # (B, nh, T, T) weights, then the future ones set to 0
+            weights = att.softmax(dim=self.softmax_dim) * keep
+        else:
+            weights = att.masked_fill(~keep, float("-inf")).softmax(dim=self.softmax_dim)
+        if self.zero_nan:
+            weights = weights.nan_to_num(0.0)
+        y = weights @ v
         if self.merge == "transpose":
             y = y.transpose(1, 2).contiguous().view(B, T, C)
         else:  # without moving the head axis back
@@ -206,6 +215,10 @@ _FLAT_SPLIT = ("q, k and v were split into heads with view/reshape(B, n_head, T,
                "flat data into blocks and mixes positions into heads: view as (B, T, n_head, hs) "
                "first, then transpose(1, 2)")
 
+_DIAGONAL = ("the diagonal is masked too (triu() as the forbidden set): each position must see "
+             "itself; mask only the keys strictly above the diagonal: masked_fill(~tril, -inf), or "
+             "triu(1) as the forbidden set")
+
 ATTENTION = [
     Mistake("no causal mask", _wrong("NoMask", mask="none"),
             hint="the causal mask is missing: fill the scores above the diagonal with -inf before "
@@ -213,6 +226,14 @@ ATTENTION = [
     Mistake("mask on the wrong side", _wrong("Triu", mask="triu"),
             hint="the mask is on the wrong side: it keeps the future keys (torch.triu); keep the "
                  "keys at or before the query, torch.tril"),
+    Mistake("diagonal masked too", _wrong("Diagonal", mask="diagonal"),
+            hint=_DIAGONAL),
+    Mistake("diagonal masked too, NaN set to 0", _wrong("DiagonalZeroed", mask="diagonal", zero_nan=True),
+            hint=_DIAGONAL),
+    Mistake("masked after the softmax", _wrong("MaskAfter", mask_after=True),
+            hint="the mask is applied after the softmax (weights * tril), so each row of weights no "
+                 "longer sums to 1: mask the scores with -inf BEFORE the softmax "
+                 "(scores.masked_fill(~tril, float('-inf')))"),
     Mistake("unscaled", _wrong("Unscaled", scale="none"),
             hint="the scores are not scaled: multiply q @ k.transpose(-2, -1) by 1 / sqrt(hs)"),
     Mistake("scaled by sqrt(C)", _wrong("ByC", scale="C"),

@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Callable
 
-from llmcourse.checks._core import Case, Mistake, as_float, as_int, check, compare
+from llmcourse.checks._core import Case, CheckFailed, Mistake, as_float, as_int, check, compare
 from llmcourse.presets import get_preset
 
 __all__ = ["reference_tokens_seen", "reference_estimate_seconds", "reference_first_reaching",
@@ -91,6 +91,12 @@ def _no_return(preset):
     t["max_iters"] * t["batch_size"] * preset["model"]["block_size"] * t.get("grad_accum_steps", 1)
 
 
+def _fills_in(preset):                      # writes the missing default into the caller's preset
+    t = preset["train"]
+    t.setdefault("grad_accum_steps", 1)
+    return t["max_iters"] * t["batch_size"] * preset["model"]["block_size"] * t["grad_accum_steps"]
+
+
 TOKENS_SEEN = [
     Mistake("grad_accum_steps as a key", lambda p: p["train"]["max_iters"] * p["train"]["batch_size"]
             * p["model"]["block_size"] * p["train"]["grad_accum_steps"],
@@ -108,6 +114,7 @@ TOKENS_SEEN = [
             hint="block_size belongs to the model: preset['model']['block_size']; batch_size, "
                  "max_iters and grad_accum_steps are under preset['train']"),
     Mistake("no return", _no_return, expect="returned None"),
+    Mistake("fills in the preset", _fills_in, expect="leave the preset as it was: read with .get(...)"),
     Mistake("warm-up subtracted", _minus_warmup,
             hint="the warm-up steps are training steps too, counted in max_iters: the run sees "
                  "max_iters * batch_size * block_size * grad_accum_steps tokens"),
@@ -146,8 +153,32 @@ def _count(value, case):
     return as_int(value, "tokens_seen(preset)")
 
 
-def _copy_run(impl, case):                   # a fresh copy of the preset for every call
-    return impl(copy.deepcopy(case.args[0]))
+def _first_change(before: Any, after: Any, where: str = "preset") -> str | None:
+    """Where ``after`` first differs from ``before`` (``"preset['train']['max_iters']"``), or None."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        for key in list(before) + [k for k in after if k not in before]:
+            here = f"{where}[{key!r}]"
+            if key not in after:
+                return f"{here} was removed"
+            if key not in before:
+                return f"{here} was added"
+            change = _first_change(before[key], after[key], here)
+            if change:
+                return change
+        return None
+    return None if before == after else f"{where} was changed"
+
+
+def _copy_run(impl, case):
+    """Call ``impl`` on a fresh copy of the preset, and fail if it changed that copy."""
+    preset = copy.deepcopy(case.args[0])
+    result = impl(preset)
+    change = _first_change(case.args[0], preset)
+    if change:
+        raise CheckFailed(f"tokens_seen changed the preset it was given ({change}): leave the "
+                          "preset as it was: read with .get(...), do not write into it "
+                          f"(on {case.label})")
+    return result
 
 
 @check("tokens_seen", mistakes=TOKENS_SEEN)
@@ -159,6 +190,9 @@ def check_tokens_seen(tokens_seen: Callable[[dict], Any]) -> None:
 
 # ---- exercise 2: estimate_seconds ----------------------------------------------------------------
 
+
+_NOT_ROUNDED = ("the time was rounded to whole seconds: do not round: return the float number of "
+                "seconds (no int() or round(); round only where you print it)")
 
 ESTIMATE_SECONDS = [
     Mistake("hours", lambda f, t, peak, mfu: f * t / (peak * mfu) / 3600,
@@ -181,6 +215,8 @@ ESTIMATE_SECONDS = [
             hint="mfu is a fraction (0.4 means 40%), not a percentage: do not multiply it by 100"),
     Mistake("forgets the tokens", lambda f, d, peak, mfu: f / (peak * mfu),
             hint="that is the time of one token: multiply flops_per_token by tokens"),
+    Mistake("int", lambda f, d, peak, mfu: int(f * d / (peak * mfu)), hint=_NOT_ROUNDED),
+    Mistake("round", lambda f, d, peak, mfu: round(f * d / (peak * mfu)), hint=_NOT_ROUNDED),
     Mistake("text", lambda f, d, peak, mfu: f"{f * d / (peak * mfu):.0f} s",
             expect="should return one number"),
 ]
@@ -282,6 +318,23 @@ def _position(history, target):              # the row's index in the log, not i
     return None
 
 
+def _rounded(history, target):               # compares a rounded copy of the loss
+    for row in history:
+        if row["type"] == "eval" and round(row["val_loss"], 2) <= target:
+            return row["iter"]
+    return None
+
+
+def _truncated(history, target):             # cuts the loss to 2 decimals (1.8857 -> 1.88)
+    for row in history:
+        if row["type"] == "eval" and int(row["val_loss"] * 100) / 100 <= target:
+            return row["iter"]
+    return None
+
+
+_NOT_A_COPY = ("compare the loss itself, not a rounded copy: 1.8857 and 1.8849 are both above "
+               "1.88, though 2 decimals make one of them 1.88")
+
 FIRST_REACHING = [
     Mistake("train_loss", _train_loss, hint="that is where the TRAINING loss first reached the "
             "target: the milestone is about the validation loss, row['val_loss']"),
@@ -304,6 +357,8 @@ FIRST_REACHING = [
     Mistake("no type filter", _no_type,
             hint="training rows have no 'val_loss': look only at the rows with row['type'] == "
                  "'eval' (test the type first)"),
+    Mistake("rounded loss", _rounded, hint=_NOT_A_COPY),
+    Mistake("truncated loss", _truncated, hint=_NOT_A_COPY),
     Mistake("row index", _position, hint="that is the row's position in the log; return its "
             "iteration, row['iter']"),
 ]
@@ -332,6 +387,13 @@ def _reaching_cases() -> list[Case]:
             {"type": "eval", "iter": 50, "train_loss": 2.75, "val_loss": 2.875},
             {"type": "eval", "iter": 100, "train_loss": 2.5, "val_loss": 2.75},
             {"type": "eval", "iter": 150, "train_loss": 2.25, "val_loss": 2.5}]
+    near = [{"type": "eval", "iter": 0, "train_loss": 4.25, "val_loss": 4.25},  # just above 1.88
+            {"type": "train", "iter": 0, "loss": 4.3},
+            {"type": "eval", "iter": 2000, "train_loss": 1.5, "val_loss": 1.95},
+            {"type": "eval", "iter": 2500, "train_loss": 1.25, "val_loss": 1.8857},
+            {"type": "train", "iter": 2600, "loss": 1.2},
+            {"type": "eval", "iter": 3000, "train_loss": 1.125, "val_loss": 1.8849},
+            {"type": "eval", "iter": 3500, "train_loss": 1.0, "val_loss": 1.9}]
     n = f"a log of {len(log)} rows (7 evaluations, 3 training lines)"
     return [
         Case(f"first_reaching(history, 2.0) on {n}; val_loss is exactly 2.0 at iteration 200",
@@ -343,6 +405,8 @@ def _reaching_cases() -> list[Case]:
         Case("first_reaching(history, 2.75) on a log of 5 rows: val_loss 2.75 at iteration 100",
              late, 2.75),
         Case("first_reaching([], 3.0): an empty log", [], 3.0),
+        Case("first_reaching(history, 1.88) on a log of 7 rows: val_loss 1.8857 at iteration 2500, "
+             "1.8849 at 3000, never 1.88 or below", near, 1.88),
     ]
 
 

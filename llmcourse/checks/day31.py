@@ -22,7 +22,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from llmcourse.checks._core import Case, CheckFailed, Mistake, as_int_list, check, compare
+from llmcourse.checks._core import (Case, CheckFailed, Mistake, as_int_list, check, compare, kind_of,
+                                    none_hint)
 from llmcourse.data.clean import normalize
 
 __all__ = ["check_length_filter", "check_strip_boilerplate", "check_exact_dedup",
@@ -215,8 +216,26 @@ MINHASH = [
             hint="the signature needs one entry per hash function: take the minimum over the "
             "shingles (axis=1 of the (P, S) table)"),
     Mistake("float", lambda x, a, b, p: _minhash(x, a, b, p).astype(np.float64),
-            expect="should return a list of ints"),
+            expect="should return the (P,) array of ints (int64, like x, a and b)"),
+    Mistake("list of floats", lambda x, a, b, p: [float(v) for v in _minhash(x, a, b, p)],
+            expect="should return the (P,) array of ints (int64, like x, a and b)"),
 ]
+
+
+def _signature(value: Any, case: Case) -> list[int]:
+    """The learner's signature as a list of ints; a float result is told what the text asks for."""
+    name = "minhash_signature"
+    if value is None:
+        raise none_hint(name, "the (P,) array of ints")
+    try:
+        floats = np.asarray(value).dtype.kind == "f"
+    except (TypeError, ValueError, RuntimeError):  # not array-like: as_int_list names what it is
+        floats = False
+    if floats:
+        raise CheckFailed(f"{name} should return the (P,) array of ints (int64, like x, a and b), "
+                          f"got floats ({kind_of(value)}): keep the integer dtype (*, + and % "
+                          "of int64 arrays and .min stay int64; no / and no float())")
+    return as_int_list(value, name)
 
 
 def _minhash_cases() -> list[Case]:
@@ -242,4 +261,4 @@ def _minhash_cases() -> list[Case]:
 def check_minhash_signature(minhash_signature: Callable[..., Any]) -> None:
     """Exercise 4: signature[i] = min over shingles x of (a[i] * x + b[i]) % p."""
     compare(minhash_signature, _minhash, _minhash_cases(), name="minhash_signature(x, a, b, p)",
-            mistakes=MINHASH, read=lambda v, c: as_int_list(v, "minhash_signature"))
+            mistakes=MINHASH, read=_signature)

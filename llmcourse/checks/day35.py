@@ -111,7 +111,11 @@ def _distill(kind: str = "") -> Callable[..., Any]:
             kl = kl / V
         soft = kl.mean() if kind == "ignored rows in KL" else kl[keep].mean()
         soft = soft * {"no T^2": 1, "T not T^2": T}.get(kind, T ** 2)
-        hard = F.cross_entropy(s, y) if kind == "no ignore_index" else F.cross_entropy(s, y, ignore_index=-1)
+        hard_logits = s / T if kind == "hard term at T" else s
+        if kind == "no ignore_index":
+            hard = F.cross_entropy(hard_logits, y)
+        else:
+            hard = F.cross_entropy(hard_logits, y, ignore_index=-1)
         if kind == "weights swapped":
             return (1 - alpha) * soft + alpha * hard
         if kind == "item":
@@ -160,6 +164,9 @@ DISTILL = [
             "the teacher under torch.no_grad())"),
     Mistake("no ignore_index", _distill("no ignore_index"), hint="targets of -1 mark positions "
             "to ignore: pass ignore_index=-1 to F.cross_entropy and leave them out of the KL term"),
+    Mistake("hard term at T", _distill("hard term at T"), hint="the hard term is the plain "
+            "cross-entropy at temperature 1: use the student's raw logits, "
+            "F.cross_entropy(student_logits, targets), not student_logits / T"),
     Mistake("item", _distill("item"), hint="the loss has no gradient: keep it a tensor built from "
             "the student's logits (no .item(), no float())"),
     Mistake("soft cross-entropy", _distill_soft_ce, hint="that soft term is the cross-entropy "

@@ -46,6 +46,39 @@ def count(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def count_upto(minimum: int, maximum: int, what: str) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum`` and <= ``maximum`` (``what`` says why).
+
+    >>> count_upto(1, 16384, "1 GiB a matrix")("99999")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be <= 16384 (1 GiB a matrix), got 99999
+    """
+    at_least = count(minimum)
+
+    def parse(text: str) -> int:
+        value = at_least(text)
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"must be <= {maximum} ({what}), got {value}")
+        return value
+
+    parse.__name__ = f"integer in [{minimum}, {maximum}]"
+    return parse
+
+
+#: The largest seed: torch's generators take 64-bit seeds, and sample s of ``--seed S`` uses S + s.
+MAX_SEED = 2**63 - 1
+#: ``--seed``: a whole number from 0 to :data:`MAX_SEED`.
+seed_number = count_upto(0, MAX_SEED, "2**63 - 1, the largest seed torch takes; e.g. --seed 1337")
+
+
+def non_empty_path(text: str) -> str:
+    """An argparse type: a path that is not the empty string (which would mean this folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; give a path, e.g. out/my-run")
+    return text
+
+
 def number_in(low: int, high: int, what: str) -> Callable[[str], int]:
     """An argparse type: a whole number in ``[low, high]`` (``what`` says what it measures)."""
 
@@ -96,6 +129,107 @@ def os_message(exc: OSError) -> str:
     if exc.errno == errno.EDQUOT:
         return f"disk quota exceeded while writing {where}: free some space"
     return f"{exc.strerror or exc} ({where})"
+
+
+def file_above(path: str) -> str | None:
+    """The nearest existing part of ``path`` (itself or a folder above it) that is not a folder.
+
+    >>> file_above("/no/such/place") is None
+    True
+    """
+    import os
+
+    here = os.path.abspath(path)
+    while True:
+        if os.path.lexists(here):
+            return None if os.path.isdir(here) else here
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent
+
+
+def check_parent_folders(path: str, option: str) -> None:
+    """Refuse, before any work, a path to write under a file (``afile/out.png``)."""
+    import os
+
+    blocker = file_above(os.path.dirname(os.path.abspath(path)))
+    if blocker is not None:
+        raise UserError(f"{option} {path}: {blocker} is a file, not a folder, so nothing can be "
+                        "written inside it; choose a path in a folder")
+
+
+def check_writable_folder(folder: str) -> None:
+    """Raise the ``OSError`` that writing into ``folder`` would raise (read-only, no
+    permission), before any work; a folder that does not exist yet is left to the writer."""
+    import os
+
+    if not os.path.isdir(folder):
+        return
+    if hasattr(os, "statvfs") and os.statvfs(folder).f_flag & getattr(os, "ST_RDONLY", 1):
+        raise OSError(errno.EROFS, "Read-only file system", folder)
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(errno.EACCES, "Permission denied", folder)
+
+
+def path_message(exc: OSError) -> str | None:
+    """A line saying what to do for the operating system's own error about a path.
+
+    None for an error llmcourse raised with its own message (it has no ``errno``): that
+    message already says what to do.
+    """
+    import os
+
+    path = exc.filename
+    if exc.errno is None or not path:
+        return None
+    path = os.fspath(path)
+    if exc.errno == errno.ENOTDIR or (exc.errno == errno.EEXIST and os.path.isfile(path)):
+        blocker = file_above(path) or path
+        return f"{path}: {blocker} is a file, not a folder, so nothing can be made inside it; " \
+               "move that file or choose another path"
+    if exc.errno == errno.ENOENT:
+        return f"{path} does not exist; check the path"
+    if exc.errno == errno.EISDIR:
+        return f"{path} is a folder where a file is needed; give a file"
+    return None
+
+
+#: What to make smaller, per command, when the memory runs out.
+MEMORY_HINTS = {
+    "train": "use smaller settings: batch_size, block_size, n_embd or n_layer (--set ...)",
+    "sweep": "use smaller settings: batch_size, block_size, n_embd or n_layer (--set, --grid)",
+    "eval": "give a smaller --batch-size",
+    "sample": "give a smaller --max-new-tokens or use a smaller model",
+    "bench": "give a smaller --size or --iters",
+}
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says that an allocation failed (CPU or GPU memory)."""
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and (
+        type(exc).__name__ == "OutOfMemoryError" or "can't allocate memory" in text
+        or "out of memory" in text.lower())
+
+
+def memory_message(exc: BaseException, command: str) -> str:
+    """One line for an allocation that failed: how much was asked, and what to make smaller.
+
+    >>> memory_message(MemoryError("Unable to allocate 3.17 GiB for an array"), "eval")
+    'not enough memory: an allocation of 3.17 GiB failed; give a smaller --batch-size'
+    """
+    import re
+
+    found = re.search(r"allocate (\d+) bytes|allocate ([\d.]+ ?[KMGT]i?B)", str(exc))
+    size = ""
+    if found:
+        size = f"{int(found[1]) / 2**30:.1f} GiB" if found[1] else found[2].replace(". ", " ")
+        size = f": an allocation of {size} failed"
+    hint = MEMORY_HINTS.get(command, "ask for less, or free some memory")
+    return f"not enough memory{size}; {hint}"
 
 
 def one_line(message: Any) -> str:

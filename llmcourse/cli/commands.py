@@ -28,9 +28,9 @@ import sys
 import traceback
 from typing import Any, Sequence
 
-import torch
-
-from llmcourse.cli.args import (Parser, UserError, count, one_line, os_message, prompt_interrupt,
+from llmcourse.cli.args import (Parser, UserError, check_parent_folders, count, count_upto,
+                                memory_message, non_empty_path, one_line, os_message,
+                                out_of_memory, path_message, prompt_interrupt, seed_number,
                                 stop_string)
 from llmcourse.cli.sample import cmd_sample, load_checkpoint_args, until_stop
 
@@ -40,6 +40,12 @@ __all__ = ["main", "build_parser", "UserError", "until_stop"]
 INTERRUPTED = "interrupted; checkpoints and prepared data already written are complete"
 #: Commands whose Ctrl-C may end the process from a watchdog (cli.args.prompt_interrupt).
 PROMPT_INTERRUPT = {"train", "sweep", "sample", "eval", "bench"}
+#: Every subcommand (``llmcourse --help``).
+COMMANDS = {"prepare", "train", "sample", "eval", "bench", "plot", "diff", "check", "sweep"}
+#: ``bench --size``: the side of the matrices (16384: 1 GiB each in float32).
+MAX_MATMUL_SIZE = 16384
+#: ``bench --iters``: timed steps, or generated tokens.
+MAX_BENCH_ITERS = 100_000
 
 # --------------------------------------------------------------------------------------------
 # prepare
@@ -48,6 +54,9 @@ PROMPT_INTERRUPT = {"train", "sweep", "sample", "eval", "bench"}
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     from llmcourse.data import prepare
+
+    if args.out_dir is not None:
+        check_parent_folders(args.out_dir, "--out-dir")
 
     prep = prepare(args.dataset, args.tokenizer, out_dir=args.out_dir,
                    val_fraction=args.val_fraction, force=args.force,
@@ -109,6 +118,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    import torch
+
     from llmcourse.data import get_batch
     from llmcourse.train import (bits_per_byte, bits_per_token, bytes_per_token, estimate_loss,
                                  perplexity)
@@ -141,6 +152,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
     from llmcourse import bench
 
     if args.what == "matmul":
@@ -175,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", help="a registered dataset (shakespeare, tinystories) or a text file")
     p.add_argument("--tokenizer", default="char",
                    help="char, gpt2, cl100k_base, or a saved tokenizer file (default: char)")
-    p.add_argument("--out-dir", default=None, help="where to write (default: in the cache)")
+    p.add_argument("--out-dir", default=None, type=non_empty_path,
+                   help="where to write (default: in the cache)")
     p.add_argument("--val-fraction", type=float, default=0.1,
                    help="share of tokens kept for validation when there is no official split")
     p.add_argument("--force", action="store_true", help="rebuild even if up to date")
@@ -196,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--checkpoint", required=True,
                        help="a run directory (best.pt or ckpt.pt inside) or a .pt file")
         q.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-        q.add_argument("--seed", type=count(0), default=1337, help="random seed")
+        q.add_argument("--seed", type=seed_number, default=1337, help="random seed")
 
     p = sub.add_parser("sample", help="generate text from a trained checkpoint")
     add_checkpoint(p)
@@ -206,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="read the prompt from a UTF-8 file; - reads standard input")
     p.add_argument("--stop", action="append", type=stop_string, metavar="TEXT",
                    help="end a sample at the first TEXT it writes (not printed); repeatable")
-    p.add_argument("--output", default=None, metavar="PATH",
+    p.add_argument("--output", default=None, metavar="PATH", type=non_empty_path,
                    help="write the samples to a new file PATH (never replaced) instead of stdout")
     p.add_argument("--num-samples", type=count(1), default=1, help="samples to draw")
     p.add_argument("--max-new-tokens", type=count(1), default=500,
@@ -237,10 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="measure matmul peak, training or generation speed")
     p.add_argument("what", choices=["matmul", "train", "generate"])
     p.add_argument("--preset", default="shakespeare-char-cpu", choices=list_presets())
-    p.add_argument("--iters", type=count(1), default=20,
+    p.add_argument("--iters", type=count_upto(1, MAX_BENCH_ITERS, "a benchmark, not a training "
+                                                               "run"), default=20,
                    help="timed iterations (train) or tokens (generate)")
-    p.add_argument("--size", type=count(1), default=1024,
-                   help="matrix size for the matmul benchmark")
+    p.add_argument("--size", type=count_upto(1, MAX_MATMUL_SIZE, "three such matrices of float32 "
+                                                              "take 3 GiB"), default=1024,
+                   help=f"matrix size for the matmul benchmark, at most {MAX_MATMUL_SIZE}")
     p.add_argument("--dtype", default="float32", help="float32 or bfloat16 autocast")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.set_defaults(func=cmd_bench)
@@ -260,16 +276,31 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     0: done. 2: a mistake in what was asked (bad settings, a missing or existing file, data
     that changed, a diverged run). 1: a fault of the machine (a full disk, a read-only
-    folder), naming the path; or a bug, after its traceback. 130: Ctrl-C. Every error is one
-    line on stderr: ``llmcourse <command>: error: <what happened and what to do>``.
+    folder), naming the path, or memory too small for the sizes asked; or a bug, after its
+    traceback. 130: Ctrl-C (also while Python is still loading torch). Every error is one line
+    on stderr: ``llmcourse <command>: error: <what happened and what to do>``.
     """
+    try:
+        return run(argv)
+    except KeyboardInterrupt:  # Ctrl-C while Python loads torch, before the command started
+        words = list(sys.argv[1:] if argv is None else argv)
+        name = next((w for w in words if not w.startswith("-")), None)
+        where = f"llmcourse {name}" if name in COMMANDS else "llmcourse"
+        print(f"{where}: error: interrupted before the command started; nothing was changed",
+              file=sys.stderr)
+        return 130
+
+
+def run(argv: Sequence[str] | None) -> int:
+    """:func:`main`, once Python runs: parse ``argv``, run the command, one line per fault."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from llmcourse.data import ChecksumError, DownloadError
-    from llmcourse.train import CheckpointError, TrainingDiverged
 
     def fail(message: Any) -> None:
         print(f"llmcourse {args.command}: error: {one_line(message)}", file=sys.stderr)
+
+    from llmcourse.data import ChecksumError, DownloadError  # these load torch (seconds)
+    from llmcourse.train import CheckpointError, TrainingDiverged
 
     # On a real command line, Ctrl-C ends a command that computes promptly, even inside one
     # long torch operation (a notebook calling main([...]) keeps its kernel).
@@ -284,8 +315,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             ChecksumError, TrainingDiverged) as exc:
         # Errors about what was asked for (bad settings, missing files, offline downloads, a
         # diverged run): their messages say what to do, so print the message alone. (A bare
-        # KeyError is not among them: ours are ValueErrors too, so a KeyError is a bug.)
-        fail(exc)
+        # KeyError is not among them: ours are ValueErrors too, so a KeyError is a bug.) The
+        # operating system's own errors about a path ("[Errno 20] Not a directory") get a line
+        # that says what to do.
+        fail((path_message(exc) if isinstance(exc, OSError) else None) or exc)
         return 2
     except OSError as exc:  # a full disk, a read-only folder, a permission
         fail(os_message(exc))
@@ -293,8 +326,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         fail(INTERRUPTED)
         return 130
-    except Exception:
-        traceback.print_exc()
-        fail("this is a bug in llmcourse, not in what you asked for: please report it with the "
-             "command you ran and the traceback above")
+    except (MemoryError, RuntimeError) as exc:  # sizes too large for this machine, or a bug
+        if not out_of_memory(exc):
+            return bug(fail)
+        fail(memory_message(exc, args.command))
         return 1
+    except Exception:
+        return bug(fail)
+
+
+def bug(fail: Any) -> int:
+    """An unexpected error: its traceback, then one line asking for a report (exit status 1)."""
+    traceback.print_exc()
+    fail("this is a bug in llmcourse, not in what you asked for: please report it with the "
+         "command you ran and the traceback above")
+    return 1

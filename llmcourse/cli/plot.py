@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from llmcourse.cli.args import UserError, number_in, refuse_existing
+from llmcourse.cli.args import (UserError, check_parent_folders, check_writable_folder, number_in,
+                                refuse_existing)
 
 #: Image formats by file name ending, as matplotlib names them.
 IMAGE_FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg", ".jpg": "jpeg", ".jpeg": "jpeg"}
@@ -32,10 +33,12 @@ def cmd_plot(args: Any) -> int:
     if suffix not in IMAGE_FORMATS:
         raise ValueError(f"--out {out}: give an image file name ending in "
                          f"{', '.join(IMAGE_FORMATS)} (e.g. --out curves.png)")
+    check_parent_folders(out, "--out")  # not "appeared while drawing" after the work
     if os.path.isdir(out):
         raise IsADirectoryError(f"--out {out} is a folder; give a file name such as curves.png")
     if not args.force:
         refuse_existing(out, "--out")  # before any work: a refused command costs nothing
+    check_writable_folder(os.path.dirname(os.path.abspath(out)))  # read-only: fail before drawing
     labels = args.labels.split(",") if args.labels else None
     if args.monitor:
         if len(args.runs) != 1:

@@ -18,9 +18,7 @@ import os
 import sys
 from typing import IO, Any, Sequence
 
-import torch
-
-from llmcourse.cli.args import UserError
+from llmcourse.cli.args import UserError, check_parent_folders, check_writable_folder
 
 
 def load_checkpoint_args(args: argparse.Namespace) -> tuple[Any, Any, Any]:
@@ -35,7 +33,9 @@ def load_checkpoint_args(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from llmcourse.generate import end_of_text_id, stream
+    import torch
+
+    from llmcourse.generate import Settings, end_of_text_id, stream
     from llmcourse.runs import check_run_data
 
     compile_errors: tuple[type[Exception], ...] = ()  # the compiled step's module, only if asked
@@ -48,6 +48,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
                         "--compile)")
     prompt = read_prompt(args)  # before any work: a bad prompt or output path costs nothing
     check_output(args.output)
+    sampling = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                    min_p=args.min_p, repetition_penalty=args.repetition_penalty,
+                    use_cache=not args.no_cache, compile=args.compile)
+    Settings(**sampling)  # a bad --temperature, --top-k, ... is refused before the model loads
     model, tok, info = load_checkpoint_args(args)
     check_run_data(info.run, "sample", need=False)  # refuses data changed under the run
     device = next(model.parameters()).device
@@ -61,9 +65,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
                             "end-of-text token; drop --stop-at-eos, or end samples at a text "
                             "with --stop TEXT (e.g. --stop '\\n\\n')") from None
     idx = torch.tensor([ids], dtype=torch.long, device=device)
-    sampling = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                    min_p=args.min_p, repetition_penalty=args.repetition_penalty,
-                    eos_id=eos, use_cache=not args.no_cache, compile=args.compile)
+    sampling["eos_id"] = eos
     print(f"# {info.checkpoint} (iter {info.iter_num}), seed {args.seed}", file=sys.stderr)
 
     # Sample s is drawn with seed + s, one at a time, by the same loop with and without
@@ -168,12 +170,14 @@ def check_output(path: str | None) -> None:
     """Refuse an ``--output`` that would replace a file or cannot be made, before any work."""
     if path is None:
         return
+    check_parent_folders(path, "--output")
     if os.path.exists(path):
         raise UserError(f"--output {path} already exists and is never replaced; give a new file "
                         "name or remove it first")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise UserError(f"--output {path}: the folder {folder} does not exist; create it first")
+    check_writable_folder(folder)  # a read-only folder fails now, not after the sampling
 
 
 def until_stop(pieces: Any, stops: Sequence[str]) -> Any:

@@ -13,14 +13,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmcourse.cli.args import count
+from llmcourse.cli.args import check_parent_folders, count, non_empty_path
 from llmcourse.sweep import parse_grid, parse_seeds, parse_variant, run_sweep
+
+#: ``--seeds N``: at most this many seeds per setting (each one is a training run).
+MAX_SEEDS = 1000
 
 
 def cmd_sweep(args: Any) -> int:
     """``llmcourse sweep``: run the sweep, print the table, say where the results are."""
     grid = parse_grid(args.grid or [])
     variants = [parse_variant(v) for v in args.variant or []]
+    check_parent_folders(args.out_dir, "--out-dir")
     result = run_sweep(args.preset, args.out_dir, grid=grid, variants=variants or None,
                        seeds=args.seeds, overrides=list(args.set or []),
                        jobs=args.jobs, progress=not args.no_progress, plot=not args.no_plot)
@@ -39,6 +43,10 @@ def add_parser(sub: Any) -> None:
     from llmcourse.presets import list_presets
 
     def seeds(text: str) -> list[int]:
+        if text.strip().isdigit() and int(text) > MAX_SEEDS:  # before a list of that length
+            raise argparse.ArgumentTypeError(
+                f"{text.strip()} seeds would train {text.strip()} runs per setting; give at most "
+                f"{MAX_SEEDS} (3 to 5 measure the spread)")
         try:
             return parse_seeds(text)
         except ValueError as exc:
@@ -54,8 +62,8 @@ def add_parser(sub: Any) -> None:
                    help="a named setting, e.g. --variant rms:model.norm=rmsnorm; repeatable")
     p.add_argument("--seeds", default=[0, 1, 2], type=seeds, metavar="N|S1,S2",
                    help="seeds per setting: a count (3 = seeds 0,1,2) or a list (default: 3)")
-    p.add_argument("--out-dir", required=True, help="the sweep's folder (one run folder per "
-                                                    "setting and seed inside)")
+    p.add_argument("--out-dir", required=True, type=non_empty_path,
+                   help="the sweep's folder (one run folder per setting and seed inside)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a setting for every run, e.g. --set max_iters=200")
     p.add_argument("--jobs", type=count(1), default=1, metavar="N",

@@ -161,3 +161,23 @@ def test_merge_crash_shows_the_input(capsys):
     assert bool(day02.check_merge(crash)) is False
     line = one_line(capsys)
     assert "your code raised IndexError" in line and "merge([1, 2, 3, 1, 2], (1, 2), 99)" in line
+
+
+def test_merge_must_leave_ids_as_it_was(capsys):
+    # 31d #13: "Return a new list": a merge that rewrites the caller's list in place is refused
+    def in_place(ids, pair, new_id):
+        i = 0
+        while i < len(ids) - 1:
+            if ids[i] == pair[0] and ids[i + 1] == pair[1]:
+                ids[i:i + 2] = [new_id]
+            i += 1
+        return ids
+
+    assert bool(day02.check_merge(in_place)) is False
+    assert one_line(capsys) == ("❌ merge: merge changed the list ids it was given: return a new list; "
+                                "leave ids as it was (on merge([1, 2, 3, 1, 2], (1, 2), 99))")
+
+    def copies_first(ids, pair, new_id):  # works on a copy: the caller's list is untouched
+        return in_place(list(ids), pair, new_id)
+
+    passes(capsys, day02.check_merge, copies_first)

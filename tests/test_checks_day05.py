@@ -200,6 +200,45 @@ def test_embedding_module_refuses_the_reference(capsys):
     fails(capsys, day05.check_embedding_module, day05._ReferenceEmbedding, "the course's own reference")
 
 
+def test_embedding_module_error_must_say_what_to_do(capsys):
+    # 31c #10: the lesson asks for a ValueError "that says what to do" when T > block_size
+    class Vague(TokenAndPositionEmbedding):
+        def forward(self, idx):
+            if idx.shape[1] > self.block_size:
+                raise ValueError("bad input")
+            return self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device))
+
+    assert not day05.check_embedding_module(Vague)
+    assert one_line(capsys) == ("❌ TokenAndPositionEmbedding: your ValueError for 9 tokens with "
+                                "block_size=8 reads 'bad input'; say what to do: e.g. crop the input "
+                                "to its last 8 tokens")
+
+    class NamesTheLimit(TokenAndPositionEmbedding):  # no "crop", but the limit is given
+        def forward(self, idx):
+            if idx.shape[1] > self.block_size:
+                raise ValueError(f"at most {self.block_size} tokens fit, got {idx.shape[1]}")
+            return self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device))
+
+    passes(capsys, day05.check_embedding_module, NamesTheLimit)
+
+
+def test_sinusoidal_2i_doubled(capsys):
+    # 31c #7: arange(0, C, 2) is already 2i; multiplying it by 2 again
+    def doubled(T, C):
+        if C % 2:
+            raise ValueError("odd C")
+        pos = torch.arange(T, dtype=torch.float32)[:, None]
+        i = torch.arange(0, C, 2, dtype=torch.float32)
+        freq = 1.0 / 10000.0 ** (2 * i / C)
+        pe = torch.zeros(T, C)
+        pe[:, 0::2], pe[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq)
+        return pe
+
+    fails(capsys, day05.check_sinusoidal, doubled,
+          "torch.arange(0, C, 2) already gives the even column index 2i: use "
+          "10000 ** (arange(0, C, 2) / C), do not multiply by 2 again")
+
+
 def test_embedding_module_detached_positions(capsys):
     class Detached(TokenAndPositionEmbedding):
         def forward(self, idx):

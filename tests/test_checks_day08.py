@@ -59,6 +59,20 @@ def causal_softmax_bool_mask(scores):
     return torch.softmax(scores.masked_fill(mask, -1e9), dim=-1)
 
 
+def causal_softmax_mask_moved(scores):
+    T = scores.shape[-1]
+    tril = torch.tril(torch.ones(T, T)).to(scores.device)         # built on the CPU, then moved
+    return scores.masked_fill(tril == 0, float("-inf")).softmax(dim=-1)
+
+
+def causal_softmax_stable_by_hand(scores):
+    T = scores.shape[-1]
+    tril = torch.tril(torch.ones(T, T, device=scores.device))
+    masked = scores.masked_fill(tril == 0, float("-inf"))
+    e = (masked - masked.amax(dim=-1, keepdim=True)).exp()        # the row's maximum first
+    return e / e.sum(dim=-1, keepdim=True)
+
+
 def similarity_average_einsum(x):
     w = causal_softmax(torch.einsum("btc,bsc->bts", x, x))
     return torch.einsum("bts,bsc->btc", w, x)
@@ -76,6 +90,8 @@ def test_mistake_rejected(check_fn, mistake, capsys):
     (day08.check_averaging_matrix, averaging_matrix_loop),
     (day08.check_causal_softmax, causal_softmax),
     (day08.check_causal_softmax, causal_softmax_bool_mask),
+    (day08.check_causal_softmax, causal_softmax_mask_moved),
+    (day08.check_causal_softmax, causal_softmax_stable_by_hand),
     (day08.check_similarity_average, similarity_average),
     (day08.check_similarity_average, similarity_average_einsum),
 ])
@@ -125,6 +141,62 @@ def test_similarity_average_names_unfinished_causal_softmax(capsys):
 def test_returns_a_list(capsys):
     fails(capsys, day08.check_average_past, lambda x: average_past(x).tolist(), "should be a torch tensor")
     fails(capsys, day08.check_causal_softmax, lambda s: None, "returned None")
+
+
+def test_solution_and_reference_run_on_meta():
+    # the check calls the answer on "meta" scores (shapes, no values), standing in for a GPU
+    for fn in (causal_softmax, day08.reference_causal_softmax):
+        out = fn(torch.zeros(2, 4, 4, device="meta"))
+        assert out.shape == (2, 4, 4) and out.device.type == "meta"
+
+
+def test_cpu_mask_is_named_after_the_values_are_right(capsys):
+    # a CPU mask that also gets the values wrong is told about the values first
+    line = rejects(capsys, day08.check_causal_softmax,
+                   next(m for m in day08.CAUSAL_SOFTMAX if m.name == "no diagonal"))
+    assert "scores.device" not in line
+
+
+def test_cpu_mask_is_named(capsys):
+    # the learner trial's answer: a mask built on the CPU passed the check before
+    def cpu_mask(scores):
+        T = scores.shape[-1]
+        return scores.masked_fill(torch.tril(torch.ones(T, T)) == 0, -1e9).softmax(-1)
+
+    fails(capsys, day08.check_causal_softmax, cpu_mask,
+          "the mask was built on the CPU, not on scores.device: torch.ones(T, T, "
+          "device=scores.device), so that the function works on a GPU")
+
+
+def test_softmax_by_hand_overflow_is_named(capsys):
+    def softmax_by_hand(scores):  # exp of scores near ±50 overflows
+        T = scores.shape[-1]
+        e = scores.masked_fill(torch.tril(torch.ones(T, T)) == 0, float("-inf")).exp()
+        return e / e.sum(-1, keepdim=True)
+
+    fails(capsys, day08.check_causal_softmax, softmax_by_hand,
+          "exp of a large score overflowed to inf (inf/inf = NaN): use .softmax(dim=-1), which "
+          "subtracts each row's maximum first (on causal_softmax(scores of shape (4, 7, 7) "
+          "around ±50))")
+
+
+def test_other_failure_off_the_cpu_is_reported(capsys):
+    def reads_a_value(scores):
+        if scores.abs().sum().item() > 1e6:                        # .item() fails on meta
+            raise ValueError("huge")
+        return causal_softmax(scores)
+
+    fails(capsys, day08.check_causal_softmax, reads_a_value,
+          "your code raised RuntimeError: Tensor.item() cannot be called on meta tensors on "
+          "causal_softmax(torch.zeros(2, 4, 4, device='meta'))")
+
+
+def test_result_moved_off_the_device_is_named(capsys):
+    def returns_on_cpu(scores):
+        out = causal_softmax(scores)
+        return torch.empty(out.shape) if out.device.type == "meta" else out
+
+    fails(capsys, day08.check_causal_softmax, returns_on_cpu, "keep the result on scores.device")
 
 
 def test_detached_output_is_named(capsys):

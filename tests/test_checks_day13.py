@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from llmcourse.checks import day13
 from llmcourse.model import functional as LF
 from llmcourse.train import evaluate
-from checklines import fails, mistake_params, passes, rejects, stub
+from checklines import fails, mistake_params, one_line, passes, rejects, stub
 
 
 # ---- the lesson's solutions (solutions/day13_reading_the_loss.md) ----------------------------
@@ -51,7 +51,7 @@ def loss_by_position(logits, targets):
 # ---- other correct variants ------------------------------------------------------------------
 
 
-def log_softmax_logsumexp(x):
+def log_softmax_logsumexp(x):  # refused: log-sum-exp is what the exercise builds (31c #5)
     return x - torch.logsumexp(x, -1, keepdim=True)
 
 
@@ -73,7 +73,6 @@ def loss_by_position_with_package(logits, targets):
 
 @pytest.mark.parametrize("check_fn, args", [
     (day13.check_log_softmax, (log_softmax,)),
-    (day13.check_log_softmax, (log_softmax_logsumexp,)),
     (day13.check_log_softmax, (log_softmax_max_detached,)),
     (day13.check_cross_entropy, (cross_entropy,)),
     (day13.check_cross_entropy, (cross_entropy_where,)),
@@ -144,6 +143,41 @@ def test_builtins_restored_after_the_check(capsys):
     capsys.readouterr()
     assert torch.allclose(F.softmax(torch.zeros(2), dim=-1), torch.full((2,), 0.5))
     assert torch.zeros(2).log_softmax(-1).shape == (2,)
+    day13.check_log_softmax(log_softmax_logsumexp)
+    capsys.readouterr()
+    assert torch.logsumexp(torch.zeros(2), 0).item() == pytest.approx(math.log(2))
+    assert torch.special.logsumexp(torch.zeros(2), 0).item() == pytest.approx(math.log(2))
+    assert torch.zeros(2).logsumexp(0).item() == pytest.approx(math.log(2))
+
+
+@pytest.mark.parametrize("fn", [
+    log_softmax_logsumexp,
+    lambda x: x - x.logsumexp(dim=-1, keepdim=True),
+    lambda x: x - torch.special.logsumexp(x, -1, keepdim=True),
+])
+def test_log_softmax_refuses_torch_logsumexp(capsys, fn):
+    # 31c #5: log-sum-exp (with the max trick) is what exercise 1 builds
+    assert not day13.check_log_softmax(fn)
+    assert one_line(capsys) == ("❌ log_softmax: do not call torch.logsumexp here: build log-sum-exp "
+                                "yourself from amax, exp and log, m + log(sum(exp(x - m))) - that "
+                                "is the stable trick this exercise is about")
+
+
+def test_cross_entropy_mean_of_row_means(capsys):
+    # 31c #19: with padding, one mean per row then over rows weighs a short row like a full one
+    def row_means(logits, targets, ignore_index=-100):
+        logp = log_softmax(logits)
+        keep = targets != ignore_index
+        nll = -logp.gather(-1, targets.masked_fill(~keep, 0).unsqueeze(-1)).squeeze(-1) * keep
+        if nll.dim() == 1:
+            return nll.sum() / keep.sum()
+        return (nll.sum(-1) / keep.sum(-1)).mean()
+
+    assert not day13.check_cross_entropy(row_means)
+    line = one_line(capsys)
+    assert line.startswith("❌ cross_entropy: that is the mean of each row's mean"), line
+    assert "average over all counted targets at once (sum / keep.sum()), not per row then over rows" in line
+    assert "ignore_index=-100" in line, line  # the padded input, where the two differ
 
 
 @pytest.mark.parametrize("check_fn, fn, words", [

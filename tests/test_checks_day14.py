@@ -91,7 +91,24 @@ def time_fn_statistics(fn, device, warmup=2, repeats=5):
     return statistics.median(times)
 
 
+def time_fn_waits_for_mps(fn, device, warmup=2, repeats=5):
+    # like the package's time_it: also waits for MPS (the check stands in for it: no Mac needed)
+    kind = torch.device(device).type
+    sync = {"cuda": torch.cuda.synchronize, "mps": torch.mps.synchronize}.get(kind, lambda: None)
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
 @pytest.mark.parametrize("check_fn, fn", [
+    (day14.check_time_fn, time_fn_waits_for_mps),
     (day14.check_pick_device, my_pick_device), (day14.check_pick_device, pick_device_strings),
     (day14.check_batch_to, batch_to), (day14.check_batch_to, batch_to_cuda_method),
     (day14.check_time_fn, time_fn), (day14.check_time_fn, time_fn_statistics),
@@ -162,11 +179,74 @@ def test_batch_to_returns_one_tensor(capsys):
 
 
 def test_time_fn_restores_the_clock(capsys):
-    before = (time.perf_counter, time.time, timeit.default_timer, torch.cuda.synchronize)
+    before = (time.perf_counter, time.time, timeit.default_timer, torch.cuda.synchronize,
+              torch.mps.synchronize)
     day14.check_time_fn(time_fn)
     day14.check_time_fn(lambda fn, d, warmup=2, repeats=5: 1 / 0)
     capsys.readouterr()
-    assert (time.perf_counter, time.time, timeit.default_timer, torch.cuda.synchronize) == before
+    assert (time.perf_counter, time.time, timeit.default_timer, torch.cuda.synchronize,
+            torch.mps.synchronize) == before
+
+
+def test_time_fn_has_an_mps_case_without_cuda_calls():
+    cases = [c for c in day14._time_cases() if str(torch.device(c.args[0])) == "mps"]
+    assert len(cases) == 1
+    assert day14._time_run(time_fn, cases[0])["torch.cuda.synchronize() calls"] == 0
+
+
+def test_time_fn_needs_no_gpu(capsys, monkeypatch):
+    # every case runs on a CPU-only machine: a real CUDA or MPS call would fail the test
+    def no_device(*args, **kwargs):
+        raise AssertionError("the check touched a real device")
+
+    monkeypatch.setattr(torch.cuda, "synchronize", no_device)
+    monkeypatch.setattr(torch.mps, "synchronize", no_device)
+    passes(capsys, day14.check_time_fn, time_fn_waits_for_mps)
+
+
+def test_batch_to_hard_coded_cuda_is_named(capsys):
+    def batch_to_hard_coded(x, y, device):
+        if torch.device(device).type == "cuda":
+            return (x.pin_memory().to("cuda", non_blocking=True),
+                    y.pin_memory().to("cuda", non_blocking=True))
+        return x.to(device), y.to(device)
+
+    fails(capsys, day14.check_batch_to, batch_to_hard_coded,
+          "you copied to 'cuda', not to the device you were given")
+
+
+def test_time_fn_cuda_sync_on_mps_is_named(capsys):
+    def time_fn_not_cpu(fn, device, warmup=2, repeats=5):
+        on_gpu = str(device) != "cpu"                  # syncs CUDA for MPS too
+        for _ in range(warmup):
+            fn()
+        if on_gpu:
+            torch.cuda.synchronize()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            if on_gpu:
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+    fails(capsys, day14.check_time_fn, time_fn_not_cpu,
+          "you called torch.cuda.synchronize() for a device that is not CUDA (mps), which fails "
+          "on a Mac: synchronize only when torch.device(device).type == 'cuda' (on time_fn(fn, "
+          "torch.device('mps')")
+
+
+def test_pick_device_any_other_exception_names_it(capsys):
+    def type_error(preference, has_cuda, has_mps):
+        if preference != "auto" and torch.device(preference).type == "cuda" and not has_cuda:
+            raise TypeError("no GPU here")
+        return my_pick_device(preference, has_cuda, has_mps)
+
+    fails(capsys, day14.check_pick_device, type_error,
+          "pick_device raised TypeError (no GPU here) for a device that is not available; raise a "
+          "ValueError instead: raise ValueError(f'{preference} is not available') (on "
+          "pick_device('cuda', has_cuda=False, has_mps=True) (not available))")
 
 
 def test_time_fn_crash_names_the_input(capsys):

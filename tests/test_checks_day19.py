@@ -9,7 +9,7 @@ import torch
 from llmcourse.checks import day19
 from llmcourse.generate import generate
 from llmcourse.model.kv_cache import KVCache as PackageKVCache
-from checklines import fails, mistake_params, passes, rejects, stub
+from checklines import fails, mistake_params, one_line, passes, rejects, stub
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -79,7 +79,7 @@ def greedy_via_package(model, idx, n):
     return generate(model, idx, n, temperature=0)
 
 
-class KVCacheCat:  # grows by torch.cat instead of writing into preallocated tensors
+class KVCacheCat:  # grows by torch.cat instead of writing into preallocated tensors: refused
     def __init__(self, n_layer, batch_size, n_head, max_len, head_size):
         self.max_len, self.pos = max_len, 0
         self.k = [torch.zeros(batch_size, n_head, 0, head_size) for _ in range(n_layer)]
@@ -133,7 +133,6 @@ def test_mistake_rejected(check_fn, mistake, capsys):
     (day19.check_generate_greedy, generate_greedy),
     (day19.check_generate_greedy, greedy_via_package),
     (day19.check_kv_cache, KVCache),
-    (day19.check_kv_cache, KVCacheCat),
     (day19.check_generate_cached, generate_cached),
     (day19.check_generate_cached, generate_cached_no_last_forward),
 ])
@@ -158,6 +157,49 @@ def test_stub(capsys, check_fn):
 
 
 # ---- exercise 1 ---------------------------------------------------------------------------------
+
+
+class _NotebookConfig:  # the notebook's global cfg (block 64 on the CPU, 256 on a GPU)
+    block_size = 64
+
+
+def test_crop_with_a_notebook_global_names_model_config(capsys):
+    # 31c #2: section 2 crops with cfg.block_size; the check's models are not the notebook's
+    cfg = _NotebookConfig()
+
+    def greedy_global(model, idx, n):
+        model.eval()
+        with torch.no_grad():
+            for _ in range(n):
+                logits, _ = model(idx[:, -cfg.block_size:])
+                idx = torch.cat([idx, logits[:, -1, :].argmax(-1, keepdim=True)], dim=1)
+        return idx
+
+    fails(capsys, day19.check_generate_greedy, greedy_global,
+          "with the model's own model.config.block_size, not a notebook global such as cfg.block_size")
+
+    def cached_global(model, idx, n):
+        bs = cfg.block_size
+        model.eval()
+        out = []
+        with torch.no_grad():
+            cache = model.new_kv_cache(batch_size=idx.shape[0])
+            logits, _ = model(idx[:, -bs:], kv_cache=cache)
+            for _ in range(n):
+                out.append(logits[:, -1])
+                idx = torch.cat([idx, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+                if cache.pos == bs:
+                    cache.reset()
+                    logits, _ = model(idx[:, -bs:], kv_cache=cache)
+                else:
+                    logits, _ = model(idx[:, -1:], kv_cache=cache)
+        return idx, torch.stack(out, 1)
+
+    fails(capsys, day19.check_generate_cached, cached_global,
+          "the cache overflowed: after the prefill feed only the newest token, idx[:, -1:], and when "
+          "cache.pos reaches block_size, call cache.reset() and prefill it again with the last "
+          "block_size tokens; compare with the model's own model.config.block_size, not a notebook "
+          "global such as cfg.block_size")
 
 
 def test_greedy_tokens_by_hand(capsys):
@@ -188,6 +230,36 @@ def test_kv_cache_stubs(capsys):
             self.k = self.v = None
 
     fails(capsys, day19.check_kv_cache, InitStub, "not done yet")
+
+
+def test_kv_cache_must_allocate_its_tensors(capsys):
+    # the lesson asks for (batch_size, n_head, max_len, head_size) tensors allocated once (31c #8)
+    assert not day19.check_kv_cache(KVCacheCat)
+    line = one_line(capsys)
+    assert line == ("❌ KVCache: self.k[0] has shape (2, 3, 0, 8) after __init__, expected (2, 3, 16, 8): "
+                    "allocate self.k[layer] and self.v[layer] once, in __init__, as zeros of shape "
+                    "(batch_size, n_head, max_len, head_size); update writes into them, it does not "
+                    "grow them with torch.cat"), line
+
+    class OnlyKeys(KVCache):  # the values forgotten: a list of None
+        def __init__(self, n_layer, *args):
+            super().__init__(n_layer, *args)
+            self.v = [None] * n_layer
+
+    fails(capsys, day19.check_kv_cache, OnlyKeys, "self.v[0] is None after __init__: allocate")
+
+
+def test_kv_cache_names_the_returned_positions(capsys):
+    # 31c #9: say in words how many positions update returned, not "forwards[...][0][0][0]"
+    class PlusOne(KVCache):
+        def update(self, layer, k, v):
+            super().update(layer, k, v)
+            return self.k[layer][:, :, :self.pos + 1], self.v[layer][:, :, :self.pos + 1]
+
+    assert not day19.check_kv_cache(PlusOne)
+    assert one_line(capsys) == ("❌ KVCache: update returned keys for 1 position after a 6-token prefill, "
+                                "expected 6: return positions 0 .. pos + T - 1, "
+                                "self.k[layer][:, :, :pos + T] (and the same for v)")
 
 
 def test_kv_cache_garbage(capsys):

@@ -39,6 +39,7 @@ def solution_repeated_ngram_rate(samples, n):
 
 def solution_sample_loss(model, rows, prompt_len):
     """Mean cross-entropy of rows[:, prompt_len:] under the model."""
+    model.eval()                                      # dropout off: the score is not noisy
     with torch.no_grad():
         logits, _ = model(rows)                       # (B, T, V)
     pred = logits[:, prompt_len - 1:-1]               # (B, T - prompt_len, V)
@@ -64,10 +65,15 @@ def rate_by_counts(samples, n):
     return sum(len(g) - len(set(g)) for g in grams) / total if total else 0.0
 
 
-def sample_loss_tensor(model, rows, prompt_len):  # a one-element tensor, not a float
-    with torch.no_grad():
-        logits, _ = model(rows[:, :-1])
-    return F.cross_entropy(logits[:, prompt_len - 1:].transpose(1, 2), rows[:, prompt_len:])
+def sample_loss_restores_mode(model, rows, prompt_len):  # evaluates, then puts the mode back
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            logits, _ = model(rows[:, :-1])
+    finally:
+        model.train(was_training)
+    return F.cross_entropy(logits[:, prompt_len - 1:].transpose(1, 2), rows[:, prompt_len:]).item()
 
 
 @pytest.mark.parametrize("check_fn, fn", [
@@ -77,9 +83,9 @@ def sample_loss_tensor(model, rows, prompt_len):  # a one-element tensor, not a 
     (day23.check_repeated_ngram_rate, solution_repeated_ngram_rate),
     (day23.check_repeated_ngram_rate, rate_by_counts),
     (day23.check_sample_loss, solution_sample_loss),
-    (day23.check_sample_loss, sample_loss_tensor),
+    (day23.check_sample_loss, sample_loss_restores_mode),
 ], ids=["distinct_n", "distinct_n rounded", "distinct_n counter", "rate", "rate by counts",
-        "sample_loss", "sample_loss tensor"])
+        "sample_loss", "sample_loss restores the mode"])
 def test_the_solutions_pass(check_fn, fn, capsys):
     passes(capsys, check_fn, fn)
 
@@ -104,6 +110,29 @@ def test_hand_worked_values():
 
 def test_a_wrong_number_gets_a_generic_line_with_the_case(capsys):
     fails(capsys, day23.check_distinct_n, lambda s, n: 0.5, "(on distinct_n(4 word samples")
+
+
+def test_sample_loss_must_switch_dropout_off(capsys):
+    # 31d #12: the check's model has dropout and comes in training mode, as after training
+    def no_eval(model, rows, prompt_len):
+        with torch.no_grad():
+            logits, _ = model(rows)
+        pred = logits[:, prompt_len - 1:-1]
+        return F.cross_entropy(pred.reshape(-1, pred.shape[-1]), rows[:, prompt_len:].reshape(-1)).item()
+
+    assert not day23.check_sample_loss(no_eval)
+    assert one_line(capsys) == ("❌ sample_loss: the model ran in training mode; call model.eval() first: "
+                                "dropout makes the score noisy")
+
+
+def test_sample_loss_must_return_a_float(capsys):
+    # 31d #12: "a Python float": a 0-d tensor is refused with the fix
+    def tensor(model, rows, prompt_len):
+        return torch.tensor(solution_sample_loss(model, rows, prompt_len))
+
+    assert not day23.check_sample_loss(tensor)
+    assert one_line(capsys) == ("❌ sample_loss: sample_loss returned a tensor of shape (), not a number: "
+                                "return a Python float: call .item() on the loss")
 
 
 def test_a_list_is_not_a_number(capsys):

@@ -129,6 +129,16 @@ def test_dead_units_left_as_a_tensor(capsys):
     fails(capsys, day29.check_dead_fraction, per_unit, "dead_units should be one number")
 
 
+def test_dead_units_by_the_mean_is_named(capsys):
+    # the learner trial's answer: a unit's mean below the threshold, tensors returned
+    def mean_below(pre, threshold=-3.0):
+        rows = pre.detach().reshape(-1, pre.shape[-1])
+        return (rows < threshold).float().mean(), (rows.mean(0) < threshold).float().mean()
+    fails(capsys, day29.check_dead_fraction, mean_below,
+          "a unit is dead when EVERY row is below the threshold (.all(dim=0)), not when its "
+          "mean is")
+
+
 def test_diagnose_crash_names_the_input(capsys):
     fails(capsys, day29.check_diagnose, lambda s: s["loss"], "raised KeyError")
 

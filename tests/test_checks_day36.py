@@ -43,9 +43,9 @@ def dpo_loss(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_r
     return loss, chosen_rewards.detach(), rejected_rewards.detach()
 
 
-def dpo_loss_softplus(pc, pr, rc, rr, beta):  # -logsigmoid(m) = softplus(-m); rewards not detached
+def dpo_loss_softplus(pc, pr, rc, rr, beta):  # -logsigmoid(m) = softplus(-m)
     c, r = beta * (pc - rc), beta * (pr - rr)
-    return F.softplus(-(c - r)).mean(), c, r
+    return F.softplus(-(c - r)).mean(), c.detach(), r.detach()
 
 
 def frozen_copy(model):
@@ -98,6 +98,23 @@ def test_odd_return_is_one_line(check_fn, capsys):
 
 def test_dpo_loss_two_things(capsys):
     fails(capsys, day36.check_dpo_loss, lambda *a: dpo_loss(*a)[0], "should return three things")
+
+
+def test_dpo_rewards_must_be_detached(capsys):
+    # 31c #12: the lesson says "detach them"; an earlier version of this file accepted them undetached
+    def undetached(pc, pr, rc, rr, beta):
+        c, r = beta * (pc - rc), beta * (pr - rr)
+        return F.softplus(-(c - r)).mean(), c, r
+
+    assert not day36.check_dpo_loss(undetached)
+    assert one_line(capsys) == ("❌ dpo_loss: chosen_rewards still requires gradients: return the "
+                                "rewards detached (.detach()): they are for watching, not for backward")
+
+    def rejected_only(pc, pr, rc, rr, beta):
+        loss, c, r = dpo_loss(pc, pr, rc, rr, beta)
+        return loss, c, beta * (pr - rr)
+
+    fails(capsys, day36.check_dpo_loss, rejected_only, "rejected_rewards still requires gradients")
 
 
 def test_hand_worked():

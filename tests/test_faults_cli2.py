@@ -302,3 +302,23 @@ def test_ctrl_c_before_the_command_starts_is_130_and_one_line(files):
     assert done.stderr == ("llmcourse prepare: error: interrupted before the command started; "
                            "nothing was changed\n")
     assert snapshot(files) == before
+
+
+# ---- settings the configs now check (val_fraction, seed, bias) ------------------------------------
+
+@pytest.mark.parametrize("setting, words", [
+    ("data.val_fraction=abc", "val_fraction must be a number in [0, 1)"),
+    ("seed=99999999999999999999999", "seed"),
+    ("model.bias=maybe", "bias"),
+    ("model.tie_weights=2", "tie_weights"),
+])
+def test_a_setting_of_the_wrong_kind_is_one_line_and_changes_nothing(capsys, world, setting,
+                                                                     words):
+    """These were a traceback (val_fraction), "Overflow when unpacking long long" (seed) or a
+    run that took "maybe" as True (bias)."""
+    before = snapshot(world["base"])
+    out = world["base"].parent / "new_run"
+    assert cli.main(train_args(world["text"], out, setting)) == 2
+    line = one_error_line(capsys, "train")
+    assert words in line and setting.split("=", 1)[1] in line, line
+    assert snapshot(world["base"]) == before and not out.exists()

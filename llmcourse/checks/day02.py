@@ -197,7 +197,19 @@ def _merge_first_only(ids, pair, new_id):
     return ids
 
 
+def _merge_in_place(ids, pair, new_id):  # rewrites the caller's list and returns it
+    i = 0
+    while i < len(ids) - 1:
+        if (ids[i], ids[i + 1]) == tuple(pair):
+            ids[i:i + 2] = [new_id]
+        i += 1
+    return ids
+
+
+_NEW_LIST = "merge changed the list ids it was given: return a new list; leave ids as it was"
+
 MERGE = [
+    Mistake("rewrites ids in place", _merge_in_place, expect=_NEW_LIST),
     Mistake("i += 1 after a merge", _merge_step_one,
             hint="after a merge, skip past both ids of the pair (i += 2): the second id of the pair "
                  "is part of the new token"),
@@ -222,11 +234,22 @@ def _merge_cases() -> list[Case]:
             Case("merge(120 random ids in 1..3, (2, 2), 260)", noisy, (2, 2), 260)]
 
 
+def _run_merge(impl: Any, case: Case) -> Any:
+    """``impl(ids, pair, new_id)`` on a fresh copy of ids, which must come back unchanged."""
+    (ids, pair, new_id), _ = case.fresh()
+    before = list(ids)
+    out = impl(ids, pair, new_id)
+    if ids != before:
+        raise CheckFailed(f"{_NEW_LIST} (on {case.label})")
+    return out
+
+
 @check("merge", mistakes=MERGE)
 def check_merge(merge: Callable[[list[int], tuple[int, int], int], Any]) -> None:
-    """``merge(ids, pair, new_id)`` replaces every non-overlapping occurrence, left to right."""
-    compare(merge, _merge, _merge_cases(), name="merge(ids, pair, new_id)", mistakes=MERGE,
-            read=_labelled(lambda v, case: as_int_list(v, "merge")))
+    """``merge(ids, pair, new_id)`` returns a new list with every non-overlapping occurrence
+    replaced, left to right; ``ids`` itself stays as it was."""
+    compare(merge, _merge, _merge_cases(), name="merge(ids, pair, new_id)", run=_run_merge,
+            mistakes=MERGE, read=_labelled(lambda v, case: as_int_list(v, "merge")))
 
 
 # ---- exercise 3: train_bpe -------------------------------------------------------------------

@@ -166,6 +166,9 @@ SINUSOIDAL = [
     Mistake("exponent not divided by C", _odd_ok(lambda T, C: _table(T, C, width=1)),
             hint="the exponent is not divided by C: column pair i uses 1 / 10000**(2i / C); without "
                  "the / C every pair after the first has a frequency of almost 0"),
+    Mistake("2i doubled", _odd_ok(lambda T, C: _table(T, C, pair_exp=4.0)),
+            hint="torch.arange(0, C, 2) already gives the even column index 2i: use "
+                 "10000 ** (arange(0, C, 2) / C), do not multiply by 2 again"),
     Mistake("odd C not checked", _sin_odd_crash,
             hint="an odd C should raise ValueError: with an odd C the last sine has no cosine "
                  "partner (check C % 2 first)"),
@@ -293,6 +296,13 @@ class _AssertLength(_ReferenceEmbedding):
         return self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device))
 
 
+class _VagueError(_ReferenceEmbedding):       # a ValueError, but it does not say what to do
+    def forward(self, idx):
+        if idx.shape[1] > self.block_size:
+            raise ValueError("bad input")
+        return self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device))
+
+
 class _Concatenated(_ReferenceEmbedding):
     def forward(self, idx):
         B, T = idx.shape
@@ -334,6 +344,8 @@ EMBEDDING = [
             hint="idx is (B, T): the sequence length is idx.shape[1], not idx.shape[0]"),
     Mistake("positions from 1", _PositionsFrom1,
             hint="positions start at 0: use torch.arange(T), so the first token gets wpe row 0"),
+    Mistake("ValueError that does not say what to do", _VagueError,
+            expect="say what to do: e.g. crop the input to its last 8 tokens"),
 ]
 
 
@@ -391,12 +403,28 @@ def _init_stats(module_cls: Any) -> None:
                               "and 0.02: use nn.init.normal_(weight, mean=0.0, std=0.02)")
 
 
+def _error_says_what_to_do(module_cls: Any) -> None:
+    """The ValueError for a too-long sequence names the fix: it says "crop" or gives block_size."""
+    block_size = 8
+    m = module_cls(65, block_size, 16)
+    try:
+        m(torch.zeros(1, block_size + 1, dtype=torch.long))
+    except ValueError as exc:
+        message = " ".join(str(exc).split())
+        if "crop" not in message.lower() and str(block_size) not in message:
+            raise CheckFailed(
+                f"your ValueError for {block_size + 1} tokens with block_size={block_size} reads "
+                f"{message!r}; say what to do: e.g. crop the input to its last {block_size} tokens")
+
+
 @check("TokenAndPositionEmbedding", mistakes=EMBEDDING)
 def check_embedding_module(module_cls: Any) -> None:
     """Exercise 3: ``wte(idx) + wpe(arange(T))`` with its gradients, std 0.02 tables.
 
-    A sequence longer than ``block_size`` must raise ``ValueError``.
+    A sequence longer than ``block_size`` must raise a ``ValueError`` that says what to do (its
+    message says "crop" or names block_size).
     """
     compare(module_cls, _ReferenceEmbedding, _emb_cases(), name="TokenAndPositionEmbedding",
             run=_run_emb, mistakes=EMBEDDING, atol=1e-5)
+    _error_says_what_to_do(module_cls)
     _init_stats(module_cls)

@@ -4,9 +4,11 @@ Each ``check_*`` function compares the learner's code with a reference built on 
 :func:`llmcourse.model.causal_mask` (or with PyTorch's
 :func:`torch.nn.functional.scaled_dot_product_attention`) on a small seeded battery of inputs
 (several sizes, T = 1, large scores, float64), gradients included, prints one line - a pass, a
-specific hint, or "not done yet" - and returns ``True`` on a pass. None of them raises. Each
-exercise has a table of typical mistakes (``AVERAGE_PAST``, ``AVERAGING_MATRIX``,
-``CAUSAL_SOFTMAX``, ``SIMILARITY_AVERAGE``) from which the hints come.
+specific hint, or "not done yet" - and returns ``True`` on a pass. None of them raises.
+``causal_softmax`` also runs on scores of the "meta" device (shapes without values), which stands
+in for a GPU, so that a mask built on the CPU is named. Each exercise has a table of typical
+mistakes (``AVERAGE_PAST``, ``AVERAGING_MATRIX``, ``CAUSAL_SOFTMAX``, ``SIMILARITY_AVERAGE``)
+from which the hints come.
 
 Example::
 
@@ -28,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from llmcourse.checks._core import (Case, CheckFailed, Mistake, as_tensor, check, compare,
-                                    needs_earlier, outputs_and_grads)
+                                    kind_of, needs_earlier, outputs_and_grads)
 from llmcourse.model import causal_mask
 
 __all__ = [
@@ -258,6 +260,21 @@ def _cs_global_T(scores):  # the notebook's T = 6
     return scores.masked_fill(torch.tril(torch.ones(6, 6)) == 0, float("-inf")).softmax(dim=-1)
 
 
+def _cs_exp_by_hand(scores):  # softmax written out: exp overflows to inf for scores near 90
+    T = scores.shape[-1]
+    e = scores.masked_fill(_tril(T, scores) == 0, float("-inf")).exp()
+    return e / e.sum(dim=-1, keepdim=True)
+
+
+def _cs_cpu_mask(scores):  # right on the CPU; on a GPU the CPU mask raises
+    T = scores.shape[-1]
+    return scores.masked_fill(torch.tril(torch.ones(T, T)) == 0, float("-inf")).softmax(dim=-1)
+
+
+CPU_MASK = ("the mask was built on the CPU, not on scores.device: torch.ones(T, T, "
+            "device=scores.device), so that the function works on a GPU")
+
+
 CAUSAL_SOFTMAX = [
     Mistake("triu mask", _cs_triu,
             hint="the mask keeps the entries above the diagonal (torch.triu): query t may only see "
@@ -283,6 +300,10 @@ CAUSAL_SOFTMAX = [
     Mistake("the notebook's T", _cs_global_T,
             hint="build the mask from the scores' own size, T = scores.shape[-1], not the notebook's T"),
     Mistake("masked_fill_ on the input", _cs_in_place, expect="changed the tensor it was given"),
+    Mistake("softmax by hand", _cs_exp_by_hand,
+            hint="exp of a large score overflowed to inf (inf/inf = NaN): use .softmax(dim=-1), "
+                 "which subtracts each row's maximum first"),
+    Mistake("mask on the CPU", _cs_cpu_mask, expect=CPU_MASK),
 ]
 
 
@@ -302,6 +323,29 @@ def check_causal_softmax(causal_softmax: Callable[[torch.Tensor], Any]) -> None:
     """Exercise 3: mask the future with ``-inf``, then softmax over the keys (weights and gradients)."""
     compare(causal_softmax, reference_causal_softmax, _cs_cases(), name="causal_softmax(scores)",
             run=_run_with_grad, mistakes=CAUSAL_SOFTMAX, read=_tensor_or_obs("causal_softmax(scores)"))
+    _works_off_the_cpu(causal_softmax)
+
+
+def _works_off_the_cpu(causal_softmax: Callable[[torch.Tensor], Any]) -> None:
+    """Run ``causal_softmax`` on scores of the "meta" device (shapes, no values), which stands in
+    for a GPU: a mask built on the CPU cannot meet them, as it could not meet scores on a GPU."""
+    label = ("causal_softmax(torch.zeros(2, 4, 4, device='meta')), scores on another device than "
+             "the CPU")
+    try:
+        out = causal_softmax(torch.zeros(2, 4, 4, device="meta"))
+    except NotImplementedError:  # an operation PyTorch cannot run on "meta": nothing to judge
+        return
+    except Exception as exc:  # noqa: BLE001 - the learner's code failed off the CPU
+        message = " ".join(str(exc).split())
+        if isinstance(exc, RuntimeError) and "device" in message:
+            raise CheckFailed(f"{CPU_MASK} (on {label})") from exc
+        raise CheckFailed(f"your code raised {type(exc).__name__}: {message} on {label}") from exc
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, 4, 4):
+        raise CheckFailed(f"causal_softmax(scores) should return a tensor of shape (2, 4, 4), got "
+                          f"{kind_of(out)} (on {label})")
+    if out.device.type != "meta":
+        raise CheckFailed(f"causal_softmax(scores) returned a tensor on {out.device.type}: keep "
+                          f"the result on scores.device (on {label})")
 
 
 # ---- exercise 4: data-dependent averaging --------------------------------------------------------

@@ -6,7 +6,8 @@ scores as far apart as ``1e4``, padding with ``ignore_index`` and an ``ignore_in
 real class id), the gradients with respect to the logits included. When the answer differs, the
 exercise's table of typical mistakes names the mistake; otherwise the line names the input and
 the largest difference. Each prints one line - a pass, a specific hint, or "not done yet" - and
-never raises. The references are ``torch``'s (``logsumexp``, ``F.cross_entropy``) and ``math``.
+never raises. The references are ``torch``'s (``logsumexp``, ``F.cross_entropy``) and ``math``;
+while the learner's ``log_softmax`` runs, torch's own ``(log_)softmax`` and ``logsumexp`` are refused.
 
 Example::
 
@@ -45,15 +46,27 @@ def _refuse(*args: Any, **kwargs: Any) -> Any:
                       "log_softmax yourself, so do not call F.log_softmax / softmax here")
 
 
+def _refuse_logsumexp(*args: Any, **kwargs: Any) -> Any:
+    raise CheckFailed("do not call torch.logsumexp here: build log-sum-exp yourself from amax, exp "
+                      "and log, m + log(sum(exp(x - m))) - that is the stable trick this exercise is "
+                      "about")
+
+
+_torch_logsumexp = torch.logsumexp  # kept for the reference, which runs while it is refused
+
+
 @contextlib.contextmanager
 def _no_builtin_softmax() -> Iterator[None]:
-    """Make torch's own (log_)softmax raise a hint while the learner's function runs."""
-    targets = [(F, "log_softmax"), (F, "softmax"), (torch, "log_softmax"), (torch, "softmax"),
-               (torch.Tensor, "log_softmax"), (torch.Tensor, "softmax")]
-    saved = [(obj, name, getattr(obj, name)) for obj, name in targets]
+    """Make torch's own (log_)softmax and logsumexp raise a hint while the learner's function runs."""
+    targets = [(F, "log_softmax", _refuse), (F, "softmax", _refuse),
+               (torch, "log_softmax", _refuse), (torch, "softmax", _refuse),
+               (torch.Tensor, "log_softmax", _refuse), (torch.Tensor, "softmax", _refuse),
+               (torch, "logsumexp", _refuse_logsumexp), (torch.special, "logsumexp", _refuse_logsumexp),
+               (torch.Tensor, "logsumexp", _refuse_logsumexp)]
+    saved = [(obj, name, getattr(obj, name)) for obj, name, _ in targets]
     try:
-        for obj, name in targets:
-            setattr(obj, name, _refuse)
+        for obj, name, refusal in targets:
+            setattr(obj, name, refusal)
         yield
     finally:
         for obj, name, fn in saved:
@@ -72,7 +85,7 @@ def _output(name: str) -> Callable[[Any, Case], Any]:
 
 
 def _reference_log_softmax(x):
-    return x - torch.logsumexp(x, dim=-1, keepdim=True)
+    return x - _torch_logsumexp(x, dim=-1, keepdim=True)
 
 
 def _stable(x):
@@ -157,6 +170,10 @@ LOG_SOFTMAX = [
     Mistake("torch's log_softmax", lambda x: F.log_softmax(x, dim=-1),
             expect="do not call F.log_softmax"),
     Mistake("Tensor.log_softmax", lambda x: x.log_softmax(-1), expect="yourself"),
+    Mistake("torch.logsumexp", lambda x: x - torch.logsumexp(x, dim=-1, keepdim=True),
+            expect="build log-sum-exp yourself from amax, exp and log"),
+    Mistake("Tensor.logsumexp", lambda x: x - x.logsumexp(-1, keepdim=True),
+            expect="build log-sum-exp yourself from amax, exp and log"),
 ]
 
 
@@ -265,6 +282,12 @@ def _ce_fancy_index(logits, targets, ignore_index=-100):
     return -_stable(logits)[..., targets].mean()
 
 
+def _ce_mean_of_row_means(logits, targets, ignore_index=-100):
+    picked, keep = _picked(logits, targets, ignore_index)
+    row_means = -(picked * keep).sum(-1) / keep.sum(-1)  # (B,): one mean per row
+    return row_means.mean()
+
+
 def _ce_torch_3d(logits, targets, ignore_index=-100):
     return F.cross_entropy(logits, targets, ignore_index=ignore_index)
 
@@ -304,6 +327,10 @@ CROSS_ENTROPY = [
             hint="logp[..., targets] picks every target for every position (shape (B, T, B, T)): "
                  "pick each position's own target with logp.gather(-1, targets.unsqueeze(-1))"),
     Mistake("F.cross_entropy on (B, T, V)", _ce_torch_3d, hint=_CLASSES_ON_DIM_1),
+    Mistake("mean of per-row means", _ce_mean_of_row_means,
+            hint="that is the mean of each row's mean, which gives a row with many ignored targets "
+                 "as much weight as a full one: average over all counted targets at once "
+                 "(sum / keep.sum()), not per row then over rows"),
 ]
 
 

@@ -8,8 +8,10 @@ recorded (a copy to CUDA is a marked CPU copy that remembers whether it was asyn
 pinned memory); ``time_fn`` runs against a scripted clock (``time.perf_counter`` and friends)
 where the function's calls take known durations, a slow first call included, and where on CUDA
 the work of a call is only counted once ``torch.cuda.synchronize()`` is called - so the median,
-the warm-up and every synchronisation can be checked exactly. When the learner's answer differs
-from the reference, the exercise's table of typical mistakes names the mistake.
+the warm-up and every synchronisation can be checked exactly. Its ``torch.device('mps')`` case
+expects no CUDA call (``torch.mps.synchronize()`` is stood in for too, so no Mac is needed).
+When the learner's answer differs from the reference, the exercise's table of typical mistakes
+names the mistake.
 
 Example::
 
@@ -69,7 +71,7 @@ def _pick_run(impl: Any, case: Case) -> Any:
         raise CheckFailed(f"{case.label} raised NotImplementedError, which means 'not written "
                           "yet'; raise a ValueError saying the device is not available") from exc
     except Exception as exc:  # noqa: BLE001 - which exception is the observation
-        return _Raises(type(exc).__name__)
+        return _Raises(type(exc).__name__, " ".join(str(exc).split()))
 
 
 _AVAILABLE = ("decide from the has_cuda and has_mps arguments (not torch.cuda.is_available(), the "
@@ -78,14 +80,34 @@ _AVAILABLE = ("decide from the has_cuda and has_mps arguments (not torch.cuda.is
 
 
 class _Raises(str):
-    """What pick_device did for an unavailable device: ``raises ValueError``."""
+    """What pick_device did for an unavailable device: ``raises ValueError``; ``.kind`` and
+    ``.message`` keep the exception's type name and text for the hint."""
 
-    def __new__(cls, kind: str) -> "_Raises":
-        return super().__new__(cls, f"raises {kind}")
+    def __new__(cls, kind: str, message: str = "") -> "_Raises":
+        self = super().__new__(cls, f"raises {kind}")
+        self.kind, self.message = kind, message
+        return self
+
+
+def wrong_exception_hint(kind: str, message: str = "") -> str:
+    """The hint for ``pick_device`` raising ``kind`` (not ``ValueError``) for a missing device.
+
+    Example::
+
+        >>> print(wrong_exception_hint("AssertionError", "no cuda"))  # doctest: +NORMALIZE_WHITESPACE
+        pick_device raised AssertionError (no cuda) for a device that is not available;
+        raise a ValueError instead: raise ValueError(f'{preference} is not available')
+    """
+    said = f" ({message})" if message else ""
+    return (f"pick_device raised {kind}{said} for a device that is not available; raise a "
+            "ValueError instead: raise ValueError(f'{preference} is not available')")
 
 
 def _read_device(value: Any, case: Case) -> str:
     if isinstance(value, _Raises):
+        if value.kind != "ValueError":
+            hint = wrong_exception_hint(value.kind, value.message)
+            raise CheckFailed(f"{hint} (on {case.label})")
         return str(value)
     if value is None:
         raise none_hint("pick_device", "a torch.device (or a device string like 'cuda')")
@@ -167,6 +189,17 @@ def _runtime_error(preference, has_cuda, has_mps):
         raise RuntimeError(str(exc)) from None
 
 
+def _asserts(preference, has_cuda, has_mps):  # `assert has_cuda` stops with an AssertionError
+    if preference == "auto":
+        return "cuda" if has_cuda else "mps" if has_mps else "cpu"
+    dev = torch.device(preference)
+    if dev.type == "cuda":
+        assert has_cuda, "no cuda"
+    if dev.type == "mps":
+        assert has_mps, "no mps"
+    return dev
+
+
 PICK_DEVICE = [
     Mistake("MPS first", _mps_first,
             hint="with both a CUDA GPU and MPS available you chose MPS; CUDA comes first (faster "
@@ -188,7 +221,10 @@ PICK_DEVICE = [
             hint="decide from the has_cuda and has_mps arguments, not torch.cuda.is_available(): "
                  "the check tries every kind of machine through them"),
     Mistake("RuntimeError", _runtime_error,
-            hint="raise a ValueError (not another exception) for a device that is not available"),
+            expect="pick_device raised RuntimeError ('cuda' was requested but there is no CUDA "
+                   "GPU) for a device that is not available; raise a ValueError instead"),
+    Mistake("assert", _asserts,
+            expect=wrong_exception_hint("AssertionError", "no cuda")),
     Mistake("falls back to the CPU", _falls_back_to_cpu,
             hint="an unavailable device was replaced by the CPU instead of raising: a silent "
                  "fallback hides a missing GPU; raise a ValueError"),
@@ -335,6 +371,13 @@ def _batch_cuda_method(x, y, device):
     return x.cuda(), y.cuda()
 
 
+def _batch_hard_coded_cuda(x, y, device):
+    if torch.device(device).type == "cuda":
+        return (x.pin_memory().to("cuda", non_blocking=True),
+                y.pin_memory().to("cuda", non_blocking=True))
+    return x.to(device), y.to(device)
+
+
 def _batch_floats(x, y, device):
     a, b = _reference_batch_to(x, y, device)
     return a.float(), b.float()
@@ -361,6 +404,9 @@ BATCH_TO = [
             hint="x and y come back swapped; return (x, y) in that order"),
     Mistake("only x moved", _batch_only_x, hint="only x was moved; move y as well"),
     Mistake("float", _batch_floats, expect="dtype float32"),
+    Mistake("hard-coded 'cuda'", _batch_hard_coded_cuda,
+            hint="you copied to 'cuda', not to the device you were given (torch.device('cuda:0'), "
+                 "'cuda:1'): use .to(device, non_blocking=True)"),
     Mistake(".cuda()", _batch_cuda_method,
             hint="x.cuda() copies to the GPU whatever device was asked (and fails without CUDA): "
                  "move to the device you are given, x.to(device)"),
@@ -423,6 +469,10 @@ class _Clock:
         self.now += self.pending
         self.pending = 0.0
 
+    def mps_sync(self, *args: Any, **kwargs: Any) -> None:
+        """``torch.mps.synchronize()``: allowed (the work is already counted); no Mac needed."""
+        self.events.append("mps sync")
+
     @contextlib.contextmanager
     def active(self) -> Iterator["_Clock"]:
         ns = lambda: int(self.read() * 1e9)  # noqa: E731
@@ -430,6 +480,8 @@ class _Clock:
                    (time, "monotonic", self.read), (time, "perf_counter_ns", ns),
                    (time, "monotonic_ns", ns), (time, "time_ns", ns),
                    (timeit, "default_timer", self.read), (torch.cuda, "synchronize", self.sync)]
+        if hasattr(torch, "mps"):
+            patches.append((torch.mps, "synchronize", self.mps_sync))
         saved = [(obj, name, getattr(obj, name)) for obj, name, _ in patches]
         try:
             for obj, name, new in patches:
@@ -500,10 +552,12 @@ def _timer(*, warmup_used=True, median=True, scale=1.0, sync="cuda", sync_after_
             warmup, repeats = fixed
         if sync == "string":
             is_cuda = device == "cuda"
+        elif sync == "not cpu":
+            is_cuda = str(device) != "cpu"
         else:
             is_cuda = torch.device(device).type == "cuda"
-        do_sync = {"cuda": is_cuda, "string": is_cuda, "always": True, "never": False,
-                   "end": False}[sync]
+        do_sync = {"cuda": is_cuda, "string": is_cuda, "not cpu": is_cuda, "always": True,
+                   "never": False, "end": False}[sync]
         times = []
         if warmup_used and not time_warmup:
             for _ in range(warmup):
@@ -598,6 +652,9 @@ TIME_FN = [
     Mistake("milliseconds", _timer(scale=1000.0),
             hint="that looks like milliseconds; return seconds (time.perf_counter() differences "
                  "are in seconds)"),
+    Mistake("syncs CUDA on MPS", _timer(sync="not cpu"),
+            hint="you called torch.cuda.synchronize() for a device that is not CUDA (mps), which "
+                 "fails on a Mac: synchronize only when torch.device(device).type == 'cuda'"),
     Mistake("syncs on the CPU", _timer(sync="always"),
             hint="you call torch.cuda.synchronize() for a CPU device; that fails on a machine "
                  "without CUDA. Synchronize only when device is CUDA"),
@@ -633,6 +690,8 @@ def _time_cases() -> list[Case]:
              torch.device("cuda:0"), warmup=2, repeats=5),
         Case("time_fn(fn, 'cuda', warmup=0, repeats=5) (CUDA stood in for)", "cuda", warmup=0,
              repeats=5),
+        Case("time_fn(fn, torch.device('mps'), warmup=1, repeats=3) (no CUDA call; no Mac "
+             "needed)", torch.device("mps"), warmup=1, repeats=3),
     ]
 
 

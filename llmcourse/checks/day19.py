@@ -82,7 +82,9 @@ def _gg_no_crop(model, idx, max_new_tokens):
     return _greedy(model, idx, max_new_tokens, crop=0)
 
 
-def _gg_crop_32(model, idx, max_new_tokens):  # the notebook's block_size, hard-coded
+# A block size written as a number. The notebook's block is 64 on the CPU and 256 on a GPU, both
+# above the check models' 10 and 40, so those crop nothing here and get the "no crop" hint.
+def _gg_crop_32(model, idx, max_new_tokens):
     return _greedy(model, idx, max_new_tokens, crop=32)
 
 
@@ -124,8 +126,10 @@ def _gg_tuple_as_logits(model, idx, max_new_tokens):  # model(...) is (logits, l
     return idx
 
 
+_OWN_BLOCK = ("with the model's own model.config.block_size, not a notebook global such as "
+              "cfg.block_size")
 _CROP = ("the model was given more than block_size tokens: crop the context to its last "
-         "block_size tokens, idx[:, -block_size:], before each forward")
+         f"block_size tokens, idx[:, -block_size:], before each forward, {_OWN_BLOCK}")
 
 GREEDY = [
     Mistake("no crop", _gg_no_crop, hint=_CROP),
@@ -227,10 +231,34 @@ class _Spy:
         k_all = as_tensor(k_all, "the keys update returns")
         v_all = as_tensor(v_all, "the values update returns")
         self.returned.append((int(k_all.shape[2]), int(v_all.shape[2])))
+        for what, t in (("keys", k_all), ("values", v_all)):
+            _returned_positions(what, int(t.shape[2]) if t.dim() == 4 else None, before,
+                                int(k.shape[2]), self.cache)
         return k_all, v_all
 
     def advance(self, n: int) -> None:
         self.cache.advance(n)
+
+
+_ONLY_NEW = ("update returned only the new token's keys and values: return every filled position, "
+             "self.k[layer][:, :, :pos + T] (and the same for v), so the query sees the past")
+_WHOLE_BUFFER = ("update returned all max_len positions, the empty (zero) ones too, so attention also "
+                 "looks at keys that were never written: return the filled ones only, "
+                 "self.k[layer][:, :, :pos + T]")
+
+
+def _returned_positions(what: str, n: int | None, pos: int, T: int, cache: Any) -> None:
+    """After a chunk of ``T`` tokens at ``pos``, update must return positions ``0 .. pos + T - 1``."""
+    if n is None or n == pos + T:
+        return
+    if n == T:
+        raise CheckFailed(_ONLY_NEW)
+    if n == getattr(cache, "max_len", None):
+        raise CheckFailed(_WHOLE_BUFFER)
+    held = f"a {T}-token chunk at pos {pos}" if pos else f"a {T}-token prefill"
+    raise CheckFailed(f"update returned {what} for {n} position{'s' * (n != 1)} after {held}, "
+                      f"expected {pos + T}: return positions 0 .. pos + T - 1, "
+                      "self.k[layer][:, :, :pos + T] (and the same for v)")
 
 
 class _KV:
@@ -326,6 +354,61 @@ class _KvTimeSecond(_KV):  # buffers laid out (B, max_len, n_head, hs)
         self.v = [torch.zeros(shape) for _ in range(n_layer)]
 
 
+class _KvOnePosition(_KV):  # [:, :, :pos + 1]: right for one token, not for a prefill
+    def update(self, layer, k, v):
+        super().update(layer, k, v)
+        return self.k[layer][:, :, :self.pos + 1], self.v[layer][:, :, :self.pos + 1]
+
+
+class _KvGrows(_KV):  # allocates nothing: a list of None, then torch.cat at every update
+    def __init__(self, n_layer, batch_size, n_head, max_len, head_size):
+        self.max_len, self.pos = max_len, 0
+        self.k, self.v = [None] * n_layer, [None] * n_layer
+
+    def update(self, layer, k, v):
+        if self.k[layer] is None or self.pos == 0:
+            self.k[layer], self.v[layer] = k, v
+        else:
+            self.k[layer] = torch.cat([self.k[layer][:, :, :self.pos], k], dim=2)
+            self.v[layer] = torch.cat([self.v[layer][:, :, :self.pos], v], dim=2)
+        return self.k[layer], self.v[layer]
+
+
+class _KvStartsEmpty(_KvGrows):  # (B, n_head, 0, head_size) tensors, grown with torch.cat
+    def __init__(self, n_layer, batch_size, n_head, max_len, head_size):
+        super().__init__(n_layer, batch_size, n_head, max_len, head_size)
+        self.k = [torch.zeros(batch_size, n_head, 0, head_size) for _ in range(n_layer)]
+        self.v = [torch.zeros(batch_size, n_head, 0, head_size) for _ in range(n_layer)]
+
+
+_ALLOCATE = ("allocate self.k[layer] and self.v[layer] once, in __init__, as zeros of shape "
+             "(batch_size, n_head, max_len, head_size); update writes into them, it does not grow "
+             "them with torch.cat")
+_TIME_BEFORE_HEADS = ("the buffers are laid out like k and v, (batch_size, n_head, max_len, "
+                      "head_size): positions are dim 2, so write self.k[layer][:, :, pos:pos + T] = k")
+
+
+def _allocated(cache: Any, n_layer: int, shape: tuple[int, int, int, int]) -> None:
+    """Right after ``__init__``: one ``(batch_size, n_head, max_len, head_size)`` tensor per layer."""
+    B, H, L, hs = shape
+    for name in ("k", "v"):
+        buffers = getattr(cache, name)
+        try:
+            found = [buffers[i] for i in range(n_layer)]
+        except (TypeError, IndexError, KeyError):
+            raise CheckFailed(f"self.{name} should be a list of n_layer = {n_layer} tensors, got "
+                              f"{type(buffers).__name__}: {_ALLOCATE}") from None
+        for i, t in enumerate(found):
+            if not isinstance(t, torch.Tensor):
+                found_here = "None" if t is None else f"a {type(t).__name__}, not a tensor,"
+                raise CheckFailed(f"self.{name}[{i}] is {found_here} after __init__: {_ALLOCATE}")
+            if tuple(t.shape) == (B, L, H, hs) and H != L:
+                raise CheckFailed(_TIME_BEFORE_HEADS)
+            if tuple(t.shape) != shape:
+                raise CheckFailed(f"self.{name}[{i}] has shape {tuple(t.shape)} after __init__, "
+                                  f"expected {shape}: {_ALLOCATE}")
+
+
 _ADVANCE = ("advance(n) must add n to pos (self.pos += n): otherwise the next chunk runs at the "
             "wrong positions and overwrites the cache")
 
@@ -334,15 +417,13 @@ KV_CACHE = [
             "tensor: write k and v into *this* layer's tensors (self.k[layer]), not a shared one; "
             "[torch.zeros(shape)] * n_layer puts one tensor in every slot, build the list with a "
             "comprehension"),
-    Mistake("returns only the new keys", _KvOnlyNew, hint="update returned only the new "
-            "token's keys and values: return every filled position, self.k[layer][:, :, :pos + T] "
-            "(and the same for v), so the query sees the past"),
-    Mistake("returns the whole buffer", _KvWholeBuffer, hint="update returned all max_len "
-            "positions, the empty (zero) ones too, so attention also looks at keys that were never "
-            "written: return the filled ones only, self.k[layer][:, :, :pos + T]"),
-    Mistake("time before heads", _KvTimeSecond, hint="the buffers are laid out like k and v, "
-            "(batch_size, n_head, max_len, head_size): positions are dim 2, so write "
-            "self.k[layer][:, :, pos:pos + T] = k"),
+    Mistake("returns only the new keys", _KvOnlyNew, hint=_ONLY_NEW),
+    Mistake("returns the whole buffer", _KvWholeBuffer, hint=_WHOLE_BUFFER),
+    Mistake("returns one position too few", _KvOnePosition, expect="update returned keys for 1 "
+            "position after a 6-token prefill, expected 6: return positions 0 .. pos + T - 1"),
+    Mistake("grows with torch.cat", _KvGrows, hint=_ALLOCATE),
+    Mistake("starts from empty tensors", _KvStartsEmpty, hint=_ALLOCATE),
+    Mistake("time before heads", _KvTimeSecond, hint=_TIME_BEFORE_HEADS),
     Mistake("update moves pos", _KvMovesPos, expect="update must not move pos"),
     Mistake("pos = n", _KvSetsPos, hint=_ADVANCE),
     Mistake("advance does nothing", _KvNoAdvance, hint=_ADVANCE),
@@ -371,6 +452,7 @@ def _run_kv(KVCache: Any, case: Case) -> dict[str, Any]:
     cache = KVCache(cfg.n_layer, batch, cfg.n_head, cfg.block_size, cfg.head_size)
     require(getattr(cache, "k", None), "self.k")  # the __init__ fill-in, still None
     require(getattr(cache, "v", None), "self.v")
+    _allocated(cache, cfg.n_layer, (batch, cfg.n_head, cfg.block_size, cfg.head_size))
     spy = _Spy(cache)
     ids = _prompt(batch, sum(chunks) + refill, seed=11)
     obs: dict[str, Any] = {"pos after each forward": [], "positions update returned (k, v)": []}
@@ -408,7 +490,9 @@ def _package_cache(n_layer, batch_size, n_head, max_len, head_size):
 @check("KVCache", mistakes=KV_CACHE)
 def check_kv_cache(KVCache) -> None:
     """Exercise 2: the learner's cache, used by the package's GPT, against the package's cache
-    over a sequence of forwards (prefill, decoding steps, reset, refill)."""
+    over a sequence of forwards (prefill, decoding steps, reset, refill). Its tensors must be
+    allocated in ``__init__``, ``(batch_size, n_head, max_len, head_size)`` per layer, and each
+    update must return positions ``0 .. pos + T - 1``."""
     compare(KVCache, _package_cache, _kv_cases(), name="the cached forwards", run=_run_kv,
             mistakes=KV_CACHE)
 
@@ -493,7 +577,8 @@ CACHED = [
             "prefill feed only the newest token, idx[:, -1:], and let the cache supply the past"),
     Mistake("no reset when full", _gc_no_reset, hint="the cache overflowed: after the prefill feed "
             "only the newest token, idx[:, -1:], and when cache.pos reaches block_size, call "
-            "cache.reset() and prefill it again with the last block_size tokens"),
+            "cache.reset() and prefill it again with the last block_size tokens; "
+            f"compare {_OWN_BLOCK}"),
     Mistake("feeds the whole sequence", _gc_whole, expect="the cache overflowed: after the prefill "
             "feed only the newest token, idx[:, -1:]"),
     Mistake("reset without refill", _gc_reset_only, hint="after cache.reset() the cache is empty: "

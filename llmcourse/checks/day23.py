@@ -23,7 +23,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from llmcourse.checks._core import Case, Mistake, as_float, check, compare, refuse_reference
+from llmcourse.checks._core import Case, CheckFailed, Mistake, as_float, check, compare, refuse_reference
 from llmcourse.generate.experiments import distinct_n, repeated_ngram_rate, sample_loss
 
 __all__ = ["check_distinct_n", "check_repeated_ngram_rate", "check_sample_loss", "DISTINCT_N",
@@ -255,10 +255,11 @@ def check_repeated_ngram_rate(rate_fn: Callable[[Any, int], Any]) -> None:
 
 
 def _toy_model() -> torch.nn.Module:
+    """A small GPT with dropout: each call hands it over in training mode (see ``_run_loss``)."""
     from llmcourse.model import GPT, GPTConfig
 
     torch.manual_seed(7)
-    return GPT(GPTConfig(vocab_size=13, block_size=20, n_layer=1, n_head=1, n_embd=12)).eval()
+    return GPT(GPTConfig(vocab_size=13, block_size=20, n_layer=1, n_head=1, n_embd=12, dropout=0.2))
 
 
 def _ce(logits, targets):
@@ -266,24 +267,28 @@ def _ce(logits, targets):
 
 
 def _l_every_token(model, rows, prompt_len):
+    model.eval()
     with torch.no_grad():
         _, loss = model(rows[:, :-1], rows[:, 1:])
     return loss.item()
 
 
 def _l_unshifted(model, rows, prompt_len):
+    model.eval()
     with torch.no_grad():
         logits, _ = model(rows)
     return _ce(logits[:, prompt_len:], rows[:, prompt_len:]).item()
 
 
 def _l_perplexity(model, rows, prompt_len):
+    model.eval()
     with torch.no_grad():
         logits, _ = model(rows)
     return math.exp(_ce(logits[:, prompt_len - 1:-1], rows[:, prompt_len:]).item())
 
 
 def _l_sum(model, rows, prompt_len):
+    model.eval()
     with torch.no_grad():
         logits, _ = model(rows)
     pred = logits[:, prompt_len - 1:-1]
@@ -292,18 +297,21 @@ def _l_sum(model, rows, prompt_len):
 
 
 def _l_first_sampled_lost(model, rows, prompt_len):
+    model.eval()
     with torch.no_grad():
         logits, _ = model(rows)
     return _ce(logits[:, prompt_len:-1], rows[:, prompt_len + 1:]).item()
 
 
 def _l_3d(model, rows, prompt_len):     # (B, T, V) logits straight into F.cross_entropy
+    model.eval()
     with torch.no_grad():
         logits, _ = model(rows)
     return F.cross_entropy(logits[:, prompt_len - 1:-1], rows[:, prompt_len:]).item()
 
 
 def _l_tuple(model, rows, prompt_len):  # model(rows) is (logits, loss)
+    model.eval()
     with torch.no_grad():
         logits = model(rows)
     pred = logits[:, prompt_len - 1:-1]
@@ -311,12 +319,31 @@ def _l_tuple(model, rows, prompt_len):  # model(rows) is (logits, loss)
 
 
 def _l_model_loss(model, rows, prompt_len):  # the model's loss with the rows as their own targets
+    model.eval()
     with torch.no_grad():
         _, loss = model(rows, rows)
     return loss.item()
 
 
+def _l_no_eval(model, rows, prompt_len):  # the model stays in training mode: dropout on
+    with torch.no_grad():
+        logits, _ = model(rows)
+    return _ce(logits[:, prompt_len - 1:-1], rows[:, prompt_len:]).item()
+
+
+def _l_tensor(model, rows, prompt_len):  # the loss as a 0-d tensor, not a Python float
+    model.eval()
+    with torch.no_grad():
+        logits, _ = model(rows)
+    return _ce(logits[:, prompt_len - 1:-1], rows[:, prompt_len:])
+
+
+_EVAL = "the model ran in training mode; call model.eval() first: dropout makes the score noisy"
+_FLOAT = "return a Python float: call .item() on the loss"
+
 SAMPLE_LOSS = [
+    Mistake("no model.eval()", _l_no_eval, expect=_EVAL),
+    Mistake("a tensor, not a float", _l_tensor, expect=_FLOAT),
     Mistake("(B, T, V) into cross_entropy", _l_3d,
             hint="F.cross_entropy wants logits (N, V) and targets (N,): reshape with "
                  "pred.reshape(-1, V) and targets.reshape(-1) (given (B, T, V) it takes dim 1 as "
@@ -346,9 +373,35 @@ SAMPLE_LOSS = [
 ]
 
 
+def _run_loss(impl: Any, case: Case) -> Any:
+    """``impl(model, rows, prompt_len)`` with the model in training mode; no forward may run in it."""
+    (model, rows, prompt_len), _ = case.fresh()
+    model.train()  # as a model comes out of training: the answer must switch dropout off itself
+    modes: list[bool] = []
+    hook = model.register_forward_hook(lambda module, _args, _out: modes.append(module.training))
+    torch.manual_seed(0)
+    try:
+        out = impl(model, rows, prompt_len)
+    finally:
+        hook.remove()
+    if any(modes):
+        raise CheckFailed(_EVAL)
+    return out
+
+
+def _read_loss(value: Any, case: Case) -> float:
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        raise CheckFailed(f"sample_loss returned a tensor of shape {tuple(value.shape)}, not a number: "
+                          f"{_FLOAT}")
+    return as_float(value, "sample_loss(model, rows, prompt_len)")
+
+
 @check("sample_loss", mistakes=SAMPLE_LOSS)
 def check_sample_loss(loss_fn: Callable[[Any, torch.Tensor, int], Any]) -> None:
-    """Exercise 3: the model's mean cross-entropy on the sampled tokens (after the prompt)."""
+    """Exercise 3: the model's mean cross-entropy on the sampled tokens (after the prompt), a float.
+
+    The model (with dropout) is handed over in training mode: the answer must call ``model.eval()``.
+    """
     # the package's sample_loss is wrapped by @torch.no_grad(): look under the wrapper
     refuse_reference(inspect.unwrap(loss_fn) if callable(loss_fn) else loss_fn, "loss_fn")
     model = _toy_model()
@@ -363,6 +416,5 @@ def check_sample_loss(loss_fn: Callable[[Any, torch.Tensor, int], Any]) -> None:
         Case("sample_loss(model, rows (2, 12), prompt_len=3)", model,
              torch.randint(0, 13, (2, 12), generator=g), 3),
     ]
-    compare(loss_fn, sample_loss, cases, name="sample_loss(model, rows, prompt_len)",
-            mistakes=SAMPLE_LOSS, read=_number("sample_loss(model, rows, prompt_len)"),
-            atol=1e-4, rtol=1e-4)
+    compare(loss_fn, sample_loss, cases, name="sample_loss(model, rows, prompt_len)", run=_run_loss,
+            mistakes=SAMPLE_LOSS, read=_read_loss, atol=1e-4, rtol=1e-4)

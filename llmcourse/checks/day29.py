@@ -174,6 +174,12 @@ def _numpy(pre, threshold=-3.0):             # pre.numpy() on a tensor that carr
     return float(below.mean()), float(below.all(axis=0).mean())
 
 
+def _mean_below(pre, threshold=-3.0):       # a unit's MEAN below the threshold, not every row
+    rows = pre.detach().reshape(-1, pre.shape[-1])            # (rows, H)
+    return ((rows < threshold).float().mean().item(),
+            (rows.mean(dim=0) < threshold).float().mean().item())
+
+
 def _output_zero(pre, threshold=-3.0):       # GELU's output 0 instead of its input below -3
     dead = torch.nn.functional.gelu(pre.detach().float()).reshape(-1, pre.shape[-1]) == 0
     return _fractions(dead)
@@ -187,6 +193,8 @@ DEAD_FRACTION = [
     Mistake("no reshape", _no_reshape, hint="dead_units looked only along the first dimension: "
             "flatten every dimension but the last (pre.reshape(-1, H)) before asking which units "
             "are below in every row"),
+    Mistake("mean below", _mean_below, hint="a unit is dead when EVERY row is below the threshold "
+            "(.all(dim=0)), not when its mean is"),
     Mistake("units axis", _units_axis, hint="the units are the LAST dimension: ask, for each unit, "
             "whether all its rows are below (.all(dim=0) of pre.reshape(-1, H)), not whether a row's "
             "units all are"),

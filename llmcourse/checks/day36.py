@@ -148,9 +148,14 @@ def _dpo(kind: str = "") -> Callable[..., Any]:
             loss, c, r = loss * beta, c * beta, r * beta
         if kind == "item":
             loss = loss.item()
+        if kind == "rewards not detached":
+            return loss, c, r
         return loss, c.detach(), r.detach()
     return dpo_loss
 
+
+_DETACH_REWARDS = ("return the rewards detached (.detach()): they are for watching, not for "
+                   "backward")
 
 DPO = [
     Mistake("no beta", _dpo("no beta"), hint="the rewards leave out beta: reward = beta * "
@@ -169,6 +174,7 @@ DPO = [
             "when sigmoid underflows to 0 (a large negative margin); use F.logsigmoid(m)"),
     Mistake("item", _dpo("item"), hint="the loss has no gradient: build it from the policy's "
             "log-probabilities as tensors (no .item(), no torch.no_grad())"),
+    Mistake("rewards not detached", _dpo("rewards not detached"), expect=_DETACH_REWARDS),
 ]
 
 
@@ -195,6 +201,9 @@ def _dpo_run(impl: Any, case: Case) -> Any:
         raise CheckFailed(f"dpo_loss should return three things, (loss, chosen_rewards, "
                           f"rejected_rewards); got {kind_of(out)}")
     loss, chosen, rejected = out
+    for name, rewards in (("chosen_rewards", chosen), ("rejected_rewards", rejected)):
+        if getattr(rewards, "requires_grad", False):
+            raise CheckFailed(f"{name} still requires gradients: {_DETACH_REWARDS}")
     obs = outputs_and_grads(loss, {"policy_chosen_logps": pc, "policy_rejected_logps": pr})
     n = pc.shape[0]
     obs["chosen_rewards"] = as_tensor(chosen, "chosen_rewards", shape=(n,)).detach()
@@ -204,7 +213,7 @@ def _dpo_run(impl: Any, case: Case) -> Any:
 
 @check("dpo_loss", mistakes=DPO)
 def check_dpo_loss(fn: Callable[..., Any]) -> None:
-    """Exercise 2: -log sigmoid(beta * ((pc - rc) - (pr - rr))), the rewards, and the gradients."""
+    """Exercise 2: -log sigmoid(beta * ((pc - rc) - (pr - rr))), the rewards (detached), and the gradients."""
     compare(fn, dpo_loss, _dpo_cases(), name="dpo_loss(...)", run=_dpo_run, mistakes=DPO, atol=1e-5)
 
 

@@ -135,7 +135,8 @@ def prepare(
         OSError: a full disk or a read-only folder, naming the folder; nothing is left behind.
     """
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)):
-        raise TypeError(f"val_fraction must be a number, got {val_fraction!r}")
+        raise ValueError(f"val_fraction must be a number in [0, 1) (the share of tokens kept for "
+                         f"validation), got {val_fraction!r}")
     if not 0.0 <= float(val_fraction) < 1.0:
         raise ValueError(
             f"val_fraction must be in [0, 1), got {val_fraction}: it is the share of the tokens "

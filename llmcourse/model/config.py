@@ -106,6 +106,8 @@ class GPTConfig(DictConfig):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "mlp_multiple_of"):
             field(name, int, low=1, rule="a positive integer")
         field("dropout", float, low=0, high=1, high_open=True, what="0.0 turns dropout off")
+        for name in ("bias", "tie_weights"):
+            field(name, bool)
         for name, choices in (("norm", NORMS), ("pos", POSITIONS), ("mlp", MLPS),
                               ("gelu_approximate", GELU_APPROXIMATIONS)):
             field(name, choices=choices)

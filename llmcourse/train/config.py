@@ -154,8 +154,9 @@ class TrainConfig(DictConfig):
             field(name, choices=choices)
         for name, low in (("max_iters", 0), ("batch_size", 1), ("block_size", 1),
                           ("grad_accum_steps", 1), ("warmup_iters", 0), ("eval_interval", 1),
-                          ("eval_iters", 1), ("log_interval", 1), ("seed", 0)):
+                          ("eval_iters", 1), ("log_interval", 1)):
             field(name, int, low=low)
+        field("seed", int, low=0, high=2**63 - 1)  # torch's generators take 64-bit seeds
         field("lr_decay_iters", int, low=0, optional=True)
         field("monitor_interval", int, low=1, optional=True, what="None switches monitors off")
         field("patience", int, low=1, optional=True, what="None disables early stopping")

@@ -176,6 +176,9 @@ def apply_overrides(preset: Preset, overrides: list[str],
             raise ValueError(f"override {item!r} is not of the form key=value (e.g. max_iters=500)")
         key, _, raw = item.partition("=")
         key = key.strip()
+        if not key or key.endswith(".") or key.startswith("."):
+            raise ValueError(f"--set {item}: the setting's name is missing; write --set name=value "
+                             "(e.g. --set max_iters=500 or --set model.n_layer=4)")
         value = parse_value(raw)
         if key.rpartition(".")[2] in TEXT_SETTINGS:
             value = raw.strip()   # gelu_approximate=none is the word "none", not Python's None

@@ -260,3 +260,11 @@ def test_cli_errors_of_the_machine_exit_1_naming_the_path(monkeypatch, capsys):
     assert err == ["llmcourse bench: error: no space left on the device while writing "
                    "/data/out/ckpt.pt: free some space or choose a folder on another disk "
                    "(out_dir / --out-dir)"]
+
+
+@pytest.mark.parametrize("item", ["=5", " =5", "model.=4", ".n_layer=4"])
+def test_override_without_a_name_says_how_to_write_one(item):
+    with pytest.raises(ValueError) as e:
+        apply_overrides(get_preset("shakespeare-char-cpu"), [item])
+    assert str(e.value) == (f"--set {item}: the setting's name is missing; write --set name=value "
+                            "(e.g. --set max_iters=500 or --set model.n_layer=4)")

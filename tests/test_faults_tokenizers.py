@@ -25,6 +25,9 @@ BAD_FILES = [
     ("latin1.json", '{"type": "bpe", "name": "caf\xe9"}'.encode("latin-1"),
      "is not a tokenizer JSON file: byte 28 is not UTF-8 text; give the JSON file a "
      "tokenizer's save() wrote"),
+    ("empty.json", b"",
+     "is not a tokenizer JSON file (Expecting value: line 1 column 1 (char 0)); give the JSON "
+     "file a tokenizer's save() wrote, or a tokenizer name (char, bpe, gpt2)"),
     ("triple.json", b'{"type": "bpe", "merges": [[97, 98, 99]]}',
      "is not a usable tokenizer file: merge #0 is [97, 98, 99]; each merge must be a pair of "
      "ids [a, b]"),

@@ -249,7 +249,8 @@ def read_spec(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ValueError(f"{path} is not a tokenizer JSON file: byte {e.start} is not UTF-8 "
                          "text; give the JSON file a tokenizer's save() wrote") from None
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not a tokenizer JSON file ({e})") from None
+        raise ValueError(f"{path} is not a tokenizer JSON file ({e}); give the JSON file a "
+                         "tokenizer's save() wrote, or a tokenizer name (char, bpe, gpt2)") from None
     if not isinstance(spec, dict):
         raise ValueError(f"{path} does not hold a tokenizer description (a JSON object)")
     return spec

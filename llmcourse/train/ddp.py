@@ -9,7 +9,7 @@ So N processes with ``grad_accum_steps=a`` take the same steps as one process wi
 ``grad_accum_steps=N*a`` seeing the same samples.
 
 The Trainer evaluates with :func:`estimate_loss_all_ranks`: the mean losses of
-:func:`~llmcourse.train.evaluate.estimate_loss`, averaged over the processes.
+:func:`~llmcourse.train.estimate_loss`, averaged over the processes.
 
 The trainer calls :func:`place_process` (which joins the group with :func:`setup_distributed`)
 itself; a script only has to be launched by ``torchrun`` (and may call
@@ -154,7 +154,7 @@ def estimate_loss_all_ranks(
     *,
     autocast: Callable[[], ContextManager[Any]] | None = None,
 ) -> dict[str, float]:
-    """The Trainer's evaluation: :func:`~llmcourse.train.evaluate.estimate_loss`, over all ranks.
+    """The Trainer's evaluation: :func:`~llmcourse.train.estimate_loss`, over all ranks.
 
     Each process computes, on its own batches, exactly what ``estimate_loss`` computes (the
     same batches in the same order, the same float32 sums, so the same numbers in a one-process

@@ -173,8 +173,10 @@ def test_resume_into_wrong_model_says_so(tmp_path):
     Trainer(TinyLM(), make_cfg(tmp_path, max_iters=4, grad_accum_steps=1),
             random_batch_fn(TOKENS)).fit()
     wider = TinyLM(TinyConfig(n_embd=24))
-    with pytest.raises(CheckpointError, match="do not fit this model"):
+    with pytest.raises(CheckpointError, match="do not fit this model") as e:
         Trainer(wider, make_cfg(tmp_path, init_from="resume"), random_batch_fn(TOKENS))
+    assert "the checkpoint's model differs in n_embd 16 -> 24" in str(e.value)
+    assert "another out_dir" in str(e.value) and "\n" not in str(e.value)
 
 
 # ============================================================================ crash while saving

@@ -65,7 +65,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--out-dir", required=True, type=non_empty_path,
                    help="the sweep's folder (one run folder per setting and seed inside)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a setting for every run, e.g. --set max_iters=200")
+                   help="override a setting for every run, e.g. --set max_iters=200 (a --grid "
+                        "value of the same key replaces it in the runs that vary it)")
     p.add_argument("--jobs", type=count(1), default=1, metavar="N",
                    help="runs trained at a time, each in its own process (default: 1)")
     p.add_argument("--no-plot", action="store_true", help="do not write results.png")

@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from pathlib import Path
 from typing import Any
@@ -182,9 +183,12 @@ class ResumeState:
         try:
             load_model_state(self.raw_model, ckpt["model"])
         except (RuntimeError, ValueError) as exc:
+            differs = _config_differences(ckpt.get("model_config"), self.raw_model)
+            why = (f"the checkpoint's model differs in {differs}" if differs
+                   else str(exc).strip().splitlines()[0][:200])
             raise CheckpointError(
-                f"the weights in {src} do not fit this model (was it built with the same "
-                f"config? checkpoint model_config={ckpt.get('model_config')}): {exc}"
+                f"the weights in {src} do not fit this model ({why}); build the model with the "
+                "checkpoint's settings, or train a new run into another out_dir"
             ) from exc
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if ckpt.get("scaler") is not None and self.scaler.is_enabled():
@@ -213,3 +217,14 @@ class ResumeState:
         self.resumed_from = src
         self.last_checkpoint = (src, self.iter_num)
         return ckpt
+
+
+def _config_differences(saved: Any, model: torch.nn.Module) -> str:
+    """``"n_embd 16 -> 24, n_layer 1 -> 2"``: the settings a checkpoint's model had that ``model``
+    (through its ``config`` dataclass) has otherwise; ``""`` when they cannot be compared."""
+    current = getattr(model, "config", None)
+    if not isinstance(saved, dict) or not dataclasses.is_dataclass(current):
+        return ""
+    now = dataclasses.asdict(current)
+    return ", ".join(f"{key} {saved[key]!r} -> {now[key]!r}" for key in sorted(saved)
+                     if key in now and saved[key] != now[key])

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import os
 from typing import Any, Callable, Iterator
 
 
@@ -106,7 +107,6 @@ def stop_string(text: str) -> str:
 
 def refuse_existing(path: str, option: str = "--out") -> None:
     """Refuse, before any work, to write ``path`` when it exists (the caller checks ``--force``)."""
-    import os
 
     if os.path.isdir(path):
         raise UserError(f"{option} {path} is a folder; give a file name")
@@ -137,7 +137,6 @@ def file_above(path: str) -> str | None:
     >>> file_above("/no/such/place") is None
     True
     """
-    import os
 
     here = os.path.abspath(path)
     while True:
@@ -151,7 +150,6 @@ def file_above(path: str) -> str | None:
 
 def check_parent_folders(path: str, option: str) -> None:
     """Refuse, before any work, a path to write under a file (``afile/out.png``)."""
-    import os
 
     blocker = file_above(os.path.dirname(os.path.abspath(path)))
     if blocker is not None:
@@ -162,7 +160,6 @@ def check_parent_folders(path: str, option: str) -> None:
 def check_writable_folder(folder: str) -> None:
     """Raise the ``OSError`` that writing into ``folder`` would raise (read-only, no
     permission), before any work; a folder that does not exist yet is left to the writer."""
-    import os
 
     if not os.path.isdir(folder):
         return
@@ -178,7 +175,6 @@ def path_message(exc: OSError) -> str | None:
     None for an error llmcourse raised with its own message (it has no ``errno``): that
     message already says what to do.
     """
-    import os
 
     path = exc.filename
     if exc.errno is None or not path:
@@ -252,7 +248,6 @@ def prompt_interrupt(on_stuck: Callable[[], None], grace: float = 2.0) -> Iterat
     Only for the command-line program: a notebook that calls ``cli.main([...])`` keeps its
     kernel (``main`` uses this only when it reads ``sys.argv`` itself).
     """
-    import os
     import signal
     import threading
 

@@ -284,6 +284,16 @@ def test_same_reports_largest_difference_and_dtype():
     assert same(torch.tensor([1, 2]), torch.tensor([1, 3]), "ids").startswith("ids differs in 1 of 2 places")
 
 
+def test_same_shows_numbers_that_differ_past_six_digits_in_full():
+    # float32 rounding of 500/21 and an off-by-one 6N + 1: six significant digits would print
+    # the same number twice ("should be 23.8095, got 23.8095")
+    assert same(23.809524536132812, 500 / 21, "x", atol=0, rtol=1e-9) == \
+        "x should be 23.80952380952381, got 23.809524536132812"
+    assert same(1.0e7 / 1.0000001, 1.0e7, "steps", atol=0, rtol=1e-9) == \
+        "steps should be 10000000.0, got 9999999.000000099"
+    assert same(2.5, 3.0, "y") == "y should be 3.0, got 2.5"
+
+
 def test_outputs_and_grads_names_a_cut_gradient():
     w = torch.randn(3, 2, generator=torch.Generator().manual_seed(0))
 

@@ -1377,7 +1377,10 @@ def same(got: Any, expected: Any, name: str = "the result", *, atol: float = 1e-
             return None if got == expected else f"{name} should be {expected}, got {got}"
         if is_close(got, expected, atol=atol, rtol=rtol):
             return None
-        return f"{name} should be {_fmt(expected)}, got {_fmt(got)}"
+        shown = _fmt(expected), _fmt(got)
+        if float(shown[0]) == float(shown[1]):  # differ past 6 digits: show every digit
+            shown = repr(float(expected)), repr(float(got))
+        return f"{name} should be {shown[0]}, got {shown[1]}"
     if got == expected:
         return None
     if isinstance(expected, str) and isinstance(got, str):

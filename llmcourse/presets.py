@@ -63,7 +63,7 @@ _PRESETS: dict[str, Preset] = {
             "out_dir": "out/shakespeare-char",
         },
     },
-    # A ~30M-parameter model on TinyStories with the GPT-2 tokenizer (about 2 hours on a T4).
+    # A ~30M-parameter model on TinyStories with the GPT-2 tokenizer (its T4 time: llmcourse.gpu_figures).
     "tinystories": {
         "data": {"dataset": "tinystories", "tokenizer": "gpt2"},
         "model": {"n_layer": 6, "n_head": 6, "n_embd": 384, "block_size": 256, "dropout": 0.0},

@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=count_upto(1, MAX_MATMUL_SIZE, "three such matrices of float32 "
                                                               "take 3 GiB"), default=1024,
                    help=f"matrix size for the matmul benchmark, at most {MAX_MATMUL_SIZE}")
-    p.add_argument("--dtype", default="float32", help="float32 or bfloat16 autocast")
+    p.add_argument("--dtype", default="float32", help="auto, float32, bfloat16 or float16 (autocast; float16 only on CUDA)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.set_defaults(func=cmd_bench)
 

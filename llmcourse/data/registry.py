@@ -178,7 +178,8 @@ DATASETS: dict[str, DatasetInfo] = {
                 min_size=18_000_000,  # the published file is about 19 MB
             ),
         },
-        # The offline samples have no such lines (blank lines separate paragraphs and stories).
+        # The offline samples have no such lines: a single line break ends a story, blank lines
+        # separate the paragraphs inside one.
         separator="<|endoftext|>",
     ),
 }

@@ -195,7 +195,8 @@ SHAKESPEARE_CHAR_MILESTONES: tuple[Milestone, ...] = (
               "measured in day 06 (2.482, add-one smoothed counts of the training text)"),
     Milestone(1.89, "nanoGPT's CPU recipe: 4 layers, 128 wide, 2000 steps of 12 x 64 characters",
               "nanoGPT README reports 1.88; nanoGPT's own train.py with this recipe measured "
-              "1.8857 on a 2-core CPU, the package's replay 1.91 (book/performance_training.md)"),
+              "1.8857 on a 2-core CPU (benchmarks/nanogpt_cpu_recipe.sh), the package's replay 1.91 "
+              "(book/performance_training.md)"),
     Milestone(1.47, "nanoGPT's GPU run: 6 layers, 384 wide, 5000 steps of 64 x 256 characters",
               "nanoGPT README (best validation loss 1.4697, about 3 minutes on an A100)"),
 )

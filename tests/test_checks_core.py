@@ -412,6 +412,19 @@ def test_learners_own_assert_is_reported_as_their_crash(capsys):
     assert one_line(capsys) == "❌ ex: your code raised AssertionError: x must be positive on double(-1)"
 
 
+def test_learners_assert_called_directly_by_a_check_is_their_crash(capsys):
+    # a check that calls the learner's code itself (not through call/compare) and lets an
+    # AssertionError through: the learner's own assert is named as theirs, not as "no detail"
+    ns: dict = {}
+    exec("def getitem(k):\n    assert 0 <= k < 3\n    return k\n", ns)
+
+    def body():
+        ns["getitem"](5)
+
+    assert bool(run_check("ex", body)) is False
+    assert one_line(capsys) == "❌ ex: your code raised AssertionError"
+
+
 def test_learners_assert_in_compare_is_matched_with_the_table(capsys):
     def reference(x):
         if x < 0:

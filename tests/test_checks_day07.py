@@ -56,6 +56,11 @@ def cat_mlp_forward(X, C, W1, b1, W2, b2):
     return torch.tanh(emb @ W1 + b1) @ W2 + b2
 
 
+def one_hot_mlp_forward(X, C, W1, b1, W2, b2):  # day 05's lookup: F.one_hot needs int64 ids
+    emb = F.one_hot(X, C.shape[0]).float() @ C   # (N, bs, E)
+    return torch.tanh(emb.reshape(len(X), -1) @ W1 + b1) @ W2 + b2
+
+
 def unfold_causal_conv(x, weight, bias, dilation):  # by hand: windows of the padded input
     k = weight.shape[-1]
     xp = F.pad(x, ((k - 1) * dilation, 0))
@@ -84,6 +89,7 @@ def test_mistake_rejected(check_fn, mistake, capsys):
     (day07.check_make_windows, stack_make_windows),
     (day07.check_mlp_forward, solution_mlp_forward),
     (day07.check_mlp_forward, cat_mlp_forward),
+    (day07.check_mlp_forward, one_hot_mlp_forward),
     (day07.check_causal_conv, solution_causal_conv),
     (day07.check_causal_conv, unfold_causal_conv),
     (day07.check_batchnorm, solution_batchnorm),

@@ -26,9 +26,11 @@ atomic_save = day17.reference_save_atomic  # what the notebook's save_state call
 def evaluate(model, batches):
     was_training = model.training
     model.eval()
-    with torch.no_grad():
-        losses = [model(xb, yb)[1].item() for xb, yb in batches]
-    model.train(was_training)
+    try:
+        with torch.no_grad():
+            losses = [model(xb, yb)[1].item() for xb, yb in batches]
+    finally:
+        model.train(was_training)   # put the mode back even if a batch raised
     return sum(losses) / len(losses)
 
 
@@ -93,9 +95,11 @@ def evaluate_try_finally(model, batches):
 def evaluate_decorated(model, batches):
     was = model.training
     model.eval()
-    out = sum(model(x, y)[1].item() for x, y in batches) / len(batches)
-    if was:
-        model.train()
+    try:
+        out = sum(model(x, y)[1].item() for x, y in batches) / len(batches)
+    finally:
+        if was:
+            model.train()
     return out
 
 

@@ -120,7 +120,7 @@ def test_a_wrong_list_gets_a_generic_line_with_the_case(capsys):
 
 def test_a_wrong_module_gets_a_generic_line_with_the_case(capsys):
     fails(capsys, day25.check_find_definition, lambda n, d: 42,
-          "(on find_definition('Receipt', package_dir) on a small package 'shop')")
+          "(on find_definition('Trainer', package_dir given as a str) on 'shop')")
 
 
 # ---- the package's own functions are refused -----------------------------------------------------

@@ -109,6 +109,24 @@ def test_write_tokens_variants_pass(capsys):
         return n
     passes(capsys, day27.check_write_tokens, per_item_check)
 
+    def id_by_id(chunks, path):                  # 2 bytes per write: the file's buffer holds some
+        path = Path(path)
+        tmp = path.with_suffix(".tmp")
+        n = 0
+        with open(tmp, "wb") as f:
+            for chunk in chunks:
+                ids = [int(i) for i in chunk]
+                if any(i < 0 or i > 65535 for i in ids):
+                    f.close()
+                    tmp.unlink()
+                    raise ValueError("id out of range")
+                for i in ids:
+                    f.write(i.to_bytes(2, "little"))
+                n += len(ids)
+        tmp.replace(path)
+        return n
+    passes(capsys, day27.check_write_tokens, id_by_id)
+
 
 def test_write_tokens_refusal_keeps_the_old_file(capsys, tmp_path):
     """The lesson's solution and the reference leave an older file and no temporary file."""

@@ -50,6 +50,17 @@ def swiglu_sigmoid(x, w_gate, w_up, w_down):
     return (a * torch.sigmoid(a) * (x @ w_up)) @ w_down
 
 
+def swiglu_btc(x, w_gate, w_up, w_down):  # relies on x being (B, T, C), as the exercise says
+    B, T, C = x.shape
+    flat = x.reshape(B * T, C)
+    return ((F.silu(flat @ w_gate) * (flat @ w_up)) @ w_down).view(B, T, -1)
+
+
+def swiglu_einsum(x, w_gate, w_up, w_down):
+    gate = F.silu(torch.einsum("btc,ch->bth", x, w_gate))
+    return torch.einsum("bth,hc->btc", gate * torch.einsum("btc,ch->bth", x, w_up), w_down)
+
+
 def repeat_kv(x, n_rep):
     return x.repeat_interleave(n_rep, dim=1)
 
@@ -72,6 +83,7 @@ def test_every_table_has_three_mistakes():
     (day33.check_rms_norm, rms_norm), (day33.check_rms_norm, rms_norm_sqrt),
     (day33.check_apply_rope, apply_rope), (day33.check_apply_rope, apply_rope_chunk),
     (day33.check_swiglu, swiglu), (day33.check_swiglu, swiglu_sigmoid),
+    (day33.check_swiglu, swiglu_btc), (day33.check_swiglu, swiglu_einsum),
     (day33.check_repeat_kv, repeat_kv), (day33.check_repeat_kv, repeat_kv_expand),
 ])
 def test_solutions_pass(check_fn, fn, capsys):

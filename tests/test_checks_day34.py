@@ -28,7 +28,7 @@ def solution_instruction_pair(prompt_ids, response_ids):
     return x, y
 
 
-def lesson_instruction_pair(prompt_ids, response_ids):  # as written in the lesson today
+def lesson_instruction_pair(prompt_ids, response_ids):  # without max(..., 0), as a learner writes it
     ids = list(prompt_ids) + list(response_ids)
     x = torch.tensor(ids[:-1], dtype=torch.long)
     y = torch.tensor(ids[1:], dtype=torch.long)

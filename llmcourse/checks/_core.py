@@ -196,7 +196,10 @@ def run_check(exercise: str, body: Callable[[], Any], hint: Optional[str] = None
         line = f"⏳ {exercise}: {_one_line(str(exc))}"
         passed = False
     except AssertionError as exc:
-        message = _one_line(str(exc)) or "the result is not right (the check gave no detail)"
+        if _raised_below_body(exc) and _raised_by_learner(exc):  # their own assert, past call/compare
+            message = f"your code raised AssertionError: {_one_line(str(exc))}".rstrip(": ")
+        else:
+            message = _one_line(str(exc)) or "the result is not right (the check gave no detail)"
         line = f"❌ {exercise}: {message}"
         passed = False
     except KeyboardInterrupt:  # let the learner stop a long-running check
@@ -1277,6 +1280,13 @@ def _raised_by_learner(exc: AssertionError) -> bool:
         tb = tb.tb_next
     here = os.path.dirname(os.path.abspath(__file__))
     return os.path.dirname(os.path.abspath(tb.tb_frame.f_code.co_filename)) != here
+
+
+def _raised_below_body(exc: BaseException) -> bool:
+    """Whether ``exc`` (caught in :func:`run_check`) was raised in a function the check's body
+    called, not by the body itself (a body's own ``assert`` is its verdict, wherever it is written)."""
+    tb = exc.__traceback__  # run_check's frame, then the body's, then what the body called
+    return tb is not None and tb.tb_next is not None and tb.tb_next.tb_next is not None
 
 
 def _observe(run: Callable[[Any, Case], Any], impl: Any, case: Case) -> Any:

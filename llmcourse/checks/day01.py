@@ -187,6 +187,18 @@ def _encode_str(s):
     return "".join(str(stoi[ch]) for ch in s)
 
 
+def _encode_drops_last(s):
+    return [stoi[ch] for ch in s[:-1]]
+
+
+def _decode_drops_first(ids):
+    return "".join(itos[i] for i in ids[1:])
+
+
+def _decode_chr(ids):
+    return "".join(chr(i) for i in ids)
+
+
 def _decode_no_return(ids):
     "".join(itos[i] for i in ids)
 
@@ -214,6 +226,17 @@ _E_SPACES = Mistake("encode drops whitespace", _encode_no_spaces, args=(_encode_
                          "exactly one id per character, whitespace included")
 _E_STR = Mistake("encode returns a str", _encode_str, args=(_encode_str, _decode, _TEXT),
                  expect="encode(s) should return a list, got a str")
+_E_LAST = Mistake("encode drops the last character", _encode_drops_last,
+                  args=(_encode_drops_last, _decode, _TEXT),
+                  hint="encode left out the last character (s[:-1] or range(len(s) - 1)): give one id "
+                       "for every character of s, the last one included")
+_D_CHR = Mistake("decode with chr", _decode_chr, args=(_encode, _decode_chr, _TEXT),
+                 hint="decode turned each id into the character with that code point (chr(i)); the ids "
+                      "are positions in the vocabulary: look each one up in itos")
+_D_FIRST = Mistake("decode drops the first id", _decode_drops_first,
+                   args=(_encode, _decode_drops_first, _TEXT),
+                   hint="decode dropped the first id (ids[1:] or range(1, len(ids))): decode every id, "
+                        "the first one included")
 _D_NONE = Mistake("decode without return", _decode_no_return, args=(_encode, _decode_no_return, _TEXT),
                   expect="decode returned None; did you forget the `return`?")
 _D_LAST = Mistake("decode drops the last id", _decode_drops_last, args=(_encode, _decode_drops_last, _TEXT),
@@ -224,8 +247,8 @@ _D_SPACES = Mistake("decode joins with spaces", _decode_spaces, args=(_encode, _
                          "''.join(...)")
 _D_LIST = Mistake("decode returns a list", _decode_list, args=(_encode, _decode_list, _TEXT),
                   expect="join the characters into one string with ''.join(...)")
-_ENCODE_MISTAKES = [_E_PLUS1, _E_ORD, _E_SPACES, _E_STR]
-_DECODE_MISTAKES = [_D_NONE, _D_LAST, _D_SPACES, _D_LIST]
+_ENCODE_MISTAKES = [_E_PLUS1, _E_ORD, _E_SPACES, _E_STR, _E_LAST]
+_DECODE_MISTAKES = [_D_NONE, _D_LAST, _D_FIRST, _D_SPACES, _D_LIST, _D_CHR]
 ENCODE_DECODE = _ENCODE_MISTAKES + _DECODE_MISTAKES
 
 

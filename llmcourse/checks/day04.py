@@ -44,6 +44,7 @@ block_size = 8
 
 # ---- exercise 1: shift by one ----------------------------------------------------------------
 _CHUNK = torch.arange(10, 19)
+_TEXT_CHUNK = torch.tensor([18, 47, 56, 57, 58, 1, 15, 47, 58])  # "First Cit": ids that are not consecutive
 SHIFT = [
     Mistake("swapped", None, args=(_CHUNK[1:], _CHUNK[:-1], _CHUNK),
             hint="x and y are swapped: x is the input (the first T tokens), y the targets (the same "
@@ -59,8 +60,11 @@ SHIFT = [
     Mistake("y only the last token", None, args=(_CHUNK[:-1], _CHUNK[-1], _CHUNK),
             hint="x and y should each have T = len(chunk) - 1 tokens: drop the last token for x, the "
                  "first for y"),
+    Mistake("y = x + 1", None, args=(_TEXT_CHUNK[:-1], _TEXT_CHUNK[:-1] + 1, _TEXT_CHUNK),
+            hint="y = x + 1 adds one to each id; the target is the next token of the text, not the "
+                 "next id: y = chunk[1:]"),
 ]
-_S_SWAP, _S_EQUAL, _S_LEN, _, _ = SHIFT
+_S_SWAP, _S_EQUAL, _S_LEN, _, _, _S_PLUS1 = SHIFT
 
 
 @check("shift by one", mistakes=SHIFT)
@@ -77,6 +81,8 @@ def check_shift(x: Any, y: Any, chunk: Any) -> None:
     if len(xs) != n or len(ys) != n:
         raise CheckFailed(f"{_S_LEN.hint} (T = {n}, got {len(xs)} and {len(ys)})")
     assert_equal(xs, cs[:-1], "x (the first T tokens of chunk)")
+    if ys != cs[1:] and ys == [v + 1 for v in xs]:
+        raise CheckFailed(_S_PLUS1.hint)
     assert_equal(ys, cs[1:], "y (chunk shifted by one)")
 
 
@@ -379,6 +385,12 @@ class _ValueErrorWindows(_Windows):
         return super().__getitem__(k)
 
 
+class _AssertWindows(_Windows):  # guards the range with assert instead of raising IndexError
+    def __getitem__(self, k):
+        assert 0 <= k < len(self), f"window {k} out of range"
+        return super().__getitem__(k)
+
+
 class _Lists(_Windows):
     def __getitem__(self, k):
         x, y = super().__getitem__(k)
@@ -408,8 +420,11 @@ WINDOW_DATASET = [
     Mistake("ValueError out of range", _ValueErrorWindows,
             hint="raise IndexError, not ValueError, for a k out of range: a for loop over the "
                  "dataset stops only on IndexError"),
+    Mistake("assert for the range", _AssertWindows,
+            hint="an assert raises AssertionError, but a for loop over the dataset stops only on "
+                 "IndexError: test the range and raise IndexError(...) yourself"),
 ]
-_W_MANY, _W_FLOAT, _W_STRIDE, _W_DEFAULT, _, _W_INDEX, _, _W_BLOCK, _W_VALUE = WINDOW_DATASET
+_W_MANY, _W_FLOAT, _W_STRIDE, _W_DEFAULT, _, _W_INDEX, _, _W_BLOCK, _W_VALUE, _W_ASSERT = WINDOW_DATASET
 
 
 
@@ -487,7 +502,11 @@ def check_window_dataset(dataset_cls: Any) -> None:
                 item = ds[k]
             except IndexError:
                 continue
-            except (NotImplementedError, AssertionError):
+            except CheckFailed:
+                raise
+            except AssertionError as exc:  # the learner's own assert: ds[k] runs only their code
+                raise CheckFailed(f"ds[{k}] (len(ds) = {n}) raised AssertionError: {_W_ASSERT.hint}") from exc
+            except NotImplementedError:
                 raise
             except Exception as exc:  # noqa: BLE001 - another exception than IndexError, named
                 raise CheckFailed(f"ds[{k}] (len(ds) = {n}) raised {type(exc).__name__}: "
@@ -595,6 +614,32 @@ def _wt_deletes_then_raises(ids, path):
     return np.dtype(dtype)
 
 
+def _wt_assert(ids, path):  # refuses negative ids with assert instead of ValueError
+    arr = np.asarray(ids, dtype=np.int64)
+    assert arr.size == 0 or arr.min() >= 0, "token ids must be >= 0"
+    dtype = np.uint16 if arr.size == 0 or arr.max() < 2**16 else np.uint32
+    arr.astype(dtype).tofile(path)
+    return np.dtype(dtype)
+
+
+def _wt_signed(ids, path):  # int16 / int32: signed types hold only half the range
+    arr = np.asarray(ids, dtype=np.int64)
+    if arr.size and arr.min() < 0:
+        raise ValueError("negative id")
+    dtype = np.int16 if arr.size == 0 or arr.max() < 2**15 else np.int32
+    arr.astype(dtype).tofile(path)
+    return np.dtype(dtype)
+
+
+def _wt_last_id(ids, path):  # picks the dtype from the last id, not the largest
+    arr = np.asarray(ids, dtype=np.int64)
+    if arr.size and arr.min() < 0:
+        raise ValueError("negative id")
+    dtype = np.uint16 if arr.size == 0 or arr[-1] < 2**16 else np.uint32
+    arr.astype(dtype).tofile(path)
+    return np.dtype(dtype)
+
+
 WRITE_TOKENS = [
     Mistake("always uint16", _wt_always_uint16, expect="the dtype should be uint32"),
     Mistake("65,535 to uint32", _wt_strict_boundary,
@@ -617,18 +662,27 @@ WRITE_TOKENS = [
     Mistake("deletes, then raises", _wt_deletes_then_raises,
             hint="deleted the file the user already had before refusing the negative id: check the ids "
                  "first, then write, so that a refused call leaves an existing file as it was"),
+    Mistake("assert for negative ids", _wt_assert,
+            hint="refused the negative id with assert (AssertionError); raise ValueError(...) instead, "
+                 "as the exercise asks (asserts also vanish under python -O)"),
+    Mistake("signed int16/int32", _wt_signed,
+            hint="token ids are never negative: use the unsigned types np.uint16 (0 .. 65,535) and "
+                 "np.uint32, not int16/int32"),
+    Mistake("dtype from the last id", _wt_last_id,
+            hint="the dtype must fit the LARGEST id (arr.max()), wherever it sits, not the first or "
+                 "last one"),
 ]
 (_T_16, _T_BOUNDARY, _T_HEADER, _T_NEG, _T_NPY, _T_EMPTY, _T_APPEND, _T_AFTER, _T_TRUNCATES,
- _T_DELETES) = WRITE_TOKENS
+ _T_DELETES, _T_ASSERT, _T_SIGNED, _T_LARGEST) = WRITE_TOKENS
 
 
 def _write(write_tokens: Any, ids: Any, path: Path, what: str) -> np.dtype:
     shown = f"write_tokens({what}, path)"
     try:
         got = write_tokens(ids, path)
-    except (NotImplementedError, AssertionError):
+    except (NotImplementedError, CheckFailed):
         raise
-    except Exception as exc:  # noqa: BLE001 - turned into a verdict
+    except Exception as exc:  # noqa: BLE001 - turned into a verdict (their own assert included)
         if len(ids) == 0:
             raise CheckFailed(f"{_T_EMPTY.hint} (your code raised {type(exc).__name__}: {exc} on {shown})") from exc
         raise CheckFailed(f"your code raised {type(exc).__name__}: {exc} on {shown}") from exc
@@ -666,7 +720,7 @@ def check_write_tokens(write_tokens: Callable[[Any, Any], Any]) -> None:
         ([0, 5, 64, 65_535], np.uint16, "ids up to 65,535"),
         ([0, 65_536, 100_276], np.uint32, "ids above 65,535"),
         (np.array([3, 1, 4, 1, 5], dtype=np.int64), np.uint16, "a numpy array of small ids"),
-        (np.array([7, 70_000], dtype=np.uint32), np.uint32, "a uint32 numpy array"),
+        (np.array([7, 70_000, 2], dtype=np.uint32), np.uint32, "a uint32 numpy array (largest id in the middle)"),
         (np.array([50_256, 11, 65_535, 0], dtype=np.int32), np.uint16, "an int32 numpy array"),
         ([], np.uint16, "an empty list of ids"),
     ]
@@ -676,6 +730,11 @@ def check_write_tokens(write_tokens: Callable[[Any, Any], Any]) -> None:
             got_dtype = _write(write_tokens, ids, path, what)
             want = np.dtype(dtype)
             if got_dtype != want:
+                if got_dtype.kind == "i":
+                    raise CheckFailed(f"for {what} the dtype should be {want}, got {got_dtype}: {_T_SIGNED.hint}")
+                if (want == np.uint32 and got_dtype == np.uint16 and len(ids)
+                        and int(np.asarray(ids)[-1]) < 2**16 and int(np.asarray(ids)[0]) < 2**16):
+                    raise CheckFailed(f"for {what} the dtype should be {want}, got {got_dtype}: {_T_LARGEST.hint}")
                 extra = (f" ({_T_BOUNDARY.hint})" if want == np.uint16 and len(ids) and max(list(ids)) == 65_535
                          else "")
                 raise CheckFailed(f"for {what} the dtype should be {want}, got {got_dtype}{extra}")
@@ -692,13 +751,17 @@ def check_write_tokens(write_tokens: Callable[[Any, Any], Any]) -> None:
         before = path.read_bytes()
         try:
             write_tokens([4, -1, 2], path)
+        except CheckFailed:
+            raise
+        except AssertionError as exc:  # the learner's own assert
+            raise CheckFailed(f"write_tokens([4, -1, 2], path) {_T_ASSERT.hint}") from exc
         except ValueError:
             if not path.is_file():
                 raise CheckFailed(f"write_tokens([4, -1, 2], path) {_T_DELETES.hint}") from None
             if path.read_bytes() != before:
                 hint = _T_TRUNCATES.hint if len(path.read_bytes()) == 0 else _T_AFTER.hint
                 raise CheckFailed(f"write_tokens([4, -1, 2], path) {hint}") from None
-        except (NotImplementedError, AssertionError):
+        except NotImplementedError:
             raise
         except Exception as exc:  # noqa: BLE001 - turned into a verdict
             raise CheckFailed(f"write_tokens([4, -1, 2], path) raised {type(exc).__name__}; it "

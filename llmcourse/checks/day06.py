@@ -174,6 +174,26 @@ def _ce_torch_3d(logits, targets):
     return F.cross_entropy(logits, targets)
 
 
+def _ce_dim0(logits, targets):  # F.log_softmax(logits) without dim= normalises a 3-D tensor over dim 0
+    return -_pick(F.log_softmax(logits, dim=0), targets).mean()
+
+
+def _ce_mean_over_vocab(logits, targets):  # the one-hot product averaged over B * T * V entries
+    logp = F.log_softmax(logits, dim=-1)
+    return -(logp * F.one_hot(targets, logits.shape[-1])).mean()
+
+
+def _ce_in_place(logits, targets):  # subtracts the max from the caller's logits, in place
+    logits -= logits.max(-1, keepdim=True).values
+    logp = logits - logits.exp().sum(-1, keepdim=True).log()
+    return -_pick(logp, targets).mean()
+
+
+def _ce_v65(logits, targets):  # the notebook's vocabulary size written into the code
+    logp = F.log_softmax(logits.reshape(-1, 65), dim=-1)
+    return -logp[torch.arange(logp.shape[0]), targets.reshape(-1)].mean()
+
+
 _CE_ITEM = ("cross_entropy should return a tensor (so that .backward() works), not a Python number: "
             "leave out .item()")
 
@@ -205,6 +225,19 @@ CROSS_ENTROPY = [
     Mistake("F.cross_entropy on (B, T, V)", _ce_torch_3d,
             hint="F.cross_entropy takes the classes on dim 1: flatten first, "
                  "F.cross_entropy(logits.view(-1, V), targets.view(-1))"),
+    Mistake("log_softmax without dim", _ce_dim0,
+            hint="the softmax ran over dim 0, the batch (F.log_softmax without dim= picks dim 0 for a "
+                 "3-D tensor): pass dim=-1 to normalise over the vocabulary"),
+    Mistake("mean over the vocabulary too", _ce_mean_over_vocab,
+            hint="that averages over all B * T * V entries of logp * one_hot, so it is V times too "
+                 "small: sum over the vocabulary (.sum(-1)), then take the mean over the B * T positions"),
+    Mistake("changes logits in place", _ce_in_place,
+            hint="cross_entropy changed its input in place (logits -= ...): autograd refuses that on "
+                 "the logits, and it would alter the caller's tensor; compute a new tensor "
+                 "(shifted = logits - logits.max(...)) or use F.log_softmax"),
+    Mistake("hard-coded V = 65", _ce_v65,
+            hint="the vocabulary size 65 is written into the code: read it from the logits, "
+                 "V = logits.shape[-1]"),
     Mistake("detached", _ce_detached,
             hint="the result does not depend on the logits through autograd (did you use .detach() "
                  "or numpy?); keep it a tensor computation so the gradient reaches the logits"),
@@ -327,6 +360,14 @@ def _ts_no_targets(model, optimizer, x, y):
     return loss.item()
 
 
+def _ts_swapped(model, optimizer, x, y):  # model(y, x): the targets fed as inputs
+    optimizer.zero_grad(set_to_none=True)
+    _, loss = model(y, x)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
 def _ts_eval(model, optimizer, x, y):  # switches the model to eval mode while training
     model.eval()
     optimizer.zero_grad(set_to_none=True)
@@ -357,6 +398,8 @@ TRAIN_STEP = [
                  "(and with its own lr) at every step"),
     Mistake("model(x) without targets", _ts_no_targets,
             expect="your code raised AttributeError"),
+    Mistake("model(y, x)", _ts_swapped,
+            hint="the inputs and targets are swapped: call model(x, y), the batch's inputs first"),
     Mistake("model.eval() in the step", _ts_eval,
             hint="train_step left the model in eval mode (dropout off while training): a training "
                  "step does not call model.eval(); leave the mode as it is"),
@@ -542,6 +585,14 @@ def _el_grad_left_off(model, get_batch_fn, eval_iters):  # set_grad_enabled(Fals
     return out
 
 
+def _el_one_too_few(model, get_batch_fn, eval_iters):  # range(eval_iters - 1)
+    model.eval()
+    with torch.no_grad():
+        losses = [model(*get_batch_fn())[1].item() for _ in range(eval_iters - 1)]
+    model.train()
+    return sum(losses) / max(len(losses), 1)
+
+
 _EL_TENSOR = "estimate_loss should return a Python float: take .item() of the mean"
 
 def _el_modes_swapped(model, get_batch_fn, eval_iters):
@@ -569,6 +620,9 @@ ESTIMATE_LOSS = [
     Mistake("one batch reused", _el_one_batch,
             hint="call get_batch_fn() once per loss: each of the eval_iters losses needs a new batch"),
     Mistake("returns a tensor", _el_tensor, hint=_EL_TENSOR),
+    Mistake("eval_iters - 1 batches", _el_one_too_few,
+            hint="averaged eval_iters - 1 batches (range(eval_iters - 1)); range(eval_iters) already "
+                 "gives eval_iters of them"),
     Mistake("the notebook's eval_iters", _el_global_iters,
             hint="use the eval_iters argument, not the notebook's eval_iters"),
     Mistake("inputs as targets", _el_targets_x,

@@ -175,6 +175,22 @@ def _mlp_view_30(X, C, W1, b1, W2, b2):        # a size copied from the notebook
     return torch.tanh(C[X].view(-1, 30) @ W1 + b1) @ W2 + b2
 
 
+def _mlp_sigmoid(X, C, W1, b1, W2, b2):
+    return torch.sigmoid(C[X].view(X.shape[0], -1) @ W1 + b1) @ W2 + b2
+
+
+def _mlp_no_b2(X, C, W1, b1, W2, b2):
+    return torch.tanh(C[X].view(X.shape[0], -1) @ W1 + b1) @ W2
+
+
+def _mlp_tanh_logits(X, C, W1, b1, W2, b2):  # a tanh on the output layer too
+    return torch.tanh(torch.tanh(C[X].view(X.shape[0], -1) @ W1 + b1) @ W2 + b2)
+
+
+def _mlp_reversed_window(X, C, W1, b1, W2, b2):  # newest token first: X.flip(1)
+    return torch.tanh(C[X.flip(1)].reshape(X.shape[0], -1) @ W1 + b1) @ W2 + b2
+
+
 _SUMMED = ("the window's embeddings were summed (or averaged) into one (N, E) vector, which does "
            "not fit W1 (block_size * E rows): concatenate them, emb.view(N, block_size * E)")
 
@@ -186,6 +202,15 @@ MLP_FORWARD = [
     Mistake("no tanh", _mlp_no_tanh,
             hint="the hidden layer has no non-linearity: apply torch.tanh to emb @ W1 + b1"),
     Mistake("relu", _mlp_relu, hint="the hidden layer uses tanh (h = tanh(e @ W1 + b1)), not ReLU"),
+    Mistake("window reversed", _mlp_reversed_window,
+            hint="the window's tokens are concatenated newest first: keep the order of X, the oldest "
+                 "token's n_embd numbers first (emb.view(N, block_size * n_embd))"),
+    Mistake("sigmoid", _mlp_sigmoid,
+            hint="the hidden layer uses tanh (h = tanh(e @ W1 + b1)), not a sigmoid"),
+    Mistake("no b2", _mlp_no_b2, hint="the output layer's bias is missing: logits = h @ W2 + b2"),
+    Mistake("tanh on the logits", _mlp_tanh_logits,
+            hint="the logits went through tanh too, which squeezes them into (-1, 1): only the "
+                 "hidden layer has the tanh; logits = h @ W2 + b2"),
     Mistake("softmax", _mlp_softmax, hint="return the logits, not probabilities (no softmax here)"),
     Mistake("no b1", _mlp_no_b1, hint="the hidden layer's bias is missing: h = tanh(e @ W1 + b1)"),
     Mistake("notebook globals", _mlp_globals,
@@ -224,7 +249,12 @@ def _run_mlp(impl: Any, case: Case) -> Any:
     (X, *params), _ = case.fresh()
     params = [p.requires_grad_() for p in params]
     try:
-        out = impl(X, *params)
+        try:
+            out = impl(X, *params)
+        except RuntimeError as exc:  # F.one_hot(X, V) @ C (day 05's lookup) needs int64 ids: fine too
+            if X.dtype == torch.long or "one_hot" not in str(exc):
+                raise
+            out = impl(X.long(), *params)
     except RuntimeError as exc:  # (N, E) @ W1: name the summed window, not torch's shapes
         N, E = X.shape[0], params[0].shape[1]
         if f"({N}x{E} and {params[1].shape[0]}x" in str(exc) and X.shape[1] > 1:
@@ -323,6 +353,11 @@ def _cc_trim_minus_pad(x, weight, bias, dilation):  # padding on both sides, the
     return F.conv1d(x, weight, bias, padding=pad, dilation=dilation)[..., :-pad]
 
 
+def _cc_flipped(x, weight, bias, dilation):  # the kernel reversed, as in the textbook convolution
+    k = weight.shape[-1]
+    return F.conv1d(F.pad(x, ((k - 1) * dilation, 0)), weight.flip(-1), bias, dilation=dilation)
+
+
 CAUSAL_CONV = [
     Mistake("pads dilation (k=2 only)", _cc_pad_dilation, hint=_PAD_FOR_K2),
     Mistake("hard-coded (2-1)*d", _cc_pad_hardcoded_k2, hint=_PAD_FOR_K2),
@@ -342,6 +377,9 @@ CAUSAL_CONV = [
     Mistake("pads k - 1, not (k - 1) * dilation", _cc_pad_k_minus_1,
             hint="the padding ignores the dilation: with dilation d the kernel spans (k - 1) * d + 1 "
                  "inputs, so pad (k - 1) * dilation zeros on the left, not k - 1"),
+    Mistake("flipped kernel", _cc_flipped,
+            hint="the kernel was reversed (weight.flip(-1)): F.conv1d does not flip it, its last tap "
+                 "weight[..., -1] multiplies input t and the first the oldest input; pass weight as it is"),
     Mistake("out[..., :-pad]", _cc_trim_minus_pad,
             hint="with kernel size 1 the padding is 0 and out[..., :-0] is empty: keep the first T "
                  "outputs, out[..., :x.shape[-1]], or pad only the left side with F.pad"),
@@ -549,6 +587,23 @@ def _bn_swapped_momentum(x, gamma, beta, rm, rv, training, momentum=0.1, eps=1e-
     return _bn(x, gamma, beta, mean, var, eps)
 
 
+def _bn_no_eps_in_eval(x, gamma, beta, rm, rv, training, momentum=0.1, eps=1e-5):
+    if training:
+        mean, var = x.mean(0), x.var(0, unbiased=False)
+        _update(rm, rv, x, momentum)
+        return _bn(x, gamma, beta, mean, var, eps)
+    return (x - rm) / torch.sqrt(rv) * gamma + beta
+
+
+def _bn_gamma_beta_swapped(x, gamma, beta, rm, rv, training, momentum=0.1, eps=1e-5):
+    if training:
+        mean, var = x.mean(0), x.var(0, unbiased=False)
+        _update(rm, rv, x, momentum)
+    else:
+        mean, var = rm, rv
+    return (x - mean) / torch.sqrt(var + eps) * beta + gamma
+
+
 _EVAL_STUB = ("the eval (running-statistics) branch is not written yet: for training=False, "
               "normalise with running_mean and running_var and change nothing")
 
@@ -593,6 +648,12 @@ BATCHNORM = [
                  "x.var(0, unbiased=False)), not the running averages"),
     Mistake("updates in eval", _bn_updates_in_eval,
             hint="eval mode changed the running statistics: update them only when training=True"),
+    Mistake("no eps in eval", _bn_no_eps_in_eval,
+            hint="the eval branch leaves out eps: normalise with torch.sqrt(running_var + eps) there "
+                 "too, as nn.BatchNorm1d does"),
+    Mistake("gamma and beta swapped", _bn_gamma_beta_swapped,
+            hint="gamma and beta are swapped: gamma multiplies the normalised x (the gain) and beta "
+                 "is added (the shift), x_hat * gamma + beta"),
     Mistake("momentum swapped", _bn_swapped_momentum,
             hint="the momentum weighs the NEW batch statistic: running = (1 - momentum) * running "
                  "+ momentum * batch_stat"),

@@ -297,6 +297,11 @@ HEAD = [
                  "self.query and k from self.key"),
     Mistake("v from key", _head_mistake(v_from_key=True),
             hint="the values come from self.key: average v = self.value(x)"),
+    Mistake("k from query", type("KeyFromQuery", (_ReferenceHead,), {
+        "forward": lambda self, x: reference_causal_attention(
+            self.query(x), self.query(x), self.value(x))[0]}),
+            hint="the keys come from self.query: compute k = self.key(x), so that queries and keys "
+                 "are two different projections"),
     Mistake("v is x", _head_mistake(v_is_x=True),
             hint="the weights average x itself; average the values, v = self.value(x), the third "
                  "projection"),
@@ -414,20 +419,44 @@ def _compares_before_t(fn: Callable[..., Any], T: int = 8, C: int = 4) -> bool:
     return True
 
 
+def _changes_t_too(fn: Callable[..., Any], T: int = 8, C: int = 4) -> bool:
+    x = torch.randn(2, T, C)
+    base = fn(x)
+    for t in range(T - 1):
+        x2 = x.clone()
+        x2[:, t:] = torch.randn(2, T - t, C)  # off by one: position t is changed too
+        if not torch.allclose(fn(x2)[:, : t + 1], base[:, : t + 1], atol=1e-6):
+            return False
+    return True
+
+
+def _changes_x_in_place(fn: Callable[..., Any], T: int = 8, C: int = 4) -> bool:
+    x = torch.randn(2, T, C)
+    base = fn(x)
+    for t in range(T - 1):
+        x2 = x  # no copy: every cut changes x itself, so later cuts start from a changed x
+        x2[:, t + 1:] = torch.randn(2, T - t - 1, C)
+        if not torch.allclose(fn(x2)[:, : t + 1], base[:, : t + 1], atol=1e-6):
+            return False
+    return True
+
+
 IS_CAUSAL = [
     Mistake("only the last token", _only_last_token,
             hint="Changing only the last token, or looking only at position 0, misses such a leak. "
                  "Try every cut t: change the inputs after t, compare outputs 0..t"),
     Mistake("only position 0", _only_first_position, expect="leaks the future"),
     Mistake("compares every position", _compares_everything,
-            hint="Compare only the outputs at positions <= t (the ones that must not change), "
-                 "with torch.allclose"),
+            hint="Change only the inputs AFTER t, in a copy (x2 = x.clone(); x2[:, t + 1:] = "
+                 "fresh numbers), and compare only the outputs at positions <= t, with torch.allclose"),
     Mistake("always True", lambda fn, T=8, C=4: True, expect="leaks the future"),
     Mistake("ignores T and C", _uses_defaults,
             hint="your test ignored its arguments T and C (the check passes T=7, C=3, and fn got "
                  "inputs of other sizes): build x with torch.randn(2, T, C) from the arguments"),
     Mistake("leaves out position t", _compares_before_t,
             hint="Change the inputs after t and compare outputs at ALL positions 0..t"),
+    Mistake("changes position t too", _changes_t_too, expect="x2[:, t + 1:]"),
+    Mistake("changes x in place", _changes_x_in_place, expect="x2 = x.clone()"),
     Mistake("returns a tensor", lambda fn, T=8, C=4: torch.tensor([True, False]),
             expect="one True or False"),
 ]

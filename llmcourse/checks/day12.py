@@ -31,7 +31,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn as nn
@@ -117,6 +117,32 @@ def _peeking_model(config: GPTConfig) -> GPT:
     model = GPT(dataclasses.replace(config, n_layer=1))  # one layer: the leak is one step
     for block in model.transformer.h:
         block.attn.__class__ = _PeekingAttention
+    return model
+
+
+class _EarlyLeakAttention(CausalSelfAttention):
+    """Causal attention except that position 0 also sees every later position, the last one
+    included: a leak that shows only at an early position, not at the cut t. (Every later
+    position, not the last alone: a correct test's fresh random ids may leave one token as it
+    was, and then a leak from that token alone would go unseen.)"""
+
+    def forward(self, x: torch.Tensor, **kwargs: Any) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        B, T, C = x.shape
+        nh, hs = self.n_head, self.head_size
+        q, k, v = self.c_attn(x).split(C, dim=-1)
+        q, k, v = (t.view(B, T, nh, hs).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+        allowed = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()  # (T, T)
+        allowed[0] = True
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        return self.c_proj(y), None
+
+
+def _early_leak_model(config: GPTConfig) -> GPT:
+    """A one-layer GPT in which position 0 also sees every later position."""
+    model = GPT(dataclasses.replace(config, n_layer=1))
+    for block in model.transformer.h:
+        block.attn.__class__ = _EarlyLeakAttention
     return model
 
 
@@ -339,6 +365,14 @@ COUNT = [
     Mistake("one LayerNorm per block", lambda cfg: _count(cfg) - cfg.n_layer * cfg.n_embd * (1 + int(cfg.bias)),
             hint="a block has two LayerNorms, ln_1 before the attention and ln_2 before the MLP: "
                  "count 2 * (C + b * C) per block"),
+    Mistake("no attention c_proj",
+            lambda cfg: _count(cfg) - cfg.n_layer * (cfg.n_embd ** 2 + cfg.n_embd * int(cfg.bias)),
+            hint="the attention's output projection attn.c_proj (C -> C: C * C weights, C biases) is "
+                 "missing from each block"),
+    Mistake("LayerNorm biases with bias=False",
+            lambda cfg: _count(cfg) + (2 * cfg.n_layer + 1) * cfg.n_embd * (1 - int(cfg.bias)),
+            hint="with bias=False the LayerNorms have no bias either: each LayerNorm counts C weights, "
+                 "plus C biases only when config.bias is True"),
     Mistake("lm_head bias", lambda cfg: _count(cfg) + (0 if cfg.tie_weights else cfg.vocab_size),
             hint="lm_head has no bias (nn.Linear(C, V, bias=False)): count only its V * C weight"),
     Mistake("12 L C^2", lambda cfg: (cfg.vocab_size * cfg.n_embd + cfg.block_size * cfg.n_embd
@@ -409,16 +443,19 @@ def _run_learner_test(test_fn: Callable[[nn.Module], Any], model: nn.Module) -> 
 _RETURNED_FALSE = ("your test returned False on {what} instead of raising AssertionError: pytest "
                    "(and this check) ignore a test's return value, so a failing test must fail an "
                    "assert: assert condition, \"message\"")
+_SIZES_HINT = ("read the sizes from the model you are given, V = model.config.vocab_size and "
+               "T = model.config.block_size, not from the notebook's variables: the check's GPT "
+               "has other sizes")
 _NO_EVAL = ("call model.eval() before the forward passes, so that dropout is off and two runs give "
             "the same logits")
 
 
 def _check_model_test(test_fn: Callable[[nn.Module], Any], bug: str, harmless_bug: str, what: str,
-                      subtle: tuple[Callable[[GPTConfig], GPT], str, str] | None = None) -> None:
+                      subtle: Sequence[tuple[Callable[[GPTConfig], GPT], str, str]] = ()) -> None:
     """The learner's test passes a correct GPT (dropout on), fails ``bug``, passes ``harmless_bug``.
 
-    ``subtle``, if given, is ``(build, description, hint)``: a second, smaller form of ``bug``
-    that the test must fail as well (``hint`` says what the test missed).
+    ``subtle`` lists ``(build, description, hint)``: smaller forms of ``bug`` that the test must
+    fail as well (``hint`` says what the test missed).
     """
     cfg = _tiny_config()
     torch.manual_seed(0)
@@ -430,6 +467,8 @@ def _check_model_test(test_fn: Callable[[nn.Module], Any], bug: str, harmless_bu
         if _run_learner_test(test_fn, GPT(dataclasses.replace(cfg, dropout=0.0))) is None:
             raise CheckFailed(f"your test fails a correct GPT that has dropout ({outcome}) but passes "
                               f"it without dropout: {_NO_EVAL}")
+        if outcome.startswith("crash") and ("block_size" in outcome or "index out of range" in outcome):
+            raise CheckFailed(f"your test crashed on a correct GPT ({outcome[7:]}): {_SIZES_HINT}")
         raise CheckFailed(f"your test fails a correct GPT ({outcome}); it should pass it: {what}")
     torch.manual_seed(0)
     outcome = _run_learner_test(test_fn, broken_model(bug, cfg))
@@ -441,10 +480,12 @@ def _check_model_test(test_fn: Callable[[nn.Module], Any], bug: str, harmless_bu
     if outcome.startswith("crash"):
         raise CheckFailed(f"on the broken model ({BROKEN_KINDS[bug]}) your test crashed "
                           f"({outcome[7:]}) instead of failing an assert")
-    if subtle is not None:
-        build, description, hint = subtle
-        torch.manual_seed(0)
-        outcome = _run_learner_test(test_fn, build(cfg))
+    for build, description, hint in subtle:
+        for seed in range(3):  # a correct test's random ids may leave the one leaking token as it was
+            torch.manual_seed(seed)
+            outcome = _run_learner_test(test_fn, build(cfg))
+            if outcome is not None:
+                break
         if outcome is None:
             raise CheckFailed(f"your test passed a model with a planted bug ({description}): {hint}")
     torch.manual_seed(0)
@@ -516,6 +557,31 @@ def _causality_position_0_only(model: nn.Module) -> None:
     assert torch.allclose(a[:, 0], b[:, 0], atol=1e-5), "the future leaks"
 
 
+def _causality_position_t_only(model: nn.Module) -> None:
+    idx, idx2, t = _two_inputs(model, model.config.block_size // 2 + 1)
+    model.eval()
+    with torch.no_grad():
+        a, _ = model(idx)
+        b, _ = model(idx2)
+    assert torch.allclose(a[:, t], b[:, t], atol=1e-5), "the future leaks"
+
+
+def _causality_global_sizes(model: nn.Module) -> None:
+    V, T = 65, 16  # the notebook's V and tiny.block_size, not the model's
+    idx = torch.randint(V, (2, T))
+    t = T // 2
+    idx2 = idx.clone()
+    idx2[:, t + 1:] = torch.randint(V, (2, T - t - 1))
+    model.eval()
+    with torch.no_grad():
+        a, _ = model(idx)
+        b, _ = model(idx2)
+    assert torch.allclose(a[:, : t + 1], b[:, : t + 1], atol=1e-5), "the future leaks"
+
+
+_EARLY = "position 0 also sees the last token, and every other later one"
+_EARLY_HINT = ("compare the logits at ALL the positions 0..t, not only at t: a leak can reach an "
+               "early position and leave position t alone")
 _PEEK = "every position also sees the next token, and nothing further"
 _PEEK_HINT = ("change EVERY token after t (from t + 1 on) and compare the logits at ALL the "
               "positions 0..t: a leak of one step shows only at position t")
@@ -557,19 +623,21 @@ CAUSALITY_TEST = [
     Mistake("tests gradients too", _causality_and_gradients, expect="test one property only"),
     Mistake("changes the tokens from t + 2", _causality_skips_t_plus_1, expect=_PEEK_HINT),
     Mistake("compares position 0 only", _causality_position_0_only, expect=_PEEK_HINT),
+    Mistake("compares position t only", _causality_position_t_only, expect=_EARLY_HINT),
+    Mistake("the notebook's sizes", _causality_global_sizes, expect=_SIZES_HINT),
 ]
 
 
 @check("causality test", mistakes=CAUSALITY_TEST)
 def check_causality_test(test_fn: Callable[[nn.Module], Any]) -> None:
-    """Exercise 3: passes a GPT (dropout on), fails one without the causal mask and one whose
-    positions see one token ahead, passes one whose positions are detached (a bug it is not
-    about)."""
+    """Exercise 3: passes a GPT (dropout on), fails one without the causal mask, one whose
+    positions see one token ahead and one whose position 0 alone sees the later tokens, passes one
+    whose positions are detached (a bug it is not about)."""
     _check_model_test(
         test_fn, "no_causal_mask", "detached_positions",
         "compare the logits up to position t of two inputs that differ only after t, e.g. "
         "torch.allclose(a[:, :t + 1], b[:, :t + 1], atol=1e-5), and assert they are equal",
-        subtle=(_peeking_model, _PEEK, _PEEK_HINT),
+        subtle=[(_peeking_model, _PEEK, _PEEK_HINT), (_early_leak_model, _EARLY, _EARLY_HINT)],
     )
 
 
@@ -629,5 +697,5 @@ def check_gradients_test(test_fn: Callable[[nn.Module], Any]) -> None:
         test_fn, "detached_positions", "no_causal_mask",
         "after loss.backward(), assert p.grad is not None (and not all zero) for every "
         "p in model.parameters()",
-        subtle=(_zero_grad_positions_model, _ZERO_GRAD, _ZERO_GRAD_HINT),
+        subtle=[(_zero_grad_positions_model, _ZERO_GRAD, _ZERO_GRAD_HINT)],
     )

@@ -143,17 +143,59 @@ class _Recorder(nn.Module):
     def __init__(self, losses: list[float]) -> None:
         super().__init__()
         self.w = nn.Parameter(torch.ones(()))
+        self.drop = nn.Dropout(0.1)  # a submodule: model.training = False would not reach it
         self.losses = losses
         self.calls = 0
         self.modes: list[bool] = []
         self.grad_enabled: list[bool] = []
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Any:
-        self.modes.append(self.training)
+        self.modes.append(self.training or self.drop.training)
         self.grad_enabled.append(torch.is_grad_enabled())
-        loss = self.w * self.losses[self.calls % len(self.losses)]
+        value = self.losses[self.calls % len(self.losses)]
         self.calls += 1
-        return None, loss
+        if value is None:
+            raise _EvaluationError("out of memory (an error the check raises on purpose)")
+        return None, self.w * value
+
+
+class _EvaluationError(RuntimeError):
+    """The error a batch of the check's last evaluate() case raises."""
+
+
+def _ev_no_finally(model, batches):  # the mode is put back only when nothing raised
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        losses = _ev_loop(model, batches)
+    model.train(was)
+    return sum(losses) / len(losses)
+
+
+def _ev_swallows(model, batches):  # try/except that hides the error
+    was = model.training
+    model.eval()
+    losses = []
+    try:
+        with torch.no_grad():
+            for x, y in batches:
+                losses.append(model(x, y)[1].item())
+    except Exception:  # noqa: BLE001 - the mistake
+        pass
+    finally:
+        model.train(was)
+    return sum(losses) / max(1, len(losses))
+
+
+def _ev_flag_only(model, batches):  # sets the flag of the top module only
+    was = model.training
+    model.training = False
+    try:
+        with torch.no_grad():
+            losses = _ev_loop(model, batches)
+    finally:
+        model.train(was)
+    return sum(losses) / len(losses)
 
 
 def _ev_loop(model: nn.Module, batches: Any) -> list[float]:
@@ -228,7 +270,15 @@ def _ev_grad_left_off(model, batches):  # torch.set_grad_enabled(False) and neve
 
 EVALUATE = [
     Mistake("no model.eval()", _ev_no_eval, hint="the model was in training mode during the "
-            "evaluation (dropout on): call model.eval() before the loop"),
+            "evaluation (dropout on): call model.eval() before the loop (it switches every "
+            "submodule; setting model.training = False changes only the top one)"),
+    Mistake("model.training = False", _ev_flag_only, expect="call model.eval() before the loop"),
+    Mistake("no try/finally", _ev_no_finally, hint="an error in the middle of the evaluation left "
+            "the model in eval mode: put model.train(was_training) in the finally: of a try around "
+            "the loop"),
+    Mistake("error swallowed", _ev_swallows, hint="an error in the middle of the evaluation was "
+            "swallowed and evaluate() returned a number anyway: use try/finally without an except, "
+            "so the error reaches the caller and the mode is still put back"),
     Mistake("no no_grad", _ev_with_grad, hint="gradients were tracked during the evaluation: run "
             "the loop under `with torch.no_grad():` (it saves the memory of the graph)"),
     Mistake("left in eval mode", _ev_stays_eval, hint="the model was left in eval mode: training "
@@ -254,6 +304,8 @@ def _evaluate_cases() -> list[Case]:
         Case("evaluate(model in eval mode, 2 batches)", False, [1.5, 0.25]),
         Case("evaluate(model in training mode, 3 batches)", True, [0.75, 3.0, 1.25]),
         Case("evaluate(model in eval mode, 1 batch)", False, [2.5]),
+        Case("evaluate(model in training mode, 3 batches, the second raises an error)", True,
+             [1.0, None, 2.0]),
     ]
 
 
@@ -264,15 +316,18 @@ def _run_evaluate(evaluate: Callable[..., Any], case: Case) -> dict[str, Any]:
     batches = [(torch.zeros(3, 5, dtype=torch.long), torch.zeros(3, 5, dtype=torch.long))
                for _ in losses]
     torch.set_grad_enabled(True)  # as in the training loop that calls evaluate()
-    got = evaluate(model, batches)
+    try:
+        got: Any = as_float(evaluate(model, batches), "evaluate")
+    except _EvaluationError:
+        got = "raised the batch's error"
     grad_after = torch.is_grad_enabled()
     torch.set_grad_enabled(True)
-    return {"the mean loss evaluate returned": as_float(got, "evaluate"),
+    return {"the mean loss evaluate returned": got,
             "gradients on again afterwards": grad_after,
             "the model called once per batch": model.calls == len(losses),
             "in eval mode during the evaluation": not any(model.modes),
             "gradients off during the evaluation": not any(model.grad_enabled),
-            "mode afterwards as before": model.training == training}
+            "mode afterwards as before": model.training == training and model.drop.training == training}
 
 
 @check("evaluate", mistakes=EVALUATE)
@@ -290,6 +345,25 @@ class _PowerCut:
 
     def __reduce__(self) -> Any:
         raise RuntimeError("simulated crash in the middle of the save")
+
+
+def _sa_str_concat(obj, path):  # path + ".tmp" works only when path is a str
+    tmp = path + ".tmp"
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _sa_replace_in_finally(obj, path):  # the rename runs even when the save failed
+    tmp = str(path) + ".tmp"
+    try:
+        torch.save(obj, tmp)
+    finally:
+        os.replace(tmp, path)
 
 
 def _sa_direct(obj, path):  # no temporary file at all
@@ -478,6 +552,12 @@ SAVE_ATOMIC = [
     Mistake("shutil.copy", _sa_copy, hint="shutil.copy writes the target piece by piece, so a "
             "crash during the copy leaves half a checkpoint: rename the temporary file onto path "
             "with os.replace(tmp, path), which is atomic"),
+    Mistake("path + '.tmp'", _sa_str_concat, hint="path may be a pathlib.Path, and a Path + str "
+            "raises TypeError: build the name with Path(path).with_name(Path(path).name + '.tmp') "
+            "or str(path) + '.tmp'"),
+    Mistake("os.replace in finally", _sa_replace_in_finally, hint="the half-written temporary file "
+            "was moved onto the checkpoint after torch.save failed: call os.replace(tmp, path) "
+            "only after torch.save returned (inside the try, not in finally:)"),
     Mistake("saved under another name", _sa_wrong_place, hint="after save_atomic(obj, path) the "
             "finished file must be at `path`: os.replace the temporary file onto path itself"),
 ]
@@ -894,6 +974,34 @@ class _EsNoBestAttribute:  # keeps the best under another name
         return self.bad_evals >= self.patience
 
 
+class _EsMargin(_EsBase):  # "an improvement must be worth it": a relative margin
+    def step(self, val_loss):
+        if val_loss < self.best * 0.999:
+            self.best = val_loss
+            self.bad_evals = 0
+        else:
+            self.bad_evals += 1
+        return self.bad_evals >= self.patience
+
+
+class _EsSharedHistory:  # the history lives in the class, shared by every instance
+    history: list[float] = []
+
+    def __init__(self, patience):
+        self.patience = patience
+        self.best = math.inf
+
+    def step(self, val_loss):
+        self.history.append(val_loss)
+        self.best = min(self.best, val_loss)
+        return len(self.history) - 1 - self.history.index(min(self.history)) >= self.patience
+
+
+_ES_SHARED = ("a new EarlyStopping started with the history of an earlier one: keep its state in "
+              "attributes set in __init__ (self.best = math.inf, self.bad_evals = 0), not in a class "
+              "attribute such as a list, which every instance shares")
+
+
 class _EsReturnsNone(_EsBase):
     def step(self, val_loss):
         self.best = min(self.best, val_loss)
@@ -921,6 +1029,9 @@ EARLY_STOPPING = [
     Mistake("no best attribute", _EsNoBestAttribute, hint="keep the lowest loss so far in the "
             "attribute `best` (self.best, starting at math.inf)"),
     Mistake("step returns None", _EsReturnsNone, expect="True or False"),
+    Mistake("improvement by a margin", _EsMargin, hint="a loss only slightly below the best is still "
+            "a new best: compare val_loss < self.best with no margin"),
+    Mistake("history in a class attribute", _EsSharedHistory, expect=_ES_SHARED),
 ]
 
 _MISSING = "<no attribute best>"
@@ -951,6 +1062,7 @@ def _early_stopping_cases() -> list[Case]:
         (3, [0.9, 1.0, 0.5, 0.5, 0.6, 0.7]),                   # late minimum then a tie
         (1, [1.0, 1.2]),
         (5, [4.0, 3.0, 2.0, 1.0]),                             # always improving: never stops
+        (2, [2.0, 1.999, 2.1, 2.2]),                           # a tiny improvement is one
     ]
     return [Case(f"EarlyStopping({p}) over the losses {vs}", p, vs) for p, vs in cases]
 
@@ -958,5 +1070,11 @@ def _early_stopping_cases() -> list[Case]:
 @check("EarlyStopping", mistakes=EARLY_STOPPING)
 def check_early_stopping(early_stopping_cls: Callable[..., Any]) -> None:
     """Exercise 4: stop after ``patience`` evaluations in a row without a new best."""
+    first = early_stopping_cls(2)
+    for v in (1.0, 2.0, 3.0):
+        first.step(v)
+    fresh = early_stopping_cls(2).step(10.0)  # a new stopper never stops at its first evaluation
+    if fresh is True or (isinstance(fresh, torch.Tensor) and fresh.numel() == 1 and bool(fresh)):
+        raise CheckFailed(_ES_SHARED)
     compare(early_stopping_cls, ReferenceEarlyStopping, _early_stopping_cases(),
             name="the evaluations (stop, best)", run=_run_early_stopping, mistakes=EARLY_STOPPING)

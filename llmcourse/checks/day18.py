@@ -340,6 +340,22 @@ def _ag_only_first(model, micro_batches):
     return loss.item()
 
 
+def _ag_backward_at_end(model, micro_batches):  # every graph kept until one backward at the end
+    losses = [model(x, y)[1] for x, y in micro_batches]
+    loss = torch.stack(losses).mean()
+    loss.backward()
+    return loss.item()
+
+
+def _ag_divides_by_batch_size(model, micro_batches):  # n confused with the micro-batch's size
+    total = 0.0
+    for xb, yb in micro_batches:
+        _, loss = model(xb, yb)
+        (loss / xb.shape[0]).backward()
+        total += loss.item()
+    return total / len(micro_batches)
+
+
 def _ag_returns_sum(model, micro_batches):
     n = len(micro_batches)
     total = 0.0
@@ -370,6 +386,13 @@ ACCUMULATE = [
             "batch, which needs all the memory accumulation saves: run the model on each "
             "micro-batch on its own and let backward() add up the gradients"),
     Mistake("loss kept as a tensor", _ag_keeps_graph, expect=_AG_GRAPH),
+    Mistake("one backward at the end", _ag_backward_at_end, hint="the micro-batch losses were kept "
+            "and backpropagated together at the end, which holds every micro-batch's graph in "
+            "memory at once (the memory of the big batch): call (loss / n).backward() inside the "
+            "loop, right after each micro-batch's forward pass"),
+    Mistake("divides by the batch size", _ag_divides_by_batch_size, hint="the loss was divided by "
+            "the micro-batch's size; divide by the number of micro-batches, n = len(micro_batches) "
+            "(the loss is already a mean over the micro-batch)"),
     Mistake("returns the sum", _ag_returns_sum, hint="that is the sum of the micro-batch losses; "
             "return their mean, total / n (the loss of the big batch)"),
 ]
@@ -394,10 +417,19 @@ class _CountingLM(_TinyLM):
     def __init__(self) -> None:
         super().__init__()
         self.batch_sizes: list[int] = []
+        self.backwards = 0                 # backward passes that reached a forward's logits
+        self.backward_before_next: list[bool] = []
+
+    def _count_backward(self, grad: torch.Tensor) -> None:
+        self.backwards += 1
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> Any:
+        self.backward_before_next.append(self.backwards == len(self.batch_sizes))
         self.batch_sizes.append(int(idx.shape[0]))
-        return super().forward(idx, targets)
+        logits, loss = super().forward(idx, targets)
+        if logits.requires_grad:
+            logits.register_hook(self._count_backward)
+        return logits, loss
 
 
 def _run_accumulate(accumulate_grads: Callable[..., Any], case: Case) -> dict[str, Any]:
@@ -412,6 +444,7 @@ def _run_accumulate(accumulate_grads: Callable[..., Any], case: Case) -> dict[st
     obs["the returned mean loss"] = as_float(got, "accumulate_grads")
     sizes = [int(x.shape[0]) for x, _ in micro]
     obs["one forward pass per micro-batch"] = model.batch_sizes == sizes
+    obs["each micro-batch's backward before the next forward"] = all(model.backward_before_next)
     return obs
 
 
@@ -502,6 +535,18 @@ def _ss_clip_before_unscale(model, optimizer, scaler, x, y, max_norm):
     return norm
 
 
+def _ss_manual_unscale(model, optimizer, scaler, x, y, max_norm):  # p.grad /= scale by hand
+    optimizer.zero_grad(set_to_none=True)
+    _, loss = model(x, y)
+    scaler.scale(loss).backward()
+    for p in model.parameters():
+        p.grad /= scaler.get_scale()
+    norm = nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    return norm
+
+
 def _ss_no_unscale(model, optimizer, scaler, x, y, max_norm):
     return _ss(model, optimizer, scaler, x, y, max_norm, unscale=False)
 
@@ -556,6 +601,9 @@ _UNSCALE_FIRST = ("you clipped the *scaled* gradients (65536 times too large): c
 SCALED_STEP = [
     Mistake("clip before unscale_", _ss_clip_before_unscale, hint=_UNSCALE_FIRST),
     Mistake("no unscale_", _ss_no_unscale, hint=_UNSCALE_FIRST),
+    Mistake("gradients divided by hand", _ss_manual_unscale, hint="you divided the gradients by the "
+            "scale yourself, and scaler.step, which did not know, unscaled them a second time: call "
+            "scaler.unscale_(optimizer) instead"),
     Mistake("optimizer.step()", _ss_optimizer_step, hint="step through the scaler, "
             "scaler.step(optimizer), not optimizer.step(): it skips the step when the scaled "
             "gradients overflowed"),

@@ -8,7 +8,8 @@ mistake from the exercise's table, or "not done yet" - and never raises. The ref
 
 ``sample`` draws at random, so its check compares what can be compared: the ids at
 temperature 0 (the argmax), the shape and dtype, that the same generator seed gives the same
-ids, and the frequencies of 20000 draws against the reference's (within 0.02).
+ids and another seed other ids, and the frequencies of 10000 draws from each distribution
+against the reference's (within 0.02).
 
 Example::
 
@@ -28,7 +29,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from llmcourse.checks._core import Case, Mistake, as_tensor, check, compare
+from llmcourse.checks._core import Case, Mistake, as_tensor, assert_dtype, check, compare
 
 __all__ = ["check_apply_temperature", "check_entropy", "check_sample", "reference_entropy",
            "reference_sample", "APPLY_TEMPERATURE", "ENTROPY", "SAMPLE"]
@@ -111,7 +112,8 @@ APPLY_TEMPERATURE = [
             hint="scaled the probabilities (softmax before scaling); scale the logits: "
                  "logits / temperature, then the softmax"),
     Mistake("unchanged", _t_unchanged,
-            hint="left the logits unchanged; divide them by the temperature"),
+            hint="left the logits unchanged (adding or subtracting a number shifts every logit "
+                 "alike, which the softmax ignores); divide them by the temperature"),
     Mistake("in place", _t_in_place,
             hint="changed its input in place (logits.div_ or /=); return a new tensor, "
                  "logits / temperature: the caller still needs the model's logits"),
@@ -177,6 +179,15 @@ def _h_float32(p):
     return -torch.special.xlogy(p, p).sum(-1).float()
 
 
+def _h_exp(p):  # exp(H), the effective number of choices, instead of H
+    return torch.exp(-torch.special.xlogy(p, p).sum(-1))
+
+
+def _h_softmax_first(p):  # treats the probabilities as logits
+    q = torch.softmax(p, dim=-1)
+    return -torch.special.xlogy(q, q).sum(-1)
+
+
 def _h_clamps_in_place(p):  # clamp_ writes into the caller's probabilities
     p.clamp_(min=1e-12)
     return -(p * p.log()).sum(-1)
@@ -203,6 +214,12 @@ ENTROPY = [
                  "distribution's probabilities are"),
     Mistake("no p in front", _h_no_minus_log,
             hint="summed -log p without weighting by p; H = -sum p * log p"),
+    Mistake("exp(H)", _h_exp,
+            hint="returned exp(H), the effective number of choices; return the entropy itself, "
+                 "H = -sum p log p"),
+    Mistake("softmax of the probabilities", _h_softmax_first,
+            hint="applied a softmax to the probabilities; probs already sum to 1: compute "
+                 "-sum p log p on them as given"),
     Mistake("float32", _h_float32, expect="dtype float32, expected float64"),
     Mistake("changes probs in place", _h_clamps_in_place, hint="your entropy changed the caller's "
             "probabilities (an in-place op such as clamp_ or +=): compute on a new tensor, e.g. "
@@ -257,9 +274,9 @@ def _run_sample(impl: Any, case: Case) -> dict[str, Any]:
     """Ids, their shape and dtype; at T > 0 also the frequencies and reproducibility."""
     (logits, t), _ = case.fresh()
     before = logits.clone()
-    ids = impl(logits, t, torch.Generator().manual_seed(1))
-    if not isinstance(ids, torch.Tensor):
-        return {"ids": ids}
+    ids = as_tensor(impl(logits, t, torch.Generator().manual_seed(1)), "sample(...)")
+    assert_dtype(ids, torch.int64, "sample(...)", "return token ids, as logits.argmax(dim=-1) and "
+                 "torch.multinomial give them (not logits, probabilities or a converted dtype)")
     obs: dict[str, Any] = {"shape": tuple(ids.shape), "dtype": str(ids.dtype).replace("torch.", ""),
                            "logits left unchanged": bool(torch.equal(logits, before))}
     if t == 0 or ids.shape != logits.shape[:1] or ids.is_floating_point():
@@ -268,6 +285,9 @@ def _run_sample(impl: Any, case: Case) -> dict[str, Any]:
     again = impl(logits.clone(), t, torch.Generator().manual_seed(1))
     obs["the same seed gives the same ids"] = isinstance(again, torch.Tensor) and \
         bool(torch.equal(again, ids))
+    other = impl(logits.clone(), t, torch.Generator().manual_seed(2))
+    obs["another seed gives other ids"] = not (isinstance(other, torch.Tensor)
+                                               and bool(torch.equal(other, ids)))
     n = int(case.kwargs.get("rows", 1))
     V = logits.shape[-1]
     freq = torch.stack([torch.bincount(ids[i::n].clamp(0, V - 1), minlength=V).double()
@@ -340,6 +360,36 @@ def _s_divides_in_place(logits, t, generator=None):
     return torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)[:, 0]
 
 
+def _s_global_seed(logits, t, generator=None):  # "reproducible" by seeding torch itself
+    if t == 0:
+        return logits.argmax(-1)
+    torch.manual_seed(0)
+    return torch.multinomial(torch.softmax(logits / t, -1), 1)[:, 0]
+
+
+def _s_draws_at_zero(logits, t, generator=None):  # T = 0 sampled at T = 1
+    probs = torch.softmax(logits / (t if t > 0 else 1.0), -1)
+    return torch.multinomial(probs, 1, generator=generator)[:, 0]
+
+
+def _s_int32(logits, t, generator=None):
+    if t == 0:
+        return logits.argmax(-1).int()
+    return torch.multinomial(torch.softmax(logits / t, -1), 1, generator=generator)[:, 0].int()
+
+
+def _s_max_values(logits, t, generator=None):  # the largest logit, not its position
+    if t == 0:
+        return logits.max(dim=-1).values
+    return torch.multinomial(torch.softmax(logits / t, -1), 1, generator=generator)[:, 0]
+
+
+def _s_as_list(logits, t, generator=None):
+    if t == 0:
+        return logits.argmax(-1).tolist()
+    return torch.multinomial(torch.softmax(logits / t, -1), 1, generator=generator)[:, 0].tolist()
+
+
 def _s_generator_positional(logits, t, generator=None):  # multinomial(probs, 1, generator)
     if t == 0:
         return logits.argmax(-1)
@@ -376,6 +426,16 @@ SAMPLE = [
     Mistake("softmax over dim 0", _s_dim0,
             hint="took the softmax over the first dimension (the batch); each row is a "
                  "distribution: torch.softmax(logits / T, dim=-1)"),
+    Mistake("seeds torch globally", _s_global_seed,
+            hint="another generator seed gave the same ids: the draw ignores generator (a "
+                 "torch.manual_seed inside?); pass generator=generator to torch.multinomial "
+                 "and leave the global seed alone"),
+    Mistake("draws at temperature 0", _s_draws_at_zero,
+            hint="temperature 0 drew at random; it means greedy: return logits.argmax(dim=-1) "
+                 "for every row, without a draw"),
+    Mistake("int32 ids", _s_int32, expect="should have dtype int64, got int32"),
+    Mistake("max values", _s_max_values, expect="should have dtype int64, got float32"),
+    Mistake("a list", _s_as_list, expect="should be a torch tensor, got a list"),
     Mistake("generator passed by position", _s_generator_positional,
             hint="pass the generator by name, torch.multinomial(probs, 1, generator=generator): "
                  "the third positional argument of multinomial is replacement"),

@@ -124,6 +124,17 @@ def _run_parser(impl: Any, case: Case) -> dict[str, Any]:
     return obs
 
 
+def _p_checkpoint_default() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="my_generate")
+    p.add_argument("--checkpoint", default="out/run")  # never refused: a default, not required
+    p.add_argument("--prompt", default="\n")
+    p.add_argument("--num-samples", type=_positive_int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-new-tokens", type=_positive_int, default=200)
+    p.add_argument("--temperature", type=float, default=0.8)
+    return p
+
+
 def _m(**changes: Any) -> Callable[[], argparse.ArgumentParser]:
     def build_parser() -> argparse.ArgumentParser:
         return reference_build_parser(**changes)
@@ -162,6 +173,17 @@ BUILD_PARSER = [
     Mistake("--num_samples", _m(num_name="--num_samples"),
             hint="the option is spelled with dashes, --num-samples (argparse turns it into "
                  "args.num_samples by itself)"),
+    Mistake("type=int for --temperature", _m(temperature_type=int),
+            hint="--temperature 0.7 is refused: a temperature is a real number, type=float"),
+    Mistake("seed must be positive", _m(seed_type=_positive_int),
+            hint="--seed -3 (or 0) is refused: any whole number is a seed, type=int (only the "
+                 "counts are positive_int)"),
+    Mistake("prompt default backslash-n", _m(prompt_default="\\n"),
+            hint="the default of --prompt is the two characters \\ and n; write \"\\n\" in "
+                 "Python, one newline character"),
+    Mistake("checkpoint with a default", _p_checkpoint_default,
+            hint="a command line without --checkpoint is accepted (a default?); it must be "
+                 "refused: add_argument('--checkpoint', required=True), no default"),
     Mistake("positional checkpoint", _m(checkpoint_positional=True),
             hint="--checkpoint is an option, not a positional argument: "
                  "add_argument('--checkpoint', required=True)"),
@@ -200,8 +222,11 @@ def _run_samples(impl: Any, case: Case) -> dict[str, Any]:
     torch.manual_seed(1)  # the global generator differs between the two calls: an ignored
     first = as_list(impl(*case.args, **case.kwargs), "generate_samples(...)", of=str)
     torch.manual_seed(2)  # seed shows, and what it draws is the same for the table's mistakes
+    state = torch.get_rng_state()
     again = as_list(impl(*case.args, **case.kwargs), "generate_samples(...)", of=str)
-    return {"samples": first, "the same seed gives the same samples": again == first}
+    untouched = bool(torch.equal(torch.get_rng_state(), state))
+    return {"samples": first, "the same seed gives the same samples": again == first,
+            "torch's global random state left alone": untouched}
 
 
 def _g_no_seed(model, tokenizer, prompt, num_samples, max_new_tokens, temperature, seed):
@@ -245,6 +270,23 @@ def _g_seed_times(model, tokenizer, prompt, num_samples, max_new_tokens, tempera
                                       seed=seed * (s + 1))[0].tolist()) for s in range(num_samples)]
 
 
+def _g_seed_from_1(model, tokenizer, prompt, num_samples, max_new_tokens, temperature, seed):
+    ids = tokenizer.encode(prompt)
+    return [tokenizer.decode(generate(model, ids, max_new_tokens, temperature=temperature,
+                                      seed=seed + s)[0].tolist())
+            for s in range(1, num_samples + 1)]
+
+
+def _g_global_seed(model, tokenizer, prompt, num_samples, max_new_tokens, temperature, seed):
+    ids = tokenizer.encode(prompt)
+    texts = []
+    for s in range(num_samples):
+        torch.manual_seed(seed + s)  # seeds torch itself, then draws from the global generator
+        texts.append(tokenizer.decode(generate(model, ids, max_new_tokens,
+                                               temperature=temperature)[0].tolist()))
+    return texts
+
+
 def _g_whole_tensor(model, tokenizer, prompt, num_samples, max_new_tokens, temperature, seed):
     ids = tokenizer.encode(prompt)
     return [tokenizer.decode(generate(model, ids, max_new_tokens, temperature=temperature,
@@ -276,6 +318,12 @@ GENERATE_SAMPLES = [
     Mistake("seed * (s + 1)", _g_seed_times,
             hint="sample s should be drawn with seed + s (not another rule), so that --seed 22 "
                  "reproduces sample 2 of --seed 21"),
+    Mistake("seed + s counted from 1", _g_seed_from_1,
+            hint="sample 0 should be drawn with seed itself: seed + s for s in "
+                 "range(num_samples), counting from 0"),
+    Mistake("torch.manual_seed", _g_global_seed,
+            hint="changed torch's global random state (torch.manual_seed); pass seed=seed + s "
+                 "to generate, which draws from its own generator and leaves the notebook's alone"),
     Mistake("decodes the (1, T) tensor", _g_whole_tensor,
             hint="generate returns a (1, T + max_new_tokens) tensor, one row: decode that row, "
                  "tokenizer.decode(out[0].tolist())"),
@@ -421,9 +469,9 @@ SCRIPT = [
                  "underscores), --num-samples as args.num_samples"),
     Mistake("wrong argument order", _script(main=_MAIN.replace(
         "args.max_new_tokens, args.temperature, args.seed", "args.max_new_tokens, 1.0, args.seed")),
-            hint="main should print generate_samples(...) with the parsed arguments, in the "
-                 "order of its signature (model, tokenizer, prompt, num_samples, "
-                 "max_new_tokens, temperature, seed)"),
+            hint="main should print each text of generate_samples(...) as it is (print(text)), "
+                 "called with the parsed arguments in the order of its signature (model, "
+                 "tokenizer, prompt, num_samples, max_new_tokens, temperature, seed)"),
 ]
 
 

@@ -183,6 +183,33 @@ def _mistake(**kwargs: Any) -> Callable[[str], Any]:
     return imports_of
 
 
+def _imports_variant(source, *, package_names=False, no_bare=False, names=False,
+                     no_import=False, top_only=False):
+    """imports_of written with one more typical mistake (the keyword that names it)."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import) and not no_import:
+            mods = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            if names and (node.module or "").startswith("llmcourse"):
+                found.update(a.name for a in node.names)
+                continue
+            mods = ([f"llmcourse.{a.name}" for a in node.names]
+                    if package_names and node.module == "llmcourse" else [node.module])
+        else:
+            continue
+        for n in mods:
+            if n == "llmcourse" or n.startswith("llmcourse."):
+                found.add(n.split(".")[0] if top_only else n)
+    return sorted(n for n in found if not (no_bare and n == "llmcourse"))
+
+
+def _variant(**kwargs: Any) -> Callable[[str], Any]:
+    def imports_of(source):
+        return _imports_variant(source, **kwargs)
+    return imports_of
+
+
 def _a_set(source):
     return set(reference_imports_of(source))
 
@@ -233,6 +260,21 @@ IMPORTS_OF = [
     Mistake("relative import crashes", _imports_module_none,
             hint="'from . import x' has node.module None (a relative import): skip relative "
                  "imports, test node.level == 0 before using node.module"),
+    Mistake("from llmcourse import presets -> llmcourse.presets", _variant(package_names=True),
+            hint="'from llmcourse import presets' imports from the module llmcourse: the module "
+                 "is node.module ('llmcourse') whatever the names after import are"),
+    Mistake("bare llmcourse left out", _variant(no_bare=True),
+            hint="'from llmcourse import presets' imports from llmcourse itself: keep a name "
+                 "that is exactly 'llmcourse' as well as those starting with 'llmcourse.'"),
+    Mistake("imported names", _variant(names=True),
+            hint="returned the names a from-import brings in (GPT, Trainer); return the module "
+                 "they come from, node.module"),
+    Mistake("ast.Import left out", _variant(no_import=True),
+            hint="'import llmcourse.data as d' is an ast.Import: collect alias.name of each of "
+                 "its aliases as well as the module of each ast.ImportFrom"),
+    Mistake("first part only", _variant(top_only=True),
+            hint="return the whole dotted module name ('llmcourse.model.gpt'), not only its "
+                 "first part"),
     Mistake("a plain list", _mistake(dedupe=False, sort=False),
             hint="return each module once, in sorted order: collect the names in a set, then "
                  "return sorted(found)"),
@@ -267,7 +309,7 @@ def _fake_package(root: Path) -> Path:
         "def total(items):\n    def price(item):\n        return item[1]\n"
         "    return sum(price(i) for i in items)\n")
     (pkg / "stock.py").write_text("import shop.till.core\n\nLIMIT = 10\n\n"
-                                  "async def restock():\n    pass\n")
+                                  "async def restock():\n    pass\n\n\nclass Basket:\n    pass\n")
     return pkg
 
 
@@ -289,9 +331,13 @@ def _second_package(root: Path) -> Path:
 
 
 def _definition_cases(shop: Path, garden: Path) -> list[Case]:
-    cases = [Case(f"find_definition({name!r}, package_dir) on a small package 'shop'", name, shop)
-             for name in ("Receipt", "total", "open_till", "restock", "price", "lines", "LIMIT",
-                          "missing")]
+    # first the cases that tell apart the mistakes whose results agree later: a name only
+    # llmcourse defines (package_dir ignored), a class in a top-level module (classes left out)
+    cases = [Case("find_definition('Trainer', package_dir given as a str) on 'shop'", "Trainer",
+                  str(shop))]
+    cases += [Case(f"find_definition({name!r}, package_dir) on a small package 'shop'", name, shop)
+              for name in ("Basket", "Receipt", "total", "open_till", "restock", "price", "lines",
+                           "LIMIT", "missing")]
     cases += [Case(f"find_definition({name!r}, package_dir) on a small package 'garden' ({why})",
                    name, garden)
               for name, why in (("dig", "defined in two modules: the first in sorted order"),
@@ -299,18 +345,18 @@ def _definition_cases(shop: Path, garden: Path) -> list[Case]:
                                           "zz.py"),
                                 ("outer", "at the top of a_tools.py"),
                                 ("plant", "in m.py and in beds/x.py: sorted paths put beds/ first"))]
-    cases.append(Case("find_definition('Trainer', package_dir given as a str) on 'shop'",
-                      "Trainer", str(shop)))
     return cases
 
 
 def _finder(*, walk=False, kinds=(ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef),
             by_name=False, keep_init=False, as_path=False, last=False, assign=False,
-            default_dir=False, order=sorted):
+            default_dir=False, order=sorted, pattern="**/*.py", skip_init=False):
     """find_definition written with one typical mistake (the keyword that names it)."""
     def find_definition(name, package_dir):
         found = None
-        for path in order(Path(package_dir).rglob("*.py")):
+        for path in order(Path(package_dir).glob(pattern)):
+            if skip_init and path.name == "__init__.py":
+                continue
             source = path.read_text()
             tree = ast.parse(source)
             nodes = list(ast.walk(tree) if walk else tree.body)
@@ -337,6 +383,10 @@ def _finder(*, walk=False, kinds=(ast.ClassDef, ast.FunctionDef, ast.AsyncFuncti
 
 def _by_file_name(paths):  # sorted by the file's own name, not by its whole path
     return sorted(paths, key=lambda p: p.name)
+
+
+def _ignores_package_dir(name, package_dir):  # the package's own finder, on llmcourse
+    return tour.find_definition(name)
 
 
 def _parse_path(name, package_dir):  # ast.parse wants the text, not the path
@@ -378,9 +428,18 @@ FIND_DEFINITION = [
     Mistake("ast.parse(path)", _parse_path,
             hint="ast.parse takes the source text, not a path: "
                  "ast.parse(path.read_text(encoding='utf-8'))"),
+    Mistake("__init__.py skipped", _finder(skip_init=True),
+            hint="open_till is defined in shop/till/__init__.py: a package's __init__.py is a "
+                 "module too (tour.module_name gives the package's name)"),
+    Mistake("glob, not rglob", _finder(pattern="*.py"),
+            hint="Receipt is in shop/till/core.py, a sub-folder: search every folder, "
+                 "Path(package_dir).rglob('*.py'), not only the top one (glob)"),
     Mistake("functions only", _finder(kinds=(ast.FunctionDef, ast.AsyncFunctionDef)),
             hint="a class is a definition too: look for ast.ClassDef as well as ast.FunctionDef "
                  "and ast.AsyncFunctionDef"),
+    Mistake("package_dir ignored", _ignores_package_dir,
+            hint="found Trainer in llmcourse although package_dir is another package: search "
+                 "the files of the package_dir you were given, not llmcourse"),
 ]
 
 

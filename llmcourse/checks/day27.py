@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -245,6 +246,32 @@ def _write_counts_chunks(chunks, path):
     return n
 
 
+def _write_all_at_once(chunks, path):       # every chunk in memory first: not bounded by one
+    ids = np.concatenate([np.asarray(chunk, dtype=np.int64) for chunk in chunks])
+    if ids.size and (ids.min() < 0 or ids.max() > _UINT16_MAX):
+        raise ValueError("id out of range")
+    tmp = Path(path).with_name(Path(path).name + ".tmp")
+    ids.astype(np.uint16).tofile(tmp)
+    tmp.replace(path)
+    return int(ids.size)
+
+
+def _write_counts_bytes(chunks, path):      # nbytes of the chunk as given (8 per int64 id)
+    tmp = Path(path).with_name(Path(path).name + ".tmp")
+    total = 0
+    with open(tmp, "wb") as f:
+        for chunk in chunks:
+            arr = np.asarray(chunk)
+            if arr.size and (arr.min() < 0 or arr.max() > _UINT16_MAX):
+                f.close()
+                tmp.unlink()
+                raise ValueError("id out of range")
+            arr.astype(np.uint16).tofile(f)
+            total += arr.nbytes
+    tmp.replace(path)
+    return total
+
+
 def _write_no_return(chunks, path):
     with open(path, "wb") as f:
         for c in chunks:
@@ -365,6 +392,12 @@ WRITE_TOKENS = [
             "that writes them"),
     Mistake("counts chunks", _write_counts_chunks, hint="write_tokens returned the number of chunks; "
             "return the number of ids written (add up chunk.size)"),
+    Mistake("all chunks read first", _write_all_at_once, hint="a chunk was not yet in the file "
+            "beside path when the next one was read: write each chunk as it comes to the "
+            "temporary file beside path; reading them all first (a list, np.concatenate) holds "
+            "the whole file in memory"),
+    Mistake("counts bytes", _write_counts_bytes, hint="write_tokens returned a number of bytes "
+            "(chunk.nbytes); return the number of ids written (add up chunk.size)"),
     Mistake("no return", _write_no_return, expect="returned None"),
     Mistake("writes over path", _write_in_place, expect=_IN_PLACE),
     Mistake("replaces in finally", _write_replaces_in_finally, expect=_IN_PLACE),
@@ -375,6 +408,20 @@ WRITE_TOKENS = [
 ]
 
 
+def _write_buffer() -> int:
+    """At most how many written bytes a file that ``open(path, "wb")`` gave may still hold in its
+    buffer (Python's: the folder's block size, at least io.DEFAULT_BUFFER_SIZE), capped at 1 MiB."""
+    try:
+        block = os.stat(tempfile.gettempdir()).st_blksize
+    except (OSError, AttributeError):
+        block = 0
+    return min(max(io.DEFAULT_BUFFER_SIZE, block, 8192), 1 << 20)
+
+
+_BUFFER = _write_buffer()
+_STREAMED = max(5000, _BUFFER)  # ids per chunk: 2 bytes each, so a chunk is twice any buffer
+
+
 def _write_cases() -> list[Case]:
     rng = np.random.default_rng(27)
     ints64 = [rng.integers(0, 50_300, size=n).astype(np.int64) for n in (13, 1, 40, 7)]
@@ -383,12 +430,16 @@ def _write_cases() -> list[Case]:
     stored = rng.integers(0, 65_536, size=300).astype(np.uint16)
     lists = [[0, 5, 65_535], [17], [2, 2, 2, 2]]
     return [
-        Case("write_tokens(4 int64 chunks of 13, 1, 40 and 7 ids, path)", ints64, None),
+        Case("write_tokens(4 int64 chunks of 13, 1, 40 and 7 ids, path; the chunk of 1 is "
+             "[65535], the largest id uint16 holds)", ints64, None),
         Case("write_tokens(3 int32 chunks of 9, 0 and 21 ids, path) over an older file of "
              "100 ids", ints32, 100),
         Case("write_tokens(chunks of 64 ids sliced from a uint16 memmap of 300 ids, path)",
              "memmap", stored),
         Case("write_tokens(3 chunks as Python lists, path)", lists, None),
+        Case(f"write_tokens(3 int64 chunks of {_STREAMED:,} ids, path): each chunk in the file "
+             "before the next is read", [rng.integers(0, 50_257, size=_STREAMED) for _ in range(3)],
+             None, streamed=True),
         Case("write_tokens([int64 [3, 65553, 4]], path): 65553 does not fit in 16 bits",
              [np.array([3, 65_553, 4], dtype=np.int64)], None, refused=True),
         Case("write_tokens([int64 [1, 65536]], path): 65536 = 2**16 is one past uint16's largest",
@@ -418,8 +469,16 @@ def _write_run(impl: Any, case: Case) -> Any:
             stored = _uint16_file(extra, tmp, "stored.bin")
             parts = [stored[i:i + 64] for i in range(0, len(stored), 64)]
 
+        on_disk: list[bool] = []     # before each later chunk: are the earlier ones written?
+
         def chunks():
-            yield from parts
+            for i, part in enumerate(parts):
+                if i and kwargs.get("streamed"):
+                    size = sum(p.stat().st_size for p in Path(tmp).iterdir() if p.is_file()
+                               and p.name != "stored.bin")
+                    # a writer's buffer (f.write of each id, say) may hold up to _BUFFER bytes
+                    on_disk.append(size >= 2 * sum(len(q) for q in parts[:i]) - _BUFFER)
+                yield part
 
         def left_over() -> list[str]:
             mine = ("tokens.bin", "stored.bin")
@@ -443,9 +502,12 @@ def _write_run(impl: Any, case: Case) -> Any:
         if isinstance(count, (np.integer, float)) and float(count).is_integer():
             count = int(count)
         data = np.fromfile(path, dtype=np.uint8) if path.is_file() else None
-        return {"returned": count, "bytes in the file": None if data is None else int(data.size),
-                "ids in the file (read as uint16)":
-                    None if data is None or data.size % 2 else data.view(np.uint16).copy()}
+        obs = {"returned": count, "bytes in the file": None if data is None else int(data.size),
+               "ids in the file (read as uint16)":
+                   None if data is None or data.size % 2 else data.view(np.uint16).copy()}
+        if kwargs.get("streamed"):
+            obs["each chunk written before the next is read"] = all(on_disk)
+        return obs
 
 
 def _write_read(obs: Any, case: Case) -> Any:
@@ -503,6 +565,11 @@ def _lengths_gpt2_eot(ids, eot):             # GPT-2's <|endoftext|> written in
     return [int(e - s) for s, e in zip(starts, ends)]
 
 
+def _lengths_first_short(ids, eot):         # np.diff(pos, prepend=0) - 1: one short at the start
+    pos = np.flatnonzero(np.asarray(ids) == eot)
+    return (np.diff(pos, prepend=0) - 1).tolist()
+
+
 def _lengths_split(ids, eot):                # np.split keeps the marker at each piece's end
     ends = np.flatnonzero(np.asarray(ids) == eot)
     return [len(p) for p in np.split(np.asarray(ids), ends + 1)[:-1]]
@@ -519,6 +586,9 @@ STORY_LENGTHS = [
             "was dropped: report it as 0"),
     Mistake("eot 50256 written in", _lengths_gpt2_eot, hint="use the argument eot, not GPT-2's "
             "50256: the check passes another end-of-text id"),
+    Mistake("first story one short", _lengths_first_short, hint="the first story is one token "
+            "short: it starts at position 0, so its length is the first eot's position (as if a "
+            "marker stood at -1: np.diff(pos, prepend=-1) - 1)"),
     Mistake("np.split pieces", _lengths_split, hint="each length counts the end-of-text token "
             "too: a story of 3 tokens and its eot should give 3, not 4"),
 ]
@@ -599,6 +669,11 @@ def _compact_no_unique(ids):                 # sorted, but every occurrence kept
     return np.searchsorted(used, np.asarray(ids).astype(np.int64)).astype(np.int64), used
 
 
+def _compact_from_1(ids):                   # side="right" (or + 1): every new id one too large
+    used = np.unique(np.asarray(ids))
+    return np.searchsorted(used, np.asarray(ids), side="right").astype(np.int64), used
+
+
 def _compact_from_set(ids):  # list(set(...)): the distinct ids in the set's own order
     used = list(set(np.asarray(ids).tolist()))
     new_ids = np.array([used.index(i) for i in np.asarray(ids).tolist()], dtype=np.int64)
@@ -619,6 +694,9 @@ COMPACT_VOCAB = [
     Mistake("not unique", _compact_no_unique, hint="used should hold each distinct id once: "
             "use np.unique(ids)"),
     Mistake("only used", lambda ids: np.unique(ids), expect="should return a pair"),
+    Mistake("one too large", _compact_from_1, hint="every new id is one too large: the smallest id "
+            "should become 0, its position in used (np.searchsorted(used, ids) with the default "
+            "side='left', and no + 1)"),
     Mistake("unsorted set", _compact_from_set,
             hint="used must be sorted: a set has no order you can rely on, so used and new_ids "
                  "come out shuffled; np.unique(ids) gives the distinct ids sorted"),

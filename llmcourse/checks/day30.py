@@ -53,8 +53,12 @@ TOKENS_FOR_BUDGET = [
             "fewer tokens: D = C / (6 N)"),
     Mistake("precedence", lambda c, n: c / 6 * n, hint="that is C / 6 * N (the precedence of / and "
             "*): write C / (6 * N)"),
-    Mistake("floor division", lambda c, n: c // (6 * n), hint="// rounds the tokens down to a "
-            "whole number; use / (the caller rounds to steps itself)"),
+    Mistake("floor division", lambda c, n: c // (6 * n), hint="// (or int()) rounds the tokens "
+            "down to a whole number; use / (the caller rounds to steps itself)"),
+    Mistake("rounded", lambda c, n: round(c / (6 * n)), hint="round() makes the tokens a whole "
+            "number; return C / (6 N) as it is (the caller rounds to steps itself)"),
+    Mistake("times 6", lambda c, n: c * 6 / n, hint="that multiplies the FLOPs by 6: each token "
+            "costs 6 N FLOPs, so divide, D = C / (6 N)"),
     Mistake("arguments swapped", lambda c, n: n / (6 * c), hint="flops and n_params are swapped: "
             "D = flops / (6 * n_params)"),
     Mistake("no return", lambda c, n: None, expect="returned None"),
@@ -107,6 +111,11 @@ COMPUTE_OPTIMAL = [
             "per parameter: from C = 6 N D and D = r N, N = sqrt(C / (6 r))"),
     Mistake("2ND", _optimal(lambda c, r: math.sqrt(c / (2 * r))), hint="that uses C = 2 N D; "
             "training costs 6 N D, so N = sqrt(C / (6 r))"),
+    Mistake("precedence", _optimal(lambda c, r: math.sqrt(c / 6 * r)), hint="that is "
+            "sqrt(C / 6 * r) (the precedence of / and *): write sqrt(C / (6 * r))"),
+    Mistake("rounded", lambda c, tokens_per_param=20: tuple(
+        int(v) for v in scaling.compute_optimal(c, tokens_per_param)), hint="n_params and n_tokens "
+            "were rounded to whole numbers: return the floats N = sqrt(C / (6 r)) and D = r N"),
     Mistake("no square root", _optimal(lambda c, r: c / (6 * r)), hint="C = 6 r N² gives N² = "
             "C / (6 r): take the square root, N = sqrt(C / (6 r))"),
     Mistake("D = N / r", _optimal(lambda c, r: math.sqrt(c / (6 * r)), lambda n, r: n / r),
@@ -176,6 +185,16 @@ def _fit_inverse(x, y):
     return _polyfit(x, y, swap=True)
 
 
+def _fit_unpacked_backwards(x, y):          # intercept, slope = np.polyfit(...): the wrong order
+    intercept, slope = np.polyfit(np.log(np.asarray(x, dtype=float)),
+                                  np.log(np.asarray(y, dtype=float)), 1)
+    return math.exp(intercept), slope
+
+
+def _fit_raw(x, y):                          # np.polyfit's (slope, intercept) as it comes
+    return tuple(np.polyfit(np.log(np.asarray(x, dtype=float)), np.log(np.asarray(y, dtype=float)), 1))
+
+
 def _fit_endpoints(x, y):                    # the line through the first and last point
     b = (math.log(y[-1]) - math.log(y[0])) / (math.log(x[-1]) - math.log(x[0]))
     return math.exp(math.log(y[0]) - b * math.log(x[0])), b
@@ -197,6 +216,12 @@ FIT_POWER_LAW = [
             "log x (np.polyfit(np.log(x), np.log(y), 1))"),
     Mistake("inverse fit", _fit_inverse, hint="that is the slope of log x against log y: fit log y "
             "(the loss) as a function of log x"),
+    Mistake("polyfit unpacked backwards", _fit_unpacked_backwards, hint="np.polyfit returns the "
+            "highest power first, (slope, intercept): write slope, intercept = np.polyfit(...), "
+            "then return (math.exp(intercept), slope)"),
+    Mistake("polyfit as it comes", _fit_raw, hint="that returns np.polyfit's (slope, intercept) as "
+            "they come: the coefficient is math.exp(intercept) and the exponent is the slope, in "
+            "that order"),
     Mistake("endpoints", _fit_endpoints, hint="that is the line through the first and the last "
             "point; fit a least-squares line through ALL the points (np.polyfit)"),
 ]

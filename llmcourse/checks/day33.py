@@ -96,6 +96,14 @@ RMS = [
     Mistake("no square root", lambda x, w, eps=1e-5: x / (x.pow(2).mean(-1, keepdim=True) + eps) * w,
             hint="divide by the square ROOT of mean(x**2) + eps: torch.sqrt(...) or multiply by "
             "torch.rsqrt(...)"),
+    Mistake("variance", lambda x, w, eps=1e-5: _rms(x, w, eps, stat=lambda x: x.var(-1, keepdim=True)),
+            hint="x.var subtracts the mean (and divides by C - 1): RMSNorm divides by "
+            "sqrt(mean(x**2) + eps), x.pow(2).mean(dim=-1, keepdim=True)"),
+    Mistake("weight added", lambda x, w, eps=1e-5: x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + eps) + w,
+            hint="the weight is added; multiply by it: x / sqrt(mean(x**2) + eps) * weight"),
+    Mistake("in place", lambda x, w, eps=1e-5: x.mul_(torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)).mul_(w),
+            hint="rms_norm changed x in place (x.mul_, x /= ...), which autograd refuses and which "
+            "would change the caller's x: return a new tensor, x / sqrt(mean(x**2) + eps) * weight"),
     Mistake("rms detached", lambda x, w, eps=1e-5: _rms(x, w, eps, detach=True), hint="the "
             "output is right but the gradient of x is not: the root-mean-square is detached (or "
             "computed under torch.no_grad()); the gradient must flow through it too"),
@@ -166,6 +174,12 @@ ROPE = [
         (x[..., 0::2] * c - x[..., 1::2] * s, x[..., 0::2] * s + x[..., 1::2] * c), dim=-1),
             hint="you paired neighbours (2i, 2i+1); the package pairs dimension i with i + hs/2: "
             "x1, x2 = x[..., :hs//2], x[..., hs//2:]"),
+    Mistake("stacked", lambda x, c, s: torch.stack(
+        (_halves(x)[0] * c - _halves(x)[1] * s, _halves(x)[0] * s + _halves(x)[1] * c), dim=-1).flatten(-2),
+            hint="torch.stack(..., dim=-1) interleaves the two rotated halves; put them one after "
+            "the other: torch.cat((x1*cos - x2*sin, x1*sin + x2*cos), dim=-1)"),
+    Mistake("halves swapped", lambda x, c, s: _rope()(torch.cat(_halves(x)[::-1], dim=-1), c, s),
+            hint="the halves are swapped: x1 is the FIRST half, x[..., :hs//2], and x2 the second"),
     Mistake("in place", _rope_in_place, hint="apply_rope wrote into x in place (x[..., :half] = "
             "...), which autograd refuses and which would change the caller's x: build the result "
             "with torch.cat((x1*cos - x2*sin, x1*sin + x2*cos), dim=-1) and return it"),
@@ -230,6 +244,10 @@ SWIGLU = [
             "x @ w_up and (...) @ w_down"),
     Mistake("no activation", _glu(lambda t: t), hint="no activation: apply F.silu to x @ w_gate "
             "before multiplying"),
+    Mistake("branches added", lambda x, g, u, d: (F.silu(x @ g) + x @ u) @ d, hint="the two "
+            "branches are multiplied, not added: silu(x @ w_gate) * (x @ w_up)"),
+    Mistake("no up branch", lambda x, g, u, d: F.silu(x @ g) @ d, hint="w_up is not used: the gate "
+            "multiplies a second projection, silu(x @ w_gate) * (x @ w_up), before w_down"),
     Mistake("SiLU of the product", _glu(F.silu, "product"), hint="the SiLU goes on the gate alone, "
             "before the product: silu(x @ w_gate) * (x @ w_up)"),
 ]
@@ -243,7 +261,8 @@ def _swiglu_cases() -> list[Case]:
         return Case(f"swiglu(x {(*lead, C)} {str(dtype)[6:]}, w_gate and w_up ({C}, {H}), "
                     f"w_down ({H}, {C}))", torch.randn(*lead, C, generator=g, dtype=dtype), *w)
 
-    return [case((2, 5), 12, 20), case((7,), 3, 5), case((1, 2, 3), 8, 16, torch.float64)]
+    # x is (B, T, C), as the exercise says: a learner may unpack B, T, C = x.shape
+    return [case((2, 5), 12, 20), case((1, 7), 3, 5), case((3, 2), 8, 16, torch.float64)]
 
 
 @check("swiglu", mistakes=SWIGLU)
@@ -256,17 +275,17 @@ def check_swiglu(swiglu: Callable[..., Any]) -> None:
 # ---- exercise 4: repeat_kv -----------------------------------------------------------------------
 
 
+_TILED = ("the heads come out tiled, 0, 1, 2, 0, 1, 2 (what x.repeat(1, n_rep, 1, 1) and "
+          "torch.cat([x] * n_rep, dim=1) give); query heads 0 and 1 share kv head 0, so the order "
+          "must be 0, 0, 1, 1, 2, 2 (x.repeat_interleave(n_rep, dim=1), or expand and reshape)")
+
 REPEAT = [
-    Mistake("tiled", lambda x, n: x.repeat(1, n, 1, 1), hint="x.repeat tiles the heads as 0, 1, "
-            "2, 0, 1, 2; query heads 0 and 1 share kv head 0, so the order must be 0, 0, 1, 1, 2, 2 "
-            "(x.repeat_interleave(n_rep, dim=1), or expand and reshape)"),
+    Mistake("tiled", lambda x, n: x.repeat(1, n, 1, 1), hint=_TILED),
     Mistake("wrong dim", lambda x, n: x.repeat_interleave(n, dim=2), hint="the heads are dim 1 of "
             "(B, n_kv, T, hs): repeat along dim=1, not along the positions"),
     Mistake("n_rep 2", lambda x, n: x.repeat_interleave(2, dim=1), hint="use the n_rep argument, "
             "not a fixed number of repeats"),
-    Mistake("cat tiles", lambda x, n: torch.cat([x] * n, dim=1), hint="x.repeat tiles the heads as "
-            "0, 1, 2, 0, 1, 2; query heads 0 and 1 share kv head 0, so the order must be 0, 0, 1, "
-            "1, 2, 2 (x.repeat_interleave(n_rep, dim=1), or expand and reshape)"),
+    Mistake("cat tiles", lambda x, n: torch.cat([x] * n, dim=1), hint=_TILED),
     Mistake("detached", lambda x, n: x.detach().repeat_interleave(n, dim=1), expect="does not carry "
             "gradients"),
 ]

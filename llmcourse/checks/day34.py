@@ -22,6 +22,7 @@ Example::
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Sequence
 
 import torch
@@ -29,7 +30,8 @@ import torch.nn as nn
 
 from llmcourse.checks._core import PartNotDone as _PartNotDone  # shared in _core
 from llmcourse.checks._core import (Case, CheckFailed, EarlierNotDone, Mistake, as_int, as_pair,
-                                    as_tensor, call, check, compare, outputs_and_grads, same)
+                                    as_tensor, call, check, compare, labelled, outputs_and_grads,
+                                    same)
 from llmcourse.finetune import LoRALinear as _RefLoRA
 
 __all__ = [
@@ -99,6 +101,34 @@ def _negative_slice(prompt_ids, response_ids):  # y[:len(prompt) - 1] is y[:-1] 
     return x, y
 
 
+def _x_masked(prompt_ids, response_ids):  # -1 written into x as well as y
+    x, y = reference_instruction_pair(prompt_ids, response_ids)
+    x[: max(len(prompt_ids) - 1, 0)] = -1
+    return x, y
+
+
+def _extends(prompt_ids, response_ids):  # prompt_ids.extend(...) changes the caller's list
+    prompt_ids.extend(response_ids)
+    ids = torch.tensor(prompt_ids)
+    x, y = ids[:-1].clone(), ids[1:].clone()
+    y[: max(len(prompt_ids) - len(response_ids) - 1, 0)] = -1
+    return x, y
+
+
+_INPUTS_KEPT = ("instruction_pair changed the lists it was given (prompt_ids.extend, +=, append): "
+                "build ids = list(prompt_ids) + list(response_ids) and leave the inputs as they were")
+
+
+def _run_pair(impl: Any, case: Case) -> Any:
+    """``impl(prompt_ids, response_ids)`` on fresh copies, which must come back unchanged."""
+    (prompt, response), _ = case.fresh()
+    before = (list(prompt), list(response))
+    out = impl(prompt, response)
+    if (list(prompt), list(response)) != before:
+        raise CheckFailed(f"{_INPUTS_KEPT} (on {case.label})")
+    return out
+
+
 PAIR = [
     Mistake("masks by token value", _by_value, hint="you masked the targets whose token id occurs "
             "in the prompt, so response tokens that share an id with the prompt (a space, a new "
@@ -126,6 +156,12 @@ PAIR = [
                                                    stop=lambda n, L: L),
             hint="the response is masked: the loss should count the response tokens and skip "
             "the prompt's"),
+    Mistake("max with 1", lambda p, r: _pair(p, r, stop=lambda n, L: max(n - 1, 1)), hint="with an "
+            "empty prompt no target is a prompt token, so none is masked: y[:max(len(prompt) - 1, 0)] "
+            "(max with 0, not 1)"),
+    Mistake("x masked too", _x_masked, hint="x was masked too: only the targets y get -1; x keeps "
+            "every token id (the model reads the whole prompt)"),
+    Mistake("extends the prompt list", _extends, expect=_INPUTS_KEPT),
     Mistake("not shifted", lambda p, r: _pair(p, r, shift=False), expect="x has shape"),
     Mistake("float x", lambda p, r: (torch.tensor(p + r)[:-1].float(), torch.tensor(p + r)[1:]),
             expect="int64"),
@@ -141,12 +177,13 @@ def _pair_cases() -> list[Case]:
              [7, 3, 9, 3, 12], [3, 8, 12, 2]),
         Case("instruction_pair(2 prompt ids, 6 response ids up to 50256)",
              [50256, 300], [300, 9000, 11, 300, 50256, 0]),
-        Case("instruction_pair([], [5, 8, 2]) (empty prompt)", [], [5, 8, 2]),
+        Case("instruction_pair([], [5, 8, 2, 6]) (empty prompt)", [], [5, 8, 2, 6]),
         Case("instruction_pair([4], [1, 4, 4]) (one prompt token)", [4], [1, 4, 4]),
         Case("instruction_pair(9 prompt ids, [9])", [1, 9, 2, 9, 3, 9, 4, 9, 5], [9]),
     ]
 
 
+@labelled
 def _read_pair(value: Any, case: Case) -> tuple[torch.Tensor, torch.Tensor]:
     x, y = as_pair(value, "instruction_pair")
     n = len(case.args[0]) + len(case.args[1]) - 1
@@ -158,7 +195,8 @@ def _read_pair(value: Any, case: Case) -> tuple[torch.Tensor, torch.Tensor]:
 def check_instruction_pair(instruction_pair: Any) -> None:
     """Exercise 1: x is ids[:-1], y is ids[1:] with the prompt's targets set to -1."""
     compare(instruction_pair, reference_instruction_pair, _pair_cases(),
-            name="instruction_pair(prompt_ids, response_ids)", mistakes=PAIR, read=_read_pair)
+            name="instruction_pair(prompt_ids, response_ids)", mistakes=PAIR, read=_read_pair,
+            run=_run_pair)
 
 
 # ---- exercise 2: LoRALinear ------------------------------------------------------------------
@@ -200,6 +238,14 @@ class _LoRA(nn.Module):
             return self.base(x) + update
         if self.how == "base detached":
             return self.base(x).detach() + s * (x @ a.T) @ b.T
+        if self.how == "x detached":
+            return self.base(x) + s * (x.detach() @ a.T) @ b.T
+        if self.how == "2-D":
+            with warnings.catch_warnings():  # x.T of a 3-D x: the learner's warning, not ours
+                warnings.simplefilter("ignore", UserWarning)
+                return self.base(x) + s * (b @ (a @ x.T)).T
+        if self.how == "no bias":
+            return x @ self.base.weight.T + s * (x @ a.T) @ b.T
         if self.how == "A detached":
             return self.base(x) + s * (x @ a.detach().T) @ b.T
         return self.base(x) + s * (x @ a.T) @ b.T
@@ -233,6 +279,9 @@ _NEW_BASE = Mistake("new base", _lora(new_base=True), hint="self.base should be 
 _MERGED = Mistake("merges in forward", _lora(forward="merge"), hint="forward changed the base "
                   "weight: leave W alone and add the update to the output")
 
+_NO_BIAS = Mistake("base without its bias", _lora(forward="no bias"), hint="the base's bias is "
+                   "missing: x @ self.base.weight.T drops it; call self.base(x), which adds it")
+
 _NO_SUPER = ("call super().__init__() first in __init__: an nn.Module cannot hold layers or "
              "parameters (self.base, self.lora_A) before it")
 _NO_TRANSPOSE = ("lora_A is (r, in) and lora_B (out, r), stored like nn.Linear weights: the "
@@ -261,7 +310,11 @@ LORA = [
     Mistake("no super().__init__()", _LoraNoSuper, expect=_NO_SUPER),
     Mistake("weights not transposed", _LoraNoTranspose, expect=_NO_TRANSPOSE),
     _TRANSPOSED, _A_ZERO, _A_STD1, _A_KAIMING0, _B_RANDOM, _NOT_FROZEN, _NOT_PARAM, _NEW_BASE,
-    _MERGED,
+    _MERGED, _NO_BIAS,
+    Mistake("2-D x only", _lora(forward="2-D"), hint="(B @ (A @ x.T)).T works only for a 2-D x; "
+            "x is (..., in_features): write (x @ self.lora_A.T) @ self.lora_B.T"),
+    Mistake("x detached", _lora(forward="x detached"), hint="x is detached in the update: the "
+            "gradient of x must flow through the adapter as well as through base(x); use x as it is"),
     Mistake("base detached", _lora(forward="base detached"), hint="base(x) is detached: the "
             "gradient must still flow through the frozen base to x (freezing W only stops W's "
             "own gradient); drop the .detach()"),
@@ -348,6 +401,8 @@ def _structure(LoRALinear: Any, in_f: int, out_f: int, r: int, alpha: float) -> 
     if not torch.equal(base.weight.detach(), w0):
         raise CheckFailed(_MERGED.hint)
     why = same(out.detach(), base(x).detach(), "layer(x) at init (it should equal base(x), B = 0)")
+    if why and same(out.detach(), (x @ base.weight.T).detach(), "layer(x)") is None:
+        raise CheckFailed(_NO_BIAS.hint)
     if why:
         raise CheckFailed(why)
 

@@ -152,6 +152,22 @@ def test_cli_refuses_to_overwrite_an_earlier_run(env, capsys):
     assert cli.main(base + ["--set", "overwrite=true"]) == 0
 
 
+def test_cli_refuses_resume_with_overwrite(env, capsys):
+    # --resume continues a run, overwrite=true replaces it: together they are refused before
+    # anything is read or written, instead of one of them being silently ignored
+    out = env / "run"
+    base = ["train", "--no-progress", "--set", f"out_dir={out}"]
+    for o in TINY:
+        base += ["--set", o]
+    assert cli.main(base) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    capsys.readouterr()
+    assert cli.main(base + ["--resume", "--set", "train.overwrite=true"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--resume" in err[0] and "overwrite=true" in err[0] and "drop one" in err[0]
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
 def test_cli_missing_checkpoint_is_a_clear_error(env, capsys):
     code = cli.main(["sample", "--checkpoint", str(env / "nothing"), "--device", "cpu"])
     assert code == 2

@@ -97,6 +97,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     from llmcourse.runs import NothingToDo
 
+    train = preset.get("train", {})
+    if args.resume and train.get("overwrite"):
+        raise UserError(f"--resume continues the run in {train.get('out_dir', 'out')}, and "
+                        "overwrite=true would replace it with a run from scratch: drop one of the two")
     try:
         history = train_preset(preset, resume=args.resume, progress=not args.no_progress)
     except FileExistsError as exc:  # an earlier run's checkpoints are in out_dir

@@ -74,6 +74,14 @@ def estimate_loss_list(model, get_batch_fn, eval_iters):
     return sum(losses) / len(losses)
 
 
+def estimate_loss_keywords(model, get_batch_fn, eval_iters):  # model(idx=..., targets=...) as BigramLM takes
+    model.eval()
+    with torch.no_grad():
+        losses = [model(idx=x, targets=y)[1].item() for x, y in (get_batch_fn() for _ in range(eval_iters))]
+    model.train()
+    return sum(losses) / len(losses)
+
+
 @pytest.mark.parametrize("check_fn, mistake", mistake_params(day06))
 def test_mistake_rejected(check_fn, mistake, capsys):
     rejects(capsys, check_fn, mistake)
@@ -87,6 +95,7 @@ def test_mistake_rejected(check_fn, mistake, capsys):
     (day06.check_train_step, train_step_zero_grad_plain),
     (day06.check_estimate_loss, estimate_loss),
     (day06.check_estimate_loss, estimate_loss_list),
+    (day06.check_estimate_loss, estimate_loss_keywords),
 ])
 def test_solution_passes(check_fn, fn, capsys):
     passes(capsys, check_fn, fn)

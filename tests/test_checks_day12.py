@@ -81,6 +81,28 @@ def count_by_building(cfg):  # independent of the formula: build the model and c
     return sum(p.numel() for p in GPT(cfg).parameters())
 
 
+def _causality_cut_at(model, t, seed=None):  # the lesson's test, at cut t, seeded or not
+    V_, T_ = model.config.vocab_size, model.config.block_size
+    if seed is not None:
+        torch.manual_seed(seed)
+    idx = torch.randint(V_, (2, T_))
+    idx2 = idx.clone()
+    idx2[:, t + 1:] = torch.randint(V_, (2, T_ - t - 1))
+    model.eval()
+    with torch.no_grad():
+        a, _ = model(idx)
+        b, _ = model(idx2)
+    assert torch.allclose(a[:, : t + 1], b[:, : t + 1], atol=1e-5), "the future leaks"
+
+
+def seeded_causality(model):  # its fresh ids leave both rows' last token as they were
+    _causality_cut_at(model, model.config.block_size // 2, seed=29)
+
+
+def later_cut_causality(model):  # under the check's seed 0, both rows' token t + 1 stays as it was
+    _causality_cut_at(model, model.config.block_size // 2 + 1)
+
+
 def test_solutions_pass(capsys):
     passes(capsys, day12.check_tied, tie(_untied()))
     m = _untied(CFG)
@@ -90,6 +112,8 @@ def test_solutions_pass(capsys):
     passes(capsys, day12.check_count_params, count_params)
     passes(capsys, day12.check_count_params, count_by_building)
     passes(capsys, day12.check_causality_test, test_causality)
+    passes(capsys, day12.check_causality_test, seeded_causality)
+    passes(capsys, day12.check_causality_test, later_cut_causality)
     passes(capsys, day12.check_gradients_test, test_gradients)
 
 

@@ -103,6 +103,30 @@ def evaluate_decorated(model, batches):
     return out
 
 
+def evaluate_wraps_the_error(model, batches):  # the batch's error reaches the caller, wrapped
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            losses = [model(x, y)[1].item() for x, y in batches]
+    except Exception as exc:
+        raise RuntimeError(f"evaluation failed: {exc}") from exc
+    finally:
+        model.train(was)
+    return sum(losses) / len(losses)
+
+
+def evaluate_keywords(model, batches):  # the course's models take model(idx, targets=...)
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            losses = [model(idx=x, targets=y)[1].item() for x, y in batches]
+    finally:
+        model.train(was)
+    return sum(losses) / len(losses)
+
+
 def save_atomic_path_replace(obj, path):  # Path.replace is os.replace; another temporary name
     path = Path(path)
     tmp = path.parent / (path.name + ".partial")
@@ -153,7 +177,8 @@ def test_every_exercise_has_at_least_three_mistakes():
 # ---- exercise 1: evaluate --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fn", [evaluate, evaluate_try_finally, evaluate_decorated])
+@pytest.mark.parametrize("fn", [evaluate, evaluate_try_finally, evaluate_decorated, evaluate_wraps_the_error,
+                                evaluate_keywords])
 def test_evaluate_passes_correct_answers(capsys, fn):
     passes(capsys, day17.check_evaluate, fn)
 

@@ -75,9 +75,13 @@ def test_a_confined_notebook_cannot_delete_a_file_outside(tmp_path, capsys, monk
     assert "warning" not in captured.err
 
 
-def test_a_confined_notebook_can_still_write_temporary_files(tmp_path):
+@pytest.mark.parametrize("confine", ["bubblewrap", "unshare"])
+def test_a_confined_notebook_can_still_write_temporary_files(tmp_path, monkeypatch, confine):
+    # both confinements, each where it works: unshare once left the kernel's working folder on
+    # the read-only mount under the writable bind (a relative open() failed)
+    monkeypatch.setenv("LLMCOURSE_CHECK_CONFINE", confine)
     if find_confinement(tmp_path) is None:
-        pytest.skip("neither bubblewrap nor an unprivileged user namespace works on this machine")
+        pytest.skip(f"{confine} does not confine on this machine")
     nb = notebook(tmp_path / "day99_tmp.ipynb", [
         CHECK_SETUP, "import tempfile\nfolder = tempfile.mkdtemp()\nopen(folder + '/x.txt', 'w').write('1')\n"
         "open('in_cwd.txt', 'w').write('1')\ncheck_double(lambda x: 2 * x)  # runs if both writes did",

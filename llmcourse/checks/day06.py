@@ -479,11 +479,9 @@ def check_train_step(train_step: Callable[..., Any]) -> None:
 
 
 class _Recorder(nn.Module):
-    """A fake model that returns scripted losses and records how it was called.
-
-    ``llmcourse.checks.day17`` reuses it (``_Recorder(losses)``, ``.calls``, ``.modes``,
-    ``.grad_enabled``); ``.batches`` and ``.targets`` hold the first id of each batch and of its
-    targets.
+    """A fake model that returns scripted losses and records how it was called (``.calls``,
+    ``.modes``, ``.grad_enabled``); ``.batches`` and ``.targets`` hold the first id of each batch
+    and of its targets. Its arguments have the course's names, ``(idx, targets)``.
     """
 
     def __init__(self, losses: list[float]) -> None:
@@ -496,11 +494,13 @@ class _Recorder(nn.Module):
         self.batches: list[int] = []
         self.targets: list[int] = []
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Any:
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> Any:
+        # the names of BigramLM.forward, so that model(x, targets=y) works as on the course's models
         self.modes.append(self.training)
         self.grad_enabled.append(torch.is_grad_enabled())
-        self.batches.append(int(x.flatten()[0]) if x.numel() else -1)
-        self.targets.append(int(y.flatten()[0]) if isinstance(y, torch.Tensor) and y.numel() else -1)
+        self.batches.append(int(idx.flatten()[0]) if idx.numel() else -1)
+        self.targets.append(int(targets.flatten()[0])
+                            if isinstance(targets, torch.Tensor) and targets.numel() else -1)
         loss = self.w * self.losses[self.calls % len(self.losses)]
         self.calls += 1
         return None, loss

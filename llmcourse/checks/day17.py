@@ -149,7 +149,8 @@ class _Recorder(nn.Module):
         self.modes: list[bool] = []
         self.grad_enabled: list[bool] = []
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Any:
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> Any:
+        # the names of GPT.forward, so that model(x, targets=y) works as on the course's models
         self.modes.append(self.training or self.drop.training)
         self.grad_enabled.append(torch.is_grad_enabled())
         value = self.losses[self.calls % len(self.losses)]
@@ -161,6 +162,17 @@ class _Recorder(nn.Module):
 
 class _EvaluationError(RuntimeError):
     """The error a batch of the check's last evaluate() case raises."""
+
+
+def _carries(exc: BaseException, kind: type) -> bool:
+    """Whether ``exc`` is a ``kind``, or was raised from or while handling one."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, kind):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _ev_no_finally(model, batches):  # the mode is put back only when nothing raised
@@ -318,7 +330,9 @@ def _run_evaluate(evaluate: Callable[..., Any], case: Case) -> dict[str, Any]:
     torch.set_grad_enabled(True)  # as in the training loop that calls evaluate()
     try:
         got: Any = as_float(evaluate(model, batches), "evaluate")
-    except _EvaluationError:
+    except Exception as exc:  # noqa: BLE001 - the batch's error, or one that wraps it (raise ... from)
+        if not _carries(exc, _EvaluationError):
+            raise
         got = "raised the batch's error"
     grad_after = torch.is_grad_enabled()
     torch.set_grad_enabled(True)

@@ -45,6 +45,7 @@ for point in $(awk '{print $2}' /proc/self/mounts | sort -u); do
   case "$point" in /proc|/proc/*|/sys|/sys/*|"$work") continue ;; esac
   mount -o remount,bind,ro "$point" 2>/dev/null || mount -o remount,bind,ro,nosuid,nodev "$point"
 done
+cd "$PWD"  # the folder we started in, looked up again: through the writable bind, not under it
 exec "$@"
 """
 

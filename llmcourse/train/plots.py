@@ -259,6 +259,7 @@ def plot_monitor(source: str | os.PathLike[str] | Iterable[dict[str, Any]], *,
     flat[0].legend(fontsize=6)
     lines(flat[1], {k.split("/")[0]: v for k, v in m["act"].items()
                     if k.endswith("/dead_frac")}, "dead fraction (input < -3)")
+    flat[1].set_ylim(bottom=0)  # a fraction: no negative axis when every value is 0
     weights = [k for k in m["update"] if k.endswith(".weight") and ".ln_" not in k
                and not k.endswith("ln_f.weight")]
     lines(flat[2], {k: m["update"][k] for k in weights}, "log10 update / weight")

@@ -20,9 +20,10 @@ setup() {
   # shellcheck disable=SC1091
   . "$VENV/bin/activate"
   if ! python -c "import torch" 2>/dev/null; then
-    # The CPU build first: an unpinned torch would pull several GB of CUDA packages.
-    # LLMCOURSE_TORCH_INDEX (e.g. https://download.pytorch.org/whl/cpu, as the GitHub workflows
-    # set it) names the index that holds that build where PyPI's default is a CUDA one.
+    # torch first, on its own, pinned to the version the course is tested with. On Linux,
+    # PyPI's default wheel is the CUDA build (several GB): LLMCOURSE_TORCH_INDEX (e.g.
+    # https://download.pytorch.org/whl/cpu, as the GitHub workflows set it) names the index
+    # of the CPU build (README, "The two commands").
     python -m pip install -q "torch==2.13.0" ${LLMCOURSE_TORCH_INDEX:+--index-url "$LLMCOURSE_TORCH_INDEX"}
   fi
   python -m pip install -q -e ".[dev]"

@@ -67,6 +67,11 @@ def count_upto(minimum: int, maximum: int, what: str) -> Callable[[str], int]:
     return parse
 
 
+#: The exit statuses of :func:`llmcourse.cli.main`, shown under a command's ``--help``.
+EXIT_STATUS = ("exit status: 0 done, 2 a mistake in what was asked (one line on stderr), "
+               "1 a fault of the machine (disk, permission, memory) or a bug, 130 interrupted")
+
+
 #: The largest seed: torch's generators take 64-bit seeds, and sample s of ``--seed S`` uses S + s.
 MAX_SEED = 2**63 - 1
 #: ``--seed``: a whole number from 0 to :data:`MAX_SEED`.

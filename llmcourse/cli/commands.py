@@ -28,8 +28,8 @@ import sys
 import traceback
 from typing import Any, Sequence
 
-from llmcourse.cli.args import (Parser, UserError, check_parent_folders, count, count_upto,
-                                memory_message, non_empty_path, one_line, os_message,
+from llmcourse.cli.args import (EXIT_STATUS, Parser, UserError, check_parent_folders, count,
+                                count_upto, memory_message, non_empty_path, one_line, os_message,
                                 out_of_memory, path_message, prompt_interrupt, seed_number,
                                 stop_string)
 from llmcourse.cli.sample import cmd_sample, load_checkpoint_args, until_stop
@@ -185,39 +185,62 @@ def build_parser() -> argparse.ArgumentParser:
     from llmcourse.presets import list_presets
 
     parser = Parser(
-        prog="llmcourse", description="Prepare data, train, sample from and evaluate GPT models.")
+        prog="llmcourse", description="Prepare data, train, sample from and evaluate GPT models.",
+        epilog=EXIT_STATUS + " (diff and check: see their --help)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("prepare", help="tokenize a dataset into train.bin/val.bin/meta.json")
+    p = sub.add_parser("prepare", help="tokenize a dataset into train.bin/val.bin/meta.json",
+                       description="Tokenize a dataset into train.bin, val.bin and meta.json "
+                                   "(nothing is done when the folder is up to date).",
+                       epilog=EXIT_STATUS)
     p.add_argument("dataset", help="a registered dataset (shakespeare, tinystories) or a text file")
     p.add_argument("--tokenizer", default="char",
                    help="char, gpt2, cl100k_base, or a saved tokenizer file (default: char)")
     p.add_argument("--out-dir", default=None, type=non_empty_path,
-                   help="where to write (default: in the cache)")
+                   help="where to write (default: <cache>/prepared/<dataset>-<tokenizer>; "
+                        "<cache> is $LLMCOURSE_CACHE_DIR or ~/.cache/llmcourse)")
     p.add_argument("--val-fraction", type=float, default=0.1,
-                   help="share of tokens kept for validation when there is no official split")
-    p.add_argument("--force", action="store_true", help="rebuild even if up to date")
+                   help="share of the tokens, from the end, kept for validation when there is "
+                        "no official split, in [0, 1) (default: 0.1)")
+    p.add_argument("--force", action="store_true",
+                   help="rebuild even if up to date; replace data prepared with other settings "
+                        "(refused without it)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=cmd_prepare)
 
-    p = sub.add_parser("train", help="train a GPT from a preset")
+    p = sub.add_parser("train", help="train a GPT from a preset",
+                       description="Train a GPT from a preset: prepares its data if needed, then "
+                                   "writes run.json, metrics.jsonl, ckpt.pt and best.pt into the "
+                                   "preset's out_dir (out/<preset> unless --set out_dir=...). An "
+                                   "out_dir holding an earlier run is refused: pass --resume, "
+                                   "or --set overwrite=true to replace it.",
+                       epilog=EXIT_STATUS)
     p.add_argument("--preset", default="shakespeare-char-cpu", choices=list_presets(),
                    help="starting configuration (default: shakespeare-char-cpu)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a setting, e.g. --set max_iters=500 --set model.n_layer=2")
-    p.add_argument("--resume", action="store_true", help="continue from out_dir/ckpt.pt")
-    p.add_argument("--print-config", action="store_true", help="print the resolved preset and exit")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in out_dir, in place, from its ckpt.pt up to max_iters")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved preset as JSON and exit (nothing is trained)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_train)
 
-    def add_checkpoint(q: argparse.ArgumentParser) -> None:
+    def add_checkpoint(q: argparse.ArgumentParser, seed_help: str) -> None:
         q.add_argument("--checkpoint", required=True,
-                       help="a run directory (best.pt or ckpt.pt inside) or a .pt file")
-        q.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-        q.add_argument("--seed", type=seed_number, default=1337, help="random seed")
+                       help="a run directory (its best.pt, else ckpt.pt) or a .pt file; "
+                            "run.json must be beside it")
+        q.add_argument("--device", default="auto",
+                       help="auto, cpu, cuda, cuda:N or mps (default: auto, CUDA then MPS then "
+                            "the CPU)")
+        q.add_argument("--seed", type=seed_number, default=1337, help=seed_help)
 
-    p = sub.add_parser("sample", help="generate text from a trained checkpoint")
-    add_checkpoint(p)
+    p = sub.add_parser("sample", help="generate text from a trained checkpoint",
+                       description="Generate text from a trained checkpoint: each sample is the "
+                                   "prompt followed by its continuation, on standard output (or "
+                                   "in --output); a header line goes to standard error.",
+                       epilog=EXIT_STATUS)
+    add_checkpoint(p, "seed of the first sample; sample s uses seed + s - 1 (default: 1337)")
     given = p.add_mutually_exclusive_group()
     given.add_argument("--prompt", default=None, help="text to continue (default: a newline)")
     given.add_argument("--prompt-file", default=None, metavar="PATH",
@@ -226,16 +249,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="end a sample at the first TEXT it writes (not printed); repeatable")
     p.add_argument("--output", default=None, metavar="PATH", type=non_empty_path,
                    help="write the samples to a new file PATH (never replaced) instead of stdout")
-    p.add_argument("--num-samples", type=count(1), default=1, help="samples to draw")
+    p.add_argument("--num-samples", type=count(1), default=1, help="samples to draw (default: 1)")
     p.add_argument("--max-new-tokens", type=count(1), default=500,
-                   help="tokens to generate per sample")
-    p.add_argument("--temperature", type=float, default=0.8, help="0 means greedy")
-    p.add_argument("--top-k", type=int, default=None, help="keep the k most likely tokens")
-    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling threshold in (0, 1]")
+                   help="tokens to generate per sample (default: 500)")
+    p.add_argument("--temperature", type=float, default=0.8,
+                   help=">= 0; 0 means greedy (default: 0.8)")
+    p.add_argument("--top-k", type=int, default=None,
+                   help="keep the k >= 1 most likely tokens (default: off)")
+    p.add_argument("--top-p", type=float, default=None,
+                   help="nucleus sampling threshold in (0, 1] (default: off)")
     p.add_argument("--min-p", type=float, default=None,
-                   help="keep tokens with probability >= min_p times the top one's, in [0, 1]")
+                   help="keep tokens with probability >= min_p times the top one's, in [0, 1] "
+                        "(default: off)")
     p.add_argument("--repetition-penalty", type=float, default=1.0,
-                   help="CTRL penalty for tokens already in the text, > 0 (1 = off)")
+                   help="CTRL penalty for tokens already in the text, > 0 (default: 1 = off)")
     p.add_argument("--stream", action="store_true", help="print tokens as they are generated")
     p.add_argument("--no-cache", action="store_true", help="recompute instead of using the KV cache")
     p.add_argument("--compile", action="store_true",
@@ -245,24 +272,40 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop a sample at the tokenizer's end-of-text token")
     p.set_defaults(func=cmd_sample)
 
-    p = sub.add_parser("eval", help="loss, perplexity, bits per token and per byte of a checkpoint")
-    add_checkpoint(p)
-    p.add_argument("--split", default="val", choices=["train", "val"])
-    p.add_argument("--iters", type=count(1), default=50, help="batches to average")
-    p.add_argument("--batch-size", type=count(1), default=16)
+    p = sub.add_parser("eval", help="loss, perplexity, bits per token and per byte of a checkpoint",
+                       description="Loss, perplexity, bits per token and bits per byte of a "
+                                   "checkpoint on its run's own prepared data, printed as one "
+                                   "JSON line on standard output; nothing is written.",
+                       epilog=EXIT_STATUS)
+    add_checkpoint(p, "seed of the random batches (default: 1337)")
+    p.add_argument("--split", default="val", choices=["train", "val"],
+                   help="the data split to measure (default: val)")
+    p.add_argument("--iters", type=count(1), default=50, help="batches to average (default: 50)")
+    p.add_argument("--batch-size", type=count(1), default=16,
+                   help="sequences of block_size tokens per batch (default: 16)")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("bench", help="measure matmul peak, training or generation speed")
-    p.add_argument("what", choices=["matmul", "train", "generate"])
-    p.add_argument("--preset", default="shakespeare-char-cpu", choices=list_presets())
+    p = sub.add_parser("bench", help="measure matmul peak, training or generation speed",
+                       description="matmul: n x n matrix products on the CPU, in float32 and "
+                                   "bfloat16. train: training steps of a preset's model on "
+                                   "random tokens, on the best device. generate: ms per token "
+                                   "with and without the KV cache, for a fixed 6-layer model on "
+                                   "the CPU. Prints the results; writes nothing.",
+                       epilog=EXIT_STATUS)
+    p.add_argument("what", choices=["matmul", "train", "generate"], help="what to measure")
+    p.add_argument("--preset", default="shakespeare-char-cpu", choices=list_presets(),
+                   help="model and batch to time (train only; default: shakespeare-char-cpu)")
     p.add_argument("--iters", type=count_upto(1, MAX_BENCH_ITERS, "a benchmark, not a training "
                                                                "run"), default=20,
-                   help="timed iterations (train) or tokens (generate)")
+                   help="timed iterations (train) or tokens (generate) (default: 20)")
     p.add_argument("--size", type=count_upto(1, MAX_MATMUL_SIZE, "three such matrices of float32 "
                                                               "take 3 GiB"), default=1024,
-                   help=f"matrix size for the matmul benchmark, at most {MAX_MATMUL_SIZE}")
-    p.add_argument("--dtype", default="float32", help="auto, float32, bfloat16 or float16 (autocast; float16 only on CUDA)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+                   help=f"matrix size for the matmul benchmark, at most {MAX_MATMUL_SIZE} "
+                        "(default: 1024)")
+    p.add_argument("--dtype", default="float32",
+                   help="train only: auto, float32, bfloat16 or float16 (autocast; float16 not "
+                        "on the CPU) (default: float32)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (train only)")
     p.set_defaults(func=cmd_bench)
 
     # Subcommands that live beside the code they drive:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from llmcourse.cli.args import (UserError, check_parent_folders, check_writable_folder, number_in,
-                                refuse_existing)
+from llmcourse.cli.args import (EXIT_STATUS, UserError, check_parent_folders,
+                                check_writable_folder, number_in, refuse_existing)
 
 #: Image formats by file name ending, as matplotlib names them.
 IMAGE_FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg", ".jpg": "jpeg", ".jpeg": "jpeg"}
@@ -65,16 +65,25 @@ def cmd_plot(args: Any) -> int:
 
 def add_parser(sub: Any) -> None:
     """Register ``llmcourse plot`` on the CLI's sub-parsers."""
-    p = sub.add_parser("plot", help="draw the loss curves of one or more runs into an image")
+    p = sub.add_parser("plot", help="draw the loss curves of one or more runs into an image",
+                       description="Draw the loss curves of one or more runs (or, with "
+                                   "--monitor, the monitors of one run) into the image --out; "
+                                   "an existing image is replaced only with --force.",
+                       epilog=EXIT_STATUS)
     p.add_argument("runs", nargs="+", metavar="RUN",
                    help="run folders (out_dir, holding metrics.jsonl) or metrics.jsonl files")
-    p.add_argument("--out", default="curves.png", help="image to write (default: curves.png)")
+    p.add_argument("--out", default="curves.png",
+                   help=f"image to write, ending in {', '.join(IMAGE_FORMATS)} "
+                        "(default: curves.png)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
-    p.add_argument("--labels", help="comma-separated legend labels, one per run")
+    p.add_argument("--labels", help="comma-separated legend labels, one per run (default: each "
+                                    "RUN's name; not with --monitor)")
     p.add_argument("--title", help="title of the plot")
-    p.add_argument("--logy", action="store_true", help="logarithmic loss axis")
+    p.add_argument("--logy", action="store_true",
+                   help="logarithmic loss axis (not with --monitor)")
     p.add_argument("--no-train-steps", action="store_true",
-                   help="draw only the evaluations, not every logged training step")
+                   help="draw only the evaluations, not every logged training step (not with "
+                        "--monitor)")
     p.add_argument("--monitor", action="store_true",
                    help="draw the monitors of one run (trained with --set monitor_interval=N)")
     p.add_argument("--dpi", type=number_in(*DPI_RANGE, "dots per inch"), default=120,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmcourse.cli.args import check_parent_folders, count, non_empty_path
+from llmcourse.cli.args import EXIT_STATUS, check_parent_folders, count, non_empty_path
 from llmcourse.sweep import parse_grid, parse_seeds, parse_variant, run_sweep
 
 #: ``--seeds N``: at most this many seeds per setting (each one is a training run).
@@ -52,7 +52,15 @@ def add_parser(sub: Any) -> None:
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
-    p = sub.add_parser("sweep", help="train a grid of settings times seeds; table of mean ± std")
+    p = sub.add_parser("sweep", help="train a grid of settings times seeds; table of mean ± std",
+                       description="Train every setting (--grid, --variant; neither: the preset "
+                                   "as it is) with every seed into --out-dir/<setting>/seed<k>, "
+                                   "print a table of mean ± std and write sweep.json, "
+                                   "results.json, results.md and results.png there. Rerun with "
+                                   "the same settings, finished runs are skipped and unfinished "
+                                   "ones resumed; a folder holding other runs is refused, never "
+                                   "replaced.",
+                       epilog=EXIT_STATUS)
     p.add_argument("--preset", default="shakespeare-char-cpu", choices=list_presets(),
                    help="starting configuration (default: shakespeare-char-cpu)")
     p.add_argument("--grid", action="append", metavar="KEY=V1,V2",
@@ -61,7 +69,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--variant", action="append", metavar="NAME:KEY=V[,KEY=V]",
                    help="a named setting, e.g. --variant rms:model.norm=rmsnorm; repeatable")
     p.add_argument("--seeds", default=[0, 1, 2], type=seeds, metavar="N|S1,S2",
-                   help="seeds per setting: a count (3 = seeds 0,1,2) or a list (default: 3)")
+                   help="seeds per setting: a count (3 = seeds 0,1,2) or a list of seeds with "
+                        "a comma (5,7) (default: 3)")
     p.add_argument("--out-dir", required=True, type=non_empty_path,
                    help="the sweep's folder (one run folder per setting and seed inside)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -70,5 +79,6 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--jobs", type=count(1), default=1, metavar="N",
                    help="runs trained at a time, each in its own process (default: 1)")
     p.add_argument("--no-plot", action="store_true", help="do not write results.png")
-    p.add_argument("--no-progress", action="store_true", help="no line per finished run")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no line per finished run, no progress bar while preparing data")
     p.set_defaults(func=cmd_sweep)

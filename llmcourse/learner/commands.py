@@ -78,16 +78,22 @@ def add_parsers(sub: Any) -> None:
                    help="the solution source to compare with (default: solutions/dayNN_*.md, found "
                         "by the day number in the notebook's name)")
     p.add_argument("--solutions", default=None, metavar="DIR",
-                   help="the solutions/ folder of a clone of the course (default: searched)")
+                   help="the solutions/ folder of a clone of the course (default: solutions/ "
+                        "beside or above the notebook or the current folder)")
     p.add_argument("--color", choices=["auto", "always", "never"], default="auto",
-                   help="colour the diff (default: on a terminal)")
+                   help="colour the diff (default: auto, on a terminal unless NO_COLOR is set)")
     p.add_argument("--exact", action="store_true",
                    help="count and show differences in comments and whitespace too (default: ignored)")
     p.epilog = "exit status: 0 every exercise identical to the solution, 1 some differ, 2 trouble"
     p.set_defaults(func=cmd_diff)
 
-    p = sub.add_parser("check", help="run a lesson notebook headless and list its checks' verdicts")
+    p = sub.add_parser("check", help="run a lesson notebook headless and list its checks' verdicts",
+                       description="Run a lesson notebook headless on the CPU, in a temporary "
+                                   "folder (your notebook is not changed), and print a table of "
+                                   "its checks' verdicts.")
     p.add_argument("notebook", help="your lesson notebook (.ipynb) or its MyST text (.md)")
     p.add_argument("--timeout", type=_seconds, default=600,
                    help="seconds allowed per cell, above 0 (default 600)")
+    p.epilog = ("exit status: 0 every check passed, 1 a check did not pass, none ran or the "
+                "kernel died, 2 trouble (an unreadable notebook, a cell over --timeout)")
     p.set_defaults(func=cmd_check)

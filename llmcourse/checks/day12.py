@@ -60,17 +60,25 @@ BROKEN_KINDS = {
 
 
 # ---------------------------------------------------------------------------- broken models
-class _UnmaskedAttention(CausalSelfAttention):
-    """Multi-head attention that forgot ``is_causal=True``: a classic bug, planted on purpose."""
+class _PlantedMaskAttention(CausalSelfAttention):
+    """Multi-head attention with a mask of its own (:meth:`allowed`) instead of the causal one."""
+
+    def allowed(self, T: int, device: torch.device) -> torch.Tensor | None:
+        """``(T, T)`` bool, True where a query position may look; None: everywhere."""
+        return None
 
     def forward(self, x: torch.Tensor, **kwargs: Any) -> tuple[torch.Tensor, None]:  # type: ignore[override]
         B, T, C = x.shape
         nh, hs = self.n_head, self.head_size
         q, k, v = self.c_attn(x).split(C, dim=-1)
         q, k, v = (t.view(B, T, nh, hs).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
-        y = F.scaled_dot_product_attention(q, k, v)  # the bug: no causal mask
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=self.allowed(T, x.device))
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.c_proj(y), None
+
+
+class _UnmaskedAttention(_PlantedMaskAttention):
+    """Multi-head attention that forgot ``is_causal=True``: a classic bug, planted on purpose."""
 
 
 def broken_model(kind: str, config: GPTConfig) -> GPT:
@@ -98,52 +106,41 @@ def broken_model(kind: str, config: GPTConfig) -> GPT:
     return model
 
 
-class _PeekingAttention(CausalSelfAttention):
+class _PeekingAttention(_PlantedMaskAttention):
     """Attention whose mask lets every position see one token ahead: a leak of one step only."""
 
-    def forward(self, x: torch.Tensor, **kwargs: Any) -> tuple[torch.Tensor, None]:  # type: ignore[override]
-        B, T, C = x.shape
-        nh, hs = self.n_head, self.head_size
-        q, k, v = self.c_attn(x).split(C, dim=-1)
-        q, k, v = (t.view(B, T, nh, hs).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
-        peek = torch.ones(T, T, dtype=torch.bool, device=x.device).tril(diagonal=1)  # (T, T)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=peek)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)
-        return self.c_proj(y), None
+    def allowed(self, T: int, device: torch.device) -> torch.Tensor:
+        return torch.ones(T, T, dtype=torch.bool, device=device).tril(diagonal=1)  # (T, T)
 
 
-def _peeking_model(config: GPTConfig) -> GPT:
-    """A one-layer GPT in which position t also sees position t + 1 (and nothing further)."""
-    model = GPT(dataclasses.replace(config, n_layer=1))  # one layer: the leak is one step
-    for block in model.transformer.h:
-        block.attn.__class__ = _PeekingAttention
-    return model
-
-
-class _EarlyLeakAttention(CausalSelfAttention):
+class _EarlyLeakAttention(_PlantedMaskAttention):
     """Causal attention except that position 0 also sees every later position, the last one
     included: a leak that shows only at an early position, not at the cut t. (Every later
     position, not the last alone: a correct test's fresh random ids may leave one token as it
     was, and then a leak from that token alone would go unseen.)"""
 
-    def forward(self, x: torch.Tensor, **kwargs: Any) -> tuple[torch.Tensor, None]:  # type: ignore[override]
-        B, T, C = x.shape
-        nh, hs = self.n_head, self.head_size
-        q, k, v = self.c_attn(x).split(C, dim=-1)
-        q, k, v = (t.view(B, T, nh, hs).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
-        allowed = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()  # (T, T)
+    def allowed(self, T: int, device: torch.device) -> torch.Tensor:
+        allowed = torch.ones(T, T, dtype=torch.bool, device=device).tril()  # (T, T)
         allowed[0] = True
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)
-        return self.c_proj(y), None
+        return allowed
+
+
+def _one_layer_model(config: GPTConfig, attention: type[_PlantedMaskAttention]) -> GPT:
+    """A one-layer GPT (a leak is then one step, not compounded) with ``attention``'s mask."""
+    model = GPT(dataclasses.replace(config, n_layer=1))
+    for block in model.transformer.h:
+        block.attn.__class__ = attention
+    return model
+
+
+def _peeking_model(config: GPTConfig) -> GPT:
+    """A one-layer GPT in which position t also sees position t + 1 (and nothing further)."""
+    return _one_layer_model(config, _PeekingAttention)
 
 
 def _early_leak_model(config: GPTConfig) -> GPT:
     """A one-layer GPT in which position 0 also sees every later position."""
-    model = GPT(dataclasses.replace(config, n_layer=1))
-    for block in model.transformer.h:
-        block.attn.__class__ = _EarlyLeakAttention
-    return model
+    return _one_layer_model(config, _EarlyLeakAttention)
 
 
 def _zero_grad_positions_model(config: GPTConfig) -> GPT:

@@ -21,7 +21,7 @@ from llmcourse.flops import flops_per_token, mfu
 from llmcourse.flops import peak_flops as datasheet_peak_flops
 from llmcourse.timing import sync, time_it
 
-__all__ = ["time_it", "matmul_peak_flops", "ThroughputResult", "train_throughput",
+__all__ = ["time_it", "matmul_peak_flops", "matmul_dtypes", "ThroughputResult", "train_throughput",
            "bench_train_preset", "bench_generate"]
 
 
@@ -38,6 +38,29 @@ def matmul_peak_flops(n: int = 1024, dtype: torch.dtype = torch.float32,
     b = torch.randn(n, n, device=device).to(dtype)
     seconds = time_it(lambda: a @ b, device=device, warmup=2, repeats=repeats)
     return 2 * n**3 / seconds
+
+
+def matmul_dtypes(device: torch.device | str,
+                  requested: str | None = None) -> tuple[torch.dtype, ...]:
+    """The dtypes ``llmcourse bench matmul`` times on ``device``.
+
+    Without ``requested``: float32 and the 16-bit type training would use there (bfloat16 on
+    the CPU and on CUDA from compute capability 8.0, float16 below it and on MPS). With it:
+    that one type, as :func:`~llmcourse.device.pick_dtype` resolves it (``"auto"`` included),
+    which also refuses what does not work (float16 on the CPU, bfloat16 below 8.0).
+
+    >>> matmul_dtypes("cpu")
+    (torch.float32, torch.bfloat16)
+    >>> matmul_dtypes("cpu", "bf16")
+    (torch.bfloat16,)
+    """
+    device = torch.device(device)
+    if requested is None:
+        if device.type == "cpu":
+            return (torch.float32, torch.bfloat16)
+        half = pick_dtype(device, requested="auto").autocast_dtype
+        return (torch.float32, half or torch.float16)
+    return (pick_dtype(device, requested=requested).autocast_dtype or torch.float32,)
 
 
 @dataclass

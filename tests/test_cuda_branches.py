@@ -219,3 +219,38 @@ def test_a_plain_cuda_run_takes_the_current_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 3)
     device, info = place_process("cuda")
     assert (device, info.enabled) == (torch.device("cuda", 3), False)
+
+
+@pytest.mark.parametrize("cap,requested,expected", [
+    ((7, 5), None, (torch.float32, torch.float16)),    # T4: its 16-bit type is float16
+    ((9, 0), None, (torch.float32, torch.bfloat16)),   # H100
+    ((9, 0), "auto", (torch.bfloat16,)),
+    ((7, 5), "fp32", (torch.float32,)),
+])
+def test_bench_matmul_times_the_gpus_own_types(fake_gpu, cap, requested, expected):
+    from llmcourse.bench import matmul_dtypes
+
+    fake_gpu["capability"] = cap
+    assert matmul_dtypes("cuda", requested) == expected
+
+
+def test_bench_matmul_refuses_bfloat16_below_sm80(fake_gpu):
+    from llmcourse.bench import matmul_dtypes
+
+    with pytest.raises(ValueError, match="capability 7.5"):
+        matmul_dtypes("cuda", "bfloat16")
+
+
+def test_llmcourse_bench_matmul_runs_on_the_gpu_it_finds(fake_gpu, monkeypatch, capsys):
+    """The command times on the device pick_device chooses (was: always the CPU)."""
+    from llmcourse import bench, cli
+
+    fake_gpu["capability"] = (8, 0)
+    timed = []
+    monkeypatch.setattr(bench, "matmul_peak_flops",
+                        lambda n, dtype, device: timed.append((n, dtype, str(device))) or 1e12)
+    assert cli.main(["bench", "matmul", "--size", "64"]) == 0
+    assert timed == [(64, torch.float32, "cuda"), (64, torch.bfloat16, "cuda")]
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["matmul 64x64 float32   on cuda:     1000.0 GFLOP/s",
+                   "matmul 64x64 bfloat16  on cuda:     1000.0 GFLOP/s"]

@@ -161,13 +161,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from llmcourse import bench
 
     if args.what == "matmul":
-        for dtype in (torch.float32, torch.bfloat16):
-            peak = bench.matmul_peak_flops(n=args.size, dtype=dtype)
-            print(f"matmul {args.size}x{args.size} {str(dtype):15s} {peak / 1e9:8.1f} GFLOP/s")
+        from llmcourse.device import pick_device
+
+        device = pick_device("auto")
+        for dtype in bench.matmul_dtypes(device, args.dtype):
+            peak = bench.matmul_peak_flops(n=args.size, dtype=dtype, device=device)
+            name = str(dtype).replace("torch.", "")
+            print(f"matmul {args.size}x{args.size} {name:9s} on {device}: "
+                  f"{peak / 1e9:10.1f} GFLOP/s")
         return 0
     if args.what == "train":
-        result = bench.bench_train_preset(args.preset, iters=args.iters, dtype=args.dtype,
-                                          compile=args.compile)
+        result = bench.bench_train_preset(args.preset, iters=args.iters,
+                                          dtype=args.dtype or "float32", compile=args.compile)
         print(result)
         return 0
     if args.what == "generate":
@@ -286,9 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("bench", help="measure matmul peak, training or generation speed",
-                       description="matmul: n x n matrix products on the CPU, in float32 and "
-                                   "bfloat16. train: training steps of a preset's model on "
-                                   "random tokens, on the best device. generate: ms per token "
+                       description="matmul: n x n matrix products on the best device (CUDA, "
+                                   "MPS, else the CPU), in float32 and the 16-bit type training "
+                                   "would use there, or in --dtype. train: training steps of a "
+                                   "preset's model on random tokens, on the best device. "
+                                   "generate: ms per token "
                                    "with and without the KV cache, for a fixed 6-layer model on "
                                    "the CPU. Prints the results; writes nothing.",
                        epilog=EXIT_STATUS)
@@ -302,9 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                               "take 3 GiB"), default=1024,
                    help=f"matrix size for the matmul benchmark, at most {MAX_MATMUL_SIZE} "
                         "(default: 1024)")
-    p.add_argument("--dtype", default="float32",
-                   help="train only: auto, float32, bfloat16 or float16 (autocast; float16 not "
-                        "on the CPU) (default: float32)")
+    p.add_argument("--dtype", default=None,
+                   help="matmul and train only: auto, float32, bfloat16 or float16 (float16 not "
+                        "on the CPU; train runs it as autocast) (default: float32 for train; "
+                        "matmul times float32 and the 16-bit type)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (train only)")
     p.set_defaults(func=cmd_bench)
 

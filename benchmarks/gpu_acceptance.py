@@ -3,7 +3,7 @@
 On a CUDA machine (about 8 minutes, compiles included)::
 
     python benchmarks/gpu_acceptance.py --book          # then: python -m llmcourse.gpu_figures JSON
-    python benchmarks/gpu_acceptance.py --t4            # a T4 stand-in: 15 GB, fp16 + scaler, no flash
+    python benchmarks/gpu_acceptance.py --t4            # a T4 stand-in: 14.25 GiB, fp16 + scaler, no flash
 
 On a machine lent by the workplace's device tool, ``benchmarks/gpu_device_run.sh`` runs both
 (CONTRIBUTING.md, "The GPU acceptance run"); back here, ``--ingest FOLDER`` files the results.
@@ -39,15 +39,15 @@ sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 
 import torch  # noqa: E402
 
+from gpu_acceptance_ctx import T4_MEMORY_GB  # noqa: E402
 from gpu_acceptance_steps import PLAN, Ctx  # noqa: E402
 from llmcourse.atomic import write_atomic, write_json_atomic  # noqa: E402
 from llmcourse.device import enable_tf32  # noqa: E402
 
 BOOK_PAGE = ROOT / "book" / "gpu_acceptance.md"
-T4_MEMORY_GB = 15.0
 TOTAL_BUDGET_S = 480   # 8 minutes on CUDA, compiles included
 SMOKE_STEP_BUDGET_S = 60
-# The T4 stand-in reruns the plan at 15 GB in float16 + scaler without these: an H100 cannot show
+# The T4 stand-in reruns the plan at a T4's memory in float16 + scaler without these: an H100 cannot show
 # whether Triton's code for sm75 compiles or runs, and a Colab T4 is one GPU (no DDP).
 NOT_IN_T4 = {"train compiled": "compiled code for a T4 (sm75) cannot be checked on another card",
              "generate compiled": "compiled code for a T4 (sm75) cannot be checked on another card",
@@ -165,7 +165,10 @@ def _notes(details: dict[str, Any]) -> str:
 def markdown(result: dict[str, Any]) -> str:
     m = result["machine"]
     head = (f"Measured on **{m['card']}** ({m['mode']}), torch {m['torch']}, CUDA {m['cuda']}, "
-            f"{m['date']}, by `benchmarks/gpu_acceptance.py`; total {result['total_s']:.0f} s.\n\n")
+            f"{m['date']}, by `benchmarks/gpu_acceptance.py`; total {result['total_s']:.0f} s. "
+            "Compile (s) is the first step's time over the median step's: for the compiled "
+            "Trainer that is its training graph; the evaluation graph, compiled before it, counts "
+            "in the step's wall time only.\n\n")
     rows = ["| step | lessons | result | tokens/s | MFU | peak memory (GB) | compile (s) | wall (s) | notes |",
             "|---|---|---|---:|---:|---:|---:|---:|---|"]
     for r in result["steps"]:
@@ -288,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--list", action="store_true", help="print the plan (lesson -> step) and exit")
     ap.add_argument("--cpu-smoke", action="store_true", help="the same plan at tiny sizes on the CPU")
-    ap.add_argument("--t4", action="store_true", help="T4 stand-in: 15 GB, float16 + scaler, no flash SDPA")
+    ap.add_argument("--t4", action="store_true", help="T4 stand-in: a T4's memory (T4_MEMORY_GB), float16 + scaler, no flash SDPA")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     ap.add_argument("--book", action="store_true", help="also write book/gpu_acceptance.md")
     ap.add_argument("--only", action="append", help="run only this step (repeatable)")

@@ -24,6 +24,10 @@ from llmcourse.train import Trainer
 
 SHAKESPEARE = dict(n_layer=6, n_head=6, n_embd=384, block_size=256)   # the shakespeare-char preset
 TINY = dict(n_layer=2, n_head=2, n_embd=32, block_size=32)           # --cpu-smoke's stand-in
+# The T4 stand-in's cap on PyTorch's allocator, in GiB. A T4 has 15,843,721,216 bytes (14.76 GiB)
+# and its CUDA context and cuBLAS workspace (a few hundred MiB) sit outside the allocator, so a
+# run that fits under this cap fits on a Colab T4.
+T4_MEMORY_GB = 14.25
 # Float32 peaks of the CUDA cores alone (NVIDIA data sheets), used when TF32 is off; the first
 # name a card's name contains wins (so "H100 PCIe" before "H100").
 PLAIN_FP32 = (("H100 PCIe", 51e12), ("H100", 67e12), ("H200", 67e12), ("A100", 19.5e12), ("T4", 8.1e12))

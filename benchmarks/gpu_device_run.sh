@@ -6,8 +6,8 @@
 #   device call carries: carry [".gpudata"], command "bash benchmarks/gpu_device_run.sh",
 #   timeout_s 450 (both passes together stop within TOTAL_S, default 440 s).
 # There:         bash benchmarks/gpu_device_run.sh
-#   runs benchmarks/gpu_acceptance.py twice, the card as it is (CUDA_BUDGET_S, default 230 s)
-#   and the T4 stand-in (T4_BUDGET_S, default 130 s), each under `timeout` and writing its
+#   runs benchmarks/gpu_acceptance.py twice, the card as it is (CUDA_BUDGET_S, default 260 s)
+#   and the T4 stand-in (T4_BUDGET_S, default 110 s), each under `timeout` and writing its
 #   results after every step, so a run killed at its limit still leaves what it measured. All
 #   files go to $OUT (at most 8 come back): the two JSON and Markdown results, the two logs and
 #   machine.txt.
@@ -43,8 +43,8 @@ export PYTHONUNBUFFERED=1
 if [ -d .gpudata ]; then
   export LLMCOURSE_DATA_DIR="$PWD/.gpudata/data" TIKTOKEN_CACHE_DIR="$PWD/.gpudata/tiktoken_cache"
 fi
-CUDA_BUDGET_S=${CUDA_BUDGET_S:-230}
-T4_BUDGET_S=${T4_BUDGET_S:-130}
+CUDA_BUDGET_S=${CUDA_BUDGET_S:-260}
+T4_BUDGET_S=${T4_BUDGET_S:-110}
 TOTAL_S=${TOTAL_S:-440}   # both passes, hung steps included: under the device call's timeout_s 450
 args=(--out "$OUT")
 modes=("" "--t4")

@@ -137,8 +137,10 @@ def bench_train_preset(preset_name: str = "shakespeare-char-cpu", iters: int = 2
     if device.type == "cpu":
         peak = matmul_peak_flops(dtype=torch.bfloat16 if precision.dtype_name == "bfloat16"
                                  else torch.float32)
-    else:
+    elif device.type == "cuda":
         peak = datasheet_peak_flops(torch.cuda.get_device_name(device), precision.dtype_name)
+    else:  # MPS: no data sheet to compare with, so no MFU
+        peak = None
     res = train_throughput(step, B * T, flops_per_token(model_cfg), peak, device=device,
                            iters=iters)
     return (f"{preset_name} on {device} ({precision.dtype_name}{', compiled' if compile else ''}): "

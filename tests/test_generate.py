@@ -762,3 +762,16 @@ def test_settings_are_checked_once_not_per_token(monkeypatch):
     assert counts[0] == counts[1] and "top_k" in calls
     with pytest.raises(ValueError, match="top_k"):
         generate(model, [0], 3, top_k=0)
+
+
+def test_a_generator_on_another_device_than_the_model_is_one_clear_error():
+    """A CPU torch.Generator() (what get_batch takes) given to a model on a GPU: our line, not
+    torch.multinomial's; the meta device stands in for the GPU here."""
+    from llmcourse.generate.settings import make_generator
+
+    with pytest.raises(ValueError) as err:
+        make_generator(torch.Generator(), None, torch.device("meta"))
+    assert str(err.value) == ("the generator is on cpu but the model is on meta; pass seed=... "
+                              "instead, or torch.Generator(device='meta')")
+    same = torch.Generator()
+    assert make_generator(same, None, torch.device("cpu")) is same

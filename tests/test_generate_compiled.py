@@ -94,6 +94,23 @@ def test_compiled_step_sees_weights_changed_after_compiling():
     assert torch.equal(generate(model, prompt, 2 * BLOCK, temperature=0, compile=True), want)
 
 
+def test_the_compiled_step_does_not_keep_its_model_alive():
+    """Its cache is per model, and a model deleted by the learner is freed (its GPU memory too)."""
+    import copy
+    import gc
+    import weakref
+
+    model = _model(seed=2)
+    prompt = torch.tensor([[0, 1]])
+    want = generate(model, prompt, 6, temperature=0, compile=True)
+    twin = copy.deepcopy(model)   # e.g. day 36's frozen reference, copied after sampling
+    assert torch.equal(generate(twin, prompt, 6, temperature=0, compile=True), want)
+    gone = weakref.ref(model)
+    del model
+    gc.collect()
+    assert gone() is None
+
+
 def test_the_model_keeps_its_training_mode(model):
     model.train()
     try:

@@ -579,7 +579,7 @@ def test_manual_attention_is_the_from_scratch_function(variant, monkeypatch):
 def test_attention_does_not_override_module_internals():
     from llmcourse.model import CausalSelfAttention
 
-    assert "_apply" not in vars(RotaryEmbedding) and "_apply" not in vars(CausalSelfAttention)
+    assert "_apply" not in vars(CausalSelfAttention)   # RoPE's tables: see the test below
     model = make(pos="rope").half()
     assert model.rotary.cos.dtype == torch.float32 and model.rotary.cos.device.type == "cpu"
 
@@ -608,3 +608,18 @@ def test_one_flops_formula_for_any_model(variant):
     assert metrics_mfu is mfu is gpt_mfu
     assert PEAK_FLOPS["A100-bf16"] == peak_flops("NVIDIA A100-SXM4-40GB", "bfloat16")
     assert estimate_mfu(cfg, 1e6, peak_flops=1e12) == mfu(flops_per_token(cfg), 1e6, 1e12)
+
+
+def test_rope_tables_move_with_the_model_but_keep_float32():
+    """model.to(device) moves RoPE's tables (not buffers) with it, so a compiled first call does
+    not move them itself (a changed attribute, a second compilation); .half() leaves them float32."""
+    from llmcourse.model.layers import RotaryEmbedding
+
+    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=16, pos="rope"))
+    tables = [m for m in model.modules() if isinstance(m, RotaryEmbedding)]
+    assert tables
+    model.to("meta")   # stands in for a GPU here: any device but the CPU
+    model.half()
+    for rope in tables:
+        assert (rope.cos.device.type, rope.sin.device.type) == ("meta", "meta")
+        assert (rope.cos.dtype, rope.sin.dtype) == (torch.float32, torch.float32)

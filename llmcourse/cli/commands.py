@@ -101,6 +101,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume and train.get("overwrite"):
         raise UserError(f"--resume continues the run in {train.get('out_dir', 'out')}, and "
                         "overwrite=true would replace it with a run from scratch: drop one of the two")
+    from llmcourse.train import cleanup_distributed
+
     try:
         history = train_preset(preset, resume=args.resume, progress=not args.no_progress)
     except FileExistsError as exc:  # an earlier run's checkpoints are in out_dir
@@ -108,6 +110,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     except NothingToDo as exc:  # --resume to an iteration already reached: nothing written
         print(str(exc))
         return 0
+    finally:  # under torchrun: leave the process group the Trainer joined (a no-op otherwise)
+        cleanup_distributed()
     evals = [h for h in history if "val_loss" in h]
     if evals:
         last = evals[-1]

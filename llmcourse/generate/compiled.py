@@ -66,9 +66,17 @@ def compiled_step(model: nn.Module) -> Callable[..., Any]:
     """
     step = _STEPS.get(model)
     if step is None:
+        # The step reaches the model through a weak reference: torch.compile(model) would hold
+        # it, and a value of _STEPS that holds its key keeps both alive for good (with the
+        # model's memory, on a GPU too).
+        model_ref = weakref.ref(model)
+
+        def forward(*args: Any, **kwargs: Any) -> Any:
+            return model_ref()(*args, **kwargs)
+
         # dynamic=True: the cache's fill level (and the batch size) become symbols from the first
         # compile on, instead of one graph for the first value and a second, general one.
-        step = torch.compile(model, backend=_backend, dynamic=True)
+        step = torch.compile(forward, backend=_backend, dynamic=True)
         _STEPS[model] = step
     return step
 

@@ -182,6 +182,9 @@ def make_generator(generator: torch.Generator | None, seed: int | None,
     """The random generator of a call: ``generator``, a new one seeded with ``seed``, or None."""
     if generator is not None and seed is not None:
         raise ValueError("give either generator or seed, not both")
+    if generator is not None and generator.device.type != device.type:
+        raise ValueError(f"the generator is on {generator.device} but the model is on {device}; "
+                         f"pass seed=... instead, or torch.Generator(device={str(device)!r})")
     if seed is None:
         return generator
     return torch.Generator(device=device).manual_seed(check_field("seed", seed, int))

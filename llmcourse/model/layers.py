@@ -12,7 +12,7 @@ positions (``T`` without a cache, ``pos + T`` with one), ``C`` ``n_embd``, ``nh`
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn as nn
@@ -119,8 +119,11 @@ class RotaryEmbedding(nn.Module):
 
     The tables ``cos`` and ``sin``, ``(max_len, hs / 2)``, are plain attributes, not buffers:
     they are not in the state dict, and ``model.half()`` or ``model.to(torch.bfloat16)`` leaves
-    them in float32 (half-precision angles lose accuracy at large positions). They move to the
-    ``device`` passed to :meth:`forward` (GPT passes ``idx.device``) when it differs from theirs.
+    them in float32 (half-precision angles lose accuracy at large positions). They move with the
+    module (``model.to(device)``, ``model.cuda()``), and to the ``device`` passed to
+    :meth:`forward` (GPT passes ``idx.device``) when it still differs from theirs. (Moving them
+    with the module matters under ``torch.compile``: a move inside the first compiled call would
+    change an attribute the compiled code depends on, and cost a second compilation.)
 
     >>> cos, sin = RotaryEmbedding(4, max_len=8)(0, 3)
     >>> tuple(cos.shape), cos.dtype, cos[0].tolist()   # position 0: no rotation
@@ -135,6 +138,13 @@ class RotaryEmbedding(nn.Module):
         angles = torch.outer(torch.arange(max_len, dtype=torch.float64), inv_freq)  # exact angles
         self.max_len = max_len
         self.cos, self.sin = angles.cos().float(), angles.sin().float()  # (max_len, hs/2)
+
+    def _apply(self, fn: Any, recurse: bool = True) -> "RotaryEmbedding":
+        # nn.Module moves and casts parameters and buffers here; the tables take the move only.
+        super()._apply(fn, recurse)
+        device = fn(self.cos[:1]).device
+        self.cos, self.sin = self.cos.to(device), self.sin.to(device)
+        return self
 
     def forward(self, start: int, length: int,
                 device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:

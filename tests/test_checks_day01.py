@@ -190,3 +190,24 @@ def test_half_done_encode_decode_names_decode(capsys):
     assert bool(day01.check_encode_decode(encode, decode_stub, TEXT)) is False
     line = one_line(capsys)
     assert line.startswith("⏳") and "decode is not done yet" in line
+
+
+def test_encode_decode_passes_arrays_and_loops(capsys):  # a correct answer in other styles
+    import numpy as np
+
+    def encode_loop(s):
+        ids = []
+        for ch in s:
+            ids.append(stoi[ch])
+        return ids
+
+    passes(capsys, lambda f: day01.check_encode_decode(f, decode, TEXT), encode_loop)
+    passes(capsys, lambda f: day01.check_encode_decode(f, decode, TEXT),
+           lambda s: np.array([stoi[c] for c in s], dtype=np.int64))
+    passes(capsys, lambda f: day01.check_encode_decode(encode, f, TEXT),
+           lambda ids: "".join(map(itos.get, ids)))
+
+
+def test_encode_returning_a_generator_is_named(capsys):
+    fails(capsys, lambda f: day01.check_encode_decode(f, decode, TEXT),
+          lambda s: (stoi[c] for c in s), "returned a generator object, not a list")

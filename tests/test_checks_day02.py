@@ -78,8 +78,37 @@ def train_bpe_last_tie(text, vocab_size):  # breaks ties the other way: still ri
     return merges
 
 
+def merge_by_slices(ids, pair, new_id):  # a copy first, then slice assignment on the copy
+    out, i = list(ids), 0
+    while i < len(out) - 1:
+        if tuple(out[i:i + 2]) == tuple(pair):
+            out[i:i + 2] = [new_id]
+        i += 1
+    return out
+
+
+def encode_in_rank_order(text, merges):  # every merge once, by rank: the same tokens
+    ids = list(text.encode("utf-8"))
+    for pair, idx in sorted(merges.items(), key=lambda kv: kv[1]):
+        ids = merge(ids, pair, idx)
+    return ids
+
+
+def encode_while_true(text, merges):  # a while True loop with its own exit
+    ids = list(text.encode("utf-8"))
+    while True:
+        known = [p for p in zip(ids, ids[1:]) if p in merges]
+        if not known:
+            return ids
+        pair = min(known, key=merges.__getitem__)
+        ids = merge(ids, pair, merges[pair])
+
+
 SOLUTIONS = [
     (day02.check_get_pair_counts, get_pair_counts),
+    (day02.check_merge, merge_by_slices),
+    (day02.check_encode, encode_in_rank_order),
+    (day02.check_encode, encode_while_true),
     (day02.check_get_pair_counts, counter_pair_counts),
     (day02.check_merge, merge),
     (day02.check_train_bpe, train_bpe),

@@ -81,6 +81,34 @@ def test_solutions_pass(capsys, tok):
     passes(capsys, day03.check_pad_batch, pad_batch_with_lengths)
 
 
+def test_tokenizer_methods_of_the_package_pass(capsys, tok):
+    """encode_ordinary and tok(...) are the package's (and tiktoken's) too: correct answers."""
+    def join_ordinary(docs, t):
+        return [i for doc in docs for i in t.encode_ordinary(doc) + [t.eot_token]]
+
+    def join_called(docs, t):
+        ids = []
+        for doc in docs:
+            ids.extend(t(doc, allowed_special="none"))
+            ids.append(t.eot_token)
+        return ids
+
+    passes(capsys, lambda f: day03.check_join_documents(f, tok), join_ordinary)
+    passes(capsys, lambda f: day03.check_join_documents(f, tok), join_called)
+    passes(capsys, lambda f: day03.check_token_pieces(f, tok),
+           lambda t, text: [t.decode([i]) for i in t.encode_ordinary(text)])
+
+
+def test_pad_batch_from_lists_passes(capsys):
+    def from_lists(seqs, pad_id):  # padded lists first, then tensors
+        T = max(map(len, seqs))
+        ids = torch.tensor([list(s) + [pad_id] * (T - len(s)) for s in seqs], dtype=torch.long)
+        mask = torch.tensor([[True] * len(s) + [False] * (T - len(s)) for s in seqs])
+        return ids, mask
+
+    passes(capsys, day03.check_pad_batch, from_lists)
+
+
 def test_solutions_pass_with_a_bpe_tokenizer(capsys):
     text = "Once upon a time, a cat sat on the mat. The end. Hello there, strawberry fields! " * 3
     bpe = BPETokenizer.train(text, 270, special_tokens=["<|endoftext|>"])

@@ -186,6 +186,19 @@ def test_write_tokens_passes(capsys):
     passes(capsys, day04.check_write_tokens, write_tokens)
 
 
+def test_write_tokens_in_other_styles_passes(capsys):
+    def from_a_list(ids, path):  # plain Python checks, a dtype class returned, bytes written by hand
+        ids = [int(i) for i in ids]
+        if any(i < 0 for i in ids):
+            raise ValueError("negative id")
+        dtype = np.uint16 if max(ids, default=0) <= 65_535 else np.uint32
+        with open(path, "wb") as f:
+            f.write(np.array(ids, dtype=dtype).tobytes())
+        return dtype
+
+    passes(capsys, day04.check_write_tokens, from_a_list)
+
+
 def test_write_tokens_not_done(capsys):
     fails(capsys, day04.check_write_tokens, stub, "not done yet")
 

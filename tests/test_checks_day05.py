@@ -83,6 +83,38 @@ class EmbeddingWithParameterSlice(nn.Module):
         return self.wte(idx) + self.wpe.weight[: idx.size(1)]
 
 
+def sinusoidal_loops(T, C):  # one entry at a time, with math
+    if C % 2 == 1:
+        raise ValueError(f"C = {C} is odd")
+    pe = torch.zeros(T, C)
+    for p in range(T):
+        for i in range(C // 2):
+            angle = p / 10000 ** (2 * i / C)
+            pe[p, 2 * i], pe[p, 2 * i + 1] = math.sin(angle), math.cos(angle)
+    return pe
+
+
+class EmbeddingWithPositionBuffer(TokenAndPositionEmbedding):  # positions kept as a buffer
+    def __init__(self, vocab_size, block_size, n_embd):
+        super().__init__(vocab_size, block_size, n_embd)
+        self.register_buffer("pos", torch.arange(block_size), persistent=False)
+
+    def forward(self, idx):
+        B, T = idx.size()
+        if T > self.block_size:
+            raise ValueError(f"T = {T} > block_size = {self.block_size}: crop the input")
+        return self.wte(idx) + self.wpe(self.pos[:T]).unsqueeze(0)
+
+
+class EmbeddingMovesPositions(TokenAndPositionEmbedding):  # arange on the CPU, then .to(idx.device)
+    def forward(self, idx):
+        T = idx.shape[-1]
+        if T > self.block_size:
+            raise ValueError(f"crop the input to its last {self.block_size} tokens")
+        pos = torch.arange(0, T, dtype=torch.long).to(idx.device).unsqueeze(0)  # (1, T)
+        return self.wte(idx) + self.wpe(pos)
+
+
 @pytest.mark.parametrize("check_fn, mistake", mistake_params(day05))
 def test_mistake_rejected(check_fn, mistake, capsys):
     rejects(capsys, check_fn, mistake)
@@ -144,7 +176,7 @@ def test_sinusoidal_similarity_depends_on_distance_only():
     assert sim[10, 15].item() == pytest.approx(sim[40, 45].item(), abs=1e-4)
 
 
-@pytest.mark.parametrize("fn", [sinusoidal_positions, sinusoidal_exp_log])
+@pytest.mark.parametrize("fn", [sinusoidal_positions, sinusoidal_exp_log, sinusoidal_loops])
 def test_sinusoidal_passes(fn, capsys):
     passes(capsys, day05.check_sinusoidal, fn)
 
@@ -172,7 +204,8 @@ def test_sinusoidal_returns_numpy(capsys):
 # ---- exercise 3 ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("cls", [TokenAndPositionEmbedding, EmbeddingWithParameterSlice])
+@pytest.mark.parametrize("cls", [TokenAndPositionEmbedding, EmbeddingWithParameterSlice,
+                                 EmbeddingWithPositionBuffer, EmbeddingMovesPositions])
 def test_embedding_module_passes(cls, capsys):
     passes(capsys, day05.check_embedding_module, cls)
 
@@ -263,3 +296,16 @@ def test_one_hot_lookup_names_the_shape_of_w_idx_for_a_batch_of_ids(capsys):
     assert not day05.check_one_hot_lookup(F.one_hot(idx, 7).float(), idx, W)
     line = one_line(capsys)
     assert "shape (2, 3, 4))" in line and "shape (2, 4))" not in line, line
+
+
+@pytest.mark.parametrize("message", ["sequence too long: truncate it to its last block_size tokens",
+                                     "T is larger than block_size: shorten the input",
+                                     "too long: keep idx[:, -block_size:]"])
+def test_embedding_module_error_in_other_words_passes(message, capsys):
+    class OtherWords(TokenAndPositionEmbedding):  # says what to do without the word "crop"
+        def forward(self, idx):
+            if idx.shape[1] > self.block_size:
+                raise ValueError(message)
+            return self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device))
+
+    passes(capsys, day05.check_embedding_module, OtherWords)

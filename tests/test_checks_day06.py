@@ -56,6 +56,31 @@ def cross_entropy_logsumexp(logits, targets):
     return (torch.logsumexp(logits, dim=-1) - picked).mean()
 
 
+def cross_entropy_one_hot_loop(logits, targets):  # one-hot sized by V, a loop over the batch
+    V = logits.shape[-1]
+    rows = [-(F.log_softmax(logits[b], dim=-1) * F.one_hot(targets[b], num_classes=V)).sum(-1)
+            for b in range(logits.shape[0])]
+    return torch.stack(rows).mean()
+
+
+def train_step_zero_grad_last(model, optimizer, x, y):  # clears the gradients after the step instead
+    _, loss = model(x, y)
+    loss.backward()
+    optimizer.step()
+    model.zero_grad()
+    return loss.item()
+
+
+def estimate_loss_inference_mode(model, get_batch_fn, eval_iters):
+    model.eval()
+    total = 0.0
+    with torch.inference_mode():
+        for _ in range(eval_iters):
+            total += model(*get_batch_fn())[1]
+    model.train()
+    return float(total / eval_iters)
+
+
 def train_step_zero_grad_plain(model, optimizer, x, y):
     _, loss = model(x, y)
     optimizer.zero_grad()
@@ -82,6 +107,18 @@ def estimate_loss_keywords(model, get_batch_fn, eval_iters):  # model(idx=..., t
     return sum(losses) / len(losses)
 
 
+def estimate_loss_from_logits(model, get_batch_fn, eval_iters):  # the loss recomputed from the logits
+    model.eval()
+    total = 0.0
+    with torch.no_grad():
+        for _ in range(eval_iters):
+            x, y = get_batch_fn()
+            logits = model(x)[0]
+            total += F.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1)).item()
+    model.train()
+    return total / eval_iters
+
+
 @pytest.mark.parametrize("check_fn, mistake", mistake_params(day06))
 def test_mistake_rejected(check_fn, mistake, capsys):
     rejects(capsys, check_fn, mistake)
@@ -92,10 +129,14 @@ def test_mistake_rejected(check_fn, mistake, capsys):
     (day06.check_cross_entropy, cross_entropy_indexing),
     (day06.check_cross_entropy, cross_entropy_logsumexp),
     (day06.check_train_step, train_step),
+    (day06.check_cross_entropy, cross_entropy_one_hot_loop),
     (day06.check_train_step, train_step_zero_grad_plain),
+    (day06.check_train_step, train_step_zero_grad_last),
+    (day06.check_estimate_loss, estimate_loss_inference_mode),
     (day06.check_estimate_loss, estimate_loss),
     (day06.check_estimate_loss, estimate_loss_list),
     (day06.check_estimate_loss, estimate_loss_keywords),
+    (day06.check_estimate_loss, estimate_loss_from_logits),
 ])
 def test_solution_passes(check_fn, fn, capsys):
     passes(capsys, check_fn, fn)

@@ -84,8 +84,38 @@ def test_mistake_rejected(check_fn, mistake, capsys):
     rejects(capsys, check_fn, mistake)
 
 
+def wide_unfold_make_windows(ids, block_size):  # windows of block_size + 1: inputs and target together
+    w = ids.unfold(0, block_size + 1, 1)
+    return [w[:, :-1], w[:, -1]]
+
+
+def flatten_linear_mlp_forward(X, C, W1, b1, W2, b2):  # flatten(1) and F.linear on transposed weights
+    h = torch.tanh(F.linear(C[X].flatten(1), W1.T, b1))
+    return F.linear(h, W2.T, b2)
+
+
+def trimmed_causal_conv(x, weight, bias, dilation):  # padding on both sides, keep the first T outputs
+    pad = (weight.shape[-1] - 1) * dilation
+    return F.conv1d(x, weight, bias, padding=pad, dilation=dilation)[..., :x.shape[-1]]
+
+
+def lerp_keepdim_batchnorm(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5):
+    if not training:
+        return (x - running_mean) * torch.rsqrt(running_var + eps) * gamma + beta
+    mean = x.mean(0, keepdim=True)                              # (1, C)
+    var = ((x - mean) ** 2).mean(0, keepdim=True)               # (1, C), biased
+    with torch.no_grad():
+        running_mean.lerp_(mean.squeeze(0), momentum)
+        running_var.lerp_(var.squeeze(0) * x.shape[0] / (x.shape[0] - 1), momentum)
+    return (x - mean) * torch.rsqrt(var + eps) * gamma + beta
+
+
 @pytest.mark.parametrize("check_fn, fn", [
     (day07.check_make_windows, solution_make_windows),
+    (day07.check_make_windows, wide_unfold_make_windows),
+    (day07.check_mlp_forward, flatten_linear_mlp_forward),
+    (day07.check_causal_conv, trimmed_causal_conv),
+    (day07.check_batchnorm, lerp_keepdim_batchnorm),
     (day07.check_make_windows, stack_make_windows),
     (day07.check_mlp_forward, solution_mlp_forward),
     (day07.check_mlp_forward, cat_mlp_forward),

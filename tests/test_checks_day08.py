@@ -83,8 +83,40 @@ def test_mistake_rejected(check_fn, mistake, capsys):
     rejects(capsys, check_fn, mistake)
 
 
+def average_past_keepdim_loop(x):  # the lesson's loop, the mean kept as (1, C) and summed by hand
+    B, T, C = x.shape
+    xbow = torch.zeros_like(x)
+    for b in range(B):
+        for t in range(T):
+            xbow[b, t] = x[b, :t + 1, :].sum(dim=-2, keepdim=True) / (t + 1)
+    return xbow
+
+
+def averaging_matrix_arange(T):  # row t divided by t + 1, in place
+    w = torch.ones(T, T).tril_()
+    w /= torch.arange(1, T + 1).unsqueeze(1)
+    return w
+
+
+def causal_softmax_additive(scores):  # add -inf above the diagonal instead of masked_fill
+    T = scores.shape[-1]
+    future = torch.triu(torch.full((T, T), float("-inf"), device=scores.device), diagonal=1)
+    return torch.softmax(scores + future, dim=-1)
+
+
+def similarity_average_bmm(x):
+    T = x.shape[1]
+    allowed = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+    wei = torch.where(allowed, torch.bmm(x, x.mT), float("-inf")).softmax(-1)
+    return torch.bmm(wei, x)
+
+
 @pytest.mark.parametrize("check_fn, fn", [
     (day08.check_average_past, average_past),
+    (day08.check_average_past, average_past_keepdim_loop),
+    (day08.check_averaging_matrix, averaging_matrix_arange),
+    (day08.check_causal_softmax, causal_softmax_additive),
+    (day08.check_similarity_average, similarity_average_bmm),
     (day08.check_average_past, average_past_cumsum),
     (day08.check_averaging_matrix, averaging_matrix),
     (day08.check_averaging_matrix, averaging_matrix_loop),
@@ -180,14 +212,23 @@ def test_softmax_by_hand_overflow_is_named(capsys):
           "around ±50))")
 
 
-def test_other_failure_off_the_cpu_is_reported(capsys):
-    def reads_a_value(scores):
-        if scores.abs().sum().item() > 1e6:                        # .item() fails on meta
+def test_reading_a_value_is_not_blamed_on_the_device(capsys):
+    def reads_a_value(scores):  # correct on a CPU and on a GPU; only "meta" has no values to read
+        if scores.abs().sum().item() > 1e6:
             raise ValueError("huge")
         return causal_softmax(scores)
 
-    fails(capsys, day08.check_causal_softmax, reads_a_value,
-          "your code raised RuntimeError: Tensor.item() cannot be called on meta tensors on "
+    passes(capsys, day08.check_causal_softmax, reads_a_value)
+
+
+def test_other_failure_off_the_cpu_is_reported(capsys):
+    def fails_off_the_cpu(scores):
+        if scores.device.type != "cpu":
+            raise ValueError("only on the CPU")
+        return causal_softmax(scores)
+
+    fails(capsys, day08.check_causal_softmax, fails_off_the_cpu,
+          "your code raised ValueError: only on the CPU on "
           "causal_softmax(torch.zeros(2, 4, 4, device='meta'))")
 
 

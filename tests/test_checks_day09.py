@@ -63,8 +63,9 @@ def scores_with_matmul(q, k):
 
 def causal_attention_bool_mask(q, k, v):
     T = q.shape[-2]
-    mask = torch.ones(T, T, dtype=torch.bool).tril()
-    w = F.softmax((q @ k.mT) / math.sqrt(q.shape[-1]) + torch.zeros(T, T).masked_fill(~mask, float("-inf")), dim=-1)
+    mask = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
+    future = torch.zeros(T, T, device=q.device).masked_fill(~mask, float("-inf"))
+    w = F.softmax((q @ k.mT) / math.sqrt(q.shape[-1]) + future, dim=-1)
     return w @ v, w
 
 
@@ -86,8 +87,33 @@ class HeadWithBuffer(Head):
         return wei @ v
 
 
+def scores_einsum_ellipsis(q, k):  # einsum over any leading dimensions, scale as a power
+    return torch.einsum("...td,...sd->...ts", q, k) * q.shape[-1] ** -0.5
+
+
+def causal_attention_sdpa_out(q, k, v):  # the fused kernel for out, the weights written out
+    scores = attention_scores(q, k)
+    allowed = torch.ones_like(scores, dtype=torch.bool).tril()
+    weights = torch.where(allowed, scores, float("-inf")).softmax(-1)
+    return F.scaled_dot_product_attention(q, k, v, is_causal=True), weights
+
+
+def is_causal_last_position_of_each_cut(fn, T=8, C=4):  # compares only position t, one batch row
+    x = torch.randn(1, T, C)
+    base = fn(x)
+    for t in range(T - 1):
+        x2 = x.clone()
+        x2[:, t + 1:] = torch.randn(1, T - t - 1, C)
+        if not torch.allclose(fn(x2)[:, t], base[:, t], atol=1e-6):
+            return False
+    return True
+
+
 @pytest.mark.parametrize("check_fn, answer", [
     (day09.check_attention_scores, attention_scores),
+    (day09.check_attention_scores, scores_einsum_ellipsis),
+    (day09.check_causal_attention, causal_attention_sdpa_out),
+    (day09.check_is_causal, is_causal_last_position_of_each_cut),
     (day09.check_attention_scores, scores_with_matmul),
     (day09.check_causal_attention, causal_attention),
     (day09.check_causal_attention, causal_attention_bool_mask),
@@ -260,3 +286,23 @@ def test_one_head_attention_matches_sdpa():
 def test_reference_is_causal_tells_apart():
     assert day09.reference_is_causal(lambda x: x.cumsum(1))
     assert not day09.reference_is_causal(lambda x: x.flip(1).cumsum(1))
+
+
+def test_causal_attention_reading_a_value_is_not_blamed_on_the_device(capsys):
+    def reads_a_value(q, k, v):  # correct on a CPU and on a GPU; only "meta" has no values to read
+        out, weights = causal_attention(q, k, v)
+        if torch.isnan(weights).any().item():
+            raise ValueError("NaN weights")
+        return out, weights
+
+    passes(capsys, day09.check_causal_attention, reads_a_value)
+
+
+def test_causal_attention_result_moved_to_the_cpu_is_named(capsys):
+    def returns_on_cpu(q, k, v):
+        out, weights = causal_attention(q, k, v)
+        if out.device.type == "meta":
+            return torch.zeros(out.shape), torch.zeros(weights.shape)
+        return out, weights
+
+    fails(capsys, day09.check_causal_attention, returns_on_cpu, "keep the results on q.device")

@@ -79,8 +79,34 @@ class WithSDPA(MyCausalSelfAttention):
         return self.c_proj(merge_heads(y)), None   # the package's (y, weights) form
 
 
+def split_heads_slices(t, n_head):  # head h = the consecutive channels h * hs .. (h + 1) * hs - 1
+    hs = t.shape[-1] // n_head
+    return torch.stack([t[..., h * hs:(h + 1) * hs] for h in range(n_head)], dim=1)
+
+
+def merge_heads_cat(y):  # the heads' outputs side by side, head 0 first
+    return torch.cat(y.unbind(1), dim=-1)
+
+
+class ChunkedViewThree(MyCausalSelfAttention):  # c_attn's output viewed as (B, T, 3, C); chunk to heads
+    def __init__(self, n_embd, n_head):
+        if n_embd % n_head:
+            raise ValueError("n_embd must be divisible by n_head")
+        super().__init__(n_embd, n_head)
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).view(B, T, 3, C).unbind(2)
+        q, k, v = (t.unflatten(-1, (self.n_head, -1)).permute(0, 2, 1, 3) for t in (q, k, v))
+        y, _ = manual_attention(q, k, v)
+        return self.c_proj(y.permute(0, 2, 1, 3).reshape(B, T, C))
+
+
 @pytest.mark.parametrize("check_fn, answer", [
     (day10.check_split_heads, split_heads),
+    (day10.check_split_heads, split_heads_slices),
+    (day10.check_merge_heads, merge_heads_cat),
+    (day10.check_attention_module, ChunkedViewThree),
     (day10.check_split_heads, split_heads_reshape),
     (day10.check_merge_heads, merge_heads),
     (day10.check_merge_heads, merge_heads_reshape),

@@ -107,8 +107,33 @@ def time_fn_waits_for_mps(fn, device, warmup=2, repeats=5):
     return sorted(times)[len(times) // 2]
 
 
+def batch_to_guarded(x, y, device):
+    # also asks whether the machine has CUDA: correct on every machine, so it must pass on any
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        return tuple(t.pin_memory().to(device, non_blocking=True) for t in (x, y))
+    return x.to(device), y.to(device)
+
+
+def time_fn_guarded(fn, device, warmup=2, repeats=5):
+    is_cuda = torch.device(device).type == "cuda" and torch.cuda.is_available()
+    for _ in range(warmup):
+        fn()
+    if is_cuda:
+        torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        if is_cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[(repeats - 1) // 2]
+
+
 @pytest.mark.parametrize("check_fn, fn", [
     (day14.check_time_fn, time_fn_waits_for_mps),
+    (day14.check_batch_to, batch_to_guarded), (day14.check_time_fn, time_fn_guarded),
     (day14.check_pick_device, my_pick_device), (day14.check_pick_device, pick_device_strings),
     (day14.check_batch_to, batch_to), (day14.check_batch_to, batch_to_cuda_method),
     (day14.check_time_fn, time_fn), (day14.check_time_fn, time_fn_statistics),
@@ -167,11 +192,12 @@ def test_pick_device_odd_returns(capsys, fn, words):
 
 
 def test_batch_to_restores_tensor_methods(capsys):
-    before = (torch.Tensor.to, torch.Tensor.pin_memory, torch.Tensor.cuda)
+    before = (torch.Tensor.to, torch.Tensor.pin_memory, torch.Tensor.cuda, torch.cuda.is_available)
     day14.check_batch_to(batch_to)
     day14.check_batch_to(lambda x, y, d: 1 / 0)
     capsys.readouterr()
-    assert (torch.Tensor.to, torch.Tensor.pin_memory, torch.Tensor.cuda) == before
+    assert (torch.Tensor.to, torch.Tensor.pin_memory, torch.Tensor.cuda,
+            torch.cuda.is_available) == before
 
 
 def test_batch_to_returns_one_tensor(capsys):
@@ -180,12 +206,12 @@ def test_batch_to_returns_one_tensor(capsys):
 
 def test_time_fn_restores_the_clock(capsys):
     before = (time.perf_counter, time.time, timeit.default_timer, torch.cuda.synchronize,
-              torch.mps.synchronize)
+              torch.mps.synchronize, torch.cuda.is_available)
     day14.check_time_fn(time_fn)
     day14.check_time_fn(lambda fn, d, warmup=2, repeats=5: 1 / 0)
     capsys.readouterr()
     assert (time.perf_counter, time.time, timeit.default_timer, torch.cuda.synchronize,
-            torch.mps.synchronize) == before
+            torch.mps.synchronize, torch.cuda.is_available) == before
 
 
 def test_time_fn_has_an_mps_case_without_cuda_calls():

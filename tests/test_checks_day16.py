@@ -70,6 +70,29 @@ def adamw_inline(p, g, m, v, t, lr, beta1, beta2, eps, weight_decay):
     return p - step * m / (v.sqrt() / (1 - beta2 ** t) ** 0.5 + eps), m, v
 
 
+def adamw_paper_form(p, g, m, v, t, lr, beta1, beta2, eps, weight_decay):
+    # the decay written inside the update, from the old weights: the same step as decaying first
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g * g
+    update = (m / (1 - beta1 ** t)) / ((v / (1 - beta2 ** t)).sqrt() + eps)
+    return p - lr * (update + weight_decay * p), m, v
+
+
+def groups_from_a_set(model, weight_decay):
+    trainable = [p for p in set(model.parameters()) if p.requires_grad]
+    return ({"params": [p for p in trainable if p.ndim >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0})
+
+
+def clip_rebinds_grad(params, max_norm):
+    with_grad = [p for p in params if p.grad is not None]
+    norm = torch.cat([p.grad.flatten() for p in with_grad]).norm()
+    if norm > max_norm:
+        for p in with_grad:
+            p.grad = p.grad * (max_norm / (norm + 1e-6))
+    return norm
+
+
 def groups_no_decay_first(model, weight_decay):
     groups = param_groups(model, weight_decay)
     return [dict(groups[1], names="ignored"), groups[0]]
@@ -82,8 +105,11 @@ def clip_with_torch(params, max_norm):
 @pytest.mark.parametrize("check_fn, fn", [
     (day16.check_adam_step, adam_step), (day16.check_adam_step, adam_in_place),
     (day16.check_adamw_step, adamw_step), (day16.check_adamw_step, adamw_inline),
+    (day16.check_adamw_step, adamw_paper_form),
     (day16.check_param_groups, param_groups), (day16.check_param_groups, groups_no_decay_first),
+    (day16.check_param_groups, groups_from_a_set),
     (day16.check_clip_grad_norm, clip_grad_norm), (day16.check_clip_grad_norm, clip_with_torch),
+    (day16.check_clip_grad_norm, clip_rebinds_grad),
 ])
 def test_solutions_pass(capsys, check_fn, fn):
     passes(capsys, check_fn, fn)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from llmcourse.checks import day17
 from llmcourse.train import checkpoint as package_checkpoint
@@ -160,6 +161,55 @@ class EarlyStoppingCounter:
         return self.wait >= self.patience
 
 
+def evaluate_inference_mode(model, batches):  # inference_mode also records no graph
+    was = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            losses = torch.stack([model(x, y)[1] for x, y in batches])
+    finally:
+        model.train(was)
+    return losses.mean().item()
+
+
+def save_atomic_finally(obj, path):  # the temporary name from with_suffix; clean-up in finally
+    path = Path(path)
+    tmp = path.with_suffix(".tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_state_tuple(path, model, optimizer, generator, step):
+    atomic_save((model.state_dict(), optimizer.state_dict(), generator.get_state(),
+                 torch.get_rng_state(), step), path)
+
+
+def load_state_tuple(path, model, optimizer, generator):  # restored in another order
+    weights, moments, batches, rng, step = torch.load(path, weights_only=True)
+    torch.set_rng_state(rng)
+    generator.set_state(batches)
+    optimizer.load_state_dict(moments)
+    model.load_state_dict(weights)
+    return int(step)
+
+
+class EarlyStoppingHistory:  # keeps every loss; best is a property
+    def __init__(self, patience):
+        self.patience, self.history = patience, []
+
+    @property
+    def best(self):
+        return min(self.history, default=math.inf)
+
+    def step(self, val_loss):
+        self.history.append(val_loss)
+        since_best = len(self.history) - 1 - self.history.index(min(self.history))
+        return since_best >= self.patience
+
+
 # ---- every mistake of the tables is rejected with its hint ----------------------------------------
 
 
@@ -177,8 +227,20 @@ def test_every_exercise_has_at_least_three_mistakes():
 # ---- exercise 1: evaluate --------------------------------------------------------------------
 
 
+def evaluate_from_logits(model, batches):  # the loss recomputed from the logits, as day 06 did
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            losses = [F.cross_entropy(model(x)[0].flatten(0, 1), y.flatten()).item()
+                      for x, y in batches]
+    finally:
+        model.train(was)
+    return sum(losses) / len(losses)
+
+
 @pytest.mark.parametrize("fn", [evaluate, evaluate_try_finally, evaluate_decorated, evaluate_wraps_the_error,
-                                evaluate_keywords])
+                                evaluate_keywords, evaluate_inference_mode, evaluate_from_logits])
 def test_evaluate_passes_correct_answers(capsys, fn):
     passes(capsys, day17.check_evaluate, fn)
 
@@ -204,7 +266,8 @@ def test_evaluate_mean_from_the_batches(capsys):
 # ---- exercise 2: save_atomic -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fn", [save_atomic, save_atomic_path_replace, save_atomic_mkstemp_same_dir])
+@pytest.mark.parametrize("fn", [save_atomic, save_atomic_path_replace, save_atomic_mkstemp_same_dir,
+                                save_atomic_finally])
 def test_save_atomic_passes_correct_answers(capsys, fn):
     passes(capsys, day17.check_save_atomic, fn)
 
@@ -239,6 +302,11 @@ def test_resume_passes_the_solution(capsys):
     assert ok and "passed" in line, line
 
 
+def test_resume_passes_a_tuple_checkpoint(capsys):
+    ok, line = _resume_line(capsys, save_state_tuple, load_state_tuple)
+    assert ok and "passed" in line, line
+
+
 @pytest.mark.parametrize("save, load", [(day17.reference_save_state, load_state),
                                         (save_state, day17.reference_load_state)])
 def test_resume_refuses_the_references(capsys, save, load):
@@ -260,7 +328,7 @@ def test_resume_never_raises_on_garbage(capsys):
 # ---- exercise 4: EarlyStopping ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("cls", [EarlyStopping, EarlyStoppingCounter])
+@pytest.mark.parametrize("cls", [EarlyStopping, EarlyStoppingCounter, EarlyStoppingHistory])
 def test_early_stopping_passes_correct_answers(capsys, cls):
     passes(capsys, day17.check_early_stopping, cls)
 

@@ -82,6 +82,23 @@ def scaled_step_item(model, optimizer, scaler, x, y, max_norm):
     return norm
 
 
+def scaled_step_from_logits(model, optimizer, scaler, x, y, max_norm):  # the loss computed here
+    logits, _ = model(x)
+    loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten())
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    return norm
+
+
+def mfu_in_steps(tokens_per_s, n_params, n_layer, n_embd, seq_len, peak_flops):
+    achieved = tokens_per_s * 6 * n_params + tokens_per_s * 12 * n_layer * n_embd * seq_len
+    return achieved / peak_flops
+
+
 # ---- every mistake of the tables is rejected with its hint ----------------------------------------
 
 
@@ -110,6 +127,8 @@ def test_refuses_the_reference_and_stub(capsys, check_fn, reference):
     (day18.check_precision_for, precision_major),
     (day18.check_scaled_step, scaled_step),
     (day18.check_scaled_step, scaled_step_item),
+    (day18.check_scaled_step, scaled_step_from_logits),
+    (day18.check_mfu, mfu_in_steps),
     (day18.check_accumulate_grads, accumulate_grads),
     (day18.check_accumulate_grads, accumulate_tensor_loss),
 ])

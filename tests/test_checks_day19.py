@@ -121,6 +121,56 @@ def generate_cached_no_last_forward(model, idx, n):  # skips the forward after t
     return idx, torch.stack(out, 1)
 
 
+@torch.no_grad()
+def greedy_topk(model, idx, n):  # topk(1) picks the argmax too; the decorator instead of `with`
+    model.eval()
+    for _ in range(n):
+        logits, _ = model(idx[:, -model.config.block_size:])
+        idx = torch.cat([idx, torch.topk(logits[:, -1], 1, dim=-1).indices], dim=1)
+    return idx
+
+
+class KVCacheOneTensor:  # one (n_layer, B, nh, max_len, hs) tensor each; torch.empty; copies
+    def __init__(self, n_layer, batch_size, n_head, max_len, head_size):
+        self.max_len, self.pos = max_len, 0
+        self.k = torch.empty(n_layer, batch_size, n_head, max_len, head_size)
+        self.v = torch.empty_like(self.k)
+
+    def check_room(self, batch_size, n_new):
+        if self.pos + n_new > self.max_len:
+            raise ValueError(f"KV cache overflow: {self.pos} + {n_new} > {self.max_len}")
+
+    def update(self, layer, k, v):
+        T = k.size(-2)
+        self.k[layer, ..., self.pos:self.pos + T, :] = k
+        self.v[layer, ..., self.pos:self.pos + T, :] = v
+        return (self.k[layer, ..., :self.pos + T, :].clone(),
+                self.v[layer, ..., :self.pos + T, :].clone())
+
+    def advance(self, n):
+        self.pos = self.pos + n
+
+    def reset(self):
+        self.pos = 0
+
+
+def generate_cached_by_length(model, idx, n):  # refills when idx outgrows the block
+    bs = model.config.block_size
+    model.eval()
+    steps = []
+    with torch.no_grad():
+        cache = model.new_kv_cache(batch_size=idx.shape[0])
+        logits, _ = model(idx[:, -bs:], kv_cache=cache)
+        for _ in range(n):
+            steps.append(logits[:, -1:, :])                     # (B, 1, V)
+            idx = torch.cat([idx, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+            chunk = idx[:, -bs:] if idx.shape[1] > bs else idx[:, -1:]
+            if idx.shape[1] > bs:
+                cache.reset()
+            logits, _ = model(chunk, kv_cache=cache)
+    return idx, torch.cat(steps, dim=1)
+
+
 # ---- every mistake of the tables is rejected with its hint ----------------------------------------
 
 
@@ -135,6 +185,9 @@ def test_mistake_rejected(check_fn, mistake, capsys):
     (day19.check_kv_cache, KVCache),
     (day19.check_generate_cached, generate_cached),
     (day19.check_generate_cached, generate_cached_no_last_forward),
+    (day19.check_generate_greedy, greedy_topk),
+    (day19.check_kv_cache, KVCacheOneTensor),
+    (day19.check_generate_cached, generate_cached_by_length),
 ])
 def test_passes_correct_answers(capsys, check_fn, fn):
     passes(capsys, check_fn, fn)

@@ -65,6 +65,35 @@ def gnmt_via_package(log_prob, length, alpha):
 # ---- every mistake of the tables is rejected with its hint ----------------------------------------
 
 
+def sequence_log_prob_loop(model, prompt, continuation):  # a loop over the new tokens
+    ids = torch.cat([prompt, continuation])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(ids.unsqueeze(0))[0].squeeze(0), dim=-1)
+    total = 0.0
+    for i, token in enumerate(continuation.tolist()):
+        total += logp[len(prompt) - 1 + i, token].item()
+    return total
+
+
+def sequence_log_prob_cross_entropy(model, prompt, continuation):  # minus the mean NLL, times n
+    ids = torch.cat([prompt, continuation])
+    with torch.no_grad():
+        logits = model(ids[None])[0][0]
+    nll = torch.nn.functional.cross_entropy(logits[len(prompt) - 1:-1], continuation)
+    return -nll * len(continuation)
+
+
+def beam_step_transposed(beam_logp, logits, width):  # the (V, W) table, unravel_index
+    cand = (beam_logp[:, None] + torch.log_softmax(logits, dim=-1)).T     # (V, W)
+    scores, index = cand.flatten().topk(width)
+    token, parent = torch.unravel_index(index, cand.shape)
+    return scores, parent, token
+
+
+def gnmt_negative_power(log_prob, length, alpha):
+    return log_prob * ((5 + length) / 6) ** -alpha
+
+
 @pytest.mark.parametrize("check_fn, mistake", mistake_params(day20))
 def test_mistake_rejected(check_fn, mistake, capsys):
     rejects(capsys, check_fn, mistake)
@@ -77,6 +106,10 @@ def test_mistake_rejected(check_fn, mistake, capsys):
     (day20.check_beam_step, beam_step_sort),
     (day20.check_gnmt_score, gnmt_score),
     (day20.check_gnmt_score, gnmt_via_package),
+    (day20.check_sequence_log_prob, sequence_log_prob_loop),
+    (day20.check_sequence_log_prob, sequence_log_prob_cross_entropy),
+    (day20.check_beam_step, beam_step_transposed),
+    (day20.check_gnmt_score, gnmt_negative_power),
 ])
 def test_passes_correct_answers(capsys, check_fn, fn):
     passes(capsys, check_fn, fn)

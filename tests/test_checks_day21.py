@@ -65,6 +65,25 @@ def sample_log_softmax(logits, temperature, generator=None):  # other probabilit
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
+def entropy_nansum(p):  # 0 * log 0 is nan, which nansum skips
+    return -(p * p.log()).nansum(dim=-1)
+
+
+def sample_gumbel_max(logits, temperature, generator=None):  # argmax of logits / T + Gumbel noise
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    u = torch.rand(logits.shape, generator=generator)
+    return (logits / temperature - torch.log(-torch.log(u))).argmax(dim=-1)
+
+
+def sample_inverse_cdf(logits, temperature, generator=None):  # one uniform per row, searchsorted
+    if not temperature:
+        return torch.argmax(logits, dim=1)
+    cdf = torch.softmax(logits / temperature, dim=-1).cumsum(dim=-1)
+    u = torch.rand(logits.shape[0], 1, generator=generator)
+    return torch.searchsorted(cdf, u)[:, 0].clamp(max=logits.shape[-1] - 1)
+
+
 @pytest.mark.parametrize("check_fn, fn", [
     (day21.check_apply_temperature, solution_apply_temperature),
     (day21.check_apply_temperature, temperature_shifted),
@@ -75,8 +94,12 @@ def sample_log_softmax(logits, temperature, generator=None):  # other probabilit
     (day21.check_sample, solution_sample),
     (day21.check_sample, sample_view),
     (day21.check_sample, sample_log_softmax),
+    (day21.check_entropy, entropy_nansum),
+    (day21.check_sample, sample_gumbel_max),
+    (day21.check_sample, sample_inverse_cdf),
 ], ids=["temperature", "temperature shifted", "temperature 1/T", "entropy", "entropy clamped",
-        "entropy where", "sample", "sample view", "sample log_softmax"])
+        "entropy where", "sample", "sample view", "sample log_softmax", "entropy nansum",
+        "sample gumbel-max", "sample inverse cdf"])
 def test_the_solutions_pass(check_fn, fn, capsys):
     passes(capsys, check_fn, fn)
 

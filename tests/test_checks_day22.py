@@ -73,6 +73,31 @@ def min_p_in_log_space(logits, p):
         if p > 0 else logits.clone()
 
 
+def top_p_count_then_arange(logits, p):  # counts the tokens whose cumulative mass is below p
+    sorted_probs, order = torch.sort(logits.softmax(-1), -1, descending=True)
+    n_below = (sorted_probs.cumsum(-1) < p).sum(-1, keepdim=True)  # (..., 1)
+    keep_sorted = torch.arange(logits.shape[-1]) <= n_below  # ... and the one that crosses p
+    return logits.masked_fill(~torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted),
+                              NEG_INF)
+
+
+def top_p_sorted_logits_scattered_back(logits, p):  # filters the sorted logits, then unsorts them
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+    probs = sorted_logits.softmax(-1)
+    sorted_logits = sorted_logits.masked_fill(probs.cumsum(-1) - probs >= p, NEG_INF)
+    return torch.empty_like(logits).scatter(-1, order, sorted_logits)
+
+
+def min_p_row_by_row(logits, p):  # a loop over the rows of a flattened view
+    rows = logits.reshape(-1, logits.shape[-1])
+    out = []
+    for row in rows:
+        probs = torch.softmax(row, 0)
+        removed = torch.tensor(NEG_INF, dtype=row.dtype)
+        out.append(torch.where(probs >= p * probs.max(), row, removed))
+    return torch.stack(out).reshape(logits.shape)
+
+
 def next_token_probs_with_own_filters(logits, temperature, top_k=None, top_p=None):
     logits = logits / temperature
     if top_k is not None:
@@ -88,12 +113,16 @@ def next_token_probs_with_own_filters(logits, temperature, top_k=None, top_p=Non
     (day22.check_top_k_filter, top_k_last_of_ties),
     (day22.check_top_p_filter, solution_top_p),
     (day22.check_top_p_filter, top_p_mask_then_where),
+    (day22.check_top_p_filter, top_p_count_then_arange),
+    (day22.check_top_p_filter, top_p_sorted_logits_scattered_back),
     (day22.check_min_p_filter, solution_min_p),
     (day22.check_min_p_filter, min_p_in_log_space),
+    (day22.check_min_p_filter, min_p_row_by_row),
     (day22.check_next_token_probs, solution_next_token_probs),
     (day22.check_next_token_probs, next_token_probs_with_own_filters),
-], ids=["top_k", "top_k stable sort", "top_k other tie", "top_p", "top_p where", "min_p",
-        "min_p log space", "next_token_probs", "next_token_probs own filters"])
+], ids=["top_k", "top_k stable sort", "top_k other tie", "top_p", "top_p where",
+        "top_p count", "top_p sorted logits", "min_p", "min_p log space", "min_p loop", "next_token_probs",
+        "next_token_probs own filters"])
 def test_the_solutions_pass(check_fn, fn, capsys):
     passes(capsys, check_fn, fn)
 
@@ -119,6 +148,15 @@ def test_top_p_hand_worked_cases():
     logits = torch.tensor([[0.3, -1.0, 2.0, 0.0]])
     assert torch.equal(solution_top_p(logits, 1.0), logits)           # p = 1 keeps all
     assert torch.isfinite(solution_top_p(logits, 1e-4)).sum() == 1    # tiny p keeps one
+
+
+def test_top_p_tie_at_the_crossing_token_keeps_one_of_them(capsys):
+    # [.1, .2, .4, .1, .2] with p = 0.5: .4 is below p, one .2 crosses it; the other .2 goes
+    out = solution_top_p(torch.tensor([0.1, 0.2, 0.4, 0.1, 0.2]).log(), 0.5)
+    assert torch.isfinite(out).sum() == 2 and bool(torch.isfinite(out[2]))
+    line = rejects(capsys, day22.check_top_p_filter,
+                   next(m for m in day22.TOP_P if m.name == "threshold keeps ties"))
+    assert "crosses p is tied" in line
 
 
 def test_min_p_strict_fails_at_p_1(capsys):

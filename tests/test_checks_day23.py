@@ -76,15 +76,41 @@ def sample_loss_restores_mode(model, rows, prompt_len):  # evaluates, then puts 
     return F.cross_entropy(logits[:, prompt_len - 1:].transpose(1, 2), rows[:, prompt_len:]).item()
 
 
+def distinct_n_zip(samples, n):  # n-grams as zip of n shifted copies
+    grams = [g for s in samples for g in zip(*(s[i:] for i in range(n)))]
+    return float(len(set(grams)) / len(grams)) if grams else 0.0
+
+
+def sample_loss_inference_mode(model, rows, prompt_len):  # inference_mode, log-probs by gather
+    model.eval()
+    with torch.inference_mode():
+        logits, _ = model(rows)
+    logp = torch.log_softmax(logits[:, prompt_len - 1:-1], dim=-1)
+    return -logp.gather(-1, rows[:, prompt_len:, None]).mean().item()
+
+
+def sample_loss_ignore_index(model, rows, prompt_len):  # the prompt's targets marked -1, a copy
+    model.eval()
+    targets = rows[:, 1:].clone()
+    targets[:, :prompt_len - 1] = -1
+    with torch.no_grad():
+        _, loss = model(rows[:, :-1], targets)
+    return float(loss)
+
+
 @pytest.mark.parametrize("check_fn, fn", [
+    (day23.check_sample_loss, sample_loss_ignore_index),
     (day23.check_distinct_n, solution_distinct_n),
+    (day23.check_distinct_n, distinct_n_zip),
+    (day23.check_sample_loss, sample_loss_inference_mode),
     (day23.check_distinct_n, distinct_n_rounded),
     (day23.check_distinct_n, distinct_n_counter),
     (day23.check_repeated_ngram_rate, solution_repeated_ngram_rate),
     (day23.check_repeated_ngram_rate, rate_by_counts),
     (day23.check_sample_loss, solution_sample_loss),
     (day23.check_sample_loss, sample_loss_restores_mode),
-], ids=["distinct_n", "distinct_n rounded", "distinct_n counter", "rate", "rate by counts",
+], ids=["sample_loss ignore_index", "distinct_n", "distinct_n zip", "sample_loss inference_mode",
+        "distinct_n rounded", "distinct_n counter", "rate", "rate by counts",
         "sample_loss", "sample_loss restores the mode"])
 def test_the_solutions_pass(check_fn, fn, capsys):
     passes(capsys, check_fn, fn)

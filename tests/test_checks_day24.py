@@ -62,11 +62,39 @@ def build_parser_with_extras():  # short options and an extra one are fine
     return parser
 
 
+def positive_int_digits(text):  # str.isdigit, then a ValueError (argparse turns it into status 2)
+    if not text.strip().isdigit() or int(text) < 1:
+        raise ValueError(f"not a positive whole number: {text!r}")
+    return int(text)
+
+
+def build_parser_digits():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--checkpoint", type=str, required=True)
+    parser.add_argument("--prompt", type=str, default="\n")
+    parser.add_argument("--num-samples", dest="num_samples", type=positive_int_digits, default="1")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-new-tokens", type=positive_int_digits, default=200)
+    parser.add_argument("--temperature", type=float, default="0.8")
+    return parser
+
+
+def generate_samples_prompt_plus_new(model, tokenizer, prompt, num_samples, max_new_tokens,
+                                     temperature, seed):  # the prompt, then the new ids decoded
+    ids = tokenizer.encode(prompt)
+    outs = [generate(model, ids, max_new_tokens, temperature=temperature, seed=seed + s)
+            for s in range(num_samples)]
+    return [prompt + tokenizer.decode(out[0, len(ids):].tolist()) for out in outs]
+
+
 @pytest.mark.parametrize("check_fn, fn", [
     (day24.check_build_parser, build_parser),
+    (day24.check_build_parser, build_parser_digits),
+    (day24.check_generate_samples, generate_samples_prompt_plus_new),
     (day24.check_build_parser, build_parser_with_extras),
     (day24.check_generate_samples, generate_samples),
-], ids=["build_parser", "build_parser extras", "generate_samples"])
+], ids=["build_parser", "build_parser digits", "generate_samples prompt + new",
+        "build_parser extras", "generate_samples"])
 def test_the_solutions_pass(check_fn, fn, capsys):
     passes(capsys, check_fn, fn)
 

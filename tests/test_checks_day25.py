@@ -72,6 +72,19 @@ def find_definition_path_object(name, package_dir):  # returns a str made by han
     return None
 
 
+def find_definition_sorted_strings(name, package_dir):  # paths sorted as strings, any()
+    kinds = (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    for path in sorted(str(p) for p in Path(package_dir).rglob("*.py")):
+        body = ast.parse(Path(path).read_text(encoding="utf-8")).body
+        if any(isinstance(node, kinds) and node.name == name for node in body):
+            return tour.module_name(Path(path), package_dir)
+    return None
+
+
+def test_import_lines_in_strings_are_not_imports():  # worked by hand from the source's text
+    assert imports_of(day25._SOURCE_4) == ["llmcourse.data"]
+
+
 EXPLICIT = ["model.n_layer=2", "model.n_embd=64", "model.block_size=32", "train.max_iters=150",
             "train.lr_decay_iters=150", "train.warmup_iters=15", "train.learning_rate=0.003"]
 
@@ -81,11 +94,13 @@ EXPLICIT = ["model.n_layer=2", "model.n_embd=64", "model.block_size=32", "train.
     (day25.check_imports_of, imports_of_node_visitor),
     (day25.check_find_definition, find_definition),
     (day25.check_find_definition, find_definition_path_object),
+    (day25.check_find_definition, find_definition_sorted_strings),
     (day25.check_overrides, my_overrides),
     (day25.check_overrides, EXPLICIT),
     (day25.check_overrides, list(reversed(my_overrides))),
 ], ids=["imports_of", "imports_of visitor", "find_definition", "find_definition by hand",
-        "overrides", "overrides with sections", "overrides reversed"])
+        "find_definition sorted strings", "overrides", "overrides with sections",
+        "overrides reversed"])
 def test_the_solutions_pass(check_fn, value, capsys):
     passes(capsys, check_fn, value)
 

@@ -165,3 +165,15 @@ def test_first_reaching_just_above_the_target_is_not_reached():
     assert target == 1.88 and [r["val_loss"] for r in history if r["type"] == "eval"][2:4] == [1.8857, 1.8849]
     assert day26.reference_first_reaching(history, target) is None
     assert solution_first_reaching(history, target) is None
+
+
+def test_estimate_seconds_other_spellings_pass(capsys):
+    for right in (lambda f, t, p, m: f * t / p / m,                    # two divisions
+                  lambda f, t, p, m: (f * t) / (m * p)):               # factors swapped
+        passes(capsys, day26.check_estimate_seconds, right)
+
+
+def test_estimate_seconds_precedence_slip_is_named(capsys):
+    # x / peak * mfu multiplies by mfu: at mfu 0.4, 7e7 * 3e8 / 2e13 * 0.4 = 420 s instead of 2625 s
+    fails(capsys, day26.check_estimate_seconds, lambda f, t, p, m: f * t / p * m,
+          "in parentheses")

@@ -202,3 +202,43 @@ def test_references_by_hand(tmp_path):
     assert day27.reference_t4_hours(1e6, 65e6, 1.0) == pytest.approx(6e12 / 65e12 / 3600 * 65)
     n = day27.reference_write_tokens(iter([[1, 65535], [], [2]]), tmp_path / "t.bin")
     assert n == 3 and (tmp_path / "t.bin").read_bytes() == bytes([1, 0, 255, 255, 2, 0])
+
+
+def test_more_correct_spellings_pass(capsys):
+    def compact_with_a_dict(ids):                # a dict from id to rank, a list pair
+        used = np.unique(ids)
+        rank = {int(u): i for i, u in enumerate(used)}
+        return [np.array([rank[int(t)] for t in ids], dtype=np.int64), used]
+    passes(capsys, day27.check_compact_vocab, compact_with_a_dict)
+    passes(capsys, day27.check_t4_hours,
+           lambda n_params, n_tokens, mfu, peak_flops=65e12:
+           6 * n_params * n_tokens / mfu / peak_flops / 60 / 60)
+
+
+def test_story_lengths_on_a_list_is_named(capsys):
+    def literal(ids, eot):                       # np.flatnonzero(ids == eot) with ids a list
+        ends = np.flatnonzero(ids == eot)
+        return [int(e - s) for s, e in zip(np.concatenate([[0], ends[:-1] + 1]), ends)]
+    fails(capsys, day27.check_story_lengths, literal, "np.asarray(ids) == eot")
+    assert solution_story_lengths([0, 4, 4, 0, 0, 4], 0) == [0, 2, 0]   # by hand
+
+
+def test_write_tokens_refusing_65535_is_named(capsys, tmp_path):
+    def refuses_largest(chunks, path):
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        total = 0
+        try:
+            with open(tmp, "wb") as f:
+                for chunk in chunks:
+                    chunk = np.asarray(chunk)
+                    if chunk.size and not (0 <= chunk.min() and chunk.max() < 65535):
+                        raise ValueError("out of range")
+                    chunk.astype(np.uint16).tofile(f)
+                    total += chunk.size
+        except ValueError:
+            tmp.unlink(missing_ok=True)
+            raise
+        tmp.replace(path)
+        return total
+    fails(capsys, day27.check_write_tokens, refuses_largest, "not >= 65535")

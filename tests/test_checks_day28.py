@@ -134,3 +134,29 @@ def test_reference_values_by_hand():
     assert day28._grid({}) == [{}]
     assert day28._grid({"a": [1, 2], "b": [3]}) == [{"a": 1, "b": 3}, {"a": 2, "b": 3}]
     assert day28._grid({"a": [1], "b": []}) == []
+
+
+def test_expand_grid_widening_loop_passes(capsys):
+    def widening(grid):                          # one key at a time, each setting a new dict
+        settings = [{}]
+        for key, values in grid.items():
+            settings = [{**s, key: v} for s in settings for v in values]
+        return settings
+    passes(capsys, day28.check_expand_grid, widening)
+
+
+def test_expand_grid_that_empties_the_grid_is_named(capsys):
+    def pops(grid):                              # right settings, but the caller's grid is emptied
+        if not grid:
+            return [{}]
+        key = list(grid)[0]
+        values = grid.pop(key)
+        return [{key: v, **r} for v in values for r in pops(grid)]
+    fails(capsys, day28.check_expand_grid, pops, "changed the grid it was given")
+
+
+def test_difference_sign_when_b_is_higher():
+    # by hand: mean([1.75, 1.5]) = 1.625, mean([2.0, 2.5, 2.25]) = 2.25, difference +0.625
+    d, se = difference_with_error([1.75, 1.5], [2.0, 2.5, 2.25])
+    assert d == pytest.approx(0.625)
+    assert se == pytest.approx(math.sqrt(0.03125 / 2 + 0.0625 / 3))

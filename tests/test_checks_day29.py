@@ -157,3 +157,48 @@ def test_references_by_hand():
     s = dict(final_train=2.25, final_val=2.75, best_val=2.5, dead_start=0.0, dead_end=0.0)
     assert day29.reference_diagnose(s) == "healthy"       # a gap of exactly 0.5
     assert day29.reference_diagnose(dict(s, final_train=2.0)) == "overfitting"
+
+
+# ---- second red-team round: wrong rules that only other summaries expose --------------------
+
+
+def _rules(overfit, dead_units):
+    def diagnose(s):
+        if overfit(s):
+            return "overfitting"
+        if dead_units(s):
+            return "dead_units"
+        return "lr_too_high" if s["dead_end"] > 0.2 else "healthy"
+    return diagnose
+
+
+_RISE = lambda s: s["final_val"] > s["best_val"] + 0.1          # noqa: E731
+_DEAD_START = lambda s: s["dead_start"] > 0.5                   # noqa: E731
+
+
+@pytest.mark.parametrize("wrong, words", [
+    (_rules(lambda s: _RISE(s) and abs(s["final_val"] - s["final_train"]) > 0.5, _DEAD_START),
+     "0.6 BELOW train"),                                          # abs() of the gap
+    (_rules(lambda s: _RISE(s) and s["best_val"] - s["final_train"] > 0.5, _DEAD_START),
+     "its best only 0.4 above train"),                            # the gap taken from best_val
+    (_rules(lambda s: _RISE(s) and s["final_val"] - s["final_train"] > 0.5,
+            lambda s: s["dead_start"] > 0.5 and s["dead_end"] > 0.5),
+     "80% dead from the start, 10% at the end"),                  # dead at the end too
+])
+def test_diagnose_rules_exposed_by_other_summaries(wrong, words, capsys):
+    fails(capsys, day29.check_diagnose, wrong, words)
+
+
+def test_more_correct_variants_pass(capsys):
+    def dead_numpy(pre, threshold=-3.0):
+        a = pre.detach().float().numpy()
+        a = a.reshape(-1, a.shape[-1]) < threshold
+        return float(a.mean()), float(a.all(axis=0).mean())
+    passes(capsys, day29.check_dead_fraction, dead_numpy)
+
+    def diagnose_table(s):
+        rules = [("overfitting", s["final_val"] > s["best_val"] + 0.1
+                  and s["final_val"] - s["final_train"] > 0.5),
+                 ("dead_units", s["dead_start"] > 0.5), ("lr_too_high", s["dead_end"] > 0.2)]
+        return next((name for name, holds in rules if holds), "healthy")
+    passes(capsys, day29.check_diagnose, diagnose_table)

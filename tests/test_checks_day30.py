@@ -103,3 +103,14 @@ def test_references_by_hand():
     assert a == pytest.approx(10.0) and b == pytest.approx(-math.log10(2))
     a, b = day30.reference_fit_power_law([3.0, 30.0], [0.5 * 3 ** 0.75, 0.5 * 30 ** 0.75])
     assert a == pytest.approx(0.5) and b == pytest.approx(0.75)
+
+
+def test_second_round_correct_variants_pass(capsys):
+    passes(capsys, day30.check_compute_optimal, lambda flops, tokens_per_param=20: [
+        (flops / (6 * tokens_per_param)) ** 0.5, (flops * tokens_per_param / 6) ** 0.5])
+
+    def fit_lstsq(x, y):                     # least squares by numpy's lstsq, natural logs
+        lx, ly = np.log(np.asarray(x, dtype=float)), np.log(np.asarray(y, dtype=float))
+        (slope, intercept), *_ = np.linalg.lstsq(np.stack([lx, np.ones_like(lx)], 1), ly, rcond=None)
+        return math.exp(intercept), slope
+    passes(capsys, day30.check_fit_power_law, fit_lstsq)

@@ -143,3 +143,36 @@ def test_minhash_missing_return_names_the_array(capsys):
     fails(capsys, day31.check_minhash_signature, lambda x, a, b, p: None,
           "minhash_signature returned None; did you forget the `return`? It should return the (P,) "
           "array of ints")
+
+
+# ---- second red-team round: a dedup that remembers earlier calls, other correct forms ----------
+
+
+_SEEN_ACROSS_CALLS: set = set()
+
+
+def dedup_remembers(docs):  # the set of seen documents kept at module level, across calls
+    keep = []
+    for i, d in enumerate(docs):
+        if normalize(d) not in _SEEN_ACROSS_CALLS:
+            _SEEN_ACROSS_CALLS.add(normalize(d))
+            keep.append(i)
+    return keep
+
+
+def test_dedup_that_remembers_earlier_calls_is_rejected(capsys):
+    _SEEN_ACROSS_CALLS.clear()
+    fails(capsys, day31.check_exact_dedup, dedup_remembers, "remember nothing from earlier calls")
+
+
+def test_other_correct_forms_pass(capsys):
+    passes(capsys, day31.check_exact_dedup,
+           lambda docs: [i for i, d in enumerate(docs)
+                         if normalize(d) not in {normalize(e) for e in docs[:i]}])
+    passes(capsys, day31.check_strip_boilerplate, lambda doc, patterns: "\n".join(filter(
+        lambda l: l.strip() != "" and all(re.search(p, l) is None for p in patterns),
+        doc.split("\n"))))
+    passes(capsys, day31.check_length_filter, lambda docs, min_words, max_words: [
+        i for i in range(len(docs)) if len(docs[i].split()) in range(min_words, max_words + 1)])
+    passes(capsys, day31.check_minhash_signature,
+           lambda x, a, b, p: np.min((np.outer(a, x) + b[:, None]) % p, axis=-1))

@@ -102,3 +102,18 @@ def test_checks_are_fast():
     for check_fn, fn in zip(CHECKS, (tokens_per_char, bits_per_byte, rare_characters)):
         check_fn(fn)
     assert time.process_time() - t < 2.0
+
+
+def test_second_round_correct_variants_pass(capsys):
+    passes(capsys, day32.check_bits_per_byte,
+           lambda loss, n_tokens, n_bytes: loss * n_tokens * math.log2(math.e) / n_bytes)
+
+    def rare_by_share(text, coverage):       # the share compared, not the count; a sorted list back
+        counts, kept, covered = Counter(text), set(), 0
+        for ch, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+            if covered / len(text) >= coverage:
+                break
+            kept.add(ch)
+            covered += n
+        return sorted(set(counts) - kept)
+    passes(capsys, day32.check_rare_characters, rare_by_share)

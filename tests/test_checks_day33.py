@@ -127,3 +127,14 @@ def test_checks_are_fast():
     for check_fn, fn in zip(CHECKS, (rms_norm, apply_rope, swiglu, repeat_kv)):
         check_fn(fn)
     assert time.process_time() - t < 2.0
+
+
+def test_second_round_correct_variants_pass(capsys):
+    def rope_rotate_half(x, cos, sin):       # the Hugging Face form: full-width cos/sin, rotate_half
+        c, s = torch.cat((cos, cos), -1), torch.cat((sin, sin), -1)
+        x1, x2 = x.chunk(2, dim=-1)
+        return x * c + torch.cat((-x2, x1), -1) * s
+    passes(capsys, day33.check_apply_rope, rope_rotate_half)
+    passes(capsys, day33.check_swiglu,
+           lambda x, w_gate, w_up, w_down: ((x @ w_gate) * torch.sigmoid(x @ w_gate) * (x @ w_up)) @ w_down)
+    passes(capsys, day33.check_repeat_kv, lambda x, n_rep: x[:, torch.arange(x.shape[1] * n_rep) // n_rep])

@@ -191,3 +191,40 @@ def test_checks_are_fast():
     day34.check_lora_linear(SolutionLoRA)
     day34.check_training_bytes(solution_training_bytes)
     assert time.process_time() - t < 2.0
+
+
+def test_second_round_correct_variants_pass(capsys):
+    class LoRAFreezeAfter(nn.Module):        # freezes everything, then unfreezes A and B; F.linear
+        def __init__(self, base, r, alpha):
+            super().__init__()
+            self.base = base
+            self.lora_A = nn.Parameter(torch.empty(r, base.in_features))
+            nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+            self.lora_B = nn.Parameter(torch.zeros(base.out_features, r))
+            self.scaling = alpha / r
+            for p in self.parameters():
+                p.requires_grad_(False)
+            self.lora_A.requires_grad_(True)
+            self.lora_B.requires_grad_(True)
+
+        def forward(self, x):
+            update = nn.functional.linear(nn.functional.linear(x, self.lora_A), self.lora_B)
+            return self.base(x) + update * self.scaling
+    passes(capsys, day34.check_lora_linear, LoRAFreezeAfter)
+    passes(capsys, day34.check_training_bytes, lambda model: sum(
+        p.nbytes * (4 if p.requires_grad else 1) for _, p in model.named_parameters()))
+
+
+def test_lora_a_initialised_with_a_5_is_rejected(capsys):
+    class LoRAWithA5(nn.Module):             # a=5 instead of a=math.sqrt(5): within the bound, too small
+        def __init__(self, base, r, alpha):
+            super().__init__()
+            self.base = base.requires_grad_(False)
+            self.lora_A = nn.Parameter(torch.empty(r, base.in_features))
+            nn.init.kaiming_uniform_(self.lora_A, a=5)
+            self.lora_B = nn.Parameter(torch.zeros(base.out_features, r))
+            self.scaling = alpha / r
+
+        def forward(self, x):
+            return self.base(x) + self.scaling * (x @ self.lora_A.T) @ self.lora_B.T
+    fails(capsys, day34.check_lora_linear, LoRAWithA5, "lora_A is too small")

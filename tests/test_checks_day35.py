@@ -134,3 +134,16 @@ def test_hard_term_at_temperature_is_named(capsys):
 
     fails(capsys, day35.check_distillation_loss, hard_at_T,
           "the hard term is the plain cross-entropy at temperature 1: use the student's raw logits")
+
+
+def test_second_round_correct_variants_pass(capsys):
+    def with_kl_div(student_logits, teacher_logits, targets, T, alpha):
+        V = student_logits.shape[-1]
+        s, t = student_logits.reshape(-1, V), teacher_logits.reshape(-1, V).detach()
+        y = targets.reshape(-1)
+        keep = y != -1
+        soft = F.kl_div(F.log_softmax(s[keep] / T, -1), F.log_softmax(t[keep] / T, -1),
+                        reduction="batchmean", log_target=True) * T * T
+        return alpha * soft + (1 - alpha) * F.cross_entropy(s, y, ignore_index=-1)
+    passes(capsys, day35.check_distillation_loss, with_kl_div)
+    passes(capsys, day35.check_gap_closed, lambda t, s, d: 1 - (d - t) / (s - t))

@@ -135,3 +135,13 @@ def test_checks_are_fast():
     for check_fn, fn in zip(CHECKS, (sequence_logps, dpo_loss, frozen_copy)):
         check_fn(fn)
     assert time.process_time() - t < 2.0
+
+
+def test_second_round_correct_variants_pass(capsys):
+    passes(capsys, day36.check_sequence_logps, lambda logits, ids, P: -F.cross_entropy(
+        logits[:, P - 1:-1].transpose(1, 2), ids[:, P:], reduction="none").sum(-1))
+
+    def dpo_softplus(pc, pr, rc, rr, beta):
+        c, r = beta * (pc - rc), beta * (pr - rr)
+        return F.softplus(r - c).mean(), c.detach(), r.detach()
+    passes(capsys, day36.check_dpo_loss, dpo_softplus)

@@ -21,6 +21,7 @@ Example (in the lesson)::
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from typing import Any, Callable, Mapping, Sequence
 
 from llmcourse.checks._core import labelled as _labelled, PartNotDone as _PartNotDone  # shared in _core
@@ -132,8 +133,12 @@ LOOKUP_TABLES = [
             hint="`stoi` should have one key per character of `chars`"),
     Mistake("itos a list", None, args=({ch: i for i, ch in enumerate(_C)}, list(_C), _C),
             hint="`stoi` and `itos` should both be dicts"),
+    Mistake("ids as strings", None, args=({ch: str(i) for i, ch in enumerate(_C)},
+                                          {str(i): ch for i, ch in enumerate(_C)}, _C),
+            hint="the ids are strings (str(i) or an f-string): store the int i itself, stoi[ch] "
+                 "must be an int that can index an embedding table"),
 ]
-_L_FROM1, _L_SWAPPED, _L_ORDER, _L_INVERSE, _L_KEYS, _L_DICTS = LOOKUP_TABLES
+_L_FROM1, _L_SWAPPED, _L_ORDER, _L_INVERSE, _L_KEYS, _L_DICTS, _L_STR = LOOKUP_TABLES
 
 
 @check("lookup tables", mistakes=LOOKUP_TABLES)
@@ -148,6 +153,8 @@ def check_lookup_tables(stoi: Any, itos: Any, chars: Sequence[str]) -> None:
         raise CheckFailed(_L_SWAPPED.hint)
     if set(stoi) != set(expected):
         raise CheckFailed(f"{_L_KEYS.hint} ({len(expected)}), it has {len(stoi)}")
+    if any(isinstance(stoi[ch], str) for ch in expected):
+        raise CheckFailed(f"{_L_STR.hint}; stoi[{chars[0]!r}] is {stoi[chars[0]]!r}")
     if all(stoi[ch] == i + 1 for ch, i in expected.items()):
         raise CheckFailed(_L_FROM1.hint)
     for ch, i in expected.items():
@@ -191,6 +198,10 @@ def _encode_drops_last(s):
     return [stoi[ch] for ch in s[:-1]]
 
 
+def _encode_map(s):  # a lazy map object, not a list: torch.tensor(encode(s)) fails on it
+    return map(stoi.get, s)
+
+
 def _decode_drops_first(ids):
     return "".join(itos[i] for i in ids[1:])
 
@@ -230,6 +241,9 @@ _E_LAST = Mistake("encode drops the last character", _encode_drops_last,
                   args=(_encode_drops_last, _decode, _TEXT),
                   hint="encode left out the last character (s[:-1] or range(len(s) - 1)): give one id "
                        "for every character of s, the last one included")
+_E_ITER = Mistake("encode returns a map/generator", _encode_map, args=(_encode_map, _decode, _TEXT),
+                  expect="encode(s) returned a map object, not a list: wrap it in list(...) or "
+                         "write a list comprehension [... for ch in s]")
 _D_CHR = Mistake("decode with chr", _decode_chr, args=(_encode, _decode_chr, _TEXT),
                  hint="decode turned each id into the character with that code point (chr(i)); the ids "
                       "are positions in the vocabulary: look each one up in itos")
@@ -247,7 +261,7 @@ _D_SPACES = Mistake("decode joins with spaces", _decode_spaces, args=(_encode, _
                          "''.join(...)")
 _D_LIST = Mistake("decode returns a list", _decode_list, args=(_encode, _decode_list, _TEXT),
                   expect="join the characters into one string with ''.join(...)")
-_ENCODE_MISTAKES = [_E_PLUS1, _E_ORD, _E_SPACES, _E_STR, _E_LAST]
+_ENCODE_MISTAKES = [_E_PLUS1, _E_ORD, _E_SPACES, _E_STR, _E_LAST, _E_ITER]
 _DECODE_MISTAKES = [_D_NONE, _D_LAST, _D_FIRST, _D_SPACES, _D_LIST, _D_CHR]
 ENCODE_DECODE = _ENCODE_MISTAKES + _DECODE_MISTAKES
 
@@ -294,6 +308,9 @@ def _strings(text: str) -> list[tuple[str, str]]:
 
 
 def _read_ids(value: Any, case: Case) -> list[int]:
+    if isinstance(value, Iterator):  # map(...), a generator: used once, and torch.tensor refuses it
+        raise CheckFailed(f"encode(s) returned a {type(value).__name__} object, not a list: wrap it in "
+                          "list(...) or write a list comprehension [... for ch in s]")
     return as_int_list(value, "encode(s)")
 
 
@@ -389,6 +406,13 @@ def _unk_adds_to_table(s, stoi, unk_id):  # registers '<unk>' in the caller's ow
     return [stoi.get(ch, unk_id) for ch in s]
 
 
+def _unk_whole_try(s, stoi, unk_id):  # one try around the whole list: one unknown spoils every id
+    try:
+        return [stoi[ch] for ch in s]
+    except KeyError:
+        return [unk_id for ch in s]
+
+
 _UNK_CHANGED = ("encode_with_unk changed the `stoi` it was given (it added or changed entries): "
                 "only read the table, with stoi.get(ch, unk_id), so the notebook's stoi stays as it was")
 
@@ -419,6 +443,9 @@ ENCODE_WITH_UNK = [
                  "missing; use stoi.get(ch, unk_id)"),
     Mistake("KeyError", _unk_keyerror, args=(_unk_keyerror, stoi),
             hint="an unknown character raised KeyError: give it unk_id (stoi.get(ch, unk_id))"),
+    Mistake("try around the whole list", _unk_whole_try, args=(_unk_whole_try, stoi),
+            hint="every id became unk_id because one character was unknown: the try/except wraps "
+                 "the whole list; handle each character on its own (stoi.get(ch, unk_id))"),
     Mistake("no return", _unk_no_return, args=(_unk_no_return, stoi),
             expect="encode_with_unk returned None; did you forget the `return`?"),
     Mistake("adds <unk> to the table", _unk_adds_to_table, args=(_unk_adds_to_table, stoi),

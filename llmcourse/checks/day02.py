@@ -206,6 +206,25 @@ def _merge_in_place(ids, pair, new_id):  # rewrites the caller's list and return
     return ids
 
 
+def _merge_last_always_copied(ids, pair, new_id):  # loop to len - 1, then the last id unconditionally
+    out, i = [], 0
+    while i < len(ids) - 1:
+        if (ids[i], ids[i + 1]) == tuple(pair):
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    if ids:
+        out.append(ids[-1])
+    return out
+
+
+def _merge_str_replace(ids, pair, new_id):  # replaces the pair in the ids' text: '12 3' holds '2 3'
+    text = " ".join(str(i) for i in ids).replace(f"{pair[0]} {pair[1]}", str(new_id))
+    return [int(t) for t in text.split()]
+
+
 _NEW_LIST = "merge changed the list ids it was given: return a new list; leave ids as it was"
 
 MERGE = [
@@ -219,6 +238,12 @@ MERGE = [
     Mistake("first occurrence only", _merge_first_only,
             hint="only the first occurrence was replaced: walk the whole list and replace every "
                  "non-overlapping occurrence"),
+    Mistake("last id copied after the loop", _merge_last_always_copied,
+            hint="the last id was copied after the loop even when the pair before it had just been "
+                 "merged: copy it only when the loop stopped on it (i == len(ids) - 1)"),
+    Mistake("replaces in the ids' text", _merge_str_replace,
+            hint="the pair was replaced in the ids written as text, where '12 3' also contains '2 3': "
+                 "compare the ids themselves, ids[i] == pair[0] and ids[i + 1] == pair[1]"),
 ]
 
 
@@ -231,7 +256,8 @@ def _merge_cases() -> list[Case]:
             Case("merge([], (1, 2), 9)", [], (1, 2), 9),
             Case("merge([1, 2, 1], (1, 2), 256)", [1, 2, 1], (1, 2), 256),
             Case("merge([7, 300, 300, 300, 300, 7], (300, 300), 301)", [7, 300, 300, 300, 300, 7], (300, 300), 301),
-            Case("merge(120 random ids in 1..3, (2, 2), 260)", noisy, (2, 2), 260)]
+            Case("merge(120 random ids in 1..3, (2, 2), 260)", noisy, (2, 2), 260),
+            Case("merge([12, 3, 1, 23, 2, 3], (2, 3), 99)", [12, 3, 1, 23, 2, 3], (2, 3), 99)]
 
 
 def _run_merge(impl: Any, case: Case) -> Any:
@@ -322,6 +348,10 @@ def _train_code_points(text, vocab_size):  # ord(ch): code points, not UTF-8 byt
     return merges
 
 
+def _train_inverted(text, vocab_size):  # records merges[new_id] = pair
+    return {idx: pair for pair, idx in _train(text, vocab_size).items()}
+
+
 def _train_stops_at_one(text, vocab_size):  # stops once the best pair is seen only once
     ids, merges = list(text.encode("utf-8")), {}
     for new_id in range(256, vocab_size):
@@ -353,8 +383,11 @@ TRAIN_BPE = [
     Mistake("stops when the best pair is seen once", _train_stops_at_one,
             hint="the training stopped while pairs were left: keep merging as long as any pair "
                  "is left, even one seen only once; stop only when counts is empty"),
+    Mistake("merges[new_id] = pair", _train_inverted,
+            hint="merges is the wrong way round (new_id -> pair): it maps each pair to its new id, "
+                 "merges[pair] = new_id"),
 ]
-_T_ONCE, _T_MANY, _T_LEAST, _T_UPDATE, _T_STOP, _T_ZERO, _T_ORD, _T_EARLY = TRAIN_BPE
+_T_ONCE, _T_MANY, _T_LEAST, _T_UPDATE, _T_STOP, _T_ZERO, _T_ORD, _T_EARLY, _T_INVERTED = TRAIN_BPE
 
 
 def _check_training(train_bpe: Any, text: str, vocab_size: int, label: str) -> None:
@@ -374,6 +407,8 @@ def _check_training(train_bpe: Any, text: str, vocab_size: int, label: str) -> N
     if not isinstance(merges, Mapping):
         raise CheckFailed(f"train_bpe should return a dict {{(a, b): new_id}}, got {kind_of(merges)}")
     merges = dict(merges)
+    if merges and all(isinstance(k, int) and isinstance(v, tuple) for k, v in merges.items()):
+        raise CheckFailed(f"{_T_INVERTED.hint} (on {shown})")
     n_merges = len(_train(text, vocab_size))
     if len(merges) == 1 and n_merges > 1 and list(merges.values()) == [256]:
         raise CheckFailed(f"{_T_EARLY.hint} (on {shown}: 1 merge learned, expected {n_merges})")
@@ -549,6 +584,39 @@ def _encode_no_length_guard(text, merges):  # min() of no pairs once one id is l
     return ids
 
 
+def _encode_get_no_default(text, merges):  # min(..., key=merges.get): None for unknown pairs
+    ids = list(text.encode("utf-8"))
+    while len(ids) >= 2:
+        pair = min(_pair_counts(ids), key=merges.get)
+        if pair not in merges:
+            break
+        ids = _merge(ids, pair, merges[pair])
+    return ids
+
+
+def _encode_stops_at_two(text, merges):  # while len(ids) > 2: the last pair is never merged
+    ids = list(text.encode("utf-8"))
+    while len(ids) > 2:
+        pair = min(_pair_counts(ids), key=lambda p: merges.get(p, float("inf")))
+        if pair not in merges:
+            break
+        ids = _merge(ids, pair, merges[pair])
+    return ids
+
+
+def _encode_pops_merges(text, merges):  # removes each applied merge from the caller's table
+    ids = list(text.encode("utf-8"))
+    while len(ids) >= 2:
+        pair = min(_pair_counts(ids), key=lambda p: merges.get(p, float("inf")))
+        if pair not in merges:
+            break
+        ids = _merge(ids, pair, merges.pop(pair))
+    return ids
+
+
+_MERGES_CHANGED = ("encode changed the merges it was given (removed or added entries): only read "
+                   "the table, so the next call still has every merge")
+
 ENCODE = [
     Mistake("by frequency", _encode_by_frequency,
             hint="apply the merge with the lowest rank (smallest new id) first, not the most "
@@ -556,7 +624,9 @@ ENCODE = [
     Mistake("one merge only", _encode_single_pass,
             hint="some merges were not applied; keep merging until no pair of the ids is in merges"),
     Mistake("no merge", _encode_no_merges,
-            hint="no merge was applied; loop until no pair of ids is in merges"),
+            hint="no merge was applied; loop until no pair of ids is in merges, and rank unknown "
+                 "pairs last, merges.get(p, float('inf')), so that min() never picks one while a "
+                 "known pair is left"),
     Mistake("dict order", _encode_dict_order,
             hint="the merges were applied in the dict's order; pick the pair with the lowest rank "
                  "(smallest new id) at every step"),
@@ -573,7 +643,24 @@ ENCODE = [
     Mistake("no len(ids) >= 2 guard", _encode_no_length_guard,
             hint="once everything is merged into one id there are no pairs left and min() of "
                  "nothing fails: loop while len(ids) >= 2"),
+    Mistake("key=merges.get", _encode_get_no_default,
+            hint="merges.get(p) is None for a pair that is not a merge, and min() cannot compare "
+                 "None with an id: rank unknown pairs last, key=lambda p: merges.get(p, float('inf'))"),
+    Mistake("while len(ids) > 2", _encode_stops_at_two,
+            hint="the loop stopped with two ids left, so their pair was never merged: loop while "
+                 "len(ids) >= 2"),
+    Mistake("pops the merges", _encode_pops_merges, expect=_MERGES_CHANGED),
 ]
+
+
+def _run_encode(impl: Any, case: Case) -> Any:
+    """``impl(text, merges)`` on a fresh copy of merges, which must come back unchanged."""
+    (text, merges), _ = case.fresh()
+    before = dict(merges)
+    out = impl(text, merges)
+    if merges != before:
+        raise CheckFailed(f"{_MERGES_CHANGED} (on {case.label})")
+    return out
 
 
 def _encode_cases() -> list[Case]:
@@ -597,6 +684,6 @@ def _encode_cases() -> list[Case]:
 @needs_earlier(get_pair_counts=1, merge=2)
 def check_encode(encode: Callable[[str, Mapping[tuple[int, int], int]], Any]) -> None:
     """``encode(text, merges)`` applies merges by rank (lowest new id first) until none applies."""
-    compare(encode, _encode, _encode_cases(), name="encode(text, merges)", mistakes=ENCODE,
+    compare(encode, _encode, _encode_cases(), name="encode(text, merges)", mistakes=ENCODE, run=_run_encode,
             read=_labelled(lambda v, case: as_int_list(v, "encode")))
 

@@ -78,10 +78,18 @@ class _ToyTokenizer:
                 i += 1
         return ids
 
+    def encode_ordinary(self, text: str) -> list[int]:  # as the package's and tiktoken's have
+        return self._ordinary(text)
+
+    def __call__(self, text: str, **kwargs: Any) -> list[int]:  # as the package's tokenizers
+        return self.encode(text, **kwargs)
+
     def encode(self, text: str, allowed_special: Any = "none_raise") -> list[int]:
         if allowed_special == "none":
             return self._ordinary(text)
-        if self.special in text and allowed_special == "none_raise":
+        allowed = allowed_special == "all" or (not isinstance(allowed_special, str)
+                                               and self.special in allowed_special)
+        if self.special in text and not allowed:  # "none_raise", or a set without the marker
             raise _SpecialTokenError(f"the text holds the special token {self.special!r}; pass "
                                      "allowed_special='none' to encode it as ordinary text")
         ids: list[int] = []
@@ -293,6 +301,13 @@ def _join_string_none(docs, t):  # one string joined with the marker, read as pl
     return t.encode("<|endoftext|>".join(docs), allowed_special="none")
 
 
+def _join_marker_as_text(docs, t):  # the marker encoded as ordinary text: 13 ids, not the token
+    ids = []
+    for doc in docs:
+        ids += t.encode(doc, allowed_special="none") + t.encode("<|endoftext|>", allowed_special="none")
+    return ids
+
+
 _NOT_THE_STRING = ("do not join the texts with the string '<|endoftext|>': encode each document on its "
                    "own with allowed_special='none' and append the id tok.eot_token after it")
 
@@ -322,6 +337,9 @@ JOIN_DOCUMENTS = [
     Mistake("joined string, as plain text", _join_string_none, args=(_join_string_none, _TOY),
             hint=_NOT_THE_STRING + " (with allowed_special='none' the marker is only text, so the "
                  "real end-of-text token never appears)"),
+    Mistake("marker encoded as text", _join_marker_as_text, args=(_join_marker_as_text, _TOY),
+            hint="the end-of-text marker went in as the text '<|endoftext|>' (several ordinary ids): "
+                 "append the one id tok.eot_token after each document"),
 ]
 
 
@@ -414,6 +432,21 @@ def _pad_transposed(seqs, pad_id):
     return ids.T, mask.T
 
 
+def _pad_swapped(seqs, pad_id):
+    ids, mask = _pad(seqs, pad_id)
+    return mask, ids
+
+
+def _pad_first_length(seqs, pad_id):  # T from the first sequence, not the longest
+    T = len(seqs[0])
+    ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), T), dtype=torch.bool)
+    for b, s in enumerate(seqs):
+        ids[b, : len(s)] = torch.tensor(s, dtype=torch.long)
+        mask[b, : len(s)] = True
+    return ids, mask
+
+
 def _pad_in_place(seqs, pad_id):  # s += [pad_id] * ...: pads the caller's own lists
     T = max(len(s) for s in seqs)
     lengths = [len(s) for s in seqs]
@@ -451,13 +484,21 @@ PAD_BATCH = [
     Mistake("int mask", _pad_int_mask, expect="mask should be a bool tensor"),
     Mistake("transposed", _pad_transposed, expect="shape (4, 5) but should have shape (5, 4)"),
     Mistake("pads the caller's lists", _pad_in_place, expect=_PAD_CHANGED),
+    Mistake("(mask, ids)", _pad_swapped, expect="pad_batch returned (mask, ids): return the ids first"),
+    Mistake("T of the first sequence", _pad_first_length,
+            hint="T must be the longest length, max(len(s) for s in seqs), not the length of the "
+                 "first sequence"),
 ]
+_PAD_SWAPPED = next(m for m in PAD_BATCH if m.name == "(mask, ids)")
 
 
 def _read_padded(value: Any, case: Case) -> tuple[Any, Any]:
     seqs = case.args[0]
     B, T = len(seqs), max(len(s) for s in seqs)
     ids, mask = as_pair(value, "pad_batch", ("ids", "mask"))
+    if (isinstance(ids, torch.Tensor) and isinstance(mask, torch.Tensor) and ids.dtype == torch.bool
+            and mask.dtype != torch.bool):
+        raise CheckFailed(_PAD_SWAPPED.expect + " (ids, mask), with mask the bool tensor")
     for name, v in (("ids", ids), ("mask", mask)):
         if not isinstance(v, torch.Tensor):
             raise CheckFailed(f"{name} should be a torch tensor (torch.tensor(...) or torch.full), got "

@@ -152,6 +152,13 @@ def _gb_one_offset(data, batch_size, block_size, generator=None):  # one offset 
     return x.long(), y.long()
 
 
+def _gb_range_rows(data, batch_size, block_size, generator=None):  # loops over range(B), not the offsets
+    ix = torch.randint(len(data) - block_size, (batch_size,), generator=generator)  # drawn, never used
+    x = torch.stack([data[i: i + block_size] for i in range(batch_size)])
+    y = torch.stack([data[i + 1: i + 1 + block_size] for i in range(batch_size)])
+    return x.long(), y.long()
+
+
 GET_BATCH = [
     Mistake("no .long()", _gb_no_long,
             hint="x and y should be torch.long (int64): token files hold uint16 ids, and embedding "
@@ -182,9 +189,12 @@ GET_BATCH = [
     Mistake("one offset for the whole batch", _gb_one_offset,
             hint="all the rows of a batch are the same window: draw batch_size offsets, one per "
                  "row, torch.randint(len(data) - block_size, (batch_size,), generator=generator)"),
+    Mistake("rows from range(batch_size)", _gb_range_rows,
+            hint="the rows are the windows at 0, 1, ..., batch_size - 1: slice at the offsets you "
+                 "drew (for i in ix), not at range(batch_size)"),
 ]
 (_G_LONG, _G_MANY, _G_FEW, _G_EQUAL, _G_GEN, _G_GLOBAL, _G_PLUS1, _G_BACK, _G_RESEED,
- _G_ONE) = GET_BATCH
+ _G_ONE, _G_RANGE) = GET_BATCH
 
 
 def _token_file(values: np.ndarray, dtype: Any, tmp: str, name: str) -> torch.Tensor:
@@ -285,7 +295,9 @@ def check_get_batch(get_batch: Callable[..., Any]) -> None:
         ]
         for k, (data, b, t, where) in enumerate(battery):
             x, y, shown = _call_batch(get_batch, data, b, t, torch.Generator().manual_seed(10 + k), where)
-            _check_windows(x, y, data, b, t, shown)
+            offsets = _check_windows(x, y, data, b, t, shown)
+            if b > 2 and offsets == list(range(b)):  # a random draw of 0, 1, ..., b - 1 in order: never
+                raise CheckFailed(f"{_G_RANGE.hint} (on {shown})")
 
         # Every offset 0 .. N - T - 1 must be possible, and none beyond.
         small = _token_file(_distinct(12, 100, 4), np.uint16, tmp, "small.bin")
@@ -391,6 +403,11 @@ class _AssertWindows(_Windows):  # guards the range with assert instead of raisi
         return super().__getitem__(k)
 
 
+class _LenNoStride(_Windows):  # __len__ counts windows of stride block_size, whatever the stride
+    def __len__(self):
+        return (len(self.data) - self.block_size - 1) // self.block_size + 1
+
+
 class _Lists(_Windows):
     def __getitem__(self, k):
         x, y = super().__getitem__(k)
@@ -423,8 +440,12 @@ WINDOW_DATASET = [
     Mistake("assert for the range", _AssertWindows,
             hint="an assert raises AssertionError, but a for loop over the dataset stops only on "
                  "IndexError: test the range and raise IndexError(...) yourself"),
+    Mistake("__len__ ignores the stride", _LenNoStride,
+            hint="__len__ counts windows block_size apart, whatever the stride: divide by "
+                 "self.stride, (len(data) - T - 1) // stride + 1"),
 ]
-_W_MANY, _W_FLOAT, _W_STRIDE, _W_DEFAULT, _, _W_INDEX, _, _W_BLOCK, _W_VALUE, _W_ASSERT = WINDOW_DATASET
+(_W_MANY, _W_FLOAT, _W_STRIDE, _W_DEFAULT, _, _W_INDEX, _, _W_BLOCK, _W_VALUE, _W_ASSERT,
+ _W_LEN_STRIDE) = WINDOW_DATASET
 
 
 
@@ -461,6 +482,8 @@ def check_window_dataset(dataset_cls: Any) -> None:
                 raise CheckFailed(f"{_W_DEFAULT.hint} ({label} is {n}, expected {expected})")
             if expected == 0 and n != 0:
                 raise CheckFailed(f"{_W_FLOAT.hint} ({label} is {n})")
+            if stride is not None and stride != block and n != expected and n == (n_data - block - 1) // block + 1:
+                raise CheckFailed(f"{_W_LEN_STRIDE.hint} ({label} is {n}, expected {expected})")
             if n == expected + 1:
                 raise CheckFailed(f"{label} is {n}, {_W_MANY.hint}")
             if n == expected - 1:
@@ -640,6 +663,33 @@ def _wt_last_id(ids, path):  # picks the dtype from the last id, not the largest
     return np.dtype(dtype)
 
 
+def _wt_boundary_above(ids, path):  # 65,536 kept in uint16, where it wraps to 0
+    arr = np.asarray(ids, dtype=np.int64)
+    if arr.size and arr.min() < 0:
+        raise ValueError("negative id")
+    dtype = np.uint16 if arr.size == 0 or arr.max() <= 2**16 else np.uint32
+    arr.astype(dtype).tofile(path)
+    return np.dtype(dtype)
+
+
+def _wt_no_astype(ids, path):  # picks the dtype, then writes the int64 array as it is
+    arr = np.asarray(ids, dtype=np.int64)
+    if arr.size and arr.min() < 0:
+        raise ValueError("negative id")
+    dtype = np.uint16 if arr.size == 0 or arr.max() < 2**16 else np.uint32
+    arr.tofile(path)
+    return np.dtype(dtype)
+
+
+def _wt_returns_input_dtype(ids, path):  # returns the dtype of the ids, not the one written
+    arr = np.asarray(ids, dtype=np.int64)
+    if arr.size and arr.min() < 0:
+        raise ValueError("negative id")
+    dtype = np.uint16 if arr.size == 0 or arr.max() < 2**16 else np.uint32
+    arr.astype(dtype).tofile(path)
+    return arr.dtype
+
+
 WRITE_TOKENS = [
     Mistake("always uint16", _wt_always_uint16, expect="the dtype should be uint32"),
     Mistake("65,535 to uint32", _wt_strict_boundary,
@@ -671,9 +721,18 @@ WRITE_TOKENS = [
     Mistake("dtype from the last id", _wt_last_id,
             hint="the dtype must fit the LARGEST id (arr.max()), wherever it sits, not the first or "
                  "last one"),
+    Mistake("65,536 to uint16", _wt_boundary_above,
+            hint="65,536 (2**16) does not fit in uint16, whose largest value is 65,535: use uint32 "
+                 "as soon as arr.max() >= 2**16"),
+    Mistake("no astype before tofile", _wt_no_astype,
+            hint="the file holds the ids as 8-byte int64: convert them with arr.astype(dtype) "
+                 "before .tofile(path)"),
+    Mistake("returns the ids' dtype", _wt_returns_input_dtype,
+            hint="write_tokens returned the dtype of the ids it was given, not the one it wrote: "
+                 "return np.dtype(dtype) of the file"),
 ]
 (_T_16, _T_BOUNDARY, _T_HEADER, _T_NEG, _T_NPY, _T_EMPTY, _T_APPEND, _T_AFTER, _T_TRUNCATES,
- _T_DELETES, _T_ASSERT, _T_SIGNED, _T_LARGEST) = WRITE_TOKENS
+ _T_DELETES, _T_ASSERT, _T_SIGNED, _T_LARGEST, _T_ABOVE, _T_ASTYPE, _T_RETURNED) = WRITE_TOKENS
 
 
 def _write(write_tokens: Any, ids: Any, path: Path, what: str) -> np.dtype:
@@ -703,7 +762,8 @@ def _read_back(path: Path, want: np.dtype, n: int, what: str) -> list[int]:
     size = path.stat().st_size
     if size != n * want.itemsize:
         why = (_T_APPEND.hint if size > n * want.itemsize and size % want.itemsize == 0
-               and "twice" in what else f"write the raw ids with array.astype(dtype).tofile(path) ({_T_HEADER.hint})")
+               and "twice" in what else _T_ASTYPE.hint if n and size == 8 * n
+               else f"write the raw ids with array.astype(dtype).tofile(path) ({_T_HEADER.hint})")
         raise CheckFailed(f"for {what} the file holds {size} bytes, expected {n} ids x {want.itemsize} bytes "
                           f"= {n * want.itemsize}: {why}")
     return np.fromfile(path, dtype=want).tolist()
@@ -722,6 +782,7 @@ def check_write_tokens(write_tokens: Callable[[Any, Any], Any]) -> None:
         (np.array([3, 1, 4, 1, 5], dtype=np.int64), np.uint16, "a numpy array of small ids"),
         (np.array([7, 70_000, 2], dtype=np.uint32), np.uint32, "a uint32 numpy array (largest id in the middle)"),
         (np.array([50_256, 11, 65_535, 0], dtype=np.int32), np.uint16, "an int32 numpy array"),
+        ([65_536, 3, 0], np.uint32, "ids up to 65,536 (one more than uint16 holds)"),
         ([], np.uint16, "an empty list of ids"),
     ]
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
@@ -730,6 +791,13 @@ def check_write_tokens(write_tokens: Callable[[Any, Any], Any]) -> None:
             got_dtype = _write(write_tokens, ids, path, what)
             want = np.dtype(dtype)
             if got_dtype != want:
+                if (got_dtype.kind == "i" and len(ids) and path.is_file()
+                        and path.stat().st_size == len(ids) * want.itemsize
+                        and np.fromfile(path, dtype=want).tolist() == [int(v) for v in ids]):
+                    raise CheckFailed(f"for {what} the file is right ({want}), but {_T_RETURNED.hint} "
+                                      f"(got {got_dtype})")
+                if want == np.uint32 and got_dtype == np.uint16 and len(ids) and int(np.max(ids)) == 2**16:
+                    raise CheckFailed(f"for {what} the dtype should be {want}, got {got_dtype}: {_T_ABOVE.hint}")
                 if got_dtype.kind == "i":
                     raise CheckFailed(f"for {what} the dtype should be {want}, got {got_dtype}: {_T_SIGNED.hint}")
                 if (want == np.uint32 and got_dtype == np.uint16 and len(ids)

@@ -24,6 +24,7 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
 from llmcourse.model.layers import sinusoidal_table
 from llmcourse.checks._core import (Case, CheckFailed, Mistake, Raised, as_tensor, check, compare, layer,
@@ -142,6 +143,46 @@ def _sin_odd_crash(T, C):  # the lesson's code without the C % 2 test: torch fai
     return pe
 
 
+def _sin_int_division(T, C):  # arange(0, C, 2) // C: integer division, every exponent 0
+    if C % 2:
+        raise ValueError(f"C must be even, got {C}")
+    pos = torch.arange(T, dtype=torch.float32)[:, None]
+    freq = 10000.0 ** (-(torch.arange(0, C, 2) // C))
+    pe = torch.zeros(T, C)
+    pe[:, 0::2] = torch.sin(pos * freq)
+    pe[:, 1::2] = torch.cos(pos * freq)
+    return pe
+
+
+def _sin_positions_row(T, C):  # arange(T) without [:, None]: (T,) * (C/2,) does not broadcast
+    if C % 2:
+        raise ValueError(f"C must be even, got {C}")
+    pos = torch.arange(T, dtype=torch.float32)
+    freq = 10000.0 ** (-torch.arange(0, C, 2, dtype=torch.float32) / C)
+    pe = torch.zeros(T, C)
+    pe[:, 0::2] = torch.sin(pos * freq)
+    pe[:, 1::2] = torch.cos(pos * freq)
+    return pe
+
+
+def _sin_odd_index_for_cos(T, C):  # the cosines use the odd column index 2i + 1 in the exponent
+    if C % 2:
+        raise ValueError(f"C must be even, got {C}")
+    pos = torch.arange(T, dtype=torch.float32)[:, None]
+    pe = torch.zeros(T, C)
+    pe[:, 0::2] = torch.sin(pos * 10000.0 ** (-torch.arange(0, C, 2, dtype=torch.float32) / C))
+    pe[:, 1::2] = torch.cos(pos * 10000.0 ** (-torch.arange(1, C, 2, dtype=torch.float32) / C))
+    return pe
+
+
+def _sin_assert_even(T, C):  # refuses an odd C with assert instead of ValueError
+    assert C % 2 == 0, "C must be even"
+    return _table(T, C)
+
+
+_ODD_C = ("an odd C should raise ValueError: with an odd C the last sine has no cosine partner "
+          "(check C % 2 first)")
+
 SINUSOIDAL = [
     Mistake("sin and cos swapped", _odd_ok(_sin_swapped),
             hint="sines and cosines are swapped: sin goes into the even columns 0, 2, 4, ..., cos "
@@ -169,9 +210,18 @@ SINUSOIDAL = [
     Mistake("2i doubled", _odd_ok(lambda T, C: _table(T, C, pair_exp=4.0)),
             hint="torch.arange(0, C, 2) already gives the even column index 2i: use "
                  "10000 ** (arange(0, C, 2) / C), do not multiply by 2 again"),
-    Mistake("odd C not checked", _sin_odd_crash,
-            hint="an odd C should raise ValueError: with an odd C the last sine has no cosine "
-                 "partner (check C % 2 first)"),
+    Mistake("odd C not checked", _sin_odd_crash, hint=_ODD_C),
+    Mistake("integer division in the exponent", _sin_int_division,
+            hint="every column pair has the same frequency: arange(0, C, 2) // C is integer division "
+                 "(always 0); divide with /, 10000 ** (-arange(0, C, 2) / C)"),
+    Mistake("positions not a column", _sin_positions_row,
+            hint="pos * freq must broadcast to (T, C/2): make the positions a column, "
+                 "torch.arange(T)[:, None] (T, 1), times the frequencies (C/2,)"),
+    Mistake("cos with the odd index", _sin_odd_index_for_cos,
+            hint="the cosine of pair i uses the same frequency as its sine, 1 / 10000**(2i / C): "
+                 "compute freq once from arange(0, C, 2), not from arange(1, C, 2) for the cosines"),
+    Mistake("assert for odd C", _sin_assert_even,
+            expect="refused the odd C with assert (AssertionError); raise ValueError(...) instead"),
 ]
 
 
@@ -191,13 +241,33 @@ def _pe(value: Any, case: Case) -> Any:
     return value if isinstance(value, Raised) else as_tensor(value, case.label)
 
 
+_S_ASSERT = next(m for m in SINUSOIDAL if m.name == "assert for odd C")
+
+
+def _run_sin(impl: Any, case: Case) -> Any:
+    """``impl(T, C)``; for an odd C any exception other than ValueError is named here."""
+    (T, C), _ = case.fresh()
+    try:
+        return impl(T, C)
+    except (NotImplementedError, CheckFailed, ValueError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - an odd C refused with the wrong exception
+        if not C % 2:
+            raise
+        if isinstance(exc, AssertionError):
+            raise CheckFailed(f"{_S_ASSERT.expect}, as the exercise asks (asserts vanish under "
+                              f"python -O) (on {case.label})") from exc
+        raise CheckFailed(f"{_ODD_C} (your code raised {type(exc).__name__}: {str(exc)[:100]} "
+                          f"on {case.label})") from exc
+
+
 @check("sinusoidal positions", mistakes=SINUSOIDAL)
 def check_sinusoidal(sinusoidal_positions: Callable[[int, int], Any]) -> None:
     """Exercise 2: the ``(T, C)`` float32 table, sin in even columns, cos in odd ones.
 
     An odd ``C`` must raise ``ValueError``.
     """
-    compare(sinusoidal_positions, _reference_sinusoidal, _sin_cases(), name="the table",
+    compare(sinusoidal_positions, _reference_sinusoidal, _sin_cases(), name="the table", run=_run_sin,
             mistakes=SINUSOIDAL, read=_pe, atol=5e-5)
 
 
@@ -312,6 +382,36 @@ class _Concatenated(_ReferenceEmbedding):
         return torch.cat([self.wte(idx), pos], dim=-1)
 
 
+class _RaisesAtBlockSize(_ReferenceEmbedding):  # T >= block_size: a full block is refused
+    def forward(self, idx):
+        T = idx.shape[1]
+        if T >= self.block_size:
+            raise ValueError(f"T={T} >= block_size={self.block_size}: crop the input")
+        return self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))
+
+
+class _ScaledTokens(_ReferenceEmbedding):      # the original Transformer's sqrt(C) scale
+    def forward(self, idx):
+        T = idx.shape[1]
+        if T > self.block_size:
+            raise ValueError("crop")
+        scale = self.wte.embedding_dim ** 0.5
+        return self.wte(idx) * scale + self.wpe(torch.arange(T, device=idx.device))
+
+
+class _CpuPositions(_ReferenceEmbedding):      # torch.arange(T) on the CPU, whatever idx's device
+    def forward(self, idx):
+        T = idx.shape[1]
+        if T > self.block_size:
+            raise ValueError("crop")
+        return self.wte(idx) + self.wpe(torch.arange(T))
+
+
+_AT_BLOCK_SIZE = ("a sequence of exactly block_size tokens was refused: it fits (positions 0 .. "
+                  "block_size - 1); raise only when T > block_size")
+_CPU_POSITIONS = ("the positions are made on the CPU whatever idx's device, so on a GPU the lookup "
+                  "fails: create them with torch.arange(T, device=idx.device)")
+
 _DEFAULT_INIT = ("has the default initialisation (std 1); re-initialise it with "
                  "nn.init.normal_(weight, mean=0.0, std=0.02)")
 _MEAN_NOT_STD = ("has mean 0.02 and std 1: nn.init.normal_(weight, 0.02) sets the MEAN; pass the "
@@ -346,6 +446,11 @@ EMBEDDING = [
             hint="positions start at 0: use torch.arange(T), so the first token gets wpe row 0"),
     Mistake("ValueError that does not say what to do", _VagueError,
             expect="say what to do: e.g. crop the input to its last 8 tokens"),
+    Mistake("raises when T == block_size", _RaisesAtBlockSize, expect=_AT_BLOCK_SIZE),
+    Mistake("token vectors scaled by sqrt(n_embd)", _ScaledTokens,
+            hint="the token vectors were scaled (by sqrt(n_embd)?): a GPT adds wte(idx) and the "
+                 "position vectors as they are"),
+    Mistake("positions on the CPU", _CpuPositions, expect=_CPU_POSITIONS),
 ]
 
 
@@ -374,7 +479,12 @@ def _run_emb(impl: Any, case: Case) -> dict[str, Any]:
     with torch.no_grad():  # the same weights for the learner and the reference
         m.wte.weight.copy_(torch.randn(V, C, generator=g))
         m.wpe.weight.copy_(torch.randn(bs, C, generator=g))
-    out = m(idx)
+    try:
+        out = m(idx)
+    except ValueError as exc:
+        if idx.shape[1] == bs:
+            raise CheckFailed(f"{_AT_BLOCK_SIZE} (on {case.label})") from exc
+        raise
     obs = outputs_and_grads(out, {"wte.weight": m.wte.weight, "wpe.weight": m.wpe.weight})
     try:
         m(torch.zeros(1, bs + 1, dtype=torch.long))
@@ -403,18 +513,68 @@ def _init_stats(module_cls: Any) -> None:
                               "and 0.02: use nn.init.normal_(weight, mean=0.0, std=0.02)")
 
 
+# Words that tell the caller what to do with a too-long input (any one of them will do).
+_FIX_WORDS = ("crop", "truncat", "trim", "shorten", "cut ", "keep", "at most", "slice", "[:, -")
+
+
 def _error_says_what_to_do(module_cls: Any) -> None:
-    """The ValueError for a too-long sequence names the fix: it says "crop" or gives block_size."""
+    """The ValueError for a too-long sequence names the fix (crop, truncate, ...) or gives block_size."""
     block_size = 8
     m = module_cls(65, block_size, 16)
     try:
         m(torch.zeros(1, block_size + 1, dtype=torch.long))
     except ValueError as exc:
         message = " ".join(str(exc).split())
-        if "crop" not in message.lower() and str(block_size) not in message:
+        says = any(word in message.lower() for word in _FIX_WORDS)
+        if not says and str(block_size) not in message:
             raise CheckFailed(
                 f"your ValueError for {block_size + 1} tokens with block_size={block_size} reads "
                 f"{message!r}; say what to do: e.g. crop the input to its last {block_size} tokens")
+
+
+class _DeviceMix(Exception):
+    """Raised by :class:`_OneDevice` when an operation mixes tensors of two devices."""
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    """The tensors in ``value``, looking into tuples, lists and dicts."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in _tensors(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _tensors(v)]
+    return []
+
+
+class _OneDevice(TorchFunctionMode):
+    """Refuse, as CUDA does, an operation that mixes tensors of two devices (0-d tensors aside)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        devices = {t.device.type for t in _tensors((args, kwargs)) if t.dim() > 0}
+        if len(devices) > 1:
+            raise _DeviceMix(getattr(func, "__name__", str(func)))
+        return func(*args, **kwargs)
+
+
+def _positions_follow_idx(module_cls: Any) -> None:
+    """The module on the 'meta' device, idx there too: positions made on the CPU mix devices.
+
+    Without a GPU this shows what a GPU would: a tensor created without ``device=`` stays on the
+    CPU. Anything else that fails on 'meta' (``.item()`` on the data) proves nothing and is let be.
+    """
+    m = module_cls(11, 5, 3)
+    idx = torch.zeros(2, 4, dtype=torch.long, device="meta")
+    try:
+        m.to("meta")
+        with _OneDevice():
+            m(idx)
+    except _DeviceMix as exc:
+        raise CheckFailed(f"{_CPU_POSITIONS} (seen with the module and idx on another device than "
+                          "the CPU)") from exc
+    except Exception:  # noqa: BLE001 - not a device question
+        pass
 
 
 @check("TokenAndPositionEmbedding", mistakes=EMBEDDING)
@@ -428,3 +588,4 @@ def check_embedding_module(module_cls: Any) -> None:
             run=_run_emb, mistakes=EMBEDDING, atol=1e-5)
     _error_says_what_to_do(module_cls)
     _init_stats(module_cls)
+    _positions_follow_idx(module_cls)

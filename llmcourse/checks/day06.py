@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from llmcourse.checks._core import (Case, CheckFailed, Mistake, as_float, as_tensor, check, compare, kind_of,
                                     none_hint, outputs_and_grads, require)
+from llmcourse.checks._models import ScriptedLosses
 
 __all__ = [
     "check_baseline",
@@ -194,6 +195,33 @@ def _ce_v65(logits, targets):  # the notebook's vocabulary size written into the
     return -logp[torch.arange(logp.shape[0]), targets.reshape(-1)].mean()
 
 
+def _ce_one_hot_no_classes(logits, targets):  # F.one_hot sized by the largest target, not by V
+    return -(F.log_softmax(logits, dim=-1) * F.one_hot(targets)).sum(-1).mean()
+
+
+def _ce_arange_pairs(logits, targets):  # arange(B) and arange(T) side by side pair up, not cross
+    B, T, _ = logits.shape
+    return -F.log_softmax(logits, dim=-1)[torch.arange(B), torch.arange(T), targets].mean()
+
+
+def _ce_gather_dim1(logits, targets):  # gather along T instead of the vocabulary
+    return -F.log_softmax(logits, dim=-1).gather(1, targets.unsqueeze(-1)).mean()
+
+
+def _ce_no_max_shift(logits, targets):  # log-sum-exp written out without subtracting the max
+    logp = logits - logits.exp().sum(-1, keepdim=True).log()
+    return -_pick(logp, targets).mean()
+
+
+def _ce_softmax_eps(logits, targets):  # log(softmax + 1e-9) to dodge log(0)
+    return -_pick(torch.log(F.softmax(logits, dim=-1) + 1e-9), targets).mean()
+
+
+def _ce_targets_in_place(logits, targets):  # unsqueeze_ changes the caller's targets to (B, T, 1)
+    targets.unsqueeze_(-1)
+    return -F.log_softmax(logits, dim=-1).gather(-1, targets).mean()
+
+
 _CE_ITEM = ("cross_entropy should return a tensor (so that .backward() works), not a Python number: "
             "leave out .item()")
 
@@ -238,6 +266,25 @@ CROSS_ENTROPY = [
     Mistake("hard-coded V = 65", _ce_v65,
             hint="the vocabulary size 65 is written into the code: read it from the logits, "
                  "V = logits.shape[-1]"),
+    Mistake("F.one_hot without num_classes", _ce_one_hot_no_classes,
+            hint="F.one_hot(targets) sizes the one-hot by the largest target in the batch, not by V: "
+                 "pass num_classes=logits.shape[-1] (or pick with gather)"),
+    Mistake("arange(B), arange(T) side by side", _ce_arange_pairs,
+            hint="logp[torch.arange(B), torch.arange(T), targets] pairs the two aranges element by "
+                 "element: index with torch.arange(B)[:, None], torch.arange(T)[None, :], targets "
+                 "(or use gather)"),
+    Mistake("gather along dim 1", _ce_gather_dim1,
+            hint="gather ran along dim 1, the positions: pick along the vocabulary, "
+                 "logp.gather(-1, targets.unsqueeze(-1))"),
+    Mistake("log-sum-exp without the max", _ce_no_max_shift,
+            hint="exp() of a large logit overflows to inf: subtract the row's max before exp "
+                 "(logsumexp does), or simply use F.log_softmax(logits, dim=-1)"),
+    Mistake("log(softmax + eps)", _ce_softmax_eps,
+            hint="the epsilon in log(softmax + 1e-9) biases the loss of confident wrong predictions: "
+                 "use F.log_softmax(logits, dim=-1), which needs no epsilon"),
+    Mistake("changes targets in place", _ce_targets_in_place,
+            hint="cross_entropy changed the caller's targets in place (unsqueeze_ or similar): use "
+                 "targets.unsqueeze(-1), which returns a new view and leaves targets as it was"),
     Mistake("detached", _ce_detached,
             hint="the result does not depend on the logits through autograd (did you use .detach() "
                  "or numpy?); keep it a tensor computation so the gradient reaches the logits"),
@@ -252,6 +299,9 @@ def _ce_cases() -> list[Case]:
         targets = torch.randint(V, (B, T), generator=g)
         cases.append(Case(f"cross_entropy(logits of shape {(B, T, V)}, targets of shape {(B, T)})",
                           logits, targets))
+    logits = torch.randn(2, 4, 9, generator=g)
+    cases.append(Case("cross_entropy(logits of shape (2, 4, 9), targets of shape (2, 4), no target "
+                      "above 5)", logits, torch.randint(6, (2, 4), generator=g)))
     big = torch.tensor([[[0.0, 200.0, -200.0], [5.0, 0.0, 1.0]]])
     cases.append(Case("cross_entropy on logits [[0, 200, -200], [5, 0, 1]] with targets [0, 2] "
                       "(a confident wrong prediction)", big, torch.tensor([[0, 2]])))
@@ -265,7 +315,9 @@ def _run_ce(impl: Any, case: Case) -> Any:
     if isinstance(out, (float, int)) and not isinstance(out, bool):
         raise CheckFailed(_CE_ITEM)
     as_tensor(out, "cross_entropy(logits, targets)")
-    return outputs_and_grads(out, {"logits": logits})
+    observed = outputs_and_grads(out, {"logits": logits})
+    observed["targets after the call"] = targets
+    return observed
 
 
 @check("cross_entropy", mistakes=CROSS_ENTROPY)
@@ -377,6 +429,23 @@ def _ts_eval(model, optimizer, x, y):  # switches the model to eval mode while t
     return loss.item()
 
 
+def _ts_unpack_swapped(model, optimizer, x, y):  # loss, _ = model(x, y): the logits taken as the loss
+    optimizer.zero_grad(set_to_none=True)
+    loss, _ = model(x, y)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def _ts_no_grad_forward(model, optimizer, x, y):  # the forward pass under torch.no_grad()
+    optimizer.zero_grad(set_to_none=True)
+    with torch.no_grad():
+        _, loss = model(x, y)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
 _TS_TENSOR = ("train_step returned a tensor; return loss.item(), a Python float, so the computation "
               "graph can be freed")
 _UNCHANGED = ("the parameters did not change: call optimizer.step() after loss.backward(), and clear "
@@ -400,6 +469,11 @@ TRAIN_STEP = [
             expect="your code raised AttributeError"),
     Mistake("model(y, x)", _ts_swapped,
             hint="the inputs and targets are swapped: call model(x, y), the batch's inputs first"),
+    Mistake("loss, _ = model(x, y)", _ts_unpack_swapped,
+            hint="model(x, y) returns (logits, loss) in that order: unpack it as _, loss = model(x, y)"),
+    Mistake("forward under no_grad", _ts_no_grad_forward,
+            hint="the forward pass ran under torch.no_grad(), so the loss has no graph to "
+                 "back-propagate: compute the loss with gradients on (no_grad is for evaluation only)"),
     Mistake("model.eval() in the step", _ts_eval,
             hint="train_step left the model in eval mode (dropout off while training): a training "
                  "step does not call model.eval(); leave the mode as it is"),
@@ -476,34 +550,6 @@ def check_train_step(train_step: Callable[..., Any]) -> None:
 
 
 # ---- exercise 4: estimate_loss -------------------------------------------------------------------
-
-
-class _Recorder(nn.Module):
-    """A fake model that returns scripted losses and records how it was called (``.calls``,
-    ``.modes``, ``.grad_enabled``); ``.batches`` and ``.targets`` hold the first id of each batch
-    and of its targets. Its arguments have the course's names, ``(idx, targets)``.
-    """
-
-    def __init__(self, losses: list[float]) -> None:
-        super().__init__()
-        self.w = nn.Parameter(torch.ones(()))
-        self.losses = losses
-        self.calls = 0
-        self.modes: list[bool] = []
-        self.grad_enabled: list[bool] = []
-        self.batches: list[int] = []
-        self.targets: list[int] = []
-
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> Any:
-        # the names of BigramLM.forward, so that model(x, targets=y) works as on the course's models
-        self.modes.append(self.training)
-        self.grad_enabled.append(torch.is_grad_enabled())
-        self.batches.append(int(idx.flatten()[0]) if idx.numel() else -1)
-        self.targets.append(int(targets.flatten()[0])
-                            if isinstance(targets, torch.Tensor) and targets.numel() else -1)
-        loss = self.w * self.losses[self.calls % len(self.losses)]
-        self.calls += 1
-        return None, loss
 
 
 def _el_no_eval(model, get_batch_fn, eval_iters):
@@ -603,6 +649,41 @@ def _el_modes_swapped(model, get_batch_fn, eval_iters):
     return sum(losses) / eval_iters
 
 
+def _el_unpack_swapped(model, get_batch_fn, eval_iters):  # loss, _ = model(x, y)
+    model.eval()
+    with torch.no_grad():
+        losses = []
+        for _ in range(eval_iters):
+            loss, _ = model(*get_batch_fn())
+            losses.append(loss.item())
+    model.train()
+    return sum(losses) / eval_iters
+
+
+def _el_floor_division(model, get_batch_fn, eval_iters):  # sum(...) // eval_iters
+    model.eval()
+    with torch.no_grad():
+        losses = [model(*get_batch_fn())[1].item() for _ in range(eval_iters)]
+    model.train()
+    return sum(losses) // eval_iters
+
+
+def _el_no_grad_no_call(model, get_batch_fn, eval_iters):  # `with torch.no_grad:` without ()
+    model.eval()
+    with torch.no_grad:
+        losses = [model(*get_batch_fn())[1].item() for _ in range(eval_iters)]
+    model.train()
+    return sum(losses) / eval_iters
+
+
+def _el_split_argument(model, get_batch_fn, eval_iters):  # get_batch_fn("val"), as get_batch takes a split
+    model.eval()
+    with torch.no_grad():
+        losses = [model(*get_batch_fn("val"))[1].item() for _ in range(eval_iters)]
+    model.train()
+    return sum(losses) / eval_iters
+
+
 ESTIMATE_LOSS = [
     Mistake("train() and eval() swapped", _el_modes_swapped,
             hint="model.train() and model.eval() are swapped: call model.eval() BEFORE the loop "
@@ -628,6 +709,16 @@ ESTIMATE_LOSS = [
     Mistake("inputs as targets", _el_targets_x,
             hint="the model was not given the batch's targets: unpack x, y = get_batch_fn() and "
                  "call model(x, y)"),
+    Mistake("loss, _ = model(x, y)", _el_unpack_swapped,
+            hint="model(x, y) returns (logits, loss) in that order: unpack it as _, loss = model(x, y)"),
+    Mistake("floor division", _el_floor_division,
+            hint="the mean lost its fraction (// is floor division, and an integer tensor of losses "
+                 "truncates them): keep the losses as floats and divide with /"),
+    Mistake("torch.no_grad without ()", _el_no_grad_no_call,
+            hint="torch.no_grad is a class: call it, `with torch.no_grad():`"),
+    Mistake("get_batch_fn with an argument", _el_split_argument,
+            hint="get_batch_fn takes no argument (the split and sizes are already bound in it): "
+                 "call get_batch_fn()"),
     Mistake("gradients left off", _el_grad_left_off,
             hint="gradients were still off after estimate_loss returned, so the training that "
                  "follows learns nothing: turn them off only inside `with torch.no_grad():`, not "
@@ -645,7 +736,7 @@ def _el_cases() -> list[Case]:
 
 def _run_el(impl: Any, case: Case) -> dict[str, Any]:
     (losses, eval_iters), _ = case.fresh()
-    model = _Recorder(losses)
+    model = ScriptedLosses(losses, target_of=lambda idx: idx + 100)   # the batches below
     model.train()
     drawn = {"n": 0}
 
@@ -661,7 +752,10 @@ def _run_el(impl: Any, case: Case) -> dict[str, Any]:
     return {"returned a": _kind(value),
             "returned": value.detach() if isinstance(value, torch.Tensor) else value,
             "batches drawn": drawn["n"], "batches the model saw": model.batches,
-            "targets the model saw": model.targets,
+            # model(x) with the loss computed from its logits and y is right too: only targets
+            # given that are not the batch's own count
+            "targets given that are not the batch's": [t for t, b in zip(model.targets, model.batches)
+                                                      if t not in (-1, b + 100)],
             "gradients on again afterwards": grad_after,
             "model in training mode during the calls": model.modes,
             "gradients tracked during the calls": model.grad_enabled,

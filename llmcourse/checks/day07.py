@@ -80,6 +80,16 @@ def _mw_stride(ids, block_size):            # unfold's step set to block_size: w
     return X, ids[block_size::block_size][:len(X)]
 
 
+def _mw_drops_first(ids, block_size):       # unfold(...)[1:]: the first window dropped, not the last
+    return ids.unfold(0, block_size, 1)[1:], ids[block_size:]
+
+
+def _mw_loop_one_too_many(ids, block_size):  # range(len(ids) - block_size + 1): ids[i + block_size] overruns
+    n = len(ids) - block_size + 1
+    return (torch.stack([ids[i:i + block_size] for i in range(n)]),
+            torch.stack([ids[i + block_size] for i in range(n)]))
+
+
 _INT64_HINT = ("X and Y must hold int64 ids (torch.long), like the ids you were given: the model "
                "indexes the embedding table with C[X] and the loss needs int64 targets; slice ids "
                "(or build with dtype=torch.long) instead of filling a float or int32 tensor")
@@ -94,6 +104,12 @@ MAKE_WINDOWS = [
     Mistake("drops the last window", _mw_drops_last,
             hint="the last window (ids[N-block_size-1:N-1] -> ids[N-1]) is missing: there are "
                  "N - block_size windows, range(len(ids) - block_size)"),
+    Mistake("drops the first window", _mw_drops_first,
+            hint="the first window (ids[0:block_size] -> ids[block_size]) is missing: drop the LAST "
+                 "window of ids.unfold(0, block_size, 1), with [:-1], not the first"),
+    Mistake("loop one window too far", _mw_loop_one_too_many,
+            hint="the loop runs one window too far (range(len(ids) - block_size + 1)), so "
+                 "ids[i + block_size] is out of range: there are len(ids) - block_size windows"),
     Mistake("non-overlapping windows", _mw_stride,
             hint="the windows should overlap: one starts at every position (step 1), not every "
                  "block_size positions"),
@@ -191,6 +207,14 @@ def _mlp_reversed_window(X, C, W1, b1, W2, b2):  # newest token first: X.flip(1)
     return torch.tanh(C[X.flip(1)].reshape(X.shape[0], -1) @ W1 + b1) @ W2 + b2
 
 
+def _mlp_b1_outside_tanh(X, C, W1, b1, W2, b2):  # tanh(e @ W1) + b1
+    return (torch.tanh(C[X].view(X.shape[0], -1) @ W1) + b1) @ W2 + b2
+
+
+def _mlp_flatten_all(X, C, W1, b1, W2, b2):  # emb.flatten() with no start_dim: one vector for the batch
+    return torch.tanh(C[X].flatten() @ W1 + b1) @ W2 + b2
+
+
 _SUMMED = ("the window's embeddings were summed (or averaged) into one (N, E) vector, which does "
            "not fit W1 (block_size * E rows): concatenate them, emb.view(N, block_size * E)")
 
@@ -213,6 +237,11 @@ MLP_FORWARD = [
                  "hidden layer has the tanh; logits = h @ W2 + b2"),
     Mistake("softmax", _mlp_softmax, hint="return the logits, not probabilities (no softmax here)"),
     Mistake("no b1", _mlp_no_b1, hint="the hidden layer's bias is missing: h = tanh(e @ W1 + b1)"),
+    Mistake("b1 outside the tanh", _mlp_b1_outside_tanh,
+            hint="b1 is added after the tanh: the bias goes inside, h = torch.tanh(e @ W1 + b1)"),
+    Mistake("flatten() of the whole batch", _mlp_flatten_all,
+            hint="emb.flatten() flattened the whole batch into one vector: keep one row per window, "
+                 "emb.flatten(1) or emb.view(X.shape[0], -1)"),
     Mistake("notebook globals", _mlp_globals,
             hint="use the sizes of the arguments (X.shape[0], X.shape[1] * C.shape[1]), not the "
                  "notebook's bs and E"),
@@ -259,6 +288,8 @@ def _run_mlp(impl: Any, case: Case) -> Any:
         N, E = X.shape[0], params[0].shape[1]
         if f"({N}x{E} and {params[1].shape[0]}x" in str(exc) and X.shape[1] > 1:
             raise ValueError("the hidden layer got one (N, E) vector per window") from exc
+        if f"(1x{X.numel() * E} and" in str(exc) and X.shape[0] > 1:  # emb.flatten(): one row for the batch
+            raise ValueError("the hidden layer got the whole batch as one vector") from exc
         raise
     if not isinstance(out, torch.Tensor):
         return out
@@ -342,6 +373,15 @@ def _cc_pad_k_minus_1(x, w, b, d):         # the dilation passed to conv1d but n
     return F.conv1d(F.pad(x, (w.shape[-1] - 1, 0)), w, b, dilation=d)
 
 
+def _cc_k_from_dim0(x, w, b, d):           # k = weight.shape[0], the output channels
+    k = w.shape[0]
+    return F.conv1d(F.pad(x, ((k - 1) * d, 0)), w, b, dilation=d)
+
+
+def _cc_pad_int(x, w, b, d):               # F.pad(x, n): the padding given as one int
+    return F.conv1d(F.pad(x, (w.shape[-1] - 1) * d), w, b, dilation=d)
+
+
 _PAD_FOR_K2 = ("you pad `dilation` zeros, which is right only for kernel size 2: pad "
                "(k - 1) * dilation zeros on the left, with k = weight.shape[-1]")
 
@@ -373,6 +413,12 @@ CAUSAL_CONV = [
     Mistake("no padding", _cc_no_pad,
             hint="the output is shorter than the input: pad (kernel_size - 1) * dilation zeros on "
                  "the left so that the length stays T"),
+    Mistake("k = weight.shape[0]", _cc_k_from_dim0,
+            hint="the kernel size is the LAST dimension of weight, (C_out, C_in, k): "
+                 "k = weight.shape[-1], not weight.shape[0] (the output channels)"),
+    Mistake("F.pad with an int", _cc_pad_int,
+            hint="F.pad takes a tuple (left, right) for the last dimension: "
+                 "F.pad(x, ((k - 1) * dilation, 0))"),
     Mistake("no bias", _cc_no_bias, hint="the bias is missing: pass bias to F.conv1d"),
     Mistake("pads k - 1, not (k - 1) * dilation", _cc_pad_k_minus_1,
             hint="the padding ignores the dilation: with dilation d the kernel spans (k - 1) * d + 1 "
@@ -604,6 +650,29 @@ def _bn_gamma_beta_swapped(x, gamma, beta, rm, rv, training, momentum=0.1, eps=1
     return (x - mean) / torch.sqrt(var + eps) * beta + gamma
 
 
+def _bn_keepdim(x, gamma, beta, rm, rv, training, momentum=0.1, eps=1e-5):  # (1, C) statistics
+    if training:
+        mean, var = x.mean(0, keepdim=True), x.var(0, unbiased=False, keepdim=True)
+        with torch.no_grad():
+            rm.mul_(1 - momentum).add_(momentum * mean)
+            rv.mul_(1 - momentum).add_(momentum * x.var(0, keepdim=True))
+    else:
+        mean, var = rm, rv
+    return (x - mean) / torch.sqrt(var + eps) * gamma + beta
+
+
+def _bn_unbiased_over_c(x, gamma, beta, rm, rv, training, momentum=0.1, eps=1e-5):  # / (C - 1), not / (N - 1)
+    if training:
+        mean = x.mean(0)
+        var = ((x - mean) ** 2).mean(0)
+        with torch.no_grad():
+            rm.mul_(1 - momentum).add_(momentum * mean)
+            rv.mul_(1 - momentum).add_(momentum * ((x - mean) ** 2).sum(0) / (x.shape[1] - 1))
+    else:
+        mean, var = rm, rv
+    return (x - mean) / torch.sqrt(var + eps) * gamma + beta
+
+
 _EVAL_STUB = ("the eval (running-statistics) branch is not written yet: for training=False, "
               "normalise with running_mean and running_var and change nothing")
 
@@ -654,6 +723,12 @@ BATCHNORM = [
     Mistake("gamma and beta swapped", _bn_gamma_beta_swapped,
             hint="gamma and beta are swapped: gamma multiplies the normalised x (the gain) and beta "
                  "is added (the shift), x_hat * gamma + beta"),
+    Mistake("keepdim statistics in the in-place update", _bn_keepdim,
+            hint="the batch mean has shape (1, C) (keepdim=True), which cannot be added in place to "
+                 "running_mean of shape (C,): compute x.mean(0) without keepdim (or .squeeze(0) it)"),
+    Mistake("unbiased variance over C - 1", _bn_unbiased_over_c,
+            hint="the unbiased variance divides by N - 1, the batch size minus one "
+                 "(x.shape[0] - 1), not by the number of features minus one; or use x.var(0)"),
     Mistake("momentum swapped", _bn_swapped_momentum,
             hint="the momentum weighs the NEW batch statistic: running = (1 - momentum) * running "
                  "+ momentum * batch_stat"),

@@ -121,6 +121,15 @@ AVERAGE_PAST = [
     Mistake("mean over everything", _loop(lambda x, b, t: x[b, :t + 1].mean()),
             hint="the mean runs over the C numbers too, giving one number per position; average "
                  "over the positions only, .mean(dim=0)"),
+    Mistake("mean over dim 1", _loop(lambda x, b, t: x[b, :t + 1].mean(dim=1)),
+            hint="x[b, :t + 1] has shape (t + 1, C): .mean(dim=1) averages the C numbers of each "
+                 "position; average over the positions, .mean(dim=0)"),
+    Mistake("divides by t", _loop(lambda x, b, t: x[b, :t + 1].sum(dim=0) / t),
+            hint="the sum of positions 0..t is divided by t (position 0 divides by zero): there are "
+                 "t + 1 positions, divide by t + 1 (or use .mean(dim=0))"),
+    Mistake("divides by T", _loop(lambda x, b, t: x[b, :t + 1].sum(dim=0) / x.shape[1]),
+            hint="the running sum is divided by T, the whole length: position t averages t + 1 "
+                 "positions, divide by t + 1 (or use .mean(dim=0))"),
     Mistake("copies x", _loop(lambda x, b, t: x[b, t]),
             hint="xbow[b, t] is x[b, t] itself; it should be the mean of x[b, 0..t]"),
 ]
@@ -178,6 +187,15 @@ def _am_float64(T):
     return w / w.sum(dim=1, keepdim=True)
 
 
+def _am_diagonal_1(T):  # tril(..., diagonal=1): each row also takes the next position
+    w = torch.tril(torch.ones(T, T), diagonal=1)
+    return w / w.sum(dim=1, keepdim=True)
+
+
+def _am_arange_from_0(T):  # row t divided by t: arange(T) starts at 0
+    return torch.tril(torch.ones(T, T)) / torch.arange(T).view(T, 1)
+
+
 AVERAGING_MATRIX = [
     Mistake("upper triangular", _am_triu,
             hint="the non-zero entries are above the diagonal: row t (the query) may only use "
@@ -193,6 +211,12 @@ AVERAGING_MATRIX = [
     Mistake("no diagonal", _am_no_diagonal,
             hint="keep the diagonal (torch.tril with the default diagonal=0): position t averages "
                  "0..t, itself included, and row 0 would otherwise be 0/0 = NaN"),
+    Mistake("diagonal=1", _am_diagonal_1,
+            hint="torch.tril(..., diagonal=1) also keeps the entry just above the diagonal, so row t "
+                 "sees position t + 1: use the default diagonal=0"),
+    Mistake("row t divided by t", _am_arange_from_0,
+            hint="row t is divided by t (torch.arange(T) starts at 0, and row 0 is 0/0): row t has "
+                 "t + 1 ones, so divide by torch.arange(1, T + 1).view(T, 1), or by the row's sum"),
     Mistake("sum without keepdim", _am_no_keepdim,
             hint="w / w.sum(dim=1) divides COLUMN s by the sum of row s (a (T,) vector broadcasts "
                  "along the rows): keep the summed axis, w / w.sum(dim=1, keepdim=True)"),
@@ -271,6 +295,26 @@ def _cs_cpu_mask(scores):  # right on the CPU; on a GPU the CPU mask raises
     return scores.masked_fill(torch.tril(torch.ones(T, T)) == 0, float("-inf")).softmax(dim=-1)
 
 
+def _cs_tril_of_scores(scores):  # the mask built from the scores' values: tril(scores) == 0
+    return scores.masked_fill(torch.tril(scores) == 0, float("-inf")).softmax(dim=-1)
+
+
+def _cs_softmax_dim_1(scores):  # dim=1 is the last dimension only for 2-D scores
+    T = scores.shape[-1]
+    return scores.masked_fill(_tril(T, scores) == 0, float("-inf")).softmax(dim=1)
+
+
+def _cs_T_from_dim_0(scores):  # T = scores.shape[0], the batch for scores of more than 2 dimensions
+    T = scores.shape[0]
+    return scores.masked_fill(_tril(T, scores) == 0, float("-inf")).softmax(dim=-1)
+
+
+def _cs_diagonal_1(scores):  # tril(..., diagonal=1): each query also sees the next key
+    T = scores.shape[-1]
+    mask = torch.tril(torch.ones(T, T, device=scores.device), diagonal=1)
+    return scores.masked_fill(mask == 0, float("-inf")).softmax(dim=-1)
+
+
 CPU_MASK = ("the mask was built on the CPU, not on scores.device: torch.ones(T, T, "
             "device=scores.device), so that the function works on a GPU")
 
@@ -297,6 +341,19 @@ CAUSAL_SOFTMAX = [
     Mistake("masks the past", _cs_masks_the_past,
             hint="the past is masked instead of the future: set -inf where torch.tril(...) == 0 "
                  "(keys after the query)"),
+    Mistake("mask from tril(scores)", _cs_tril_of_scores,
+            hint="torch.tril(scores) == 0 also masks every allowed score that happens to be 0 (a row "
+                 "of zeros becomes all -inf, NaN): build the mask from ones, "
+                 "torch.tril(torch.ones(T, T, device=scores.device)) == 0"),
+    Mistake("softmax over dim 1", _cs_softmax_dim_1,
+            hint="softmax(dim=1) is the last dimension only for 2-D scores: with leading dimensions "
+                 "it normalises the wrong axis; use dim=-1"),
+    Mistake("T from dim 0", _cs_T_from_dim_0,
+            hint="T = scores.shape[0] is the first leading dimension when scores has more than two: "
+                 "take T = scores.shape[-1]"),
+    Mistake("diagonal=1", _cs_diagonal_1,
+            hint="torch.tril(..., diagonal=1) lets query t see key t + 1, one step of the future: "
+                 "use the default diagonal=0"),
     Mistake("the notebook's T", _cs_global_T,
             hint="build the mask from the scores' own size, T = scores.shape[-1], not the notebook's T"),
     Mistake("masked_fill_ on the input", _cs_in_place, expect="changed the tensor it was given"),
@@ -339,6 +396,8 @@ def _works_off_the_cpu(causal_softmax: Callable[[torch.Tensor], Any]) -> None:
         message = " ".join(str(exc).split())
         if isinstance(exc, RuntimeError) and "device" in message:
             raise CheckFailed(f"{CPU_MASK} (on {label})") from exc
+        if "meta" in message:  # .item(), .numpy(), ... have no values on "meta", as they would on a GPU
+            return
         raise CheckFailed(f"your code raised {type(exc).__name__}: {message} on {label}") from exc
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, 4, 4):
         raise CheckFailed(f"causal_softmax(scores) should return a tensor of shape (2, 4, 4), got "
@@ -393,8 +452,8 @@ SIMILARITY_AVERAGE = [
             hint="that is the (B, T, T) matrix of weights; return the weighted average weights @ x, "
                  "(B, T, C)"),
     Mistake("x.T", _sa_dot_T,
-            hint="x.T reverses all three dimensions of x; for the dot products of positions use "
-                 "x.transpose(-2, -1)"),
+            hint="x.T (or x.transpose(0, 1)) swaps the wrong dimensions of a 3-D x: for the dot "
+                 "products of positions use x.transpose(-2, -1)"),
     Mistake("scores between features", _sa_feature_scores, expect="differs by up to"),
 ]
 

@@ -85,6 +85,23 @@ def _scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return q @ k.transpose(-2, -1)
 
 
+def _scores_torch_sqrt(q, k):  # torch.sqrt of a Python int raises TypeError
+    return _scores(q, k) / torch.sqrt(q.shape[-1])
+
+
+def _scores_power_precedence(q, k):  # d_k ** 1/2 is (d_k ** 1) / 2
+    return _scores(q, k) / q.shape[-1] ** 1 / 2
+
+
+def _scores_einsum_3d(q, k):  # an einsum written for (B, T, d_k) only
+    return torch.einsum("btd,bsd->bts", q, k) / math.sqrt(q.shape[-1])
+
+
+def _scores_scale_q_in_place(q, k):  # q /= ...: changes the caller's q (a leaf: autograd refuses)
+    q /= math.sqrt(q.shape[-1])
+    return _scores(q, k)
+
+
 SCORES = [
     Mistake("unscaled", lambda q, k: _scores(q, k),
             hint="the scores are not scaled: divide by math.sqrt(d_k), d_k = q.shape[-1]"),
@@ -95,8 +112,22 @@ SCORES = [
                  "sqrt(d_k): read d_k from the q you are given, d_k = q.shape[-1], not from a "
                  "global such as head_size or a typed-in number"),
     Mistake("k.T", lambda q, k: q @ k.T / math.sqrt(q.shape[-1]),
-            hint="k.T reverses *all* the dimensions of a 3-D tensor, so it works on one (T, d_k) "
-                 "matrix but not on a batch. Swap only the last two: k.transpose(-2, -1)"),
+            hint="k.T reverses *all* the dimensions of a 3-D tensor (and k.transpose(1, 2) swaps the "
+                 "last two only when there are three), so it works on one shape but not on a batch "
+                 "of heads. Swap only the last two: k.transpose(-2, -1)"),
+    Mistake("torch.sqrt of an int", _scores_torch_sqrt,
+            hint="torch.sqrt takes a tensor, not the int q.shape[-1]: divide by math.sqrt(d_k) (or "
+                 "multiply by d_k ** -0.5)"),
+    Mistake("d_k ** 1/2", _scores_power_precedence,
+            hint="d_k ** 1/2 is (d_k ** 1) / 2 = d_k / 2, since ** binds tighter than /: write "
+                 "d_k ** 0.5 or math.sqrt(d_k)"),
+    Mistake("einsum without ...", _scores_einsum_3d,
+            hint="the einsum names exactly three dimensions, so it fails on q of shape (B, n_head, "
+                 "T, d_k): use '...td,...sd->...ts', or q @ k.transpose(-2, -1)"),
+    Mistake("q scaled in place", _scores_scale_q_in_place,
+            hint="q /= ... scales the caller's q in place (autograd refuses it on a leaf, and it "
+                 "changes q for the caller): divide the scores instead, "
+                 "q @ k.transpose(-2, -1) / math.sqrt(d_k)"),
     Mistake("q and k swapped", lambda q, k: k @ q.transpose(-2, -1) / math.sqrt(q.shape[-1]),
             hint="rows and columns are swapped: row t should hold the query at t against every "
                  "key, q @ k.transpose(-2, -1)"),
@@ -190,7 +221,8 @@ CAUSAL = [
             hint="the softmax runs over the queries (dim=-2): each row of weights must sum to 1 "
                  "over the keys, softmax(dim=-1), after masking"),
     Mistake("global T", lambda q, k, v: _attention(q, k, v, allowed="global"),
-            hint="the mask has the notebook's size 8 x 8: build it from the input, T = q.shape[-2]"),
+            hint="the mask's size is not the input's sequence length (the notebook's 8, or q.shape[-1] "
+                 "= d_k, or q.shape[1], which is the heads for 4-D q): build it from T = q.shape[-2]"),
     Mistake("out only", lambda q, k, v: _attention(q, k, v)[0], expect="should return a pair (out, weights)"),
     Mistake("(weights, out)", lambda q, k, v: _attention(q, k, v)[::-1],
             hint="the pair is in the wrong order: return (out, weights), the weighted values first"),
@@ -219,12 +251,48 @@ def _run_causal(impl: Any, case: Case) -> Any:
     return {"weights": weights.detach(), **outputs_and_grads(out, {"q": q, "k": k, "v": v})}
 
 
+def _causal_cpu_mask(q, k, v):  # right on the CPU; on a GPU the CPU mask raises
+    T = q.shape[-2]
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    weights = scores.masked_fill(torch.tril(torch.ones(T, T)) == 0, float("-inf")).softmax(dim=-1)
+    return weights @ v, weights
+
+
+CPU_MASK = ("the mask was built on the CPU, not on q.device: torch.ones(T, T, device=q.device), "
+            "so that the function works on a GPU")
+CAUSAL.append(Mistake("mask on the CPU", _causal_cpu_mask, expect=CPU_MASK))
+
+
+def _works_off_the_cpu(causal_attention: Callable[..., Any]) -> None:
+    """Run ``causal_attention`` on the "meta" device (shapes, no values), which stands in for a
+    GPU: a mask built on the CPU cannot meet such tensors, as it could not meet them on a GPU."""
+    label = "causal_attention(q, k, v) with q, k, v of shape (2, 4, 3) on device 'meta', not the CPU"
+    q, k, v = (torch.zeros(2, 4, 3, device="meta") for _ in range(3))
+    try:
+        result = causal_attention(q, k, v)
+    except NotImplementedError:  # an operation PyTorch cannot run on "meta": nothing to judge
+        return
+    except Exception as exc:  # noqa: BLE001 - the learner's code failed off the CPU
+        message = " ".join(str(exc).split())
+        if isinstance(exc, RuntimeError) and "device" in message:
+            raise CheckFailed(f"{CPU_MASK} (on {label})") from exc
+        if "meta" in message:  # .item(), .numpy(), ... have no values on "meta", as they would on a GPU
+            return
+        raise CheckFailed(f"your code raised {type(exc).__name__}: {message} on {label}") from exc
+    parts = result if isinstance(result, (tuple, list)) else (result,)
+    if any(isinstance(p, torch.Tensor) and p.device.type != "meta" for p in parts):
+        raise CheckFailed(f"causal_attention returned a tensor on another device than q's: keep "
+                          f"the results on q.device (on {label})")
+
+
 @check("causal_attention", mistakes=CAUSAL)
 @needs_earlier(attention_scores=1)
 def check_causal_attention(causal_attention: Callable[..., Any]) -> None:
-    """Exercise 2: masked, scaled attention: ``out``, ``weights`` and the gradients of ``out``."""
+    """Exercise 2: masked, scaled attention: ``out``, ``weights`` and the gradients of ``out``
+    (then once on the "meta" device, so that a mask built on the CPU shows)."""
     compare(causal_attention, reference_causal_attention, _causal_cases(),
             name="causal_attention(q, k, v)", run=_run_causal, mistakes=CAUSAL)
+    _works_off_the_cpu(causal_attention)
 
 
 # ---------------------------------------------------------------------------- exercise 3
@@ -282,6 +350,17 @@ class _Buffer8Head(_ReferenceHead):
         return scores.masked_fill(self.tril[:T, :T] == 0, float("-inf")).softmax(dim=-1) @ v
 
 
+class _SharedLinearHead(_ReferenceHead):
+    """query, key and value bound to one and the same layer (a chained assignment)."""
+
+    def __init__(self, n_embd: int, head_size: int) -> None:
+        super().__init__(n_embd, head_size)
+        self.query = self.key = self.value = nn.Linear(n_embd, head_size, bias=False)
+
+
+_SHARED = ("self.query, self.key and self.value are one and the same nn.Linear (a chained "
+           "assignment a = b = c = nn.Linear(...) makes one layer): create three separate layers")
+
 HEAD = [
     Mistake("no mask", _head_mistake(allowed="none"),
             hint="the future is not masked: mask the scores above the diagonal with -inf"),
@@ -307,6 +386,7 @@ HEAD = [
                  "projection"),
     Mistake("bias", _BiasHead, expect="bias=False"),
     Mistake("returns a pair", _TupleHead, expect="return the tensor only"),
+    Mistake("one layer for q, k and v", _SharedLinearHead, expect=_SHARED),
     Mistake("mask buffer of size 8", _Buffer8Head,
             hint="the mask has the notebook's size 8 x 8, too small for a longer input: build it "
                  "from x (T = x.shape[1]), as causal_attention does"),
@@ -331,6 +411,8 @@ def _run_head(impl: Any, case: Case) -> Any:
     owner = f"Head({C}, {hs})"
     layers = [layer(head, name, nn.Linear, shape=(hs, C), bias=False, owner=owner)
               for name in ("query", "key", "value")]
+    if len({id(lin) for lin in layers}) < 3:
+        raise CheckFailed(_SHARED)
     g = torch.Generator().manual_seed(C * 100 + hs)
     with torch.no_grad():  # the same weights for the learner's head and the reference
         for lin in layers:
@@ -441,6 +523,17 @@ def _changes_x_in_place(fn: Callable[..., Any], T: int = 8, C: int = 4) -> bool:
     return True
 
 
+def _skips_last_cut(fn: Callable[..., Any], T: int = 8, C: int = 4) -> bool:
+    x = torch.randn(2, T, C)
+    base = fn(x)
+    for t in range(T - 2):  # "t in 0..T-2" read as range(T - 2): the last cut is never made
+        x2 = x.clone()
+        x2[:, t + 1:] = torch.randn(2, T - t - 1, C)
+        if not torch.allclose(fn(x2)[:, : t + 1], base[:, : t + 1], atol=1e-6):
+            return False
+    return True
+
+
 IS_CAUSAL = [
     Mistake("only the last token", _only_last_token,
             hint="Changing only the last token, or looking only at position 0, misses such a leak. "
@@ -459,6 +552,9 @@ IS_CAUSAL = [
     Mistake("changes x in place", _changes_x_in_place, expect="x2 = x.clone()"),
     Mistake("returns a tensor", lambda fn, T=8, C=4: torch.tensor([True, False]),
             expect="one True or False"),
+    Mistake("skips the last cut", _skips_last_cut,
+            hint="The last cut is missing: t runs over 0..T-2 INCLUDED, range(T - 1), and the cut "
+                 "t = T-2 (only the last input changed) is the one that finds a leak into position T-2"),
 ]
 
 
@@ -495,6 +591,10 @@ def check_is_causal(is_causal: Callable[..., Any]) -> None:
     cases.append(("attention where position 4 alone sees position 6", _masked_attention(leak), False))
     cases.append(("a reversed running mean",
                   lambda x: x.flip(1).cumsum(1).flip(1) / torch.arange(x.shape[1], 0, -1).view(1, -1, 1), False))
+    leak = ok.clone()
+    leak[T - 2, T - 1] = True  # only the last cut (t = T-2) changes position T-1 and compares T-2
+    cases.append((f"attention where position {T - 2} alone sees position {T - 1} (the last)",
+                  _masked_attention(leak), False))
     for what, fn, expected in cases:
         shown = f"is_causal(<{what}>, T={T}, C={C})"
         got = as_bool(call(is_causal, sized(fn), T, C, shown=shown), shown)
@@ -503,7 +603,9 @@ def check_is_causal(is_causal: Callable[..., Any]) -> None:
         if expected:
             raise CheckFailed(f"is_causal says {what} is not causal, but it is. {IS_CAUSAL[2].hint}")
         hint = ""
-        if "alone" in what:
+        if "the last" in what:
+            hint = " " + IS_CAUSAL[-1].hint
+        elif "alone" in what:
             hint = " " + IS_CAUSAL[0].hint
         elif "next token" in what:
             hint = " " + IS_CAUSAL[5].hint

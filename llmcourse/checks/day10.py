@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from llmcourse.checks._core import (Case, Mistake, Raised, as_tensor, check, compare, layer,
+from llmcourse.checks._core import (Case, CheckFailed, Mistake, Raised, as_tensor, check, compare, layer,
                                     needs_earlier, outputs_and_grads)
 from llmcourse.model import CausalSelfAttention, GPTConfig
 from llmcourse.model.layers import merge_heads, split_heads
@@ -65,6 +65,28 @@ def _shape(t: torch.Tensor, n_head: int) -> tuple[int, int, int, int]:
     return B, T, n_head, C // n_head
 
 
+def _split_true_division(t, n_head):  # C / n_head is a float, which view refuses
+    B, T, C = t.shape
+    return t.view(B, T, n_head, C / n_head).transpose(1, 2)
+
+
+def _split_transpose_first(t, n_head):  # (B, C, T) viewed as (B, nh, T, hs): not contiguous
+    B, T, C = t.shape
+    return t.transpose(1, 2).view(B, n_head, T, C // n_head)
+
+
+def _split_transpose_first_reshape(t, n_head):  # the same with reshape: runs, wrong numbers
+    B, T, C = t.shape
+    return t.transpose(1, 2).reshape(B, n_head, T, C // n_head)
+
+
+def _split_pieces_of_n_head(t, n_head):  # split(n_head): pieces of n_head channels, hs of them
+    return torch.stack(t.split(n_head, dim=-1), dim=1)
+
+
+_TRANSPOSE_FIRST = ("the transpose came before the view, so the channels were regrouped along the "
+                    "wrong axis: view first, t.view(B, T, n_head, C // n_head), then .transpose(1, 2)")
+
 SPLIT = [
     Mistake("no transpose", lambda t, n_head: t.view(*_shape(t, n_head)),
             hint="the head axis must come before the time axis: add .transpose(1, 2) after the "
@@ -78,6 +100,14 @@ SPLIT = [
                  "consecutive channels h * hs .. (h + 1) * hs - 1, so view as (B, T, n_head, hs)"),
     Mistake("global n_head", lambda t, n_head: t.view(t.shape[0], t.shape[1], 2, t.shape[2] // 2).transpose(1, 2),
             hint="the split used 2 heads, the notebook's n_head, instead of the n_head argument"),
+    Mistake("C / n_head", _split_true_division,
+            hint="C / n_head is a float, and view needs ints: use integer division, C // n_head"),
+    Mistake("transpose before the view", _split_transpose_first, hint=_TRANSPOSE_FIRST),
+    Mistake("split(n_head)", _split_pieces_of_n_head,
+            hint="t.split(n_head, dim=-1) cuts pieces of n_head channels (hs of them), not n_head "
+                 "pieces: split by the head size, t.split(C // n_head, dim=-1), or use "
+                 "t.chunk(n_head, dim=-1)"),
+    Mistake("transpose before the reshape", _split_transpose_first_reshape, hint=_TRANSPOSE_FIRST),
     Mistake("transpose(2, 3)", lambda t, n_head: t.view(*_shape(t, n_head)).transpose(2, 3),
             hint="transpose(1, 2) swaps the time and head axes; transpose(2, 3) swaps heads and "
                  "channels instead"),
@@ -108,8 +138,8 @@ MERGE = [
             hint="merge_heads regroups the numbers without moving the head axis back: "
                  "transpose(1, 2) to (B, T, nh, hs) first, then .contiguous().view"),
     Mistake("no contiguous", lambda y: y.transpose(1, 2).view(y.shape[0], y.shape[2], y.shape[1] * y.shape[3]),
-            hint="after transpose(1, 2) the tensor is not contiguous: call .contiguous() before "
-                 ".view, or use .reshape"),
+            hint="after transpose(1, 2) the tensor is not contiguous: call .contiguous() after the "
+                 "transpose and before .view, or use .reshape"),
     Mistake("heads in the wrong order", lambda y: y.permute(0, 2, 3, 1).reshape(
         y.shape[0], y.shape[2], y.shape[1] * y.shape[3]),
             hint="the heads' channels are interleaved (permute to (B, T, hs, nh)); lay the heads "
@@ -146,9 +176,11 @@ class _Attention(nn.Module):
     zero_nan = False  # nan_to_num(0.0) after the softmax (a row with every key masked is NaN)
     project = True
     order = "qkv"     # the order of c_attn's output
-    merge = "transpose"
+    merge = "transpose"  # "transpose", "reshape" (head axis not moved back) or "no contiguous"
     softmax_dim = -1
     split = "view"    # "view": (B, T, nh, hs) then transpose; "flat"/"flat reshape": (B, nh, T, hs) at once
+    qkv = "split"     # "split": .split(C, dim=-1); "split 3": .split(3, dim=-1);
+    #                   "interleaved": .view(B, T, C, 3), every third column
 
     def __init__(self, n_embd: int, n_head: int) -> None:
         super().__init__()
@@ -161,7 +193,12 @@ class _Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
         nh, hs = self.n_head, C // self.n_head
-        parts = dict(zip(self.order, self.c_attn(x).split(C, dim=-1)))
+        if self.qkv == "split 3":  # fails: pieces of 3 columns, far more than three of them
+            q, k, v = self.c_attn(x).split(3, dim=-1)
+        elif self.qkv == "interleaved":  # q, k, v taken as every third column
+            parts = dict(zip(self.order, self.c_attn(x).view(B, T, C, 3).unbind(-1)))
+        else:
+            parts = dict(zip(self.order, self.c_attn(x).split(C, dim=-1)))
         if self.split == "flat":  # fails: a column slice of c_attn's output cannot be viewed so
             q, k, v = (parts[c].view(B, nh, T, hs) for c in "qkv")
         elif self.split == "flat reshape":
@@ -182,6 +219,8 @@ class _Attention(nn.Module):
         y = weights @ v
         if self.merge == "transpose":
             y = y.transpose(1, 2).contiguous().view(B, T, C)
+        elif self.merge == "no contiguous":  # fails: the transposed y cannot be viewed
+            y = y.transpose(1, 2).view(B, T, C)
         else:  # without moving the head axis back
             y = y.reshape(B, T, C)
         return self.c_proj(y) if self.project else y
@@ -215,6 +254,9 @@ _FLAT_SPLIT = ("q, k and v were split into heads with view/reshape(B, n_head, T,
                "flat data into blocks and mixes positions into heads: view as (B, T, n_head, hs) "
                "first, then transpose(1, 2)")
 
+_VIEW_NOT_CONTIGUOUS = ("a .view() met a tensor that is not contiguous: split each of q, k, v with "
+                        ".view(B, T, n_head, hs).transpose(1, 2), not view(B, n_head, T, hs), and "
+                        "merge with y.transpose(1, 2).contiguous().view(B, T, C) (or .reshape)")
 _DIAGONAL = ("the diagonal is masked too (triu() as the forbidden set): each position must see "
              "itself; mask only the keys strictly above the diagonal: masked_fill(~tril, -inf), or "
              "triu(1) as the forbidden set")
@@ -250,6 +292,12 @@ ATTENTION = [
     Mistake("softmax over queries", _wrong("SoftmaxQ", softmax_dim=-2),
             hint="the softmax runs over the queries (dim=-2); each row of weights sums over the "
                  "keys: softmax(dim=-1)"),
+    Mistake("split(3) instead of split(C)", _wrong("SplitThree", qkv="split 3"),
+            hint="split takes the size of each piece, not their number: .split(C, dim=-1) gives "
+                 "three pieces of C columns (or use .chunk(3, dim=-1))"),
+    Mistake("q, k, v interleaved", _wrong("Interleaved", qkv="interleaved"),
+            hint="c_attn's output holds q, k and v as three consecutive blocks of C columns, not "
+                 "every third column: .split(C, dim=-1) (or .view(B, T, 3, C))"),
     Mistake("no ValueError", _NoValidation,
             hint="MyCausalSelfAttention(10, 3) should raise ValueError: 10 channels cannot be "
                  "split into 3 equal heads"),
@@ -257,10 +305,27 @@ ATTENTION = [
             hint="MyCausalSelfAttention(10, 3) should raise ValueError (raise ValueError(...)), not "
                  "an AssertionError: an assert disappears under python -O"),
     Mistake("no bias", _NoBias, expect="has no bias"),
-    Mistake("heads split with view(B, nh, T, hs)", _wrong("FlatView", split="flat"), hint=_FLAT_SPLIT),
+    # a flat view of q and a view of the transposed y crash with the same words: one hint for both
+    Mistake("heads split with view(B, nh, T, hs)", _wrong("FlatView", split="flat"),
+            hint=_VIEW_NOT_CONTIGUOUS),
+    Mistake("merged without contiguous", _wrong("NoContiguous", merge="no contiguous"),
+            hint=_VIEW_NOT_CONTIGUOUS),
     Mistake("heads split with reshape(B, nh, T, hs)", _wrong("FlatReshape", split="flat reshape"),
             hint=_FLAT_SPLIT),
 ]
+
+
+class _TypeErrorValidation(_NoValidation):
+    def __init__(self, n_embd: int, n_head: int) -> None:
+        if n_embd % n_head != 0:
+            raise TypeError("n_embd must be divisible by n_head")
+        super().__init__(n_embd, n_head)
+
+
+_WRONG_EXCEPTION = ("MyCausalSelfAttention({C}, {nh}) raised {kind}; raise ValueError(...) when "
+                    "n_embd is not divisible by n_head")
+ATTENTION.append(Mistake("TypeError instead of ValueError", _TypeErrorValidation,
+                         expect="raised TypeError; raise ValueError"))
 
 
 def _reference_attention(n_embd: int, n_head: int) -> nn.Module:
@@ -290,6 +355,8 @@ def _run_attention(impl: Any, case: Case) -> Any:
         except (NotImplementedError, KeyboardInterrupt):
             raise
         except Exception as exc:  # noqa: BLE001 - which exception it is, is the answer
+            if not isinstance(exc, (ValueError, AssertionError)):  # an assert has its own hint
+                raise CheckFailed(_WRONG_EXCEPTION.format(C=C, nh=nh, kind=type(exc).__name__)) from exc
             return Raised(exc)
         return "built a module"
     module = impl(C, nh)

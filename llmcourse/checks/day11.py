@@ -99,6 +99,15 @@ GELU = [
     Mistake("sqrt(2/pi) on x only", lambda x: 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * x + 0.044715 * x ** 3)),
             hint="a bracket is missing: sqrt(2 / pi) multiplies the whole sum, tanh(sqrt(2 / pi) * "
                  "(x + 0.044715 * x ** 3)), not x alone"),
+    Mistake("sqrt(2 * pi)", lambda x: _gelu_formula(x, k=math.sqrt(2 * math.pi)),
+            hint="the factor inside tanh is sqrt(2 / pi), about 0.798, not sqrt(2 * pi): "
+                 "math.sqrt(2 / math.pi)"),
+    Mistake("2 / sqrt(pi)", lambda x: _gelu_formula(x, k=2 / math.sqrt(math.pi)),
+            hint="2 / math.pi ** 0.5 is 2 / sqrt(pi) (** binds first); the factor is sqrt(2 / pi): "
+                 "math.sqrt(2 / math.pi) or (2 / math.pi) ** 0.5"),
+    Mistake("1 + left out", lambda x: 0.5 * x * torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)),
+            hint="the 1 + is missing: the gate is 0.5 * (1 + tanh(...)), between 0 and 1, so the "
+                 "result is 0.5 * x * (1 + tanh(...))"),
 ]
 
 
@@ -130,6 +139,7 @@ class _MLP(nn.Module):
     hidden = 4
     act = staticmethod(lambda h: F.gelu(h, approximate="tanh"))
     act_last = False
+    act_first = False
     residual = False
 
     def __init__(self, n_embd: int) -> None:
@@ -140,6 +150,8 @@ class _MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.act_last:
             return self.act(self.c_proj(self.c_fc(x)))
+        if self.act_first:
+            return self.c_proj(self.c_fc(self.act(x)))
         if self.residual:  # the block adds x; the MLP itself does not
             return x + self.c_proj(self.act(self.c_fc(x)))
         return self.c_proj(self.act(self.c_fc(x)))
@@ -163,6 +175,11 @@ MLP_MISTAKES = [
             hint="the GELU is applied after c_proj; it goes between the two layers: "
                  "c_proj(gelu(c_fc(x)))"),
     Mistake("hidden 2C", _mlp("Narrow", hidden=2), expect="4 * n_embd"),
+    Mistake("activation before c_fc", _mlp("ActFirst", act_first=True),
+            hint="the GELU is applied to the input, before c_fc; it goes between the two layers: "
+                 "c_proj(gelu(c_fc(x)))"),
+    Mistake("approximate=True", _mlp("ApproxTrue", act=lambda h: F.gelu(h, approximate=True)),
+            hint="F.gelu's approximate argument is a string: F.gelu(h, approximate='tanh')"),
     Mistake("adds the residual", _mlp("Residual", residual=True),
             hint="the MLP returns x + c_proj(...): the residual add belongs to the block (exercise 4), "
                  "so the MLP returns c_proj(gelu(c_fc(x))) alone"),
@@ -252,6 +269,19 @@ LAYER_NORM = [
     Mistake("x -= mean", _ln_in_place,
             hint="x -= mean changes the caller's x in place (and fails on a tensor that requires "
                  "grad): compute a new tensor, (x - mean) / torch.sqrt(var + eps)"),
+    Mistake("statistics of the whole tensor", lambda x, w, b, eps=1e-5: (x - x.mean())
+            / torch.sqrt(x.var(unbiased=False) + eps) * w + b,
+            hint="x.mean() and x.var() without dim= take one mean and variance of the whole tensor; "
+                 "LayerNorm normalises each position on its own: dim=-1, keepdim=True"),
+    Mistake("dim=1", lambda x, w, b, eps=1e-5: _ln(x, w, b, eps, dim=1),
+            hint="the statistics are taken over dim=1, which is the last axis only for 2-D inputs; "
+                 "for x of shape (..., C) use dim=-1, keepdim=True"),
+    Mistake("no square root", lambda x, w, b, eps=1e-5: (x - x.mean(-1, keepdim=True))
+            / (x.var(-1, keepdim=True, unbiased=False) + eps) * w + b,
+            hint="you divided by the variance; divide by the standard deviation, "
+                 "torch.sqrt(var + eps)"),
+    Mistake("bias not added", lambda x, w, b, eps=1e-5: _ln(x, w, torch.zeros_like(b), eps),
+            hint="the bias is not added: normalised * weight + bias"),
     Mistake("no eps", lambda x, w, b, eps=1e-5: _ln(x, w, b, 0.0),
             hint="eps is missing: a constant row gives 0 / 0 = NaN; add eps to the variance before "
                  "the square root, sqrt(var + eps)"),
@@ -338,6 +368,24 @@ class _DropStream(_Block):
         return self.drop(x + self.mlp(self.ln_2(x)))
 
 
+class _BranchDropBlock(_Block):
+    """A second dropout at the end of each branch, on top of the package's own."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__(config)
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop(_attn(self, self.ln_1(x)))
+        return x + self.drop(self.mlp(self.ln_2(x)))
+
+
+def _in_place_add(s: Any, x: torch.Tensor) -> torch.Tensor:
+    x += _attn(s, s.ln_1(x))
+    x += s.mlp(s.ln_2(x))
+    return x
+
+
 class _OwnMLPBlock(_Block):
     """Exercise 2's MLP (no dropout) in the block instead of the package's ``MLP(config)``."""
 
@@ -378,6 +426,17 @@ BLOCK = [
             hint="in train() mode with dropout your block differs from the package's: its MLP "
                  "branch has no dropout. Use the package's MLP(config), which ends with dropout, "
                  "as the exercise says"),
+    Mistake("second dropout on the branches", _BranchDropBlock,
+            hint="in train() mode your block drops each branch twice: the package's attention and "
+                 "MLP already end with dropout, so add their outputs as they are, without an "
+                 "nn.Dropout of your own"),
+    Mistake("x += in place", _block("InPlace", _in_place_add),
+            hint="x += ... changes the caller's tensor in place (and breaks autograd when x "
+                 "requires grad); write x = x + self.attn(self.ln_1(x))[0]"),
+    Mistake("final LayerNorm in the block", _block("FinalNorm", lambda s, x: F.layer_norm(
+        (lambda y: y + s.mlp(s.ln_2(y)))(x + _attn(s, s.ln_1(x))), (x.shape[-1],))),
+            hint="the block's output is normalised; a pre-norm block returns the stream as it is "
+                 "(the one final LayerNorm, ln_f, belongs to the GPT, day 12)"),
     Mistake("dropout on the stream", _DropStream,
             hint="with dropout on, in training mode, your block drops parts of the residual "
                  "stream itself; dropout belongs only at the end of each branch (the package's "

@@ -143,6 +143,14 @@ def _early_leak_model(config: GPTConfig) -> GPT:
     return _one_layer_model(config, _EarlyLeakAttention)
 
 
+def _stale_grad_positions_model(config: GPTConfig) -> GPT:
+    """A GPT with detached positions whose position table still holds a gradient from an earlier
+    backward pass: a test that does not clear the gradients first sees one and passes."""
+    model = broken_model("detached_positions", config)
+    model.transformer.wpe.weight.grad = torch.ones_like(model.transformer.wpe.weight)
+    return model
+
+
 def _zero_grad_positions_model(config: GPTConfig) -> GPT:
     """A GPT whose position embedding receives a gradient that is all zeros (not None)."""
     model = GPT(config)
@@ -232,6 +240,20 @@ def _transposed(m: GPT) -> None:
     m.lm_head.weight = nn.Parameter(m.transformer.wte.weight.T)
 
 
+def _tied_to_wpe(m: GPT) -> None:
+    m.lm_head.weight = m.transformer.wpe.weight
+
+
+def _replace_embedding(m: GPT) -> None:
+    m.transformer.wte = m.lm_head
+
+
+def _new_head_with_bias(m: GPT) -> None:
+    with torch.random.fork_rng(devices=[]):  # built at import: leave the notebook's RNG alone
+        m.lm_head = nn.Linear(m.config.n_embd, m.config.vocab_size)  # bias=True by default
+    m.lm_head.weight = m.transformer.wte.weight
+
+
 def _set_config(m: GPT) -> None:
     m.config.tie_weights = True
 
@@ -261,6 +283,17 @@ TIED = [
                  "afterwards changes nothing. " + _ASSIGN),
     Mistake("not a model", args=(None,), expect="pass the GPT you tied"),
     Mistake("transposed", args=(_mistake_model(_transposed),), expect=_SAME_SHAPE),
+    Mistake("tied to wpe", args=(_mistake_model(_tied_to_wpe),),
+            hint="lm_head.weight is now the POSITION embedding transformer.wpe.weight; tie it to the "
+                 "token embedding: model.lm_head.weight = model.transformer.wte.weight"),
+    Mistake("replaced the embedding module", args=(_mistake_model(_replace_embedding),),
+            hint="transformer.wte is now the nn.Linear lm_head itself: the forward would call a "
+                 "Linear on token ids. Keep both modules and share their weight: "
+                 "model.lm_head.weight = model.transformer.wte.weight"),
+    Mistake("new head with a bias", args=(_mistake_model(_new_head_with_bias),),
+            hint="lm_head is a new nn.Linear with a bias; GPT-2's output layer has none. Keep the "
+                 "model's own lm_head and only share its weight: "
+                 "model.lm_head.weight = model.transformer.wte.weight"),
 ]
 
 
@@ -292,12 +325,17 @@ def check_tied(model: Any) -> None:
         raise CheckFailed(f"pass the GPT you tied, got {type(model).__name__}")
     wte_module = model.transformer.wte
     if model.lm_head is wte_module:
-        raise CheckFailed(TIED[3].hint)
+        raise CheckFailed(TIED[8].hint if isinstance(wte_module, nn.Linear) else TIED[3].hint)
     if not isinstance(model.lm_head, nn.Linear):
         raise CheckFailed(f"lm_head is now {type(model.lm_head).__name__}, not an nn.Linear. Keep "
                           "both modules and share their weight: model.lm_head.weight = "
                           "model.transformer.wte.weight")
+    if getattr(model.lm_head, "bias", None) is not None:
+        raise CheckFailed(TIED[9].hint)
     head, wte = model.lm_head.weight, wte_module.weight
+    wpe = getattr(getattr(model.transformer, "wpe", None), "weight", None)
+    if head is not wte and wpe is not None and head is wpe:
+        raise CheckFailed(TIED[7].hint)
     if head is not wte:
         if head.shape == wte.shape and head.data_ptr() == wte.data_ptr():
             raise CheckFailed(TIED[1].hint)
@@ -325,9 +363,10 @@ def check_tied(model: Any) -> None:
 
 # ---------------------------------------------------------------------------- exercise 2
 def _count(cfg: GPTConfig, *, bias: Any = None, tied: Any = None, wpe: bool = True, ln_f: bool = True,
-           V: Any = None) -> int:
+           V: Any = None, L: Any = None) -> int:
     """The parameter count, written from the lesson's table, with one part changed."""
-    C, L = cfg.n_embd, cfg.n_layer
+    C = cfg.n_embd
+    L = cfg.n_layer if L is None else L
     V = cfg.vocab_size if V is None else V
     b = int(cfg.bias if bias is None else bias)
     tied = cfg.tie_weights if tied is None else tied
@@ -359,6 +398,16 @@ COUNT = [
     Mistake("mlp c_proj bias 4C", lambda cfg: _count(cfg) + cfg.n_layer * 3 * cfg.n_embd * int(cfg.bias),
             hint="the MLP's c_proj maps 4C -> C, so its bias has C numbers, not 4C: a layer's bias "
                  "has one number per OUTPUT"),
+    Mistake("blocks not multiplied by n_layer",
+            lambda cfg: _count(cfg, L=1),
+            hint="only one block is counted: the model has n_layer blocks, so multiply the "
+                 "per-block count by cfg.n_layer"),
+    Mistake("c_attn bias C", lambda cfg: _count(cfg) - cfg.n_layer * 2 * cfg.n_embd * int(cfg.bias),
+            hint="attn.c_attn maps C -> 3C (query, key and value at once), so its bias has 3C "
+                 "numbers, not C: one per output"),
+    Mistake("LayerNorm bias missing", lambda cfg: _count(cfg) - (2 * cfg.n_layer + 1) * cfg.n_embd * int(cfg.bias),
+            hint="with bias=True each LayerNorm (ln_1, ln_2 per block, and ln_f) has a bias of C "
+                 "numbers as well as its weight: C + b * C each"),
     Mistake("one LayerNorm per block", lambda cfg: _count(cfg) - cfg.n_layer * cfg.n_embd * (1 + int(cfg.bias)),
             hint="a block has two LayerNorms, ln_1 before the attention and ln_2 before the MLP: "
                  "count 2 * (C + b * C) per block"),
@@ -632,7 +681,8 @@ def check_causality_test(test_fn: Callable[[nn.Module], Any]) -> None:
     whose positions are detached (a bug it is not about)."""
     _check_model_test(
         test_fn, "no_causal_mask", "detached_positions",
-        "compare the logits up to position t of two inputs that differ only after t, e.g. "
+        "compare the logits up to position t of two inputs that differ only after t (idx2 = "
+        "idx.clone(), then change idx2; idx2 = idx is the same tensor), e.g. "
         "torch.allclose(a[:, :t + 1], b[:, :t + 1], atol=1e-5), and assert they are equal",
         subtle=[(_peeking_model, _PEEK, _PEEK_HINT), (_early_leak_model, _EARLY, _EARLY_HINT)],
     )
@@ -670,6 +720,21 @@ _ZERO_GRAD_HINT = ("a gradient can exist and still be all zeros: assert p.grad.a
                    "as well as p.grad is not None")
 
 
+_STALE = ("the position embedding is detached, and still holds a gradient from an earlier "
+          "backward pass")
+_STALE_HINT = ("clear the old gradients first, model.zero_grad(set_to_none=True), before the "
+               "forward pass: a gradient left by an earlier backward hides a parameter that gets "
+               "none now")
+
+
+def _gradients_without_zero_grad(model: nn.Module) -> None:
+    V, T = model.config.vocab_size, model.config.block_size
+    _, loss = model(torch.randint(V, (2, T)), torch.randint(V, (2, T)))
+    loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
 def _gradients_and_causality(model: nn.Module) -> None:
     _gradients_solution(model)
     _causality_solution(model)
@@ -682,17 +747,19 @@ GRADIENTS_TEST = [
     Mistake("loss only", lambda model: None, expect="planted bug"),
     Mistake("tests causality too", _gradients_and_causality, expect="test one property only"),
     Mistake("checks only that grad is not None", _gradients_not_none_only, expect=_ZERO_GRAD_HINT),
+    Mistake("no zero_grad", _gradients_without_zero_grad, expect=_STALE_HINT),
 ]
 
 
 @check("gradient test", mistakes=GRADIENTS_TEST)
 def check_gradients_test(test_fn: Callable[[nn.Module], Any]) -> None:
-    """Exercise 4: passes a GPT, fails one whose position embedding gets no gradient and one whose
-    position embedding gets an all-zero gradient, passes one without the causal mask (a bug it
-    is not about)."""
+    """Exercise 4: passes a GPT, fails one whose position embedding gets no gradient, one whose
+    position embedding gets an all-zero gradient and one whose detached position embedding still
+    holds an old gradient, passes one without the causal mask (a bug it is not about)."""
     _check_model_test(
         test_fn, "detached_positions", "no_causal_mask",
         "after loss.backward(), assert p.grad is not None (and not all zero) for every "
         "p in model.parameters()",
-        subtle=[(_zero_grad_positions_model, _ZERO_GRAD, _ZERO_GRAD_HINT)],
+        subtle=[(_zero_grad_positions_model, _ZERO_GRAD, _ZERO_GRAD_HINT),
+                (_stale_grad_positions_model, _STALE, _STALE_HINT)],
     )

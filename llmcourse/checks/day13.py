@@ -138,6 +138,26 @@ def _sum_all(x):
     return (x - m) - torch.log(torch.exp(x - m).sum())
 
 
+def _max_tuple(x):  # x.max(dim=...) returns (values, indices), not a tensor
+    m = x.max(dim=-1, keepdim=True)
+    return (x - m) - torch.log(torch.exp(x - m).sum(dim=-1, keepdim=True))
+
+
+def _in_place_shift(x):
+    x -= x.amax(dim=-1, keepdim=True)
+    return x - torch.log(torch.exp(x).sum(dim=-1, keepdim=True))
+
+
+def _plus_lse(x):
+    m = x.amax(dim=-1, keepdim=True)
+    return (x - m) + torch.log(torch.exp(x - m).sum(dim=-1, keepdim=True))
+
+
+def _dim_1(x):
+    m = x.amax(dim=1, keepdim=True)
+    return (x - m) - torch.log(torch.exp(x - m).sum(dim=1, keepdim=True))
+
+
 LOG_SOFTMAX = [
     Mistake("softmax itself", _just_softmax,
             hint="that is the softmax itself; log_softmax is its logarithm "
@@ -167,6 +187,18 @@ LOG_SOFTMAX = [
             hint="subtract the maximum of each row (x.amax(dim=-1, keepdim=True)), not of the whole "
                  "tensor: a row far below the overall maximum underflows to exp(...) = 0 and "
                  "log(0) = -inf"),
+    Mistake("x.max(dim) is a pair", _max_tuple,
+            hint="x.max(dim=-1, keepdim=True) returns a pair (values, indices): take .values, or "
+                 "use x.amax(dim=-1, keepdim=True), which returns the maxima alone"),
+    Mistake("x -= m in place", _in_place_shift,
+            hint="x -= m changes the caller's tensor in place (and fails on one that requires "
+                 "grad): compute a new tensor, shifted = x - m"),
+    Mistake("+ log-sum-exp", _plus_lse,
+            hint="the log of the sum is subtracted, not added: (x - m) - log(sum(exp(x - m))), so "
+                 "every log-probability is <= 0"),
+    Mistake("dim=1", _dim_1,
+            hint="dim=1 is the last dimension only for 2-D inputs; for x of any shape normalise over "
+                 "dim=-1 (amax and sum, keepdim=True)"),
     Mistake("torch's log_softmax", lambda x: F.log_softmax(x, dim=-1),
             expect="do not call F.log_softmax"),
     Mistake("Tensor.log_softmax", lambda x: x.log_softmax(-1), expect="yourself"),
@@ -288,6 +320,18 @@ def _ce_mean_of_row_means(logits, targets, ignore_index=-100):
     return row_means.mean()
 
 
+def _ce_len_targets(logits, targets, ignore_index=-100):
+    picked, keep = _picked(logits, targets, ignore_index)
+    return -(picked * keep).sum() / len(targets)
+
+
+def _ce_targets_in_place(logits, targets, ignore_index=-100):
+    keep = targets != ignore_index
+    targets[~keep] = 0  # overwrites the caller's targets
+    picked = _stable(logits).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return -(picked * keep).sum() / keep.sum()
+
+
 def _ce_torch_3d(logits, targets, ignore_index=-100):
     return F.cross_entropy(logits, targets, ignore_index=ignore_index)
 
@@ -327,6 +371,12 @@ CROSS_ENTROPY = [
             hint="logp[..., targets] picks every target for every position (shape (B, T, B, T)): "
                  "pick each position's own target with logp.gather(-1, targets.unsqueeze(-1))"),
     Mistake("F.cross_entropy on (B, T, V)", _ce_torch_3d, hint=_CLASSES_ON_DIM_1),
+    Mistake("divided by len(targets)", _ce_len_targets,
+            hint="len(targets) is the size of the first dimension only (B for targets (B, T)); "
+                 "divide by the number of counted targets, keep.sum()"),
+    Mistake("targets overwritten in place", _ce_targets_in_place,
+            hint="targets[~keep] = 0 overwrites the caller's targets (the padding is lost for the "
+                 "next call): make a new tensor, safe = targets.masked_fill(~keep, 0)"),
     Mistake("mean of per-row means", _ce_mean_of_row_means,
             hint="that is the mean of each row's mean, which gives a row with many ignored targets "
                  "as much weight as a full one: average over all counted targets at once "
@@ -361,7 +411,10 @@ def _ce_cases() -> list[Case]:
 def _ce_run(impl: Any, case: Case) -> dict[str, Any]:
     (logits, targets), kwargs = case.fresh()
     logits.requires_grad_(True)
-    return outputs_and_grads(impl(logits, targets, **kwargs), {"logits": logits})
+    observation = outputs_and_grads(impl(logits, targets, **kwargs), {"logits": logits})
+    if "grad of logits" in observation:  # the learner's targets, after the call: never changed
+        observation["targets after the call"] = targets
+    return observation
 
 
 @check("cross_entropy", mistakes=CROSS_ENTROPY)
@@ -424,6 +477,14 @@ def _bpb_per_token(loss, n_tokens, n_bytes):
     return loss / math.log(2)
 
 
+def _bpb_floor_division(loss, n_tokens, n_bytes):
+    return loss / math.log(2) * (n_tokens // n_bytes)
+
+
+def _bpb_over_bytes(loss, n_tokens, n_bytes):
+    return loss / math.log(2) / n_bytes
+
+
 def _bpb_log2(loss, n_tokens, n_bytes):
     return math.log2(loss) * n_tokens / n_bytes
 
@@ -450,6 +511,12 @@ BITS_PER_BYTE = [
     _bpb_mistake("bits per token", _bpb_per_token,
                  "that is bits per token; spread them over the bytes: multiply by n_tokens / "
                  "n_bytes"),
+    _bpb_mistake("n_tokens // n_bytes", _bpb_floor_division,
+                 "n_tokens // n_bytes is integer division (1000 // 4200 = 0): use /, "
+                 "loss / math.log(2) * n_tokens / n_bytes"),
+    _bpb_mistake("n_tokens left out", _bpb_over_bytes,
+                 "the loss is per token, so the text's bits are loss / ln 2 * n_tokens: multiply by "
+                 "n_tokens before dividing by n_bytes"),
     _bpb_mistake("log2(loss)", _bpb_log2,
                  "log2(loss) is not a change of unit; bits = nats / ln 2"),
 ]
@@ -523,6 +590,16 @@ def _lbp_one_number(logits, targets):
     return _per_token(logits, targets).mean()
 
 
+def _lbp_divided_by_T(logits, targets):
+    B, T, V = logits.shape
+    return _per_token(logits, targets).view(B, T).sum(0) / T
+
+
+def _lbp_float(logits, targets):
+    B, T, V = logits.shape
+    return _per_token(logits, targets).view(B, T).mean(0).float()
+
+
 def _lbp_torch_3d(logits, targets):
     return F.cross_entropy(logits, targets, reduction="none").mean(dim=0)
 
@@ -543,6 +620,11 @@ LOSS_BY_POSITION = [
     Mistake("one number", _lbp_one_number,
             hint="you returned one number; keep one value per position: shape (T,)"),
     Mistake("F.cross_entropy on (B, T, V)", _lbp_torch_3d, hint=_CLASSES_ON_DIM_1),
+    Mistake("sum over the batch / T", _lbp_divided_by_T,
+            hint="the sum over the batch is divided by T; the mean over the batch divides by B "
+                 "(or use .mean(dim=0))"),
+    Mistake(".float()", _lbp_float,
+            hint="the result is float32 for float64 logits: keep the logits' dtype, no .float()"),
 ]
 
 

@@ -270,6 +270,7 @@ class _Recorder:
     @contextlib.contextmanager
     def active(self) -> Iterator["_Recorder"]:
         real_to, real_pin, real_cuda = torch.Tensor.to, torch.Tensor.pin_memory, torch.Tensor.cuda
+        real_available = torch.cuda.is_available
         rec = self
 
         def copy_to_cuda(t: torch.Tensor, target: Any, non_blocking: bool) -> torch.Tensor:
@@ -298,10 +299,12 @@ class _Recorder:
             return copy_to_cuda(t, target, non_blocking)
 
         torch.Tensor.to, torch.Tensor.pin_memory, torch.Tensor.cuda = to, pin_memory, cuda  # type: ignore[method-assign]
+        torch.cuda.is_available = lambda: True  # the same machine everywhere: one with CUDA
         try:
             yield self
         finally:
             torch.Tensor.to, torch.Tensor.pin_memory, torch.Tensor.cuda = real_to, real_pin, real_cuda  # type: ignore[method-assign]
+            torch.cuda.is_available = real_available
 
     def describe(self, t: Any, name: str) -> Any:
         if not isinstance(t, torch.Tensor):
@@ -346,6 +349,19 @@ def _batch_not_assigned(x, y, device):
 
 
 def _batch_blocking(x, y, device):
+    return x.to(device), y.to(device)
+
+
+def _batch_pinned_blocking(x, y, device):
+    if torch.device(device).type == "cuda":
+        return x.pin_memory().to(device), y.pin_memory().to(device)
+    return x.to(device), y.to(device)
+
+
+def _batch_asks_torch(x, y, device):
+    if torch.cuda.is_available():  # what the machine has, not where the batch goes
+        return (x.pin_memory().to(device, non_blocking=True),
+                y.pin_memory().to(device, non_blocking=True))
     return x.to(device), y.to(device)
 
 
@@ -394,9 +410,14 @@ BATCH_TO = [
             hint="the copies to CUDA are blocking and from pageable memory: pin each tensor "
                  "(t.pin_memory()) and copy with .to(device, non_blocking=True) so the copy "
                  "overlaps with work already queued on the GPU"),
+    Mistake("pinned, but blocking", _batch_pinned_blocking,
+            hint="you pinned the tensors but the copies are still blocking: pass "
+                 "non_blocking=True to .to(device, non_blocking=True), or pinning buys nothing"),
+    Mistake("torch.cuda.is_available()", _batch_asks_torch, expect="torch.cuda.is_available() says"),
     Mistake("always pinned", _batch_always_pin,
             hint="you pinned memory for a non-CUDA target: pinning only helps copies to CUDA (and "
-                 "fails on machines without CUDA); pin only when the device type is 'cuda'"),
+                 "fails on machines without CUDA; torch.cuda.is_available() says what the machine "
+                 "has, not where the batch goes); pin only when the device type is 'cuda'"),
     Mistake("no pin", _batch_no_pin,
             hint="non_blocking copies need a pinned (page-locked) source: call t.pin_memory() "
                  "before .to(device, non_blocking=True) when the target is CUDA"),
@@ -426,6 +447,7 @@ def _batch_cases() -> list[Case]:
         Case("batch_to(x, y, 'cuda') (CUDA recorded, not run)", x, y, "cuda"),
         Case("batch_to(x, y, torch.device('cuda:0')) with x, y (2, 7) int32 (CUDA recorded, not "
              "run)", x32, y32, torch.device("cuda:0")),
+        Case("batch_to(x, y, 'cpu') with x, y (2, 7) int32", x32, y32, "cpu"),
     ]
 
 
@@ -482,6 +504,9 @@ class _Clock:
                    (timeit, "default_timer", self.read), (torch.cuda, "synchronize", self.sync)]
         if hasattr(torch, "mps"):
             patches.append((torch.mps, "synchronize", self.mps_sync))
+        # the same machine everywhere, one with CUDA: torch.cuda.is_available() is no guide to
+        # where fn runs, and a check must not depend on the machine it runs on
+        patches.append((torch.cuda, "is_available", lambda: True))
         saved = [(obj, name, getattr(obj, name)) for obj, name, _ in patches]
         try:
             for obj, name, new in patches:
@@ -628,6 +653,39 @@ def _sync_before_fn(fn, device, warmup=2, repeats=5):
     return sorted(times)[len(times) // 2]
 
 
+def _clock_before_sync(fn, device, warmup=2, repeats=5):
+    is_cuda = torch.device(device).type == "cuda"
+    for _ in range(warmup):
+        fn()
+    if is_cuda:
+        torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        t1 = time.perf_counter()                   # read while fn's kernels are still queued
+        if is_cuda:
+            torch.cuda.synchronize()
+        times.append(t1 - t0)
+    return sorted(times)[len(times) // 2]
+
+
+def _sync_if_available(fn, device, warmup=2, repeats=5):
+    is_cuda = torch.cuda.is_available()            # the machine, not the device fn runs on
+    for _ in range(warmup):
+        fn()
+    if is_cuda:
+        torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        if is_cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
 def _all_times(fn, device, warmup=2, repeats=5):
     return [_reference_time_fn(fn, device, warmup, 1) for _ in range(repeats)]
 
@@ -655,9 +713,11 @@ TIME_FN = [
     Mistake("syncs CUDA on MPS", _timer(sync="not cpu"),
             hint="you called torch.cuda.synchronize() for a device that is not CUDA (mps), which "
                  "fails on a Mac: synchronize only when torch.device(device).type == 'cuda'"),
+    Mistake("torch.cuda.is_available()", _sync_if_available, expect="torch.cuda.is_available() says"),
     Mistake("syncs on the CPU", _timer(sync="always"),
             hint="you call torch.cuda.synchronize() for a CPU device; that fails on a machine "
-                 "without CUDA. Synchronize only when device is CUDA"),
+                 "without CUDA (torch.cuda.is_available() says what the machine has, not where fn "
+                 "runs). Synchronize only when torch.device(device).type == 'cuda'"),
     Mistake("never syncs", _timer(sync="never"),
             hint="on CUDA, fn() returns as soon as its kernels are queued: call "
                  "torch.cuda.synchronize() after each timed call, before reading the clock"),
@@ -671,6 +731,9 @@ TIME_FN = [
     Mistake("total time", _total_time,
             hint="that is the time of all the repeats together; return the time of ONE call: time "
                  "each call on its own and return the median (sorted(times)[len(times) // 2])"),
+    Mistake("clock read before synchronize", _clock_before_sync,
+            hint="the clock is read before torch.cuda.synchronize(), while fn's kernels are still "
+                 "queued: call fn(), then synchronize, then read the clock"),
     Mistake("synchronize before fn()", _sync_before_fn,
             hint="torch.cuda.synchronize() runs before fn(), so the clock stops while fn's kernels "
                  "are still queued: call fn(), then synchronize, then read the clock"),

@@ -71,6 +71,18 @@ def _warmup_int_division(it, learning_rate, warmup_iters):
     return learning_rate
 
 
+def _warmup_it_over_w_plus_1(it, learning_rate, warmup_iters):
+    if it < warmup_iters:
+        return learning_rate * it / (warmup_iters + 1)
+    return learning_rate
+
+
+def _warmup_no_learning_rate(it, learning_rate, warmup_iters):
+    if it < warmup_iters:
+        return (it + 1) / (warmup_iters + 1)
+    return learning_rate
+
+
 WARMUP = [
     Mistake("it / warmup_iters", _warmup_it_over_w,
             hint="that is the it / warmup_iters variant: step 0 gets a rate of 0 and is wasted; use "
@@ -81,6 +93,12 @@ WARMUP = [
     Mistake("no cap", _warmup_no_cap,
             hint="the rate keeps rising after the warmup and goes above learning_rate: from step "
                  "warmup_iters on return learning_rate itself"),
+    Mistake("it / (warmup_iters + 1)", _warmup_it_over_w_plus_1,
+            hint="the numerator is it + 1, not it: learning_rate * (it + 1) / (warmup_iters + 1), so "
+                 "step 0 already gets a small rate"),
+    Mistake("learning_rate left out", _warmup_no_learning_rate,
+            hint="during the warmup you return the fraction alone; multiply it by the peak: "
+                 "learning_rate * (it + 1) / (warmup_iters + 1)"),
     Mistake("integer division", _warmup_int_division,
             hint="(it + 1) // (warmup_iters + 1) is an integer division (0 during the whole warmup); "
                  "use / for a fraction"),
@@ -169,15 +187,22 @@ def _cosine_bad_warmup(it, learning_rate, min_lr, warmup_iters, lr_decay_iters):
     return min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (learning_rate - min_lr)
 
 
-def _cosine_with(coeff_of: Callable[[float], float]) -> Callable[..., float]:
+def _cosine_with(coeff_of: Callable[[float], float], *, progress_of: Any = None) -> Callable[..., float]:
     def cosine(it, learning_rate, min_lr, warmup_iters, lr_decay_iters):
         if it < warmup_iters:
             return _warm(it, learning_rate, warmup_iters)
         if it >= lr_decay_iters:
             return min_lr
-        progress = (it - warmup_iters) / (lr_decay_iters - warmup_iters)
+        if progress_of is None:
+            progress = (it - warmup_iters) / (lr_decay_iters - warmup_iters)
+        else:
+            progress = progress_of(it, warmup_iters, lr_decay_iters)
         return min_lr + coeff_of(progress) * (learning_rate - min_lr)
     return cosine
+
+
+def _half_cosine(progress: float) -> float:
+    return 0.5 * (1 + math.cos(math.pi * progress))
 
 
 COSINE = [
@@ -201,6 +226,18 @@ COSINE = [
     Mistake("cos(2 pi progress)", _cosine_with(lambda x: 0.5 * (1 + math.cos(2 * math.pi * x))),
             hint="cos(2 * pi * progress) is a full period, down and back up to the peak: the "
                  "decay is half a period, cos(pi * progress)"),
+    Mistake("cos without pi", _cosine_with(lambda x: 0.5 * (1 + math.cos(x))),
+            hint="cos(progress) only bends a little over progress 0..1: the angle is pi * progress, "
+                 "coeff = 0.5 * (1 + math.cos(math.pi * progress))"),
+    Mistake("1 - cos", _cosine_with(lambda x: 0.5 * (1 - math.cos(math.pi * x))),
+            hint="0.5 * (1 - cos(pi * progress)) goes from 0 up to 1, so the rate climbs from "
+                 "min_lr after the warmup; use 0.5 * (1 + cos(pi * progress)), from 1 down to 0"),
+    Mistake("progress over lr_decay_iters", _cosine_with(_half_cosine, progress_of=lambda it, w, d: (it - w) / d),
+            hint="progress must reach 1 at lr_decay_iters: divide by the decay's length, "
+                 "(it - warmup_iters) / (lr_decay_iters - warmup_iters), not by lr_decay_iters"),
+    Mistake("integer division", _cosine_with(_half_cosine, progress_of=lambda it, w, d: (it - w) // (d - w)),
+            hint="(it - warmup_iters) // (lr_decay_iters - warmup_iters) is an integer division "
+                 "(0 for the whole decay); use / for a fraction"),
     Mistake("it / warmup_iters warmup", _cosine_bad_warmup,
             hint="the warmup part is off: use exercise 1's rule, learning_rate * (it + 1) / "
                  "(warmup_iters + 1)"),
@@ -264,6 +301,17 @@ _wsd_cosine = _wsd_with(_start, cosine=True)
 _wsd_ceil = _wsd_with(lambda w, d, f: max(w, d - math.ceil(f * d)))
 _wsd_frac_after_warmup = _wsd_with(lambda w, d, f: max(w, d - round(f * (d - w))))
 _wsd_frac_as_start = _wsd_with(lambda w, d, f: max(w, round(f * d)))
+_wsd_unrounded = _wsd_with(lambda w, d, f: max(w, d * (1 - f)))
+
+
+def _wsd_no_floor(it, learning_rate, min_lr, warmup_iters, lr_decay_iters, cooldown_frac):
+    if it < warmup_iters:
+        return _warm(it, learning_rate, warmup_iters)
+    start = _start(warmup_iters, lr_decay_iters, cooldown_frac)
+    if it < start:
+        return learning_rate
+    progress = (it - start) / (lr_decay_iters - start)   # above 1 after lr_decay_iters
+    return learning_rate + progress * (min_lr - learning_rate)
 
 
 def _wsd_progress_plus_one(it, learning_rate, min_lr, warmup_iters, lr_decay_iters, cooldown_frac):
@@ -306,8 +354,16 @@ WSD = [
             hint="the cooldown's first step is already below learning_rate: progress = (it - start) "
                  "/ (lr_decay_iters - start), which is 0 at it = start"),
     Mistake("ceil instead of round", _wsd_ceil,
-            hint="math.ceil(cooldown_frac * lr_decay_iters) rounds up (12.3 -> 13); the cooldown "
-                 "length is round(cooldown_frac * lr_decay_iters)"),
+            hint="the cooldown is one step too long: math.ceil(cooldown_frac * lr_decay_iters) "
+                 "rounds up (12.3 -> 13), as does int(lr_decay_iters * (1 - cooldown_frac)) for the "
+                 "start; the cooldown length is round(cooldown_frac * lr_decay_iters)"),
+    Mistake("start not rounded", _wsd_unrounded,
+            hint="the cooldown's start is not a whole step (lr_decay_iters * (1 - cooldown_frac) "
+                 "need not be an integer): start = max(warmup_iters, lr_decay_iters - "
+                 "round(cooldown_frac * lr_decay_iters))"),
+    Mistake("no floor after lr_decay_iters", _wsd_no_floor,
+            hint="after lr_decay_iters the line keeps falling below min_lr; return min_lr for "
+                 "it >= lr_decay_iters"),
 ]
 
 

@@ -156,6 +156,7 @@ def _step_cases(name: str, decays: tuple = ()) -> list[Case]:
 
 def _adam_variant(kind: str) -> Callable[..., Any]:
     def adam_step(p, g, m, v, t, lr, beta1, beta2, eps):
+        m_old, v_old = m, v
         if kind == "defaults":
             return reference_adam_step(p, g, m, v, t, 1e-3, 0.9, 0.999, 1e-8)
         if kind == "swapped betas":
@@ -191,6 +192,14 @@ def _adam_variant(kind: str) -> Callable[..., Any]:
             return p + lr * (m / c1) / ((v / c2).sqrt() + eps), m, v
         if kind == "returns (m, v, p)":
             return m, v, p - lr * (m / c1) / ((v / c2).sqrt() + eps)
+        if kind == "(1 - beta) ** t":
+            return p - lr * (m / (1 - beta1) ** t) / ((v / (1 - beta2) ** t).sqrt() + eps), m, v
+        if kind == "eps added to the update":
+            return p - lr * (m / c1) / (v / c2).sqrt() + eps, m, v
+        if kind == "sqrt before the correction":
+            return p - lr * (m / c1) / (v.sqrt() / c2 + eps), m, v
+        if kind == "returns the old moments":
+            return p - lr * (m / c1) / ((v / c2).sqrt() + eps), m_old, v_old
         if kind == "returns corrected moments":
             m_hat, v_hat = m / c1, v / c2
             return p - lr * m_hat / (v_hat.sqrt() + eps), m_hat, v_hat
@@ -237,6 +246,18 @@ ADAM = [
     Mistake("returns corrected moments", _adam_variant("returns corrected moments"),
             hint="return the raw running averages m and v, not m_hat and v_hat: the correction is "
                  "recomputed from them at every step"),
+    Mistake("(1 - beta) ** t", _adam_variant("(1 - beta) ** t"),
+            hint="the bias correction is 1 - beta1 ** t (the power binds first), not "
+                 "(1 - beta1) ** t; the same for beta2"),
+    Mistake("eps added to the update", _adam_variant("eps added to the update"),
+            hint="eps belongs in the denominator, lr * m_hat / (sqrt(v_hat) + eps): without the "
+                 "parentheses it is added to the weights, and a zero gradient divides 0 by 0"),
+    Mistake("sqrt before the correction", _adam_variant("sqrt before the correction"),
+            hint="v's correction goes under the square root: sqrt(v / (1 - beta2**t)), not "
+                 "sqrt(v) / (1 - beta2**t)"),
+    Mistake("returns the old moments", _adam_variant("returns the old moments"),
+            hint="return the updated m and v (the running averages after this step), not the ones "
+                 "passed in: the next step starts from them"),
 ]
 
 
@@ -271,6 +292,16 @@ def _adamw_variant(kind: str) -> Callable[..., Any]:
             return reference_adam_step(p * (1 + lr * weight_decay), g, m, v, t, lr, beta1, beta2, eps)
         if kind == "subtracts":
             return reference_adam_step(p - lr * weight_decay, g, m, v, t, lr, beta1, beta2, eps)
+        if kind == "L2 times lr":
+            return reference_adam_step(p, g + lr * weight_decay * p, m, v, t, lr, beta1, beta2,
+                                       eps)
+        if kind == "step dropped":
+            p = p * (1 - lr * weight_decay)
+            reference_adam_step(p, g, m, v, t, lr, beta1, beta2, eps)
+            return p, m, v
+        if kind == "compounded":
+            return reference_adam_step(p * (1 - lr * weight_decay) ** t, g, m, v, t, lr, beta1,
+                                       beta2, eps)
         if kind == "grad":
             p2, m2, v2 = reference_adam_step(p, g, m, v, t, lr, beta1, beta2, eps)
             return p2 - lr * weight_decay * g, m2, v2
@@ -300,6 +331,16 @@ ADAMW = [
     Mistake("grad", _adamw_variant("grad"),
             hint="the decay should shrink the weights themselves (p * (1 - lr * weight_decay)), "
                  "not be proportional to the gradient"),
+    Mistake("L2 times lr", _adamw_variant("L2 times lr"),
+            hint="the decay went into the gradient (g + lr * weight_decay * p), where Adam's "
+                 "division rescales it; shrink the weights themselves, "
+                 "p * (1 - lr * weight_decay), and give the Adam step the raw g"),
+    Mistake("Adam step dropped", _adamw_variant("step dropped"),
+            hint="only the decay was applied: return the result of the Adam step taken from the "
+                 "decayed p (return adam_step(p, g, m, v, ...))"),
+    Mistake("decay compounded by t", _adamw_variant("compounded"),
+            hint="each step decays the weights it is given once, by (1 - lr * weight_decay); do "
+                 "not raise it to the power t (the earlier steps already decayed them)"),
 ]
 
 
@@ -436,6 +477,12 @@ PARAM_GROUPS = [
     Mistake("hard-coded 0.1", _groups_with(_two_d, wd=0.1),
             hint="the decayed group's weight_decay should be the weight_decay argument, not a "
                  "fixed number"),
+    Mistake("p.dim() > 2", _groups_with(lambda n, p, e: p.dim() > 2),
+            hint="the 2-D matrices (linear layers, embeddings) are not decayed: the test is "
+                 "p.dim() >= 2, not p.dim() > 2"),
+    Mistake("p.dim() == 2", _groups_with(lambda n, p, e: p.dim() == 2),
+            hint="a weight with more than two dimensions (a convolution's) is not decayed: use "
+                 "p.dim() >= 2, not p.dim() == 2"),
 ]
 
 
@@ -511,11 +558,12 @@ def _clip_with(kind: str) -> Callable[..., Any]:
             for g in grads:
                 g.clamp_(-max_norm, max_norm)
             return norm
-        elif kind in ("no sqrt", "sum of norms", "largest norm"):
+        elif kind in ("no sqrt", "sum of norms", "largest norm", "rms"):
             grads = [p.grad for p in params if p.grad is not None]
             norm = {"no sqrt": lambda: sum((g * g).sum() for g in grads),
                     "sum of norms": lambda: sum(g.norm() for g in grads),
-                    "largest norm": lambda: max(g.norm() for g in grads)}[kind]()
+                    "largest norm": lambda: max(g.norm() for g in grads),
+                    "rms": lambda: torch.sqrt(sum((g * g).mean() for g in grads))}[kind]()
         else:
             grads = [p.grad for p in params if p.grad is not None]
             norm = torch.sqrt(sum((g * g).sum() for g in grads))
@@ -529,6 +577,8 @@ def _clip_with(kind: str) -> Callable[..., Any]:
                 g.mul_(scale)
         if kind == "squared":
             return norm * norm
+        if kind == "returns the scale":
+            return scale
         if kind == "after":
             return torch.sqrt(sum((g * g).sum() for g in grads))
         return norm
@@ -570,6 +620,12 @@ CLIP = [
     Mistake("scales up", _clip_with("scales up"),
             hint="gradients whose global norm is already below max_norm must be left as they are "
                  "(scale = min(1, max_norm / (norm + 1e-6))); yours were scaled up"),
+    Mistake("mean of the squares", _clip_with("rms"),
+            hint="the squares were averaged ((g * g).mean()); the global norm SUMS every squared "
+                 "entry: sqrt(sum((g * g).sum() for g in grads))"),
+    Mistake("returns the scale", _clip_with("returns the scale"),
+            hint="return the global norm measured before clipping, not the scale factor "
+                 "min(1, max_norm / (norm + 1e-6))"),
 ]
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 import shutil
 import tempfile
 from pathlib import Path
@@ -40,6 +41,7 @@ import torch.nn.functional as F
 
 from llmcourse.checks._core import (Case, CheckFailed, Mistake, as_bool, as_float, check,
                                     compare, none_hint)
+from llmcourse.checks._models import ScriptedLosses
 
 __all__ = [
     "check_evaluate",
@@ -135,29 +137,6 @@ class ReferenceEarlyStopping:
 
 
 # ---- exercise 1: evaluate --------------------------------------------------------------------
-
-
-class _Recorder(nn.Module):
-    """A fake model that returns the given losses in turn and records how it was called."""
-
-    def __init__(self, losses: list[float]) -> None:
-        super().__init__()
-        self.w = nn.Parameter(torch.ones(()))
-        self.drop = nn.Dropout(0.1)  # a submodule: model.training = False would not reach it
-        self.losses = losses
-        self.calls = 0
-        self.modes: list[bool] = []
-        self.grad_enabled: list[bool] = []
-
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> Any:
-        # the names of GPT.forward, so that model(x, targets=y) works as on the course's models
-        self.modes.append(self.training or self.drop.training)
-        self.grad_enabled.append(torch.is_grad_enabled())
-        value = self.losses[self.calls % len(self.losses)]
-        self.calls += 1
-        if value is None:
-            raise _EvaluationError("out of memory (an error the check raises on purpose)")
-        return None, self.w * value
 
 
 class _EvaluationError(RuntimeError):
@@ -323,7 +302,8 @@ def _evaluate_cases() -> list[Case]:
 
 def _run_evaluate(evaluate: Callable[..., Any], case: Case) -> dict[str, Any]:
     training, losses = case.args
-    model = _Recorder(list(losses))
+    model = ScriptedLosses(list(losses), target_of=torch.zeros_like,
+                           error=_EvaluationError("out of memory (an error the check raises on purpose)"))
     model.train(training)
     batches = [(torch.zeros(3, 5, dtype=torch.long), torch.zeros(3, 5, dtype=torch.long))
                for _ in losses]
@@ -522,6 +502,28 @@ def _sa_copy(obj, path):  # shutil.copy, then the temporary file removed
         tmp.unlink(missing_ok=True)
 
 
+def _sa_unlinks_path(obj, path):  # the clean-up deletes the checkpoint, not the temporary file
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def _sa_other_error(obj, path):  # the crash comes back as an error of another kind
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise OSError("the checkpoint could not be saved") from None
+
+
 _SA_OTHER_FOLDER = ("the temporary file was in another folder, not next to the checkpoint: a "
                     "rename is atomic only within one filesystem, and shutil.move (or os.replace) "
                     "from /tmp across filesystems copies or fails; create the temporary file in "
@@ -572,6 +574,13 @@ SAVE_ATOMIC = [
     Mistake("os.replace in finally", _sa_replace_in_finally, hint="the half-written temporary file "
             "was moved onto the checkpoint after torch.save failed: call os.replace(tmp, path) "
             "only after torch.save returned (inside the try, not in finally:)"),
+    Mistake("clean-up deletes path", _sa_unlinks_path, hint="after a crashed save the previous "
+            "checkpoint was gone and the temporary file left: on failure delete the temporary "
+            "file (tmp.unlink(missing_ok=True)), never path, which still holds the last good "
+            "checkpoint"),
+    Mistake("another error raised", _sa_other_error, hint="the crash reached the caller as an "
+            "error of another kind: after deleting the temporary file, re-raise the original "
+            "error with a bare `raise`"),
     Mistake("saved under another name", _sa_wrong_place, hint="after save_atomic(obj, path) the "
             "finished file must be at `path`: os.replace the temporary file onto path itself"),
 ]
@@ -761,13 +770,20 @@ def _run_resume(pair: Any, case: Case) -> dict[str, Any]:
             losses += _steps(model, opt, gen, start, stop)
             saved = ({n: t.clone() for n, t in model.state_dict().items()}, _opt_moments(opt),
                      gen.get_state(), torch.get_rng_state())
-            save_state(path, model, opt, gen, stop)
+            before = _stat(path)
+            with _FileOps(Path(d)) as ops:
+                save_state(path, model, opt, gen, stop)
+            if not ops.ops and _stat(path) not in (None, before):  # written, but not renamed
+                raise CheckFailed(_RS_NOT_ATOMIC)
             if not path.is_file():
                 raise CheckFailed(f"save_state(path, ..., step={stop}) wrote no file at path")
             del model, opt, gen  # the "crash": everything in memory is gone
             torch.manual_seed(12345 + k)  # a new process starts from another random state
             model, opt, gen = _fresh(99 + k, optimizer)
-            step = load_state(path, model, opt, gen)
+            try:
+                step = load_state(path, model, opt, gen)
+            except pickle.UnpicklingError as exc:
+                raise CheckFailed(_RS_OBJECTS) from exc
             if step is None:
                 raise none_hint("load_state", f"the step saved in the checkpoint ({stop} here)")
             if isinstance(step, torch.Tensor) and step.numel() == 1:
@@ -845,6 +861,46 @@ def _rs_load_then_draws(path, model, optimizer, generator):
     return step
 
 
+def _rs_load_reseeds(path, model, optimizer, generator):  # a new seed instead of the saved state
+    state = torch.load(path, weights_only=True)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    generator.set_state(state["generator"])
+    torch.manual_seed(state["step"])
+    return state["step"]
+
+
+def _rs_save_objects(path, model, optimizer, generator, step):  # the objects, not their states
+    reference_save_atomic({"model": model.state_dict(), "optimizer": optimizer.state,
+                           "generator": generator, "torch_rng": torch.get_rng_state(),
+                           "step": step}, path)
+
+
+def _stat(path: Path) -> Any:
+    """What changes when a file is written: its inode, modification time and size."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _rs_save_direct(path, model, optimizer, generator, step):  # torch.save straight onto path
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+                "step": step}, path)
+
+
+_RS_NOT_ATOMIC = ("save_state wrote the checkpoint with torch.save straight onto path, so a crash "
+                  "mid-save would destroy the last good one: save the dict with "
+                  "atomic_save(state, path) (exercise 2's temporary file + os.replace)")
+
+_RS_OBJECTS = ("torch.load(path, weights_only=True) refused the checkpoint: save the states, which "
+               "are tensors, numbers and dicts (model.state_dict(), optimizer.state_dict(), "
+               "generator.get_state(), torch.get_rng_state()), not objects such as the Generator "
+               "or optimizer.state")
+
+
 def _rs_save_first_only(path, model, optimizer, generator, step):  # keeps the first checkpoint
     if not Path(path).exists():
         _rs_save(path, model, optimizer, generator, step)
@@ -854,10 +910,12 @@ RESUME = [
     Mistake("optimizer state not saved", (_rs_save_no_opt, _rs_load), args=(_rs_save_no_opt, _rs_load),
             hint="the optimizer starts empty after load_state: AdamW's moment estimates "
             "(exp_avg, exp_avg_sq) and step counts were not restored; save "
-            "optimizer.state_dict() and load it with optimizer.load_state_dict"),
+            "optimizer.state_dict() and load it with optimizer.load_state_dict into the optimizer "
+            "passed to load_state (not a new one)"),
     Mistake("batch generator not saved", (_rs_save_no_gen, _rs_load), args=(_rs_save_no_gen, _rs_load),
             hint="the batch generator was not restored, so the resumed run draws different "
-            "batches: save generator.get_state() and put it back with generator.set_state"),
+            "batches: save generator.get_state() and put it back with generator.set_state on the "
+            "generator passed to load_state (not on a new one)"),
     Mistake("torch RNG not saved", (_rs_save_no_rng, _rs_load), args=(_rs_save_no_rng, _rs_load),
             hint="torch's global random state was not restored, so dropout drops different units "
             "after the resume: save torch.get_rng_state() and put it back with torch.set_rng_state"),
@@ -873,6 +931,15 @@ RESUME = [
             hint="torch's global random state moved after load_state put it back (a random draw "
             "after torch.set_rng_state): save torch.get_rng_state() and restore it last, with "
             "nothing random after it"),
+    Mistake("torch.manual_seed instead of the saved state", (_rs_save, _rs_load_reseeds),
+            args=(_rs_save, _rs_load_reseeds),
+            hint="torch.manual_seed starts a new random stream, not the one the run was in: put "
+            "the saved state back with torch.set_rng_state(state[...]) (saved with "
+            "torch.get_rng_state())"),
+    Mistake("torch.save without atomic_save", (_rs_save_direct, _rs_load),
+            args=(_rs_save_direct, _rs_load), expect=_RS_NOT_ATOMIC),
+    Mistake("objects saved, not their states", (_rs_save_objects, _rs_load),
+            args=(_rs_save_objects, _rs_load), expect=_RS_OBJECTS),
     Mistake("second save does not overwrite", (_rs_save_first_only, _rs_load), args=(_rs_save_first_only, _rs_load),
             hint="the second resume loaded the first checkpoint: save_state must overwrite the "
             "file at path every time it is called"),
@@ -1016,6 +1083,51 @@ _ES_SHARED = ("a new EarlyStopping started with the history of an earlier one: k
               "attribute such as a list, which every instance shares")
 
 
+class _EsBestBeforeCompare(_EsBase):  # self.best updated before the comparison
+    def step(self, val_loss):
+        self.best = min(self.best, val_loss)
+        if val_loss < self.best:
+            self.bad_evals = 0
+        else:
+            self.bad_evals += 1
+        return self.bad_evals >= self.patience
+
+
+class _EsFixedPatience(_EsBase):  # the notebook's patience typed in
+    def step(self, val_loss):
+        if val_loss < self.best:
+            self.best, self.bad_evals = val_loss, 0
+        else:
+            self.bad_evals += 1
+        return self.bad_evals >= 3
+
+
+class _EsStartsAtZero(_EsBase):  # self.best = 0: no loss is ever below it
+    def __init__(self, patience):
+        super().__init__(patience)
+        self.best = 0.0
+
+    def step(self, val_loss):
+        if val_loss < self.best:
+            self.best, self.bad_evals = val_loss, 0
+        else:
+            self.bad_evals += 1
+        return self.bad_evals >= self.patience
+
+
+class _EsHigherIsBetter(_EsBase):  # keeps the highest loss
+    def __init__(self, patience):
+        super().__init__(patience)
+        self.best = -math.inf
+
+    def step(self, val_loss):
+        if val_loss > self.best:
+            self.best, self.bad_evals = val_loss, 0
+        else:
+            self.bad_evals += 1
+        return self.bad_evals >= self.patience
+
+
 class _EsReturnsNone(_EsBase):
     def step(self, val_loss):
         self.best = min(self.best, val_loss)
@@ -1046,6 +1158,15 @@ EARLY_STOPPING = [
     Mistake("improvement by a margin", _EsMargin, hint="a loss only slightly below the best is still "
             "a new best: compare val_loss < self.best with no margin"),
     Mistake("history in a class attribute", _EsSharedHistory, expect=_ES_SHARED),
+    Mistake("best updated before the comparison", _EsBestBeforeCompare, hint="self.best was "
+            "updated before the comparison, so val_loss < self.best is never true and a new best "
+            "never resets the count: compare first, then set self.best = val_loss inside the `if`"),
+    Mistake("fixed patience", _EsFixedPatience, hint="use the patience given to __init__ "
+            "(self.patience), not a fixed number"),
+    Mistake("best starts at 0", _EsStartsAtZero, hint="self.best starts at 0, which no loss is "
+            "below, so nothing ever counts as an improvement: start it at math.inf"),
+    Mistake("higher loss counted as better", _EsHigherIsBetter, hint="a LOWER validation loss is "
+            "the improvement: keep the lowest loss (val_loss < self.best, starting at math.inf)"),
 ]
 
 _MISSING = "<no attribute best>"
@@ -1068,6 +1189,7 @@ def _run_early_stopping(cls: Any, case: Case) -> list[dict[str, Any]]:
 
 def _early_stopping_cases() -> list[Case]:
     cases = [
+        (6, [2.0, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7]),     # a long patience, then only worse
         (2, [2.0, 2.1, 2.2, 2.3, 2.4]),                        # only worse
         (2, [1.5, 1.5, 1.5]),                                  # ties with the best
         (3, [3.0, 2.5, 2.6, 2.55, 2.7, 2.4]),                  # better than the last, not the best

@@ -3,10 +3,10 @@
 Each ``check_*`` function is differential: it runs the learner's code and the reference on a
 battery of its own (nine GPU capabilities around (8, 0); four MFU cases of other sizes; 1, 3 and
 6 micro-batches, int32 inputs, comparing every parameter's gradient; two or three scaled steps
-in a row with SGD and AdamW, clipping on and off, and gradients that overflow) and compares what
-they do. Each exercise has a table of typical mistakes whose hints the check prints and whose
-entries the tests hand to the check. It prints one line - a pass, a specific hint, or "not done
-yet" - and never raises.
+in a row with SGD and AdamW, clipping on and off, a scale of 1 that shows gradients left from
+the previous step, and gradients that overflow) and compares what they do. Each exercise has a
+table of typical mistakes whose hints the check prints and whose entries the tests hand to the
+check. It prints one line - a pass, a specific hint, or "not done yet" - and never raises.
 
 Example::
 
@@ -121,6 +121,15 @@ def _pf_dtype_only(capability):
     return torch.bfloat16 if capability >= (8, 0) else torch.float16
 
 
+_PF_ALWAYS_FP16 = ("every capability got float16, so the argument was ignored "
+                   "(torch.cuda.is_bf16_supported() describes this machine, not the GPU asked "
+                   "about): return bfloat16 without a scaler when capability >= (8, 0)")
+
+
+def _pf_always_fp16(capability):  # e.g. torch.cuda.is_bf16_supported() on a machine without one
+    return torch.float16, True
+
+
 PRECISION_FOR = [
     Mistake("always bfloat16", _pf_always_bf16, hint="a GPU below capability 8.0 (V100, T4) has no "
             "bfloat16 tensor cores: bfloat16 would be emulated, several times slower; use "
@@ -141,6 +150,8 @@ PRECISION_FOR = [
     Mistake("major == 8", lambda c: (torch.bfloat16, False) if c[0] == 8 else (torch.float16, True),
             hint="capability 9.0 (H100) and later have bfloat16 too: compare capability >= (8, 0), "
                  "not == 8"),
+    Mistake("always float16", _pf_always_fp16, expect="every capability got float16, so the "
+            "argument was ignored"),
     Mistake("strings for dtypes", _pf_strings, expect="should be a torch dtype"),
     Mistake("dtype only", _pf_dtype_only, expect="should return a pair"),
 ]
@@ -167,8 +178,19 @@ def _read_precision(value: Any, case: Case) -> tuple[Any, bool]:
 def check_precision_for(precision_for: Callable[..., Any]) -> None:
     """Exercise 2: bfloat16 without a scaler from capability 8.0, float16 with one below."""
     cases = [Case(f"precision_for({cap}) for the {name}", cap) for cap, name in _GPUS]
-    compare(precision_for, reference_precision_for, cases, name="(dtype, use_scaler)",
-            mistakes=PRECISION_FOR, read=_read_precision)
+    try:
+        compare(precision_for, reference_precision_for, cases, name="(dtype, use_scaler)",
+                mistakes=PRECISION_FOR, read=_read_precision)
+    except CheckFailed:
+        # float16 for every GPU: the argument was ignored (a single case cannot tell this from
+        # comparing the major number only)
+        try:
+            answers = {tuple(precision_for(cap)) for cap, _ in _GPUS}
+        except Exception:  # noqa: BLE001 - the compare's own message stands
+            answers = set()
+        if answers == {(torch.float16, True)}:
+            raise CheckFailed(_PF_ALWAYS_FP16) from None
+        raise
 
 
 # ---- exercise 1 of the lesson: mfu -------------------------------------------------------------
@@ -196,6 +218,18 @@ def _mfu_upside_down(tokens_per_s, n_params, n_layer, n_embd, seq_len, peak_flop
 
 def _mfu_no_seq_len(tokens_per_s, n_params, n_layer, n_embd, seq_len, peak_flops):
     return (6 * n_params + 12 * n_layer * n_embd) * tokens_per_s / peak_flops
+
+
+def _mfu_floor(tokens_per_s, n_params, n_layer, n_embd, seq_len, peak_flops):
+    return (6 * n_params + 12 * n_layer * n_embd * seq_len) * tokens_per_s // peak_flops
+
+
+def _mfu_rounded(tokens_per_s, n_params, n_layer, n_embd, seq_len, peak_flops):
+    return round((6 * n_params + 12 * n_layer * n_embd * seq_len) * tokens_per_s / peak_flops, 2)
+
+
+def _mfu_per_sequence(tokens_per_s, n_params, n_layer, n_embd, seq_len, peak_flops):
+    return (6 * n_params + 12 * n_layer * n_embd * seq_len) * tokens_per_s * seq_len / peak_flops
 
 
 def _mfu_with(flops_per_token: Callable[[int, int, int, int], float]) -> Callable[..., float]:
@@ -227,6 +261,12 @@ MFU = [
             hint="the 6 multiplies n_params only: the attention term 12 * n_layer * n_embd * "
                  "seq_len already counts forward and backward; FLOPs per token = 6 * n_params + 12 "
                  "* n_layer * n_embd * seq_len"),
+    Mistake("integer division", _mfu_floor, hint="// rounds the fraction down to a whole number "
+            "(0 for any MFU below 100%): divide with /"),
+    Mistake("rounded", _mfu_rounded, hint="return the exact fraction, not a rounded one: round "
+            "only when printing (f\"{mfu:.0%}\")"),
+    Mistake("times seq_len", _mfu_per_sequence, hint="tokens_per_s already counts tokens, and "
+            "6 N + 12 L C T is per token: do not multiply by seq_len again"),
     Mistake("no seq_len", _mfu_no_seq_len, hint="the attention term grows with the context: "
             "12 * n_layer * n_embd * seq_len FLOPs per token"),
 ]
@@ -356,6 +396,16 @@ def _ag_divides_by_batch_size(model, micro_batches):  # n confused with the micr
     return total / len(micro_batches)
 
 
+def _ag_len_of_first(model, micro_batches):  # len of the first (x, y) pair: always 2
+    n = len(micro_batches[0])
+    total = 0.0
+    for xb, yb in micro_batches:
+        _, loss = model(xb, yb)
+        (loss / n).backward()
+        total += loss.item()
+    return total / len(micro_batches)
+
+
 def _ag_returns_sum(model, micro_batches):
     n = len(micro_batches)
     total = 0.0
@@ -393,6 +443,9 @@ ACCUMULATE = [
     Mistake("divides by the batch size", _ag_divides_by_batch_size, hint="the loss was divided by "
             "the micro-batch's size; divide by the number of micro-batches, n = len(micro_batches) "
             "(the loss is already a mean over the micro-batch)"),
+    Mistake("len(micro_batches[0])", _ag_len_of_first, hint="the loss was divided by 2, the "
+            "length of one (x, y) pair: divide by the number of micro-batches, "
+            "n = len(micro_batches)"),
     Mistake("returns the sum", _ag_returns_sum, hint="that is the sum of the micro-batch losses; "
             "return their mean, total / n (the loss of the big batch)"),
 ]
@@ -466,16 +519,22 @@ class _Huge(nn.Module):
         self.w = nn.Parameter(torch.tensor([1.0, -2.0]))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Any:
-        return None, (self.w * 1e35).sum()
+        # logits (B, T, 13) of size 1e36: the loss is finite, 2**16 times it (and its gradient)
+        # overflow float32; returned too, so that a loss computed from the logits works alike
+        pattern = torch.linspace(-1.0, 1.0, 13)
+        logits = (1e36 * (self.w[0] * pattern + self.w[1] * pattern.flip(0))).expand(
+            *x.shape, 13)
+        loss = None if y is None else F.cross_entropy(logits.flatten(0, 1), y.flatten())
+        return logits, loss
 
 
 class _SpyScaler(torch.amp.GradScaler):
     """A GradScaler that records which of its methods the learner called (not its inner calls)."""
 
-    def __init__(self) -> None:
+    def __init__(self, init_scale: float = 2.0**16) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            super().__init__("cpu", init_scale=2.0**16)
+            super().__init__("cpu", init_scale=init_scale)
         self.calls: list[str] = []
         self._inner = False
 
@@ -580,6 +639,16 @@ def _ss_loss_backward(model, optimizer, scaler, x, y, max_norm):  # scaler used,
     return _ss(model, optimizer, scaler, x, y, max_norm, scale=False)
 
 
+def _ss_scaled_threshold(model, optimizer, scaler, x, y, max_norm):  # clips the scaled gradients
+    optimizer.zero_grad(set_to_none=True)
+    _, loss = model(x, y)
+    scaler.scale(loss).backward()
+    norm = nn.utils.clip_grad_norm_(model.parameters(), max_norm * scaler.get_scale())
+    scaler.step(optimizer)
+    scaler.update()
+    return norm
+
+
 def _ss_returns_loss(model, optimizer, scaler, x, y, max_norm):
     optimizer.zero_grad(set_to_none=True)
     _, loss = model(x, y)
@@ -613,6 +682,9 @@ SCALED_STEP = [
     Mistake("loss.backward(), then the scaler", _ss_loss_backward, expect=_NOT_SCALED),
     Mistake("returns the loss", _ss_returns_loss, hint="that is the loss; return the gradient norm "
             "that clip_grad_norm_ returns (before clipping), the figure worth logging"),
+    Mistake("max_norm times the scale", _ss_scaled_threshold, hint="the norm returned is that of "
+            "the scaled gradients (65536 times too large): call scaler.unscale_(optimizer) first, "
+            "then clip with max_norm itself and return that norm"),
     Mistake("no zero_grad", _ss_no_zero_grad, hint="the gradients of the previous step were added "
             "to this one's: clear them first, optimizer.zero_grad(set_to_none=True)"),
     Mistake("no clipping", _ss_no_clip, hint="the gradients were not clipped to max_norm: call "
@@ -631,17 +703,20 @@ def _scaled_cases() -> list[Case]:
             Case("2 scaled_steps with AdamW, max_norm=50.0 (no clipping)",
                  "tiny", "AdamW", batches[:2], 50.0),
             Case("2 scaled_steps on a model whose scaled gradients overflow (inf)",
-                 "huge", "SGD", batches[:2], 1.0)]
+                 "huge", "SGD", batches[:2], 1.0),
+            # at a scale of 1, gradients left from the previous step are not hidden by 2**16
+            Case("3 scaled_steps with SGD and a GradScaler whose scale is 1.0, max_norm=50.0",
+                 "tiny", "SGD", batches, 50.0, 1.0)]
 
 
 def _run_scaled(scaled_step: Callable[..., Any], case: Case) -> list[dict[str, Any]]:
-    kind, optimizer, batches, max_norm = case.args
+    kind, optimizer, batches, max_norm, *init_scale = case.args
     model: nn.Module = _TinyLM() if kind == "tiny" else _Huge()
     if optimizer == "SGD":
         opt: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     else:
         opt = torch.optim.AdamW(model.parameters(), lr=0.01)
-    scaler = _SpyScaler()
+    scaler = _SpyScaler(*init_scale)
     out = []
     for x, y in batches:
         scaler.calls = []

@@ -3,7 +3,7 @@
 Every check is differential: it runs the learner's code and a reference on a small battery of
 GPTs and prompts unlike the notebook's (vocabularies 23 and 17, a ``block_size`` of 10 that the
 decoding runs past, a prompt longer than the block, batches of 1 to 3, learned and rotary
-positions) and compares the token sequences, the logits (to ``1e-5``) and, for the cache, the
+positions, untied large weights whose greedy tokens do not settle into repeating one) and compares the token sequences, the logits (to ``1e-5``) and, for the cache, the
 whole sequence of forwards (prefill in one or two chunks, decoding steps, reset and refill).
 Each exercise has a table of typical mistakes (``GREEDY``, ``KV_CACHE``, ``CACHED``) whose hints
 the checks print and whose entries the tests hand to the checks.
@@ -36,6 +36,10 @@ _CFG = dict(vocab_size=23, block_size=10, n_layer=2, n_head=3, n_embd=24)
 def _model(dropout: float = 0.0, **kw: Any) -> GPT:
     torch.manual_seed(19)
     return GPT(GPTConfig(**{**_CFG, "dropout": dropout, **kw}))
+
+
+# A model whose greedy tokens vary (the default one soon repeats its last token for ever).
+_VARIED = dict(init_std=1.0, tie_weights=False)
 
 
 def _prompt(b: int, t: int, vocab: int = 23, seed: int = 0) -> torch.Tensor:
@@ -126,6 +130,35 @@ def _gg_tuple_as_logits(model, idx, max_new_tokens):  # model(...) is (logits, l
     return idx
 
 
+def _gg_crop_front(model, idx, max_new_tokens):  # idx[:, :block_size]: the first tokens
+    block_size = model.config.block_size
+    model.eval()
+    with torch.no_grad():
+        for _ in range(max_new_tokens):
+            logits, _ = model(idx[:, :block_size])
+            idx = torch.cat([idx, logits[:, -1, :].argmax(dim=-1, keepdim=True)], dim=1)
+    return idx
+
+
+def _gg_unsqueeze_front(model, idx, max_new_tokens):  # the new tokens as (1, B)
+    model.eval()
+    with torch.no_grad():
+        for _ in range(max_new_tokens):
+            logits, _ = model(idx[:, -model.config.block_size:])
+            idx = torch.cat([idx, logits[:, -1, :].argmax(dim=-1).unsqueeze(0)], dim=1)
+    return idx
+
+
+def _gg_samples(model, idx, max_new_tokens):  # draws from the softmax instead of the argmax
+    model.eval()
+    with torch.no_grad():
+        for _ in range(max_new_tokens):
+            logits, _ = model(idx[:, -model.config.block_size:])
+            probs = torch.softmax(logits[:, -1, :], dim=-1)
+            idx = torch.cat([idx, torch.multinomial(probs, 1)], dim=1)
+    return idx
+
+
 _OWN_BLOCK = ("with the model's own model.config.block_size, not a notebook global such as "
               "cfg.block_size")
 _CROP = ("the model was given more than block_size tokens: crop the context to its last "
@@ -151,6 +184,14 @@ GREEDY = [
             "shape (B, 1)"),
     Mistake("(logits, loss) not unpacked", _gg_tuple_as_logits, hint="the model returns a pair "
             "(logits, loss): unpack it, logits, _ = model(idx_cond), before logits[:, -1, :]"),
+    Mistake("crops the first tokens", _gg_crop_front, hint="idx[:, :block_size] keeps the FIRST "
+            "block_size tokens, so the model never sees the newest ones: keep the last, "
+            "idx[:, -block_size:]"),
+    Mistake("new tokens as (1, B)", _gg_unsqueeze_front, hint="the new tokens must have shape "
+            "(B, 1) to be appended after idx (B, T): argmax over the vocabulary, dim=-1, with "
+            "keepdim=True (or .unsqueeze(-1), not .unsqueeze(0))"),
+    Mistake("samples", _gg_samples, hint="that samples from the softmax; greedy decoding takes "
+            "the most likely token, logits[:, -1, :].argmax(dim=-1, keepdim=True)"),
     Mistake("crop one token short", _gg_crop_one_short, hint="the model saw one token less than "
             "block_size once the sequence was long: crop to the last block_size tokens, "
             "idx[:, -block_size:], not block_size - 1"),
@@ -167,6 +208,10 @@ def _greedy_cases() -> list[Case]:
         Case("generate_greedy(model, idx (1, 13) longer than block_size 10, 3)",
              {}, _prompt(1, 13, seed=4), 3),
         Case("generate_greedy(model, idx (2, 4), 0): no new tokens", {}, _prompt(2, 4, seed=5), 0),
+        # large untied weights: greedy text that does not settle on repeating one token, so
+        # a window taken from the wrong end of idx shows
+        Case("generate_greedy(model with untied, large weights, idx (2, 13), 12)",
+             _VARIED, _prompt(2, 13, seed=4), 12),
     ]
 
 
@@ -381,6 +426,28 @@ class _KvStartsEmpty(_KvGrows):  # (B, n_head, 0, head_size) tensors, grown with
         self.v = [torch.zeros(batch_size, n_head, 0, head_size) for _ in range(n_layer)]
 
 
+class _KvWritesOne(_KV):  # writes one position: right for a decoding step, not for a prefill
+    def update(self, layer, k, v):
+        self.k[layer][:, :, self.pos:self.pos + 1] = k[:, :, -1:]
+        self.v[layer][:, :, self.pos:self.pos + 1] = v[:, :, -1:]
+        end = self.pos + k.shape[2]
+        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+
+
+class _KvHeadsAsTime(_KV):  # T read from dim 1, the heads
+    def update(self, layer, k, v):
+        end = self.pos + k.shape[1]
+        self.k[layer][:, :, self.pos:end] = k
+        self.v[layer][:, :, self.pos:end] = v
+        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+
+
+class _KvReturnsVK(_KV):  # (values, keys)
+    def update(self, layer, k, v):
+        k_all, v_all = super().update(layer, k, v)
+        return v_all, k_all
+
+
 _ALLOCATE = ("allocate self.k[layer] and self.v[layer] once, in __init__, as zeros of shape "
              "(batch_size, n_head, max_len, head_size); update writes into them, it does not grow "
              "them with torch.cat")
@@ -429,6 +496,13 @@ KV_CACHE = [
     Mistake("advance does nothing", _KvNoAdvance, hint=_ADVANCE),
     Mistake("writes at position 0", _KvWritesAtZero, hint="write the chunk's keys and values at "
             "positions pos .. pos + T - 1 (self.k[layer][:, :, pos:pos + T] = k), not from 0"),
+    Mistake("writes one position", _KvWritesOne, hint="a chunk of T tokens fills T positions: "
+            "write all of them, self.k[layer][:, :, pos:pos + T] = k with T = k.shape[2] (a "
+            "prefill has T > 1)"),
+    Mistake("T from the heads' dim", _KvHeadsAsTime, hint="k and v are (B, n_head, T, "
+            "head_size): the chunk's length is T = k.shape[2], not k.shape[1] (the heads)"),
+    Mistake("returns (v, k)", _KvReturnsVK, hint="return the keys first, then the values: "
+            "(self.k[layer][:, :, :pos + T], self.v[layer][:, :, :pos + T])"),
     Mistake("values stored in the keys", _KvValuesIntoKeys, hint="store the new values in "
             "self.v[layer] as you do the keys in self.k[layer], and return both"),
 ]
@@ -519,12 +593,15 @@ def _reference_cached(model, idx, max_new_tokens, *, mistake=None):
                 logits, _ = model(idx, kv_cache=cache)
             elif cache.pos >= full and mistake != "no_reset":
                 cache.reset()
-                chunk = idx[:, -1:] if mistake == "reset_only" else idx[:, -block_size:]
+                chunk = (idx[:, -1:] if mistake == "reset_only" else
+                         idx[:, :block_size] if mistake == "refill_front" else idx[:, -block_size:])
                 logits, _ = model(chunk, kv_cache=cache)
             elif mistake == "cache not passed":
                 logits, _ = model(idx[:, -1:])
             else:
                 logits, _ = model(idx[:, -1:], kv_cache=cache)
+    if mistake == "probs":
+        step_logits = [torch.softmax(s, dim=-1) for s in step_logits]
     if mistake == "late_logits":
         step_logits = step_logits[1:] + [logits[:, -1]]
     if mistake == "tokens_only":
@@ -600,6 +677,10 @@ CACHED = [
     Mistake("torch.cat of the logits", _gc("cat"), hint="torch.cat joins the (B, V) logits of "
             "the steps end to end into (B, n * V); torch.stack(step_logits, dim=1) gives "
             "(B, n, V)"),
+    Mistake("probabilities, not logits", _gc("probs"), hint="return the logits each token was "
+            "chosen from (logits[:, -1, :]), not their softmax"),
+    Mistake("refill from the front", _gc("refill_front"), hint="the refill after cache.reset() "
+            "must hold the LAST block_size tokens, idx[:, -block_size:], not the first ones"),
     Mistake("reset one step early", _gc("reset_early"), hint="the cache was reset one step "
             "early: refill only when it is full, cache.pos == block_size"),
 ]
@@ -612,6 +693,8 @@ def _cached_cases() -> list[Case]:
         Case("generate_cached(rotary model, idx (1, 12) longer than block_size 10, 5)",
              dict(pos="rope"), _prompt(1, 12, seed=22), 5),
         Case("generate_cached(model, idx (3, 2), 6): inside the block", {}, _prompt(3, 2, seed=23), 6),
+        Case("generate_cached(model with untied, large weights, idx (2, 13), 12)", _VARIED,
+             _prompt(2, 13, seed=24), 12),
     ]
 
 

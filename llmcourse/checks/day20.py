@@ -117,6 +117,28 @@ def _lp_one_late(model, prompt, continuation):  # starts at len(prompt): the fir
     return logp[:-1].gather(1, ids[1:, None])[:, 0][len(prompt):].sum().item()
 
 
+def _lp_nll(model, prompt, continuation):  # cross_entropy: the negative log-likelihood
+    ids = torch.cat([prompt, continuation])
+    with torch.no_grad():
+        logits = model(ids[None])[0][0]
+    return torch.nn.functional.cross_entropy(logits[len(prompt) - 1:-1], continuation,
+                                             reduction="sum").item()
+
+
+def _lp_added(model, prompt, continuation):  # prompt + continuation adds the tensors
+    ids = prompt + continuation
+    with torch.no_grad():
+        logp = torch.log_softmax(model(ids[None])[0][0], dim=-1)
+    return logp[:-1].gather(1, ids[1:, None])[:, 0][len(prompt) - 1:].sum().item()
+
+
+def _lp_positions(model, prompt, continuation):  # log_softmax over the positions
+    ids = torch.cat([prompt, continuation])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(ids[None])[0][0], dim=0)
+    return logp[:-1].gather(1, ids[1:, None])[:, 0][len(prompt) - 1:].sum().item()
+
+
 SEQUENCE_LOG_PROB = [
     Mistake("(1, T, V) logits", _lp_logits_not_row, hint="model(ids[None]) returns (logits, loss) "
             "and the logits are (1, T, V), one row for the batch of one: take model(ids[None])[0][0] "
@@ -137,6 +159,13 @@ SEQUENCE_LOG_PROB = [
             "over the continuation only"),
     Mistake("mean", _lp_mean, hint="you took the mean: the log-probability of a sequence is the sum "
             "over its tokens"),
+    Mistake("negative log-likelihood", _lp_nll, hint="cross_entropy is the NEGATIVE "
+            "log-likelihood: the log-probability is its negative (a sum of log_softmax values, "
+            "<= 0)"),
+    Mistake("prompt + continuation", _lp_added, hint="prompt + continuation adds the two tensors "
+            "element by element: join them with torch.cat([prompt, continuation])"),
+    Mistake("log_softmax over the positions", _lp_positions, hint="normalise over the "
+            "vocabulary, log_softmax(logits, dim=-1), not over the positions (dim=0)"),
     Mistake("continuation without the prompt", _lp_without_prompt, hint="run the model once on "
             "the concatenation prompt + continuation: the first new token is predicted from the "
             "prompt's last position, and every later one sees the prompt"),
@@ -251,6 +280,24 @@ def _bs_ascending(beam_logp, logits, width):  # torch.sort keeps the smallest fi
     return scores[:width], index[:width] // V, index[:width] % V
 
 
+def _bs_topk_per_row(beam_logp, logits, width):  # topk of the (W, V) table works row by row
+    V = logits.shape[-1]
+    scores, index = (beam_logp[:, None] + torch.log_softmax(logits, dim=-1)).topk(width)
+    return scores, index // V, index % V
+
+
+def _bs_table_softmax(beam_logp, logits, width):  # one log_softmax over all W x V candidates
+    V = logits.shape[-1]
+    scores, index = torch.log_softmax((beam_logp[:, None] + logits).flatten(), dim=0).topk(width)
+    return scores, index // V, index % V
+
+
+def _bs_best_beam_only(beam_logp, logits, width):  # extends only the best beam
+    best = int(beam_logp.argmax())
+    scores, token = (beam_logp[best] + torch.log_softmax(logits[best], dim=-1)).topk(width)
+    return scores, torch.full_like(token, best), token
+
+
 BEAM_STEP = [
     Mistake("// number of beams", _bs_divides_by_width, hint="the flat index of candidate (beam, "
             "token) in the (W, V) table is beam * V + token: parent = index // V, token = index % V, "
@@ -276,6 +323,15 @@ BEAM_STEP = [
     Mistake("beam_logp not broadcast", _bs_flat_beams, hint="beam_logp (W,) has to be added to "
             "each row of the (W, V) log-probabilities: beam_logp[:, None] + "
             "torch.log_softmax(logits, dim=-1) (a column, so it runs down the beams)"),
+    Mistake("topk of the table", _bs_topk_per_row, hint="topk on the (W, V) table ranks each "
+            "beam's row on its own, giving (W, width): flatten it first, "
+            "cand.flatten().topk(width), to rank all W x V candidates together"),
+    Mistake("log_softmax over the whole table", _bs_table_softmax, hint="normalise each beam's "
+            "logits over the vocabulary, torch.log_softmax(logits, dim=-1), then add "
+            "beam_logp[:, None]; one softmax over all W x V candidates mixes the beams"),
+    Mistake("only the best beam extended", _bs_best_beam_only, hint="every beam is extended, not "
+            "only the best one: score all W x V candidates, beam_logp[:, None] + log_softmax, "
+            "and keep the best width of them"),
     Mistake("ascending sort", _bs_ascending, hint="kept the worst candidates: torch.sort is "
             "ascending by default; take the best with .topk(width) (or sort with descending=True)"),
 ]
@@ -397,6 +453,22 @@ def _gn_precedence_2(log_prob, length, alpha):
     return log_prob / (5 + length) / 6 ** alpha
 
 
+def _gn_length_over_6(log_prob, length, alpha):  # (5 + length / 6)
+    return log_prob / (5 + length / 6) ** alpha
+
+
+def _gn_times_alpha(log_prob, length, alpha):
+    return log_prob / (((5 + length) / 6) * alpha)
+
+
+def _gn_floor(log_prob, length, alpha):
+    return log_prob / ((5 + length) // 6) ** alpha
+
+
+def _gn_sign(log_prob, length, alpha):
+    return -log_prob / ((5 + length) / 6) ** alpha
+
+
 GNMT = [
     Mistake("no penalty", _gn_no_penalty, hint="that is the log-probability itself: divide it by "
             "the length penalty ((5 + length) / 6) ** alpha"),
@@ -410,6 +482,14 @@ GNMT = [
             "((5 + length) / 6) ** alpha with both parentheses"),
     Mistake("/ (5 + length) / 6 ** alpha", _gn_precedence_2, hint="** binds tighter than /: write "
             "((5 + length) / 6) ** alpha with both parentheses"),
+    Mistake("5 + length / 6", _gn_length_over_6, hint="/ binds tighter than +: the penalty is "
+            "((5 + length) / 6) ** alpha, with (5 + length) in parentheses"),
+    Mistake("times alpha", _gn_times_alpha, hint="alpha is an exponent: ((5 + length) / 6) ** "
+            "alpha, not ((5 + length) / 6) * alpha"),
+    Mistake("integer division", _gn_floor, hint="// rounds (5 + length) / 6 down to a whole "
+            "number: divide with /"),
+    Mistake("sign flipped", _gn_sign, hint="the score keeps the log-probability's sign (<= 0): "
+            "log_prob / ((5 + length) / 6) ** alpha, without a minus"),
 ]
 
 

@@ -101,6 +101,10 @@ def _t_fixed(logits, temperature):  # the notebook's last t of its loop, not the
     return logits / 2.0
 
 
+def _t_floor(logits, t):  # // rounds every scaled logit down
+    return logits // t
+
+
 APPLY_TEMPERATURE = [
     Mistake("logits * T", _t_times,
             hint="multiplied the logits by the temperature; divide them: logits / temperature "
@@ -117,6 +121,9 @@ APPLY_TEMPERATURE = [
     Mistake("in place", _t_in_place,
             hint="changed its input in place (logits.div_ or /=); return a new tensor, "
                  "logits / temperature: the caller still needs the model's logits"),
+    Mistake("// temperature", _t_floor,
+            hint="// rounds every scaled logit down to a whole number; divide with /, "
+                 "logits / temperature"),
     Mistake("fixed T", _t_fixed,
             hint="divided by a fixed number, not by the temperature argument (a notebook "
                  "variable?); use the function's temperature"),
@@ -193,6 +200,18 @@ def _h_clamps_in_place(p):  # clamp_ writes into the caller's probabilities
     return -(p * p.log()).sum(-1)
 
 
+def _h_log_softmax(p):  # log_softmax treats the probabilities as logits
+    return -(p * torch.log_softmax(p, dim=-1)).sum(-1)
+
+
+def _h_dim1(p):  # dim=1: the last dimension only for 2-D probabilities
+    return -torch.special.xlogy(p, p).sum(dim=1)
+
+
+def _h_log10(p):
+    return -(p * torch.log10(p.clamp_min(1e-30))).sum(-1)
+
+
 ENTROPY = [
     Mistake("nan at 0", _h_nan,
             hint="gave nan where a probability is 0 (0 * log 0 = 0 * -inf); use "
@@ -220,6 +239,14 @@ ENTROPY = [
     Mistake("softmax of the probabilities", _h_softmax_first,
             hint="applied a softmax to the probabilities; probs already sum to 1: compute "
                  "-sum p log p on them as given"),
+    Mistake("log_softmax of the probabilities", _h_log_softmax,
+            hint="log_softmax treats the probabilities as logits; take the log of the "
+                 "probabilities themselves: -sum p * log p (torch.special.xlogy(p, p))"),
+    Mistake("dim=1", _h_dim1,
+            hint="summed over dim 1, which is the last one only for 2-D probabilities; sum over "
+                 "dim=-1, whatever the number of leading dimensions"),
+    Mistake("log10", _h_log10,
+            hint="used log10; the entropy in nats uses the natural log, torch.log"),
     Mistake("float32", _h_float32, expect="dtype float32, expected float64"),
     Mistake("changes probs in place", _h_clamps_in_place, hint="your entropy changed the caller's "
             "probabilities (an in-place op such as clamp_ or +=): compute on a new tensor, e.g. "
@@ -396,6 +423,12 @@ def _s_generator_positional(logits, t, generator=None):  # multinomial(probs, 1,
     return torch.multinomial(torch.softmax(logits / t, -1), 1, generator)[:, 0]
 
 
+def _s_flat_argmax(logits, t, generator=None):  # argmax() without dim: one id for the batch
+    if t == 0:
+        return logits.argmax()
+    return torch.multinomial(torch.softmax(logits / t, -1), 1, generator=generator)[:, 0]
+
+
 SAMPLE = [
     Mistake("squeeze() drops the batch", _s_squeeze, hint="with one row, .squeeze() also drops the "
             "batch dimension (shape ()); take [:, 0] (or .squeeze(-1)) so the result is (B,)"),
@@ -404,6 +437,9 @@ SAMPLE = [
     Mistake("divides by zero", _s_divides_by_zero,
             hint="temperature 0 must give the argmax: handle temperature == 0 first with "
                  "logits.argmax(dim=-1) (dividing by 0 gives inf and nan)"),
+    Mistake("argmax without dim", _s_flat_argmax,
+            hint="logits.argmax() without a dim gives one index into the flattened batch; take "
+                 "the argmax of each row, logits.argmax(dim=-1), shape (B,)"),
     Mistake("argmax along dim 0", _s_argmax_dim0,
             hint="at temperature 0 take the argmax of each row: logits.argmax(dim=-1)"),
     Mistake("keepdim", _s_keepdim,

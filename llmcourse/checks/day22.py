@@ -259,6 +259,35 @@ def _topp_probs(logits, p):
     return torch.softmax(ref.top_p_filter(logits, p), -1)
 
 
+def _implicit_softmax(logits):  # F.softmax(logits) without dim=: dim 0 for 1-D and 3-D tensors
+    return torch.softmax(logits, dim=0 if logits.dim() in (0, 1, 3) else 1)
+
+
+def _topp_softmax_no_dim(logits, p):
+    sorted_probs, order = torch.sort(_implicit_softmax(logits), dim=-1, descending=True)
+    keep = torch.cumsum(sorted_probs, dim=-1) - sorted_probs < p
+    return logits.masked_fill(~torch.zeros_like(keep).scatter(-1, order, keep), NEG_INF)
+
+
+def _topp_cumsum_dim0(logits, p):  # the sort is per row, the running sum runs down the batch
+    sorted_probs, order = torch.sort(torch.softmax(logits, dim=-1), dim=-1, descending=True)
+    keep = torch.cumsum(sorted_probs, dim=0) - sorted_probs < p
+    return logits.masked_fill(~torch.zeros_like(keep).scatter(-1, order, keep), NEG_INF)
+
+
+def _topp_threshold_keeps_ties(logits, p):  # probs >= the crossing token's probability
+    probs = torch.softmax(logits, dim=-1)
+    sorted_probs, _ = torch.sort(probs, dim=-1, descending=True)
+    before = torch.cumsum(sorted_probs, dim=-1) - sorted_probs
+    smallest_kept = torch.where(before < p, sorted_probs, torch.ones_like(sorted_probs) * 2)
+    return logits.masked_fill(probs < smallest_kept.amin(-1, keepdim=True), NEG_INF)
+
+
+_SOFTMAX_NO_DIM = ("took the softmax without dim= (F.softmax(logits) picks dim 0 for a 1-D or "
+                   "3-D tensor, the batch instead of the vocabulary); write "
+                   "torch.softmax(logits, dim=-1)")
+
+
 TOP_P = [
     Mistake("writes into the logits", _in_place(ref.top_p_filter), hint=_IN_PLACE),
     Mistake("mass_before <= p", _topp_at_most,
@@ -286,6 +315,14 @@ TOP_P = [
                  "row before sorting and summing"),
     Mistake("zero", _topp_zero, hint=_ZERO),
     Mistake("probabilities", _topp_probs, hint=_PROBS),
+    Mistake("softmax without dim", _topp_softmax_no_dim, hint=_SOFTMAX_NO_DIM),
+    Mistake("cumsum along dim 0", _topp_cumsum_dim0,
+            hint="took the running sum along the first dimension (down the batch); sum each "
+                 "sorted row along the last: torch.cumsum(sorted_probs, dim=-1)"),
+    Mistake("threshold keeps ties", _topp_threshold_keeps_ties,
+            hint="kept every token as likely as the one that crosses p (probs >= its "
+                 "probability keeps its ties too); keep the fewest: mark the kept tokens in "
+                 "sorted order (mass before < p) and scatter that mask back"),
 ]
 
 
@@ -307,6 +344,9 @@ def _top_p_cases() -> list[Case]:
         Case("top_p_filter(logits (5, 10), p=0.0001: keeps exactly the top token)",
              torch.randn(5, 10, generator=g), 1e-4),
         Case("top_p_filter(logits (6, 21), p=0.9)", torch.randn(6, 21, generator=g) * 2, 0.9),
+        Case("top_p_filter(log of probabilities [.1, .2, .4, .1, .2], p=0.5: the token that "
+             "crosses p is tied with another)",
+             torch.tensor([0.1, 0.2, 0.4, 0.1, 0.2]).log(), 0.5),
     ]
 
 
@@ -349,6 +389,11 @@ def _minp_zero(logits, p):
     return logits.masked_fill(probs < p * probs.amax(-1, keepdim=True), 0.0)
 
 
+def _minp_softmax_no_dim(logits, p):
+    probs = _implicit_softmax(logits)
+    return logits.masked_fill(probs < p * probs.amax(-1, keepdim=True), NEG_INF)
+
+
 def _minp_wrong_way(logits, p):
     probs = torch.softmax(logits, -1)
     return logits.masked_fill(probs >= p * probs.amax(-1, keepdim=True), NEG_INF)
@@ -375,6 +420,7 @@ MIN_P = [
     Mistake("wrong way", _minp_wrong_way,
             hint="removed the likely tokens and kept the unlikely ones; set to -inf where "
                  "probs < p * max"),
+    Mistake("softmax without dim", _minp_softmax_no_dim, hint=_SOFTMAX_NO_DIM),
 ]
 
 
@@ -458,6 +504,19 @@ def _ntp_divides_in_place(logits, temperature, top_k=None, top_p=None):
     return reference_next_token_probs(logits, 1.0, top_k, top_p)
 
 
+def _ntp_top_p_untempered(logits, temperature, top_k=None, top_p=None):
+    tempered = logits / temperature
+    if top_k is not None:
+        tempered = ref.top_k_filter(tempered, top_k)
+    if top_p is not None:  # the nucleus of the untempered distribution
+        tempered = tempered.masked_fill(torch.isinf(ref.top_p_filter(logits, top_p)), NEG_INF)
+    return torch.softmax(tempered, dim=-1)
+
+
+def _ntp_log_probs(logits, temperature, top_k=None, top_p=None):
+    return torch.log_softmax(_filters(logits / temperature, top_k, top_p), dim=-1)
+
+
 NEXT_TOKEN_PROBS = [
     Mistake("logits /= T", _ntp_divides_in_place, hint=_IN_PLACE),
     Mistake("softmax(z) / T", _ntp_probs_over_t,
@@ -481,6 +540,13 @@ NEXT_TOKEN_PROBS = [
     Mistake("defaults that filter", _ntp_default_filters,
             hint="next_token_probs(logits, T) with no top_k / top_p must filter nothing: the "
                  "defaults are top_k=None, top_p=None"),
+    Mistake("top-p on the untempered logits", _ntp_top_p_untempered,
+            hint="chose the nucleus on the logits before the temperature; pass the tempered "
+                 "(and top-k filtered) logits to top_p_filter: the order is temperature, then "
+                 "top-k, then top-p"),
+    Mistake("log-probabilities", _ntp_log_probs,
+            hint="returned log-probabilities (log_softmax); return the probabilities, "
+                 "torch.softmax(filtered_logits, dim=-1), whose rows sum to 1"),
 ]
 
 

@@ -121,7 +121,24 @@ def _d_joined_strings(samples, n):  # "".join: (1, 12) and (11, 2) both become "
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
+def _d_integer_division(samples, n):  # // rounds the share down to 0 (or 1)
+    grams = [g for s in samples for g in _grams(s, n)]
+    return len(set(grams)) // len(grams) if grams else 0.0
+
+
+def _d_sets_added(samples, n):  # the different n-grams of each sample, added up
+    total = sum(len(_grams(s, n)) for s in samples)
+    return sum(len(set(_grams(s, n))) for s in samples) / total if total else 0.0
+
+
+_INTEGER_DIVISION = ("divided with //, which rounds the share down to 0; divide with / to get a "
+                     "float between 0 and 1")
+
 DISTINCT_N = [
+    Mistake("integer division", _d_integer_division, hint=_INTEGER_DIVISION),
+    Mistake("different n-grams of each sample added up", _d_sets_added,
+            hint="added up the different n-grams of each sample, so an n-gram two samples share "
+                 "counts twice; put the n-grams of all samples into one set, then count it"),
     Mistake("lists in a set", lambda samples, n: (lambda g: len(set(g)) / len(g) if g else 0.0)(
         [s[i:i + n] for s in samples for i in range(len(s) - n + 1)]),
             hint="a list cannot go into a set (it is unhashable): make each n-gram a tuple, "
@@ -217,7 +234,23 @@ def _r_last_missing(samples, n):
     return repeats / total if total else 0.0
 
 
+def _r_mean(samples, n):  # the mean of each sample's own rate
+    rates = [(len(_grams(s, n)) - len(set(_grams(s, n)))) / len(_grams(s, n))
+             for s in samples if len(s) >= n]
+    return sum(rates) / len(rates) if rates else 0.0
+
+
+def _r_integer_division(samples, n):
+    repeats = sum(len(_grams(s, n)) - len(set(_grams(s, n))) for s in samples)
+    total = sum(len(_grams(s, n)) for s in samples)
+    return repeats // total if total else 0.0
+
+
 REPEATED_NGRAM_RATE = [
+    Mistake("integer division", _r_integer_division, hint=_INTEGER_DIVISION),
+    Mistake("mean of samples", _r_mean,
+            hint="returned the mean of each sample's own rate; add up the repeats of all "
+                 "samples and divide by the number of n-grams of all samples"),
     Mistake("no n-grams crashes", _r_crash,
             hint="with no n-gram at all (every sample shorter than n, or no samples) return 0.0 "
                  "instead of dividing by 0"),
@@ -338,11 +371,75 @@ def _l_tensor(model, rows, prompt_len):  # the loss as a 0-d tensor, not a Pytho
     return _ce(logits[:, prompt_len - 1:-1], rows[:, prompt_len:])
 
 
+def _l_no_grad_missing(model, rows, prompt_len):  # gradients recorded for nothing
+    model.eval()
+    logits, _ = model(rows)
+    return _ce(logits[:, prompt_len - 1:-1], rows[:, prompt_len:]).item()
+
+
+def _l_not_cut(model, rows, prompt_len):  # logits[:, prompt_len - 1:] is one position too long
+    model.eval()
+    with torch.no_grad():
+        logits, _ = model(rows)
+    return _ce(logits[:, prompt_len - 1:], rows[:, prompt_len:]).item()
+
+
+def _l_without_prompt(model, rows, prompt_len):  # the model sees only the last prompt token
+    model.eval()
+    with torch.no_grad():
+        _, loss = model(rows[:, prompt_len - 1:-1], rows[:, prompt_len:])
+    return loss.item()
+
+
+def _l_targets_unshifted(model, rows, prompt_len):  # targets cut where the logits are
+    model.eval()
+    with torch.no_grad():
+        logits, _ = model(rows)
+    return _ce(logits[:, prompt_len - 1:-1], rows[:, prompt_len - 1:-1]).item()
+
+
+def _l_bits(model, rows, prompt_len):
+    model.eval()
+    with torch.no_grad():
+        logits, _ = model(rows)
+    return _ce(logits[:, prompt_len - 1:-1], rows[:, prompt_len:]).item() / math.log(2)
+
+
+def _l_writes_into_rows(model, rows, prompt_len):  # targets = rows[:, 1:] is a view of rows
+    model.eval()
+    with torch.no_grad():
+        logits, _ = model(rows[:, :-1])
+    targets = rows[:, 1:]
+    targets[:, :prompt_len - 1] = -1           # marks the prompt in the caller's rows
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                           ignore_index=-1).item()
+
+
+_ROWS_CHANGED = ("sample_loss changed the rows it was given (targets = rows[:, 1:] is a view: "
+                 "writing into it writes into rows); .clone() it first, or slice the logits "
+                 "and targets instead of marking the prompt")
+_NO_GRAD = ("the forward ran with gradients on; score under torch.no_grad() (with "
+            "torch.no_grad(): logits, _ = model(rows)), nothing is trained here")
 _EVAL = "the model ran in training mode; call model.eval() first: dropout makes the score noisy"
 _FLOAT = "return a Python float: call .item() on the loss"
 
 SAMPLE_LOSS = [
     Mistake("no model.eval()", _l_no_eval, expect=_EVAL),
+    Mistake("no torch.no_grad()", _l_no_grad_missing, expect=_NO_GRAD),
+    Mistake("writes into rows", _l_writes_into_rows, expect=_ROWS_CHANGED),
+    Mistake("logits not cut at -1", _l_not_cut,
+            hint="logits[:, prompt_len - 1:] has one position more than the targets "
+                 "rows[:, prompt_len:]: the last position predicts a token after the row, cut it "
+                 "with logits[:, prompt_len - 1:-1]"),
+    Mistake("without the prompt", _l_without_prompt,
+            hint="ran the model on rows[:, prompt_len - 1:-1] alone, so it never saw the rest of "
+                 "the prompt; run it on the whole rows and take logits[:, prompt_len - 1:-1]"),
+    Mistake("targets unshifted", _l_targets_unshifted,
+            hint="scored logits[:, prompt_len - 1:-1] against the tokens at the same positions; "
+                 "each position predicts the next token: the targets are rows[:, prompt_len:]"),
+    Mistake("bits", _l_bits,
+            hint="divided by log(2) (bits per token); return the mean cross-entropy in nats, as "
+                 "F.cross_entropy gives it"),
     Mistake("a tensor, not a float", _l_tensor, expect=_FLOAT),
     Mistake("(B, T, V) into cross_entropy", _l_3d,
             hint="F.cross_entropy wants logits (N, V) and targets (N,): reshape with "
@@ -376,9 +473,16 @@ SAMPLE_LOSS = [
 def _run_loss(impl: Any, case: Case) -> Any:
     """``impl(model, rows, prompt_len)`` with the model in training mode; no forward may run in it."""
     (model, rows, prompt_len), _ = case.fresh()
+    rows_before = rows.clone()
     model.train()  # as a model comes out of training: the answer must switch dropout off itself
     modes: list[bool] = []
-    hook = model.register_forward_hook(lambda module, _args, _out: modes.append(module.training))
+    grads: list[bool] = []
+
+    def note(module: torch.nn.Module, _args: Any, _out: Any) -> None:  # returns None: output kept
+        modes.append(module.training)
+        grads.append(torch.is_grad_enabled())
+
+    hook = model.register_forward_hook(note)
     torch.manual_seed(0)
     try:
         out = impl(model, rows, prompt_len)
@@ -386,6 +490,10 @@ def _run_loss(impl: Any, case: Case) -> Any:
         hook.remove()
     if any(modes):
         raise CheckFailed(_EVAL)
+    if any(grads):
+        raise CheckFailed(_NO_GRAD)
+    if not torch.equal(rows, rows_before):
+        raise CheckFailed(f"{_ROWS_CHANGED} (on {case.label})")
     return out
 
 

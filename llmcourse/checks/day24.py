@@ -135,6 +135,30 @@ def _p_checkpoint_default() -> argparse.ArgumentParser:
     return p
 
 
+def _positive_int_refuses_1(text: str) -> int:  # value <= 1: the boundary the task names
+    value = int(text)
+    if value <= 1:
+        raise argparse.ArgumentTypeError(f"must be > 1, got {value}")
+    return value
+
+
+def _positive_int_via_float(text: str) -> int:  # int(float(text)): "2.5" becomes 2
+    try:
+        value = int(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _positive_int_abs(text: str) -> int:  # abs(int(text)): "-2" becomes 2
+    value = abs(int(text))
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def _m(**changes: Any) -> Callable[[], argparse.ArgumentParser]:
     def build_parser() -> argparse.ArgumentParser:
         return reference_build_parser(**changes)
@@ -184,6 +208,18 @@ BUILD_PARSER = [
     Mistake("checkpoint with a default", _p_checkpoint_default,
             hint="a command line without --checkpoint is accepted (a default?); it must be "
                  "refused: add_argument('--checkpoint', required=True), no default"),
+    Mistake("positive_int refuses 1", _m(num_type=_positive_int_refuses_1,
+                                         tokens_type=_positive_int_refuses_1),
+            hint="positive_int refuses 1 (value <= 1?); 1 is a whole number >= 1: raise "
+                 "argparse.ArgumentTypeError only when value < 1"),
+    Mistake("positive_int accepts 2.5", _m(num_type=_positive_int_via_float,
+                                           tokens_type=_positive_int_via_float),
+            hint="positive_int accepts '2.5' (int(float(text)) cuts it to 2); a count must be "
+                 "a whole number: int(text), and ArgumentTypeError when that raises ValueError"),
+    Mistake("positive_int takes abs", _m(num_type=_positive_int_abs,
+                                         tokens_type=_positive_int_abs),
+            hint="positive_int turns '-2' into 2 (abs?); a negative count must be refused: "
+                 "raise argparse.ArgumentTypeError when int(text) < 1"),
     Mistake("positional checkpoint", _m(checkpoint_positional=True),
             hint="--checkpoint is an option, not a positional argument: "
                  "add_argument('--checkpoint', required=True)"),
@@ -197,7 +233,9 @@ def _parser_cases() -> list[Case]:
     return [Case(f"parse_args({argv})", argv) for argv in (
         full, x, x + ["--seed", "-3", "--temperature", "0", "--prompt", ""],
         x + ["--num-samples", "0"], x + ["--num-samples", "-2"], x + ["--num-samples", "two"],
-        x + ["--max-new-tokens", "0"], x + ["--seed", "1.5"], x + ["--temperature", "hot"], [])]
+        x + ["--max-new-tokens", "0"], x + ["--seed", "1.5"], x + ["--temperature", "hot"], [],
+        x + ["--num-samples", "1", "--max-new-tokens", "1"], x + ["--num-samples", "2.5"],
+        x + ["--max-new-tokens", "-4"])]
 
 
 @check("build_parser", mistakes=BUILD_PARSER)
@@ -293,7 +331,23 @@ def _g_whole_tensor(model, tokenizer, prompt, num_samples, max_new_tokens, tempe
                                       seed=seed + s).tolist()) for s in range(num_samples)]
 
 
+def _g_tokens_written_in(model, tokenizer, prompt, num_samples, max_new_tokens, temperature,
+                         seed):  # 200 new tokens, whatever max_new_tokens says
+    return reference_samples(model, tokenizer, prompt, num_samples, 200, temperature, seed)
+
+
+def _g_stripped(model, tokenizer, prompt, num_samples, max_new_tokens, temperature, seed):
+    return [text.strip() for text in reference_samples(model, tokenizer, prompt, num_samples,
+                                                       max_new_tokens, temperature, seed)]
+
+
 GENERATE_SAMPLES = [
+    Mistake("max_new_tokens ignored", _g_tokens_written_in,
+            hint="the samples do not have max_new_tokens new tokens; pass the max_new_tokens "
+                 "argument to generate (not a number written in)"),
+    Mistake("stripped", _g_stripped,
+            hint="stripped the spaces and newlines at the ends of each sample (.strip()); "
+                 "return the decoded text as it is, prompt and continuation"),
     Mistake("seed not applied", _g_no_seed,
             hint="gives other samples each time it is called: the seed is not applied; pass "
                  "seed=seed + s to generate"),

@@ -141,6 +141,18 @@ _SOURCE_2 = (
 )
 
 _SOURCE_3 = "import numpy as np\nfrom pathlib import Path\n\nX = 1\n"
+_SOURCE_4 = (  # import lines inside a docstring, a comment and a string: none is an import
+    '"""Usage:\n'
+    "\n"
+    "    import llmcourse.presets\n"
+    "    from llmcourse.model import GPT\n"
+    '"""\n'
+    "# from llmcourse.old import thing\n"
+    "from llmcourse.data import prepare\n"
+    "EXAMPLE = '''\n"
+    "import llmcourse.cli\n"
+    "'''\n"
+)
 
 
 def _import_cases() -> list[Case]:
@@ -151,6 +163,8 @@ def _import_cases() -> list[Case]:
              "imports (see llmcourse.checks.day25._SOURCE_2)", _SOURCE_2),
         Case("imports_of(source) on a module that imports nothing of llmcourse", _SOURCE_3),
         Case("imports_of('') (an empty module)", ""),
+        Case("imports_of(source) on a module whose docstring, comment and a string show import "
+             "lines (see llmcourse.checks.day25._SOURCE_4)", _SOURCE_4),
     ]
 
 
@@ -230,7 +244,21 @@ def _imports_module_none(source):  # `from . import x` has node.module None: n.s
     return sorted(found)
 
 
+def _imports_by_lines(source):  # lines of text that look like imports: strings count too
+    found = set()
+    for line in source.splitlines():
+        words = line.strip().replace(",", " ").split()
+        if len(words) >= 2 and words[0] in ("import", "from"):
+            names = [words[1]] if words[0] == "from" else [w for w in words[1:] if w != "as"]
+            found.update(n for n in names if n == "llmcourse" or n.startswith("llmcourse."))
+    return sorted(found)
+
+
 IMPORTS_OF = [
+    Mistake("lines of text", _imports_by_lines,
+            hint="read the imports from the syntax tree (ast.parse, then the ast.Import and "
+                 "ast.ImportFrom nodes of ast.walk), not from lines of text: an import line "
+                 "inside a docstring, a comment or a string is not an import"),
     Mistake("a set", _a_set, hint=_NOT_A_LIST),
     Mistake("tree.body only", _mistake(walk=False),
             hint="an import inside a function or method is missing: walk every node "
@@ -397,7 +425,20 @@ def _parse_path(name, package_dir):  # ast.parse wants the text, not the path
     return None
 
 
+def _module_from_relative_path(name, package_dir):  # relative to package_dir: no package name
+    for path in sorted(Path(package_dir).rglob("*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) \
+                    and node.name == name:
+                parts = list(path.relative_to(package_dir).with_suffix("").parts)
+                return ".".join(parts[:-1] if parts[-1] == "__init__" else parts) or None
+    return None
+
+
 FIND_DEFINITION = [
+    Mistake("module name without the package", _module_from_relative_path,
+            hint="the dotted name starts with the package's own name ('shop.stock', not "
+                 "'stock'): use tour.module_name(path, package_dir)"),
     Mistake("files not in sorted path order", _finder(order=_by_file_name),
             hint="'plant' is defined in garden/m.py and garden/beds/x.py: return the first in "
                  "sorted path order, for path in sorted(Path(package_dir).rglob('*.py')), "

@@ -97,7 +97,17 @@ def _fills_in(preset):                      # writes the missing default into th
     return t["max_iters"] * t["batch_size"] * preset["model"]["block_size"] * t["grad_accum_steps"]
 
 
+def _block_plus_one(preset):                # a batch row reads block_size + 1 tokens (x and y)
+    t = preset["train"]
+    return (t["max_iters"] * t["batch_size"] * (preset["model"]["block_size"] + 1)
+            * t.get("grad_accum_steps", 1))
+
+
 TOKENS_SEEN = [
+    Mistake("block_size + 1", _block_plus_one,
+            hint="a row of a batch is trained on block_size tokens (its targets are the same "
+                 "tokens shifted by one, not extra ones): multiply by block_size, not "
+                 "block_size + 1"),
     Mistake("grad_accum_steps as a key", lambda p: p["train"]["max_iters"] * p["train"]["batch_size"]
             * p["model"]["block_size"] * p["train"]["grad_accum_steps"],
             hint="a preset may have no grad_accum_steps (it then means 1): read it with "
@@ -192,7 +202,7 @@ def check_tokens_seen(tokens_seen: Callable[[dict], Any]) -> None:
 
 
 _NOT_ROUNDED = ("the time was rounded to whole seconds: do not round: return the float number of "
-                "seconds (no int() or round(); round only where you print it)")
+                "seconds (no int(), round() or //; round only where you print it)")
 
 ESTIMATE_SECONDS = [
     Mistake("hours", lambda f, t, peak, mfu: f * t / (peak * mfu) / 3600,
@@ -203,7 +213,9 @@ ESTIMATE_SECONDS = [
                  "multiply by 6 again"),
     Mistake("divides by peak / mfu", lambda f, d, peak, mfu: f * d / (peak / mfu),
             hint="the time came out shorter than at peak speed: divide by the achieved "
-                 "throughput peak_flops * mfu, not by peak_flops / mfu"),
+                 "throughput (peak_flops * mfu), in parentheses: x / peak_flops * mfu multiplies "
+                 "by mfu, like x / (peak_flops / mfu)"),
+    Mistake("floor division", lambda f, d, peak, mfu: f * d // (peak * mfu), hint=_NOT_ROUNDED),
     Mistake("ignores mfu", lambda f, d, peak, mfu: f * d / peak,
             hint="that is the time at 100% of the peak: a real run reaches only mfu of it, so "
                  "divide by peak_flops * mfu"),
@@ -335,7 +347,15 @@ def _truncated(history, target):             # cuts the loss to 2 decimals (1.88
 _NOT_A_COPY = ("compare the loss itself, not a rounded copy: 1.8857 and 1.8849 are both above "
                "1.88, though 2 decimals make one of them 1.88")
 
+def _next_no_default(history, target):  # next() without a default: StopIteration when never
+    return next(row["iter"] for row in history
+                if row["type"] == "eval" and row["val_loss"] <= target)
+
+
 FIRST_REACHING = [
+    Mistake("next() without a default", _next_no_default,
+            hint="next(...) without a default raises StopIteration when no evaluation reaches "
+                 "the target: give it one, next((row['iter'] for row in history if ...), None)"),
     Mistake("train_loss", _train_loss, hint="that is where the TRAINING loss first reached the "
             "target: the milestone is about the validation loss, row['val_loss']"),
     Mistake("training lines", _any_row, hint="that iteration is a training line: use only the rows "

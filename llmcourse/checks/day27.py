@@ -234,6 +234,18 @@ def _write_limit_2_16(chunks, path):         # > 2**16 lets 65536 through (it wr
     return total
 
 
+def _write_refuses_65535(chunks, path):      # >= 65535: the largest id uint16 holds is refused
+    total = 0
+    with open(path, "wb") as f:
+        for chunk in chunks:
+            arr = np.asarray(chunk)
+            if arr.size and (arr.min() < 0 or arr.max() >= 65535):
+                raise ValueError("token id does not fit in uint16")
+            arr.astype(np.uint16).tofile(f)
+            total += arr.size
+    return total
+
+
 def _write_counts_chunks(chunks, path):
     n = 0
     with open(path, "wb") as f:
@@ -361,6 +373,8 @@ _TEMP_LEFT = ("a temporary file was left beside path after the ValueError: on an
               "the temporary file (tmp.unlink()), then raise")
 _NEVER_REPLACED = ("path has no file but a temporary file beside it holds the ids: after the last "
                    "chunk, os.replace(tmp, path)")
+_REFUSES_65535 = ("refused a chunk of valid ids: 65535 is the largest id uint16 holds; raise "
+                  "ValueError only for an id below 0 or above 65535 (> 65535, not >= 65535)")
 _DELETED = ("a refused call deleted the file already at path: on an error remove only your "
             "temporary file, and leave path as it was")
 _COPY_LEFT = ("a temporary file was left beside path after a successful call: "
@@ -380,6 +394,7 @@ WRITE_TOKENS = [
             "astype(np.uint16) turns -1 into 65535; raise ValueError for ids below 0 too"),
     Mistake("limit 2**16", _write_limit_2_16, hint="65536 was written without an error (it wraps to "
             "0): uint16 holds 0 .. 65535, so refuse ids > 65535 (>= 2**16), not > 2**16"),
+    Mistake("refuses 65535", _write_refuses_65535, expect=_REFUSES_65535),
     Mistake("no range check", _write_no_range_check, hint="an id above 65535 was written without "
             "an error: astype(np.uint16) wraps it around (65553 becomes 17, a different token); "
             "raise ValueError when an id is above 65535"),
@@ -431,12 +446,12 @@ def _write_cases() -> list[Case]:
     lists = [[0, 5, 65_535], [17], [2, 2, 2, 2]]
     return [
         Case("write_tokens(4 int64 chunks of 13, 1, 40 and 7 ids, path; the chunk of 1 is "
-             "[65535], the largest id uint16 holds)", ints64, None),
+             "[65535], the largest id uint16 holds)", ints64, None, holds_65535=True),
         Case("write_tokens(3 int32 chunks of 9, 0 and 21 ids, path) over an older file of "
              "100 ids", ints32, 100),
         Case("write_tokens(chunks of 64 ids sliced from a uint16 memmap of 300 ids, path)",
              "memmap", stored),
-        Case("write_tokens(3 chunks as Python lists, path)", lists, None),
+        Case("write_tokens(3 chunks as Python lists, path)", lists, None, holds_65535=True),
         Case(f"write_tokens(3 int64 chunks of {_STREAMED:,} ids, path): each chunk in the file "
              "before the next is read", [rng.integers(0, 50_257, size=_STREAMED) for _ in range(3)],
              None, streamed=True),
@@ -495,6 +510,8 @@ def _write_run(impl: Any, case: Case) -> Any:
                     raise CheckFailed(f"{_IN_PLACE} ({where})") from None
                 if left_over():
                     raise CheckFailed(f"{_TEMP_LEFT} (left: {left_over()[0]}; {where})") from None
+            elif kwargs.get("holds_65535"):
+                raise CheckFailed(f"{_REFUSES_65535} (on {case.label})") from None
             return Raised(exc)
         if left_over():
             why = _NEVER_REPLACED if not path.is_file() else _COPY_LEFT
@@ -575,7 +592,16 @@ def _lengths_split(ids, eot):                # np.split keeps the marker at each
     return [len(p) for p in np.split(np.asarray(ids), ends + 1)[:-1]]
 
 
+def _lengths_list_compared(ids, eot):        # list == eot is one False, not a mask
+    ends = np.flatnonzero(ids == eot)
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    return [int(e - s) for s, e in zip(starts, ends)]
+
+
 STORY_LENGTHS = [
+    Mistake("a list compared with ==", _lengths_list_compared,
+            hint="ids may be a Python list, and [0, 4, 4] == 0 is one False, not a mask: turn it "
+                 "into an array first, np.flatnonzero(np.asarray(ids) == eot)"),
     Mistake("counts the eot", _lengths_with_eot, hint="each length counts the end-of-text token "
             "too: a story of 3 tokens and its eot should give 3, not 4"),
     Mistake("counts the tail", _lengths_with_tail, hint="the tokens after the last eot were counted "
@@ -757,7 +783,18 @@ def _wrong_default(n_params, n_tokens, mfu, peak_flops=312e12):   # the A100's p
     return 6 * n_params * n_tokens / (mfu * peak_flops) / 3600
 
 
+_ROUNDED_DOWN = ("rounded down with // (to whole seconds or whole hours); divide with / and "
+                 "return the float number of hours")
+
 T4_HOURS = [
+    Mistake("/ mfu * peak_flops", lambda n_params, n_tokens, mfu, peak_flops=65e12:
+            6 * n_params * n_tokens / mfu * peak_flops / 3600,
+            hint="x / mfu * peak_flops multiplies by peak_flops: put the achieved rate in "
+                 "parentheses, 6 * n_params * n_tokens / (mfu * peak_flops) / 3600"),
+    Mistake("// 3600", lambda n_params, n_tokens, mfu, peak_flops=65e12:
+            6 * n_params * n_tokens / (mfu * peak_flops) // 3600, hint=_ROUNDED_DOWN),
+    Mistake("// (mfu * peak_flops)", lambda n_params, n_tokens, mfu, peak_flops=65e12:
+            6 * n_params * n_tokens // (mfu * peak_flops) / 3600, hint=_ROUNDED_DOWN),
     Mistake("seconds", _hours(divide=1.0), hint="the time is in seconds: divide by 3600 for hours"),
     Mistake("minutes", _hours(divide=60.0), hint="the time is in minutes: divide by 60 once more "
             "for hours"),

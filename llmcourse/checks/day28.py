@@ -17,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import statistics
@@ -84,6 +85,9 @@ MEAN_STD = [
     Mistake("swapped", lambda v: (_stdev(v) if len(v) > 1 else 0.0, _mean(v)),
             hint="mean and std are swapped: return (mean, std)"),
     Mistake("std only", lambda v: _stdev(v), expect="should return a pair (mean, std)"),
+    Mistake("0.0 for two values", lambda v: (_mean(v), _stdev(v) if len(v) > 2 else 0.0),
+            hint="two values have a spread (n - 1 = 1): return 0.0 as the std only for a single "
+                 "value (n < 2)"),
 ]
 
 
@@ -157,7 +161,20 @@ def _one_dict(grid):                         # appends the same dict object ever
     return out
 
 
+def _pops_keys(grid):                        # recursion that takes the keys out of the grid
+    if not grid:
+        return [{}]
+    key = next(iter(grid))
+    values = grid.pop(key)
+    rest = _pops_keys(grid)
+    return [{key: v, **r} for v in values for r in rest]
+
+
+_GRID_CHANGED = ("expand_grid changed the grid it was given (a key popped or a list changed): "
+                 "leave it as it was, build the settings from copies (list(grid), dict(zip(...)))")
+
 EXPAND_GRID = [
+    Mistake("pops the grid's keys", _pops_keys, expect=_GRID_CHANGED),
     Mistake("empty grid gives []", _empty_is_empty, hint="an empty grid is one setting in which "
             "nothing changes: [{}]"),
     Mistake("zip", _zip, hint="it pairs the lists up (zip); a grid is every combination "
@@ -206,10 +223,20 @@ def _settings(value: Any, case: Case) -> list[dict[str, Any]]:
     return list(value)
 
 
+def _run_grid(impl: Any, case: Case) -> Any:
+    """``impl(grid)`` on a fresh copy; fails if it changed that copy (the notebook's grid)."""
+    args, _ = case.fresh()
+    before = copy.deepcopy(args[0])
+    out = impl(args[0])
+    if args[0] != before:
+        raise CheckFailed(f"{_GRID_CHANGED} (on {case.label})")
+    return out
+
+
 @check("expand_grid", mistakes=EXPAND_GRID)
 def check_expand_grid(expand_grid_fn: Callable[[Any], Any]) -> None:
     """Exercise 2: the cross product of a grid, as dicts, the first key varying slowest."""
-    compare(expand_grid_fn, _grid, _grid_cases(), name="expand_grid(grid)",
+    compare(expand_grid_fn, _grid, _grid_cases(), name="expand_grid(grid)", run=_run_grid,
             mistakes=EXPAND_GRID, read=_settings)
 
 
@@ -231,6 +258,10 @@ def _p(values):
 
 
 DIFFERENCE_WITH_ERROR = [
+    Mistake("absolute difference", lambda a, b: (abs(_mean(b) - _mean(a)),
+                                                 difference_with_error(a, b)[1]),
+            hint="the difference has a sign: return mean(b) - mean(a), negative when b is lower "
+                 "(no abs)"),
     Mistake("mean(a) - mean(b)", lambda a, b: (_mean(a) - _mean(b),
                                                difference_with_error(a, b)[1]),
             hint="that difference is mean(a) - mean(b); return mean(b) - mean(a)"),
@@ -259,11 +290,18 @@ DIFFERENCE_WITH_ERROR = [
                  "statistics.stdev raises for a single value"),
     Mistake("difference only", lambda a, b: _mean(b) - _mean(a),
             expect="should return a pair (difference, se)"),
+    Mistake("pooled variance", _with_se(lambda a, b: math.sqrt(
+        ((len(a) - 1) * _s(a) ** 2 + (len(b) - 1) * _s(b) ** 2) / max(len(a) + len(b) - 2, 1)
+        * (1 / len(a) + 1 / len(b)))),
+            hint="that is the pooled standard error (one variance shared by both settings); "
+                 "each setting keeps its own: sqrt(s_a²/n_a + s_b²/n_b)"),
 ]
 
 
 def _difference_cases() -> list[Case]:
     return [
+        Case("difference_with_error([1.75, 1.5], [2.0, 2.5, 2.25]): b is higher",
+             [1.75, 1.5], [2.0, 2.5, 2.25]),
         Case("difference_with_error([2.61, 2.55, 2.70, 2.58], [2.43, 2.52, 2.47])",
              [2.61, 2.55, 2.70, 2.58], [2.43, 2.52, 2.47]),
         Case("difference_with_error(5 results, 2 results)", [3.0, 3.5, 2.5, 3.25, 2.75],

@@ -91,6 +91,9 @@ UPDATE_RATIO = [
             hint="use the Euclidean norms (.norm()), not mean absolute values"),
     Mistake("norm before the step", lambda b, a: _log_ratio((a - b).norm().item(), b.norm().item()),
             hint="divide by the norm of the weights AFTER the step (after.norm())"),
+    Mistake("squared norms", lambda b, a: _log_ratio(((a - b) ** 2).sum().item(), (a ** 2).sum().item()),
+            hint="those are squared norms (sums of squares), which double the log: use the norms "
+                 "themselves, .norm() (the square root of the sum of squares)"),
     Mistake("log10(0) raises", lambda b, a: math.log10((a - b).norm().item() / a.norm().item()),
             hint="weights that did not move (a skipped step) have an update of norm 0: return "
                  "-math.inf then instead of taking log10(0)"),
@@ -185,6 +188,16 @@ def _output_zero(pre, threshold=-3.0):       # GELU's output 0 instead of its in
     return _fractions(dead)
 
 
+def _over_tokens_only(pre, threshold=-3.0):  # .all(dim=-2) on (B, T, H): per batch row
+    below = pre.detach() < threshold
+    return below.float().mean().item(), below.all(dim=-2).float().mean().item()
+
+
+def _low_precision_mean(pre, threshold=-3.0):  # the flags cast to pre's dtype (bfloat16) to average
+    below = pre.detach().reshape(-1, pre.shape[-1]) < threshold
+    return below.to(pre.dtype).mean().item(), below.all(dim=0).to(pre.dtype).mean().item()
+
+
 DEAD_FRACTION = [
     Mistake("at the threshold counts", _at_or_below, hint="an entry equal to the threshold counted "
             "as dead; dead means strictly below it (pre < threshold)"),
@@ -207,6 +220,16 @@ DEAD_FRACTION = [
     Mistake("swapped", lambda pre, threshold=-3.0: _fractions(
         pre.detach().reshape(-1, pre.shape[-1]) < threshold)[::-1],
             hint="dead_frac and dead_units are swapped: return (dead_frac, dead_units)"),
+    Mistake("count of units", lambda pre, threshold=-3.0: (
+        _fractions(pre.detach().reshape(-1, pre.shape[-1]) < threshold)[0],
+        (pre.detach().reshape(-1, pre.shape[-1]) < threshold).all(dim=0).sum().item()),
+            hint="dead_units counted the dead units; return their share of the H units (.float()"
+                 ".mean() of the per-unit flags)"),
+    Mistake("all over dim -2 only", _over_tokens_only, hint="dead_units asked only along the "
+            "token dimension (dim=-2), per batch row: flatten every dimension but the last "
+            "(pre.reshape(-1, H)) and ask .all(dim=0) over all the rows"),
+    Mistake("bfloat16 mean", _low_precision_mean, hint="the shares were averaged in pre's own "
+            "dtype (bfloat16 rounds them): turn the flags into float32 (.float()) before .mean()"),
     Mistake("one number", lambda pre, threshold=-3.0: (pre < threshold).float().mean().item(),
             expect="should return a pair (dead_frac, dead_units)"),
 ]
@@ -307,6 +330,16 @@ def _dead_first(s):                          # dead_units tested before overfitt
 
 
 
+def _relative_rise(s):                       # 10% above the best instead of 0.1 above it
+    if s["final_val"] > s["best_val"] * 1.1 and s["final_val"] - s["final_train"] > 0.5:
+        return "overfitting"
+    if s["dead_start"] > 0.5:
+        return "dead_units"
+    if s["dead_end"] > 0.2:
+        return "lr_too_high"
+    return "healthy"
+
+
 def _gap_reversed(summary):  # final_train - final_val: the gap of a real overfit is negative
     if (summary["final_val"] > summary["best_val"] + 0.1
             and summary["final_train"] - summary["final_val"] > 0.5):
@@ -337,6 +370,8 @@ DIAGNOSE = [
     Mistake("another label", lambda s: "too high" if _lr_first(s) == "lr_too_high" else
             reference_diagnose(s), expect="return one of"),
     Mistake("no return", lambda s: None, expect="as a string"),
+    Mistake("relative rise", _relative_rise, hint="the rise is absolute: final_val > best_val + "
+            "0.1, not 10% above the best (best_val * 1.1)"),
     Mistake("gap the wrong way", _gap_reversed,
             hint="the gap is final_val - final_train (the validation loss above the training "
                  "loss), not final_train - final_val"),
@@ -360,6 +395,10 @@ def _diagnose_cases() -> list[Case]:
         (_summary(2.25, 2.75, 2.5, 0.0, 0.0), "a gap of exactly 0.5"),
         (_summary(2.0, 2.1, 2.1, 0.5, 0.2), "dead_start exactly 0.5, dead_end exactly 0.2"),
         (_summary(1.9, 2.0, 1.98, 0.0, 0.01), "a healthy run"),
+        (_summary(3.0, 2.4, 2.2, 0.0, 0.0), "val 0.2 above its best but 0.6 BELOW train"),
+        (_summary(1.5, 2.1, 1.9, 0.0, 0.0), "val 0.2 above its best and 0.6 above train, its "
+                                           "best only 0.4 above train"),
+        (_summary(2.6, 2.62, 2.6, 0.8, 0.1), "80% dead from the start, 10% at the end"),
     ]
     cases = [Case(f"diagnose({s}): {why}", s) for s, why in rows]
     shuffled = {"dead_start": 0.1, "final_train": 2.3, "dead_end": 0.3, "best_val": 2.4,

@@ -55,8 +55,8 @@ TOKENS_FOR_BUDGET = [
             "*): write C / (6 * N)"),
     Mistake("floor division", lambda c, n: c // (6 * n), hint="// (or int()) rounds the tokens "
             "down to a whole number; use / (the caller rounds to steps itself)"),
-    Mistake("rounded", lambda c, n: round(c / (6 * n)), hint="round() makes the tokens a whole "
-            "number; return C / (6 N) as it is (the caller rounds to steps itself)"),
+    Mistake("rounded", lambda c, n: round(c / (6 * n)), hint="round() (or math.ceil) makes the tokens a "
+            "whole number; return C / (6 N) as it is (the caller rounds to steps itself)"),
     Mistake("times 6", lambda c, n: c * 6 / n, hint="that multiplies the FLOPs by 6: each token "
             "costs 6 N FLOPs, so divide, D = C / (6 N)"),
     Mistake("arguments swapped", lambda c, n: n / (6 * c), hint="flops and n_params are swapped: "
@@ -107,6 +107,12 @@ COMPUTE_OPTIMAL = [
     Mistake("20 written in", _optimal(lambda c, r: math.sqrt(c / (6 * 20)), lambda n, r: 20 * n),
             hint="the ratio 20 is written in: use the argument tokens_per_param (the check passes "
                  "other ratios)"),
+    Mistake("20 written in for D", _optimal(lambda c, r: math.sqrt(c / (6 * r)), lambda n, r: 20 * n),
+            hint="n_tokens uses the ratio 20 written in: D = tokens_per_param * N (the check passes "
+                 "other ratios)"),
+    Mistake("** before /", _optimal(lambda c, r: c / (6 * r) ** 0.5), hint="that is C / (6 r) ** "
+            "0.5 (** binds before /, so only the 6 r was rooted): write (C / (6 * r)) ** 0.5 or "
+            "math.sqrt(C / (6 * r))"),
     Mistake("ignores r", _optimal(lambda c, r: math.sqrt(c / 6)), hint="that N ignores the tokens "
             "per parameter: from C = 6 N D and D = r N, N = sqrt(C / (6 r))"),
     Mistake("2ND", _optimal(lambda c, r: math.sqrt(c / (2 * r))), hint="that uses C = 2 N D; "
@@ -181,6 +187,11 @@ def _fit_linear(x, y):
     return intercept, slope
 
 
+def _fit_semilog(x, y):                      # log x only: y itself against log x
+    slope, intercept = np.polyfit(np.log(np.asarray(x, dtype=float)), np.asarray(y, dtype=float), 1)
+    return math.exp(intercept), slope
+
+
 def _fit_inverse(x, y):
     return _polyfit(x, y, swap=True)
 
@@ -214,6 +225,8 @@ FIT_POWER_LAW = [
             "log y against log x, negative for a loss that falls with x"),
     Mistake("linear fit", _fit_linear, hint="that is the slope of y against x; fit log y against "
             "log x (np.polyfit(np.log(x), np.log(y), 1))"),
+    Mistake("log x only", _fit_semilog, hint="only x was put in log space: fit log y against log x "
+            "(np.polyfit(np.log(x), np.log(y), 1))"),
     Mistake("inverse fit", _fit_inverse, hint="that is the slope of log x against log y: fit log y "
             "(the loss) as a function of log x"),
     Mistake("polyfit unpacked backwards", _fit_unpacked_backwards, hint="np.polyfit returns the "

@@ -24,7 +24,7 @@ import numpy as np
 
 from llmcourse.checks._core import (Case, CheckFailed, Mistake, as_int_list, check, compare, kind_of,
                                     none_hint)
-from llmcourse.data.clean import normalize
+from llmcourse.data.clean import BOILERPLATE_PATTERNS, normalize
 
 __all__ = ["check_length_filter", "check_strip_boilerplate", "check_exact_dedup",
            "check_minhash_signature"]
@@ -60,6 +60,10 @@ LENGTH = [
     Mistake("documents", lambda docs, lo, hi: [d for d in docs if lo <= len(d.split()) <= hi],
             expect="should return a list of ints"),
     Mistake("no return", lambda docs, lo, hi: None, expect="forget the `return`"),
+    Mistake("1-based", lambda docs, lo, hi: [i for i, d in enumerate(docs, 1)
+                                              if lo <= len(d.split()) <= hi],
+            hint="the indices start at 1; Python counts from 0: enumerate(docs), not "
+            "enumerate(docs, 1)"),
     Mistake("words by regex", lambda docs, lo, hi: [i for i, d in enumerate(docs)
                                                      if lo <= len(re.findall(r"\w+", d)) <= hi],
             hint="count words with doc.split(), the pieces between white space: \"it's a "
@@ -105,8 +109,12 @@ def _as_str(value: Any, case: Case) -> str:
 STRIP = [
     Mistake("substring test", lambda doc, patterns: "\n".join(
         line for line in doc.split("\n") if line.strip() and not any(p in line for p in patterns)),
-            hint="the patterns are regular expressions, not plain text (^ anchors, (?i) ignores "
-                 "case): test each line with re.search(p, line), not p in line"),
+            hint="a line in which a pattern is found was kept: the patterns are regular "
+                 "expressions (^ anchors, (?i) ignores case); drop a line when re.search(p, line) "
+                 "finds ANY of them (not p in line, not re.fullmatch, not all of them)"),
+    Mistake("the package's patterns", lambda d, p: _strip(d, list(BOILERPLATE_PATTERNS.values())),
+            hint="the patterns argument was not used (the package's BOILERPLATE_PATTERNS were): "
+            "test the lines against the patterns passed in"),
     Mistake("re.match", lambda d, p: _strip(d, p, match=re.match), hint="a line with a pattern in "
             "its middle was kept: re.match only looks at the start of a line; use re.search"),
     Mistake("blank kept", lambda d, p: _strip(d, p, blank=lambda line: True), hint="blank lines "
@@ -123,6 +131,13 @@ STRIP = [
     Mistake("re.IGNORECASE", lambda d, p: _strip(d, p, match=lambda q, line: re.search(q, line, re.I)),
             hint="a line was dropped because re.IGNORECASE made a pattern match other cases; a "
             "pattern that should ignore case says so itself, (?i): call re.search(pattern, line)"),
+    Mistake("kept lines stripped", lambda d, p: "\n".join(
+        line.strip() for line in _strip(d, p).split("\n")), hint="the kept lines were stripped: "
+            "use line.strip() only to test for a blank line, and keep the line itself unchanged"),
+    Mistake("kept lines rstripped", lambda d, p: "\n".join(
+        line.rstrip() for line in _strip(d, p).split("\n")), hint="the kept lines lost their "
+            "trailing spaces: use line.strip() only to test for a blank line, and keep the line "
+            "itself unchanged"),
     Mistake("a list", lambda d, p: [l for l in d.split("\n") if l.strip()
                                     and not any(re.search(q, l) for q in p)],
             expect="join the kept lines"),
@@ -138,7 +153,7 @@ def check_strip_boilerplate(strip_boilerplate: Callable[..., Any]) -> None:
            "It was happy.\n(c) Me. All Rights Reserved.\nThe end, Tags: none")
     cases = [Case("strip_boilerplate(a 7-line doc, 3 patterns)", doc, _PATTERNS),
              Case("strip_boilerplate(a doc with a line of spaces, 2 patterns)",
-                  "Intro\n   \nvisit http://a.b now\n\tTabbed line\nend\n", _PATTERNS[:2]),
+                  "Intro\n   \nvisit http://a.b now\n\tTabbed line\nend  \n", _PATTERNS[:2]),
              Case("strip_boilerplate(a doc, 4 patterns incl. 'cookie' at the end)",
                   "We use a cookie\nreal text\nall rights reserved\nmore text\nHTTP://LOUD kept: "
                   "https?:// is lower case", _PATTERNS + ["cookie"]),
@@ -170,6 +185,16 @@ DEDUP = [
             "keep the first one of each group"),
     Mistake("order lost", lambda docs: sorted(_dedup(docs), key=lambda i: normalize(docs[i])),
             hint="keep the original order of the documents (a set or a sort loses it)"),
+    Mistake("case kept", lambda docs: _dedup(docs, key=lambda d: " ".join(d.split())),
+            hint="documents that differ only in upper and lower case were kept: compare "
+            "normalize(doc), which also lower-cases"),
+    Mistake("every copy dropped", lambda docs: [i for i, d in enumerate(docs)
+                                                if [normalize(e) for e in docs].count(normalize(d)) == 1],
+            hint="documents with copies were dropped altogether: keep the FIRST copy of each "
+            "document, drop only the later ones"),
+    Mistake("the copies", lambda docs: [i for i in range(len(docs)) if i not in _dedup(docs)],
+            hint="those are the later copies, the ones to drop: return the indices of the "
+            "documents kept (the first copy of each)"),
     Mistake("documents", lambda docs: list(dict.fromkeys(normalize(d) for d in docs)),
             expect="should return a list of ints"),
 ]
@@ -183,7 +208,9 @@ def check_exact_dedup(exact_dedup: Callable[..., Any]) -> None:
              Case("exact_dedup(docs with tabs, inner spaces, empty and blank docs)",
                   ["b  a", "", "Zebra\tcrossing", "b a", "   ", "zebra crossing", "a b", "\n"]),
              Case("exact_dedup(7 copies of 2 docs)", ["y", "x", "Y", "x ", "X", " y", "x"]),
-             Case("exact_dedup([])", [])]
+             Case("exact_dedup([])", []),
+             Case("exact_dedup(the 6 small docs again, in a new call: remember nothing from "
+                  "earlier calls)", docs)]
     compare(exact_dedup, _dedup, cases, name="exact_dedup(docs)", mistakes=DEDUP,
             read=lambda v, c: as_int_list(v, "exact_dedup"))
 
@@ -215,6 +242,17 @@ MINHASH = [
             lambda x, a, b, p: ((a[:, None] * x[None, :] + b[:, None]) % p).min(axis=0),
             hint="the signature needs one entry per hash function: take the minimum over the "
             "shingles (axis=1 of the (P, S) table)"),
+    Mistake("argmin", lambda x, a, b, p: ((a[:, None] * x[None, :] + b[:, None]) % p).argmin(axis=1),
+            hint="argmin gives WHICH shingle has the smallest hash; the signature holds the "
+            "smallest hash values themselves (.min(axis=1))"),
+    Mistake("b after the modulo", lambda x, a, b, p: ((a[:, None] * x[None, :]) % p
+                                                       + b[:, None]).min(axis=1),
+            hint="b was added after % p: each hash is (a[i] * x + b[i]) % p, b inside the "
+            "brackets"),
+    Mistake("float table", lambda x, a, b, p: ((a[:, None].astype(np.float64) * x[None, :]
+                                                 + b[:, None]) % p).min(axis=1).astype(np.int64),
+            hint="the table was computed in floats, which round products this large (up to "
+            "2^62): keep x, a and b int64 throughout"),
     Mistake("float", lambda x, a, b, p: _minhash(x, a, b, p).astype(np.float64),
             expect="should return the (P,) array of ints (int64, like x, a and b)"),
     Mistake("list of floats", lambda x, a, b, p: [float(v) for v in _minhash(x, a, b, p)],

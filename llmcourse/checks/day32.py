@@ -122,6 +122,9 @@ BPB = [
             "divide by it (nats / ln 2 = bits)"),
     Mistake("log2 of the loss", lambda l, t, b: math.log2(l) * t / b, hint="you took log2 of the "
             "loss; the loss is already a log (in nats): divide it by ln 2 instead"),
+    Mistake("precedence", lambda l, t, b: l * t / math.log(2) * b, hint="that is loss * n_tokens / "
+            "ln 2 * n_bytes (the precedence of / and *), which multiplies by n_bytes: write "
+            "loss * n_tokens / (math.log(2) * n_bytes)"),
     Mistake("a str", lambda l, t, b: str(l), expect="should return one number"),
 ]
 
@@ -152,6 +155,17 @@ def _by_first_seen(text, coverage):  # Counter.most_common breaks ties by first 
     return set(text) - _keep_while(Counter(text).most_common(), len(text), coverage)
 
 
+def _covered_by_one(text, coverage):  # covered += 1: counts the kept characters, not their uses
+    counts = Counter(text)
+    kept, covered = set(), 0
+    for ch, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        if covered >= coverage * len(text):
+            break
+        kept.add(ch)
+        covered += 1
+    return set(counts) - kept
+
+
 def _rare_gt(text, coverage):  # > instead of >=: keeps one more character at the line
     counts = Counter(text)
     kept, covered = set(), 0
@@ -171,14 +185,16 @@ RARE = [
             "the covered share is below the coverage, so the one that crosses it is kept"),
     Mistake("ties by first occurrence", _by_first_seen, hint="two characters tie at the coverage "
             "line: break ties by the character itself, sorted(counts.items(), key=lambda kv: "
-            "(-kv[1], kv[0])), not by first occurrence (Counter.most_common)"),
+            "(-kv[1], kv[0])), smallest first, not by first occurrence (Counter.most_common) nor reversed"),
     Mistake("distinct", lambda t, c: set([ch for ch, _ in Counter(t).most_common()]
                                          [int(c * len(set(t))):]),
             hint="coverage is a share of all characters counted with repeats (Counter(text)), not "
             "a share of the distinct characters"),
     Mistake("ascending", lambda t, c: set(t) - _keep_while(sorted(Counter(t).items(),
                                                                   key=lambda kv: kv[1]), len(t), c),
-            hint="rank the characters by count, most frequent first"),
+            hint="rank the characters by count, most frequent first, and add each kept "
+                 "character's count to what is covered (covered += n, not += 1)"),
+    Mistake("covered += 1", _covered_by_one, expect="covered += n, not += 1"),
     Mistake("no return", lambda t, c: None, expect="forget the `return`"),
     Mistake("stops past the line", _rare_gt,
             hint="one character too many is kept: stop as soon as the kept ones cover the share "

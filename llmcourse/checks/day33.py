@@ -81,8 +81,11 @@ RMS = [
             "inside the square root: x / sqrt(mean(x**2) + eps)"),
     Mistake("no weight", lambda x, w, eps=1e-5: _rms(x, w, eps, weight=False), hint="the result is "
             "not scaled by weight: multiply by weight at the end"),
-    Mistake("fixed eps", lambda x, w, eps=1e-5: _rms(x, w, eps, fixed=1e-5), hint="use the eps "
-            "argument (the check passes other values), not a fixed 1e-5"),
+    Mistake("fixed eps", lambda x, w, eps=1e-5: _rms(x, w, eps, fixed=1e-5), hint="the eps argument "
+            "was not used (left out, or a fixed 1e-5 written in; the check passes other values): "
+            "x / sqrt(mean(x**2) + eps)"),
+    Mistake("no eps", lambda x, w, eps=1e-5: x / x.pow(2).mean(-1, keepdim=True).sqrt() * w,
+            expect="the eps argument was not used"),
     Mistake("sum", lambda x, w, eps=1e-5: _rms(x, w, eps, stat=lambda x: x.pow(2).sum(-1, keepdim=True)),
             hint="divide by the root of the MEAN of the squares, not of their sum (x.norm is the "
             "root of the sum): x.pow(2).mean(dim=-1, keepdim=True)"),
@@ -90,6 +93,9 @@ RMS = [
             lambda x, w, eps=1e-5: _rms(x, w, eps, stat=lambda x: x.pow(2).mean(0, keepdim=True)),
             hint="the mean is over the last dimension (the features of one token): "
             "mean(dim=-1, keepdim=True)"),
+    Mistake("mean of everything", lambda x, w, eps=1e-5: x / torch.sqrt(x.pow(2).mean() + eps) * w,
+            hint="x.pow(2).mean() without dim averages the whole tensor; each token needs its own "
+            "root-mean-square: x.pow(2).mean(dim=-1, keepdim=True)"),
     Mistake("no keepdim", lambda x, w, eps=1e-5: x / torch.sqrt(x.pow(2).mean(-1) + eps) * w,
             hint="the mean needs keepdim=True: without it mean(x**2, dim=-1) has shape (B, T) and "
             "does not line up with x (B, T, C); x.pow(2).mean(dim=-1, keepdim=True)"),
@@ -185,6 +191,19 @@ ROPE = [
             "with torch.cat((x1*cos - x2*sin, x1*sin + x2*cos), dim=-1) and return it"),
     Mistake("second half", _rope(second=lambda x1, x2, c, s: x1 * s - x2 * c), hint="the second "
             "half should be x1*sin + x2*cos (a rotation mixes both halves in both outputs)"),
+    Mistake("second half cos and sin swapped", _rope(second=lambda x1, x2, c, s: x1 * c + x2 * s),
+            hint="the second half should be x1*sin + x2*cos (a rotation mixes both halves in both "
+            "outputs)"),
+    Mistake("first half plus", lambda x, c, s: torch.cat((_halves(x)[0] * c + _halves(x)[1] * s,
+                                                         _halves(x)[0] * s + _halves(x)[1] * c), dim=-1),
+            hint="the first half is x1*cos MINUS x2*sin (the second is x1*sin + x2*cos)"),
+    Mistake("outputs swapped", lambda x, c, s: torch.cat(_halves(_rope()(x, c, s))[::-1], dim=-1),
+            hint="the two rotated halves are in the wrong order: first x1*cos - x2*sin, then "
+            "x1*sin + x2*cos"),
+    Mistake("cat along dim 0", lambda x, c, s: torch.cat(
+        (_halves(x)[0] * c - _halves(x)[1] * s, _halves(x)[0] * s + _halves(x)[1] * c)),
+            hint="torch.cat without dim joins the halves along dim 0 (the batch): put them back "
+            "side by side along the last dimension, torch.cat((...), dim=-1)"),
     Mistake("cos only", lambda x, c, s: torch.cat((_halves(x)[0] * c, _halves(x)[1] * c), dim=-1),
             hint="the second half should be x1*sin + x2*cos (a rotation mixes both halves in both "
             "outputs)"),
@@ -242,12 +261,20 @@ SWIGLU = [
             hint="the weights are (C, hidden) matrices used as x @ w_gate, not nn.Linear weights "
             "(out, in): F.linear(x, w) and w.T multiply by the transpose; write x @ w_gate, "
             "x @ w_up and (...) @ w_down"),
+    Mistake("SiLU on both branches", lambda x, g, u, d: (F.silu(x @ g) * F.silu(x @ u)) @ d,
+            hint="only the gate goes through the SiLU: silu(x @ w_gate) * (x @ w_up), the up "
+            "branch stays linear"),
     Mistake("no activation", _glu(lambda t: t), hint="no activation: apply F.silu to x @ w_gate "
             "before multiplying"),
     Mistake("branches added", lambda x, g, u, d: (F.silu(x @ g) + x @ u) @ d, hint="the two "
             "branches are multiplied, not added: silu(x @ w_gate) * (x @ w_up)"),
     Mistake("no up branch", lambda x, g, u, d: F.silu(x @ g) @ d, hint="w_up is not used: the gate "
             "multiplies a second projection, silu(x @ w_gate) * (x @ w_up), before w_down"),
+    Mistake("precedence", lambda x, g, u, d: F.silu(x @ g) * x @ u @ d, hint="* and @ bind "
+            "equally, left to right, so silu(x @ w_gate) * x came first: bracket the product, "
+            "(silu(x @ w_gate) * (x @ w_up)) @ w_down"),
+    Mistake("SiLU of x", lambda x, g, u, d: ((F.silu(x) @ g) * (x @ u)) @ d, hint="the SiLU goes "
+            "on the gate's projection, silu(x @ w_gate), not on x before it"),
     Mistake("SiLU of the product", _glu(F.silu, "product"), hint="the SiLU goes on the gate alone, "
             "before the product: silu(x @ w_gate) * (x @ w_up)"),
 ]
@@ -286,6 +313,8 @@ REPEAT = [
     Mistake("n_rep 2", lambda x, n: x.repeat_interleave(2, dim=1), hint="use the n_rep argument, "
             "not a fixed number of repeats"),
     Mistake("cat tiles", lambda x, n: torch.cat([x] * n, dim=1), hint=_TILED),
+    Mistake("no dim", lambda x, n: torch.repeat_interleave(x, n), hint="without dim, "
+            "repeat_interleave flattens x first: repeat along the heads, dim=1"),
     Mistake("detached", lambda x, n: x.detach().repeat_interleave(n, dim=1), expect="does not carry "
             "gradients"),
 ]

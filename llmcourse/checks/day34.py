@@ -266,8 +266,9 @@ _A_STD1 = Mistake("A std 1", _lora(init="randn"), hint="lora_A starts with std a
                   "nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5)), within "
                   "±1/sqrt(in_features)")
 _A_KAIMING0 = Mistake("kaiming without a", _lora(init="kaiming a=0"), hint="lora_A goes beyond "
-                      "±1/sqrt(in_features): nn.init.kaiming_uniform_ needs a=math.sqrt(5) (the "
-                      "nn.Linear initialisation); without it the bound is sqrt(6 / in_features)")
+                      "±1/sqrt(in_features): use nn.init.kaiming_uniform_ (uniform, not "
+                      "kaiming_normal_) with a=math.sqrt(5), the nn.Linear initialisation; without "
+                      "a the bound is sqrt(6 / in_features)")
 _B_RANDOM = Mistake("B random", _lora(b_random=True), hint="lora_B should start at zero, so the "
                     "fresh adapter changes nothing (layer(x) == base(x) at init)")
 _NOT_FROZEN = Mistake("base trains", _lora(freeze=False), hint="the base layer still trains: set "
@@ -328,6 +329,8 @@ LORA = [
             "is alpha / r"),
     Mistake("scaled by r / alpha", _lora(factor=lambda a, r: r / a), hint="scaled by r / alpha: "
             "the factor is alpha / r"),
+    Mistake("scaled by alpha / sqrt(r)", _lora(factor=lambda a, r: a / math.sqrt(r)),
+            hint="scaled by alpha / sqrt(r) (rank-stabilised LoRA): the factor here is alpha / r"),
     Mistake("alpha // r", _lora(factor=lambda a, r: a // r), hint="alpha // r is floor division "
             "(4.0 // 8 is 0.0, and the adapter vanishes): the factor is alpha / r"),
     Mistake("not added", _lora(factor=lambda a, r: 0.0), hint="the adapter is not added: return "
@@ -380,12 +383,19 @@ def _structure(LoRALinear: Any, in_f: int, out_f: int, r: int, alpha: float) -> 
     if values.std() > 0.8:
         raise CheckFailed(f"{_A_STD1.hint} (got std {values.std():.2f}, expected about "
                           f"{bound / math.sqrt(3):.3f} for in_features={in_f})")
+    if values.abs().max() > math.sqrt(6 / in_f) * (1 + 1e-5):   # beyond even kaiming_uniform_(a=0)
+        raise CheckFailed(f"lora_A goes beyond ±1/sqrt(in_features) (got values up to "
+                          f"{values.abs().max():.3f}, bound {bound:.3f} for in_features={in_f}): "
+                          "initialise it like an nn.Linear weight, "
+                          "nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))")
     if values.abs().max() > bound * (1 + 1e-5):
         raise CheckFailed(f"{_A_KAIMING0.hint} (got values up to {values.abs().max():.3f}, "
                           f"bound {bound:.3f} for in_features={in_f})")
-    if values.std() < 0.25 * bound:
-        raise CheckFailed(f"lora_A is nearly zero (std {values.std():.4f}): initialise it with "
-                          "nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))")
+    if values.std() < 0.45 * bound:       # kaiming_uniform_(a=sqrt(5)) gives about 0.577 * bound
+        raise CheckFailed(f"lora_A is too small (std {values.std():.4f}, expected about "
+                          f"{bound / math.sqrt(3):.3f} for in_features={in_f}): initialise it with "
+                          "nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5)), a the square "
+                          "root of 5")
     x = torch.randn(3, in_f)
     w0 = base.weight.detach().clone()
     try:
@@ -486,6 +496,11 @@ def _tied_twice(model):  # every module's own parameters: a shared one is met tw
     return total
 
 
+def _with_buffers(model):  # model.buffers() added to the parameters
+    total = reference_training_bytes(model)
+    return total + sum(b.numel() * b.element_size() for b in model.buffers())
+
+
 BYTES = [
     Mistake("frozen parameters not counted", _bytes(params=0, extra=4), hint="the frozen "
             "parameters still sit in memory: count every parameter's own bytes once, and add the "
@@ -504,8 +519,13 @@ BYTES = [
             "size, besides the gradient"),
     Mistake("one copy short", _bytes(extra=2), hint="one copy short: a trainable parameter has a "
             "gradient and two AdamW moments, three extra copies of its bytes"),
-    Mistake("parameters only", _bytes(extra=0), hint="only the parameters are counted: add a "
-            "gradient and AdamW's two moments for every trainable parameter"),
+    Mistake("parameters only", _bytes(extra=0), hint="no gradient or AdamW state was "
+            "counted: add 3 more copies of the bytes of every p in model.parameters() with "
+            "p.requires_grad (not p.grad, None before a backward; not a state_dict's tensors, "
+            "which never require grad; and a generator such as model.parameters() is empty the "
+            "second time through)"),
+    Mistake("buffers counted", _with_buffers, hint="buffers (a BatchNorm's running statistics, "
+            "a causal mask) were counted: they are not parameters; sum over model.parameters() only"),
     Mistake("one copy too many", _bytes(extra=4), expect="training_bytes(model) should be"),
     Mistake("a str", lambda m: "12", expect="should return an int"),
 ]
@@ -522,6 +542,8 @@ def _bytes_cases() -> list[Case]:
         Case("training_bytes(tied Embedding(9, 4) frozen)", _Tied(9, 4, freeze_emb=True)),
         Case("training_bytes(Linear(6, 9) with a LoRA adapter r=2)", lora),
         Case("training_bytes(Embedding(300, 16) tied, in bfloat16)", _Tied(300, 16).to(torch.bfloat16)),
+        Case("training_bytes(Linear(4, 3), BatchNorm1d(3) with its running-statistics buffers)",
+             nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))),
     ]
 
 

@@ -49,6 +49,11 @@ def _naive(logits, T):  # exp without subtracting the max: overflows on large lo
     return e / e.sum(-1, keepdim=True)
 
 
+def _in_place(x, T):  # logits /= T: writes into the caller's logits
+    x /= T
+    return torch.softmax(x, -1)
+
+
 SOFTEN = [
     Mistake("times T", lambda x, T: torch.softmax(x * T, -1), hint="the logits are multiplied by "
             "T; divide them: softmax(logits / T)"),
@@ -66,6 +71,9 @@ SOFTEN = [
     Mistake("naive exp", _naive, hint="exp(logits / T) overflows to inf for large logits (NaN "
             "after the division): use torch.softmax(logits / T, dim=-1), which subtracts the "
             "maximum first"),
+    Mistake("divides in place", _in_place, hint="logits /= T divides the caller's tensor in place "
+            "(autograd refuses it for logits that require grad): write "
+            "torch.softmax(logits / T, dim=-1)"),
 ]
 
 
@@ -139,6 +147,30 @@ def _distill_soft_ce(s, t, y, T, alpha):  # -sum p log q instead of the KL
     soft = (-(p * log_q).sum(-1))[y != -1].mean() * T ** 2
     return alpha * soft + (1 - alpha) * F.cross_entropy(s, y, ignore_index=-1)
 
+def _distill_kl_div_log_target(s, t, y, T, alpha):  # F.kl_div given log-probs as its target
+    V = s.shape[-1]
+    s, t, y = s.reshape(-1, V), t.reshape(-1, V).detach(), y.reshape(-1)
+    keep = y != -1
+    log_q, log_p = F.log_softmax(s / T, -1), F.log_softmax(t / T, -1)
+    soft = F.kl_div(log_q[keep], log_p[keep], reduction="batchmean") * T ** 2
+    return alpha * soft + (1 - alpha) * F.cross_entropy(s, y, ignore_index=-1)
+
+
+def _distill_all_rows_count(s, t, y, T, alpha):  # the kept rows' KL summed, divided by all rows
+    V = s.shape[-1]
+    s, t, y = s.reshape(-1, V), t.reshape(-1, V).detach(), y.reshape(-1)
+    keep = y != -1
+    log_q, log_p = F.log_softmax(s / T, -1), F.log_softmax(t / T, -1)
+    kl = (log_p.exp() * (log_p - log_q)).sum(-1)
+    soft = kl[keep].sum() / len(keep) * T ** 2
+    return alpha * soft + (1 - alpha) * F.cross_entropy(s, y, ignore_index=-1)
+
+
+def _distill_t2_on_both(s, t, y, T, alpha):  # T ** 2 multiplies the whole mix
+    return T ** 2 * (alpha * _distill("no T^2")(s, t, y, T, 1.0)
+                     + (1 - alpha) * _distill("no T^2")(s, t, y, T, 0.0))
+
+
 DISTILL = [
     Mistake("3-D cross_entropy", _distill_3d, hint="F.cross_entropy wants logits (N, V) and "
             "targets (N,): reshape the student's logits with .reshape(-1, V) and the targets with "
@@ -167,6 +199,14 @@ DISTILL = [
     Mistake("hard term at T", _distill("hard term at T"), hint="the hard term is the plain "
             "cross-entropy at temperature 1: use the student's raw logits, "
             "F.cross_entropy(student_logits, targets), not student_logits / T"),
+    Mistake("kl_div with log-probs as target", _distill_kl_div_log_target, hint="F.kl_div's "
+            "target is probabilities: give it the teacher's softmax, or pass log_target=True "
+            "with its log_softmax"),
+    Mistake("divided by every position", _distill_all_rows_count, hint="the KL of the kept "
+            "positions was summed and divided by ALL positions: average over the kept ones "
+            "(kl[keep].mean(), or divide by keep.sum())"),
+    Mistake("T^2 on both terms", _distill_t2_on_both, hint="T ** 2 multiplies only the soft (KL) "
+            "term: alpha * T**2 * KL + (1 - alpha) * cross-entropy"),
     Mistake("item", _distill("item"), hint="the loss has no gradient: keep it a tensor built from "
             "the student's logits (no .item(), no float())"),
     Mistake("soft cross-entropy", _distill_soft_ce, hint="that soft term is the cross-entropy "
@@ -229,6 +269,12 @@ GAP = [
             "0.142857..., not 0.14)"),
     Mistake("abs", lambda t, s, d: abs(s - d) / abs(s - t), hint="a distilled model worse than "
             "the plain student closed a negative share: drop the abs()"),
+    Mistake("divided by what is open", lambda t, s, d: (s - d) / (d - t), hint="it divides by "
+            "the gap still open (distilled - teacher); divide by the whole gap, student_loss - "
+            "teacher_loss"),
+    Mistake("clamped", lambda t, s, d: max(0.0, min(1.0, (s - d) / (s - t))), hint="the share "
+            "was clamped to [0, 1]: a distilled model worse than the plain student closed a "
+            "negative share, one better than the teacher more than 1; return it as it is"),
     Mistake("negative denominator", lambda t, s, d: (s - d) / (t - s),
             hint="the share came out negative: divide by the gap to close, student_loss - "
                  "teacher_loss (positive when the teacher is better), not teacher - student"),

@@ -82,6 +82,9 @@ LOGPS = [
         "log-probabilities over the response positions"),
     Mistake("mean", _logps(mean=True), hint="that averages over the response tokens; DPO uses the "
             "sum (the log-probability of the whole response)"),
+    Mistake("the notebook's P_LEN", lambda lg, ids, P: _logps()(lg, ids, 32), hint="every sum is "
+            "0: the slice is empty, taken at the notebook's P_LEN = 32 instead of the prompt_len "
+            "argument; use logits[:, prompt_len - 1:-1]"),
     Mistake("probabilities", _logps(exp=True), hint="those are probabilities; return the summed "
             "log-probabilities"),
     Mistake("softmax", lambda lg, ids, P: F.softmax(lg[:, P - 1:-1], -1).gather(
@@ -92,6 +95,12 @@ LOGPS = [
             "log-probabilities first with F.log_softmax(..., dim=-1)"),
     Mistake("detached", lambda lg, ids, P: _logps()(lg.detach(), ids, P), expect="does not carry "
             "gradients"),
+    Mistake("log_softmax over dim 1", lambda lg, ids, P: F.log_softmax(lg[:, P - 1:-1], dim=1).gather(
+        -1, ids[:, P:, None]).squeeze(-1).sum(-1), hint="the log_softmax is over the positions "
+        "(dim=1); take it over the vocabulary, the last dimension: F.log_softmax(..., dim=-1)"),
+    Mistake("cross-entropy without the minus", lambda lg, ids, P: F.cross_entropy(
+        lg[:, P - 1:-1].transpose(1, 2), ids[:, P:], reduction="none").sum(-1), hint="the "
+        "cross-entropy is MINUS the log-probability: negate it (log-probabilities are <= 0)"),
     Mistake("indexed, not gathered", lambda lg, ids, P: F.log_softmax(lg[:, P - 1:-1], -1)[
         :, :, ids[:, P:]].sum(-1), hint="logp[:, :, targets] takes every target id at every "
         "position; pick each position's own token with logp.gather(-1, targets.unsqueeze(-1))"),
@@ -105,7 +114,8 @@ def _logps_cases() -> list[Case]:
         return Case(f"sequence_logps(logits ({B}, {T}, {V}), input_ids ({B}, {T}), prompt_len={P})",
                     torch.randn(B, T, V, generator=g) * 2, torch.randint(0, V, (B, T), generator=g), P)
 
-    return [case(3, 8, 6, 3), case(2, 5, 11, 1), case(1, 4, 7, 3), case(4, 9, 5, 5)]
+    # first a short response over 3 tokens: its probabilities are far from 0, unlike its sums
+    return [case(2, 5, 3, 3), case(3, 8, 6, 3), case(2, 5, 11, 1), case(1, 4, 7, 3), case(4, 9, 5, 5)]
 
 
 def _logps_run(impl: Any, case: Case) -> Any:
@@ -172,6 +182,14 @@ DPO = [
     Mistake("no log", _dpo("no log"), hint="the log is left out: -log sigmoid(margin)"),
     Mistake("log of sigmoid", _dpo("log of sigmoid"), hint="torch.log(torch.sigmoid(m)) is -inf "
             "when sigmoid underflows to 0 (a large negative margin); use F.logsigmoid(m)"),
+    Mistake("rewards the wrong way", lambda pc, pr, rc, rr, beta: _dpo()(rc, rr, pc, pr, beta),
+            hint="the rewards are reference minus policy; reward = beta * (policy_logps - "
+            "ref_logps)"),
+    Mistake("mean before the log-sigmoid", lambda pc, pr, rc, rr, beta: (
+        -F.logsigmoid((beta * (pc - rc) - beta * (pr - rr)).mean()),
+        (beta * (pc - rc)).detach(), (beta * (pr - rr)).detach()),
+            hint="the margins were averaged before the log-sigmoid: take -F.logsigmoid of each "
+            "pair's margin, then the mean over the pairs"),
     Mistake("item", _dpo("item"), hint="the loss has no gradient: build it from the policy's "
             "log-probabilities as tensors (no .item(), no torch.no_grad())"),
     Mistake("rewards not detached", _dpo("rewards not detached"), expect=_DETACH_REWARDS),
@@ -201,6 +219,10 @@ def _dpo_run(impl: Any, case: Case) -> Any:
         raise CheckFailed(f"dpo_loss should return three things, (loss, chosen_rewards, "
                           f"rejected_rewards); got {kind_of(out)}")
     loss, chosen, rejected = out
+    if isinstance(loss, torch.Tensor) and not loss.requires_grad:
+        raise CheckFailed("the loss carries no gradient: build it from the rewards BEFORE "
+                          "detaching them (detach only the rewards you return), with no .item() "
+                          f"and no torch.no_grad() (on {case.label})")
     for name, rewards in (("chosen_rewards", chosen), ("rejected_rewards", rejected)):
         if getattr(rewards, "requires_grad", False):
             raise CheckFailed(f"{name} still requires gradients: {_DETACH_REWARDS}")

@@ -115,6 +115,22 @@ class EmbeddingMovesPositions(TokenAndPositionEmbedding):  # arange on the CPU, 
         return self.wte(idx) + self.wpe(pos)
 
 
+class EmbeddingPositionsToIdx(TokenAndPositionEmbedding):  # .to(idx): idx's device (and dtype)
+    def forward(self, idx):
+        T = idx.shape[1]
+        if T > self.block_size:
+            raise ValueError(f"crop the input to its last {self.block_size} tokens")
+        return self.wte(idx) + self.wpe(torch.arange(T).to(idx).long())
+
+
+class EmbeddingPositionsTypeAsIdx(TokenAndPositionEmbedding):  # .type_as(idx) moves them too
+    def forward(self, idx):
+        T = idx.shape[1]
+        if T > self.block_size:
+            raise ValueError(f"crop the input to its last {self.block_size} tokens")
+        return self.wte(idx) + self.wpe(torch.arange(T).type_as(idx).long())
+
+
 @pytest.mark.parametrize("check_fn, mistake", mistake_params(day05))
 def test_mistake_rejected(check_fn, mistake, capsys):
     rejects(capsys, check_fn, mistake)
@@ -205,7 +221,8 @@ def test_sinusoidal_returns_numpy(capsys):
 
 
 @pytest.mark.parametrize("cls", [TokenAndPositionEmbedding, EmbeddingWithParameterSlice,
-                                 EmbeddingWithPositionBuffer, EmbeddingMovesPositions])
+                                 EmbeddingWithPositionBuffer, EmbeddingMovesPositions,
+                                 EmbeddingPositionsToIdx, EmbeddingPositionsTypeAsIdx])
 def test_embedding_module_passes(cls, capsys):
     passes(capsys, day05.check_embedding_module, cls)
 
@@ -300,7 +317,10 @@ def test_one_hot_lookup_names_the_shape_of_w_idx_for_a_batch_of_ids(capsys):
 
 @pytest.mark.parametrize("message", ["sequence too long: truncate it to its last block_size tokens",
                                      "T is larger than block_size: shorten the input",
-                                     "too long: keep idx[:, -block_size:]"])
+                                     "too long: keep idx[:, -block_size:]",
+                                     "the sequence is too long, pass a shorter one (T <= block_size)",
+                                     "reduce the sequence length to block_size or less",
+                                     "idx may hold no more than block_size tokens"])
 def test_embedding_module_error_in_other_words_passes(message, capsys):
     class OtherWords(TokenAndPositionEmbedding):  # says what to do without the word "crop"
         def forward(self, idx):

@@ -221,6 +221,16 @@ def test_reading_a_value_is_not_blamed_on_the_device(capsys):
     passes(capsys, day08.check_causal_softmax, reads_a_value)
 
 
+def test_cpu_scalar_fill_value_passes(capsys):
+    # a 0-d CPU tensor as masked_fill's value works on a GPU; "meta" alone refuses it
+    def scalar_fill(scores):
+        T = scores.shape[-1]
+        mask = torch.tril(torch.ones(T, T, device=scores.device)) == 0
+        return scores.masked_fill(mask, torch.tensor(float("-inf"))).softmax(dim=-1)
+
+    passes(capsys, day08.check_causal_softmax, scalar_fill)
+
+
 def test_other_failure_off_the_cpu_is_reported(capsys):
     def fails_off_the_cpu(scores):
         if scores.device.type != "cpu":

@@ -298,6 +298,18 @@ def test_causal_attention_reading_a_value_is_not_blamed_on_the_device(capsys):
     passes(capsys, day09.check_causal_attention, reads_a_value)
 
 
+def test_causal_attention_cpu_scalar_fill_value_passes(capsys):
+    # a 0-d CPU tensor as masked_fill's value works on a GPU; "meta" alone refuses it
+    def scalar_fill(q, k, v):
+        T = q.shape[-2]
+        scores = q @ k.transpose(-2, -1) / torch.sqrt(torch.tensor(q.shape[-1], dtype=torch.float32))
+        mask = torch.ones(T, T, device=q.device).tril() == 0
+        weights = scores.masked_fill(mask, torch.tensor(float("-inf"))).softmax(-1)
+        return weights @ v, weights
+
+    passes(capsys, day09.check_causal_attention, scalar_fill)
+
+
 def test_causal_attention_result_moved_to_the_cpu_is_named(capsys):
     def returns_on_cpu(q, k, v):
         out, weights = causal_attention(q, k, v)

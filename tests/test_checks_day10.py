@@ -199,6 +199,19 @@ def test_attention_frozen_projection_gets_no_gradient(capsys):
     fails(capsys, day10.check_attention_module, Frozen, "grad of c_proj.weight")
 
 
+def test_attention_value_error_subclass_passes(capsys):
+    class SizeError(ValueError):
+        pass
+
+    class OwnError(MyCausalSelfAttention):  # a subclass of ValueError is a ValueError
+        def __init__(self, n_embd, n_head):
+            if n_embd % n_head:
+                raise SizeError("n_head must divide n_embd")
+            super().__init__(n_embd, n_head)
+
+    passes(capsys, day10.check_attention_module, OwnError)
+
+
 # ---- the references, against hand-worked values -----------------------------------------------
 
 

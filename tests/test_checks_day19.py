@@ -171,6 +171,36 @@ def generate_cached_by_length(model, idx, n):  # refills when idx outgrows the b
     return idx, torch.cat(steps, dim=1)
 
 
+def greedy_preallocated(model, idx, n):  # writes each new token into a preallocated result
+    model.eval()
+    bs = model.config.block_size
+    B, T = idx.shape
+    out = torch.zeros(B, T + n, dtype=idx.dtype)
+    out[:, :T] = idx
+    with torch.no_grad():
+        for t in range(T, T + n):
+            logits, _ = model(out[:, max(0, t - bs):t])
+            out[:, t] = logits[:, -1].argmax(-1)
+    return out
+
+
+def generate_cached_forward_first(model, idx, n):  # each step: forward (prefill or refill), pick
+    bs = model.config.block_size
+    model.eval()
+    picked = []
+    with torch.inference_mode():
+        cache = model.new_kv_cache(batch_size=idx.shape[0])
+        for i in range(n):
+            if i == 0 or cache.pos == bs:
+                cache.reset()
+                logits, _ = model(idx[:, -bs:], kv_cache=cache)
+            else:
+                logits, _ = model(idx[:, -1:], kv_cache=cache)
+            picked.append(logits[:, -1])
+            idx = torch.cat([idx, logits[:, -1].argmax(-1, keepdim=True)], 1)
+    return idx, torch.stack(picked, dim=1)
+
+
 # ---- every mistake of the tables is rejected with its hint ----------------------------------------
 
 
@@ -188,6 +218,8 @@ def test_mistake_rejected(check_fn, mistake, capsys):
     (day19.check_generate_greedy, greedy_topk),
     (day19.check_kv_cache, KVCacheOneTensor),
     (day19.check_generate_cached, generate_cached_by_length),
+    (day19.check_generate_greedy, greedy_preallocated),
+    (day19.check_generate_cached, generate_cached_forward_first),
 ])
 def test_passes_correct_answers(capsys, check_fn, fn):
     passes(capsys, check_fn, fn)

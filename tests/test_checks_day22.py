@@ -88,6 +88,14 @@ def top_p_sorted_logits_scattered_back(logits, p):  # filters the sorted logits,
     return torch.empty_like(logits).scatter(-1, order, sorted_logits)
 
 
+def top_p_other_tie_order(logits, p):  # sorts the reversed row: of two tied tokens keeps the later
+    probs = logits.flip(-1).softmax(-1)
+    sorted_probs, order = probs.sort(dim=-1, descending=True, stable=True)
+    keep_sorted = sorted_probs.cumsum(-1) - sorted_probs < p
+    keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted).flip(-1)
+    return logits.masked_fill(~keep, NEG_INF)
+
+
 def min_p_row_by_row(logits, p):  # a loop over the rows of a flattened view
     rows = logits.reshape(-1, logits.shape[-1])
     out = []
@@ -115,13 +123,14 @@ def next_token_probs_with_own_filters(logits, temperature, top_k=None, top_p=Non
     (day22.check_top_p_filter, top_p_mask_then_where),
     (day22.check_top_p_filter, top_p_count_then_arange),
     (day22.check_top_p_filter, top_p_sorted_logits_scattered_back),
+    (day22.check_top_p_filter, top_p_other_tie_order),
     (day22.check_min_p_filter, solution_min_p),
     (day22.check_min_p_filter, min_p_in_log_space),
     (day22.check_min_p_filter, min_p_row_by_row),
     (day22.check_next_token_probs, solution_next_token_probs),
     (day22.check_next_token_probs, next_token_probs_with_own_filters),
 ], ids=["top_k", "top_k stable sort", "top_k other tie", "top_p", "top_p where",
-        "top_p count", "top_p sorted logits", "min_p", "min_p log space", "min_p loop", "next_token_probs",
+        "top_p count", "top_p sorted logits", "top_p other tie order", "min_p", "min_p log space", "min_p loop", "next_token_probs",
         "next_token_probs own filters"])
 def test_the_solutions_pass(check_fn, fn, capsys):
     passes(capsys, check_fn, fn)

@@ -76,6 +76,15 @@ def sample_loss_restores_mode(model, rows, prompt_len):  # evaluates, then puts 
     return F.cross_entropy(logits[:, prompt_len - 1:].transpose(1, 2), rows[:, prompt_len:]).item()
 
 
+def sample_loss_grad_disabled(model, rows, prompt_len):  # set_grad_enabled(False), summed / count
+    model.train(False)
+    with torch.set_grad_enabled(False):
+        logits, _ = model(rows)
+    total = F.cross_entropy(logits[:, prompt_len - 1:-1].flatten(0, 1),
+                            rows[:, prompt_len:].flatten(), reduction="sum").item()
+    return total / rows[:, prompt_len:].numel()
+
+
 def distinct_n_zip(samples, n):  # n-grams as zip of n shifted copies
     grams = [g for s in samples for g in zip(*(s[i:] for i in range(n)))]
     return float(len(set(grams)) / len(grams)) if grams else 0.0
@@ -109,9 +118,11 @@ def sample_loss_ignore_index(model, rows, prompt_len):  # the prompt's targets m
     (day23.check_repeated_ngram_rate, rate_by_counts),
     (day23.check_sample_loss, solution_sample_loss),
     (day23.check_sample_loss, sample_loss_restores_mode),
+    (day23.check_sample_loss, sample_loss_grad_disabled),
 ], ids=["sample_loss ignore_index", "distinct_n", "distinct_n zip", "sample_loss inference_mode",
         "distinct_n rounded", "distinct_n counter", "rate", "rate by counts",
-        "sample_loss", "sample_loss restores the mode"])
+        "sample_loss", "sample_loss restores the mode",
+        "sample_loss grad disabled"])
 def test_the_solutions_pass(check_fn, fn, capsys):
     passes(capsys, check_fn, fn)
 

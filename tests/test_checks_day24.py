@@ -79,6 +79,27 @@ def build_parser_digits():
     return parser
 
 
+def positive_int_via_float(text):  # float, then is_integer: "2.5" is refused, not cut to 2
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value.is_integer() or value < 1:
+        raise argparse.ArgumentTypeError(f"need a whole number >= 1, got {text!r}")
+    return int(value)
+
+
+def build_parser_float_counts():
+    parser = argparse.ArgumentParser(prog="my_generate")
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--prompt", default="\n")
+    parser.add_argument("--num-samples", type=positive_int_via_float, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-new-tokens", type=positive_int_via_float, default=200)
+    parser.add_argument("--temperature", type=float, default=0.8)
+    return parser
+
+
 def generate_samples_prompt_plus_new(model, tokenizer, prompt, num_samples, max_new_tokens,
                                      temperature, seed):  # the prompt, then the new ids decoded
     ids = tokenizer.encode(prompt)
@@ -93,8 +114,9 @@ def generate_samples_prompt_plus_new(model, tokenizer, prompt, num_samples, max_
     (day24.check_generate_samples, generate_samples_prompt_plus_new),
     (day24.check_build_parser, build_parser_with_extras),
     (day24.check_generate_samples, generate_samples),
+    (day24.check_build_parser, build_parser_float_counts),
 ], ids=["build_parser", "build_parser digits", "generate_samples prompt + new",
-        "build_parser extras", "generate_samples"])
+        "build_parser extras", "generate_samples", "build_parser float counts"])
 def test_the_solutions_pass(check_fn, fn, capsys):
     passes(capsys, check_fn, fn)
 

@@ -176,3 +176,18 @@ def test_other_correct_forms_pass(capsys):
         i for i in range(len(docs)) if len(docs[i].split()) in range(min_words, max_words + 1)])
     passes(capsys, day31.check_minhash_signature,
            lambda x, a, b, p: np.min((np.outer(a, x) + b[:, None]) % p, axis=-1))
+
+
+def test_third_round_correct_forms_pass(capsys):
+    # patterns first, blank lines after, on splitlines(): the kept "end  " keeps its spaces
+    def strip_patterns_first(doc, patterns):
+        lines = [l for l in doc.splitlines() if not any(re.search(p, l) for p in patterns)]
+        return "\n".join(l for l in lines if not l.isspace() and l != "")
+    passes(capsys, day31.check_strip_boilerplate, strip_patterns_first)
+
+    def dedup_setdefault(docs):  # first index of each normalised form; a fresh dict every call
+        first = {}
+        for i, d in enumerate(docs):
+            first.setdefault(normalize(d), i)
+        return list(first.values())
+    passes(capsys, day31.check_exact_dedup, dedup_setdefault)

@@ -228,3 +228,23 @@ def test_lora_a_initialised_with_a_5_is_rejected(capsys):
         def forward(self, x):
             return self.base(x) + self.scaling * (x @ self.lora_A.T) @ self.lora_B.T
     fails(capsys, day34.check_lora_linear, LoRAWithA5, "lora_A is too small")
+
+
+def test_third_round_correct_variants_pass(capsys):
+    class LoRAUniformByHand(SolutionLoRA):   # U(-1/sqrt(in), 1/sqrt(in)) written out: the same law
+        def __init__(self, base, r, alpha):
+            super().__init__(base, r, alpha)
+            k = 1 / math.sqrt(base.in_features)
+            with torch.no_grad():
+                self.lora_A.uniform_(-k, k)
+    passes(capsys, day34.check_lora_linear, LoRAUniformByHand)
+
+    def bytes_by_module(model):              # each module's own parameters, a tied one once
+        seen, total = set(), 0
+        for m in model.modules():
+            for p in m.parameters(recurse=False):
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    total += p.numel() * p.element_size() * (4 if p.requires_grad else 1)
+        return total
+    passes(capsys, day34.check_training_bytes, bytes_by_module)

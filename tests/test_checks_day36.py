@@ -145,3 +145,17 @@ def test_second_round_correct_variants_pass(capsys):
         c, r = beta * (pc - rc), beta * (pr - rr)
         return F.softplus(r - c).mean(), c.detach(), r.detach()
     passes(capsys, day36.check_dpo_loss, dpo_softplus)
+
+
+def test_third_round_correct_variants_pass(capsys):
+    def dpo_bce(pc, pr, rc, rr, beta):       # rewards under no_grad, the loss from the margin itself
+        margin = beta * ((pc - rc) - (pr - rr))
+        loss = F.binary_cross_entropy_with_logits(margin, torch.ones_like(margin))
+        with torch.no_grad():
+            return loss, beta * (pc - rc), beta * (pr - rr)
+    passes(capsys, day36.check_dpo_loss, dpo_bce)
+
+    def logps_masked(logits, ids, P):        # every position's log-prob, the prompt's masked out
+        tok = logits.log_softmax(-1)[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]
+        return (tok * (torch.arange(ids.shape[1] - 1) >= P - 1)).sum(-1)
+    passes(capsys, day36.check_sequence_logps, logps_masked)

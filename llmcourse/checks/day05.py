@@ -514,7 +514,8 @@ def _init_stats(module_cls: Any) -> None:
 
 
 # Words that tell the caller what to do with a too-long input (any one of them will do).
-_FIX_WORDS = ("crop", "truncat", "trim", "shorten", "cut ", "keep", "at most", "slice", "[:, -")
+_FIX_WORDS = ("crop", "truncat", "trim", "shorten", "shorter", "reduc", "cut ", "keep", "drop", "at most",
+              "no more than", "no longer than", "<=", "limit", "slice", "[:, -")
 
 
 def _error_says_what_to_do(module_cls: Any) -> None:
@@ -547,11 +548,19 @@ def _tensors(value: Any) -> list[torch.Tensor]:
     return []
 
 
+# The operations that CUDA allows across devices: they move or copy a tensor to another one's
+# device (pos.to(idx), pos.type_as(idx), buf.copy_(pos), idx.new_tensor(pos)).
+_MOVES = frozenset({torch.Tensor.to, torch.Tensor.type_as, torch.Tensor.copy_, torch.Tensor.new_tensor})
+
+
 class _OneDevice(TorchFunctionMode):
-    """Refuse, as CUDA does, an operation that mixes tensors of two devices (0-d tensors aside)."""
+    """Refuse, as CUDA does, an operation that mixes tensors of two devices (0-d tensors and the
+    moves of ``_MOVES`` aside)."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if func in _MOVES:
+            return func(*args, **kwargs)
         devices = {t.device.type for t in _tensors((args, kwargs)) if t.dim() > 0}
         if len(devices) > 1:
             raise _DeviceMix(getattr(func, "__name__", str(func)))

@@ -435,9 +435,10 @@ CAUSAL_CONV = [
 def _conv_cases() -> list[Case]:
     g = torch.Generator().manual_seed(2)
     cases = []
+    # every case has a bias: the statement gives bias as (C_out,), never None
     for B, C_in, C_out, T, k, d, bias in ((2, 4, 4, 10, 2, 1, True), (2, 4, 4, 10, 2, 2, True),
                                           (1, 3, 5, 9, 3, 1, True), (2, 2, 3, 12, 3, 2, True),
-                                          (1, 3, 2, 16, 3, 4, False), (3, 1, 1, 7, 2, 4, True),
+                                          (1, 3, 2, 16, 3, 4, True), (3, 1, 1, 7, 2, 4, True),
                                           (1, 2, 2, 20, 2, 3, True), (2, 3, 4, 8, 1, 2, True)):
         x = torch.randn(B, C_in, T, generator=g)
         w = torch.randn(C_out, C_in, k, generator=g)

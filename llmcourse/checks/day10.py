@@ -357,6 +357,8 @@ def _run_attention(impl: Any, case: Case) -> Any:
         except Exception as exc:  # noqa: BLE001 - which exception it is, is the answer
             if not isinstance(exc, (ValueError, AssertionError)):  # an assert has its own hint
                 raise CheckFailed(_WRONG_EXCEPTION.format(C=C, nh=nh, kind=type(exc).__name__)) from exc
+            if isinstance(exc, ValueError) and type(exc) is not ValueError:  # a subclass is a ValueError
+                exc = ValueError(str(exc))
             return Raised(exc)
         return "built a module"
     module = impl(C, nh)

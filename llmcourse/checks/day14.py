@@ -504,9 +504,10 @@ class _Clock:
                    (timeit, "default_timer", self.read), (torch.cuda, "synchronize", self.sync)]
         if hasattr(torch, "mps"):
             patches.append((torch.mps, "synchronize", self.mps_sync))
-        # the same machine everywhere, one with CUDA: torch.cuda.is_available() is no guide to
-        # where fn runs, and a check must not depend on the machine it runs on
-        patches.append((torch.cuda, "is_available", lambda: True))
+        # the machine each case stands for, whatever runs the check: one with CUDA for a CUDA
+        # device, a laptop without it for the others (so `if torch.cuda.is_available():` before
+        # synchronizing times right, as it does there, and an unguarded synchronize is seen)
+        patches.append((torch.cuda, "is_available", lambda: self.cuda))
         saved = [(obj, name, getattr(obj, name)) for obj, name, _ in patches]
         try:
             for obj, name, new in patches:
@@ -670,22 +671,6 @@ def _clock_before_sync(fn, device, warmup=2, repeats=5):
     return sorted(times)[len(times) // 2]
 
 
-def _sync_if_available(fn, device, warmup=2, repeats=5):
-    is_cuda = torch.cuda.is_available()            # the machine, not the device fn runs on
-    for _ in range(warmup):
-        fn()
-    if is_cuda:
-        torch.cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        if is_cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
-
-
 def _all_times(fn, device, warmup=2, repeats=5):
     return [_reference_time_fn(fn, device, warmup, 1) for _ in range(repeats)]
 
@@ -713,11 +698,9 @@ TIME_FN = [
     Mistake("syncs CUDA on MPS", _timer(sync="not cpu"),
             hint="you called torch.cuda.synchronize() for a device that is not CUDA (mps), which "
                  "fails on a Mac: synchronize only when torch.device(device).type == 'cuda'"),
-    Mistake("torch.cuda.is_available()", _sync_if_available, expect="torch.cuda.is_available() says"),
     Mistake("syncs on the CPU", _timer(sync="always"),
             hint="you call torch.cuda.synchronize() for a CPU device; that fails on a machine "
-                 "without CUDA (torch.cuda.is_available() says what the machine has, not where fn "
-                 "runs). Synchronize only when torch.device(device).type == 'cuda'"),
+                 "without CUDA. Synchronize only when torch.device(device).type == 'cuda'"),
     Mistake("never syncs", _timer(sync="never"),
             hint="on CUDA, fn() returns as soon as its kernels are queued: call "
                  "torch.cuda.synchronize() after each timed call, before reading the clock"),

@@ -27,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import pickle
@@ -593,11 +594,14 @@ class _FileOps:
                (shutil, "move", "shutil.move"), (shutil, "copyfile", "shutil.copyfile"),
                (shutil, "copy", "shutil.copy"), (shutil, "copy2", "shutil.copy2")]
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, fn: Any = None) -> None:
         self.folder = folder.resolve()
         self.ops: list[str] = []
         self.depth = 0
         self.saved: list[tuple[Any, str, Any]] = []
+        # the learner's own names for these functions (``from os import replace``) are spied on too
+        self.scope: dict[str, Any] = getattr(fn, "__globals__", {})
+        self.saved_names: list[tuple[str, Any]] = []
 
     def _spy(self, real: Callable[..., Any], label: str) -> Callable[..., Any]:
         def spy(src: Any, dst: Any, *args: Any, **kwargs: Any) -> Any:
@@ -616,12 +620,19 @@ class _FileOps:
         for module, attr, label in self.PATCHED:
             real = getattr(module, attr)
             self.saved.append((module, attr, real))
-            setattr(module, attr, self._spy(real, label))
+            spy = self._spy(real, label)
+            setattr(module, attr, spy)
+            for name, value in list(self.scope.items()):
+                if value is real:
+                    self.saved_names.append((name, real))
+                    self.scope[name] = spy
         return self
 
     def __exit__(self, *exc: Any) -> None:
         for module, attr, real in self.saved:
             setattr(module, attr, real)
+        for name, real in self.saved_names:
+            self.scope[name] = real
 
 
 def _on_disk(folder: Path, name: str) -> dict[str, Any]:
@@ -664,7 +675,7 @@ def _run_save_atomic(save_atomic: Callable[..., Any], case: Case) -> list[dict[s
             obj: dict[str, Any] = {"step": step, "w": torch.arange(6.0).reshape(2, 3) * step}
             if step == 3:
                 obj["boom"] = _PowerCut()
-            with _FileOps(folder) as ops:
+            with _FileOps(folder, save_atomic) as ops:
                 try:
                     save_atomic(obj, str(path) if as_str else path)
                     outcome = "returned"
@@ -771,9 +782,15 @@ def _run_resume(pair: Any, case: Case) -> dict[str, Any]:
             saved = ({n: t.clone() for n, t in model.state_dict().items()}, _opt_moments(opt),
                      gen.get_state(), torch.get_rng_state())
             before = _stat(path)
-            with _FileOps(Path(d)) as ops:
+            with _FileOps(Path(d), save_state) as ops:
                 save_state(path, model, opt, gen, stop)
-            if not ops.ops and _stat(path) not in (None, before):  # written, but not renamed
+            after = _stat(path)
+            # written in place: the same file (inode) as before, new contents, and no rename seen.
+            # A rename gives path the temporary file's inode, which tells an atomic save apart
+            # even when the rename was not seen (made in another module, out of the spies' sight);
+            # the first save, onto no file, cannot tell, so it is judged at the next one
+            if (not ops.ops and before is not None and after is not None
+                    and after[0] == before[0] and after != before):
                 raise CheckFailed(_RS_NOT_ATOMIC)
             if not path.is_file():
                 raise CheckFailed(f"save_state(path, ..., step={stop}) wrote no file at path")
@@ -877,12 +894,14 @@ def _rs_save_objects(path, model, optimizer, generator, step):  # the objects, n
 
 
 def _stat(path: Path) -> Any:
-    """What changes when a file is written: its inode, modification time and size."""
+    """What changes when a file is written: its inode first, then its modification time, size
+    and contents (the contents too, since two writes can fall within one tick of the clock)."""
     try:
         st = path.stat()
+        contents = path.read_bytes()
     except FileNotFoundError:
         return None
-    return st.st_ino, st.st_mtime_ns, st.st_size
+    return st.st_ino, st.st_mtime_ns, st.st_size, hashlib.sha256(contents).hexdigest()
 
 
 def _rs_save_direct(path, model, optimizer, generator, step):  # torch.save straight onto path

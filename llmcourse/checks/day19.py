@@ -3,8 +3,9 @@
 Every check is differential: it runs the learner's code and a reference on a small battery of
 GPTs and prompts unlike the notebook's (vocabularies 23 and 17, a ``block_size`` of 10 that the
 decoding runs past, a prompt longer than the block, batches of 1 to 3, learned and rotary
-positions, untied large weights whose greedy tokens do not settle into repeating one) and compares the token sequences, the logits (to ``1e-5``) and, for the cache, the
-whole sequence of forwards (prefill in one or two chunks, decoding steps, reset and refill).
+positions, untied large weights whose greedy tokens do not settle into repeating one) and
+compares the token sequences, the logits (to ``1e-5``) and, for the cache, the whole sequence of
+forwards (prefill in one or two chunks, decoding steps, reset and refill).
 Each exercise has a table of typical mistakes (``GREEDY``, ``KV_CACHE``, ``CACHED``) whose hints
 the checks print and whose entries the tests hand to the checks.
 

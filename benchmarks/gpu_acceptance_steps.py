@@ -406,7 +406,7 @@ PLAN: list[tuple[str, tuple[int, ...], Callable[[Ctx], dict[str, Any]], int]] = 
     ("fine-tune + LoRA", (34,), step_finetune, 40),
     ("distillation", (35,), step_distill, 20),
     ("DPO", (36,), step_dpo, 20),
-    ("DDP", (17, 26), step_ddp, 90),
+    ("DDP", (18,), step_ddp, 90),   # day 18: accumulation with no_sync under DDP
     ("train compiled", (18,), step_train_compiled, 90),
     ("generate compiled", (19, 24), step_generate_compiled, 60),
 ]

@@ -28,10 +28,10 @@ from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
-from torch.overrides import TorchFunctionMode
 
 from llmcourse.checks._core import (Case, CheckFailed, Mistake, as_tensor, check, compare,
                                     kind_of, needs_earlier, outputs_and_grads)
+from llmcourse.checks._meta import UNJUDGED, run_on_meta
 from llmcourse.model import causal_mask
 
 __all__ = [
@@ -384,59 +384,14 @@ def check_causal_softmax(causal_softmax: Callable[[torch.Tensor], Any]) -> None:
     _works_off_the_cpu(causal_softmax)
 
 
-def _on_meta(value: Any) -> bool:
-    """Whether ``value`` (looking into tuples, lists and dicts) holds a tensor on "meta"."""
-    if isinstance(value, torch.Tensor):
-        return value.device.type == "meta"
-    if isinstance(value, (tuple, list)):
-        return any(_on_meta(v) for v in value)
-    if isinstance(value, dict):
-        return any(_on_meta(v) for v in value.values())
-    return False
-
-
-def _scalar_to_meta(value: Any) -> Any:
-    """``value`` with its 0-d CPU tensors moved to "meta" (in tuples, lists and dicts too)."""
-    if isinstance(value, torch.Tensor):
-        return value.to("meta") if value.device.type == "cpu" and value.dim() == 0 else value
-    if isinstance(value, (tuple, list)):
-        moved = [_scalar_to_meta(v) for v in value]
-        if all(a is b for a, b in zip(moved, value)):
-            return value
-        return moved if isinstance(value, list) else tuple(moved)
-    if isinstance(value, dict):
-        return {k: _scalar_to_meta(v) for k, v in value.items()}
-    return value
-
-
-class _CpuScalarsFollow(TorchFunctionMode):
-    """Let a 0-d CPU tensor meet "meta" tensors, as CUDA lets it meet GPU tensors: some "meta"
-    operations (masked_fill's value) refuse it where a GPU takes it, e.g. torch.tensor(-inf)."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if _on_meta((args, kwargs)):
-            args, kwargs = _scalar_to_meta(args), _scalar_to_meta(kwargs)
-        return func(*args, **kwargs)
-
-
 def _works_off_the_cpu(causal_softmax: Callable[[torch.Tensor], Any]) -> None:
     """Run ``causal_softmax`` on scores of the "meta" device (shapes, no values), which stands in
     for a GPU: a mask built on the CPU cannot meet them, as it could not meet scores on a GPU."""
     label = ("causal_softmax(torch.zeros(2, 4, 4, device='meta')), scores on another device than "
              "the CPU")
-    try:
-        with _CpuScalarsFollow():
-            out = causal_softmax(torch.zeros(2, 4, 4, device="meta"))
-    except NotImplementedError:  # an operation PyTorch cannot run on "meta": nothing to judge
+    out = run_on_meta(causal_softmax, (torch.zeros(2, 4, 4, device="meta"),), label, CPU_MASK)
+    if out is UNJUDGED:
         return
-    except Exception as exc:  # noqa: BLE001 - the learner's code failed off the CPU
-        message = " ".join(str(exc).split())
-        if isinstance(exc, RuntimeError) and "device" in message:
-            raise CheckFailed(f"{CPU_MASK} (on {label})") from exc
-        if "meta" in message:  # .item(), .numpy(), ... have no values on "meta", as they would on a GPU
-            return
-        raise CheckFailed(f"your code raised {type(exc).__name__}: {message} on {label}") from exc
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, 4, 4):
         raise CheckFailed(f"causal_softmax(scores) should return a tensor of shape (2, 4, 4), got "
                           f"{kind_of(out)} (on {label})")

@@ -25,10 +25,10 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.overrides import TorchFunctionMode
 
 from llmcourse.checks._core import (Case, CheckFailed, Mistake, as_bool, as_pair, as_tensor, call,
                                     check, compare, layer, needs_earlier, outputs_and_grads)
+from llmcourse.checks._meta import UNJUDGED, run_on_meta
 from llmcourse.model import CausalSelfAttention, GPTConfig, causal_mask
 
 __all__ = [
@@ -264,59 +264,14 @@ CPU_MASK = ("the mask was built on the CPU, not on q.device: torch.ones(T, T, de
 CAUSAL.append(Mistake("mask on the CPU", _causal_cpu_mask, expect=CPU_MASK))
 
 
-def _on_meta(value: Any) -> bool:
-    """Whether ``value`` (looking into tuples, lists and dicts) holds a tensor on "meta"."""
-    if isinstance(value, torch.Tensor):
-        return value.device.type == "meta"
-    if isinstance(value, (tuple, list)):
-        return any(_on_meta(v) for v in value)
-    if isinstance(value, dict):
-        return any(_on_meta(v) for v in value.values())
-    return False
-
-
-def _scalar_to_meta(value: Any) -> Any:
-    """``value`` with its 0-d CPU tensors moved to "meta" (in tuples, lists and dicts too)."""
-    if isinstance(value, torch.Tensor):
-        return value.to("meta") if value.device.type == "cpu" and value.dim() == 0 else value
-    if isinstance(value, (tuple, list)):
-        moved = [_scalar_to_meta(v) for v in value]
-        if all(a is b for a, b in zip(moved, value)):
-            return value
-        return moved if isinstance(value, list) else tuple(moved)
-    if isinstance(value, dict):
-        return {k: _scalar_to_meta(v) for k, v in value.items()}
-    return value
-
-
-class _CpuScalarsFollow(TorchFunctionMode):
-    """Let a 0-d CPU tensor meet "meta" tensors, as CUDA lets it meet GPU tensors: some "meta"
-    operations (masked_fill's value) refuse it where a GPU takes it, e.g. torch.tensor(-inf)."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if _on_meta((args, kwargs)):
-            args, kwargs = _scalar_to_meta(args), _scalar_to_meta(kwargs)
-        return func(*args, **kwargs)
-
-
 def _works_off_the_cpu(causal_attention: Callable[..., Any]) -> None:
     """Run ``causal_attention`` on the "meta" device (shapes, no values), which stands in for a
     GPU: a mask built on the CPU cannot meet such tensors, as it could not meet them on a GPU."""
     label = "causal_attention(q, k, v) with q, k, v of shape (2, 4, 3) on device 'meta', not the CPU"
     q, k, v = (torch.zeros(2, 4, 3, device="meta") for _ in range(3))
-    try:
-        with _CpuScalarsFollow():
-            result = causal_attention(q, k, v)
-    except NotImplementedError:  # an operation PyTorch cannot run on "meta": nothing to judge
+    result = run_on_meta(causal_attention, (q, k, v), label, CPU_MASK)
+    if result is UNJUDGED:
         return
-    except Exception as exc:  # noqa: BLE001 - the learner's code failed off the CPU
-        message = " ".join(str(exc).split())
-        if isinstance(exc, RuntimeError) and "device" in message:
-            raise CheckFailed(f"{CPU_MASK} (on {label})") from exc
-        if "meta" in message:  # .item(), .numpy(), ... have no values on "meta", as they would on a GPU
-            return
-        raise CheckFailed(f"your code raised {type(exc).__name__}: {message} on {label}") from exc
     parts = result if isinstance(result, (tuple, list)) else (result,)
     if any(isinstance(p, torch.Tensor) and p.device.type != "meta" for p in parts):
         raise CheckFailed(f"causal_attention returned a tensor on another device than q's: keep "

@@ -280,6 +280,8 @@ def test_same_reports_largest_difference_and_dtype():
     assert same({"w": None}, {"w": a}, "grads") == "grads['w'] is None, expected a tensor of shape (2, 3) and dtype float32"
     assert same([1, 2], [1, 2, 3], "ids") == "ids has 2 items, expected 3 (the first 2 agree)"
     assert same("abd", "abc", "s").startswith("s differs from 'abc' at character 2")
+    assert same("ab", "abc", "s") == "s should be 'abc' (3 characters), got 'ab' (2): the same start, but shorter"
+    assert same("abcd", "abc", "s") == "s should be 'abc' (3 characters), got 'abcd' (4): the same start, but longer"
     assert same(Raised(ValueError("a")), Raised(ValueError("b")), "f") is None
     assert same(torch.tensor([1, 2]), torch.tensor([1, 3]), "ids").startswith("ids differs in 1 of 2 places")
 

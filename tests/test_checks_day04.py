@@ -86,6 +86,17 @@ def test_shift_passes(capsys):
     assert "passed" in one_line(capsys)
 
 
+def test_shift_keeps_the_chunks_dtype(capsys):
+    """Slices of a uint16 or int32 chunk keep its dtype and pass; converted ones are named."""
+    for dtype in (torch.uint16, torch.int32):
+        chunk = torch.tensor([5, 3, 9, 1, 2], dtype=dtype)
+        assert day04.check_shift(chunk[:-1], chunk[1:], chunk)
+        assert "passed" in one_line(capsys)
+    chunk = torch.tensor([5, 3, 9, 1, 2], dtype=torch.int32)
+    assert not day04.check_shift(chunk[:-1].long(), chunk[1:].long(), chunk)
+    assert "tensor of chunk's dtype (int32), got int64" in one_line(capsys)
+
+
 def test_shift_stub(capsys):
     chunk = torch.arange(9)
     assert not day04.check_shift(None, None, chunk)

@@ -1395,6 +1395,10 @@ def same(got: Any, expected: Any, name: str = "the result", *, atol: float = 1e-
         return None
     if isinstance(expected, str) and isinstance(got, str):
         i = next((i for i, (a, b) in enumerate(zip(got, expected)) if a != b), min(len(got), len(expected)))
+        if i == min(len(got), len(expected)):  # one is the start of the other
+            what = "shorter" if len(got) < len(expected) else "longer"
+            return (f"{name} should be {describe(expected, 40)} ({len(expected)} characters), got "
+                    f"{describe(got, 40)} ({len(got)}): the same start, but {what}")
         return (f"{name} differs from {describe(expected, 40)} at character {i}: got "
                 f"{got[i:i + 12]!r}, expected {expected[i:i + 12]!r}")
     return f"{name} should be {describe(expected)}, got {describe(got)}"

@@ -58,11 +58,13 @@ class _ToyTokenizer:
 
     special = "<|endoftext|>"
 
-    def __init__(self, pieces: Sequence[str]) -> None:
+    def __init__(self, pieces: Sequence[str], reserved_after_eot: int = 0) -> None:
         self.pieces = {p.encode("utf-8"): 256 + k for k, p in enumerate(pieces)}
         self.vocab = {i: bytes([i]) for i in range(256)}
         self.vocab.update({i: p for p, i in self.pieces.items()})
         self.eot_token = 256 + len(pieces)
+        # ids reserved after end-of-text (cl100k_base has some), so vocab_size - 1 is not always it
+        self.vocab_size = self.eot_token + 1 + reserved_after_eot
         self.longest = max(len(p) for p in self.pieces)
 
     def _ordinary(self, text: str) -> list[int]:
@@ -104,7 +106,8 @@ class _ToyTokenizer:
 
 _TOY = _ToyTokenizer(["straw", "berry", "Straw", " fields", "Hello", " world", "Once", " upon", " a",
                       " time", " the", "The", " end", " cat", " there", "é"])
-_OTHER_TOK = _ToyTokenizer(["st", "raw", "ber", "ry", " f", "ield", "He", "llo", ", ", "ça", "<|", "|>"])
+_OTHER_TOK = _ToyTokenizer(["st", "raw", "ber", "ry", " f", "ield", "He", "llo", ", ", "ça", "<|", "|>"],
+                           reserved_after_eot=3)
 # The notebook-like global tokenizer (the lesson's ``gpt2``/``bpe``): a wrong answer of the tables
 # reads it instead of its ``tok`` argument; each check sets it to the tokenizer it is given.
 tok = _TOY
@@ -139,6 +142,14 @@ def _pre_regex_split(text, pattern):  # the text BETWEEN the matches, not the ma
     return regex.split(pattern, text)
 
 
+def _pre_text_stripped(text, pattern):  # whitespace at the ends of the text is lost
+    return regex.findall(pattern, text.strip())
+
+
+def _pre_blank_chunks_dropped(text, pattern):  # the chunks of whitespace alone are dropped
+    return [piece for piece in regex.findall(pattern, text) if piece.strip()]
+
+
 PRETOKENIZE = [
     Mistake("re instead of regex", _pre_re,
             hint="Python's `re` raised error: bad escape \\p; it does not know \\p{L} (any letter) or "
@@ -159,6 +170,12 @@ PRETOKENIZE = [
     Mistake("regex.split", _pre_regex_split,
             hint="regex.split returns the text BETWEEN the matches (mostly empty strings here); the "
                  "chunks are the matches themselves: regex.findall(pattern, text)"),
+    Mistake("text stripped", _pre_text_stripped,
+            hint="the text was stripped before splitting, so the whitespace at its ends is lost: split "
+                 "the text exactly as given, regex.findall(pattern, text)"),
+    Mistake("whitespace chunks dropped", _pre_blank_chunks_dropped,
+            hint="the chunks made only of whitespace were dropped; keep every match (the chunks joined "
+                 "give the text back)"),
 ]
 
 
@@ -203,13 +220,18 @@ def _pieces_global(t, text):  # the notebook's global tokenizer, not the argumen
     return [tok.decode([i]) for i in tok.encode(text)]
 
 
+def _pieces_unique(t, text):  # each distinct piece once: repeated tokens are lost
+    return list(dict.fromkeys(t.decode([i]) for i in t.encode(text)))
+
+
 TOKEN_PIECES = [
     Mistake("ids", _pieces_ids, args=(_pieces_ids, _TOY),
             hint="you returned the ids; decode each one: tok.decode([i])"),
     Mistake("characters", _pieces_chars, args=(_pieces_chars, _TOY),
             hint="you split the text into characters; encode it first and decode each id"),
     Mistake("decoded at once", _pieces_whole, args=(_pieces_whole, _TOY),
-            hint="you decoded all the ids at once; decode each id on its own: [tok.decode([i]) for i in tok.encode(text)]"),
+            hint="you returned the whole text (or its words) instead of one piece per token; decode each "
+                 "id on its own: [tok.decode([i]) for i in tok.encode(text)]"),
     Mistake("decode(i)", _pieces_no_list, args=(_pieces_no_list, _TOY),
             hint="tok.decode takes a list of ids: tok.decode([i]), not tok.decode(i)"),
     Mistake("global tokenizer", _pieces_global, args=(_pieces_global, _TOY),
@@ -218,6 +240,9 @@ TOKEN_PIECES = [
     Mistake("pieces stripped", _pieces_stripped, args=(_pieces_stripped, _TOY),
             hint="the pieces were stripped, but the leading space is part of a token (' Strawberry'): "
                  "return tok.decode([i]) exactly as it is"),
+    Mistake("repeats removed", _pieces_unique, args=(_pieces_unique, _TOY),
+            hint="a piece that occurs several times was kept once: return one piece per token, repeats "
+                 "included (no set or dict.fromkeys)"),
 ]
 
 
@@ -230,7 +255,7 @@ def check_token_pieces(token_pieces: Callable[[Any, str], Any], tok: Any) -> Non
     """Exercise 4: ``token_pieces(tok, text)`` is the list of strings each token decodes to."""
     globals()["tok"] = tok  # the notebook-like global that a wrong answer may read
     cases = [Case(f"token_pieces(tok, {s!r})", tok, s)
-             for s in ["strawberry", " Strawberry fields", "Hello, world!", ""]]
+             for s in ["strawberry", " Strawberry fields", "Hello, world!", "", "Hello, hello, hello"]]
     cases.append(Case("token_pieces(another tokenizer, 'strawberry fields, ça')", _OTHER_TOK,
                       "strawberry fields, ça"))
     compare(token_pieces, lambda t, text: [t.decode([i]) for i in t.encode(text)], cases,
@@ -301,6 +326,20 @@ def _join_string_none(docs, t):  # one string joined with the marker, read as pl
     return t.encode("<|endoftext|>".join(docs), allowed_special="none")
 
 
+def _join_last_id(docs, t):  # guesses that end-of-text is the last id of the vocabulary
+    ids = []
+    for doc in docs:
+        ids += t.encode(doc, allowed_special="none") + [t.vocab_size - 1]
+    return ids
+
+
+def _join_gpt2_id(docs, t):  # GPT-2's end-of-text id, whatever the tokenizer
+    ids = []
+    for doc in docs:
+        ids += t.encode(doc, allowed_special="none") + [50256]
+    return ids
+
+
 def _join_marker_as_text(docs, t):  # the marker encoded as ordinary text: 13 ids, not the token
     ids = []
     for doc in docs:
@@ -340,6 +379,11 @@ JOIN_DOCUMENTS = [
     Mistake("marker encoded as text", _join_marker_as_text, args=(_join_marker_as_text, _TOY),
             hint="the end-of-text marker went in as the text '<|endoftext|>' (several ordinary ids): "
                  "append the one id tok.eot_token after each document"),
+    Mistake("vocab_size - 1 as EOT", _join_last_id, args=(_join_last_id, _TOY),
+            hint="tok.vocab_size - 1 is not always the end-of-text id (cl100k_base has ids after it): "
+                 "append tok.eot_token"),
+    Mistake("GPT-2's 50256 as EOT", _join_gpt2_id, args=(_join_gpt2_id, _TOY),
+            hint="50256 is GPT-2's end-of-text id, not this tokenizer's: append tok.eot_token"),
 ]
 
 
@@ -447,6 +491,12 @@ def _pad_first_length(seqs, pad_id):  # T from the first sequence, not the longe
     return ids, mask
 
 
+def _pad_mask_le(seqs, pad_id):  # <= instead of <: True one position past each sequence
+    ids, _ = _pad(seqs, pad_id)
+    lengths = torch.tensor([len(s) for s in seqs])
+    return ids, torch.arange(ids.shape[1])[None, :] <= lengths[:, None]
+
+
 def _pad_in_place(seqs, pad_id):  # s += [pad_id] * ...: pads the caller's own lists
     T = max(len(s) for s in seqs)
     lengths = [len(s) for s in seqs]
@@ -488,6 +538,9 @@ PAD_BATCH = [
     Mistake("T of the first sequence", _pad_first_length,
             hint="T must be the longest length, max(len(s) for s in seqs), not the length of the "
                  "first sequence"),
+    Mistake("mask one too long", _pad_mask_le,
+            hint="the mask is True one position past each sequence's end (<= instead of <): position t "
+                 "is real when t < len(s)"),
 ]
 _PAD_SWAPPED = next(m for m in PAD_BATCH if m.name == "(mask, ids)")
 

@@ -63,8 +63,15 @@ SHIFT = [
     Mistake("y = x + 1", None, args=(_TEXT_CHUNK[:-1], _TEXT_CHUNK[:-1] + 1, _TEXT_CHUNK),
             hint="y = x + 1 adds one to each id; the target is the next token of the text, not the "
                  "next id: y = chunk[1:]"),
+    Mistake("torch.roll", None, args=(_CHUNK[:-1], torch.roll(_CHUNK[:-1], -1), _CHUNK),
+            hint="torch.roll wraps around, so the last target is x[0]; it must be the token after the "
+                 "window, chunk[-1]: y = chunk[1:]"),
+    Mistake("lists", None, args=(_CHUNK[:-1].tolist(), _CHUNK[1:].tolist(), _CHUNK),
+            expect="x should be a tensor of chunk's dtype"),
+    Mistake("float ids", None, args=(_CHUNK[:-1].float(), _CHUNK[1:].float(), _CHUNK),
+            expect="x should be a tensor of chunk's dtype"),
 ]
-_S_SWAP, _S_EQUAL, _S_LEN, _, _, _S_PLUS1 = SHIFT
+_S_SWAP, _S_EQUAL, _S_LEN, _, _, _S_PLUS1, _S_ROLL, _, _ = SHIFT
 
 
 @check("shift by one", mistakes=SHIFT)
@@ -80,9 +87,17 @@ def check_shift(x: Any, y: Any, chunk: Any) -> None:
         raise CheckFailed(_S_EQUAL.hint)
     if len(xs) != n or len(ys) != n:
         raise CheckFailed(f"{_S_LEN.hint} (T = {n}, got {len(xs)} and {len(ys)})")
+    if isinstance(chunk, torch.Tensor):
+        for name, v in (("x", x), ("y", y)):
+            if not isinstance(v, torch.Tensor) or v.dtype != chunk.dtype:
+                raise CheckFailed(f"{name} should be a tensor of chunk's dtype ({_dtype(chunk)}), got "
+                                  f"{kind_of(v) if not isinstance(v, torch.Tensor) else _dtype(v)}: "
+                                  "slice chunk and keep the slices as they are (no .tolist(), no .float())")
     assert_equal(xs, cs[:-1], "x (the first T tokens of chunk)")
     if ys != cs[1:] and ys == [v + 1 for v in xs]:
         raise CheckFailed(_S_PLUS1.hint)
+    if ys != cs[1:] and n > 1 and ys == xs[1:] + xs[:1]:
+        raise CheckFailed(_S_ROLL.hint)
     assert_equal(ys, cs[1:], "y (chunk shifted by one)")
 
 
@@ -408,6 +423,12 @@ class _LenNoStride(_Windows):  # __len__ counts windows of stride block_size, wh
         return (len(self.data) - self.block_size - 1) // self.block_size + 1
 
 
+class _YEqualsX(_Windows):  # y is the same window as x, not the one a token later
+    def __getitem__(self, k):
+        x, _ = super().__getitem__(k)
+        return x, x
+
+
 class _Lists(_Windows):
     def __getitem__(self, k):
         x, y = super().__getitem__(k)
@@ -443,9 +464,11 @@ WINDOW_DATASET = [
     Mistake("__len__ ignores the stride", _LenNoStride,
             hint="__len__ counts windows block_size apart, whatever the stride: divide by "
                  "self.stride, (len(data) - T - 1) // stride + 1"),
+    Mistake("y equals x", _YEqualsX,
+            hint="y equals x: y is the window one token later, data[i + 1 : i + 1 + block_size]"),
 ]
 (_W_MANY, _W_FLOAT, _W_STRIDE, _W_DEFAULT, _, _W_INDEX, _, _W_BLOCK, _W_VALUE, _W_ASSERT,
- _W_LEN_STRIDE) = WINDOW_DATASET
+ _W_LEN_STRIDE, _W_Y_IS_X) = WINDOW_DATASET
 
 
 
@@ -513,6 +536,8 @@ def check_window_dataset(dataset_cls: Any) -> None:
                 if k > 0 and s != 1 and as_list(x, "x") == values[k: k + block]:
                     raise CheckFailed(f"{_W_STRIDE.hint} ({where})")
                 assert_equal(as_list(x, "x"), values[start: start + block], f"x {where}")
+                if as_list(y, "y") == as_list(x, "x"):
+                    raise CheckFailed(f"{_W_Y_IS_X.hint} ({where})")
                 assert_equal(as_list(y, "y"), values[start + 1: start + block + 1], f"y {where}")
         ds = dataset_cls(torch.arange(20), 4)
         n = len(ds)
@@ -791,6 +816,8 @@ def check_write_tokens(write_tokens: Callable[[Any, Any], Any]) -> None:
             got_dtype = _write(write_tokens, ids, path, what)
             want = np.dtype(dtype)
             if got_dtype != want:
+                if got_dtype.kind == "i" and got_dtype.itemsize == want.itemsize:  # int16 for uint16
+                    raise CheckFailed(f"for {what} the dtype should be {want}, got {got_dtype}: {_T_SIGNED.hint}")
                 if (got_dtype.kind == "i" and len(ids) and path.is_file()
                         and path.stat().st_size == len(ids) * want.itemsize
                         and np.fromfile(path, dtype=want).tolist() == [int(v) for v in ids]):

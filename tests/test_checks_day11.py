@@ -163,6 +163,26 @@ def test_mlp_frozen_layer_gets_no_gradient(capsys):
     fails(capsys, day11.check_mlp, Frozen, "grad of c_fc.weight")
 
 
+def test_mlp_functional_dropout_of_its_own_fails_in_train_mode(capsys):
+    class FunctionalDropout(MyMLP):  # no nn.Dropout module to see: only train() mode shows it
+        def forward(self, x):
+            return F.dropout(super().forward(x), 0.1, self.training)
+
+    fails(capsys, day11.check_mlp, FunctionalDropout, "in train() mode")
+
+
+def test_mlp_dropout_with_p_zero_passes(capsys):
+    class ZeroDropout(MyMLP):  # nn.Dropout(0.0), like the package's MLP at dropout=0: harmless
+        def __init__(self, n_embd):
+            super().__init__(n_embd)
+            self.dropout = nn.Dropout(0.0)
+
+        def forward(self, x):
+            return self.dropout(super().forward(x))
+
+    passes(capsys, day11.check_mlp, ZeroDropout)
+
+
 def test_block_own_dropout_on_branches_in_eval_is_harmless_but_in_train_is_not(capsys):
     class ExtraBranchDropout(MyBlock):  # a second dropout on each branch: differs in train mode
         def __init__(self, config):

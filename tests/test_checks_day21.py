@@ -125,6 +125,29 @@ def test_temperature_zero_gives_the_argmax_without_a_random_number():
     assert ids.tolist() == [2, 0] and torch.equal(g.get_state(), state)
 
 
+def test_sample_check_leaves_the_global_rng_as_it_was(capsys):
+    torch.manual_seed(3)
+    expected = torch.rand(4)
+    torch.manual_seed(3)
+    passes(capsys, day21.check_sample, solution_sample)
+    assert torch.equal(torch.rand(4), expected)
+
+
+def test_a_global_rng_answer_is_observed_draw_for_draw_alike(capsys):
+    """The learner's answer and the table's "generator ignored" mistake must see the same draws,
+    or its hint would depend on the luck of two random frequency tables."""
+    def global_rng(logits, temperature, generator=None):
+        if temperature == 0:
+            return logits.argmax(dim=-1)
+        return torch.multinomial(torch.softmax(logits / temperature, dim=-1), 1)[:, 0]
+
+    case = day21._sample_cases()[2]
+    first, second = day21._run_sample(global_rng, case), day21._run_sample(global_rng, case)
+    freq = "frequency of each id (per distribution)"
+    assert torch.equal(first[freq], second[freq])
+    fails(capsys, day21.check_sample, global_rng, "pass generator=generator")
+
+
 def test_a_hard_coded_temperature_fails(capsys):
     line = rejects(capsys, day21.check_apply_temperature,
                    next(m for m in day21.APPLY_TEMPERATURE if m.name == "fixed T"))

@@ -141,11 +141,14 @@ class _MLP(nn.Module):
     act_last = False
     act_first = False
     residual = False
+    drop = 0.0  # a dropout of the learner's own after c_proj (the exercise's MLP has none)
 
     def __init__(self, n_embd: int) -> None:
         super().__init__()
         self.c_fc = nn.Linear(n_embd, self.hidden * n_embd)
         self.c_proj = nn.Linear(self.hidden * n_embd, n_embd)
+        if self.drop:
+            self.dropout = nn.Dropout(self.drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.act_last:
@@ -154,6 +157,8 @@ class _MLP(nn.Module):
             return self.c_proj(self.c_fc(self.act(x)))
         if self.residual:  # the block adds x; the MLP itself does not
             return x + self.c_proj(self.act(self.c_fc(x)))
+        if self.drop:
+            return self.dropout(self.c_proj(self.act(self.c_fc(x))))
         return self.c_proj(self.act(self.c_fc(x)))
 
 
@@ -183,6 +188,7 @@ MLP_MISTAKES = [
     Mistake("adds the residual", _mlp("Residual", residual=True),
             hint="the MLP returns x + c_proj(...): the residual add belongs to the block (exercise 4), "
                  "so the MLP returns c_proj(gelu(c_fc(x))) alone"),
+    Mistake("dropout of its own", _mlp("OwnDropout", drop=0.1), expect="an nn.Dropout of its own"),
 ]
 
 
@@ -196,6 +202,8 @@ def _mlp_cases() -> list[Case]:
         Case("MyMLP(16) on x of shape (2, 5, 16)", 16, _leaf(torch.randn(2, 5, 16, generator=g))),
         Case("MyMLP(40) on x of shape (3, 2, 40)", 40, _leaf(torch.randn(3, 2, 40, generator=g))),
         Case("MyMLP(6) on x of shape (4, 1, 6)", 6, _leaf(torch.randn(4, 1, 6, generator=g))),
+        Case("MyMLP(16) in train() mode on x of shape (2, 5, 16)", 16,
+             _leaf(torch.randn(2, 5, 16, generator=g)), train=True),
     ]
 
 
@@ -203,9 +211,13 @@ _MLP_PARAMS = ["c_fc.weight", "c_fc.bias", "c_proj.weight", "c_proj.bias"]
 
 
 def _run_mlp(impl: Any, case: Case) -> Any:
-    (C, x), _ = case.fresh()
+    (C, x), kwargs = case.fresh()
     module = impl(C)
     owner = f"MyMLP({C})"
+    if any(isinstance(m, nn.Dropout) and m.p > 0 for m in module.modules()):
+        raise CheckFailed(f"{owner} has an nn.Dropout of its own; the exercise's MLP is c_fc, GELU, "
+                          "c_proj and nothing more (the block's dropout comes with the package's "
+                          "MLP(config) in exercise 4): remove it")
     fc = layer(module, "c_fc", nn.Linear, owner=owner)
     if fc.out_features != 4 * C:
         raise CheckFailed(f"the hidden layer has {fc.out_features} units for n_embd={C}; GPT-2 "
@@ -213,7 +225,8 @@ def _run_mlp(impl: Any, case: Case) -> Any:
     layer(module, "c_fc", nn.Linear, shape=(4 * C, C), bias=True, owner=owner)
     layer(module, "c_proj", nn.Linear, shape=(C, 4 * C), bias=True, owner=owner)
     params = _set_params(module, _MLP_PARAMS, seed=C)
-    module.eval()
+    module.train(kwargs.get("train", False))  # train(): no dropout of any kind may act
+    torch.manual_seed(7)
     out = as_tensor(_output(module(x)), f"{owner}(x)")
     return outputs_and_grads(out, {"x": x, **params})
 
@@ -282,6 +295,10 @@ LAYER_NORM = [
                  "torch.sqrt(var + eps)"),
     Mistake("bias not added", lambda x, w, b, eps=1e-5: _ln(x, w, torch.zeros_like(b), eps),
             hint="the bias is not added: normalised * weight + bias"),
+    Mistake("bias before weight", lambda x, w, b, eps=1e-5: (_ln(x, torch.ones_like(w), torch.zeros_like(b), eps)
+                                                             + b) * w,
+            hint="the bias is added before the scaling; scale first, then shift: "
+                 "normalised * weight + bias"),
     Mistake("no eps", lambda x, w, b, eps=1e-5: _ln(x, w, b, 0.0),
             hint="eps is missing: a constant row gives 0 / 0 = NaN; add eps to the variance before "
                  "the square root, sqrt(var + eps)"),
@@ -407,6 +424,9 @@ BLOCK = [
                  "branch's input: x = x + self.attn(self.ln_1(x))[0]"),
     Mistake("ln_1 twice", _block("OneNorm", lambda s, x: (lambda y: y + s.mlp(s.ln_1(y)))(x + _attn(s, s.ln_1(x)))),
             hint="both branches use ln_1; the MLP branch reads self.ln_2(x)"),
+    Mistake("ln_1 and ln_2 swapped", _block("SwappedNorms", lambda s, x: (lambda y: y + s.mlp(s.ln_1(y)))(x + _attn(s, s.ln_2(x)))),
+            hint="ln_1 and ln_2 are swapped: the attention branch reads self.ln_1(x), the MLP "
+                 "branch self.ln_2(x)"),
     Mistake("parallel branches", _block("Parallel", lambda s, x: x + _attn(s, s.ln_1(x)) + s.mlp(s.ln_2(x))),
             hint="the MLP reads the block's input instead of the stream after the attention "
                  "branch; update x first, then x = x + self.mlp(self.ln_2(x))"),

@@ -7,9 +7,9 @@ mistake from the exercise's table, or "not done yet" - and never raises. The ref
 ``logits / temperature``, :func:`reference_entropy` and :func:`reference_sample`.
 
 ``sample`` draws at random, so its check compares what can be compared: the ids at
-temperature 0 (the argmax), the shape and dtype, that the same generator seed gives the same
-ids and another seed other ids, and the frequencies of 10000 draws from each distribution
-against the reference's (within 0.02).
+temperature 0 (the argmax, with no number drawn from the generator), the shape and dtype, that
+the same generator seed gives the same ids and another seed other ids, and the frequencies of
+10000 draws from each distribution against the reference's (within 0.02).
 
 Example::
 
@@ -208,6 +208,10 @@ def _h_dim1(p):  # dim=1: the last dimension only for 2-D probabilities
     return -torch.special.xlogy(p, p).sum(dim=1)
 
 
+def _h_nan_to_num_after_sum(p):  # the nan of 0 log 0 replaced only after the sum
+    return (-(p * p.log()).sum(-1)).nan_to_num(0.0)
+
+
 def _h_log10(p):
     return -(p * torch.log10(p.clamp_min(1e-30))).sum(-1)
 
@@ -247,6 +251,10 @@ ENTROPY = [
                  "dim=-1, whatever the number of leading dimensions"),
     Mistake("log10", _h_log10,
             hint="used log10; the entropy in nats uses the natural log, torch.log"),
+    Mistake("nan_to_num after the sum", _h_nan_to_num_after_sum,
+            hint="a row with a zero probability came out as 0: its nan was replaced after the sum, "
+                 "which loses the whole row; make 0 log 0 = 0 before summing, "
+                 "torch.special.xlogy(p, p)"),
     Mistake("float32", _h_float32, expect="dtype float32, expected float64"),
     Mistake("changes probs in place", _h_clamps_in_place, hint="your entropy changed the caller's "
             "probabilities (an in-place op such as clamp_ or +=): compute on a new tensor, e.g. "
@@ -298,14 +306,28 @@ _DRAWS = 10000  # rows per distribution in the frequency cases
 
 
 def _run_sample(impl: Any, case: Case) -> dict[str, Any]:
-    """Ids, their shape and dtype; at T > 0 also the frequencies and reproducibility."""
+    """Ids, their shape and dtype; at T > 0 also the frequencies and reproducibility.
+
+    Run under a fixed global seed (the caller's global RNG is restored afterwards), so that an
+    answer drawing from the global RNG matches its mistake of the table draw for draw.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return _observe_sample(impl, case)
+
+
+def _observe_sample(impl: Any, case: Case) -> dict[str, Any]:
     (logits, t), _ = case.fresh()
     before = logits.clone()
-    ids = as_tensor(impl(logits, t, torch.Generator().manual_seed(1)), "sample(...)")
+    gen = torch.Generator().manual_seed(1)
+    state = gen.get_state()
+    ids = as_tensor(impl(logits, t, gen), "sample(...)")
     assert_dtype(ids, torch.int64, "sample(...)", "return token ids, as logits.argmax(dim=-1) and "
                  "torch.multinomial give them (not logits, probabilities or a converted dtype)")
     obs: dict[str, Any] = {"shape": tuple(ids.shape), "dtype": str(ids.dtype).replace("torch.", ""),
                            "logits left unchanged": bool(torch.equal(logits, before))}
+    if t == 0:  # greedy: the argmax, and the generator left as it was (no number drawn)
+        obs["generator untouched at temperature 0"] = bool(torch.equal(gen.get_state(), state))
     if t == 0 or ids.shape != logits.shape[:1] or ids.is_floating_point():
         obs["ids"] = ids
         return obs
@@ -399,6 +421,18 @@ def _s_draws_at_zero(logits, t, generator=None):  # T = 0 sampled at T = 1
     return torch.multinomial(probs, 1, generator=generator)[:, 0]
 
 
+def _s_tiny_temperature(logits, t, generator=None):  # T = 0 as a tiny T: a draw that is the argmax
+    probs = torch.softmax(logits / max(t, 1e-6), -1)
+    return torch.multinomial(probs, 1, generator=generator)[:, 0]
+
+
+def _s_last_position(logits, t, generator=None):  # logits[:, -1] as for (B, T, V) logits
+    logits = logits[:, -1]
+    if t == 0:
+        return logits.argmax(-1)
+    return torch.multinomial(torch.softmax(logits / t, -1), 1, generator=generator)
+
+
 def _s_int32(logits, t, generator=None):
     if t == 0:
         return logits.argmax(-1).int()
@@ -469,6 +503,14 @@ SAMPLE = [
     Mistake("draws at temperature 0", _s_draws_at_zero,
             hint="temperature 0 drew at random; it means greedy: return logits.argmax(dim=-1) "
                  "for every row, without a draw"),
+    Mistake("tiny temperature for 0", _s_tiny_temperature,
+            hint="at temperature 0 your sample drew a random number from the generator (a tiny "
+                 "temperature such as max(T, 1e-6), or a draw before the argmax?); greedy means no "
+                 "draw: if temperature == 0, return logits.argmax(dim=-1) at once"),
+    Mistake("last position taken again", _s_last_position,
+            hint="logits[:, -1] keeps only the last vocabulary entry of each row: these logits "
+                 "are already the last position's, (B, V), one row per sequence; use them as "
+                 "they are"),
     Mistake("int32 ids", _s_int32, expect="should have dtype int64, got int32"),
     Mistake("max values", _s_max_values, expect="should have dtype int64, got float32"),
     Mistake("a list", _s_as_list, expect="should be a torch tensor, got a list"),

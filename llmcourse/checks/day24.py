@@ -104,6 +104,8 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[Any, int |
 
 
 def _described(value: Any) -> str:
+    if isinstance(value, BaseException):  # a type function that returns its error: same words
+        return f"{type(value).__name__} returned as the value, not raised"
     return f"{value!r} ({type(value).__name__})"
 
 
@@ -136,7 +138,10 @@ def _p_checkpoint_default() -> argparse.ArgumentParser:
 
 
 def _positive_int_refuses_1(text: str) -> int:  # value <= 1: the boundary the task names
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value <= 1:
         raise argparse.ArgumentTypeError(f"must be > 1, got {value}")
     return value
@@ -156,6 +161,16 @@ def _positive_int_abs(text: str) -> int:  # abs(int(text)): "-2" becomes 2
     value = abs(int(text))
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _positive_int_returns(text: str) -> Any:  # return instead of raise: the error is the value
+    try:
+        value = int(text)
+    except ValueError:
+        return argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+    if value < 1:
+        return argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
 
 
@@ -220,6 +235,10 @@ BUILD_PARSER = [
                                          tokens_type=_positive_int_abs),
             hint="positive_int turns '-2' into 2 (abs?); a negative count must be refused: "
                  "raise argparse.ArgumentTypeError when int(text) < 1"),
+    Mistake("positive_int returns the error", _m(num_type=_positive_int_returns,
+                                                 tokens_type=_positive_int_returns),
+            hint="positive_int returned the ArgumentTypeError instead of raising it, so "
+                 "--num-samples 0 is accepted: raise argparse.ArgumentTypeError(...)"),
     Mistake("positional checkpoint", _m(checkpoint_positional=True),
             hint="--checkpoint is an option, not a positional argument: "
                  "add_argument('--checkpoint', required=True)"),
@@ -341,7 +360,27 @@ def _g_stripped(model, tokenizer, prompt, num_samples, max_new_tokens, temperatu
                                                        max_new_tokens, temperature, seed)]
 
 
+def _g_global_seed_once(model, tokenizer, prompt, num_samples, max_new_tokens, temperature,
+                        seed):  # torch.manual_seed(seed) once, then the global generator
+    torch.manual_seed(seed)
+    ids = tokenizer.encode(prompt)
+    return [tokenizer.decode(generate(model, ids, max_new_tokens,
+                                      temperature=temperature)[0].tolist())
+            for _ in range(num_samples)]
+
+
+def _g_one_token_short(model, tokenizer, prompt, num_samples, max_new_tokens, temperature, seed):
+    return reference_samples(model, tokenizer, prompt, num_samples, max_new_tokens - 1,
+                             temperature, seed)
+
+
 GENERATE_SAMPLES = [
+    Mistake("torch.manual_seed once", _g_global_seed_once,
+            hint="seeded torch's global generator once (torch.manual_seed(seed)) and drew every "
+                 "sample from it; pass seed=seed + s to generate, so that sample s is drawn alone"),
+    Mistake("one token short", _g_one_token_short,
+            hint="each sample has one new token too few: pass max_new_tokens to generate as it "
+                 "is (it adds exactly that many)"),
     Mistake("max_new_tokens ignored", _g_tokens_written_in,
             hint="the samples do not have max_new_tokens new tokens; pass the max_new_tokens "
                  "argument to generate (not a number written in)"),
@@ -521,6 +560,16 @@ SCRIPT = [
         "args.max_new_tokens", "args.max_tokens")),
             hint="argparse stores --max-new-tokens as args.max_new_tokens (dashes become "
                  "underscores), --num-samples as args.num_samples"),
+    Mistake("one --- line at the end", _script(main=_MAIN.replace(
+        '        print(text)\n        print("---")\n', '        print(text)\n    print("---")\n')),
+            hint="printed one --- line after all the samples; print a line --- after each sample "
+                 "(inside the loop)"),
+    Mistake("temperature and seed swapped", _script(main=_MAIN.replace(
+        "args.temperature, args.seed", "args.seed, args.temperature")),
+            expect="temperature, seed)"),
+    Mistake("argv ignored", _script(main=_MAIN.replace("parse_args(argv)", "parse_args()")),
+            hint="main(argv) parsed sys.argv instead of its argv: build_parser().parse_args(argv), "
+                 "so that main(['--checkpoint', ...]) can be called and tested"),
     Mistake("wrong argument order", _script(main=_MAIN.replace(
         "args.max_new_tokens, args.temperature, args.seed", "args.max_new_tokens, 1.0, args.seed")),
             hint="main should print each text of generate_samples(...) as it is (print(text)), "
@@ -533,6 +582,9 @@ SCRIPT = [
 def check_script(script: str | os.PathLike[str], checkpoint: str | os.PathLike[str],
                  timeout: float = 300) -> None:
     """Exercise 3: run the script as a user would; compare its output with the reference.
+
+    Then ``--num-samples 0`` must exit with status 2, and so must ``main([..., '--num-samples',
+    '0'])`` called as a function while ``sys.argv`` holds valid words (main parses its argv).
 
     The table's mistakes are script texts (``Mistake.wrong``): a test writes one to a file and
     hands the check that file and a trained checkpoint.
@@ -555,6 +607,8 @@ def check_script(script: str | os.PathLike[str], checkpoint: str | os.PathLike[s
             why = f": {hint['two values from load_trained']}"
         elif "'Namespace' object has no attribute" in last:
             why = f": {hint['dashes in attribute names']}"
+        elif "seed must be" in last or "temperature must be" in last:
+            why = f": {hint['wrong argument order']}"
         raise CheckFailed(f"`{shown}` exited with status {done.returncode}: {last}{why}")
     model, tok, _ = load_trained(checkpoint)
     want = "".join(s + "\n---\n" for s in reference_samples(model, tok, "KI", 2, 15, 0.9, 5))
@@ -563,6 +617,8 @@ def check_script(script: str | os.PathLike[str], checkpoint: str | os.PathLike[s
         samples = want.split("\n---\n")[:-1]
         if done.stdout.startswith("---\n") and done.stdout[4:] + "---\n" == want:
             raise CheckFailed(f"`{shown}` {hint['--- before each sample']}")
+        if done.stdout == "".join(text + "\n" for text in samples) + "---\n":
+            raise CheckFailed(f"`{shown}` {hint['one --- line at the end']}")
         if want in done.stdout:
             extra = next((line for line in done.stdout.replace(want, "\n").splitlines() if line), "")
             raise CheckFailed(f"`{shown}` {hint['extra output']} (it printed {extra!r})")
@@ -584,3 +640,14 @@ def check_script(script: str | os.PathLike[str], checkpoint: str | os.PathLike[s
     if done.returncode != 2:
         raise CheckFailed(f"`python {script.name} --num-samples 0` exited with status "
                           f"{done.returncode}; {hint_0}")
+    # main(argv) called as a function, with other words in sys.argv: it must parse its argv
+    call = (f"import runpy, sys; sys.argv = [{str(script)!r}, '--checkpoint', {str(checkpoint)!r}, "
+            f"'--max-new-tokens', '1']; main = runpy.run_path({str(script)!r})['main']; "
+            f"sys.exit(main(['--checkpoint', {str(checkpoint)!r}, '--num-samples', '0']))")
+    env = kernel_env(dict(os.environ, PYTHONIOENCODING="utf-8"))
+    done = subprocess.run([sys.executable, "-c", call], capture_output=True, text=True, env=env,
+                          timeout=timeout)
+    if done.returncode != 2:
+        hint = next(m.hint for m in SCRIPT if m.name == "argv ignored")
+        raise CheckFailed(f"main(['--checkpoint', ..., '--num-samples', '0']) exited with status "
+                          f"{done.returncode}: {hint}")

@@ -93,6 +93,10 @@ RMS = [
             lambda x, w, eps=1e-5: _rms(x, w, eps, stat=lambda x: x.pow(2).mean(0, keepdim=True)),
             hint="the mean is over the last dimension (the features of one token): "
             "mean(dim=-1, keepdim=True)"),
+    Mistake("mean over dim 1",
+            lambda x, w, eps=1e-5: _rms(x, w, eps, stat=lambda x: x.pow(2).mean(1, keepdim=True)),
+            hint="the mean is over the last dimension (the features of one token), not dim 1: "
+            "mean(dim=-1, keepdim=True)"),
     Mistake("mean of everything", lambda x, w, eps=1e-5: x / torch.sqrt(x.pow(2).mean() + eps) * w,
             hint="x.pow(2).mean() without dim averages the whole tensor; each token needs its own "
             "root-mean-square: x.pow(2).mean(dim=-1, keepdim=True)"),
@@ -191,6 +195,9 @@ ROPE = [
             "with torch.cat((x1*cos - x2*sin, x1*sin + x2*cos), dim=-1) and return it"),
     Mistake("second half", _rope(second=lambda x1, x2, c, s: x1 * s - x2 * c), hint="the second "
             "half should be x1*sin + x2*cos (a rotation mixes both halves in both outputs)"),
+    Mistake("second half minus x1*sin", _rope(second=lambda x1, x2, c, s: x2 * c - x1 * s),
+            hint="the second half is x1*sin + x2*cos, with a plus (only the first half has a "
+            "minus, x1*cos - x2*sin)"),
     Mistake("second half cos and sin swapped", _rope(second=lambda x1, x2, c, s: x1 * c + x2 * s),
             hint="the second half should be x1*sin + x2*cos (a rotation mixes both halves in both "
             "outputs)"),
@@ -204,6 +211,10 @@ ROPE = [
         (_halves(x)[0] * c - _halves(x)[1] * s, _halves(x)[0] * s + _halves(x)[1] * c)),
             hint="torch.cat without dim joins the halves along dim 0 (the batch): put them back "
             "side by side along the last dimension, torch.cat((...), dim=-1)"),
+    Mistake("cat along dim 1", lambda x, c, s: torch.cat(
+        (_halves(x)[0] * c - _halves(x)[1] * s, _halves(x)[0] * s + _halves(x)[1] * c), dim=1),
+            hint="the rotated halves were joined along dim 1 (the heads): put them back side by "
+            "side along the last dimension, torch.cat((...), dim=-1)"),
     Mistake("cos only", lambda x, c, s: torch.cat((_halves(x)[0] * c, _halves(x)[1] * c), dim=-1),
             hint="the second half should be x1*sin + x2*cos (a rotation mixes both halves in both "
             "outputs)"),
@@ -275,6 +286,12 @@ SWIGLU = [
             "(silu(x @ w_gate) * (x @ w_up)) @ w_down"),
     Mistake("SiLU of x", lambda x, g, u, d: ((F.silu(x) @ g) * (x @ u)) @ d, hint="the SiLU goes "
             "on the gate's projection, silu(x @ w_gate), not on x before it"),
+    Mistake("gate detached", lambda x, g, u, d: (F.silu(x @ g).detach() * (x @ u)) @ d,
+            hint="the output is right but not the gradients: the gate is detached (.detach() or "
+            "torch.no_grad()); the gradient must flow through silu(x @ w_gate) too"),
+    Mistake("SiLU on the output", lambda x, g, u, d: F.silu(((x @ g) * (x @ u)) @ d),
+            hint="the SiLU goes on the gate's projection alone, silu(x @ w_gate), not on the "
+            "result after w_down"),
     Mistake("SiLU of the product", _glu(F.silu, "product"), hint="the SiLU goes on the gate alone, "
             "before the product: silu(x @ w_gate) * (x @ w_up)"),
 ]
@@ -315,6 +332,11 @@ REPEAT = [
     Mistake("cat tiles", lambda x, n: torch.cat([x] * n, dim=1), hint=_TILED),
     Mistake("no dim", lambda x, n: torch.repeat_interleave(x, n), hint="without dim, "
             "repeat_interleave flattens x first: repeat along the heads, dim=1"),
+    Mistake("copies along the positions", lambda x, n: x.unsqueeze(3).expand(
+        *x.shape[:3], n, x.shape[3]).reshape(x.shape[0], x.shape[1] * n, *x.shape[2:]),
+            hint="the copies were made next to each position (dim 2, or a new dim after it) and "
+            "then reshaped; put the new dim right after the heads: x[:, :, None].expand(B, n_kv, "
+            "n_rep, T, hs).reshape(B, n_kv * n_rep, T, hs), or x.repeat_interleave(n_rep, dim=1)"),
     Mistake("detached", lambda x, n: x.detach().repeat_interleave(n, dim=1), expect="does not carry "
             "gradients"),
 ]

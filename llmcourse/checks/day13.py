@@ -158,6 +158,15 @@ def _dim_1(x):
     return (x - m) - torch.log(torch.exp(x - m).sum(dim=1, keepdim=True))
 
 
+def _unshifted_x(x):  # the shift kept in the log, forgotten in front
+    m = x.amax(dim=-1, keepdim=True)
+    return x - torch.log(torch.exp(x - m).sum(dim=-1, keepdim=True))
+
+
+def _log_of_literal_softmax(x):  # the formula written literally, no maximum at all
+    return torch.log(torch.exp(x) / torch.exp(x).sum(dim=-1, keepdim=True))
+
+
 LOG_SOFTMAX = [
     Mistake("softmax itself", _just_softmax,
             hint="that is the softmax itself; log_softmax is its logarithm "
@@ -176,6 +185,12 @@ LOG_SOFTMAX = [
     Mistake("m left out of the log", _forgets_m_in_log,
             hint="subtract m inside the sum too: log(sum(exp(x - m))), the same shift as in "
                  "x - m"),
+    Mistake("x instead of x - m in front", _unshifted_x,
+            hint="the first term must be shifted too: (x - m) - log(sum(exp(x - m))); with x "
+                 "alone every log-probability is off by the row maximum m"),
+    Mistake("log(exp(x) / sum(exp(x)))", _log_of_literal_softmax,
+            hint="exp(1e4) overflows to inf and inf / inf is nan: subtract the row maximum m "
+                 "first, log_softmax(x) = (x - m) - log(sum(exp(x - m)))"),
     Mistake("no keepdim", _no_keepdim,
             hint="amax / sum without keepdim=True drop the last axis, so x - m lines the row "
                  "maxima up with the wrong axis: use x.amax(dim=-1, keepdim=True) and "
@@ -332,6 +347,23 @@ def _ce_targets_in_place(logits, targets, ignore_index=-100):
     return -(picked * keep).sum() / keep.sum()
 
 
+def _ce_gather_dim_1(logits, targets, ignore_index=-100):  # dim 1 is the classes only in 2-D
+    keep = targets != ignore_index
+    picked = _stable(logits).gather(1, targets.masked_fill(~keep, 0).unsqueeze(-1)).squeeze(-1)
+    return -(picked * keep).sum() / keep.sum()
+
+
+def _ce_unpacks_three(logits, targets, ignore_index=-100):  # only (B, T, V) works
+    B, T, V = logits.shape
+    picked, keep = _picked(logits.reshape(B * T, V), targets.reshape(B * T), ignore_index)
+    return -(picked * keep).sum() / keep.sum()
+
+
+def _ce_log_softmax_dim_1(logits, targets, ignore_index=-100):
+    picked, keep = _picked(logits, targets, ignore_index, log_softmax=_dim_1)
+    return -(picked * keep).sum() / keep.sum()
+
+
 def _ce_torch_3d(logits, targets, ignore_index=-100):
     return F.cross_entropy(logits, targets, ignore_index=ignore_index)
 
@@ -371,6 +403,15 @@ CROSS_ENTROPY = [
             hint="logp[..., targets] picks every target for every position (shape (B, T, B, T)): "
                  "pick each position's own target with logp.gather(-1, targets.unsqueeze(-1))"),
     Mistake("F.cross_entropy on (B, T, V)", _ce_torch_3d, hint=_CLASSES_ON_DIM_1),
+    Mistake("gather(1, ...)", _ce_gather_dim_1,
+            hint="gather along the last dimension, the classes: logp.gather(-1, "
+                 "safe.unsqueeze(-1)); dim 1 is the classes only for 2-D logits (N, V)"),
+    Mistake("B, T, V = logits.shape", _ce_unpacks_three,
+            hint="logits may be (N, V) as well as (B, T, V): take V = logits.shape[-1] and work "
+                 "over the last dimension (or reshape(-1, V)), without unpacking B, T"),
+    Mistake("log-probabilities over dim 1", _ce_log_softmax_dim_1,
+            hint="the log-probabilities were normalised over dim 1; normalise over the last "
+                 "dimension, the classes: log_softmax(logits) with dim=-1"),
     Mistake("divided by len(targets)", _ce_len_targets,
             hint="len(targets) is the size of the first dimension only (B for targets (B, T)); "
                  "divide by the number of counted targets, keep.sum()"),
@@ -489,6 +530,14 @@ def _bpb_log2(loss, n_tokens, n_bytes):
     return math.log2(loss) * n_tokens / n_bytes
 
 
+def _bpb_ln10(loss, n_tokens, n_bytes):
+    return loss / math.log(10) * n_tokens / n_bytes
+
+
+def _ppl_torch_exp(loss):  # torch.exp takes tensors only
+    return torch.exp(loss)
+
+
 PERPLEXITY = [
     _ppl_mistake("2 ** loss", _ppl_base2,
                  "perplexity is 2 ** loss here; the loss is in nats (natural log), so the "
@@ -500,6 +549,9 @@ PERPLEXITY = [
                  "perplexity is exp(loss), the number of equally likely choices"),
     _ppl_mistake("log(loss)", _ppl_log,
                  "perplexity is exp(loss), the number of equally likely choices, not log(loss)"),
+    _ppl_mistake("torch.exp(float)", _ppl_torch_exp,
+                 "the loss is a Python number and torch.exp takes only tensors: use "
+                 "math.exp(loss)"),
 ]
 BITS_PER_BYTE = [
     _bpb_mistake("nats per byte", _bpb_nats,
@@ -519,6 +571,9 @@ BITS_PER_BYTE = [
                  "n_tokens before dividing by n_bytes"),
     _bpb_mistake("log2(loss)", _bpb_log2,
                  "log2(loss) is not a change of unit; bits = nats / ln 2"),
+    _bpb_mistake("/ ln 10", _bpb_ln10,
+                 "dividing by ln 10 gives decimal digits, not bits: bits = nats / ln 2 "
+                 "(math.log(2))"),
 ]
 UNITS = PERPLEXITY + BITS_PER_BYTE
 

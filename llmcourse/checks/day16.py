@@ -168,6 +168,9 @@ def _adam_variant(kind: str) -> Callable[..., Any]:
         elif kind == "v from g":
             m = beta1 * m + (1 - beta1) * g
             v = beta2 * v + (1 - beta2) * g
+        elif kind == "m without (1 - beta1)":
+            m = beta1 * m + g
+            v = beta2 * v + (1 - beta2) * g * g
         else:
             m = beta1 * m + (1 - beta1) * g
             v = beta2 * v + (1 - beta2) * g * g
@@ -192,6 +195,12 @@ def _adam_variant(kind: str) -> Callable[..., Any]:
             return p + lr * (m / c1) / ((v / c2).sqrt() + eps), m, v
         if kind == "returns (m, v, p)":
             return m, v, p - lr * (m / c1) / ((v / c2).sqrt() + eps)
+        if kind == "returns (p, v, m)":
+            return p - lr * (m / c1) / ((v / c2).sqrt() + eps), v, m
+        if kind == "corrections swapped":
+            return p - lr * (m / c2) / ((v / c1).sqrt() + eps), m, v
+        if kind == "steps along g":
+            return p - lr * g / ((v / c2).sqrt() + eps), m, v
         if kind == "(1 - beta) ** t":
             return p - lr * (m / (1 - beta1) ** t) / ((v / (1 - beta2) ** t).sqrt() + eps), m, v
         if kind == "eps added to the update":
@@ -217,6 +226,17 @@ ADAM = [
                  "uses beta2"),
     Mistake("returns (m, v, p)", _adam_variant("returns (m, v, p)"),
             hint="return the three tensors in the order (p, m, v): the new parameters first"),
+    Mistake("returns (p, v, m)", _adam_variant("returns (p, v, m)"),
+            hint="m and v come back swapped: return them in the order (p, m, v)"),
+    Mistake("corrections swapped", _adam_variant("corrections swapped"),
+            hint="the two bias corrections are swapped: m is divided by 1 - beta1**t, v by "
+                 "1 - beta2**t"),
+    Mistake("steps along g", _adam_variant("steps along g"),
+            hint="the update uses the raw gradient g; step along the bias-corrected average, "
+                 "lr * m_hat / (sqrt(v_hat) + eps) with m_hat = m / (1 - beta1**t)"),
+    Mistake("m without (1 - beta1)", _adam_variant("m without (1 - beta1)"),
+            hint="m is an average, not a sum: m = beta1 * m + (1 - beta1) * g (without the "
+                 "(1 - beta1) it is SGD momentum's buffer)"),
     Mistake("no correction", _adam_variant("no correction"),
             hint="the bias correction is missing: divide m by (1 - beta1**t) and v by "
                  "(1 - beta2**t) before the update (both start at zero, so early steps are far "
@@ -468,6 +488,10 @@ PARAM_GROUPS = [
     Mistake("embedding not decayed", _groups_with(lambda n, p, e: p.dim() >= 2 and id(p) not in e),
             hint="the embedding table is not decayed; the package, like GPT-2 and nanoGPT, decays "
                  "every 2-D matrix (the tied embedding is also the output layer): use p.dim() >= 2"),
+    Mistake("names of biases and norms", _groups_with(
+                lambda n, p, e: not any(k in n for k in ("bias", "ln", "norm"))),
+            hint="choose by shape, not by a list of names: a learned 1-D gain (here 'gain') or a "
+                 "norm named otherwise slips into the decayed group; decay only p.dim() >= 2"),
     Mistake("'bias' in the name", _groups_with(lambda n, p, e: "bias" not in n),
             hint="everything but the biases is decayed, LayerNorm weights and gains too: choose by "
                  "shape, not by name; decay only p.dim() >= 2"),
@@ -552,6 +576,12 @@ def _clip_with(kind: str) -> Callable[..., Any]:
         if kind == "none grad":
             grads = [p.grad for p in params]
             norm = torch.sqrt(sum((g * g).sum() for g in grads))
+        elif kind == "none grad ** 2":
+            grads = [p.grad for p in params]
+            norm = torch.sqrt(sum((g ** 2).sum() for g in grads))
+        elif kind == "none grad .norm()":
+            grads = [p.grad for p in params]
+            norm = torch.sqrt(sum(g.norm() ** 2 for g in grads))
         elif kind == "clamp":
             grads = [p.grad for p in params if p.grad is not None]
             norm = torch.sqrt(sum((g * g).sum() for g in grads))
@@ -568,7 +598,9 @@ def _clip_with(kind: str) -> Callable[..., Any]:
             grads = [p.grad for p in params if p.grad is not None]
             norm = torch.sqrt(sum((g * g).sum() for g in grads))
         scale = (1.0 if kind == "fixed max_norm" else max_norm) / (norm.item() + 1e-6)
-        if kind != "scales up":
+        if kind == "max, not min":
+            scale = max(1.0, scale)
+        elif kind != "scales up":
             scale = min(1.0, scale)
         if kind == "not in place":
             grads = [g * scale for g in grads]
@@ -586,6 +618,12 @@ def _clip_with(kind: str) -> Callable[..., Any]:
     return clip_grad_norm
 
 
+_SKIP_NONE = ("a parameter without a gradient (p.grad is None) must be skipped: "
+              "[p.grad for p in params if p.grad is not None]")
+_UNCHANGED = ("the gradients were not changed: scale each p.grad in place (p.grad.mul_(scale)) by "
+              "scale = min(1, max_norm / (norm + 1e-6)) (min, not max), so that the optimizer "
+              "sees the clipped values")
+
 CLIP = [
     Mistake("no square root", _clip_with("no sqrt"),
             hint="the norm is missing its square root: sqrt(sum of g * g over every gradient)"),
@@ -599,17 +637,16 @@ CLIP = [
             hint="each entry was clamped to [-max_norm, max_norm] (that is clipping by value); "
                  "scale all gradients by one factor, min(1, max_norm / (norm + 1e-6))"),
     Mistake("none grad", _clip_with("none grad"),
-            hint="a parameter without a gradient (p.grad is None) must be skipped: "
-                 "[p.grad for p in params if p.grad is not None]"),
+            hint=_SKIP_NONE),
+    Mistake("none grad, ** 2", _clip_with("none grad ** 2"), hint=_SKIP_NONE),
+    Mistake("none grad, .norm()", _clip_with("none grad .norm()"), hint=_SKIP_NONE),
     Mistake("per tensor", _clip_with("per tensor"),
             hint="each tensor was clipped on its own; clip the global norm, measured over all "
                  "gradients together, with one common scale factor"),
     Mistake("iterates twice", _clip_with("twice"),
             hint="params may be a generator (model.parameters()), which can be read only once: "
                  "collect the gradients in a list first and scale those"),
-    Mistake("not in place", _clip_with("not in place"),
-            hint="the gradients were not changed: scale each p.grad in place (p.grad.mul_(scale)) "
-                 "so that the optimizer sees the clipped values"),
+    Mistake("not in place", _clip_with("not in place"), hint=_UNCHANGED),
     Mistake("fixed max_norm", _clip_with("fixed max_norm"),
             hint="use the max_norm argument, not a fixed 1.0"),
     Mistake("squared", _clip_with("squared"),
@@ -626,6 +663,8 @@ CLIP = [
     Mistake("returns the scale", _clip_with("returns the scale"),
             hint="return the global norm measured before clipping, not the scale factor "
                  "min(1, max_norm / (norm + 1e-6))"),
+    # after "scales up": below max_norm it scales up too, and that hint fits better there
+    Mistake("max, not min", _clip_with("max, not min"), hint=_UNCHANGED),
 ]
 
 

@@ -11,8 +11,10 @@ Every ``interval`` optimizer steps a :class:`TrainingMonitor` records, for that 
 - **gradients** (``grad``): the norm of each parameter tensor's gradient, before clipping;
 - **update-to-data ratios** (``update``): ``log10(||delta W|| / ||W||)`` of each parameter
   tensor, with ``delta W`` the change the optimizer step actually made (learning rate, Adam's
-  scaling and weight decay included). Around ``-3`` is the usual healthy value; far above it
-  the step is too large, far below it the tensor barely trains;
+  scaling and weight decay included). About ``-3`` is a rule of thumb for SGD; with Adam the
+  level follows the learning rate (day 29's healthy runs sit near ``-1.5`` to ``-2``), so compare
+  layers and runs: far above the others the step is too large, far below them the tensor barely
+  trains;
 - **histograms** (``hist``) of each MLP's GELU inputs: 40 equal bins on ``[-5, 5]``, values
   outside clipped into the end bins.
 

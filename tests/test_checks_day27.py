@@ -242,3 +242,55 @@ def test_write_tokens_refusing_65535_is_named(capsys, tmp_path):
         tmp.replace(path)
         return total
     fails(capsys, day27.check_write_tokens, refuses_largest, "not >= 65535")
+
+
+# ---- a new learner's wrong answers (red-team round of ms27) ----------------------------------
+
+
+def _write_lazily(chunks, path):
+    """Opens the temporary file at the first chunk, so no chunks leave no file (and a crash)."""
+    path = Path(path)
+    tmp, f, total = path.with_name(path.name + ".tmp"), None, 0
+    for chunk in chunks:
+        chunk = np.asarray(chunk)
+        if chunk.size and (chunk.min() < 0 or chunk.max() > 65535):
+            if f is not None:
+                f.close()
+                tmp.unlink()
+            raise ValueError("that id is no uint16")
+        if f is None:
+            f = open(tmp, "wb")
+        chunk.astype(np.uint16).tofile(f)
+        total += chunk.size
+    f.close()
+    tmp.replace(path)
+    return total
+
+
+def test_write_tokens_without_chunks_writes_an_empty_file(capsys, tmp_path):
+    fails(capsys, day27.check_write_tokens, _write_lazily, "on write_tokens(no chunks at all, path)")
+    path = tmp_path / "t.bin"
+    path.write_bytes(b"old")
+    assert solution_write_tokens(iter([]), path) == 0 and path.read_bytes() == b""
+
+
+def test_write_tokens_other_error_type_is_named(capsys):
+    def index_error(chunks, path):               # the lesson's solution, raising IndexError
+        def checked():
+            for chunk in chunks:
+                chunk = np.asarray(chunk)
+                if chunk.size and (chunk.min() < 0 or chunk.max() > 65535):
+                    raise IndexError("that id is no uint16")
+                yield chunk
+        return solution_write_tokens(checked(), path)
+    fails(capsys, day27.check_write_tokens, index_error,
+          "raise ValueError (the task asks for it) for an id outside 0..65535, not IndexError")
+
+
+def test_compact_vocab_swapped_and_list_used_are_named(capsys):
+    fails(capsys, day27.check_compact_vocab,
+          lambda ids: (np.unique(ids), np.searchsorted(np.unique(ids), ids).astype(np.int64)),
+          "new_ids and used are swapped")
+    fails(capsys, day27.check_compact_vocab,
+          lambda ids: (solution_compact_vocab(ids)[0], sorted(set(np.asarray(ids).tolist()))),
+          "used should be a numpy array")

@@ -191,3 +191,42 @@ def test_third_round_correct_forms_pass(capsys):
             first.setdefault(normalize(d), i)
         return list(first.values())
     passes(capsys, day31.check_exact_dedup, dedup_setdefault)
+
+
+# ---- a new learner's answers (red-team round of ms27) ------------------------------------------
+
+
+def test_ms27_correct_forms_pass(capsys):
+    import hashlib
+
+    def dedup_sha1(docs):  # a set of SHA-1 digests of the normalised forms, as the text suggests
+        seen, keep = set(), []
+        for i, d in enumerate(docs):
+            digest = hashlib.sha1(normalize(d).encode("utf-8")).hexdigest()
+            if digest not in seen:
+                seen.add(digest)
+                keep.append(i)
+        return keep
+    passes(capsys, day31.check_exact_dedup, dedup_sha1)
+    passes(capsys, day31.check_minhash_signature,
+           lambda x, a, b, p: np.array([((ai * x + bi) % p).min() for ai, bi in zip(a, b)]))
+    passes(capsys, day31.check_strip_boilerplate, lambda doc, patterns: "\n".join(
+        line for line in doc.splitlines()
+        if line.strip() and not any(re.compile(q).search(line) for q in patterns)))
+
+
+def test_ms27_wrong_forms_are_named(capsys):
+    fails(capsys, day31.check_minhash_signature,
+          lambda x, a, b, p: ((a[:, None] * x[None, :] + b[:, None]) % p).min(axis=1, keepdims=True),
+          "got shape (5, 1): .min(axis=1), without keepdims")
+
+    def square_only(x, a, b, p):  # element by element whenever the sizes happen to agree
+        if len(a) == len(x):
+            return (a * x + b) % p
+        return ((a[:, None] * x[None, :] + b[:, None]) % p).min(axis=1)
+    fails(capsys, day31.check_minhash_signature, square_only, "a square table")
+    # by hand: first copies at 0 ('ice cream'), 5 ('icecream') and 12 ('ice-cream')
+    docs = ["ice cream", "Ice cream", "ICE  CREAM", " ice\tcream", "ice cream\n", "icecream",
+            "Icecream", "ice cream", "ICECREAM ", "ice  cream", "icecream", "ice\ncream", "ice-cream"]
+    assert [0, 5, 12] == [
+        i for i, d in enumerate(docs) if normalize(d) not in {normalize(e) for e in docs[:i]}]

@@ -284,6 +284,29 @@ def _write_counts_bytes(chunks, path):      # nbytes of the chunk as given (8 pe
     return total
 
 
+def _write_checks_first(chunks, path):      # a first loop checks the ids and uses up the generator
+    for c in chunks:
+        c = np.asarray(c)
+        if c.size and (c.min() < 0 or c.max() > 65535):
+            raise ValueError("too big")
+    n = 0
+    with open(path, "wb") as f:
+        for c in chunks:                     # nothing left: the file stays empty
+            np.asarray(c).astype(np.uint16).tofile(f)
+            n += len(c)
+    return n
+
+
+def _write_counts_file_bytes(chunks, path):  # f.tell(): the bytes written, 2 per id
+    with open(path, "wb") as f:
+        for c in chunks:
+            c = np.asarray(c)
+            if c.size and (c.min() < 0 or c.max() > 65535):
+                raise ValueError("too big")
+            c.astype(np.uint16).tofile(f)
+        return f.tell()
+
+
 def _write_no_return(chunks, path):
     with open(path, "wb") as f:
         for c in chunks:
@@ -377,6 +400,7 @@ _REFUSES_65535 = ("refused a chunk of valid ids: 65535 is the largest id uint16 
                   "ValueError only for an id below 0 or above 65535 (> 65535, not >= 65535)")
 _DELETED = ("a refused call deleted the file already at path: on an error remove only your "
             "temporary file, and leave path as it was")
+_NOT_VALUE_ERROR = "raise ValueError (the task asks for it) for an id outside 0..65535, not "
 _COPY_LEFT = ("a temporary file was left beside path after a successful call: "
               "os.replace(tmp, path) moves it onto path (a copy leaves it behind)")
 
@@ -400,8 +424,7 @@ WRITE_TOKENS = [
             "raise ValueError when an id is above 65535"),
     Mistake("min of an empty chunk", _write_min_of_empty, hint="an empty chunk has no min() or "
             "max() (numpy raises ValueError): test the range only when chunk.size > 0"),
-    Mistake("OverflowError", _write_overflow_error, hint="raise ValueError (the task asks for it) "
-            "for an id outside 0..65535, not OverflowError"),
+    Mistake("OverflowError", _write_overflow_error, hint=_NOT_VALUE_ERROR + "OverflowError"),
     Mistake("iterates twice", _write_twice_iterated, hint="chunks is an iterator (a generator, as "
             "encode_file gives): it can be gone through only once; count the ids in the same loop "
             "that writes them"),
@@ -409,8 +432,14 @@ WRITE_TOKENS = [
             "return the number of ids written (add up chunk.size)"),
     Mistake("all chunks read first", _write_all_at_once, hint="a chunk was not yet in the file "
             "beside path when the next one was read: write each chunk as it comes to the "
-            "temporary file beside path; reading them all first (a list, np.concatenate) holds "
-            "the whole file in memory"),
+            "temporary file beside path, path.with_name(path.name + '.tmp') (not one elsewhere); "
+            "reading them all first (a list, np.concatenate) holds the whole file in memory"),
+    Mistake("checks all, then writes", _write_checks_first, hint="the file is empty and 0 ids "
+            "were counted: a first loop that checks the chunks uses up the iterator, so the "
+            "second loop gets nothing; check, write and count each chunk in one loop"),
+    Mistake("counts the file's bytes", _write_counts_file_bytes, hint="write_tokens returned the "
+            "bytes written (2 per id, f.tell()); return the number of ids written (add up "
+            "chunk.size)"),
     Mistake("counts bytes", _write_counts_bytes, hint="write_tokens returned a number of bytes "
             "(chunk.nbytes); return the number of ids written (add up chunk.size)"),
     Mistake("no return", _write_no_return, expect="returned None"),
@@ -452,6 +481,8 @@ def _write_cases() -> list[Case]:
         Case("write_tokens(chunks of 64 ids sliced from a uint16 memmap of 300 ids, path)",
              "memmap", stored),
         Case("write_tokens(3 chunks as Python lists, path)", lists, None, holds_65535=True),
+        Case("write_tokens(no chunks at all, path) over an older file of 100 ids: an empty file, "
+             "0 ids", [], 100),
         Case(f"write_tokens(3 int64 chunks of {_STREAMED:,} ids, path): each chunk in the file "
              "before the next is read", [rng.integers(0, 50_257, size=_STREAMED) for _ in range(3)],
              None, streamed=True),
@@ -513,6 +544,13 @@ def _write_run(impl: Any, case: Case) -> Any:
             elif kwargs.get("holds_65535"):
                 raise CheckFailed(f"{_REFUSES_65535} (on {case.label})") from None
             return Raised(exc)
+        except (NotImplementedError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a refused chunk that raised something else
+            if not kwargs.get("refused"):
+                raise
+            raise CheckFailed(f"{_NOT_VALUE_ERROR}{type(exc).__name__} (yours said: {exc}; on "
+                              f"{case.label})") from None
         if left_over():
             why = _NEVER_REPLACED if not path.is_file() else _COPY_LEFT
             raise CheckFailed(f"{why} (left: {left_over()[0]}; on {case.label})")
@@ -598,6 +636,15 @@ def _lengths_list_compared(ids, eot):        # list == eot is one False, not a m
     return [int(e - s) for s, e in zip(starts, ends)]
 
 
+def _lengths_later_count_eot(ids, eot):     # np.diff(pos, prepend=0): from one marker to the next
+    return np.diff(np.flatnonzero(np.asarray(ids) == eot), prepend=0).tolist()
+
+
+def _lengths_split_tail(ids, eot):           # pieces ending with eot, less 1, and the tail's piece
+    ids = np.asarray(ids)
+    return [len(p) - 1 for p in np.split(ids, np.flatnonzero(ids == eot) + 1)]
+
+
 STORY_LENGTHS = [
     Mistake("a list compared with ==", _lengths_list_compared,
             hint="ids may be a Python list, and [0, 4, 4] == 0 is one False, not a mask: turn it "
@@ -615,6 +662,12 @@ STORY_LENGTHS = [
     Mistake("first story one short", _lengths_first_short, hint="the first story is one token "
             "short: it starts at position 0, so its length is the first eot's position (as if a "
             "marker stood at -1: np.diff(pos, prepend=-1) - 1)"),
+    Mistake("later stories count an eot", _lengths_later_count_eot, hint="each story after the "
+            "first counts the eot before it: a story starts just after its marker (pos + 1), only "
+            "the first one at 0"),
+    Mistake("np.split keeps the tail", _lengths_split_tail, hint="the tokens after the last eot "
+            "were counted as a story (np.split's last piece): they are an unfinished one; count "
+            "only stories that end with eot"),
     Mistake("np.split pieces", _lengths_split, hint="each length counts the end-of-text token "
             "too: a story of 3 tokens and its eot should give 3, not 4"),
 ]
@@ -706,6 +759,11 @@ def _compact_from_set(ids):  # list(set(...)): the distinct ids in the set's own
     return new_ids, np.array(used, dtype=np.int64)
 
 
+def _compact_sorted_arguments(ids):          # np.searchsorted(ids, used): the arguments swapped
+    used = np.unique(np.asarray(ids)).astype(np.int64)
+    return np.searchsorted(np.asarray(ids), used).astype(np.int64), used
+
+
 COMPACT_VOCAB = [
     Mistake("first-seen order", _compact_first_seen, hint="used should be sorted: np.unique sorts, "
             "and np.searchsorted needs the order"),
@@ -723,6 +781,8 @@ COMPACT_VOCAB = [
     Mistake("one too large", _compact_from_1, hint="every new id is one too large: the smallest id "
             "should become 0, its position in used (np.searchsorted(used, ids) with the default "
             "side='left', and no + 1)"),
+    Mistake("searchsorted(ids, used)", _compact_sorted_arguments, hint="new_ids needs one entry "
+            "per id of ids: np.searchsorted(used, ids), the sorted array first"),
     Mistake("unsorted set", _compact_from_set,
             hint="used must be sorted: a set has no order you can rely on, so used and new_ids "
                  "come out shuffled; np.unique(ids) gives the distinct ids sorted"),
@@ -753,6 +813,12 @@ def _compact_run(impl: Any, case: Case) -> Any:
 
 def _compact_read(value: Any, case: Case) -> Any:
     new, used = as_pair(value, "compact_vocab(ids)", ("new_ids", "used"))
+    ids = case.args[1] if isinstance(case.args[0], str) else case.args[0]
+    if np.size(new) != len(ids) and np.size(used) == len(ids):
+        raise CheckFailed("new_ids and used are swapped: return (new_ids, used)")
+    if isinstance(used, (list, tuple)):
+        raise CheckFailed(f"used should be a numpy array (np.unique(ids)), got {kind_of(used)}: "
+                          "the lesson decodes with used[new_ids]")
     if not isinstance(new, np.ndarray):
         raise CheckFailed(f"new_ids should be a numpy array of dtype int64, got {kind_of(new)}")
     used = np.asarray(used)
@@ -809,6 +875,10 @@ T4_HOURS = [
             "T4's 65e12 FLOP/s"),
     Mistake("no return", lambda n_params, n_tokens, mfu, peak_flops=65e12: None,
             expect="returned None"),
+    Mistake("mfu left out", _hours(mfu_power=0), hint="mfu was left out: the GPU delivers only "
+            "mfu * peak_flops operations per second; divide by (mfu * peak_flops)"),
+    Mistake("mfu / 100", _hours(percent=0.01), hint="mfu is already a fraction (0.25 for 25%): "
+            "do not divide it by 100"),
     Mistake("no 6", lambda n_params, n_tokens, mfu, peak_flops=65e12:
             n_params * n_tokens / (mfu * peak_flops) / 3600,
             hint="the 6 is left out: training costs about 6 * n_params * n_tokens operations "

@@ -60,6 +60,10 @@ LENGTH = [
     Mistake("documents", lambda docs, lo, hi: [d for d in docs if lo <= len(d.split()) <= hi],
             expect="should return a list of ints"),
     Mistake("no return", lambda docs, lo, hi: None, expect="forget the `return`"),
+    Mistake("the dropped ones", lambda docs, lo, hi: [i for i, d in enumerate(docs)
+                                                      if not lo <= len(d.split()) <= hi],
+            hint="those are the documents to drop: return the indices of the documents kept, "
+            "min_words <= number of words <= max_words"),
     Mistake("1-based", lambda docs, lo, hi: [i for i, d in enumerate(docs, 1)
                                               if lo <= len(d.split()) <= hi],
             hint="the indices start at 1; Python counts from 0: enumerate(docs), not "
@@ -106,6 +110,12 @@ def _as_str(value: Any, case: Case) -> str:
     return value
 
 
+def _sub_each(doc, patterns):                # re.sub: the matched text goes, the line stays
+    for pattern in patterns:
+        doc = re.sub(pattern, "", doc)
+    return doc
+
+
 STRIP = [
     Mistake("substring test", lambda doc, patterns: "\n".join(
         line for line in doc.split("\n") if line.strip() and not any(p in line for p in patterns)),
@@ -138,6 +148,19 @@ STRIP = [
         line.rstrip() for line in _strip(d, p).split("\n")), hint="the kept lines lost their "
             "trailing spaces: use line.strip() only to test for a blank line, and keep the line "
             "itself unchanged"),
+    Mistake("whole document dropped", lambda d, p: "" if any(re.search(q, d) for q in p)
+            else _strip(d, p), hint="the whole document was dropped because a pattern is found in "
+            "it: test each line, and drop only the lines a pattern is found in"),
+    Mistake("only the matched text removed", lambda d, p: _strip(_sub_each(d, p), []),
+            hint="only the text a pattern matched was removed (re.sub): drop the whole line in "
+            "which re.search(pattern, line) finds a pattern"),
+    Mistake("lines lower-cased first", lambda d, p: _strip(d, p, match=lambda q, line: re.search(
+        q, line.lower())), hint="the lines were lower-cased before the search, so '^Tags:' no "
+            "longer finds 'Tags: ...'; search each line as it is (a pattern that ignores case "
+            "says so itself, (?i))"),
+    Mistake("a new line after each", lambda d, p: "".join(
+        line + "\n" for line in _strip(d, p).split("\n")), hint="the result ends with a new "
+            "line: '\\n'.join(kept) puts one only between the kept lines"),
     Mistake("a list", lambda d, p: [l for l in d.split("\n") if l.strip()
                                     and not any(re.search(q, l) for q in p)],
             expect="join the kept lines"),
@@ -195,6 +218,18 @@ DEDUP = [
     Mistake("the copies", lambda docs: [i for i in range(len(docs)) if i not in _dedup(docs)],
             hint="those are the later copies, the ones to drop: return the indices of the "
             "documents kept (the first copy of each)"),
+    Mistake("a set of indices", lambda docs: list(set(_dedup(docs))),
+            hint="keep the original order of the documents (a set or a sort loses it)"),
+    Mistake("all white space removed", lambda docs: _dedup(docs, key=lambda d: "".join(d.lower().split())),
+            hint="documents that differ by a space between words ('ice cream', 'icecream') were "
+            "taken as copies: normalize turns runs of white space into ONE space, it does not "
+            "remove them"),
+    Mistake("added before the test", lambda docs: [],
+            hint="nothing was kept: test whether normalize(doc) is already in the set BEFORE "
+            "adding it"),
+    Mistake("1-based", lambda docs: [i + 1 for i in _dedup(docs)],
+            hint="the indices start at 1; Python counts from 0: enumerate(docs), not "
+            "enumerate(docs, 1)"),
     Mistake("documents", lambda docs: list(dict.fromkeys(normalize(d) for d in docs)),
             expect="should return a list of ints"),
 ]
@@ -208,6 +243,10 @@ def check_exact_dedup(exact_dedup: Callable[..., Any]) -> None:
              Case("exact_dedup(docs with tabs, inner spaces, empty and blank docs)",
                   ["b  a", "", "Zebra\tcrossing", "b a", "   ", "zebra crossing", "a b", "\n"]),
              Case("exact_dedup(7 copies of 2 docs)", ["y", "x", "Y", "x ", "X", " y", "x"]),
+             Case("exact_dedup(13 docs: 'ice cream' in many spellings, then 'icecream', then "
+                  "'ice-cream')", ["ice cream", "Ice cream", "ICE  CREAM", " ice\tcream", "ice cream\n",
+                                   "icecream", "Icecream", "ice cream", "ICECREAM ", "ice  cream",
+                                   "icecream", "ice\ncream", "ice-cream"]),
              Case("exact_dedup([])", []),
              Case("exact_dedup(the 6 small docs again, in a new call: remember nothing from "
                   "earlier calls)", docs)]
@@ -224,6 +263,9 @@ P = (1 << 31) - 1
 def _minhash(x, a, b, p):
     return ((a[:, None] * x[None, :] + b[:, None]) % p).min(axis=1)
 
+
+_WHOLE_TABLE = (".min() without an axis gives one number for the whole table: take .min(axis=1), "
+                "one minimum per hash function")
 
 MINHASH = [
     Mistake("no broadcasting", lambda x, a, b, p: ((a * x + b) % p).min(),
@@ -253,6 +295,15 @@ MINHASH = [
                                                  + b[:, None]) % p).min(axis=1).astype(np.int64),
             hint="the table was computed in floats, which round products this large (up to "
             "2^62): keep x, a and b int64 throughout"),
+    Mistake("b not broadcast", lambda x, a, b, p: ((a[:, None] * x[None, :] + b) % p).min(axis=1),
+            hint="b must be broadcast too: b[:, None], so that b[i] is added to row i of the "
+            "(P, S) table"),
+    Mistake("b as a row", lambda x, a, b, p: ((a[:, None] * x[None, :] + b[None, :]) % p).min(axis=1),
+            hint="b must be broadcast too: b[:, None], so that b[i] is added to row i of the "
+            "(P, S) table"),
+    Mistake("min of the whole table", lambda x, a, b, p: ((a[:, None] * x[None, :] + b[:, None])
+                                                           % p).min(),
+            expect=".min() without an axis gives one number"),
     Mistake("float", lambda x, a, b, p: _minhash(x, a, b, p).astype(np.float64),
             expect="should return the (P,) array of ints (int64, like x, a and b)"),
     Mistake("list of floats", lambda x, a, b, p: [float(v) for v in _minhash(x, a, b, p)],
@@ -273,6 +324,12 @@ def _signature(value: Any, case: Case) -> list[int]:
         raise CheckFailed(f"{name} should return the (P,) array of ints (int64, like x, a and b), "
                           f"got floats ({kind_of(value)}): keep the integer dtype (*, + and % "
                           "of int64 arrays and .min stay int64; no / and no float())")
+    shape = tuple(value.shape) if hasattr(value, "shape") else None
+    if shape == ():
+        raise CheckFailed(_WHOLE_TABLE)
+    if shape is not None and len(shape) != 1:
+        raise CheckFailed(f"{name} should return the (P,) array, one entry per hash function, got "
+                          f"shape {shape}: .min(axis=1), without keepdims")
     return as_int_list(value, name)
 
 
@@ -291,6 +348,7 @@ def _minhash_cases() -> list[Case]:
             Case("minhash_signature(the same 40 hashes reversed, 128 hash functions)",
                  big[0][::-1].copy(), big[1], big[2], P),
             Case("minhash_signature(hashes 0, 1, p - 1 and repeats, 6 hash functions)", *edge, P),
+            Case("minhash_signature(6 shingle hashes, 6 hash functions: a square table)", *draw(6, 6), P),
             Case("minhash_signature(12 hashes, 4 hash functions, p = 65521)", *draw(12, 4, 65521)[:1],
                  *(v % 65521 + 1 for v in draw(0, 4)[1:]), 65521)]
 

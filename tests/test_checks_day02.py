@@ -210,3 +210,31 @@ def test_merge_must_leave_ids_as_it_was(capsys):
         return in_place(list(ids), pair, new_id)
 
     passes(capsys, day02.check_merge, copies_first)
+
+
+def test_get_pair_counts_must_leave_ids_as_it_was(capsys):
+    # "how many times it occurs" only reads ids: a count that pops the caller's list is refused
+    def pops(ids):
+        counts = {}
+        while len(ids) > 1:
+            a = ids.pop(0)
+            counts[(a, ids[0])] = counts.get((a, ids[0]), 0) + 1
+        return counts
+
+    assert bool(day02.check_get_pair_counts(pops)) is False
+    assert one_line(capsys) == ("❌ get_pair_counts: get_pair_counts changed the list ids it was given: "
+                                "only read it (zip(ids, ids[1:])), the caller still needs its ids "
+                                "(on get_pair_counts([1, 2, 3, 4]))")
+
+    def pops_a_copy(ids):  # the same loop on a copy: the caller's list is untouched
+        return pops(list(ids))
+
+    passes(capsys, day02.check_get_pair_counts, pops_a_copy)
+
+
+def test_encode_order_hints_by_hand(capsys):
+    # encode('abcab', {(b, c): 257, (a, b): 256}) by hand: rank 256 first gives [256, c, 256];
+    # taking the highest rank first merges (b, c) first and leaves [a, 257, 256]
+    a, b, c = ord("a"), ord("b"), ord("c")
+    assert encode("abcab", {(b, c): 257, (a, b): 256}) == [256, c, 256]
+    assert day02._encode_highest_rank("abcab", {(b, c): 257, (a, b): 256}) == [a, 257, 256]

@@ -264,3 +264,55 @@ def test_importing_the_checks_leaves_the_random_state_alone():
     state = torch.get_rng_state()
     importlib.reload(day12)
     assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_middle_and_far_leaks_by_hand():
+    # CFG has block_size 12: the middle leak sits at position 12 // 4 = 3, the far one lets
+    # position 0 see positions 10 and 11 only
+    torch.manual_seed(0)
+    x = torch.randint(13, (2, 12))
+    for build, changed, leaking, quiet in [(day12._middle_leak_model, 11, 3, [0, 1, 2, 4, 5, 6]),
+                                           (day12._far_leak_model, 10, 0, [1, 2, 3, 4, 5, 6])]:
+        model = build(CFG).eval()
+        x2 = x.clone()
+        x2[:, changed] = (x2[:, changed] + 1) % 13
+        with torch.no_grad():
+            a, _ = model(x)
+            b, _ = model(x2)
+        assert not torch.allclose(a[:, leaking], b[:, leaking])
+        assert torch.allclose(a[:, quiet], b[:, quiet], atol=1e-6)
+    far = day12._far_leak_model(CFG).eval()       # an input of 9 tokens never reaches position 10
+    x3 = x[:, :9].clone()
+    x3[:, 7:] = (x3[:, 7:] + 1) % 13
+    with torch.no_grad():
+        assert torch.allclose(far(x[:, :9])[0][:, :7], far(x3)[0][:, :7], atol=1e-6)
+
+
+def test_cancelling_gradient_model_by_hand():
+    model = day12._cancelling_grad_positions_model(CFG)
+    x = torch.randint(13, (2, 12))
+    model(x, x)[1].backward()
+    g = model.transformer.wpe.weight.grad
+    assert g[0, 0].item() == 1.0 and g[0, 1].item() == -1.0 and g.abs().sum().item() == 2.0
+    assert g.sum().item() == 0.0
+
+
+def test_gradient_test_must_name_the_parameter(capsys):
+    def unnamed(model):
+        model.zero_grad(set_to_none=True)
+        x = torch.randint(model.config.vocab_size, (2, model.config.block_size))
+        model(x, x)[1].backward()
+        for p in model.parameters():
+            assert p.grad is not None and p.grad.abs().sum() > 0
+
+    def named(model):  # the same test with the name in the message
+        model.zero_grad(set_to_none=True)
+        x = torch.randint(model.config.vocab_size, (2, model.config.block_size))
+        model(x, x)[1].backward()
+        for name, p in model.named_parameters():
+            assert p.grad is not None and p.grad.abs().sum() > 0, f"no gradient for {name}"
+
+    assert bool(day12.check_gradients_test(unnamed)) is False
+    line = one_line(capsys)
+    assert "but its message does not name the parameter: say which parameter failed" in line, line
+    passes(capsys, day12.check_gradients_test, named)

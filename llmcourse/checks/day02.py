@@ -120,7 +120,39 @@ def _counts_misses_last(ids):  # range(len(ids) - 2): one pair short
     return counts
 
 
+def _counts_every_other(ids):  # zip(ids[::2], ids[1::2]): pairs (0, 1), (2, 3), ... only
+    counts = {}
+    for pair in zip(ids[::2], ids[1::2]):
+        counts[pair] = counts.get(pair, 0) + 1
+    return counts
+
+
+def _counts_reversed(ids):  # keys (b, a) instead of (a, b)
+    counts = {}
+    for a, b in zip(ids, ids[1:]):
+        counts[(b, a)] = counts.get((b, a), 0) + 1
+    return counts
+
+
+def _counts_consumes_ids(ids):  # pops from the caller's list: ids is empty afterwards
+    counts = {}
+    while len(ids) > 1:
+        a = ids.pop(0)
+        counts[(a, ids[0])] = counts.get((a, ids[0]), 0) + 1
+    return counts
+
+
+_IDS_CHANGED = ("get_pair_counts changed the list ids it was given: only read it (zip(ids, ids[1:])), "
+                "the caller still needs its ids")
+
 GET_PAIR_COUNTS = [
+    Mistake("changes ids", _counts_consumes_ids, expect=_IDS_CHANGED),
+    Mistake("every other pair", _counts_every_other,
+            hint="only every other pair was counted (ids[0], ids[1]), (ids[2], ids[3]), ...: the pairs "
+                 "overlap, so count (ids[i], ids[i + 1]) for EVERY i, zip(ids, ids[1:])"),
+    Mistake("pairs reversed", _counts_reversed,
+            hint="the pairs are the wrong way round: key each pair as (ids[i], ids[i + 1]), the left "
+                 "id first"),
     Mistake("every count 1", _counts_all_ones,
             hint="every count is 1: add one each time a pair is seen, e.g. counts[pair] = counts.get(pair, 0) + 1"),
     Mistake("no overlap", _counts_no_overlap,
@@ -158,10 +190,20 @@ def _pair_cases() -> list[Case]:
             Case("get_pair_counts(200 random ids in 0..3)", noisy)]
 
 
+def _run_pair_counts(impl: Any, case: Case) -> Any:
+    """``impl(ids)`` on a fresh copy of ids, which must come back unchanged."""
+    (ids,), _ = case.fresh()
+    before = list(ids)
+    out = impl(ids)
+    if ids != before:
+        raise CheckFailed(f"{_IDS_CHANGED} (on {case.label})")
+    return out
+
+
 @check("get_pair_counts", mistakes=GET_PAIR_COUNTS)
 def check_get_pair_counts(get_pair_counts: Callable[[list[int]], Any]) -> None:
-    """``get_pair_counts(ids)`` returns ``{(a, b): count}`` over adjacent pairs."""
-    compare(get_pair_counts, _pair_counts, _pair_cases(), name="get_pair_counts(ids)",
+    """``get_pair_counts(ids)`` returns ``{(a, b): count}`` over adjacent pairs; ``ids`` stays as it was."""
+    compare(get_pair_counts, _pair_counts, _pair_cases(), name="get_pair_counts(ids)", run=_run_pair_counts,
             mistakes=GET_PAIR_COUNTS, read=_labelled(_read_counts))
 
 
@@ -225,6 +267,42 @@ def _merge_str_replace(ids, pair, new_id):  # replaces the pair in the ids' text
     return [int(t) for t in text.split()]
 
 
+def _merge_no_bound_check(ids, pair, new_id):  # reads ids[i + 1] past the end
+    out, i = [], 0
+    while i < len(ids):
+        if ids[i] == pair[0] and ids[i + 1] == pair[1]:
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+def _merge_first_id_only(ids, pair, new_id):  # tests ids[i] == pair[0] and nothing else
+    out, i = [], 0
+    while i < len(ids):
+        if i + 1 < len(ids) and ids[i] == pair[0]:
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+def _merge_right_to_left(ids, pair, new_id):  # walks from the end: [5, 5, 5] -> [5, 7]
+    out, i = [], len(ids) - 1
+    while i >= 0:
+        if i > 0 and (ids[i - 1], ids[i]) == tuple(pair):
+            out.append(new_id)
+            i -= 2
+        else:
+            out.append(ids[i])
+            i -= 1
+    return out[::-1]
+
+
 _NEW_LIST = "merge changed the list ids it was given: return a new list; leave ids as it was"
 
 MERGE = [
@@ -244,6 +322,15 @@ MERGE = [
     Mistake("replaces in the ids' text", _merge_str_replace,
             hint="the pair was replaced in the ids written as text, where '12 3' also contains '2 3': "
                  "compare the ids themselves, ids[i] == pair[0] and ids[i + 1] == pair[1]"),
+    Mistake("no bound check", _merge_no_bound_check,
+            hint="ids[i + 1] does not exist at the last id: test i + 1 < len(ids) before comparing "
+                 "ids[i + 1] with pair[1]"),
+    Mistake("first id only", _merge_first_id_only,
+            hint="only the first id of the pair was compared: merge where ids[i] == pair[0] AND "
+                 "ids[i + 1] == pair[1]"),
+    Mistake("right to left", _merge_right_to_left,
+            hint="the merge walked from the right: walk from left to right, so that "
+                 "merge([5, 5, 5], (5, 5), 7) == [7, 5]"),
 ]
 
 
@@ -474,6 +561,18 @@ def _decode_ignore(ids, vocab):
     return b"".join(vocab[i] for i in ids).decode("utf-8", errors="ignore")
 
 
+def _decode_latin1(ids, vocab):
+    return b"".join(vocab[i] for i in ids).decode("latin-1")
+
+
+def _decode_ids_as_bytes(ids, vocab):  # bytes(ids): the vocabulary is never used
+    return bytes(ids).decode("utf-8", errors="replace")
+
+
+def _decode_backslash(ids, vocab):
+    return b"".join(vocab[i] for i in ids).decode("utf-8", errors="backslashreplace")
+
+
 DECODE = [
     Mistake("decodes token by token", _decode_per_token,
             hint="join the bytes of every token first, then decode the whole byte string once: a "
@@ -484,6 +583,14 @@ DECODE = [
     Mistake("returns bytes", _decode_bytes, expect="decode returned bytes; finish with .decode('utf-8', errors='replace')"),
     Mistake("errors='ignore'", _decode_ignore,
             hint="broken bytes vanished (errors='ignore'): use errors='replace' so they show as U+FFFD"),
+    Mistake("latin-1", _decode_latin1,
+            hint="the bytes were decoded as latin-1, one character per byte: decode them as UTF-8, "
+                 ".decode('utf-8', errors='replace')"),
+    Mistake("bytes(ids)", _decode_ids_as_bytes,
+            hint="the ids were taken as bytes, but an id above 255 is a merged token: look each id up "
+                 "in vocab and join those bytes, b''.join(vocab[i] for i in ids)"),
+    Mistake("errors='backslashreplace'", _decode_backslash,
+            hint="broken bytes came out as backslash escapes: use errors='replace' so they show as U+FFFD"),
 ]
 
 
@@ -614,6 +721,30 @@ def _encode_pops_merges(text, merges):  # removes each applied merge from the ca
     return ids
 
 
+def _encode_highest_rank(text, merges):  # max instead of min: the latest merge first
+    ids = list(text.encode("utf-8"))
+    while len(ids) >= 2:
+        pair = max(_pair_counts(ids), key=lambda p: merges.get(p, -1))
+        if pair not in merges:
+            break
+        ids = _merge(ids, pair, merges[pair])
+    return ids
+
+
+def _encode_reversed(text, merges):  # each merge once, the dict read backwards
+    ids = list(text.encode("utf-8"))
+    for pair, idx in reversed(list(merges.items())):
+        ids = _merge(ids, pair, idx)
+    return ids
+
+
+_HIGHER_FIRST = ("a merge of higher rank was applied before one of lower rank (the merges in the "
+                 "dict's order, or the highest rank first): pick the pair with the lowest rank "
+                 "(smallest new id) at every step")
+_LEFTMOST = ("a merge of higher rank was applied first (the leftmost known pair, or the merges in "
+             "reverse order): pick the pair with the lowest rank (smallest new id) at every step, "
+             "wherever it sits")
+
 _MERGES_CHANGED = ("encode changed the merges it was given (removed or added entries): only read "
                    "the table, so the next call still has every merge")
 
@@ -627,12 +758,10 @@ ENCODE = [
             hint="no merge was applied; loop until no pair of ids is in merges, and rank unknown "
                  "pairs last, merges.get(p, float('inf')), so that min() never picks one while a "
                  "known pair is left"),
-    Mistake("dict order", _encode_dict_order,
-            hint="the merges were applied in the dict's order; pick the pair with the lowest rank "
-                 "(smallest new id) at every step"),
-    Mistake("leftmost pair", _encode_first_pair,
-            hint="the leftmost known pair was merged first; pick the pair with the lowest rank "
-                 "(smallest new id) at every step"),
+    Mistake("dict order", _encode_dict_order, hint=_HIGHER_FIRST),
+    Mistake("leftmost pair", _encode_first_pair, hint=_LEFTMOST),
+    Mistake("highest rank first", _encode_highest_rank, hint=_HIGHER_FIRST),
+    Mistake("reverse order", _encode_reversed, hint=_LEFTMOST),
     Mistake("one sweep over the text's pairs", _encode_one_sweep,
             hint="only the pairs of the original bytes were merged: a merge creates new pairs "
                  "(with the new id) that later merges need, so recount the pairs after every merge "

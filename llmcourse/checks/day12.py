@@ -125,6 +125,28 @@ class _EarlyLeakAttention(_PlantedMaskAttention):
         return allowed
 
 
+class _MiddleLeakAttention(_PlantedMaskAttention):
+    """Causal attention except that position ``T // 4`` (neither 0 nor the cut ``T // 2``) also
+    sees every later position: a leak that a test comparing only a few positions misses."""
+
+    def allowed(self, T: int, device: torch.device) -> torch.Tensor:
+        allowed = torch.ones(T, T, dtype=torch.bool, device=device).tril()  # (T, T)
+        allowed[T // 4] = True
+        return allowed
+
+
+class _FarLeakAttention(_PlantedMaskAttention):
+    """Causal attention except that position 0 also sees the positions from ``far_from`` on (the
+    last two of a full context): a leak that a test on inputs shorter than block_size misses."""
+
+    far_from = 0
+
+    def allowed(self, T: int, device: torch.device) -> torch.Tensor:
+        allowed = torch.ones(T, T, dtype=torch.bool, device=device).tril()  # (T, T)
+        allowed[0, self.far_from:] = True
+        return allowed
+
+
 def _one_layer_model(config: GPTConfig, attention: type[_PlantedMaskAttention]) -> GPT:
     """A one-layer GPT (a leak is then one step, not compounded) with ``attention``'s mask."""
     model = GPT(dataclasses.replace(config, n_layer=1))
@@ -143,11 +165,38 @@ def _early_leak_model(config: GPTConfig) -> GPT:
     return _one_layer_model(config, _EarlyLeakAttention)
 
 
+def _middle_leak_model(config: GPTConfig) -> GPT:
+    """A one-layer GPT in which position T // 4 also sees every later position."""
+    return _one_layer_model(config, _MiddleLeakAttention)
+
+
+def _far_leak_model(config: GPTConfig) -> GPT:
+    """A one-layer GPT in which position 0 also sees the last two positions of a full context."""
+    model = _one_layer_model(config, _FarLeakAttention)
+    for block in model.transformer.h:
+        block.attn.far_from = config.block_size - 2
+    return model
+
+
 def _stale_grad_positions_model(config: GPTConfig) -> GPT:
     """A GPT with detached positions whose position table still holds a gradient from an earlier
     backward pass: a test that does not clear the gradients first sees one and passes."""
     model = broken_model("detached_positions", config)
     model.transformer.wpe.weight.grad = torch.ones_like(model.transformer.wpe.weight)
+    return model
+
+
+def _cancelling(grad: torch.Tensor) -> torch.Tensor:
+    out = torch.zeros_like(grad)
+    out[0, 0], out[0, 1] = 1.0, -1.0  # not zero, but its entries sum to exactly 0
+    return out
+
+
+def _cancelling_grad_positions_model(config: GPTConfig) -> GPT:
+    """A GPT whose position embedding receives a non-zero gradient whose entries sum to 0: it
+    does get a gradient, so a correct test passes it."""
+    model = GPT(config)
+    model.transformer.wpe.weight.register_hook(_cancelling)
     return model
 
 
@@ -426,6 +475,15 @@ COUNT = [
                                      + (0 if cfg.tie_weights else cfg.vocab_size * cfg.n_embd)),
             hint="12 * L * C^2 is only the approximate size of the blocks: count every part of the "
                  "table exactly, LayerNorms and biases included (and ln_f)"),
+    Mistake("12 L C^2 + V C", lambda cfg: 12 * cfg.n_layer * cfg.n_embd ** 2 + cfg.vocab_size * cfg.n_embd,
+            hint="12 * L * C^2 + V * C is only the lesson's approximation: count every part of the "
+                 "table exactly (wpe, the LayerNorms, the biases, ln_f, and lm_head when untied)"),
+    Mistake("c_fc bias C", lambda cfg: _count(cfg) - cfg.n_layer * 3 * cfg.n_embd * int(cfg.bias),
+            hint="mlp.c_fc maps C -> 4C, so its bias has 4C numbers, not C: one per output"),
+    Mistake("tied matrix not counted",
+            lambda cfg: _count(cfg) - (cfg.vocab_size * cfg.n_embd if cfg.tie_weights else 0),
+            hint="with tie_weights=True the shared matrix still counts once: V * C for wte, and "
+                 "nothing more for lm_head"),
     Mistake("float", lambda cfg: _count(cfg) + 0.5, expect="should return an int"),
     Mistake("no return", lambda cfg: None, expect="None"),
 ]
@@ -497,15 +555,22 @@ _NO_EVAL = ("call model.eval() before the forward passes, so that dropout is off
 
 
 def _check_model_test(test_fn: Callable[[nn.Module], Any], bug: str, harmless_bug: str, what: str,
-                      subtle: Sequence[tuple[Callable[[GPTConfig], GPT], str, str]] = ()) -> None:
+                      subtle: Sequence[tuple[Callable[[GPTConfig], GPT], str, str]] = (),
+                      names: tuple[str, str] | None = None,
+                      also_correct: Sequence[tuple[Callable[[GPTConfig], GPT], str, str]] = (),
+                      wrong_on_correct: Sequence[tuple[Callable[[str, GPT], bool], str]] = ()) -> None:
     """The learner's test passes a correct GPT (dropout on), fails ``bug``, passes ``harmless_bug``.
 
     ``subtle`` lists ``(build, description, hint)``: smaller forms of ``bug`` that the test must
-    fail as well (``hint`` says what the test missed).
+    fail as well (``hint`` says what the test missed). ``names`` is ``(word, hint)``: the failure
+    message on ``bug`` must contain ``word``. ``also_correct`` lists ``(build, description, hint)``:
+    models without the bug that the test must pass. ``wrong_on_correct`` lists ``(seen, hint)``:
+    when the test fails the correct GPT and ``seen(outcome, model)`` holds, ``hint`` names why.
     """
     cfg = _tiny_config()
     torch.manual_seed(0)
-    outcome = _run_learner_test(test_fn, GPT(cfg))  # a fresh GPT is in training mode: dropout on
+    correct = GPT(cfg)  # a fresh GPT is in training mode: dropout on
+    outcome = _run_learner_test(test_fn, correct)
     if outcome == "returned False":
         raise CheckFailed(_RETURNED_FALSE.format(what="a correct GPT"))
     if outcome is not None:
@@ -515,6 +580,9 @@ def _check_model_test(test_fn: Callable[[nn.Module], Any], bug: str, harmless_bu
                               f"it without dropout: {_NO_EVAL}")
         if outcome.startswith("crash") and ("block_size" in outcome or "index out of range" in outcome):
             raise CheckFailed(f"your test crashed on a correct GPT ({outcome[7:]}): {_SIZES_HINT}")
+        for words, hint in wrong_on_correct:
+            if words(outcome, correct):
+                raise CheckFailed(f"your test fails a correct GPT ({outcome}): {hint}")
         raise CheckFailed(f"your test fails a correct GPT ({outcome}); it should pass it: {what}")
     torch.manual_seed(0)
     outcome = _run_learner_test(test_fn, broken_model(bug, cfg))
@@ -526,6 +594,14 @@ def _check_model_test(test_fn: Callable[[nn.Module], Any], bug: str, harmless_bu
     if outcome.startswith("crash"):
         raise CheckFailed(f"on the broken model ({BROKEN_KINDS[bug]}) your test crashed "
                           f"({outcome[7:]}) instead of failing an assert")
+    if names is not None and names[0] not in outcome:
+        raise CheckFailed(f"your test fails the broken model ({BROKEN_KINDS[bug]}), but its message "
+                          f"does not name the parameter: {names[1]}")
+    for build, description, hint in also_correct:
+        torch.manual_seed(0)
+        outcome = _run_learner_test(test_fn, build(cfg))
+        if outcome is not None:
+            raise CheckFailed(f"your test fails a model without the bug ({description}): {outcome}; {hint}")
     for build, description, hint in subtle:
         for seed in range(3):  # a correct test's random ids may leave the one leaking token as it was
             torch.manual_seed(seed)
@@ -625,9 +701,36 @@ def _causality_global_sizes(model: nn.Module) -> None:
     assert torch.allclose(a[:, : t + 1], b[:, : t + 1], atol=1e-5), "the future leaks"
 
 
+def _causality_positions_0_and_t(model: nn.Module) -> None:
+    idx, idx2, t = _two_inputs(model, model.config.block_size // 2 + 1)
+    model.eval()
+    with torch.no_grad():
+        a, _ = model(idx)
+        b, _ = model(idx2)
+    assert torch.allclose(a[:, [0, t]], b[:, [0, t]], atol=1e-5), "the future leaks"
+
+
+def _causality_short_input(model: nn.Module) -> None:  # (2, t + 2): only token t + 1 changes
+    V, t = model.config.vocab_size, model.config.block_size // 2
+    idx = torch.randint(V, (2, t + 2))
+    idx2 = idx.clone()
+    idx2[:, t + 1:] = (idx2[:, t + 1:] + 1) % V
+    model.eval()
+    with torch.no_grad():
+        a, _ = model(idx)
+        b, _ = model(idx2)
+    assert torch.allclose(a[:, : t + 1], b[:, : t + 1], atol=1e-5), "the future leaks"
+
+
 _EARLY = "position 0 also sees the last token, and every other later one"
 _EARLY_HINT = ("compare the logits at ALL the positions 0..t, not only at t: a leak can reach an "
                "early position and leave position t alone")
+_MIDDLE = "position block_size // 4 also sees every later token"
+_MIDDLE_HINT = ("compare the logits at EVERY position 0..t, a[:, :t + 1], not a few chosen ones: a "
+                "leak can reach any position before t")
+_FAR = "position 0 also sees the last two positions of a full context, and nothing else ahead"
+_FAR_HINT = ("run inputs of the full length, shape (2, model.config.block_size), and change every "
+             "token after t: a leak from the end of the context shows only when the input reaches it")
 _PEEK = "every position also sees the next token, and nothing further"
 _PEEK_HINT = ("change EVERY token after t (from t + 1 on) and compare the logits at ALL the "
               "positions 0..t: a leak of one step shows only at position t")
@@ -671,6 +774,8 @@ CAUSALITY_TEST = [
     Mistake("compares position 0 only", _causality_position_0_only, expect=_PEEK_HINT),
     Mistake("compares position t only", _causality_position_t_only, expect=_EARLY_HINT),
     Mistake("the notebook's sizes", _causality_global_sizes, expect=_SIZES_HINT),
+    Mistake("compares positions 0 and t only", _causality_positions_0_and_t, expect=_MIDDLE_HINT),
+    Mistake("input shorter than block_size", _causality_short_input, expect=_FAR_HINT),
 ]
 
 
@@ -684,7 +789,8 @@ def check_causality_test(test_fn: Callable[[nn.Module], Any]) -> None:
         "compare the logits up to position t of two inputs that differ only after t (idx2 = "
         "idx.clone(), then change idx2; idx2 = idx is the same tensor), e.g. "
         "torch.allclose(a[:, :t + 1], b[:, :t + 1], atol=1e-5), and assert they are equal",
-        subtle=[(_peeking_model, _PEEK, _PEEK_HINT), (_early_leak_model, _EARLY, _EARLY_HINT)],
+        subtle=[(_peeking_model, _PEEK, _PEEK_HINT), (_early_leak_model, _EARLY, _EARLY_HINT),
+                (_middle_leak_model, _MIDDLE, _MIDDLE_HINT), (_far_leak_model, _FAR, _FAR_HINT)],
     )
 
 
@@ -735,6 +841,66 @@ def _gradients_without_zero_grad(model: nn.Module) -> None:
         assert p.grad is not None and p.grad.abs().sum() > 0, name
 
 
+def _gradients_unnamed(model: nn.Module) -> None:
+    V, T = model.config.vocab_size, model.config.block_size
+    model.zero_grad(set_to_none=True)
+    _, loss = model(torch.randint(V, (2, T)), torch.randint(V, (2, T)))
+    loss.backward()
+    for p in model.parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0
+
+
+def _gradients_sum_not_zero(model: nn.Module) -> None:
+    V, T = model.config.vocab_size, model.config.block_size
+    model.zero_grad(set_to_none=True)
+    _, loss = model(torch.randint(V, (2, T)), torch.randint(V, (2, T)))
+    loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.sum() != 0, name
+
+
+_UNNAMED_HINT = ("say which parameter failed: put its name in the assert's message, "
+                 "assert p.grad is not None, f\"{name} has no gradient\" for name, p in "
+                 "model.named_parameters()")
+_NO_GRAPH_HINT = ("the loss has no graph to go back through: run the forward pass outside "
+                  "torch.no_grad() (no_grad is for the causality test, not this one)")
+_CLEARED_HINT = ("every gradient was None when your asserts ran: call loss.backward() before them, and "
+                 "clear the old gradients BEFORE the forward pass, model.zero_grad(set_to_none=True), "
+                 "not after the backward")
+
+
+def _no_graph(outcome: str, model: GPT) -> bool:
+    return outcome.startswith("crash") and "does not require grad" in outcome
+
+
+def _grads_cleared(outcome: str, model: GPT) -> bool:
+    return outcome.startswith("AssertionError") and all(p.grad is None for p in model.parameters())
+
+
+def _gradients_no_grad_forward(model: nn.Module) -> None:
+    V, T = model.config.vocab_size, model.config.block_size
+    model.zero_grad(set_to_none=True)
+    with torch.no_grad():
+        _, loss = model(torch.randint(V, (2, T)), torch.randint(V, (2, T)))
+    loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def _gradients_cleared_after_backward(model: nn.Module) -> None:
+    V, T = model.config.vocab_size, model.config.block_size
+    _, loss = model(torch.randint(V, (2, T)), torch.randint(V, (2, T)))
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+_CANCEL = "the position embedding's gradient is not zero, but its entries sum to 0"
+_CANCEL_HINT = ("entries of opposite sign cancel in p.grad.sum(): test that some entry is non-zero, "
+                "p.grad.abs().sum() > 0")
+
+
 def _gradients_and_causality(model: nn.Module) -> None:
     _gradients_solution(model)
     _causality_solution(model)
@@ -748,6 +914,10 @@ GRADIENTS_TEST = [
     Mistake("tests causality too", _gradients_and_causality, expect="test one property only"),
     Mistake("checks only that grad is not None", _gradients_not_none_only, expect=_ZERO_GRAD_HINT),
     Mistake("no zero_grad", _gradients_without_zero_grad, expect=_STALE_HINT),
+    Mistake("no name in the message", _gradients_unnamed, expect=_UNNAMED_HINT),
+    Mistake("p.grad.sum() != 0", _gradients_sum_not_zero, expect=_CANCEL_HINT),
+    Mistake("forward under no_grad", _gradients_no_grad_forward, expect=_NO_GRAPH_HINT),
+    Mistake("zero_grad after backward", _gradients_cleared_after_backward, expect=_CLEARED_HINT),
 ]
 
 
@@ -762,4 +932,7 @@ def check_gradients_test(test_fn: Callable[[nn.Module], Any]) -> None:
         "p in model.parameters()",
         subtle=[(_zero_grad_positions_model, _ZERO_GRAD, _ZERO_GRAD_HINT),
                 (_stale_grad_positions_model, _STALE, _STALE_HINT)],
+        names=("wpe", _UNNAMED_HINT),
+        also_correct=[(_cancelling_grad_positions_model, _CANCEL, _CANCEL_HINT)],
+        wrong_on_correct=[(_no_graph, _NO_GRAPH_HINT), (_grads_cleared, _CLEARED_HINT)],
     )

@@ -736,14 +736,15 @@ def _el_cases() -> list[Case]:
 
 def _run_el(impl: Any, case: Case) -> dict[str, Any]:
     (losses, eval_iters), _ = case.fresh()
-    model = ScriptedLosses(losses, target_of=lambda idx: idx + 100)   # the batches below
+    shift = 100  # batch n holds the ids n and the targets n + shift
+    model = ScriptedLosses(losses, target_of=lambda idx: idx + shift)
     model.train()
     drawn = {"n": 0}
 
     def get_batch_fn() -> tuple[torch.Tensor, torch.Tensor]:
         drawn["n"] += 1
         return (torch.full((2, 3), drawn["n"], dtype=torch.long),
-                torch.full((2, 3), 100 + drawn["n"], dtype=torch.long))
+                torch.full((2, 3), drawn["n"] + shift, dtype=torch.long))
 
     torch.set_grad_enabled(True)  # as in the training loop that calls estimate_loss
     value = impl(model, get_batch_fn, eval_iters)
@@ -755,7 +756,7 @@ def _run_el(impl: Any, case: Case) -> dict[str, Any]:
             # model(x) with the loss computed from its logits and y is right too: only targets
             # given that are not the batch's own count
             "targets given that are not the batch's": [t for t, b in zip(model.targets, model.batches)
-                                                      if t not in (-1, b + 100)],
+                                                      if t not in (-1, b + shift)],
             "gradients on again afterwards": grad_after,
             "model in training mode during the calls": model.modes,
             "gradients tracked during the calls": model.grad_enabled,

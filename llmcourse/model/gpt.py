@@ -138,7 +138,7 @@ class GPT(nn.Module):
         if self.rotary is None:  # learned positions: (T, C), broadcast over B
             x = x + self.transformer.wpe(torch.arange(start, start + T, device=idx.device))
         else:  # rotary positions: applied to q and k inside every attention layer
-            rope = self.rotary(start, T, idx.device)  # (T, hs/2) cos and sin
+            rope = self.rotary(start, T)  # (T, hs/2) cos and sin
         x = self.transformer.drop(x)
         for i, block in enumerate(self.transformer.h):
             x, _ = block(x, rope=rope, kv_cache=kv_cache, layer_idx=i)  # (B, T, C)
@@ -177,7 +177,7 @@ class GPT(nn.Module):
         if self.rotary is None:
             x = x + self.transformer.wpe(torch.arange(start, start + T, device=idx.device))
         else:
-            rope = self.rotary(start, T, idx.device)
+            rope = self.rotary(start, T)
         x = self.transformer.drop(x)
         maps = []
         for i, block in enumerate(self.transformer.h):

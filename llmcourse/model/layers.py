@@ -120,10 +120,9 @@ class RotaryEmbedding(nn.Module):
     The tables ``cos`` and ``sin``, ``(max_len, hs / 2)``, are plain attributes, not buffers:
     they are not in the state dict, and ``model.half()`` or ``model.to(torch.bfloat16)`` leaves
     them in float32 (half-precision angles lose accuracy at large positions). They move with the
-    module (``model.to(device)``, ``model.cuda()``), and to the ``device`` passed to
-    :meth:`forward` (GPT passes ``idx.device``) when it still differs from theirs. (Moving them
-    with the module matters under ``torch.compile``: a move inside the first compiled call would
-    change an attribute the compiled code depends on, and cost a second compilation.)
+    module (``model.to(device)``, ``model.cuda()``), never inside :meth:`forward`: a move there,
+    in the first compiled call, would change an attribute the compiled code depends on and cost
+    a second compilation.
 
     >>> cos, sin = RotaryEmbedding(4, max_len=8)(0, 3)
     >>> tuple(cos.shape), cos.dtype, cos[0].tolist()   # position 0: no rotation
@@ -146,11 +145,8 @@ class RotaryEmbedding(nn.Module):
         self.cos, self.sin = self.cos.to(device), self.sin.to(device)
         return self
 
-    def forward(self, start: int, length: int,
-                device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, start: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(cos, sin)`` for positions ``start .. start + length - 1``, each ``(length, hs/2)``."""
-        if device is not None and self.cos.device != device:
-            self.cos, self.sin = self.cos.to(device), self.sin.to(device)
         return self.cos[start:start + length], self.sin[start:start + length]
 
     def extra_repr(self) -> str:
